@@ -87,13 +87,7 @@ pub struct Codec {
 
 impl Codec {
     pub fn new(name: &str, clock_rate: u32, channels: u16, payload_type: u8) -> Codec {
-        Codec {
-            name: name.to_ascii_uppercase(),
-            clock_rate,
-            channels,
-            fmtp: String::new(),
-            payload_type,
-        }
+        Codec { name: name.to_ascii_uppercase(), clock_rate, channels, fmtp: String::new(), payload_type }
     }
 
     pub fn with_fmtp(mut self, fmtp: impl Into<String>) -> Codec {
@@ -146,12 +140,7 @@ pub struct Media {
 
 impl Media {
     pub fn new(kind: Kind, direction: Direction, codecs: Vec<Codec>) -> Media {
-        Media {
-            kind,
-            direction,
-            codecs,
-            control: String::new(),
-        }
+        Media { kind, direction, codecs, control: String::new() }
     }
 }
 

@@ -16,11 +16,7 @@ pub struct MediaFilter {
 
 impl MediaFilter {
     pub fn any(kind: Kind) -> MediaFilter {
-        MediaFilter {
-            kind,
-            codecs: Vec::new(),
-            all: false,
-        }
+        MediaFilter { kind, codecs: Vec::new(), all: false }
     }
 
     /// Index of the first codec of `media` this filter accepts, walking the filter's priority order.
@@ -31,9 +27,7 @@ impl MediaFilter {
         if self.codecs.is_empty() {
             return (!media.codecs.is_empty()).then_some(0);
         }
-        self.codecs
-            .iter()
-            .find_map(|want| media.codecs.iter().position(|c| c.name == *want))
+        self.codecs.iter().find_map(|want| media.codecs.iter().position(|c| c.name == *want))
     }
 }
 
@@ -44,11 +38,7 @@ impl fmt::Display for MediaFilter {
         } else if self.codecs.is_empty() {
             "ANY".to_string()
         } else {
-            self.codecs
-                .iter()
-                .map(|c| if c == codec::AAC { "AAC" } else { c })
-                .collect::<Vec<_>>()
-                .join(",")
+            self.codecs.iter().map(|c| if c == codec::AAC { "AAC" } else { c }).collect::<Vec<_>>().join(",")
         };
         write!(f, "{}:{}", self.kind, codecs)
     }
@@ -86,17 +76,11 @@ pub fn parse_filters<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) ->
                 });
                 let mut codecs = vec![codec::AAC.into()];
                 match value.to_ascii_lowercase().as_str() {
-                    "flac" => {
-                        codecs.extend([codec::PCMA.into(), codec::PCMU.into(), codec::L16.into()])
-                    }
+                    "flac" => codecs.extend([codec::PCMA.into(), codec::PCMU.into(), codec::L16.into()]),
                     "all" => codecs.clear(),
                     _ => {}
                 }
-                audio.push(MediaFilter {
-                    kind: Kind::Audio,
-                    codecs,
-                    all: false,
-                });
+                audio.push(MediaFilter { kind: Kind::Audio, codecs, all: false });
                 continue;
             }
             _ => continue,
@@ -137,9 +121,7 @@ pub fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -174,21 +156,13 @@ pub struct MatchError {
 
 impl MatchError {
     pub fn new(filters: &[MediaFilter], offered: &[&Media]) -> MatchError {
-        let wanted = filters
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let wanted = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ");
         let offered = if offered.is_empty() {
             "no medias".to_string()
         } else {
             offered
                 .iter()
-                .flat_map(|m| {
-                    m.codecs
-                        .iter()
-                        .map(move |c| format!("{}:{}", m.kind, c.short_name()))
-                })
+                .flat_map(|m| m.codecs.iter().map(move |c| format!("{}:{}", m.kind, c.short_name())))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -207,11 +181,7 @@ mod tests {
     use crate::codec::Direction;
 
     fn media(kind: Kind, names: &[&str]) -> Media {
-        Media::new(
-            kind,
-            Direction::RecvOnly,
-            names.iter().map(|n| Codec::new(n, 90000, 0, 96)).collect(),
-        )
+        Media::new(kind, Direction::RecvOnly, names.iter().map(|n| Codec::new(n, 90000, 0, 96)).collect())
     }
 
     #[test]
@@ -226,16 +196,10 @@ mod tests {
         assert!(f[1].all && f[1].codecs.is_empty());
 
         let f = parse_query_string("audio=opus&video=h264&audio=aac");
-        assert_eq!(
-            f.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-            ["video:H264", "audio:OPUS", "audio:AAC"]
-        );
+        assert_eq!(f.iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["video:H264", "audio:OPUS", "audio:AAC"]);
 
         let f = parse_query_string("mp4");
-        assert_eq!(
-            f.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-            ["video:H264,H265", "audio:AAC"]
-        );
+        assert_eq!(f.iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["video:H264,H265", "audio:AAC"]);
         let f = parse_query_string("mp4=flac");
         assert_eq!(f[1].codecs.len(), 4);
         assert!(parse_query_string("src=cam&name=x").is_empty());
@@ -254,10 +218,7 @@ mod tests {
     fn match_error_names_both_sides() {
         let m = media(Kind::Video, &["H264"]);
         let e = MatchError::new(&parse_query_string("video=h265"), &[&m]);
-        assert_eq!(
-            e.to_string(),
-            "codecs not matched: video:H265 => video:H264"
-        );
+        assert_eq!(e.to_string(), "codecs not matched: video:H265 => video:H264");
     }
 
     #[test]

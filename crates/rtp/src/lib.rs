@@ -1,1 +1,15 @@
+//! RTP and RTCP, sans-IO: packet parsing and writing, one depacketizer (RTP → [`media::Frame`]) and one
+//! packetizer (Frame → RTP) per codec, a reorder buffer for UDP input, and RTCP sender reports.
 
+pub mod depacketize;
+mod error;
+pub mod packet;
+pub mod packetize;
+pub mod reorder;
+pub mod rtcp;
+
+pub use depacketize::{depacketizer_for, Depacketizer};
+pub use error::RtpError;
+pub use packet::{parse, parse_bytes};
+pub use packetize::{packetizer_for, packetizer_with, Packetizer};
+pub use reorder::ReorderBuffer;

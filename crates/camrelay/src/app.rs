@@ -1,0 +1,79 @@
+//! Wiring: builds the hub from the config, registers sources and servers, runs until a signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::{Hub, HubSettings, SourceFactory};
+use crate::{servers, sources};
+
+/// State every server shares.
+pub struct App {
+    pub hub: Arc<Hub>,
+    pub config: Config,
+    /// The file that API edits (PUT/DELETE /api/streams) persist into.
+    pub config_path: PathBuf,
+    /// Serialises edits of the config file.
+    pub config_write: tokio::sync::Mutex<()>,
+    pub started: SystemTime,
+    /// Cancelled on shutdown: every server and session watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// The URL schemes this build can pull from, one entry per source module.
+pub fn source_schemes() -> Vec<(&'static str, SourceFactory)> {
+    vec![("demo", sources::demo::factory())]
+}
+
+impl App {
+    pub fn new(config: Config, config_path: PathBuf) -> Arc<App> {
+        let settings = HubSettings {
+            linger: config.hub.linger,
+            gop_cache_bytes: config.hub.gop_cache_bytes,
+            reader_queue: config.hub.reader_queue,
+        };
+        let hub = Arc::new(Hub::new(source_schemes(), settings));
+        for (name, urls) in &config.streams {
+            // A bad source is reported and skipped; the stream and its other sources still serve.
+            let mut good = Vec::new();
+            for url in urls {
+                match hub.validate_sources(std::slice::from_ref(url)) {
+                    Ok(()) => good.push(url.clone()),
+                    Err(e) => tracing::error!(stream = %name, source = %crate::secrets::mask_url(url), "{e}"),
+                }
+            }
+            if let Err(e) = hub.set_stream(name, &good) {
+                tracing::error!(stream = %name, "{e}");
+            }
+        }
+        let demo = config.demo.unwrap_or(config.streams.is_empty());
+        if demo && hub.get("demo").is_none() {
+            if let Err(e) = hub.set_stream("demo", &["demo:clip".to_string()]) {
+                tracing::error!("demo stream: {e}");
+            }
+        }
+        Arc::new(App {
+            hub,
+            config,
+            config_path,
+            config_write: tokio::sync::Mutex::new(()),
+            started: SystemTime::now(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Starts the servers; returns when shutdown is requested and everything has stopped.
+    pub async fn run(self: Arc<Self>) -> std::io::Result<()> {
+        let mut tasks = Vec::new();
+        tasks.push(servers::rtsp::start(self.clone()).await?);
+        tasks.push(servers::api::start(self.clone()).await?);
+        self.shutdown.cancelled().await;
+        self.hub.shutdown();
+        for t in tasks.into_iter().flatten() {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! Applies one parsed source onto a [`Config`], validating types and values with their location.
+
+use std::time::Duration;
+
+use super::tree::{Item, Key, Node};
+use super::values::{check_listen, parse_duration, parse_size};
+use super::{Config, ConfigError};
+
+/// Top-level sections of later features: accepted with any content, without warnings.
+const LATER_SECTIONS: &[&str] = &[
+    "webrtc",
+    "mp4",
+    "hls",
+    "mjpeg",
+    "ffmpeg",
+    "exec",
+    "rtmp",
+    "srt",
+    "ngrok",
+    "hass",
+    "homekit",
+    "webtorrent",
+    "srtp",
+    "publish",
+    "preload",
+    "record",
+    "metrics",
+    "onvif",
+];
+
+/// go2rtc keys that camrelay accepts but does not use yet (no warning, value ignored).
+const LATER_API_KEYS: &[&str] = &["tls_listen", "tls_cert", "tls_key", "unix_listen"];
+const LATER_RTSP_KEYS: &[&str] = &["pkt_size"];
+/// go2rtc `log:` keys that are not module levels.
+const LOG_OPTION_KEYS: &[&str] = &["format", "output", "time"];
+
+/// Accepted log levels (zerolog's names plus `off`/`warning`).
+const LOG_LEVELS: &[&str] =
+    &["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic", "disabled", "off"];
+
+struct Ctx<'a> {
+    origin: &'a str,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, item: &Item, key: &str, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_string(),
+            line: item.line,
+            column: item.column,
+            message: format!("{message} (key {key})"),
+        }
+    }
+
+    fn wrong_type(&self, item: &Item, key: &str, expected: &str) -> ConfigError {
+        self.error(item, key, format!("invalid type: {}, expected {expected}", item.describe()))
+    }
+
+    fn unknown(&mut self, key: &Key, path: &str) {
+        self.warnings.push(format!(
+            "{}: line {}, column {}: unknown config key {path:?} (ignored)",
+            self.origin, key.line, key.column
+        ));
+    }
+
+    /// The entries of a section; null is an empty section.
+    fn section<'i>(&self, item: &'i Item, key: &str) -> Result<&'i [(Key, Item)], ConfigError> {
+        match &item.node {
+            Node::Map(entries) => Ok(entries),
+            Node::Null => Ok(&[]),
+            _ => Err(self.wrong_type(item, key, "a mapping")),
+        }
+    }
+
+    /// A string field: any scalar as written; null is `""` (as go2rtc's YAML decoder does).
+    fn string(&self, item: &Item, key: &str) -> Result<String, ConfigError> {
+        match &item.node {
+            Node::Null => Ok(String::new()),
+            Node::Seq(_) | Node::Map(_) => Err(self.wrong_type(item, key, "a string")),
+            _ => Ok(item.scalar_text().unwrap_or_default()),
+        }
+    }
+
+    fn listen(&self, item: &Item, key: &str) -> Result<String, ConfigError> {
+        let listen = self.string(item, key)?.trim().to_string();
+        check_listen(&listen).map_err(|why| {
+            self.error(
+                item,
+                key,
+                format!(
+                    "invalid listen address {listen:?}: {why} (expected [host]:port, e.g. \":1984\" or \"127.0.0.1:1984\")"
+                ),
+            )
+        })?;
+        Ok(listen)
+    }
+
+    /// A boolean field; null keeps the current value.
+    fn boolean(&self, item: &Item, key: &str) -> Result<Option<bool>, ConfigError> {
+        match &item.node {
+            Node::Null => Ok(None),
+            Node::Bool(b) => Ok(Some(*b)),
+            _ => Err(self.wrong_type(item, key, "a boolean (true or false)")),
+        }
+    }
+
+    /// A duration field: a number of seconds or a string like "5s"; null keeps the current value.
+    fn duration(&self, item: &Item, key: &str) -> Result<Option<Duration>, ConfigError> {
+        match &item.node {
+            Node::Null => Ok(None),
+            Node::Int(_) | Node::Float(_) | Node::Str(_) => {
+                let text = item.scalar_text().unwrap_or_default();
+                parse_duration(&text).map(Some).ok_or_else(|| {
+                    self.error(
+                        item,
+                        key,
+                        format!("invalid duration {text:?} (expected e.g. \"5s\", \"500ms\", \"2m\", \"1h\" or a number of seconds)"),
+                    )
+                })
+            }
+            _ => Err(self.wrong_type(item, key, "a duration")),
+        }
+    }
+
+    /// A count or byte size; null keeps the current value. `min` is the smallest accepted value.
+    fn size(&self, item: &Item, key: &str, min: usize, what: &str) -> Result<Option<usize>, ConfigError> {
+        let value = match &item.node {
+            Node::Null => return Ok(None),
+            Node::Int(i) if *i < 0 => None,
+            Node::Int(i) => Some(usize::try_from(*i).unwrap_or(usize::MAX)),
+            Node::Str(s) if what == "a size in bytes" => parse_size(s),
+            _ => return Err(self.wrong_type(item, key, what)),
+        };
+        match value {
+            Some(v) if v >= min => Ok(Some(v)),
+            _ => Err(self.error(
+                item,
+                key,
+                format!("invalid value {}: must be at least {min}", item.scalar_text().unwrap_or_default()),
+            )),
+        }
+    }
+
+    fn log_level(&self, item: &Item, key: &str) -> Result<String, ConfigError> {
+        let level = self.string(item, key)?.trim().to_ascii_lowercase();
+        if level.is_empty() || LOG_LEVELS.contains(&level.as_str()) {
+            Ok(level)
+        } else {
+            Err(self.error(
+                item,
+                key,
+                format!("invalid log level {level:?} (expected one of {})", LOG_LEVELS.join(", ")),
+            ))
+        }
+    }
+}
+
+/// Applies a parsed source onto `config`. Later calls override earlier ones field by field;
+/// a stream entry replaces the whole stream (keeping its first position).
+pub(crate) fn apply(
+    root: &Item,
+    config: &mut Config,
+    origin: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let mut ctx = Ctx { origin, warnings };
+    let sections = match &root.node {
+        Node::Null => return Ok(()),
+        Node::Map(entries) => entries,
+        _ => {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                line: root.line,
+                column: root.column,
+                message: format!(
+                    "invalid type: {}, expected a mapping of config sections (api:, rtsp:, streams:...)",
+                    root.describe()
+                ),
+            })
+        }
+    };
+    for (key, item) in sections {
+        match key.name.as_str() {
+            "api" => apply_api(&mut ctx, item, config)?,
+            "rtsp" => apply_rtsp(&mut ctx, item, config)?,
+            "streams" => apply_streams(&ctx, item, config)?,
+            "log" => apply_log(&mut ctx, item, config)?,
+            "hub" => apply_hub(&mut ctx, item, config)?,
+            "demo" => {
+                if let Some(demo) = ctx.boolean(item, "demo")? {
+                    config.demo = Some(demo);
+                }
+            }
+            name if LATER_SECTIONS.contains(&name) => {}
+            name => ctx.unknown(key, name),
+        }
+    }
+    Ok(())
+}
+
+fn apply_api(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    let api = &mut config.api;
+    for (key, value) in ctx.section(item, "api")? {
+        let path = format!("api.{}", key.name);
+        match key.name.as_str() {
+            "listen" => api.listen = ctx.listen(value, &path)?,
+            "username" => api.username = ctx.string(value, &path)?,
+            "password" => api.password = ctx.string(value, &path)?,
+            "base_path" => api.base_path = ctx.string(value, &path)?,
+            "static_dir" => api.static_dir = ctx.string(value, &path)?,
+            "origin" => api.origin = ctx.string(value, &path)?,
+            "local_auth" => set(&mut api.local_auth, ctx.boolean(value, &path)?),
+            "allow_exec" => set(&mut api.allow_exec, ctx.boolean(value, &path)?),
+            name if LATER_API_KEYS.contains(&name) => {}
+            _ => ctx.unknown(key, &path),
+        }
+    }
+    Ok(())
+}
+
+fn apply_rtsp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    let rtsp = &mut config.rtsp;
+    for (key, value) in ctx.section(item, "rtsp")? {
+        let path = format!("rtsp.{}", key.name);
+        match key.name.as_str() {
+            "listen" => rtsp.listen = ctx.listen(value, &path)?,
+            "username" => rtsp.username = ctx.string(value, &path)?,
+            "password" => rtsp.password = ctx.string(value, &path)?,
+            "default_query" => rtsp.default_query = ctx.string(value, &path)?,
+            "local_auth" => set(&mut rtsp.local_auth, ctx.boolean(value, &path)?),
+            "rtp_listen" => rtsp.rtp_listen = ctx.listen(value, &path)?,
+            "rtcp_listen" => rtsp.rtcp_listen = ctx.listen(value, &path)?,
+            "allow_any_publish" => set(&mut rtsp.allow_any_publish, ctx.boolean(value, &path)?),
+            "session_timeout" => {
+                if let Some(timeout) = ctx.duration(value, &path)? {
+                    if timeout.is_zero() {
+                        return Err(ctx.error(value, &path, "invalid duration: must be greater than zero"));
+                    }
+                    rtsp.session_timeout = timeout;
+                }
+            }
+            name if LATER_RTSP_KEYS.contains(&name) => {}
+            _ => ctx.unknown(key, &path),
+        }
+    }
+    Ok(())
+}
+
+fn apply_streams(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    for (key, value) in ctx.section(item, "streams")? {
+        let path = format!("streams.{}", key.name);
+        let expected = "a source URL, a list of source URLs or nothing";
+        let sources = match &value.node {
+            Node::Null => Vec::new(),
+            Node::Seq(items) => {
+                let mut sources = Vec::with_capacity(items.len());
+                for source in items {
+                    match &source.node {
+                        // An empty list item (`- `) is not a source.
+                        Node::Null => {}
+                        Node::Seq(_) | Node::Map(_) => return Err(ctx.wrong_type(source, &path, "a source URL")),
+                        _ => sources.push(source.scalar_text().unwrap_or_default()),
+                    }
+                }
+                sources
+            }
+            Node::Map(_) => return Err(ctx.wrong_type(value, &path, expected)),
+            _ => {
+                let source = value.scalar_text().unwrap_or_default();
+                if source.trim().is_empty() {
+                    Vec::new()
+                } else {
+                    vec![source]
+                }
+            }
+        };
+        let sources: Vec<String> =
+            sources.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        match config.streams.iter_mut().find(|(name, _)| *name == key.name) {
+            Some(stream) => stream.1 = sources,
+            None => config.streams.push((key.name.clone(), sources)),
+        }
+    }
+    Ok(())
+}
+
+fn apply_log(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    let log = &mut config.log;
+    for (key, value) in ctx.section(item, "log")? {
+        let path = format!("log.{}", key.name);
+        match key.name.as_str() {
+            "level" => log.level = ctx.log_level(value, &path)?,
+            name if LOG_OPTION_KEYS.contains(&name) => {}
+            name => {
+                let level = ctx.log_level(value, &path)?;
+                match log.modules.iter_mut().find(|(module, _)| module == name) {
+                    Some(module) => module.1 = level,
+                    None => log.modules.push((name.to_string(), level)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_hub(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    let hub = &mut config.hub;
+    for (key, value) in ctx.section(item, "hub")? {
+        let path = format!("hub.{}", key.name);
+        match key.name.as_str() {
+            "linger" => set(&mut hub.linger, ctx.duration(value, &path)?),
+            "gop_cache_bytes" => set(&mut hub.gop_cache_bytes, ctx.size(value, &path, 0, "a size in bytes")?),
+            "reader_queue" => set(&mut hub.reader_queue, ctx.size(value, &path, 1, "a number of frames")?),
+            _ => ctx.unknown(key, &path),
+        }
+    }
+    Ok(())
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}

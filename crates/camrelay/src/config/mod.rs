@@ -1,0 +1,278 @@
+//! Configuration: loading `go2rtc.yaml`-compatible files and `-c` arguments, validating them with
+//! line/column errors, and editing the `streams:` section of the file in place.
+//!
+//! Loading works on a located YAML tree ([`tree`]): every source (file, inline `{...}` text, or
+//! `key.path=value` argument) is parsed on its own and applied, in order, onto a [`Config`] that
+//! starts from the defaults. Applying source after source is the same as deep-merging them map by
+//! map (a later scalar replaces an earlier one, a later stream entry replaces the whole stream),
+//! and it keeps the location of every value so an error points at the one source that is wrong.
+
+mod apply;
+mod env;
+mod patch;
+mod tree;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use patch::patch_stream;
+pub use values::{bind_address, parse_duration, parse_size};
+
+/// The whole program configuration, with defaults filled in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub rtsp: RtspConfig,
+    /// Streams in file order; each has its ordered sources (empty = the stream only receives
+    /// pushed media).
+    pub streams: Vec<(String, Vec<String>)>,
+    pub log: LogConfig,
+    pub hub: HubConfig,
+    /// Top-level `demo: true|false`. `None` = serve the built-in `demo` stream only when no streams
+    /// are configured.
+    pub demo: Option<bool>,
+}
+
+/// `api:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// `[host]:port`; `""` disables the HTTP API. Default `":1984"`.
+    pub listen: String,
+    pub username: String,
+    pub password: String,
+    pub base_path: String,
+    pub static_dir: String,
+    pub origin: String,
+    /// `true` = loopback clients must authenticate too (go2rtc lets them in).
+    pub local_auth: bool,
+    /// Allow `exec:` / `echo:` sources to be created over the API.
+    pub allow_exec: bool,
+}
+
+/// `rtsp:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtspConfig {
+    /// `[host]:port`; `""` disables the RTSP server. Default `":8554"`.
+    pub listen: String,
+    pub username: String,
+    pub password: String,
+    pub default_query: String,
+    /// `true` = loopback clients must authenticate too.
+    pub local_auth: bool,
+    /// UDP port for RTP (UDP transport). Default `":8000"`.
+    pub rtp_listen: String,
+    /// UDP port for RTCP. Default `":8001"`.
+    pub rtcp_listen: String,
+    /// Accept ANNOUNCE to any stream name, creating the stream.
+    pub allow_any_publish: bool,
+    pub session_timeout: Duration,
+}
+
+/// `log:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// Default level. Default `"info"`.
+    pub level: String,
+    /// Every other key (`api: trace`, `rtsp: warn`...) in file order.
+    pub modules: Vec<(String, String)>,
+}
+
+/// `hub:` section (camrelay's own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubConfig {
+    /// How long a source keeps running after its last reader leaves. Default 5 s.
+    pub linger: Duration,
+    /// Bound of each video track's GOP cache, in bytes (0 = no GOP cache). Default 8 MiB.
+    pub gop_cache_bytes: usize,
+    /// Frames per reader queue (at least 1). Default 512.
+    pub reader_queue: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: ":1984".to_string(),
+            username: String::new(),
+            password: String::new(),
+            base_path: String::new(),
+            static_dir: String::new(),
+            origin: String::new(),
+            local_auth: false,
+            allow_exec: false,
+        }
+    }
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            listen: ":8554".to_string(),
+            username: String::new(),
+            password: String::new(),
+            default_query: String::new(),
+            local_auth: false,
+            rtp_listen: ":8000".to_string(),
+            rtcp_listen: ":8001".to_string(),
+            allow_any_publish: false,
+            session_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".to_string(), modules: Vec::new() }
+    }
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig { linger: Duration::from_secs(5), gop_cache_bytes: 8 * 1024 * 1024, reader_queue: 512 }
+    }
+}
+
+/// The result of [`load`].
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file that API edits ([`patch_stream`]) persist into. It may not exist yet.
+    pub path: PathBuf,
+    /// Non-fatal problems (unknown keys, unset environment variables), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// A configuration that cannot be used. `origin` is `config file <name>` or `-c argument #<n>`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (missing, permissions...).
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        origin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A syntax error or a bad value, at a known place.
+    #[error("{origin}: line {line}, column {column}: {message}")]
+    Invalid { origin: String, line: u64, column: u64, message: String },
+    /// A bad value whose place is unknown.
+    #[error("{origin}: {message}")]
+    Unlocated { origin: String, message: String },
+}
+
+/// One `-c` value (or the default file), classified by go2rtc's rules.
+enum Source {
+    /// Inline YAML/JSON text (starts with `{`).
+    Inline { index: usize, text: String },
+    /// `key.path=value`.
+    Assign { index: usize, key: String, value: String },
+    /// A file; `shown` is the name used in messages.
+    File { path: PathBuf, shown: String },
+}
+
+fn arg_origin(index: usize) -> String {
+    format!("-c argument #{index}")
+}
+
+fn file_origin(shown: &str) -> String {
+    format!("config file {shown}")
+}
+
+/// `key.path=value` when there is a `=` before any `/` (and the argument is not an existing file).
+fn split_assignment(arg: &str) -> Option<(&str, &str)> {
+    let eq = arg.find('=')?;
+    if arg.find('/').is_some_and(|slash| slash < eq) {
+        return None;
+    }
+    let key = arg[..eq].trim();
+    if key.is_empty() {
+        return None;
+    }
+    Some((key, &arg[eq + 1..]))
+}
+
+/// Loads the configuration from the `-c` arguments (in order; later ones override earlier ones).
+///
+/// Each argument is inline YAML/JSON when it starts with `{`, a `key.path=value` assignment when it
+/// has a `=` before any `/` and is not an existing file, else a file path relative to `cwd`. The
+/// first file argument is the file API edits persist into. Without a file argument,
+/// `camrelay.yaml` or else `go2rtc.yaml` in `cwd` is loaded first when it exists, and edits go to
+/// that file (or to `cwd/camrelay.yaml`, created on the first edit). `env` looks up environment
+/// variables for `${VAR}` / `${VAR:default}` substitution.
+pub fn load(args: &[String], cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<LoadedConfig, ConfigError> {
+    let mut sources = Vec::with_capacity(args.len() + 1);
+    let mut edit_path: Option<PathBuf> = None;
+    for (i, arg) in args.iter().enumerate() {
+        let index = i + 1;
+        if arg.trim_start().starts_with('{') {
+            sources.push(Source::Inline { index, text: arg.clone() });
+            continue;
+        }
+        let path = cwd.join(arg);
+        if let Some((key, value)) = split_assignment(arg) {
+            if !path.exists() {
+                sources.push(Source::Assign { index, key: key.to_string(), value: value.to_string() });
+                continue;
+            }
+        }
+        if edit_path.is_none() {
+            edit_path = Some(path.clone());
+        }
+        sources.push(Source::File { path, shown: arg.clone() });
+    }
+    let path = match edit_path {
+        Some(path) => path,
+        None => {
+            let default = ["camrelay.yaml", "go2rtc.yaml"]
+                .iter()
+                .map(|name| (cwd.join(name), *name))
+                .find(|(path, _)| path.is_file());
+            match default {
+                Some((path, name)) => {
+                    sources.insert(0, Source::File { path: path.clone(), shown: name.to_string() });
+                    path
+                }
+                None => cwd.join("camrelay.yaml"),
+            }
+        }
+    };
+
+    let mut config = Config::default();
+    let mut warnings = Vec::new();
+    for source in sources {
+        let (origin, root) = match source {
+            Source::Inline { index, text } => {
+                let origin = arg_origin(index);
+                let text = env::substitute(&text, env, &origin, &mut warnings);
+                let root = tree::parse(&text, &origin)?;
+                (origin, root)
+            }
+            Source::Assign { index, key, value } => {
+                let origin = arg_origin(index);
+                let value = env::substitute(&value, env, &origin, &mut warnings);
+                let root = tree::assignment(&key, &value, &origin)?;
+                (origin, root)
+            }
+            Source::File { path, shown } => {
+                let origin = file_origin(&shown);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::Read { origin: origin.clone(), source })?;
+                let text = env::substitute(&text, env, &origin, &mut warnings);
+                let root = tree::parse(&text, &origin)?;
+                (origin, root)
+            }
+        };
+        apply::apply(&root, &mut config, &origin, &mut warnings)?;
+    }
+    Ok(LoadedConfig { config, path, warnings })
+}
+
+/// The config file's text with secrets masked (`password:` / `token:`-like values and URL
+/// credentials), for `GET /api/config`.
+pub fn read_masked(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(crate::secrets::mask_text(&text))
+}

@@ -1,0 +1,424 @@
+//! In-place editing of the `streams:` section of the config file, keeping the user's comments and
+//! layout. No YAML library round-trips comments, so this is a line-based editor of the top-level
+//! `streams:` block: it finds the entry by name (its key line plus the more-indented or `- ` lines
+//! that follow) and replaces or removes exactly those lines.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::tree::{self, Node};
+
+/// Serializes read-modify-write cycles of this process (concurrent API calls).
+static WRITE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Sets `streams.<name>` in the YAML file at `path` to `sources` (one source → `  name: value`,
+/// several → a block list, none → `  name:`), or removes the entry when `sources` is `None`.
+/// Creates the `streams:` section at the end if absent, and the file if absent. The rest of the
+/// file, comments included, is kept byte for byte. The file is replaced atomically (temporary file
+/// + rename, keeping its permissions; a symlink is followed and its target replaced).
+///
+/// Fails with `InvalidData` when the `streams:` section has a layout this editor cannot edit
+/// safely (e.g. a multi-line flow mapping); the file is then left untouched.
+pub fn patch_stream(path: &Path, name: &str, sources: Option<&[String]>) -> io::Result<()> {
+    // A poisoned lock only means another edit panicked; the file itself is always whole.
+    let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let target = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    };
+    let text = match fs::read_to_string(&target) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && sources.is_none() => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let patched = patch_text(&text, name, sources).map_err(|msg| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("cannot edit {}: {msg}", target.display()))
+    })?;
+    if patched == text {
+        return Ok(());
+    }
+    write_atomic(&target, &patched)
+}
+
+fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name =
+        path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "config path has no file name"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        if let Ok(meta) = fs::metadata(path) {
+            file.set_permissions(meta.permissions())?;
+        }
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    // Persist the rename itself; not all platforms can open a directory, so this is best effort.
+    if let Ok(dir) = fs::File::open(&dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Number of leading spaces.
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// A block sequence item (`- x` or a bare `-`).
+fn is_seq_item(body: &str) -> bool {
+    let body = body.trim_end_matches(['\r', '\n']);
+    body == "-" || body.starts_with("- ") || body.starts_with("-\t")
+}
+
+fn strip_newline(line: &str) -> &str {
+    line.trim_end_matches(['\r', '\n'])
+}
+
+/// Parses a mapping key at the start of `body` (plain, `'single'` or `"double"` quoted). Returns
+/// the key and the text after its `:` (without the line break).
+fn parse_key(body: &str) -> Option<(String, &str)> {
+    let body = strip_newline(body);
+    let (key, after_key) = match body.as_bytes().first()? {
+        b'"' => {
+            let mut key = String::new();
+            let mut chars = body.char_indices().skip(1);
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    '\\' => match chars.next()?.1 {
+                        'n' => key.push('\n'),
+                        't' => key.push('\t'),
+                        'r' => key.push('\r'),
+                        '0' => key.push('\0'),
+                        'x' | 'u' | 'U' => return None,
+                        other => key.push(other),
+                    },
+                    c => key.push(c),
+                }
+            }
+            (key, &body[end?..])
+        }
+        b'\'' => {
+            let mut key = String::new();
+            let mut chars = body.char_indices().skip(1).peekable();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                if c == '\'' {
+                    if chars.peek().map(|&(_, c)| c) == Some('\'') {
+                        chars.next();
+                        key.push('\'');
+                        continue;
+                    }
+                    end = Some(i + 1);
+                    break;
+                }
+                key.push(c);
+            }
+            (key, &body[end?..])
+        }
+        b'#' | b'-' | b'?' | b'[' | b'{' => return None,
+        _ => {
+            let bytes = body.as_bytes();
+            let colon = (0..bytes.len())
+                .find(|&i| bytes[i] == b':' && matches!(bytes.get(i + 1), None | Some(b' ' | b'\t')))?;
+            (body[..colon].trim_end().to_string(), &body[colon..])
+        }
+    };
+    let after = after_key.trim_start_matches([' ', '\t']).strip_prefix(':')?;
+    if !(after.is_empty() || after.starts_with([' ', '\t'])) || key.is_empty() {
+        return None;
+    }
+    Some((key, after))
+}
+
+/// Splits the text after a key's `:` into the value and the trailing comment (with the
+/// whitespace before it; `""` when there is none).
+fn split_value_comment(after: &str) -> (&str, &str) {
+    let after = strip_newline(after);
+    let bytes = after.as_bytes();
+    let start = after.len() - after.trim_start().len();
+    // Skip a quoted value so that a '#' inside it is not taken for a comment.
+    let mut i = start;
+    match bytes.get(start) {
+        Some(&b'\'') => {
+            i += 1;
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        }
+        Some(&b'"') => {
+            i += 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'"' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+        _ => {}
+    }
+    let i = i.min(bytes.len());
+    let hash = (i..bytes.len()).find(|&j| bytes[j] == b'#' && (j == 0 || matches!(bytes[j - 1], b' ' | b'\t')));
+    match hash {
+        Some(j) => {
+            let value = after[..j].trim();
+            let comment_start = after[..j].trim_end().len();
+            (value, &after[comment_start..])
+        }
+        None => (after.trim(), ""),
+    }
+}
+
+/// Whether a scalar must be quoted to read back as the same string in a block context.
+fn needs_quotes(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return true;
+    };
+    if s.trim() != s
+        || "-?:,[]{}#&*!|>'\"%@`".contains(first)
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.contains(":\t")
+        || s.ends_with(':')
+        || s.chars().any(|c| c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}'))
+    {
+        return true;
+    }
+    let lower = s.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "~" | "null"
+            | "true"
+            | "false"
+            | "yes"
+            | "no"
+            | "on"
+            | "off"
+            | "y"
+            | "n"
+            | "<<"
+            | "="
+            | ".inf"
+            | "+.inf"
+            | ".nan"
+    ) {
+        return true;
+    }
+    // Anything that could read as a number (YAML 1.1 or 1.2): 12, 0x1F, 0o17, 1_000, 1e3, 12:30,
+    // .5, +1, 192.168.1.1 (harmless to quote).
+    let numberish_start =
+        first.is_ascii_digit() || (matches!(first, '+' | '.') && s[1..].starts_with(|c: char| c.is_ascii_digit()));
+    numberish_start && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '+' | '-'))
+}
+
+/// `s` as a YAML scalar: plain when safe, else single-quoted, or double-quoted with escapes when
+/// it holds control characters.
+pub(crate) fn quote(s: &str) -> String {
+    if !needs_quotes(s) {
+        return s.to_string();
+    }
+    let special = |c: char| c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}');
+    if !s.chars().any(special) {
+        return format!("'{}'", s.replace('\'', "''"));
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if special(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The lines of one stream entry. `comment` is kept after the key (or after a single value).
+fn render_entry(
+    name: &str,
+    sources: &[String],
+    entry_indent: usize,
+    item_offset: usize,
+    comment: &str,
+    nl: &str,
+) -> Vec<String> {
+    let pad = " ".repeat(entry_indent);
+    let key = quote(name);
+    match sources {
+        [] => vec![format!("{pad}{key}:{comment}{nl}")],
+        [one] => vec![format!("{pad}{key}: {}{comment}{nl}", quote(one))],
+        many => {
+            let item_pad = " ".repeat(entry_indent + item_offset);
+            let mut lines = vec![format!("{pad}{key}:{comment}{nl}")];
+            lines.extend(many.iter().map(|s| format!("{item_pad}- {}{nl}", quote(s))));
+            lines
+        }
+    }
+}
+
+/// One entry of the `streams:` block: lines `start..=last` (trailing comments and blank lines
+/// after its last value line are not part of it).
+struct Entry {
+    key: String,
+    start: usize,
+    last: usize,
+    comment: String,
+}
+
+/// The sources of a flow-style `streams: {...}` value, for converting it to block style.
+fn flow_entries(value: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let root = tree::parse(value, "streams")
+        .map_err(|e| format!("the flow-style `streams:` value cannot be parsed on its own line ({e})"))?;
+    let Node::Map(entries) = root.node else {
+        return Err("`streams:` is not a mapping".to_string());
+    };
+    entries
+        .into_iter()
+        .map(|(key, item)| {
+            let sources = match &item.node {
+                Node::Null => Vec::new(),
+                Node::Seq(items) => items.iter().filter_map(|i| i.scalar_text()).collect(),
+                Node::Map(_) => return Err(format!("stream {:?} is a mapping", key.name)),
+                _ => item.scalar_text().into_iter().collect(),
+            };
+            Ok((key.name, sources))
+        })
+        .collect()
+}
+
+/// The patch on text: see [`patch_stream`].
+pub(crate) fn patch_text(text: &str, name: &str, sources: Option<&[String]>) -> Result<String, String> {
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut text = text.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push_str(nl);
+    }
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+
+    let header =
+        lines.iter().position(|line| indent(line) == 0 && parse_key(line).is_some_and(|(key, _)| key == "streams"));
+    let Some(h) = header else {
+        let Some(sources) = sources else {
+            return Ok(text);
+        };
+        lines.push(format!("streams:{nl}"));
+        lines.extend(render_entry(name, sources, 2, 2, "", nl));
+        return Ok(lines.concat());
+    };
+
+    // `streams: {...}` / `streams: ~`: turn it into a block section first.
+    let (value, comment) = match parse_key(&lines[h]) {
+        Some((_, after)) => {
+            let (value, comment) = split_value_comment(after);
+            (value.to_string(), comment.to_string())
+        }
+        None => (String::new(), String::new()),
+    };
+    if !value.is_empty() {
+        let converted = match value.as_str() {
+            "~" | "null" | "Null" | "NULL" | "{}" => Vec::new(),
+            v if v.starts_with('{') => flow_entries(v)?,
+            _ => return Err("`streams:` is not a mapping".to_string()),
+        };
+        let mut block = vec![format!("streams:{comment}{nl}")];
+        for (name, sources) in &converted {
+            block.extend(render_entry(name, sources, 2, 2, "", nl));
+        }
+        lines.splice(h..=h, block);
+    }
+
+    let end = (h + 1..lines.len())
+        .find(|&i| indent(&lines[i]) == 0 && !is_blank_or_comment(&lines[i]))
+        .unwrap_or(lines.len());
+    let entry_indent = (h + 1..end).find(|&i| !is_blank_or_comment(&lines[i])).map_or(2, |i| indent(&lines[i]));
+
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut item_offset = None;
+    for (i, line) in lines.iter().enumerate().take(end).skip(h + 1) {
+        if is_blank_or_comment(line) {
+            continue;
+        }
+        let ind = indent(line);
+        let body = &line[ind..];
+        if ind == entry_indent && !is_seq_item(body) {
+            let Some((key, after)) = parse_key(body) else {
+                return Err(format!("line {}: cannot read the stream name in {:?}", i + 1, strip_newline(line)));
+            };
+            let comment = split_value_comment(after).1.to_string();
+            entries.push(Entry { key, start: i, last: i, comment });
+        } else if ind < entry_indent || entries.is_empty() {
+            return Err(format!("line {}: unexpected indentation in the `streams:` section", i + 1));
+        } else if let Some(entry) = entries.last_mut() {
+            if is_seq_item(body) && item_offset.is_none() {
+                item_offset = Some(ind - entry_indent);
+            }
+            entry.last = i;
+        }
+    }
+    let item_offset = item_offset.unwrap_or(entry_indent.max(2));
+
+    let matching: Vec<&Entry> = entries.iter().filter(|e| e.key == name).collect();
+    match sources {
+        None => {
+            for entry in matching.iter().rev() {
+                lines.drain(entry.start..=entry.last);
+            }
+        }
+        Some(sources) => {
+            if let Some((first, rest)) = matching.split_first() {
+                for entry in rest.iter().rev() {
+                    lines.drain(entry.start..=entry.last);
+                }
+                let rendered = render_entry(name, sources, entry_indent, item_offset, &first.comment, nl);
+                lines.splice(first.start..=first.last, rendered);
+            } else {
+                let at = (h + 1..end)
+                    .rev()
+                    .find(|&i| !lines[i].trim().is_empty() && indent(&lines[i]) > 0)
+                    .map_or(h + 1, |i| i + 1);
+                let rendered = render_entry(name, sources, entry_indent, item_offset, "", nl);
+                lines.splice(at..at, rendered);
+            }
+        }
+    }
+    Ok(lines.concat())
+}

@@ -1,0 +1,280 @@
+//! The stream hub: named streams, their producers (sources) and readers, and the matching of a
+//! reader's query filters to source medias (DESIGN.md, "The data path" and "Streams, sources and
+//! negotiation").
+
+pub mod producer;
+pub mod reader;
+pub mod track;
+
+use media::{Direction, Media, MediaFilter};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub use producer::{BoxFuture, Producer, ProducerState, Source, SourceError};
+pub use reader::{Delivery, Reader, ReaderShared, ReaderTrack};
+pub use track::Track;
+
+/// Builds a source from a URL of one scheme. Registered by `main` from a list, one per module.
+pub type SourceFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn Source>, String> + Send + Sync>;
+
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    pub linger: Duration,
+    pub gop_cache_bytes: usize,
+    pub reader_queue: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HubError {
+    #[error("stream not found: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    NotMatched(#[from] media::MatchError),
+    #[error("{0}")]
+    Source(String),
+    #[error("unsupported scheme: {0}")]
+    UnknownScheme(String),
+}
+
+pub struct Stream {
+    pub name: String,
+    producers: Mutex<Vec<Arc<Producer>>>,
+    readers: Mutex<Vec<Arc<ReaderShared>>>,
+}
+
+impl Stream {
+    pub fn producers(&self) -> Vec<Arc<Producer>> {
+        self.producers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn readers(&self) -> Vec<Arc<ReaderShared>> {
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn forget_reader(&self, id: u64) {
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| r.id != id);
+    }
+
+    pub fn add_producer(&self, p: Arc<Producer>) {
+        self.producers.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+    }
+
+    /// Removes a producer (a publisher that left) and ends its tracks.
+    pub fn remove_producer(&self, id: u64) {
+        let removed: Vec<_> = {
+            let mut list = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            let (gone, keep) = list.drain(..).partition(|p| p.id == id);
+            *list = keep;
+            gone
+        };
+        for p in removed {
+            p.shutdown();
+        }
+    }
+}
+
+pub struct Hub {
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    schemes: HashMap<String, SourceFactory>,
+    pub settings: HubSettings,
+    next_reader_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(schemes: Vec<(&str, SourceFactory)>, settings: HubSettings) -> Hub {
+        Hub {
+            streams: RwLock::new(BTreeMap::new()),
+            schemes: schemes.into_iter().map(|(s, f)| (s.to_string(), f)).collect(),
+            settings,
+            next_reader_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn schemes(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.schemes.keys().cloned().collect();
+        s.sort();
+        s
+    }
+
+    /// The scheme of a source URL (`rtsp` of `rtsp://...`, `exec` of `exec:...`).
+    pub fn scheme_of(url: &str) -> &str {
+        url.split_once(':').map(|(s, _)| s).unwrap_or("")
+    }
+
+    fn make_producer(&self, url: &str) -> Result<Arc<Producer>, HubError> {
+        let scheme = Self::scheme_of(url);
+        let factory = self.schemes.get(scheme).ok_or_else(|| HubError::UnknownScheme(scheme.to_string()))?;
+        let source = factory(url).map_err(HubError::Source)?;
+        Ok(Producer::pulled(url, source, self.settings.linger, self.settings.gop_cache_bytes))
+    }
+
+    /// Checks that every URL has a known scheme and parses, without creating anything.
+    pub fn validate_sources(&self, urls: &[String]) -> Result<(), HubError> {
+        for url in urls {
+            self.make_producer(url)?;
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a stream. Readers of a replaced stream's sources are ended.
+    pub fn set_stream(&self, name: &str, urls: &[String]) -> Result<Arc<Stream>, HubError> {
+        let producers = urls.iter().map(|u| self.make_producer(u)).collect::<Result<Vec<_>, _>>()?;
+        let stream =
+            Arc::new(Stream { name: name.to_string(), producers: Mutex::new(producers), readers: Mutex::default() });
+        let old = self.streams.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), stream.clone());
+        if let Some(old) = old {
+            // Publishers stay attached to the stream across a source change.
+            for p in old.producers() {
+                if p.is_pushed() {
+                    stream.add_producer(p);
+                } else {
+                    p.shutdown();
+                }
+            }
+        }
+        Ok(stream)
+    }
+
+    pub fn remove_stream(&self, name: &str) -> bool {
+        let old = self.streams.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        match old {
+            Some(s) => {
+                for p in s.producers() {
+                    p.shutdown();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// The stream to publish into: an existing one, or a new empty one when `create` is allowed.
+    pub fn stream_for_publish(&self, name: &str, create: bool) -> Option<Arc<Stream>> {
+        if let Some(s) = self.get(name) {
+            return Some(s);
+        }
+        if !create {
+            return None;
+        }
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        Some(
+            streams
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Stream { name: name.to_string(), producers: Mutex::default(), readers: Mutex::default() })
+                })
+                .clone(),
+        )
+    }
+
+    pub fn new_reader_shared(&self, protocol: &str, remote_addr: String) -> Arc<ReaderShared> {
+        Arc::new(ReaderShared::new(self.next_reader_id.fetch_add(1, Ordering::Relaxed), protocol, remote_addr))
+    }
+
+    /// Matches `filters` against the stream's sources, in config order, dialling each lazily, and
+    /// subscribes the reader to every matched track. Each filter takes the first matching media
+    /// (`all` filters take every one); a reader may take video from one source and audio from another.
+    pub async fn subscribe(
+        &self,
+        name: &str,
+        filters: &[MediaFilter],
+        shared: Arc<ReaderShared>,
+        replay: bool,
+    ) -> Result<Reader, HubError> {
+        let stream = self.get(name).ok_or_else(|| HubError::NotFound(name.to_string()))?;
+        let producers = stream.producers();
+        let mut described: Vec<Option<Vec<Media>>> = vec![None; producers.len()];
+        let mut first_error = None;
+        // (producer index, media index, codec index)
+        let mut picks: Vec<(usize, usize, usize)> = Vec::new();
+        for filter in filters {
+            'producers: for (pi, producer) in producers.iter().enumerate() {
+                if described[pi].is_none() {
+                    match producer.medias().await {
+                        Ok(m) => described[pi] = Some(m),
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                            continue;
+                        }
+                    }
+                }
+                let Some(medias) = &described[pi] else { continue };
+                for (mi, m) in medias.iter().enumerate() {
+                    // Only what the source sends to us; its backchannel is matched the other way.
+                    if m.direction == Direction::SendOnly || picks.iter().any(|p| p.0 == pi && p.1 == mi) {
+                        continue;
+                    }
+                    if let Some(ci) = filter.pick_codec(m) {
+                        picks.push((pi, mi, ci));
+                        if !filter.all {
+                            break 'producers;
+                        }
+                    }
+                }
+            }
+        }
+        if picks.is_empty() {
+            let offered: Vec<&Media> = described.iter().flatten().flatten().collect();
+            if offered.is_empty() {
+                if let Some(e) = first_error {
+                    return Err(HubError::Source(e));
+                }
+            }
+            return Err(media::MatchError::new(filters, &offered).into());
+        }
+
+        let (tx, rx) = mpsc::channel(self.settings.reader_queue.max(1));
+        let mut tracks = Vec::new();
+        let mut used_producers: Vec<Arc<Producer>> = Vec::new();
+        for &(pi, mi, ci) in &picks {
+            let producer = &producers[pi];
+            let Some(track) = producer.tracks().get(mi).cloned() else { continue };
+            let codec = described[pi].as_ref().and_then(|m| m.get(mi)).and_then(|m| m.codecs.get(ci)).cloned();
+            tracks.push(ReaderTrack { codec: codec.unwrap_or_else(|| track.codec.clone()), track });
+            if !used_producers.iter().any(|p| p.id == producer.id) {
+                used_producers.push(producer.clone());
+            }
+        }
+        // Video first so audio replay can start where the video's keyframe starts.
+        let mut since = None;
+        let mut order: Vec<usize> = (0..tracks.len()).collect();
+        order.sort_by_key(|&i| !tracks[i].track.needs_keyframe());
+        for i in order {
+            let first = tracks[i].track.subscribe(shared.clone(), tx.clone(), i, replay, since);
+            if tracks[i].track.needs_keyframe() {
+                since = match (since, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        drop(tx);
+        *shared.medias.lock().unwrap_or_else(|e| e.into_inner()) =
+            tracks.iter().map(|t| format!("{}, sendonly, {}", t.track.kind, t.codec.short_name())).collect();
+        for p in &used_producers {
+            p.add_reader();
+        }
+        stream.readers.lock().unwrap_or_else(|e| e.into_inner()).push(shared.clone());
+        Ok(Reader { shared, tracks, queue: rx, stream, producers: used_producers })
+    }
+
+    /// Stops every source (server shutdown).
+    pub fn shutdown(&self) {
+        for s in self.streams() {
+            for p in s.producers() {
+                p.shutdown();
+            }
+        }
+    }
+}

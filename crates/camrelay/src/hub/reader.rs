@@ -1,0 +1,95 @@
+//! A reader (consumer) of a stream: its bounded queue and the counters the API shows.
+
+use media::{Codec, Frame};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+
+use super::producer::Producer;
+use super::track::Track;
+use super::Stream;
+
+/// One frame for one of the reader's tracks.
+pub struct Delivery {
+    pub slot: usize,
+    pub frame: Arc<Frame>,
+}
+
+/// The part of a reader the hub and the API share.
+pub struct ReaderShared {
+    pub id: u64,
+    /// `rtsp+tcp`, `rtsp+udp`, ...
+    pub protocol: Mutex<String>,
+    pub remote_addr: String,
+    pub user_agent: Mutex<String>,
+    pub started: SystemTime,
+    /// Frames dropped because this reader's queue was full (or skipped until the next keyframe).
+    pub dropped: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub packets_sent: AtomicU64,
+    /// What this reader takes, for the API: `video, sendonly, H264`.
+    pub medias: Mutex<Vec<String>>,
+}
+
+impl ReaderShared {
+    pub fn new(id: u64, protocol: &str, remote_addr: String) -> ReaderShared {
+        ReaderShared {
+            id,
+            protocol: Mutex::new(protocol.to_string()),
+            remote_addr,
+            user_agent: Mutex::new(String::new()),
+            started: SystemTime::now(),
+            dropped: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            medias: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn set_protocol(&self, protocol: &str) {
+        *self.protocol.lock().unwrap_or_else(|e| e.into_inner()) = protocol.to_string();
+    }
+
+    pub fn protocol(&self) -> String {
+        self.protocol.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn count_sent(&self, packets: u64, bytes: u64) {
+        self.packets_sent.fetch_add(packets, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// One of the tracks a reader takes, with the codec it was matched on.
+pub struct ReaderTrack {
+    pub track: Arc<Track>,
+    pub codec: Codec,
+}
+
+/// A subscription to some tracks of one stream. Dropping it unsubscribes and lets idle sources stop.
+pub struct Reader {
+    pub shared: Arc<ReaderShared>,
+    pub tracks: Vec<ReaderTrack>,
+    pub queue: mpsc::Receiver<Delivery>,
+    pub(super) stream: Arc<Stream>,
+    pub(super) producers: Vec<Arc<Producer>>,
+}
+
+impl Reader {
+    pub fn stream_name(&self) -> &str {
+        &self.stream.name
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        for t in &self.tracks {
+            t.track.unsubscribe(self.shared.id);
+        }
+        for p in &self.producers {
+            p.remove_reader();
+        }
+        self.stream.forget_reader(self.shared.id);
+    }
+}

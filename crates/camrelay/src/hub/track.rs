@@ -1,0 +1,285 @@
+//! A Track fans one media's Frames out to readers, each through its own bounded queue, and keeps the
+//! frames a new reader needs to start at once (the GOP cache).
+
+use media::{Codec, Frame, Kind};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+use tokio::sync::mpsc;
+
+use super::reader::{Delivery, ReaderShared};
+
+static NEXT_TRACK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Upper bound on frames kept for an audio track, on top of the byte bound.
+const AUDIO_CACHE_FRAMES: usize = 512;
+
+pub struct Track {
+    pub id: u64,
+    pub kind: Kind,
+    pub codec: Codec,
+    inner: Mutex<TrackInner>,
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+struct TrackInner {
+    subscribers: Vec<Subscriber>,
+    cache: FrameCache,
+    /// Wall clock of a frame and its timestamp, for RTCP sender reports (NTP ↔ RTP mapping).
+    clock_ref: Option<(SystemTime, u32)>,
+}
+
+struct Subscriber {
+    reader: Arc<ReaderShared>,
+    queue: mpsc::Sender<Delivery>,
+    /// Index of this track among the reader's tracks.
+    slot: usize,
+    /// After a drop, a video reader skips frames up to the next keyframe so it never decodes garbage.
+    need_keyframe: bool,
+}
+
+/// Frames since the last keyframe (video) or the most recent frames (audio), bounded in bytes.
+struct FrameCache {
+    frames: VecDeque<(Instant, Arc<Frame>)>,
+    bytes: usize,
+    max_bytes: usize,
+    video: bool,
+    /// A GOP grew past `max_bytes`: stop caching until the next keyframe.
+    overflowed: bool,
+}
+
+impl FrameCache {
+    fn push(&mut self, at: Instant, frame: &Arc<Frame>) {
+        if self.max_bytes == 0 {
+            return;
+        }
+        let size = frame.size();
+        if self.video {
+            if frame.keyframe {
+                self.frames.clear();
+                self.bytes = 0;
+                self.overflowed = false;
+            } else if self.overflowed || self.frames.is_empty() {
+                return; // nothing decodable to append to
+            }
+            if self.bytes + size > self.max_bytes {
+                self.frames.clear();
+                self.bytes = 0;
+                self.overflowed = true;
+                return;
+            }
+        } else {
+            while !self.frames.is_empty()
+                && (self.bytes + size > self.max_bytes || self.frames.len() >= AUDIO_CACHE_FRAMES)
+            {
+                if let Some((_, old)) = self.frames.pop_front() {
+                    self.bytes -= old.size();
+                }
+            }
+        }
+        self.bytes += size;
+        self.frames.push_back((at, frame.clone()));
+    }
+}
+
+impl Track {
+    pub fn new(kind: Kind, codec: Codec, gop_cache_bytes: usize) -> Track {
+        let video = kind == Kind::Video && !codec.is_intra_only();
+        // Audio only needs to cover the span of one GOP: a fraction of the video budget.
+        let max_bytes = if video { gop_cache_bytes } else { gop_cache_bytes / 8 };
+        Track {
+            id: NEXT_TRACK_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            codec,
+            inner: Mutex::new(TrackInner {
+                subscribers: Vec::new(),
+                cache: FrameCache { frames: VecDeque::new(), bytes: 0, max_bytes, video, overflowed: false },
+                clock_ref: None,
+            }),
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TrackInner> {
+        // A panic while holding this lock would be a bug in this file; keep serving rather than poison.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when frames of this track only decode after a keyframe.
+    pub fn needs_keyframe(&self) -> bool {
+        self.kind == Kind::Video && !self.codec.is_intra_only()
+    }
+
+    /// Hands a frame to every reader. Never blocks and never waits for a reader: a full queue drops.
+    pub fn push(&self, frame: Frame) {
+        let frame = Arc::new(frame);
+        let now = Instant::now();
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
+        let needs_keyframe = self.needs_keyframe();
+        let mut inner = self.lock();
+        if inner.clock_ref.is_none() {
+            inner.clock_ref = Some((SystemTime::now(), frame.timestamp));
+        }
+        inner.cache.push(now, &frame);
+        inner.subscribers.retain_mut(|sub| {
+            if sub.need_keyframe {
+                if !frame.keyframe {
+                    sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                sub.need_keyframe = false;
+            }
+            match sub.queue.try_send(Delivery { slot: sub.slot, frame: frame.clone() }) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
+                    sub.need_keyframe = needs_keyframe;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Registers a reader. With `replay`, the cached frames are queued first, atomically with the
+    /// registration so no frame is lost or repeated: video from the last keyframe, audio from `since`
+    /// (the arrival of the video keyframe, so both start together). Returns the arrival time of the
+    /// first replayed frame.
+    pub(super) fn subscribe(
+        &self,
+        reader: Arc<ReaderShared>,
+        queue: mpsc::Sender<Delivery>,
+        slot: usize,
+        replay: bool,
+        since: Option<Instant>,
+    ) -> Option<Instant> {
+        let mut inner = self.lock();
+        let mut first = None;
+        let mut need_keyframe = self.needs_keyframe();
+        if replay {
+            for (at, frame) in inner.cache.frames.iter() {
+                if since.is_some_and(|s| *at < s) {
+                    continue;
+                }
+                if need_keyframe && !frame.keyframe {
+                    continue;
+                }
+                if queue.try_send(Delivery { slot, frame: frame.clone() }).is_err() {
+                    // Replay larger than the queue: start live at the next keyframe instead.
+                    need_keyframe = self.needs_keyframe();
+                    break;
+                }
+                need_keyframe = false;
+                first.get_or_insert(*at);
+            }
+        }
+        inner.subscribers.push(Subscriber { reader, queue, slot, need_keyframe });
+        first
+    }
+
+    pub(super) fn unsubscribe(&self, reader_id: u64) {
+        self.lock().subscribers.retain(|s| s.reader.id != reader_id);
+    }
+
+    /// Drops every reader's sender: readers whose tracks have all closed see their queue end.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.subscribers.clear();
+        inner.cache.frames.clear();
+        inner.cache.bytes = 0;
+    }
+
+    pub fn reader_count(&self) -> usize {
+        self.lock().subscribers.len()
+    }
+
+    /// Wall clock matching RTP timestamp `ts`, for RTCP sender reports.
+    pub fn wallclock_for(&self, ts: u32) -> Option<SystemTime> {
+        let (at, ref_ts) = self.lock().clock_ref?;
+        let delta = ts.wrapping_sub(ref_ts) as i32 as f64 / self.codec.clock_rate.max(1) as f64;
+        if delta >= 0.0 {
+            at.checked_add(std::time::Duration::from_secs_f64(delta))
+        } else {
+            at.checked_sub(std::time::Duration::from_secs_f64(-delta))
+        }
+    }
+
+    pub fn cached_bytes(&self) -> usize {
+        self.lock().cache.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(ts: u32, key: bool, size: usize) -> Frame {
+        Frame { timestamp: ts, keyframe: key, payload: Bytes::from(vec![0u8; size]), rtp: Vec::new() }
+    }
+
+    fn reader(id: u64) -> Arc<ReaderShared> {
+        Arc::new(ReaderShared::new(id, "test", String::new()))
+    }
+
+    #[test]
+    fn gop_cache_starts_at_last_keyframe() {
+        let t = Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 1 << 20);
+        for i in 0..10 {
+            t.push(frame(i * 3000, i % 4 == 0, 100));
+        }
+        let (tx, mut rx) = mpsc::channel(64);
+        t.subscribe(reader(1), tx, 0, true, None);
+        let got: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).map(|d| d.frame.timestamp).collect();
+        assert_eq!(got, vec![24000, 27000]);
+    }
+
+    #[test]
+    fn slow_reader_drops_and_resumes_at_keyframe() {
+        let t = Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 1 << 20);
+        let r = reader(1);
+        let (tx, mut rx) = mpsc::channel(2);
+        t.subscribe(r.clone(), tx, 0, false, None);
+        let (tx2, mut fast) = mpsc::channel(64);
+        t.subscribe(reader(2), tx2, 0, false, None);
+        t.push(frame(0, true, 10));
+        t.push(frame(1, false, 10));
+        t.push(frame(2, false, 10)); // queue full: dropped
+        assert_eq!(r.dropped.load(Ordering::Relaxed), 1);
+        rx.try_recv().unwrap();
+        rx.try_recv().unwrap();
+        t.push(frame(3, false, 10)); // room again, but not a keyframe: still skipped
+        t.push(frame(4, true, 10));
+        assert_eq!(rx.try_recv().unwrap().frame.timestamp, 4);
+        assert_eq!(r.dropped.load(Ordering::Relaxed), 2);
+        // The fast reader saw everything.
+        assert_eq!(std::iter::from_fn(|| fast.try_recv().ok()).count(), 5);
+    }
+
+    #[test]
+    fn oversized_gop_is_not_cached() {
+        let t = Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 250);
+        t.push(frame(0, true, 100));
+        t.push(frame(1, false, 100));
+        assert_eq!(t.cached_bytes(), 200);
+        t.push(frame(2, false, 100));
+        assert_eq!(t.cached_bytes(), 0);
+        t.push(frame(3, false, 100));
+        assert_eq!(t.cached_bytes(), 0);
+        t.push(frame(4, true, 100));
+        assert_eq!(t.cached_bytes(), 100);
+    }
+
+    #[test]
+    fn closing_ends_reader_queue() {
+        let t = Track::new(Kind::Audio, Codec::new("PCMA", 8000, 1, 8), 1 << 20);
+        let (tx, mut rx) = mpsc::channel(4);
+        t.subscribe(reader(1), tx, 0, false, None);
+        t.close();
+        assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+    }
+}

@@ -1,0 +1,9 @@
+//! camrelay: a camera streaming server. The binary's library: config, stream hub, sources, servers.
+
+pub mod app;
+pub mod config;
+pub mod hub;
+pub mod logging;
+pub mod secrets;
+pub mod servers;
+pub mod sources;

@@ -1,0 +1,347 @@
+//! HTTP API (`api:` section, default `:1984`): go2rtc's endpoints and JSON shapes.
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::app::App;
+use crate::hub::producer::ProducerKind;
+use crate::hub::{Hub, Producer, Stream};
+use crate::secrets::mask_url;
+
+/// Parsed query string, keys repeatable (`src=a&src=b`).
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn from_uri(uri: &axum::http::Uri) -> Query {
+        Query(media::query::query_pairs(uri.query().unwrap_or("")).collect())
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let message = message.into();
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/api", get(api_info))
+        .route("/api/streams", get(streams_get).put(streams_put).patch(streams_patch).delete(streams_delete))
+        .route("/api/schemes", get(schemes))
+        .route("/api/config", get(config_get))
+        .route("/", get(index));
+    let base = app.config.api.base_path.trim_end_matches('/').to_string();
+    let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
+    api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(middleware::from_fn_with_state(app.clone(), auth_and_cors))
+        .with_state(app)
+}
+
+pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(listener) = super::bind_tcp("api", &app.config.api.listen).await? else {
+        return Ok(None);
+    };
+    let router = router(app.clone());
+    let shutdown = app.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = served.await {
+            tracing::error!("api server: {e}");
+        }
+    })))
+}
+
+/// Basic auth (loopback exempt unless `local_auth`) and CORS for `origin: "*"`.
+async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let cfg = &app.config.api;
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let cors = !cfg.origin.is_empty();
+    if cors && request.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        add_cors(r.headers_mut());
+        return r;
+    }
+    let exempt = !cfg.local_auth && peer.is_some_and(|p| super::is_loopback(&p));
+    if !cfg.username.is_empty() && !exempt && !basic_auth_ok(request.headers(), &cfg.username, &cfg.password) {
+        if let Some(p) = peer {
+            tracing::info!(peer = %p, path = %request.uri().path(), "api: unauthorized request");
+        }
+        let mut r = (StatusCode::UNAUTHORIZED, "401 Unauthorized\n").into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"camrelay\""));
+        return r;
+    }
+    let mut response = next.run(request).await;
+    if cors {
+        add_cors(response.headers_mut());
+    }
+    response
+}
+
+fn add_cors(h: &mut HeaderMap) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type"));
+}
+
+fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else { return false };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
+    let expected = format!("{user}:{pass}");
+    constant_time_eq(&decoded, expected.as_bytes())
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn index(State(app): State<Arc<App>>) -> Response {
+    let base = app.config.api.base_path.trim_end_matches('/');
+    let mut links = String::new();
+    for s in app.hub.streams() {
+        let n = &s.name;
+        links.push_str(&format!(
+            "<li><b>{n}</b>: <code>rtsp://HOST:{port}/{n}</code> · <a href=\"{base}/api/streams?src={n}\">info</a></li>",
+            port = crate::config::bind_address(&app.config.rtsp.listen).and_then(|a| a.rsplit(':').next().map(String::from)).unwrap_or_default()
+        ));
+    }
+    let html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>camrelay</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem\">\
+         <h1>camrelay {}</h1><p>Streams:</p><ul>{links}</ul><p>API: <a href=\"{base}/api/streams\">/api/streams</a></p></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+async fn api_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "config_path": app.config_path.display().to_string(),
+        "host": host,
+        "pid": std::process::id(),
+        "rtsp": { "listen": app.config.rtsp.listen, "default_query": app.config.rtsp.default_query },
+    }))
+    .into_response()
+}
+
+async fn schemes(State(app): State<Arc<App>>) -> Response {
+    Json(app.hub.schemes()).into_response()
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn codec_json(kind: media::Kind, codec: &media::Codec) -> Value {
+    let mut v = json!({
+        "codec_name": codec.short_name().to_ascii_lowercase(),
+        "codec_type": kind.as_str(),
+        "clock_rate": codec.clock_rate,
+        "payload_type": codec.payload_type,
+    });
+    if codec.channels > 0 {
+        v["channels"] = json!(codec.channels);
+    }
+    v
+}
+
+fn producer_json(p: &Producer) -> Value {
+    let mut v = json!({ "id": p.id, "url": p.masked_url(), "state": p.state().as_str() });
+    let scheme = Hub::scheme_of(&v["url"].as_str().unwrap_or("").to_string()).to_string();
+    v["format_name"] = json!(scheme);
+    if let ProducerKind::Pushed { protocol, remote_addr } = &p.kind {
+        v["protocol"] = json!(protocol);
+        v["remote_addr"] = json!(remote_addr);
+        v["format_name"] = json!(protocol.split('+').next().unwrap_or(protocol));
+    }
+    if let Some(medias) = p.known_medias() {
+        v["medias"] = json!(medias.iter().map(|m| m.to_string()).collect::<Vec<_>>());
+        let receivers: Vec<Value> = p
+            .tracks()
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "codec": codec_json(t.kind, &t.codec),
+                    "readers": t.reader_count(),
+                    "frames": t.frames.load(std::sync::atomic::Ordering::Relaxed),
+                    "bytes": t.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+            .collect();
+        v["receivers"] = json!(receivers);
+    }
+    if let Some(e) = p.last_error() {
+        v["last_error"] = json!(e);
+    }
+    if let Some(t) = p.started() {
+        v["started_ms"] = json!(unix_ms(t));
+    }
+    v["readers"] = json!(p.readers());
+    v
+}
+
+pub fn stream_json(s: &Stream) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let producers: Vec<Value> = s.producers().iter().map(|p| producer_json(p)).collect();
+    let consumers: Vec<Value> = s
+        .readers()
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "format_name": r.protocol().split('+').next().unwrap_or_default(),
+                "protocol": r.protocol(),
+                "remote_addr": r.remote_addr,
+                "user_agent": r.user_agent.lock().map(|u| u.clone()).unwrap_or_default(),
+                "medias": r.medias.lock().map(|m| m.clone()).unwrap_or_default(),
+                "bytes_send": r.bytes_sent.load(Relaxed),
+                "packets_send": r.packets_sent.load(Relaxed),
+                "dropped": r.dropped.load(Relaxed),
+                "started_ms": unix_ms(r.started),
+            })
+        })
+        .collect();
+    json!({
+        "producers": if producers.is_empty() { Value::Null } else { Value::Array(producers) },
+        "consumers": if consumers.is_empty() { Value::Null } else { Value::Array(consumers) },
+    })
+}
+
+async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    if let Some(src) = q.get("src") {
+        return match app.hub.get(src) {
+            Some(s) => Json(stream_json(&s)).into_response(),
+            None => error(StatusCode::NOT_FOUND, format!("stream not found: {src}")),
+        };
+    }
+    let all: serde_json::Map<String, Value> =
+        app.hub.streams().iter().map(|s| (s.name.clone(), stream_json(s))).collect();
+    Json(Value::Object(all)).into_response()
+}
+
+/// Sources a client may not create over the API (they run programs) unless `api.allow_exec` is set.
+fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), Response> {
+    if app.config.api.allow_exec {
+        return Ok(());
+    }
+    for url in urls {
+        let scheme = Hub::scheme_of(url);
+        let raw_ffmpeg = scheme == "ffmpeg" && (url.contains("#raw=") || url.contains("#input="));
+        if matches!(scheme, "exec" | "echo" | "expr") || raw_ffmpeg {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!("{scheme}: sources run programs and cannot be set over the API (set api.allow_exec: true in the config to allow it)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_name(name: &str) -> Result<(), Response> {
+    if name.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "missing stream name (name= or src=)"));
+    }
+    if name.len() > 256 || name.chars().any(|c| c.is_control()) {
+        return Err(error(StatusCode::BAD_REQUEST, "invalid stream name"));
+    }
+    Ok(())
+}
+
+/// `PUT /api/streams?name=NAME&src=URL[&src=URL2]`: create or replace, and save to the config file.
+async fn streams_put(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    let srcs: Vec<String> = q.all("src").into_iter().filter(|s| !s.is_empty()).collect();
+    let name = q.get("name").map(str::to_string).or_else(|| srcs.first().cloned()).unwrap_or_default();
+    if let Err(r) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
+        return r;
+    }
+    if let Err(e) = app.hub.validate_sources(&srcs) {
+        return error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}"));
+    }
+    let _guard = app.config_write.lock().await;
+    if let Err(e) = app.hub.set_stream(&name, &srcs) {
+        return error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}"));
+    }
+    if let Err(e) = crate::config::patch_stream(&app.config_path, &name, Some(&srcs)) {
+        tracing::error!(path = %app.config_path.display(), "cannot save stream {name}: {e}");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stream {name} created but not saved to {}: {e}", app.config_path.display()),
+        );
+    }
+    tracing::info!(stream = %name, sources = ?srcs.iter().map(|s| mask_url(s)).collect::<Vec<_>>(), "stream saved");
+    streams_ok(&app, &name)
+}
+
+fn streams_ok(app: &App, name: &str) -> Response {
+    match app.hub.get(name) {
+        Some(s) => Json(stream_json(&s)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("stream not found: {name}")),
+    }
+}
+
+/// `PATCH /api/streams?name=NAME&src=URL`: change (or create) a stream's sources, not saved.
+async fn streams_patch(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    let srcs: Vec<String> = q.all("src").into_iter().filter(|s| !s.is_empty()).collect();
+    let name = q.get("name").or_else(|| q.get("dst")).map(str::to_string).unwrap_or_default();
+    if let Err(r) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
+        return r;
+    }
+    match app.hub.set_stream(&name, &srcs) {
+        Ok(_) => streams_ok(&app, &name),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}")),
+    }
+}
+
+/// `DELETE /api/streams?src=NAME`: remove the stream and its config entry.
+async fn streams_delete(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    let name = q.get("src").or_else(|| q.get("name")).unwrap_or("").to_string();
+    if let Err(r) = validate_name(&name) {
+        return r;
+    }
+    let _guard = app.config_write.lock().await;
+    if !app.hub.remove_stream(&name) {
+        return error(StatusCode::NOT_FOUND, format!("stream not found: {name}"));
+    }
+    if app.config_path.exists() {
+        if let Err(e) = crate::config::patch_stream(&app.config_path, &name, None) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("stream {name} removed but the config file was not updated: {e}"),
+            );
+        }
+    }
+    tracing::info!(stream = %name, "stream deleted");
+    StatusCode::OK.into_response()
+}
+
+/// `GET /api/config`: the config file as text, secrets masked.
+async fn config_get(State(app): State<Arc<App>>) -> Response {
+    match crate::config::read_masked(&app.config_path) {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/yaml")], text).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(StatusCode::NOT_FOUND, "no config file"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the config file: {e}")),
+    }
+}

@@ -1,0 +1,31 @@
+//! Servers: one module per protocol, each owning its config section and routes.
+
+pub mod api;
+pub mod rtsp;
+
+use std::net::{IpAddr, SocketAddr};
+
+/// go2rtc exempts loopback clients from auth unless the config asks otherwise.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// Binds a TCP listener for a `listen` value; `None` when the server is disabled (`listen: ""`).
+pub async fn bind_tcp(what: &str, listen: &str) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = crate::config::bind_address(listen) else {
+        tracing::info!("{what} disabled (empty listen)");
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => {
+            let local = l.local_addr()?;
+            // Tests and scripts read this line to find ports chosen with `:0`.
+            tracing::info!("{what} listening on {local}");
+            Ok(Some(l))
+        }
+        Err(e) => Err(std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))),
+    }
+}

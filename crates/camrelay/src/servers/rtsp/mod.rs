@@ -1,0 +1,53 @@
+//! RTSP server (`rtsp:` section, default `:8554`): readers (DESCRIBE/SETUP/PLAY) and publishers
+//! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast.
+
+mod session;
+pub mod udp;
+
+use std::sync::Arc;
+
+use crate::app::App;
+
+pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(listener) = super::bind_tcp("rtsp", &app.config.rtsp.listen).await? else {
+        return Ok(None);
+    };
+    // UDP transport is optional: a busy port disables it with a warning instead of failing startup.
+    let udp = match udp::UdpPorts::bind(&app.config.rtsp.rtp_listen, &app.config.rtsp.rtcp_listen).await {
+        Ok(u) => u.map(Arc::new),
+        Err(e) => {
+            tracing::warn!("rtsp: UDP transport disabled: {e}");
+            None
+        }
+    };
+    if let Some(u) = &udp {
+        u.spawn_receivers();
+    }
+    let shutdown = app.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        let mut sessions = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let _ = socket.set_nodelay(true);
+                        let app = app.clone();
+                        let udp = udp.clone();
+                        sessions.spawn(async move { session::serve(app, udp, socket, peer).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("rtsp: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            }
+        }
+        // Sessions watch the same token and close their connections; wait for them briefly.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+    })))
+}

@@ -1,0 +1,866 @@
+//! One RTSP connection: the request/response loop, and the media it plays or records.
+//!
+//! A single task owns the socket: it reads requests and interleaved RTP, and writes responses and the
+//! reader's media, so no lock guards the socket. Media writes are one vectored write per frame.
+
+use bytes::{Buf, Bytes, BytesMut};
+use media::{Direction, Frame, Kind, Media, MediaFilter};
+use rtsp::message::{Decoded, Request};
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::udp::{Datagram, UdpPorts};
+use crate::app::App;
+use crate::hub::{Delivery, Producer, Reader, Stream, Track};
+
+/// Longest a stalled TCP reader may block a write before we give up on it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// RTCP sender report interval per track.
+const SR_INTERVAL: Duration = Duration::from_secs(5);
+/// Datagrams queued from the UDP receive loop to one publishing session.
+const UDP_QUEUE: usize = 1024;
+
+/// Where a track's packets go.
+#[derive(Clone, Copy, Debug)]
+enum Dest {
+    /// TCP interleaved channels (RTP, RTCP).
+    Interleaved(u8, u8),
+    /// UDP unicast to the client's RTP and RTCP ports.
+    Udp(SocketAddr, SocketAddr),
+}
+
+/// Per-track state of a reader's outgoing RTP: each reader gets its own sequence numbers, SSRC and
+/// timestamp base, written into a fresh 12-byte header; payloads are shared.
+struct OutTrack {
+    dest: Option<Dest>,
+    payload_type: u8,
+    ssrc: u32,
+    next_seq: u16,
+    /// RTP-Info `rtptime` announced at PLAY; the first packet sent maps to it.
+    rtptime_base: u32,
+    ts_offset: Option<u32>,
+    packets: u32,
+    octets: u32,
+    last_ts: u32,
+    last_sr: Option<Instant>,
+}
+
+/// Per-track state of a publisher's incoming RTP.
+struct InTrack {
+    dest: Option<Dest>,
+    depacketizer: Box<dyn rtp::depacketize::Depacketizer>,
+    reorder: Option<rtp::reorder::ReorderBuffer>,
+    track: Arc<Track>,
+}
+
+enum Mode {
+    Idle,
+    Play {
+        reader: Reader,
+        out: Vec<OutTrack>,
+        playing: bool,
+        base_url: String,
+    },
+    Announced {
+        stream: Arc<Stream>,
+        medias: Vec<Media>,
+        inputs: Vec<Option<InTrack>>,
+        producer: Arc<Producer>,
+        recording: bool,
+    },
+}
+
+struct Connection {
+    app: Arc<App>,
+    udp: Option<Arc<UdpPorts>>,
+    peer: SocketAddr,
+    session_id: String,
+    mode: Mode,
+    nonce: String,
+    authenticated: bool,
+    user_agent: String,
+    last_activity: Instant,
+    /// Publisher's UDP datagrams, when it SETUP with UDP.
+    udp_rx: Option<mpsc::Receiver<Datagram>>,
+    udp_tx: Option<mpsc::Sender<Datagram>>,
+    udp_routes: Vec<SocketAddr>,
+    /// Reused buffers for media writes.
+    headers: Vec<[u8; 16]>,
+    udp_buf: Vec<u8>,
+    frames_out: Vec<Frame>,
+    unknown_channel_warned: bool,
+}
+
+fn random_u32() -> u32 {
+    rand::random()
+}
+
+pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, mut socket: TcpStream, peer: SocketAddr) {
+    let span = tracing::info_span!("rtsp", peer = %peer);
+    let _enter = span.enter();
+    drop(_enter);
+    let mut conn = Connection {
+        authenticated: app.config.rtsp.username.is_empty()
+            || (!app.config.rtsp.local_auth && crate::servers::is_loopback(&peer)),
+        app,
+        udp,
+        peer,
+        session_id: format!("{:08x}{:08x}", random_u32(), random_u32()),
+        mode: Mode::Idle,
+        nonce: format!("{:08x}{:08x}", random_u32(), random_u32()),
+        user_agent: String::new(),
+        last_activity: Instant::now(),
+        udp_rx: None,
+        udp_tx: None,
+        udp_routes: Vec::new(),
+        headers: Vec::new(),
+        udp_buf: Vec::new(),
+        frames_out: Vec::new(),
+        unknown_channel_warned: false,
+    };
+    let result = tracing::Instrument::instrument(conn.run(&mut socket), span.clone()).await;
+    if let Err(e) = result {
+        span.in_scope(|| tracing::debug!("connection closed: {e}"));
+    }
+    conn.close();
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad RTSP from client: {0}")]
+    Protocol(String),
+    #[error("session timed out")]
+    Timeout,
+    #[error("client closed the connection")]
+    Closed,
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("stream ended")]
+    StreamEnded,
+}
+
+impl Connection {
+    async fn run(&mut self, socket: &mut TcpStream) -> Result<(), ConnError> {
+        let mut rbuf = BytesMut::with_capacity(4096);
+        let session_timeout = self.app.config.rtsp.session_timeout;
+        let shutdown = self.app.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let playing = matches!(self.mode, Mode::Play { playing: true, .. });
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
+                read = socket.read_buf(&mut rbuf) => {
+                    if read? == 0 {
+                        return Err(ConnError::Closed);
+                    }
+                    self.last_activity = Instant::now();
+                    self.handle_input(socket, &mut rbuf).await?;
+                }
+                delivery = recv_delivery(&mut self.mode), if playing => {
+                    match delivery {
+                        Some(d) => self.send_frame(socket, d).await?,
+                        None => return Err(ConnError::StreamEnded),
+                    }
+                }
+                datagram = recv_datagram(&mut self.udp_rx), if self.udp_rx.is_some() => {
+                    if let Some(d) = datagram {
+                        self.last_activity = Instant::now();
+                        self.handle_udp(d);
+                    }
+                }
+                _ = tick.tick() => {
+                    // A TCP reader or publisher proves itself alive by its connection; UDP sessions and
+                    // sessions not yet playing must send something (RTCP or a keep-alive request).
+                    let tcp_media = match &self.mode {
+                        Mode::Play { out, playing: true, .. } => out.iter().all(|o| matches!(o.dest, Some(Dest::Interleaved(..)))),
+                        Mode::Announced { inputs, recording: true, .. } => inputs.iter().flatten().all(|i| matches!(i.dest, Some(Dest::Interleaved(..)))),
+                        _ => false,
+                    };
+                    if !tcp_media && self.last_activity.elapsed() > session_timeout {
+                        return Err(ConnError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(udp) = &self.udp {
+            for addr in &self.udp_routes {
+                udp.unroute(addr);
+            }
+        }
+        if let Mode::Announced { stream, producer, .. } = &self.mode {
+            tracing::info!(stream = %stream.name, peer = %self.peer, "publisher disconnected");
+            stream.remove_producer(producer.id);
+        }
+        self.mode = Mode::Idle;
+    }
+
+    async fn handle_input(&mut self, socket: &mut TcpStream, rbuf: &mut BytesMut) -> Result<(), ConnError> {
+        loop {
+            match rtsp::message::decode(rbuf) {
+                Ok(None) => return Ok(()),
+                Ok(Some((msg, used))) => {
+                    match msg {
+                        Decoded::Request(req) => {
+                            rbuf.advance(used);
+                            let response = self.handle_request(&req).await;
+                            socket.write_all(&response).await?;
+                            if req.method == rtsp::message::Method::Teardown {
+                                return Err(ConnError::Closed);
+                            }
+                            continue;
+                        }
+                        Decoded::Interleaved { channel, payload } => {
+                            let data = Bytes::copy_from_slice(payload_slice(rbuf, &payload));
+                            rbuf.advance(used);
+                            self.handle_interleaved(channel, data);
+                        }
+                        Decoded::Response(_) => {
+                            // Clients don't answer us (we send no requests); ignore stray responses.
+                            rbuf.advance(used);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, "rtsp: {e}; closing connection");
+                    let too_large = matches!(
+                        e,
+                        rtsp::message::MessageError::HeadersTooLarge { .. }
+                            | rtsp::message::MessageError::TooManyHeaders { .. }
+                            | rtsp::message::MessageError::BodyTooLarge { .. }
+                    );
+                    let status = if too_large { (413, "Request Entity Too Large") } else { (400, "Bad Request") };
+                    let body = format!("{e}\n");
+                    let _ = socket.write_all(&response_bytes(status.0, status.1, None, &[], body.as_bytes())).await;
+                    return Err(ConnError::Protocol(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Handles one request and returns the bytes of its response.
+    async fn handle_request(&mut self, req: &Request) -> Vec<u8> {
+        use rtsp::message::Method;
+        let Some(cseq) = req.cseq().map(str::to_string) else {
+            tracing::info!(peer = %self.peer, method = ?req.method, "rtsp: request without CSeq");
+            return response_bytes(400, "Bad Request", None, &[], b"missing CSeq header\n");
+        };
+        if let Some(ua) = req.headers.get("User-Agent") {
+            self.user_agent = ua.to_string();
+        }
+        if !matches!(req.method, Method::Options) && !self.check_auth(req) {
+            let mut headers = Vec::new();
+            for challenge in self.authenticator().challenge_headers(&self.nonce) {
+                headers.push(("WWW-Authenticate", challenge));
+            }
+            tracing::info!(peer = %self.peer, "rtsp: unauthorized {:?} {}", req.method, crate::secrets::mask_url(&req.uri));
+            return response_bytes(401, "Unauthorized", Some(&cseq), &headers, b"");
+        }
+        let result = match req.method {
+            Method::Options => Ok(Reply::ok().header(
+                "Public",
+                "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, ANNOUNCE, RECORD, GET_PARAMETER, SET_PARAMETER"
+                    .into(),
+            )),
+            Method::Describe => self.describe(req).await,
+            Method::Announce => self.announce(req),
+            Method::Setup => self.setup(req).await,
+            Method::Play => self.play(req),
+            Method::Record => self.record(),
+            Method::Pause => Ok(Reply::ok()),
+            Method::GetParameter | Method::SetParameter => Ok(Reply::ok()),
+            Method::Teardown => Ok(Reply::ok()),
+            _ => Err(Reply::error(501, "Not Implemented", format!("method {:?} is not supported", req.method))),
+        };
+        let reply = result.unwrap_or_else(|e| e);
+        if reply.status >= 400 {
+            tracing::info!(peer = %self.peer, status = reply.status, "rtsp: {:?} {}: {}", req.method, crate::secrets::mask_url(&req.uri), String::from_utf8_lossy(&reply.body).trim());
+        }
+        let mut headers = reply.headers;
+        if !matches!(self.mode, Mode::Idle) {
+            let timeout = self.app.config.rtsp.session_timeout.as_secs();
+            headers.push(("Session", format!("{};timeout={timeout}", self.session_id)));
+        }
+        headers.push(("Server", format!("camrelay/{}", env!("CARGO_PKG_VERSION"))));
+        response_bytes(reply.status, reply.reason, Some(&cseq), &headers, &reply.body)
+    }
+
+    fn authenticator(&self) -> rtsp::auth::Authenticator {
+        rtsp::auth::Authenticator::new(&self.app.config.rtsp.username, &self.app.config.rtsp.password, "camrelay")
+    }
+
+    fn check_auth(&mut self, req: &Request) -> bool {
+        if self.authenticated {
+            return true;
+        }
+        let Some(value) = req.headers.get("Authorization") else { return false };
+        // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
+        self.authenticated = self.authenticator().verify(req.method.as_str(), value, &self.nonce);
+        self.authenticated
+    }
+
+    fn filters_for(&self, query: &str) -> Vec<MediaFilter> {
+        let mut filters = media::query::parse_query_string(query);
+        if filters.is_empty() {
+            filters = media::query::parse_query_string(&self.app.config.rtsp.default_query);
+        }
+        if filters.is_empty() {
+            // go2rtc's RTSP default: the first video and the first audio, any codec.
+            filters = vec![MediaFilter::any(Kind::Video), MediaFilter::any(Kind::Audio)];
+        }
+        filters
+    }
+
+    async fn subscribe(&mut self, uri: &str) -> Result<(), Reply> {
+        let target = rtsp::url::parse_request_uri(uri);
+        if target.path.is_empty() {
+            return Err(Reply::error(404, "Not Found", "no stream name in the URL".into()));
+        }
+        let filters = self.filters_for(&target.query);
+        let shared = self.app.hub.new_reader_shared("rtsp+tcp", self.peer.to_string());
+        *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = self.user_agent.clone();
+        let reader = match self.app.hub.subscribe(&target.path, &filters, shared, true).await {
+            Ok(r) => r,
+            Err(crate::hub::HubError::NotFound(name)) => {
+                return Err(Reply::error(404, "Not Found", format!("stream not found: {name}")))
+            }
+            Err(e) => return Err(Reply::error(404, "Not Found", format!("stream {}: {e}", target.path))),
+        };
+        let out = reader
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| OutTrack {
+                dest: None,
+                payload_type: payload_type_for(&t.codec, i),
+                ssrc: random_u32(),
+                next_seq: random_u32() as u16,
+                rtptime_base: random_u32(),
+                ts_offset: None,
+                packets: 0,
+                octets: 0,
+                last_ts: 0,
+                last_sr: None,
+            })
+            .collect();
+        // Content-Base: the URL as the client sent it, without a track suffix.
+        let base_url = uri.split("/trackID=").next().unwrap_or(uri).to_string();
+        self.mode = Mode::Play { reader, out, playing: false, base_url };
+        Ok(())
+    }
+
+    fn reader_medias(&self) -> Vec<Media> {
+        let Mode::Play { reader, out, .. } = &self.mode else { return Vec::new() };
+        reader
+            .tracks
+            .iter()
+            .zip(out)
+            .enumerate()
+            .map(|(i, (t, o))| {
+                let mut codec = t.codec.clone();
+                codec.payload_type = o.payload_type;
+                let mut m = Media::new(t.track.kind, Direction::SendOnly, vec![codec]);
+                m.control = format!("trackID={i}");
+                m
+            })
+            .collect()
+    }
+
+    async fn describe(&mut self, req: &Request) -> Result<Reply, Reply> {
+        if matches!(self.mode, Mode::Announced { .. }) {
+            return Err(Reply::error(455, "Method Not Valid in This State", "DESCRIBE on a publishing session".into()));
+        }
+        self.subscribe(&req.uri).await?;
+        let sdp = rtsp::sdp::write(&self.reader_medias(), "camrelay", &self.peer.ip().to_string());
+        let base = match &self.mode {
+            Mode::Play { base_url, .. } => base_url.clone(),
+            _ => req.uri.clone(),
+        };
+        Ok(Reply::ok()
+            .header("Content-Base", format!("{}/", base.trim_end_matches('/')))
+            .header("Content-Type", "application/sdp".into())
+            .body(sdp.into_bytes()))
+    }
+
+    fn announce(&mut self, req: &Request) -> Result<Reply, Reply> {
+        if !matches!(self.mode, Mode::Idle) {
+            return Err(Reply::error(
+                455,
+                "Method Not Valid in This State",
+                "ANNOUNCE after DESCRIBE or ANNOUNCE".into(),
+            ));
+        }
+        let target = rtsp::url::parse_request_uri(&req.uri);
+        if target.path.is_empty() {
+            return Err(Reply::error(400, "Bad Request", "no stream name in the URL".into()));
+        }
+        let sdp =
+            rtsp::sdp::parse(&req.body).map_err(|e| Reply::error(400, "Bad Request", format!("invalid SDP: {e}")))?;
+        let allow_any = self.app.config.rtsp.allow_any_publish;
+        let stream = self.app.hub.stream_for_publish(&target.path, allow_any).ok_or_else(|| {
+            Reply::error(
+                404,
+                "Not Found",
+                format!(
+                    "stream not found: {} (add it to the config with an empty source, or set rtsp.allow_any_publish)",
+                    target.path
+                ),
+            )
+        })?;
+        let medias: Vec<Media> = sdp
+            .medias
+            .into_iter()
+            .map(|mut m| {
+                m.direction = Direction::RecvOnly;
+                m
+            })
+            .collect();
+        if medias.is_empty() {
+            return Err(Reply::error(400, "Bad Request", "SDP has no media".into()));
+        }
+        let url = format!("rtsp://{}/{}", self.peer, target.path);
+        let producer = Producer::pushed(
+            &url,
+            "rtsp+tcp",
+            &self.peer.to_string(),
+            medias.clone(),
+            self.app.hub.settings.gop_cache_bytes,
+        );
+        let inputs = medias.iter().map(|_| None).collect();
+        tracing::info!(stream = %stream.name, medias = ?medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "publisher announced");
+        self.mode = Mode::Announced { stream, medias, inputs, producer, recording: false };
+        Ok(Reply::ok())
+    }
+
+    async fn setup(&mut self, req: &Request) -> Result<Reply, Reply> {
+        let transport_header = req
+            .headers
+            .get("Transport")
+            .ok_or_else(|| Reply::error(461, "Unsupported Transport", "missing Transport header".into()))?;
+        let transports = rtsp::transport::parse(transport_header)
+            .map_err(|e| Reply::error(461, "Unsupported Transport", format!("bad Transport header: {e}")))?;
+        if matches!(self.mode, Mode::Idle) {
+            // SETUP without DESCRIBE: subscribe with the URL's filters.
+            self.subscribe(&req.uri).await?;
+        }
+        let index = match &self.mode {
+            Mode::Play { out, .. } => {
+                let index = rtsp::url::parse_request_uri(&req.uri).track.unwrap_or(0) as usize;
+                if index >= out.len() {
+                    return Err(Reply::error(
+                        404,
+                        "Not Found",
+                        format!("no track {index} in this session ({} tracks)", out.len()),
+                    ));
+                }
+                index
+            }
+            Mode::Announced { medias, .. } => medias
+                .iter()
+                .position(|m| control_matches(&req.uri, &m.control))
+                .or_else(|| (medias.len() == 1).then_some(0))
+                .ok_or_else(|| {
+                    Reply::error(404, "Not Found", format!("SETUP names no announced track: {}", req.uri))
+                })?,
+            Mode::Idle => {
+                return Err(Reply::error(
+                    455,
+                    "Method Not Valid in This State",
+                    "SETUP before DESCRIBE/ANNOUNCE".into(),
+                ))
+            }
+        };
+        // Prefer what the client listed first among what we support.
+        let mut chosen = None;
+        for t in &transports {
+            if t.is_tcp() {
+                let (a, b) = t.interleaved.unwrap_or(((index * 2) as u8, (index * 2 + 1) as u8));
+                chosen = Some((Dest::Interleaved(a, b), t.clone()));
+                break;
+            }
+            if let (Some((rtp_port, rtcp_port)), Some(_)) = (t.client_port, &self.udp) {
+                let ip = self.peer.ip();
+                chosen = Some((Dest::Udp(SocketAddr::new(ip, rtp_port), SocketAddr::new(ip, rtcp_port)), t.clone()));
+                break;
+            }
+        }
+        let Some((dest, transport)) = chosen else {
+            let hint = if self.udp.is_none() { " (UDP transport is disabled on this server)" } else { "" };
+            return Err(Reply::error(
+                461,
+                "Unsupported Transport",
+                format!("no supported transport in {transport_header:?}{hint}"),
+            ));
+        };
+        let reply_transport = match dest {
+            Dest::Interleaved(a, b) => format!("RTP/AVP/TCP;unicast;interleaved={a}-{b}"),
+            Dest::Udp(rtp_addr, rtcp_addr) => {
+                let (srtp, srtcp) = self.udp.as_ref().map(|u| u.ports()).unwrap_or((0, 0));
+                format!(
+                    "RTP/AVP;unicast;client_port={}-{};server_port={srtp}-{srtcp}",
+                    rtp_addr.port(),
+                    rtcp_addr.port()
+                )
+            }
+        };
+        match &mut self.mode {
+            Mode::Play { out, reader, .. } => {
+                let o = &mut out[index];
+                o.dest = Some(dest);
+                if matches!(dest, Dest::Udp(..)) {
+                    reader.shared.set_protocol("rtsp+udp");
+                }
+                Ok(Reply::ok().header("Transport", format!("{reply_transport};ssrc={:08X}", o.ssrc)))
+            }
+            Mode::Announced { inputs, producer, .. } => {
+                let tracks = producer.tracks();
+                let Some(track) = tracks.get(index).cloned() else {
+                    return Err(Reply::error(500, "Internal Server Error", "track missing".into()));
+                };
+                let udp = matches!(dest, Dest::Udp(..));
+                inputs[index] = Some(InTrack {
+                    dest: Some(dest),
+                    depacketizer: rtp::depacketize::depacketizer_for(&track.codec),
+                    reorder: udp.then(|| rtp::reorder::ReorderBuffer::new(64)),
+                    track,
+                });
+                if let Dest::Udp(rtp_addr, rtcp_addr) = dest {
+                    self.route_udp(rtp_addr, rtcp_addr);
+                }
+                let _ = transport;
+                Ok(Reply::ok().header("Transport", format!("{reply_transport};mode=record")))
+            }
+            Mode::Idle => Err(Reply::error(455, "Method Not Valid in This State", "no session".into())),
+        }
+    }
+
+    fn route_udp(&mut self, rtp_addr: SocketAddr, rtcp_addr: SocketAddr) {
+        let Some(udp) = &self.udp else { return };
+        let tx = match &self.udp_rx {
+            Some(_) => None,
+            None => {
+                let (tx, rx) = mpsc::channel(UDP_QUEUE);
+                self.udp_rx = Some(rx);
+                Some(tx)
+            }
+        };
+        // One channel per session; reuse its sender for later tracks.
+        let tx = tx.or_else(|| self.udp_tx.clone());
+        if let Some(tx) = tx {
+            self.udp_tx = Some(tx.clone());
+            for addr in [rtp_addr, rtcp_addr] {
+                udp.route(addr, tx.clone());
+                self.udp_routes.push(addr);
+            }
+        }
+    }
+
+    fn play(&mut self, req: &Request) -> Result<Reply, Reply> {
+        let Mode::Play { out, playing, base_url, .. } = &mut self.mode else {
+            return Err(Reply::error(455, "Method Not Valid in This State", "PLAY before SETUP".into()));
+        };
+        if out.iter().all(|o| o.dest.is_none()) {
+            return Err(Reply::error(455, "Method Not Valid in This State", "PLAY before SETUP".into()));
+        }
+        let _ = req;
+        let rtp_info: Vec<String> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.dest.is_some())
+            .map(|(i, o)| {
+                format!(
+                    "url={}/trackID={i};seq={};rtptime={}",
+                    base_url.trim_end_matches('/'),
+                    o.next_seq,
+                    o.rtptime_base
+                )
+            })
+            .collect();
+        *playing = true;
+        Ok(Reply::ok().header("Range", "npt=0.000-".into()).header("RTP-Info", rtp_info.join(",")))
+    }
+
+    fn record(&mut self) -> Result<Reply, Reply> {
+        let Mode::Announced { stream, producer, recording, inputs, .. } = &mut self.mode else {
+            return Err(Reply::error(455, "Method Not Valid in This State", "RECORD without ANNOUNCE".into()));
+        };
+        if inputs.iter().all(Option::is_none) {
+            return Err(Reply::error(455, "Method Not Valid in This State", "RECORD before SETUP".into()));
+        }
+        if !*recording {
+            *recording = true;
+            stream.add_producer(producer.clone());
+            tracing::info!(stream = %stream.name, peer = %self.peer, "publisher recording");
+        }
+        Ok(Reply::ok())
+    }
+
+    fn handle_interleaved(&mut self, channel: u8, data: Bytes) {
+        match &mut self.mode {
+            Mode::Announced { inputs, recording: true, .. } => {
+                let target = inputs.iter_mut().flatten().find_map(|i| match i.dest {
+                    Some(Dest::Interleaved(rtp_ch, _)) if rtp_ch == channel => Some((i, false)),
+                    Some(Dest::Interleaved(_, rtcp_ch)) if rtcp_ch == channel => Some((i, true)),
+                    _ => None,
+                });
+                match target {
+                    Some((input, false)) => push_rtp(input, data, &mut self.frames_out, &self.peer),
+                    Some((_, true)) => {} // publisher's RTCP: nothing we need yet
+                    None => self.warn_unknown_channel(channel),
+                }
+            }
+            // Readers send RTCP receiver reports on odd channels: they only prove the client is alive.
+            Mode::Play { .. } => {}
+            _ => self.warn_unknown_channel(channel),
+        }
+    }
+
+    fn warn_unknown_channel(&mut self, channel: u8) {
+        if !self.unknown_channel_warned {
+            self.unknown_channel_warned = true;
+            tracing::info!(peer = %self.peer, "rtsp: interleaved data on channel {channel}, which no SETUP assigned; ignored");
+        }
+    }
+
+    fn handle_udp(&mut self, d: Datagram) {
+        let Mode::Announced { inputs, recording: true, .. } = &mut self.mode else { return };
+        if d.rtcp {
+            return;
+        }
+        let input =
+            inputs.iter_mut().flatten().find(|i| matches!(i.dest, Some(Dest::Udp(rtp_addr, _)) if rtp_addr == d.from));
+        if let Some(input) = input {
+            push_rtp(input, d.data, &mut self.frames_out, &self.peer);
+        }
+    }
+
+    async fn send_frame(&mut self, socket: &mut TcpStream, first: Delivery) -> Result<(), ConnError> {
+        let Mode::Play { reader, out, .. } = &mut self.mode else { return Ok(()) };
+        let Some(o) = out.get_mut(first.slot) else { return Ok(()) };
+        let Some(dest) = o.dest else { return Ok(()) };
+        let frame = &first.frame;
+        if frame.rtp.is_empty() {
+            return Ok(());
+        }
+        let offset = *o.ts_offset.get_or_insert(o.rtptime_base.wrapping_sub(frame.timestamp));
+        let mut sr = None;
+        if o.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
+            o.last_sr = Some(Instant::now());
+            let track = &reader.tracks[first.slot].track;
+            let wallclock = track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
+            let report = rtp::rtcp::SenderReport {
+                ssrc: o.ssrc,
+                ntp: rtp::rtcp::ntp_from_system_time(wallclock),
+                rtp_timestamp: frame.timestamp.wrapping_add(offset),
+                packet_count: o.packets,
+                octet_count: o.octets,
+            };
+            sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
+        }
+        let mut bytes = 0u64;
+        match dest {
+            Dest::Interleaved(rtp_ch, rtcp_ch) => {
+                self.headers.clear();
+                for p in &frame.rtp {
+                    let mut h = [0u8; 16];
+                    h[0] = b'$';
+                    h[1] = rtp_ch;
+                    let len = (12 + p.payload.len()).min(u16::MAX as usize) as u16;
+                    h[2..4].copy_from_slice(&len.to_be_bytes());
+                    let mut rtp_header = [0u8; 12];
+                    rtp::packet::write_header(
+                        &mut rtp_header,
+                        p.marker,
+                        o.payload_type,
+                        o.next_seq,
+                        p.timestamp.wrapping_add(offset),
+                        o.ssrc,
+                    );
+                    h[4..].copy_from_slice(&rtp_header);
+                    o.next_seq = o.next_seq.wrapping_add(1);
+                    self.headers.push(h);
+                    bytes += 12 + p.payload.len() as u64;
+                }
+                let mut sr_frame = Vec::new();
+                if let Some(sr) = &sr {
+                    sr_frame.extend_from_slice(&[b'$', rtcp_ch]);
+                    sr_frame.extend_from_slice(&(sr.len() as u16).to_be_bytes());
+                    sr_frame.extend_from_slice(sr);
+                }
+                let mut slices: Vec<IoSlice> = Vec::with_capacity(frame.rtp.len() * 2 + 1);
+                if !sr_frame.is_empty() {
+                    slices.push(IoSlice::new(&sr_frame));
+                }
+                for (h, p) in self.headers.iter().zip(&frame.rtp) {
+                    slices.push(IoSlice::new(h));
+                    slices.push(IoSlice::new(&p.payload));
+                }
+                match tokio::time::timeout(WRITE_TIMEOUT, write_all_vectored(socket, &mut slices)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "reader stalled")))
+                    }
+                }
+            }
+            Dest::Udp(rtp_addr, rtcp_addr) => {
+                let Some(udp) = &self.udp else { return Ok(()) };
+                if let Some(sr) = &sr {
+                    let _ = udp.rtcp.try_send_to(sr, rtcp_addr);
+                }
+                for p in &frame.rtp {
+                    let mut rtp_header = [0u8; 12];
+                    rtp::packet::write_header(
+                        &mut rtp_header,
+                        p.marker,
+                        o.payload_type,
+                        o.next_seq,
+                        p.timestamp.wrapping_add(offset),
+                        o.ssrc,
+                    );
+                    self.udp_buf.clear();
+                    self.udp_buf.extend_from_slice(&rtp_header);
+                    self.udp_buf.extend_from_slice(&p.payload);
+                    o.next_seq = o.next_seq.wrapping_add(1);
+                    // A full socket buffer drops the packet; UDP readers tolerate loss.
+                    if udp.rtp.try_send_to(&self.udp_buf, rtp_addr).is_err() {
+                        reader.shared.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    bytes += self.udp_buf.len() as u64;
+                }
+            }
+        }
+        o.packets = o.packets.wrapping_add(frame.rtp.len() as u32);
+        o.octets = o.octets.wrapping_add(frame.rtp.iter().map(|p| p.payload.len() as u32).sum::<u32>());
+        o.last_ts = frame.timestamp;
+        reader.shared.count_sent(frame.rtp.len() as u64, bytes);
+        Ok(())
+    }
+}
+
+fn push_rtp(input: &mut InTrack, data: Bytes, frames: &mut Vec<Frame>, peer: &SocketAddr) {
+    let packet = match rtp::packet::parse_bytes(data) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(peer = %peer, "rtsp: bad RTP packet dropped: {e}");
+            return;
+        }
+    };
+    let mut ordered = Vec::new();
+    match &mut input.reorder {
+        Some(r) => r.push(packet, &mut ordered),
+        None => ordered.push(packet),
+    }
+    for packet in ordered {
+        if let Err(e) = input.depacketizer.push(packet, frames) {
+            tracing::debug!(peer = %peer, "rtsp: {e}");
+        }
+    }
+    for f in frames.drain(..) {
+        input.track.push(f);
+    }
+}
+
+async fn recv_delivery(mode: &mut Mode) -> Option<Delivery> {
+    match mode {
+        Mode::Play { reader, .. } => reader.queue.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn recv_datagram(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_all_vectored(socket: &mut TcpStream, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = socket.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+fn payload_slice<'a>(buf: &'a [u8], range: &std::ops::Range<usize>) -> &'a [u8] {
+    buf.get(range.clone()).unwrap_or(&[])
+}
+
+/// Keeps a source's static payload type (PCMU 0, PCMA 8...), gives dynamic ones 96 + track index.
+fn payload_type_for(codec: &media::Codec, index: usize) -> u8 {
+    let is_static = rtsp::sdp::static_codec(codec.payload_type)
+        .is_some_and(|c| c.name == codec.name && c.clock_rate == codec.clock_rate);
+    if is_static {
+        codec.payload_type
+    } else {
+        96 + (index as u8 % 32)
+    }
+}
+
+struct Reply {
+    status: u16,
+    reason: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply { status: 200, reason: "OK", headers: Vec::new(), body: Vec::new() }
+    }
+    fn error(status: u16, reason: &'static str, message: String) -> Reply {
+        let mut body = message.into_bytes();
+        body.push(b'\n');
+        Reply { status, reason, headers: vec![("Content-Type", "text/plain".into())], body }
+    }
+    fn header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+    fn body(mut self, body: Vec<u8>) -> Reply {
+        self.body = body;
+        self
+    }
+}
+
+fn response_bytes(status: u16, reason: &str, cseq: Option<&str>, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("RTSP/1.0 {status} {reason}\r\n");
+    if let Some(c) = cseq {
+        out.push_str(&format!("CSeq: {c}\r\n"));
+    }
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Whether a SETUP URL names the announced media with this `a=control` (absolute or relative).
+fn control_matches(uri: &str, control: &str) -> bool {
+    let control = control.trim();
+    if control.is_empty() || control == "*" {
+        return false;
+    }
+    if control.contains("://") {
+        return uri.trim_end_matches('/') == control.trim_end_matches('/');
+    }
+    uri.trim_end_matches('/').ends_with(&format!("/{}", control.trim_matches('/')))
+}

@@ -1,0 +1,153 @@
+//! HTTP API: go2rtc's endpoints and JSON shapes, persistence into the config file, auth and CORS.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn api_info_streams_and_schemes() {
+    let srv = Server::start("");
+    let info = srv.http("GET", "/api").json();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["config_path"].as_str().unwrap().ends_with("camrelay.yaml"));
+
+    let streams = srv.http("GET", "/api/streams").json();
+    assert_eq!(streams["demo"]["producers"][0]["url"], "demo:clip");
+    assert!(streams["demo"]["consumers"].is_null());
+
+    let schemes = srv.http("GET", "/api/schemes").json();
+    assert!(schemes.as_array().unwrap().iter().any(|s| s == "demo"));
+
+    let missing = srv.http("GET", "/api/streams?src=nope");
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("stream not found: nope"));
+}
+
+#[test]
+fn consumers_are_listed_while_reading() {
+    let srv = Server::start("");
+    let url = srv.rtsp_url("demo");
+    let reader = std::thread::spawn(move || decode_video_frames(&url, "tcp", 75));
+    let seen = wait_until(Duration::from_secs(15), || {
+        let s = srv.http("GET", "/api/streams?src=demo").json();
+        s["consumers"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|r| r["protocol"] == "rtsp+tcp" && r["bytes_send"].as_u64().unwrap_or(0) > 0))
+    });
+    assert!(seen);
+    let s = srv.http("GET", "/api/streams?src=demo").json();
+    let p = &s["producers"][0];
+    assert_eq!(p["state"], "online");
+    assert_eq!(p["receivers"][0]["codec"]["codec_name"], "h264");
+    assert!(p["receivers"][0]["bytes"].as_u64().unwrap() > 0);
+    assert!(s["consumers"][0]["user_agent"].as_str().unwrap().contains("Lavf"));
+    assert_eq!(reader.join().unwrap().unwrap(), 75);
+}
+
+#[test]
+fn put_patch_delete_persist_into_the_config_file_keeping_comments() {
+    let srv = Server::start("# my cameras\nstreams:\n  # the garden\n  garden: demo:clip\n");
+    let put = srv.http("PUT", "/api/streams?name=porch&src=demo:clip");
+    assert_eq!(put.status, 200, "{}", put.text());
+    let file = std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap();
+    assert!(file.contains("# my cameras") && file.contains("# the garden"), "{file}");
+    assert!(file.contains("porch: demo:clip") || file.contains("porch: 'demo:clip'"), "{file}");
+    // The new stream plays at once.
+    assert_eq!(decode_video_frames(&srv.rtsp_url("porch"), "tcp", 10).unwrap(), 10);
+
+    let patch = srv.http("PATCH", "/api/streams?name=garden&src=demo:%23x");
+    assert_eq!(patch.status, 400, "demo:#x is not a valid demo source: {}", patch.text());
+    let patch = srv.http("PATCH", "/api/streams?name=temp&src=demo:clip");
+    assert_eq!(patch.status, 200);
+    let file2 = std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap();
+    assert!(!file2.contains("temp"), "PATCH is not persisted");
+
+    let del = srv.http("DELETE", "/api/streams?src=porch");
+    assert_eq!(del.status, 200);
+    let file3 = std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap();
+    assert!(!file3.contains("porch") && file3.contains("# the garden"), "{file3}");
+    assert_eq!(srv.http("GET", "/api/streams?src=porch").status, 404);
+    assert_eq!(srv.http("DELETE", "/api/streams?src=porch").status, 404);
+}
+
+#[test]
+fn bad_api_parameters_get_json_errors() {
+    let srv = Server::start("");
+    let r = srv.http("PUT", "/api/streams?name=x&src=nosuch://a");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("unsupported scheme: nosuch"));
+    let r = srv.http("PUT", "/api/streams");
+    assert_eq!(r.status, 400);
+    let r = srv.http("PUT", "/api/streams?name=x&src=exec:ffmpeg%20-i%20y");
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("allow_exec"));
+    let r = srv.http("GET", "/api/nothing-here");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn config_endpoint_masks_secrets() {
+    let srv = Server::start("rtsp:\n  password: topsecret\nstreams:\n  cam: rtsp://admin:hunter2@10.1.1.1/live\n");
+    let r = srv.http("GET", "/api/config");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(!text.contains("topsecret") && !text.contains("hunter2"), "{text}");
+    assert!(text.contains("rtsp://admin:***@10.1.1.1/live") || text.contains("admin:"), "{text}");
+    let streams = srv.http("GET", "/api/streams").text();
+    assert!(!streams.contains("hunter2"), "{streams}");
+}
+
+#[test]
+fn basic_auth_and_cors() {
+    let srv = Server::start("api:\n  username: admin\n  password: pw\n  local_auth: true\n  origin: '*'\n");
+    let r = srv.http("GET", "/api/streams");
+    assert_eq!(r.status, 401);
+    assert!(r.headers.contains("WWW-Authenticate") || r.headers.contains("www-authenticate"));
+    let ok = http_request(srv.api.unwrap(), "GET", "/api/streams", &[("Authorization", "Basic YWRtaW46cHc=")], b"");
+    assert_eq!(ok.status, 200);
+    assert!(ok.headers.to_ascii_lowercase().contains("access-control-allow-origin: *"));
+    let bad = http_request(srv.api.unwrap(), "GET", "/api/streams", &[("Authorization", "Basic YWRtaW46eA==")], b"");
+    assert_eq!(bad.status, 401);
+    let preflight = srv.http("OPTIONS", "/api/streams");
+    assert_eq!(preflight.status, 204);
+}
+
+#[test]
+fn base_path_prefixes_the_api() {
+    let srv = Server::start("api:\n  base_path: /rtc\n");
+    assert_eq!(srv.http("GET", "/rtc/api/streams").status, 200);
+    assert_eq!(srv.http("GET", "/api/streams").status, 404);
+}
+
+#[test]
+fn invalid_config_fails_with_file_line_and_column() {
+    let dir = temp_dir("badcfg");
+    std::fs::write(dir.join("camrelay.yaml"), "api:\n  listen: ':1984'\nrtsp:\n  listen: [1, 2]\n").unwrap();
+    let out = run_with_timeout(Command::new(env!("CARGO_BIN_EXE_camrelay")).current_dir(&dir), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("camrelay.yaml") && err.contains("line 4"), "{err}");
+
+    std::fs::write(dir.join("camrelay.yaml"), "api: [\n").unwrap();
+    let out = run_with_timeout(Command::new(env!("CARGO_BIN_EXE_camrelay")).current_dir(&dir), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_keys_warn_and_inline_overrides_apply() {
+    let srv = Server::start_with_args("api:\n  lisen: nope\n", &["-c", "rtsp.default_query=audio"]);
+    assert!(srv.wait_log("api.lisen", Duration::from_secs(5)), "{}", srv.log());
+    let streams = ffprobe(&srv.rtsp_url("demo"), "tcp").unwrap();
+    assert_eq!(streams.iter().map(|s| s.codec_type.as_str()).collect::<Vec<_>>(), ["audio"]);
+}
+
+#[test]
+fn version_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_camrelay")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("camrelay {}", env!("CARGO_PKG_VERSION")));
+}

@@ -1,0 +1,352 @@
+//! Test harness: runs the real `camrelay` binary from a YAML string on free loopback ports, and the
+//! real clients (ffmpeg, ffprobe) against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub api: Option<SocketAddr>,
+    pub rtsp: Option<SocketAddr>,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("camrelay-test-{tag}-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
+/// Ports default to `127.0.0.1:0` so tests never collide; a config may set its own.
+/// Given first as an inline config, so the test's YAML file (the one API edits persist into) overrides it.
+pub const BASE_CONFIG: &str = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"}}"#;
+
+impl Server {
+    /// Starts the binary with `BASE_CONFIG` and then `yaml` (as the file `camrelay.yaml`) over it.
+    pub fn start(yaml: &str) -> Server {
+        Self::start_with_args(yaml, &[])
+    }
+
+    pub fn start_with_args(yaml: &str, extra: &[&str]) -> Server {
+        let dir = temp_dir("srv");
+        let config = dir.join("camrelay.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_camrelay"));
+        cmd.current_dir(&dir)
+            .arg("-c")
+            .arg(BASE_CONFIG)
+            .arg("-c")
+            .arg(&config)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start camrelay");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                log2.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let (mut api, mut rtsp) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while api.is_none() || rtsp.is_none() {
+            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
+                panic!("server did not start; log:\n{}", log.lock().unwrap());
+            });
+            if let Some(addr) = line.split("api listening on ").nth(1) {
+                api = addr.trim().parse().ok();
+            }
+            if let Some(addr) = line.split("rtsp listening on ").nth(1) {
+                rtsp = addr.trim().parse().ok();
+            }
+        }
+        // Keep draining so the server never blocks on a full stderr pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Server { child, api, rtsp, dir, log }
+    }
+
+    pub fn rtsp_url(&self, path: &str) -> String {
+        format!("rtsp://{}/{path}", self.rtsp.unwrap())
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api.unwrap())
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log().contains(needle))
+    }
+
+    pub fn http(&self, method: &str, path: &str) -> HttpResponse {
+        http_request(self.api.unwrap(), method, path, &[], b"")
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    f()
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A minimal HTTP/1.1 client (Connection: close), enough to check status codes, headers and bodies.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    HttpResponse { status, headers: head, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..pos]).unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
+        data = &data[pos + 4 + size..];
+    }
+    out
+}
+
+/// Runs a command with a time limit; kills it when the limit passes.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn client");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbedStream {
+    pub codec_type: String,
+    pub codec_name: String,
+    pub width: u64,
+    pub height: u64,
+    pub sample_rate: u64,
+}
+
+/// ffprobe's view of a URL's streams.
+pub fn ffprobe(url: &str, transport: &str) -> Result<Vec<ProbedStream>, String> {
+    let out = run_with_timeout(
+        Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,sample_rate",
+            "-of",
+            "json",
+            url,
+        ]),
+        Duration::from_secs(20),
+    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(v["streams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| ProbedStream {
+            codec_type: s["codec_type"].as_str().unwrap_or("").into(),
+            codec_name: s["codec_name"].as_str().unwrap_or("").into(),
+            width: s["width"].as_u64().unwrap_or(0),
+            height: s["height"].as_u64().unwrap_or(0),
+            sample_rate: s["sample_rate"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// Decodes `frames` video frames from an RTSP URL with ffmpeg and returns how many decoded
+/// (framecrc prints one line per decoded frame).
+pub fn decode_video_frames(url: &str, transport: &str, frames: u32) -> Result<usize, String> {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            &frames.to_string(),
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+    if n == 0 {
+        return Err(format!("no frames; ffmpeg said: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(n)
+}
+
+/// A publisher: ffmpeg encoding a test pattern (and a tone) and pushing it over RTSP.
+pub struct Publisher(Child);
+
+impl Publisher {
+    pub fn start(url: &str, transport: &str, size: &str, audio: bool) -> Publisher {
+        let mut args: Vec<String> =
+            ["-v", "error", "-re", "-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        if audio {
+            args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"].map(String::from));
+        }
+        args.extend(
+            [
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "25",
+                "-pix_fmt",
+                "yuv420p",
+                "-t",
+                "60",
+            ]
+            .map(String::from),
+        );
+        if audio {
+            args.extend(["-c:a", "aac", "-b:a", "64k"].map(String::from));
+        }
+        args.extend(["-f", "rtsp", "-rtsp_transport", transport, url].map(String::from));
+        let child = Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg");
+        Publisher(child)
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates the built-in demo clip (crates/camrelay/assets/demo.{h264,aac}).
+# 8 seconds so that 25 fps video (200 frames) and 48 kHz AAC (375 frames of 1024 samples) both loop
+# on a frame boundary; one keyframe per second; a visible frame counter and clock; a beep every second.
+set -euo pipefail
+out=${1:-crates/camrelay/assets}
+ffmpeg -hide_banner -loglevel error -y \
+  -f lavfi -i "testsrc=size=640x360:rate=25:duration=8,drawtext=text='camrelay demo %{pts\:hms}':fontsize=28:fontcolor=white:box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h-60" \
+  -c:v libx264 -profile:v main -preset veryslow -tune animation -pix_fmt yuv420p -g 25 -keyint_min 25 -sc_threshold 0 -bf 0 \
+  -b:v 250k -maxrate 400k -bufsize 400k -x264-params aud=1:repeat-headers=1 \
+  -bsf:v h264_mp4toannexb -f h264 "$out/demo.h264"
+ffmpeg -hide_banner -loglevel error -y \
+  -f lavfi -i "sine=frequency=880:beep_factor=4:sample_rate=48000:duration=8.1" \
+  -ac 1 -c:a aac -b:a 48k -f adts "$out/demo.aac"
+ls -l "$out"/demo.*
