@@ -335,3 +335,82 @@ fn sigterm_shuts_down_cleanly_and_readers_are_closed() {
     let mut buf = [0u8; 16];
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "connection closed by the server");
 }
+
+/// Every codec the issue lists goes publisher → camrelay → reader over RTSP, and an unknown one
+/// (G.722) passes through untouched.
+#[test]
+fn codecs_are_forwarded_rtsp_to_rtsp() {
+    let srv = Server::start("rtsp:\n  allow_any_publish: true\n");
+    let cases: &[(&str, &[&str], &str, &str)] = &[
+        (
+            "h265",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=25",
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                "keyint=25:log-level=none",
+            ],
+            "video",
+            "hevc",
+        ),
+        (
+            "mjpeg",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=25",
+                "-c:v",
+                "mjpeg",
+                "-huffman",
+                "default",
+                "-pix_fmt",
+                "yuvj420p",
+                "-q:v",
+                "5",
+            ],
+            "video",
+            "mjpeg",
+        ),
+        ("opus", &["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "libopus"], "audio", "opus"),
+        ("pcma", &["-f", "lavfi", "-i", "sine=sample_rate=8000", "-c:a", "pcm_alaw"], "audio", "pcm_alaw"),
+        ("pcmu", &["-f", "lavfi", "-i", "sine=sample_rate=8000", "-c:a", "pcm_mulaw"], "audio", "pcm_mulaw"),
+        ("l16", &["-f", "lavfi", "-i", "sine=sample_rate=16000", "-c:a", "pcm_s16be"], "audio", "pcm_s16be"),
+        ("aac", &["-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:a", "aac"], "audio", "aac"),
+        ("g722", &["-f", "lavfi", "-i", "sine=sample_rate=16000", "-c:a", "g722"], "audio", "adpcm_g722"),
+    ];
+    let _publishers: Vec<ChildGuard> = cases
+        .iter()
+        .map(|(name, args, _, _)| {
+            std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-re"])
+                .args(*args)
+                .args(["-t", "60", "-f", "rtsp", "-rtsp_transport", "tcp", &srv.rtsp_url(name)])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map(ChildGuard)
+                .unwrap()
+        })
+        .collect();
+    for (name, _, kind, codec) in cases {
+        let query = if *kind == "video" { "video=all" } else { "audio=all" };
+        let mut found = None;
+        // The publisher may still be connecting: wait for its stream to appear.
+        wait_until(Duration::from_secs(20), || srv.http("GET", &format!("/api/streams?src={name}")).status == 200);
+        for _ in 0..3 {
+            if let Ok(streams) = ffprobe(&srv.rtsp_url(&format!("{name}?{query}")), "tcp") {
+                found = streams.into_iter().find(|s| s.codec_type == *kind);
+                break;
+            }
+        }
+        let found = found.unwrap_or_else(|| panic!("{name}: no {kind} read back; log:\n{}", srv.log()));
+        assert_eq!(found.codec_name, *codec, "{name}");
+    }
+}

@@ -172,7 +172,7 @@ impl MatchError {
 
 /// Reports whether `codec` is one a reader filter names (for outputs that check a single codec).
 pub fn accepts(filter: &MediaFilter, codec: &Codec) -> bool {
-    filter.codecs.is_empty() || filter.codecs.iter().any(|c| *c == codec.name)
+    filter.codecs.is_empty() || filter.codecs.contains(&codec.name)
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ impl Authenticator {
     /// (clients hash the URI they sent, which may differ in form from ours).
     pub fn verify(&self, method: &str, authorization: &str, nonce: &str) -> bool {
         let value = authorization.trim();
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let (scheme, rest) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("basic") {
             let Ok(decoded) = BASE64.decode(rest.trim()) else {
                 return false;

@@ -316,6 +316,10 @@ pub fn encode_interleaved_header(channel: u8, len: u16) -> [u8; 4] {
 /// counted in `n`.
 pub fn decode(buf: &[u8]) -> Result<Option<(Decoded, usize)>, MessageError> {
     let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    if skip > MAX_HEADER_BYTES {
+        // Blank lines are not consumed until a unit follows; bound them like a header section.
+        return Err(MessageError::HeadersTooLarge { max: MAX_HEADER_BYTES });
+    }
     let rest = &buf[skip..];
     let Some(&first) = rest.first() else {
         return Ok(None);
@@ -625,6 +629,8 @@ mod tests {
         assert!(matches!(decode(b"OPTIONS * RTSP/1.0\r\n : x\r\n\r\n"), Err(MessageError::Malformed(_))));
         assert_eq!(decode(b"").unwrap(), None);
         assert_eq!(decode(b"\r\n\r\n").unwrap(), None);
+        let blank = b"\r\n".repeat(MAX_HEADER_BYTES);
+        assert!(matches!(decode(&blank), Err(MessageError::HeadersTooLarge { .. })));
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn parse_media_line(v: &str, line_no: usize, line: &str) -> Result<PendingMedia,
         return Err(bad("port is not a number"));
     }
     // TP-Link writes `m=application/TP-LINK ...`: the kind is what precedes the slash.
-    let kind = Kind::parse(media.split('/').next().unwrap_or(media));
+    let kind = Kind::parse(&media.split('/').next().unwrap_or(media).to_ascii_lowercase());
     // Non-numeric formats (TP-Link's `smart/1/90000`) are skipped; their rtpmap may still name a codec.
     let mut payload_types = Vec::new();
     for f in fields {
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn lenient_forms() {
-        let sd = parse(b"s=x \na=control:*\na=sendonly\nm=audio 0 RTP/AVP 0 8 26 14 101\na=rtpmap:101 telephone-event/8000\nm=application 0 RTP/AVP 107\na=rtpmap:107 vnd.onvif.metadata/90000\na=recvonly\njunk\na=rtpmap:bad\n").unwrap();
+        let sd = parse(b"s=x \na=control:*\na=sendonly\nm=audio 0 RTP/AVP 0 8 26 14 101\na=rtpmap:101 telephone-event/8000\nm=Application 0 RTP/AVP 107\na=rtpmap:107 vnd.onvif.metadata/90000\na=recvonly\njunk\na=rtpmap:bad\n").unwrap();
         assert_eq!(sd.session_name, "x");
         assert_eq!(sd.control.as_deref(), Some("*"));
         let a = &sd.medias[0];

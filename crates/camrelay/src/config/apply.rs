@@ -232,6 +232,28 @@ fn apply_rtsp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
             "rtp_listen" => rtsp.rtp_listen = ctx.listen(value, &path)?,
             "rtcp_listen" => rtsp.rtcp_listen = ctx.listen(value, &path)?,
             "allow_any_publish" => set(&mut rtsp.allow_any_publish, ctx.boolean(value, &path)?),
+            "auth_methods" => {
+                let items = match &value.node {
+                    Node::Seq(items) => items.iter().collect::<Vec<_>>(),
+                    _ => vec![value],
+                };
+                let mut methods = Vec::new();
+                for item in items {
+                    let m = ctx.string(item, &path)?.trim().to_ascii_lowercase();
+                    if m != "basic" && m != "digest" {
+                        return Err(ctx.error(
+                            item,
+                            &path,
+                            format!("unknown auth method {m:?} (expected basic or digest)"),
+                        ));
+                    }
+                    methods.push(m);
+                }
+                if methods.is_empty() {
+                    return Err(ctx.error(value, &path, "at least one auth method is needed (basic, digest)"));
+                }
+                rtsp.auth_methods = methods;
+            }
             "session_timeout" => {
                 if let Some(timeout) = ctx.duration(value, &path)? {
                     if timeout.is_zero() {

@@ -70,6 +70,9 @@ pub struct RtspConfig {
     /// Accept ANNOUNCE to any stream name, creating the stream.
     pub allow_any_publish: bool,
     pub session_timeout: Duration,
+    /// Auth schemes offered and accepted when a username is set: `basic`, `digest` (default both,
+    /// like MediaMTX's `authMethods`).
+    pub auth_methods: Vec<String>,
 }
 
 /// `log:` section.
@@ -118,6 +121,7 @@ impl Default for RtspConfig {
             rtp_listen: ":8000".to_string(),
             rtcp_listen: ":8001".to_string(),
             allow_any_publish: false,
+            auth_methods: vec!["basic".into(), "digest".into()],
             session_timeout: Duration::from_secs(60),
         }
     }

@@ -171,6 +171,7 @@ demo: false
             rtcp_listen: ":9001".into(),
             allow_any_publish: true,
             session_timeout: Duration::from_secs(90),
+            auth_methods: vec!["basic".into(), "digest".into()],
         }
     );
     assert_eq!(c.log.level, "debug");
@@ -849,4 +850,14 @@ fn patch_column_zero_comments_inside_section() {
         patched(before, "new", Some(&["rtsp://n"])),
         "streams:\n  a: rtsp://a\n# b is the garage\n  b: rtsp://b\n  new: rtsp://n\n#  c: rtsp://disabled\n\n# log section\nlog:\n  level: info\n"
     );
+}
+
+#[test]
+fn rtsp_auth_methods() {
+    let c = load_text("rtsp:\n  auth_methods: [digest]\n").unwrap().config;
+    assert_eq!(c.rtsp.auth_methods, vec!["digest".to_string()]);
+    let c = load_text("rtsp:\n  auth_methods: Basic\n").unwrap().config;
+    assert_eq!(c.rtsp.auth_methods, vec!["basic".to_string()]);
+    let e = err_text("rtsp:\n  auth_methods: [ntlm]\n");
+    assert!(e.contains("line 2") && e.contains("unknown auth method \"ntlm\""), "{e}");
 }

@@ -33,6 +33,15 @@ impl Query {
     }
 }
 
+/// A failed request: its status and the message shown to the client as `{"error": ...}`.
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let message = message.into();
     (status, Json(json!({ "error": message }))).into_response()
@@ -165,7 +174,7 @@ fn codec_json(kind: media::Kind, codec: &media::Codec) -> Value {
 
 fn producer_json(p: &Producer) -> Value {
     let mut v = json!({ "id": p.id, "url": p.masked_url(), "state": p.state().as_str() });
-    let scheme = Hub::scheme_of(&v["url"].as_str().unwrap_or("").to_string()).to_string();
+    let scheme = Hub::scheme_of(v["url"].as_str().unwrap_or("")).to_string();
     v["format_name"] = json!(scheme);
     if let ProducerKind::Pushed { protocol, remote_addr } = &p.kind {
         v["protocol"] = json!(protocol);
@@ -240,7 +249,7 @@ async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Res
 }
 
 /// Sources a client may not create over the API (they run programs) unless `api.allow_exec` is set.
-fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), Response> {
+fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), ApiError> {
     if app.config.api.allow_exec {
         return Ok(());
     }
@@ -248,7 +257,7 @@ fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), Response> {
         let scheme = Hub::scheme_of(url);
         let raw_ffmpeg = scheme == "ffmpeg" && (url.contains("#raw=") || url.contains("#input="));
         if matches!(scheme, "exec" | "echo" | "expr") || raw_ffmpeg {
-            return Err(error(
+            return Err(ApiError(
                 StatusCode::FORBIDDEN,
                 format!("{scheme}: sources run programs and cannot be set over the API (set api.allow_exec: true in the config to allow it)"),
             ));
@@ -257,12 +266,12 @@ fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), Response> {
     Ok(())
 }
 
-fn validate_name(name: &str) -> Result<(), Response> {
+fn validate_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() {
-        return Err(error(StatusCode::BAD_REQUEST, "missing stream name (name= or src=)"));
+        return Err(ApiError(StatusCode::BAD_REQUEST, "missing stream name (name= or src=)".into()));
     }
     if name.len() > 256 || name.chars().any(|c| c.is_control()) {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid stream name"));
+        return Err(ApiError(StatusCode::BAD_REQUEST, "invalid stream name".into()));
     }
     Ok(())
 }
@@ -272,8 +281,8 @@ async fn streams_put(State(app): State<Arc<App>>, request: Request<Body>) -> Res
     let q = Query::from_uri(request.uri());
     let srcs: Vec<String> = q.all("src").into_iter().filter(|s| !s.is_empty()).collect();
     let name = q.get("name").map(str::to_string).or_else(|| srcs.first().cloned()).unwrap_or_default();
-    if let Err(r) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
-        return r;
+    if let Err(e) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
+        return e.into_response();
     }
     if let Err(e) = app.hub.validate_sources(&srcs) {
         return error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}"));
@@ -305,8 +314,8 @@ async fn streams_patch(State(app): State<Arc<App>>, request: Request<Body>) -> R
     let q = Query::from_uri(request.uri());
     let srcs: Vec<String> = q.all("src").into_iter().filter(|s| !s.is_empty()).collect();
     let name = q.get("name").or_else(|| q.get("dst")).map(str::to_string).unwrap_or_default();
-    if let Err(r) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
-        return r;
+    if let Err(e) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
+        return e.into_response();
     }
     match app.hub.set_stream(&name, &srcs) {
         Ok(_) => streams_ok(&app, &name),
@@ -318,8 +327,8 @@ async fn streams_patch(State(app): State<Arc<App>>, request: Request<Body>) -> R
 async fn streams_delete(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let q = Query::from_uri(request.uri());
     let name = q.get("src").or_else(|| q.get("name")).unwrap_or("").to_string();
-    if let Err(r) = validate_name(&name) {
-        return r;
+    if let Err(e) = validate_name(&name) {
+        return e.into_response();
     }
     let _guard = app.config_write.lock().await;
     if !app.hub.remove_stream(&name) {

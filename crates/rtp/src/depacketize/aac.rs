@@ -216,7 +216,8 @@ impl Depacketizer for AacDepacketizer {
             if size > data.len() - off {
                 if count == 1 && !marker && size <= MAX_FRAME_BYTES {
                     // First fragment of an AU spread over several packets.
-                    let mut buf = BytesMut::with_capacity(size);
+                    // The size comes from the packet: do not let one small packet reserve megabytes.
+                    let mut buf = BytesMut::with_capacity(size.min(64 * 1024));
                     buf.extend_from_slice(&data[off..]);
                     self.fragment = Some(Fragment { timestamp, size, data: buf });
                 } else {

@@ -261,7 +261,9 @@ impl Connection {
         if !matches!(req.method, Method::Options) && !self.check_auth(req) {
             let mut headers = Vec::new();
             for challenge in self.authenticator().challenge_headers(&self.nonce) {
-                headers.push(("WWW-Authenticate", challenge));
+                if self.auth_method_allowed(&challenge) {
+                    headers.push(("WWW-Authenticate", challenge));
+                }
             }
             tracing::info!(peer = %self.peer, "rtsp: unauthorized {:?} {}", req.method, crate::secrets::mask_url(&req.uri));
             return response_bytes(401, "Unauthorized", Some(&cseq), &headers, b"");
@@ -304,9 +306,18 @@ impl Connection {
             return true;
         }
         let Some(value) = req.headers.get("Authorization") else { return false };
+        if !self.auth_method_allowed(value) {
+            return false;
+        }
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
         self.authenticated = self.authenticator().verify(req.method.as_str(), value, &self.nonce);
         self.authenticated
+    }
+
+    /// Whether a challenge or credentials (`Digest ...`, `Basic ...`) use a configured auth method.
+    fn auth_method_allowed(&self, value: &str) -> bool {
+        let scheme = value.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        self.app.config.rtsp.auth_methods.contains(&scheme)
     }
 
     fn filters_for(&self, query: &str) -> Vec<MediaFilter> {
