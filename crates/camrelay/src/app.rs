@@ -1,12 +1,12 @@
 //! Wiring: builds the hub from the config, registers sources and servers, runs until a signal.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::hub::{Hub, HubSettings, SourceFactory};
+use crate::hub::{Hub, HubSettings, PrivatePublishers, SourceFactory};
 use crate::{servers, sources};
 
 /// State every server shares.
@@ -20,10 +20,30 @@ pub struct App {
     pub started: SystemTime,
     /// Cancelled on shutdown: every server and session watches it.
     pub shutdown: CancellationToken,
+    /// One-time RTSP paths that `exec:`/`ffmpeg:` children publish into.
+    pub publishers: Arc<PrivatePublishers>,
+}
+
+/// What source modules may use besides their URL.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub config: Config,
+    pub publishers: Arc<PrivatePublishers>,
+    /// The hub, set once it exists (factories are registered before), for sources that wrap another.
+    pub hub: Arc<OnceLock<Weak<Hub>>>,
+}
+
+impl SourceContext {
+    /// Builds the source of another URL (`echo:` resolves to one).
+    pub fn make_source(&self, url: &str) -> Result<Arc<dyn crate::hub::Source>, String> {
+        let hub = self.hub.get().and_then(Weak::upgrade).ok_or("server is shutting down")?;
+        hub.make_source(url).map_err(|e| e.to_string())
+    }
 }
 
 /// The URL schemes this build can pull from, one entry per source module.
-pub fn source_schemes() -> Vec<(&'static str, SourceFactory)> {
+pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)> {
+    let _ = ctx;
     vec![("demo", sources::demo::factory())]
 }
 
@@ -34,7 +54,10 @@ impl App {
             gop_cache_bytes: config.hub.gop_cache_bytes,
             reader_queue: config.hub.reader_queue,
         };
-        let hub = Arc::new(Hub::new(source_schemes(), settings));
+        let publishers = Arc::new(PrivatePublishers::default());
+        let ctx = SourceContext { config: config.clone(), publishers: publishers.clone(), hub: Arc::default() };
+        let hub = Arc::new(Hub::new(source_schemes(&ctx), settings));
+        let _ = ctx.hub.set(Arc::downgrade(&hub));
         for (name, urls) in &config.streams {
             // A bad source is reported and skipped; the stream and its other sources still serve.
             let mut good = Vec::new();
@@ -61,6 +84,7 @@ impl App {
             config_write: tokio::sync::Mutex::new(()),
             started: SystemTime::now(),
             shutdown: CancellationToken::new(),
+            publishers,
         })
     }
 

@@ -3,18 +3,19 @@
 //! negotiation").
 
 pub mod producer;
+pub mod publish;
 pub mod reader;
 pub mod track;
 
 use media::{Direction, Media, MediaFilter};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use producer::{BoxFuture, Producer, ProducerState, Source, SourceError};
-pub use reader::{Delivery, Reader, ReaderShared, ReaderTrack};
+pub use publish::PrivatePublishers;
+pub use reader::{Delivery, Reader, ReaderShared, ReaderTrack, TrackReader};
 pub use track::Track;
 
 /// Builds a source from a URL of one scheme. Registered by `main` from a list, one per module.
@@ -80,7 +81,6 @@ pub struct Hub {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     schemes: HashMap<String, SourceFactory>,
     pub settings: HubSettings,
-    next_reader_id: AtomicU64,
 }
 
 impl Hub {
@@ -89,7 +89,6 @@ impl Hub {
             streams: RwLock::new(BTreeMap::new()),
             schemes: schemes.into_iter().map(|(s, f)| (s.to_string(), f)).collect(),
             settings,
-            next_reader_id: AtomicU64::new(1),
         }
     }
 
@@ -104,10 +103,16 @@ impl Hub {
         url.split_once(':').map(|(s, _)| s).unwrap_or("")
     }
 
-    fn make_producer(&self, url: &str) -> Result<Arc<Producer>, HubError> {
+    /// Builds a source for a URL with the factory of its scheme (used by sources that wrap another,
+    /// such as `echo:`).
+    pub fn make_source(&self, url: &str) -> Result<Arc<dyn Source>, HubError> {
         let scheme = Self::scheme_of(url);
         let factory = self.schemes.get(scheme).ok_or_else(|| HubError::UnknownScheme(scheme.to_string()))?;
-        let source = factory(url).map_err(HubError::Source)?;
+        factory(url).map_err(HubError::Source)
+    }
+
+    fn make_producer(&self, url: &str) -> Result<Arc<Producer>, HubError> {
+        let source = self.make_source(url)?;
         Ok(Producer::pulled(url, source, self.settings.linger, self.settings.gop_cache_bytes))
     }
 
@@ -179,7 +184,7 @@ impl Hub {
     }
 
     pub fn new_reader_shared(&self, protocol: &str, remote_addr: String) -> Arc<ReaderShared> {
-        Arc::new(ReaderShared::new(self.next_reader_id.fetch_add(1, Ordering::Relaxed), protocol, remote_addr))
+        Arc::new(ReaderShared::new(protocol, remote_addr))
     }
 
     /// Matches `filters` against the stream's sources, in config order, dialling each lazily, and

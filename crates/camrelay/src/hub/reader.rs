@@ -16,6 +16,8 @@ pub struct Delivery {
     pub frame: Arc<Frame>,
 }
 
+static NEXT_READER_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The part of a reader the hub and the API share.
 pub struct ReaderShared {
     pub id: u64,
@@ -33,9 +35,10 @@ pub struct ReaderShared {
 }
 
 impl ReaderShared {
-    pub fn new(id: u64, protocol: &str, remote_addr: String) -> ReaderShared {
+    /// A reader with a fresh process-wide id.
+    pub fn new(protocol: &str, remote_addr: String) -> ReaderShared {
         ReaderShared {
-            id,
+            id: NEXT_READER_ID.fetch_add(1, Ordering::Relaxed),
             protocol: Mutex::new(protocol.to_string()),
             remote_addr,
             user_agent: Mutex::new(String::new()),
@@ -91,5 +94,37 @@ impl Drop for Reader {
             p.remove_reader();
         }
         self.stream.forget_reader(self.shared.id);
+    }
+}
+
+/// An in-process reader of one track (a source's backchannel, a forwarder between producers). Frames
+/// arrive through a bounded queue like any reader's; dropping it unsubscribes.
+pub struct TrackReader {
+    track: Arc<Track>,
+    pub shared: Arc<ReaderShared>,
+    queue: mpsc::Receiver<Delivery>,
+}
+
+impl TrackReader {
+    pub fn new(track: Arc<Track>, protocol: &str, capacity: usize, replay: bool) -> TrackReader {
+        let shared = Arc::new(ReaderShared::new(protocol, String::new()));
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        track.subscribe(shared.clone(), tx, 0, replay, None);
+        TrackReader { track, shared, queue: rx }
+    }
+
+    /// The next frame; `None` once the track has closed.
+    pub async fn recv(&mut self) -> Option<Arc<Frame>> {
+        self.queue.recv().await.map(|d| d.frame)
+    }
+
+    pub fn track(&self) -> &Arc<Track> {
+        &self.track
+    }
+}
+
+impl Drop for TrackReader {
+    fn drop(&mut self) {
+        self.track.unsubscribe(self.shared.id);
     }
 }

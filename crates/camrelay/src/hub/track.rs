@@ -222,8 +222,8 @@ mod tests {
         Frame { timestamp: ts, keyframe: key, payload: Bytes::from(vec![0u8; size]), rtp: Vec::new() }
     }
 
-    fn reader(id: u64) -> Arc<ReaderShared> {
-        Arc::new(ReaderShared::new(id, "test", String::new()))
+    fn reader(_n: u64) -> Arc<ReaderShared> {
+        Arc::new(ReaderShared::new("test", String::new()))
     }
 
     #[test]

@@ -12,6 +12,16 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     let Some(listener) = super::bind_tcp("rtsp", &app.config.rtsp.listen).await? else {
         return Ok(None);
     };
+    if let Ok(local) = listener.local_addr() {
+        // Children of exec:/ffmpeg: sources publish back to us over loopback.
+        let host = match local.ip() {
+            ip if ip.is_unspecified() && local.is_ipv4() => "127.0.0.1".to_string(),
+            ip if ip.is_unspecified() => "[::1]".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        app.publishers.set_base_url(format!("rtsp://{host}:{}", local.port()));
+    }
     // UDP transport is optional: a busy port disables it with a warning instead of failing startup.
     let udp = match udp::UdpPorts::bind(&app.config.rtsp.rtp_listen, &app.config.rtsp.rtcp_listen).await {
         Ok(u) => u.map(Arc::new),

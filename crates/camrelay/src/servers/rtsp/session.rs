@@ -66,8 +66,9 @@ enum Mode {
         playing: bool,
         base_url: String,
     },
+    /// A publisher; `stream` is None for a private path (an exec: child publishing to its source).
     Announced {
-        stream: Arc<Stream>,
+        stream: Option<Arc<Stream>>,
         medias: Vec<Media>,
         inputs: Vec<Option<InTrack>>,
         producer: Arc<Producer>,
@@ -199,8 +200,13 @@ impl Connection {
             }
         }
         if let Mode::Announced { stream, producer, .. } = &self.mode {
-            tracing::info!(stream = %stream.name, peer = %self.peer, "publisher disconnected");
-            stream.remove_producer(producer.id);
+            match stream {
+                Some(stream) => {
+                    tracing::info!(stream = %stream.name, peer = %self.peer, "publisher disconnected");
+                    stream.remove_producer(producer.id);
+                }
+                None => producer.shutdown(),
+            }
         }
         self.mode = Mode::Idle;
     }
@@ -417,17 +423,22 @@ impl Connection {
         }
         let sdp =
             rtsp::sdp::parse(&req.body).map_err(|e| Reply::error(400, "Bad Request", format!("invalid SDP: {e}")))?;
-        let allow_any = self.app.config.rtsp.allow_any_publish;
-        let stream = self.app.hub.stream_for_publish(&target.path, allow_any).ok_or_else(|| {
-            Reply::error(
-                404,
-                "Not Found",
-                format!(
-                    "stream not found: {} (add it to the config with an empty source, or set rtsp.allow_any_publish)",
-                    target.path
-                ),
-            )
-        })?;
+        let private = target.path.starts_with(crate::hub::publish::PRIVATE_PREFIX);
+        let stream = if private {
+            None
+        } else {
+            let allow_any = self.app.config.rtsp.allow_any_publish;
+            Some(self.app.hub.stream_for_publish(&target.path, allow_any).ok_or_else(|| {
+                Reply::error(
+                    404,
+                    "Not Found",
+                    format!(
+                        "stream not found: {} (add it to the config with an empty source, or set rtsp.allow_any_publish)",
+                        target.path
+                    ),
+                )
+            })?)
+        };
         let medias: Vec<Media> = sdp
             .medias
             .into_iter()
@@ -447,8 +458,15 @@ impl Connection {
             medias.clone(),
             self.app.hub.settings.gop_cache_bytes,
         );
+        if private {
+            let slot = self.app.publishers.take(&target.path);
+            if slot.is_none_or(|tx| tx.send(producer.clone()).is_err()) {
+                return Err(Reply::error(404, "Not Found", "private path not reserved (its source stopped?)".into()));
+            }
+        }
         let inputs = medias.iter().map(|_| None).collect();
-        tracing::info!(stream = %stream.name, medias = ?medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "publisher announced");
+        let name = stream.as_ref().map_or(target.path.as_str(), |s| s.name.as_str());
+        tracing::info!(stream = %name, medias = ?medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "publisher announced");
         self.mode = Mode::Announced { stream, medias, inputs, producer, recording: false };
         Ok(Reply::ok())
     }
@@ -610,8 +628,10 @@ impl Connection {
         }
         if !*recording {
             *recording = true;
-            stream.add_producer(producer.clone());
-            tracing::info!(stream = %stream.name, peer = %self.peer, "publisher recording");
+            if let Some(stream) = stream {
+                stream.add_producer(producer.clone());
+                tracing::info!(stream = %stream.name, peer = %self.peer, "publisher recording");
+            }
         }
         Ok(Reply::ok())
     }
