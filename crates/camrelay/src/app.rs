@@ -51,6 +51,7 @@ impl App {
     pub fn new(config: Config, config_path: PathBuf) -> Arc<App> {
         let settings = HubSettings {
             linger: config.hub.linger,
+            start_timeout: std::time::Duration::from_secs(10),
             gop_cache_bytes: config.hub.gop_cache_bytes,
             reader_queue: config.hub.reader_queue,
         };

@@ -151,3 +151,28 @@ fn version_flag() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("camrelay {}", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn on_demand_source_starts_with_a_reader_and_stops_after_linger() {
+    let srv = Server::start("hub:\n  linger: 300ms\nstreams:\n  demo: demo:clip\n");
+    let state =
+        || srv.http("GET", "/api/streams?src=demo").json()["producers"][0]["state"].as_str().unwrap_or("").to_string();
+    assert_eq!(state(), "idle", "nothing runs before a reader comes");
+    let url = srv.rtsp_url("demo");
+    let reader = std::thread::spawn(move || decode_video_frames(&url, "tcp", 50));
+    assert!(wait_until(Duration::from_secs(10), || state() == "online"));
+    assert_eq!(reader.join().unwrap().unwrap(), 50);
+    assert!(wait_until(Duration::from_secs(5), || state() == "idle"), "stopped after the linger: {}", state());
+}
+
+#[test]
+fn two_way_audio_without_backchannel_is_a_clear_error() {
+    let srv = Server::start("");
+    let r = srv.http("POST", "/api/streams?dst=demo&src=demo:clip");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("has no backchannel"), "{}", r.text());
+    assert_eq!(srv.http("POST", "/api/streams?dst=nope&src=demo:clip").status, 404);
+    assert_eq!(srv.http("POST", "/api/streams?src=demo:clip").status, 400);
+    // An empty src stops playback (nothing playing: still fine).
+    assert_eq!(srv.http("POST", "/api/streams?dst=demo&src=").status, 200);
+}

@@ -178,6 +178,11 @@ fn rtsp_exchange(srv: &Server, request: &str) -> String {
 }
 
 fn read_reply(s: &mut TcpStream) -> String {
+    read_reply_keep_rest(s).0
+}
+
+/// Reads one reply; also returns the bytes that came after it (interleaved media after PLAY).
+fn read_reply_keep_rest(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -199,7 +204,18 @@ fn read_reply(s: &mut TcpStream) -> String {
             Err(_) => break,
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let end = text
+        .find("\r\n\r\n")
+        .map(|h| {
+            let len = text[..h]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                .unwrap_or(0);
+            (h + 4 + len).min(out.len())
+        })
+        .unwrap_or(out.len());
+    (String::from_utf8_lossy(&out[..end]).into_owned(), out[end..].to_vec())
 }
 
 #[test]
@@ -413,4 +429,66 @@ fn codecs_are_forwarded_rtsp_to_rtsp() {
         let found = found.unwrap_or_else(|| panic!("{name}: no {kind} read back; log:\n{}", srv.log()));
         assert_eq!(found.codec_name, *codec, "{name}");
     }
+}
+
+/// Reads one interleaved frame (`$`, channel, length, data) from a raw RTSP connection.
+fn read_interleaved(s: &mut impl Read) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], b'$', "interleaved frame expected");
+    let mut data = vec![0u8; u16::from_be_bytes([head[2], head[3]]) as usize];
+    s.read_exact(&mut data).unwrap();
+    (head[1], data)
+}
+
+/// What a player relies on at the RTP level: RTP-Info matches the first packet, sequence numbers are
+/// continuous, and RTCP sender reports arrive on the RTCP channel.
+#[test]
+fn play_sends_rtp_matching_rtp_info_and_rtcp_sender_reports() {
+    let srv = Server::start("");
+    let url = srv.rtsp_url("demo?video");
+    let mut s = TcpStream::connect(srv.rtsp.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes()).unwrap();
+    let describe = read_reply(&mut s);
+    assert!(describe.contains("m=video 0 RTP/AVP 96") && describe.contains("H264/90000"), "{describe}");
+    s.write_all(
+        format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=4-5\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let setup = read_reply(&mut s);
+    assert!(setup.contains("interleaved=4-5"), "{setup}");
+    let session =
+        setup.lines().find_map(|l| l.strip_prefix("Session: ")).unwrap().split(';').next().unwrap().to_string();
+    s.write_all(format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes()).unwrap();
+    let (play, rest) = read_reply_keep_rest(&mut s);
+    let mut s = std::io::Cursor::new(rest).chain(s);
+    let info = play.lines().find_map(|l| l.strip_prefix("RTP-Info: ")).expect("RTP-Info").to_string();
+    let field =
+        |name: &str| -> u64 { info.split(';').find_map(|kv| kv.strip_prefix(name)).unwrap().trim().parse().unwrap() };
+    let (seq, rtptime) = (field("seq="), field("rtptime="));
+
+    let mut rtp = Vec::new();
+    let mut sender_reports = 0;
+    while rtp.len() < 60 {
+        let (channel, data) = read_interleaved(&mut s);
+        match channel {
+            4 => rtp.push(data),
+            5 => {
+                assert_eq!(data[1], 200, "RTCP packet type SR");
+                sender_reports += 1;
+            }
+            other => panic!("data on channel {other}"),
+        }
+    }
+    let seq_of = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+    let ts_of = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+    assert_eq!(seq_of(&rtp[0]) as u64, seq, "first packet has RTP-Info's seq");
+    assert_eq!(ts_of(&rtp[0]) as u64, rtptime, "first packet has RTP-Info's rtptime");
+    for pair in rtp.windows(2) {
+        assert_eq!(seq_of(&pair[1]), seq_of(&pair[0]).wrapping_add(1), "continuous sequence numbers");
+    }
+    assert!(rtp.iter().all(|p| p[0] >> 6 == 2 && p[1] & 0x7f == 96), "RTP v2, payload type 96");
+    assert!(sender_reports >= 1, "an RTCP sender report came with the first frame");
 }

@@ -24,6 +24,8 @@ pub type SourceFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn Source>, String> + S
 #[derive(Clone, Debug)]
 pub struct HubSettings {
     pub linger: Duration,
+    /// How long a new reader waits for a source that cannot be reached yet (retrying meanwhile).
+    pub start_timeout: Duration,
     pub gop_cache_bytes: usize,
     pub reader_queue: usize,
 }
@@ -44,6 +46,24 @@ pub struct Stream {
     pub name: String,
     producers: Mutex<Vec<Arc<Producer>>>,
     readers: Mutex<Vec<Arc<ReaderShared>>>,
+    /// Audio being played into this stream's backchannel (two-way audio), if any.
+    playback: Mutex<Option<Playback>>,
+}
+
+/// A source piped into a stream's backchannel track.
+struct Playback {
+    source: Arc<Producer>,
+    target: Arc<Producer>,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl Playback {
+    fn stop(self) {
+        self.pump.abort();
+        self.source.remove_reader();
+        self.source.shutdown();
+        self.target.remove_reader();
+    }
 }
 
 impl Stream {
@@ -57,6 +77,18 @@ impl Stream {
 
     pub(crate) fn forget_reader(&self, id: u64) {
         self.readers.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| r.id != id);
+    }
+
+    /// Stops audio playing into the backchannel, if any.
+    pub fn stop_playback(&self) -> bool {
+        let old = self.playback.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match old {
+            Some(p) => {
+                p.stop();
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn add_producer(&self, p: Arc<Producer>) {
@@ -127,10 +159,15 @@ impl Hub {
     /// Creates or replaces a stream. Readers of a replaced stream's sources are ended.
     pub fn set_stream(&self, name: &str, urls: &[String]) -> Result<Arc<Stream>, HubError> {
         let producers = urls.iter().map(|u| self.make_producer(u)).collect::<Result<Vec<_>, _>>()?;
-        let stream =
-            Arc::new(Stream { name: name.to_string(), producers: Mutex::new(producers), readers: Mutex::default() });
+        let stream = Arc::new(Stream {
+            name: name.to_string(),
+            producers: Mutex::new(producers),
+            readers: Mutex::default(),
+            playback: Mutex::default(),
+        });
         let old = self.streams.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), stream.clone());
         if let Some(old) = old {
+            old.stop_playback();
             // Publishers stay attached to the stream across a source change.
             for p in old.producers() {
                 if p.is_pushed() {
@@ -147,6 +184,7 @@ impl Hub {
         let old = self.streams.write().unwrap_or_else(|e| e.into_inner()).remove(name);
         match old {
             Some(s) => {
+                s.stop_playback();
                 for p in s.producers() {
                     p.shutdown();
                 }
@@ -177,7 +215,12 @@ impl Hub {
             streams
                 .entry(name.to_string())
                 .or_insert_with(|| {
-                    Arc::new(Stream { name: name.to_string(), producers: Mutex::default(), readers: Mutex::default() })
+                    Arc::new(Stream {
+                        name: name.to_string(),
+                        producers: Mutex::default(),
+                        readers: Mutex::default(),
+                        playback: Mutex::default(),
+                    })
                 })
                 .clone(),
         )
@@ -199,45 +242,32 @@ impl Hub {
     ) -> Result<Reader, HubError> {
         let stream = self.get(name).ok_or_else(|| HubError::NotFound(name.to_string()))?;
         let producers = stream.producers();
-        let mut described: Vec<Option<Vec<Media>>> = vec![None; producers.len()];
-        let mut first_error = None;
-        // (producer index, media index, codec index)
-        let mut picks: Vec<(usize, usize, usize)> = Vec::new();
-        for filter in filters {
-            'producers: for (pi, producer) in producers.iter().enumerate() {
-                if described[pi].is_none() {
-                    match producer.medias().await {
-                        Ok(m) => described[pi] = Some(m),
-                        Err(e) => {
-                            first_error.get_or_insert(e);
-                            continue;
-                        }
-                    }
-                }
-                let Some(medias) = &described[pi] else { continue };
-                for (mi, m) in medias.iter().enumerate() {
-                    // Only what the source sends to us; its backchannel is matched the other way.
-                    if m.direction == Direction::SendOnly || picks.iter().any(|p| p.0 == pi && p.1 == mi) {
-                        continue;
-                    }
-                    if let Some(ci) = filter.pick_codec(m) {
-                        picks.push((pi, mi, ci));
-                        if !filter.all {
-                            break 'producers;
-                        }
-                    }
-                }
+        let deadline = tokio::time::Instant::now() + self.settings.start_timeout;
+        let mut attempt = 0;
+        let (picks, described) = loop {
+            let m = match_filters(&producers, filters).await;
+            if !m.picks.is_empty() {
+                break (m.picks, m.described);
             }
-        }
-        if picks.is_empty() {
-            let offered: Vec<&Media> = described.iter().flatten().flatten().collect();
+            let offered: Vec<&Media> = m.described.iter().flatten().flatten().collect();
+            let waiting_for_sources = !m.failed.is_empty();
+            // A source that cannot be reached yet may still come up: retry it while the reader waits.
+            let wait = producer::backoff(attempt);
+            if waiting_for_sources && tokio::time::Instant::now() + wait < deadline {
+                for &i in &m.failed {
+                    producers[i].set_retrying();
+                }
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
             if offered.is_empty() {
-                if let Some(e) = first_error {
+                if let Some(e) = m.first_error {
                     return Err(HubError::Source(e));
                 }
             }
             return Err(media::MatchError::new(filters, &offered).into());
-        }
+        };
 
         let (tx, rx) = mpsc::channel(self.settings.reader_queue.max(1));
         let mut tracks = Vec::new();
@@ -274,12 +304,139 @@ impl Hub {
         Ok(Reader { shared, tracks, queue: rx, stream, producers: used_producers })
     }
 
+    /// Two-way audio: plays the audio of source `src` (a URL) into the backchannel of stream `dst`
+    /// (a camera's ONVIF speaker track, an exec source's stdin). An empty `src` stops playback.
+    /// The audio codec must match what the backchannel accepts (e.g. `ffmpeg:file.mp3#audio=pcma`).
+    pub async fn play(&self, dst: &str, src: &str) -> Result<(), HubError> {
+        let stream = self.get(dst).ok_or_else(|| HubError::NotFound(dst.to_string()))?;
+        stream.stop_playback();
+        if src.is_empty() {
+            return Ok(());
+        }
+        // The backchannel: a sendonly media of one of the stream's sources.
+        let mut target = None;
+        let mut offered = Vec::new();
+        let mut first_error = None;
+        for p in stream.producers() {
+            match p.medias().await {
+                Ok(medias) => {
+                    for (i, m) in medias.iter().enumerate() {
+                        if m.direction == Direction::SendOnly {
+                            offered.push(m.clone());
+                            target.get_or_insert((p.clone(), i, m.clone()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Some((target, target_index, target_media)) = target else {
+            return Err(HubError::Source(match first_error {
+                Some(e) => format!("stream {dst}: {e}"),
+                None => format!("stream {dst} has no backchannel (two-way audio) source"),
+            }));
+        };
+        let source = Producer::pulled_once(src, self.make_source(src)?, 0);
+        let source_medias = source.medias().await.map_err(HubError::Source)?;
+        let wanted: Vec<String> = target_media.codecs.iter().map(|c| c.name.clone()).collect();
+        let filter = MediaFilter { kind: media::Kind::Audio, codecs: wanted, all: false };
+        let Some(source_index) = source_medias.iter().position(|m| {
+            m.direction != Direction::SendOnly
+                && filter.pick_codec(m).is_some_and(|ci| {
+                    let c = &m.codecs[ci];
+                    target_media.codecs.iter().any(|t| t.name == c.name && t.clock_rate == c.clock_rate)
+                })
+        }) else {
+            let offered: Vec<&Media> = source_medias.iter().collect();
+            return Err(media::MatchError::new(&[filter], &offered).into());
+        };
+        let (Some(from), Some(to)) =
+            (source.tracks().get(source_index).cloned(), target.tracks().get(target_index).cloned())
+        else {
+            return Err(HubError::Source("internal: tracks missing".into()));
+        };
+        let mut reader = TrackReader::new(from, "backchannel", self.settings.reader_queue, false);
+        // Keep the camera connected while audio plays, and start the audio source.
+        target.add_reader();
+        source.add_reader();
+        let weak_stream = Arc::downgrade(&stream);
+        let source_id = source.id;
+        let pump = tokio::spawn(async move {
+            while let Some(frame) = reader.recv().await {
+                to.push((*frame).clone());
+            }
+            // The audio ended: clear the playback unless a newer one replaced it.
+            if let Some(stream) = weak_stream.upgrade() {
+                let mut slot = stream.playback.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_some_and(|p| p.source.id == source_id) {
+                    if let Some(p) = slot.take() {
+                        p.source.remove_reader();
+                        p.target.remove_reader();
+                    }
+                }
+            }
+        });
+        tracing::info!(stream = %dst, source = %crate::secrets::mask_url(src), "two-way audio: playing into backchannel");
+        *stream.playback.lock().unwrap_or_else(|e| e.into_inner()) = Some(Playback { source, target, pump });
+        Ok(())
+    }
+
     /// Stops every source (server shutdown).
     pub fn shutdown(&self) {
         for s in self.streams() {
+            s.stop_playback();
             for p in s.producers() {
                 p.shutdown();
             }
         }
     }
+}
+
+/// The result of matching filters against a stream's sources.
+struct Matched {
+    /// (producer index, media index, codec index)
+    picks: Vec<(usize, usize, usize)>,
+    described: Vec<Option<Vec<Media>>>,
+    /// Producers that could not be described (unreachable, failing).
+    failed: Vec<usize>,
+    first_error: Option<String>,
+}
+
+/// Walks the sources in order, describing each lazily, and gives each filter the first matching
+/// media (`all` filters take every one). Never takes the same media twice or a backchannel.
+async fn match_filters(producers: &[Arc<Producer>], filters: &[MediaFilter]) -> Matched {
+    let mut m =
+        Matched { picks: Vec::new(), described: vec![None; producers.len()], failed: Vec::new(), first_error: None };
+    for filter in filters {
+        'producers: for (pi, producer) in producers.iter().enumerate() {
+            if m.described[pi].is_none() {
+                if m.failed.contains(&pi) {
+                    continue;
+                }
+                match producer.medias().await {
+                    Ok(medias) => m.described[pi] = Some(medias),
+                    Err(e) => {
+                        m.failed.push(pi);
+                        m.first_error.get_or_insert(e);
+                        continue;
+                    }
+                }
+            }
+            let Some(medias) = &m.described[pi] else { continue };
+            for (mi, media) in medias.iter().enumerate() {
+                if media.direction == Direction::SendOnly || m.picks.iter().any(|p| p.0 == pi && p.1 == mi) {
+                    continue;
+                }
+                if let Some(ci) = filter.pick_codec(media) {
+                    m.picks.push((pi, mi, ci));
+                    if !filter.all {
+                        break 'producers;
+                    }
+                }
+            }
+        }
+    }
+    m
 }

@@ -67,6 +67,8 @@ pub struct Producer {
     state: Mutex<ProducerInner>,
     linger: Duration,
     gop_cache_bytes: usize,
+    /// False for one-shot sources (a file played into a backchannel): when the run ends, it ends.
+    retry: bool,
 }
 
 struct ProducerInner {
@@ -81,9 +83,10 @@ struct ProducerInner {
     started: Option<SystemTime>,
 }
 
-/// Retry delays for a failing source: 1 s doubling up to 30 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs((1u64 << attempt.min(5)).min(30))
+/// Retry delays for a failing source: 0.5 s, 1 s, then every 2 s, so waiting readers resume within
+/// 2 s of the source coming back. Retries only happen while readers want the source.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((500u64 << attempt.min(2)).min(2000))
 }
 
 impl Producer {
@@ -95,6 +98,21 @@ impl Producer {
             state: Mutex::new(ProducerInner::new(None)),
             linger,
             gop_cache_bytes,
+            retry: true,
+        })
+    }
+
+    /// A pulled source that runs once: when it ends, its tracks close (used to play a file or a
+    /// live source into a stream's backchannel).
+    pub fn pulled_once(url: &str, source: Arc<dyn Source>, gop_cache_bytes: usize) -> Arc<Producer> {
+        Arc::new(Producer {
+            id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
+            url: url.to_string(),
+            kind: ProducerKind::Pulled(source),
+            state: Mutex::new(ProducerInner::new(None)),
+            linger: Duration::ZERO,
+            gop_cache_bytes,
+            retry: false,
         })
     }
 
@@ -118,6 +136,7 @@ impl Producer {
             state: Mutex::new(inner),
             linger: Duration::ZERO,
             gop_cache_bytes,
+            retry: false,
         })
     }
 
@@ -151,6 +170,14 @@ impl Producer {
 
     pub fn is_pushed(&self) -> bool {
         matches!(self.kind, ProducerKind::Pushed { .. })
+    }
+
+    /// Marks the source as failing while a reader waits for it to come up.
+    pub fn set_retrying(&self) {
+        let mut inner = self.lock();
+        if inner.running.is_none() {
+            inner.state = ProducerState::Retrying;
+        }
     }
 
     /// The source's medias, dialling it (DESCRIBE only) the first time.
@@ -207,18 +234,36 @@ impl Producer {
         while !stop.is_cancelled() {
             let tracks = self.tracks();
             if !tracks.is_empty() {
+                // Every (re)start: readers skip to the new session's first keyframe, the GOP cache
+                // drops frames of the last session, and timestamps continue the old timeline.
+                for t in &tracks {
+                    t.mark_discontinuity();
+                }
                 {
                     let mut inner = self.lock();
                     inner.state = ProducerState::Online;
                     inner.started = Some(SystemTime::now());
                 }
-                let result = source.clone().run(tracks, stop.clone()).await;
+                let result = source.clone().run(tracks.clone(), stop.clone()).await;
                 if stop.is_cancelled() {
+                    break;
+                }
+                if !self.retry {
+                    if let Err(e) = result {
+                        self.lock().last_error = Some(e);
+                    }
+                    for t in &tracks {
+                        t.close();
+                    }
                     break;
                 }
                 let err = result.err().unwrap_or_else(|| "source ended".to_string());
                 tracing::warn!(source = %self.masked_url(), error = %err, "source stopped, retrying");
                 self.lock().last_error = Some(err);
+                if self.started().is_some_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(10)) {
+                    // It ran for a while: a fresh failure, start the backoff over.
+                    attempt = 0;
+                }
             } else if let Err(e) = self.medias().await {
                 tracing::warn!(source = %self.masked_url(), error = %e, "source unreachable, retrying");
             } else {

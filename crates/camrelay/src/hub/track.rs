@@ -29,6 +29,14 @@ struct TrackInner {
     cache: FrameCache,
     /// Wall clock of a frame and its timestamp, for RTCP sender reports (NTP ↔ RTP mapping).
     clock_ref: Option<(SystemTime, u32)>,
+    /// Added to every incoming timestamp so that a restarted source continues where the last one
+    /// stopped: readers see one continuous timeline across reconnects.
+    ts_offset: u32,
+    /// Timestamp and duration of the last frame pushed (after the offset).
+    last_ts: Option<u32>,
+    last_delta: u32,
+    /// Set by [`Track::mark_discontinuity`]: rebase the next frame.
+    rebase: bool,
 }
 
 struct Subscriber {
@@ -97,6 +105,10 @@ impl Track {
                 subscribers: Vec::new(),
                 cache: FrameCache { frames: VecDeque::new(), bytes: 0, max_bytes, video, overflowed: false },
                 clock_ref: None,
+                ts_offset: 0,
+                last_ts: None,
+                last_delta: 0,
+                rebase: false,
             }),
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -113,14 +125,50 @@ impl Track {
         self.kind == Kind::Video && !self.codec.is_intra_only()
     }
 
+    /// The source is about to restart (reconnect): its next frames get new timestamps, and readers must
+    /// not decode across the gap. Called by the producer before every run after the first.
+    pub fn mark_discontinuity(&self) {
+        let needs_keyframe = self.needs_keyframe();
+        let mut inner = self.lock();
+        inner.rebase = true;
+        inner.cache.frames.clear();
+        inner.cache.bytes = 0;
+        for sub in &mut inner.subscribers {
+            sub.need_keyframe |= needs_keyframe;
+        }
+    }
+
     /// Hands a frame to every reader. Never blocks and never waits for a reader: a full queue drops.
-    pub fn push(&self, frame: Frame) {
-        let frame = Arc::new(frame);
+    pub fn push(&self, mut frame: Frame) {
         let now = Instant::now();
         self.frames.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
         let needs_keyframe = self.needs_keyframe();
         let mut inner = self.lock();
+        if inner.rebase {
+            inner.rebase = false;
+            if let Some(last) = inner.last_ts {
+                // Continue one frame duration after the last frame of the previous session.
+                let step = if inner.last_delta > 0 { inner.last_delta } else { self.codec.clock_rate / 25 };
+                inner.ts_offset = last.wrapping_add(step).wrapping_sub(frame.timestamp);
+            }
+        }
+        if inner.ts_offset != 0 {
+            let offset = inner.ts_offset;
+            frame.timestamp = frame.timestamp.wrapping_add(offset);
+            for p in &mut frame.rtp {
+                p.timestamp = p.timestamp.wrapping_add(offset);
+            }
+        }
+        if let Some(last) = inner.last_ts {
+            let delta = frame.timestamp.wrapping_sub(last);
+            // Ignore backwards jumps and pauses when estimating a frame's duration.
+            if delta > 0 && delta < self.codec.clock_rate.max(1) {
+                inner.last_delta = delta;
+            }
+        }
+        inner.last_ts = Some(frame.timestamp);
+        let frame = Arc::new(frame);
         if inner.clock_ref.is_none() {
             inner.clock_ref = Some((SystemTime::now(), frame.timestamp));
         }
@@ -272,6 +320,21 @@ mod tests {
         assert_eq!(t.cached_bytes(), 0);
         t.push(frame(4, true, 100));
         assert_eq!(t.cached_bytes(), 100);
+    }
+
+    #[test]
+    fn restarted_source_continues_the_timeline() {
+        let t = Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 1 << 20);
+        let (tx, mut rx) = mpsc::channel(64);
+        t.subscribe(reader(1), tx, 0, false, None);
+        t.push(frame(1000, true, 10));
+        t.push(frame(4600, false, 10));
+        t.mark_discontinuity();
+        t.push(frame(777, false, 10)); // not a keyframe: skipped by the reader
+        t.push(frame(4377, true, 10));
+        let got: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).map(|d| d.frame.timestamp).collect();
+        assert_eq!(got, vec![1000, 4600, 8200 + 3600]);
+        assert_eq!(t.cached_bytes(), 10, "the cache holds only the new session's keyframe");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use crate::app::App;
 use crate::hub::producer::ProducerKind;
-use crate::hub::{Hub, Producer, Stream};
+use crate::hub::{Hub, HubError, Producer, Stream};
 use crate::secrets::mask_url;
 
 /// Parsed query string, keys repeatable (`src=a&src=b`).
@@ -50,7 +50,10 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/api", get(api_info))
-        .route("/api/streams", get(streams_get).put(streams_put).patch(streams_patch).delete(streams_delete))
+        .route(
+            "/api/streams",
+            get(streams_get).put(streams_put).patch(streams_patch).post(streams_post).delete(streams_delete),
+        )
         .route("/api/schemes", get(schemes))
         .route("/api/config", get(config_get))
         .route("/", get(index));
@@ -320,6 +323,27 @@ async fn streams_patch(State(app): State<Arc<App>>, request: Request<Body>) -> R
     match app.hub.set_stream(&name, &srcs) {
         Ok(_) => streams_ok(&app, &name),
         Err(e) => error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}")),
+    }
+}
+
+/// `POST /api/streams?dst=NAME&src=URL`: two-way audio — play `src`'s audio into the backchannel of
+/// stream `dst`; an empty `src` stops it.
+async fn streams_post(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    let Some(dst) = q.get("dst").filter(|d| !d.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing dst= (the stream whose backchannel plays the audio)");
+    };
+    let src = q.get("src").unwrap_or("").to_string();
+    if let Err(e) = check_sources_allowed(&app, std::slice::from_ref(&src)) {
+        return e.into_response();
+    }
+    match app.hub.play(dst, &src).await {
+        Ok(()) => streams_ok(&app, dst),
+        Err(HubError::NotFound(n)) => error(StatusCode::NOT_FOUND, format!("stream not found: {n}")),
+        Err(e @ (HubError::UnknownScheme(_) | HubError::NotMatched(_))) => {
+            error(StatusCode::BAD_REQUEST, format!("stream {dst}: {e}"))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stream {dst}: {e}")),
     }
 }
 
