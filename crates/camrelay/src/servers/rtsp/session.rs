@@ -22,6 +22,8 @@ use crate::hub::{Delivery, Producer, Reader, Stream, Track};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// RTCP sender report interval per track.
 const SR_INTERVAL: Duration = Duration::from_secs(5);
+/// Frames written per batch (one vectored write) when a reader's queue has several waiting.
+const MAX_BATCH_FRAMES: usize = 32;
 /// Datagrams queued from the UDP receive loop to one publishing session.
 const UDP_QUEUE: usize = 1024;
 
@@ -48,6 +50,12 @@ struct OutTrack {
     octets: u32,
     last_ts: u32,
     last_sr: Option<Instant>,
+}
+
+/// A part of a batched write: bytes of `Connection::wire`, or the payload of packet `.1` of frame `.0`.
+enum Piece {
+    Wire(usize, usize),
+    Payload(usize, usize),
 }
 
 /// Per-track state of a publisher's incoming RTP.
@@ -90,8 +98,11 @@ struct Connection {
     udp_rx: Option<mpsc::Receiver<Datagram>>,
     udp_tx: Option<mpsc::Sender<Datagram>>,
     udp_routes: Vec<SocketAddr>,
-    /// Reused buffers for media writes.
-    headers: Vec<[u8; 16]>,
+    /// Reused buffers for media writes: the frames of one batch, the bytes we write (interleaved and
+    /// RTP headers, RTCP), and the order of those bytes and the shared payloads on the wire.
+    batch: Vec<Delivery>,
+    wire: Vec<u8>,
+    pieces: Vec<Piece>,
     udp_buf: Vec<u8>,
     frames_out: Vec<Frame>,
     unknown_channel_warned: bool,
@@ -119,7 +130,9 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, mut socket: TcpStr
         udp_rx: None,
         udp_tx: None,
         udp_routes: Vec::new(),
-        headers: Vec::new(),
+        batch: Vec::new(),
+        wire: Vec::new(),
+        pieces: Vec::new(),
         udp_buf: Vec::new(),
         frames_out: Vec::new(),
         unknown_channel_warned: false,
@@ -167,7 +180,7 @@ impl Connection {
                 }
                 delivery = recv_delivery(&mut self.mode), if playing => {
                     match delivery {
-                        Some(d) => self.send_frame(socket, d).await?,
+                        Some(d) => self.send_frames(socket, d).await?,
                         None => return Err(ConnError::StreamEnded),
                     }
                 }
@@ -675,105 +688,110 @@ impl Connection {
         }
     }
 
-    async fn send_frame(&mut self, socket: &mut TcpStream, first: Delivery) -> Result<(), ConnError> {
+    /// Sends a frame and every frame already queued behind it: all TCP-interleaved packets of the batch
+    /// go out in one vectored write (headers are ours, payloads are the shared source bytes).
+    async fn send_frames(&mut self, socket: &mut TcpStream, first: Delivery) -> Result<(), ConnError> {
         let Mode::Play { reader, out, .. } = &mut self.mode else { return Ok(()) };
-        let Some(o) = out.get_mut(first.slot) else { return Ok(()) };
-        let Some(dest) = o.dest else { return Ok(()) };
-        let frame = &first.frame;
-        if frame.rtp.is_empty() {
-            return Ok(());
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.push(first);
+        while batch.len() < MAX_BATCH_FRAMES {
+            match reader.queue.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
         }
-        let offset = *o.ts_offset.get_or_insert(o.rtptime_base.wrapping_sub(frame.timestamp));
-        let mut sr = None;
-        if o.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
-            o.last_sr = Some(Instant::now());
-            let track = &reader.tracks[first.slot].track;
-            let wallclock = track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
-            let report = rtp::rtcp::SenderReport {
-                ssrc: o.ssrc,
-                ntp: rtp::rtcp::ntp_from_system_time(wallclock),
-                rtp_timestamp: frame.timestamp.wrapping_add(offset),
-                packet_count: o.packets,
-                octet_count: o.octets,
-            };
-            sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
-        }
-        let mut bytes = 0u64;
-        match dest {
-            Dest::Interleaved(rtp_ch, rtcp_ch) => {
-                self.headers.clear();
-                for p in &frame.rtp {
-                    let mut h = [0u8; 16];
-                    h[0] = b'$';
-                    h[1] = rtp_ch;
-                    let len = (12 + p.payload.len()).min(u16::MAX as usize) as u16;
-                    h[2..4].copy_from_slice(&len.to_be_bytes());
-                    let mut rtp_header = [0u8; 12];
-                    rtp::packet::write_header(
-                        &mut rtp_header,
-                        p.marker,
-                        o.payload_type,
-                        o.next_seq,
-                        p.timestamp.wrapping_add(offset),
-                        o.ssrc,
-                    );
-                    h[4..].copy_from_slice(&rtp_header);
-                    o.next_seq = o.next_seq.wrapping_add(1);
-                    self.headers.push(h);
-                    bytes += 12 + p.payload.len() as u64;
+        self.wire.clear();
+        self.pieces.clear();
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for (fi, d) in batch.iter().enumerate() {
+            let frame = &d.frame;
+            let (Some(o), Some(track)) = (out.get_mut(d.slot), reader.tracks.get(d.slot)) else { continue };
+            let Some(dest) = o.dest else { continue };
+            if frame.rtp.is_empty() {
+                continue;
+            }
+            let offset = *o.ts_offset.get_or_insert(o.rtptime_base.wrapping_sub(frame.timestamp));
+            let mut sr = None;
+            if o.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
+                o.last_sr = Some(Instant::now());
+                let wallclock = track.track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
+                let report = rtp::rtcp::SenderReport {
+                    ssrc: o.ssrc,
+                    ntp: rtp::rtcp::ntp_from_system_time(wallclock),
+                    rtp_timestamp: frame.timestamp.wrapping_add(offset),
+                    packet_count: o.packets,
+                    octet_count: o.octets,
+                };
+                sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
+            }
+            match dest {
+                Dest::Interleaved(rtp_ch, rtcp_ch) => {
+                    if let Some(sr) = &sr {
+                        let start = self.wire.len();
+                        self.wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtcp_ch, sr.len() as u16));
+                        self.wire.extend_from_slice(sr);
+                        self.pieces.push(Piece::Wire(start, self.wire.len()));
+                    }
+                    for (pi, p) in frame.rtp.iter().enumerate() {
+                        let start = self.wire.len();
+                        let len = (12 + p.payload.len()).min(u16::MAX as usize) as u16;
+                        self.wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtp_ch, len));
+                        let mut header = [0u8; 12];
+                        let ts = p.timestamp.wrapping_add(offset);
+                        rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
+                        self.wire.extend_from_slice(&header);
+                        o.next_seq = o.next_seq.wrapping_add(1);
+                        self.pieces.push(Piece::Wire(start, self.wire.len()));
+                        self.pieces.push(Piece::Payload(fi, pi));
+                        bytes += 12 + p.payload.len() as u64;
+                    }
                 }
-                let mut sr_frame = Vec::new();
-                if let Some(sr) = &sr {
-                    sr_frame.extend_from_slice(&[b'$', rtcp_ch]);
-                    sr_frame.extend_from_slice(&(sr.len() as u16).to_be_bytes());
-                    sr_frame.extend_from_slice(sr);
-                }
-                let mut slices: Vec<IoSlice> = Vec::with_capacity(frame.rtp.len() * 2 + 1);
-                if !sr_frame.is_empty() {
-                    slices.push(IoSlice::new(&sr_frame));
-                }
-                for (h, p) in self.headers.iter().zip(&frame.rtp) {
-                    slices.push(IoSlice::new(h));
-                    slices.push(IoSlice::new(&p.payload));
-                }
-                match tokio::time::timeout(WRITE_TIMEOUT, write_all_vectored(socket, &mut slices)).await {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "reader stalled")))
+                Dest::Udp(rtp_addr, rtcp_addr) => {
+                    let Some(udp) = &self.udp else { continue };
+                    if let Some(sr) = &sr {
+                        let _ = udp.rtcp.try_send_to(sr, rtcp_addr);
+                    }
+                    for p in &frame.rtp {
+                        let mut header = [0u8; 12];
+                        let ts = p.timestamp.wrapping_add(offset);
+                        rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
+                        o.next_seq = o.next_seq.wrapping_add(1);
+                        self.udp_buf.clear();
+                        self.udp_buf.extend_from_slice(&header);
+                        self.udp_buf.extend_from_slice(&p.payload);
+                        // A full socket buffer drops the packet; UDP readers tolerate loss.
+                        if udp.rtp.try_send_to(&self.udp_buf, rtp_addr).is_err() {
+                            reader.shared.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        bytes += self.udp_buf.len() as u64;
                     }
                 }
             }
-            Dest::Udp(rtp_addr, rtcp_addr) => {
-                let Some(udp) = &self.udp else { return Ok(()) };
-                if let Some(sr) = &sr {
-                    let _ = udp.rtcp.try_send_to(sr, rtcp_addr);
-                }
-                for p in &frame.rtp {
-                    let mut rtp_header = [0u8; 12];
-                    rtp::packet::write_header(
-                        &mut rtp_header,
-                        p.marker,
-                        o.payload_type,
-                        o.next_seq,
-                        p.timestamp.wrapping_add(offset),
-                        o.ssrc,
-                    );
-                    self.udp_buf.clear();
-                    self.udp_buf.extend_from_slice(&rtp_header);
-                    self.udp_buf.extend_from_slice(&p.payload);
-                    o.next_seq = o.next_seq.wrapping_add(1);
-                    // A full socket buffer drops the packet; UDP readers tolerate loss.
-                    if udp.rtp.try_send_to(&self.udp_buf, rtp_addr).is_err() {
-                        reader.shared.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    bytes += self.udp_buf.len() as u64;
+            packets += frame.rtp.len() as u64;
+            o.packets = o.packets.wrapping_add(frame.rtp.len() as u32);
+            o.octets = o.octets.wrapping_add(frame.rtp.iter().map(|p| p.payload.len() as u32).sum::<u32>());
+            o.last_ts = frame.timestamp;
+        }
+        if !self.pieces.is_empty() {
+            let wire = &self.wire;
+            let mut slices: Vec<IoSlice> = self
+                .pieces
+                .iter()
+                .map(|piece| match *piece {
+                    Piece::Wire(a, b) => IoSlice::new(&wire[a..b]),
+                    Piece::Payload(fi, pi) => IoSlice::new(&batch[fi].frame.rtp[pi].payload),
+                })
+                .collect();
+            match tokio::time::timeout(WRITE_TIMEOUT, write_all_vectored(socket, &mut slices)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "reader stalled")))
                 }
             }
         }
-        o.packets = o.packets.wrapping_add(frame.rtp.len() as u32);
-        o.octets = o.octets.wrapping_add(frame.rtp.iter().map(|p| p.payload.len() as u32).sum::<u32>());
-        o.last_ts = frame.timestamp;
-        reader.shared.count_sent(frame.rtp.len() as u64, bytes);
+        reader.shared.count_sent(packets, bytes);
+        batch.clear();
+        self.batch = batch;
         Ok(())
     }
 }
