@@ -43,8 +43,12 @@ impl SourceContext {
 
 /// The URL schemes this build can pull from, one entry per source module.
 pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)> {
-    let _ = ctx;
-    vec![("demo", sources::demo::factory())]
+    vec![
+        ("demo", sources::demo::factory()),
+        ("exec", sources::exec::factory(ctx)),
+        ("ffmpeg", sources::ffmpeg::factory(ctx)),
+        ("echo", sources::echo::factory(ctx)),
+    ].into_iter().chain(sources::rtsp::schemes()).collect()
 }
 
 impl App {

@@ -2,6 +2,7 @@
 //! helpers. No sockets and no clocks here; the client and server sessions in `camrelay` drive them.
 
 pub mod auth;
+pub mod client;
 pub mod message;
 pub mod sdp;
 pub mod transport;

@@ -12,7 +12,6 @@ const LATER_SECTIONS: &[&str] = &[
     "mp4",
     "hls",
     "mjpeg",
-    "ffmpeg",
     "exec",
     "rtmp",
     "srt",
@@ -187,6 +186,7 @@ pub(crate) fn apply(
             "streams" => apply_streams(&ctx, item, config)?,
             "log" => apply_log(&mut ctx, item, config)?,
             "hub" => apply_hub(&mut ctx, item, config)?,
+            "ffmpeg" => apply_ffmpeg(&ctx, item, config)?,
             "demo" => {
                 if let Some(demo) = ctx.boolean(item, "demo")? {
                     config.demo = Some(demo);
@@ -335,6 +335,26 @@ fn apply_hub(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
             "gop_cache_bytes" => set(&mut hub.gop_cache_bytes, ctx.size(value, &path, 0, "a size in bytes")?),
             "reader_queue" => set(&mut hub.reader_queue, ctx.size(value, &path, 1, "a number of frames")?),
             _ => ctx.unknown(key, &path),
+        }
+    }
+    Ok(())
+}
+
+/// `ffmpeg:`: `bin` plus any number of templates (go2rtc reads the section as a string map).
+fn apply_ffmpeg(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    let ffmpeg = &mut config.ffmpeg;
+    for (key, value) in ctx.section(item, "ffmpeg")? {
+        let path = format!("ffmpeg.{}", key.name);
+        let text = ctx.string(value, &path)?;
+        if key.name == "bin" {
+            if !text.trim().is_empty() {
+                ffmpeg.bin = text.trim().to_string();
+            }
+            continue;
+        }
+        match ffmpeg.templates.iter_mut().find(|(name, _)| *name == key.name) {
+            Some(template) => template.1 = text,
+            None => ffmpeg.templates.push((key.name.clone(), text)),
         }
     }
     Ok(())

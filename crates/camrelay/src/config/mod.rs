@@ -35,6 +35,24 @@ pub struct Config {
     /// Top-level `demo: true|false`. `None` = serve the built-in `demo` stream only when no streams
     /// are configured.
     pub demo: Option<bool>,
+    pub ffmpeg: FfmpegConfig,
+}
+
+/// `ffmpeg:` section (go2rtc's): `bin:` is the ffmpeg binary; every other key is a template that
+/// overrides a built-in one (`h264:`, `rtsp:`, `output:`...) or adds a new one (`mycodec:`), used by
+/// `ffmpeg:` sources' `#video=`, `#audio=`, `#input=`, `#raw=` parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FfmpegConfig {
+    /// Default `"ffmpeg"`.
+    pub bin: String,
+    /// Templates from the config, in file order (later entries with the same key replace earlier ones).
+    pub templates: Vec<(String, String)>,
+}
+
+impl Default for FfmpegConfig {
+    fn default() -> Self {
+        FfmpegConfig { bin: "ffmpeg".to_string(), templates: Vec::new() }
+    }
 }
 
 /// `api:` section.

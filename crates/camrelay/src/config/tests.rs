@@ -861,3 +861,35 @@ fn rtsp_auth_methods() {
     let e = err_text("rtsp:\n  auth_methods: [ntlm]\n");
     assert!(e.contains("line 2") && e.contains("unknown auth method \"ntlm\""), "{e}");
 }
+
+#[test]
+fn ffmpeg_section_bin_and_templates() {
+    let c = load_text("").unwrap().config;
+    assert_eq!(c.ffmpeg, FfmpegConfig { bin: "ffmpeg".into(), templates: vec![] });
+    let c = load_text(
+        "ffmpeg:\n  bin: /usr/lib/ffmpeg/bin/ffmpeg\n  h264: \"-c:v libx264\"\n  mycodec: -any args\n  myinput: -fflags nobuffer -i {input}\n",
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.config.ffmpeg.bin, "/usr/lib/ffmpeg/bin/ffmpeg");
+    assert_eq!(
+        c.config.ffmpeg.templates,
+        vec![
+            ("h264".to_string(), "-c:v libx264".to_string()),
+            ("mycodec".to_string(), "-any args".to_string()),
+            ("myinput".to_string(), "-fflags nobuffer -i {input}".to_string()),
+        ]
+    );
+    // A later source overrides one template and keeps the others.
+    let dir = TempDir::new();
+    dir.write("camrelay.yaml", "ffmpeg:\n  h264: a\n  opus: b\n");
+    let c = load_in(&dir, &["ffmpeg.h264=c", "ffmpeg.bin=/opt/ffmpeg"]).unwrap().config;
+    assert_eq!(c.ffmpeg.bin, "/opt/ffmpeg");
+    assert_eq!(c.ffmpeg.templates, vec![("h264".to_string(), "c".to_string()), ("opus".to_string(), "b".to_string())]);
+    // Not a mapping, or a template that is not a string.
+    assert_eq!(
+        err_text("ffmpeg: [a]\n"),
+        "config file camrelay.yaml: line 1, column 9: invalid type: sequence, expected a mapping (key ffmpeg)"
+    );
+    assert!(err_text("ffmpeg:\n  h264: [a]\n").contains("(key ffmpeg.h264)"));
+}

@@ -1,3 +1,7 @@
 //! Sources (producers that the hub dials on demand), one module per URL scheme.
 
 pub mod demo;
+pub mod echo;
+pub mod exec;
+pub mod ffmpeg;
+pub mod rtsp;

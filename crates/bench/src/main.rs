@@ -1,0 +1,500 @@
+//! camrelay-bench: starts camrelay on loopback, publishes a 720p30 H.264 + AAC stream over RTSP and
+//! measures fan-out CPU and memory, added latency, time to first frame and idle memory. Prints a
+//! Markdown report and writes JSON. See docs/benchmarks.md.
+
+mod client;
+mod clip;
+mod procstat;
+
+use bytes::BytesMut;
+use client::{Conn, ReaderStats};
+use media::{Direction, Kind, Media};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Args {
+    server: Option<PathBuf>,
+    readers: Vec<usize>,
+    latency_readers: Vec<usize>,
+    window: Duration,
+    json: PathBuf,
+    joins: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        server: None,
+        readers: vec![1, 10, 50, 200, 500],
+        latency_readers: vec![1, 10, 50],
+        window: Duration::from_secs(10),
+        json: PathBuf::from("target/bench-report.json"),
+        joins: 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--server" => a.server = Some(PathBuf::from(value())),
+            "--readers" => a.readers = value().split(',').filter_map(|v| v.trim().parse().ok()).collect(),
+            "--window" => a.window = Duration::from_secs_f64(value().parse().expect("--window seconds")),
+            "--json" => a.json = PathBuf::from(value()),
+            "--joins" => a.joins = value().parse().expect("--joins count"),
+            "-h" | "--help" => {
+                println!("camrelay-bench [--server BIN] [--readers 1,10,50,200,500] [--window SECS] [--joins N] [--json FILE]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+/// The server under test, with its ports read from its log.
+struct Server {
+    child: Child,
+    rtsp: String,
+    api: String,
+}
+
+impl Server {
+    fn start(bin: &PathBuf) -> Server {
+        let config = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"},"streams":{"bench":null},"log":{"level":"warn"}}"#;
+        let dir = std::env::temp_dir().join(format!("camrelay-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut child = Command::new(bin)
+            .current_dir(&dir)
+            .args(["-c", config])
+            .env("RUST_LOG", "warn,camrelay::servers=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let (mut rtsp, mut api) = (None, None);
+        while rtsp.is_none() || api.is_none() {
+            let line = lines.next().expect("server exited").expect("log line");
+            if let Some(a) = line.split("rtsp listening on ").nth(1) {
+                rtsp = Some(a.trim().to_string());
+            }
+            if let Some(a) = line.split("api listening on ").nth(1) {
+                api = Some(a.trim().to_string());
+            }
+        }
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        Server { child, rtsp: rtsp.unwrap_or_default(), api: api.unwrap_or_default() }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn http(&self, method: &str, path: &str) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(&self.api) else { return String::new() };
+        let _ = write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    }
+
+    /// Sum of frames dropped by the stream's readers, from the API.
+    fn dropped(&self) -> u64 {
+        let body = self.http("GET", "/api/streams?src=bench");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["consumers"].as_array().map(|c| c.iter().filter_map(|r| r["dropped"].as_u64()).sum()).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publisher write times of recent video frames, keyed by [`clip::frame_key`].
+#[derive(Default)]
+struct SendTimes {
+    map: HashMap<u64, Instant>,
+    order: VecDeque<(u64, Instant)>,
+}
+
+impl SendTimes {
+    fn insert(&mut self, key: u64, at: Instant) {
+        self.map.insert(key, at);
+        self.order.push_back((key, at));
+        while self.order.front().is_some_and(|(_, t)| at.duration_since(*t) > Duration::from_secs(5)) {
+            if let Some((k, t)) = self.order.pop_front() {
+                if self.map.get(&k) == Some(&t) {
+                    self.map.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the clip in real time, looping, until `stop`. Counts bytes sent.
+async fn publish(url: String, clip: Arc<clip::Clip>, times: Arc<Mutex<SendTimes>>, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let mut conn = Conn::connect(url.trim_start_matches("rtsp://").split('/').next().unwrap_or("")).await.expect("publisher connect");
+    let mut v = Media::new(Kind::Video, Direction::SendOnly, vec![clip.video_codec.clone()]);
+    v.control = "trackID=0".into();
+    let mut a = Media::new(Kind::Audio, Direction::SendOnly, vec![clip.audio_codec.clone()]);
+    a.control = "trackID=1".into();
+    let sdp = rtsp::sdp::write(&[v, a], "bench", "127.0.0.1");
+    conn.request("ANNOUNCE", &url, &[("Content-Type", "application/sdp".into())], sdp.as_bytes()).await.expect("ANNOUNCE");
+    for (i, ch) in [(0, "0-1"), (1, "2-3")] {
+        let t = format!("RTP/AVP/TCP;unicast;interleaved={ch};mode=record");
+        conn.request("SETUP", &format!("{url}/trackID={i}"), &[("Transport", t)], b"").await.expect("SETUP");
+    }
+    conn.request("RECORD", &url, &[], b"").await.expect("RECORD");
+    let start = tokio::time::Instant::now();
+    let clip_ticks_v = 90_000 * clip::SECONDS;
+    let clip_ticks_a = clip.audio.len() as u32 * 1024;
+    let (mut vi, mut ai) = (0usize, 0usize);
+    let (mut vseq, mut aseq) = (0u16, 0u16);
+    let mut out = Vec::with_capacity(256 * 1024);
+    let mut discard = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        let v_at = start + Duration::from_secs_f64(vi as f64 / clip::FPS as f64);
+        let a_at = start + Duration::from_secs_f64(ai as f64 * 1024.0 / 48_000.0);
+        let (video, at) = if v_at <= a_at { (true, v_at) } else { (false, a_at) };
+        tokio::time::sleep_until(at).await;
+        out.clear();
+        let (frame, loops, channel, seq, ticks, ssrc, pt) = if video {
+            let f = &clip.video[vi % clip.video.len()];
+            (f, (vi / clip.video.len()) as u32, 0u8, &mut vseq, clip_ticks_v, 0x1111u32, 96u8)
+        } else {
+            let f = &clip.audio[ai % clip.audio.len()];
+            (f, (ai / clip.audio.len()) as u32, 2u8, &mut aseq, clip_ticks_a, 0x2222u32, 97u8)
+        };
+        let ts = frame.timestamp.wrapping_add(loops.wrapping_mul(ticks));
+        for p in &frame.rtp {
+            let mut header = [0u8; 12];
+            rtp::packet::write_header(&mut header, p.marker, pt, *seq, ts, ssrc);
+            *seq = seq.wrapping_add(1);
+            out.push(b'$');
+            out.push(channel);
+            out.extend_from_slice(&((12 + p.payload.len()) as u16).to_be_bytes());
+            out.extend_from_slice(&header);
+            out.extend_from_slice(&p.payload);
+        }
+        if video {
+            if let Some(first) = frame.rtp.first() {
+                times.lock().unwrap().insert(clip::frame_key(&first.payload), Instant::now());
+            }
+            vi += 1;
+        } else {
+            ai += 1;
+        }
+        if conn.stream.write_all(&out).await.is_err() {
+            return;
+        }
+        sent.fetch_add(out.len() as u64, Ordering::Relaxed);
+        // The server sends nothing we need (RTCP at most): keep the socket drained.
+        while let Ok(n) = conn.stream.try_read(&mut discard) {
+            if n == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// One reader: DESCRIBE/SETUP/PLAY, then count everything until `stop`.
+async fn read(url: String, times: Option<Arc<Mutex<SendTimes>>>, stop: Arc<AtomicBool>, stats: Arc<Mutex<ReaderStats>>) -> Result<(), String> {
+    let connected = Instant::now();
+    let host = url.trim_start_matches("rtsp://").split('/').next().unwrap_or("").to_string();
+    let mut conn = Conn::connect(&host).await.map_err(|e| e.to_string())?;
+    conn.request("DESCRIBE", &url, &[], b"").await?;
+    conn.request("SETUP", &format!("{url}/trackID=0"), &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1".into())], b"").await?;
+    conn.request("SETUP", &format!("{url}/trackID=1"), &[("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3".into())], b"").await?;
+    conn.request("PLAY", &url, &[], b"").await?;
+    let mut buf = std::mem::replace(&mut conn.buf, BytesMut::new());
+    buf.reserve(256 * 1024);
+    let mut last_ts = None;
+    let mut local = ReaderStats::default();
+    let mut flush_at = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let n = tokio::time::timeout(Duration::from_millis(200), conn.stream.read_buf(&mut buf)).await;
+        match n {
+            Ok(Ok(0)) => return Err("server closed".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => continue,
+            Ok(Ok(_)) => {}
+        }
+        let received = Instant::now();
+        client::drain_interleaved(&mut buf, |channel, packet| {
+            local.bytes += packet.len() as u64 + 4;
+            local.packets += 1;
+            if channel != 0 || packet.len() < 12 {
+                return;
+            }
+            let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+            if last_ts == Some(ts) {
+                return;
+            }
+            last_ts = Some(ts);
+            local.video_frames += 1;
+            let payload = &packet[12..];
+            if local.first_keyframe.is_none() && client::starts_keyframe(payload) {
+                local.first_keyframe = Some(received - connected);
+            }
+            if let Some(times) = &times {
+                if local.latency_us.len() < 100_000 {
+                    if let Some(sent) = times.lock().unwrap().map.get(&clip::frame_key(payload)) {
+                        local.latency_us.push(received.saturating_duration_since(*sent).as_micros() as u32);
+                    }
+                }
+            }
+        })?;
+        // Publish counters to the coordinator a few times a second (cheap: no lock per packet).
+        if received.duration_since(flush_at) > Duration::from_millis(100) {
+            flush_at = received;
+            let mut s = stats.lock().unwrap();
+            s.bytes += local.bytes;
+            s.packets += local.packets;
+            s.video_frames += local.video_frames;
+            s.first_keyframe = s.first_keyframe.or(local.first_keyframe);
+            s.latency_us.append(&mut local.latency_us);
+            let first = local.first_keyframe;
+            local = ReaderStats { first_keyframe: first, ..Default::default() };
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v
+}
+
+struct FanOut {
+    readers: usize,
+    connected: usize,
+    server_cpu_s: f64,
+    server_cpu_pct: f64,
+    client_cpu_pct: f64,
+    peak_rss_mib: f64,
+    stream_mbps: f64,
+    delivered_mbps: f64,
+    cpu_pct_per_100mbps: f64,
+    min_ratio: f64,
+    median_mbps: f64,
+    min_mbps: f64,
+    dropped: u64,
+    latency_ms: Option<(f64, f64, f64)>,
+}
+
+async fn fan_out(srv: &Server, url: &str, n: usize, window: Duration, times: Option<Arc<Mutex<SendTimes>>>, sent: &AtomicU64) -> FanOut {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats: Vec<Arc<Mutex<ReaderStats>>> = (0..n).map(|_| Arc::default()).collect();
+    let mut tasks = Vec::new();
+    for s in &stats {
+        tasks.push(tokio::spawn(read(url.to_string(), times.clone(), stop.clone(), s.clone())));
+    }
+    // Warm up: every reader has its first keyframe (or 15 s passed).
+    let warm_deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < warm_deadline && stats.iter().any(|s| s.lock().unwrap().first_keyframe.is_none()) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connected = stats.iter().filter(|s| s.lock().unwrap().first_keyframe.is_some()).count();
+    for s in &stats {
+        let mut s = s.lock().unwrap();
+        let first = s.first_keyframe;
+        *s = ReaderStats { first_keyframe: first, ..Default::default() };
+    }
+    let dropped_before = srv.dropped();
+    let pid = srv.pid();
+    let cpu0 = procstat::cpu_seconds(pid);
+    let me0 = procstat::cpu_seconds(std::process::id());
+    let sent0 = sent.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut peak_rss = 0;
+    while t0.elapsed() < window {
+        peak_rss = peak_rss.max(procstat::rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = procstat::cpu_seconds(pid) - cpu0;
+    let me = procstat::cpu_seconds(std::process::id()) - me0;
+    let stream_bytes = (sent.load(Ordering::Relaxed) - sent0) as f64;
+    let per_reader: Vec<f64> = stats.iter().map(|s| s.lock().unwrap().bytes as f64 * 8.0 / elapsed / 1e6).collect();
+    let dropped = srv.dropped().saturating_sub(dropped_before);
+    let mut latencies = Vec::new();
+    for s in &stats {
+        latencies.extend(s.lock().unwrap().latency_us.iter().map(|&u| u as f64 / 1000.0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let per_reader = sorted(per_reader);
+    let stream_mbps = stream_bytes * 8.0 / elapsed / 1e6;
+    let delivered: f64 = per_reader.iter().sum();
+    let latencies = sorted(latencies);
+    FanOut {
+        readers: n,
+        connected,
+        server_cpu_s: cpu,
+        server_cpu_pct: cpu / elapsed * 100.0,
+        client_cpu_pct: me / elapsed * 100.0,
+        peak_rss_mib: peak_rss as f64 / 1024.0,
+        stream_mbps,
+        delivered_mbps: delivered,
+        cpu_pct_per_100mbps: if delivered > 0.0 { cpu / elapsed * 100.0 / (delivered / 100.0) } else { f64::NAN },
+        min_ratio: per_reader.first().copied().unwrap_or(0.0) / stream_mbps,
+        median_mbps: percentile(&per_reader, 0.5),
+        min_mbps: per_reader.first().copied().unwrap_or(0.0),
+        dropped,
+        latency_ms: (!latencies.is_empty())
+            .then(|| (percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99))),
+    }
+}
+
+/// Connect → first keyframe packet for `joins` new readers at random points of the GOP.
+async fn time_to_first_frame(url: &str, joins: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut seed = 0x2545F4914F6CDD1Du64 ^ std::process::id() as u64;
+    for _ in 0..joins {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(seed % 1000)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Mutex::new(ReaderStats::default()));
+        let task = tokio::spawn(read(url.to_string(), None, stop.clone(), stats.clone()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && stats.lock().unwrap().first_keyframe.is_none() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = task.await;
+        let first = stats.lock().unwrap().first_keyframe;
+        if let Some(d) = first {
+            out.push(d.as_secs_f64() * 1000.0);
+        }
+    }
+    sorted(out)
+}
+
+/// RSS added per connected-but-idle reader (DESCRIBE+SETUP, no PLAY) and per configured stream.
+async fn idle_memory(srv: &Server, url: &str) -> (f64, f64) {
+    let n = 200;
+    let before = procstat::rss_kib(srv.pid());
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let host = url.trim_start_matches("rtsp://").split('/').next().unwrap_or("").to_string();
+        if let Ok(mut c) = Conn::connect(&host).await {
+            if c.request("DESCRIBE", url, &[], b"").await.is_ok() {
+                conns.push(c);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = procstat::rss_kib(srv.pid());
+    let per_reader = (after as f64 - before as f64) / conns.len().max(1) as f64;
+    drop(conns);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = procstat::rss_kib(srv.pid());
+    for i in 0..n {
+        srv.http("PATCH", &format!("/api/streams?name=idle{i}&src=demo:clip"));
+    }
+    let after = procstat::rss_kib(srv.pid());
+    (per_reader, (after as f64 - before as f64) / n as f64)
+}
+
+fn build_release() -> PathBuf {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "camrelay"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building camrelay failed");
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    PathBuf::from(target).join("release/camrelay")
+}
+
+fn main() {
+    let args = parse_args();
+    let bin = args.server.clone().unwrap_or_else(build_release);
+    let bin = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let clip = Arc::new(clip::load(std::path::Path::new("target/bench-media")).expect("benchmark clip"));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let srv = Server::start(&bin);
+    let url = format!("rtsp://{}/bench", srv.rtsp);
+    let times = Arc::new(Mutex::new(SendTimes::default()));
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rows = Vec::new();
+    let (ttff, idle) = rt.block_on(async {
+        let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
+        // Wait for the publisher's first GOP to reach the server.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for &n in &args.readers {
+            let lat = args.latency_readers.contains(&n).then(|| times.clone());
+            eprintln!("fan-out: {n} readers...");
+            rows.push(fan_out(&srv, &url, n, args.window, lat, &sent).await);
+        }
+        eprintln!("time to first frame: {} joins...", args.joins);
+        let ttff = time_to_first_frame(&url, args.joins).await;
+        eprintln!("idle memory...");
+        let idle = idle_memory(&srv, &url).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = publisher.await;
+        (ttff, idle)
+    });
+
+    println!("## camrelay-bench: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) + AAC over RTSP/TCP, window {:?}\n", args.window);
+    println!("| readers | connected | server CPU s | server % core | CPU % per 100 Mbit/s | peak RSS MiB | stream Mbit/s | min reader Mbit/s | median Mbit/s | min/stream | dropped | latency p50/p90/p99 ms | load client % core |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let lat = r.latency_ms.map(|(a, b, c)| format!("{a:.2} / {b:.2} / {c:.2}")).unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {:.1} |",
+            r.readers, r.connected, r.server_cpu_s, r.server_cpu_pct, r.cpu_pct_per_100mbps, r.peak_rss_mib, r.stream_mbps,
+            r.min_mbps, r.median_mbps, r.min_ratio, r.dropped, lat, r.client_cpu_pct
+        );
+    }
+    println!(
+        "\nTime to first keyframe (RTSP, {} joins at random points in the GOP): median {:.1} ms, p90 {:.1} ms",
+        ttff.len(),
+        percentile(&ttff, 0.5),
+        percentile(&ttff, 0.9)
+    );
+    println!("Memory: {:.1} KiB per idle reader (DESCRIBE, no PLAY), {:.1} KiB per configured idle stream", idle.0, idle.1);
+
+    let json = serde_json::json!({
+        "server": bin.display().to_string(),
+        "window_s": args.window.as_secs_f64(),
+        "fan_out": rows.iter().map(|r| serde_json::json!({
+            "readers": r.readers, "connected": r.connected, "server_cpu_s": r.server_cpu_s,
+            "server_cpu_pct": r.server_cpu_pct, "cpu_pct_per_100mbps": r.cpu_pct_per_100mbps,
+            "peak_rss_mib": r.peak_rss_mib, "stream_mbps": r.stream_mbps, "delivered_mbps": r.delivered_mbps,
+            "min_reader_mbps": r.min_mbps, "median_reader_mbps": r.median_mbps, "min_ratio": r.min_ratio,
+            "dropped": r.dropped, "client_cpu_pct": r.client_cpu_pct,
+            "latency_ms": r.latency_ms.map(|(a, b, c)| serde_json::json!({"p50": a, "p90": b, "p99": c})),
+        })).collect::<Vec<_>>(),
+        "ttff_rtsp_ms": {"median": percentile(&ttff, 0.5), "p90": percentile(&ttff, 0.9), "samples": ttff},
+        "idle_reader_kib": idle.0,
+        "idle_stream_kib": idle.1,
+    });
+    if let Some(dir) = args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
+    println!("\nJSON: {}", args.json.display());
+}

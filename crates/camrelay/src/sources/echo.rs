@@ -1,0 +1,130 @@
+//! `echo:` — runs a command whose first line of output is the URL of the real source
+//! (`echo:/path/script.sh arg`), builds that source and delegates to it (go2rtc's echo source).
+//! The command runs again each time the source is dialled after a failure, so links that expire
+//! are fetched fresh.
+
+use media::Media;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use super::exec::{quote_split, OwnedChild};
+use crate::app::SourceContext;
+use crate::hub::{BoxFuture, Source, SourceError, SourceFactory, Track};
+use crate::secrets::mask_url;
+
+/// How long the command may run.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most output read from the command.
+const ECHO_MAX_OUTPUT: usize = 64 * 1024;
+
+pub struct EchoSource {
+    command: String,
+    label: String,
+    ctx: SourceContext,
+    /// The source the command resolved to, kept from `describe` for `run`.
+    inner: tokio::sync::Mutex<Option<Arc<dyn Source>>>,
+}
+
+pub fn factory(ctx: &SourceContext) -> SourceFactory {
+    let ctx = ctx.clone();
+    Arc::new(move |url: &str| {
+        let command = url.strip_prefix("echo:").ok_or("echo: URL must start with echo:")?;
+        if command.trim().is_empty() {
+            return Err("echo: empty command".to_string());
+        }
+        Ok(Arc::new(EchoSource {
+            command: command.to_string(),
+            label: mask_url(url),
+            ctx: ctx.clone(),
+            inner: tokio::sync::Mutex::new(None),
+        }) as Arc<dyn Source>)
+    })
+}
+
+/// Runs `command` and returns the first non-empty line of its stdout.
+pub async fn run_echo(command: &str, label: &str) -> Result<String, String> {
+    let argv = quote_split(command);
+    let mut child = OwnedChild::spawn(&argv, false, true, label)?;
+    let Some(stdout) = child.stdout.take() else { return Err("no stdout".into()) };
+    let mut out = Vec::new();
+    let read = async {
+        let _ = stdout.take(ECHO_MAX_OUTPUT as u64).read_to_end(&mut out).await;
+        child.wait_exit().await
+    };
+    let finished = tokio::time::timeout(ECHO_TIMEOUT, read).await;
+    let how = match finished {
+        Ok(how) => how,
+        Err(_) => {
+            let tail = child.stderr_tail();
+            child.stop(libc::SIGKILL, Duration::ZERO).await;
+            return Err(format!("command did not finish within {ECHO_TIMEOUT:?}; stderr: {tail}"));
+        }
+    };
+    let text = String::from_utf8_lossy(&out);
+    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(line) => Ok(line.to_string()),
+        None => Err(format!("command printed no URL: process {how}")),
+    }
+}
+
+impl EchoSource {
+    fn err(&self, what: impl std::fmt::Display) -> String {
+        format!("echo: {}: {what}", self.label)
+    }
+
+    async fn resolve(&self) -> Result<Arc<dyn Source>, String> {
+        let url = run_echo(&self.command, &self.label).await.map_err(|e| self.err(e))?;
+        tracing::debug!(source = %self.label, url = %mask_url(&url), "echo: resolved");
+        if url.starts_with("echo:") {
+            return Err(self.err("the command printed another echo: URL"));
+        }
+        self.ctx.make_source(&url).map_err(|e| self.err(format!("{}: {e}", mask_url(&url))))
+    }
+}
+
+impl Source for EchoSource {
+    fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock().await;
+            let source = match inner.as_ref() {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self.resolve().await?;
+                    *inner = Some(s.clone());
+                    s
+                }
+            };
+            drop(inner);
+            source.describe().await
+        })
+    }
+
+    fn run(
+        self: Arc<Self>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let existing = self.inner.lock().await.clone();
+            let source = match existing {
+                Some(s) => s,
+                None => {
+                    let s = tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        s = self.resolve() => s?,
+                    };
+                    *self.inner.lock().await = Some(s.clone());
+                    s
+                }
+            };
+            let result = source.run(tracks, stop).await;
+            if result.is_err() {
+                // Resolve again on the next attempt (the link may have expired).
+                *self.inner.lock().await = None;
+            }
+            result
+        })
+    }
+}
