@@ -31,7 +31,13 @@ impl Conn {
     }
 
     /// Sends a request and waits for its reply, skipping interleaved data that arrives meanwhile.
-    pub async fn request(&mut self, method: &str, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<Reply, String> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Reply, String> {
         self.cseq += 1;
         let mut req = format!("{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: camrelay-bench\r\n", self.cseq);
         if let Some(s) = &self.session {
@@ -57,7 +63,11 @@ impl Conn {
                         self.session = Some(s.split(';').next().unwrap_or(s).trim().to_string());
                     }
                     if reply.status != 200 {
-                        return Err(format!("{method} {url}: {} {}", reply.status, String::from_utf8_lossy(&reply.body).trim()));
+                        return Err(format!(
+                            "{method} {url}: {} {}",
+                            reply.status,
+                            String::from_utf8_lossy(&reply.body).trim()
+                        ));
                     }
                     return Ok(reply);
                 }

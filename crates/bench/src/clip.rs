@@ -91,7 +91,8 @@ pub fn load(dir: &Path) -> Result<Clip, String> {
             payload.extend_from_slice(&(nal.len() as u32).to_be_bytes());
             payload.extend_from_slice(nal);
         }
-        let mut f = Frame { timestamp: i as u32 * (90_000 / FPS), keyframe, payload: Bytes::from(payload), rtp: Vec::new() };
+        let mut f =
+            Frame { timestamp: i as u32 * (90_000 / FPS), keyframe, payload: Bytes::from(payload), rtp: Vec::new() };
         let mut packets = Vec::new();
         packetizer.packetize(&f, &mut packets);
         f.rtp = packets;

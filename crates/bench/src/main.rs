@@ -141,14 +141,24 @@ impl SendTimes {
 }
 
 /// Publishes the clip in real time, looping, until `stop`. Counts bytes sent.
-async fn publish(url: String, clip: Arc<clip::Clip>, times: Arc<Mutex<SendTimes>>, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
-    let mut conn = Conn::connect(url.trim_start_matches("rtsp://").split('/').next().unwrap_or("")).await.expect("publisher connect");
+async fn publish(
+    url: String,
+    clip: Arc<clip::Clip>,
+    times: Arc<Mutex<SendTimes>>,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut conn = Conn::connect(url.trim_start_matches("rtsp://").split('/').next().unwrap_or(""))
+        .await
+        .expect("publisher connect");
     let mut v = Media::new(Kind::Video, Direction::SendOnly, vec![clip.video_codec.clone()]);
     v.control = "trackID=0".into();
     let mut a = Media::new(Kind::Audio, Direction::SendOnly, vec![clip.audio_codec.clone()]);
     a.control = "trackID=1".into();
     let sdp = rtsp::sdp::write(&[v, a], "bench", "127.0.0.1");
-    conn.request("ANNOUNCE", &url, &[("Content-Type", "application/sdp".into())], sdp.as_bytes()).await.expect("ANNOUNCE");
+    conn.request("ANNOUNCE", &url, &[("Content-Type", "application/sdp".into())], sdp.as_bytes())
+        .await
+        .expect("ANNOUNCE");
     for (i, ch) in [(0, "0-1"), (1, "2-3")] {
         let t = format!("RTP/AVP/TCP;unicast;interleaved={ch};mode=record");
         conn.request("SETUP", &format!("{url}/trackID={i}"), &[("Transport", t)], b"").await.expect("SETUP");
@@ -207,13 +217,30 @@ async fn publish(url: String, clip: Arc<clip::Clip>, times: Arc<Mutex<SendTimes>
 }
 
 /// One reader: DESCRIBE/SETUP/PLAY, then count everything until `stop`.
-async fn read(url: String, times: Option<Arc<Mutex<SendTimes>>>, stop: Arc<AtomicBool>, stats: Arc<Mutex<ReaderStats>>) -> Result<(), String> {
+async fn read(
+    url: String,
+    times: Option<Arc<Mutex<SendTimes>>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<ReaderStats>>,
+) -> Result<(), String> {
     let connected = Instant::now();
     let host = url.trim_start_matches("rtsp://").split('/').next().unwrap_or("").to_string();
     let mut conn = Conn::connect(&host).await.map_err(|e| e.to_string())?;
     conn.request("DESCRIBE", &url, &[], b"").await?;
-    conn.request("SETUP", &format!("{url}/trackID=0"), &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1".into())], b"").await?;
-    conn.request("SETUP", &format!("{url}/trackID=1"), &[("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3".into())], b"").await?;
+    conn.request(
+        "SETUP",
+        &format!("{url}/trackID=0"),
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1".into())],
+        b"",
+    )
+    .await?;
+    conn.request(
+        "SETUP",
+        &format!("{url}/trackID=1"),
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3".into())],
+        b"",
+    )
+    .await?;
     conn.request("PLAY", &url, &[], b"").await?;
     let mut buf = std::mem::replace(&mut conn.buf, BytesMut::new());
     buf.reserve(256 * 1024);
@@ -299,7 +326,14 @@ struct FanOut {
     latency_ms: Option<(f64, f64, f64)>,
 }
 
-async fn fan_out(srv: &Server, url: &str, n: usize, window: Duration, times: Option<Arc<Mutex<SendTimes>>>, sent: &AtomicU64) -> FanOut {
+async fn fan_out(
+    srv: &Server,
+    url: &str,
+    n: usize,
+    window: Duration,
+    times: Option<Arc<Mutex<SendTimes>>>,
+    sent: &AtomicU64,
+) -> FanOut {
     let stop = Arc::new(AtomicBool::new(false));
     let stats: Vec<Arc<Mutex<ReaderStats>>> = (0..n).map(|_| Arc::default()).collect();
     let mut tasks = Vec::new();
@@ -458,15 +492,29 @@ fn main() {
         (ttff, idle)
     });
 
-    println!("## camrelay-bench: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) + AAC over RTSP/TCP, window {:?}\n", args.window);
+    println!(
+        "## camrelay-bench: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) + AAC over RTSP/TCP, window {:?}\n",
+        args.window
+    );
     println!("| readers | connected | server CPU s | server % core | CPU % per 100 Mbit/s | peak RSS MiB | stream Mbit/s | min reader Mbit/s | median Mbit/s | min/stream | dropped | latency p50/p90/p99 ms | load client % core |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let lat = r.latency_ms.map(|(a, b, c)| format!("{a:.2} / {b:.2} / {c:.2}")).unwrap_or_else(|| "-".into());
         println!(
             "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {:.1} |",
-            r.readers, r.connected, r.server_cpu_s, r.server_cpu_pct, r.cpu_pct_per_100mbps, r.peak_rss_mib, r.stream_mbps,
-            r.min_mbps, r.median_mbps, r.min_ratio, r.dropped, lat, r.client_cpu_pct
+            r.readers,
+            r.connected,
+            r.server_cpu_s,
+            r.server_cpu_pct,
+            r.cpu_pct_per_100mbps,
+            r.peak_rss_mib,
+            r.stream_mbps,
+            r.min_mbps,
+            r.median_mbps,
+            r.min_ratio,
+            r.dropped,
+            lat,
+            r.client_cpu_pct
         );
     }
     println!(
@@ -475,7 +523,10 @@ fn main() {
         percentile(&ttff, 0.5),
         percentile(&ttff, 0.9)
     );
-    println!("Memory: {:.1} KiB per idle reader (DESCRIBE, no PLAY), {:.1} KiB per configured idle stream", idle.0, idle.1);
+    println!(
+        "Memory: {:.1} KiB per idle reader (DESCRIBE, no PLAY), {:.1} KiB per configured idle stream",
+        idle.0, idle.1
+    );
 
     let json = serde_json::json!({
         "server": bin.display().to_string(),

@@ -48,7 +48,10 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
         ("exec", sources::exec::factory(ctx)),
         ("ffmpeg", sources::ffmpeg::factory(ctx)),
         ("echo", sources::echo::factory(ctx)),
-    ].into_iter().chain(sources::rtsp::schemes()).collect()
+    ]
+    .into_iter()
+    .chain(sources::rtsp::schemes())
+    .collect()
 }
 
 impl App {

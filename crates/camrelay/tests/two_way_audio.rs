@@ -27,7 +27,12 @@ fn post_plays_audio_into_an_exec_backchannel_and_empty_src_stops_it() {
     assert!(medias.contains("audio, sendonly, PCMA"), "{medias}");
     let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     // PCMA is 8000 bytes a second: wait for a second of audio to land in the file.
-    assert!(wait_until(Duration::from_secs(20), || size() >= 8000), "backchannel wrote {} bytes; log:\n{}", size(), srv.log());
+    assert!(
+        wait_until(Duration::from_secs(20), || size() >= 8000),
+        "backchannel wrote {} bytes; log:\n{}",
+        size(),
+        srv.log()
+    );
     let bytes = std::fs::read(&out).unwrap();
     let distinct = bytes.iter().collect::<std::collections::HashSet<_>>().len();
     // A 500 Hz tone sampled at 8 kHz repeats every 16 samples: about a dozen distinct A-law codes.

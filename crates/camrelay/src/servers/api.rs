@@ -259,9 +259,10 @@ fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), ApiError> {
     for url in urls {
         let scheme = Hub::scheme_of(url);
         // `#input=file` names a template; `#input=-re -i ...` and `#raw=` pass arguments to ffmpeg.
-        let raw_input = url.split('#').skip(1).any(|p| {
-            p.strip_prefix("input=").is_some_and(|v| v.starts_with('-') || v.contains(char::is_whitespace))
-        });
+        let raw_input = url
+            .split('#')
+            .skip(1)
+            .any(|p| p.strip_prefix("input=").is_some_and(|v| v.starts_with('-') || v.contains(char::is_whitespace)));
         let raw_ffmpeg = scheme == "ffmpeg" && (url.contains("#raw=") || raw_input);
         if matches!(scheme, "exec" | "echo" | "expr") || raw_ffmpeg {
             return Err(ApiError(

@@ -728,7 +728,8 @@ impl Connection {
                 Dest::Interleaved(rtp_ch, rtcp_ch) => {
                     if let Some(sr) = &sr {
                         let start = self.wire.len();
-                        self.wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtcp_ch, sr.len() as u16));
+                        self.wire
+                            .extend_from_slice(&rtsp::message::encode_interleaved_header(rtcp_ch, sr.len() as u16));
                         self.wire.extend_from_slice(sr);
                         self.pieces.push(Piece::Wire(start, self.wire.len()));
                     }
