@@ -637,7 +637,54 @@ fn gstreamer_onvif_backchannel_is_offered() {
     let medias: Vec<&str> = p["medias"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
     assert!(medias.contains(&"audio, sendonly, PCMU"), "{medias:?}");
     assert!(medias.contains(&"video, recvonly, H264"), "{medias:?}");
+    // Two-way audio into the camera's ONVIF backchannel: a file transcoded to PCMU by ffmpeg.
+    let wav = dir.join("tone.wav");
+    let ok = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=8000:duration=30"])
+        .arg(&wav)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let r =
+        server.http("POST", &format!("/api/streams?dst=cam&src=ffmpeg:{}%23audio=pcmu%23input=file", wav.display()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(20), || size() >= 4000),
+        "camera received {} bytes\n{}",
+        size(),
+        server.log()
+    );
+    assert_eq!(server.http("POST", "/api/streams?dst=cam&src=").status, 200);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The camera is down when the first reader asks: the reader waits while the source is retried, and
+/// plays as soon as the camera comes up.
+#[test]
+fn cold_start_with_the_camera_down_at_first() {
+    let port = free_port();
+    let server = Server::start(&format!("streams:\n  cam: rtsp://127.0.0.1:{port}/test\n"));
+    let url = server.rtsp_url("cam");
+    let reader = std::thread::spawn(move || decode_video_frames(&url, "tcp", 25));
+    let p = wait_producer(&server, "cam", Duration::from_secs(10), |p| p["state"] == "retrying");
+    assert!(p["last_error"].as_str().unwrap_or("").contains("refused"), "{p}");
+    let _cam = GstCamera::start(port, &["--audio", "none"]);
+    assert_eq!(reader.join().unwrap().expect("reader played after the camera came up"), 25);
+}
+
+/// go2rtc's multi-source example: video from the camera, Opus audio from an ffmpeg source that
+/// transcodes the same stream's AAC.
+#[test]
+fn multi_source_stream_takes_video_and_audio_from_different_sources() {
+    let server = Server::start("streams:\n  cam:\n    - demo:clip\n    - ffmpeg:cam#audio=opus\n");
+    let probed = ffprobe(&server.rtsp_url("cam?video=h264&audio=opus"), "tcp")
+        .unwrap_or_else(|e| panic!("ffprobe: {e}\n{}", server.log()));
+    let names: Vec<&str> = probed.iter().map(|s| s.codec_name.as_str()).collect();
+    assert_eq!(names, ["h264", "opus"], "{probed:?}");
+    let info = server.http("GET", "/api/streams?src=cam").json();
+    assert_eq!(info["producers"][1]["state"], "online", "{info}");
 }
 
 /// ffmpeg's RTSP muxer cannot listen (`-rtsp_flags listen` is demuxer-only), so ffmpeg cannot play a

@@ -432,12 +432,6 @@ impl Source for RtspSource {
         let span = tracing::info_span!("rtsp_source", url = %self.masked);
         Box::pin(
             async move {
-                if self.runs.fetch_add(1, Ordering::Relaxed) > 0 {
-                    // A reconnect: readers must not decode across the gap.
-                    for t in &tracks {
-                        t.mark_discontinuity();
-                    }
-                }
                 // Biased: on stop, the session gets the first poll to send its TEARDOWN.
                 tokio::select! {
                     biased;
