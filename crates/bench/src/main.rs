@@ -313,6 +313,7 @@ struct FanOut {
     readers: usize,
     connected: usize,
     server_cpu_s: f64,
+    server_user_pct: f64,
     server_cpu_pct: f64,
     client_cpu_pct: f64,
     peak_rss_mib: f64,
@@ -355,6 +356,7 @@ async fn fan_out(
     let dropped_before = srv.dropped();
     let pid = srv.pid();
     let cpu0 = procstat::cpu_seconds(pid);
+    let user0 = procstat::user_seconds(pid);
     let me0 = procstat::cpu_seconds(std::process::id());
     let sent0 = sent.load(Ordering::Relaxed);
     let t0 = Instant::now();
@@ -365,6 +367,7 @@ async fn fan_out(
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = procstat::cpu_seconds(pid) - cpu0;
+    let user = procstat::user_seconds(pid) - user0;
     let me = procstat::cpu_seconds(std::process::id()) - me0;
     let stream_bytes = (sent.load(Ordering::Relaxed) - sent0) as f64;
     let per_reader: Vec<f64> = stats.iter().map(|s| s.lock().unwrap().bytes as f64 * 8.0 / elapsed / 1e6).collect();
@@ -386,6 +389,7 @@ async fn fan_out(
         connected,
         server_cpu_s: cpu,
         server_cpu_pct: cpu / elapsed * 100.0,
+        server_user_pct: user / elapsed * 100.0,
         client_cpu_pct: me / elapsed * 100.0,
         peak_rss_mib: peak_rss as f64 / 1024.0,
         stream_mbps,
@@ -469,6 +473,7 @@ fn main() {
     let clip = Arc::new(clip::load(std::path::Path::new("target/bench-media")).expect("benchmark clip"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let srv = Server::start(&bin);
+    eprintln!("server pid {}", srv.pid());
     let url = format!("rtsp://{}/bench", srv.rtsp);
     let times = Arc::new(Mutex::new(SendTimes::default()));
     let sent = Arc::new(AtomicU64::new(0));
@@ -496,16 +501,17 @@ fn main() {
         "## camrelay-bench: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) + AAC over RTSP/TCP, window {:?}\n",
         args.window
     );
-    println!("| readers | connected | server CPU s | server % core | CPU % per 100 Mbit/s | peak RSS MiB | stream Mbit/s | min reader Mbit/s | median Mbit/s | min/stream | dropped | latency p50/p90/p99 ms | load client % core |");
+    println!("| readers | connected | server CPU s | server % core (user) | CPU % per 100 Mbit/s | peak RSS MiB | stream Mbit/s | min reader Mbit/s | median Mbit/s | min/stream | dropped | latency p50/p90/p99 ms | load client % core |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let lat = r.latency_ms.map(|(a, b, c)| format!("{a:.2} / {b:.2} / {c:.2}")).unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {:.1} |",
+            "| {} | {} | {:.2} | {:.1} ({:.1}) | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {:.1} |",
             r.readers,
             r.connected,
             r.server_cpu_s,
             r.server_cpu_pct,
+            r.server_user_pct,
             r.cpu_pct_per_100mbps,
             r.peak_rss_mib,
             r.stream_mbps,
@@ -533,7 +539,7 @@ fn main() {
         "window_s": args.window.as_secs_f64(),
         "fan_out": rows.iter().map(|r| serde_json::json!({
             "readers": r.readers, "connected": r.connected, "server_cpu_s": r.server_cpu_s,
-            "server_cpu_pct": r.server_cpu_pct, "cpu_pct_per_100mbps": r.cpu_pct_per_100mbps,
+            "server_cpu_pct": r.server_cpu_pct, "server_user_pct": r.server_user_pct, "cpu_pct_per_100mbps": r.cpu_pct_per_100mbps,
             "peak_rss_mib": r.peak_rss_mib, "stream_mbps": r.stream_mbps, "delivered_mbps": r.delivered_mbps,
             "min_reader_mbps": r.min_mbps, "median_reader_mbps": r.median_mbps, "min_ratio": r.min_ratio,
             "dropped": r.dropped, "client_cpu_pct": r.client_cpu_pct,

@@ -2,13 +2,23 @@
 
 /// utime + stime of a process in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let (user, system) = times(pid);
+    user + system
+}
+
+/// utime of a process in seconds (time in our code, not in the kernel).
+pub fn user_seconds(pid: u32) -> f64 {
+    times(pid).0
+}
+
+fn times(pid: u32) -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return (0.0, 0.0) };
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat; index 11 and 12 after the ')'.
-    (ticks(11) + ticks(12)) / clock_ticks()
+    (ticks(11) / clock_ticks(), ticks(12) / clock_ticks())
 }
 
 fn clock_ticks() -> f64 {
