@@ -51,6 +51,7 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
     ]
     .into_iter()
     .chain(sources::rtsp::schemes())
+    .chain(sources::http::schemes(ctx))
     .collect()
 }
 

@@ -64,7 +64,8 @@ impl Part {
 enum State {
     /// Looking for the delimiter line.
     Delimiter,
-    Headers,
+    /// Reading part headers; `scanned` bytes were already searched for the blank line.
+    Headers { scanned: usize },
     Body {
         headers: Vec<(String, String)>,
         length: Option<usize>,
@@ -120,19 +121,32 @@ impl MultipartParser {
                         pos += rest.len().saturating_sub(self.delimiter.len());
                         break Ok(());
                     };
-                    let Some(eol) = find(&rest[i..], b"\n") else { break Ok(()) };
-                    if eol > 256 {
-                        pos += i + 1;
-                        break Err(FormatError::invalid("multipart delimiter line", "longer than 256 bytes"));
-                    }
+                    let line = &rest[i..rest.len().min(i + 257)];
+                    let Some(eol) = line.iter().position(|&b| b == b'\n') else {
+                        if line.len() > 256 {
+                            pos += i + 1;
+                            break Err(FormatError::invalid("multipart delimiter line", "longer than 256 bytes"));
+                        }
+                        pos += i; // wait for the rest of the line
+                        break Ok(());
+                    };
                     pos += i + eol + 1;
-                    self.state = State::Headers;
+                    self.state = State::Headers { scanned: 0 };
                 }
-                State::Headers => {
-                    let (end, skip) = match (find(rest, b"\r\n\r\n"), find(rest, b"\n\n")) {
-                        (Some(a), Some(b)) if b < a => (b, 2),
-                        (Some(a), _) => (a, 4),
-                        (None, Some(b)) => (b, 2),
+                State::Headers { scanned } => {
+                    // A part may have no headers at all: an empty line right away.
+                    if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
+                        pos += if rest.starts_with(b"\r\n") { 2 } else { 1 };
+                        self.state = State::Body { headers: Vec::new(), length: None, scanned: 0 };
+                        continue;
+                    }
+                    // Search only what was not searched before (3 bytes of overlap for a split CRLFCRLF).
+                    let from = (*scanned).saturating_sub(3).min(rest.len());
+                    let window = &rest[from..];
+                    let (end, skip) = match (find(window, b"\r\n\r\n"), find(window, b"\n\n")) {
+                        (Some(a), Some(b)) if b < a => (from + b, 2),
+                        (Some(a), _) => (from + a, 4),
+                        (None, Some(b)) => (from + b, 2),
                         (None, None) => {
                             if rest.len() > MAX_HEADER_SIZE {
                                 pos += rest.len();
@@ -142,13 +156,7 @@ impl MultipartParser {
                                     limit: MAX_HEADER_SIZE,
                                 });
                             }
-                            // A part may have no headers at all: an empty line right away.
-                            if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
-                                let skip = if rest.starts_with(b"\r\n") { 2 } else { 1 };
-                                pos += skip;
-                                self.state = State::Body { headers: Vec::new(), length: None, scanned: 0 };
-                                continue;
-                            }
+                            *scanned = rest.len();
                             break Ok(());
                         }
                     };
@@ -487,6 +495,39 @@ mod tests {
         }
         p.push(b"\r\n--frame\r\n").unwrap();
         assert_eq!(p.poll().unwrap().body.len(), 4 << 20);
+    }
+
+    #[test]
+    fn delimiter_line_and_headers_are_bounded() {
+        let mut p = MultipartParser::new("frame");
+        let mut err = None;
+        p.push(b"--frame").unwrap();
+        for _ in 0..10 {
+            if let Err(e) = p.push(&[b'x'; 100]) {
+                err = Some(e);
+            }
+        }
+        assert!(matches!(err, Some(FormatError::Invalid { what: "multipart delimiter line", .. })));
+        assert!(p.buf.len() < 1100, "buffer bounded: {}", p.buf.len());
+
+        let mut p = MultipartParser::new("frame");
+        p.push(b"--frame\r\n").unwrap();
+        let mut err = None;
+        for _ in 0..300 {
+            if let Err(e) = p.push(b"X-Header: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n") {
+                err = Some(e);
+            }
+        }
+        assert!(matches!(err, Some(FormatError::TooLarge { what: "multipart part headers", .. })));
+    }
+
+    #[test]
+    fn part_without_headers() {
+        let mut p = MultipartParser::new("frame");
+        p.push(b"--frame\r\n\r\nabc\r\n\r\ndef\r\n--frame\r\n").unwrap();
+        let part = p.poll().unwrap();
+        assert!(part.headers.is_empty());
+        assert_eq!(&part.body[..], b"abc\r\n\r\ndef");
     }
 
     #[test]

@@ -132,6 +132,16 @@ impl VideoConfig {
                     out.extend_from_slice(&(p.len().min(0xffff) as u16).to_be_bytes());
                     out.extend_from_slice(&p[..p.len().min(0xffff)]);
                 }
+                // ISO 14496-15 5.3.3.1.2: High profiles carry chroma format and bit depths.
+                if let Ok(s) = h264::Sps::parse(sps) {
+                    if matches!(s.profile_idc, 100 | 110 | 122 | 144) {
+                        let depth = s.bit_depth_luma.saturating_sub(8).min(7) as u8;
+                        out.push(0xfc | (s.chroma_format_idc & 3) as u8);
+                        out.push(0xf8 | depth);
+                        out.push(0xf8 | depth);
+                        out.push(0); // numOfSequenceParameterSetExt
+                    }
+                }
             }
             VideoCodec::H265 => {
                 // The SPS parsed in `build`, so it parses again.

@@ -56,7 +56,11 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/schemes", get(schemes))
         .route("/api/config", get(config_get))
-        .route("/", get(index));
+        .route("/", get(index))
+        .merge(super::http_stream::routes())
+        .merge(super::hls::routes())
+        .merge(super::mjpeg::routes())
+        .merge(super::ingest::routes());
     let base = app.config.api.base_path.trim_end_matches('/').to_string();
     let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
     api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })

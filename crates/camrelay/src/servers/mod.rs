@@ -1,6 +1,10 @@
 //! Servers: one module per protocol, each owning its config section and routes.
 
 pub mod api;
+pub mod hls;
+pub mod http_stream;
+pub mod ingest;
+pub mod mjpeg;
 pub mod rtsp;
 
 use std::net::{IpAddr, SocketAddr};

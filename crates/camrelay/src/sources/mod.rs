@@ -4,4 +4,5 @@ pub mod demo;
 pub mod echo;
 pub mod exec;
 pub mod ffmpeg;
+pub mod http;
 pub mod rtsp;

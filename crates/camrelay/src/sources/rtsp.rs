@@ -14,7 +14,6 @@ use rtsp::client::{self, ClientSession, Described, Outcome, SourceUrl, Tls};
 use rtsp::message::{self, Message, Method, Request, Response};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -60,7 +59,6 @@ pub struct RtspSource {
     masked: String,
     src: SourceUrl,
     idle: tokio::sync::Mutex<Option<Dialled>>,
-    runs: AtomicU64,
 }
 
 /// A connection after DESCRIBE, ready for SETUP.
@@ -230,7 +228,7 @@ impl Conn {
 
 impl RtspSource {
     pub fn new(url: &str, src: SourceUrl) -> RtspSource {
-        RtspSource { masked: mask_url(url), src, idle: tokio::sync::Mutex::new(None), runs: AtomicU64::new(0) }
+        RtspSource { masked: mask_url(url), src, idle: tokio::sync::Mutex::new(None) }
     }
 
     fn err(&self, step: &str, msg: &str) -> String {
