@@ -60,7 +60,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(super::http_stream::routes())
         .merge(super::hls::routes())
         .merge(super::mjpeg::routes())
-        .merge(super::ingest::routes());
+        .merge(super::ingest::routes())
+        .merge(super::ws::routes());
     let base = app.config.api.base_path.trim_end_matches('/').to_string();
     let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
     api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })

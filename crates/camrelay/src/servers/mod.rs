@@ -6,6 +6,7 @@ pub mod http_stream;
 pub mod ingest;
 pub mod mjpeg;
 pub mod rtsp;
+pub mod ws;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -1,0 +1,165 @@
+//! `GET /api/ws?src=NAME`: go2rtc's WebSocket API. The client sends JSON messages; today `mse` and
+//! `mp4` (fragmented MP4 for Media Source Extensions / iOS): the server answers with the MIME type it
+//! chose, then sends the init segment and fragments as binary messages. Other types get an `error`.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use media::{codec, Kind, MediaFilter};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::api::Query;
+use super::http_stream::{reader_codecs, Mp4Muxer, Muxer};
+use crate::app::App;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new().route("/api/ws", get(ws))
+}
+
+/// Largest JSON message we accept from a client.
+const MAX_TEXT: usize = 64 * 1024;
+
+async fn ws(State(app): State<Arc<App>>, upgrade: WebSocketUpgrade, request: Request) -> Response {
+    let q = Query::from_uri(request.uri());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let ua = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    upgrade.max_message_size(MAX_TEXT).on_upgrade(move |socket| session(app, q, socket, peer, ua)).into_response()
+}
+
+/// Filters from an MSE codec list (`avc1.640029,hvc1.1.6.L153.B0,mp4a.40.2,flac,opus`), as go2rtc maps
+/// them: what the browser can play, video and audio in the browser's order.
+pub fn filters_from_mse_codecs(list: &str) -> Vec<MediaFilter> {
+    let (mut video, mut audio): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let add = |v: &mut Vec<String>, name: &str| {
+        if !v.iter().any(|c| c == name) {
+            v.push(name.to_string());
+        }
+    };
+    for c in list.split(',').map(str::trim) {
+        if c.starts_with("avc1") {
+            add(&mut video, codec::H264);
+        } else if c.starts_with("hvc1") || c.starts_with("hev1") {
+            add(&mut video, codec::H265);
+        } else if c.starts_with("mp4a.40") {
+            add(&mut audio, codec::AAC);
+        } else if c == "opus" {
+            add(&mut audio, codec::OPUS);
+        } else if c == "flac" {
+            for n in [codec::PCMA, codec::PCMU, codec::L16] {
+                add(&mut audio, n);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !video.is_empty() {
+        out.push(MediaFilter { kind: Kind::Video, codecs: video, all: false });
+    }
+    if !audio.is_empty() {
+        out.push(MediaFilter { kind: Kind::Audio, codecs: audio, all: false });
+    }
+    out
+}
+
+async fn send_json(socket: &mut WebSocket, kind: &str, value: &str) -> bool {
+    let text = json!({ "type": kind, "value": value }).to_string();
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn session(app: Arc<App>, q: Query, mut socket: WebSocket, peer: Option<SocketAddr>, ua: String) {
+    // One request at a time: wait for the client's message, then stream until it closes.
+    let request = loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(t))) => match serde_json::from_str::<serde_json::Value>(&t) {
+                Ok(v) => break v,
+                Err(e) => {
+                    send_json(&mut socket, "error", &format!("bad JSON message: {e}")).await;
+                }
+            },
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+            Some(Ok(_)) => {}
+        }
+    };
+    let kind = request["type"].as_str().unwrap_or("").to_string();
+    let value = request["value"].as_str().unwrap_or("").to_string();
+    if kind != "mse" && kind != "mp4" {
+        send_json(&mut socket, "error", &format!("unsupported message type {kind:?} (supported: mse, mp4)")).await;
+        return;
+    }
+    let mut filters = filters_from_mse_codecs(&value);
+    if filters.is_empty() {
+        filters = super::http_stream::filters(&q, "mp4");
+    }
+    let reader = match super::http_stream::subscribe(&app, &q, &filters, kind.as_str(), peer, &ua).await {
+        Ok(r) => r,
+        Err(resp) => {
+            let body = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+            let msg = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(String::from))
+                .unwrap_or_else(|| "stream unavailable".into());
+            send_json(&mut socket, "error", &msg).await;
+            return;
+        }
+    };
+    let mut muxer = match Mp4Muxer::new(&reader_codecs(&reader)) {
+        Ok(m) => m,
+        Err(e) => {
+            send_json(&mut socket, "error", &format!("{kind}: {e}")).await;
+            return;
+        }
+    };
+    let mut reader = reader;
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            delivery = reader.queue.recv() => {
+                let Some(d) = delivery else { break };
+                let out = match muxer.push(d.slot, &d.frame) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::debug!(stream = %reader.stream_name(), "ws {kind}: {e}");
+                        continue;
+                    }
+                };
+                if !out.is_empty() && !announced {
+                    announced = true;
+                    let mime = muxer.mime_type().unwrap_or_default();
+                    if !send_json(&mut socket, &kind, &mime).await {
+                        break;
+                    }
+                }
+                for b in out {
+                    reader.shared.count_sent(1, b.len() as u64);
+                    if socket.send(Message::Binary(b)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            },
+            _ = app.shutdown.cancelled() => break,
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mse_codec_lists_map_to_filters() {
+        let f = filters_from_mse_codecs("avc1.640029,avc1.64002A,hvc1.1.6.L153.B0,mp4a.40.2,mp4a.40.5,flac,opus");
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].codecs, vec!["H264", "H265"]);
+        assert_eq!(f[1].codecs, vec!["MPEG4-GENERIC", "PCMA", "PCMU", "L16", "OPUS"]);
+        assert!(filters_from_mse_codecs("vp8,vp9").is_empty());
+    }
+}
