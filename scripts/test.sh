@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 # Debian packages the integration tests use: ffmpeg/ffprobe (clients, publishers, transcoding) and a
 # GStreamer RTSP server (the "camera we did not write") driven from Debian's python3-gi.
 apt_packages=(ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  chromium iproute2 util-linux)
+# Node.js and npm drive Chromium through Playwright; Debian's packages if the machine has none.
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Playwright (driver only; the browser is Debian's chromium) for the headless browser tests.
+if [ ! -d crates/camrelay/tests/browser/node_modules/playwright-core ]; then
+  (cd crates/camrelay/tests/browser && npm ci --no-audit --no-fund)
 fi
 
 export CARGO_TERM_COLOR=never

@@ -1,0 +1,37 @@
+//! Headless Chromium plays the demo stream through MSE (WebSocket `mse`) and progressive MP4; the page
+//! and the server run in a fresh network namespace with only loopback (`unshare --net`), so nothing can
+//! reach out. The browser side is `tests/browser/players.mjs` (Playwright driving Debian's chromium).
+
+mod common;
+
+use common::run_with_timeout;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn chromium_plays_mse_and_mp4() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in {} (scripts/test.sh does)",
+        dir.display()
+    );
+    let script = format!("ip link set lo up && exec node players.mjs {}", env!("CARGO_BIN_EXE_camrelay"));
+    let out = run_with_timeout(
+        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+        Duration::from_secs(90),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(v["error"].is_null(), "{v}");
+    for mode in ["mse", "mp4"] {
+        let r = &v[mode];
+        assert!(r["frames"].as_u64().unwrap_or(0) >= 50, "{mode}: {r}");
+        assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)), "{mode}: {r}");
+        eprintln!("{mode}: first frame {} ms after the request", r["first_frame_ms"]);
+    }
+    assert!(v["mse"]["mime"].as_str().unwrap_or("").starts_with("video/mp4; codecs=\"avc1."), "{v}");
+}

@@ -1,0 +1,93 @@
+// Plays a camrelay stream in headless Chromium through MSE (WebSocket `mse`) and through a plain
+// <video src=stream.mp4>, and prints one JSON line per mode: decoded frames, size, time to first frame.
+// Usage (inside `unshare --net`, see ../browser.rs): node players.mjs CAMRELAY_BIN
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const bin = process.argv[2];
+const config = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""}}';
+const server = spawn(bin, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+const api = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
+  createInterface({ input: server.stderr }).on('line', (line) => {
+    const m = line.match(/api listening on (\S+)/);
+    if (m) { clearTimeout(timer); resolve(m[1]); }
+  });
+});
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
+
+// Runs in the page: resolves once `frames` frames decoded (or rejects after a timeout).
+async function measure(page, frames) {
+  return page.evaluate(async (frames) => {
+    const video = document.querySelector('video');
+    return await new Promise((resolve, reject) => {
+      let first = null;
+      const timer = setTimeout(() => reject(new Error(`timeout: ${video.getVideoPlaybackQuality().totalVideoFrames} frames, error ${video.error && video.error.message}`)), 20000);
+      const tick = () => {
+        const q = video.getVideoPlaybackQuality();
+        // __t0 is set when the request starts (for MSE, once the MediaSource opened).
+        if (first === null && q.totalVideoFrames > 0) first = performance.now() - window.__t0;
+        if (q.totalVideoFrames >= frames) {
+          clearTimeout(timer);
+          resolve({ frames: q.totalVideoFrames, width: video.videoWidth, height: video.videoHeight, first_frame_ms: first });
+          return;
+        }
+        video.requestVideoFrameCallback ? video.requestVideoFrameCallback(tick) : setTimeout(tick, 10);
+      };
+      tick();
+    });
+  }, frames);
+}
+
+const results = {};
+try {
+  // MSE over go2rtc's WebSocket API.
+  const mse = await browser.newPage();
+  await mse.setContent('<video muted autoplay playsinline></video>');
+  await mse.evaluate((url) => {
+    const video = document.querySelector('video');
+    const ms = new MediaSource();
+    video.src = URL.createObjectURL(ms);
+    ms.addEventListener('sourceopen', () => {
+      window.__t0 = performance.now();
+      const ws = new WebSocket(url);
+      ws.binaryType = 'arraybuffer';
+      let sb = null;
+      const queue = [];
+      const pump = () => { if (sb && !sb.updating && queue.length) sb.appendBuffer(queue.shift()); };
+      ws.onopen = () => {
+        const codecs = ['avc1.640029', 'avc1.64002A', 'avc1.640033', 'hvc1.1.6.L153.B0', 'mp4a.40.2', 'mp4a.40.5', 'flac', 'opus']
+          .filter((c) => MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`));
+        ws.send(JSON.stringify({ type: 'mse', value: codecs.join(',') }));
+      };
+      ws.onmessage = (ev) => {
+        if (typeof ev.data === 'string') {
+          const msg = JSON.parse(ev.data);
+          if (msg.type === 'mse') { window.__mime = msg.value; sb = ms.addSourceBuffer(msg.value); sb.mode = 'segments'; sb.onupdateend = pump; }
+          else window.__error = msg.value;
+        } else { queue.push(ev.data); pump(); }
+      };
+    });
+  }, `ws://${api}/api/ws?src=demo`);
+  results.mse = await measure(mse, 50);
+  results.mse.mime = await mse.evaluate(() => window.__mime);
+
+  // Progressive MP4 in a plain <video>.
+  const mp4 = await browser.newPage();
+  await mp4.setContent('<video muted autoplay playsinline></video>');
+  await mp4.evaluate((url) => { window.__t0 = performance.now(); document.querySelector('video').src = url; }, `http://${api}/api/stream.mp4?src=demo`);
+  results.mp4 = await measure(mp4, 50);
+} catch (e) {
+  results.error = String(e && e.message || e);
+} finally {
+  await browser.close();
+  server.kill('SIGTERM');
+}
+console.log(JSON.stringify(results));
+process.exit(results.error ? 1 : 0);
