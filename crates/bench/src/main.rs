@@ -430,6 +430,38 @@ async fn time_to_first_frame(url: &str, joins: usize) -> Vec<f64> {
     sorted(out)
 }
 
+/// Request → first fMP4 fragment (`mdat`, which starts at a keyframe) for `GET /api/stream.mp4`.
+async fn time_to_first_mp4_frame(api: &str, joins: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut seed = 0x9E3779B97F4A7C15u64 ^ std::process::id() as u64;
+    for _ in 0..joins {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(seed % 1000)).await;
+        let started = Instant::now();
+        let Ok(mut s) = tokio::net::TcpStream::connect(api).await else { continue };
+        let req = format!("GET /api/stream.mp4?src=bench HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n");
+        if s.write_all(req.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16384];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+            if got.windows(4).any(|w| w == b"mdat") {
+                out.push(started.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+    }
+    sorted(out)
+}
+
 /// RSS added per connected-but-idle reader (DESCRIBE+SETUP, no PLAY) and per configured stream.
 async fn idle_memory(srv: &Server, url: &str) -> (f64, f64) {
     let n = 200;
@@ -479,7 +511,7 @@ fn main() {
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut rows = Vec::new();
-    let (ttff, idle) = rt.block_on(async {
+    let (ttff, ttff_mp4, idle) = rt.block_on(async {
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
         // Wait for the publisher's first GOP to reach the server.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -490,11 +522,12 @@ fn main() {
         }
         eprintln!("time to first frame: {} joins...", args.joins);
         let ttff = time_to_first_frame(&url, args.joins).await;
+        let ttff_mp4 = time_to_first_mp4_frame(&srv.api, args.joins).await;
         eprintln!("idle memory...");
         let idle = idle_memory(&srv, &url).await;
         stop.store(true, Ordering::Relaxed);
         let _ = publisher.await;
-        (ttff, idle)
+        (ttff, ttff_mp4, idle)
     });
 
     println!(
@@ -530,6 +563,12 @@ fn main() {
         percentile(&ttff, 0.9)
     );
     println!(
+        "Time to first keyframe (stream.mp4, {} joins): median {:.1} ms, p90 {:.1} ms",
+        ttff_mp4.len(),
+        percentile(&ttff_mp4, 0.5),
+        percentile(&ttff_mp4, 0.9)
+    );
+    println!(
         "Memory: {:.1} KiB per idle reader (DESCRIBE, no PLAY), {:.1} KiB per configured idle stream",
         idle.0, idle.1
     );
@@ -546,6 +585,7 @@ fn main() {
             "latency_ms": r.latency_ms.map(|(a, b, c)| serde_json::json!({"p50": a, "p90": b, "p99": c})),
         })).collect::<Vec<_>>(),
         "ttff_rtsp_ms": {"median": percentile(&ttff, 0.5), "p90": percentile(&ttff, 0.9), "samples": ttff},
+        "ttff_mp4_ms": {"median": percentile(&ttff_mp4, 0.5), "p90": percentile(&ttff_mp4, 0.9), "samples": ttff_mp4},
         "idle_reader_kib": idle.0,
         "idle_stream_kib": idle.1,
     });
