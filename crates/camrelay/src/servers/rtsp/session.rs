@@ -22,6 +22,9 @@ use crate::hub::{Delivery, Producer, Reader, Stream, Track};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// RTCP sender report interval per track.
 const SR_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a TCP reader's audio may wait for the next video frame to share its write (one video frame
+/// interval at 25 fps).
+const AUDIO_HOLD: Duration = Duration::from_millis(40);
 /// Frames written per batch (one vectored write) when a reader's queue has several waiting.
 const MAX_BATCH_FRAMES: usize = 32;
 /// Datagrams queued from the UDP receive loop to one publishing session.
@@ -101,6 +104,8 @@ struct Connection {
     /// Reused buffers for media writes: the frames of one batch, the bytes we write (interleaved and
     /// RTP headers, RTCP), and the order of those bytes and the shared payloads on the wire.
     batch: Vec<Delivery>,
+    /// When held audio (see `send_frames`) must go out even if no video came.
+    flush_at: Option<tokio::time::Instant>,
     wire: Vec<u8>,
     pieces: Vec<Piece>,
     udp_buf: Vec<u8>,
@@ -131,6 +136,7 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, mut socket: TcpStr
         udp_tx: None,
         udp_routes: Vec::new(),
         batch: Vec::new(),
+        flush_at: None,
         wire: Vec::new(),
         pieces: Vec::new(),
         udp_buf: Vec::new(),
@@ -180,9 +186,12 @@ impl Connection {
                 }
                 delivery = recv_delivery(&mut self.mode), if playing => {
                     match delivery {
-                        Some(d) => self.send_frames(socket, d).await?,
+                        Some(d) => self.send_frames(socket, Some(d)).await?,
                         None => return Err(ConnError::StreamEnded),
                     }
+                }
+                _ = sleep_until_opt(self.flush_at), if self.flush_at.is_some() => {
+                    self.send_frames(socket, None).await?;
                 }
                 datagram = recv_datagram(&mut self.udp_rx), if self.udp_rx.is_some() => {
                     if let Some(d) = datagram {
@@ -690,16 +699,31 @@ impl Connection {
 
     /// Sends a frame and every frame already queued behind it: all TCP-interleaved packets of the batch
     /// go out in one vectored write (headers are ours, payloads are the shared source bytes).
-    async fn send_frames(&mut self, socket: &mut TcpStream, first: Delivery) -> Result<(), ConnError> {
+    ///
+    /// Audio frames of a TCP reader that also takes video wait (at most [`AUDIO_HOLD`]) to share the
+    /// next video frame's write: half the syscalls per reader, and no delay on video. `first: None`
+    /// flushes what is held.
+    async fn send_frames(&mut self, socket: &mut TcpStream, first: Option<Delivery>) -> Result<(), ConnError> {
         let Mode::Play { reader, out, .. } = &mut self.mode else { return Ok(()) };
         let mut batch = std::mem::take(&mut self.batch);
-        batch.push(first);
+        let flushing = first.is_none();
+        batch.extend(first);
         while batch.len() < MAX_BATCH_FRAMES {
             match reader.queue.try_recv() {
                 Ok(d) => batch.push(d),
                 Err(_) => break,
             }
         }
+        let tcp_with_video = reader.tracks.iter().zip(out.iter()).any(|(t, o)| {
+            t.track.kind == Kind::Video && matches!(o.dest, Some(Dest::Interleaved(..)))
+        });
+        let only_audio = batch.iter().all(|d| reader.tracks.get(d.slot).is_some_and(|t| t.track.kind != Kind::Video));
+        if !flushing && tcp_with_video && only_audio && batch.len() < MAX_BATCH_FRAMES {
+            self.flush_at.get_or_insert_with(|| tokio::time::Instant::now() + AUDIO_HOLD);
+            self.batch = batch;
+            return Ok(());
+        }
+        self.flush_at = None;
         self.wire.clear();
         self.pieces.clear();
         let (mut packets, mut bytes) = (0u64, 0u64);
@@ -824,6 +848,13 @@ async fn recv_delivery(mode: &mut Mode) -> Option<Delivery> {
     match mode {
         Mode::Play { reader, .. } => reader.queue.recv().await,
         _ => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
