@@ -515,6 +515,9 @@ fn main() {
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
         // Wait for the publisher's first GOP to reach the server.
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Memory first: later runs leave freed memory in the allocator that new sessions would reuse.
+        eprintln!("idle memory...");
+        let idle = idle_memory(&srv, &url).await;
         for &n in &args.readers {
             let lat = args.latency_readers.contains(&n).then(|| times.clone());
             eprintln!("fan-out: {n} readers...");
@@ -523,8 +526,6 @@ fn main() {
         eprintln!("time to first frame: {} joins...", args.joins);
         let ttff = time_to_first_frame(&url, args.joins).await;
         let ttff_mp4 = time_to_first_mp4_frame(&srv.api, args.joins).await;
-        eprintln!("idle memory...");
-        let idle = idle_memory(&srv, &url).await;
         stop.store(true, Ordering::Relaxed);
         let _ = publisher.await;
         (ttff, ttff_mp4, idle)
