@@ -7,3 +7,4 @@ pub mod logging;
 pub mod secrets;
 pub mod servers;
 pub mod sources;
+pub mod tls;
