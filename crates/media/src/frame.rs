@@ -21,7 +21,8 @@ pub struct RtpPacket {
 ///   their parameter sets (SPS/PPS, and VPS for H.265) in front, so every keyframe decodes alone.
 /// - AAC: one raw access unit (no ADTS header).
 /// - Opus, G.711, L16: one RTP payload.
-/// - JPEG and unknown codecs: the concatenated RTP payloads of the frame.
+/// - JPEG: one complete JPEG image (RTP/JPEG is rebuilt into one by the depacketizer).
+/// - Unknown codecs: the concatenated RTP payloads of the frame.
 #[derive(Clone, Debug, Default)]
 pub struct Frame {
     /// Presentation time in the track's clock (RTP timestamp units).

@@ -6,6 +6,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use media::{codec, h264, Codec, Frame, RtpPacket};
 use std::hash::{BuildHasher, Hasher};
 
+pub mod jpeg;
+
 pub trait Packetizer: Send {
     /// Appends the packets of `frame` to `out`.
     fn packetize(&mut self, frame: &Frame, out: &mut Vec<RtpPacket>);
@@ -19,7 +21,7 @@ fn random_u32() -> u32 {
 }
 
 /// Packetizer for `codec` with a random SSRC and initial sequence number (RFC 3550 §5.1). `mtu` is the
-/// largest RTP packet (header included). None for codecs we do not packetize (JPEG, unknown).
+/// largest RTP packet (header included). None for codecs we do not packetize (unknown ones).
 pub fn packetizer_for(codec: &Codec, mtu: usize) -> Option<Box<dyn Packetizer>> {
     packetizer_with(codec, mtu, random_u32(), random_u32() as u16)
 }
@@ -37,6 +39,7 @@ pub fn packetizer_with(c: &Codec, mtu: usize, ssrc: u32, first_sequence: u16) ->
         codec::H264 => Some(Box::new(NalPacketizer { base, h265: false })),
         codec::H265 => Some(Box::new(NalPacketizer { base, h265: true })),
         codec::AAC => Some(Box::new(AacPacketizer { base })),
+        codec::JPEG => Some(Box::new(jpeg::JpegPacketizer { base })),
         n if super::depacketize::is_packet_per_frame_audio(n) => Some(Box::new(PayloadPacketizer { base })),
         _ => None,
     }
@@ -267,6 +270,6 @@ mod tests {
             let out = round_trip(&codec, &frames, 1400);
             assert_eq!(out[1].payload, frames[1].payload);
         }
-        assert!(packetizer_for(&Codec::new("JPEG", 90000, 0, 26), 1400).is_none());
+        assert!(packetizer_for(&Codec::new("JPEG", 90000, 0, 26), 1400).is_some());
     }
 }

@@ -94,8 +94,9 @@ impl FrameCache {
 
 impl Track {
     pub fn new(kind: Kind, codec: Codec, gop_cache_bytes: usize) -> Track {
-        let video = kind == Kind::Video && !codec.is_intra_only();
-        // Audio only needs to cover the span of one GOP: a fraction of the video budget.
+        // Video caches from its last keyframe (for MJPEG, where every frame is one: the last frame);
+        // audio only needs to cover the span of one GOP: a fraction of the video budget.
+        let video = kind == Kind::Video;
         let max_bytes = if video { gop_cache_bytes } else { gop_cache_bytes / 8 };
         Track {
             id: NEXT_TRACK_ID.fetch_add(1, Ordering::Relaxed),

@@ -6,6 +6,7 @@
 //! the next frame. The only exception is a frame over the size limits: it is dropped with its packets.
 
 mod aac;
+pub mod jpeg;
 mod video;
 
 use crate::RtpError;
@@ -13,6 +14,7 @@ use bytes::{BufMut, BytesMut};
 use media::{codec, Codec, Frame, RtpPacket};
 
 pub use aac::AacDepacketizer;
+pub use jpeg::JpegDepacketizer;
 pub use video::VideoDepacketizer;
 
 /// Largest frame we reassemble; beyond it the frame is dropped (the network sends us anything).
@@ -61,6 +63,7 @@ pub fn depacketizer_for(c: &Codec) -> Box<dyn Depacketizer> {
         codec::H264 => Box::new(VideoDepacketizer::h264(&c.fmtp)),
         codec::H265 => Box::new(VideoDepacketizer::h265(&c.fmtp)),
         codec::AAC => Box::new(AacDepacketizer::new(&c.fmtp)),
+        codec::JPEG => Box::new(JpegDepacketizer::new()),
         n if is_packet_per_frame_audio(n) => Box::new(PacketPerFrame),
         _ => Box::new(GroupedDepacketizer::default()),
     }
@@ -77,7 +80,7 @@ impl Depacketizer for PacketPerFrame {
     }
 }
 
-/// JPEG and unknown codecs: packets with the same timestamp, up to the marker bit, make one frame whose
+/// Unknown codecs: packets with the same timestamp, up to the marker bit, make one frame whose
 /// payload is their concatenated payloads.
 #[derive(Debug, Default)]
 pub struct GroupedDepacketizer {
@@ -163,8 +166,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn jpeg_grouped() {
-        let mut d = depacketizer_for(&Codec::new(codec::JPEG, 90000, 0, 26));
+    fn unknown_codec_grouped() {
+        let mut d = depacketizer_for(&Codec::new("X-UNKNOWN", 90000, 0, 96));
         let mut out = Vec::new();
         let input = [
             pkt(1, 100, false, &[1]),
@@ -227,6 +230,8 @@ pub(crate) mod tests {
                 codec::H264 => vec![0x41, 1],
                 codec::H265 => vec![2, 1, 1],
                 codec::AAC => vec![0, 16, 0, 8, 1],
+                // A whole one-packet image: offset 0, type 1, Q 50, 8x8.
+                codec::JPEG => vec![0, 0, 0, 0, 1, 50, 1, 1, 0],
                 _ => vec![1],
             };
             let p = pkt(6000, ts.wrapping_add(1), true, &last);

@@ -1,0 +1,204 @@
+//! MJPEG and JPEG outputs, checked with real clients: ffprobe decodes `/api/frame.jpeg`, ffmpeg reads
+//! `/api/stream.mjpeg` (`-f mpjpeg`), ffmpeg publishes and reads RTP/JPEG (RFC 2435) over RTSP.
+
+mod common;
+
+use common::{ffprobe, run_with_timeout, wait_until, Server};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// ffprobe's (codec, width, height) of the first video stream of a JPEG file.
+fn probe_jpeg(bytes: &[u8]) -> (String, u64, u64) {
+    let dir = common::temp_dir("jpeg");
+    let path = dir.join("frame.jpg");
+    std::fs::write(&path, bytes).unwrap();
+    let out = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json"])
+            .arg(&path),
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    (s["codec_name"].as_str().unwrap_or("").into(), s["width"].as_u64().unwrap_or(0), s["height"].as_u64().unwrap_or(0))
+}
+
+/// Reads `frames` pictures of an MJPEG-over-HTTP URL with ffmpeg; returns (decoded frames, dimensions).
+fn read_mjpeg(url: &str, frames: u32) -> (usize, String) {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-f",
+            "mpjpeg",
+            "-i",
+            url,
+            "-frames:v",
+            &frames.to_string(),
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(40),
+    );
+    framecrc_summary(&out.stdout)
+}
+
+fn framecrc_summary(stdout: &[u8]) -> (usize, String) {
+    let text = String::from_utf8_lossy(stdout);
+    let n = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+    let dims = text.lines().find_map(|l| l.strip_prefix("#dimensions 0: ")).unwrap_or("").to_string();
+    (n, dims)
+}
+
+/// Transcoding ffmpegs of `stream` (their command line carries the module's marker).
+fn transcoders(stream: &str) -> usize {
+    let out = Command::new("pgrep").args(["-f", &format!("camrelay-mjpeg:{stream}")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn spawn_reader(url: &str, frames: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "mpjpeg", "-i", url, "-frames:v", &frames.to_string(), "-f", "framecrc", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A client process killed when the test ends, also on a failed assertion.
+struct Killed(Option<Child>);
+
+impl Killed {
+    fn new(child: Child) -> Killed {
+        Killed(Some(child))
+    }
+
+    /// Waits for the process to end on its own.
+    fn output(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn frame_jpeg_from_h264_with_scale_and_rotate() {
+    let srv = Server::start("");
+    let r = srv.http("GET", "/api/frame.jpeg?src=demo");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.headers.to_ascii_lowercase().contains("content-type: image/jpeg"), "{}", r.headers);
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 640, 360));
+
+    let r = srv.http("GET", "/api/frame.jpeg?src=demo&width=320");
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 320, 180));
+    let r = srv.http("GET", "/api/frame.jpeg?src=demo&h=90");
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 160, 90));
+    let r = srv.http("GET", "/api/frame.jpeg?src=demo&rotate=90");
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 360, 640));
+
+    // cache=: the same snapshot while it is young enough.
+    let a = srv.http("GET", "/api/frame.jpeg?src=demo&width=200&cache=30s");
+    let b = srv.http("GET", "/api/frame.jpeg?src=demo&width=200&cache=30s");
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, b.body);
+
+    // Errors are JSON.
+    let r = srv.http("GET", "/api/frame.jpeg?src=nope");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("nope"));
+    let r = srv.http("GET", "/api/frame.jpeg?src=demo&rotate=45");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].is_string());
+}
+
+#[test]
+fn stream_mjpeg_transcodes_once_per_stream() {
+    let mut srv = Server::start("streams:\n  mj_shared: demo:clip\n");
+    let url = srv.api_url("/api/stream.mjpeg?src=mj_shared");
+
+    let (n, dims) = read_mjpeg(&url, 20);
+    assert_eq!((n, dims.as_str()), (20, "640x360"), "log:\n{}", srv.log());
+    // The transcoder lingers, then stops with no viewer left.
+    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_shared") == 0), "transcoder left running");
+
+    // Two viewers at once: one ffmpeg.
+    let a = Killed::new(spawn_reader(&url, 150));
+    let b = Killed::new(spawn_reader(&url, 150));
+    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_shared") == 1));
+    // Both get pictures while sharing it (checked while they run).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(transcoders("mj_shared"), 1, "one transcoder per stream, not per viewer");
+    for out in [a.output(), b.output()] {
+        let (n, dims) = framecrc_summary(&out.stdout);
+        assert_eq!((n, dims.as_str()), (150, "640x360"));
+    }
+    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_shared") == 0), "transcoder left running");
+
+    // Server shutdown with a viewer attached: no ffmpeg survives.
+    let _viewer = Killed::new(spawn_reader(&url, 100_000));
+    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_shared") == 1));
+    srv.terminate();
+    assert!(wait_until(Duration::from_secs(5), || transcoders("mj_shared") == 0), "ffmpeg survived the server");
+}
+
+#[test]
+fn mjpeg_published_over_rtsp_passes_through() {
+    let srv = Server::start("streams:\n  cam:\n");
+    let publisher = Killed::new(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "60"])
+            .args(["-c:v", "mjpeg", "-huffman", "default", "-pix_fmt", "yuvj420p", "-q:v", "5"])
+            .args(["-f", "rtsp", "-rtsp_transport", "tcp", &srv.rtsp_url("cam")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || srv.http("GET", "/api/streams").text().contains("JPEG")),
+        "publisher did not appear: {}",
+        srv.log()
+    );
+    let (n, dims) = read_mjpeg(&srv.api_url("/api/stream.mjpeg?src=cam"), 15);
+    assert_eq!((n, dims.as_str()), (15, "320x240"), "log:\n{}", srv.log());
+    assert_eq!(transcoders("cam"), 0, "JPEG is passed through");
+
+    let r = srv.http("GET", "/api/frame.jpeg?src=cam");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 320, 240));
+    let r = srv.http("GET", "/api/frame.jpeg?src=cam&rotate=270");
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 240, 320));
+
+    // Read back over RTSP: the publisher's RTP forwarded.
+    let streams = ffprobe(&srv.rtsp_url("cam"), "tcp").unwrap();
+    assert!(streams.iter().any(|s| s.codec_name == "mjpeg" && s.width == 320), "{streams:?}");
+    let n = common::decode_video_frames(&srv.rtsp_url("cam"), "tcp", 10).unwrap();
+    assert_eq!(n, 10);
+    drop(publisher);
+}
+
+/// MJPEG from a pipe (no RTP of its own) is packetized once (RFC 2435) for RTSP readers.
+#[test]
+fn mjpeg_from_pipe_plays_over_rtsp() {
+    let srv = Server::start(
+        "streams:\n  pipe: exec:ffmpeg -v error -re -f lavfi -i testsrc=size=320x240:rate=15 -c:v mjpeg -huffman default -pix_fmt yuvj420p -f mjpeg -\n",
+    );
+    let streams = ffprobe(&srv.rtsp_url("pipe"), "tcp").unwrap();
+    assert!(streams.iter().any(|s| s.codec_name == "mjpeg"), "{streams:?}\n{}", srv.log());
+    let n = common::decode_video_frames(&srv.rtsp_url("pipe"), "tcp", 10).unwrap();
+    assert_eq!(n, 10, "log:\n{}", srv.log());
+    let (n, dims) = read_mjpeg(&srv.api_url("/api/stream.mjpeg?src=pipe"), 10);
+    assert_eq!((n, dims.as_str()), (10, "320x240"));
+}
