@@ -46,6 +46,20 @@ fn exec_pipe_mode_h264_decodes() {
     assert_eq!(decode_video_frames(&srv.rtsp_url("p"), "tcp", 10).unwrap(), 10);
 }
 
+/// Pipe mode with MPEG-TS on stdout: video and audio tracks found by the demuxer.
+#[test]
+fn exec_pipe_mode_mpegts_with_audio_decodes() {
+    let m = marker("pipets");
+    let srv = Server::start(&format!(
+        "streams:\n  p: exec:ffmpeg -v error -re -f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=48000 -c:v libx264 -preset ultrafast -g 25 -c:a aac -metadata title={m} -f mpegts -\n"
+    ));
+    let streams = probe(&srv, "p");
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 160, 120));
+    assert!(streams.iter().any(|s| s.codec_name == "aac" && s.sample_rate == 48000), "{streams:?}");
+    assert_eq!(decode_video_frames(&srv.rtsp_url("p"), "tcp", 10).unwrap(), 10);
+}
+
 #[test]
 fn ffmpeg_transcodes_one_of_our_streams() {
     let m = marker("ffmpeg");

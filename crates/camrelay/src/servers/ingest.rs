@@ -32,7 +32,7 @@ use crate::app::App;
 use crate::hub::Producer;
 use crate::secrets::mask_url;
 use crate::servers::api::{error, Query};
-use crate::sources::http::{
+use crate::sources::bytestream::{
     hint_from_content_type, probe, ChunkSource, FramePump, Hint, ProbeError, StreamDemuxer, READ_TIMEOUT,
 };
 

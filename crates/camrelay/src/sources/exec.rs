@@ -14,7 +14,7 @@
 //! always reaped; one child per source at a time.
 
 use bytes::{Bytes, BytesMut};
-use media::{codec, Codec, Direction, Frame, Kind, Media};
+use media::{codec, Codec, Direction, Kind, Media};
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::SourceContext;
 use crate::hub::{BoxFuture, PrivatePublishers, Producer, Source, SourceError, SourceFactory, Track, TrackReader};
 use crate::secrets::{mask_text, mask_url};
+use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, Probed, StreamDemuxer};
 
 /// Lines of a child's stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 5;
@@ -37,7 +38,6 @@ const STDERR_LINE_MAX: usize = 1024;
 pub const MAX_PIPE_FRAME: usize = 8 * 1024 * 1024;
 /// A child started by `describe` that no `run` claims within this time is stopped.
 const IDLE_CHILD_TIMEOUT: Duration = Duration::from_secs(30);
-const MTU: usize = 1400;
 const VIDEO_CLOCK: u32 = 90_000;
 
 // ------------------------------------------------------------------------------------------ params
@@ -722,6 +722,22 @@ struct Slot {
 }
 
 /// A running child and what it produces.
+/// A child's stdout as chunks for [`probe`].
+struct PipeChunks {
+    stdout: ChildStdout,
+    buf: Vec<u8>,
+}
+
+impl ChunkSource for PipeChunks {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        match self.stdout.read(&mut self.buf).await {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(Bytes::copy_from_slice(&self.buf[..n]))),
+            Err(e) => Err(format!("reading stdout: {e}")),
+        }
+    }
+}
+
 struct Started {
     child: OwnedChild,
     medias: Vec<Media>,
@@ -731,8 +747,8 @@ struct Started {
 enum Output {
     /// The child's publisher (its tracks carry the media).
     Rtsp(Arc<Producer>),
-    /// The child's stdout, its parser and the units read while describing.
-    Pipe { stdout: ChildStdout, parser: Box<PipeParser>, pending: Vec<PipeUnit>, epoch: Instant },
+    /// The child's stdout, its demuxer and the tracks and frames found while describing.
+    Pipe { stdout: ChildStdout, demux: Box<StreamDemuxer>, probed: Probed },
 }
 
 pub fn factory(ctx: &SourceContext) -> SourceFactory {
@@ -826,54 +842,28 @@ impl ExecSource {
     async fn start_pipe(&self, line: &str) -> Result<Started, String> {
         tracing::debug!(source = %self.label, command = %mask_url(line), "exec: run pipe");
         let mut child = OwnedChild::spawn(&quote_split(line), false, true, &self.label).map_err(|e| self.err(e))?;
-        let Some(mut stdout) = child.stdout.take() else { return Err(self.err("no stdout")) };
-        let mut parser = Box::new(PipeParser::new());
-        let mut pending: Vec<PipeUnit> = Vec::new();
-        let epoch = Instant::now();
-        let deadline = epoch + self.params.start_timeout;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let read = tokio::select! {
-                r = stdout.read(&mut buf) => r,
-                _ = tokio::time::sleep_until(deadline) => {
-                    let tail = child.stderr_tail();
-                    child.stop(self.params.kill_signal, self.params.kill_timeout).await;
-                    let tail = if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") };
-                    return Err(self.err(format!(
-                        "no decodable media on stdout within {:?} (#starttimeout=){tail}",
-                        self.params.start_timeout
-                    )));
-                }
-            };
-            let n = match read {
-                Ok(0) | Err(_) => {
-                    let how = child.wait_exit().await;
-                    return Err(self.err(format!("process {how} before any media")));
-                }
-                Ok(n) => n,
-            };
-            let mut units = Vec::new();
-            if let Err(e) = parser.push(&buf[..n], Instant::now(), &mut units) {
-                child.stop(self.params.kill_signal, self.params.kill_timeout).await;
-                return Err(self.err(e));
+        let Some(stdout) = child.stdout.take() else { return Err(self.err("no stdout")) };
+        // Any format a byte stream may carry: MPEG-TS, FLV, MJPEG, H.264/H.265 Annex B.
+        let mut demux = Box::new(StreamDemuxer::new(Hint::Auto));
+        let mut chunks = PipeChunks { stdout, buf: vec![0u8; 64 * 1024] };
+        let probed = tokio::time::timeout(self.params.start_timeout, probe(&mut chunks, &mut demux)).await;
+        let failure = match probed {
+            Ok(Ok(probed)) if !probed.tracks.is_empty() => {
+                let medias = probed.medias();
+                return Ok(Started { child, medias, output: Output::Pipe { stdout: chunks.stdout, demux, probed } });
             }
-            for u in units {
-                if u.keyframe {
-                    pending.clear();
-                }
-                if u.keyframe || !pending.is_empty() {
-                    pending.push(u);
-                }
-            }
-            let total: usize = pending.iter().map(|u| u.payload.len()).sum();
-            if total > MAX_PIPE_FRAME {
-                pending.clear();
-            }
-            if let (Some(codec), false) = (parser.codec(), pending.is_empty()) {
-                let medias = vec![Media::new(Kind::Video, Direction::RecvOnly, vec![codec])];
-                return Ok(Started { child, medias, output: Output::Pipe { stdout, parser, pending, epoch } });
-            }
-        }
+            Ok(Ok(_)) => "no media on stdout".to_string(),
+            // The pipe ended or carried garbage: if the child is gone, its exit is the news.
+            Ok(Err(e)) => match tokio::time::timeout(Duration::from_millis(500), child.wait_exit()).await {
+                Ok(how) => format!("process {how} before any media"),
+                Err(_) => e.to_string(),
+            },
+            Err(_) => format!("no decodable media on stdout within {:?} (#starttimeout=)", self.params.start_timeout),
+        };
+        let tail = child.stderr_tail();
+        child.stop(self.params.kill_signal, self.params.kill_timeout).await;
+        let tail = if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") };
+        Err(self.err(format!("{failure}{tail}")))
     }
 
     /// Stops a child that `describe` started if no `run` claims it in time.
@@ -930,9 +920,7 @@ impl ExecSource {
         let Started { mut child, output, .. } = started;
         let result = match output {
             Output::Rtsp(producer) => self.forward(&mut child, producer, tracks, &stop).await,
-            Output::Pipe { stdout, parser, pending, epoch } => {
-                self.pump(&mut child, stdout, parser, pending, epoch, tracks, &stop).await
-            }
+            Output::Pipe { stdout, demux, probed } => self.pump(&mut child, stdout, demux, probed, tracks, &stop).await,
         };
         child.stop(self.params.kill_signal, self.params.kill_timeout).await;
         result
@@ -973,38 +961,19 @@ impl ExecSource {
         result
     }
 
-    /// Pipe mode: parses stdout into frames.
-    #[allow(clippy::too_many_arguments)]
+    /// Pipe mode: demuxes stdout into frames.
     async fn pump(
         &self,
         child: &mut OwnedChild,
         mut stdout: ChildStdout,
-        mut parser: Box<PipeParser>,
-        pending: Vec<PipeUnit>,
-        epoch: Instant,
+        mut demux: Box<StreamDemuxer>,
+        mut probed: Probed,
         tracks: Vec<Arc<Track>>,
         stop: &CancellationToken,
     ) -> Result<(), String> {
-        let Some(track) = tracks.into_iter().next() else { return Err(self.err("no track")) };
-        let mut packetizer = rtp::packetize::packetizer_for(&track.codec, MTU);
-        let base: u32 = rand::random();
-        let push = |u: PipeUnit, packetizer: &mut Option<Box<dyn rtp::packetize::Packetizer>>| {
-            let ticks = u.at.saturating_duration_since(epoch).as_micros() * u128::from(VIDEO_CLOCK) / 1_000_000;
-            let mut frame = Frame {
-                timestamp: base.wrapping_add(ticks as u32),
-                keyframe: u.keyframe,
-                payload: u.payload,
-                rtp: vec![],
-            };
-            if let Some(p) = packetizer.as_mut() {
-                let mut packets = Vec::new();
-                p.packetize(&frame, &mut packets);
-                frame.rtp = packets;
-            }
-            track.push(frame);
-        };
-        for u in pending {
-            push(u, &mut packetizer);
+        let mut pump = FramePump::new(&probed, tracks);
+        for (index, frame) in probed.frames.drain(..) {
+            pump.push(index, frame);
         }
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -1022,11 +991,8 @@ impl ExecSource {
                 }
                 Ok(n) => n,
             };
-            let mut units = Vec::new();
-            parser.push(&buf[..n], Instant::now(), &mut units).map_err(|e| self.err(e))?;
-            for u in units {
-                push(u, &mut packetizer);
-            }
+            demux.push(&buf[..n], Instant::now()).map_err(|e| self.err(e))?;
+            pump.drain(&mut demux);
         }
     }
 
@@ -1346,7 +1312,7 @@ mod tests {
         for i in 0..5u8 {
             let payload = vec![0xD5 ^ i; 160];
             expected.extend_from_slice(&payload);
-            track.push(Frame {
+            track.push(media::Frame {
                 timestamp: u32::from(i) * 160,
                 keyframe: true,
                 payload: Bytes::from(payload),

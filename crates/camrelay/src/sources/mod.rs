@@ -1,5 +1,6 @@
 //! Sources (producers that the hub dials on demand), one module per URL scheme.
 
+pub mod bytestream;
 pub mod demo;
 pub mod echo;
 pub mod exec;

@@ -715,4 +715,3 @@ async fn udp_receive(
         }
     }
 }
-

@@ -714,9 +714,11 @@ impl Connection {
                 Err(_) => break,
             }
         }
-        let tcp_with_video = reader.tracks.iter().zip(out.iter()).any(|(t, o)| {
-            t.track.kind == Kind::Video && matches!(o.dest, Some(Dest::Interleaved(..)))
-        });
+        let tcp_with_video = reader
+            .tracks
+            .iter()
+            .zip(out.iter())
+            .any(|(t, o)| t.track.kind == Kind::Video && matches!(o.dest, Some(Dest::Interleaved(..))));
         let only_audio = batch.iter().all(|d| reader.tracks.get(d.slot).is_some_and(|t| t.track.kind != Kind::Video));
         if !flushing && tcp_with_video && only_audio && batch.len() < MAX_BATCH_FRAMES {
             self.flush_at.get_or_insert_with(|| tokio::time::Instant::now() + AUDIO_HOLD);
