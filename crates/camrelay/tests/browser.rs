@@ -34,4 +34,8 @@ fn chromium_plays_mse_and_mp4() {
         eprintln!("{mode}: first frame {} ms after the request", r["first_frame_ms"]);
     }
     assert!(v["mse"]["mime"].as_str().unwrap_or("").starts_with("video/mp4; codecs=\"avc1."), "{v}");
+    assert!(v["ws"]["mjpeg_images"].as_u64().unwrap_or(0) >= 10, "{v}");
+    assert_eq!(v["ws"]["hls_type"], "hls", "{v}");
+    let playlist = v["ws"]["hls_playlist"].as_str().unwrap_or("");
+    assert!(playlist.starts_with("#EXTM3U") && playlist.contains("hls/playlist.m3u8?id="), "{playlist}");
 }

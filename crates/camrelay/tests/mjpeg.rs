@@ -130,7 +130,7 @@ fn stream_mjpeg_transcodes_once_per_stream() {
     let (n, dims) = read_mjpeg(&url, 20);
     assert_eq!((n, dims.as_str()), (20, "640x360"), "log:\n{}", srv.log());
     // The transcoder lingers, then stops with no viewer left.
-    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_shared") == 0), "transcoder left running");
+    assert!(wait_until(Duration::from_secs(30), || transcoders("mj_shared") == 0), "transcoder left running");
 
     // Two viewers at once: one ffmpeg.
     let a = Killed::new(spawn_reader(&url, 150));
@@ -143,7 +143,7 @@ fn stream_mjpeg_transcodes_once_per_stream() {
         let (n, dims) = framecrc_summary(&out.stdout);
         assert_eq!((n, dims.as_str()), (150, "640x360"));
     }
-    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_shared") == 0), "transcoder left running");
+    assert!(wait_until(Duration::from_secs(30), || transcoders("mj_shared") == 0), "transcoder left running");
 
     // Server shutdown with a viewer attached: no ffmpeg survives.
     let _viewer = Killed::new(spawn_reader(&url, 100_000));

@@ -48,6 +48,9 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    // State the HTTP outputs share with the WebSocket API.
+    let hls_sessions = super::hls::new_sessions();
+    let mjpeg_state = Arc::new(super::mjpeg::MjpegState::default());
     let api = Router::new()
         .route("/api", get(api_info))
         .route(
@@ -58,10 +61,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/config", get(config_get))
         .route("/", get(index))
         .merge(super::http_stream::routes())
-        .merge(super::hls::routes())
-        .merge(super::mjpeg::routes())
+        .merge(super::hls::routes(hls_sessions.clone()))
+        .merge(super::mjpeg::routes(mjpeg_state.clone()))
         .merge(super::ingest::routes())
-        .merge(super::ws::routes());
+        .merge(super::ws::routes(hls_sessions, mjpeg_state));
     let base = app.config.api.base_path.trim_end_matches('/').to_string();
     let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
     api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })

@@ -64,8 +64,12 @@ const ID_LEN: usize = 32;
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
 
-pub fn routes() -> Router<Arc<App>> {
-    let sessions = Arc::new(Sessions::new(SESSION_IDLE, MAX_SESSIONS));
+/// The session table, shared with the WebSocket API (`hls` messages).
+pub fn new_sessions() -> Arc<Sessions> {
+    Arc::new(Sessions::new(SESSION_IDLE, MAX_SESSIONS))
+}
+
+pub fn routes(sessions: Arc<Sessions>) -> Router<Arc<App>> {
     Router::new()
         .route("/api/stream.m3u8", get(stream_m3u8))
         .route("/api/hls/playlist.m3u8", get(playlist_m3u8))
@@ -567,18 +571,30 @@ async fn stream_m3u8(
     request: Request,
 ) -> Response {
     let q = Query::from_uri(request.uri());
-    let fmp4 = q.get("mp4").is_some();
-    let filters = filters(&q, if fmp4 { MP4_DEFAULT } else { TS_DEFAULT });
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let ua = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match start_session(&app, &sessions, &q, peer, ua).await {
+        Ok(body) => with_type(body, M3U8),
+        Err(resp) => resp,
+    }
+}
+
+/// Starts an HLS session for `src=` and returns its master playlist (`stream.m3u8`, and the WebSocket
+/// `hls` message). The playlist's URIs are relative to `/api/`.
+pub async fn start_session(
+    app: &Arc<App>,
+    sessions: &Arc<Sessions>,
+    q: &Query,
+    peer: Option<SocketAddr>,
+    ua: &str,
+) -> Result<String, Response> {
+    let fmp4 = q.get("mp4").is_some();
+    let filters = filters(q, if fmp4 { MP4_DEFAULT } else { TS_DEFAULT });
     let protocol = if fmp4 { "hls+fmp4" } else { "hls+ts" };
-    let mut reader = match subscribe(&app, &q, &filters, protocol, peer, ua).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+    let mut reader = subscribe(app, q, &filters, protocol, peer, ua).await?;
     let segmenter = match Segmenter::new(&reader_codecs(&reader), fmp4) {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("hls: {e}")),
+        Err(e) => return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("hls: {e}"))),
     };
     let known_codecs = segmenter.codecs().map(str::to_string);
     let session = sessions.insert(fmp4, reader.shared.clone(), &app.shutdown);
@@ -597,13 +613,12 @@ async fn stream_m3u8(
             session.state().codecs.clone().unwrap_or_default()
         }
     };
-    let body = formats::hls::master_playlist(&[formats::hls::Variant {
+    Ok(formats::hls::master_playlist(&[formats::hls::Variant {
         uri: format!("hls/playlist.m3u8?id={}", session.id),
         bandwidth: BANDWIDTH,
         codecs,
         resolution: None,
-    }]);
-    with_type(body, M3U8)
+    }]))
 }
 
 async fn playlist_m3u8(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {

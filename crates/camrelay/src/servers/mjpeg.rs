@@ -47,17 +47,17 @@ const DEFAULT_FILTERS: &str = "video=mjpeg,h264,h265";
 
 static NEXT_TRANSCODER_ID: AtomicU64 = AtomicU64::new(1);
 
-pub fn routes() -> Router<Arc<App>> {
-    let state = Arc::new(MjpegState::default());
+pub fn routes(state: Arc<MjpegState>) -> Router<Arc<App>> {
     Router::new()
         .route("/api/stream.mjpeg", get(stream_mjpeg))
         .route("/api/frame.jpeg", get(frame_jpeg))
         .layer(Extension(state))
 }
 
-/// The module's state: running transcoders by stream name, and recent snapshots.
+/// The module's state: running transcoders by stream name, and recent snapshots. Shared with the
+/// WebSocket API (`mjpeg` messages).
 #[derive(Default)]
-struct MjpegState {
+pub struct MjpegState {
     transcoders: Mutex<HashMap<String, Transcoder>>,
     snapshots: Mutex<HashMap<SnapshotKey, (Instant, Bytes)>>,
 }
@@ -109,27 +109,44 @@ async fn stream_mjpeg(
     request: Request,
 ) -> Response {
     let q = Query::from_uri(request.uri());
-    let filters = filters(&q, DEFAULT_FILTERS);
-    let reader = match subscribe(&app, &q, &filters, "mjpeg", peer(&request), &user_agent(&request)).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let Some((slot, codec_name)) = video_track(&reader) else {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "mjpeg: the stream has no video");
-    };
-    match codec_name.as_str() {
-        codec::JPEG => multipart_response(passthrough_body(reader, slot)),
-        codec::H264 | codec::H265 => match join_transcoder(&app, &state, reader, slot, &codec_name) {
-            Ok(viewer) => multipart_response(viewer.body()),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        },
-        other => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("mjpeg: cannot convert {other} to JPEG")),
+    match jpeg_frames(&app, &state, &q, peer(&request), &user_agent(&request)).await {
+        Ok(frames) => {
+            let parts = futures_util::StreamExt::map(frames, |jpeg| {
+                Ok::<Bytes, std::io::Error>(formats::mjpeg::write_part(&jpeg))
+            });
+            multipart_response(Body::from_stream(parts))
+        }
+        Err(resp) => resp,
     }
 }
 
-/// A JPEG source's frames as multipart parts. The replayed cache is skipped up to its newest frame so
-/// a new viewer starts with the current picture, then every live frame follows.
-fn passthrough_body(reader: Reader, slot: usize) -> Body {
+/// A stream's video as JPEG images: passed through from a JPEG source, or from the stream's shared
+/// transcoder. Used by `stream.mjpeg` and the WebSocket `mjpeg` message.
+pub async fn jpeg_frames(
+    app: &Arc<App>,
+    state: &Arc<MjpegState>,
+    q: &Query,
+    peer: Option<SocketAddr>,
+    user_agent: &str,
+) -> Result<futures_util::stream::BoxStream<'static, Bytes>, Response> {
+    let filters = filters(q, DEFAULT_FILTERS);
+    let reader = subscribe(app, q, &filters, "mjpeg", peer, user_agent).await?;
+    let Some((slot, codec_name)) = video_track(&reader) else {
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "mjpeg: the stream has no video"));
+    };
+    match codec_name.as_str() {
+        codec::JPEG => Ok(passthrough_frames(reader, slot)),
+        codec::H264 | codec::H265 => match join_transcoder(app, state, reader, slot, &codec_name) {
+            Ok(viewer) => Ok(viewer.frames()),
+            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        },
+        other => Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("mjpeg: cannot convert {other} to JPEG"))),
+    }
+}
+
+/// A JPEG source's frames. The replayed cache is skipped up to its newest frame so a new viewer starts
+/// with the current picture, then every live frame follows.
+fn passthrough_frames(reader: Reader, slot: usize) -> futures_util::stream::BoxStream<'static, Bytes> {
     let stream = futures_util::stream::unfold((reader, true), move |(mut reader, first)| async move {
         let mut frame = loop {
             let d = reader.queue.recv().await?;
@@ -144,11 +161,10 @@ fn passthrough_body(reader: Reader, slot: usize) -> Body {
                 }
             }
         }
-        let part = formats::mjpeg::write_part(&frame.payload);
-        reader.shared.count_sent(1, part.len() as u64);
-        Some((Ok::<Bytes, std::io::Error>(part), (reader, false)))
+        reader.shared.count_sent(1, frame.payload.len() as u64);
+        Some((frame.payload.clone(), (reader, false)))
     });
-    Body::from_stream(stream)
+    Box::pin(stream)
 }
 
 /// A viewer of a shared transcoder: its queue on the transcoder's JPEG track. Dropping it (the client
@@ -161,14 +177,13 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn body(self) -> Body {
+    fn frames(self) -> futures_util::stream::BoxStream<'static, Bytes> {
         let stream = futures_util::stream::unfold(self, |mut viewer| async move {
             let frame = viewer.reader.recv().await?;
-            let part = formats::mjpeg::write_part(&frame.payload);
-            viewer.reader.shared.count_sent(1, part.len() as u64);
-            Some((Ok::<Bytes, std::io::Error>(part), viewer))
+            viewer.reader.shared.count_sent(1, frame.payload.len() as u64);
+            Some((frame.payload.clone(), viewer))
         });
-        Body::from_stream(stream)
+        Box::pin(stream)
     }
 }
 

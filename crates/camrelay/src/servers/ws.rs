@@ -1,34 +1,54 @@
-//! `GET /api/ws?src=NAME`: go2rtc's WebSocket API. The client sends JSON messages; today `mse` and
-//! `mp4` (fragmented MP4 for Media Source Extensions / iOS): the server answers with the MIME type it
-//! chose, then sends the init segment and fragments as binary messages. Other types get an `error`.
+//! `GET /api/ws?src=NAME`: go2rtc's WebSocket API. The client sends one JSON request:
+//! - `mse` / `mp4` (value: the codecs the browser plays): the server answers with the MIME type it chose,
+//!   then the init segment and fragments as binary messages;
+//! - `mjpeg`: JPEG images as binary messages;
+//! - `hls`: the answer's value is a master playlist (URIs relative to `/api/`).
+//!
+//! Problems are answered with `{"type":"error","value":"..."}`.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use media::{codec, Kind, MediaFilter};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::api::Query;
+use super::hls::Sessions;
 use super::http_stream::{reader_codecs, Mp4Muxer, Muxer};
+use super::mjpeg::MjpegState;
 use crate::app::App;
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/ws", get(ws))
+pub fn routes(hls: Arc<Sessions>, mjpeg: Arc<MjpegState>) -> Router<Arc<App>> {
+    Router::new().route("/api/ws", get(ws)).layer(Extension(Arc::new(Shared { hls, mjpeg })))
+}
+
+/// The output modules' state the WebSocket requests reuse.
+struct Shared {
+    hls: Arc<Sessions>,
+    mjpeg: Arc<MjpegState>,
 }
 
 /// Largest JSON message we accept from a client.
 const MAX_TEXT: usize = 64 * 1024;
 
-async fn ws(State(app): State<Arc<App>>, upgrade: WebSocketUpgrade, request: Request) -> Response {
+async fn ws(
+    State(app): State<Arc<App>>,
+    Extension(shared): Extension<Arc<Shared>>,
+    upgrade: WebSocketUpgrade,
+    request: Request,
+) -> Response {
     let q = Query::from_uri(request.uri());
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let ua = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    upgrade.max_message_size(MAX_TEXT).on_upgrade(move |socket| session(app, q, socket, peer, ua)).into_response()
+    upgrade
+        .max_message_size(MAX_TEXT)
+        .on_upgrade(move |socket| session(app, shared, q, socket, peer, ua))
+        .into_response()
 }
 
 /// Filters from an MSE codec list (`avc1.640029,hvc1.1.6.L153.B0,mp4a.40.2,flac,opus`), as go2rtc maps
@@ -70,7 +90,23 @@ async fn send_json(socket: &mut WebSocket, kind: &str, value: &str) -> bool {
     socket.send(Message::Text(text.into())).await.is_ok()
 }
 
-async fn session(app: Arc<App>, q: Query, mut socket: WebSocket, peer: Option<SocketAddr>, ua: String) {
+/// The `error` value of a JSON error response.
+async fn error_text(resp: Response) -> String {
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(String::from))
+        .unwrap_or_else(|| "stream unavailable".into())
+}
+
+async fn session(
+    app: Arc<App>,
+    shared: Arc<Shared>,
+    q: Query,
+    mut socket: WebSocket,
+    peer: Option<SocketAddr>,
+    ua: String,
+) {
     // One request at a time: wait for the client's message, then stream until it closes.
     let request = loop {
         match socket.recv().await {
@@ -86,9 +122,46 @@ async fn session(app: Arc<App>, q: Query, mut socket: WebSocket, peer: Option<So
     };
     let kind = request["type"].as_str().unwrap_or("").to_string();
     let value = request["value"].as_str().unwrap_or("").to_string();
-    if kind != "mse" && kind != "mp4" {
-        send_json(&mut socket, "error", &format!("unsupported message type {kind:?} (supported: mse, mp4)")).await;
-        return;
+    match kind.as_str() {
+        "mse" | "mp4" => {}
+        "hls" => {
+            match super::hls::start_session(&app, &shared.hls, &q, peer, &ua).await {
+                Ok(playlist) => send_json(&mut socket, "hls", &playlist).await,
+                Err(resp) => send_json(&mut socket, "error", &error_text(resp).await).await,
+            };
+            return;
+        }
+        "mjpeg" => {
+            let mut frames = match super::mjpeg::jpeg_frames(&app, &shared.mjpeg, &q, peer, &ua).await {
+                Ok(f) => f,
+                Err(resp) => {
+                    send_json(&mut socket, "error", &error_text(resp).await).await;
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    jpeg = futures_util::StreamExt::next(&mut frames) => {
+                        let Some(jpeg) = jpeg else { break };
+                        if socket.send(Message::Binary(jpeg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    incoming = socket.recv() => match incoming {
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        _ => {}
+                    },
+                    _ = app.shutdown.cancelled() => break,
+                }
+            }
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        _ => {
+            let msg = format!("unsupported message type {kind:?} (supported: mse, mp4, mjpeg, hls)");
+            send_json(&mut socket, "error", &msg).await;
+            return;
+        }
     }
     let mut filters = filters_from_mse_codecs(&value);
     if filters.is_empty() {
@@ -97,12 +170,7 @@ async fn session(app: Arc<App>, q: Query, mut socket: WebSocket, peer: Option<So
     let reader = match super::http_stream::subscribe(&app, &q, &filters, kind.as_str(), peer, &ua).await {
         Ok(r) => r,
         Err(resp) => {
-            let body = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
-            let msg = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(String::from))
-                .unwrap_or_else(|| "stream unavailable".into());
-            send_json(&mut socket, "error", &msg).await;
+            send_json(&mut socket, "error", &error_text(resp).await).await;
             return;
         }
     };

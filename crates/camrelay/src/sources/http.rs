@@ -87,7 +87,7 @@ impl Target {
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
         let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(percent_decode(u)), h),
+            Some((u, h)) => (Some(rtsp::url::percent_decode(u)), h),
             None => (None, authority),
         };
         let (host, port) = split_host_port(hostport)?;
@@ -180,25 +180,6 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
         None => None,
     };
     Ok((host.to_string(), port))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `#` parameters of an http/tcp URL that we use.

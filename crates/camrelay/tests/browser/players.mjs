@@ -83,6 +83,27 @@ try {
   await mp4.setContent('<video muted autoplay playsinline></video>');
   await mp4.evaluate((url) => { window.__t0 = performance.now(); document.querySelector('video').src = url; }, `http://${api}/api/stream.mp4?src=demo`);
   results.mp4 = await measure(mp4, 50);
+
+  // The WebSocket's other requests: mjpeg (JPEG images as binary messages) and hls (a master playlist).
+  const ws = await browser.newPage();
+  await ws.setContent('<p>ws</p>');
+  results.ws = await ws.evaluate(async (base) => {
+    const ask = (type, done) => new Promise((resolve, reject) => {
+      const sock = new WebSocket(`${base}&t=${type}`);
+      sock.binaryType = 'arraybuffer';
+      const state = { jpegs: 0, text: null };
+      const timer = setTimeout(() => { sock.close(); reject(new Error(`${type}: timeout ${JSON.stringify(state)}`)); }, 20000);
+      sock.onopen = () => sock.send(JSON.stringify({ type }));
+      sock.onmessage = (ev) => {
+        if (typeof ev.data === 'string') state.text = JSON.parse(ev.data);
+        else { const b = new Uint8Array(ev.data); if (b[0] === 0xff && b[1] === 0xd8) state.jpegs += 1; }
+        if (done(state)) { clearTimeout(timer); sock.close(); resolve(state); }
+      };
+    });
+    const mjpeg = await ask('mjpeg', (s) => s.jpegs >= 10);
+    const hls = await ask('hls', (s) => s.text !== null);
+    return { mjpeg_images: mjpeg.jpegs, hls_type: hls.text.type, hls_playlist: hls.text.value };
+  }, `ws://${api}/api/ws?src=demo`);
 } catch (e) {
   results.error = String(e && e.message || e);
 } finally {
