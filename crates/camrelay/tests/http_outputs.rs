@@ -112,3 +112,57 @@ fn stream_mp4_first_bytes_come_from_the_gop_cache() {
     assert!(moof > 8);
     eprintln!("stream.mp4: 0.2 s of media delivered {took:?} after the request");
 }
+
+/// An HTTP client that asks for stream.mp4 and never reads: its queue drops (counted in the API) and a
+/// normal reader of the same stream is not slowed.
+#[test]
+fn http_client_that_never_reads_drops_frames_without_slowing_others() {
+    use std::io::Write;
+    let srv = Server::start("hub:\n  reader_queue: 16\nstreams:\n  noise:\n");
+    // Random pixels compress badly (several MB/s), so the stalled client's socket buffers fill fast.
+    let _publisher = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-s",
+            "320x240",
+            "-r",
+            "25",
+            "-i",
+            "/dev/urandom",
+        ])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "5", "-g", "25", "-pix_fmt", "yuv420p"])
+        .args(["-f", "rtsp", "-rtsp_transport", "tcp", &srv.rtsp_url("noise")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _publisher = Kill(_publisher);
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
+    let mut stalled = std::net::TcpStream::connect(srv.api.unwrap()).unwrap();
+    stalled.write_all(b"GET /api/stream.mp4?src=noise HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let dropped = || {
+        let info = srv.http("GET", "/api/streams?src=noise").json();
+        info["consumers"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|r| r["dropped"].as_u64()).max().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    assert!(wait_until(Duration::from_secs(30), || dropped() > 0), "the stalled HTTP client's drops are counted");
+    let started = Instant::now();
+    assert_eq!(decode_video_frames(&srv.rtsp_url("noise"), "tcp", 75).unwrap(), 75);
+    eprintln!("a normal reader decoded 75 frames in {:?} beside the stalled client", started.elapsed());
+    drop(stalled);
+}
