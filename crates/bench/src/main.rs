@@ -462,6 +462,33 @@ async fn time_to_first_mp4_frame(api: &str, joins: usize) -> Vec<f64> {
     sorted(out)
 }
 
+/// Minimal HTTP/1.1 GET on loopback: the body as text.
+async fn http_get(api: &str, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(api).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut out)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// `stream.m3u8` request → first segment downloaded, for `joins` new HLS sessions.
+async fn time_to_first_hls_segment(api: &str, joins: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for _ in 0..joins {
+        let started = Instant::now();
+        let Some(master) = http_get(api, "/api/stream.m3u8?src=bench").await else { continue };
+        let Some(variant) = master.lines().find(|l| l.starts_with("hls/")) else { continue };
+        let Some(playlist) = http_get(api, &format!("/api/{variant}")).await else { continue };
+        let Some(segment) = playlist.lines().find(|l| l.starts_with("segment")) else { continue };
+        if http_get(api, &format!("/api/hls/{segment}")).await.is_some() {
+            out.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    sorted(out)
+}
+
 /// RSS added per connected-but-idle reader (DESCRIBE+SETUP, no PLAY) and per configured stream.
 async fn idle_memory(srv: &Server, url: &str) -> (f64, f64) {
     let n = 200;
@@ -511,7 +538,7 @@ fn main() {
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut rows = Vec::new();
-    let (ttff, ttff_mp4, idle) = rt.block_on(async {
+    let (ttff, ttff_mp4, ttff_hls, idle) = rt.block_on(async {
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
         // Wait for the publisher's first GOP to reach the server.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -526,9 +553,11 @@ fn main() {
         eprintln!("time to first frame: {} joins...", args.joins);
         let ttff = time_to_first_frame(&url, args.joins).await;
         let ttff_mp4 = time_to_first_mp4_frame(&srv.api, args.joins).await;
+        eprintln!("time to first HLS segment: 5 sessions...");
+        let ttff_hls = time_to_first_hls_segment(&srv.api, 5).await;
         stop.store(true, Ordering::Relaxed);
         let _ = publisher.await;
-        (ttff, ttff_mp4, idle)
+        (ttff, ttff_mp4, ttff_hls, idle)
     });
 
     println!(
@@ -570,6 +599,12 @@ fn main() {
         percentile(&ttff_mp4, 0.9)
     );
     println!(
+        "Time to first HLS segment (stream.m3u8 → playlist → segment, {} sessions): median {:.0} ms, p90 {:.0} ms",
+        ttff_hls.len(),
+        percentile(&ttff_hls, 0.5),
+        percentile(&ttff_hls, 0.9)
+    );
+    println!(
         "Memory: {:.1} KiB per idle reader (DESCRIBE, no PLAY), {:.1} KiB per configured idle stream",
         idle.0, idle.1
     );
@@ -586,6 +621,7 @@ fn main() {
             "latency_ms": r.latency_ms.map(|(a, b, c)| serde_json::json!({"p50": a, "p90": b, "p99": c})),
         })).collect::<Vec<_>>(),
         "ttff_rtsp_ms": {"median": percentile(&ttff, 0.5), "p90": percentile(&ttff, 0.9), "samples": ttff},
+        "ttff_hls_ms": {"median": percentile(&ttff_hls, 0.5), "p90": percentile(&ttff_hls, 0.9), "samples": ttff_hls},
         "ttff_mp4_ms": {"median": percentile(&ttff_mp4, 0.5), "p90": percentile(&ttff_mp4, 0.9), "samples": ttff_mp4},
         "idle_reader_kib": idle.0,
         "idle_stream_kib": idle.1,
