@@ -249,8 +249,10 @@ impl Connection {
                             continue;
                         }
                         Decoded::Interleaved { channel, payload } => {
-                            let data = Bytes::copy_from_slice(payload_slice(rbuf, &payload));
-                            rbuf.advance(used);
+                            // Zero-copy: the packet keeps a slice of the receive buffer (readers then
+                            // share it too); the buffer grows a fresh block for what follows.
+                            let message = rbuf.split_to(used).freeze();
+                            let data = if payload.end <= message.len() { message.slice(payload) } else { Bytes::new() };
                             self.handle_interleaved(channel, data);
                         }
                         Decoded::Response(_) => {
@@ -876,10 +878,6 @@ async fn write_all_vectored(socket: &mut TcpStream, mut slices: &mut [IoSlice<'_
         IoSlice::advance_slices(&mut slices, n);
     }
     Ok(())
-}
-
-fn payload_slice<'a>(buf: &'a [u8], range: &std::ops::Range<usize>) -> &'a [u8] {
-    buf.get(range.clone()).unwrap_or(&[])
 }
 
 /// Keeps a source's static payload type (PCMU 0, PCMA 8...), gives dynamic ones 96 + track index.
