@@ -24,6 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# aiortc: the WebRTC client/publisher of the WHEP/WHIP tests (crates/camrelay/tests/webrtc.rs).
+python3 -c 'import aiortc' 2>/dev/null || python3 -m pip install --quiet aiortc==1.16.0
+
 # Playwright (driver only; the browser is Debian's chromium) for the headless browser tests.
 if [ ! -d crates/camrelay/tests/browser/node_modules/playwright-core ]; then
   (cd crates/camrelay/tests/browser && npm ci --no-audit --no-fund)

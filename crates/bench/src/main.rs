@@ -64,7 +64,7 @@ struct Server {
 
 impl Server {
     fn start(bin: &PathBuf) -> Server {
-        let config = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"},"streams":{"bench":null},"log":{"level":"warn"}}"#;
+        let config = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"},"webrtc":{"listen":""},"streams":{"bench":null},"log":{"level":"warn"}}"#;
         let dir = std::env::temp_dir().join(format!("camrelay-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut child = Command::new(bin)

@@ -22,6 +22,10 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// One-time RTSP paths that `exec:`/`ffmpeg:` children publish into.
     pub publishers: Arc<PrivatePublishers>,
+    /// Recent log lines for `GET /api/log` (set by `main` when it installs the logger).
+    pub logs: OnceLock<Arc<crate::logging::LogBuffer>>,
+    /// WebRTC sessions and the socket's routing table (servers/webrtc.rs).
+    pub webrtc: Arc<servers::webrtc::Server>,
 }
 
 /// What source modules may use besides their URL.
@@ -94,6 +98,8 @@ impl App {
             started: SystemTime::now(),
             shutdown: CancellationToken::new(),
             publishers,
+            logs: OnceLock::new(),
+            webrtc: Arc::default(),
         })
     }
 
@@ -102,6 +108,7 @@ impl App {
         let mut tasks = Vec::new();
         tasks.push(servers::rtsp::start(self.clone()).await?);
         tasks.push(servers::api::start(self.clone()).await?);
+        tasks.push(servers::webrtc::start(self.clone()).await?);
         self.shutdown.cancelled().await;
         self.hub.shutdown();
         for t in tasks.into_iter().flatten() {

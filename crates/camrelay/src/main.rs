@@ -48,7 +48,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    camrelay::logging::init(&loaded.config.log.level, &loaded.config.log.modules);
+    // The last 512 KiB of logs are also kept for GET /api/log.
+    let logs = std::sync::Arc::new(camrelay::logging::LogBuffer::new(512 * 1024));
+    camrelay::logging::init_with_buffer(&loaded.config.log.level, &loaded.config.log.modules, logs.clone());
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let app = camrelay::app::App::new(loaded.config, loaded.path);
+        let _ = app.logs.set(logs);
         tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %app.config_path.display(), "camrelay starting");
         let shutdown = app.shutdown.clone();
         tokio::spawn(async move {

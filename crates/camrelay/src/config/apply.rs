@@ -8,7 +8,6 @@ use super::{Config, ConfigError};
 
 /// Top-level sections of later features: accepted with any content, without warnings.
 const LATER_SECTIONS: &[&str] = &[
-    "webrtc",
     "mp4",
     "hls",
     "mjpeg",
@@ -187,6 +186,7 @@ pub(crate) fn apply(
             "log" => apply_log(&mut ctx, item, config)?,
             "hub" => apply_hub(&mut ctx, item, config)?,
             "ffmpeg" => apply_ffmpeg(&ctx, item, config)?,
+            "webrtc" => apply_webrtc(&mut ctx, item, config)?,
             "demo" => {
                 if let Some(demo) = ctx.boolean(item, "demo")? {
                     config.demo = Some(demo);
@@ -355,6 +355,34 @@ fn apply_ffmpeg(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Confi
         match ffmpeg.templates.iter_mut().find(|(name, _)| *name == key.name) {
             Some(template) => template.1 = text,
             None => ffmpeg.templates.push((key.name.clone(), text)),
+        }
+    }
+    Ok(())
+}
+
+/// `webrtc:`: `listen` and `candidates` (a list or one string); go2rtc's other keys are accepted unused.
+fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    let webrtc = &mut config.webrtc;
+    for (key, value) in ctx.section(item, "webrtc")? {
+        let path = format!("webrtc.{}", key.name);
+        match key.name.as_str() {
+            "listen" => webrtc.listen = ctx.listen(value, &path)?,
+            "candidates" => {
+                let items = match &value.node {
+                    Node::Seq(items) => items.iter().collect::<Vec<_>>(),
+                    Node::Null => Vec::new(),
+                    _ => vec![value],
+                };
+                webrtc.candidates = Vec::new();
+                for c in items {
+                    let c = ctx.string(c, &path)?.trim().to_string();
+                    if !c.is_empty() {
+                        webrtc.candidates.push(c);
+                    }
+                }
+            }
+            "ice_servers" | "filters" => {}
+            _ => ctx.unknown(key, &path),
         }
     }
     Ok(())

@@ -16,6 +16,36 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod edit_tests {
+    use super::*;
+
+    #[test]
+    fn unmask_restores_hidden_secrets_and_refuses_edited_ones() {
+        let original = "rtsp:\n  password: hunter2\nstreams:\n  cam: rtsp://admin:pw@10.0.0.1/x\n";
+        let masked = crate::secrets::mask_text(original);
+        assert!(!masked.contains("hunter2") && !masked.contains(":pw@"));
+        let edited = format!("{masked}  new: demo:clip\n");
+        let restored = unmask(&edited, original).unwrap();
+        assert!(
+            restored.contains("password: hunter2")
+                && restored.contains("admin:pw@")
+                && restored.contains("new: demo:clip")
+        );
+        // A masked line the user changed cannot be restored.
+        let broken = masked.replace("10.0.0.1", "10.0.0.9");
+        assert!(unmask(&broken, original).is_none());
+    }
+
+    #[test]
+    fn validate_text_reports_location() {
+        let e = validate_text("api:\n  listen: [1]\n", "camrelay.yaml", &|_| None).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let w = validate_text("api:\n  lisen: x\n", "camrelay.yaml", &|_| None).unwrap();
+        assert!(w[0].contains("api.lisen"));
+    }
+}
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +66,21 @@ pub struct Config {
     /// are configured.
     pub demo: Option<bool>,
     pub ffmpeg: FfmpegConfig,
+    pub webrtc: WebrtcConfig,
+}
+
+/// `webrtc:` section: `listen` (UDP, default `":8555"`, `""` disables) and `candidates` (extra host
+/// candidates `host:port` or `host`, advertised as given). Other go2rtc keys are accepted and ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebrtcConfig {
+    pub listen: String,
+    pub candidates: Vec<String>,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig { listen: ":8555".to_string(), candidates: Vec::new() }
+    }
 }
 
 /// `ffmpeg:` section (go2rtc's): `bin:` is the ffmpeg binary; every other key is a template that
@@ -290,6 +335,48 @@ pub fn load(args: &[String], cwd: &Path, env: &dyn Fn(&str) -> Option<String>) -
         apply::apply(&root, &mut config, &origin, &mut warnings)?;
     }
     Ok(LoadedConfig { config, path, warnings })
+}
+
+/// Checks a whole config file's text (as `POST /api/config` receives it): the same parsing and
+/// validation as at startup. Returns the warnings (unknown keys...).
+pub fn validate_text(
+    text: &str,
+    shown: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let origin = file_origin(shown);
+    let mut warnings = Vec::new();
+    let substituted = env::substitute(text, env, &origin, &mut warnings);
+    let root = tree::parse(&substituted, &origin)?;
+    let mut config = Config::default();
+    apply::apply(&root, &mut config, &origin, &mut warnings)?;
+    Ok(warnings)
+}
+
+/// Puts back the secrets that [`read_masked`] hid: every line of `edited` that equals the masked form
+/// of a line of `original` becomes that original line again, so a config read from the API, edited and
+/// posted back keeps its passwords. Returns None if a masked value (`***`) is left that matches no
+/// original line (the user changed a line around a hidden secret).
+pub fn unmask(edited: &str, original: &str) -> Option<String> {
+    let masked: std::collections::HashMap<String, &str> =
+        original.lines().map(|l| (crate::secrets::mask_text(l), l)).collect();
+    let mut out = String::with_capacity(edited.len());
+    for line in edited.lines() {
+        match masked.get(line) {
+            Some(orig) => out.push_str(orig),
+            None if line.contains("***") => return None,
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// Replaces the config file atomically (temp file + rename).
+pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The config file's text with secrets masked (`password:` / `token:`-like values and URL

@@ -58,13 +58,15 @@ pub fn router(app: Arc<App>) -> Router {
             get(streams_get).put(streams_put).patch(streams_patch).post(streams_post).delete(streams_delete),
         )
         .route("/api/schemes", get(schemes))
-        .route("/api/config", get(config_get))
-        .route("/", get(index))
+        .route("/api/config", get(config_get).post(config_post))
+        .route("/api/log", get(log_get).delete(log_delete))
         .merge(super::http_stream::routes())
         .merge(super::hls::routes(hls_sessions.clone()))
         .merge(super::mjpeg::routes(mjpeg_state.clone()))
         .merge(super::ingest::routes())
-        .merge(super::ws::routes(hls_sessions, mjpeg_state));
+        .merge(super::webrtc::routes())
+        .merge(super::ws::routes(hls_sessions, mjpeg_state))
+        .merge(super::ui::routes());
     let base = app.config.api.base_path.trim_end_matches('/').to_string();
     let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
     api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
@@ -129,25 +131,6 @@ fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn index(State(app): State<Arc<App>>) -> Response {
-    let base = app.config.api.base_path.trim_end_matches('/');
-    let mut links = String::new();
-    for s in app.hub.streams() {
-        let n = &s.name;
-        links.push_str(&format!(
-            "<li><b>{n}</b>: <code>rtsp://HOST:{port}/{n}</code> · <a href=\"{base}/api/streams?src={n}\">info</a></li>",
-            port = crate::config::bind_address(&app.config.rtsp.listen).and_then(|a| a.rsplit(':').next().map(String::from)).unwrap_or_default()
-        ));
-    }
-    let html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>camrelay</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem\">\
-         <h1>camrelay {}</h1><p>Streams:</p><ul>{links}</ul><p>API: <a href=\"{base}/api/streams\">/api/streams</a></p></body></html>",
-        env!("CARGO_PKG_VERSION")
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 async fn api_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -390,4 +373,45 @@ async fn config_get(State(app): State<Arc<App>>) -> Response {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(StatusCode::NOT_FOUND, "no config file"),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the config file: {e}")),
     }
+}
+
+/// `POST /api/config`: replaces the config file with the body (YAML) after validating it like at
+/// startup. Secrets shown masked by `GET /api/config` are put back from the current file. Changes apply
+/// at the next start (streams can be changed live with `PUT /api/streams`).
+async fn config_post(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the config must be UTF-8 text");
+    };
+    let _guard = app.config_write.lock().await;
+    let original = std::fs::read_to_string(&app.config_path).unwrap_or_default();
+    let Some(text) = crate::config::unmask(text, &original) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a line with a hidden secret (***) was changed: write the secret out in full on that line",
+        );
+    };
+    let shown = app.config_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let warnings = match crate::config::validate_text(&text, &shown, &|k| std::env::var(k).ok()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Err(e) = crate::config::write_file(&app.config_path, &text) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write {}: {e}", app.config_path.display()));
+    }
+    tracing::info!(path = %app.config_path.display(), "config saved through the API (applies at the next start)");
+    Json(json!({ "saved": true, "warnings": warnings })).into_response()
+}
+
+/// `GET /api/log`: the most recent log lines (text, secrets masked).
+async fn log_get(State(app): State<Arc<App>>) -> Response {
+    let text = app.logs.get().map(|l| l.text()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+/// `DELETE /api/log`: forgets the kept lines.
+async fn log_delete(State(app): State<Arc<App>>) -> Response {
+    if let Some(l) = app.logs.get() {
+        l.clear();
+    }
+    StatusCode::OK.into_response()
 }

@@ -6,6 +6,8 @@ pub mod http_stream;
 pub mod ingest;
 pub mod mjpeg;
 pub mod rtsp;
+pub mod ui;
+pub mod webrtc;
 pub mod ws;
 
 use std::net::{IpAddr, SocketAddr};

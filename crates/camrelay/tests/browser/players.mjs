@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const bin = process.argv[2];
-const config = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""}}';
+const config = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""},"webrtc":{"listen":"127.0.0.1:0"}}';
 const server = spawn(bin, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
 const api = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);

@@ -33,7 +33,7 @@ fn rand_suffix() -> u64 {
 
 /// Ports default to `127.0.0.1:0` so tests never collide; a config may set its own.
 /// Given first as an inline config, so the test's YAML file (the one API edits persist into) overrides it.
-pub const BASE_CONFIG: &str = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"}}"#;
+pub const BASE_CONFIG: &str = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"},"webrtc":{"listen":"127.0.0.1:0"}}"#;
 
 impl Server {
     /// Starts the binary with `BASE_CONFIG` and then `yaml` (as the file `camrelay.yaml`) over it.

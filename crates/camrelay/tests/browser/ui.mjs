@@ -1,0 +1,154 @@
+// Drives camrelay's web UI in headless Chromium: the stream list, the add form, the player in MSE, auto
+// and MJPEG modes, deleting, and phone width; saves screenshots. Prints one JSON line of findings.
+// The RTSP port is fixed: the test runs in its own network namespace.
+// Usage (inside `unshare --net`, see ../ui.rs): node ui.mjs CAMRELAY_BIN SCREENSHOT_DIR
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const [bin, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const dir = mkdtempSync(join(tmpdir(), 'camrelay-ui-'));
+const file = join(dir, 'camrelay.yaml');
+writeFileSync(file, '# camrelay UI test\nstreams:\n  demo: demo:clip\n');
+const base = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:8554","rtp_listen":"","rtcp_listen":""}}';
+const server = spawn(bin, ['-c', base, '-c', file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+const api = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
+  createInterface({ input: server.stderr }).on('line', (line) => {
+    const m = line.match(/api listening on (\S+)/);
+    if (m) { clearTimeout(timer); resolve(m[1]); }
+  });
+});
+const root = `http://${api}/`;
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
+
+// Waits until the player shows a picture, then measures how many frames decode over 1.5 s.
+async function playerResult(page) {
+  await page.waitForSelector('#player[data-state=playing]', { timeout: 30000 });
+  return page.evaluate(async () => {
+    const box = document.getElementById('player');
+    const video = box.querySelector('video');
+    const img = box.querySelector('img');
+    const out = { mode: box.dataset.mode, error: document.getElementById('error').textContent };
+    if (video) {
+      const f0 = video.getVideoPlaybackQuality().totalVideoFrames;
+      await new Promise((r) => setTimeout(r, 1500));
+      Object.assign(out, { frames0: f0, frames1: video.getVideoPlaybackQuality().totalVideoFrames,
+        width: video.videoWidth, height: video.videoHeight });
+    }
+    if (img) Object.assign(out, { img_width: img.naturalWidth, img_height: img.naturalHeight });
+    return out;
+  });
+}
+
+const results = {};
+const errors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('dialog', (d) => d.accept());
+  await page.goto(root);
+  await page.waitForSelector('.card[data-name=demo][data-state]');
+  results.index = await page.evaluate(() => [...document.querySelectorAll('.card')].map((c) => ({
+    name: c.dataset.name, state: c.dataset.state,
+    sources: [...c.querySelectorAll('.sources code')].map((e) => e.textContent),
+    readers: c.querySelector('.readers').textContent,
+  })));
+  // The thumbnail (api/frame.jpeg, width=320) shows once the snapshot is ready.
+  results.thumb_width = await page.waitForFunction(() => {
+    const img = document.querySelector('.card[data-name=demo] .thumb img');
+    return img && img.complete && img.naturalWidth > 0 && img.naturalWidth;
+  }, null, { timeout: 20000 }).then((h) => h.jsonValue()).catch(() => 0);
+  results.title = await page.title();
+
+  // A bad source shows the server's error text.
+  await page.fill('#add-name', 'broken');
+  await page.fill('#add-src', 'nosuchscheme://x');
+  await page.click('#add-submit');
+  await page.waitForFunction(() => document.getElementById('add-error').textContent !== '');
+  results.add_error = await page.textContent('#add-error');
+
+  // A good one appears in the list.
+  await page.fill('#add-name', 'added');
+  await page.fill('#add-src', 'demo:clip');
+  await page.click('#add-submit');
+  await page.waitForSelector('.card[data-name=added]', { timeout: 10000 });
+  results.added = await page.evaluate(() => document.querySelector('.card[data-name=added] .sources code').textContent);
+  results.add_error_after = await page.textContent('#add-error');
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: join(shots, 'index-desktop.png'), fullPage: true });
+
+  // The player: forced MSE, then auto (the best mode the server and browser share), then MJPEG.
+  const player = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  player.on('pageerror', (e) => errors.push(`player error: ${e.message}`));
+  await player.goto(`${root}stream.html?src=added&mode=mse`);
+  results.mse = await playerResult(player);
+  await player.goto(`${root}stream.html?src=added`);
+  results.auto = await playerResult(player);
+  await player.screenshot({ path: join(shots, 'stream-desktop.png') });
+  // Forced WebRTC: reported, not asserted (the WebRTC server is new; see the test's report).
+  await player.goto(`${root}stream.html?src=added&mode=webrtc`);
+  await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 20000 });
+  results.webrtc = await player.evaluate(() => ({ state: document.getElementById('player').dataset.state, error: document.getElementById('error').textContent }));
+  await player.goto(`${root}stream.html?src=added&mode=hls`);
+  results.hls = await playerResult(player);
+  await player.goto(`${root}stream.html?src=added&mode=mjpeg`);
+  results.mjpeg = await playerResult(player);
+  await player.goto(`${root}links.html?src=added`);
+  await player.waitForSelector('.link-row');
+  results.links = await player.$$eval('.link-row code', (c) => c.map((e) => e.textContent));
+  await player.screenshot({ path: join(shots, 'links-desktop.png') });
+  await player.goto(`${root}editor.html`);
+  await player.waitForFunction(() => document.getElementById('config').textContent.includes('added'));
+  results.config = await player.textContent('#config');
+  await player.screenshot({ path: join(shots, 'editor-desktop.png') });
+  await player.close();
+
+  // Phone width: nothing wider than the screen.
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  phone.on('pageerror', (e) => errors.push(`phone error: ${e.message}`));
+  await phone.goto(root);
+  await phone.waitForSelector('.card[data-name=added]');
+  await phone.waitForTimeout(1500);
+  results.phone_index_width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  await phone.screenshot({ path: join(shots, 'index-phone.png'), fullPage: true });
+  await phone.goto(`${root}stream.html?src=added&mode=mse`);
+  results.phone_mse = await playerResult(phone);
+  results.phone_stream_width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  await phone.screenshot({ path: join(shots, 'stream-phone.png') });
+  await phone.close();
+
+  // Dark colour scheme.
+  const dark = await browser.newPage({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });
+  await dark.goto(root);
+  await dark.waitForSelector('.card[data-name=added]');
+  await dark.waitForTimeout(1500);
+  await dark.screenshot({ path: join(shots, 'index-dark.png') });
+  await dark.goto(`${root}stream.html?src=added&mode=mjpeg`);
+  await dark.waitForSelector('#player[data-state=playing]', { timeout: 30000 });
+  await dark.screenshot({ path: join(shots, 'stream-dark.png') });
+  await dark.close();
+
+  // Delete (the confirm dialog is accepted above): the card goes away.
+  await page.click('.card[data-name=added] button.danger');
+  await page.waitForSelector('.card[data-name=added]', { state: 'detached', timeout: 10000 });
+  results.deleted = true;
+  results.streams_after = Object.keys(await (await fetch(`${root}api/streams`)).json());
+} catch (e) {
+  results.error = String(e && e.message || e);
+} finally {
+  await browser.close();
+  server.kill('SIGTERM');
+}
+if (errors.length) results.page_errors = errors;
+console.log(JSON.stringify(results));
+process.exit(results.error ? 1 : 0);

@@ -1,0 +1,195 @@
+//! WebRTC (WHEP) output, checked with a real client: aiortc (`tests/fixtures/whep_client.py`) posts an
+//! offer, connects over ICE/DTLS/SRTP to the server's UDP socket and decodes the built-in demo stream's
+//! H.264 video. Candidates are loopback only: server and client both run on 127.0.0.1.
+//! Needs `python3 -m pip install aiortc` (or `CAMRELAY_PYTHON` naming a Python that has it).
+
+mod common;
+
+use common::{http_request, run_with_timeout, wait_until, HttpResponse, Server};
+use std::process::Command;
+use std::time::Duration;
+
+const CONFIG: &str = "webrtc:\n  listen: 127.0.0.1:0\n";
+
+fn start() -> Server {
+    let server = Server::start(CONFIG);
+    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    server
+}
+
+fn python() -> String {
+    std::env::var("CAMRELAY_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Runs the aiortc WHEP client; returns its JSON report.
+fn whep(server: &Server, frames: u32, json: bool) -> serde_json::Value {
+    whep_with(server, "demo", frames, if json { &["json"] } else { &[] })
+}
+
+fn whep_with(server: &Server, src: &str, frames: u32, flags: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whep_client.py");
+    let url = server.api_url(&format!("/api/webrtc?src={src}"));
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg(&url).arg(frames.to_string()).args(flags);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'aiortc'"),
+        "aiortc is missing: run `{} -m pip install aiortc`",
+        python()
+    );
+    assert!(out.status.success(), "whep client failed: {stderr}\nserver log:\n{}", server.log());
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn post_sdp(server: &Server, path: &str, sdp: &str) -> HttpResponse {
+    http_request(server.api.unwrap(), "POST", path, &[("Content-Type", "application/sdp")], sdp.as_bytes())
+}
+
+#[test]
+fn whep_aiortc_decodes_demo_video() {
+    let server = start();
+    let report = whep(&server, 10, false);
+    assert_eq!(report["frames"], 10, "{report}");
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{report}");
+    assert!(server.log().contains("webrtc connected"), "{}", server.log());
+    // The client closed: the session is reaped (DTLS close or ICE disconnect), not left behind.
+    assert!(
+        wait_until(Duration::from_secs(40), || server.log().contains("webrtc session ended: peer")),
+        "session not reaped; log:\n{}",
+        server.log()
+    );
+}
+
+/// Video from the demo source and Opus audio from an ffmpeg source (go2rtc's multi-source stream).
+#[test]
+fn whep_aiortc_decodes_opus_audio() {
+    let server = Server::start(
+        "streams:\n  cam:\n    - demo:clip\n    - ffmpeg:cam#audio=opus\nwebrtc:\n  listen: 127.0.0.1:0\n",
+    );
+    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    let report = whep_with(&server, "cam", 25, &["audio"]);
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{report}");
+    assert_eq!((report["audio_frames"].as_u64(), report["sample_rate"].as_u64()), (Some(25), Some(48000)), "{report}");
+}
+
+#[test]
+fn go2rtc_json_offer_is_answered_with_json() {
+    let server = start();
+    let report = whep(&server, 5, true);
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{report}");
+}
+
+/// A syntactically valid WebRTC offer whose only video codec is VP8.
+const VP8_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:actpass\r\na=rtpmap:96 VP8/90000\r\n";
+
+#[test]
+fn bad_offers_and_sessions_are_rejected() {
+    let server = start();
+    let r = post_sdp(&server, "/api/webrtc?src=demo", "this is not SDP");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let r = post_sdp(&server, "/api/webrtc?src=demo", VP8_OFFER);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("codecs not matched: video:VP8 => video:H264"), "{}", r.text());
+
+    // WHIP with nothing we can receive.
+    let r = post_sdp(&server, "/api/webrtc?dst=demo", VP8_OFFER);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("codecs not matched"), "{}", r.text());
+    let r = post_sdp(&server, "/api/webrtc?dst=nosuch", VP8_OFFER);
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    let r = post_sdp(&server, "/api/webrtc?src=nosuch", VP8_OFFER);
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    let r = post_sdp(&server, "/api/webrtc", VP8_OFFER);
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let r = http_request(
+        server.api.unwrap(),
+        "POST",
+        "/api/webrtc?src=demo",
+        &[("Content-Type", "application/json")],
+        br#"{"type":"answer"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let r = server.http("DELETE", "/api/webrtc?id=0123456789abcdef");
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
+#[test]
+fn whep_session_is_created_and_deleted() {
+    let server = start();
+    let offer = VP8_OFFER.replace(
+        "VP8/90000",
+        "H264/90000\r\na=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    );
+    let r = post_sdp(&server, "/api/webrtc?src=demo", &offer);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.headers.to_ascii_lowercase().contains("content-type: application/sdp"), "{}", r.headers);
+    let answer = r.text();
+    assert!(answer.contains("a=ice-lite") && answer.contains("H264/90000"), "{answer}");
+    assert!(answer.contains("127.0.0.1"), "host candidate: {answer}");
+    let location = r
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+        .expect("Location header")
+        .trim()
+        .to_string();
+    assert!(location.starts_with("/api/webrtc?id="), "{location}");
+    assert_eq!(server.http("DELETE", &location).status, 200);
+    assert!(server.wait_log("webrtc session ended: closed", Duration::from_secs(10)), "{}", server.log());
+    assert_eq!(server.http("DELETE", &location).status, 404);
+}
+
+#[test]
+fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let server = Server::start("streams:\n  cam:\nwebrtc:\n  listen: 127.0.0.1:0\n");
+    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whip_publisher.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .arg(server.api_url("/api/webrtc?dst=cam"))
+        .arg("20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let connected = rx.recv_timeout(Duration::from_secs(30)).is_ok_and(|l| l == "connected");
+    if !connected {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("publisher did not connect: {}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), server.log());
+    }
+    let probed = common::ffprobe(&server.rtsp_url("cam"), "tcp");
+    let frames = common::decode_video_frames(&server.rtsp_url("cam"), "tcp", 10);
+    let _ = child.kill();
+    let _ = child.wait();
+    let probed = probed.unwrap_or_else(|e| panic!("ffprobe: {e}\nlog:\n{}", server.log()));
+    let video = probed.iter().find(|s| s.codec_type == "video").expect("a video stream");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 640, 360));
+    assert_eq!(frames.unwrap_or_else(|e| panic!("decode: {e}")), 10);
+    // The publisher is gone (killed without closing): its producer leaves the stream.
+    assert!(
+        server.wait_log("webrtc publisher disconnected", Duration::from_secs(30)),
+        "publisher not reaped; log:\n{}",
+        server.log()
+    );
+}
