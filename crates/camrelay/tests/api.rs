@@ -176,3 +176,41 @@ fn two_way_audio_without_backchannel_is_a_clear_error() {
     // An empty src stops playback (nothing playing: still fine).
     assert_eq!(srv.http("POST", "/api/streams?dst=demo&src=").status, 200);
 }
+
+#[test]
+fn config_post_validates_keeps_secrets_and_saves() {
+    let srv = Server::start("rtsp:\n  password: topsecret\nstreams:\n  cam: rtsp://admin:hunter2@10.1.1.1/live\n");
+    let shown = srv.http("GET", "/api/config").text();
+    assert!(!shown.contains("topsecret") && !shown.contains("hunter2"));
+    // Read, edit, write back: the hidden secrets survive.
+    let edited = format!("{shown}  added: demo:clip\n");
+    let r = http_request(srv.api.unwrap(), "POST", "/api/config", &[], edited.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["saved"], true);
+    let file = std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap();
+    assert!(
+        file.contains("password: topsecret") && file.contains("admin:hunter2@") && file.contains("added: demo:clip"),
+        "{file}"
+    );
+    // Invalid YAML or values: 400 naming the line, and the file is unchanged.
+    let r = http_request(srv.api.unwrap(), "POST", "/api/config", &[], b"rtsp:\n  listen: [1, 2]\n");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("line 2"), "{}", r.text());
+    assert_eq!(std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap(), file);
+    // A changed line around a hidden secret cannot be restored.
+    let tampered = shown.replace("10.1.1.1", "10.9.9.9");
+    let r = http_request(srv.api.unwrap(), "POST", "/api/config", &[], tampered.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+#[test]
+fn log_endpoint_returns_recent_masked_lines() {
+    let srv = Server::start("streams:\n  cam: rtsp://admin:hunter2@127.0.0.1:1/live\n");
+    // Make the source fail once so its (masked) error is logged.
+    let _ = ffprobe(&srv.rtsp_url("cam"), "tcp");
+    let log = srv.http("GET", "/api/log").text();
+    assert!(log.contains("rtsp listening on"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+    assert_eq!(srv.http("DELETE", "/api/log").status, 200);
+    assert!(!srv.http("GET", "/api/log").text().contains("rtsp listening on"));
+}
