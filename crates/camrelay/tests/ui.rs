@@ -74,6 +74,10 @@ fn web_ui_lists_adds_plays_and_deletes() {
     }
     assert!(links.iter().any(|l| l.starts_with("ws://") && l.ends_with("api/ws?src=added")), "{links:?}");
     assert!(v["config"].as_str().unwrap().contains("added: demo:clip"), "{v}");
+    // The editor saved a change through POST /api/config, and the log page shows server lines.
+    assert!(v["config_saved"].as_str().unwrap_or("").starts_with("Saved."), "{v}");
+    assert!(v["config_after"].as_str().unwrap_or("").contains("# saved from the editor"), "{v}");
+    assert!(v["log"].as_str().unwrap_or("").contains("listening on"), "{v}");
 
     // Phone width: no horizontal scrolling.
     assert!(v["phone_index_width"].as_u64().unwrap() <= 390, "{v}");
@@ -104,6 +108,7 @@ fn pages_are_served_with_types_and_base_path() {
         ("/stream.html", "text/html"),
         ("/links.html", "text/html"),
         ("/editor.html", "text/html"),
+        ("/log.html", "text/html"),
         ("/style.css", "text/css"),
         ("/player.js", "text/javascript"),
     ] {

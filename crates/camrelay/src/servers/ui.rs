@@ -86,6 +86,7 @@ mod tests {
             "stream.html",
             "links.html",
             "editor.html",
+            "log.html",
             "style.css",
             "common.js",
             "index.js",

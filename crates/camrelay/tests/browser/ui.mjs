@@ -108,9 +108,19 @@ try {
   results.links = await player.$$eval('.link-row code', (c) => c.map((e) => e.textContent));
   await player.screenshot({ path: join(shots, 'links-desktop.png') });
   await player.goto(`${root}editor.html`);
-  await player.waitForFunction(() => document.getElementById('config').textContent.includes('added'));
-  results.config = await player.textContent('#config');
+  await player.waitForFunction(() => document.getElementById('config').value.includes('added'));
+  results.config = await player.$eval('#config', (t) => t.value);
+  // Edit and save through the page: the server validates and writes the file.
+  await player.$eval('#config', (t) => { t.value += '# saved from the editor\n'; });
+  await player.click('#save');
+  await player.waitForFunction(() => document.getElementById('saved').textContent.length > 0 || document.getElementById('error').textContent.length > 0);
+  results.config_saved = await player.textContent('#saved');
+  results.config_after = await (await fetch(`${root}api/config`)).text();
   await player.screenshot({ path: join(shots, 'editor-desktop.png') });
+  await player.goto(`${root}log.html`);
+  await player.waitForFunction(() => document.getElementById('log').textContent.includes('listening on'));
+  results.log = await player.textContent('#log');
+  await player.screenshot({ path: join(shots, 'log-desktop.png') });
   await player.close();
 
   // Phone width: nothing wider than the screen.
