@@ -1,4 +1,5 @@
-//! Headless Chromium plays the demo stream through MSE (WebSocket `mse`) and progressive MP4; the page
+//! Headless Chromium plays the demo stream through MSE (WebSocket `mse`), progressive MP4 and WebRTC
+//! (WHEP); the page
 //! and the server run in a fresh network namespace with only loopback (`unshare --net`), so nothing can
 //! reach out. The browser side is `tests/browser/players.mjs` (Playwright driving Debian's chromium).
 
@@ -10,14 +11,20 @@ use std::process::Command;
 use std::time::Duration;
 
 #[test]
-fn chromium_plays_mse_and_mp4() {
+fn chromium_plays_mse_mp4_and_webrtc() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
         "run `npm ci` in {} (scripts/test.sh does)",
         dir.display()
     );
-    let script = format!("ip link set lo up && exec node players.mjs {}", env!("CARGO_BIN_EXE_camrelay"));
+    // Loopback plus a veth pair with a private address: Chromium gathers WebRTC candidates only on a
+    // non-loopback interface. Both ends stay inside this namespace.
+    let script = format!(
+        "ip link set lo up && ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.1/24 dev veth0 \
+         && ip link set veth0 up && ip link set veth1 up && exec node players.mjs {}",
+        env!("CARGO_BIN_EXE_camrelay")
+    );
     let out = run_with_timeout(
         Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
         Duration::from_secs(90),
@@ -27,7 +34,7 @@ fn chromium_plays_mse_and_mp4() {
     let v: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     assert!(v["error"].is_null(), "{v}");
-    for mode in ["mse", "mp4"] {
+    for mode in ["mse", "mp4", "webrtc"] {
         let r = &v[mode];
         assert!(r["frames"].as_u64().unwrap_or(0) >= 50, "{mode}: {r}");
         assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)), "{mode}: {r}");

@@ -6,7 +6,9 @@ import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const bin = process.argv[2];
-const config = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""},"webrtc":{"listen":"127.0.0.1:0"}}';
+// WebRTC announces the namespace's veth address (browser.rs sets it up): Chromium gathers no candidates
+// on loopback alone.
+const config = '{"api":{"listen":"127.0.0.1:0","origin":"*"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""},"webrtc":{"listen":"0.0.0.0:0","candidates":["10.99.0.1"]}}';
 const server = spawn(bin, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
 const api = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
@@ -19,7 +21,9 @@ const api = await new Promise((resolve, reject) => {
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
+    // Real host candidates (not mDNS names) inside the test's private namespace.
+    '--disable-features=WebRtcHideLocalIpsWithMdns'],
 });
 
 // Runs in the page: resolves once `frames` frames decoded (or rejects after a timeout).
@@ -77,6 +81,23 @@ try {
   }, `ws://${api}/api/ws?src=demo`);
   results.mse = await measure(mse, 50);
   results.mse.mime = await mse.evaluate(() => window.__mime);
+
+  // WebRTC: WHEP from the page (recvonly video), answered by the server's ICE-lite agent.
+  const rtc = await browser.newPage();
+  await rtc.setContent('<video muted autoplay playsinline></video>');
+  await rtc.evaluate(async (url) => {
+    window.__t0 = performance.now();
+    const pc = new RTCPeerConnection();
+    window.__pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (ev) => { document.querySelector('video').srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    if (res.status !== 201) throw new Error(`WHEP: ${res.status} ${await res.text()}`);
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+  }, `http://${api}/api/webrtc?src=demo`);
+  results.webrtc = await measure(rtc, 50);
+  results.webrtc.state = await rtc.evaluate(() => window.__pc.connectionState);
 
   // Progressive MP4 in a plain <video>.
   const mp4 = await browser.newPage();
