@@ -119,37 +119,7 @@ fn stream_mp4_first_bytes_come_from_the_gop_cache() {
 fn http_client_that_never_reads_drops_frames_without_slowing_others() {
     use std::io::Write;
     let srv = Server::start("hub:\n  reader_queue: 16\nstreams:\n  noise:\n");
-    // Random pixels compress badly (several MB/s), so the stalled client's socket buffers fill fast.
-    let _publisher = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-re",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-s",
-            "320x240",
-            "-r",
-            "25",
-            "-i",
-            "/dev/urandom",
-        ])
-        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "5", "-g", "25", "-pix_fmt", "yuv420p"])
-        .args(["-f", "rtsp", "-rtsp_transport", "tcp", &srv.rtsp_url("noise")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _publisher = Kill(_publisher);
+    let _publisher = NoisePublisher::start(&srv.rtsp_url("noise"));
     assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
     let mut stalled = std::net::TcpStream::connect(srv.api.unwrap()).unwrap();
     stalled.write_all(b"GET /api/stream.mp4?src=noise HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

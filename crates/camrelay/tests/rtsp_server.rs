@@ -272,31 +272,7 @@ fn bad_requests_get_clear_errors_and_other_readers_go_on() {
 #[test]
 fn stalled_reader_drops_frames_without_slowing_others() {
     let srv = Server::start("hub:\n  reader_queue: 16\nstreams:\n  noise:\n");
-    // Random pixels compress badly: several MB/s, so a reader that never reads fills its socket
-    // buffers within seconds and its queue overflows.
-    let _publisher = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-re",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-s",
-            "320x240",
-            "-r",
-            "25",
-            "-i",
-            "/dev/urandom",
-        ])
-        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "5", "-g", "25", "-pix_fmt", "yuv420p"])
-        .args(["-f", "rtsp", "-rtsp_transport", "tcp", &srv.rtsp_url("noise")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(ChildGuard)
-        .unwrap();
+    let _publisher = NoisePublisher::start(&srv.rtsp_url("noise"));
     assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
     let url = srv.rtsp_url("noise");
     let mut stalled = TcpStream::connect(srv.rtsp.unwrap()).unwrap();

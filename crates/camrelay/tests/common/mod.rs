@@ -350,3 +350,29 @@ impl Drop for Publisher {
         let _ = self.0.wait();
     }
 }
+
+/// A publisher of random pixels (several MB/s: they compress badly) over RTSP/TCP, so a reader that
+/// never reads fills its socket buffers within seconds. Killed on drop.
+pub struct NoisePublisher(Child);
+
+impl NoisePublisher {
+    pub fn start(url: &str) -> NoisePublisher {
+        let child = Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-f", "rawvideo", "-pix_fmt", "gray", "-s", "320x240", "-r", "25"])
+            .args(["-i", "/dev/urandom", "-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "5"])
+            .args(["-g", "25", "-pix_fmt", "yuv420p", "-f", "rtsp", "-rtsp_transport", "tcp", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg");
+        NoisePublisher(child)
+    }
+}
+
+impl Drop for NoisePublisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
