@@ -34,7 +34,7 @@ fn chromium_plays_mse_mp4_and_webrtc() {
     let v: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     assert!(v["error"].is_null(), "{v}");
-    for mode in ["mse", "mp4", "webrtc"] {
+    for mode in ["mse", "mp4", "webrtc", "webrtc_ws"] {
         let r = &v[mode];
         assert!(r["frames"].as_u64().unwrap_or(0) >= 50, "{mode}: {r}");
         assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)), "{mode}: {r}");

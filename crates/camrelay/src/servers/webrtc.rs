@@ -391,7 +391,7 @@ impl Outgoing {
     }
 }
 
-async fn new_session(
+pub(crate) async fn new_session(
     app: &Arc<App>,
     src: &str,
     offer_sdp: &str,

@@ -2,7 +2,11 @@
 //! - `mse` / `mp4` (value: the codecs the browser plays): the server answers with the MIME type it chose,
 //!   then the init segment and fragments as binary messages;
 //! - `mjpeg`: JPEG images as binary messages;
-//! - `hls`: the answer's value is a master playlist (URIs relative to `/api/`).
+//! - `hls`: the answer's value is a master playlist (URIs relative to `/api/`);
+//! - `webrtc/offer` (value: SDP) → `webrtc/answer`, and go2rtc's newer `webrtc` (value:
+//!   `{"type":"offer","sdp":...}`) → `webrtc` (value: `{"type":"answer","sdp":...}`). The server is
+//!   ICE-lite and puts its candidates in the answer, so `webrtc/candidate` messages are accepted and
+//!   ignored.
 //!
 //! Problems are answered with `{"type":"error","value":"..."}`.
 
@@ -131,6 +135,43 @@ async fn session(
             };
             return;
         }
+        "webrtc/offer" | "webrtc" => {
+            let (sdp, v2) = match &request["value"] {
+                serde_json::Value::String(s) => (s.clone(), false),
+                v => (v["sdp"].as_str().unwrap_or("").to_string(), true),
+            };
+            let Some(src) = q.get("src").filter(|s| !s.is_empty()).map(str::to_string) else {
+                send_json(&mut socket, "error", "missing src= (the stream name)").await;
+                return;
+            };
+            let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            match super::webrtc::new_session(&app, &src, &sdp, peer, &ua).await {
+                Ok((_id, answer)) => {
+                    let msg = if v2 {
+                        json!({ "type": "webrtc", "value": { "type": "answer", "sdp": answer } })
+                    } else {
+                        json!({ "type": "webrtc/answer", "value": answer })
+                    };
+                    if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(resp) => {
+                    send_json(&mut socket, "error", &error_text(resp).await).await;
+                    return;
+                }
+            }
+            // Trickled candidates need no answer from an ICE-lite server; wait for the client to go.
+            loop {
+                tokio::select! {
+                    incoming = socket.recv() => match incoming {
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                        _ => {}
+                    },
+                    _ = app.shutdown.cancelled() => return,
+                }
+            }
+        }
         "mjpeg" => {
             let mut frames = match super::mjpeg::jpeg_frames(&app, &shared.mjpeg, &q, peer, &ua).await {
                 Ok(f) => f,
@@ -158,7 +199,8 @@ async fn session(
             return;
         }
         _ => {
-            let msg = format!("unsupported message type {kind:?} (supported: mse, mp4, mjpeg, hls)");
+            let msg =
+                format!("unsupported message type {kind:?} (supported: mse, mp4, mjpeg, hls, webrtc/offer, webrtc)");
             send_json(&mut socket, "error", &msg).await;
             return;
         }

@@ -99,6 +99,30 @@ try {
   results.webrtc = await measure(rtc, 50);
   results.webrtc.state = await rtc.evaluate(() => window.__pc.connectionState);
 
+  // WebRTC signalled over go2rtc's WebSocket (`webrtc/offer` → `webrtc/answer`).
+  const rtcws = await browser.newPage();
+  await rtcws.setContent('<video muted autoplay playsinline></video>');
+  await rtcws.evaluate(async (url) => {
+    window.__t0 = performance.now();
+    const pc = new RTCPeerConnection();
+    window.__pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (ev) => { document.querySelector('video').srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+    await pc.setLocalDescription(await pc.createOffer());
+    const ws = new WebSocket(url);
+    window.__ws = ws;
+    await new Promise((resolve, reject) => {
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'webrtc/offer', value: pc.localDescription.sdp }));
+      ws.onmessage = async (ev) => {
+        const msg = JSON.parse(ev.data);
+        if (msg.type === 'webrtc/answer') { await pc.setRemoteDescription({ type: 'answer', sdp: msg.value }); resolve(); }
+        else reject(new Error(JSON.stringify(msg)));
+      };
+      ws.onerror = () => reject(new Error('websocket error'));
+    });
+  }, `ws://${api}/api/ws?src=demo`);
+  results.webrtc_ws = await measure(rtcws, 50);
+
   // Progressive MP4 in a plain <video>.
   const mp4 = await browser.newPage();
   await mp4.setContent('<video muted autoplay playsinline></video>');
