@@ -145,9 +145,19 @@ fn whep_session_is_created_and_deleted() {
         .trim()
         .to_string();
     assert!(location.starts_with("/api/webrtc?id="), "{location}");
+    // A trickled candidate is accepted while the session lives.
+    let patch = http_request(
+        server.api.unwrap(),
+        "PATCH",
+        &location,
+        &[("Content-Type", "application/trickle-ice-sdpfrag")],
+        b"a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n",
+    );
+    assert_eq!(patch.status, 204);
     assert_eq!(server.http("DELETE", &location).status, 200);
     assert!(server.wait_log("webrtc session ended: closed", Duration::from_secs(10)), "{}", server.log());
     assert_eq!(server.http("DELETE", &location).status, 404);
+    assert_eq!(server.http("PATCH", &location).status, 404);
 }
 
 #[test]

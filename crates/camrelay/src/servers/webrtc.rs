@@ -51,7 +51,7 @@ const MAX_ADDRS_PER_SESSION: usize = 8;
 const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/webrtc", post(webrtc_post).delete(webrtc_delete))
+    Router::new().route("/api/webrtc", post(webrtc_post).delete(webrtc_delete).patch(webrtc_patch))
 }
 
 /// Binds the UDP socket and runs the demultiplexer until shutdown. A socket that cannot be bound is
@@ -348,6 +348,21 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
 
 fn is_json(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"))
+}
+
+/// `PATCH /api/webrtc?id=`: a trickled ICE candidate (WHEP/WHIP). The server is ICE-lite and answers the
+/// client's connectivity checks from wherever they come, so candidates need no processing: `204` for a
+/// live session, `404` otherwise.
+async fn webrtc_patch(State(app): State<Arc<App>>, req: Request) -> Response {
+    let q = Query::from_uri(req.uri());
+    let Some(id) = q.get("id").filter(|s| !s.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing id= (the session)");
+    };
+    if server_for(&app).lock().by_id.contains_key(id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("webrtc session not found: {id}"))
+    }
 }
 
 async fn webrtc_delete(State(app): State<Arc<App>>, req: Request) -> Response {
