@@ -406,6 +406,34 @@ impl Outgoing {
     }
 }
 
+/// Adds our host candidates, answers the offer and drains str0m's output up to its first timeout
+/// (nothing is sent before ICE): what playback and publish sessions share.
+fn answer_offer(
+    rtc: &mut Rtc,
+    offer: SdpOffer,
+    candidates: &[SocketAddr],
+) -> Result<(str0m::change::SdpAnswer, Instant), super::api::ApiError> {
+    for c in candidates {
+        match Candidate::host(*c, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => tracing::warn!("webrtc: candidate {c}: {e}"),
+        }
+    }
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| super::api::ApiError(StatusCode::BAD_REQUEST, format!("webrtc: cannot answer the offer: {e}")))?;
+    loop {
+        match rtc.poll_output() {
+            Ok(Output::Timeout(t)) => return Ok((answer, t)),
+            Ok(_) => {}
+            Err(e) => return Err(super::api::ApiError(StatusCode::BAD_REQUEST, format!("webrtc: {e}"))),
+        }
+    }
+}
+
 pub(crate) async fn new_session(
     app: &Arc<App>,
     src: &str,
@@ -451,27 +479,8 @@ pub(crate) async fn new_session(
     }
     let now = Instant::now();
     let mut rtc = config.build(now);
-    for c in &net.candidates {
-        match Candidate::host(*c, "udp") {
-            Ok(c) => {
-                rtc.add_local_candidate(c);
-            }
-            Err(e) => tracing::warn!("webrtc: candidate {c}: {e}"),
-        }
-    }
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webrtc: cannot answer the offer: {e}")))?;
-    // Drain (nothing is sent before ICE); str0m reports MediaAdded only once connected, so the medias
-    // are the offer's `a=mid:` lines.
-    let timeout = loop {
-        match rtc.poll_output() {
-            Ok(Output::Timeout(t)) => break t,
-            Ok(_) => {}
-            Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("webrtc: {e}"))),
-        }
-    };
+    // str0m reports MediaAdded only once connected, so the medias are the offer's `a=mid:` lines.
+    let (answer, timeout) = answer_offer(&mut rtc, offer, &net.candidates).map_err(IntoResponse::into_response)?;
     let mids: Vec<(Mid, MediaKind)> = offer_sdp
         .lines()
         .filter_map(|l| l.trim().strip_prefix("a=mid:"))
@@ -663,22 +672,7 @@ async fn new_publish_session(
         .enable_pcma(true, false)
         .enable_pcmu(true, false)
         .build(Instant::now());
-    for c in &net.candidates {
-        if let Ok(c) = Candidate::host(*c, "udp") {
-            rtc.add_local_candidate(c);
-        }
-    }
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webrtc: cannot answer the offer: {e}")))?;
-    let timeout = loop {
-        match rtc.poll_output() {
-            Ok(Output::Timeout(t)) => break t,
-            Ok(_) => {}
-            Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("webrtc: {e}"))),
-        }
-    };
+    let (answer, timeout) = answer_offer(&mut rtc, offer, &net.candidates).map_err(IntoResponse::into_response)?;
     // One hub media per offered medium we can receive, with the codec str0m negotiated first.
     let mut medias = Vec::new();
     let mut mids = Vec::new();
