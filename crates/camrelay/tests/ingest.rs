@@ -4,47 +4,14 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const CONFIG: &str = "streams:\n  cam:\n  demo: demo:clip\n";
 
 /// ffmpeg pushing a 320x240 test pattern (and a tone) in real time to `url` in `format`.
-struct Pusher(Child);
-
-impl Pusher {
-    fn start(url: &str, format: &str, audio: bool) -> Pusher {
-        let mut args: Vec<&str> = vec!["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
-        if audio {
-            args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
-        }
-        if format == "mpjpeg" {
-            // RTP/JPEG (RFC 2435) carries only the standard Huffman tables.
-            args.extend(["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p", "-huffman", "default"]);
-        } else {
-            args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25"]);
-            args.extend(["-pix_fmt", "yuv420p"]);
-        }
-        if audio {
-            args.extend(["-c:a", "aac", "-b:a", "64k"]);
-        }
-        args.extend(["-t", "30", "-f", format, url]);
-        let child = Command::new("ffmpeg")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg");
-        Pusher(child)
-    }
-}
-
-impl Drop for Pusher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn push(url: &str, format: &str, audio: bool) -> Publisher {
+    Publisher::encode("320x240", audio, format == "mpjpeg", &["-t", "30", "-f", format, url])
 }
 
 /// The producers of stream `name` as the API shows them.
@@ -67,7 +34,7 @@ fn frames_of(p: &serde_json::Value) -> u64 {
 /// Publishes with ffmpeg and checks the stream over RTSP: H.264 320x240 (+ AAC), frames decode.
 fn publish_and_play(path: &str, format: &str, protocol: &str) {
     let srv = Server::start(CONFIG);
-    let _pusher = Pusher::start(&srv.api_url(&format!("{path}?dst=cam")), format, true);
+    let _pusher = push(&srv.api_url(&format!("{path}?dst=cam")), format, true);
     assert!(
         wait_until(Duration::from_secs(15), || pushed(&srv, "cam", protocol).is_some()),
         "no {protocol} producer; log:\n{}",
@@ -104,7 +71,7 @@ fn sniffed_upload_plays_over_rtsp() {
 #[test]
 fn mjpeg_upload_feeds_the_stream() {
     let srv = Server::start(CONFIG);
-    let _pusher = Pusher::start(&srv.api_url("/api/stream.mjpeg?dst=cam"), "mpjpeg", false);
+    let _pusher = push(&srv.api_url("/api/stream.mjpeg?dst=cam"), "mpjpeg", false);
     assert!(
         wait_until(Duration::from_secs(15), || pushed(&srv, "cam", "http+mjpeg").is_some()),
         "no http+mjpeg producer; log:\n{}",

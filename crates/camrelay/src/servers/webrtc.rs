@@ -406,6 +406,18 @@ impl Outgoing {
     }
 }
 
+/// An ICE-lite peer with our credentials and the codecs both directions use: H.264, Opus, PCMA, PCMU.
+fn rtc_config(creds: &IceCreds) -> str0m::RtcConfig {
+    Rtc::builder()
+        .set_ice_lite(true)
+        .set_local_ice_credentials(creds.clone())
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .enable_pcma(true, false)
+        .enable_pcmu(true, false)
+}
+
 /// Adds our host candidates, answers the offer and drains str0m's output up to its first timeout
 /// (nothing is sent before ICE): what playback and publish sessions share.
 fn answer_offer(
@@ -466,14 +478,7 @@ pub(crate) async fn new_session(
     let creds = IceCreds::new();
     // Every codec we can send is offered back, also for medias the stream has nothing for (an answer
     // without codecs is rejected by peers); H.265 only when the stream sends it.
-    let mut config = Rtc::builder()
-        .set_ice_lite(true)
-        .set_local_ice_credentials(creds.clone())
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .enable_pcma(true, false)
-        .enable_pcmu(true, false);
+    let mut config = rtc_config(&creds);
     if reader.tracks.iter().any(|t| t.codec.name == media::codec::H265) {
         config = config.enable_h265(true);
     }
@@ -663,15 +668,7 @@ async fn new_publish_session(
         ));
     };
     let creds = IceCreds::new();
-    let mut rtc = Rtc::builder()
-        .set_ice_lite(true)
-        .set_local_ice_credentials(creds.clone())
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .enable_pcma(true, false)
-        .enable_pcmu(true, false)
-        .build(Instant::now());
+    let mut rtc = rtc_config(&creds).build(Instant::now());
     let (answer, timeout) = answer_offer(&mut rtc, offer, &net.candidates).map_err(IntoResponse::into_response)?;
     // One hub media per offered medium we can receive, with the codec str0m negotiated first.
     let mut medias = Vec::new();

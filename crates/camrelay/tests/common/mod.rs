@@ -299,40 +299,33 @@ pub fn decode_video_frames(url: &str, transport: &str, frames: u32) -> Result<us
     Ok(n)
 }
 
-/// A publisher: ffmpeg encoding a test pattern (and a tone) and pushing it over RTSP.
+/// A publisher: ffmpeg encoding a test pattern (and a tone) in real time and pushing it out.
 pub struct Publisher(Child);
 
 impl Publisher {
+    /// Pushes over RTSP (`transport`: tcp or udp) for 60 s: H.264 (+ AAC).
     pub fn start(url: &str, transport: &str, size: &str, audio: bool) -> Publisher {
-        let mut args: Vec<String> =
-            ["-v", "error", "-re", "-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        Self::encode(size, audio, false, &["-t", "60", "-f", "rtsp", "-rtsp_transport", transport, url])
+    }
+
+    /// Encodes a `size` test pattern as H.264 (or MJPEG with the standard Huffman tables RTP/JPEG can
+    /// carry), with an AAC tone when `audio`, and hands it to ffmpeg's `output` arguments.
+    pub fn encode(size: &str, audio: bool, mjpeg: bool, output: &[&str]) -> Publisher {
+        let pattern = format!("testsrc=size={size}:rate=25");
+        let mut args: Vec<&str> = vec!["-v", "error", "-re", "-f", "lavfi", "-i", &pattern];
         if audio {
-            args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"].map(String::from));
+            args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
         }
-        args.extend(
-            [
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-                "-g",
-                "25",
-                "-pix_fmt",
-                "yuv420p",
-                "-t",
-                "60",
-            ]
-            .map(String::from),
-        );
+        if mjpeg {
+            args.extend(["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p", "-huffman", "default"]);
+        } else {
+            args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25"]);
+            args.extend(["-pix_fmt", "yuv420p"]);
+        }
         if audio {
-            args.extend(["-c:a", "aac", "-b:a", "64k"].map(String::from));
+            args.extend(["-c:a", "aac", "-b:a", "64k"]);
         }
-        args.extend(["-f", "rtsp", "-rtsp_transport", transport, url].map(String::from));
+        args.extend(output);
         let child = Command::new("ffmpeg")
             .args(&args)
             .stdin(Stdio::null())
