@@ -11,6 +11,15 @@
 //! `127.0.0.1` when bound to all interfaces, plus `webrtc.candidates`), a hub reader, and sends each
 //! frame with str0m's frame API.
 
+mod incoming;
+mod net;
+mod session;
+
+pub(crate) use incoming::Incoming;
+use net::{register, server_for, Datagram};
+pub use net::{start, Server};
+use session::{Outgoing, Session};
+
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -39,186 +48,11 @@ use crate::hub::{HubError, Producer, Reader, Track};
 
 /// Most concurrent WebRTC sessions.
 pub const MAX_SESSIONS: usize = 256;
-/// A session that does not connect within this time is dropped.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// A connected peer that sends nothing (no STUN consent checks, no RTCP) for this long is gone.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Datagrams queued per session before the socket task drops new ones.
-const SESSION_QUEUE: usize = 256;
-/// Remote addresses remembered per session (ICE may try several).
-const MAX_ADDRS_PER_SESSION: usize = 8;
 /// Largest accepted offer body.
 const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/api/webrtc", post(webrtc_post).delete(webrtc_delete).patch(webrtc_patch))
-}
-
-/// Binds the UDP socket and runs the demultiplexer until shutdown. A socket that cannot be bound is
-/// logged and WebRTC answers `503` (the other servers keep running, as in go2rtc).
-pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(addr) = crate::config::bind_address(&app.config.webrtc.listen) else {
-        tracing::info!("webrtc disabled (empty listen)");
-        return Ok(None);
-    };
-    let socket = match UdpSocket::bind(&addr).await {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            tracing::error!("webrtc: cannot listen on {addr}: {e} (WebRTC disabled)");
-            return Ok(None);
-        }
-    };
-    let local = socket.local_addr()?;
-    // Tests and scripts read this line to find ports chosen with `:0`.
-    tracing::info!("webrtc listening on {local}/udp");
-    let candidates = host_candidates(local, &app.config.webrtc.candidates);
-    let server = server_for(&app);
-    let _ = server.net.set(Net { socket: socket.clone(), local, candidates });
-    let shutdown = app.shutdown.clone();
-    Ok(Some(tokio::spawn(async move {
-        demux(server.clone(), socket, shutdown).await;
-        // Ending the socket task ends every session.
-        let sessions: Vec<_> = server.lock().by_id.values().map(|s| s.cancel.clone()).collect();
-        for c in sessions {
-            c.cancel();
-        }
-    })))
-}
-
-/// The advertised host candidates: the bound address (`127.0.0.1` for all-interfaces binds, so
-/// loopback peers connect) and the configured ones (`ip` or `ip:port`; host names are not resolved).
-fn host_candidates(local: SocketAddr, configured: &[String]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    if local.ip().is_unspecified() {
-        out.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port()));
-    } else {
-        out.push(local);
-    }
-    for c in configured {
-        let parsed = c
-            .parse::<SocketAddr>()
-            .ok()
-            .or_else(|| c.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, local.port())));
-        match parsed {
-            Some(a) if !out.contains(&a) => out.push(a),
-            Some(_) => {}
-            None => tracing::warn!("webrtc: candidate {c:?} is not ip or ip:port (ignored)"),
-        }
-    }
-    out
-}
-
-/// The WebRTC state of one `App` (`App::webrtc`): the routes (built before the socket is bound) and the
-/// socket task both reach it there.
-#[derive(Default)]
-pub struct Server {
-    net: std::sync::OnceLock<Net>,
-    sessions: Mutex<Sessions>,
-}
-
-struct Net {
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
-    candidates: Vec<SocketAddr>,
-}
-
-#[derive(Default)]
-struct Sessions {
-    by_id: HashMap<String, SessionEntry>,
-    by_ufrag: HashMap<String, String>,
-    by_addr: HashMap<SocketAddr, String>,
-}
-
-struct SessionEntry {
-    ufrag: String,
-    tx: mpsc::Sender<Datagram>,
-    cancel: CancellationToken,
-    addrs: Vec<SocketAddr>,
-}
-
-struct Datagram {
-    source: SocketAddr,
-    data: Vec<u8>,
-}
-
-/// The WebRTC state of one `App` (its field `webrtc`): shared by the HTTP handlers and the socket task.
-fn server_for(app: &Arc<App>) -> Arc<Server> {
-    app.webrtc.clone()
-}
-
-impl Server {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn remove(&self, id: &str) {
-        let mut s = self.lock();
-        if let Some(e) = s.by_id.remove(id) {
-            s.by_ufrag.remove(&e.ufrag);
-            for a in &e.addrs {
-                s.by_addr.remove(a);
-            }
-        }
-    }
-
-    /// Routes one datagram to its session's queue; unknown senders and full queues drop it.
-    fn route(&self, source: SocketAddr, data: &[u8]) {
-        let mut s = self.lock();
-        let id = match s.by_addr.get(&source) {
-            Some(id) => id.clone(),
-            None => {
-                let Some(ufrag) = stun_local_ufrag(data) else { return };
-                let Some(id) = s.by_ufrag.get(ufrag).cloned() else { return };
-                let Some(entry) = s.by_id.get_mut(&id) else { return };
-                if entry.addrs.len() >= MAX_ADDRS_PER_SESSION {
-                    return;
-                }
-                entry.addrs.push(source);
-                s.by_addr.insert(source, id.clone());
-                id
-            }
-        };
-        if let Some(entry) = s.by_id.get(&id) {
-            let _ = entry.tx.try_send(Datagram { source, data: data.to_vec() });
-        }
-    }
-}
-
-async fn demux(server: Arc<Server>, socket: Arc<UdpSocket>, shutdown: CancellationToken) {
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let r = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        match r {
-            Ok((n, source)) => server.route(source, &buf[..n]),
-            // ICMP errors of earlier sends surface here on some systems; the socket stays usable.
-            Err(e) => tracing::debug!("webrtc: recv: {e}"),
-        }
-    }
-}
-
-/// The local part of a STUN binding request's USERNAME (`local:remote`), if `data` is one.
-fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
-    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-    if data.len() < 20 || data[0] & 0xC0 != 0 || data[4..8] != MAGIC {
-        return None;
-    }
-    let len = u16::from_be_bytes([data[2], data[3]]) as usize;
-    let attrs = data.get(20..20 + len)?;
-    let mut i = 0;
-    while i + 4 <= attrs.len() {
-        let typ = u16::from_be_bytes([attrs[i], attrs[i + 1]]);
-        let alen = u16::from_be_bytes([attrs[i + 2], attrs[i + 3]]) as usize;
-        let value = attrs.get(i + 4..i + 4 + alen)?;
-        if typ == 0x0006 {
-            let user = std::str::from_utf8(value).ok()?;
-            return user.split(':').next();
-        }
-        i += 4 + alen.div_ceil(4) * 4;
-    }
-    None
 }
 
 /// Codec names per kind that an offer lists (`a=rtpmap`), uppercased, in offer order.
@@ -382,32 +216,8 @@ async fn webrtc_delete(State(app): State<Arc<App>>, req: Request) -> Response {
     }
 }
 
-/// One reader track and where it goes in the peer connection.
-struct Outgoing {
-    mid: Mid,
-    pt: Pt,
-    annexb: bool,
-    needs_keyframe: bool,
-    freq: Frequency,
-    last: Option<u32>,
-    extended: u64,
-}
-
-impl Outgoing {
-    /// The frame's RTP timestamp extended to 64 bits (str0m's media time does not wrap).
-    fn media_time(&mut self, ts: u32) -> MediaTime {
-        self.extended = match self.last {
-            // Start high so a small step back never goes below zero.
-            None => (1u64 << 32) + ts as u64,
-            Some(last) => self.extended.saturating_add_signed(ts.wrapping_sub(last) as i32 as i64),
-        };
-        self.last = Some(ts);
-        MediaTime::new(self.extended, self.freq)
-    }
-}
-
 /// An ICE-lite peer with our credentials and the codecs both directions use: H.264, Opus, PCMA, PCMU.
-fn rtc_config(creds: &IceCreds) -> str0m::RtcConfig {
+pub(crate) fn rtc_config(creds: &IceCreds) -> str0m::RtcConfig {
     Rtc::builder()
         .set_ice_lite(true)
         .set_local_ice_credentials(creds.clone())
@@ -528,20 +338,10 @@ pub(crate) async fn new_session(
         ));
     }
 
-    let id = format!("{:016x}", rand::random::<u64>());
-    let (tx, rx) = mpsc::channel(SESSION_QUEUE);
     let cancel = app.shutdown.child_token();
-    {
-        let mut s = server.lock();
-        if s.by_id.len() >= MAX_SESSIONS {
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
-        }
-        s.by_ufrag.insert(creds.ufrag.clone(), id.clone());
-        s.by_id.insert(
-            id.clone(),
-            SessionEntry { ufrag: creds.ufrag.clone(), tx, cancel: cancel.clone(), addrs: Vec::new() },
-        );
-    }
+    let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
+    };
     let session = Session {
         id: id.clone(),
         server: server.clone(),
@@ -560,90 +360,6 @@ pub(crate) async fn new_session(
     let span = tracing::info_span!("webrtc", id = %id, stream = %src, peer = %peer);
     tokio::spawn(tracing::Instrument::instrument(session.run(), span));
     Ok((id, answer.to_sdp_string()))
-}
-
-/// Registers a new session's ICE username and queue; `None` when the session limit is reached.
-fn register(server: &Server, ufrag: &str, cancel: &CancellationToken) -> Option<(String, mpsc::Receiver<Datagram>)> {
-    let id = format!("{:016x}", rand::random::<u64>());
-    let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-    let mut s = server.lock();
-    if s.by_id.len() >= MAX_SESSIONS {
-        return None;
-    }
-    s.by_ufrag.insert(ufrag.to_string(), id.clone());
-    s.by_id
-        .insert(id.clone(), SessionEntry { ufrag: ufrag.to_string(), tx, cancel: cancel.clone(), addrs: Vec::new() });
-    Some((id, rx))
-}
-
-/// One medium the publishing peer sends, pushed into a hub track.
-struct Incoming {
-    mid: Mid,
-    track: Arc<Track>,
-    packetizer: Option<Box<dyn rtp::packetize::Packetizer>>,
-    h264: bool,
-    /// Last parameter sets, put in front of keyframes that come without them.
-    sps: Option<Vec<u8>>,
-    pps: Option<Vec<u8>>,
-}
-
-impl Incoming {
-    fn push(&mut self, time: MediaTime, data: &[u8]) {
-        // str0m's media time is in the negotiated clock; the hub wants a 32-bit RTP timestamp of the track's.
-        let ts = match NonZeroU32::new(self.track.codec.clock_rate) {
-            Some(rate) => time.rebase(Frequency::from_nonzero(rate)).numer(),
-            None => time.numer(),
-        } as u32;
-        let (payload, keyframe) = if self.h264 { self.h264_access_unit(data) } else { (data.to_vec(), true) };
-        if payload.is_empty() {
-            return;
-        }
-        let mut frame = media::Frame { timestamp: ts, keyframe, payload: payload.into(), rtp: Vec::new() };
-        if let Some(p) = self.packetizer.as_mut() {
-            let mut packets = Vec::new();
-            p.packetize(&frame, &mut packets);
-            frame.rtp = packets;
-        }
-        self.track.push(frame);
-    }
-
-    /// Annex B access unit → AVCC payload, with SPS/PPS in front of every IDR.
-    fn h264_access_unit(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
-        let nals: Vec<&[u8]> = media::h264::annexb_nals(data).filter(|n| !n.is_empty()).collect();
-        let mut keyframe = false;
-        let (mut has_sps, mut has_pps) = (false, false);
-        for n in &nals {
-            match media::h264::nal_type(n[0]) {
-                5 => keyframe = true,
-                7 => {
-                    has_sps = true;
-                    self.sps = Some(n.to_vec());
-                }
-                8 => {
-                    has_pps = true;
-                    self.pps = Some(n.to_vec());
-                }
-                _ => {}
-            }
-        }
-        let mut out = Vec::with_capacity(data.len() + 64);
-        let mut put = |n: &[u8]| {
-            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            out.extend_from_slice(n);
-        };
-        if keyframe {
-            if let (false, Some(sps)) = (has_sps, &self.sps) {
-                put(sps);
-            }
-            if let (false, Some(pps)) = (has_pps, &self.pps) {
-                put(pps);
-            }
-        }
-        for n in nals {
-            put(n);
-        }
-        (out, keyframe)
-    }
 }
 
 /// WHIP: the peer publishes into stream `dst` (which must exist unless `rtsp.allow_any_publish`).
@@ -711,19 +427,7 @@ async fn new_publish_session(
     let url = format!("webrtc://{peer}");
     let producer =
         Producer::pushed(&url, "webrtc", &peer.to_string(), medias.clone(), app.hub.settings.gop_cache_bytes);
-    let incoming = producer
-        .tracks()
-        .into_iter()
-        .zip(mids)
-        .map(|(track, mid)| Incoming {
-            mid,
-            packetizer: rtp::packetize::packetizer_for(&track.codec, 1200),
-            h264: track.codec.name == media::codec::H264,
-            track,
-            sps: None,
-            pps: None,
-        })
-        .collect();
+    let incoming = producer.tracks().into_iter().zip(mids).map(|(track, mid)| Incoming::new(mid, track)).collect();
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %dst, peer = %peer, medias = ?media_list, "webrtc publisher accepted");
     stream.add_producer(producer.clone());
@@ -747,193 +451,9 @@ async fn new_publish_session(
     Ok((id, answer.to_sdp_string()))
 }
 
-async fn next_delivery(reader: &mut Option<Reader>) -> Option<crate::hub::Delivery> {
-    match reader {
-        Some(r) => r.queue.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-struct Session {
-    id: String,
-    server: Arc<Server>,
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
-    candidates: Vec<SocketAddr>,
-    rtc: Rtc,
-    /// Playing (WHEP): the hub reader and where each of its tracks goes.
-    reader: Option<Reader>,
-    outgoing: Vec<Option<Outgoing>>,
-    /// Publishing (WHIP): the producer in the stream and the tracks the peer's medias feed.
-    publish: Option<(Arc<crate::hub::Stream>, Arc<Producer>)>,
-    incoming: Vec<Incoming>,
-    rx: mpsc::Receiver<Datagram>,
-    cancel: CancellationToken,
-    timeout: Instant,
-}
-
-enum Step {
-    Continue,
-    End(&'static str),
-}
-
-impl Session {
-    async fn run(mut self) {
-        tracing::info!("webrtc session started");
-        let connect_deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-        let mut connected = false;
-        let mut last_rx = tokio::time::Instant::now();
-        let why = loop {
-            let timeout = tokio::time::Instant::from_std(self.timeout);
-            let step = tokio::select! {
-                _ = self.cancel.cancelled() => Step::End("closed"),
-                _ = tokio::time::sleep_until(connect_deadline), if !connected => Step::End("ICE timeout"),
-                _ = tokio::time::sleep_until(last_rx + IDLE_TIMEOUT), if connected => Step::End("peer silent"),
-                _ = tokio::time::sleep_until(timeout) => self.input(Input::Timeout(Instant::now())),
-                d = self.rx.recv() => match d {
-                    Some(d) => {
-                        last_rx = tokio::time::Instant::now();
-                        self.receive(d)
-                    }
-                    None => Step::End("closed"),
-                },
-                d = next_delivery(&mut self.reader) => match d {
-                    Some(d) if connected => self.write(d.slot, &d.frame),
-                    Some(_) => Step::Continue,
-                    None => Step::End("stream ended"),
-                },
-            };
-            if let Step::End(why) = step {
-                break why;
-            }
-            match self.drain().await {
-                Ok(now_connected) => connected |= now_connected,
-                Err(why) => break why,
-            }
-        };
-        self.rtc.disconnect();
-        self.server.remove(&self.id);
-        if let Some((stream, producer)) = self.publish.take() {
-            stream.remove_producer(producer.id);
-            tracing::info!("webrtc publisher disconnected");
-        }
-        tracing::info!("webrtc session ended: {why}");
-    }
-
-    fn input(&mut self, input: Input) -> Step {
-        match self.rtc.handle_input(input) {
-            Ok(()) => Step::Continue,
-            Err(e) => {
-                tracing::debug!("webrtc input: {e}");
-                Step::Continue
-            }
-        }
-    }
-
-    fn receive(&mut self, d: Datagram) -> Step {
-        let Ok(contents) = d.data.as_slice().try_into() else { return Step::Continue };
-        // The socket may be bound to all interfaces: name the candidate of the peer's address family
-        // and scope (ICE matches the destination against the local candidates).
-        let destination = self
-            .candidates
-            .iter()
-            .find(|c| c.ip().is_loopback() == d.source.ip().is_loopback() && c.is_ipv4() == d.source.is_ipv4())
-            .or(self.candidates.first())
-            .copied()
-            .unwrap_or(self.local);
-        let input =
-            Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source: d.source, destination, contents });
-        if !self.rtc.accepts(&input) {
-            return Step::Continue;
-        }
-        self.input(input)
-    }
-
-    fn write(&mut self, slot: usize, frame: &media::Frame) -> Step {
-        let Some(Some(out)) = self.outgoing.get_mut(slot) else { return Step::Continue };
-        if out.needs_keyframe {
-            if !frame.keyframe {
-                return Step::Continue;
-            }
-            out.needs_keyframe = false;
-        }
-        let payload: Vec<u8> =
-            if out.annexb { media::h264::avcc_to_annexb(&frame.payload) } else { frame.payload.to_vec() };
-        let (mid, pt) = (out.mid, out.pt);
-        let time = out.media_time(frame.timestamp);
-        let Some(writer) = self.rtc.writer(mid) else { return Step::Continue };
-        let len = payload.len() as u64;
-        if let Err(e) = writer.write(pt, Instant::now(), time, payload) {
-            tracing::debug!("webrtc write: {e}");
-        } else {
-            if let Some(r) = &self.reader {
-                r.shared.count_sent(1, len);
-            }
-        }
-        Step::Continue
-    }
-
-    /// Polls str0m until its next timeout, sending what it transmits; `Ok(true)` once ICE connected.
-    async fn drain(&mut self) -> Result<bool, &'static str> {
-        let mut connected = false;
-        loop {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    self.timeout = t;
-                    return Ok(connected);
-                }
-                Ok(Output::Transmit(t)) => {
-                    if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
-                        tracing::debug!("webrtc send to {}: {e}", t.destination);
-                    }
-                }
-                Ok(Output::Event(e)) => match e {
-                    Event::Connected => {
-                        tracing::info!("webrtc connected");
-                        connected = true;
-                    }
-                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                        return Err("ICE disconnected")
-                    }
-                    Event::Closed => return Err("peer closed"),
-                    Event::MediaData(d) => {
-                        if let Some(i) = self.incoming.iter_mut().find(|i| i.mid == d.mid) {
-                            i.push(d.time, &d.data);
-                        }
-                    }
-                    _ => {}
-                },
-                Err(e) => {
-                    tracing::debug!("webrtc: {e}");
-                    return Err("WebRTC error");
-                }
-            }
-            if !self.rtc.is_alive() {
-                return Err("peer closed");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stun_username_is_parsed_and_garbage_is_not() {
-        // Binding request with USERNAME "abcd:efgh".
-        let mut p = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xA4, 0x42];
-        p.extend_from_slice(&[0u8; 12]);
-        p.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
-        p.extend_from_slice(b"abcd:efgh\0\0\0");
-        p[3] = 16;
-        assert_eq!(stun_local_ufrag(&p), Some("abcd"));
-        assert_eq!(stun_local_ufrag(&p[..30]), None);
-        assert_eq!(stun_local_ufrag(b"\x80\x60garbage-rtp-packet-xxxxxxxx"), None);
-        for n in 0..p.len() {
-            let _ = stun_local_ufrag(&p[..n]);
-        }
-    }
 
     #[test]
     fn offer_codecs_become_filters() {
@@ -951,45 +471,6 @@ mod tests {
     }
 
     #[test]
-    fn media_time_extends_across_wrap() {
-        let mut o = Outgoing {
-            mid: Mid::from("0"),
-            pt: Pt::new_with_value(96),
-            annexb: true,
-            needs_keyframe: true,
-            freq: Frequency::NINETY_KHZ,
-            last: None,
-            extended: 0,
-        };
-        let a = o.media_time(u32::MAX - 10).numer();
-        let b = o.media_time(5).numer();
-        assert_eq!(b - a, 16);
-    }
-
-    #[test]
-    fn published_idr_gets_parameter_sets_in_front() {
-        let codec = media::Codec::new(media::codec::H264, 90_000, 0, 96);
-        let mut i = Incoming {
-            mid: Mid::from("0"),
-            track: Arc::new(Track::new(Kind::Video, codec, 0)),
-            packetizer: None,
-            h264: true,
-            sps: None,
-            pps: None,
-        };
-        let (avcc, key) = i.h264_access_unit(b"\0\0\0\x01\x67\x42\0\0\0\x01\x68\xce\0\0\0\x01\x65\x88");
-        assert!(key);
-        assert_eq!(avcc, b"\0\0\0\x02\x67\x42\0\0\0\x02\x68\xce\0\0\0\x02\x65\x88");
-        let (avcc, key) = i.h264_access_unit(b"\0\0\x01\x65\x99");
-        assert!(key);
-        assert_eq!(avcc, b"\0\0\0\x02\x67\x42\0\0\0\x02\x68\xce\0\0\0\x02\x65\x99");
-        let (avcc, key) = i.h264_access_unit(b"\0\0\x01\x41\x01");
-        assert!(!key);
-        assert_eq!(avcc, b"\0\0\0\x02\x41\x01");
-        assert_eq!(i.h264_access_unit(b"garbage").0, b"");
-    }
-
-    #[test]
     fn webrtc_config_section() {
         let load = |text: &str| {
             // A cwd without camrelay.yaml / go2rtc.yaml: only the inline argument is read.
@@ -1004,11 +485,5 @@ mod tests {
         assert_eq!(loaded.config.webrtc.candidates, vec!["192.0.2.1"]);
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(load(r#"{"webrtc":{"listen":"nope"}}"#).is_err());
-    }
-
-    #[test]
-    fn candidates_for_all_interfaces_use_loopback() {
-        let c = host_candidates("0.0.0.0:8555".parse().unwrap(), &["192.0.2.1".into(), "bad host".into()]);
-        assert_eq!(c, vec!["127.0.0.1:8555".parse().unwrap(), "192.0.2.1:8555".parse().unwrap()]);
     }
 }

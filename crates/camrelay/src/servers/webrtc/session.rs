@@ -1,0 +1,221 @@
+//! One peer connection: its task, str0m's sans-IO loop, and the frames it sends.
+
+use super::*;
+
+/// A session that does not connect within this time is dropped.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connected peer that sends nothing (no STUN consent checks, no RTCP) for this long is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One reader track and where it goes in the peer connection.
+pub(super) struct Outgoing {
+    pub(super) mid: Mid,
+    pub(super) pt: Pt,
+    pub(super) annexb: bool,
+    pub(super) needs_keyframe: bool,
+    pub(super) freq: Frequency,
+    pub(super) last: Option<u32>,
+    pub(super) extended: u64,
+}
+
+impl Outgoing {
+    /// The frame's RTP timestamp extended to 64 bits (str0m's media time does not wrap).
+    pub(super) fn media_time(&mut self, ts: u32) -> MediaTime {
+        self.extended = match self.last {
+            // Start high so a small step back never goes below zero.
+            None => (1u64 << 32) + ts as u64,
+            Some(last) => self.extended.saturating_add_signed(ts.wrapping_sub(last) as i32 as i64),
+        };
+        self.last = Some(ts);
+        MediaTime::new(self.extended, self.freq)
+    }
+}
+
+pub(super) async fn next_delivery(reader: &mut Option<Reader>) -> Option<crate::hub::Delivery> {
+    match reader {
+        Some(r) => r.queue.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) struct Session {
+    pub(super) id: String,
+    pub(super) server: Arc<Server>,
+    pub(super) socket: Arc<UdpSocket>,
+    pub(super) local: SocketAddr,
+    pub(super) candidates: Vec<SocketAddr>,
+    pub(super) rtc: Rtc,
+    /// Playing (WHEP): the hub reader and where each of its tracks goes.
+    pub(super) reader: Option<Reader>,
+    pub(super) outgoing: Vec<Option<Outgoing>>,
+    /// Publishing (WHIP): the producer in the stream and the tracks the peer's medias feed.
+    pub(super) publish: Option<(Arc<crate::hub::Stream>, Arc<Producer>)>,
+    pub(super) incoming: Vec<Incoming>,
+    pub(super) rx: mpsc::Receiver<Datagram>,
+    pub(super) cancel: CancellationToken,
+    pub(super) timeout: Instant,
+}
+
+pub(super) enum Step {
+    Continue,
+    End(&'static str),
+}
+
+impl Session {
+    pub(super) async fn run(mut self) {
+        tracing::info!("webrtc session started");
+        let connect_deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        let mut connected = false;
+        let mut last_rx = tokio::time::Instant::now();
+        let why = loop {
+            let timeout = tokio::time::Instant::from_std(self.timeout);
+            let step = tokio::select! {
+                _ = self.cancel.cancelled() => Step::End("closed"),
+                _ = tokio::time::sleep_until(connect_deadline), if !connected => Step::End("ICE timeout"),
+                _ = tokio::time::sleep_until(last_rx + IDLE_TIMEOUT), if connected => Step::End("peer silent"),
+                _ = tokio::time::sleep_until(timeout) => self.input(Input::Timeout(Instant::now())),
+                d = self.rx.recv() => match d {
+                    Some(d) => {
+                        last_rx = tokio::time::Instant::now();
+                        self.receive(d)
+                    }
+                    None => Step::End("closed"),
+                },
+                d = next_delivery(&mut self.reader) => match d {
+                    Some(d) if connected => self.write(d.slot, &d.frame),
+                    Some(_) => Step::Continue,
+                    None => Step::End("stream ended"),
+                },
+            };
+            if let Step::End(why) = step {
+                break why;
+            }
+            match self.drain().await {
+                Ok(now_connected) => connected |= now_connected,
+                Err(why) => break why,
+            }
+        };
+        self.rtc.disconnect();
+        self.server.remove(&self.id);
+        if let Some((stream, producer)) = self.publish.take() {
+            stream.remove_producer(producer.id);
+            tracing::info!("webrtc publisher disconnected");
+        }
+        tracing::info!("webrtc session ended: {why}");
+    }
+
+    pub(super) fn input(&mut self, input: Input) -> Step {
+        match self.rtc.handle_input(input) {
+            Ok(()) => Step::Continue,
+            Err(e) => {
+                tracing::debug!("webrtc input: {e}");
+                Step::Continue
+            }
+        }
+    }
+
+    pub(super) fn receive(&mut self, d: Datagram) -> Step {
+        let Ok(contents) = d.data.as_slice().try_into() else { return Step::Continue };
+        // The socket may be bound to all interfaces: name the candidate of the peer's address family
+        // and scope (ICE matches the destination against the local candidates).
+        let destination = self
+            .candidates
+            .iter()
+            .find(|c| c.ip().is_loopback() == d.source.ip().is_loopback() && c.is_ipv4() == d.source.is_ipv4())
+            .or(self.candidates.first())
+            .copied()
+            .unwrap_or(self.local);
+        let input =
+            Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source: d.source, destination, contents });
+        if !self.rtc.accepts(&input) {
+            return Step::Continue;
+        }
+        self.input(input)
+    }
+
+    pub(super) fn write(&mut self, slot: usize, frame: &media::Frame) -> Step {
+        let Some(Some(out)) = self.outgoing.get_mut(slot) else { return Step::Continue };
+        if out.needs_keyframe {
+            if !frame.keyframe {
+                return Step::Continue;
+            }
+            out.needs_keyframe = false;
+        }
+        let payload: Vec<u8> =
+            if out.annexb { media::h264::avcc_to_annexb(&frame.payload) } else { frame.payload.to_vec() };
+        let (mid, pt) = (out.mid, out.pt);
+        let time = out.media_time(frame.timestamp);
+        let Some(writer) = self.rtc.writer(mid) else { return Step::Continue };
+        let len = payload.len() as u64;
+        if let Err(e) = writer.write(pt, Instant::now(), time, payload) {
+            tracing::debug!("webrtc write: {e}");
+        } else {
+            if let Some(r) = &self.reader {
+                r.shared.count_sent(1, len);
+            }
+        }
+        Step::Continue
+    }
+
+    /// Polls str0m until its next timeout, sending what it transmits; `Ok(true)` once ICE connected.
+    pub(super) async fn drain(&mut self) -> Result<bool, &'static str> {
+        let mut connected = false;
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    return Ok(connected);
+                }
+                Ok(Output::Transmit(t)) => {
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
+                        tracing::debug!("webrtc send to {}: {e}", t.destination);
+                    }
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => {
+                        tracing::info!("webrtc connected");
+                        connected = true;
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return Err("ICE disconnected")
+                    }
+                    Event::Closed => return Err("peer closed"),
+                    Event::MediaData(d) => {
+                        if let Some(i) = self.incoming.iter_mut().find(|i| i.mid == d.mid) {
+                            i.push(d.time, &d.data);
+                        }
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::debug!("webrtc: {e}");
+                    return Err("WebRTC error");
+                }
+            }
+            if !self.rtc.is_alive() {
+                return Err("peer closed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_time_extends_across_wrap() {
+        let mut o = Outgoing {
+            mid: Mid::from("0"),
+            pt: Pt::new_with_value(96),
+            annexb: true,
+            needs_keyframe: true,
+            freq: Frequency::NINETY_KHZ,
+            last: None,
+            extended: 0,
+        };
+        let a = o.media_time(u32::MAX - 10).numer();
+        let b = o.media_time(5).numer();
+        assert_eq!(b - a, 16);
+    }
+}
