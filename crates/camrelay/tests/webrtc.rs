@@ -203,3 +203,34 @@ fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
         server.log()
     );
 }
+
+/// Two-way audio over WebRTC: aiortc offers its audio as sendrecv with a 500 Hz tone (a microphone);
+/// the server answers with the backchannel's codec first, so the tone arrives as PCMA in the exec
+/// backchannel's stdin, while the same session plays the stream's video.
+#[test]
+fn microphone_plays_into_the_backchannel() {
+    let dir = common::temp_dir("webrtc-mic");
+    let out = dir.join("speaker.alaw");
+    let server = Server::start(&format!(
+        "{CONFIG}streams:\n  cam:\n    - demo:clip\n    - 'exec:sh -c \"cat > {}\"#backchannel=1'\n",
+        out.display()
+    ));
+    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    let report = whep_with(&server, "cam", 10, &["mic"]);
+    assert_eq!(report["width"], 640, "{report}");
+    assert_eq!(report["mic_codec"], "audio/PCMA", "the answer put the backchannel's codec first: {report}");
+    // The client sent 3 s of tone: 8000 A-law bytes a second.
+    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(10), || size() >= 16000),
+        "backchannel got {} bytes; log:\n{}",
+        size(),
+        server.log()
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let distinct = bytes.iter().collect::<std::collections::HashSet<_>>().len();
+    // A 500 Hz tone at 8 kHz repeats every 16 samples: about a dozen distinct A-law codes (silence is 1-2).
+    assert!((8..=24).contains(&distinct), "a tone, not silence or noise: {distinct} distinct A-law values");
+    assert!(server.log().contains("two-way audio: the peer's microphone plays into the backchannel"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -91,6 +91,28 @@ impl Stream {
         }
     }
 
+    /// The stream's backchannel (two-way audio): the first sendonly media of its sources, as (producer,
+    /// media index, media). `name` is the stream's name for the error.
+    pub async fn backchannel(&self, name: &str) -> Result<(Arc<Producer>, usize, Media), HubError> {
+        let mut first_error = None;
+        for p in self.producers() {
+            match p.medias().await {
+                Ok(medias) => {
+                    if let Some(i) = medias.iter().position(|m| m.direction == Direction::SendOnly) {
+                        return Ok((p.clone(), i, medias[i].clone()));
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(HubError::Source(match first_error {
+            Some(e) => format!("stream {name}: {e}"),
+            None => format!("stream {name} has no backchannel (two-way audio) source"),
+        }))
+    }
+
     pub fn add_producer(&self, p: Arc<Producer>) {
         self.producers.lock().unwrap_or_else(|e| e.into_inner()).push(p);
     }
@@ -313,31 +335,7 @@ impl Hub {
         if src.is_empty() {
             return Ok(());
         }
-        // The backchannel: a sendonly media of one of the stream's sources.
-        let mut target = None;
-        let mut offered = Vec::new();
-        let mut first_error = None;
-        for p in stream.producers() {
-            match p.medias().await {
-                Ok(medias) => {
-                    for (i, m) in medias.iter().enumerate() {
-                        if m.direction == Direction::SendOnly {
-                            offered.push(m.clone());
-                            target.get_or_insert((p.clone(), i, m.clone()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let Some((target, target_index, target_media)) = target else {
-            return Err(HubError::Source(match first_error {
-                Some(e) => format!("stream {dst}: {e}"),
-                None => format!("stream {dst} has no backchannel (two-way audio) source"),
-            }));
-        };
+        let (target, target_index, target_media) = stream.backchannel(dst).await?;
         let source = Producer::pulled_once(src, self.make_source(src)?, 0);
         let source_medias = source.medias().await.map_err(HubError::Source)?;
         let wanted: Vec<String> = target_media.codecs.iter().map(|c| c.name.clone()).collect();

@@ -25,6 +25,11 @@ impl Incoming {
         }
     }
 
+    /// Whether frames of `codec` fit the track (a peer may switch to another negotiated codec).
+    pub(crate) fn accepts(&self, codec: RtcCodec) -> bool {
+        rtc_codec(&self.track.codec.name) == Some(codec)
+    }
+
     /// One depacketized frame (`time` in the negotiated clock): converted and pushed into the track.
     pub(crate) fn push(&mut self, time: MediaTime, data: &[u8]) {
         // str0m's media time is in the negotiated clock; the hub wants a 32-bit RTP timestamp of the track's.

@@ -218,14 +218,74 @@ async fn webrtc_delete(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// An ICE-lite peer with our credentials and the codecs both directions use: H.264, Opus, PCMA, PCMU.
 pub(crate) fn rtc_config(creds: &IceCreds) -> str0m::RtcConfig {
-    Rtc::builder()
-        .set_ice_lite(true)
-        .set_local_ice_credentials(creds.clone())
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .enable_pcma(true, false)
-        .enable_pcmu(true, false)
+    rtc_config_audio_first(creds, None)
+}
+
+/// [`rtc_config`] with one audio codec moved to the front: answers list codecs in this order and a
+/// browser sends its microphone with the first one, so the backchannel's codec goes first.
+fn rtc_config_audio_first(creds: &IceCreds, first: Option<&str>) -> str0m::RtcConfig {
+    let mut audio = [media::codec::OPUS, media::codec::PCMA, media::codec::PCMU];
+    if let Some(i) = first.and_then(|f| audio.iter().position(|a| *a == f)) {
+        audio[..=i].rotate_right(1);
+    }
+    let mut config =
+        Rtc::builder().set_ice_lite(true).set_local_ice_credentials(creds.clone()).clear_codecs().enable_h264(true);
+    for codec in audio {
+        config = match codec {
+            media::codec::OPUS => config.enable_opus(true, false),
+            media::codec::PCMA => config.enable_pcma(true, false),
+            _ => config.enable_pcmu(true, false),
+        };
+    }
+    config
+}
+
+/// Whether an offer's peer sends audio (an audio m-line that is `sendrecv` or `sendonly`: a microphone).
+fn offer_sends_audio(sdp: &str) -> bool {
+    let mut in_audio = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio");
+        } else if in_audio && (line == "a=sendrecv" || line == "a=sendonly") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Two-way audio for a playback session: the stream's backchannel track and the codec the peer's
+/// microphone must use, when the peer sends audio and offers that codec.
+async fn microphone_target(
+    app: &Arc<App>,
+    src: &str,
+    offer_sdp: &str,
+) -> Option<(Arc<Producer>, Arc<Track>, &'static str)> {
+    if !offer_sends_audio(offer_sdp) {
+        return None;
+    }
+    let stream = app.hub.get(src)?;
+    let (producer, index, media) = match stream.backchannel(src).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::debug!("webrtc: the peer sends audio but {e}");
+            return None;
+        }
+    };
+    let offered = offered_codecs(offer_sdp);
+    let offered_audio: Vec<&String> = offered.iter().filter(|(k, _)| *k == Kind::Audio).flat_map(|(_, c)| c).collect();
+    let codec = media.codecs.iter().find_map(|c| {
+        let ours = [media::codec::OPUS, media::codec::PCMA, media::codec::PCMU].into_iter().find(|n| *n == c.name)?;
+        offered_audio.iter().any(|o| *o == ours).then_some(ours)
+    });
+    let Some(codec) = codec else {
+        tracing::info!(
+            "webrtc: the peer's microphone offers none of the backchannel's codecs ({})",
+            media.codecs.iter().map(|c| c.short_name()).collect::<Vec<_>>().join(", ")
+        );
+        return None;
+    };
+    let track = producer.tracks().get(index).cloned()?;
+    Some((producer, track, codec))
 }
 
 /// Adds our host candidates, answers the offer and drains str0m's output up to its first timeout
@@ -285,10 +345,12 @@ pub(crate) async fn new_session(
         Err(e) => return Err(error(StatusCode::NOT_FOUND, format!("stream {src}: {e}"))),
     };
 
+    let microphone = microphone_target(app, src, offer_sdp).await;
+
     let creds = IceCreds::new();
     // Every codec we can send is offered back, also for medias the stream has nothing for (an answer
     // without codecs is rejected by peers); H.265 only when the stream sends it.
-    let mut config = rtc_config(&creds);
+    let mut config = rtc_config_audio_first(&creds, microphone.as_ref().map(|m| m.2));
     if reader.tracks.iter().any(|t| t.codec.name == media::codec::H265) {
         config = config.enable_h265(true);
     }
@@ -338,6 +400,21 @@ pub(crate) async fn new_session(
         ));
     }
 
+    // The peer's microphone goes to the backchannel: the first audio medium it sends on.
+    let mut incoming = Vec::new();
+    let mut backchannel = None;
+    if let Some((producer, track, _)) = microphone {
+        let sending = mids.iter().find(|(mid, kind)| {
+            *kind == MediaKind::Audio && rtc.media(*mid).is_some_and(|m| m.direction().is_receiving())
+        });
+        if let Some((mid, _)) = sending {
+            tracing::info!(stream = %src, codec = %track.codec.short_name(), "two-way audio: the peer's microphone plays into the backchannel");
+            incoming.push(Incoming::new(*mid, track));
+            // Keeps the backchannel's source connected while the microphone is on.
+            producer.add_reader();
+            backchannel = Some(producer);
+        }
+    }
     let cancel = app.shutdown.child_token();
     let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
@@ -352,7 +429,8 @@ pub(crate) async fn new_session(
         reader: Some(reader),
         outgoing,
         publish: None,
-        incoming: Vec::new(),
+        incoming,
+        backchannel,
         rx,
         cancel,
         timeout,
@@ -442,6 +520,7 @@ async fn new_publish_session(
         outgoing: Vec::new(),
         publish: Some((stream, producer)),
         incoming,
+        backchannel: None,
         rx,
         cancel,
         timeout,

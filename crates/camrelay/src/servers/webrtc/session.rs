@@ -51,6 +51,8 @@ pub(super) struct Session {
     /// Publishing (WHIP): the producer in the stream and the tracks the peer's medias feed.
     pub(super) publish: Option<(Arc<crate::hub::Stream>, Arc<Producer>)>,
     pub(super) incoming: Vec<Incoming>,
+    /// Playing with a microphone: the source whose backchannel `incoming` feeds (kept connected).
+    pub(super) backchannel: Option<Arc<Producer>>,
     pub(super) rx: mpsc::Receiver<Datagram>,
     pub(super) cancel: CancellationToken,
     pub(super) timeout: Instant,
@@ -100,6 +102,9 @@ impl Session {
         if let Some((stream, producer)) = self.publish.take() {
             stream.remove_producer(producer.id);
             tracing::info!("webrtc publisher disconnected");
+        }
+        if let Some(producer) = self.backchannel.take() {
+            producer.remove_reader();
         }
         tracing::info!("webrtc session ended: {why}");
     }
@@ -181,7 +186,8 @@ impl Session {
                     }
                     Event::Closed => return Err("peer closed"),
                     Event::MediaData(d) => {
-                        if let Some(i) = self.incoming.iter_mut().find(|i| i.mid == d.mid) {
+                        let codec = d.params.spec().codec;
+                        if let Some(i) = self.incoming.iter_mut().find(|i| i.mid == d.mid && i.accepts(codec)) {
                             i.push(d.time, &d.data);
                         }
                     }
