@@ -22,6 +22,8 @@ const SECRET_NAMES: &[&str] = &[
     "client_private",
     "private_key",
     "pin",
+    // webrtc.ice_servers (TURN)
+    "credential",
 ];
 
 /// Suffixes that make a name secret (`tls_key`, `auth_token`, `user_password`...).

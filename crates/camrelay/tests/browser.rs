@@ -1,5 +1,5 @@
 //! Headless Chromium plays the demo stream through MSE (WebSocket `mse`), progressive MP4 and WebRTC
-//! (WHEP); the page
+//! (WHEP over UDP and over ICE-TCP); the page
 //! and the server run in a fresh network namespace with only loopback (`unshare --net`), so nothing can
 //! reach out. The browser side is `tests/browser/players.mjs` (Playwright driving Debian's chromium).
 
@@ -34,12 +34,15 @@ fn chromium_plays_mse_mp4_and_webrtc() {
     let v: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     assert!(v["error"].is_null(), "{v}");
-    for mode in ["mse", "mp4", "webrtc", "webrtc_ws"] {
+    for mode in ["mse", "mp4", "webrtc", "webrtc_ws", "webrtc_tcp"] {
         let r = &v[mode];
         assert!(r["frames"].as_u64().unwrap_or(0) >= 50, "{mode}: {r}");
         assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)), "{mode}: {r}");
         eprintln!("{mode}: first frame {} ms after the request", r["first_frame_ms"]);
     }
+    assert_eq!(v["webrtc"]["transport"], "udp", "{v}");
+    // The TCP-only server (`listen: ...:0/tcp`): ICE-TCP, a passive candidate Chromium connects to.
+    assert_eq!(v["webrtc_tcp"]["transport"], "tcp", "{v}");
     assert!(v["mse"]["mime"].as_str().unwrap_or("").starts_with("video/mp4; codecs=\"avc1."), "{v}");
     assert!(v["ws"]["mjpeg_images"].as_u64().unwrap_or(0) >= 10, "{v}");
     assert_eq!(v["ws"]["hls_type"], "hls", "{v}");

@@ -234,3 +234,74 @@ fn microphone_plays_into_the_backchannel() {
     assert!(server.log().contains("two-way audio: the peer's microphone plays into the backchannel"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A STUN server for the test: answers each binding request with XOR-MAPPED-ADDRESS `public`.
+fn stun_server(public: std::net::SocketAddrV4) -> (u16, std::thread::JoinHandle<u32>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if n < 20 || buf[0..2] != [0, 1] {
+                continue;
+            }
+            let cookie = [0x21, 0x12, 0xA4, 0x42];
+            let mut m = vec![0x01, 0x01, 0, 12];
+            m.extend_from_slice(&buf[4..20]);
+            m.extend_from_slice(&[0x00, 0x20, 0, 8, 0, 1]);
+            let p = public.port().to_be_bytes();
+            m.extend_from_slice(&[p[0] ^ cookie[0], p[1] ^ cookie[1]]);
+            m.extend(public.ip().octets().iter().zip(cookie).map(|(b, c)| b ^ c));
+            socket.send_to(&m, from).unwrap();
+            answered += 1;
+            if answered == 1 {
+                break;
+            }
+        }
+        answered
+    });
+    (port, handle)
+}
+
+/// `candidates: [stun:8555]` asks the configured STUN server for our public address and advertises it;
+/// `ice_servers` reach clients as RFC 9725 `Link` headers (OPTIONS and the WHEP answer); TCP passive
+/// candidates are advertised beside UDP ones.
+#[test]
+fn stun_candidates_ice_server_links_and_tcp_candidates() {
+    let (stun_port, stun) = stun_server("203.0.113.7:40000".parse().unwrap());
+    let server = Server::start(&format!(
+        "webrtc:\n  listen: 127.0.0.1:0\n  candidates: [stun:8555]\n  ice_servers:\n    - urls: [stun:127.0.0.1:{stun_port}]\n    - urls: turn:192.0.2.1:3478\n      username: u\n      credential: secretpw\n"
+    ));
+    assert!(server.wait_log("webrtc candidates:", Duration::from_secs(10)), "{}", server.log());
+    assert_eq!(stun.join().unwrap(), 1, "one STUN query");
+    assert!(server.log().contains("203.0.113.7:8555/udp"), "{}", server.log());
+
+    let r = server.http("OPTIONS", "/api/webrtc");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let headers = r.headers.to_ascii_lowercase();
+    assert!(headers.contains(&format!("link: <stun:127.0.0.1:{stun_port}>; rel=\"ice-server\"")), "{}", r.headers);
+    assert!(
+        headers.contains("link: <turn:192.0.2.1:3478>; rel=\"ice-server\"; username=\"u\"; credential=\"secretpw\""),
+        "{}",
+        r.headers
+    );
+
+    let offer = VP8_OFFER.replace(
+        "VP8/90000",
+        "H264/90000\r\na=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    );
+    let r = post_sdp(&server, "/api/webrtc?src=demo", &offer);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.headers.to_ascii_lowercase().contains("link: <stun:127.0.0.1:"), "{}", r.headers);
+    let answer = r.text();
+    let candidates: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=candidate:")).collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" udp ") && c.contains(" 203.0.113.7 8555 typ host")),
+        "{candidates:?}"
+    );
+    assert!(candidates.iter().any(|c| c.contains(" 127.0.0.1 ") && c.contains("tcptype passive")), "{candidates:?}");
+    // The TURN credential is for browsers only: the config API masks it.
+    assert!(!server.http("GET", "/api/config").text().contains("secretpw"));
+}

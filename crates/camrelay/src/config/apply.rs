@@ -94,6 +94,23 @@ impl Ctx<'_> {
         Ok(listen)
     }
 
+    /// A list of strings, or one string as a list of one; empty entries are dropped.
+    fn string_list(&self, item: &Item, key: &str) -> Result<Vec<String>, ConfigError> {
+        let items = match &item.node {
+            Node::Seq(items) => items.iter().collect::<Vec<_>>(),
+            Node::Null => Vec::new(),
+            _ => vec![item],
+        };
+        let mut out = Vec::new();
+        for i in items {
+            let s = self.string(i, key)?.trim().to_string();
+            if !s.is_empty() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
     /// A boolean field; null keeps the current value.
     fn boolean(&self, item: &Item, key: &str) -> Result<Option<bool>, ConfigError> {
         match &item.node {
@@ -360,32 +377,96 @@ fn apply_ffmpeg(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Confi
     Ok(())
 }
 
-/// `webrtc:`: `listen` and `candidates` (a list or one string); go2rtc's other keys are accepted unused.
+/// `webrtc:`: `listen` (with an optional `/udp` or `/tcp`), `candidates`, `ice_servers`, `filters`.
 fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
     let webrtc = &mut config.webrtc;
     for (key, value) in ctx.section(item, "webrtc")? {
         let path = format!("webrtc.{}", key.name);
         match key.name.as_str() {
-            "listen" => webrtc.listen = ctx.listen(value, &path)?,
-            "candidates" => {
-                let items = match &value.node {
-                    Node::Seq(items) => items.iter().collect::<Vec<_>>(),
-                    Node::Null => Vec::new(),
-                    _ => vec![value],
-                };
-                webrtc.candidates = Vec::new();
-                for c in items {
-                    let c = ctx.string(c, &path)?.trim().to_string();
-                    if !c.is_empty() {
-                        webrtc.candidates.push(c);
+            "listen" => {
+                let text = ctx.string(value, &path)?.trim().to_string();
+                let (address, _, _) = super::split_transport(&text);
+                check_listen(address).map_err(|why| {
+                    ctx.error(
+                        value,
+                        &path,
+                        format!(
+                            "invalid listen address {text:?}: {why} (expected [host]:port[/udp|/tcp], e.g. \":8555\")"
+                        ),
+                    )
+                })?;
+                webrtc.listen = text;
+            }
+            "candidates" => webrtc.candidates = ctx.string_list(value, &path)?,
+            "ice_servers" => webrtc.ice_servers = ice_servers(ctx, value, &path)?,
+            "filters" => {
+                for (key, value) in ctx.section(value, &path)? {
+                    let path = format!("webrtc.filters.{}", key.name);
+                    let filters = &mut webrtc.filters;
+                    match key.name.as_str() {
+                        "candidates" => filters.candidates = ctx.string_list(value, &path)?,
+                        "interfaces" => filters.interfaces = ctx.string_list(value, &path)?,
+                        "ips" => filters.ips = ctx.string_list(value, &path)?,
+                        "networks" => {
+                            filters.networks = ctx.string_list(value, &path)?;
+                            if let Some(bad) = filters
+                                .networks
+                                .iter()
+                                .find(|n| !["udp4", "udp6", "tcp4", "tcp6"].contains(&n.as_str()))
+                            {
+                                return Err(ctx.error(
+                                    value,
+                                    &path,
+                                    format!("unknown network {bad:?} (expected udp4, udp6, tcp4 or tcp6)"),
+                                ));
+                            }
+                        }
+                        "loopback" => set(&mut filters.loopback, ctx.boolean(value, &path)?),
+                        // pion's random-port range: every peer shares the one `listen` port here.
+                        "udp_ports" => {}
+                        _ => ctx.unknown(key, &path),
                     }
                 }
             }
-            "ice_servers" | "filters" => {}
             _ => ctx.unknown(key, &path),
         }
     }
     Ok(())
+}
+
+/// `ice_servers:` — a list of `{urls: [..] | "..", username, credential}`.
+fn ice_servers(ctx: &mut Ctx, value: &Item, path: &str) -> Result<Vec<super::IceServer>, ConfigError> {
+    let items = match &value.node {
+        Node::Seq(items) => items.iter().collect::<Vec<_>>(),
+        Node::Null => Vec::new(),
+        _ => return Err(ctx.wrong_type(value, path, "a list of {urls, username, credential}")),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let mut server = super::IceServer::default();
+        for (key, value) in ctx.section(item, path)? {
+            let path = format!("{path}.{}", key.name);
+            match key.name.as_str() {
+                "urls" | "url" => server.urls = ctx.string_list(value, &path)?,
+                "username" => server.username = ctx.string(value, &path)?,
+                "credential" => server.credential = ctx.string(value, &path)?,
+                _ => ctx.unknown(key, &path),
+            }
+        }
+        if let Some(bad) =
+            server.urls.iter().find(|u| !["stun:", "stuns:", "turn:", "turns:"].iter().any(|p| u.starts_with(p)))
+        {
+            return Err(ctx.error(
+                item,
+                path,
+                format!("ICE server URL {bad:?} must start with stun:, stuns:, turn: or turns:"),
+            ));
+        }
+        if !server.urls.is_empty() {
+            out.push(server);
+        }
+    }
+    Ok(out)
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {

@@ -69,17 +69,81 @@ pub struct Config {
     pub webrtc: WebrtcConfig,
 }
 
-/// `webrtc:` section: `listen` (UDP, default `":8555"`, `""` disables) and `candidates` (extra host
-/// candidates `host:port` or `host`, advertised as given). Other go2rtc keys are accepted and ignored.
+/// `webrtc:` section (go2rtc's keys; docs/webrtc.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebrtcConfig {
+    /// UDP and TCP port shared by every peer (default `":8555"`, `""` disables); a `/udp` or `/tcp`
+    /// suffix keeps one transport.
     pub listen: String,
+    /// Extra candidates: `ip`, `ip:port`, or `stun:port` (our public address found with the STUN
+    /// servers of `ice_servers`, at that port).
     pub candidates: Vec<String>,
+    /// STUN/TURN servers: handed to browsers (RFC 9725 `Link` headers) and used for `stun:` candidates.
+    pub ice_servers: Vec<IceServer>,
+    pub filters: WebrtcFilters,
 }
 
 impl Default for WebrtcConfig {
     fn default() -> Self {
-        WebrtcConfig { listen: ":8555".to_string(), candidates: Vec::new() }
+        WebrtcConfig {
+            listen: ":8555".to_string(),
+            candidates: Vec::new(),
+            ice_servers: Vec::new(),
+            filters: WebrtcFilters::default(),
+        }
+    }
+}
+
+impl WebrtcConfig {
+    /// The listen address without its transport suffix, and whether UDP and TCP are on.
+    pub fn listen_transports(&self) -> (&str, bool, bool) {
+        split_transport(&self.listen)
+    }
+}
+
+/// `listen` with an optional `/udp` or `/tcp` suffix: (address, udp, tcp).
+pub(crate) fn split_transport(listen: &str) -> (&str, bool, bool) {
+    if let Some(a) = listen.strip_suffix("/udp") {
+        (a, true, false)
+    } else if let Some(a) = listen.strip_suffix("/tcp") {
+        (a, false, true)
+    } else {
+        (listen, true, true)
+    }
+}
+
+/// One `webrtc.ice_servers` entry (the browser's `RTCIceServer`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+/// `webrtc.filters`: which of the machine's addresses become host candidates. Empty lists allow all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebrtcFilters {
+    /// Only these candidate addresses (IPs, as advertised).
+    pub candidates: Vec<String>,
+    /// Only addresses of these network interfaces (`eth0`).
+    pub interfaces: Vec<String>,
+    /// Only these local IPs.
+    pub ips: Vec<String>,
+    /// Only these transports: `udp4`, `udp6`, `tcp4`, `tcp6`.
+    pub networks: Vec<String>,
+    /// Loopback addresses (127.0.0.1, ::1) as candidates (default true: local players and tests).
+    pub loopback: bool,
+}
+
+impl Default for WebrtcFilters {
+    fn default() -> Self {
+        WebrtcFilters {
+            candidates: Vec::new(),
+            interfaces: Vec::new(),
+            ips: Vec::new(),
+            networks: Vec::new(),
+            loopback: true,
+        }
     }
 }
 

@@ -8,15 +8,22 @@ import { chromium } from 'playwright-core';
 const bin = process.argv[2];
 // WebRTC announces the namespace's veth address (browser.rs sets it up): Chromium gathers no candidates
 // on loopback alone.
-const config = '{"api":{"listen":"127.0.0.1:0","origin":"*"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""},"webrtc":{"listen":"0.0.0.0:0","candidates":["10.99.0.1"]}}';
-const server = spawn(bin, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
-const api = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
-  createInterface({ input: server.stderr }).on('line', (line) => {
-    const m = line.match(/api listening on (\S+)/);
-    if (m) { clearTimeout(timer); resolve(m[1]); }
+// The server gathers it from the interfaces (it listens on all of them).
+const config = (listen) => `{"api":{"listen":"127.0.0.1:0","origin":"*"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"","rtcp_listen":""},"webrtc":{"listen":"${listen}"}}`;
+const servers = [];
+// Starts camrelay; resolves with its API address.
+async function startServer(listen) {
+  const server = spawn(bin, ['-c', config(listen)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  servers.push(server);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
+    createInterface({ input: server.stderr }).on('line', (line) => {
+      const m = line.match(/api listening on (\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
   });
-});
+}
+const api = await startServer('0.0.0.0:0');
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
@@ -83,9 +90,7 @@ try {
   results.mse.mime = await mse.evaluate(() => window.__mime);
 
   // WebRTC: WHEP from the page (recvonly video), answered by the server's ICE-lite agent.
-  const rtc = await browser.newPage();
-  await rtc.setContent('<video muted autoplay playsinline></video>');
-  await rtc.evaluate(async (url) => {
+  const whep = async (url) => {
     window.__t0 = performance.now();
     const pc = new RTCPeerConnection();
     window.__pc = pc;
@@ -95,9 +100,32 @@ try {
     const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
     if (res.status !== 201) throw new Error(`WHEP: ${res.status} ${await res.text()}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-  }, `http://${api}/api/webrtc?src=demo`);
+  };
+  // The transport of the candidate pair in use ('udp' or 'tcp').
+  const transport = async () => {
+    const stats = await window.__pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = stats.get(s.selectedCandidatePairId);
+        return stats.get(pair.remoteCandidateId).protocol;
+      }
+    }
+    return null;
+  };
+  const rtc = await browser.newPage();
+  await rtc.setContent('<video muted autoplay playsinline></video>');
+  await rtc.evaluate(whep, `http://${api}/api/webrtc?src=demo`);
   results.webrtc = await measure(rtc, 50);
   results.webrtc.state = await rtc.evaluate(() => window.__pc.connectionState);
+  results.webrtc.transport = await rtc.evaluate(transport);
+
+  // WebRTC over ICE-TCP: a server that listens on TCP only.
+  const tcpApi = await startServer('0.0.0.0:0/tcp');
+  const rtcTcp = await browser.newPage();
+  await rtcTcp.setContent('<video muted autoplay playsinline></video>');
+  await rtcTcp.evaluate(whep, `http://${tcpApi}/api/webrtc?src=demo`);
+  results.webrtc_tcp = await measure(rtcTcp, 50);
+  results.webrtc_tcp.transport = await rtcTcp.evaluate(transport);
 
   // WebRTC signalled over go2rtc's WebSocket (`webrtc/offer` → `webrtc/answer`).
   const rtcws = await browser.newPage();
@@ -153,7 +181,7 @@ try {
   results.error = String(e && e.message || e);
 } finally {
   await browser.close();
-  server.kill('SIGTERM');
+  for (const s of servers) s.kill('SIGTERM');
 }
 console.log(JSON.stringify(results));
 process.exit(results.error ? 1 : 0);

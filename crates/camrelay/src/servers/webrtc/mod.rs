@@ -11,9 +11,11 @@
 //! `127.0.0.1` when bound to all interfaces, plus `webrtc.candidates`), a hub reader, and sends each
 //! frame with str0m's frame API.
 
+mod candidates;
 mod incoming;
 mod net;
 mod session;
+mod stun;
 
 pub(crate) use incoming::Incoming;
 use net::{register, server_for, Datagram};
@@ -37,7 +39,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +54,8 @@ pub const MAX_SESSIONS: usize = 256;
 const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/webrtc", post(webrtc_post).delete(webrtc_delete).patch(webrtc_patch))
+    Router::new()
+        .route("/api/webrtc", post(webrtc_post).delete(webrtc_delete).patch(webrtc_patch).options(webrtc_options))
 }
 
 /// Codec names per kind that an offer lists (`a=rtpmap`), uppercased, in offer order.
@@ -169,15 +172,49 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
     match result {
         Ok((id, answer)) => match body {
             OfferBody::Json(_) => Json(json!({"type": "answer", "sdp": answer})).into_response(),
-            OfferBody::Sdp(_) => Response::builder()
-                .status(StatusCode::CREATED)
-                .header(header::CONTENT_TYPE, "application/sdp")
-                .header(header::LOCATION, format!("{base}/api/webrtc?id={id}"))
-                .body(Body::from(answer))
-                .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response")),
+            OfferBody::Sdp(_) => {
+                let mut r = Response::builder()
+                    .status(StatusCode::CREATED)
+                    .header(header::CONTENT_TYPE, "application/sdp")
+                    .header(header::LOCATION, format!("{base}/api/webrtc?id={id}"));
+                for link in ice_server_links(&app.config.webrtc.ice_servers) {
+                    r = r.header(header::LINK, link);
+                }
+                r.body(Body::from(answer)).unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+            }
         },
         Err(r) => r,
     }
+}
+
+/// `webrtc.ice_servers` as RFC 9725 `Link` header values: what a WHIP/WHEP client (and the web UI)
+/// configures its peer connection with.
+fn ice_server_links(servers: &[crate::config::IceServer]) -> Vec<String> {
+    let quote = |s: &str| s.replace(['"', '\\'], "");
+    let mut out = Vec::new();
+    for s in servers {
+        for url in &s.urls {
+            let mut link = format!("<{url}>; rel=\"ice-server\"");
+            if !s.username.is_empty() || !s.credential.is_empty() {
+                link.push_str(&format!(
+                    "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                    quote(&s.username),
+                    quote(&s.credential)
+                ));
+            }
+            out.push(link);
+        }
+    }
+    out
+}
+
+/// `OPTIONS /api/webrtc`: the ICE servers (`Link` headers) before a client makes its offer.
+async fn webrtc_options(State(app): State<Arc<App>>) -> Response {
+    let mut r = Response::builder().status(StatusCode::NO_CONTENT).header("Accept-Post", "application/sdp");
+    for link in ice_server_links(&app.config.webrtc.ice_servers) {
+        r = r.header(header::LINK, link);
+    }
+    r.body(Body::empty()).unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -293,14 +330,14 @@ async fn microphone_target(
 fn answer_offer(
     rtc: &mut Rtc,
     offer: SdpOffer,
-    candidates: &[SocketAddr],
+    candidates: &[candidates::LocalCandidate],
 ) -> Result<(str0m::change::SdpAnswer, Instant), super::api::ApiError> {
     for c in candidates {
-        match Candidate::host(*c, "udp") {
+        match c.to_str0m() {
             Ok(c) => {
                 rtc.add_local_candidate(c);
             }
-            Err(e) => tracing::warn!("webrtc: candidate {c}: {e}"),
+            Err(e) => tracing::warn!("webrtc: candidate {}: {e}", c.addr),
         }
     }
     let answer = rtc
@@ -325,7 +362,7 @@ pub(crate) async fn new_session(
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let Some(net) = server.net.get() else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: no UDP socket (see webrtc.listen)"));
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: not listening (see webrtc.listen)"));
     };
     let offer = SdpOffer::from_sdp_string(offer_sdp)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {e}")))?;
@@ -422,9 +459,6 @@ pub(crate) async fn new_session(
     let session = Session {
         id: id.clone(),
         server: server.clone(),
-        socket: net.socket.clone(),
-        local: net.local,
-        candidates: net.candidates.clone(),
         rtc,
         reader: Some(reader),
         outgoing,
@@ -449,7 +483,7 @@ async fn new_publish_session(
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let Some(net) = server.net.get() else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: no UDP socket (see webrtc.listen)"));
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: not listening (see webrtc.listen)"));
     };
     let offer = SdpOffer::from_sdp_string(offer_sdp)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {e}")))?;
@@ -512,9 +546,6 @@ async fn new_publish_session(
     let session = Session {
         id: id.clone(),
         server: server.clone(),
-        socket: net.socket.clone(),
-        local: net.local,
-        candidates: net.candidates.clone(),
         rtc,
         reader: None,
         outgoing: Vec::new(),
@@ -547,6 +578,26 @@ mod tests {
         let vp8 =
             filters_for(&offered_codecs("m=video 9 x 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n"));
         assert_eq!(vp8[0].codecs, vec!["VP8"]);
+    }
+
+    #[test]
+    fn ice_servers_become_link_headers() {
+        let servers = vec![
+            crate::config::IceServer { urls: vec!["stun:stun.example.net:3478".into()], ..Default::default() },
+            crate::config::IceServer {
+                urls: vec!["turn:192.0.2.1:3478".into(), "turns:turn.example.net".into()],
+                username: "u".into(),
+                credential: "p\"w".into(),
+            },
+        ];
+        assert_eq!(
+            ice_server_links(&servers),
+            [
+                "<stun:stun.example.net:3478>; rel=\"ice-server\"",
+                "<turn:192.0.2.1:3478>; rel=\"ice-server\"; username=\"u\"; credential=\"pw\"; credential-type=\"password\"",
+                "<turns:turn.example.net>; rel=\"ice-server\"; username=\"u\"; credential=\"pw\"; credential-type=\"password\"",
+            ]
+        );
     }
 
     #[test]

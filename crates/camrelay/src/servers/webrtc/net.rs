@@ -1,36 +1,88 @@
-//! The shared UDP socket, its demultiplexer and the session registry.
+//! The shared sockets (one UDP socket and one TCP listener on the `webrtc.listen` port), their
+//! demultiplexing into sessions, and the session registry.
+//!
+//! A datagram (or an RFC 4571 frame on a TCP connection) from an address not seen yet is routed by
+//! the ICE username of its STUN binding request (`<our ufrag>:<their ufrag>`); later ones by the
+//! remote address. Each session owns a bounded queue: when it is full, new packets are dropped.
 
+use super::candidates::{self, LocalCandidate};
+use super::stun;
 use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Datagrams queued per session before the socket task drops new ones.
 pub(super) const SESSION_QUEUE: usize = 256;
 /// Remote addresses remembered per session (ICE may try several).
 const MAX_ADDRS_PER_SESSION: usize = 8;
+/// Most open ICE-TCP connections (each is a task and a socket).
+const MAX_TCP_CONNECTIONS: usize = 2 * MAX_SESSIONS;
+/// A TCP connection must bring a STUN request for a known session within this time, and stays open
+/// only while packets keep coming (ICE consent checks come every few seconds).
+const TCP_IDLE: Duration = Duration::from_secs(15);
+/// How long to wait for each STUN server for a `stun:` candidate.
+const STUN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Binds the UDP socket and runs the demultiplexer until shutdown. A socket that cannot be bound is
-/// logged and WebRTC answers `503` (the other servers keep running, as in go2rtc).
+/// Binds the sockets and runs their tasks until shutdown. Sockets that cannot be bound are logged
+/// and WebRTC answers `503` (the other servers keep running, as in go2rtc).
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(addr) = crate::config::bind_address(&app.config.webrtc.listen) else {
+    let config = &app.config.webrtc;
+    let (listen, want_udp, want_tcp) = config.listen_transports();
+    let Some(addr) = crate::config::bind_address(listen) else {
         tracing::info!("webrtc disabled (empty listen)");
         return Ok(None);
     };
-    let socket = match UdpSocket::bind(&addr).await {
-        Ok(s) => Arc::new(s),
+    let (udp, tcp) = match bind(&addr, want_udp, want_tcp).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!("webrtc: cannot listen on {addr}: {e} (WebRTC disabled)");
             return Ok(None);
         }
     };
-    let local = socket.local_addr()?;
-    // Tests and scripts read this line to find ports chosen with `:0`.
-    tracing::info!("webrtc listening on {local}/udp");
-    let candidates = host_candidates(local, &app.config.webrtc.candidates);
+    let local = match (&udp, &tcp) {
+        (Some(u), _) => u.local_addr()?,
+        (None, Some(t)) => t.local_addr()?,
+        (None, None) => return Ok(None),
+    };
+    // Tests and scripts read these lines to find ports chosen with `:0`.
+    if udp.is_some() {
+        tracing::info!("webrtc listening on {local}/udp");
+    }
+    if tcp.is_some() {
+        tracing::info!("webrtc listening on {local}/tcp");
+    }
+    let stun = match &udp {
+        Some(socket) => stun_addresses(socket, config).await,
+        None => Vec::new(),
+    };
+    let interfaces = if local.ip().is_unspecified() { candidates::interface_addrs() } else { Vec::new() };
+    let candidates = candidates::gather(&candidates::Inputs {
+        config,
+        local,
+        udp: udp.is_some(),
+        tcp: tcp.is_some(),
+        interfaces: &interfaces,
+        stun: &stun,
+    });
+    let list: Vec<String> =
+        candidates.iter().map(|c| format!("{}/{}", c.addr, if c.tcp { "tcp" } else { "udp" })).collect();
+    tracing::info!("webrtc candidates: {}", list.join(" "));
     let server = server_for(&app);
-    let _ = server.net.set(Net { socket: socket.clone(), local, candidates });
+    let _ = server.net.set(Net { udp: udp.clone(), local, candidates });
     let shutdown = app.shutdown.clone();
     Ok(Some(tokio::spawn(async move {
-        demux(server.clone(), socket, shutdown).await;
-        // Ending the socket task ends every session.
+        let udp_task = async {
+            if let Some(socket) = udp {
+                demux_udp(&server, socket, &shutdown).await;
+            }
+        };
+        let tcp_task = async {
+            if let Some(listener) = tcp {
+                accept_tcp(&server, listener, &shutdown).await;
+            }
+        };
+        tokio::join!(udp_task, tcp_task);
+        // Ending the socket tasks ends every session.
         let sessions: Vec<_> = server.lock().by_id.values().map(|s| s.cancel.clone()).collect();
         for c in sessions {
             c.cancel();
@@ -38,59 +90,120 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     })))
 }
 
-/// The advertised host candidates: the bound address (`127.0.0.1` for all-interfaces binds, so
-/// loopback peers connect) and the configured ones (`ip` or `ip:port`; host names are not resolved).
-fn host_candidates(local: SocketAddr, configured: &[String]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    if local.ip().is_unspecified() {
-        out.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port()));
-    } else {
-        out.push(local);
+/// Binds UDP and/or TCP on one port. With port 0 the TCP listener takes the port the UDP socket got
+/// (retried a few times when that port is taken on TCP).
+async fn bind(addr: &str, udp: bool, tcp: bool) -> std::io::Result<(Option<Arc<UdpSocket>>, Option<TcpListener>)> {
+    if !udp {
+        return Ok((None, Some(TcpListener::bind(addr).await?)));
     }
-    for c in configured {
-        let parsed = c
-            .parse::<SocketAddr>()
-            .ok()
-            .or_else(|| c.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, local.port())));
-        match parsed {
-            Some(a) if !out.contains(&a) => out.push(a),
-            Some(_) => {}
-            None => tracing::warn!("webrtc: candidate {c:?} is not ip or ip:port (ignored)"),
+    let mut last_error = None;
+    for _ in 0..8 {
+        let socket = UdpSocket::bind(addr).await?;
+        if !tcp {
+            return Ok((Some(Arc::new(socket)), None));
+        }
+        match TcpListener::bind(socket.local_addr()?).await {
+            Ok(listener) => return Ok((Some(Arc::new(socket)), Some(listener))),
+            Err(e) => last_error = Some(e),
+        }
+        if !addr.ends_with(":0") {
+            break;
         }
     }
-    out
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("no port")))
 }
 
-/// The WebRTC state of one `App` (`App::webrtc`): the routes (built before the socket is bound) and the
-/// socket task both reach it there.
+/// Our public address as the configured STUN servers see the UDP socket, once per `stun:` candidate
+/// (all alike): asked only when such a candidate is configured — the server contacts nobody otherwise.
+async fn stun_addresses(socket: &UdpSocket, config: &crate::config::WebrtcConfig) -> Vec<IpAddr> {
+    let wanted = config.candidates.iter().filter(|c| c.starts_with("stun:")).count();
+    if wanted == 0 {
+        return Vec::new();
+    }
+    let servers: Vec<&str> = config
+        .ice_servers
+        .iter()
+        .flat_map(|s| &s.urls)
+        .filter_map(|u| u.strip_prefix("stun:"))
+        .map(|h| h.split('?').next().unwrap_or(h))
+        .collect();
+    if servers.is_empty() {
+        tracing::warn!("webrtc: stun: candidates need a stun: URL in webrtc.ice_servers (none configured)");
+        return Vec::new();
+    }
+    for server in servers {
+        let target = if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            server.to_string()
+        } else {
+            format!("{server}:3478")
+        };
+        match tokio::time::timeout(STUN_TIMEOUT, stun_query(socket, &target)).await {
+            Ok(Ok(addr)) => {
+                tracing::info!("webrtc: STUN server {target} sees us as {}", addr.ip());
+                return vec![addr.ip(); wanted];
+            }
+            Ok(Err(e)) => tracing::warn!("webrtc: STUN server {target}: {e}"),
+            Err(_) => tracing::warn!("webrtc: STUN server {target}: no answer in {STUN_TIMEOUT:?}"),
+        }
+    }
+    Vec::new()
+}
+
+async fn stun_query(socket: &UdpSocket, target: &str) -> std::io::Result<SocketAddr> {
+    let server = tokio::net::lookup_host(target)
+        .await?
+        .find(|a| a.is_ipv4() == socket.local_addr().map(|l| l.is_ipv4()).unwrap_or(true))
+        .ok_or_else(|| std::io::Error::other("no address of the socket's family"))?;
+    let id: [u8; 12] = rand::random();
+    socket.send_to(&stun::binding_request(id), server).await?;
+    let mut buf = [0u8; 1500];
+    loop {
+        // No session exists yet: anything else arriving now is dropped.
+        let (n, from) = socket.recv_from(&mut buf).await?;
+        if from == server {
+            if let Some(addr) = stun::mapped_address(&buf[..n], &id) {
+                return Ok(addr);
+            }
+        }
+    }
+}
+
+/// The WebRTC state of one `App` (`App::webrtc`): the routes (built before the sockets are bound) and
+/// the socket tasks both reach it there.
 #[derive(Default)]
 pub struct Server {
     pub(super) net: std::sync::OnceLock<Net>,
     pub(super) sessions: Mutex<Sessions>,
+    /// The writer queue of every open ICE-TCP connection, by remote address.
+    tcp: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
 }
 
 pub(super) struct Net {
-    pub(super) socket: Arc<UdpSocket>,
+    udp: Option<Arc<UdpSocket>>,
     pub(super) local: SocketAddr,
-    pub(super) candidates: Vec<SocketAddr>,
+    pub(super) candidates: Vec<LocalCandidate>,
 }
 
 #[derive(Default)]
 pub(super) struct Sessions {
     pub(super) by_id: HashMap<String, SessionEntry>,
-    pub(super) by_ufrag: HashMap<String, String>,
-    pub(super) by_addr: HashMap<SocketAddr, String>,
+    by_ufrag: HashMap<String, String>,
+    by_addr: HashMap<(bool, SocketAddr), String>,
 }
 
 pub(super) struct SessionEntry {
-    pub(super) ufrag: String,
-    pub(super) tx: mpsc::Sender<Datagram>,
+    ufrag: String,
+    tx: mpsc::Sender<Datagram>,
     pub(super) cancel: CancellationToken,
-    pub(super) addrs: Vec<SocketAddr>,
+    /// (is TCP, remote address)
+    addrs: Vec<(bool, SocketAddr)>,
 }
 
+/// A packet from a peer: over UDP, or one RFC 4571 frame of an ICE-TCP connection (whose local
+/// address is known exactly).
 pub(super) struct Datagram {
     pub(super) source: SocketAddr,
+    pub(super) tcp: Option<SocketAddr>,
     pub(super) data: Vec<u8>,
 }
 
@@ -104,40 +217,79 @@ impl Server {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn tcp_lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>> {
+        self.tcp.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets a session; its TCP connections close.
     pub(super) fn remove(&self, id: &str) {
-        let mut s = self.lock();
-        if let Some(e) = s.by_id.remove(id) {
+        let removed = {
+            let mut s = self.lock();
+            let Some(e) = s.by_id.remove(id) else { return };
             s.by_ufrag.remove(&e.ufrag);
             for a in &e.addrs {
                 s.by_addr.remove(a);
             }
+            e.addrs
+        };
+        let mut tcp = self.tcp_lock();
+        for (_, addr) in removed.iter().filter(|(is_tcp, _)| *is_tcp) {
+            tcp.remove(addr);
         }
     }
 
-    /// Routes one datagram to its session's queue; unknown senders and full queues drop it.
-    fn route(&self, source: SocketAddr, data: &[u8]) {
+    /// Routes one packet to its session's queue; `false` for unknown senders. Full queues drop it.
+    fn route(&self, d: Datagram) -> bool {
+        let key = (d.tcp.is_some(), d.source);
         let mut s = self.lock();
-        let id = match s.by_addr.get(&source) {
+        let id = match s.by_addr.get(&key) {
             Some(id) => id.clone(),
             None => {
-                let Some(ufrag) = stun_local_ufrag(data) else { return };
-                let Some(id) = s.by_ufrag.get(ufrag).cloned() else { return };
-                let Some(entry) = s.by_id.get_mut(&id) else { return };
+                let Some(ufrag) = stun::local_ufrag(&d.data) else { return false };
+                let Some(id) = s.by_ufrag.get(ufrag).cloned() else { return false };
+                let Some(entry) = s.by_id.get_mut(&id) else { return false };
                 if entry.addrs.len() >= MAX_ADDRS_PER_SESSION {
-                    return;
+                    return false;
                 }
-                entry.addrs.push(source);
-                s.by_addr.insert(source, id.clone());
+                entry.addrs.push(key);
+                s.by_addr.insert(key, id.clone());
                 id
             }
         };
-        if let Some(entry) = s.by_id.get(&id) {
-            let _ = entry.tx.try_send(Datagram { source, data: data.to_vec() });
+        match s.by_id.get(&id) {
+            Some(entry) => {
+                let _ = entry.tx.try_send(d);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends what str0m transmits: a datagram, or a framed packet on the peer's TCP connection.
+    pub(super) async fn transmit(&self, t: &str0m::net::Transmit) {
+        match t.proto {
+            Protocol::Udp => {
+                let Some(socket) = self.net.get().and_then(|n| n.udp.as_ref()) else { return };
+                if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+                    tracing::debug!("webrtc send to {}: {e}", t.destination);
+                }
+            }
+            _ => {
+                let Ok(len) = u16::try_from(t.contents.len()) else { return };
+                let mut frame = Vec::with_capacity(2 + t.contents.len());
+                frame.extend_from_slice(&len.to_be_bytes());
+                frame.extend_from_slice(&t.contents);
+                let tx = self.tcp_lock().get(&t.destination).cloned();
+                // A full queue (the peer reads too slowly) drops the packet, as UDP would.
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(frame);
+                }
+            }
         }
     }
 }
 
-async fn demux(server: Arc<Server>, socket: Arc<UdpSocket>, shutdown: CancellationToken) {
+async fn demux_udp(server: &Server, socket: Arc<UdpSocket>, shutdown: &CancellationToken) {
     let mut buf = vec![0u8; 2048];
     loop {
         let r = tokio::select! {
@@ -145,33 +297,89 @@ async fn demux(server: Arc<Server>, socket: Arc<UdpSocket>, shutdown: Cancellati
             r = socket.recv_from(&mut buf) => r,
         };
         match r {
-            Ok((n, source)) => server.route(source, &buf[..n]),
+            Ok((n, source)) => {
+                server.route(Datagram { source, tcp: None, data: buf[..n].to_vec() });
+            }
             // ICMP errors of earlier sends surface here on some systems; the socket stays usable.
             Err(e) => tracing::debug!("webrtc: recv: {e}"),
         }
     }
 }
 
-/// The local part of a STUN binding request's USERNAME (`local:remote`), if `data` is one.
-fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
-    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-    if data.len() < 20 || data[0] & 0xC0 != 0 || data[4..8] != MAGIC {
-        return None;
-    }
-    let len = u16::from_be_bytes([data[2], data[3]]) as usize;
-    let attrs = data.get(20..20 + len)?;
-    let mut i = 0;
-    while i + 4 <= attrs.len() {
-        let typ = u16::from_be_bytes([attrs[i], attrs[i + 1]]);
-        let alen = u16::from_be_bytes([attrs[i + 2], attrs[i + 3]]) as usize;
-        let value = attrs.get(i + 4..i + 4 + alen)?;
-        if typ == 0x0006 {
-            let user = std::str::from_utf8(value).ok()?;
-            return user.split(':').next();
+async fn accept_tcp(server: &Arc<Server>, listener: TcpListener, shutdown: &CancellationToken) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("webrtc: tcp accept: {e}");
+                    continue;
+                }
+            },
+        };
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        {
+            let mut tcp = server.tcp_lock();
+            if tcp.len() >= MAX_TCP_CONNECTIONS {
+                tracing::debug!("webrtc: too many TCP connections, {remote} refused");
+                continue;
+            }
+            tcp.insert(remote, tx);
         }
-        i += 4 + alen.div_ceil(4) * 4;
+        let server = server.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tcp_connection(&server, stream, remote, rx, &shutdown).await;
+            server.tcp_lock().remove(&remote);
+        });
     }
-    None
+}
+
+/// One ICE-TCP connection: RFC 4571 frames in (routed like datagrams), str0m's packets out. Ends when
+/// the peer closes or goes quiet, when its session ends (the writer queue closes), or at shutdown.
+async fn tcp_connection(
+    server: &Server,
+    stream: TcpStream,
+    remote: SocketAddr,
+    mut out: mpsc::Receiver<Vec<u8>>,
+    shutdown: &CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else { return };
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = async move {
+        while let Some(frame) = out.recv().await {
+            if wr.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async {
+        let mut buf = vec![0u8; u16::MAX as usize];
+        loop {
+            let frame = async {
+                let len = rd.read_u16().await? as usize;
+                rd.read_exact(&mut buf[..len]).await?;
+                std::io::Result::Ok(len)
+            };
+            let len = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = tokio::time::timeout(TCP_IDLE, frame) => match r {
+                    Ok(Ok(len)) => len,
+                    _ => return,
+                },
+            };
+            if len > 0 && !server.route(Datagram { source: remote, tcp: Some(local), data: buf[..len].to_vec() }) {
+                tracing::debug!("webrtc: tcp {remote}: not a session's peer, closing");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
+    }
 }
 
 /// Registers a new session's ICE username and queue; `None` when the session limit is reached.
@@ -190,31 +398,4 @@ pub(super) fn register(
     s.by_id
         .insert(id.clone(), SessionEntry { ufrag: ufrag.to_string(), tx, cancel: cancel.clone(), addrs: Vec::new() });
     Some((id, rx))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stun_username_is_parsed_and_garbage_is_not() {
-        // Binding request with USERNAME "abcd:efgh".
-        let mut p = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xA4, 0x42];
-        p.extend_from_slice(&[0u8; 12]);
-        p.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
-        p.extend_from_slice(b"abcd:efgh\0\0\0");
-        p[3] = 16;
-        assert_eq!(stun_local_ufrag(&p), Some("abcd"));
-        assert_eq!(stun_local_ufrag(&p[..30]), None);
-        assert_eq!(stun_local_ufrag(b"\x80\x60garbage-rtp-packet-xxxxxxxx"), None);
-        for n in 0..p.len() {
-            let _ = stun_local_ufrag(&p[..n]);
-        }
-    }
-
-    #[test]
-    fn candidates_for_all_interfaces_use_loopback() {
-        let c = host_candidates("0.0.0.0:8555".parse().unwrap(), &["192.0.2.1".into(), "bad host".into()]);
-        assert_eq!(c, vec!["127.0.0.1:8555".parse().unwrap(), "192.0.2.1:8555".parse().unwrap()]);
-    }
 }

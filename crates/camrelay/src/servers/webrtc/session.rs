@@ -41,9 +41,6 @@ pub(super) async fn next_delivery(reader: &mut Option<Reader>) -> Option<crate::
 pub(super) struct Session {
     pub(super) id: String,
     pub(super) server: Arc<Server>,
-    pub(super) socket: Arc<UdpSocket>,
-    pub(super) local: SocketAddr,
-    pub(super) candidates: Vec<SocketAddr>,
     pub(super) rtc: Rtc,
     /// Playing (WHEP): the hub reader and where each of its tracks goes.
     pub(super) reader: Option<Reader>,
@@ -121,17 +118,25 @@ impl Session {
 
     pub(super) fn receive(&mut self, d: Datagram) -> Step {
         let Ok(contents) = d.data.as_slice().try_into() else { return Step::Continue };
-        // The socket may be bound to all interfaces: name the candidate of the peer's address family
-        // and scope (ICE matches the destination against the local candidates).
-        let destination = self
-            .candidates
-            .iter()
-            .find(|c| c.ip().is_loopback() == d.source.ip().is_loopback() && c.is_ipv4() == d.source.is_ipv4())
-            .or(self.candidates.first())
-            .copied()
-            .unwrap_or(self.local);
-        let input =
-            Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source: d.source, destination, contents });
+        let Some(net) = self.server.net.get() else { return Step::Continue };
+        let (proto, destination) = match d.tcp {
+            // A TCP connection knows the address it was reached on.
+            Some(local) => (Protocol::Tcp, local),
+            // The UDP socket may be bound to all interfaces: name the candidate the peer most likely
+            // reached (its own address when on this host, else one of its family and scope); ICE
+            // matches the destination against the local candidates.
+            None => {
+                let udp = || net.candidates.iter().filter(|c| !c.tcp).map(|c| c.addr);
+                let ip = d.source.ip();
+                let destination = udp()
+                    .find(|a| a.ip() == ip)
+                    .or_else(|| udp().find(|a| a.ip().is_loopback() == ip.is_loopback() && a.is_ipv4() == ip.is_ipv4()))
+                    .or_else(|| udp().next())
+                    .unwrap_or(net.local);
+                (Protocol::Udp, destination)
+            }
+        };
+        let input = Input::Receive(Instant::now(), Receive { proto, source: d.source, destination, contents });
         if !self.rtc.accepts(&input) {
             return Step::Continue;
         }
@@ -171,11 +176,7 @@ impl Session {
                     self.timeout = t;
                     return Ok(connected);
                 }
-                Ok(Output::Transmit(t)) => {
-                    if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
-                        tracing::debug!("webrtc send to {}: {e}", t.destination);
-                    }
-                }
+                Ok(Output::Transmit(t)) => self.server.transmit(&t).await,
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
                         tracing::info!("webrtc connected");
