@@ -305,3 +305,46 @@ fn stun_candidates_ice_server_links_and_tcp_candidates() {
     // The TURN credential is for browsers only: the config API masks it.
     assert!(!server.http("GET", "/api/config").text().contains("secretpw"));
 }
+
+/// Offers whose peer never does ICE: at most 256 sessions exist (then `503`), memory stays bounded, and
+/// every half-open session is reaped after the 10 s connect timeout (their readers leave the stream).
+#[test]
+fn half_open_sessions_are_bounded_and_reaped() {
+    let server = start();
+    let offer = VP8_OFFER.replace(
+        "VP8/90000",
+        "H264/90000\r\na=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    );
+    // Warm up (the demo source starts with the first reader), then measure.
+    assert_eq!(post_sdp(&server, "/api/webrtc?src=demo", &offer).status, 201);
+    let rss_before = server.rss_kib();
+    let mut created = 1;
+    let mut refused = 0;
+    for _ in 0..299 {
+        let r = post_sdp(&server, "/api/webrtc?src=demo", &offer);
+        match r.status {
+            201 => created += 1,
+            503 => {
+                assert!(r.text().contains("too many sessions (256)"), "{}", r.text());
+                refused += 1;
+            }
+            s => panic!("unexpected {s}: {}", r.text()),
+        }
+    }
+    assert_eq!((created, refused), (256, 44));
+    let grown = server.rss_kib().saturating_sub(rss_before);
+    eprintln!("256 half-open sessions: RSS +{grown} KiB");
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB for 256 sessions");
+    let readers = || {
+        let streams = server.http("GET", "/api/streams").json();
+        streams["demo"]["consumers"].as_array().map(|a| a.len()).unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || readers() == 0),
+        "{} readers left; log tail:\n{}",
+        readers(),
+        server.log().lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    assert!(server.log().contains("webrtc session ended: ICE timeout"));
+    assert_eq!(post_sdp(&server, "/api/webrtc?src=demo", &offer).status, 201, "room again");
+}

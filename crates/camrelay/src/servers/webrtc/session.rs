@@ -3,7 +3,7 @@
 use super::*;
 
 /// A session that does not connect within this time is dropped.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connected peer that sends nothing (no STUN consent checks, no RTCP) for this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
