@@ -759,3 +759,41 @@ fn camera_restart_resumes_the_same_reader() {
     );
     eprintln!("frames resumed {:?} after the camera restarted", t.elapsed());
 }
+
+/// RTSPS against GStreamer's RTSP server with a self-signed certificate: `rtspx://` (no certificate
+/// check, as go2rtc) plays; `rtsps://` refuses the unknown issuer with a clear error.
+#[test]
+fn gstreamer_camera_over_tls() {
+    let dir = temp_dir("tls");
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-out"])
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (apt package openssl)");
+    assert!(status.success());
+    let pem = dir.join("camera.pem");
+    let mut both = std::fs::read(&cert).unwrap();
+    both.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&pem, both).unwrap();
+
+    let port = free_port();
+    let _cam = GstCamera::start(port, &["--tls", pem.to_str().unwrap(), "--audio", "none"]);
+    let server = Server::start(&format!(
+        "streams:\n  cam: rtspx://127.0.0.1:{port}/test\n  strict: rtsps://127.0.0.1:{port}/test\n"
+    ));
+    let probed = ffprobe(&server.rtsp_url("cam"), "tcp").unwrap_or_else(|e| panic!("ffprobe: {e}\n{}", server.log()));
+    let video = probed.iter().find(|s| s.codec_type == "video").expect("video");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240));
+    assert!(decode_video_frames(&server.rtsp_url("cam"), "tcp", 30).expect("decode") >= 30);
+
+    assert!(ffprobe(&server.rtsp_url("strict"), "tcp").is_err());
+    let p = wait_producer(&server, "strict", Duration::from_secs(10), |p| p["last_error"].is_string());
+    let e = p["last_error"].as_str().unwrap().to_ascii_lowercase();
+    eprintln!("rtsps error: {e}");
+    assert!(e.contains("certificate"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
