@@ -109,6 +109,32 @@ fn filters_for(offered: &[(Kind, Vec<String>)]) -> Vec<MediaFilter> {
     filters
 }
 
+/// The payload type to send a track with among those the answer negotiated for its codec (pt, clock,
+/// packetization mode, profile-level-id): for H.264, packetization mode 1 (FU-A: frames larger than a
+/// packet) and the stream's own profile when the peer accepts it; otherwise the first.
+fn best_payload<'a>(
+    candidates: &'a [(Pt, Frequency, Option<u8>, Option<u32>)],
+    codec: &media::Codec,
+) -> Option<&'a (Pt, Frequency, Option<u8>, Option<u32>)> {
+    let profile = codec.fmtp_param("profile-level-id").and_then(|v| u32::from_str_radix(v, 16).ok());
+    let score = |c: &(Pt, Frequency, Option<u8>, Option<u32>)| {
+        let mode = u8::from(c.2 == Some(1)) * 4;
+        // profile_idc, then the constraint flags (level is the receiver's maximum, not matched).
+        let idc = match (profile, c.3) {
+            (Some(ours), Some(theirs)) => u8::from(ours >> 16 == theirs >> 16) * 2 + u8::from(ours >> 8 == theirs >> 8),
+            _ => 0,
+        };
+        mode + idc
+    };
+    let mut best: Option<&(Pt, Frequency, Option<u8>, Option<u32>)> = None;
+    for c in candidates {
+        if best.is_none_or(|b| score(c) > score(b)) {
+            best = Some(c);
+        }
+    }
+    best
+}
+
 /// Payload types that are not media codecs of their own.
 fn is_helper_codec(name: &str) -> bool {
     matches!(name, "RTX" | "RED" | "ULPFEC" | "FLEXFEC-03" | "CN" | "TELEPHONE-EVENT")
@@ -414,8 +440,14 @@ pub(crate) async fn new_session(
                 continue;
             }
             let Some(writer) = rtc.writer(*mid) else { continue };
-            let hit =
-                writer.payload_params().find(|p| Some(p.spec().codec) == want).map(|p| (p.pt(), p.spec().clock_rate));
+            let candidates: Vec<(Pt, Frequency, Option<u8>, Option<u32>)> = writer
+                .payload_params()
+                .filter(|p| Some(p.spec().codec) == want)
+                .map(|p| {
+                    (p.pt(), p.spec().clock_rate, p.spec().format.packetization_mode, p.spec().format.profile_level_id)
+                })
+                .collect();
+            let hit = best_payload(&candidates, &t.codec).map(|(pt, rate, _, _)| (*pt, *rate));
             if let Some((pt, rate)) = hit {
                 found = Some((*mid, pt, rate));
                 break;
@@ -578,6 +610,26 @@ mod tests {
         let vp8 =
             filters_for(&offered_codecs("m=video 9 x 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n"));
         assert_eq!(vp8[0].codecs, vec!["VP8"]);
+    }
+
+    #[test]
+    fn h264_payload_follows_packetization_mode_and_profile() {
+        let pt = Pt::new_with_value;
+        let f = Frequency::NINETY_KHZ;
+        let offered = [
+            (pt(96), f, Some(0), Some(0x42e01f)),
+            (pt(98), f, Some(1), Some(0x42e01f)),
+            (pt(100), f, Some(1), Some(0x640c1f)),
+            (pt(102), f, Some(1), Some(0x4d001f)),
+        ];
+        let high = media::Codec::new(media::codec::H264, 90_000, 0, 96).with_fmtp("profile-level-id=640028");
+        assert_eq!(best_payload(&offered, &high).unwrap().0, pt(100));
+        let cb = media::Codec::new(media::codec::H264, 90_000, 0, 96).with_fmtp("profile-level-id=42e01e");
+        assert_eq!(best_payload(&offered, &cb).unwrap().0, pt(98));
+        // Unknown profile: the first in packetization mode 1.
+        let none = media::Codec::new(media::codec::H264, 90_000, 0, 96);
+        assert_eq!(best_payload(&offered, &none).unwrap().0, pt(98));
+        assert!(best_payload(&[], &none).is_none());
     }
 
     #[test]
