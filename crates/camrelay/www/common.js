@@ -54,3 +54,85 @@ function absolute(path, ws) {
   if (ws) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
   return u.href;
 }
+
+/**
+ * The links of an HTTP `Link` header (RFC 8288), as `[{url, params}]`: `params` holds each link's
+ * parameters by lowercase name (the first of a repeated name wins), quoted values unescaped. Several
+ * `Link` headers reach fetch() joined by ", "; commas inside `<...>` and quoted strings are kept.
+ */
+function parseLinkHeader(header) {
+  const s = String(header || '');
+  const links = [];
+  let i = 0;
+  const skip = (re) => { while (i < s.length && re.test(s[i])) i++; };
+  // After a malformed link: on to the next comma outside a quoted string.
+  const toComma = () => {
+    let quoted = false;
+    for (; i < s.length; i++) {
+      if (quoted && s[i] === '\\') i++;
+      else if (s[i] === '"') quoted = !quoted;
+      else if (s[i] === ',' && !quoted) return;
+    }
+  };
+  while (i < s.length) {
+    skip(/[\s,]/);
+    if (i >= s.length) break;
+    const end = s[i] === '<' ? s.indexOf('>', i) : -1;
+    if (end < 0) { toComma(); continue; }
+    const link = { url: s.slice(i + 1, end).trim(), params: {} };
+    i = end + 1;
+    for (;;) {
+      skip(/[ \t]/);
+      if (s[i] !== ';') break;
+      i++;
+      skip(/[ \t]/);
+      const name = /^[^\s=;,]*/.exec(s.slice(i))[0].toLowerCase();
+      i += name.length;
+      skip(/[ \t]/);
+      let value = '';
+      if (s[i] === '=') {
+        i++;
+        skip(/[ \t]/);
+        if (s[i] === '"') {
+          for (i++; i < s.length && s[i] !== '"'; i++) value += s[i] === '\\' ? s[++i] || '' : s[i];
+          i++;
+        } else {
+          value = /^[^;,]*/.exec(s.slice(i))[0];
+          i += value.length;
+          value = value.trim();
+        }
+      }
+      if (name && !(name in link.params)) link.params[name] = value;
+    }
+    skip(/[ \t]/);
+    if (i < s.length && s[i] !== ',') { toComma(); continue; }
+    if (link.url) links.push(link);
+  }
+  return links;
+}
+
+/**
+ * RTCPeerConnection `iceServers` from a `Link` header (RFC 9725: WHIP/WHEP), e.g.
+ * `<stun:stun.example.net>; rel="ice-server"` and
+ * `<turn:turn.example.net?transport=udp>; rel="ice-server"; username="u"; credential="p"; credential-type="password"`.
+ * Other links are ignored, and so are servers the browser would refuse: a scheme other than
+ * stun/stuns/turn/turns, a TURN server without username and credential, a credential type other than password.
+ */
+function iceServersFromLinks(header) {
+  const servers = [];
+  for (const { url, params } of parseLinkHeader(header)) {
+    if (!(params.rel || '').toLowerCase().split(/\s+/).includes('ice-server')) continue;
+    const scheme = url.split(':')[0].toLowerCase();
+    if (!['stun', 'stuns', 'turn', 'turns'].includes(scheme)) continue;
+    const type = (params['credential-type'] || 'password').toLowerCase();
+    const server = { urls: url };
+    if ('username' in params && 'credential' in params && type === 'password') {
+      server.username = params.username;
+      server.credential = params.credential;
+    } else if (scheme.startsWith('turn')) {
+      continue;
+    }
+    servers.push(server);
+  }
+  return servers;
+}

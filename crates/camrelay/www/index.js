@@ -1,4 +1,4 @@
-// Stream list: polls api/streams, renders one card per stream, adds and deletes streams.
+// Stream list: polls api/streams, renders one card per stream, adds, edits and deletes streams.
 'use strict';
 
 const POLL_MS = 3000;
@@ -32,24 +32,95 @@ function makeCard(name) {
   const lastError = el('div', { class: 'last-error' });
   const del = el('button', { class: 'danger', type: 'button', title: `Delete ${name}` }, 'Delete');
   del.addEventListener('click', () => deleteStream(name, del));
+  const edit = el('button', { class: 'edit', type: 'button', title: `Edit the sources of ${name}` }, 'Edit');
   const root = el('article', { class: 'card', 'data-name': name },
     el('a', { class: 'thumb', href: `stream.html?src=${enc(name)}`, title: `Play ${name}` }, img, nothumb),
     el('div', { class: 'body' },
       el('div', { class: 'title' },
         el('a', { class: 'name', href: `stream.html?src=${enc(name)}` }, name),
-        badge),
+        el('span', { class: 'state' }, readers, badge)),
       sources,
       lastError,
       el('div', { class: 'actions' },
         el('a', { class: 'button', href: `stream.html?src=${enc(name)}` }, '▶ Play'),
         el('a', { class: 'button', href: `links.html?src=${enc(name)}` }, 'Links'),
+        edit,
         el('span', { class: 'spacer' }),
-        readers,
         del)));
-  return { root, img, badge, readers, sources, lastError, thumbAt: Date.now() };
+  const card = { root, img, badge, readers, sources, lastError, edit, form: null, info: null, thumbAt: Date.now() };
+  edit.addEventListener('click', () => openEditor(name, card));
+  return card;
+}
+
+/** Source URLs the stream pulls from (publishers, which have a protocol, are not sources to edit). */
+function pulledSources(info) {
+  return ((info && info.producers) || []).filter((p) => !p.protocol).map((p) => p.url);
+}
+
+/** The card's form for the stream's sources, one URL per line; saved with PUT api/streams, which
+ * replaces them at once and writes them to the config file. The server's errors show in the form. */
+function openEditor(name, card) {
+  if (card.form) { card.form.querySelector('textarea').focus(); return; }
+  const urls = pulledSources(card.info);
+  const id = `edit-${Math.random().toString(36).slice(2)}`;
+  const ta = el('textarea', { id, name: 'sources', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off',
+    rows: Math.min(8, Math.max(2, urls.length + 1)), placeholder: 'rtsp://user:pass@192.168.1.10/stream1' });
+  ta.value = urls.join('\n');
+  const error = el('p', { class: 'error', role: 'alert' });
+  const save = el('button', { class: 'primary', type: 'submit' }, 'Save');
+  const cancel = el('button', { type: 'button' }, 'Cancel');
+  const publishers = ((card.info && card.info.producers) || []).filter((p) => p.protocol).length;
+  const form = el('form', { class: 'edit', autocomplete: 'off' },
+    el('label', { for: id }, 'Sources, one URL per line'),
+    ta,
+    error,
+    el('div', { class: 'row' }, save, cancel,
+      el('span', { class: 'hint muted small' }, `Applies at once; saved to the config.${publishers ? ' Publishers stay connected.' : ''}`)));
+  const close = () => {
+    form.remove();
+    card.form = null;
+    card.sources.hidden = false;
+    card.edit.disabled = false;
+    delete card.root.dataset.editing;
+  };
+  cancel.addEventListener('click', close);
+  form.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') close();
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) form.requestSubmit();
+  });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const raw = ta.value.split('\n');
+    const lines = raw.map((l) => l.trim()).filter(Boolean);
+    // The list shows passwords as ***; sending that would replace the real password with "***".
+    const masked = raw.findIndex((l) => l.includes('***'));
+    if (masked >= 0) {
+      error.textContent = `Line ${masked + 1} shows a hidden password as ***: type the password out in full.`;
+      return;
+    }
+    save.disabled = true;
+    try {
+      await api(`api/streams?${[`name=${enc(name)}`, ...lines.map((l) => `src=${enc(l)}`)].join('&')}`, { method: 'PUT' });
+      close();
+      card.thumbAt = 0; // the new source's picture
+    } catch (e) {
+      error.textContent = e.message;
+    } finally {
+      save.disabled = false;
+    }
+    refresh();
+  });
+  card.form = form;
+  card.sources.hidden = true;
+  card.edit.disabled = true;
+  card.root.dataset.editing = '';
+  card.sources.after(form);
+  ta.focus();
+  ta.setSelectionRange(ta.value.length, ta.value.length);
 }
 
 function updateCard(card, name, info) {
+  card.info = info;
   const state = streamState(info);
   card.badge.className = `badge ${state}`;
   card.badge.textContent = state;
@@ -75,11 +146,16 @@ function render(streams) {
   for (const [name, card] of cards) {
     if (!(name in streams)) { card.root.remove(); cards.delete(name); }
   }
+  let prev = null;
   names.forEach((name) => {
     let card = cards.get(name);
     if (!card) { card = makeCard(name); cards.set(name, card); }
     updateCard(card, name, streams[name]);
-    grid.append(card.root); // keeps the sorted order; moving an element keeps its image
+    // Keep the sorted order, moving only cards out of place: a moved card would lose the focus of its
+    // edit form (a moved element keeps its image).
+    const at = prev ? prev.nextElementSibling : grid.firstElementChild;
+    if (at !== card.root) grid.insertBefore(card.root, at);
+    prev = card.root;
   });
   const empty = grid.querySelector('.empty');
   if (!names.length && !empty) grid.append(el('div', { class: 'empty panel' }, 'No streams yet. Add one above.'));

@@ -1,5 +1,6 @@
 // Drives camrelay's web UI in headless Chromium: the stream list, the add form, the player in MSE, auto
-// and MJPEG modes, deleting, and phone width; saves screenshots. Prints one JSON line of findings.
+// and MJPEG modes, editing a stream's sources, the ICE servers the player hands to WebRTC, deleting, and
+// phone width; saves screenshots. Prints one JSON line of findings.
 // The RTSP port is fixed: the test runs in its own network namespace.
 // Usage (inside `unshare --net`, see ../ui.rs): node ui.mjs CAMRELAY_BIN SCREENSHOT_DIR
 import { spawn } from 'node:child_process';
@@ -38,7 +39,7 @@ async function playerResult(page) {
     const box = document.getElementById('player');
     const video = box.querySelector('video');
     const img = box.querySelector('img');
-    const out = { mode: box.dataset.mode, error: document.getElementById('error').textContent };
+    const out = { mode: box.dataset.mode, error: document.getElementById('error').textContent, detail: document.getElementById('detail').textContent };
     if (video) {
       const f0 = video.getVideoPlaybackQuality().totalVideoFrames;
       await new Promise((r) => setTimeout(r, 1500));
@@ -99,6 +100,28 @@ try {
   await player.goto(`${root}stream.html?src=added&mode=webrtc`);
   await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 20000 });
   results.webrtc = await player.evaluate(() => ({ state: document.getElementById('player').dataset.state, error: document.getElementById('error').textContent }));
+  // No ice_servers in the config: the peer connection gets none (the page contacts no STUN server).
+  results.ice_default = await player.evaluate(() => window.camrelay && window.camrelay.pc.getConfiguration().iceServers);
+  // The Link parser (RFC 9725), on a header with every kind of entry.
+  results.ice_parsed = await player.evaluate(() => iceServersFromLinks('<stun:10.0.0.1:3478>; rel="ice-server", '
+    + '<turn:turn.example.net:3478?transport=udp>; rel="ice-server"; username="user"; credential="p,w\\"d"; credential-type="password", '
+    + '<https://example.com/x>; rel="next", <turn:nocreds.example.net>; rel="ice-server", <stuns:s.example.net>;rel=ice-server'));
+  // The player asks OPTIONS api/webrtc and hands the servers of its Link headers to the peer connection.
+  const link = '<stun:127.0.0.1:3478>; rel="ice-server", <turn:127.0.0.1:3479?transport=udp>; rel="ice-server"; username="u"; credential="c"; credential-type="password"';
+  let optionsAsked = 0;
+  await player.route('**/api/webrtc?*', (route) => {
+    if (route.request().method() !== 'OPTIONS') return route.continue();
+    optionsAsked++;
+    return route.fulfill({ status: 204, headers: { Link: link } });
+  });
+  await player.goto(`${root}stream.html?src=added&mode=webrtc`);
+  await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 20000 });
+  results.ice_from_options = await player.evaluate(() => window.camrelay && window.camrelay.pc.getConfiguration().iceServers);
+  results.ice_options_asked = optionsAsked;
+  await player.unroute('**/api/webrtc?*');
+  // media=video: MSE asks for no audio codec.
+  await player.goto(`${root}stream.html?src=added&mode=mse&media=video`);
+  results.mse_video_only = await playerResult(player);
   await player.goto(`${root}stream.html?src=added&mode=hls`);
   results.hls = await playerResult(player);
   await player.goto(`${root}stream.html?src=added&mode=mjpeg`);
@@ -147,6 +170,48 @@ try {
   await dark.waitForSelector('#player[data-state=playing]', { timeout: 30000 });
   await dark.screenshot({ path: join(shots, 'stream-dark.png') });
   await dark.close();
+
+  // Edit the added stream's sources through its card: a bad line shows the server's error in the form, a
+  // good source replaces demo:clip at once (and in the config file), and the player shows its 320x180.
+  await page.reload();
+  await page.waitForSelector('.card[data-name=added][data-state]');
+  await page.click('.card[data-name=added] button.edit');
+  const form = '.card[data-name=added] form.edit';
+  await page.waitForSelector(`${form} textarea`);
+  results.edit_initial = await page.inputValue(`${form} textarea`);
+  await page.fill(`${form} textarea`, 'demo:clip\nnosuchscheme://x');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForFunction((f) => document.querySelector(`${f} .error`).textContent !== '', form);
+  results.edit_error = await page.textContent(`${form} .error`);
+  results.edit_sources_after_error = ((await (await fetch(`${root}api/streams?src=added`)).json()).producers || []).map((p) => p.url);
+  const small = 'ffmpeg:demo#video=h264#width=320#height=180';
+  await page.fill(`${form} textarea`, `  ${small}  \n\n`);
+  await page.screenshot({ path: join(shots, 'index-edit-desktop.png'), fullPage: true });
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(form, { state: 'detached', timeout: 10000 });
+  await page.waitForFunction((u) => [...document.querySelectorAll('.card[data-name=added] .sources code')].map((e) => e.textContent).join('\n') === u, small, { timeout: 10000 });
+  results.edited_card = await page.$$eval('.card[data-name=added] .sources code', (c) => c.map((e) => e.textContent));
+  results.edited_api = ((await (await fetch(`${root}api/streams?src=added`)).json()).producers || []).map((p) => p.url);
+  results.edited_config = await (await fetch(`${root}api/config`)).text();
+  const edited = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  edited.on('pageerror', (e) => errors.push(`edited player error: ${e.message}`));
+  await edited.goto(`${root}stream.html?src=added&mode=mse`);
+  results.edited_mse = await playerResult(edited);
+  await edited.close();
+  // The edit form at phone width.
+  const phoneEdit = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  phoneEdit.on('pageerror', (e) => errors.push(`phone edit error: ${e.message}`));
+  await phoneEdit.goto(root);
+  await phoneEdit.waitForSelector('.card[data-name=added][data-state]');
+  await phoneEdit.click('.card[data-name=added] button.edit');
+  await phoneEdit.waitForSelector(`${form} textarea`);
+  await phoneEdit.fill(`${form} textarea`, `${small}\nrtsp://admin:***@192.168.1.20/live`);
+  await phoneEdit.click(`${form} button[type=submit]`);
+  await phoneEdit.waitForFunction((f) => document.querySelector(`${f} .error`).textContent !== '', form);
+  results.edit_masked_error = await phoneEdit.textContent(`${form} .error`);
+  results.phone_edit_width = await phoneEdit.evaluate(() => document.documentElement.scrollWidth);
+  await phoneEdit.locator('.card[data-name=added]').screenshot({ path: join(shots, 'index-edit-phone.png') });
+  await phoneEdit.close();
 
   // Delete (the confirm dialog is accepted above): the card goes away.
   await page.click('.card[data-name=added] button.danger');
