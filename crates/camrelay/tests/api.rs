@@ -72,6 +72,27 @@ fn put_patch_delete_persist_into_the_config_file_keeping_comments() {
     assert_eq!(srv.http("DELETE", "/api/streams?src=porch").status, 404);
 }
 
+/// Editing a stream with the masked URL the API showed keeps the hidden password (as the web UI's edit
+/// form does); a `***` that matches none of the stream's sources is refused, never saved.
+#[test]
+fn put_keeps_secrets_hidden_behind_masked_sources() {
+    let srv = Server::start("streams:\n  cam: rtsp://admin:s3cret@127.0.0.1:9/live\n");
+    let shown = srv.http("GET", "/api/streams?src=cam").json();
+    let masked = shown["producers"][0]["url"].as_str().unwrap().to_string();
+    assert_eq!(masked, "rtsp://admin:***@127.0.0.1:9/live");
+    let put = srv.http("PUT", &format!("/api/streams?name=cam&src={masked}&src=demo:clip"));
+    assert_eq!(put.status, 200, "{}", put.text());
+    let file = std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap();
+    assert!(file.contains("rtsp://admin:s3cret@127.0.0.1:9/live") && file.contains("demo:clip"), "{file}");
+    assert!(!file.contains("***"), "{file}");
+
+    let put = srv.http("PUT", "/api/streams?name=cam&src=rtsp://admin:***@192.0.2.1/live");
+    assert_eq!(put.status, 400, "{}", put.text());
+    assert!(put.text().contains("hides a secret"), "{}", put.text());
+    let file = std::fs::read_to_string(srv.dir.join("camrelay.yaml")).unwrap();
+    assert!(file.contains("s3cret") && !file.contains("192.0.2.1"), "{file}");
+}
+
 #[test]
 fn bad_api_parameters_get_json_errors() {
     let srv = Server::start("");
@@ -110,8 +131,19 @@ fn basic_auth_and_cors() {
     assert!(ok.headers.to_ascii_lowercase().contains("access-control-allow-origin: *"));
     let bad = http_request(srv.api.unwrap(), "GET", "/api/streams", &[("Authorization", "Basic YWRtaW46eA==")], b"");
     assert_eq!(bad.status, 401);
-    let preflight = srv.http("OPTIONS", "/api/streams");
+    // A CORS preflight (with Access-Control-Request-Method) is answered without credentials.
+    let preflight = http_request(
+        srv.api.unwrap(),
+        "OPTIONS",
+        "/api/streams",
+        &[("Origin", "http://ui.example"), ("Access-Control-Request-Method", "PUT")],
+        b"",
+    );
     assert_eq!(preflight.status, 204);
+    let h = preflight.headers.to_ascii_lowercase();
+    assert!(h.contains("access-control-allow-methods: get, post, put"), "{h}");
+    // Other OPTIONS requests are requests like any other: they need the credentials.
+    assert_eq!(srv.http("OPTIONS", "/api/webrtc").status, 401);
 }
 
 #[test]

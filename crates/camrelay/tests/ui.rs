@@ -142,7 +142,7 @@ fn web_ui_lists_adds_edits_plays_and_deletes() {
     let r = &v["edited_mse"];
     assert!(r["frames1"].as_u64().unwrap_or(0) > r["frames0"].as_u64().unwrap_or(0) + 10, "{r}");
     assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(320), Some(180)), "{r}");
-    // Masked passwords (***) from the list are not sent back as the password.
+    // A masked password (***) that matches none of the stream's sources is refused by the server.
     assert!(v["edit_masked_error"].as_str().unwrap_or("").contains("***"), "{v}");
     assert!(v["phone_edit_width"].as_u64().unwrap() <= 390, "{v}");
 

@@ -90,14 +90,9 @@ function openEditor(name, card) {
   });
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const raw = ta.value.split('\n');
-    const lines = raw.map((l) => l.trim()).filter(Boolean);
-    // The list shows passwords as ***; sending that would replace the real password with "***".
-    const masked = raw.findIndex((l) => l.includes('***'));
-    if (masked >= 0) {
-      error.textContent = `Line ${masked + 1} shows a hidden password as ***: type the password out in full.`;
-      return;
-    }
+    const lines = ta.value.split('\n').map((l) => l.trim()).filter(Boolean);
+    // Lines still showing a hidden password (***) are sent as shown: the server puts back the
+    // password of the source they came from, and refuses a *** it cannot match.
     save.disabled = true;
     try {
       await api(`api/streams?${[`name=${enc(name)}`, ...lines.map((l) => `src=${enc(l)}`)].join('&')}`, { method: 'PUT' });

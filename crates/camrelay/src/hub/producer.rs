@@ -148,6 +148,11 @@ impl Producer {
         mask_url(&self.url)
     }
 
+    /// The configured URL, if `masked` is its masked form (an edit that kept a hidden password).
+    pub fn url_if_masked_as(&self, masked: &str) -> Option<String> {
+        (mask_url(&self.url) == masked).then(|| self.url.clone())
+    }
+
     pub fn state(&self) -> ProducerState {
         self.lock().state
     }

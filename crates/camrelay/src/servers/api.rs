@@ -94,7 +94,9 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
     let cfg = &app.config.api;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let cors = !cfg.origin.is_empty();
-    if cors && request.method() == Method::OPTIONS {
+    // A CORS preflight is answered here; other OPTIONS requests (`OPTIONS /api/webrtc`) reach their route.
+    let preflight = request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if cors && request.method() == Method::OPTIONS && preflight {
         let mut r = StatusCode::NO_CONTENT.into_response();
         add_cors(r.headers_mut());
         return r;
@@ -119,6 +121,8 @@ fn add_cors(h: &mut HeaderMap) {
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type"));
+    // WHEP/WHIP clients on other origins read the session URL and the ICE servers.
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Link, Location"));
 }
 
 fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
@@ -280,6 +284,10 @@ async fn streams_put(State(app): State<Arc<App>>, request: Request<Body>) -> Res
     let q = Query::from_uri(request.uri());
     let srcs: Vec<String> = q.all("src").into_iter().filter(|s| !s.is_empty()).collect();
     let name = q.get("name").map(str::to_string).or_else(|| srcs.first().cloned()).unwrap_or_default();
+    let srcs = match unmask_sources(&app, &name, srcs) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     if let Err(e) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
         return e.into_response();
     }
@@ -301,6 +309,26 @@ async fn streams_put(State(app): State<Arc<App>>, request: Request<Body>) -> Res
     streams_ok(&app, &name)
 }
 
+/// Sources as the API showed them (`rtsp://admin:***@cam/`) mean the stream's current source with that
+/// masked form, so a client can edit a stream without knowing its passwords. A `***` that matches none
+/// is refused rather than saved as a password.
+fn unmask_sources(app: &App, name: &str, srcs: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let producers = app.hub.get(name).map(|s| s.producers()).unwrap_or_default();
+    srcs.into_iter()
+        .map(|src| {
+            if !src.contains("***") {
+                return Ok(src);
+            }
+            producers.iter().find_map(|p| p.url_if_masked_as(&src)).ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("source {src}: \"***\" hides a secret of a source this stream does not have; type it in"),
+                )
+            })
+        })
+        .collect()
+}
+
 fn streams_ok(app: &App, name: &str) -> Response {
     match app.hub.get(name) {
         Some(s) => Json(stream_json(&s)).into_response(),
@@ -313,6 +341,10 @@ async fn streams_patch(State(app): State<Arc<App>>, request: Request<Body>) -> R
     let q = Query::from_uri(request.uri());
     let srcs: Vec<String> = q.all("src").into_iter().filter(|s| !s.is_empty()).collect();
     let name = q.get("name").or_else(|| q.get("dst")).map(str::to_string).unwrap_or_default();
+    let srcs = match unmask_sources(&app, &name, srcs) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     if let Err(e) = validate_name(&name).and_then(|_| check_sources_allowed(&app, &srcs)) {
         return e.into_response();
     }

@@ -216,7 +216,7 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
 /// `webrtc.ice_servers` as RFC 9725 `Link` header values: what a WHIP/WHEP client (and the web UI)
 /// configures its peer connection with.
 fn ice_server_links(servers: &[crate::config::IceServer]) -> Vec<String> {
-    let quote = |s: &str| s.replace(['"', '\\'], "");
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut out = Vec::new();
     for s in servers {
         for url in &s.urls {
@@ -301,6 +301,32 @@ fn rtc_config_audio_first(creds: &IceCreds, first: Option<&str>) -> str0m::RtcCo
         };
     }
     config
+}
+
+/// `sdp` (an answer) with the medias `mids` made send-only (`sendrecv` → `sendonly`, `recvonly` →
+/// `inactive`).
+fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
+    if mids.is_empty() {
+        return sdp.to_string();
+    }
+    // Split into the session part and one block per m-section, each ending with its line break.
+    let mut sections: Vec<String> = vec![String::new()];
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            sections.push(String::new());
+        }
+        if let Some(last) = sections.last_mut() {
+            last.push_str(line);
+        }
+    }
+    for section in sections.iter_mut().skip(1) {
+        let is_target =
+            section.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")).any(|m| mids.contains(&Mid::from(m.trim())));
+        if is_target {
+            *section = section.replace("a=sendrecv\r\n", "a=sendonly\r\n").replace("a=recvonly\r\n", "a=inactive\r\n");
+        }
+    }
+    sections.concat()
 }
 
 /// Whether an offer's peer sends audio (an audio m-line that is `sendrecv` or `sendonly`: a microphone).
@@ -484,6 +510,15 @@ pub(crate) async fn new_session(
             backchannel = Some(producer);
         }
     }
+    // Medias the peer would send on that nothing takes: the answer says we do not receive them, so a
+    // page knows its microphone goes nowhere (and the browser sends nothing).
+    let unheard: Vec<Mid> = mids
+        .iter()
+        .filter(|(mid, _)| {
+            rtc.media(*mid).is_some_and(|m| m.direction().is_receiving()) && !incoming.iter().any(|i| i.mid == *mid)
+        })
+        .map(|(mid, _)| *mid)
+        .collect();
     let cancel = app.shutdown.child_token();
     let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
@@ -503,7 +538,7 @@ pub(crate) async fn new_session(
     };
     let span = tracing::info_span!("webrtc", id = %id, stream = %src, peer = %peer);
     tokio::spawn(tracing::Instrument::instrument(session.run(), span));
-    Ok((id, answer.to_sdp_string()))
+    Ok((id, not_receiving(&answer.to_sdp_string(), &unheard)))
 }
 
 /// WHIP: the peer publishes into stream `dst` (which must exist unless `rtsp.allow_any_publish`).
@@ -633,6 +668,19 @@ mod tests {
     }
 
     #[test]
+    fn unheard_medias_are_answered_send_only() {
+        let answer = "v=0\r\ns=-\r\nm=video 9 x 96\r\na=mid:0\r\na=sendonly\r\nm=audio 9 x 111\r\na=mid:1\r\na=sendrecv\r\n\
+                      m=audio 9 x 8\r\na=mid:2\r\na=recvonly\r\n";
+        let out = not_receiving(answer, &[Mid::from("1"), Mid::from("2")]);
+        assert_eq!(
+            out,
+            "v=0\r\ns=-\r\nm=video 9 x 96\r\na=mid:0\r\na=sendonly\r\nm=audio 9 x 111\r\na=mid:1\r\na=sendonly\r\n\
+             m=audio 9 x 8\r\na=mid:2\r\na=inactive\r\n"
+        );
+        assert_eq!(not_receiving(answer, &[]), answer);
+    }
+
+    #[test]
     fn ice_servers_become_link_headers() {
         let servers = vec![
             crate::config::IceServer { urls: vec!["stun:stun.example.net:3478".into()], ..Default::default() },
@@ -646,8 +694,8 @@ mod tests {
             ice_server_links(&servers),
             [
                 "<stun:stun.example.net:3478>; rel=\"ice-server\"",
-                "<turn:192.0.2.1:3478>; rel=\"ice-server\"; username=\"u\"; credential=\"pw\"; credential-type=\"password\"",
-                "<turns:turn.example.net>; rel=\"ice-server\"; username=\"u\"; credential=\"pw\"; credential-type=\"password\"",
+                "<turn:192.0.2.1:3478>; rel=\"ice-server\"; username=\"u\"; credential=\"p\\\"w\"; credential-type=\"password\"",
+                "<turns:turn.example.net>; rel=\"ice-server\"; username=\"u\"; credential=\"p\\\"w\"; credential-type=\"password\"",
             ]
         );
     }
