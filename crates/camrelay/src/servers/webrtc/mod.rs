@@ -320,8 +320,10 @@ fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
         }
     }
     for section in sections.iter_mut().skip(1) {
-        let is_target =
-            section.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")).any(|m| mids.contains(&Mid::from(m.trim())));
+        let is_target = section
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("a=mid:"))
+            .any(|m| mids.contains(&Mid::from(m.trim())));
         if is_target {
             *section = section.replace("a=sendrecv\r\n", "a=sendonly\r\n").replace("a=recvonly\r\n", "a=inactive\r\n");
         }
@@ -669,7 +671,8 @@ mod tests {
 
     #[test]
     fn unheard_medias_are_answered_send_only() {
-        let answer = "v=0\r\ns=-\r\nm=video 9 x 96\r\na=mid:0\r\na=sendonly\r\nm=audio 9 x 111\r\na=mid:1\r\na=sendrecv\r\n\
+        let answer =
+            "v=0\r\ns=-\r\nm=video 9 x 96\r\na=mid:0\r\na=sendonly\r\nm=audio 9 x 111\r\na=mid:1\r\na=sendrecv\r\n\
                       m=audio 9 x 8\r\na=mid:2\r\na=recvonly\r\n";
         let out = not_receiving(answer, &[Mid::from("1"), Mid::from("2")]);
         assert_eq!(
