@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # GStreamer RTSP server (the "camera we did not write") driven from Debian's python3-gi.
 apt_packages=(ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  chromium iproute2 util-linux openssl)
+  chromium iproute2 util-linux openssl lighttpd)
 # Node.js and npm drive Chromium through Playwright; Debian's packages if the machine has none.
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
@@ -21,7 +21,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
+  # Servers the tests run themselves (lighttpd) must not start as system services on install.
+  policy_rc=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy_rc=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy_rc" >/dev/null
+    $SUDO chmod +x "$policy_rc"
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$policy_rc" ] || $SUDO rm -f "$policy_rc"
 fi
 
 # aiortc: the WebRTC client/publisher of the WHEP/WHIP tests (crates/camrelay/tests/webrtc.rs).

@@ -52,6 +52,7 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
         ("exec", sources::exec::factory(ctx)),
         ("ffmpeg", sources::ffmpeg::factory(ctx)),
         ("echo", sources::echo::factory(ctx)),
+        ("webrtc", sources::webrtc::factory()),
     ]
     .into_iter()
     .chain(sources::rtsp::schemes())

@@ -239,6 +239,8 @@ struct HttpConn {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     task: tokio::task::JoinHandle<()>,
     target: Target,
+    /// The server's Digest challenge once it asked for one, and the requests made with its nonce.
+    digest: Option<Box<(rtsp::auth::Challenge, u32)>>,
 }
 
 impl Drop for HttpConn {
@@ -260,7 +262,7 @@ impl HttpConn {
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(HttpConn { sender, task, target: target.clone() })
+        Ok(HttpConn { sender, task, target: target.clone(), digest: None })
     }
 
     /// Sends a GET for the connection's target and waits for the response head.
@@ -269,7 +271,15 @@ impl HttpConn {
         let mut req = hyper::Request::get(t.path.as_str())
             .header(hyper::header::HOST, t.host_header())
             .header(hyper::header::USER_AGENT, concat!("camrelay/", env!("CARGO_PKG_VERSION")));
-        if let Some(userinfo) = &t.userinfo {
+        if let (Some(userinfo), Some(digest)) = (&t.userinfo, self.digest.as_mut()) {
+            let (challenge, nc) = &mut **digest;
+            *nc += 1;
+            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let cnonce = format!("{:016x}", rand::random::<u64>());
+            let value = rtsp::auth::authorization_with_cnonce("GET", &t.path, user, pass, challenge, *nc, &cnonce);
+            req = req.header(hyper::header::AUTHORIZATION, value);
+        } else if let Some(userinfo) = &t.userinfo {
+            // Basic up front, as go2rtc; a server that wants Digest says so in its 401.
             use base64::Engine;
             let token = base64::engine::general_purpose::STANDARD.encode(userinfo);
             req = req.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
@@ -292,16 +302,29 @@ impl HttpConn {
     }
 }
 
-/// GETs `target` following up to [`MAX_REDIRECTS`] redirects; a non-2xx answer is an error.
+/// GETs `target` following up to [`MAX_REDIRECTS`] redirects, answering one Digest challenge (a
+/// camera's `401` with `WWW-Authenticate: Digest`) when the URL has credentials; a non-2xx answer is
+/// an error.
 async fn http_get(
     target: &Target,
     headers: &[(String, String)],
 ) -> Result<(HttpConn, hyper::Response<Incoming>), String> {
     let mut target = target.clone();
-    for _ in 0..=MAX_REDIRECTS {
+    let mut digest = None;
+    for _ in 0..=MAX_REDIRECTS + 1 {
         let mut conn = HttpConn::open(&target).await?;
+        conn.digest = digest.take();
+        let answered_challenge = conn.digest.is_some();
         let resp = conn.get(headers).await?;
         let status = resp.status();
+        if status == hyper::StatusCode::UNAUTHORIZED && target.userinfo.is_some() && !answered_challenge {
+            let values = resp.headers().get_all(hyper::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
+            if let Some(challenge @ rtsp::auth::Challenge::Digest(_)) = rtsp::auth::best_challenge(values) {
+                // A fresh connection: the 401's body need not be read first.
+                digest = Some(Box::new((challenge, 0)));
+                continue;
+            }
+        }
         if status.is_redirection() {
             if let Some(loc) = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()) {
                 tracing::debug!(from = %mask_url(&target.origin()), to = %mask_url(loc), "redirect");

@@ -7,3 +7,4 @@ pub mod exec;
 pub mod ffmpeg;
 pub mod http;
 pub mod rtsp;
+pub mod webrtc;
