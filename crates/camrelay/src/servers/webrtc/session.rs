@@ -80,9 +80,10 @@ impl Session {
                     }
                     None => Step::End("closed"),
                 },
-                d = next_delivery(&mut self.reader) => match d {
-                    Some(d) if connected => self.write(d.slot, &d.frame),
-                    Some(_) => Step::Continue,
+                // Frames (the GOP cache first) wait in the reader's queue until the peer is connected, so
+                // the picture starts at once instead of at the next keyframe.
+                d = next_delivery(&mut self.reader), if connected => match d {
+                    Some(d) => self.write(d.slot, &d.frame),
                     None => Step::End("stream ended"),
                 },
             };
