@@ -348,3 +348,18 @@ fn half_open_sessions_are_bounded_and_reaped() {
     assert!(server.log().contains("webrtc session ended: ICE timeout"));
     assert_eq!(post_sdp(&server, "/api/webrtc?src=demo", &offer).status, 201, "room again");
 }
+
+/// H.265 is negotiated when the stream is H.265 and the peer offers it (no browser or aiortc here
+/// decodes H.265 over WebRTC, so only the signalling is checked); a peer without it gets a clear error.
+#[test]
+fn h265_is_answered_when_offered() {
+    let server = Server::start(&format!("{CONFIG}streams:\n  demo: demo:clip\n  hevc: ffmpeg:demo#video=h265\n"));
+    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    let r = post_sdp(&server, "/api/webrtc?src=hevc", &VP8_OFFER.replace("VP8/90000", "H265/90000"));
+    assert_eq!(r.status, 201, "{}\n{}", r.text(), server.log());
+    assert!(r.text().contains("H265/90000"), "{}", r.text());
+    let h264 = VP8_OFFER.replace("VP8/90000", "H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e01f");
+    let r = post_sdp(&server, "/api/webrtc?src=hevc", &h264);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("codecs not matched: video:H264 => video:H265"), "{}", r.text());
+}
