@@ -265,14 +265,15 @@ fn stun_server(public: std::net::SocketAddrV4) -> (u16, std::thread::JoinHandle<
     (port, handle)
 }
 
-/// `candidates: [stun:8555]` asks the configured STUN server for our public address and advertises it;
+/// `candidates: [stun:8555]` asks the configured STUN server for our public address and advertises it
+/// (and a host-name candidate is resolved);
 /// `ice_servers` reach clients as RFC 9725 `Link` headers (OPTIONS and the WHEP answer); TCP passive
 /// candidates are advertised beside UDP ones.
 #[test]
 fn stun_candidates_ice_server_links_and_tcp_candidates() {
     let (stun_port, stun) = stun_server("203.0.113.7:40000".parse().unwrap());
     let server = Server::start(&format!(
-        "webrtc:\n  listen: 127.0.0.1:0\n  candidates: [stun:8555]\n  ice_servers:\n    - urls: [stun:127.0.0.1:{stun_port}]\n    - urls: turn:192.0.2.1:3478\n      username: u\n      credential: secretpw\n"
+        "webrtc:\n  listen: 127.0.0.1:0\n  candidates: [stun:8555, localhost:9100]\n  ice_servers:\n    - urls: [stun:127.0.0.1:{stun_port}]\n    - urls: turn:192.0.2.1:3478\n      username: u\n      credential: secretpw\n"
     ));
     assert!(server.wait_log("webrtc candidates:", Duration::from_secs(10)), "{}", server.log());
     assert_eq!(stun.join().unwrap(), 1, "one STUN query");
@@ -302,6 +303,8 @@ fn stun_candidates_ice_server_links_and_tcp_candidates() {
         "{candidates:?}"
     );
     assert!(candidates.iter().any(|c| c.contains(" 127.0.0.1 ") && c.contains("tcptype passive")), "{candidates:?}");
+    // A host name (dynamic DNS) is resolved at start.
+    assert!(candidates.iter().any(|c| c.contains(" udp ") && c.contains(" 127.0.0.1 9100 typ host")), "{candidates:?}");
     // The TURN credential is for browsers only: the config API masks it.
     assert!(!server.http("GET", "/api/config").text().contains("secretpw"));
 }

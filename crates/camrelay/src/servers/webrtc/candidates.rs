@@ -51,6 +51,8 @@ pub(super) struct Inputs<'a> {
     pub interfaces: &'a [InterfaceAddr],
     /// Our public address per `stun:` candidate, when the STUN servers answered.
     pub stun: &'a [IpAddr],
+    /// The addresses of host-name candidates (`cam.example.net:8555`), resolved at start.
+    pub resolved: &'a [(String, Vec<SocketAddr>)],
 }
 
 pub(super) fn gather(inputs: &Inputs) -> Vec<LocalCandidate> {
@@ -83,12 +85,18 @@ pub(super) fn gather(inputs: &Inputs) -> Vec<LocalCandidate> {
                 (Ok(_), None) => continue,
                 (Err(_), _) => None,
             }
+        } else if let Some((_, list)) = inputs.resolved.iter().find(|(name, _)| name == c) {
+            // A host name: every address it resolved to (none when resolving failed, logged there).
+            for a in list {
+                push(*a, &mut addrs);
+            }
+            continue;
         } else {
-            c.parse::<SocketAddr>().ok().or_else(|| c.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port)))
+            parse_ip_candidate(c, port)
         };
         match parsed {
             Some(a) => push(a, &mut addrs),
-            None => tracing::warn!("webrtc: candidate {c:?} is not ip, ip:port or stun:port (ignored)"),
+            None => tracing::warn!("webrtc: candidate {c:?} is not ip, ip:port, host:port or stun:port (ignored)"),
         }
     }
     if !filters.candidates.is_empty() {
@@ -107,6 +115,29 @@ pub(super) fn gather(inputs: &Inputs) -> Vec<LocalCandidate> {
         }
     }
     out
+}
+
+/// `ip` or `ip:port` (IPv6 in brackets with a port), at `port` when it has none.
+fn parse_ip_candidate(c: &str, port: u16) -> Option<SocketAddr> {
+    c.parse::<SocketAddr>().ok().or_else(|| c.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port)))
+}
+
+/// The `candidates` entries that are host names (`my.dyndns.example:8555`, `camera.lan`): (entry, host,
+/// port), the port defaulting to `port`.
+pub(super) fn host_name_candidates(config: &WebrtcConfig, port: u16) -> Vec<(String, String, u16)> {
+    config
+        .candidates
+        .iter()
+        .filter(|c| !c.starts_with("stun:") && parse_ip_candidate(c, port).is_none())
+        .filter_map(|c| {
+            let (host, p) = match c.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse::<u16>().ok()?),
+                None => (c.as_str(), port),
+            };
+            let valid = !host.is_empty() && host.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '.');
+            valid.then(|| (c.clone(), host.to_string(), p))
+        })
+        .collect()
 }
 
 fn interface_allowed(filters: &WebrtcFilters, name: &str, ip: &IpAddr) -> bool {
@@ -134,7 +165,16 @@ mod tests {
 
     fn run(config: &WebrtcConfig, local: &str, udp: bool, tcp: bool, stun: &[IpAddr]) -> Vec<String> {
         let interfaces = ifaces();
-        let inputs = Inputs { config, local: local.parse().unwrap(), udp, tcp, interfaces: &interfaces, stun };
+        let resolved = [("cam.example.net:9100".to_string(), vec!["192.0.2.50:9100".parse().unwrap()])];
+        let inputs = Inputs {
+            config,
+            local: local.parse().unwrap(),
+            udp,
+            tcp,
+            interfaces: &interfaces,
+            stun,
+            resolved: &resolved,
+        };
         gather(&inputs).iter().map(|c| format!("{}/{}", c.addr, if c.tcp { "tcp" } else { "udp" })).collect()
     }
 
@@ -167,14 +207,27 @@ mod tests {
         let mut c = WebrtcConfig::default();
         c.filters.loopback = false;
         c.filters.interfaces = vec!["none".into()];
-        c.candidates = vec!["192.0.2.1:9000".into(), "198.51.100.1".into(), "stun:8555".into(), "bad host".into()];
+        c.candidates = vec![
+            "192.0.2.1:9000".into(),
+            "198.51.100.1".into(),
+            "stun:8555".into(),
+            "bad host".into(),
+            "cam.example.net:9100".into(),
+        ];
         let stun = ["203.0.113.7".parse().unwrap()];
         assert_eq!(
             run(&c, "0.0.0.0:7000", true, false, &stun),
-            ["192.0.2.1:9000/udp", "198.51.100.1:7000/udp", "203.0.113.7:8555/udp"]
+            ["192.0.2.1:9000/udp", "198.51.100.1:7000/udp", "203.0.113.7:8555/udp", "192.0.2.50:9100/udp"]
+        );
+        assert_eq!(
+            host_name_candidates(&c, 7000),
+            [("cam.example.net:9100".to_string(), "cam.example.net".to_string(), 9100)]
         );
         // The STUN server did not answer: no stun candidate.
-        assert_eq!(run(&c, "0.0.0.0:7000", true, false, &[]), ["192.0.2.1:9000/udp", "198.51.100.1:7000/udp"]);
+        assert_eq!(
+            run(&c, "0.0.0.0:7000", true, false, &[]),
+            ["192.0.2.1:9000/udp", "198.51.100.1:7000/udp", "192.0.2.50:9100/udp"]
+        );
         c.filters.candidates = vec!["198.51.100.1".into()];
         assert_eq!(run(&c, "0.0.0.0:7000", true, false, &stun), ["198.51.100.1:7000/udp"]);
     }
@@ -191,6 +244,7 @@ mod tests {
             tcp: false,
             interfaces: &interfaces,
             stun: &[],
+            resolved: &[],
         };
         let got: Vec<String> = gather(&inputs).iter().map(|c| c.addr.to_string()).collect();
         assert_eq!(got, ["127.0.0.1:8555", "192.168.1.10:8555", "10.8.0.1:8555", "[2001:db8::10]:8555"]);

@@ -56,6 +56,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
         None => Vec::new(),
     };
     let interfaces = if local.ip().is_unspecified() { candidates::interface_addrs() } else { Vec::new() };
+    let resolved = resolve_host_names(config, local).await;
     let candidates = candidates::gather(&candidates::Inputs {
         config,
         local,
@@ -63,6 +64,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
         tcp: tcp.is_some(),
         interfaces: &interfaces,
         stun: &stun,
+        resolved: &resolved,
     });
     let list: Vec<String> =
         candidates.iter().map(|c| format!("{}/{}", c.addr, if c.tcp { "tcp" } else { "udp" })).collect();
@@ -111,6 +113,28 @@ async fn bind(addr: &str, udp: bool, tcp: bool) -> std::io::Result<(Option<Arc<U
         }
     }
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no port")))
+}
+
+/// The addresses of host-name candidates (a dynamic-DNS name for a forwarded port), looked up once at
+/// start: addresses of the socket's family.
+async fn resolve_host_names(config: &crate::config::WebrtcConfig, local: SocketAddr) -> Vec<(String, Vec<SocketAddr>)> {
+    let mut out = Vec::new();
+    for (entry, host, port) in candidates::host_name_candidates(config, local.port()) {
+        let found = tokio::time::timeout(STUN_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await;
+        let addrs: Vec<SocketAddr> = match found {
+            Ok(Ok(list)) => list.filter(|a| a.is_ipv4() || local.is_ipv6()).collect(),
+            Ok(Err(e)) => {
+                tracing::warn!("webrtc: candidate {entry:?}: cannot resolve {host}: {e}");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("webrtc: candidate {entry:?}: resolving {host} took longer than {STUN_TIMEOUT:?}");
+                Vec::new()
+            }
+        };
+        out.push((entry, addrs));
+    }
+    out
 }
 
 /// Our public address as the configured STUN servers see the UDP socket, once per `stun:` candidate
