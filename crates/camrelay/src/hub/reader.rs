@@ -3,7 +3,7 @@
 use media::{Codec, Frame};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::producer::Producer;
@@ -14,6 +14,29 @@ use super::Stream;
 pub struct Delivery {
     pub slot: usize,
     pub frame: Arc<Frame>,
+}
+
+/// What a [`DirectSink`] did with a frame offered to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Sent, or kept to be sent in order.
+    Taken,
+    /// The reader is too far behind: the frame is dropped (and counted), and video resumes at the next
+    /// keyframe, exactly as with a full queue.
+    Full,
+    /// The reader is gone: unsubscribe it.
+    Closed,
+}
+
+/// A reader that takes frames synchronously in the track's push path instead of through its queue, so
+/// that delivering a frame costs no task wakeup (an RTSP/TCP reader writes it to its socket right away).
+///
+/// `offer` runs with the track locked, on the source's task: it must never block or wait. A sink whose
+/// socket would block keeps the frame (bounded, then answers [`Offer::Full`]) and lets its own task
+/// finish the write. It must not lock a track (`Track::wallclock_for` does not).
+pub trait DirectSink: Send + Sync {
+    /// Frame `frame` of the reader's track `slot`, which arrived at `arrived`.
+    fn offer(&self, slot: usize, frame: &Arc<Frame>, arrived: Instant) -> Offer;
 }
 
 static NEXT_READER_ID: AtomicU64 = AtomicU64::new(1);
@@ -82,6 +105,14 @@ pub struct Reader {
 impl Reader {
     pub fn stream_name(&self) -> &str {
         &self.stream.name
+    }
+
+    /// From now on, this reader's frames are offered to `sink` in the push path; frames already queued
+    /// go to it first, in order. `queue` then yields nothing more, but still ends (`None`) when every
+    /// track has closed.
+    pub fn attach_sink(&mut self, sink: Arc<dyn DirectSink>) {
+        let tracks: Vec<&Track> = self.tracks.iter().map(|t| &*t.track).collect();
+        super::track::attach_sink(&tracks, self.shared.id, sink, &mut self.queue);
     }
 }
 

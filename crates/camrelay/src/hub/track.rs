@@ -4,11 +4,11 @@
 use media::{Codec, Frame, Kind};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
-use super::reader::{Delivery, ReaderShared};
+use super::reader::{Delivery, DirectSink, Offer, ReaderShared};
 
 static NEXT_TRACK_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -22,13 +22,14 @@ pub struct Track {
     inner: Mutex<TrackInner>,
     pub frames: AtomicU64,
     pub bytes: AtomicU64,
+    /// Wall clock of the first frame and its timestamp, for RTCP sender reports (NTP ↔ RTP mapping).
+    /// Outside the lock: a direct sink reads it while the track is locked in [`Track::push`].
+    clock_ref: OnceLock<(SystemTime, u32)>,
 }
 
 struct TrackInner {
     subscribers: Vec<Subscriber>,
     cache: FrameCache,
-    /// Wall clock of a frame and its timestamp, for RTCP sender reports (NTP ↔ RTP mapping).
-    clock_ref: Option<(SystemTime, u32)>,
     /// Added to every incoming timestamp so that a restarted source continues where the last one
     /// stopped: readers see one continuous timeline across reconnects.
     ts_offset: u32,
@@ -41,7 +42,11 @@ struct TrackInner {
 
 struct Subscriber {
     reader: Arc<ReaderShared>,
+    /// While the reader has no direct sink: where its frames go. With one, it only keeps the reader's
+    /// queue open, so that the queue still reports the end of the stream.
     queue: mpsc::Sender<Delivery>,
+    /// Set by [`attach_sink`]: frames are offered to it in the push path instead of queued.
+    sink: Option<Arc<dyn DirectSink>>,
     /// Index of this track among the reader's tracks.
     slot: usize,
     /// After a drop, a video reader skips frames up to the next keyframe so it never decodes garbage.
@@ -105,7 +110,6 @@ impl Track {
             inner: Mutex::new(TrackInner {
                 subscribers: Vec::new(),
                 cache: FrameCache { frames: VecDeque::new(), bytes: 0, max_bytes, video, overflowed: false },
-                clock_ref: None,
                 ts_offset: 0,
                 last_ts: None,
                 last_delta: 0,
@@ -113,6 +117,7 @@ impl Track {
             }),
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            clock_ref: OnceLock::new(),
         }
     }
 
@@ -170,8 +175,8 @@ impl Track {
         }
         inner.last_ts = Some(frame.timestamp);
         let frame = Arc::new(frame);
-        if inner.clock_ref.is_none() {
-            inner.clock_ref = Some((SystemTime::now(), frame.timestamp));
+        if self.clock_ref.get().is_none() {
+            let _ = self.clock_ref.set((SystemTime::now(), frame.timestamp));
         }
         inner.cache.push(now, &frame);
         inner.subscribers.retain_mut(|sub| {
@@ -182,14 +187,22 @@ impl Track {
                 }
                 sub.need_keyframe = false;
             }
-            match sub.queue.try_send(Delivery { slot: sub.slot, frame: frame.clone() }) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            let offer = match &sub.sink {
+                Some(sink) => sink.offer(sub.slot, &frame, now),
+                None => match sub.queue.try_send(Delivery { slot: sub.slot, frame: frame.clone() }) {
+                    Ok(()) => Offer::Taken,
+                    Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+                    Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+                },
+            };
+            match offer {
+                Offer::Taken => true,
+                Offer::Full => {
                     sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
                     sub.need_keyframe = needs_keyframe;
                     true
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Offer::Closed => false,
             }
         });
     }
@@ -226,7 +239,7 @@ impl Track {
                 first.get_or_insert(*at);
             }
         }
-        inner.subscribers.push(Subscriber { reader, queue, slot, need_keyframe });
+        inner.subscribers.push(Subscriber { reader, queue, sink: None, slot, need_keyframe });
         first
     }
 
@@ -248,7 +261,7 @@ impl Track {
 
     /// Wall clock matching RTP timestamp `ts`, for RTCP sender reports.
     pub fn wallclock_for(&self, ts: u32) -> Option<SystemTime> {
-        let (at, ref_ts) = self.lock().clock_ref?;
+        let (at, ref_ts) = *self.clock_ref.get()?;
         let delta = ts.wrapping_sub(ref_ts) as i32 as f64 / self.codec.clock_rate.max(1) as f64;
         if delta >= 0.0 {
             at.checked_add(std::time::Duration::from_secs_f64(delta))
@@ -259,6 +272,57 @@ impl Track {
 
     pub fn cached_bytes(&self) -> usize {
         self.lock().cache.bytes
+    }
+}
+
+/// Switches a reader's subscriptions on `tracks` from its queue to `sink`. The frames still waiting in
+/// the queue are offered to the sink first, with every track locked, so no frame is lost, repeated or
+/// reordered by the switch.
+pub(super) fn attach_sink(
+    tracks: &[&Track],
+    reader_id: u64,
+    sink: Arc<dyn DirectSink>,
+    queue: &mut mpsc::Receiver<Delivery>,
+) {
+    // One lock per distinct track, taken in id order: two readers switching at once cannot deadlock,
+    // and the push path never holds two track locks.
+    let mut sorted = tracks.to_vec();
+    sorted.sort_by_key(|t| t.id);
+    sorted.dedup_by_key(|t| t.id);
+    let mut guards: Vec<(&Track, MutexGuard<'_, TrackInner>)> = sorted.iter().map(|t| (*t, t.lock())).collect();
+    let now = Instant::now();
+    // A slot whose backlog the sink refused skips to its next keyframe, as a full queue does.
+    let mut skipping: Vec<usize> = Vec::new();
+    while let Ok(d) = queue.try_recv() {
+        let Some((track, guard)) =
+            guards.iter_mut().find(|(_, g)| g.subscribers.iter().any(|s| s.reader.id == reader_id && s.slot == d.slot))
+        else {
+            continue;
+        };
+        let Some(sub) = guard.subscribers.iter_mut().find(|s| s.reader.id == reader_id && s.slot == d.slot) else {
+            continue;
+        };
+        if skipping.contains(&d.slot) {
+            if !d.frame.keyframe {
+                sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            skipping.retain(|&s| s != d.slot);
+        }
+        if !matches!(sink.offer(d.slot, &d.frame, now), Offer::Taken) {
+            sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
+            if track.needs_keyframe() {
+                skipping.push(d.slot);
+            }
+        }
+    }
+    for (track, guard) in &mut guards {
+        for sub in guard.subscribers.iter_mut().filter(|s| s.reader.id == reader_id) {
+            sub.sink = Some(sink.clone());
+            if skipping.contains(&sub.slot) {
+                sub.need_keyframe = track.needs_keyframe();
+            }
+        }
     }
 }
 
@@ -345,5 +409,62 @@ mod tests {
         t.subscribe(reader(1), tx, 0, false, None);
         t.close();
         assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+    }
+
+    /// Records what it is offered; refuses frames while `full` is set.
+    struct RecordingSink {
+        got: Mutex<Vec<(usize, u32)>>,
+        full: std::sync::atomic::AtomicBool,
+    }
+
+    impl DirectSink for RecordingSink {
+        fn offer(&self, slot: usize, frame: &Arc<Frame>, _: Instant) -> Offer {
+            if self.full.load(Ordering::Relaxed) {
+                return Offer::Full;
+            }
+            self.got.lock().unwrap().push((slot, frame.timestamp));
+            Offer::Taken
+        }
+    }
+
+    #[test]
+    fn attached_sink_gets_queued_frames_first_then_live_ones() {
+        let video = Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 1 << 20);
+        let audio = Track::new(Kind::Audio, Codec::new("PCMA", 8000, 1, 8), 1 << 20);
+        let r = reader(1);
+        let (tx, mut rx) = mpsc::channel(64);
+        video.subscribe(r.clone(), tx.clone(), 0, false, None);
+        audio.subscribe(r.clone(), tx, 1, false, None);
+        video.push(frame(0, true, 10));
+        audio.push(frame(1, false, 10));
+        video.push(frame(2, false, 10));
+        let sink = Arc::new(RecordingSink { got: Mutex::default(), full: false.into() });
+        attach_sink(&[&video, &audio], r.id, sink.clone(), &mut rx);
+        audio.push(frame(3, false, 10));
+        video.push(frame(4, false, 10));
+        assert_eq!(*sink.got.lock().unwrap(), vec![(0, 0), (1, 1), (0, 2), (1, 3), (0, 4)]);
+        assert!(rx.try_recv().is_err(), "nothing goes through the queue any more");
+        // The queue still ends when the tracks close.
+        video.close();
+        audio.close();
+        assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+    }
+
+    #[test]
+    fn full_sink_drops_and_resumes_at_keyframe() {
+        let t = Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 1 << 20);
+        let r = reader(1);
+        let (tx, mut rx) = mpsc::channel(64);
+        t.subscribe(r.clone(), tx, 0, false, None);
+        let sink = Arc::new(RecordingSink { got: Mutex::default(), full: false.into() });
+        attach_sink(&[&t], r.id, sink.clone(), &mut rx);
+        t.push(frame(0, true, 10));
+        sink.full.store(true, Ordering::Relaxed);
+        t.push(frame(1, false, 10)); // refused: dropped
+        sink.full.store(false, Ordering::Relaxed);
+        t.push(frame(2, false, 10)); // room again, but not a keyframe: skipped
+        t.push(frame(3, true, 10));
+        assert_eq!(*sink.got.lock().unwrap(), vec![(0, 0), (0, 3)]);
+        assert_eq!(r.dropped.load(Ordering::Relaxed), 2);
     }
 }

@@ -3,6 +3,7 @@
 
 mod session;
 pub mod udp;
+mod writer;
 
 use std::sync::Arc;
 

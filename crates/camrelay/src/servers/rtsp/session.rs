@@ -1,65 +1,28 @@
 //! One RTSP connection: the request/response loop, and the media it plays or records.
 //!
-//! A single task owns the socket: it reads requests and interleaved RTP, and writes responses and the
-//! reader's media, so no lock guards the socket. Media writes are one vectored write per frame.
+//! The connection's task reads requests and interleaved RTP and writes responses; a playing reader's
+//! media is written by the source's task through the connection's [`Writer`] (see `writer.rs`), which
+//! keeps responses and media in order on the socket.
 
 use bytes::{Buf, Bytes, BytesMut};
 use media::{Direction, Frame, Kind, Media, MediaFilter};
 use rtsp::message::{Decoded, Request};
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::udp::{Datagram, UdpPorts};
+use super::writer::{Dest, MediaOut, OutTrack, Writer};
 use crate::app::App;
+use crate::hub::reader::DirectSink;
 use crate::hub::{Delivery, Producer, Reader, Stream, Track};
 
-/// Longest a stalled TCP reader may block a write before we give up on it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// RTCP sender report interval per track.
-const SR_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a TCP reader's audio may wait for the next video frame to share its write (one video frame
-/// interval at 25 fps).
-const AUDIO_HOLD: Duration = Duration::from_millis(40);
-/// Frames written per batch (one vectored write) when a reader's queue has several waiting.
-const MAX_BATCH_FRAMES: usize = 32;
 /// Datagrams queued from the UDP receive loop to one publishing session.
 const UDP_QUEUE: usize = 1024;
-
-/// Where a track's packets go.
-#[derive(Clone, Copy, Debug)]
-enum Dest {
-    /// TCP interleaved channels (RTP, RTCP).
-    Interleaved(u8, u8),
-    /// UDP unicast to the client's RTP and RTCP ports.
-    Udp(SocketAddr, SocketAddr),
-}
-
-/// Per-track state of a reader's outgoing RTP: each reader gets its own sequence numbers, SSRC and
-/// timestamp base, written into a fresh 12-byte header; payloads are shared.
-struct OutTrack {
-    dest: Option<Dest>,
-    payload_type: u8,
-    ssrc: u32,
-    next_seq: u16,
-    /// RTP-Info `rtptime` announced at PLAY; the first packet sent maps to it.
-    rtptime_base: u32,
-    ts_offset: Option<u32>,
-    packets: u32,
-    octets: u32,
-    last_ts: u32,
-    last_sr: Option<Instant>,
-}
-
-/// A part of a batched write: bytes of `Connection::wire`, or the payload of packet `.1` of frame `.0`.
-enum Piece {
-    Wire(usize, usize),
-    Payload(usize, usize),
-}
 
 /// Per-track state of a publisher's incoming RTP.
 struct InTrack {
@@ -71,10 +34,12 @@ struct InTrack {
 
 enum Mode {
     Idle,
+    /// A reader; its outgoing tracks are in the writer ([`Writer::with_media`]).
     Play {
         reader: Reader,
-        out: Vec<OutTrack>,
         playing: bool,
+        /// The reader's frames go straight to the writer (from PLAY on).
+        attached: bool,
         base_url: String,
     },
     /// A publisher; `stream` is None for a private path (an exec: child publishing to its source).
@@ -89,6 +54,7 @@ enum Mode {
 
 struct Connection {
     app: Arc<App>,
+    writer: Arc<Writer>,
     udp: Option<Arc<UdpPorts>>,
     peer: SocketAddr,
     session_id: String,
@@ -101,14 +67,6 @@ struct Connection {
     udp_rx: Option<mpsc::Receiver<Datagram>>,
     udp_tx: Option<mpsc::Sender<Datagram>>,
     udp_routes: Vec<SocketAddr>,
-    /// Reused buffers for media writes: the frames of one batch, the bytes we write (interleaved and
-    /// RTP headers, RTCP), and the order of those bytes and the shared payloads on the wire.
-    batch: Vec<Delivery>,
-    /// When held audio (see `send_frames`) must go out even if no video came.
-    flush_at: Option<tokio::time::Instant>,
-    wire: Vec<u8>,
-    pieces: Vec<Piece>,
-    udp_buf: Vec<u8>,
     frames_out: Vec<Frame>,
     unknown_channel_warned: bool,
 }
@@ -117,11 +75,11 @@ fn random_u32() -> u32 {
     rand::random()
 }
 
-pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, mut socket: TcpStream, peer: SocketAddr) {
+pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream, peer: SocketAddr) {
     let span = tracing::info_span!("rtsp", peer = %peer);
-    let _enter = span.enter();
-    drop(_enter);
+    let (mut socket, write_half) = socket.into_split();
     let mut conn = Connection {
+        writer: Arc::new(Writer::new(write_half)),
         authenticated: app.config.rtsp.username.is_empty()
             || (!app.config.rtsp.local_auth && crate::servers::is_loopback(&peer)),
         app,
@@ -135,11 +93,6 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, mut socket: TcpStr
         udp_rx: None,
         udp_tx: None,
         udp_routes: Vec::new(),
-        batch: Vec::new(),
-        flush_at: None,
-        wire: Vec::new(),
-        pieces: Vec::new(),
-        udp_buf: Vec::new(),
         frames_out: Vec::new(),
         unknown_channel_warned: false,
     };
@@ -167,7 +120,7 @@ enum ConnError {
 }
 
 impl Connection {
-    async fn run(&mut self, socket: &mut TcpStream) -> Result<(), ConnError> {
+    async fn run(&mut self, socket: &mut OwnedReadHalf) -> Result<(), ConnError> {
         let mut rbuf = BytesMut::with_capacity(4096);
         let session_timeout = self.app.config.rtsp.session_timeout;
         let shutdown = self.app.shutdown.clone();
@@ -182,17 +135,20 @@ impl Connection {
                         return Err(ConnError::Closed);
                     }
                     self.last_activity = Instant::now();
-                    self.handle_input(socket, &mut rbuf).await?;
+                    self.handle_input(&mut rbuf).await?;
                 }
+                // Media goes to the writer from the source's task; the queue only tells the end of the
+                // stream (or hands a frame over before the writer is attached).
                 delivery = recv_delivery(&mut self.mode), if playing => {
                     match delivery {
-                        Some(d) => self.send_frames(socket, Some(d)).await?,
+                        Some(d) => {
+                            self.writer.offer(d.slot, &d.frame, Instant::now());
+                            self.writer.flush().await?;
+                        }
                         None => return Err(ConnError::StreamEnded),
                     }
                 }
-                _ = sleep_until_opt(self.flush_at), if self.flush_at.is_some() => {
-                    self.send_frames(socket, None).await?;
-                }
+                _ = self.writer.unfinished() => self.writer.flush().await?,
                 datagram = recv_datagram(&mut self.udp_rx), if self.udp_rx.is_some() => {
                     if let Some(d) = datagram {
                         self.last_activity = Instant::now();
@@ -203,7 +159,13 @@ impl Connection {
                     // A TCP reader or publisher proves itself alive by its connection; UDP sessions and
                     // sessions not yet playing must send something (RTCP or a keep-alive request).
                     let tcp_media = match &self.mode {
-                        Mode::Play { out, playing: true, .. } => out.iter().all(|o| matches!(o.dest, Some(Dest::Interleaved(..)))),
+                        Mode::Play { playing: true, .. } => {
+                            // Audio held for a video frame that did not come goes out now.
+                            self.writer.flush().await?;
+                            self.writer
+                                .with_media(|m| m.out.iter().all(|o| matches!(o.dest, Some(Dest::Interleaved(..)))))
+                                .unwrap_or(false)
+                        }
                         Mode::Announced { inputs, recording: true, .. } => inputs.iter().flatten().all(|i| matches!(i.dest, Some(Dest::Interleaved(..)))),
                         _ => false,
                     };
@@ -233,7 +195,7 @@ impl Connection {
         self.mode = Mode::Idle;
     }
 
-    async fn handle_input(&mut self, socket: &mut TcpStream, rbuf: &mut BytesMut) -> Result<(), ConnError> {
+    async fn handle_input(&mut self, rbuf: &mut BytesMut) -> Result<(), ConnError> {
         loop {
             match rtsp::message::decode(rbuf) {
                 Ok(None) => return Ok(()),
@@ -242,10 +204,11 @@ impl Connection {
                         Decoded::Request(req) => {
                             rbuf.advance(used);
                             let response = self.handle_request(&req).await;
-                            socket.write_all(&response).await?;
+                            self.writer.send(&response).await?;
                             if req.method == rtsp::message::Method::Teardown {
                                 return Err(ConnError::Closed);
                             }
+                            self.attach_after_play();
                             continue;
                         }
                         Decoded::Interleaved { channel, payload } => {
@@ -271,7 +234,7 @@ impl Connection {
                     );
                     let status = if too_large { (413, "Request Entity Too Large") } else { (400, "Bad Request") };
                     let body = format!("{e}\n");
-                    let _ = socket.write_all(&response_bytes(status.0, status.1, None, &[], body.as_bytes())).await;
+                    let _ = self.writer.send(&response_bytes(status.0, status.1, None, &[], body.as_bytes())).await;
                     return Err(ConnError::Protocol(e.to_string()));
                 }
             }
@@ -390,26 +353,44 @@ impl Connection {
                 ts_offset: None,
                 packets: 0,
                 octets: 0,
-                last_ts: 0,
                 last_sr: None,
             })
             .collect();
+        self.writer.set_media(MediaOut {
+            out,
+            tracks: reader.tracks.iter().map(|t| t.track.clone()).collect(),
+            shared: reader.shared.clone(),
+            udp: self.udp.clone(),
+        });
         // Content-Base: the URL as the client sent it, without a track suffix.
         let base_url = uri.split("/trackID=").next().unwrap_or(uri).to_string();
-        self.mode = Mode::Play { reader, out, playing: false, base_url };
+        self.mode = Mode::Play { reader, playing: false, attached: false, base_url };
         Ok(())
     }
 
+    /// Once PLAY is answered, the reader's frames (those queued since DESCRIBE first) go to the writer
+    /// straight from the source's task.
+    fn attach_after_play(&mut self) {
+        let Mode::Play { reader, playing: true, attached, .. } = &mut self.mode else { return };
+        if *attached {
+            return;
+        }
+        *attached = true;
+        self.writer.start_playing(reader.queue.max_capacity());
+        reader.attach_sink(self.writer.clone());
+    }
+
     fn reader_medias(&self) -> Vec<Media> {
-        let Mode::Play { reader, out, .. } = &self.mode else { return Vec::new() };
+        let Mode::Play { reader, .. } = &self.mode else { return Vec::new() };
+        let payload_types = self.writer.with_media(|m| m.out.iter().map(|o| o.payload_type).collect::<Vec<_>>());
         reader
             .tracks
             .iter()
-            .zip(out)
+            .zip(payload_types.unwrap_or_default())
             .enumerate()
-            .map(|(i, (t, o))| {
+            .map(|(i, (t, payload_type))| {
                 let mut codec = t.codec.clone();
-                codec.payload_type = o.payload_type;
+                codec.payload_type = payload_type;
                 let mut m = Media::new(t.track.kind, Direction::SendOnly, vec![codec]);
                 m.control = format!("trackID={i}");
                 m
@@ -507,13 +488,13 @@ impl Connection {
             self.subscribe(&req.uri).await?;
         }
         let index = match &self.mode {
-            Mode::Play { out, .. } => {
+            Mode::Play { reader, .. } => {
                 let index = rtsp::url::parse_request_uri(&req.uri).track.unwrap_or(0) as usize;
-                if index >= out.len() {
+                if index >= reader.tracks.len() {
                     return Err(Reply::error(
                         404,
                         "Not Found",
-                        format!("no track {index} in this session ({} tracks)", out.len()),
+                        format!("no track {index} in this session ({} tracks)", reader.tracks.len()),
                     ));
                 }
                 index
@@ -567,13 +548,19 @@ impl Connection {
             }
         };
         match &mut self.mode {
-            Mode::Play { out, reader, .. } => {
-                let o = &mut out[index];
-                o.dest = Some(dest);
+            Mode::Play { reader, .. } => {
+                let ssrc = self
+                    .writer
+                    .with_media(|m| {
+                        let o = &mut m.out[index];
+                        o.dest = Some(dest);
+                        o.ssrc
+                    })
+                    .unwrap_or_default();
                 if matches!(dest, Dest::Udp(..)) {
                     reader.shared.set_protocol("rtsp+udp");
                 }
-                Ok(Reply::ok().header("Transport", format!("{reply_transport};ssrc={:08X}", o.ssrc)))
+                Ok(Reply::ok().header("Transport", format!("{reply_transport};ssrc={ssrc:08X}")))
             }
             Mode::Announced { inputs, producer, .. } => {
                 let tracks = producer.tracks();
@@ -619,26 +606,31 @@ impl Connection {
     }
 
     fn play(&mut self, req: &Request) -> Result<Reply, Reply> {
-        let Mode::Play { out, playing, base_url, .. } = &mut self.mode else {
+        let Mode::Play { playing, base_url, .. } = &mut self.mode else {
             return Err(Reply::error(455, "Method Not Valid in This State", "PLAY before SETUP".into()));
         };
-        if out.iter().all(|o| o.dest.is_none()) {
+        let _ = req;
+        let rtp_info: Vec<String> = self
+            .writer
+            .with_media(|m| {
+                m.out
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.dest.is_some())
+                    .map(|(i, o)| {
+                        format!(
+                            "url={}/trackID={i};seq={};rtptime={}",
+                            base_url.trim_end_matches('/'),
+                            o.next_seq,
+                            o.rtptime_base
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if rtp_info.is_empty() {
             return Err(Reply::error(455, "Method Not Valid in This State", "PLAY before SETUP".into()));
         }
-        let _ = req;
-        let rtp_info: Vec<String> = out
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.dest.is_some())
-            .map(|(i, o)| {
-                format!(
-                    "url={}/trackID={i};seq={};rtptime={}",
-                    base_url.trim_end_matches('/'),
-                    o.next_seq,
-                    o.rtptime_base
-                )
-            })
-            .collect();
         *playing = true;
         Ok(Reply::ok().header("Range", "npt=0.000-".into()).header("RTP-Info", rtp_info.join(",")))
     }
@@ -698,131 +690,6 @@ impl Connection {
             push_rtp(input, d.data, &mut self.frames_out, &self.peer);
         }
     }
-
-    /// Sends a frame and every frame already queued behind it: all TCP-interleaved packets of the batch
-    /// go out in one vectored write (headers are ours, payloads are the shared source bytes).
-    ///
-    /// Audio frames of a TCP reader that also takes video wait (at most [`AUDIO_HOLD`]) to share the
-    /// next video frame's write: half the syscalls per reader, and no delay on video. `first: None`
-    /// flushes what is held.
-    async fn send_frames(&mut self, socket: &mut TcpStream, first: Option<Delivery>) -> Result<(), ConnError> {
-        let Mode::Play { reader, out, .. } = &mut self.mode else { return Ok(()) };
-        let mut batch = std::mem::take(&mut self.batch);
-        let flushing = first.is_none();
-        batch.extend(first);
-        while batch.len() < MAX_BATCH_FRAMES {
-            match reader.queue.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
-        }
-        let tcp_with_video = reader
-            .tracks
-            .iter()
-            .zip(out.iter())
-            .any(|(t, o)| t.track.kind == Kind::Video && matches!(o.dest, Some(Dest::Interleaved(..))));
-        let only_audio = batch.iter().all(|d| reader.tracks.get(d.slot).is_some_and(|t| t.track.kind != Kind::Video));
-        if !flushing && tcp_with_video && only_audio && batch.len() < MAX_BATCH_FRAMES {
-            self.flush_at.get_or_insert_with(|| tokio::time::Instant::now() + AUDIO_HOLD);
-            self.batch = batch;
-            return Ok(());
-        }
-        self.flush_at = None;
-        self.wire.clear();
-        self.pieces.clear();
-        let (mut packets, mut bytes) = (0u64, 0u64);
-        for (fi, d) in batch.iter().enumerate() {
-            let frame = &d.frame;
-            let (Some(o), Some(track)) = (out.get_mut(d.slot), reader.tracks.get(d.slot)) else { continue };
-            let Some(dest) = o.dest else { continue };
-            if frame.rtp.is_empty() {
-                continue;
-            }
-            let offset = *o.ts_offset.get_or_insert(o.rtptime_base.wrapping_sub(frame.timestamp));
-            let mut sr = None;
-            if o.last_sr.is_none_or(|t| t.elapsed() >= SR_INTERVAL) {
-                o.last_sr = Some(Instant::now());
-                let wallclock = track.track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
-                let report = rtp::rtcp::SenderReport {
-                    ssrc: o.ssrc,
-                    ntp: rtp::rtcp::ntp_from_system_time(wallclock),
-                    rtp_timestamp: frame.timestamp.wrapping_add(offset),
-                    packet_count: o.packets,
-                    octet_count: o.octets,
-                };
-                sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
-            }
-            match dest {
-                Dest::Interleaved(rtp_ch, rtcp_ch) => {
-                    if let Some(sr) = &sr {
-                        let start = self.wire.len();
-                        self.wire
-                            .extend_from_slice(&rtsp::message::encode_interleaved_header(rtcp_ch, sr.len() as u16));
-                        self.wire.extend_from_slice(sr);
-                        self.pieces.push(Piece::Wire(start, self.wire.len()));
-                    }
-                    for (pi, p) in frame.rtp.iter().enumerate() {
-                        let start = self.wire.len();
-                        let len = (12 + p.payload.len()).min(u16::MAX as usize) as u16;
-                        self.wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtp_ch, len));
-                        let mut header = [0u8; 12];
-                        let ts = p.timestamp.wrapping_add(offset);
-                        rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
-                        self.wire.extend_from_slice(&header);
-                        o.next_seq = o.next_seq.wrapping_add(1);
-                        self.pieces.push(Piece::Wire(start, self.wire.len()));
-                        self.pieces.push(Piece::Payload(fi, pi));
-                        bytes += 12 + p.payload.len() as u64;
-                    }
-                }
-                Dest::Udp(rtp_addr, rtcp_addr) => {
-                    let Some(udp) = &self.udp else { continue };
-                    if let Some(sr) = &sr {
-                        let _ = udp.rtcp.try_send_to(sr, rtcp_addr);
-                    }
-                    for p in &frame.rtp {
-                        let mut header = [0u8; 12];
-                        let ts = p.timestamp.wrapping_add(offset);
-                        rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
-                        o.next_seq = o.next_seq.wrapping_add(1);
-                        self.udp_buf.clear();
-                        self.udp_buf.extend_from_slice(&header);
-                        self.udp_buf.extend_from_slice(&p.payload);
-                        // A full socket buffer drops the packet; UDP readers tolerate loss.
-                        if udp.rtp.try_send_to(&self.udp_buf, rtp_addr).is_err() {
-                            reader.shared.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        bytes += self.udp_buf.len() as u64;
-                    }
-                }
-            }
-            packets += frame.rtp.len() as u64;
-            o.packets = o.packets.wrapping_add(frame.rtp.len() as u32);
-            o.octets = o.octets.wrapping_add(frame.rtp.iter().map(|p| p.payload.len() as u32).sum::<u32>());
-            o.last_ts = frame.timestamp;
-        }
-        if !self.pieces.is_empty() {
-            let wire = &self.wire;
-            let mut slices: Vec<IoSlice> = self
-                .pieces
-                .iter()
-                .map(|piece| match *piece {
-                    Piece::Wire(a, b) => IoSlice::new(&wire[a..b]),
-                    Piece::Payload(fi, pi) => IoSlice::new(&batch[fi].frame.rtp[pi].payload),
-                })
-                .collect();
-            match tokio::time::timeout(WRITE_TIMEOUT, write_all_vectored(socket, &mut slices)).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "reader stalled")))
-                }
-            }
-        }
-        reader.shared.count_sent(packets, bytes);
-        batch.clear();
-        self.batch = batch;
-        Ok(())
-    }
 }
 
 fn push_rtp(input: &mut InTrack, data: Bytes, frames: &mut Vec<Frame>, peer: &SocketAddr) {
@@ -855,29 +722,11 @@ async fn recv_delivery(mode: &mut Mode) -> Option<Delivery> {
     }
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn recv_datagram(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-async fn write_all_vectored(socket: &mut TcpStream, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
-    while !slices.is_empty() {
-        let n = socket.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
 }
 
 /// Keeps a source's static payload type (PCMU 0, PCMA 8...), gives dynamic ones 96 + track index.

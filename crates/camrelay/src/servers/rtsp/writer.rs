@@ -1,0 +1,533 @@
+//! The write side of an RTSP connection: responses and a playing reader's media, in order, on one
+//! socket.
+//!
+//! A playing reader's frames are written by the source's task itself, in the track's push path (the
+//! writer is the reader's [`DirectSink`]): one non-blocking vectored write per video frame, audio
+//! waiting to share it (see [`AUDIO_HOLD`]), with no queue and no task wakeup per frame. When the
+//! socket would block, the unsent rest stays here, later frames wait behind it (up to the reader's
+//! queue size; beyond that they are dropped and counted, and video resumes at a keyframe), and the
+//! connection's task finishes the writes once the socket is writable again. The source never waits.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use media::{Frame, Kind};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+use super::udp::UdpPorts;
+use crate::hub::reader::{DirectSink, Offer};
+use crate::hub::{ReaderShared, Track};
+
+/// Longest a stalled TCP reader may keep a write unfinished before we give up on it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// RTCP sender report interval per track.
+const SR_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a TCP reader's audio may wait for the next video frame to share its write (one video frame
+/// interval at 25 fps). Checked when the next frame of any of the reader's tracks arrives, and at least
+/// once a second by the connection's task.
+pub(super) const AUDIO_HOLD: Duration = Duration::from_millis(40);
+/// Audio frames held at most, and frames encoded into one write when catching up.
+const MAX_BATCH_FRAMES: usize = 32;
+/// Slices per write call (the kernel takes up to 1024).
+const MAX_SLICES: usize = 512;
+/// Slices a write keeps on the stack: a P-frame of a few Mbit/s video and the audio held for it.
+const SMALL_SLICES: usize = 48;
+
+/// Where a track's packets go.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Dest {
+    /// TCP interleaved channels (RTP, RTCP).
+    Interleaved(u8, u8),
+    /// UDP unicast to the client's RTP and RTCP ports.
+    Udp(SocketAddr, SocketAddr),
+}
+
+/// Per-track state of a reader's outgoing RTP: each reader gets its own sequence numbers, SSRC and
+/// timestamp base, written into a fresh 12-byte header; payloads are shared.
+pub(super) struct OutTrack {
+    pub dest: Option<Dest>,
+    pub payload_type: u8,
+    pub ssrc: u32,
+    pub next_seq: u16,
+    /// RTP-Info `rtptime` announced at PLAY; the first packet sent maps to it.
+    pub rtptime_base: u32,
+    pub ts_offset: Option<u32>,
+    pub packets: u32,
+    pub octets: u32,
+    pub last_sr: Option<Instant>,
+}
+
+/// What a reader sends: its tracks' outgoing state, in the order of the reader's tracks.
+pub(super) struct MediaOut {
+    pub out: Vec<OutTrack>,
+    pub tracks: Vec<Arc<Track>>,
+    pub shared: Arc<ReaderShared>,
+    pub udp: Option<Arc<UdpPorts>>,
+}
+
+/// A part of the current write: bytes of `State::wire`, or the payload of packet `.1` of `frames[.0]`.
+enum Piece {
+    Wire(usize, usize),
+    Payload(usize, usize),
+}
+
+struct State {
+    media: Option<MediaOut>,
+    /// The current write: our bytes (responses, interleaved and RTP headers, RTCP), the frames whose
+    /// payloads it sends, and their order on the wire.
+    wire: Vec<u8>,
+    frames: Vec<Arc<Frame>>,
+    pieces: Vec<Piece>,
+    /// How far the current write got: whole pieces, then bytes of the next one.
+    next_piece: usize,
+    piece_offset: usize,
+    /// Frames that arrived while a write was unfinished.
+    queued: VecDeque<(usize, Arc<Frame>)>,
+    /// Audio waiting for the next video frame, and when the first of it arrived.
+    held: Vec<(usize, Arc<Frame>)>,
+    held_since: Option<Instant>,
+    /// Frames `queued` may hold (the reader's queue size) before new ones are dropped.
+    capacity: usize,
+    /// Whether audio waits for video: a TCP reader that takes video.
+    hold_audio: bool,
+    udp_buf: Vec<u8>,
+    error: Option<io::Error>,
+    failed: bool,
+}
+
+pub(super) struct Writer {
+    socket: OwnedWriteHalf,
+    state: Mutex<State>,
+    /// Tells the connection's task that a write is unfinished (or failed) and is its to finish.
+    wake: Notify,
+}
+
+impl Writer {
+    pub fn new(socket: OwnedWriteHalf) -> Writer {
+        Writer {
+            socket,
+            state: Mutex::new(State {
+                media: None,
+                wire: Vec::new(),
+                frames: Vec::new(),
+                pieces: Vec::new(),
+                next_piece: 0,
+                piece_offset: 0,
+                queued: VecDeque::new(),
+                held: Vec::new(),
+                held_since: None,
+                capacity: 1,
+                hold_audio: false,
+                udp_buf: Vec::new(),
+                error: None,
+                failed: false,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing here panics while holding the lock; keep serving rather than poison.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_media(&self, media: MediaOut) {
+        self.lock().media = Some(media);
+    }
+
+    /// Runs `f` on the reader's outgoing state (none before DESCRIBE/SETUP).
+    pub fn with_media<R>(&self, f: impl FnOnce(&mut MediaOut) -> R) -> Option<R> {
+        self.lock().media.as_mut().map(f)
+    }
+
+    /// Called at PLAY, before the reader's frames are offered: `capacity` frames may wait behind an
+    /// unfinished write.
+    pub fn start_playing(&self, capacity: usize) {
+        let mut st = self.lock();
+        st.capacity = capacity.max(1);
+        st.hold_audio = st.media.as_ref().is_some_and(|m| {
+            m.tracks
+                .iter()
+                .zip(&m.out)
+                .any(|(t, o)| t.kind == Kind::Video && matches!(o.dest, Some(Dest::Interleaved(..))))
+        });
+    }
+
+    /// Resolves when a write is left to the connection's task: call [`Writer::flush`] then.
+    pub async fn unfinished(&self) {
+        self.wake.notified().await
+    }
+
+    /// Writes `bytes` (an RTSP response) after everything already being written, and waits until all
+    /// of it is sent.
+    pub async fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        {
+            let mut st = self.lock();
+            let start = st.wire.len();
+            st.wire.extend_from_slice(bytes);
+            let end = st.wire.len();
+            st.pieces.push(Piece::Wire(start, end));
+        }
+        self.flush().await
+    }
+
+    /// Sends everything pending (an unfinished write, frames waiting behind it), waiting for the socket
+    /// as needed. Audio held for the next video frame stays held unless it has waited [`AUDIO_HOLD`].
+    pub async fn flush(&self) -> io::Result<()> {
+        loop {
+            {
+                let mut st = self.lock();
+                if st.failed {
+                    return Err(st.error.take().unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
+                }
+                match st.progress(&self.socket, Instant::now()) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        st.failed = true;
+                        return Err(e);
+                    }
+                }
+            }
+            match tokio::time::timeout(WRITE_TIMEOUT, self.socket.writable()).await {
+                Ok(r) => r?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "reader stalled")),
+            }
+        }
+    }
+}
+
+impl DirectSink for Writer {
+    fn offer(&self, slot: usize, frame: &Arc<Frame>, arrived: Instant) -> Offer {
+        let mut st = self.lock();
+        if st.failed {
+            return Offer::Closed;
+        }
+        let Some(media) = &st.media else { return Offer::Closed };
+        if st.busy() {
+            if st.queued.len() >= st.capacity {
+                return Offer::Full;
+            }
+            st.queued.push_back((slot, frame.clone()));
+            return Offer::Taken;
+        }
+        let video = media.tracks.get(slot).is_some_and(|t| t.kind == Kind::Video);
+        if !video && st.hold_audio {
+            st.held.push((slot, frame.clone()));
+            let since = *st.held_since.get_or_insert(arrived);
+            if arrived.saturating_duration_since(since) < AUDIO_HOLD && st.held.len() < MAX_BATCH_FRAMES {
+                return Offer::Taken;
+            }
+            st.encode_held(arrived);
+        } else {
+            st.encode_held(arrived);
+            st.encode(slot, frame, arrived);
+        }
+        match st.write(&self.socket) {
+            Ok(true) => Offer::Taken,
+            Ok(false) => {
+                drop(st);
+                self.wake.notify_one();
+                Offer::Taken
+            }
+            Err(e) => {
+                st.failed = true;
+                st.error = Some(e);
+                drop(st);
+                self.wake.notify_one();
+                Offer::Closed
+            }
+        }
+    }
+}
+
+impl State {
+    /// A write is unfinished, or frames wait behind one.
+    fn busy(&self) -> bool {
+        !self.pieces.is_empty() || !self.queued.is_empty()
+    }
+
+    /// Sends what can be sent now: the current write, then the held and queued frames. True when
+    /// nothing is left but audio still allowed to wait.
+    fn progress(&mut self, socket: &OwnedWriteHalf, now: Instant) -> io::Result<bool> {
+        loop {
+            if !self.write(socket)? {
+                return Ok(false);
+            }
+            let stale = self.held_since.is_some_and(|t| now.saturating_duration_since(t) >= AUDIO_HOLD);
+            if self.queued.is_empty() && !stale {
+                return Ok(true);
+            }
+            self.encode_held(now);
+            for _ in 0..MAX_BATCH_FRAMES {
+                let Some((slot, frame)) = self.queued.pop_front() else { break };
+                self.encode(slot, &frame, now);
+            }
+        }
+    }
+
+    fn encode_held(&mut self, now: Instant) {
+        self.held_since = None;
+        let held = std::mem::take(&mut self.held);
+        for (slot, frame) in &held {
+            self.encode(*slot, frame, now);
+        }
+        let mut held = held;
+        held.clear();
+        self.held = held;
+    }
+
+    /// Adds a frame's packets to the current write (TCP), or sends them (UDP).
+    fn encode(&mut self, slot: usize, frame: &Arc<Frame>, now: Instant) {
+        let State { media, wire, frames, pieces, udp_buf, .. } = self;
+        let Some(media) = media else { return };
+        let (Some(o), Some(track)) = (media.out.get_mut(slot), media.tracks.get(slot)) else { return };
+        let Some(dest) = o.dest else { return };
+        if frame.rtp.is_empty() {
+            return;
+        }
+        let offset = *o.ts_offset.get_or_insert(o.rtptime_base.wrapping_sub(frame.timestamp));
+        let mut sr = None;
+        if o.last_sr.is_none_or(|t| now.saturating_duration_since(t) >= SR_INTERVAL) {
+            o.last_sr = Some(now);
+            let wallclock = track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
+            let report = rtp::rtcp::SenderReport {
+                ssrc: o.ssrc,
+                ntp: rtp::rtcp::ntp_from_system_time(wallclock),
+                rtp_timestamp: frame.timestamp.wrapping_add(offset),
+                packet_count: o.packets,
+                octet_count: o.octets,
+            };
+            sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
+        }
+        let mut bytes = 0u64;
+        match dest {
+            Dest::Interleaved(rtp_ch, rtcp_ch) => {
+                if let Some(sr) = &sr {
+                    let start = wire.len();
+                    wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtcp_ch, sr.len() as u16));
+                    wire.extend_from_slice(sr);
+                    pieces.push(Piece::Wire(start, wire.len()));
+                }
+                let fi = frames.len();
+                frames.push(frame.clone());
+                for (pi, p) in frame.rtp.iter().enumerate() {
+                    let start = wire.len();
+                    let len = (12 + p.payload.len()).min(u16::MAX as usize) as u16;
+                    wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtp_ch, len));
+                    let mut header = [0u8; 12];
+                    let ts = p.timestamp.wrapping_add(offset);
+                    rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
+                    wire.extend_from_slice(&header);
+                    o.next_seq = o.next_seq.wrapping_add(1);
+                    // Header and payload of a packet are adjacent pieces, unless a response came between.
+                    match pieces.last_mut() {
+                        Some(Piece::Wire(_, end)) if *end == start => *end = wire.len(),
+                        _ => pieces.push(Piece::Wire(start, wire.len())),
+                    }
+                    pieces.push(Piece::Payload(fi, pi));
+                    bytes += 12 + p.payload.len() as u64;
+                }
+            }
+            Dest::Udp(rtp_addr, rtcp_addr) => {
+                let Some(udp) = &media.udp else { return };
+                if let Some(sr) = &sr {
+                    let _ = udp.rtcp.try_send_to(sr, rtcp_addr);
+                }
+                for p in &frame.rtp {
+                    let mut header = [0u8; 12];
+                    let ts = p.timestamp.wrapping_add(offset);
+                    rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
+                    o.next_seq = o.next_seq.wrapping_add(1);
+                    udp_buf.clear();
+                    udp_buf.extend_from_slice(&header);
+                    udp_buf.extend_from_slice(&p.payload);
+                    // A full socket buffer drops the packet; UDP readers tolerate loss.
+                    if udp.rtp.try_send_to(udp_buf, rtp_addr).is_err() {
+                        media.shared.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    bytes += udp_buf.len() as u64;
+                }
+            }
+        }
+        o.packets = o.packets.wrapping_add(frame.rtp.len() as u32);
+        o.octets = o.octets.wrapping_add(frame.rtp.iter().map(|p| p.payload.len() as u32).sum::<u32>());
+        media.shared.count_sent(frame.rtp.len() as u64, bytes);
+    }
+
+    /// Writes as much of the current write as the socket takes without blocking. True when it is all
+    /// sent (and the buffers are reset for the next one).
+    fn write(&mut self, socket: &OwnedWriteHalf) -> io::Result<bool> {
+        while self.next_piece < self.pieces.len() {
+            // A frame's pieces fit a small array on the stack (a large one would cost more to initialise
+            // than the write's bookkeeping); larger batches (keyframes, catching up) take a Vec.
+            let count = (self.pieces.len() - self.next_piece).min(MAX_SLICES);
+            let empty: &[u8] = &[];
+            let mut small = [IoSlice::new(empty); SMALL_SLICES];
+            let mut large = Vec::new();
+            let slices: &mut [IoSlice<'_>] = if count <= SMALL_SLICES {
+                &mut small[..count]
+            } else {
+                large.resize(count, IoSlice::new(empty));
+                &mut large
+            };
+            let mut len = 0;
+            for (i, slot) in slices.iter_mut().enumerate() {
+                let bytes: &[u8] = match self.pieces[self.next_piece + i] {
+                    Piece::Wire(a, b) => &self.wire[a..b],
+                    Piece::Payload(fi, pi) => &self.frames[fi].rtp[pi].payload,
+                };
+                let bytes = if i == 0 { &bytes[self.piece_offset..] } else { bytes };
+                *slot = IoSlice::new(bytes);
+                len += bytes.len();
+            }
+            let n = match socket.try_write_vectored(slices) {
+                Ok(0) if len > 0 => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            // Advance the cursor by `n` bytes.
+            let mut left = n;
+            while left > 0 || self.piece_len(self.next_piece) == Some(self.piece_offset) {
+                let Some(plen) = self.piece_len(self.next_piece) else { break };
+                let rest = plen - self.piece_offset;
+                if left >= rest {
+                    left -= rest;
+                    self.next_piece += 1;
+                    self.piece_offset = 0;
+                } else {
+                    self.piece_offset += left;
+                    left = 0;
+                }
+            }
+            if n < len {
+                return Ok(false);
+            }
+        }
+        self.wire.clear();
+        self.frames.clear();
+        self.pieces.clear();
+        self.next_piece = 0;
+        self.piece_offset = 0;
+        Ok(true)
+    }
+
+    fn piece_len(&self, i: usize) -> Option<usize> {
+        Some(match *self.pieces.get(i)? {
+            Piece::Wire(a, b) => b - a,
+            Piece::Payload(fi, pi) => self.frames[fi].rtp[pi].payload.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use media::{Codec, RtpPacket};
+    use tokio::io::AsyncReadExt;
+
+    fn frame(i: u32, size: usize) -> Arc<Frame> {
+        let mut payload = vec![0u8; size];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        let payload = Bytes::from(payload);
+        let rtp = vec![RtpPacket { marker: true, payload_type: 96, sequence: 0, timestamp: i, ssrc: 0, payload }];
+        Arc::new(Frame { timestamp: i, keyframe: true, payload: Bytes::new(), rtp })
+    }
+
+    /// A writer on one end of a loopback connection, and the other end.
+    async fn connected(capacity: usize) -> (Writer, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        let writer = Writer::new(write);
+        let track = Arc::new(Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 0));
+        writer.set_media(MediaOut {
+            out: vec![OutTrack {
+                dest: Some(Dest::Interleaved(0, 1)),
+                payload_type: 96,
+                ssrc: 7,
+                next_seq: 100,
+                rtptime_base: 0,
+                ts_offset: None,
+                packets: 0,
+                octets: 0,
+                last_sr: Some(Instant::now()),
+            }],
+            tracks: vec![track],
+            shared: Arc::new(ReaderShared::new("test", String::new())),
+            udp: None,
+        });
+        writer.start_playing(capacity);
+        (writer, client)
+    }
+
+    /// Reads `count` interleaved RTP packets: (sequence number, frame index from the payload).
+    async fn read_packets(client: &mut tokio::net::TcpStream, count: usize) -> Vec<(u16, u32)> {
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        while got.len() < count {
+            let mut chunk = [0u8; 65536];
+            let n = client.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed after {} packets", got.len());
+            buf.extend_from_slice(&chunk[..n]);
+            while buf.len() >= 4 && buf.len() >= 4 + u16::from_be_bytes([buf[2], buf[3]]) as usize {
+                let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+                assert_eq!((buf[0], buf[1]), (b'$', 0));
+                let p = &buf[4..4 + len];
+                got.push((u16::from_be_bytes([p[2], p[3]]), u32::from_be_bytes([p[12], p[13], p[14], p[15]])));
+                buf.drain(..4 + len);
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_blocked_socket_keeps_order_and_bounds_what_waits() {
+        let (writer, mut client) = connected(8).await;
+        // Nobody reads: the socket fills, then 8 frames wait, then frames are refused.
+        let mut taken = 0u32;
+        loop {
+            match writer.offer(0, &frame(taken, 16_000), Instant::now()) {
+                Offer::Taken => taken += 1,
+                Offer::Full => break,
+                Offer::Closed => panic!("writer failed"),
+            }
+            assert!(taken < 100_000, "the socket never filled");
+        }
+        assert_eq!(writer.lock().queued.len(), 8);
+        let (flushed, got) = tokio::join!(writer.flush(), read_packets(&mut client, taken as usize));
+        flushed.unwrap();
+        let expected: Vec<(u16, u32)> = (0..taken).map(|i| (100u16.wrapping_add(i as u16), i)).collect();
+        assert_eq!(got, expected, "every taken frame arrives once, in order, with consecutive sequence numbers");
+        // Unblocked again: the next frame is written at once.
+        assert_eq!(writer.offer(0, &frame(taken, 100), Instant::now()), Offer::Taken);
+        assert!(!writer.lock().busy());
+        assert_eq!(read_packets(&mut client, 1).await, vec![(100u16.wrapping_add(taken as u16), taken)]);
+    }
+
+    #[tokio::test]
+    async fn a_response_waits_for_the_unfinished_media_write() {
+        let (writer, mut client) = connected(4).await;
+        assert_eq!(writer.offer(0, &frame(1, 60_000), Instant::now()), Offer::Taken);
+        let (sent, mut got) = tokio::join!(writer.send(b"RTSP/1.0 200 OK\r\n\r\n"), async {
+            let mut all = Vec::new();
+            while !all.ends_with(b"\r\n\r\n") {
+                let mut chunk = [0u8; 65536];
+                let n = client.read(&mut chunk).await.unwrap();
+                assert!(n > 0);
+                all.extend_from_slice(&chunk[..n]);
+            }
+            all
+        });
+        sent.unwrap();
+        assert_eq!(got.len(), 4 + 12 + 60_000 + 19);
+        assert!(got.split_off(4 + 12 + 60_000).starts_with(b"RTSP/1.0 200 OK"));
+    }
+}
