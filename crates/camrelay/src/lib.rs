@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dial;
 pub mod hub;
 pub mod logging;
 pub mod secrets;

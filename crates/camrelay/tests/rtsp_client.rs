@@ -797,3 +797,39 @@ fn gstreamer_camera_over_tls() {
     assert!(e.contains("certificate"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// RTSP over WebSocket (`#transport=ws://...`, as Axis' rtsp-over-websocket): the RTSP session runs
+/// through websockify (a WebSocket-to-TCP proxy we did not write) in front of GStreamer's RTSP server.
+#[test]
+fn gstreamer_camera_through_a_websocket_tunnel() {
+    use std::io::BufRead;
+    let port = free_port();
+    let _cam = GstCamera::start(port, &["--audio", "none"]);
+    let ws_port = free_port();
+    let mut proxy = Command::new("websockify")
+        .arg(format!("127.0.0.1:{ws_port}"))
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("websockify (apt package websockify)");
+    let stderr = proxy.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_ok()));
+    let server =
+        Server::start(&format!("streams:\n  cam: rtsp://127.0.0.1:{port}/test#transport=ws://127.0.0.1:{ws_port}/\n"));
+    let probed = ffprobe(&server.rtsp_url("cam"), "tcp").unwrap_or_else(|e| panic!("ffprobe: {e}\n{}", server.log()));
+    let video = probed.iter().find(|s| s.codec_type == "video").expect("video");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240));
+    assert!(decode_video_frames(&server.rtsp_url("cam"), "tcp", 30).expect("decode") >= 30);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains(&format!("connecting to: 127.0.0.1:{port}")), "the tunnel carried the session: {log}");
+}

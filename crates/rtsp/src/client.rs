@@ -63,6 +63,9 @@ pub struct SourceUrl {
     pub backchannel: bool,
     /// `#transport=udp`.
     pub udp: bool,
+    /// `#transport=ws://[user:pass@]host[:port]/path` (or `wss://`): RTSP tunnelled in a WebSocket
+    /// (ONVIF's RTSP over WebSocket, Axis' `rtsp-over-websocket`). Secret (credentials): never log it.
+    pub websocket: Option<String>,
 }
 
 impl std::fmt::Debug for SourceUrl {
@@ -128,6 +131,7 @@ impl SourceUrl {
             kinds: None,
             backchannel: true,
             udp: false,
+            websocket: None,
         };
         for param in fragment.split('#').filter(|p| !p.is_empty()) {
             let (k, v) = param.split_once('=').unwrap_or((param, ""));
@@ -152,6 +156,10 @@ impl SourceUrl {
                 "transport" => match v.trim().to_ascii_lowercase().as_str() {
                     "udp" => out.udp = true,
                     "tcp" | "" => out.udp = false,
+                    ws if ws.starts_with("ws://") || ws.starts_with("wss://") => {
+                        out.udp = false;
+                        out.websocket = Some(v.trim().to_string());
+                    }
                     _ => return Err(UrlError::Param(param.to_string())),
                 },
                 // Other sources' parameters (`#video=copy`...) are not ours to reject.
@@ -165,16 +173,7 @@ impl SourceUrl {
         !self.username.is_empty() || !self.password.is_empty()
     }
 
-    /// `host:port` to connect to (IPv6 without brackets is not accepted by `connect`, so keep them).
-    pub fn connect_addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// Host name for TLS SNI / verification (no brackets).
-    pub fn tls_name(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
-
+    /// `#timeout`, or the default: for connecting and for each answer.
     pub fn connect_timeout(&self) -> Duration {
         self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
@@ -449,12 +448,18 @@ mod tests {
         assert!(u.udp);
         let u = SourceUrl::parse("rtsp://u:a@b@[::1]:8554").unwrap();
         assert_eq!((u.password.as_str(), u.host.as_str(), u.port), ("a@b", "[::1]", 8554));
-        assert_eq!(u.tls_name(), "::1");
         assert!(SourceUrl::parse("http://h/").is_err());
         assert!(SourceUrl::parse("rtsp://h:99999/").is_err());
         assert!(SourceUrl::parse("rtsp:///x").is_err());
         assert!(SourceUrl::parse("rtsp://h/#timeout=x").is_err());
         assert!(!format!("{:?}", SourceUrl::parse("rtsp://u:secret@h/").unwrap()).contains("secret"));
+        let u =
+            SourceUrl::parse("rtsp://cam/axis-media/media.amp#transport=ws://u:pw@cam:80/rtsp-over-websocket").unwrap();
+        assert_eq!(u.websocket.as_deref(), Some("ws://u:pw@cam:80/rtsp-over-websocket"));
+        assert_eq!(u.request_url, "rtsp://cam:554/axis-media/media.amp");
+        assert!(!u.udp);
+        assert!(!format!("{u:?}").contains("pw"));
+        assert!(SourceUrl::parse("rtsp://h/#transport=http://x").is_err());
     }
 
     fn resp(status: u16, headers: &[(&str, &str)]) -> Response {

@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -88,11 +88,8 @@ impl StepError {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 struct Conn {
-    io: Box<dyn Io>,
+    io: Box<dyn crate::dial::Io>,
     buf: BytesMut,
     local: SocketAddr,
     peer: SocketAddr,
@@ -103,28 +100,16 @@ struct Conn {
 
 impl Conn {
     async fn connect(src: &SourceUrl) -> Result<Conn, String> {
-        let addr = src.connect_addr();
         let timeout = src.connect_timeout();
-        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("connect: {e}")),
-            Err(_) => return Err(format!("connect: timed out after {}s", timeout.as_secs())),
-        };
-        let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().map_err(|e| format!("connect: {e}"))?;
-        let peer = tcp.peer_addr().map_err(|e| format!("connect: {e}"))?;
-        let io: Box<dyn Io> = match src.tls {
-            Tls::None => Box::new(tcp),
-            Tls::Verify | Tls::NoVerify => {
-                let config = crate::tls::client_config(src.tls == Tls::Verify)?;
-                let name = rustls::pki_types::ServerName::try_from(src.tls_name().to_string())
-                    .map_err(|e| format!("TLS: bad server name: {e}"))?;
-                let connector = tokio_rustls::TlsConnector::from(config);
-                match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-                    Ok(Ok(s)) => Box::new(s),
-                    Ok(Err(e)) => return Err(format!("TLS handshake: {e}")),
-                    Err(_) => return Err(format!("TLS handshake: timed out after {}s", timeout.as_secs())),
-                }
+        let crate::dial::Dialled { io, local, peer } = match &src.websocket {
+            Some(url) => crate::dial::websocket_tunnel(url, timeout).await?,
+            None => {
+                let tls = match src.tls {
+                    Tls::None => crate::dial::Tls::None,
+                    Tls::Verify => crate::dial::Tls::Verify,
+                    Tls::NoVerify => crate::dial::Tls::NoVerify,
+                };
+                crate::dial::tcp(&src.host, src.port, tls, timeout).await?
             }
         };
         Ok(Conn {

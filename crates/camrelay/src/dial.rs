@@ -1,0 +1,271 @@
+//! Outgoing connections of sources, in one place: TCP (with `TCP_NODELAY`), optionally TLS (verifying
+//! the certificate or not), and RTSP tunnelled in a WebSocket (ONVIF's RTSP over WebSocket).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
+
+/// A byte stream to a remote: plain TCP, TLS, or a tunnel.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// TLS on a dialled connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    None,
+    /// Verify the certificate with the system roots (`https://`, `rtsps://`, `wss://`).
+    Verify,
+    /// Accept any certificate (`httpx://`, `rtspx://`: cameras with self-signed ones).
+    NoVerify,
+}
+
+/// An open connection and its TCP endpoints.
+pub struct Dialled {
+    pub io: Box<dyn Io>,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+/// Connects to `host:port` (a name, an IPv4 address or a bracketed IPv6 one), then does the TLS
+/// handshake with `tls_name` as the server name. Each step gets `timeout`.
+pub async fn tcp(host: &str, port: u16, tls: Tls, timeout: Duration) -> Result<Dialled, String> {
+    let addr = format!("{host}:{port}");
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("connect: {e}")),
+        Err(_) => return Err(format!("connect: timed out after {} s", timeout.as_secs())),
+    };
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().map_err(|e| format!("connect: {e}"))?;
+    let peer = tcp.peer_addr().map_err(|e| format!("connect: {e}"))?;
+    if tls == Tls::None {
+        return Ok(Dialled { io: Box::new(tcp), local, peer });
+    }
+    let config = crate::tls::client_config(tls == Tls::Verify)?;
+    let name = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let name = rustls::pki_types::ServerName::try_from(name).map_err(|e| format!("TLS: bad server name: {e}"))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => Ok(Dialled { io: Box::new(s), local, peer }),
+        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+        Err(_) => Err(format!("TLS handshake: timed out after {} s", timeout.as_secs())),
+    }
+}
+
+/// The subprotocols offered for an RTSP tunnel: ONVIF's name, and `binary` (Axis cameras, websockify).
+/// No space after the comma: some servers (websockify) do not trim it.
+const TUNNEL_PROTOCOLS: &str = "rtsp.onvif.org,binary";
+/// Largest WebSocket message accepted from a tunnel (an interleaved RTP packet is at most 64 KiB).
+const MAX_TUNNEL_MESSAGE: usize = 1024 * 1024;
+/// Bytes buffered between the tunnel's pump and its user, each way.
+const TUNNEL_BUFFER: usize = 256 * 1024;
+
+/// A `ws://` or `wss://` URL: endpoint, request path, and credentials (percent-decoded).
+struct WsUrl {
+    tls: Tls,
+    host: String,
+    port: u16,
+    path: String,
+    credentials: Option<(String, String)>,
+}
+
+impl WsUrl {
+    fn parse(url: &str) -> Result<WsUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
+            (Tls::None, r)
+        } else if let Some(r) = url.strip_prefix("wss://") {
+            (Tls::Verify, r)
+        } else {
+            return Err("the tunnel URL must start with ws:// or wss://".into());
+        };
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                (Some((rtsp::url::percent_decode(user), rtsp::url::percent_decode(pass))), h)
+            }
+            None => (None, authority),
+        };
+        let default_port = if tls == Tls::None { 80 } else { 443 };
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or("missing ']' in the tunnel URL")?;
+                (format!("[{h}]"), after.strip_prefix(':'))
+            }
+            None => match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (hostport.to_string(), None),
+            },
+        };
+        let port = match port {
+            None => default_port,
+            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?} in the tunnel URL"))?,
+        };
+        if host.is_empty() {
+            return Err("no host in the tunnel URL".into());
+        }
+        let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+        Ok(WsUrl { tls, host, port, path, credentials })
+    }
+
+    /// The URL without credentials, for the handshake request.
+    fn request_url(&self) -> String {
+        let scheme = if self.tls == Tls::None { "ws" } else { "wss" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
+/// Why one handshake attempt failed.
+enum Refused {
+    /// `401` with a Digest challenge: answer it on a new connection.
+    Digest(rtsp::auth::Challenge),
+    /// The server picked no subprotocol: try again offering none.
+    NoSubprotocol,
+    Other(String),
+}
+
+/// RTSP over WebSocket: opens the tunnel at `url` and returns a byte stream that carries RTSP (and
+/// interleaved RTP) in binary messages, both ways. Credentials in the URL go as Basic, or as Digest
+/// when the server challenges for it (Axis cameras do).
+pub async fn websocket_tunnel(url: &str, timeout: Duration) -> Result<Dialled, String> {
+    let target = WsUrl::parse(url)?;
+    let mut digest: Option<rtsp::auth::Challenge> = None;
+    let mut offer_protocols = true;
+    for _ in 0..3 {
+        let dialled = tcp(&target.host, target.port, target.tls, timeout).await?;
+        let (local, peer) = (dialled.local, dialled.peer);
+        match handshake(&target, dialled.io, digest.as_ref(), offer_protocols, timeout).await {
+            Ok(ws) => return Ok(Dialled { io: Box::new(pump(ws)), local, peer }),
+            Err(Refused::Digest(c)) if digest.is_none() => digest = Some(c),
+            Err(Refused::NoSubprotocol) if offer_protocols => offer_protocols = false,
+            Err(Refused::Digest(_)) => return Err("WebSocket tunnel: HTTP 401 Unauthorized".into()),
+            Err(Refused::NoSubprotocol) => return Err("WebSocket tunnel: no subprotocol".into()),
+            Err(Refused::Other(e)) => return Err(e),
+        }
+    }
+    Err("WebSocket tunnel: handshake refused".into())
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+async fn handshake(
+    target: &WsUrl,
+    io: Box<dyn Io>,
+    digest: Option<&rtsp::auth::Challenge>,
+    offer_protocols: bool,
+    timeout: Duration,
+) -> Result<Ws, Refused> {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = target.request_url().into_client_request().map_err(|e| Refused::Other(format!("WebSocket: {e}")))?;
+    let headers = req.headers_mut();
+    if offer_protocols {
+        headers.insert("Sec-WebSocket-Protocol", hyper::header::HeaderValue::from_static(TUNNEL_PROTOCOLS));
+    }
+    if let Some((user, pass)) = &target.credentials {
+        let value = match digest {
+            Some(c) => {
+                let cnonce = format!("{:016x}", rand::random::<u64>());
+                rtsp::auth::authorization_with_cnonce("GET", &target.path, user, pass, c, 1, &cnonce)
+            }
+            None => rtsp::auth::authorization(
+                "GET",
+                &target.path,
+                user,
+                pass,
+                &rtsp::auth::Challenge::Basic { realm: String::new() },
+                1,
+            ),
+        };
+        if let Ok(v) = value.parse() {
+            headers.insert(hyper::header::AUTHORIZATION, v);
+        }
+    }
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_TUNNEL_MESSAGE))
+        .max_frame_size(Some(MAX_TUNNEL_MESSAGE));
+    match tokio::time::timeout(timeout, tokio_tungstenite::client_async_with_config(req, io, Some(config))).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(resp))) => {
+            if resp.status().as_u16() == 401 && digest.is_none() && target.credentials.is_some() {
+                let values = resp.headers().get_all(hyper::header::WWW_AUTHENTICATE);
+                let values = values.iter().filter_map(|v| v.to_str().ok());
+                if let Some(c @ rtsp::auth::Challenge::Digest(_)) = rtsp::auth::best_challenge(values) {
+                    return Err(Refused::Digest(c));
+                }
+            }
+            let reason = resp.status().canonical_reason().unwrap_or("");
+            Err(Refused::Other(format!("WebSocket tunnel: HTTP {} {reason}", resp.status().as_u16())))
+        }
+        Ok(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(
+            tungstenite::error::SubProtocolError::NoSubProtocol,
+        )))) => Err(Refused::NoSubprotocol),
+        Ok(Err(e)) => Err(Refused::Other(format!("WebSocket tunnel: {e}"))),
+        Err(_) => Err(Refused::Other(format!("WebSocket tunnel: no handshake within {} s", timeout.as_secs()))),
+    }
+}
+
+/// Turns the WebSocket into a byte stream: a task copies binary (and text) messages into one end of a
+/// bounded in-memory pipe and the bytes written to it into binary messages. It ends when either side
+/// closes; dropping the returned stream closes the tunnel.
+fn pump(mut ws: Ws) -> tokio::io::DuplexStream {
+    let (ours, mut theirs) = tokio::io::duplex(TUNNEL_BUFFER);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            tokio::select! {
+                msg = ws.next() => match msg {
+                    Some(Ok(tungstenite::Message::Binary(data))) => {
+                        if theirs.write_all(&data).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(tungstenite::Message::Text(text))) => {
+                        if theirs.write_all(text.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(tungstenite::Message::Close(_))) | Some(Err(_)) | None => break,
+                    // Pings are answered by tungstenite.
+                    Some(Ok(_)) => {}
+                },
+                n = theirs.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if ws.send(tungstenite::Message::binary(buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    ours
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_urls() {
+        let u = WsUrl::parse("ws://user:p%40ss@192.168.1.123:4567/rtsp-over-websocket").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("192.168.1.123", 4567, "/rtsp-over-websocket"));
+        assert_eq!(u.credentials, Some(("user".into(), "p@ss".into())));
+        assert_eq!(u.request_url(), "ws://192.168.1.123:4567/rtsp-over-websocket");
+        let u = WsUrl::parse("wss://cam.lan/rtspoverwebsocket").unwrap();
+        assert_eq!((u.tls, u.port, u.credentials.is_none()), (Tls::Verify, 443, true));
+        let u = WsUrl::parse("ws://[::1]:81").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("[::1]", 81, "/"));
+        let u = WsUrl::parse("ws://[::1]/x").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("[::1]", 80));
+        assert!(WsUrl::parse("http://x/").is_err());
+        assert!(WsUrl::parse("ws://h:99999/").is_err());
+        assert!(WsUrl::parse("ws:///x").is_err());
+    }
+}
