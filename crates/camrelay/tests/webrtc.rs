@@ -235,16 +235,21 @@ fn microphone_plays_into_the_backchannel() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A STUN server for the test: answers each binding request with XOR-MAPPED-ADDRESS `public`.
-fn stun_server(public: std::net::SocketAddrV4) -> (u16, std::thread::JoinHandle<u32>) {
+/// A STUN server for the test: ignores the first `lose` binding requests (lost datagrams), answers the
+/// next with XOR-MAPPED-ADDRESS `public`, and returns how many requests it saw.
+fn stun_server(public: std::net::SocketAddrV4, lose: u32) -> (u16, std::thread::JoinHandle<u32>) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let port = socket.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
-        let mut answered = 0;
+        let mut seen = 0;
         let mut buf = [0u8; 1500];
         while let Ok((n, from)) = socket.recv_from(&mut buf) {
             if n < 20 || buf[0..2] != [0, 1] {
+                continue;
+            }
+            seen += 1;
+            if seen <= lose {
                 continue;
             }
             let cookie = [0x21, 0x12, 0xA4, 0x42];
@@ -255,12 +260,9 @@ fn stun_server(public: std::net::SocketAddrV4) -> (u16, std::thread::JoinHandle<
             m.extend_from_slice(&[p[0] ^ cookie[0], p[1] ^ cookie[1]]);
             m.extend(public.ip().octets().iter().zip(cookie).map(|(b, c)| b ^ c));
             socket.send_to(&m, from).unwrap();
-            answered += 1;
-            if answered == 1 {
-                break;
-            }
+            break;
         }
-        answered
+        seen
     });
     (port, handle)
 }
@@ -271,12 +273,13 @@ fn stun_server(public: std::net::SocketAddrV4) -> (u16, std::thread::JoinHandle<
 /// candidates are advertised beside UDP ones.
 #[test]
 fn stun_candidates_ice_server_links_and_tcp_candidates() {
-    let (stun_port, stun) = stun_server("203.0.113.7:40000".parse().unwrap());
+    // The first request is lost: the server retransmits.
+    let (stun_port, stun) = stun_server("203.0.113.7:40000".parse().unwrap(), 1);
     let server = Server::start(&format!(
         "webrtc:\n  listen: 127.0.0.1:0\n  candidates: [stun:8555, localhost:9100]\n  ice_servers:\n    - urls: [stun:127.0.0.1:{stun_port}]\n    - urls: turn:192.0.2.1:3478\n      username: u\n      credential: secretpw\n"
     ));
     assert!(server.wait_log("webrtc candidates:", Duration::from_secs(10)), "{}", server.log());
-    assert_eq!(stun.join().unwrap(), 1, "one STUN query");
+    assert_eq!(stun.join().unwrap(), 2, "a lost STUN request is sent again");
     assert!(server.log().contains("203.0.113.7:8555/udp"), "{}", server.log());
 
     let r = server.http("OPTIONS", "/api/webrtc");
@@ -365,4 +368,53 @@ fn h265_is_answered_when_offered() {
     let r = post_sdp(&server, "/api/webrtc?src=hevc", &h264);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("codecs not matched: video:H264 => video:H265"), "{}", r.text());
+}
+
+/// ICE-TCP connections that are not a session's peer are closed: at once for a packet that is not a
+/// STUN request of a live session, and after 15 s for one that only sends empty frames.
+#[test]
+fn ice_tcp_strangers_are_disconnected() {
+    use std::io::{Read, Write};
+    let server = start();
+    let log = server.log();
+    let port: u16 = log
+        .lines()
+        .find_map(|l| l.split("webrtc listening on 127.0.0.1:").nth(1))
+        .and_then(|p| p.strip_suffix("/tcp").or(p.strip_suffix("/udp")))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("port in log:\n{log}"));
+    // Closed: end of stream or reset, not a read timeout.
+    let closed_within = |s: &mut std::net::TcpStream, secs: u64| {
+        s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+        let mut b = [0u8; 16];
+        match s.read(&mut b) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    };
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    garbage.write_all(b"\x00\x05hello").unwrap();
+    assert!(closed_within(&mut garbage, 5), "a frame that is no STUN request closes the connection");
+
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = std::time::Instant::now();
+    idle.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut b = [0u8; 16];
+    let closed = loop {
+        // Empty frames do not keep the connection open.
+        if idle.write_all(b"\x00\x00").is_err() {
+            break true;
+        }
+        match idle.read(&mut b) {
+            Ok(0) => break true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break true,
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+    };
+    assert!(closed, "empty frames kept the connection open for 30 s");
+    eprintln!("closed after {:?}", started.elapsed());
 }

@@ -15,7 +15,7 @@ mod candidates;
 mod incoming;
 mod net;
 mod session;
-mod stun;
+pub(crate) mod stun;
 
 pub(crate) use incoming::Incoming;
 use net::{register, server_for, Datagram};
@@ -59,7 +59,7 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 /// Codec names per kind that an offer lists (`a=rtpmap`), uppercased, in offer order.
-fn offered_codecs(sdp: &str) -> Vec<(Kind, Vec<String>)> {
+pub(crate) fn offered_codecs(sdp: &str) -> Vec<(Kind, Vec<String>)> {
     let mut out: Vec<(Kind, Vec<String>)> = Vec::new();
     let mut current: Option<usize> = None;
     for line in sdp.lines() {
@@ -87,7 +87,7 @@ fn offered_codecs(sdp: &str) -> Vec<(Kind, Vec<String>)> {
 
 /// Reader filters for an offer: per offered kind, the codecs we can send that it lists, in our
 /// priority order; a kind with none of them asks for what it offered, so the hub's error names it.
-fn filters_for(offered: &[(Kind, Vec<String>)]) -> Vec<MediaFilter> {
+pub(crate) fn filters_for(offered: &[(Kind, Vec<String>)]) -> Vec<MediaFilter> {
     let mut filters: Vec<MediaFilter> = Vec::new();
     for (kind, names) in offered {
         if filters.iter().any(|f| f.kind == *kind) {
@@ -305,7 +305,7 @@ fn rtc_config_audio_first(creds: &IceCreds, first: Option<&str>) -> str0m::RtcCo
 
 /// `sdp` (an answer) with the medias `mids` made send-only (`sendrecv` → `sendonly`, `recvonly` →
 /// `inactive`).
-fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
+pub(crate) fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
     if mids.is_empty() {
         return sdp.to_string();
     }
@@ -332,7 +332,7 @@ fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
 }
 
 /// Whether an offer's peer sends audio (an audio m-line that is `sendrecv` or `sendonly`: a microphone).
-fn offer_sends_audio(sdp: &str) -> bool {
+pub(crate) fn offer_sends_audio(sdp: &str) -> bool {
     let mut in_audio = false;
     for line in sdp.lines().map(str::trim) {
         if let Some(m) = line.strip_prefix("m=") {
@@ -448,7 +448,8 @@ pub(crate) async fn new_session(
     let now = Instant::now();
     let mut rtc = config.build(now);
     // str0m reports MediaAdded only once connected, so the medias are the offer's `a=mid:` lines.
-    let (answer, timeout) = answer_offer(&mut rtc, offer, &net.candidates).map_err(IntoResponse::into_response)?;
+    let candidates = net.candidates();
+    let (answer, timeout) = answer_offer(&mut rtc, offer, &candidates).map_err(IntoResponse::into_response)?;
     let mids: Vec<(Mid, MediaKind)> = offer_sdp
         .lines()
         .filter_map(|l| l.trim().strip_prefix("a=mid:"))
@@ -507,8 +508,6 @@ pub(crate) async fn new_session(
         if let Some((mid, _)) = sending {
             tracing::info!(stream = %src, codec = %track.codec.short_name(), "two-way audio: the peer's microphone plays into the backchannel");
             incoming.push(Incoming::new(*mid, track));
-            // Keeps the backchannel's source connected while the microphone is on.
-            producer.add_reader();
             backchannel = Some(producer);
         }
     }
@@ -525,9 +524,15 @@ pub(crate) async fn new_session(
     let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
     };
+    // Keeps the backchannel's source connected while the microphone is on; the session's drop gives
+    // it back.
+    if let Some(producer) = &backchannel {
+        producer.add_reader();
+    }
     let session = Session {
         id: id.clone(),
         server: server.clone(),
+        candidates,
         rtc,
         reader: Some(reader),
         outgoing,
@@ -566,7 +571,8 @@ async fn new_publish_session(
     };
     let creds = IceCreds::new();
     let mut rtc = rtc_config(&creds).build(Instant::now());
-    let (answer, timeout) = answer_offer(&mut rtc, offer, &net.candidates).map_err(IntoResponse::into_response)?;
+    let candidates = net.candidates();
+    let (answer, timeout) = answer_offer(&mut rtc, offer, &candidates).map_err(IntoResponse::into_response)?;
     // One hub media per offered medium we can receive, with the codec str0m negotiated first.
     let mut medias = Vec::new();
     let mut mids = Vec::new();
@@ -615,6 +621,7 @@ async fn new_publish_session(
     let session = Session {
         id: id.clone(),
         server: server.clone(),
+        candidates,
         rtc,
         reader: None,
         outgoing: Vec::new(),

@@ -8,6 +8,7 @@
 use super::candidates::{self, LocalCandidate};
 use super::stun;
 use super::*;
+use std::sync::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -17,11 +18,15 @@ pub(super) const SESSION_QUEUE: usize = 256;
 const MAX_ADDRS_PER_SESSION: usize = 8;
 /// Most open ICE-TCP connections (each is a task and a socket).
 const MAX_TCP_CONNECTIONS: usize = 2 * MAX_SESSIONS;
+/// Most open ICE-TCP connections from one IP address.
+const MAX_TCP_PER_IP: usize = 16;
 /// A TCP connection must bring a STUN request for a known session within this time, and stays open
 /// only while packets keep coming (ICE consent checks come every few seconds).
 const TCP_IDLE: Duration = Duration::from_secs(15);
-/// How long to wait for each STUN server for a `stun:` candidate.
+/// How long to wait for each STUN server for a `stun:` candidate (and for each DNS lookup).
 const STUN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the candidates are gathered again.
+const REGATHER_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Binds the sockets and runs their tasks until shutdown. Sockets that cannot be bound are logged
 /// and WebRTC answers `503` (the other servers keep running, as in go2rtc).
@@ -51,43 +56,46 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     if tcp.is_some() {
         tracing::info!("webrtc listening on {local}/tcp");
     }
-    let stun = match &udp {
-        Some(socket) => stun_addresses(socket, config).await,
-        None => Vec::new(),
-    };
-    let interfaces = if local.ip().is_unspecified() { candidates::interface_addrs() } else { Vec::new() };
-    let resolved = resolve_host_names(config, local).await;
-    let candidates = candidates::gather(&candidates::Inputs {
-        config,
-        local,
-        udp: udp.is_some(),
-        tcp: tcp.is_some(),
-        interfaces: &interfaces,
-        stun: &stun,
-        resolved: &resolved,
-    });
-    let list: Vec<String> =
-        candidates.iter().map(|c| format!("{}/{}", c.addr, if c.tcp { "tcp" } else { "udp" })).collect();
-    tracing::info!("webrtc candidates: {}", list.join(" "));
     let server = server_for(&app);
-    let _ = server.net.set(Net { udp: udp.clone(), local, candidates });
+    let _ = server.net.set(Net { udp: udp.clone(), local, tcp: tcp.is_some(), candidates: RwLock::new(Vec::new()) });
     let shutdown = app.shutdown.clone();
+    let sockets = {
+        let server = server.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let udp_task = async {
+                if let Some(socket) = udp {
+                    demux_udp(&server, socket, &shutdown).await;
+                }
+            };
+            let tcp_task = async {
+                if let Some(listener) = tcp {
+                    accept_tcp(&server, listener, &shutdown).await;
+                }
+            };
+            tokio::join!(udp_task, tcp_task);
+            // Ending the socket tasks ends every session.
+            let sessions: Vec<_> = server.lock().by_id.values().map(|s| s.cancel.clone()).collect();
+            for c in sessions {
+                c.cancel();
+            }
+        })
+    };
+    // The first candidates before any offer is answered; then again every few minutes, for dynamic
+    // public addresses (stun:), dynamic DNS names and interfaces that change (DHCP, VPNs).
+    server.regather(config).await;
+    let app_for_refresh = app.clone();
     Ok(Some(tokio::spawn(async move {
-        let udp_task = async {
-            if let Some(socket) = udp {
-                demux_udp(&server, socket, &shutdown).await;
+        let refresh = async {
+            loop {
+                tokio::time::sleep(REGATHER_INTERVAL).await;
+                server.regather(&app_for_refresh.config.webrtc).await;
             }
         };
-        let tcp_task = async {
-            if let Some(listener) = tcp {
-                accept_tcp(&server, listener, &shutdown).await;
-            }
-        };
-        tokio::join!(udp_task, tcp_task);
-        // Ending the socket tasks ends every session.
-        let sessions: Vec<_> = server.lock().by_id.values().map(|s| s.cancel.clone()).collect();
-        for c in sessions {
-            c.cancel();
+        tokio::select! {
+            _ = sockets => {}
+            _ = shutdown.cancelled() => {}
+            _ = refresh => {}
         }
     })))
 }
@@ -115,8 +123,8 @@ async fn bind(addr: &str, udp: bool, tcp: bool) -> std::io::Result<(Option<Arc<U
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no port")))
 }
 
-/// The addresses of host-name candidates (a dynamic-DNS name for a forwarded port), looked up once at
-/// start: addresses of the socket's family.
+/// The addresses of host-name candidates (a dynamic-DNS name for a forwarded port): addresses of the
+/// socket's family.
 async fn resolve_host_names(config: &crate::config::WebrtcConfig, local: SocketAddr) -> Vec<(String, Vec<SocketAddr>)> {
     let mut out = Vec::new();
     for (entry, host, port) in candidates::host_name_candidates(config, local.port()) {
@@ -137,61 +145,26 @@ async fn resolve_host_names(config: &crate::config::WebrtcConfig, local: SocketA
     out
 }
 
-/// Our public address as the configured STUN servers see the UDP socket, once per `stun:` candidate
-/// (all alike): asked only when such a candidate is configured — the server contacts nobody otherwise.
-async fn stun_addresses(socket: &UdpSocket, config: &crate::config::WebrtcConfig) -> Vec<IpAddr> {
-    let wanted = config.candidates.iter().filter(|c| c.starts_with("stun:")).count();
-    if wanted == 0 {
-        return Vec::new();
-    }
-    let servers: Vec<&str> = config
+/// The `stun:` URLs of `webrtc.ice_servers` as `host:port` (default port 3478).
+fn stun_servers(config: &crate::config::WebrtcConfig) -> Vec<String> {
+    config
         .ice_servers
         .iter()
         .flat_map(|s| &s.urls)
         .filter_map(|u| u.strip_prefix("stun:"))
         .map(|h| h.split('?').next().unwrap_or(h))
-        .collect();
-    if servers.is_empty() {
-        tracing::warn!("webrtc: stun: candidates need a stun: URL in webrtc.ice_servers (none configured)");
-        return Vec::new();
-    }
-    for server in servers {
-        let target = if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-            server.to_string()
-        } else {
-            format!("{server}:3478")
-        };
-        match tokio::time::timeout(STUN_TIMEOUT, stun_query(socket, &target)).await {
-            Ok(Ok(addr)) => {
-                tracing::info!("webrtc: STUN server {target} sees us as {}", addr.ip());
-                return vec![addr.ip(); wanted];
+        .map(|h| {
+            if h.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+                h.to_string()
+            } else {
+                format!("{h}:3478")
             }
-            Ok(Err(e)) => tracing::warn!("webrtc: STUN server {target}: {e}"),
-            Err(_) => tracing::warn!("webrtc: STUN server {target}: no answer in {STUN_TIMEOUT:?}"),
-        }
-    }
-    Vec::new()
+        })
+        .collect()
 }
 
-async fn stun_query(socket: &UdpSocket, target: &str) -> std::io::Result<SocketAddr> {
-    let server = tokio::net::lookup_host(target)
-        .await?
-        .find(|a| a.is_ipv4() == socket.local_addr().map(|l| l.is_ipv4()).unwrap_or(true))
-        .ok_or_else(|| std::io::Error::other("no address of the socket's family"))?;
-    let id: [u8; 12] = rand::random();
-    socket.send_to(&stun::binding_request(id), server).await?;
-    let mut buf = [0u8; 1500];
-    loop {
-        // No session exists yet: anything else arriving now is dropped.
-        let (n, from) = socket.recv_from(&mut buf).await?;
-        if from == server {
-            if let Some(addr) = stun::mapped_address(&buf[..n], &id) {
-                return Ok(addr);
-            }
-        }
-    }
-}
-
+/// A binding request waiting for its answer: (STUN server, transaction id, where the answer goes).
+type StunWaiter = (SocketAddr, [u8; 12], tokio::sync::oneshot::Sender<SocketAddr>);
 /// The WebRTC state of one `App` (`App::webrtc`): the routes (built before the sockets are bound) and
 /// the socket tasks both reach it there.
 #[derive(Default)]
@@ -200,12 +173,22 @@ pub struct Server {
     pub(super) sessions: Mutex<Sessions>,
     /// The writer queue of every open ICE-TCP connection, by remote address.
     tcp: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    /// A STUN query of ours in flight: the UDP socket's task hands it the server's answer.
+    stun_waiter: Mutex<Option<StunWaiter>>,
 }
 
 pub(super) struct Net {
     udp: Option<Arc<UdpSocket>>,
     pub(super) local: SocketAddr,
-    pub(super) candidates: Vec<LocalCandidate>,
+    tcp: bool,
+    /// What offers are answered with; re-gathered every [`REGATHER_INTERVAL`].
+    candidates: RwLock<Vec<LocalCandidate>>,
+}
+
+impl Net {
+    pub(super) fn candidates(&self) -> Vec<LocalCandidate> {
+        self.candidates.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 #[derive(Default)]
@@ -245,6 +228,106 @@ impl Server {
         self.tcp.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Gathers the candidates again (interfaces, host names, `stun:`) and logs them when they change.
+    async fn regather(&self, config: &crate::config::WebrtcConfig) {
+        let Some(net) = self.net.get() else { return };
+        let stun = self.stun_addresses(config).await;
+        let interfaces = if net.local.ip().is_unspecified() { candidates::interface_addrs() } else { Vec::new() };
+        let resolved = resolve_host_names(config, net.local).await;
+        let gathered = candidates::gather(&candidates::Inputs {
+            config,
+            local: net.local,
+            udp: net.udp.is_some(),
+            tcp: net.tcp,
+            interfaces: &interfaces,
+            stun: &stun,
+            resolved: &resolved,
+        });
+        let mut current = net.candidates.write().unwrap_or_else(|e| e.into_inner());
+        if *current != gathered {
+            let list: Vec<String> =
+                gathered.iter().map(|c| format!("{}/{}", c.addr, if c.tcp { "tcp" } else { "udp" })).collect();
+            // Tests and scripts read this line.
+            tracing::info!("webrtc candidates: {}", list.join(" "));
+            *current = gathered;
+        }
+    }
+
+    /// Our public address as the configured STUN servers see the UDP socket, once per `stun:`
+    /// candidate (all alike): asked only when such a candidate is configured — the server contacts
+    /// nobody otherwise.
+    async fn stun_addresses(&self, config: &crate::config::WebrtcConfig) -> Vec<IpAddr> {
+        let wanted = config.candidates.iter().filter(|c| c.starts_with("stun:")).count();
+        if wanted == 0 {
+            return Vec::new();
+        }
+        let servers = stun_servers(config);
+        if servers.is_empty() {
+            tracing::warn!("webrtc: stun: candidates need a stun: URL in webrtc.ice_servers (none configured)");
+            return Vec::new();
+        }
+        for target in servers {
+            match self.stun_query(&target).await {
+                Ok(addr) => {
+                    tracing::debug!("webrtc: STUN server {target} sees us as {}", addr.ip());
+                    return vec![addr.ip(); wanted];
+                }
+                Err(e) => tracing::warn!("webrtc: STUN server {target}: {e}"),
+            }
+        }
+        Vec::new()
+    }
+
+    /// One binding request to `target`, retransmitted (RFC 8489: 250 ms, doubling) for up to
+    /// [`STUN_TIMEOUT`]; the UDP socket's task passes the answer back.
+    async fn stun_query(&self, target: &str) -> Result<SocketAddr, String> {
+        let Some(socket) = self.net.get().and_then(|n| n.udp.clone()) else { return Err("no UDP socket".into()) };
+        let v4 = socket.local_addr().map(|l| l.is_ipv4()).unwrap_or(true);
+        let lookup = tokio::time::timeout(STUN_TIMEOUT, tokio::net::lookup_host(target)).await;
+        let server = match lookup {
+            Ok(Ok(mut list)) => list.find(|a| a.is_ipv4() == v4).ok_or("no address of the socket's family")?,
+            Ok(Err(e)) => return Err(format!("cannot resolve: {e}")),
+            Err(_) => return Err("resolving took too long".into()),
+        };
+        let id: [u8; 12] = rand::random();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        *self.stun_waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some((server, id, tx));
+        let request = stun::binding_request(id);
+        let deadline = tokio::time::Instant::now() + STUN_TIMEOUT;
+        let mut rto = Duration::from_millis(250);
+        let answer = loop {
+            if let Err(e) = socket.send_to(&request, server).await {
+                break Err(format!("send: {e}"));
+            }
+            let wait = (tokio::time::Instant::now() + rto).min(deadline);
+            match tokio::time::timeout_at(wait, &mut rx).await {
+                Ok(Ok(addr)) => break Ok(addr),
+                Ok(Err(_)) => break Err("query replaced".into()),
+                Err(_) if wait >= deadline => break Err(format!("no answer in {STUN_TIMEOUT:?}")),
+                Err(_) => rto *= 2,
+            }
+        };
+        let mut waiter = self.stun_waiter.lock().unwrap_or_else(|e| e.into_inner());
+        if waiter.as_ref().is_some_and(|w| w.1 == id) {
+            *waiter = None;
+        }
+        answer
+    }
+
+    /// Whether a datagram is the answer to our STUN query (handed over, then not routed to sessions).
+    fn stun_answer(&self, source: SocketAddr, data: &[u8]) -> bool {
+        let mut waiter = self.stun_waiter.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((server, id, _)) = waiter.as_ref() else { return false };
+        if *server != source {
+            return false;
+        }
+        let Some(addr) = stun::mapped_address(data, id) else { return false };
+        if let Some((_, _, tx)) = waiter.take() {
+            let _ = tx.send(addr);
+        }
+        true
+    }
+
     /// Forgets a session; its TCP connections close.
     pub(super) fn remove(&self, id: &str) {
         let removed = {
@@ -252,7 +335,10 @@ impl Server {
             let Some(e) = s.by_id.remove(id) else { return };
             s.by_ufrag.remove(&e.ufrag);
             for a in &e.addrs {
-                s.by_addr.remove(a);
+                // Unless another session took the address over since.
+                if s.by_addr.get(a).is_some_and(|owner| owner == id) {
+                    s.by_addr.remove(a);
+                }
             }
             e.addrs
         };
@@ -263,22 +349,27 @@ impl Server {
     }
 
     /// Routes one packet to its session's queue; `false` for unknown senders. Full queues drop it.
+    /// A STUN binding request goes by its ICE username even from a known address: a peer may run
+    /// several connections over one socket (ICE allows it), and the address then moves with it.
     fn route(&self, d: Datagram) -> bool {
         let key = (d.tcp.is_some(), d.source);
         let mut s = self.lock();
-        let id = match s.by_addr.get(&key) {
-            Some(id) => id.clone(),
-            None => {
-                let Some(ufrag) = stun::local_ufrag(&d.data) else { return false };
-                let Some(id) = s.by_ufrag.get(ufrag).cloned() else { return false };
+        let by_stun = stun::local_ufrag(&d.data).and_then(|u| s.by_ufrag.get(u).cloned());
+        let id = match (by_stun, s.by_addr.get(&key)) {
+            (Some(id), Some(known)) if *known == id => id,
+            (Some(id), _) => {
                 let Some(entry) = s.by_id.get_mut(&id) else { return false };
-                if entry.addrs.len() >= MAX_ADDRS_PER_SESSION {
-                    return false;
+                if !entry.addrs.contains(&key) {
+                    if entry.addrs.len() >= MAX_ADDRS_PER_SESSION {
+                        return false;
+                    }
+                    entry.addrs.push(key);
                 }
-                entry.addrs.push(key);
                 s.by_addr.insert(key, id.clone());
                 id
             }
+            (None, Some(known)) => known.clone(),
+            (None, None) => return false,
         };
         match s.by_id.get(&id) {
             Some(entry) => {
@@ -322,7 +413,9 @@ async fn demux_udp(server: &Server, socket: Arc<UdpSocket>, shutdown: &Cancellat
         };
         match r {
             Ok((n, source)) => {
-                server.route(Datagram { source, tcp: None, data: buf[..n].to_vec() });
+                if !server.stun_answer(source, &buf[..n]) {
+                    server.route(Datagram { source, tcp: None, data: buf[..n].to_vec() });
+                }
             }
             // ICMP errors of earlier sends surface here on some systems; the socket stays usable.
             Err(e) => tracing::debug!("webrtc: recv: {e}"),
@@ -337,7 +430,9 @@ async fn accept_tcp(server: &Arc<Server>, listener: TcpListener, shutdown: &Canc
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
+                    // Out of file descriptors, say: wait instead of spinning.
                     tracing::debug!("webrtc: tcp accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             },
@@ -345,7 +440,8 @@ async fn accept_tcp(server: &Arc<Server>, listener: TcpListener, shutdown: &Canc
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         {
             let mut tcp = server.tcp_lock();
-            if tcp.len() >= MAX_TCP_CONNECTIONS {
+            let from_ip = tcp.keys().filter(|a| a.ip() == remote.ip()).count();
+            if tcp.len() >= MAX_TCP_CONNECTIONS || from_ip >= MAX_TCP_PER_IP {
                 tracing::debug!("webrtc: too many TCP connections, {remote} refused");
                 continue;
             }
@@ -381,6 +477,9 @@ async fn tcp_connection(
     };
     let reader = async {
         let mut buf = vec![0u8; u16::MAX as usize];
+        // Only packets that reach a session keep the connection open: a peer must send a STUN request
+        // of a live session within TCP_IDLE, and keep sending.
+        let mut deadline = tokio::time::Instant::now() + TCP_IDLE;
         loop {
             let frame = async {
                 let len = rd.read_u16().await? as usize;
@@ -389,15 +488,19 @@ async fn tcp_connection(
             };
             let len = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = tokio::time::timeout(TCP_IDLE, frame) => match r {
+                r = tokio::time::timeout_at(deadline, frame) => match r {
                     Ok(Ok(len)) => len,
                     _ => return,
                 },
             };
-            if len > 0 && !server.route(Datagram { source: remote, tcp: Some(local), data: buf[..len].to_vec() }) {
+            if len == 0 {
+                continue;
+            }
+            if !server.route(Datagram { source: remote, tcp: Some(local), data: buf[..len].to_vec() }) {
                 tracing::debug!("webrtc: tcp {remote}: not a session's peer, closing");
                 return;
             }
+            deadline = tokio::time::Instant::now() + TCP_IDLE;
         }
     };
     tokio::select! {

@@ -41,6 +41,8 @@ pub(super) async fn next_delivery(reader: &mut Option<Reader>) -> Option<crate::
 pub(super) struct Session {
     pub(super) id: String,
     pub(super) server: Arc<Server>,
+    /// The local candidates its answer listed.
+    pub(super) candidates: Vec<super::candidates::LocalCandidate>,
     pub(super) rtc: Rtc,
     /// Playing (WHEP): the hub reader and where each of its tracks goes.
     pub(super) reader: Option<Reader>,
@@ -58,6 +60,21 @@ pub(super) struct Session {
 pub(super) enum Step {
     Continue,
     End(&'static str),
+}
+
+/// The session leaves the registry and gives back what it held however its task ends (also by a
+/// panic): otherwise its slot would count against the session limit for ever.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.server.remove(&self.id);
+        if let Some((stream, producer)) = self.publish.take() {
+            stream.remove_producer(producer.id);
+            tracing::info!("webrtc publisher disconnected");
+        }
+        if let Some(producer) = self.backchannel.take() {
+            producer.remove_reader();
+        }
+    }
 }
 
 impl Session {
@@ -96,14 +113,6 @@ impl Session {
             }
         };
         self.rtc.disconnect();
-        self.server.remove(&self.id);
-        if let Some((stream, producer)) = self.publish.take() {
-            stream.remove_producer(producer.id);
-            tracing::info!("webrtc publisher disconnected");
-        }
-        if let Some(producer) = self.backchannel.take() {
-            producer.remove_reader();
-        }
         tracing::info!("webrtc session ended: {why}");
     }
 
@@ -127,7 +136,7 @@ impl Session {
             // reached (its own address when on this host, else one of its family and scope); ICE
             // matches the destination against the local candidates.
             None => {
-                let udp = || net.candidates.iter().filter(|c| !c.tcp).map(|c| c.addr);
+                let udp = || self.candidates.iter().filter(|c| !c.tcp).map(|c| c.addr);
                 let ip = d.source.ip();
                 let destination = udp()
                     .find(|a| a.ip() == ip)
