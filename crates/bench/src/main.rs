@@ -4,6 +4,7 @@
 
 mod client;
 mod clip;
+mod net;
 mod procstat;
 
 use bytes::BytesMut;
@@ -25,6 +26,32 @@ struct Args {
     window: Duration,
     json: PathBuf,
     joins: usize,
+    net: NetMode,
+}
+
+/// Where the load client sits, network-wise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NetMode {
+    /// Everything on 127.0.0.1: the receivers' TCP input runs inside the server's send calls.
+    Loopback,
+    /// The load client in its own network namespace over a veth pair, with RPS (see `net.rs`).
+    Veth,
+}
+
+impl NetMode {
+    fn describe(self) -> &'static str {
+        match self {
+            NetMode::Loopback => "loopback (127.0.0.1, server and client unpinned; the readers' TCP receive processing and wakeups run inside the server's writev and are counted as server CPU)",
+            NetMode::Veth => "veth+RPS (client in its own network namespace over a veth pair; server pinned to CPU 0, client to CPU 1, RPS steers the client's receive processing to CPU 1 and the ACKs to CPU 0)",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            NetMode::Loopback => "loopback",
+            NetMode::Veth => "veth+rps",
+        }
+    }
 }
 
 fn parse_args() -> Args {
@@ -35,6 +62,7 @@ fn parse_args() -> Args {
         window: Duration::from_secs(10),
         json: PathBuf::from("target/bench-report.json"),
         joins: 20,
+        net: NetMode::Loopback,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,8 +73,15 @@ fn parse_args() -> Args {
             "--window" => a.window = Duration::from_secs_f64(value().parse().expect("--window seconds")),
             "--json" => a.json = PathBuf::from(value()),
             "--joins" => a.joins = value().parse().expect("--joins count"),
+            "--net" => {
+                a.net = match value().as_str() {
+                    "loopback" | "lo" => NetMode::Loopback,
+                    "veth" => NetMode::Veth,
+                    other => panic!("--net loopback|veth, not {other}"),
+                }
+            }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN] [--readers 1,10,50,200,500] [--window SECS] [--joins N] [--json FILE]");
+                println!("camrelay-bench [--server BIN] [--readers 1,10,50,200,500] [--window SECS] [--joins N] [--json FILE] [--net loopback|veth]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -63,18 +98,23 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &PathBuf) -> Server {
-        let config = r#"{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:0","rtp_listen":"127.0.0.1:0","rtcp_listen":"127.0.0.1:0"},"webrtc":{"listen":""},"streams":{"bench":null},"log":{"level":"warn"}}"#;
+    /// Starts `bin` listening on `ip`, pinned to `cpu` if given.
+    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>) -> Server {
+        let config = format!(
+            r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":""}},"streams":{{"bench":null}},"log":{{"level":"warn"}}}}"#
+        );
         let dir = std::env::temp_dir().join(format!("camrelay-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut child = Command::new(bin)
-            .current_dir(&dir)
-            .args(["-c", config])
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&dir)
+            .args(["-c", &config])
             .env("RUST_LOG", "warn,camrelay::servers=info")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            .stderr(Stdio::piped());
+        if let Some(cpu) = cpu {
+            net::pin_child(&mut cmd, cpu);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let (mut rtsp, mut api) = (None, None);
@@ -325,6 +365,8 @@ struct FanOut {
     min_mbps: f64,
     dropped: u64,
     latency_ms: Option<(f64, f64, f64)>,
+    /// Share of each CPU's time spent in softirq during the window (where receive processing ran).
+    softirq_pct: Vec<f64>,
 }
 
 async fn fan_out(
@@ -358,6 +400,7 @@ async fn fan_out(
     let cpu0 = procstat::cpu_seconds(pid);
     let user0 = procstat::user_seconds(pid);
     let me0 = procstat::cpu_seconds(std::process::id());
+    let soft0 = procstat::cpu_softirq_ticks();
     let sent0 = sent.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let mut peak_rss = 0;
@@ -369,6 +412,11 @@ async fn fan_out(
     let cpu = procstat::cpu_seconds(pid) - cpu0;
     let user = procstat::user_seconds(pid) - user0;
     let me = procstat::cpu_seconds(std::process::id()) - me0;
+    let softirq_pct = procstat::cpu_softirq_ticks()
+        .iter()
+        .zip(&soft0)
+        .map(|((s1, t1), (s0, t0))| (s1 - s0) as f64 * 100.0 / (t1 - t0).max(1) as f64)
+        .collect();
     let stream_bytes = (sent.load(Ordering::Relaxed) - sent0) as f64;
     let per_reader: Vec<f64> = stats.iter().map(|s| s.lock().unwrap().bytes as f64 * 8.0 / elapsed / 1e6).collect();
     let dropped = srv.dropped().saturating_sub(dropped_before);
@@ -401,6 +449,7 @@ async fn fan_out(
         dropped,
         latency_ms: (!latencies.is_empty())
             .then(|| (percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99))),
+        softirq_pct,
     }
 }
 
@@ -530,9 +579,43 @@ fn main() {
     let bin = args.server.clone().unwrap_or_else(build_release);
     let bin = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     let clip = Arc::new(clip::load(std::path::Path::new("target/bench-media")).expect("benchmark clip"));
+    // Removes the namespace when main returns (declared before the server: dropped after it).
+    struct NetGuard;
+    impl Drop for NetGuard {
+        fn drop(&mut self) {
+            net::cleanup();
+        }
+    }
+    let _net_guard = NetGuard;
+    let veth = match args.net {
+        NetMode::Loopback => None,
+        NetMode::Veth => Some(net::Veth::create().unwrap_or_else(|e| {
+            eprintln!("--net veth: {e}");
+            std::process::exit(2)
+        })),
+    };
+    let srv = match &veth {
+        None => Server::start(&bin, "127.0.0.1", None),
+        Some(v) => {
+            let srv = Server::start(&bin, &v.server_ip, Some(v.server_cpu));
+            v.set_server_pid(srv.pid());
+            // The runtime's threads are created after this: they inherit the namespace and the CPU.
+            if let Err(e) = v.enter_client_side() {
+                drop(srv);
+                net::cleanup();
+                eprintln!("--net veth: {e}");
+                std::process::exit(2);
+            }
+            let (client_mask, server_mask) = v.rps_masks();
+            eprintln!(
+                "veth: server {} on CPU {} (rps_cpus {}), client {} in netns {} on CPU {} (rps_cpus {})",
+                v.server_ip, v.server_cpu, server_mask, v.client_ip, v.netns, v.client_cpu, client_mask
+            );
+            srv
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let srv = Server::start(&bin);
-    eprintln!("server pid {}", srv.pid());
+    eprintln!("server pid {}, network: {}", srv.pid(), args.net.name());
     let url = format!("rtsp://{}/bench", srv.rtsp);
     let times = Arc::new(Mutex::new(SendTimes::default()));
     let sent = Arc::new(AtomicU64::new(0));
@@ -564,6 +647,7 @@ fn main() {
         "## camrelay-bench: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) + AAC over RTSP/TCP, window {:?}\n",
         args.window
     );
+    println!("Network: {}\n", args.net.describe());
     println!("| readers | connected | server CPU s | server % core (user) | CPU % per 100 Mbit/s | peak RSS MiB | stream Mbit/s | min reader Mbit/s | median Mbit/s | min/stream | dropped | latency p50/p90/p99 ms | load client % core |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
@@ -585,6 +669,11 @@ fn main() {
             lat,
             r.client_cpu_pct
         );
+    }
+    println!("\nSoftirq share of each CPU during the windows (where packet receive processing ran):");
+    for r in &rows {
+        let cpus: Vec<String> = r.softirq_pct.iter().enumerate().map(|(i, p)| format!("CPU {i} {p:.1} %")).collect();
+        println!("- {} readers: {}", r.readers, cpus.join(", "));
     }
     println!(
         "\nTime to first keyframe (RTSP, {} joins at random points in the GOP): median {:.1} ms, p90 {:.1} ms",
@@ -612,12 +701,13 @@ fn main() {
     let json = serde_json::json!({
         "server": bin.display().to_string(),
         "window_s": args.window.as_secs_f64(),
+        "net": args.net.name(),
         "fan_out": rows.iter().map(|r| serde_json::json!({
             "readers": r.readers, "connected": r.connected, "server_cpu_s": r.server_cpu_s,
             "server_cpu_pct": r.server_cpu_pct, "server_user_pct": r.server_user_pct, "cpu_pct_per_100mbps": r.cpu_pct_per_100mbps,
             "peak_rss_mib": r.peak_rss_mib, "stream_mbps": r.stream_mbps, "delivered_mbps": r.delivered_mbps,
             "min_reader_mbps": r.min_mbps, "median_reader_mbps": r.median_mbps, "min_ratio": r.min_ratio,
-            "dropped": r.dropped, "client_cpu_pct": r.client_cpu_pct,
+            "dropped": r.dropped, "client_cpu_pct": r.client_cpu_pct, "softirq_pct_per_cpu": r.softirq_pct,
             "latency_ms": r.latency_ms.map(|(a, b, c)| serde_json::json!({"p50": a, "p90": b, "p99": c})),
         })).collect::<Vec<_>>(),
         "ttff_rtsp_ms": {"median": percentile(&ttff, 0.5), "p90": percentile(&ttff, 0.9), "samples": ttff},

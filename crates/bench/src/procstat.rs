@@ -36,3 +36,16 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Per CPU: (ticks in softirq, all ticks) from /proc/stat, to see on which CPU receive processing ran.
+pub fn cpu_softirq_ticks() -> Vec<(u64, u64)> {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return Vec::new() };
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(|b| b.is_ascii_digit()))
+        .map(|l| {
+            let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            // user nice system idle iowait irq softirq steal ...
+            (v.get(6).copied().unwrap_or(0), v.iter().take(8).sum())
+        })
+        .collect()
+}

@@ -353,7 +353,7 @@ impl Connection {
                 ts_offset: None,
                 packets: 0,
                 octets: 0,
-                last_sr: None,
+                next_sr: None,
             })
             .collect();
         self.writer.set_media(MediaOut {

@@ -32,10 +32,12 @@ const SR_INTERVAL: Duration = Duration::from_secs(5);
 pub(super) const AUDIO_HOLD: Duration = Duration::from_millis(40);
 /// Audio frames held at most, and frames encoded into one write when catching up.
 const MAX_BATCH_FRAMES: usize = 32;
-/// Slices per write call (the kernel takes up to 1024).
-const MAX_SLICES: usize = 512;
+/// Pieces per write call: at most two slices each (the kernel takes up to 1024).
+const MAX_PIECES: usize = 256;
 /// Slices a write keeps on the stack: a P-frame of a few Mbit/s video and the audio held for it.
 const SMALL_SLICES: usize = 48;
+/// Interleaved header (4 bytes) and RTP header (12 bytes) of a packet, written together.
+const PACKET_HEADER: usize = 16;
 
 /// Where a track's packets go.
 #[derive(Clone, Copy, Debug)]
@@ -58,7 +60,8 @@ pub(super) struct OutTrack {
     pub ts_offset: Option<u32>,
     pub packets: u32,
     pub octets: u32,
-    pub last_sr: Option<Instant>,
+    /// When the next RTCP sender report is due (`None`: with the first packet).
+    pub next_sr: Option<Instant>,
 }
 
 /// What a reader sends: its tracks' outgoing state, in the order of the reader's tracks.
@@ -69,10 +72,14 @@ pub(super) struct MediaOut {
     pub udp: Option<Arc<UdpPorts>>,
 }
 
-/// A part of the current write: bytes of `State::wire`, or the payload of packet `.1` of `frames[.0]`.
+/// A part of the current write.
+#[derive(Clone, Copy)]
 enum Piece {
-    Wire(usize, usize),
-    Payload(usize, usize),
+    /// Bytes `.0` to `.1` of `State::wire` (a response, an RTCP packet with its interleaved header).
+    Wire(u32, u32),
+    /// An RTP packet: its [`PACKET_HEADER`] bytes at `wire[.0..]`, then the payload of packet `.2` of
+    /// `frames[.1]`.
+    Packet(u32, u32, u32),
 }
 
 struct State {
@@ -87,9 +94,10 @@ struct State {
     piece_offset: usize,
     /// Frames that arrived while a write was unfinished.
     queued: VecDeque<(usize, Arc<Frame>)>,
-    /// Audio waiting for the next video frame, and when the first of it arrived.
+    /// Audio waiting for the next video frame, and until when it may wait (the first one's arrival
+    /// plus [`AUDIO_HOLD`]).
     held: Vec<(usize, Arc<Frame>)>,
-    held_since: Option<Instant>,
+    held_until: Option<Instant>,
     /// Frames `queued` may hold (the reader's queue size) before new ones are dropped.
     capacity: usize,
     /// Whether audio waits for video: a TCP reader that takes video.
@@ -119,7 +127,7 @@ impl Writer {
                 piece_offset: 0,
                 queued: VecDeque::new(),
                 held: Vec::new(),
-                held_since: None,
+                held_until: None,
                 capacity: 1,
                 hold_audio: false,
                 udp_buf: Vec::new(),
@@ -167,9 +175,9 @@ impl Writer {
     pub async fn send(&self, bytes: &[u8]) -> io::Result<()> {
         {
             let mut st = self.lock();
-            let start = st.wire.len();
+            let start = st.wire.len() as u32;
             st.wire.extend_from_slice(bytes);
-            let end = st.wire.len();
+            let end = st.wire.len() as u32;
             st.pieces.push(Piece::Wire(start, end));
         }
         self.flush().await
@@ -218,14 +226,14 @@ impl DirectSink for Writer {
         let video = media.tracks.get(slot).is_some_and(|t| t.kind == Kind::Video);
         if !video && st.hold_audio {
             st.held.push((slot, frame.clone()));
-            let since = *st.held_since.get_or_insert(arrived);
-            if arrived.saturating_duration_since(since) < AUDIO_HOLD && st.held.len() < MAX_BATCH_FRAMES {
+            let until = *st.held_until.get_or_insert_with(|| arrived + AUDIO_HOLD);
+            if arrived < until && st.held.len() < MAX_BATCH_FRAMES {
                 return Offer::Taken;
             }
             st.encode_held(arrived);
         } else {
             st.encode_held(arrived);
-            st.encode(slot, frame, arrived);
+            st.encode(slot, frame.clone(), arrived);
         }
         match st.write(&self.socket) {
             Ok(true) => Offer::Taken,
@@ -258,31 +266,32 @@ impl State {
             if !self.write(socket)? {
                 return Ok(false);
             }
-            let stale = self.held_since.is_some_and(|t| now.saturating_duration_since(t) >= AUDIO_HOLD);
+            let stale = self.held_until.is_some_and(|t| now >= t);
             if self.queued.is_empty() && !stale {
                 return Ok(true);
             }
             self.encode_held(now);
             for _ in 0..MAX_BATCH_FRAMES {
                 let Some((slot, frame)) = self.queued.pop_front() else { break };
-                self.encode(slot, &frame, now);
+                self.encode(slot, frame, now);
             }
         }
     }
 
     fn encode_held(&mut self, now: Instant) {
-        self.held_since = None;
-        let held = std::mem::take(&mut self.held);
-        for (slot, frame) in &held {
-            self.encode(*slot, frame, now);
+        if self.held.is_empty() {
+            return;
         }
-        let mut held = held;
-        held.clear();
+        self.held_until = None;
+        let mut held = std::mem::take(&mut self.held);
+        for (slot, frame) in held.drain(..) {
+            self.encode(slot, frame, now);
+        }
         self.held = held;
     }
 
     /// Adds a frame's packets to the current write (TCP), or sends them (UDP).
-    fn encode(&mut self, slot: usize, frame: &Arc<Frame>, now: Instant) {
+    fn encode(&mut self, slot: usize, frame: Arc<Frame>, now: Instant) {
         let State { media, wire, frames, pieces, udp_buf, .. } = self;
         let Some(media) = media else { return };
         let (Some(o), Some(track)) = (media.out.get_mut(slot), media.tracks.get(slot)) else { return };
@@ -292,8 +301,8 @@ impl State {
         }
         let offset = *o.ts_offset.get_or_insert(o.rtptime_base.wrapping_sub(frame.timestamp));
         let mut sr = None;
-        if o.last_sr.is_none_or(|t| now.saturating_duration_since(t) >= SR_INTERVAL) {
-            o.last_sr = Some(now);
+        if o.next_sr.is_none_or(|t| now >= t) {
+            o.next_sr = Some(now + SR_INTERVAL);
             let wallclock = track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
             let report = rtp::rtcp::SenderReport {
                 ssrc: o.ssrc,
@@ -304,34 +313,55 @@ impl State {
             };
             sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
         }
-        let mut bytes = 0u64;
+        let mut payload_bytes = 0usize;
+        let packets = frame.rtp.len();
         match dest {
             Dest::Interleaved(rtp_ch, rtcp_ch) => {
                 if let Some(sr) = &sr {
-                    let start = wire.len();
+                    let start = wire.len() as u32;
                     wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtcp_ch, sr.len() as u16));
                     wire.extend_from_slice(sr);
-                    pieces.push(Piece::Wire(start, wire.len()));
+                    pieces.push(Piece::Wire(start, wire.len() as u32));
                 }
-                let fi = frames.len();
-                frames.push(frame.clone());
+                let fi = frames.len() as u32;
+                wire.reserve(PACKET_HEADER * packets);
+                pieces.reserve(packets);
+                // The fields every packet of this reader's track shares; per packet only the length,
+                // marker, sequence number and timestamp change.
+                let ssrc = o.ssrc.to_be_bytes();
+                let pt = o.payload_type & 0x7f;
+                let mut seq = o.next_seq;
                 for (pi, p) in frame.rtp.iter().enumerate() {
-                    let start = wire.len();
                     let len = (12 + p.payload.len()).min(u16::MAX as usize) as u16;
-                    wire.extend_from_slice(&rtsp::message::encode_interleaved_header(rtp_ch, len));
-                    let mut header = [0u8; 12];
-                    let ts = p.timestamp.wrapping_add(offset);
-                    rtp::packet::write_header(&mut header, p.marker, o.payload_type, o.next_seq, ts, o.ssrc);
+                    let len = len.to_be_bytes();
+                    let s = seq.to_be_bytes();
+                    let ts = p.timestamp.wrapping_add(offset).to_be_bytes();
+                    let header: [u8; PACKET_HEADER] = [
+                        b'$',
+                        rtp_ch,
+                        len[0],
+                        len[1],
+                        0x80,
+                        (u8::from(p.marker) << 7) | pt,
+                        s[0],
+                        s[1],
+                        ts[0],
+                        ts[1],
+                        ts[2],
+                        ts[3],
+                        ssrc[0],
+                        ssrc[1],
+                        ssrc[2],
+                        ssrc[3],
+                    ];
+                    let start = wire.len() as u32;
                     wire.extend_from_slice(&header);
-                    o.next_seq = o.next_seq.wrapping_add(1);
-                    // Header and payload of a packet are adjacent pieces, unless a response came between.
-                    match pieces.last_mut() {
-                        Some(Piece::Wire(_, end)) if *end == start => *end = wire.len(),
-                        _ => pieces.push(Piece::Wire(start, wire.len())),
-                    }
-                    pieces.push(Piece::Payload(fi, pi));
-                    bytes += 12 + p.payload.len() as u64;
+                    pieces.push(Piece::Packet(start, fi, pi as u32));
+                    seq = seq.wrapping_add(1);
+                    payload_bytes += p.payload.len();
                 }
+                o.next_seq = seq;
+                frames.push(frame);
             }
             Dest::Udp(rtp_addr, rtcp_addr) => {
                 let Some(udp) = &media.udp else { return };
@@ -350,64 +380,79 @@ impl State {
                     if udp.rtp.try_send_to(udp_buf, rtp_addr).is_err() {
                         media.shared.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    bytes += udp_buf.len() as u64;
+                    payload_bytes += p.payload.len();
                 }
             }
         }
-        o.packets = o.packets.wrapping_add(frame.rtp.len() as u32);
-        o.octets = o.octets.wrapping_add(frame.rtp.iter().map(|p| p.payload.len() as u32).sum::<u32>());
-        media.shared.count_sent(frame.rtp.len() as u64, bytes);
+        o.packets = o.packets.wrapping_add(packets as u32);
+        o.octets = o.octets.wrapping_add(payload_bytes as u32);
+        media.shared.count_sent(packets as u64, (12 * packets + payload_bytes) as u64);
     }
 
     /// Writes as much of the current write as the socket takes without blocking. True when it is all
     /// sent (and the buffers are reset for the next one).
     fn write(&mut self, socket: &OwnedWriteHalf) -> io::Result<bool> {
         while self.next_piece < self.pieces.len() {
-            // A frame's pieces fit a small array on the stack (a large one would cost more to initialise
-            // than the write's bookkeeping); larger batches (keyframes, catching up) take a Vec.
-            let count = (self.pieces.len() - self.next_piece).min(MAX_SLICES);
+            let pieces = &self.pieces[self.next_piece..];
+            let pieces = &pieces[..pieces.len().min(MAX_PIECES)];
+            // A frame's slices fit a small array on the stack (a large one would cost more to
+            // initialise than the write's bookkeeping); larger batches (keyframes, catching up) take a
+            // Vec.
             let empty: &[u8] = &[];
             let mut small = [IoSlice::new(empty); SMALL_SLICES];
             let mut large = Vec::new();
-            let slices: &mut [IoSlice<'_>] = if count <= SMALL_SLICES {
-                &mut small[..count]
+            let slices: &mut [IoSlice<'_>] = if 2 * pieces.len() <= SMALL_SLICES {
+                &mut small
             } else {
-                large.resize(count, IoSlice::new(empty));
+                large.resize(2 * pieces.len(), IoSlice::new(empty));
                 &mut large
             };
-            let mut len = 0;
-            for (i, slot) in slices.iter_mut().enumerate() {
-                let bytes: &[u8] = match self.pieces[self.next_piece + i] {
-                    Piece::Wire(a, b) => &self.wire[a..b],
-                    Piece::Payload(fi, pi) => &self.frames[fi].rtp[pi].payload,
-                };
-                let bytes = if i == 0 { &bytes[self.piece_offset..] } else { bytes };
-                *slot = IoSlice::new(bytes);
-                len += bytes.len();
+            let (mut count, mut len) = (0, 0);
+            let mut skip = self.piece_offset;
+            for piece in pieces {
+                match *piece {
+                    Piece::Wire(a, b) => {
+                        let bytes = &self.wire[a as usize + skip..b as usize];
+                        slices[count] = IoSlice::new(bytes);
+                        count += 1;
+                        len += bytes.len();
+                    }
+                    Piece::Packet(h, fi, pi) => {
+                        let h = h as usize;
+                        let payload: &[u8] = &self.frames[fi as usize].rtp[pi as usize].payload;
+                        if skip < PACKET_HEADER {
+                            slices[count] = IoSlice::new(&self.wire[h + skip..h + PACKET_HEADER]);
+                            slices[count + 1] = IoSlice::new(payload);
+                            count += 2;
+                            len += PACKET_HEADER - skip + payload.len();
+                        } else {
+                            slices[count] = IoSlice::new(&payload[skip - PACKET_HEADER..]);
+                            count += 1;
+                            len += payload.len() + PACKET_HEADER - skip;
+                        }
+                    }
+                }
+                skip = 0;
             }
-            let n = match socket.try_write_vectored(slices) {
+            let n = match socket.try_write_vectored(&slices[..count]) {
                 Ok(0) if len > 0 => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             };
-            // Advance the cursor by `n` bytes.
-            let mut left = n;
-            while left > 0 || self.piece_len(self.next_piece) == Some(self.piece_offset) {
-                let Some(plen) = self.piece_len(self.next_piece) else { break };
-                let rest = plen - self.piece_offset;
-                if left >= rest {
-                    left -= rest;
-                    self.next_piece += 1;
-                    self.piece_offset = 0;
-                } else {
-                    self.piece_offset += left;
-                    left = 0;
-                }
+            if n == len {
+                self.next_piece += pieces.len();
+                self.piece_offset = 0;
+                continue;
             }
-            if n < len {
-                return Ok(false);
+            // Partly written: move the cursor `n` bytes on (it stops inside a piece, since n < len).
+            let mut at = self.piece_offset + n;
+            while let Some(plen) = self.piece_len(self.next_piece).filter(|&l| at >= l) {
+                at -= plen;
+                self.next_piece += 1;
             }
+            self.piece_offset = at;
+            return Ok(false);
         }
         self.wire.clear();
         self.frames.clear();
@@ -419,8 +464,8 @@ impl State {
 
     fn piece_len(&self, i: usize) -> Option<usize> {
         Some(match *self.pieces.get(i)? {
-            Piece::Wire(a, b) => b - a,
-            Piece::Payload(fi, pi) => self.frames[fi].rtp[pi].payload.len(),
+            Piece::Wire(a, b) => (b - a) as usize,
+            Piece::Packet(_, fi, pi) => PACKET_HEADER + self.frames[fi as usize].rtp[pi as usize].payload.len(),
         })
     }
 }
@@ -458,7 +503,7 @@ mod tests {
                 ts_offset: None,
                 packets: 0,
                 octets: 0,
-                last_sr: Some(Instant::now()),
+                next_sr: Some(Instant::now() + SR_INTERVAL),
             }],
             tracks: vec![track],
             shared: Arc::new(ReaderShared::new("test", String::new())),
@@ -510,6 +555,46 @@ mod tests {
         assert_eq!(writer.offer(0, &frame(taken, 100), Instant::now()), Offer::Taken);
         assert!(!writer.lock().busy());
         assert_eq!(read_packets(&mut client, 1).await, vec![(100u16.wrapping_add(taken as u16), taken)]);
+    }
+
+    /// A frame of `packets` small packets of varying sizes, each payload starting with `i`.
+    fn small_packet_frame(i: u32, packets: usize) -> Arc<Frame> {
+        let rtp = (0..packets)
+            .map(|k| {
+                let mut payload = vec![k as u8; 4 + (k * 7) % 41];
+                payload[..4].copy_from_slice(&i.to_be_bytes());
+                RtpPacket {
+                    marker: k + 1 == packets,
+                    payload_type: 96,
+                    sequence: 0,
+                    timestamp: i,
+                    ssrc: 0,
+                    payload: Bytes::from(payload),
+                }
+            })
+            .collect();
+        Arc::new(Frame { timestamp: i, keyframe: true, payload: Bytes::new(), rtp })
+    }
+
+    #[tokio::test]
+    async fn partial_writes_resume_inside_headers_and_payloads() {
+        // Packets of 20 to 60 bytes with 16-byte headers: the socket fills, and later flushes stop, at
+        // every kind of place (inside a header, between header and payload, inside a payload).
+        let (writer, mut client) = connected(64).await;
+        let mut taken = 0u32;
+        loop {
+            match writer.offer(0, &small_packet_frame(taken, 40), Instant::now()) {
+                Offer::Taken => taken += 1,
+                Offer::Full => break,
+                Offer::Closed => panic!("writer failed"),
+            }
+            assert!(taken < 200_000, "the socket never filled");
+        }
+        let (flushed, got) = tokio::join!(writer.flush(), read_packets(&mut client, 40 * taken as usize));
+        flushed.unwrap();
+        let expected: Vec<(u16, u32)> = (0..40 * taken).map(|n| (100u16.wrapping_add(n as u16), n / 40)).collect();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "every packet arrives once, whole, in order, with consecutive sequence numbers");
     }
 
     #[tokio::test]
