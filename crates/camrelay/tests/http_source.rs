@@ -262,25 +262,7 @@ fn jpeg_snapshot_url_is_polled_into_a_track() {
     let yaml = format!("streams:\n  snap: \"http://127.0.0.1:{}/snap.jpg#header=X-Snap: 1\"\n", up.addr.port());
     let srv = Server::start(&yaml);
     // An RTSP reader starts the source.
-    let url = srv.rtsp_url("snap");
-    let reader = std::thread::spawn(move || {
-        run_with_timeout(
-            Command::new("ffmpeg").args([
-                "-v",
-                "error",
-                "-rtsp_transport",
-                "tcp",
-                "-i",
-                &url,
-                "-t",
-                "6",
-                "-f",
-                "null",
-                "-",
-            ]),
-            Duration::from_secs(8),
-        )
-    });
+    let reader = rtsp_reader_for(&srv.rtsp_url("snap"), 6);
     let online = |min: u64| {
         let p = producer(&srv, "snap");
         p["state"] == "online" && p["receivers"][0]["codec"]["codec_name"] == "jpeg" && frames_of(&p) > min
@@ -373,25 +355,7 @@ fn http_digest_auth_against_lighttpd() {
     ));
     assert_h264_aac(&srv, "ts");
 
-    let url = srv.rtsp_url("snap");
-    let reader = std::thread::spawn(move || {
-        run_with_timeout(
-            Command::new("ffmpeg").args([
-                "-v",
-                "error",
-                "-rtsp_transport",
-                "tcp",
-                "-i",
-                &url,
-                "-t",
-                "5",
-                "-f",
-                "null",
-                "-",
-            ]),
-            Duration::from_secs(8),
-        )
-    });
+    let reader = rtsp_reader_for(&srv.rtsp_url("snap"), 5);
     // Several snapshots: the nonce keeps working on the kept-alive connection.
     assert!(
         wait_until(Duration::from_secs(10), || frames_of(&producer(&srv, "snap")) >= 5),

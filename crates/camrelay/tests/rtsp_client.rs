@@ -548,7 +548,6 @@ struct GstCamera {
 
 impl GstCamera {
     fn start(port: u16, args: &[&str]) -> GstCamera {
-        use std::io::BufRead;
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gst_camera.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
@@ -559,14 +558,8 @@ impl GstCamera {
             .stderr(Stdio::null())
             .spawn()
             .expect("start /usr/bin/python3");
-        let stdout = child.stdout.take().unwrap();
+        let rx = lines_of(child.stdout.take().unwrap());
         let cam = GstCamera { child };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(l) if l == "READY" => cam,
             other => panic!(
@@ -802,7 +795,6 @@ fn gstreamer_camera_over_tls() {
 /// through websockify (a WebSocket-to-TCP proxy we did not write) in front of GStreamer's RTSP server.
 #[test]
 fn gstreamer_camera_through_a_websocket_tunnel() {
-    use std::io::BufRead;
     let port = free_port();
     let _cam = GstCamera::start(port, &["--audio", "none"]);
     let ws_port = free_port();
@@ -813,14 +805,7 @@ fn gstreamer_camera_through_a_websocket_tunnel() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("websockify (apt package websockify)");
-    let stderr = proxy.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    let proxy_log = lines_of(proxy.stderr.take().unwrap());
     assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_ok()));
     let server =
         Server::start(&format!("streams:\n  cam: rtsp://127.0.0.1:{port}/test#transport=ws://127.0.0.1:{ws_port}/\n"));
@@ -830,6 +815,9 @@ fn gstreamer_camera_through_a_websocket_tunnel() {
     assert!(decode_video_frames(&server.rtsp_url("cam"), "tcp", 30).expect("decode") >= 30);
     let _ = proxy.kill();
     let _ = proxy.wait();
-    let log = log.lock().unwrap().clone();
-    assert!(log.contains(&format!("connecting to: 127.0.0.1:{port}")), "the tunnel carried the session: {log}");
+    let log: Vec<String> = proxy_log.try_iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains(&format!("connecting to: 127.0.0.1:{port}"))),
+        "the tunnel carried the session: {log:?}"
+    );
 }

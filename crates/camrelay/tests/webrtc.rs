@@ -162,7 +162,6 @@ fn whep_session_is_created_and_deleted() {
 
 #[test]
 fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let server = Server::start("streams:\n  cam:\nwebrtc:\n  listen: 127.0.0.1:0\n");
     assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
@@ -175,13 +174,7 @@ fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start python");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = common::lines_of(child.stdout.take().unwrap());
     let connected = rx.recv_timeout(Duration::from_secs(30)).is_ok_and(|l| l == "connected");
     if !connected {
         let _ = child.kill();

@@ -8,7 +8,7 @@ mod common;
 
 use common::{decode_video_frames, ffprobe, http_request, wait_until, ProbedStream, Server};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -162,13 +162,7 @@ impl AiortcServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start python");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = common::lines_of(child.stdout.take().unwrap());
         let Some(url) = rx
             .recv_timeout(Duration::from_secs(30))
             .ok()

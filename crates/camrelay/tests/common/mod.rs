@@ -208,6 +208,44 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// Runs a command with a time limit; kills it when the limit passes.
+/// An ffmpeg reader of an RTSP URL (TCP) that runs `seconds` in a thread, so that a source stays wanted
+/// while the test looks at it.
+pub fn rtsp_reader_for(url: &str, seconds: u32) -> std::thread::JoinHandle<Output> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let secs = seconds.to_string();
+        run_with_timeout(
+            Command::new("ffmpeg").args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                &url,
+                "-t",
+                &secs,
+                "-f",
+                "null",
+                "-",
+            ]),
+            Duration::from_secs(u64::from(seconds) + 3),
+        )
+    })
+}
+
+/// The lines a child writes to a pipe (its stdout or stderr), as they come, from a reader thread.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn client");
     let mut stdout = child.stdout.take().unwrap();
