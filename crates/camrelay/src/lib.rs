@@ -3,6 +3,8 @@
 pub mod app;
 pub mod config;
 pub mod dial;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod logging;
 pub mod secrets;

@@ -56,36 +56,102 @@ pub fn mask_text(text: &str) -> String {
     mask_key_values(&mask_urls(text))
 }
 
-/// Characters that end a URL in free text.
-fn ends_url(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`')
+/// Quotes and angle brackets: they end a URL in free text (`"rtsp://..."`, `<http://...>`).
+fn is_quote(c: char) -> bool {
+    matches!(c, '"' | '\'' | '<' | '>' | '`')
 }
 
 /// Finds every `://` and masks the URL that follows (whatever the scheme: when in doubt, mask).
 fn mask_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let body = &rest[pos + 3..];
-        let end = body.find(ends_url).unwrap_or(body.len());
-        out.push_str(&rest[..pos + 3]);
-        out.push_str(&mask_url_body(&body[..end]));
-        rest = &body[end..];
+    let mut next_at = NextAt { text, stop: None };
+    let mut done = 0;
+    while let Some(found) = text[done..].find("://") {
+        let pos = done + found;
+        // The character before the scheme: a quote or bracket there is closed at the URL's end.
+        let scheme_start = text[..pos].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        let end = url_end(text, pos + 3, scheme_start.chars().next_back(), &mut next_at);
+        out.push_str(&text[done..pos + 3]);
+        out.push_str(&mask_url_body(&text[pos + 3..end]));
+        done = end;
     }
-    out.push_str(rest);
+    out.push_str(&text[done..]);
     out
+}
+
+/// Where the URL whose body (after `scheme://`) starts at `start` ends in free text: at whitespace, or
+/// at a quote or angle bracket, except one inside a `user:password` part (`user:pa"ss@host`): one that
+/// is not the (unescaped) closer of `opener` and comes after a `:` and before the URL's `@`. One pass
+/// over the URL (free text can be long).
+fn url_end(text: &str, start: usize, opener: Option<char>, next_at: &mut NextAt) -> usize {
+    let closer = match opener {
+        Some('<') => Some('>'),
+        Some(c @ ('"' | '\'' | '`')) => Some(c),
+        _ => None,
+    };
+    let body = &text[start..];
+    let mut seen_at = false;
+    let mut path_before_colon = false;
+    // Whether the part before the first ':' can be a user name.
+    let mut user: Option<bool> = None;
+    let mut escaped_next = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            c if c.is_whitespace() => return start + i,
+            '@' => seen_at = true,
+            ':' if user.is_none() => user = Some(!path_before_colon),
+            '/' | '?' => path_before_colon = true,
+            _ => {}
+        }
+        if !is_quote(c) {
+            continue;
+        }
+        // `\"` in JSON and double-quoted YAML, `''` in single-quoted YAML.
+        let after_pair = std::mem::take(&mut escaped_next);
+        escaped_next = c == '\'' && !after_pair && body[i + 1..].starts_with('\'');
+        let escaped = after_pair || escaped_next || (c == '"' && body[..i].ends_with('\\'));
+        let closes = Some(c) == closer && !escaped;
+        let in_password = !seen_at && user == Some(true) && next_at.is_at(start + i);
+        if closes || !in_password {
+            return start + i;
+        }
+    }
+    text.len()
+}
+
+/// Whether the next '@' or whitespace from a position on is an '@', for positions asked in increasing
+/// order: each part of the text is scanned once.
+struct NextAt<'a> {
+    text: &'a str,
+    /// The last answer: the position of that '@' or whitespace (or the text's end).
+    stop: Option<usize>,
+}
+
+impl NextAt<'_> {
+    fn is_at(&mut self, pos: usize) -> bool {
+        let stop = match self.stop {
+            Some(stop) if stop >= pos => stop,
+            _ => {
+                let found = self.text[pos..].find(|c: char| c == '@' || c.is_whitespace());
+                found.map_or(self.text.len(), |k| pos + k)
+            }
+        };
+        self.stop = Some(stop);
+        self.text[stop..].starts_with('@')
+    }
 }
 
 /// Masks the part of one URL after `scheme://`.
 fn mask_url_body(body: &str) -> String {
-    // The user part ends at the last '@' before any query ('?'); passwords may hold '/' or '#'.
-    let limit = body.find('?').unwrap_or(body.len());
+    // The user part ends at the last '@' before the query ('?' after an '@'); passwords may hold '/',
+    // '?' or '#'. A '/' or '?' before the ':' is a path or a query, not a user part.
+    let limit = body.find('@').and_then(|at| body[at..].find('?').map(|q| at + q)).unwrap_or(body.len());
     let mut out = String::with_capacity(body.len());
     let mut rest = body;
     if let Some(at) = body[..limit].rfind('@') {
         let userinfo = &body[..at];
         let colon = userinfo.find(':');
-        let slash = userinfo.find('/');
+        let slash = userinfo.find(['/', '?']);
         match (colon, slash) {
             (Some(c), s) if !matches!(s, Some(s) if s < c) => {
                 out.push_str(&userinfo[..c]);
@@ -157,9 +223,9 @@ fn mask_key_values(text: &str) -> String {
                     break;
                 }
                 let nl = &next[content.len()..];
-                if !content.trim().is_empty() {
-                    let lead = content.len() - content.trim_start().len();
-                    out.push_str(&content[..lead]);
+                let lead = content.len() - content.trim_start().len();
+                out.push_str(&content[..lead]);
+                if lead < content.len() {
                     out.push_str(MASK);
                 }
                 out.push_str(nl);
@@ -215,13 +281,17 @@ fn mask_line(line: &str) -> (String, Option<usize>) {
         // The value: quoted string, or plain text up to a flow separator or a comment.
         let value_start = i + 1 + (after.len() - after.trim_start_matches([' ', '\t']).len());
         let value = &line[value_start..];
+        // A quoted value left open at the end of the line goes on on the next lines (YAML).
+        let mut open_quote = false;
         let value_len = match value.as_bytes().first() {
             None | Some(b'\r' | b'\n' | b'#') => 0,
             Some(&q @ (b'"' | b'\'')) => {
                 let mut j = 1;
                 let vb = value.as_bytes();
-                while j < vb.len() {
-                    if vb[j] == b'\\' && q == b'"' {
+                open_quote = true;
+                // Up to the closing quote, within the line (its line break is kept).
+                while j < vb.len() && !matches!(vb[j], b'\r' | b'\n') {
+                    if vb[j] == b'\\' && q == b'"' && !matches!(vb.get(j + 1), Some(b'\r' | b'\n')) {
                         j += 2;
                         continue;
                     }
@@ -231,6 +301,7 @@ fn mask_line(line: &str) -> (String, Option<usize>) {
                             continue;
                         }
                         j += 1;
+                        open_quote = false;
                         break;
                     }
                     j += 1;
@@ -251,10 +322,13 @@ fn mask_line(line: &str) -> (String, Option<usize>) {
             }
         };
         let text_value = &value[..value_len];
-        if text_value.starts_with(['|', '>']) {
+        let block_scalar = text_value.starts_with(['|', '>']);
+        if block_scalar || open_quote {
+            // The value goes on on the lines indented deeper than the key.
             let indent = line.len() - line.trim_start_matches(' ').len();
             block = Some(indent);
-        } else if !text_value.is_empty() && !matches!(text_value, "\"\"" | "''") {
+        }
+        if !block_scalar && !text_value.is_empty() && !matches!(text_value, "\"\"" | "''") {
             out.push_str(&line[copied..value_start]);
             if text_value.starts_with('"') {
                 out.push_str("\"***\"");
@@ -282,6 +356,40 @@ mod tests {
         assert_eq!(mask_url("tapo://cloudpass@192.168.1.5"), "tapo://***@192.168.1.5");
         assert_eq!(mask_url("rtsp://10.0.0.1/x"), "rtsp://10.0.0.1/x");
         assert_eq!(mask_url("rtsp://user:@h/x"), "rtsp://user:***@h/x");
+    }
+
+    #[test]
+    fn password_with_quotes_or_question_mark_is_masked() {
+        // Found by the `secrets` fuzz target: a quote or bracket in the password ended the URL, and
+        // a '?' in it was taken for the query, so the password was left as written.
+        for pw in ["pa\"ss", "pa'ss", "p<a>s`s", "{\"a\":1}", "pa?ss", "p?a'b/c#d", "?", "'"] {
+            let url = format!("rtsp://user:{pw}@host/");
+            assert_eq!(mask_url(&url), "rtsp://user:***@host/", "{url}");
+            assert_eq!(mask_text(&url), "rtsp://user:***@host/", "{url}");
+            let exec = format!("exec:ffmpeg -i {url} -f rtsp {{output}}");
+            assert_eq!(mask_url(&exec), "exec:ffmpeg -i rtsp://user:***@host/ -f rtsp {output}");
+        }
+        // Escaped quotes in JSON and YAML strings are part of the password too.
+        assert_eq!(mask_text(r#"{"src":"rtsp://u:pa\"ss@h/x"}"#), r#"{"src":"rtsp://u:***@h/x"}"#);
+        assert_eq!(mask_text("src: 'rtsp://u:pa''ss@h/x'"), "src: 'rtsp://u:***@h/x'");
+        // Quotes around URLs still end them, and a query's '@' is not a user part.
+        assert_eq!(mask_text(r#"["rtsp://h:554/x","a:b@c"]"#), r#"["rtsp://h:554/x","a:b@c"]"#);
+        assert_eq!(mask_text("<rtsp://u:p@h/x>'s"), "<rtsp://u:***@h/x>'s");
+        assert_eq!(mask_url("http://h?x=a@b"), "http://h?x=a@b");
+        assert_eq!(mask_url("http://h/x?u=a:b@c"), "http://h/x?u=a:b@c");
+        assert_eq!(mask_url("rtsp://u:p@h/x?email=a@b&pass=c"), "rtsp://u:***@h/x?email=a@b&pass=***");
+    }
+
+    #[test]
+    fn long_text_is_masked_in_linear_time() {
+        // Log lines and config files can be long: no rescanning of the text per quote or per URL.
+        let start = std::time::Instant::now();
+        for unit in ["x://a:\"", "x://a:'", "x://\"@", "'a:b''", "password: \"x\\\"\n"] {
+            let text = unit.repeat(50_000);
+            let _ = mask_text(&text);
+            let _ = mask_url(&text);
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
     #[test]

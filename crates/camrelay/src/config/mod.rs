@@ -38,6 +38,37 @@ mod edit_tests {
     }
 
     #[test]
+    fn unmask_tells_equal_masked_lines_apart() {
+        // Found by the `config` fuzz target: lines that mask alike (two `password:` keys, the lines of
+        // a block scalar) all got the secret of one of them, and a block scalar could not be restored.
+        let original = "api:\n  password: a\n  tls_key: |\n    -----BEGIN-----\n    xyz\n    -----END-----\nrtsp:\n  password: b\n";
+        let masked = crate::secrets::mask_text(original);
+        assert_eq!(masked, "api:\n  password: ***\n  tls_key: |\n    ***\n    ***\n    ***\nrtsp:\n  password: ***\n");
+        assert_eq!(unmask(&masked, original).as_deref(), Some(original));
+        // Sections moved around keep their own secrets.
+        let moved = "rtsp:\n  password: ***\napi:\n  password: ***\n  tls_key: |\n    ***\n    ***\n    ***\n";
+        assert_eq!(
+            unmask(moved, original).as_deref(),
+            Some("rtsp:\n  password: b\napi:\n  password: a\n  tls_key: |\n    -----BEGIN-----\n    xyz\n    -----END-----\n")
+        );
+        // Blank lines in a block scalar keep their spaces.
+        let spaced = "tls_key: |\n  a\n  \n\n  b\n";
+        assert_eq!(crate::secrets::mask_text(spaced), "tls_key: |\n  ***\n  \n\n  ***\n");
+        assert_eq!(unmask(&crate::secrets::mask_text(spaced), spaced).as_deref(), Some(spaced));
+        // A block scalar with a line more or less cannot be told apart: refused.
+        assert!(unmask(&masked.replace("    ***\n    ***\n", "    ***\n"), original).is_none());
+        // An open quoted value keeps its line breaks when masked.
+        let quoted = "password: \"abc\n  def\"\nuser: x\n";
+        assert_eq!(crate::secrets::mask_text(quoted), "password: \"***\"\n  ***\nuser: x\n");
+        assert_eq!(unmask(&crate::secrets::mask_text(quoted), quoted).as_deref(), Some(quoted));
+        // Many equal lines are compared once, not once per line.
+        let many = "  password: a\n  password: b\n".repeat(20_000);
+        let start = std::time::Instant::now();
+        assert_eq!(unmask(&crate::secrets::mask_text(&many), &many).as_deref(), Some(many.as_str()));
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
+    }
+
+    #[test]
     fn validate_text_reports_location() {
         let e = validate_text("api:\n  listen: [1]\n", "camrelay.yaml", &|_| None).unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
@@ -419,21 +450,107 @@ pub fn validate_text(
 
 /// Puts back the secrets that [`read_masked`] hid: every line of `edited` that equals the masked form
 /// of a line of `original` becomes that original line again, so a config read from the API, edited and
-/// posted back keeps its passwords. Returns None if a masked value (`***`) is left that matches no
-/// original line (the user changed a line around a hidden secret).
+/// posted back keeps its passwords. When different original lines share a masked form (`password: ***`
+/// in two sections, the lines of a `tls_key: |` block), the line takes the secret of the one at the same
+/// place in the YAML tree (the same lines above it, indented less), in order. Returns None if a masked
+/// value (`***`) is left that matches no original line (the user changed a line around a hidden
+/// secret), or one whose secret is ambiguous.
 pub fn unmask(edited: &str, original: &str) -> Option<String> {
-    let masked: std::collections::HashMap<String, &str> =
-        original.lines().map(|l| (crate::secrets::mask_text(l), l)).collect();
-    let mut out = String::with_capacity(edited.len());
-    for line in edited.lines() {
-        match masked.get(line) {
-            Some(orig) => out.push_str(orig),
-            None if line.contains("***") => return None,
-            None => out.push_str(line),
+    use std::collections::HashMap;
+    let masked_text = crate::secrets::mask_text(original);
+    let orig: Vec<&str> = original.lines().collect();
+    let per_line: Vec<String>;
+    let mut masked: Vec<&str> = masked_text.lines().collect();
+    if masked.len() != orig.len() {
+        // Masking keeps line breaks; should it not, the lines are masked one by one.
+        per_line = orig.iter().map(|l| crate::secrets::mask_text(l)).collect();
+        masked = per_line.iter().map(String::as_str).collect();
+    }
+    let edited_lines: Vec<&str> = edited.lines().collect();
+    let mut places = LinePlaces::default();
+    let masked_places = places.of(&masked, true);
+    let edited_places = places.of(&edited_lines, false);
+
+    // The original lines behind each masked text and each place, and whether they are all the same.
+    let mut by_text: HashMap<&str, (Vec<usize>, bool)> = HashMap::new();
+    let mut by_place: HashMap<usize, (Vec<usize>, bool)> = HashMap::new();
+    for (i, line) in masked.iter().enumerate() {
+        by_text.entry(*line).or_insert_with(|| (Vec::new(), true)).0.push(i);
+        if let Some(p) = masked_places[i] {
+            by_place.entry(p).or_insert_with(|| (Vec::new(), true)).0.push(i);
         }
+    }
+    for (lines, same) in by_text.values_mut().chain(by_place.values_mut()) {
+        *same = lines.iter().all(|&i| orig[i] == orig[lines[0]]);
+    }
+    let mut edited_count: HashMap<usize, usize> = HashMap::new();
+    for p in edited_places.iter().flatten() {
+        *edited_count.entry(*p).or_default() += 1;
+    }
+    let mut taken: HashMap<usize, usize> = HashMap::new();
+    let mut out = String::with_capacity(edited.len());
+    for (line, place) in edited_lines.iter().zip(&edited_places) {
+        let restored = match by_text.get(line) {
+            None if line.contains("***") => return None,
+            None => line,
+            Some((lines, true)) => orig[lines[0]],
+            Some((_, false)) => {
+                let place = (*place)?;
+                let (lines, same) = by_place.get(&place)?;
+                if !same && edited_count.get(&place) != Some(&lines.len()) {
+                    return None;
+                }
+                let n = taken.entry(place).or_default();
+                let i = *lines.get(*n).or(lines.last())?;
+                *n += 1;
+                orig[i]
+            }
+        };
+        out.push_str(restored);
         out.push('\n');
     }
     Some(out)
+}
+
+/// Where lines sit in a YAML text, for [`unmask`]: one id per (parent's id, line text), the parent
+/// being the closest line above that is indented less (comments and blank lines are no parents).
+#[derive(Default)]
+struct LinePlaces<'a> {
+    ids: std::collections::HashMap<(usize, &'a str), usize>,
+}
+
+impl<'a> LinePlaces<'a> {
+    /// The id of each line (`None` for blank lines, and with `add` false for places not seen before).
+    fn of(&mut self, lines: &[&'a str], add: bool) -> Vec<Option<usize>> {
+        const ROOT: usize = usize::MAX;
+        let mut parents: Vec<(usize, Option<usize>)> = Vec::new();
+        let mut out = Vec::with_capacity(lines.len());
+        for line in lines {
+            let content = line.trim_start();
+            if content.is_empty() {
+                out.push(None);
+                continue;
+            }
+            let indent = line.len() - content.len();
+            while parents.last().is_some_and(|(i, _)| *i >= indent) {
+                parents.pop();
+            }
+            let parent = parents.last().map_or(Some(ROOT), |(_, id)| *id);
+            let next = self.ids.len();
+            let id = parent.and_then(|p| {
+                if add {
+                    Some(*self.ids.entry((p, *line)).or_insert(next))
+                } else {
+                    self.ids.get(&(p, *line)).copied()
+                }
+            });
+            if !content.starts_with('#') {
+                parents.push((indent, id));
+            }
+            out.push(id);
+        }
+        out
+    }
 }
 
 /// Replaces the config file atomically (temp file + rename).

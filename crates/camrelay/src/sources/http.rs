@@ -64,18 +64,18 @@ enum Scheme {
 
 /// A parsed source URL (without its `#` parameters).
 #[derive(Clone, Debug)]
-struct Target {
+pub(crate) struct Target {
     scheme: Scheme,
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Path and query (`/x?y`), `/` at least.
-    path: String,
+    pub(crate) path: String,
     /// `user:pass`, percent-decoded.
-    userinfo: Option<String>,
+    pub(crate) userinfo: Option<String>,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
+    pub(crate) fn parse(url: &str) -> Result<Target, String> {
         let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
@@ -114,7 +114,7 @@ impl Target {
         matches!(self.scheme, Scheme::Https | Scheme::Httpx)
     }
 
-    fn host_header(&self) -> String {
+    pub(crate) fn host_header(&self) -> String {
         let default = if self.tls() { 443 } else { 80 };
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         if self.port == default {
@@ -124,7 +124,7 @@ impl Target {
         }
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -136,7 +136,7 @@ impl Target {
 
     /// The target of a redirect (`Location`), relative or absolute. Credentials follow only to the
     /// same host.
-    fn redirect(&self, location: &str) -> Result<Target, String> {
+    pub(crate) fn redirect(&self, location: &str) -> Result<Target, String> {
         let mut next = if location.contains("://") {
             let mut t = Target::parse(location)?;
             if t.scheme == Scheme::Tcp {
@@ -184,11 +184,11 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
 
 /// The `#` parameters of an http/tcp URL that we use.
 #[derive(Clone, Debug, Default, PartialEq)]
-struct Params {
-    headers: Vec<(String, String)>,
+pub(crate) struct Params {
+    pub(crate) headers: Vec<(String, String)>,
 }
 
-fn split_url(url: &str) -> Result<(&str, Params), String> {
+pub(crate) fn split_url(url: &str) -> Result<(&str, Params), String> {
     let (base, query) = url.split_once('#').unwrap_or((url, ""));
     let mut params = Params::default();
     for (k, v) in parse_query(query) {

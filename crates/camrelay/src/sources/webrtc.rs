@@ -51,7 +51,7 @@ use tracing::Instrument;
 
 use crate::hub::{BoxFuture, Source, SourceError, SourceFactory, Track};
 use crate::secrets::{mask_text, mask_url};
-use crate::servers::webrtc::{rtc_config, Incoming};
+use crate::servers::webrtc::{rtc_config, sdp_error, Incoming};
 use crate::sources::exec::parse_query;
 
 /// TCP (and TLS) connect to the signalling server.
@@ -100,18 +100,18 @@ enum Scheme {
 
 /// The signalling URL (after `webrtc:`, without `#` parameters).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Target {
+pub(crate) struct Target {
     scheme: Scheme,
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Path and query, `/` at least.
-    path: String,
+    pub(crate) path: String,
     /// `user:pass`, percent-decoded: sent as Basic auth.
-    userinfo: Option<String>,
+    pub(crate) userinfo: Option<String>,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
+    pub(crate) fn parse(url: &str) -> Result<Target, String> {
         let (scheme, rest) =
             url.split_once("://").ok_or("not a URL (expected webrtc:http://... or webrtc:ws://...)")?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
@@ -161,7 +161,7 @@ impl Target {
         matches!(self.scheme, Scheme::Ws | Scheme::Wss)
     }
 
-    fn host_header(&self) -> String {
+    pub(crate) fn host_header(&self) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         if self.port == if self.tls() { 443 } else { 80 } {
             host
@@ -171,7 +171,7 @@ impl Target {
     }
 
     /// The URL without credentials.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -181,14 +181,14 @@ impl Target {
         format!("{scheme}://{}{}", self.host_header(), self.path)
     }
 
-    fn basic_auth(&self) -> Option<String> {
+    pub(crate) fn basic_auth(&self) -> Option<String> {
         use base64::Engine;
         self.userinfo.as_ref().map(|u| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u)))
     }
 
     /// A `Location` (absolute, absolute-path or relative) against this URL. Credentials follow only
     /// to the same host and port.
-    fn resolve(&self, location: &str) -> Result<Target, String> {
+    pub(crate) fn resolve(&self, location: &str) -> Result<Target, String> {
         let mut next = if location.contains("://") {
             let t = Target::parse(location)?;
             if t.websocket() {
@@ -304,7 +304,7 @@ async fn http_request(
 
 /// The readable part of an error body: go2rtc's / camrelay's `{"error": "..."}`, or the text's first
 /// line (bounded).
-fn error_body(body: &[u8]) -> String {
+pub(crate) fn error_body(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
@@ -316,7 +316,7 @@ fn error_body(body: &[u8]) -> String {
 }
 
 /// The SDP of a WHEP / go2rtc HTTP answer body: raw SDP, or JSON `{"type":"answer","sdp":...}`.
-fn answer_sdp(content_type: &str, body: &[u8]) -> Result<String, String> {
+pub(crate) fn answer_sdp(content_type: &str, body: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8 text".to_string())?;
     if content_type.contains("json") || text.trim_start().starts_with('{') {
         let v: serde_json::Value =
@@ -381,7 +381,7 @@ async fn ws_send(ws: &mut WsStream, kind: &str, value: &str) -> Result<(), Strin
 
 /// A go2rtc WebSocket message we act on.
 #[derive(Debug, PartialEq)]
-enum WsMessage {
+pub(crate) enum WsMessage {
     Answer(String),
     Candidate(String),
     Error(String),
@@ -390,7 +390,7 @@ enum WsMessage {
 
 /// Parses go2rtc's `{"type":..., "value":...}` (v1, `webrtc/answer`) and its v2 shape
 /// (`{"type":"webrtc","value":{"type":"answer","sdp":...}}`).
-fn parse_ws_message(text: &str) -> WsMessage {
+pub(crate) fn parse_ws_message(text: &str) -> WsMessage {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else { return WsMessage::Other };
     let value = &v["value"];
     match v["type"].as_str().unwrap_or("") {
@@ -412,7 +412,7 @@ fn parse_ws_message(text: &str) -> WsMessage {
 
 /// A remote candidate line (`candidate:...` or `a=candidate:...`), `None` for empty ones (end of
 /// candidates) and ones we cannot use (mDNS names, TCP).
-fn parse_candidate(line: &str) -> Option<Candidate> {
+pub(crate) fn parse_candidate(line: &str) -> Option<Candidate> {
     let line = line.trim();
     let line = line.strip_prefix("a=").unwrap_or(line);
     if line.is_empty() {
@@ -1137,7 +1137,10 @@ impl WebrtcSource {
             Ok(a) => a,
             Err(e) => {
                 peer.close().await;
-                return Err(self.err("answer", format!("not a valid SDP answer ({e}): {}", snippet(answer_text))));
+                return Err(self.err(
+                    "answer",
+                    format!("not a valid SDP answer ({}): {}", sdp_error(&e, answer_text), snippet(answer_text)),
+                ));
             }
         };
         if let Err(e) = peer.rtc.sdp_api().accept_answer(pending, answer) {

@@ -135,6 +135,25 @@ fn best_payload<'a>(
     best
 }
 
+/// An SDP parse error as the peer may read it. str0m's names the place of the error by its memory
+/// address (`Parse error at PointerOffset(0x7f...)`, which tells the peer where our heap is): this
+/// names the byte offset in `sdp` instead.
+pub(crate) fn sdp_error(e: &impl std::fmt::Display, sdp: &str) -> String {
+    const AT: &str = "PointerOffset(0x";
+    let mut text = e.to_string();
+    while let Some(start) = text.find(AT) {
+        let hex = start + AT.len();
+        let Some(len) = text[hex..].find(')') else { break };
+        let place = usize::from_str_radix(&text[hex..hex + len], 16)
+            .ok()
+            .and_then(|addr| addr.checked_sub(sdp.as_ptr() as usize))
+            .filter(|offset| *offset <= sdp.len())
+            .map_or_else(|| "an unknown place".to_string(), |offset| format!("byte {offset}"));
+        text.replace_range(start..hex + len + 1, &place);
+    }
+    text
+}
+
 /// Payload types that are not media codecs of their own.
 fn is_helper_codec(name: &str) -> bool {
     matches!(name, "RTX" | "RED" | "ULPFEC" | "FLEXFEC-03" | "CN" | "TELEPHONE-EVENT")
@@ -418,8 +437,9 @@ pub(crate) async fn new_session(
     let Some(net) = server.net.get() else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: not listening (see webrtc.listen)"));
     };
-    let offer = SdpOffer::from_sdp_string(offer_sdp)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {e}")))?;
+    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
+        error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {}", sdp_error(&e, offer_sdp)))
+    })?;
     if server.lock().by_id.len() >= MAX_SESSIONS {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
     }
@@ -559,8 +579,9 @@ async fn new_publish_session(
     let Some(net) = server.net.get() else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: not listening (see webrtc.listen)"));
     };
-    let offer = SdpOffer::from_sdp_string(offer_sdp)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {e}")))?;
+    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
+        error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {}", sdp_error(&e, offer_sdp)))
+    })?;
     let Some(stream) = app.hub.stream_for_publish(dst, app.config.rtsp.allow_any_publish) else {
         return Err(error(
             StatusCode::NOT_FOUND,
@@ -654,6 +675,22 @@ mod tests {
         let vp8 =
             filters_for(&offered_codecs("m=video 9 x 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n"));
         assert_eq!(vp8[0].codecs, vec!["VP8"]);
+    }
+
+    #[test]
+    fn sdp_errors_do_not_show_addresses() {
+        // Seen running the `webrtc_offer` fuzz target: str0m's parse errors, answered to the peer,
+        // named the place of the error by its memory address.
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\na=x\r\n";
+        let e = SdpOffer::from_sdp_string(sdp).expect_err("no t= line");
+        // Byte 36 is `a=x`, where `t=` must be.
+        assert!(e.to_string().contains("PointerOffset(0x"), "{e}");
+        let text = sdp_error(&e, sdp);
+        assert!(!text.contains("0x") && text.contains("Parse error at byte 36"), "{text}");
+        assert_eq!(
+            sdp_error(&"at PointerOffset(0x10) and PointerOffset(0x", "x"),
+            "at an unknown place and PointerOffset(0x"
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl<'a> Message<'a> {
 }
 
 /// The local part of a STUN binding request's USERNAME (`local:remote`), if `data` is one.
-pub(super) fn local_ufrag(data: &[u8]) -> Option<&str> {
+pub(crate) fn local_ufrag(data: &[u8]) -> Option<&str> {
     let m = Message::parse(data)?;
     if m.typ != BINDING_REQUEST {
         return None;
@@ -63,7 +63,7 @@ pub(super) fn binding_request(id: [u8; 12]) -> Vec<u8> {
 
 /// The address a binding success response for transaction `id` reports (XOR-MAPPED-ADDRESS, or the
 /// old MAPPED-ADDRESS).
-pub(super) fn mapped_address(data: &[u8], id: &[u8; 12]) -> Option<SocketAddr> {
+pub(crate) fn mapped_address(data: &[u8], id: &[u8; 12]) -> Option<SocketAddr> {
     let m = Message::parse(data)?;
     if m.typ != BINDING_SUCCESS || m.id != id {
         return None;

@@ -1,0 +1,187 @@
+//! Entry points for the fuzz targets in `crates/camrelay/fuzz`: thin wrappers around the crate's
+//! private parsers of network input. Not an API: nothing else calls these.
+
+use media::MediaFilter;
+use std::net::SocketAddr;
+use std::time::Instant;
+use str0m::change::SdpOffer;
+use str0m::media::Mid;
+use str0m::{Candidate, IceCreds, Output};
+
+use crate::servers::webrtc as server;
+use crate::sources::{http, webrtc as source};
+
+// ------------------------------------------------------------------------------------ STUN
+
+/// The ICE username's local part of a STUN binding request (the WebRTC socket's demultiplexer).
+pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+    server::stun::local_ufrag(data)
+}
+
+/// Our address from a STUN server's binding response to transaction `id`.
+pub fn stun_mapped_address(data: &[u8], id: &[u8; 12]) -> Option<SocketAddr> {
+    server::stun::mapped_address(data, id)
+}
+
+// ------------------------------------------------------------------------ WebRTC offers (server)
+
+/// The reader filters `POST /api/webrtc` derives from an offer's `a=rtpmap` lines.
+pub fn webrtc_offer_filters(sdp: &str) -> Vec<MediaFilter> {
+    server::filters_for(&server::offered_codecs(sdp))
+}
+
+/// Whether an offer's peer sends audio (a microphone for two-way audio).
+pub fn webrtc_offer_sends_audio(sdp: &str) -> bool {
+    server::offer_sends_audio(sdp)
+}
+
+/// `sdp` with the medias `mids` made send-only.
+pub fn webrtc_not_receiving(sdp: &str, mids: &[&str]) -> String {
+    let mids: Vec<Mid> = mids.iter().map(|m| Mid::from(*m)).collect();
+    server::not_receiving(sdp, &mids)
+}
+
+/// The answer str0m makes to an offer, as `answer_offer` makes it (one host candidate, output drained
+/// to the first timeout) with a fresh `rtc_config`, the offer's medias marked not receiving as a
+/// playback session does. `Err` when str0m refuses the offer (the message the peer gets for a parse
+/// error).
+pub fn webrtc_answer(offer_sdp: &str) -> Result<String, String> {
+    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| server::sdp_error(&e, offer_sdp))?;
+    let mut rtc = server::rtc_config(&IceCreds::new()).build(Instant::now());
+    let candidate = Candidate::host(SocketAddr::from(([127, 0, 0, 1], 8555)), "udp").map_err(|e| e.to_string())?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string())?;
+    loop {
+        match rtc.poll_output() {
+            Ok(Output::Timeout(_)) => break,
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    // What a session reads back from str0m for each of the offer's `a=mid:` lines.
+    let mut receiving = Vec::new();
+    for m in offer_sdp.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")) {
+        let mid = Mid::from(m.trim());
+        let Some(media) = rtc.media(mid) else { continue };
+        if media.direction().is_receiving() {
+            receiving.push(mid);
+        }
+        if let Some(writer) = rtc.writer(mid) {
+            for p in writer.payload_params() {
+                let _ = (p.pt(), p.spec().clock_rate, p.spec().format.packetization_mode);
+            }
+        }
+    }
+    Ok(server::not_receiving(&answer.to_sdp_string(), &receiving))
+}
+
+// ------------------------------------------------------------------------------- source URLs
+
+/// What the fuzz targets check of a parsed source URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedUrl {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, `/` at least.
+    pub path: String,
+    pub userinfo: Option<String>,
+    /// The `Host` header value.
+    pub host_header: String,
+    /// The URL as the module writes it back (`origin()` / `url()`).
+    pub display: String,
+}
+
+fn http_parsed(t: &http::Target) -> ParsedUrl {
+    ParsedUrl {
+        host: t.host.clone(),
+        port: t.port,
+        path: t.path.clone(),
+        userinfo: t.userinfo.clone(),
+        host_header: t.host_header(),
+        display: t.origin(),
+    }
+}
+
+fn source_parsed(t: &source::Target) -> ParsedUrl {
+    let _ = t.basic_auth();
+    ParsedUrl {
+        host: t.host.clone(),
+        port: t.port,
+        path: t.path.clone(),
+        userinfo: t.userinfo.clone(),
+        host_header: t.host_header(),
+        display: t.url(),
+    }
+}
+
+/// An `http(s)://`, `httpx://` or `tcp://` source URL (without `#` parameters).
+pub fn http_target(url: &str) -> Result<ParsedUrl, String> {
+    http::Target::parse(url).map(|t| http_parsed(&t))
+}
+
+/// An HTTP source's redirect (`Location`) from `url`.
+pub fn http_redirect(url: &str, location: &str) -> Result<ParsedUrl, String> {
+    http::Target::parse(url)?.redirect(location).map(|t| http_parsed(&t))
+}
+
+/// Request headers: (name, value).
+pub type Headers = Vec<(String, String)>;
+
+/// An HTTP source URL split into its base and its `#header=` parameters.
+pub fn http_split_url(url: &str) -> Result<(&str, Headers), String> {
+    http::split_url(url).map(|(base, params)| (base, params.headers))
+}
+
+/// A `webrtc:` source's signalling URL (after `webrtc:`, without `#` parameters).
+pub fn webrtc_source_target(url: &str) -> Result<ParsedUrl, String> {
+    source::Target::parse(url).map(|t| source_parsed(&t))
+}
+
+/// A WHEP `Location` (redirect or session URL) against the signalling URL `url`.
+pub fn webrtc_source_resolve(url: &str, location: &str) -> Result<ParsedUrl, String> {
+    source::Target::parse(url)?.resolve(location).map(|t| source_parsed(&t))
+}
+
+/// The SDP of a WHEP answer body.
+pub fn webrtc_source_answer_sdp(content_type: &str, body: &[u8]) -> Result<String, String> {
+    source::answer_sdp(content_type, body)
+}
+
+/// The readable part of a signalling server's error body.
+pub fn webrtc_source_error_body(body: &[u8]) -> String {
+    source::error_body(body)
+}
+
+/// A go2rtc WebSocket message, as the source reads it (`Debug` of what it acts on).
+pub fn webrtc_source_ws_message(text: &str) -> String {
+    format!("{:?}", source::parse_ws_message(text))
+}
+
+/// A remote ICE candidate line, as the source adds it (`None`: ignored).
+pub fn webrtc_source_candidate(line: &str) -> Option<String> {
+    source::parse_candidate(line).map(|c| c.to_sdp_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wrappers reach what they wrap (a fuzz target that only ever sees errors finds nothing).
+    #[test]
+    fn entry_points_reach_their_parsers() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+            a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+            a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+            a=setup:actpass\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\n\
+            a=rtpmap:111 opus/48000/2\r\n";
+        assert!(webrtc_offer_sends_audio(offer));
+        assert_eq!(webrtc_offer_filters(offer).len(), 2);
+        let answer = webrtc_answer(offer).unwrap();
+        assert!(answer.contains("a=mid:1\r\na=sendonly\r\n"), "{answer}");
+        let t = http_redirect("http://u:p@cam/a/b", "c").unwrap();
+        assert_eq!((t.path.as_str(), t.userinfo.as_deref()), ("/a/c", Some("u:p")));
+        assert_eq!(webrtc_source_target("ws://h:1/api/ws").unwrap().display, "ws://h:1/api/ws");
+    }
+}
