@@ -411,3 +411,22 @@ fn ice_tcp_strangers_are_disconnected() {
     assert!(closed, "empty frames kept the connection open for 30 s");
     eprintln!("closed after {:?}", started.elapsed());
 }
+
+/// An offer that makes str0m 0.25 assert ("Pt locked multiple times": one payload type with different
+/// codecs in two m-lines; found by the webrtc_offer fuzz target) is a 400, and the next offer is served.
+#[test]
+fn offer_that_trips_str0m_is_a_bad_request() {
+    let server = start();
+    let offer = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/offer_pt_twice.sdp"))
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let r = post_sdp(&server, "/api/webrtc?src=demo", &offer);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("payload type 101"), "{}", r.text());
+    let good = VP8_OFFER.replace(
+        "VP8/90000",
+        "H264/90000\r\na=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    );
+    assert_eq!(post_sdp(&server, "/api/webrtc?src=demo", &good).status, 201);
+}

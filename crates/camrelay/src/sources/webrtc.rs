@@ -1143,7 +1143,16 @@ impl WebrtcSource {
                 ));
             }
         };
-        if let Err(e) = peer.rtc.sdp_api().accept_answer(pending, answer) {
+        // str0m asserts on some inconsistent SDP (see servers/webrtc's answer_offer): an error, not a panic.
+        let rtc = &mut peer.rtc;
+        let accepted =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_answer(pending, answer)));
+        let failure = match accepted {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("inconsistent payload types across its media".to_string()),
+        };
+        if let Some(e) = failure {
             peer.close().await;
             return Err(self.err("answer", format!("cannot use the SDP answer: {e}")));
         }

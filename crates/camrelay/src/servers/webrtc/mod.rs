@@ -413,10 +413,25 @@ fn answer_offer(
             Err(e) => tracing::warn!("webrtc: candidate {}: {e}", c.addr),
         }
     }
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| super::api::ApiError(StatusCode::BAD_REQUEST, format!("webrtc: cannot answer the offer: {e}")))?;
+    // str0m 0.25 asserts on some hostile offers (one payload type with different codecs in two m-lines:
+    // "Pt locked multiple times", found by the webrtc_offer fuzz target): refused before str0m sees
+    // them, and any other assertion is a bad request, not a panic.
+    if let Some(why) = inconsistent_payload_type(&offer.to_sdp_string()) {
+        return Err(super::api::ApiError(StatusCode::BAD_REQUEST, format!("webrtc: cannot answer the offer: {why}")));
+    }
+    let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)));
+    let answer = match accepted {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            return Err(super::api::ApiError(StatusCode::BAD_REQUEST, format!("webrtc: cannot answer the offer: {e}")))
+        }
+        Err(_) => {
+            return Err(super::api::ApiError(
+                StatusCode::BAD_REQUEST,
+                "webrtc: cannot answer the offer: inconsistent payload types across its media".into(),
+            ))
+        }
+    };
     loop {
         match rtc.poll_output() {
             Ok(Output::Timeout(t)) => return Ok((answer, t)),
@@ -424,6 +439,56 @@ fn answer_offer(
             Err(e) => return Err(super::api::ApiError(StatusCode::BAD_REQUEST, format!("webrtc: {e}"))),
         }
     }
+}
+
+/// A payload type that the offer's m-lines map to different codecs or parameters (`a=rtpmap`/`a=fmtp`):
+/// bundled media share one payload-type space, so that is an invalid offer.
+fn inconsistent_payload_type(sdp: &str) -> Option<String> {
+    // Per m-section: payload type → (media kind, rtpmap, fmtp).
+    let mut sections: Vec<HashMap<&str, (&str, String, String)>> = Vec::new();
+    let mut kind = "";
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            kind = m.split(' ').next().unwrap_or("");
+            sections.push(HashMap::new());
+            continue;
+        }
+        let Some(section) = sections.last_mut() else { continue };
+        for (attr, is_fmtp) in [("a=rtpmap:", false), ("a=fmtp:", true)] {
+            let Some(rest) = line.strip_prefix(attr) else { continue };
+            let (pt, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            let entry = section.entry(pt).or_insert_with(|| (kind, String::new(), String::new()));
+            let slot = if is_fmtp { &mut entry.2 } else { &mut entry.1 };
+            *slot = value.trim().to_ascii_lowercase();
+        }
+    }
+    let mut first: HashMap<&str, &(&str, String, String)> = HashMap::new();
+    for section in &sections {
+        for (pt, meaning) in section {
+            match first.get(pt) {
+                Some(before) if *before != meaning => {
+                    return Some(format!(
+                        "payload type {pt} is {} {:?} {:?} in one m-line and {} {:?} {:?} in another",
+                        before.0, before.1, before.2, meaning.0, meaning.1, meaning.2
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(pt, meaning);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// [`answer_offer`] with one loopback UDP candidate (the fuzz target's entry).
+pub(crate) fn answer_offer_on_loopback(
+    rtc: &mut Rtc,
+    offer: SdpOffer,
+) -> Result<(str0m::change::SdpAnswer, Instant), super::api::ApiError> {
+    let loopback = candidates::LocalCandidate { addr: SocketAddr::from(([127, 0, 0, 1], 8555)), tcp: false };
+    answer_offer(rtc, offer, &[loopback])
 }
 
 pub(crate) async fn new_session(
@@ -725,6 +790,15 @@ mod tests {
              m=audio 9 x 8\r\na=mid:2\r\na=inactive\r\n"
         );
         assert_eq!(not_receiving(answer, &[]), answer);
+    }
+
+    #[test]
+    fn payload_types_must_agree_across_m_lines() {
+        let ok = "m=video 9 x 96\r\na=rtpmap:96 H264/90000\r\nm=video 9 x 96\r\na=rtpmap:96 h264/90000\r\n";
+        assert_eq!(inconsistent_payload_type(ok), None);
+        let bad = "m=video 9 x 101\r\na=rtpmap:101 H264/90000\r\na=fmtp:101 packetization-mode=1\r\n\
+                   m=audio 9 x 111\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 H264/90000\r\n";
+        assert!(inconsistent_payload_type(bad).unwrap().contains("payload type 101"));
     }
 
     #[test]
