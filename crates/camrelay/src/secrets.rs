@@ -42,6 +42,7 @@ fn is_secret_name(name: &str) -> bool {
 ///
 /// `"rtsp://admin:pa$$@10.0.0.1/x"` → `"rtsp://admin:***@10.0.0.1/x"`.
 pub fn mask_url(url: &str) -> String {
+    let url = &mask_header_params(url);
     if url.contains("://") {
         mask_urls(url)
     } else {
@@ -50,10 +51,36 @@ pub fn mask_url(url: &str) -> String {
     }
 }
 
+/// `#header=Authorization: Bearer x` (HTTP sources' extra headers): the value of a header that carries
+/// credentials, up to the next `#`, line break or quote (a value may hold spaces).
+fn mask_header_params(text: &str) -> String {
+    const PARAM: &str = "#header=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.as_bytes().windows(PARAM.len()).position(|w| w.eq_ignore_ascii_case(PARAM.as_bytes())) {
+        let value_start = at + PARAM.len();
+        out.push_str(&rest[..value_start]);
+        rest = &rest[value_start..];
+        let end = rest.find(['#', '\n', '"']).unwrap_or(rest.len());
+        let header = &rest[..end];
+        match header.split_once(':') {
+            Some((name, value)) if is_secret_header(name) && !value.trim().is_empty() => {
+                out.push_str(name);
+                out.push_str(": ");
+                out.push_str(MASK);
+            }
+            _ => out.push_str(header),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Masks every URL credential in free text (see [`mask_url`]) and the values of YAML / JSON keys
 /// named like secrets (`password: x`, `"token": "x"`, block scalars such as `tls_key: |`).
 pub fn mask_text(text: &str) -> String {
-    mask_key_values(&mask_urls(text))
+    mask_key_values(&mask_urls(&mask_header_params(text)))
 }
 
 /// Quotes and angle brackets: they end a URL in free text (`"rtsp://..."`, `<http://...>`).
@@ -206,6 +233,14 @@ fn mask_params(text: &str) -> String {
     out
 }
 
+/// Whether a `Name: value` request header carries credentials (`Authorization`, `Cookie`,
+/// `X-Api-Key`, `X-Auth-Token`...).
+pub fn is_secret_header(header: &str) -> bool {
+    let name = header.split_once(':').map_or(header, |(n, _)| n).trim().to_ascii_lowercase();
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie")
+        || ["key", "token", "auth", "secret", "pass", "session"].iter().any(|w| name.contains(w))
+}
+
 /// Masks values of secret-named keys written `key: value` (YAML) or `"key": "value"` (JSON).
 fn mask_key_values(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -348,6 +383,17 @@ fn mask_line(line: &str) -> (String, Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_headers_are_masked() {
+        assert_eq!(
+            mask_url("http://cam/x#header=Authorization: Bearer SECRET123#header=X-Trace: 1"),
+            "http://cam/x#header=Authorization: ***#header=X-Trace: 1"
+        );
+        assert_eq!(mask_url("http://cam/x#header=Cookie: session=abc"), "http://cam/x#header=Cookie: ***");
+        assert_eq!(mask_url("http://cam/x#header=X-Api-Key:k"), "http://cam/x#header=X-Api-Key: ***");
+        assert!(is_secret_header("authorization: x") && !is_secret_header("Accept: */*"));
+    }
 
     #[test]
     fn url_password() {

@@ -371,3 +371,64 @@ fn http_digest_auth_against_lighttpd() {
     assert!(e.contains("401") && !e.contains("wrong"), "{p}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Credentials given as `#header=` go to the URL's own host only: a redirect to another host gets the
+/// other headers but not `Authorization`; and the API shows the header's value masked.
+#[test]
+fn credential_headers_are_not_sent_to_another_host() {
+    let dir = temp_dir("httpredir");
+    let media = make_media(&dir);
+    // B: serves the snapshot and records what it was sent.
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen_b = seen.clone();
+    let jpeg = media.jpeg.clone();
+    std::thread::spawn(move || {
+        for s in b.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            while let Ok(n) = r.read_line(&mut head) {
+                if n <= 2 {
+                    break;
+                }
+            }
+            seen_b.lock().unwrap().push(head);
+            let mut s = s;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                jpeg.len()
+            );
+            let _ = s.write_all(&jpeg);
+        }
+    });
+    // A: redirects everything to B.
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_port = a.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in a.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while let Ok(n) = r.read_line(&mut line) {
+                if n <= 2 {
+                    break;
+                }
+                line.clear();
+            }
+            let mut s = s;
+            let _ = write!(s, "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{b_port}/snap.jpg\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let srv = Server::start(&format!(
+        "streams:\n  snap: \"http://127.0.0.1:{a_port}/snap.jpg#header=Authorization: Bearer T0KEN#header=X-Trace: 7\"\n"
+    ));
+    let _reader = rtsp_reader_for(&srv.rtsp_url("snap"), 4);
+    assert!(wait_until(Duration::from_secs(10), || !seen.lock().unwrap().is_empty()), "B was never asked");
+    let head = seen.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.contains("x-trace: 7"), "{head}");
+    assert!(!head.contains("authorization") && !head.contains("t0ken"), "{head}");
+    let api = srv.http("GET", "/api/streams?src=snap").text();
+    assert!(!api.contains("T0KEN") && api.contains("Authorization: ***"), "{api}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -308,21 +308,35 @@ impl HttpConn {
 async fn http_get(
     target: &Target,
     headers: &[(String, String)],
+    known_digest: Option<rtsp::auth::Challenge>,
 ) -> Result<(HttpConn, hyper::Response<Incoming>), String> {
+    let origin = target.origin();
     let mut target = target.clone();
-    let mut digest = None;
-    for _ in 0..=MAX_REDIRECTS + 1 {
+    // A challenge seen before (snapshot polling) is answered up front: no Basic, no extra round trip.
+    let mut digest = known_digest.map(|c| Box::new((c, 0)));
+    let mut challenges = 0;
+    for _ in 0..=MAX_REDIRECTS + 2 {
         let mut conn = HttpConn::open(&target).await?;
         conn.digest = digest.take();
-        let answered_challenge = conn.digest.is_some();
-        let resp = conn.get(headers).await?;
+        // Credentials in `#header=`s go to the URL's own host only, as URL credentials do.
+        let hop_headers: Vec<(String, String)> = if target.origin() == origin {
+            headers.to_vec()
+        } else {
+            headers.iter().filter(|(name, _)| !crate::secrets::is_secret_header(name)).cloned().collect()
+        };
+        let resp = conn.get(&hop_headers).await?;
         let status = resp.status();
-        if status == hyper::StatusCode::UNAUTHORIZED && target.userinfo.is_some() && !answered_challenge {
+        // A first challenge, or a new nonce for a stale one: answered once each.
+        if status == hyper::StatusCode::UNAUTHORIZED && target.userinfo.is_some() && challenges < 2 {
             let values = resp.headers().get_all(hyper::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
             if let Some(challenge @ rtsp::auth::Challenge::Digest(_)) = rtsp::auth::best_challenge(values) {
-                // A fresh connection: the 401's body need not be read first.
-                digest = Some(Box::new((challenge, 0)));
-                continue;
+                let stale = matches!(&challenge, rtsp::auth::Challenge::Digest(d) if d.stale);
+                if conn.digest.is_none() || stale {
+                    challenges += 1;
+                    // A fresh connection: the 401's body need not be read first.
+                    digest = Some(Box::new((challenge, 0)));
+                    continue;
+                }
             }
         }
         if status.is_redirection() {
@@ -465,7 +479,7 @@ impl HttpSource {
             let stream = connect(&self.target).await.map_err(|e| self.err(e))?;
             (Body::Tcp { stream, buf: vec![0u8; 64 * 1024].into_boxed_slice() }, Hint::Auto)
         } else {
-            let (conn, resp) = http_get(&self.target, &self.params.headers).await.map_err(|e| self.err(e))?;
+            let (conn, resp) = http_get(&self.target, &self.params.headers, None).await.map_err(|e| self.err(e))?;
             let ct = content_type(&resp);
             let mut body = resp.into_body();
             if ct.to_ascii_lowercase().starts_with("image/") {
@@ -570,6 +584,8 @@ impl HttpSource {
         };
         push(first);
         let mut last = Instant::now();
+        // The camera's Digest challenge once it asked for one.
+        let mut digest: Option<rtsp::auth::Challenge> = None;
         loop {
             let next = last + SNAPSHOT_MIN_INTERVAL;
             tokio::select! {
@@ -578,7 +594,9 @@ impl HttpSource {
             }
             last = Instant::now();
             let fetch = async {
-                // Reuse the kept-alive connection; a camera that closed it gets a fresh one.
+                // Reuse the kept-alive connection; a camera that closed it gets a fresh one, which
+                // answers the Digest challenge already seen (if any) up front.
+                let known = conn.as_ref().and_then(|c| c.digest.as_ref().map(|d| d.0.clone())).or(digest.clone());
                 let reused = match conn.take().filter(|c| c.reusable()) {
                     Some(mut c) => match c.get(&self.params.headers).await {
                         Ok(resp) if resp.status().is_success() => Some((c, resp)),
@@ -588,21 +606,23 @@ impl HttpSource {
                 };
                 let (c, resp) = match reused {
                     Some(r) => r,
-                    None => http_get(&self.target, &self.params.headers).await?,
+                    None => http_get(&self.target, &self.params.headers, known).await?,
                 };
+                let seen = c.digest.as_ref().map(|d| d.0.clone());
                 let keep_alive = !resp
                     .headers()
                     .get(hyper::header::CONNECTION)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.eq_ignore_ascii_case("close"));
                 let jpeg = read_body(&mut resp.into_body(), MAX_SNAPSHOT).await?;
-                Ok::<_, String>((jpeg, (keep_alive && c.reusable()).then_some(c)))
+                Ok::<_, String>((jpeg, (keep_alive && c.reusable()).then_some(c), seen))
             };
-            let (jpeg, reuse) = tokio::select! {
+            let (jpeg, reuse, seen) = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 r = fetch => r.map_err(|e| self.err(e))?,
             };
             conn = reuse;
+            digest = seen.or(digest);
             if !jpeg.starts_with(&[0xff, 0xd8]) {
                 return Err(self.err("the snapshot answer is not a JPEG image"));
             }
