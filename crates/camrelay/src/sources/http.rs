@@ -18,6 +18,7 @@
 //! track is known ([`probe`]: bounded in bytes and time), and hands the open connection and the
 //! frames read so far to `run` (as `exec:` does with its child).
 
+use crate::dial::Io;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -26,7 +27,6 @@ use media::{Direction, Frame, Kind, Media};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -209,29 +209,13 @@ pub(crate) fn split_url(url: &str) -> Result<(&str, Params), String> {
     Ok((base, params))
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 async fn connect(t: &Target) -> Result<Box<dyn Io>, String> {
-    let addr = format!("{}:{}", t.host, t.port);
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("connect: {e}")),
-        Err(_) => return Err(format!("connect: timed out after {} s", CONNECT_TIMEOUT.as_secs())),
+    let tls = match t.scheme {
+        Scheme::Https => crate::dial::Tls::Verify,
+        Scheme::Httpx => crate::dial::Tls::NoVerify,
+        Scheme::Http | Scheme::Tcp => crate::dial::Tls::None,
     };
-    let _ = tcp.set_nodelay(true);
-    if !t.tls() {
-        return Ok(Box::new(tcp));
-    }
-    let config = crate::tls::client_config(t.scheme == Scheme::Https)?;
-    let name =
-        rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|e| format!("TLS: bad server name: {e}"))?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
-        Ok(Ok(s)) => Ok(Box::new(s)),
-        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
-        Err(_) => Err(format!("TLS handshake: timed out after {} s", CONNECT_TIMEOUT.as_secs())),
-    }
+    Ok(crate::dial::tcp(&t.host, t.port, tls, CONNECT_TIMEOUT).await?.io)
 }
 
 /// An HTTP/1.1 connection: hyper's request sender and its connection task (aborted on drop).

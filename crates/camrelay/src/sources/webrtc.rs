@@ -43,8 +43,9 @@ use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
+
+use crate::dial::Io;
 use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -211,31 +212,11 @@ impl Target {
 
 // ---------------------------------------------------------------------------------- signalling IO
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 /// A TCP (TLS for https/wss) connection to the signalling server, with the local address it uses.
 async fn connect(t: &Target) -> Result<(Box<dyn Io>, SocketAddr), String> {
-    let addr = format!("{}:{}", t.host, t.port);
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("connect: {e}")),
-        Err(_) => return Err(format!("connect: timed out after {} s", CONNECT_TIMEOUT.as_secs())),
-    };
-    let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().map_err(|e| format!("connect: {e}"))?;
-    if !t.tls() {
-        return Ok((Box::new(tcp), local));
-    }
-    let config = crate::tls::client_config(true)?;
-    let name =
-        rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|e| format!("TLS: bad server name: {e}"))?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
-        Ok(Ok(s)) => Ok((Box::new(s), local)),
-        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
-        Err(_) => Err(format!("TLS handshake: timed out after {} s", CONNECT_TIMEOUT.as_secs())),
-    }
+    let tls = if t.tls() { crate::dial::Tls::Verify } else { crate::dial::Tls::None };
+    let d = crate::dial::tcp(&t.host, t.port, tls, CONNECT_TIMEOUT).await?;
+    Ok((d.io, d.local))
 }
 
 struct HttpAnswer {
