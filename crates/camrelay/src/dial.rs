@@ -33,7 +33,11 @@ pub struct Dialled {
 /// Connects to `host:port` (a name, an IPv4 address or a bracketed IPv6 one), then does the TLS
 /// handshake with `tls_name` as the server name. Each step gets `timeout`.
 pub async fn tcp(host: &str, port: u16, tls: Tls, timeout: Duration) -> Result<Dialled, String> {
-    let addr = format!("{host}:{port}");
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("connect: {e}")),
@@ -54,6 +58,51 @@ pub async fn tcp(host: &str, port: u16, tls: Tls, timeout: Duration) -> Result<D
         Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
         Err(_) => Err(format!("TLS handshake: timed out after {} s", timeout.as_secs())),
     }
+}
+
+/// The parts of a URL after `scheme://`: `[user:pass@]host[:port][/path][?query]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Authority {
+    /// `user:pass` as written, percent-decoded.
+    pub userinfo: Option<String>,
+    /// Without brackets for IPv6.
+    pub host: String,
+    pub port: Option<u16>,
+    /// Path and query, `/` at least.
+    pub path: String,
+}
+
+/// Splits what follows `scheme://` (the sources' HTTP, WebSocket and tunnel URLs share it).
+pub(crate) fn split_authority(rest: &str) -> Result<Authority, String> {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(rtsp::url::percent_decode(u)), h),
+        None => (None, authority),
+    };
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or("bad IPv6 host")?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("no host in the URL".into());
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
+        None => None,
+    };
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok(Authority { userinfo, host: host.to_string(), port, path })
 }
 
 /// The subprotocols offered for an RTSP tunnel: ONVIF's name, and `binary` (Axis cameras, websockify).
@@ -82,41 +131,21 @@ impl WsUrl {
         } else {
             return Err("the tunnel URL must start with ws:// or wss://".into());
         };
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        let (credentials, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => {
-                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                (Some((rtsp::url::percent_decode(user), rtsp::url::percent_decode(pass))), h)
-            }
-            None => (None, authority),
-        };
-        let default_port = if tls == Tls::None { 80 } else { 443 };
-        let (host, port) = match hostport.strip_prefix('[') {
-            Some(v6) => {
-                let (h, after) = v6.split_once(']').ok_or("missing ']' in the tunnel URL")?;
-                (format!("[{h}]"), after.strip_prefix(':'))
-            }
-            None => match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (hostport.to_string(), None),
-            },
-        };
-        let port = match port {
-            None => default_port,
-            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?} in the tunnel URL"))?,
-        };
-        if host.is_empty() {
-            return Err("no host in the tunnel URL".into());
-        }
-        let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+        let parts = split_authority(rest).map_err(|e| format!("tunnel URL: {e}"))?;
+        let credentials = parts.userinfo.map(|u| match u.split_once(':') {
+            Some((user, pass)) => (user.to_string(), pass.to_string()),
+            None => (u, String::new()),
+        });
+        let port = parts.port.unwrap_or(if tls == Tls::None { 80 } else { 443 });
+        let (host, path) = (parts.host, parts.path);
         Ok(WsUrl { tls, host, port, path, credentials })
     }
 
     /// The URL without credentials, for the handshake request.
     fn request_url(&self) -> String {
         let scheme = if self.tls == Tls::None { "ws" } else { "wss" };
-        format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("{scheme}://{host}:{}{}", self.port, self.path)
     }
 }
 
@@ -261,9 +290,14 @@ mod tests {
         let u = WsUrl::parse("wss://cam.lan/rtspoverwebsocket").unwrap();
         assert_eq!((u.tls, u.port, u.credentials.is_none()), (Tls::Verify, 443, true));
         let u = WsUrl::parse("ws://[::1]:81").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("[::1]", 81, "/"));
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 81, "/"));
+        assert_eq!(u.request_url(), "ws://[::1]:81/");
         let u = WsUrl::parse("ws://[::1]/x").unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("[::1]", 80));
+        assert_eq!((u.host.as_str(), u.port), ("::1", 80));
+        assert_eq!(
+            split_authority("u:p%40@h:1?q=1").unwrap(),
+            Authority { userinfo: Some("u:p@".into()), host: "h".into(), port: Some(1), path: "/?q=1".into() }
+        );
         assert!(WsUrl::parse("http://x/").is_err());
         assert!(WsUrl::parse("ws://h:99999/").is_err());
         assert!(WsUrl::parse("ws:///x").is_err());

@@ -84,28 +84,12 @@ impl Target {
             "tcp" => Scheme::Tcp,
             s => return Err(format!("unsupported scheme {s:?}")),
         };
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(rtsp::url::percent_decode(u)), h),
-            None => (None, authority),
-        };
-        let (host, port) = split_host_port(hostport)?;
-        if host.is_empty() {
-            return Err("no host in the URL".into());
-        }
+        let crate::dial::Authority { userinfo, host, port, path } = crate::dial::split_authority(rest)?;
         let port = match (port, scheme) {
             (Some(p), _) => p,
             (None, Scheme::Http) => 80,
             (None, Scheme::Https | Scheme::Httpx) => 443,
             (None, Scheme::Tcp) => return Err("tcp:// needs a port".into()),
-        };
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_string()
         };
         Ok(Target { scheme, host, port, path, userinfo })
     }
@@ -163,23 +147,6 @@ impl Target {
         }
         Ok(next)
     }
-}
-
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or("bad IPv6 host")?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let port = match port {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
-        None => None,
-    };
-    Ok((host.to_string(), port))
 }
 
 /// The `#` parameters of an http/tcp URL that we use.

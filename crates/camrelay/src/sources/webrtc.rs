@@ -122,36 +122,10 @@ impl Target {
             "wss" => Scheme::Wss,
             s => return Err(format!("unsupported scheme {s:?} (expected http, https, ws or wss)")),
         };
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(rtsp::url::percent_decode(u)), h),
-            None => (None, authority),
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or("bad IPv6 host")?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err("no host in the URL".into());
-        }
+        let crate::dial::Authority { userinfo, host, port, path } = crate::dial::split_authority(rest)?;
         let tls = matches!(scheme, Scheme::Https | Scheme::Wss);
-        let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
-            None if tls => 443,
-            None => 80,
-        };
-        let path = match path {
-            "" => "/".to_string(),
-            p if p.starts_with('?') => format!("/{p}"),
-            p => p.to_string(),
-        };
-        Ok(Target { scheme, host: host.to_string(), port, path, userinfo })
+        let port = port.unwrap_or(if tls { 443 } else { 80 });
+        Ok(Target { scheme, host, port, path, userinfo })
     }
 
     fn tls(&self) -> bool {

@@ -491,6 +491,26 @@ pub(crate) fn answer_offer_on_loopback(
     answer_offer(rtc, offer, &[loopback])
 }
 
+/// What every offer needs first: the sockets (`503` without them) and the parsed offer (`400`).
+fn listening_and_parsed<'a>(
+    server: &'a Server,
+    offer_sdp: &str,
+) -> Result<(&'a net::Net, SdpOffer), super::api::ApiError> {
+    let Some(net) = server.net.get() else {
+        return Err(super::api::ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webrtc: not listening (see webrtc.listen)".into(),
+        ));
+    };
+    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
+        super::api::ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("webrtc: invalid SDP offer: {}", sdp_error(&e, offer_sdp)),
+        )
+    })?;
+    Ok((net, offer))
+}
+
 pub(crate) async fn new_session(
     app: &Arc<App>,
     src: &str,
@@ -499,12 +519,7 @@ pub(crate) async fn new_session(
     user_agent: &str,
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
-    let Some(net) = server.net.get() else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: not listening (see webrtc.listen)"));
-    };
-    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
-        error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {}", sdp_error(&e, offer_sdp)))
-    })?;
+    let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
     if server.lock().by_id.len() >= MAX_SESSIONS {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
     }
@@ -641,12 +656,7 @@ async fn new_publish_session(
     peer: SocketAddr,
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
-    let Some(net) = server.net.get() else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "webrtc: not listening (see webrtc.listen)"));
-    };
-    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
-        error(StatusCode::BAD_REQUEST, format!("webrtc: invalid SDP offer: {}", sdp_error(&e, offer_sdp)))
-    })?;
+    let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
     let Some(stream) = app.hub.stream_for_publish(dst, app.config.rtsp.allow_any_publish) else {
         return Err(error(
             StatusCode::NOT_FOUND,
