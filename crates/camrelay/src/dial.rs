@@ -105,6 +105,27 @@ pub(crate) fn split_authority(rest: &str) -> Result<Authority, String> {
     Ok(Authority { userinfo, host: host.to_string(), port, path })
 }
 
+/// A `Host` header value: IPv6 in brackets, the port only when it is not the scheme's default.
+pub(crate) fn host_header(host: &str, port: u16, default_port: u16) -> String {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    if port == default_port {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The path a redirect's `Location` names when it is not a full URL: an absolute path as it is, a
+/// relative one against the directory of `base` (a path and query).
+pub(crate) fn resolve_path(base: &str, location: &str) -> String {
+    if location.starts_with('/') {
+        return location.to_string();
+    }
+    let base = base.split('?').next().unwrap_or("/");
+    let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+    format!("{}{location}", if dir.is_empty() { "/" } else { dir })
+}
+
 /// The subprotocols offered for an RTSP tunnel: ONVIF's name, and `binary` (Axis cameras, websockify).
 /// No space after the comma: some servers (websockify) do not trim it.
 const TUNNEL_PROTOCOLS: &str = "rtsp.onvif.org,binary";
@@ -280,6 +301,15 @@ fn pump(mut ws: Ws) -> tokio::io::DuplexStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_paths_and_host_headers() {
+        assert_eq!(resolve_path("/a/b?x=1", "c"), "/a/c");
+        assert_eq!(resolve_path("/a/b", "/z"), "/z");
+        assert_eq!(resolve_path("", "c"), "/c");
+        assert_eq!(host_header("::1", 8080, 80), "[::1]:8080");
+        assert_eq!(host_header("cam", 443, 443), "cam");
+    }
 
     #[test]
     fn tunnel_urls() {

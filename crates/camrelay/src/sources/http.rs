@@ -99,13 +99,7 @@ impl Target {
     }
 
     pub(crate) fn host_header(&self) -> String {
-        let default = if self.tls() { 443 } else { 80 };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::dial::host_header(&self.host, self.port, if self.tls() { 443 } else { 80 })
     }
 
     pub(crate) fn origin(&self) -> String {
@@ -133,14 +127,7 @@ impl Target {
         } else if let Some(rest) = location.strip_prefix("//") {
             Target::parse(&format!("{}://{rest}", if self.tls() { "https" } else { "http" }))?
         } else {
-            let path = if location.starts_with('/') {
-                location.to_string()
-            } else {
-                let base = self.path.split('?').next().unwrap_or("/");
-                let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
-                format!("{}{location}", if dir.is_empty() { "/" } else { dir })
-            };
-            Target { path, ..self.clone() }
+            Target { path: crate::dial::resolve_path(&self.path, location), ..self.clone() }
         };
         if next.userinfo.is_none() && next.host == self.host && next.port == self.port {
             next.userinfo = self.userinfo.clone();

@@ -137,12 +137,7 @@ impl Target {
     }
 
     pub(crate) fn host_header(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == if self.tls() { 443 } else { 80 } {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::dial::host_header(&self.host, self.port, if self.tls() { 443 } else { 80 })
     }
 
     /// The URL without credentials.
@@ -170,12 +165,8 @@ impl Target {
                 return Err(format!("Location {location:?} is not http(s)"));
             }
             t
-        } else if location.starts_with('/') {
-            Target { path: location.to_string(), ..self.clone() }
         } else {
-            let base = self.path.split('?').next().unwrap_or("/");
-            let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
-            Target { path: format!("{}{location}", if dir.is_empty() { "/" } else { dir }), ..self.clone() }
+            Target { path: crate::dial::resolve_path(&self.path, location), ..self.clone() }
         };
         if next.userinfo.is_none() && next.host == self.host && next.port == self.port {
             next.userinfo = self.userinfo.clone();

@@ -1,8 +1,7 @@
 // Plays a camrelay stream in headless Chromium through MSE (WebSocket `mse`) and through a plain
 // <video src=stream.mp4>, and prints one JSON line per mode: decoded frames, size, time to first frame.
 // Usage (inside `unshare --net`, see ../browser.rs): node players.mjs CAMRELAY_BIN
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { startCamrelay } from './camrelay.mjs';
 import { chromium } from 'playwright-core';
 
 const bin = process.argv[2];
@@ -13,15 +12,9 @@ const config = (listen) => `{"api":{"listen":"127.0.0.1:0","origin":"*"},"rtsp":
 const servers = [];
 // Starts camrelay; resolves with its API address.
 async function startServer(listen) {
-  const server = spawn(bin, ['-c', config(listen)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const { api, server } = await startCamrelay(bin, ['-c', config(listen)]);
   servers.push(server);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
-    createInterface({ input: server.stderr }).on('line', (line) => {
-      const m = line.match(/api listening on (\S+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-  });
+  return api;
 }
 const api = await startServer('0.0.0.0:0');
 

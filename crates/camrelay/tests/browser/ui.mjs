@@ -3,11 +3,10 @@
 // phone width; saves screenshots. Prints one JSON line of findings.
 // The RTSP port is fixed: the test runs in its own network namespace.
 // Usage (inside `unshare --net`, see ../ui.rs): node ui.mjs CAMRELAY_BIN SCREENSHOT_DIR
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { startCamrelay } from './camrelay.mjs';
 import { chromium } from 'playwright-core';
 
 const [bin, shots] = process.argv.slice(2);
@@ -16,14 +15,7 @@ const dir = mkdtempSync(join(tmpdir(), 'camrelay-ui-'));
 const file = join(dir, 'camrelay.yaml');
 writeFileSync(file, '# camrelay UI test\nstreams:\n  demo: demo:clip\n');
 const base = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:8554","rtp_listen":"","rtcp_listen":""}}';
-const server = spawn(bin, ['-c', base, '-c', file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
-const api = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
-  createInterface({ input: server.stderr }).on('line', (line) => {
-    const m = line.match(/api listening on (\S+)/);
-    if (m) { clearTimeout(timer); resolve(m[1]); }
-  });
-});
+const { api, server } = await startCamrelay(bin, ['-c', base, '-c', file], { cwd: dir });
 const root = `http://${api}/`;
 
 const browser = await chromium.launch({

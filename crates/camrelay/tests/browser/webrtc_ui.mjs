@@ -6,12 +6,11 @@
 //   node webrtc_ui.mjs mic CAMRELAY_BIN SCREENSHOT_DIR OUT_FILE    the stream's backchannel writes OUT_FILE
 //   node webrtc_ui.mjs refuse CAMRELAY_BIN SCREENSHOT_DIR          the microphone on a stream without backchannel
 //   node webrtc_ui.mjs ice CAMRELAY_BIN SCREENSHOT_DIR             STUN/TURN listeners on 10.99.0.1
-import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { startCamrelay } from './camrelay.mjs';
 import { chromium } from 'playwright-core';
 
 const [what, bin, shots, out] = process.argv.slice(2);
@@ -30,16 +29,7 @@ const yaml = what === 'mic'
     + `    - urls: ["stun:10.99.0.1:${STUN}"]\n`
     + `    - urls: ["turn:10.99.0.1:${TURN}?transport=udp"]\n      username: camuser\n      credential: "pa,ss"\n`;
 writeFileSync(file, yaml);
-const server = spawn(bin, ['-c', base, '-c', file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
-const log = [];
-const api = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
-  createInterface({ input: server.stderr }).on('line', (line) => {
-    log.push(line);
-    const m = line.match(/api listening on (\S+)/);
-    if (m) { clearTimeout(timer); resolve(m[1]); }
-  });
-});
+const { api, log, server } = await startCamrelay(bin, ['-c', base, '-c', file], { cwd: dir });
 const root = `http://${api}/`;
 
 const browser = await chromium.launch({
