@@ -4,6 +4,7 @@
 
 mod client;
 mod clip;
+mod floor;
 mod net;
 mod procstat;
 
@@ -81,7 +82,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN] [--readers 1,10,50,200,500] [--window SECS] [--joins N] [--json FILE] [--net loopback|veth]");
+                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500] [--window SECS] [--joins N] [--json FILE] [--net loopback|veth]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -89,6 +90,9 @@ fn parse_args() -> Args {
     }
     a
 }
+
+/// `--server floor`: the bench's own minimal forwarder (see `floor.rs`) instead of a server binary.
+const FLOOR: &str = "floor";
 
 /// The server under test, with its ports read from its log.
 struct Server {
@@ -98,19 +102,24 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `bin` listening on `ip`, pinned to `cpu` if given.
+    /// Starts `bin` (or, for [`FLOOR`], this program's floor server) listening on `ip`, pinned to
+    /// `cpu` if given.
     fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>) -> Server {
         let config = format!(
             r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":""}},"streams":{{"bench":null}},"log":{{"level":"warn"}}}}"#
         );
         let dir = std::env::temp_dir().join(format!("camrelay-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(&dir)
-            .args(["-c", &config])
-            .env("RUST_LOG", "warn,camrelay::servers=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = if bin.as_os_str() == FLOOR {
+            let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+            cmd.args(["--floor-server", ip]);
+            cmd
+        } else {
+            let mut cmd = Command::new(bin);
+            cmd.args(["-c", &config]).env("RUST_LOG", "warn,camrelay::servers=info");
+            cmd
+        };
+        cmd.current_dir(&dir).stdout(Stdio::null()).stderr(Stdio::piped());
         if let Some(cpu) = cpu {
             net::pin_child(&mut cmd, cpu);
         }
@@ -575,9 +584,15 @@ fn build_release() -> PathBuf {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--floor-server") {
+        floor::serve(argv.get(2).map(String::as_str).unwrap_or("127.0.0.1"));
+    }
     let args = parse_args();
     let bin = args.server.clone().unwrap_or_else(build_release);
-    let bin = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let floor = bin.as_os_str() == FLOOR;
+    let bin =
+        if floor { bin } else { std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display())) };
     let clip = Arc::new(clip::load(std::path::Path::new("target/bench-media")).expect("benchmark clip"));
     // Removes the namespace when main returns (declared before the server: dropped after it).
     struct NetGuard;
@@ -626,12 +641,22 @@ fn main() {
         // Wait for the publisher's first GOP to reach the server.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // Memory first: later runs leave freed memory in the allocator that new sessions would reuse.
-        eprintln!("idle memory...");
-        let idle = idle_memory(&srv, &url).await;
+        // The floor serves only the fan-out (no stream API, GOP cache or HTTP streaming).
+        let idle = if floor {
+            (f64::NAN, f64::NAN)
+        } else {
+            eprintln!("idle memory...");
+            idle_memory(&srv, &url).await
+        };
         for &n in &args.readers {
             let lat = args.latency_readers.contains(&n).then(|| times.clone());
             eprintln!("fan-out: {n} readers...");
             rows.push(fan_out(&srv, &url, n, args.window, lat, &sent).await);
+        }
+        if floor {
+            stop.store(true, Ordering::Relaxed);
+            let _ = publisher.await;
+            return (vec![], vec![], vec![], idle);
         }
         eprintln!("time to first frame: {} joins...", args.joins);
         let ttff = time_to_first_frame(&url, args.joins).await;
