@@ -179,6 +179,14 @@ impl Track {
             let _ = self.clock_ref.set((SystemTime::now(), frame.timestamp));
         }
         inner.cache.push(now, &frame);
+        // Each sink's state is cold by the time the next frame comes (hundreds of readers and the
+        // kernel's socket work in between); ask for all of it now, so that while one reader's write
+        // is in the kernel the next ones' state is already on its way into the cache.
+        for sub in &inner.subscribers {
+            if let Some(sink) = &sub.sink {
+                prefetch(sink);
+            }
+        }
         inner.subscribers.retain_mut(|sub| {
             if sub.need_keyframe {
                 if !frame.keyframe {
@@ -324,6 +332,30 @@ pub(super) fn attach_sink(
             }
         }
     }
+}
+
+/// Bytes of a sink's state worth prefetching (an RTSP writer is ~640).
+const MAX_PREFETCH: usize = 768;
+
+/// Hints the CPU to load the first bytes of a sink's state (its lock and the fields an offer reads).
+/// Only a hint: it reads nothing and cannot fault.
+fn prefetch(sink: &Arc<dyn DirectSink>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = Arc::as_ptr(sink) as *const u8 as *const i8;
+        let len = std::mem::size_of_val(&**sink).min(MAX_PREFETCH);
+        for offset in (0..len).step_by(64) {
+            // SAFETY: a prefetch never dereferences in the sense of the memory model, and the pointer
+            // is inside a live allocation.
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset))
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = sink;
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! queue size; beyond that they are dropped and counted, and video resumes at a keyframe), and the
 //! connection's task finishes the writes once the socket is writable again. The source never waits.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use media::{Frame, Kind};
+use smallvec::SmallVec;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
@@ -38,6 +40,9 @@ const MAX_PIECES: usize = 256;
 const SMALL_SLICES: usize = 48;
 /// Interleaved header (4 bytes) and RTP header (12 bytes) of a packet, written together.
 const PACKET_HEADER: usize = 16;
+/// How often a reader's sent packets and bytes are added to the counters the API shows: per frame,
+/// the shared counters would be one more cold cache line per reader.
+const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Where a track's packets go.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +71,8 @@ pub(super) struct OutTrack {
 
 /// What a reader sends: its tracks' outgoing state, in the order of the reader's tracks.
 pub(super) struct MediaOut {
-    pub out: Vec<OutTrack>,
+    /// Inline for the usual video + audio: every frame's encode reads it (see `State::video_slots`).
+    pub out: SmallVec<[OutTrack; 2]>,
     pub tracks: Vec<Arc<Track>>,
     pub shared: Arc<ReaderShared>,
     pub udp: Option<Arc<UdpPorts>>,
@@ -82,33 +88,56 @@ enum Piece {
     Packet(u32, u32, u32),
 }
 
-struct State {
-    media: Option<MediaOut>,
-    /// The current write: our bytes (responses, interleaved and RTP headers, RTCP), the frames whose
-    /// payloads it sends, and their order on the wire.
+/// One write: our bytes (responses, interleaved and RTP headers, RTCP), the frames whose payloads it
+/// sends, their order on the wire, and how far it got.
+#[derive(Default)]
+struct Batch {
     wire: Vec<u8>,
     frames: Vec<Arc<Frame>>,
     pieces: Vec<Piece>,
-    /// How far the current write got: whole pieces, then bytes of the next one.
+    /// Whole pieces written, then bytes of the next one.
     next_piece: usize,
     piece_offset: usize,
+}
+
+thread_local! {
+    /// Where a frame offered to a reader that is not behind is encoded and written from. Shared by all
+    /// readers on this thread, so it stays in cache; a write the socket does not take whole is swapped
+    /// into the reader's own [`State::batch`] for its task to finish.
+    static SCRATCH: RefCell<Batch> = RefCell::new(Batch::default());
+}
+
+struct State {
+    media: Option<MediaOut>,
+    /// The unfinished write (empty while the reader keeps up: see [`SCRATCH`]).
+    batch: Batch,
     /// Frames that arrived while a write was unfinished.
     queued: VecDeque<(usize, Arc<Frame>)>,
     /// Audio waiting for the next video frame, and until when it may wait (the first one's arrival
-    /// plus [`AUDIO_HOLD`]).
-    held: Vec<(usize, Arc<Frame>)>,
+    /// plus [`AUDIO_HOLD`]). Kept inline: one or two AAC frames per video frame is the common case,
+    /// and with hundreds of readers a separate heap buffer would be one more cache miss per offer.
+    held: SmallVec<[(usize, Arc<Frame>); 4]>,
     held_until: Option<Instant>,
     /// Frames `queued` may hold (the reader's queue size) before new ones are dropped.
     capacity: usize,
     /// Whether audio waits for video: a TCP reader that takes video.
     hold_audio: bool,
+    /// Bit `n` set: the reader's track `n` is video. Read by every offer, so kept here rather than
+    /// behind `media.tracks` (a pointer chase into a cold line per reader).
+    video_slots: u64,
     udp_buf: Vec<u8>,
+    /// Packets and bytes sent since the last report to `media.shared`, and when the next is due.
+    unreported: (u64, u64),
+    next_report: Option<Instant>,
     error: Option<io::Error>,
     failed: bool,
 }
 
 pub(super) struct Writer {
     socket: OwnedWriteHalf,
+    /// The socket's descriptor, for [`write_now`]: here, next to the state an offer reads anyway.
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
     state: Mutex<State>,
     /// Tells the connection's task that a write is unfinished (or failed) and is its to finish.
     wake: Notify,
@@ -117,24 +146,33 @@ pub(super) struct Writer {
 impl Writer {
     pub fn new(socket: OwnedWriteHalf) -> Writer {
         Writer {
+            #[cfg(unix)]
+            fd: std::os::fd::AsRawFd::as_raw_fd(socket.as_ref()),
             socket,
             state: Mutex::new(State {
                 media: None,
-                wire: Vec::new(),
-                frames: Vec::new(),
-                pieces: Vec::new(),
-                next_piece: 0,
-                piece_offset: 0,
+                batch: Batch::default(),
                 queued: VecDeque::new(),
-                held: Vec::new(),
+                held: SmallVec::new(),
                 held_until: None,
                 capacity: 1,
                 hold_audio: false,
+                video_slots: 0,
                 udp_buf: Vec::new(),
+                unreported: (0, 0),
+                next_report: None,
                 error: None,
                 failed: false,
             }),
             wake: Notify::new(),
+        }
+    }
+
+    fn out(&self) -> Out<'_> {
+        Out {
+            socket: &self.socket,
+            #[cfg(unix)]
+            fd: self.fd,
         }
     }
 
@@ -144,7 +182,14 @@ impl Writer {
     }
 
     pub fn set_media(&self, media: MediaOut) {
-        self.lock().media = Some(media);
+        let mut st = self.lock();
+        st.video_slots = media
+            .tracks
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| *i < 64 && t.kind == Kind::Video)
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        st.media = Some(media);
     }
 
     /// Runs `f` on the reader's outgoing state (none before DESCRIBE/SETUP).
@@ -174,11 +219,11 @@ impl Writer {
     /// of it is sent.
     pub async fn send(&self, bytes: &[u8]) -> io::Result<()> {
         {
-            let mut st = self.lock();
-            let start = st.wire.len() as u32;
-            st.wire.extend_from_slice(bytes);
-            let end = st.wire.len() as u32;
-            st.pieces.push(Piece::Wire(start, end));
+            let batch = &mut self.lock().batch;
+            let start = batch.wire.len() as u32;
+            batch.wire.extend_from_slice(bytes);
+            let end = batch.wire.len() as u32;
+            batch.pieces.push(Piece::Wire(start, end));
         }
         self.flush().await
     }
@@ -192,7 +237,7 @@ impl Writer {
                 if st.failed {
                     return Err(st.error.take().unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
                 }
-                match st.progress(&self.socket, Instant::now()) {
+                match st.progress(self.out(), Instant::now()) {
                     Ok(true) => return Ok(()),
                     Ok(false) => {}
                     Err(e) => {
@@ -215,7 +260,9 @@ impl DirectSink for Writer {
         if st.failed {
             return Offer::Closed;
         }
-        let Some(media) = &st.media else { return Offer::Closed };
+        if st.media.is_none() {
+            return Offer::Closed;
+        }
         if st.busy() {
             if st.queued.len() >= st.capacity {
                 return Offer::Full;
@@ -223,19 +270,32 @@ impl DirectSink for Writer {
             st.queued.push_back((slot, frame.clone()));
             return Offer::Taken;
         }
-        let video = media.tracks.get(slot).is_some_and(|t| t.kind == Kind::Video);
+        let video = slot < 64 && st.video_slots & (1 << slot) != 0;
         if !video && st.hold_audio {
             st.held.push((slot, frame.clone()));
             let until = *st.held_until.get_or_insert_with(|| arrived + AUDIO_HOLD);
             if arrived < until && st.held.len() < MAX_BATCH_FRAMES {
                 return Offer::Taken;
             }
-            st.encode_held(arrived);
-        } else {
-            st.encode_held(arrived);
-            st.encode(slot, frame.clone(), arrived);
         }
-        match st.write(&self.socket) {
+        // Not behind (`busy` is false): the reader's own batch is empty; encode and write from the
+        // thread's scratch batch, and keep it only if the socket did not take it all.
+        let written = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            st.encode_held(scratch, arrived);
+            if video || !st.hold_audio {
+                st.encode(scratch, slot, frame.clone(), arrived);
+            }
+            let written = scratch.write(self.out());
+            match written {
+                Ok(true) => {}
+                Ok(false) => std::mem::swap(&mut st.batch, scratch),
+                Err(_) => scratch.clear(),
+            }
+            written
+        });
+        st.report(arrived, false);
+        match written {
             Ok(true) => Offer::Taken,
             Ok(false) => {
                 drop(st);
@@ -256,45 +316,61 @@ impl DirectSink for Writer {
 impl State {
     /// A write is unfinished, or frames wait behind one.
     fn busy(&self) -> bool {
-        !self.pieces.is_empty() || !self.queued.is_empty()
+        !self.batch.pieces.is_empty() || !self.queued.is_empty()
     }
 
     /// Sends what can be sent now: the current write, then the held and queued frames. True when
     /// nothing is left but audio still allowed to wait.
-    fn progress(&mut self, socket: &OwnedWriteHalf, now: Instant) -> io::Result<bool> {
+    fn progress(&mut self, out: Out<'_>, now: Instant) -> io::Result<bool> {
+        // The connection's task comes here at least once a second: counts never stay unreported.
+        self.report(now, true);
         loop {
-            if !self.write(socket)? {
+            if !self.batch.write(out)? {
                 return Ok(false);
             }
             let stale = self.held_until.is_some_and(|t| now >= t);
             if self.queued.is_empty() && !stale {
                 return Ok(true);
             }
-            self.encode_held(now);
+            let mut batch = std::mem::take(&mut self.batch);
+            self.encode_held(&mut batch, now);
             for _ in 0..MAX_BATCH_FRAMES {
                 let Some((slot, frame)) = self.queued.pop_front() else { break };
-                self.encode(slot, frame, now);
+                self.encode(&mut batch, slot, frame, now);
             }
+            self.batch = batch;
         }
     }
 
-    fn encode_held(&mut self, now: Instant) {
+    /// Adds the packets and bytes sent since the last report to the reader's shared counters, when
+    /// [`REPORT_INTERVAL`] has passed (or always, with `force`).
+    fn report(&mut self, now: Instant, force: bool) {
+        if self.unreported == (0, 0) || !(force || self.next_report.is_none_or(|t| now >= t)) {
+            return;
+        }
+        if let Some(media) = &self.media {
+            media.shared.count_sent(self.unreported.0, self.unreported.1);
+        }
+        self.unreported = (0, 0);
+        self.next_report = Some(now + REPORT_INTERVAL);
+    }
+
+    fn encode_held(&mut self, batch: &mut Batch, now: Instant) {
         if self.held.is_empty() {
             return;
         }
         self.held_until = None;
-        let mut held = std::mem::take(&mut self.held);
-        for (slot, frame) in held.drain(..) {
-            self.encode(slot, frame, now);
+        for (slot, frame) in std::mem::take(&mut self.held) {
+            self.encode(batch, slot, frame, now);
         }
-        self.held = held;
     }
 
-    /// Adds a frame's packets to the current write (TCP), or sends them (UDP).
-    fn encode(&mut self, slot: usize, frame: Arc<Frame>, now: Instant) {
-        let State { media, wire, frames, pieces, udp_buf, .. } = self;
+    /// Adds a frame's packets to `batch` (TCP), or sends them (UDP).
+    fn encode(&mut self, batch: &mut Batch, slot: usize, frame: Arc<Frame>, now: Instant) {
+        let State { media, udp_buf, unreported, .. } = self;
+        let Batch { wire, frames, pieces, .. } = batch;
         let Some(media) = media else { return };
-        let (Some(o), Some(track)) = (media.out.get_mut(slot), media.tracks.get(slot)) else { return };
+        let Some(o) = media.out.get_mut(slot) else { return };
         let Some(dest) = o.dest else { return };
         if frame.rtp.is_empty() {
             return;
@@ -303,7 +379,11 @@ impl State {
         let mut sr = None;
         if o.next_sr.is_none_or(|t| now >= t) {
             o.next_sr = Some(now + SR_INTERVAL);
-            let wallclock = track.wallclock_for(frame.timestamp).unwrap_or_else(SystemTime::now);
+            let wallclock = media
+                .tracks
+                .get(slot)
+                .and_then(|track| track.wallclock_for(frame.timestamp))
+                .unwrap_or_else(SystemTime::now);
             let report = rtp::rtcp::SenderReport {
                 ssrc: o.ssrc,
                 ntp: rtp::rtcp::ntp_from_system_time(wallclock),
@@ -386,12 +466,56 @@ impl State {
         }
         o.packets = o.packets.wrapping_add(packets as u32);
         o.octets = o.octets.wrapping_add(payload_bytes as u32);
-        media.shared.count_sent(packets as u64, (12 * packets + payload_bytes) as u64);
+        unreported.0 += packets as u64;
+        unreported.1 += (12 * packets + payload_bytes) as u64;
+    }
+}
+
+/// The socket a batch is written to.
+#[derive(Clone, Copy)]
+struct Out<'a> {
+    socket: &'a OwnedWriteHalf,
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+}
+
+/// One vectored write without waiting. The fast path is a plain `writev` on the descriptor: tokio's
+/// `try_write_vectored` first reads the socket's readiness state, one more cold cache line per reader
+/// and frame when hundreds of readers are written in a row. Only when the kernel would block is the
+/// write repeated through tokio, which then records that the socket is not writable, so that
+/// `writable()` waits for the next edge (and cannot miss one that arrives meanwhile).
+fn write_now(out: Out<'_>, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    #[cfg(unix)]
+    loop {
+        let count = slices.len().min(MAX_PIECES * 2) as libc::c_int;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, the slices outlive the call, and
+        // `fd` is the descriptor of `out.socket`, which is open for as long as the writer exists.
+        let n = unsafe { libc::writev(out.fd, slices.as_ptr().cast::<libc::iovec>(), count) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => break,
+            _ => return Err(e),
+        }
+    }
+    out.socket.try_write_vectored(slices)
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.wire.clear();
+        self.frames.clear();
+        self.pieces.clear();
+        self.next_piece = 0;
+        self.piece_offset = 0;
     }
 
-    /// Writes as much of the current write as the socket takes without blocking. True when it is all
-    /// sent (and the buffers are reset for the next one).
-    fn write(&mut self, socket: &OwnedWriteHalf) -> io::Result<bool> {
+    /// Writes as much of the batch as the socket takes without blocking. True when it is all sent
+    /// (and the buffers are reset for the next one).
+    fn write(&mut self, out: Out<'_>) -> io::Result<bool> {
         while self.next_piece < self.pieces.len() {
             let pieces = &self.pieces[self.next_piece..];
             let pieces = &pieces[..pieces.len().min(MAX_PIECES)];
@@ -434,7 +558,7 @@ impl State {
                 }
                 skip = 0;
             }
-            let n = match socket.try_write_vectored(&slices[..count]) {
+            let n = match write_now(out, &slices[..count]) {
                 Ok(0) if len > 0 => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -454,11 +578,7 @@ impl State {
             self.piece_offset = at;
             return Ok(false);
         }
-        self.wire.clear();
-        self.frames.clear();
-        self.pieces.clear();
-        self.next_piece = 0;
-        self.piece_offset = 0;
+        self.clear();
         Ok(true)
     }
 
@@ -494,7 +614,7 @@ mod tests {
         let writer = Writer::new(write);
         let track = Arc::new(Track::new(Kind::Video, Codec::new("H264", 90000, 0, 96), 0));
         writer.set_media(MediaOut {
-            out: vec![OutTrack {
+            out: smallvec::smallvec![OutTrack {
                 dest: Some(Dest::Interleaved(0, 1)),
                 payload_type: 96,
                 ssrc: 7,
@@ -614,5 +734,31 @@ mod tests {
         sent.unwrap();
         assert_eq!(got.len(), 4 + 12 + 60_000 + 19);
         assert!(got.split_off(4 + 12 + 60_000).starts_with(b"RTSP/1.0 200 OK"));
+    }
+
+    /// Counts reach the reader's shared counters (the API's `bytes_send`/`packets_send`) at the first
+    /// offer, then at most every `REPORT_INTERVAL`, and always when the connection's task flushes; and
+    /// a frame written whole is not kept alive by the writer (nor by the thread's scratch batch).
+    #[tokio::test]
+    async fn sent_counts_are_reported_and_written_frames_released() {
+        let (writer, mut client) = connected(8).await;
+        let shared = writer.with_media(|m| m.shared.clone()).unwrap();
+        let t0 = Instant::now();
+        let first = frame(0, 1000);
+        assert_eq!(writer.offer(0, &first, t0), Offer::Taken);
+        assert_eq!(Arc::strong_count(&first), 1, "a frame written whole is released at once");
+        assert_eq!(shared.packets_sent.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(shared.bytes_sent.load(std::sync::atomic::Ordering::Relaxed), 12 + 1000);
+        // Within the interval: counted, not yet reported.
+        for i in 1..4 {
+            assert_eq!(writer.offer(0, &frame(i, 1000), t0 + Duration::from_millis(10 * i as u64)), Offer::Taken);
+        }
+        assert_eq!(shared.packets_sent.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // The connection's task's flush reports the rest.
+        writer.flush().await.unwrap();
+        assert_eq!(shared.packets_sent.load(std::sync::atomic::Ordering::Relaxed), 4);
+        assert_eq!(shared.bytes_sent.load(std::sync::atomic::Ordering::Relaxed), 4 * (12 + 1000));
+        let got = read_packets(&mut client, 4).await;
+        assert_eq!(got.iter().map(|p| p.1).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
     }
 }
