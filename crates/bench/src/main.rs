@@ -58,7 +58,7 @@ impl NetMode {
 fn parse_args() -> Args {
     let mut a = Args {
         server: None,
-        readers: vec![1, 10, 50, 200, 500],
+        readers: vec![1, 10, 50, 200, 500, 1000],
         latency_readers: vec![1, 10, 50],
         window: Duration::from_secs(10),
         json: PathBuf::from("target/bench-report.json"),
@@ -82,7 +82,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500] [--window SECS] [--joins N] [--json FILE] [--net loopback|veth]");
+                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--json FILE] [--net loopback|veth]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -573,6 +573,19 @@ async fn idle_memory(srv: &Server, url: &str) -> (f64, f64) {
     (per_reader, (after as f64 - before as f64) / n as f64)
 }
 
+/// A thousand readers are a thousand sockets here (and in the server, which raises its own limit):
+/// lift the soft open-files limit to the hard one, as the server does.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn build_release() -> PathBuf {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "camrelay"])
@@ -589,6 +602,7 @@ fn main() {
         floor::serve(argv.get(2).map(String::as_str).unwrap_or("127.0.0.1"));
     }
     let args = parse_args();
+    raise_open_file_limit();
     let bin = args.server.clone().unwrap_or_else(build_release);
     let floor = bin.as_os_str() == FLOOR;
     let bin =

@@ -54,6 +54,12 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    #[cfg(unix)]
+    match raise_open_file_limit() {
+        Ok(Some((from, to))) => tracing::info!("open files limit raised from {from} to {to}"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -97,4 +103,32 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go programs (go2rtc, MediaMTX) do at
+/// start: every reader and source is a descriptor, and a default soft limit of 1024 would turn the
+/// thousandth viewer away. Returns the old and new limits when it changed them.
+#[cfg(unix)]
+fn raise_open_file_limit() -> std::io::Result<Option<(libc::rlim_t, libc::rlim_t)>> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut target = limit.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // The kernel refuses an infinite descriptor limit; its own ceiling is fs.nr_open.
+        target =
+            std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
+    }
+    if limit.rlim_cur >= target {
+        return Ok(None);
+    }
+    let from = limit.rlim_cur;
+    limit.rlim_cur = target;
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some((from, target)))
 }
