@@ -65,7 +65,7 @@ fn answer_api(mut conn: TcpStream, shared: &Shared) {
 }
 
 /// One RTSP connection: answers requests; after RECORD it becomes the ingest loop, after PLAY the
-/// socket joins the readers and this thread only waits for it to close.
+/// socket joins the readers (non-blocking; nothing is read from it again) and this thread ends.
 fn session(mut conn: TcpStream, shared: &Shared) -> io::Result<()> {
     conn.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -100,16 +100,14 @@ fn session(mut conn: TcpStream, shared: &Shared) -> io::Result<()> {
         match req.method {
             Method::Record => return ingest(conn, buf, shared),
             Method::Play => {
-                let socket = conn.try_clone()?;
-                socket.set_nonblocking(true)?;
+                conn.set_nonblocking(true)?;
+                // A closed reader is noticed by the writes failing.
                 shared.readers.lock().unwrap().push(Reader {
-                    socket,
+                    socket: conn,
                     waiting_keyframe: true,
                     unsent: Vec::new(),
                     closed: false,
                 });
-                // The reader sends nothing more we need; its end is seen by the writes.
-                while conn.read(&mut chunk)? > 0 {}
                 return Ok(());
             }
             _ => {}
@@ -134,7 +132,18 @@ fn ingest(mut conn: TcpStream, mut buf: Vec<u8>, shared: &Shared) -> io::Result<
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let mut at = 0;
-        while buf.len() - at >= 4 && buf[at] == b'$' {
+        while buf.len() - at >= 4 {
+            if buf[at] != b'$' {
+                // An RTSP request from the publisher (a keep-alive): skipped, unanswered.
+                match decode(&buf[at..]) {
+                    Ok(Some((_, used))) => {
+                        at += used;
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
             let len = u16::from_be_bytes([buf[at + 2], buf[at + 3]]) as usize;
             if buf.len() - at < 4 + len {
                 break;

@@ -179,19 +179,24 @@ impl Track {
             let _ = self.clock_ref.set((SystemTime::now(), frame.timestamp));
         }
         inner.cache.push(now, &frame);
-        // Each sink's state is cold by the time the next frame comes (hundreds of readers and the
-        // kernel's socket work in between); ask for all of it now, so that while one reader's write
-        // is in the kernel the next ones' state is already on its way into the cache.
-        for sub in &inner.subscribers {
-            if let Some(sink) = &sub.sink {
-                prefetch(sink);
-            }
+        // Each sink's state is cold by the time the next frame comes (hundreds of readers, and the
+        // kernel's socket work in between evicts it): while one reader's write is in the kernel, the
+        // state of the reader PREFETCH_AHEAD places on is already on its way into the cache.
+        let subscribers = &mut inner.subscribers;
+        for sub in subscribers.iter().take(PREFETCH_AHEAD) {
+            prefetch(sub);
         }
-        inner.subscribers.retain_mut(|sub| {
+        let mut i = 0;
+        while i < subscribers.len() {
+            if let Some(ahead) = subscribers.get(i + PREFETCH_AHEAD) {
+                prefetch(ahead);
+            }
+            let sub = &mut subscribers[i];
             if sub.need_keyframe {
                 if !frame.keyframe {
                     sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
-                    return true;
+                    i += 1;
+                    continue;
                 }
                 sub.need_keyframe = false;
             }
@@ -204,15 +209,18 @@ impl Track {
                 },
             };
             match offer {
-                Offer::Taken => true,
+                Offer::Taken => i += 1,
                 Offer::Full => {
                     sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
                     sub.need_keyframe = needs_keyframe;
-                    true
+                    i += 1;
                 }
-                Offer::Closed => false,
+                // Keeps the others' order (and the look-ahead's indices) as `retain` would.
+                Offer::Closed => {
+                    subscribers.remove(i);
+                }
             }
-        });
+        }
     }
 
     /// Registers a reader. With `replay`, the cached frames are queued first, atomically with the
@@ -334,12 +342,17 @@ pub(super) fn attach_sink(
     }
 }
 
-/// Bytes of a sink's state worth prefetching (an RTSP writer is ~640).
+/// Bytes of a sink's state worth prefetching (an RTSP writer is ~650).
 const MAX_PREFETCH: usize = 768;
+/// How many readers ahead of the one being written to [`Track::push`] prefetches: far enough for the
+/// loads to land during a write (several microseconds in the kernel), near enough that the kernel's
+/// own work for those writes does not evict them first.
+const PREFETCH_AHEAD: usize = 4;
 
-/// Hints the CPU to load the first bytes of a sink's state (its lock and the fields an offer reads).
-/// Only a hint: it reads nothing and cannot fault.
-fn prefetch(sink: &Arc<dyn DirectSink>) {
+/// Hints the CPU to load the first bytes of a direct sink's state (its lock and the fields an offer
+/// reads). Only a hint: it reads nothing and cannot fault.
+fn prefetch(sub: &Subscriber) {
+    let Some(sink) = &sub.sink else { return };
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

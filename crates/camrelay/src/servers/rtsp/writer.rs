@@ -123,7 +123,8 @@ struct State {
     /// Whether audio waits for video: a TCP reader that takes video.
     hold_audio: bool,
     /// Bit `n` set: the reader's track `n` is video. Read by every offer, so kept here rather than
-    /// behind `media.tracks` (a pointer chase into a cold line per reader).
+    /// behind `media.tracks` (a pointer chase into a cold line per reader); tracks from 64 on are
+    /// looked up there.
     video_slots: u64,
     udp_buf: Vec<u8>,
     /// Packets and bytes sent since the last report to `media.shared`, and when the next is due.
@@ -136,7 +137,7 @@ struct State {
 pub(super) struct Writer {
     socket: OwnedWriteHalf,
     /// The socket's descriptor, for [`write_now`]: here, next to the state an offer reads anyway.
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fd: std::os::fd::RawFd,
     state: Mutex<State>,
     /// Tells the connection's task that a write is unfinished (or failed) and is its to finish.
@@ -146,7 +147,7 @@ pub(super) struct Writer {
 impl Writer {
     pub fn new(socket: OwnedWriteHalf) -> Writer {
         Writer {
-            #[cfg(unix)]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             fd: std::os::fd::AsRawFd::as_raw_fd(socket.as_ref()),
             socket,
             state: Mutex::new(State {
@@ -171,7 +172,7 @@ impl Writer {
     fn out(&self) -> Out<'_> {
         Out {
             socket: &self.socket,
-            #[cfg(unix)]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             fd: self.fd,
         }
     }
@@ -254,6 +255,14 @@ impl Writer {
     }
 }
 
+impl Drop for Writer {
+    /// Reports what was sent since the last report: a reader's counters are exact when it ends.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        st.report(Instant::now(), true);
+    }
+}
+
 impl DirectSink for Writer {
     fn offer(&self, slot: usize, frame: &Arc<Frame>, arrived: Instant) -> Offer {
         let mut st = self.lock();
@@ -270,7 +279,10 @@ impl DirectSink for Writer {
             st.queued.push_back((slot, frame.clone()));
             return Offer::Taken;
         }
-        let video = slot < 64 && st.video_slots & (1 << slot) != 0;
+        let video = match slot {
+            0..64 => st.video_slots & (1 << slot) != 0,
+            _ => st.media.as_ref().and_then(|m| m.tracks.get(slot)).is_some_and(|t| t.kind == Kind::Video),
+        };
         if !video && st.hold_audio {
             st.held.push((slot, frame.clone()));
             let until = *st.held_until.get_or_insert_with(|| arrived + AUDIO_HOLD);
@@ -323,7 +335,12 @@ impl State {
     /// nothing is left but audio still allowed to wait.
     fn progress(&mut self, out: Out<'_>, now: Instant) -> io::Result<bool> {
         // The connection's task comes here at least once a second: counts never stay unreported.
+        let result = self.progress_unreported(out, now);
         self.report(now, true);
+        result
+    }
+
+    fn progress_unreported(&mut self, out: Out<'_>, now: Instant) -> io::Result<bool> {
         loop {
             if !self.batch.write(out)? {
                 return Ok(false);
@@ -475,7 +492,7 @@ impl State {
 #[derive(Clone, Copy)]
 struct Out<'a> {
     socket: &'a OwnedWriteHalf,
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fd: std::os::fd::RawFd,
 }
 
@@ -483,9 +500,10 @@ struct Out<'a> {
 /// `try_write_vectored` first reads the socket's readiness state, one more cold cache line per reader
 /// and frame when hundreds of readers are written in a row. Only when the kernel would block is the
 /// write repeated through tokio, which then records that the socket is not writable, so that
-/// `writable()` waits for the next edge (and cannot miss one that arrives meanwhile).
+/// `writable()` waits for the next edge (and cannot miss one that arrives meanwhile). Linux only,
+/// where `IOV_MAX` (1024) is known to exceed our slice count; elsewhere tokio's path caps it.
 fn write_now(out: Out<'_>, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-    #[cfg(unix)]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     loop {
         let count = slices.len().min(MAX_PIECES * 2) as libc::c_int;
         // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, the slices outlive the call, and
