@@ -159,3 +159,91 @@ impl Drop for TrackReader {
         self.track.unsubscribe(self.shared.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Hub, HubSettings};
+    use super::*;
+    use bytes::Bytes;
+    use media::{Direction, Kind, Media};
+    use std::time::Duration;
+
+    fn frame(ts: u32, key: bool) -> Frame {
+        Frame { timestamp: ts, keyframe: key, payload: Bytes::from_static(&[0; 64]), rtp: Vec::new() }
+    }
+
+    /// Spins until the clock has moved past now, so arrival times compare strictly.
+    fn tick() {
+        let t = Instant::now();
+        while Instant::now() <= t {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// A hub with one published stream `cam` (H.264 + AAC) that has run for a while: 10 s of audio
+    /// cached, the last video keyframe 1 s ago. Returns the hub and (video, audio) tracks.
+    fn running_stream() -> (Hub, Arc<Track>, Arc<Track>) {
+        let settings = HubSettings {
+            linger: Duration::ZERO,
+            start_timeout: Duration::from_secs(1),
+            gop_cache_bytes: 1 << 20,
+            reader_queue: 1024,
+        };
+        let hub = Hub::new(Vec::new(), settings);
+        let medias = vec![
+            Media::new(Kind::Video, Direction::RecvOnly, vec![Codec::new("H264", 90000, 0, 96)]),
+            Media::new(Kind::Audio, Direction::RecvOnly, vec![Codec::new("MPEG4-GENERIC", 48000, 1, 97)]),
+        ];
+        let producer = Producer::pushed("cam", "rtsp", "", medias, 1 << 20);
+        let (video, audio) = (producer.tracks()[0].clone(), producer.tracks()[1].clone());
+        hub.stream_for_publish("cam", true).unwrap().add_producer(producer);
+        // 25 fps video with a keyframe every second, 46.875 AAC frames a second: frame n of each goes
+        // out in timestamp order. The stream's clock is frames, not wall time.
+        let audio_per_video = 48000.0 / 1024.0 / 25.0;
+        let mut a = 0u32;
+        for v in 0..250u32 {
+            tick();
+            video.push(frame(v * 3600, v % 25 == 0));
+            while (a as f64) < (v + 1) as f64 * audio_per_video {
+                audio.push(frame(a * 1024, false));
+                a += 1;
+            }
+        }
+        (hub, video, audio)
+    }
+
+    fn drain(reader: &mut Reader) -> Vec<(usize, u32)> {
+        std::iter::from_fn(|| reader.queue.try_recv().ok()).map(|d| (d.slot, d.frame.timestamp)).collect()
+    }
+
+    #[tokio::test]
+    async fn audio_only_reader_starts_live() {
+        let (hub, _video, audio) = running_stream();
+        let filters = media::query::parse_query_string("audio");
+        let mut reader =
+            hub.subscribe("cam", &filters, hub.new_reader_shared("test", String::new()), true).await.unwrap();
+        assert_eq!(reader.tracks.len(), 1);
+        assert_eq!(drain(&mut reader), vec![], "no audio history is replayed to a reader without video");
+        audio.push(frame(999 * 1024, false));
+        assert_eq!(drain(&mut reader), vec![(0, 999 * 1024)], "it gets live audio");
+    }
+
+    #[tokio::test]
+    async fn audio_and_video_reader_gets_audio_from_the_keyframe_on() {
+        let (hub, _video, _audio) = running_stream();
+        let filters = media::query::parse_query_string("video&audio");
+        let mut reader =
+            hub.subscribe("cam", &filters, hub.new_reader_shared("test", String::new()), true).await.unwrap();
+        let got = drain(&mut reader);
+        let video: Vec<u32> = got.iter().filter(|d| d.0 == 0).map(|d| d.1).collect();
+        let audio: Vec<u32> = got.iter().filter(|d| d.0 == 1).map(|d| d.1).collect();
+        // The last GOP: keyframe 225 to frame 249.
+        assert_eq!(video, (225..250).map(|v| v * 3600).collect::<Vec<_>>());
+        // Audio from the keyframe's arrival on: the frames pushed after video frame 224, one GOP's worth
+        // (not the 10 s the audio cache holds).
+        let per_video: f64 = 48000.0 / 1024.0 / 25.0;
+        let (first, end) = ((225.0 * per_video).ceil() as u32, (250.0 * per_video).ceil() as u32);
+        assert_eq!(audio, (first..end).map(|a| a * 1024).collect::<Vec<_>>());
+        assert!(audio.len() <= 48, "{} audio frames replayed beside a 1 s GOP", audio.len());
+    }
+}

@@ -225,8 +225,10 @@ impl Track {
 
     /// Registers a reader. With `replay`, the cached frames are queued first, atomically with the
     /// registration so no frame is lost or repeated: video from the last keyframe, audio from `since`
-    /// (the arrival of the video keyframe, so both start together). Returns the arrival time of the
-    /// first replayed frame.
+    /// (the arrival of the video keyframe the reader starts from, so both start together). Audio with no
+    /// `since` (a reader without video, or no keyframe cached yet) is not replayed: the reader starts
+    /// live rather than the whole audio history behind. Returns the arrival time of the first replayed
+    /// frame.
     pub(super) fn subscribe(
         &self,
         reader: Arc<ReaderShared>,
@@ -238,7 +240,9 @@ impl Track {
         let mut inner = self.lock();
         let mut first = None;
         let mut need_keyframe = self.needs_keyframe();
-        if replay {
+        // The audio cache only exists to line audio up with a replayed GOP; on its own it is seconds of
+        // old sound (512 AAC frames at 48 kHz are 11 s) that a listener would stay behind by for good.
+        if replay && (inner.cache.video || since.is_some()) {
             for (at, frame) in inner.cache.frames.iter() {
                 if since.is_some_and(|s| *at < s) {
                     continue;
@@ -394,6 +398,38 @@ mod tests {
         t.subscribe(reader(1), tx, 0, true, None);
         let got: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).map(|d| d.frame.timestamp).collect();
         assert_eq!(got, vec![24000, 27000]);
+    }
+
+    /// Spins until the clock has moved past `t`, so arrival times compare strictly.
+    fn after(t: Instant) {
+        while Instant::now() <= t {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn audio_is_replayed_only_beside_a_video_keyframe() {
+        let t = Track::new(Kind::Audio, Codec::new("MPEG4-GENERIC", 48000, 1, 97), 1 << 20);
+        for i in 0..100 {
+            t.push(frame(i * 1024, false, 50));
+        }
+        let keyframe_arrival = Instant::now();
+        after(keyframe_arrival);
+        for i in 100..103 {
+            t.push(frame(i * 1024, false, 50));
+        }
+        assert_eq!(t.cached_bytes(), 103 * 50, "the audio cache holds the history");
+        // Without a video keyframe to line up with: live, nothing replayed.
+        let (tx, mut rx) = mpsc::channel(1024);
+        assert_eq!(t.subscribe(reader(1), tx, 0, true, None), None);
+        assert!(rx.try_recv().is_err(), "an audio-only reader gets no audio history");
+        t.push(frame(103 * 1024, false, 50));
+        assert_eq!(rx.try_recv().unwrap().frame.timestamp, 103 * 1024, "and live frames from then on");
+        // Beside a video keyframe: the audio from the keyframe's arrival on.
+        let (tx, mut rx) = mpsc::channel(1024);
+        assert!(t.subscribe(reader(2), tx, 0, true, Some(keyframe_arrival)).is_some());
+        let got: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).map(|d| d.frame.timestamp / 1024).collect();
+        assert_eq!(got, vec![100, 101, 102, 103]);
     }
 
     #[test]
