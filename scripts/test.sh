@@ -35,6 +35,26 @@ fi
 # aiortc: the WebRTC client/publisher of the WHEP/WHIP tests (crates/camrelay/tests/webrtc.rs).
 python3 -c 'import aiortc' 2>/dev/null || python3 -m pip install --quiet aiortc==1.16.0
 
+# Home Assistant's go2rtc client (PyPI `go2rtc-client`, Python 3.12) for tests/home_assistant.rs, in
+# its own virtualenv: the machine's python3 is older. pyenv's 3.12 when there is no python3.12.
+ha_venv=target/ha-venv
+ha_requirements=crates/camrelay/tests/fixtures/ha-requirements.txt
+if ! cmp -s "$ha_requirements" "$ha_venv/requirements.txt" 2>/dev/null; then
+  py312=""
+  # A pyenv shim named python3.12 may exist without being runnable: try each candidate.
+  for candidate in $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null) $(command -v python3.12 || true); do
+    if "$candidate" -c 'import venv' >/dev/null 2>&1; then py312=$candidate; break; fi
+  done
+  if [ -z "$py312" ]; then
+    echo "error: Python 3.12 is needed for the Home Assistant test (go2rtc-client); install python3.12" >&2
+    exit 1
+  fi
+  rm -rf "$ha_venv"
+  "$py312" -m venv "$ha_venv"
+  "$ha_venv/bin/pip" install --quiet --disable-pip-version-check -r "$ha_requirements"
+  cp "$ha_requirements" "$ha_venv/requirements.txt"
+fi
+
 # Playwright (driver only; the browser is Debian's chromium) for the headless browser tests.
 if [ ! -d crates/camrelay/tests/browser/node_modules/playwright-core ]; then
   (cd crates/camrelay/tests/browser && npm ci --no-audit --no-fund)

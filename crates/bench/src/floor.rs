@@ -33,13 +33,13 @@ struct Shared {
     dropped: AtomicU64,
 }
 
-/// Runs the floor server until killed: prints its RTSP and API addresses on stderr the way camrelay
+/// Runs the floor server until killed: prints its RTSP and API addresses on stdout the way camrelay
 /// logs them, so the bench starts it like any server.
 pub fn serve(ip: &str) -> ! {
     let rtsp = TcpListener::bind((ip, 0)).expect("floor: bind RTSP");
     let api = TcpListener::bind((ip, 0)).expect("floor: bind API");
-    eprintln!("rtsp listening on {}", rtsp.local_addr().expect("addr"));
-    eprintln!("api listening on {}", api.local_addr().expect("addr"));
+    println!("00:00:00.000 INF [rtsp] listen addr={}", rtsp.local_addr().expect("addr"));
+    println!("00:00:00.000 INF [api] listen addr={}", api.local_addr().expect("addr"));
     let shared = Arc::new(Shared::default());
     let for_api = shared.clone();
     std::thread::spawn(move || {

@@ -5,6 +5,7 @@
 mod client;
 mod clip;
 mod floor;
+mod jpeg;
 mod net;
 mod procstat;
 
@@ -28,6 +29,9 @@ struct Args {
     json: PathBuf,
     joins: usize,
     net: NetMode,
+    /// Cold starts of the JPEG outputs to time (`--jpeg-starts`); `--only jpeg` times nothing else.
+    jpeg_starts: usize,
+    only_jpeg: bool,
 }
 
 /// Where the load client sits, network-wise.
@@ -64,6 +68,8 @@ fn parse_args() -> Args {
         json: PathBuf::from("target/bench-report.json"),
         joins: 20,
         net: NetMode::Loopback,
+        jpeg_starts: 5,
+        only_jpeg: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -74,6 +80,12 @@ fn parse_args() -> Args {
             "--window" => a.window = Duration::from_secs_f64(value().parse().expect("--window seconds")),
             "--json" => a.json = PathBuf::from(value()),
             "--joins" => a.joins = value().parse().expect("--joins count"),
+            "--jpeg-starts" => a.jpeg_starts = value().parse().expect("--jpeg-starts count"),
+            "--only" => {
+                let what = value();
+                assert_eq!(what, "jpeg", "--only jpeg");
+                a.only_jpeg = true;
+            }
             "--net" => {
                 a.net = match value().as_str() {
                     "loopback" | "lo" => NetMode::Loopback,
@@ -82,7 +94,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--json FILE] [--net loopback|veth]");
+                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -119,20 +131,20 @@ impl Server {
             cmd.args(["-c", &config]).env("RUST_LOG", "warn,camrelay::servers=info");
             cmd
         };
-        cmd.current_dir(&dir).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::null());
         if let Some(cpu) = cpu {
             net::pin_child(&mut cmd, cpu);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
         let (mut rtsp, mut api) = (None, None);
         while rtsp.is_none() || api.is_none() {
             let line = lines.next().expect("server exited").expect("log line");
-            if let Some(a) = line.split("rtsp listening on ").nth(1) {
+            if let Some(a) = line.split("[rtsp] listen addr=").nth(1) {
                 rtsp = Some(a.trim().to_string());
             }
-            if let Some(a) = line.split("api listening on ").nth(1) {
+            if let Some(a) = line.split("[api] listen addr=").nth(1) {
                 api = Some(a.trim().to_string());
             }
         }
@@ -650,10 +662,17 @@ fn main() {
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut rows = Vec::new();
-    let (ttff, ttff_mp4, ttff_hls, idle) = rt.block_on(async {
+    let (ttff, ttff_mp4, ttff_hls, idle, jpeg_starts) = rt.block_on(async {
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
         // Wait for the publisher's first GOP to reach the server.
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        if args.only_jpeg && !floor {
+            eprintln!("JPEG outputs: {} cold starts...", args.jpeg_starts);
+            let starts = jpeg::cold_starts(&srv.api, "bench", args.jpeg_starts).await;
+            stop.store(true, Ordering::Relaxed);
+            let _ = publisher.await;
+            return (vec![], vec![], vec![], (f64::NAN, f64::NAN), starts);
+        }
         // Memory first: later runs leave freed memory in the allocator that new sessions would reuse.
         // The floor serves only the fan-out (no stream API, GOP cache or HTTP streaming).
         let idle = if floor {
@@ -670,16 +689,18 @@ fn main() {
         if floor {
             stop.store(true, Ordering::Relaxed);
             let _ = publisher.await;
-            return (vec![], vec![], vec![], idle);
+            return (vec![], vec![], vec![], idle, jpeg::JpegStarts::default());
         }
         eprintln!("time to first frame: {} joins...", args.joins);
         let ttff = time_to_first_frame(&url, args.joins).await;
         let ttff_mp4 = time_to_first_mp4_frame(&srv.api, args.joins).await;
         eprintln!("time to first HLS segment: 5 sessions...");
         let ttff_hls = time_to_first_hls_segment(&srv.api, 5).await;
+        eprintln!("JPEG outputs: {} cold starts...", args.jpeg_starts);
+        let starts = jpeg::cold_starts(&srv.api, "bench", args.jpeg_starts).await;
         stop.store(true, Ordering::Relaxed);
         let _ = publisher.await;
-        (ttff, ttff_mp4, ttff_hls, idle)
+        (ttff, ttff_mp4, ttff_hls, idle, starts)
     });
 
     println!(
@@ -732,6 +753,20 @@ fn main() {
         percentile(&ttff_hls, 0.5),
         percentile(&ttff_hls, 0.9)
     );
+    let starts = [
+        ("stream.mjpeg, no transcoder running: request → first JPEG", &jpeg_starts.mjpeg_cold),
+        ("frame.jpeg, no transcoder running (one-shot ffmpeg)", &jpeg_starts.frame_cold),
+        ("frame.jpeg while a stream.mjpeg viewer keeps the transcoder running", &jpeg_starts.frame_warm),
+    ];
+    for (what, ms) in starts {
+        println!(
+            "JPEG start ({what}, {} starts): median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            ms.len(),
+            percentile(ms, 0.5),
+            percentile(ms, 0.0),
+            percentile(ms, 1.0)
+        );
+    }
     println!(
         "Memory: {:.1} KiB per idle reader (DESCRIBE, no PLAY), {:.1} KiB per configured idle stream",
         idle.0, idle.1
@@ -752,6 +787,11 @@ fn main() {
         "ttff_rtsp_ms": {"median": percentile(&ttff, 0.5), "p90": percentile(&ttff, 0.9), "samples": ttff},
         "ttff_hls_ms": {"median": percentile(&ttff_hls, 0.5), "p90": percentile(&ttff_hls, 0.9), "samples": ttff_hls},
         "ttff_mp4_ms": {"median": percentile(&ttff_mp4, 0.5), "p90": percentile(&ttff_mp4, 0.9), "samples": ttff_mp4},
+        "jpeg_start_ms": {
+            "mjpeg_cold": {"median": percentile(&jpeg_starts.mjpeg_cold, 0.5), "samples": jpeg_starts.mjpeg_cold},
+            "frame_cold": {"median": percentile(&jpeg_starts.frame_cold, 0.5), "samples": jpeg_starts.frame_cold},
+            "frame_warm": {"median": percentile(&jpeg_starts.frame_warm, 0.5), "samples": jpeg_starts.frame_warm},
+        },
         "idle_reader_kib": idle.0,
         "idle_stream_kib": idle.1,
     });

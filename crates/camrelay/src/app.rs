@@ -26,6 +26,8 @@ pub struct App {
     pub logs: OnceLock<Arc<crate::logging::LogBuffer>>,
     /// WebRTC sessions and the socket's routing table (servers/webrtc.rs).
     pub webrtc: Arc<servers::webrtc::Server>,
+    /// Streams kept running without viewers (`preload:`, `/api/preload`).
+    pub preloads: crate::hub::preload::Preloads,
 }
 
 /// What source modules may use besides their URL.
@@ -45,8 +47,21 @@ impl SourceContext {
     }
 }
 
-/// The URL schemes this build can pull from, one entry per source module.
+/// The go2rtc module (`app.modules`) a source scheme belongs to.
+fn module_of_scheme(scheme: &str) -> &str {
+    match scheme {
+        "rtsp" | "rtsps" | "rtspx" => "rtsp",
+        "http" | "https" | "httpx" | "tcp" => "http",
+        // The built-in clip is camrelay's own and always there.
+        "demo" => "",
+        other => other,
+    }
+}
+
+/// The URL schemes this build can pull from, one entry per source module; schemes of modules that
+/// `app.modules` leaves out are not registered (their URLs are "unsupported scheme").
 pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)> {
+    let app = ctx.config.app.clone();
     vec![
         ("demo", sources::demo::factory()),
         ("exec", sources::exec::factory(ctx)),
@@ -57,6 +72,10 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
     .into_iter()
     .chain(sources::rtsp::schemes())
     .chain(sources::http::schemes(ctx))
+    .filter(|(scheme, _)| {
+        let module = module_of_scheme(scheme);
+        module.is_empty() || app.enabled(module)
+    })
     .collect()
 }
 
@@ -101,16 +120,30 @@ impl App {
             publishers,
             logs: OnceLock::new(),
             webrtc: Arc::default(),
+            preloads: Default::default(),
         })
     }
 
     /// Starts the servers; returns when shutdown is requested and everything has stopped.
     pub async fn run(self: Arc<Self>) -> std::io::Result<()> {
         let mut tasks = Vec::new();
-        tasks.push(servers::rtsp::start(self.clone()).await?);
-        tasks.push(servers::api::start(self.clone()).await?);
-        tasks.push(servers::webrtc::start(self.clone()).await?);
+        // `app.modules` (go2rtc's) switches whole servers off.
+        let modules = &self.config.app;
+        if modules.enabled("rtsp") {
+            tasks.push(servers::rtsp::start(self.clone()).await?);
+        }
+        if modules.enabled("api") {
+            tasks.push(servers::api::start(self.clone()).await?);
+            tasks.push(servers::api::start_unix(self.clone()).await?);
+        }
+        if modules.enabled("webrtc") {
+            tasks.push(servers::webrtc::start(self.clone()).await?);
+        }
+        for (name, query) in &self.config.preload {
+            self.preloads.start(&self.hub, name, query);
+        }
         self.shutdown.cancelled().await;
+        self.preloads.stop_all();
         self.hub.shutdown();
         for t in tasks.into_iter().flatten() {
             let _ = t.await;

@@ -1,6 +1,49 @@
-//! `log:` config → tracing filter. go2rtc's module names map to our module paths.
+//! `log:` config → tracing filter, and the console format.
+//!
+//! Lines are written the way go2rtc writes them (`15:04:05.000 INF [api] listen addr=:1984`), on
+//! stdout by default as go2rtc does: programs that supervise go2rtc read that stream (Home Assistant
+//! waits for `INF [api] listen addr=` before it talks to the server, and maps the level column to
+//! its own levels). `log.output: stderr` moves them to stderr.
 
+use std::fmt::Write as _;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
+
+/// Where console lines go (`log.output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    #[default]
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    /// `stdout` (or empty) and `stderr`; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Output> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "stdout" => Some(Output::Stdout),
+            "stderr" => Some(Output::Stderr),
+            _ => None,
+        }
+    }
+
+    fn write(self, buf: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        match self {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(buf)?;
+                // Supervisors read line by line through a pipe: never leave a line in a buffer.
+                out.flush()
+            }
+            Output::Stderr => std::io::stderr().write_all(buf),
+        }
+    }
+}
 
 /// Maps a go2rtc module name (`api`, `rtsp`, `streams`, `exec`...) to our tracing targets.
 fn targets(module: &str) -> Vec<String> {
@@ -39,15 +82,6 @@ pub fn filter(default_level: &str, modules: &[(String, String)]) -> EnvFilter {
         }
     }
     EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"))
-}
-
-pub fn init(default_level: &str, modules: &[(String, String)]) {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(default_level, modules))
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// The last log lines, kept in memory for `GET /api/log` (bounded in bytes; oldest lines go first).
@@ -96,18 +130,23 @@ impl LogBuffer {
     }
 }
 
-/// Writes each formatted event to stderr and into the [`LogBuffer`].
+/// Writes each formatted line to the console ([`Output`]) and into the [`LogBuffer`].
 #[derive(Clone)]
-pub struct TeeWriter(pub std::sync::Arc<LogBuffer>);
+pub struct TeeWriter {
+    buffer: std::sync::Arc<LogBuffer>,
+    output: Output,
+}
 
 impl std::io::Write for TeeWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.push(&String::from_utf8_lossy(buf));
-        std::io::stderr().write(buf)
+        self.buffer.push(&String::from_utf8_lossy(buf));
+        // A closed console (the supervisor went away) must not stop the server.
+        let _ = self.output.write(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        Ok(())
     }
 }
 
@@ -119,14 +158,118 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for TeeWriter {
     }
 }
 
-/// Like [`init`], and keeps the last lines in `buffer` too.
-pub fn init_with_buffer(default_level: &str, modules: &[(String, String)], buffer: std::sync::Arc<LogBuffer>) {
-    use std::io::IsTerminal;
+/// Installs the logger: go2rtc's console format on `output`, the last lines kept in `buffer` too.
+pub fn init_with_buffer(
+    default_level: &str,
+    modules: &[(String, String)],
+    output: Output,
+    buffer: std::sync::Arc<LogBuffer>,
+) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(default_level, modules))
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(TeeWriter(buffer))
+        .event_format(ConsoleFormat)
+        .with_writer(TeeWriter { buffer, output })
         .try_init();
+}
+
+/// go2rtc's console line: `HH:MM:SS.mmm LVL [module] message key=value...` (local time, zerolog's
+/// three-letter levels). The module is the go2rtc module name of the event's target (see
+/// [`module_of`]), or an explicit `module = "..."` field.
+pub struct ConsoleFormat;
+
+impl<S, N> FormatEvent<S, N> for ConsoleFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let module = fields.module.take().unwrap_or_else(|| module_of(event.metadata().target()).to_string());
+        let level = match *event.metadata().level() {
+            Level::TRACE => "TRC",
+            Level::DEBUG => "DBG",
+            Level::INFO => "INF",
+            Level::WARN => "WRN",
+            Level::ERROR => "ERR",
+        };
+        write!(writer, "{} {level} [{module}] {}", clock_now(), fields.message)?;
+        if !fields.rest.is_empty() {
+            write!(writer, "{}", fields.rest)?;
+        }
+        // The fields of the spans around the event (`peer=`, `url=`), outermost first.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                if let Some(f) = ext.get::<FormattedFields<N>>() {
+                    if !f.is_empty() {
+                        write!(writer, " {f}")?;
+                    }
+                }
+            }
+        }
+        writeln!(writer)
+    }
+}
+
+/// The message and `key=value` fields of one event.
+#[derive(Default)]
+struct EventFields {
+    message: String,
+    rest: String,
+    module: Option<String>,
+}
+
+impl Visit for EventFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message.push_str(value),
+            "module" => self.module = Some(value.to_string()),
+            name => {
+                let _ = write!(self.rest, " {name}={value}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            "module" => self.module = Some(format!("{value:?}").trim_matches('"').to_string()),
+            name => {
+                let _ = write!(self.rest, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+/// The go2rtc module name of a tracing target: `camrelay::servers::api` → `api`,
+/// `camrelay::sources::ffmpeg` → `ffmpeg`, `camrelay::hub::track` → `streams`, other crates by
+/// their own name.
+pub fn module_of(target: &str) -> &str {
+    let mut parts = target.split("::");
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("camrelay"), Some("servers" | "sources"), Some(module)) => module,
+        (Some("camrelay"), Some("hub"), _) => "streams",
+        (Some("camrelay"), _, _) => "app",
+        (Some(other), _, _) => other,
+        _ => target,
+    }
+}
+
+/// The local wall clock as `HH:MM:SS.mmm`.
+fn clock_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    let millis = now.subsec_millis();
+    // SAFETY: localtime_r writes only the `tm` we pass and reads `secs`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        let day = now.as_secs() % 86_400;
+        return format!("{:02}:{:02}:{:02}.{millis:03}", day / 3600, day / 60 % 60, day % 60);
+    }
+    format!("{:02}:{:02}:{:02}.{millis:03}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 #[cfg(test)]
@@ -144,5 +287,48 @@ mod tests {
         assert!(text.contains("line 19") && !text.contains("line 0 ") && !text.contains("secret"), "{text}");
         b.clear();
         assert!(b.text().is_empty());
+    }
+
+    #[test]
+    fn modules_are_go2rtc_names() {
+        assert_eq!(module_of("camrelay::servers::api"), "api");
+        assert_eq!(module_of("camrelay::servers::rtsp::session"), "rtsp");
+        assert_eq!(module_of("camrelay::sources::ffmpeg"), "ffmpeg");
+        assert_eq!(module_of("camrelay::hub::track"), "streams");
+        assert_eq!(module_of("camrelay::app"), "app");
+        assert_eq!(module_of("camrelay"), "app");
+        assert_eq!(module_of("str0m::ice"), "str0m");
+    }
+
+    #[test]
+    fn lines_have_go2rtc_console_format() {
+        let buffer = std::sync::Arc::new(LogBuffer::new(4096));
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("debug"))
+            .event_format(ConsoleFormat)
+            .with_writer(TeeWriter { buffer: buffer.clone(), output: Output::Stderr })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(module = "api", addr = "127.0.0.1:11984", "listen");
+            let span = tracing::info_span!("rtsp", peer = "10.0.0.9:5000");
+            span.in_scope(|| tracing::warn!(target: "camrelay::servers::rtsp::session", stream = "cam", "bad request"));
+        });
+        let text = buffer.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        // `HH:MM:SS.mmm INF [api] listen addr=127.0.0.1:11984`
+        let (clock, rest) = lines[0].split_once(' ').unwrap();
+        assert_eq!(clock.len(), 12, "{clock}");
+        assert_eq!(clock.as_bytes()[2], b':');
+        assert_eq!(clock.as_bytes()[8], b'.');
+        assert_eq!(rest, "INF [api] listen addr=127.0.0.1:11984");
+        assert!(lines[1].ends_with(" WRN [rtsp] bad request stream=cam peer=10.0.0.9:5000"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn outputs_parse() {
+        assert_eq!(Output::parse(""), Some(Output::Stdout));
+        assert_eq!(Output::parse("STDERR"), Some(Output::Stderr));
+        assert_eq!(Output::parse("file"), None);
     }
 }

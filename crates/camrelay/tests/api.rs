@@ -10,7 +10,9 @@ use std::time::Duration;
 fn api_info_streams_and_schemes() {
     let srv = Server::start("");
     let info = srv.http("GET", "/api").json();
-    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    // The go2rtc API level (what go2rtc clients check), and camrelay's own release beside it.
+    assert_eq!(info["version"], "1.9.13");
+    assert_eq!(info["camrelay_version"], env!("CARGO_PKG_VERSION"));
     assert!(info["config_path"].as_str().unwrap().ends_with("camrelay.yaml"));
 
     let streams = srv.http("GET", "/api/streams").json();
@@ -241,8 +243,8 @@ fn log_endpoint_returns_recent_masked_lines() {
     // Make the source fail once so its (masked) error is logged.
     let _ = ffprobe(&srv.rtsp_url("cam"), "tcp");
     let log = srv.http("GET", "/api/log").text();
-    assert!(log.contains("rtsp listening on"), "{log}");
+    assert!(log.contains("[rtsp] listen addr="), "{log}");
     assert!(!log.contains("hunter2"), "{log}");
     assert_eq!(srv.http("DELETE", "/api/log").status, 200);
-    assert!(!srv.http("GET", "/api/log").text().contains("rtsp listening on"));
+    assert!(!srv.http("GET", "/api/log").text().contains("[rtsp] listen addr="));
 }

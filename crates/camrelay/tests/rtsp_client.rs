@@ -541,42 +541,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// `tests/fixtures/gst_camera.py`, killed on drop.
-struct GstCamera {
-    child: Child,
-}
-
-impl GstCamera {
-    fn start(port: u16, args: &[&str]) -> GstCamera {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gst_camera.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(port.to_string())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start /usr/bin/python3");
-        let rx = lines_of(child.stdout.take().unwrap());
-        let cam = GstCamera { child };
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) if l == "READY" => cam,
-            other => panic!(
-                "gst_camera.py did not start ({other:?}); needs apt packages python3-gi gir1.2-gst-rtsp-server-1.0 \
-                 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
-            ),
-        }
-    }
-}
-
-impl Drop for GstCamera {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn producer(server: &Server, stream: &str) -> serde_json::Value {
     let v = server.http("GET", &format!("/api/streams?src={stream}")).json();
     v["producers"][0].clone()

@@ -109,7 +109,7 @@ fn web_ui_lists_adds_edits_plays_and_deletes() {
     // The editor saved a change through POST /api/config, and the log page shows server lines.
     assert!(v["config_saved"].as_str().unwrap_or("").starts_with("Saved."), "{v}");
     assert!(v["config_after"].as_str().unwrap_or("").contains("# saved from the editor"), "{v}");
-    assert!(v["log"].as_str().unwrap_or("").contains("listening on"), "{v}");
+    assert!(v["log"].as_str().unwrap_or("").contains("listen addr="), "{v}");
 
     // The player asks OPTIONS api/webrtc for ICE servers (RFC 9725 Link headers) and hands them to the peer
     // connection; without any (this config has none) it uses none, so it contacts no STUN server.

@@ -13,7 +13,7 @@ const CONFIG: &str = "webrtc:\n  listen: 127.0.0.1:0\n";
 
 fn start() -> Server {
     let server = Server::start(CONFIG);
-    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
     server
 }
 
@@ -68,7 +68,7 @@ fn whep_aiortc_decodes_opus_audio() {
     let server = Server::start(
         "streams:\n  cam:\n    - demo:clip\n    - ffmpeg:cam#audio=opus\nwebrtc:\n  listen: 127.0.0.1:0\n",
     );
-    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
     let report = whep_with(&server, "cam", 25, &["audio"]);
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{report}");
     assert_eq!((report["audio_frames"].as_u64(), report["sample_rate"].as_u64()), (Some(25), Some(48000)), "{report}");
@@ -164,7 +164,7 @@ fn whep_session_is_created_and_deleted() {
 fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
     use std::process::Stdio;
     let server = Server::start("streams:\n  cam:\nwebrtc:\n  listen: 127.0.0.1:0\n");
-    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whip_publisher.py");
     let mut child = Command::new(python())
         .arg(script)
@@ -208,7 +208,7 @@ fn microphone_plays_into_the_backchannel() {
         "{CONFIG}streams:\n  cam:\n    - demo:clip\n    - 'exec:sh -c \"cat > {}\"#backchannel=1'\n",
         out.display()
     ));
-    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
     let report = whep_with(&server, "cam", 10, &["mic"]);
     assert_eq!(report["width"], 640, "{report}");
     assert_eq!(report["mic_codec"], "audio/PCMA", "the answer put the backchannel's codec first: {report}");
@@ -353,7 +353,7 @@ fn half_open_sessions_are_bounded_and_reaped() {
 #[test]
 fn h265_is_answered_when_offered() {
     let server = Server::start(&format!("{CONFIG}streams:\n  demo: demo:clip\n  hevc: ffmpeg:demo#video=h265\n"));
-    assert!(server.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
     let r = post_sdp(&server, "/api/webrtc?src=hevc", &VP8_OFFER.replace("VP8/90000", "H265/90000"));
     assert_eq!(r.status, 201, "{}\n{}", r.text(), server.log());
     assert!(r.text().contains("H265/90000"), "{}", r.text());
@@ -372,7 +372,7 @@ fn ice_tcp_strangers_are_disconnected() {
     let log = server.log();
     let port: u16 = log
         .lines()
-        .find_map(|l| l.split("webrtc listening on 127.0.0.1:").nth(1))
+        .find_map(|l| l.split("[webrtc] listen addr=127.0.0.1:").nth(1))
         .and_then(|p| p.strip_suffix("/tcp").or(p.strip_suffix("/udp")))
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("port in log:\n{log}"));

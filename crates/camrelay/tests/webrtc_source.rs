@@ -20,7 +20,7 @@ fn python() -> String {
 /// Server A: the remote WebRTC server, with `yaml`'s streams.
 fn remote(yaml: &str) -> Server {
     let a = Server::start(yaml);
-    assert!(a.wait_log("webrtc listening on 127.0.0.1:", Duration::from_secs(10)), "A:\n{}", a.log());
+    assert!(a.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "A:\n{}", a.log());
     a
 }
 

@@ -11,7 +11,6 @@ const LATER_SECTIONS: &[&str] = &[
     "mp4",
     "hls",
     "mjpeg",
-    "exec",
     "rtmp",
     "srt",
     "ngrok",
@@ -20,17 +19,16 @@ const LATER_SECTIONS: &[&str] = &[
     "webtorrent",
     "srtp",
     "publish",
-    "preload",
     "record",
     "metrics",
     "onvif",
 ];
 
 /// go2rtc keys that camrelay accepts but does not use yet (no warning, value ignored).
-const LATER_API_KEYS: &[&str] = &["tls_listen", "tls_cert", "tls_key", "unix_listen"];
+const LATER_API_KEYS: &[&str] = &["tls_listen", "tls_cert", "tls_key"];
 const LATER_RTSP_KEYS: &[&str] = &["pkt_size"];
 /// go2rtc `log:` keys that are not module levels.
-const LOG_OPTION_KEYS: &[&str] = &["format", "output", "time"];
+const LOG_OPTION_KEYS: &[&str] = &["format", "time"];
 
 /// Accepted log levels (zerolog's names plus `off`/`warning`).
 const LOG_LEVELS: &[&str] =
@@ -204,6 +202,23 @@ pub(crate) fn apply(
             "hub" => apply_hub(&mut ctx, item, config)?,
             "ffmpeg" => apply_ffmpeg(&ctx, item, config)?,
             "webrtc" => apply_webrtc(&mut ctx, item, config)?,
+            "preload" => apply_preload(&ctx, item, config)?,
+            "app" => {
+                for (key, value) in ctx.section(item, "app")? {
+                    match key.name.as_str() {
+                        "modules" => config.app.modules = ctx.string_list(value, "app.modules")?,
+                        _ => ctx.unknown(key, &format!("app.{}", key.name)),
+                    }
+                }
+            }
+            "exec" => {
+                for (key, value) in ctx.section(item, "exec")? {
+                    match key.name.as_str() {
+                        "allow_paths" => config.exec.allow_paths = ctx.string_list(value, "exec.allow_paths")?,
+                        _ => ctx.unknown(key, &format!("exec.{}", key.name)),
+                    }
+                }
+            }
             "demo" => {
                 if let Some(demo) = ctx.boolean(item, "demo")? {
                     config.demo = Some(demo);
@@ -229,6 +244,8 @@ fn apply_api(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
             "origin" => api.origin = ctx.string(value, &path)?,
             "local_auth" => set(&mut api.local_auth, ctx.boolean(value, &path)?),
             "allow_exec" => set(&mut api.allow_exec, ctx.boolean(value, &path)?),
+            "unix_listen" => api.unix_listen = ctx.string(value, &path)?.trim().to_string(),
+            "allow_paths" => api.allow_paths = ctx.string_list(value, &path)?,
             name if LATER_API_KEYS.contains(&name) => {}
             _ => ctx.unknown(key, &path),
         }
@@ -324,12 +341,31 @@ fn apply_streams(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
     Ok(())
 }
 
+/// `preload:`: stream name → query (`video=h264&audio=opus`); empty means `video&audio`.
+fn apply_preload(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    for (key, value) in ctx.section(item, "preload")? {
+        let path = format!("preload.{}", key.name);
+        let query = ctx.string(value, &path)?.trim().to_string();
+        match config.preload.iter_mut().find(|(name, _)| *name == key.name) {
+            Some(entry) => entry.1 = query,
+            None => config.preload.push((key.name.clone(), query)),
+        }
+    }
+    Ok(())
+}
+
 fn apply_log(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
     let log = &mut config.log;
     for (key, value) in ctx.section(item, "log")? {
         let path = format!("log.{}", key.name);
         match key.name.as_str() {
             "level" => log.level = ctx.log_level(value, &path)?,
+            "output" => {
+                let text = ctx.string(value, &path)?;
+                log.output = crate::logging::Output::parse(&text).ok_or_else(|| {
+                    ctx.error(value, &path, format!("invalid log output {text:?} (expected stdout or stderr)"))
+                })?;
+            }
             name if LOG_OPTION_KEYS.contains(&name) => {}
             name => {
                 let level = ctx.log_level(value, &path)?;

@@ -80,7 +80,7 @@ mod edit_tests {
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use patch::patch_stream;
+pub use patch::{patch_preload, patch_stream};
 pub use values::{bind_address, parse_duration, parse_size};
 
 /// The whole program configuration, with defaults filled in.
@@ -98,6 +98,34 @@ pub struct Config {
     pub demo: Option<bool>,
     pub ffmpeg: FfmpegConfig,
     pub webrtc: WebrtcConfig,
+    /// `preload:` (go2rtc's): streams kept running with no viewer, name → query filters
+    /// (`video&audio` when empty), in file order.
+    pub preload: Vec<(String, String)>,
+    pub app: AppConfig,
+    pub exec: ExecConfig,
+}
+
+/// `app:` section (go2rtc's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppConfig {
+    /// `modules`: only these go2rtc modules run (`api`, `rtsp`, `webrtc`, `exec`, `ffmpeg`, `http`,
+    /// `mjpeg`, `hls`, `mp4`, `ws`...); empty = all. See [`AppConfig::enabled`].
+    pub modules: Vec<String>,
+}
+
+impl AppConfig {
+    /// Whether go2rtc module `module` is on: every module when `modules` is empty.
+    pub fn enabled(&self, module: &str) -> bool {
+        self.modules.is_empty() || self.modules.iter().any(|m| m == module)
+    }
+}
+
+/// `exec:` section (go2rtc's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecConfig {
+    /// `allow_paths`: the only programs `exec:` and `echo:` sources may run (the command's first word
+    /// as written, e.g. `ffmpeg` or `/usr/bin/ffmpeg`); empty = any.
+    pub allow_paths: Vec<String>,
 }
 
 /// `webrtc:` section (go2rtc's keys; docs/webrtc.md).
@@ -207,6 +235,11 @@ pub struct ApiConfig {
     pub origin: String,
     /// `true` = loopback clients must authenticate too (go2rtc lets them in).
     pub local_auth: bool,
+    /// A unix socket path the API also listens on (`""` = none). Its clients count as local.
+    pub unix_listen: String,
+    /// `allow_paths`: when not empty, only these request paths (after `base_path`) are served;
+    /// every other path is a 404, as in go2rtc.
+    pub allow_paths: Vec<String>,
     /// Allow `exec:` / `echo:` sources to be created over the API.
     pub allow_exec: bool,
 }
@@ -240,6 +273,8 @@ pub struct LogConfig {
     pub level: String,
     /// Every other key (`api: trace`, `rtsp: warn`...) in file order.
     pub modules: Vec<(String, String)>,
+    /// `output`: `stdout` (default, as go2rtc) or `stderr`.
+    pub output: crate::logging::Output,
 }
 
 /// `hub:` section (camrelay's own).
@@ -263,6 +298,8 @@ impl Default for ApiConfig {
             static_dir: String::new(),
             origin: String::new(),
             local_auth: false,
+            unix_listen: String::new(),
+            allow_paths: Vec::new(),
             allow_exec: false,
         }
     }
@@ -287,7 +324,7 @@ impl Default for RtspConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".to_string(), modules: Vec::new() }
+        LogConfig { level: "info".to_string(), modules: Vec::new(), output: crate::logging::Output::Stdout }
     }
 }
 

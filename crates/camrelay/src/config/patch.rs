@@ -1,6 +1,6 @@
-//! In-place editing of the `streams:` section of the config file, keeping the user's comments and
-//! layout. No YAML library round-trips comments, so this is a line-based editor of the top-level
-//! `streams:` block: it finds the entry by name (its key line plus the more-indented or `- ` lines
+//! In-place editing of the `streams:` (and `preload:`) section of the config file, keeping the user's
+//! comments and layout. No YAML library round-trips comments, so this is a line-based editor of one
+//! top-level block: it finds the entry by name (its key line plus the more-indented or `- ` lines
 //! that follow) and replaces or removes exactly those lines.
 
 use std::fs;
@@ -22,6 +22,17 @@ static WRITE_LOCK: Mutex<()> = Mutex::new(());
 /// Fails with `InvalidData` when the `streams:` section has a layout this editor cannot edit
 /// safely (e.g. a multi-line flow mapping); the file is then left untouched.
 pub fn patch_stream(path: &Path, name: &str, sources: Option<&[String]>) -> io::Result<()> {
+    patch_file(path, "streams", name, sources)
+}
+
+/// Sets `preload.<name>` to `query` (go2rtc's `preload:` section: stream name → query filters), or
+/// removes the entry when `query` is `None`; otherwise like [`patch_stream`].
+pub fn patch_preload(path: &Path, name: &str, query: Option<&str>) -> io::Result<()> {
+    let values = query.map(|q| vec![q.to_string()]);
+    patch_file(path, "preload", name, values.as_deref())
+}
+
+fn patch_file(path: &Path, section: &str, name: &str, sources: Option<&[String]>) -> io::Result<()> {
     // A poisoned lock only means another edit panicked; the file itself is always whole.
     let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let target = match fs::symlink_metadata(path) {
@@ -34,7 +45,7 @@ pub fn patch_stream(path: &Path, name: &str, sources: Option<&[String]>) -> io::
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let patched = patch_text(&text, name, sources).map_err(|msg| {
+    let patched = patch_section_text(&text, section, name, sources).map_err(|msg| {
         io::Error::new(io::ErrorKind::InvalidData, format!("cannot edit {}: {msg}", target.display()))
     })?;
     if patched == text {
@@ -305,11 +316,11 @@ struct Entry {
 }
 
 /// The sources of a flow-style `streams: {...}` value, for converting it to block style.
-fn flow_entries(value: &str) -> Result<Vec<(String, Vec<String>)>, String> {
-    let root = tree::parse(value, "streams")
-        .map_err(|e| format!("the flow-style `streams:` value cannot be parsed on its own line ({e})"))?;
+fn flow_entries(section: &str, value: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let root = tree::parse(value, section)
+        .map_err(|e| format!("the flow-style `{section}:` value cannot be parsed on its own line ({e})"))?;
     let Node::Map(entries) = root.node else {
-        return Err("`streams:` is not a mapping".to_string());
+        return Err(format!("`{section}:` is not a mapping"));
     };
     entries
         .into_iter()
@@ -326,7 +337,18 @@ fn flow_entries(value: &str) -> Result<Vec<(String, Vec<String>)>, String> {
 }
 
 /// The patch on text: see [`patch_stream`].
+#[cfg(test)]
 pub(crate) fn patch_text(text: &str, name: &str, sources: Option<&[String]>) -> Result<String, String> {
+    patch_section_text(text, "streams", name, sources)
+}
+
+/// The patch of one entry of the top-level mapping `section`.
+pub(crate) fn patch_section_text(
+    text: &str,
+    section: &str,
+    name: &str,
+    sources: Option<&[String]>,
+) -> Result<String, String> {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut text = text.to_string();
     if !text.is_empty() && !text.ends_with('\n') {
@@ -335,12 +357,12 @@ pub(crate) fn patch_text(text: &str, name: &str, sources: Option<&[String]>) -> 
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
 
     let header =
-        lines.iter().position(|line| indent(line) == 0 && parse_key(line).is_some_and(|(key, _)| key == "streams"));
+        lines.iter().position(|line| indent(line) == 0 && parse_key(line).is_some_and(|(key, _)| key == section));
     let Some(h) = header else {
         let Some(sources) = sources else {
             return Ok(text);
         };
-        lines.push(format!("streams:{nl}"));
+        lines.push(format!("{section}:{nl}"));
         lines.extend(render_entry(name, sources, 2, 2, "", nl));
         return Ok(lines.concat());
     };
@@ -356,10 +378,10 @@ pub(crate) fn patch_text(text: &str, name: &str, sources: Option<&[String]>) -> 
     if !value.is_empty() {
         let converted = match value.as_str() {
             "~" | "null" | "Null" | "NULL" | "{}" => Vec::new(),
-            v if v.starts_with('{') => flow_entries(v)?,
-            _ => return Err("`streams:` is not a mapping".to_string()),
+            v if v.starts_with('{') => flow_entries(section, v)?,
+            _ => return Err(format!("`{section}:` is not a mapping")),
         };
-        let mut block = vec![format!("streams:{comment}{nl}")];
+        let mut block = vec![format!("{section}:{comment}{nl}")];
         for (name, sources) in &converted {
             block.extend(render_entry(name, sources, 2, 2, "", nl));
         }
@@ -386,7 +408,7 @@ pub(crate) fn patch_text(text: &str, name: &str, sources: Option<&[String]>) -> 
             let comment = split_value_comment(after).1.to_string();
             entries.push(Entry { key, start: i, last: i, comment });
         } else if ind < entry_indent || entries.is_empty() {
-            return Err(format!("line {}: unexpected indentation in the `streams:` section", i + 1));
+            return Err(format!("line {}: unexpected indentation in the `{section}:` section", i + 1));
         } else if let Some(entry) = entries.last_mut() {
             if is_seq_item(body) && item_offset.is_none() {
                 item_offset = Some(ind - entry_indent);

@@ -156,6 +156,8 @@ demo: false
             static_dir: "www".into(),
             origin: "*".into(),
             local_auth: true,
+            unix_listen: String::new(),
+            allow_paths: Vec::new(),
             allow_exec: true,
         }
     );
@@ -892,4 +894,80 @@ fn ffmpeg_section_bin_and_templates() {
         "config file camrelay.yaml: line 1, column 9: invalid type: sequence, expected a mapping (key ffmpeg)"
     );
     assert!(err_text("ffmpeg:\n  h264: [a]\n").contains("(key ffmpeg.h264)"));
+}
+
+/// The config Home Assistant writes for the go2rtc server it manages (hardened variant), read as is.
+#[test]
+fn home_assistant_managed_config() {
+    let text = r#"# This file is managed by Home Assistant
+# Do not edit it manually
+
+app:
+  modules: ["api","exec","ffmpeg","http","mjpeg","onvif","rtmp","rtsp","srtp","webrtc","ws"]
+
+api:
+  listen: ""
+  unix_listen: "/tmp/ha/go2rtc.sock"
+  allow_paths: ["/","/api","/api/frame.jpeg","/api/schemes","/api/streams","/api/webrtc","/api/ws"]
+  local_auth: true
+  username: ha
+  password: s3cret
+
+# ffmpeg needs the exec module
+# Restrict execution to only ffmpeg binary
+exec:
+  allow_paths:
+    - ffmpeg
+
+rtsp:
+  listen: "127.0.0.1:18554"
+
+webrtc:
+  listen: ":18555/tcp"
+  ice_servers: []
+
+preload:
+  camera.front:
+  camera.back: video=h264&audio=opus
+"#;
+    let loaded = load_text(text).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!(c.api.listen, "");
+    assert_eq!(c.api.unix_listen, "/tmp/ha/go2rtc.sock");
+    assert_eq!(c.api.allow_paths.len(), 7);
+    assert!(c.api.local_auth);
+    assert!(c.app.enabled("ffmpeg") && c.app.enabled("webrtc") && !c.app.enabled("hls") && !c.app.enabled("mp4"));
+    assert_eq!(c.exec.allow_paths, vec!["ffmpeg".to_string()]);
+    assert_eq!(c.webrtc.listen_transports(), (":18555", false, true));
+    assert!(c.webrtc.ice_servers.is_empty());
+    assert_eq!(
+        c.preload,
+        vec![
+            ("camera.front".to_string(), String::new()),
+            ("camera.back".to_string(), "video=h264&audio=opus".to_string())
+        ]
+    );
+    // No `app.modules`: every module is on.
+    assert!(Config::default().app.enabled("hls"));
+}
+
+#[test]
+fn log_output_is_checked() {
+    assert_eq!(load_text("log:\n  output: stderr\n").unwrap().config.log.output, crate::logging::Output::Stderr);
+    assert_eq!(
+        err_text("log:\n  output: syslog\n"),
+        "config file camrelay.yaml: line 2, column 11: invalid log output \"syslog\" (expected stdout or stderr) (key log.output)"
+    );
+}
+
+#[test]
+fn preload_entries_are_patched_in_place() {
+    let before = "streams:\n  cam: rtsp://x\n# keep me\n";
+    let after = super::patch::patch_section_text(before, "preload", "cam", Some(&["video&audio".to_string()])).unwrap();
+    assert_eq!(after, "streams:\n  cam: rtsp://x\n# keep me\npreload:\n  cam: video&audio\n");
+    let removed = super::patch::patch_section_text(&after, "preload", "cam", None).unwrap();
+    assert_eq!(removed, "streams:\n  cam: rtsp://x\n# keep me\npreload:\n");
+    let loaded = load_text(&after).unwrap();
+    assert_eq!(loaded.config.preload, vec![("cam".to_string(), "video&audio".to_string())]);
 }

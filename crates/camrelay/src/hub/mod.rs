@@ -2,6 +2,7 @@
 //! reader's query filters to source medias (DESIGN.md, "The data path" and "Streams, sources and
 //! negotiation").
 
+pub mod preload;
 pub mod producer;
 pub mod publish;
 pub mod reader;
@@ -111,6 +112,12 @@ impl Stream {
             Some(e) => format!("stream {name}: {e}"),
             None => format!("stream {name} has no backchannel (two-way audio) source"),
         }))
+    }
+
+    /// Whether the stream's pulled sources are exactly `urls`, in order.
+    pub fn pulls_exactly(&self, urls: &[String]) -> bool {
+        let pulled: Vec<Arc<Producer>> = self.producers().into_iter().filter(|p| !p.is_pushed()).collect();
+        pulled.len() == urls.len() && pulled.iter().zip(urls).all(|(p, u)| p.pulls(u))
     }
 
     pub fn add_producer(&self, p: Arc<Producer>) {

@@ -173,6 +173,11 @@ impl Producer {
         self.lock().readers
     }
 
+    /// Whether this is the pulled source of `url` (compared unmasked).
+    pub fn pulls(&self, url: &str) -> bool {
+        !self.is_pushed() && self.url == url
+    }
+
     pub fn is_pushed(&self) -> bool {
         matches!(self.kind, ProducerKind::Pushed { .. })
     }

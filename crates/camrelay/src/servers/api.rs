@@ -60,18 +60,64 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/schemes", get(schemes))
         .route("/api/config", get(config_get).post(config_post))
         .route("/api/log", get(log_get).delete(log_delete))
+        .route("/api/preload", get(preload_get).put(preload_put).delete(preload_delete))
         .merge(super::http_stream::routes())
         .merge(super::hls::routes(hls_sessions.clone()))
         .merge(super::mjpeg::routes(mjpeg_state.clone()))
         .merge(super::ingest::routes())
         .merge(super::webrtc::routes())
         .merge(super::ws::routes(hls_sessions, mjpeg_state))
-        .merge(super::ui::routes());
+        .merge(if app.config.api.static_dir.is_empty() {
+            super::ui::routes()
+        } else {
+            super::ui::static_dir_routes(&app.config.api.static_dir)
+        });
     let base = app.config.api.base_path.trim_end_matches('/').to_string();
     let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
     api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(middleware::from_fn_with_state(app.clone(), auth_and_cors))
         .with_state(app)
+}
+
+/// Marks requests that came through `api.unix_listen`: local clients, like loopback ones.
+#[derive(Clone, Copy)]
+struct ViaUnixSocket;
+
+/// Serves the API on `api.unix_listen` too (go2rtc's; Home Assistant talks to its managed server
+/// there). A stale socket file from an earlier run is replaced.
+#[cfg(unix)]
+pub async fn start_unix(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let path = app.config.api.unix_listen.clone();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(&path);
+    }
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("api: cannot listen on unix socket {path}: {e}")))?;
+    tracing::info!(module = "api", addr = %path, "listen");
+    let router = router(app.clone()).layer(axum::Extension(ViaUnixSocket));
+    let shutdown = app.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(listener, router.into_make_service())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = served.await {
+            tracing::error!("api unix socket: {e}");
+        }
+        let _ = std::fs::remove_file(&path);
+    })))
+}
+
+#[cfg(not(unix))]
+pub async fn start_unix(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !app.config.api.unix_listen.is_empty() {
+        tracing::warn!(module = "api", "api.unix_listen: unix sockets are not available on this system");
+    }
+    Ok(None)
 }
 
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -101,7 +147,11 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         add_cors(r.headers_mut());
         return r;
     }
-    let exempt = !cfg.local_auth && peer.is_some_and(|p| super::is_loopback(&p));
+    if let Some(refused) = refuse_path(&app, request.uri().path()) {
+        return refused;
+    }
+    let local = peer.is_some_and(|p| super::is_loopback(&p)) || request.extensions().get::<ViaUnixSocket>().is_some();
+    let exempt = !cfg.local_auth && local;
     if !cfg.username.is_empty() && !exempt && !basic_auth_ok(request.headers(), &cfg.username, &cfg.password) {
         if let Some(p) = peer {
             tracing::info!(peer = %p, path = %request.uri().path(), "api: unauthorized request");
@@ -115,6 +165,41 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         add_cors(response.headers_mut());
     }
     response
+}
+
+/// The go2rtc module (`app.modules`) that serves an API path; `None` for the core API and the UI.
+fn module_of_path(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/api/stream.mp4" | "/api/frame.mp4" => "mp4",
+        "/api/stream.ts" | "/api/stream.aac" => "mpegts",
+        "/api/stream.flv" => "rtmp",
+        "/api/stream.m3u8" => "hls",
+        p if p.starts_with("/api/hls/") => "hls",
+        "/api/stream.mjpeg" | "/api/frame.jpeg" => "mjpeg",
+        "/api/ws" => "ws",
+        "/api/webrtc" => "webrtc",
+        _ => return None,
+    })
+}
+
+/// go2rtc's `api.allow_paths` and `app.modules` for one request path: a path that is not allowed, or
+/// whose module is off, does not exist (404), as in go2rtc where such handlers are never registered.
+fn refuse_path(app: &App, full_path: &str) -> Option<Response> {
+    let cfg = &app.config.api;
+    let base = cfg.base_path.trim_end_matches('/');
+    let path = full_path.strip_prefix(base).filter(|p| p.starts_with('/')).unwrap_or(full_path);
+    if let Some(module) = module_of_path(path) {
+        if !app.config.app.enabled(module) {
+            return Some(error(StatusCode::NOT_FOUND, format!("not found: the {module} module is off (app.modules)")));
+        }
+    }
+    if cfg.allow_paths.is_empty() {
+        return None;
+    }
+    let is_api = path == "/api" || path.starts_with("/api/");
+    // `/` stands for the web UI's pages and files, as go2rtc's root handler serves them.
+    let allowed = cfg.allow_paths.iter().any(|p| p == path) || (!is_api && cfg.allow_paths.iter().any(|p| p == "/"));
+    (!allowed).then(|| error(StatusCode::NOT_FOUND, "not found (api.allow_paths)"))
 }
 
 fn add_cors(h: &mut HeaderMap) {
@@ -137,10 +222,17 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The go2rtc release whose HTTP API, config keys and URLs camrelay implements, reported as `version`
+/// by `GET /api`. Clients gate on it (Home Assistant's `go2rtc-client` accepts >= 1.9.13 and < 2.0.0
+/// and restarts a server it rejects), so it names the API level, not camrelay's own release, which
+/// is `camrelay_version`.
+pub const GO2RTC_API_VERSION: &str = "1.9.13";
+
 async fn api_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
     Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": GO2RTC_API_VERSION,
+        "camrelay_version": env!("CARGO_PKG_VERSION"),
         "config_path": app.config_path.display().to_string(),
         "host": host,
         "pid": std::process::id(),
@@ -295,8 +387,13 @@ async fn streams_put(State(app): State<Arc<App>>, request: Request<Body>) -> Res
         return error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}"));
     }
     let _guard = app.config_write.lock().await;
-    if let Err(e) = app.hub.set_stream(&name, &srcs) {
-        return error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}"));
+    // The same sources again (Home Assistant re-adds a stream whenever the masked URLs it reads back
+    // differ from its own): keep the running sources and their viewers.
+    let unchanged = app.hub.get(&name).is_some_and(|s| s.pulls_exactly(&srcs));
+    if !unchanged {
+        if let Err(e) = app.hub.set_stream(&name, &srcs) {
+            return error(StatusCode::BAD_REQUEST, format!("stream {name}: {e}"));
+        }
     }
     if let Err(e) = crate::config::patch_stream(&app.config_path, &name, Some(&srcs)) {
         tracing::error!(path = %app.config_path.display(), "cannot save stream {name}: {e}");
@@ -386,8 +483,16 @@ async fn streams_delete(State(app): State<Arc<App>>, request: Request<Body>) -> 
     if !app.hub.remove_stream(&name) {
         return error(StatusCode::NOT_FOUND, format!("stream not found: {name}"));
     }
+    let preloaded = app.preloads.stop(&name);
     if app.config_path.exists() {
-        if let Err(e) = crate::config::patch_stream(&app.config_path, &name, None) {
+        let saved = crate::config::patch_stream(&app.config_path, &name, None).and_then(|()| {
+            if preloaded {
+                crate::config::patch_preload(&app.config_path, &name, None)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = saved {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("stream {name} removed but the config file was not updated: {e}"),
@@ -395,6 +500,79 @@ async fn streams_delete(State(app): State<Arc<App>>, request: Request<Body>) -> 
         }
     }
     tracing::info!(stream = %name, "stream deleted");
+    StatusCode::OK.into_response()
+}
+
+/// `GET /api/preload`: `{"name": {"query": "video&audio"}, ...}` (go2rtc's shape).
+async fn preload_get(State(app): State<Arc<App>>) -> Response {
+    let map: serde_json::Map<String, Value> =
+        app.preloads.list().into_iter().map(|(name, query)| (name, json!({ "query": query }))).collect();
+    Json(Value::Object(map)).into_response()
+}
+
+/// `PUT /api/preload?src=NAME[&video_codec_filter=h264,h265][&audio_codec_filter=opus]
+/// [&microphone_codec_filter=pcmu]`: keeps the stream's sources running with no viewer, and saves it
+/// under `preload:` in the config file.
+async fn preload_put(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    let name = q.get("src").unwrap_or("").to_string();
+    if let Err(e) = validate_name(&name) {
+        return e.into_response();
+    }
+    if app.hub.get(&name).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("stream not found: {name}"));
+    }
+    let query = preload_query(&q);
+    let _guard = app.config_write.lock().await;
+    app.preloads.start(&app.hub, &name, &query);
+    if let Err(e) = crate::config::patch_preload(&app.config_path, &name, Some(&query)) {
+        tracing::error!(path = %app.config_path.display(), "cannot save preload {name}: {e}");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stream {name} preloaded but not saved to {}: {e}", app.config_path.display()),
+        );
+    }
+    StatusCode::OK.into_response()
+}
+
+/// The reader query of a preload from go2rtc's codec filter parameters: `video&audio` (any codec)
+/// when none is given; each given filter narrows its kind (`video=h264,h265`).
+fn preload_query(q: &Query) -> String {
+    let filter = |key: &str| q.get(key).map(|v| v.trim().to_ascii_lowercase()).filter(|v| !v.is_empty());
+    let mut parts = Vec::new();
+    for (kind, key) in
+        [("video", "video_codec_filter"), ("audio", "audio_codec_filter"), ("microphone", "microphone_codec_filter")]
+    {
+        match filter(key) {
+            Some(codecs) => parts.push(format!("{kind}={codecs}")),
+            // The microphone (two-way audio) is only preloaded when asked for.
+            None if kind != "microphone" => parts.push(kind.to_string()),
+            None => {}
+        }
+    }
+    parts.join("&")
+}
+
+/// `DELETE /api/preload?src=NAME`: ends the preload (the sources stop once idle) and removes it
+/// from the config file.
+async fn preload_delete(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
+    let q = Query::from_uri(request.uri());
+    let name = q.get("src").unwrap_or("").to_string();
+    if let Err(e) = validate_name(&name) {
+        return e.into_response();
+    }
+    let _guard = app.config_write.lock().await;
+    if !app.preloads.stop(&name) {
+        return error(StatusCode::NOT_FOUND, format!("stream {name} is not preloaded"));
+    }
+    if app.config_path.exists() {
+        if let Err(e) = crate::config::patch_preload(&app.config_path, &name, None) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("preload {name} stopped but the config file was not updated: {e}"),
+            );
+        }
+    }
     StatusCode::OK.into_response()
 }
 

@@ -29,8 +29,9 @@ pub async fn bind_tcp(what: &str, listen: &str) -> std::io::Result<Option<tokio:
     match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => {
             let local = l.local_addr()?;
-            // Tests and scripts read this line to find ports chosen with `:0`.
-            tracing::info!("{what} listening on {local}");
+            // go2rtc's line (`INF [api] listen addr=127.0.0.1:1984`): Home Assistant waits for it, and
+            // tests and scripts read it to find ports chosen with `:0`.
+            tracing::info!(module = what, addr = %local, "listen");
             Ok(Some(l))
         }
         Err(e) => Err(std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))),

@@ -29,6 +29,46 @@ pub fn routes() -> Router<Arc<App>> {
     router
 }
 
+/// `api.static_dir` (go2rtc's): the files of that folder served at `/` instead of the embedded UI
+/// (a custom web interface); `/` and folders serve their `index.html`.
+pub fn static_dir_routes(dir: &str) -> Router<Arc<App>> {
+    let root = std::path::PathBuf::from(dir);
+    let for_index = root.clone();
+    Router::new().route("/", get(move || static_file(for_index.clone(), String::new()))).route(
+        "/{*path}",
+        get(move |axum::extract::Path(path): axum::extract::Path<String>| static_file(root.clone(), path)),
+    )
+}
+
+/// Limit of one file served from `static_dir` (pages and scripts, not media).
+const STATIC_FILE_MAX: u64 = 64 * 1024 * 1024;
+
+async fn static_file(root: std::path::PathBuf, path: String) -> Response {
+    use std::path::Component;
+    let relative = std::path::Path::new(&path);
+    // Only plain names: no `..`, no absolute paths, nothing outside the folder.
+    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return super::api::error(StatusCode::NOT_FOUND, "not found");
+    }
+    let mut file = root.join(relative);
+    if path.is_empty() || path.ends_with('/') || tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_dir()) {
+        file = file.join("index.html");
+    }
+    match tokio::fs::metadata(&file).await {
+        Ok(m) if m.is_file() && m.len() <= STATIC_FILE_MAX => {}
+        _ => return super::api::error(StatusCode::NOT_FOUND, "not found"),
+    };
+    let Ok(data) = tokio::fs::read(&file).await else {
+        return super::api::error(StatusCode::NOT_FOUND, "not found");
+    };
+    let mut r = Body::from(data).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&file.to_string_lossy())));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
 /// Under a base path the index is reached as `/base` (a nested router does not match `/base/`), where
 /// the pages' relative URLs would resolve outside it: redirect to `/base/index.html`.
 async fn index(OriginalUri(uri): OriginalUri) -> Response {
@@ -71,6 +111,9 @@ fn content_type(path: &str) -> &'static str {
         "png" => "image/png",
         "ico" => "image/x-icon",
         "txt" => "text/plain; charset=utf-8",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "woff2" => "font/woff2",
         _ => "application/octet-stream",
     }
 }

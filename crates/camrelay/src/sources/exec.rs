@@ -183,6 +183,16 @@ pub struct OwnedChild {
     pub stdout: Option<ChildStdout>,
 }
 
+/// go2rtc's `exec.allow_paths`: a command may run only when its program (first word, as written) is
+/// one of `allow_paths`; an empty list allows any.
+pub fn check_program(allow_paths: &[String], argv: &[String]) -> Result<(), String> {
+    let program = argv.first().map(String::as_str).unwrap_or("");
+    if allow_paths.is_empty() || allow_paths.iter().any(|p| p == program) {
+        return Ok(());
+    }
+    Err(format!("program {:?} is not in exec.allow_paths ({})", mask_url(program), allow_paths.join(", ")))
+}
+
 impl OwnedChild {
     /// Starts `argv` in a new process group. `label` (already masked) names it in logs.
     pub fn spawn(argv: &[String], stdin: bool, stdout: bool, label: &str) -> Result<OwnedChild, String> {
@@ -712,6 +722,8 @@ pub struct ExecSource {
     publishers: Arc<PrivatePublishers>,
     reader_queue: usize,
     slot: Arc<tokio::sync::Mutex<Slot>>,
+    /// `exec.allow_paths`: the programs this source may run (empty = any).
+    allow_paths: Arc<[String]>,
 }
 
 #[derive(Default)]
@@ -782,6 +794,7 @@ impl ExecSource {
             publishers: ctx.publishers.clone(),
             reader_queue: ctx.config.hub.reader_queue.max(64),
             slot: Arc::default(),
+            allow_paths: ctx.config.exec.allow_paths.clone().into(),
         }
     }
 
@@ -803,11 +816,18 @@ impl ExecSource {
         }
     }
 
+    /// Starts the command `line` once `exec.allow_paths` allows its program.
+    fn spawn(&self, line: &str, stdin: bool, stdout: bool) -> Result<OwnedChild, String> {
+        let argv = quote_split(line);
+        check_program(&self.allow_paths, &argv).map_err(|e| self.err(e))?;
+        OwnedChild::spawn(&argv, stdin, stdout, &self.label).map_err(|e| self.err(e))
+    }
+
     async fn start_rtsp(&self, line: &str) -> Result<Started, String> {
         let mut pending = self.publishers.reserve().map_err(|e| self.err(e))?;
         let line = line.replacen("{output}", &pending.url, 1);
         tracing::debug!(source = %self.label, command = %mask_url(&line), "exec: run rtsp");
-        let mut child = OwnedChild::spawn(&quote_split(&line), false, false, &self.label).map_err(|e| self.err(e))?;
+        let mut child = self.spawn(&line, false, false)?;
         let producer = tokio::select! {
             p = &mut pending.producer => match p {
                 Ok(p) => p,
@@ -841,7 +861,7 @@ impl ExecSource {
 
     async fn start_pipe(&self, line: &str) -> Result<Started, String> {
         tracing::debug!(source = %self.label, command = %mask_url(line), "exec: run pipe");
-        let mut child = OwnedChild::spawn(&quote_split(line), false, true, &self.label).map_err(|e| self.err(e))?;
+        let mut child = self.spawn(line, false, true)?;
         let Some(stdout) = child.stdout.take() else { return Err(self.err("no stdout")) };
         // Any format a byte stream may carry: MPEG-TS, FLV, MJPEG, H.264/H.265 Annex B.
         let mut demux = Box::new(StreamDemuxer::new(Hint::Auto));
@@ -1001,7 +1021,7 @@ impl ExecSource {
         let Some(track) = tracks.into_iter().next() else { return Err(self.err("no backchannel track")) };
         let line = (self.command)().map_err(|e| self.err(e))?;
         tracing::debug!(source = %self.label, command = %mask_url(&line), "exec: run backchannel");
-        let mut child = OwnedChild::spawn(&quote_split(&line), true, false, &self.label).map_err(|e| self.err(e))?;
+        let mut child = self.spawn(&line, true, false)?;
         let Some(mut stdin) = child.stdin.take() else { return Err(self.err("no stdin")) };
         let mut reader = TrackReader::new(track, "exec", self.reader_queue, false);
         let result = loop {

@@ -4,17 +4,18 @@ import { createInterface } from 'node:readline';
 
 /**
  * Runs `bin args...` (RUST_LOG=info) and resolves with `{ api, log, server }` once the log says
- * `api listening on HOST:PORT`: `api` is that address, `log` collects every log line, `server` is the
+ * `INF [api] listen addr=HOST:PORT` (on stdout, as go2rtc logs): `api` is that address, `log` collects every log line, `server` is the
  * child process (kill it at the end).
  */
 export async function startCamrelay(bin, args, options = {}) {
-  const server = spawn(bin, args, { ...options, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
+  const server = spawn(bin, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   const log = [];
   const api = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
-    createInterface({ input: server.stderr }).on('line', (line) => {
+    createInterface({ input: server.stderr }).on('line', (line) => log.push(line));
+    createInterface({ input: server.stdout }).on('line', (line) => {
       log.push(line);
-      const m = line.match(/api listening on (\S+)/);
+      const m = line.match(/\[api\] listen addr=(\S+)/);
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
   });

@@ -133,7 +133,7 @@ try {
   results.config_after = await (await fetch(`${root}api/config`)).text();
   await player.screenshot({ path: join(shots, 'editor-desktop.png') });
   await player.goto(`${root}log.html`);
-  await player.waitForFunction(() => document.getElementById('log').textContent.includes('listening on'));
+  await player.waitForFunction(() => document.getElementById('log').textContent.includes('listen addr='));
   results.log = await player.textContent('#log');
   await player.screenshot({ path: join(shots, 'log-desktop.png') });
   await player.close();

@@ -53,15 +53,24 @@ impl Server {
             .arg(&config)
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start camrelay");
+        // Log lines are on stdout (go2rtc's console); stderr only has what comes before the logger
+        // (config errors) or a crash, kept in the same log.
+        let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
+        let log_err = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log_err.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let (tx, rx) = mpsc::channel();
         let log2 = log.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line.clone());
                 log2.lock().unwrap().push_str(&(line + "\n"));
             }
@@ -72,14 +81,14 @@ impl Server {
             let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
                 panic!("server did not start; log:\n{}", log.lock().unwrap());
             });
-            if let Some(addr) = line.split("api listening on ").nth(1) {
+            if let Some(addr) = line.split("[api] listen addr=").nth(1) {
                 api = addr.trim().parse().ok();
             }
-            if let Some(addr) = line.split("rtsp listening on ").nth(1) {
+            if let Some(addr) = line.split("[rtsp] listen addr=").nth(1) {
                 rtsp = addr.trim().parse().ok();
             }
         }
-        // Keep draining so the server never blocks on a full stderr pipe.
+        // Keep draining so the server never blocks on a full stdout pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
         Server { child, api, rtsp, dir, log }
     }
@@ -415,5 +424,41 @@ impl Drop for NoisePublisher {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// `tests/fixtures/gst_camera.py`, killed on drop.
+pub struct GstCamera {
+    child: Child,
+}
+
+impl GstCamera {
+    pub fn start(port: u16, args: &[&str]) -> GstCamera {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gst_camera.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start /usr/bin/python3");
+        let rx = lines_of(child.stdout.take().unwrap());
+        let cam = GstCamera { child };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) if l == "READY" => cam,
+            other => panic!(
+                "gst_camera.py did not start ({other:?}); needs apt packages python3-gi gir1.2-gst-rtsp-server-1.0 \
+                 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
+            ),
+        }
+    }
+}
+
+impl Drop for GstCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -34,7 +34,7 @@ impl UdpPorts {
         let rtcp = UdpSocket::bind(&rtcp_addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("RTCP port {rtcp_addr}: {e}")))?;
-        tracing::info!("rtsp udp listening on rtp {} rtcp {}", rtp.local_addr()?, rtcp.local_addr()?);
+        tracing::info!(module = "rtsp", rtp = %rtp.local_addr()?, rtcp = %rtcp.local_addr()?, "listen udp");
         Ok(Some(UdpPorts { rtp: Arc::new(rtp), rtcp: Arc::new(rtcp), routes: Mutex::default() }))
     }
 

@@ -51,10 +51,10 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     };
     // Tests and scripts read these lines to find ports chosen with `:0`.
     if udp.is_some() {
-        tracing::info!("webrtc listening on {local}/udp");
+        tracing::info!(module = "webrtc", addr = %format_args!("{local}/udp"), "listen");
     }
     if tcp.is_some() {
-        tracing::info!("webrtc listening on {local}/tcp");
+        tracing::info!(module = "webrtc", addr = %format_args!("{local}/tcp"), "listen");
     }
     let server = server_for(&app);
     let _ = server.net.set(Net { udp: udp.clone(), local, tcp: tcp.is_some(), candidates: RwLock::new(Vec::new()) });
