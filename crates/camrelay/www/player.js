@@ -78,7 +78,7 @@ function firstPicture(element, failed) {
 async function startMode(mode, failed, ms) {
   let timer;
   const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no picture after ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new Error(`no picture after ${ms / 1000} s${failed.explain ? failed.explain() : ''}`)), ms);
   });
   try {
     return await Promise.race([deadline, (async () => {
@@ -222,9 +222,17 @@ async function playWebrtc(failed) {
   }
   if (!pc.getTransceivers().length) throw new Error('nothing to play: media= names no video, audio or microphone');
   pc.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'failed') failed.reject(new Error('WebRTC connection failed'));
+  // Only a real failure gives up (or the mode's deadline with no picture): an offer without candidates
+  // still connects, as the server (ICE-lite) learns the browser's address from its checks.
+  const noAddress = () => !/^a=candidate/m.test(pc.localDescription ? pc.localDescription.sdp : '');
+  const iceFailed = () => {
+    const why = noAddress() ? ' (this browser offered no network address: check its WebRTC network settings)' : '';
+    failed.reject(new Error(`WebRTC connection failed${why}`));
   };
+  // For the deadline's message: how far ICE got.
+  failed.explain = () => ` (ICE ${pc.iceConnectionState}${noAddress() ? ', the browser offered no network address' : ''})`;
+  pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === 'failed') iceFailed(); };
+  pc.onconnectionstatechange = () => { if (pc.connectionState === 'failed') iceFailed(); };
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((resolve) => {
     if (pc.iceGatheringState === 'complete') return resolve();
@@ -244,10 +252,14 @@ async function playWebrtc(failed) {
   let answer = await res.text();
   try { const j = JSON.parse(answer); if (j && j.sdp) answer = j.sdp; } catch (_) { /* raw SDP */ }
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-  // An ICE-lite server only answers checks: without a local candidate nothing can ever connect.
-  if (/^a=ice-lite/m.test(answer) && !/^a=candidate/m.test(pc.localDescription.sdp)) {
-    throw new Error('this browser found no network address to connect from');
-  }
+  // A browser with a local address starts its checks at once, whether or not its offer listed it; one
+  // that still has not, with nothing in its offer, has no address at all: give up early so that auto
+  // mode moves on (a later failure or the deadline covers everything else).
+  setTimeout(() => {
+    if (pc.iceConnectionState === 'new' && noAddress()) {
+      failed.reject(new Error('this browser found no network address to connect from (ICE never started)'));
+    }
+  }, 3000);
   if (audio) {
     // The answer says whether the stream takes our audio (it has a backchannel in a codec we offered).
     const sends = ['sendrecv', 'sendonly'].includes(audio.currentDirection);

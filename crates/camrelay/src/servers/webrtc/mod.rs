@@ -811,6 +811,74 @@ mod tests {
         assert!(inconsistent_payload_type(bad).unwrap().contains("payload type 101"));
     }
 
+    /// Runs two peers against each other in memory (UDP datagrams handed across, time advanced to the
+    /// next timeout) until `ours` reports a connection; false if it has not after 30 s of their time.
+    fn connect_in_memory(client: &mut Rtc, ours: &mut Rtc, mut now: Instant) -> bool {
+        let end = now + Duration::from_secs(30);
+        while now < end {
+            let mut next = end;
+            for side in 0..2 {
+                let (from, to) = if side == 0 { (&mut *client, &mut *ours) } else { (&mut *ours, &mut *client) };
+                loop {
+                    match from.poll_output() {
+                        Ok(Output::Transmit(t)) => {
+                            let Ok(r) = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents) else {
+                                continue;
+                            };
+                            let _ = to.handle_input(Input::Receive(now, r));
+                        }
+                        Ok(Output::Event(Event::Connected)) if side == 1 => return true,
+                        Ok(Output::Event(_)) => {}
+                        Ok(Output::Timeout(t)) => {
+                            next = next.min(t);
+                            break;
+                        }
+                        Err(e) => panic!("str0m: {e}"),
+                    }
+                }
+            }
+            now = next.max(now + Duration::from_millis(1));
+            let _ = client.handle_input(Input::Timeout(now));
+            let _ = ours.handle_input(Input::Timeout(now));
+        }
+        false
+    }
+
+    /// Issue 12: a browser with no usable address (Chromium on loopback alone, in a container) sends an
+    /// offer without candidate lines, or with mDNS names only (`<uuid>.local`), which tell the server
+    /// nothing. The offer is answered, and the session connects from the checks the browser sends: the
+    /// ICE-lite side learns the peer's address from them.
+    #[test]
+    fn offer_without_usable_candidates_connects_from_the_checks() {
+        let client_addr = SocketAddr::from(([127, 0, 0, 1], 50000));
+        for mdns in [false, true] {
+            let now = Instant::now();
+            let mut client = Rtc::builder().build(now);
+            client.add_local_candidate(str0m::Candidate::host(client_addr, "udp").unwrap());
+            let mut api = client.sdp_api();
+            api.add_media(MediaKind::Video, str0m::media::Direction::RecvOnly, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            let mut sdp = String::new();
+            for line in offer.to_sdp_string().split_inclusive('\n') {
+                if line.starts_with("a=candidate") {
+                    continue;
+                }
+                sdp.push_str(line);
+                if mdns && line.starts_with("a=mid:") {
+                    sdp.push_str("a=candidate:1 1 udp 2113937151 0b5a7e52-7c2e-4b8e-9d3a-2f1e6c4b7a90.local 50000 typ host generation 0 network-cost 999\r\n");
+                }
+            }
+            assert!(!sdp.contains("127.0.0.1 50000"), "the client's address is not in the offer");
+            let creds = IceCreds::new();
+            let mut ours = rtc_config(&creds).build(now);
+            let offer = SdpOffer::from_sdp_string(&sdp).unwrap_or_else(|e| panic!("mdns={mdns}: {e}"));
+            let (answer, _) = answer_offer_on_loopback(&mut ours, offer)
+                .unwrap_or_else(|e| panic!("mdns={mdns}: the offer is refused: {}", e.1));
+            client.sdp_api().accept_answer(pending, answer).unwrap();
+            assert!(connect_in_memory(&mut client, &mut ours, now), "mdns={mdns}: no connection");
+        }
+    }
+
     #[test]
     fn ice_servers_become_link_headers() {
         let servers = vec![
