@@ -167,6 +167,8 @@ pub fn init_with_buffer(
 ) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(default_level, modules))
+        // Plain text: supervisors parse these lines, and span fields would otherwise carry ANSI codes.
+        .with_ansi(false)
         .event_format(ConsoleFormat)
         .with_writer(TeeWriter { buffer, output })
         .try_init();
@@ -305,12 +307,14 @@ mod tests {
         let buffer = std::sync::Arc::new(LogBuffer::new(4096));
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter(EnvFilter::new("debug"))
+            .with_ansi(false)
             .event_format(ConsoleFormat)
             .with_writer(TeeWriter { buffer: buffer.clone(), output: Output::Stderr })
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(module = "api", addr = "127.0.0.1:11984", "listen");
-            let span = tracing::info_span!("rtsp", peer = "10.0.0.9:5000");
+            let peer: std::net::SocketAddr = "10.0.0.9:5000".parse().unwrap();
+            let span = tracing::info_span!("rtsp", peer = %peer);
             span.in_scope(|| tracing::warn!(target: "camrelay::servers::rtsp::session", stream = "cam", "bad request"));
         });
         let text = buffer.text();
@@ -322,7 +326,7 @@ mod tests {
         assert_eq!(clock.as_bytes()[2], b':');
         assert_eq!(clock.as_bytes()[8], b'.');
         assert_eq!(rest, "INF [api] listen addr=127.0.0.1:11984");
-        assert!(lines[1].ends_with(" WRN [rtsp] bad request stream=cam peer=10.0.0.9:5000"), "{}", lines[1]);
+        assert!(lines[1].ends_with(" WRN [rtsp] bad request stream=cam peer=10.0.0.9:5000"), "{:?}", lines[1]);
     }
 
     #[test]

@@ -248,3 +248,95 @@ fn log_endpoint_returns_recent_masked_lines() {
     assert_eq!(srv.http("DELETE", "/api/log").status, 200);
     assert!(!srv.http("GET", "/api/log").text().contains("[rtsp] listen addr="));
 }
+
+#[test]
+fn static_dir_allow_paths_and_modules() {
+    let www = temp_dir("www");
+    std::fs::write(www.join("index.html"), "<h1>my cameras</h1>").unwrap();
+    std::fs::create_dir_all(www.join("js")).unwrap();
+    std::fs::write(www.join("js/app.js"), "console.log(1)").unwrap();
+    let yaml = format!(
+        "api:\n  static_dir: {}\n  allow_paths: [\"/\", \"/api\", \"/api/streams\", \"/api/frame.mp4\"]\napp:\n  modules: [api, rtsp, ws]\n",
+        www.display()
+    );
+    let srv = Server::start(&yaml);
+    // static_dir replaces the built-in UI at `/`.
+    let index = srv.http("GET", "/");
+    assert_eq!((index.status, index.text().as_str()), (200, "<h1>my cameras</h1>"));
+    let js = srv.http("GET", "/js/app.js");
+    assert_eq!(js.status, 200);
+    assert!(js.headers.to_ascii_lowercase().contains("content-type: text/javascript"), "{}", js.headers);
+    assert_eq!(srv.http("GET", "/stream.html").status, 404);
+    assert_eq!(srv.http("GET", "/../Cargo.toml").status, 404);
+    assert_eq!(srv.http("GET", "/js/%2e%2e/%2e%2e/etc/passwd").status, 404);
+    // allow_paths: listed paths work, others do not exist.
+    assert_eq!(srv.http("GET", "/api").status, 200);
+    assert!(srv.http("GET", "/api/streams").json()["demo"].is_object());
+    let config = srv.http("GET", "/api/config");
+    assert_eq!(config.status, 404);
+    assert!(config.text().contains("allow_paths"), "{}", config.text());
+    // app.modules: mp4 is off although its path is allowed; webrtc is off, so is its server.
+    let mp4 = srv.http("GET", "/api/frame.mp4?src=demo");
+    assert_eq!(mp4.status, 404);
+    assert!(mp4.text().contains("the mp4 module is off"), "{}", mp4.text());
+    assert!(!srv.log().contains("[webrtc] listen"), "{}", srv.log());
+    // The RTSP module is on.
+    assert!(decode_video_frames(&srv.rtsp_url("demo"), "tcp", 5).unwrap() >= 5);
+    let _ = std::fs::remove_dir_all(&www);
+}
+
+#[test]
+fn exec_allow_paths_limits_the_programs() {
+    let srv = Server::start(
+        "exec:\n  allow_paths: [ffmpeg]\nstreams:\n  shell: exec:sh -c 'ffmpeg -re -i x -f rtsp {output}'\n  \
+         echoed: echo:sh -c 'echo demo:clip'\n  transcoded: ffmpeg:demo#video=h264\n  demo: demo:clip\n",
+    );
+    let url = srv.rtsp_url("shell");
+    let refused = run_with_timeout(
+        Command::new("ffprobe").args(["-v", "error", "-rtsp_transport", "tcp", &url]),
+        Duration::from_secs(20),
+    );
+    assert!(!refused.status.success());
+    let shell = srv.http("GET", "/api/streams?src=shell").json();
+    let error = shell["producers"][0]["last_error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("program \"sh\" is not in exec.allow_paths (ffmpeg)"), "{shell}");
+    assert!(ffprobe(&srv.rtsp_url("echoed"), "tcp").is_err());
+    let echoed = srv.http("GET", "/api/streams?src=echoed").json();
+    assert!(
+        echoed["producers"][0]["last_error"].as_str().unwrap_or("").contains("not in exec.allow_paths"),
+        "{echoed}"
+    );
+    // ffmpeg itself is allowed: the transcoded stream plays.
+    let probed = ffprobe(&srv.rtsp_url("transcoded"), "tcp").unwrap_or_else(|e| panic!("{e}\n{}", srv.log()));
+    assert!(probed.iter().any(|s| s.codec_name == "h264"));
+}
+
+#[test]
+fn log_lines_use_go2rtc_format_and_output_can_be_stderr() {
+    let srv = Server::start("");
+    // `HH:MM:SS.mmm INF [api] listen addr=127.0.0.1:PORT` on stdout.
+    assert!(srv.wait_log("[api] listen addr=", Duration::from_secs(5)));
+    let line = srv.log().lines().find(|l| l.contains("[api] listen addr=")).unwrap_or("").to_string();
+    let parts: Vec<&str> = line.splitn(3, ' ').collect();
+    assert_eq!(parts.len(), 3, "{line}");
+    assert_eq!((parts[0].len(), &parts[0][2..3], &parts[0][8..9]), (12, ":", "."), "{line}");
+    assert_eq!(parts[1], "INF");
+    assert!(parts[2].starts_with("[api] listen addr=127.0.0.1:"), "{line}");
+
+    let dir = temp_dir("stderr-log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_camrelay"))
+        .current_dir(&dir)
+        .args(["-c", BASE_CONFIG, "-c", "log.output=stderr"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let boot = stderr.recv_timeout(Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(boot.is_ok_and(|l| l.contains(" INF [")), "no log line on stderr");
+    assert!(stdout.try_recv().is_err(), "log lines on stdout with log.output: stderr");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,11 @@ impl Server {
     }
 
     pub fn start_with_args(yaml: &str, extra: &[&str]) -> Server {
+        Self::start_full(yaml, extra, &[])
+    }
+
+    /// Like [`Server::start_with_args`], with environment variables (`${VAR}` in the config).
+    pub fn start_full(yaml: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = temp_dir("srv");
         let config = dir.join("camrelay.yaml");
         std::fs::write(&config, yaml).unwrap();
@@ -52,6 +57,7 @@ impl Server {
             .arg("-c")
             .arg(&config)
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
