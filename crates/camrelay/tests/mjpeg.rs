@@ -202,3 +202,71 @@ fn mjpeg_from_pipe_plays_over_rtsp() {
     let (n, dims) = read_mjpeg(&srv.api_url("/api/stream.mjpeg?src=pipe"), 10);
     assert_eq!((n, dims.as_str()), (10, "320x240"));
 }
+
+/// Decodes `frames` pictures of an RTSP URL (TCP) with ffmpeg: (decoded frames, dimensions, what the
+/// decoder complained about).
+fn read_rtsp(url: &str, frames: u32) -> (usize, String, String) {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0"]).args([
+            "-frames:v",
+            &frames.to_string(),
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(40),
+    );
+    let (n, dims) = framecrc_summary(&out.stdout);
+    // Pictures coded with Huffman tables other than RFC 2435's make the decoder report errors.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints = stderr.lines().filter(|l| l.contains("mjpeg") || l.contains("RTP/JPEG")).collect::<Vec<_>>();
+    (n, dims, complaints.join("\n"))
+}
+
+/// Issue 12, defect 2: `ffmpeg:SRC#video=mjpeg` publishes RTP/JPEG, which has no room for Huffman
+/// tables; ffmpeg's encoder must use the standard ones for RTSP readers to decode anything.
+#[test]
+fn ffmpeg_mjpeg_transcode_plays_over_rtsp_and_http() {
+    let srv = Server::start("streams:\n  h264_src: demo:clip\n  mj_ff: ffmpeg:h264_src#video=mjpeg\n");
+    let (n, dims, complaints) = read_rtsp(&srv.rtsp_url("mj_ff"), 12);
+    assert_eq!((n, dims.as_str(), complaints.as_str()), (12, "640x360", ""), "log:\n{}", srv.log());
+    let streams = ffprobe(&srv.rtsp_url("mj_ff"), "tcp").unwrap();
+    assert!(streams.iter().any(|s| (s.codec_name.as_str(), s.width, s.height) == ("mjpeg", 640, 360)), "{streams:?}");
+
+    // The same stream as MJPEG over HTTP: its JPEGs passed through.
+    let (n, dims) = read_mjpeg(&srv.api_url("/api/stream.mjpeg?src=mj_ff"), 10);
+    assert_eq!((n, dims.as_str()), (10, "640x360"), "log:\n{}", srv.log());
+    assert_eq!(transcoders("mj_ff"), 0, "JPEG is passed through");
+}
+
+/// JPEGs with ffmpeg's optimal Huffman tables from a pipe (as from an MJPEG camera) are re-coded to the
+/// standard tables when packetized for RTSP readers: ffmpeg decodes every picture without an error.
+#[test]
+fn mjpeg_with_optimal_huffman_tables_plays_over_rtsp() {
+    let srv = Server::start(
+        "streams:\n  optimal: exec:ffmpeg -v error -re -f lavfi -i testsrc=size=320x240:rate=15 -c:v mjpeg -huffman optimal -pix_fmt yuvj420p -q:v 4 -f mjpeg -\n",
+    );
+    let (n, dims, complaints) = read_rtsp(&srv.rtsp_url("optimal"), 10);
+    assert_eq!((n, dims.as_str(), complaints.as_str()), (10, "320x240", ""), "log:\n{}", srv.log());
+    // Over HTTP the camera's own JPEGs (its tables) go out unchanged.
+    let (n, dims) = read_mjpeg(&srv.api_url("/api/stream.mjpeg?src=optimal"), 10);
+    assert_eq!((n, dims.as_str()), (10, "320x240"));
+}
+
+/// `frame.jpeg` of an H.264 stream while its MJPEG transcoder runs: the transcoder's newest picture.
+#[test]
+fn frame_jpeg_while_the_transcoder_runs() {
+    let srv = Server::start("streams:\n  mj_live: demo:clip\n");
+    let url = srv.api_url("/api/stream.mjpeg?src=mj_live");
+    let viewer = Killed::new(spawn_reader(&url, 100_000));
+    assert!(wait_until(Duration::from_secs(15), || transcoders("mj_live") == 1), "log:\n{}", srv.log());
+    for _ in 0..3 {
+        let r = srv.http("GET", "/api/frame.jpeg?src=mj_live");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 640, 360));
+    }
+    // Transforms still go through a one-shot ffmpeg.
+    let r = srv.http("GET", "/api/frame.jpeg?src=mj_live&width=320");
+    assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 320, 180));
+    drop(viewer);
+}

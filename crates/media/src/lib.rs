@@ -6,6 +6,7 @@ pub mod codec;
 pub mod frame;
 pub mod h264;
 pub mod h265;
+pub mod jpeg;
 pub mod query;
 
 pub use codec::{Codec, Direction, Kind, Media};

@@ -4,7 +4,8 @@
 //!   H.264/H.265 source is transcoded by one ffmpeg per stream, shared by every viewer of that stream,
 //!   started with the first viewer and stopped [`TRANSCODE_LINGER`] after the last one leaves. Its JPEGs
 //!   are fanned out through a [`Track`] (bounded per-viewer queues, drops counted).
-//! - `GET /api/frame.jpeg?src=`: one JPEG of the latest keyframe (GOP cache), decoded by a one-shot
+//! - `GET /api/frame.jpeg?src=`: the stream's running transcoder's latest JPEG when there is one and no
+//!   transform is asked, else one JPEG of the latest keyframe (GOP cache), decoded by a one-shot
 //!   ffmpeg; `width`/`w`, `height`/`h`, `rotate` (90, 180, 270, -90) and `cache` (`5s`: reuse a
 //!   snapshot of the same stream and parameters younger than that). A JPEG source's frame is returned
 //!   as is when no transform is asked.
@@ -42,6 +43,8 @@ const VIEWER_QUEUE: usize = 4;
 const MAX_SNAPSHOTS: usize = 64;
 /// How long a snapshot waits for a keyframe, and for ffmpeg.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A running transcoder's latest JPEG younger than this answers `frame.jpeg` without a one-shot ffmpeg.
+const FRESH_JPEG: Duration = Duration::from_secs(2);
 /// Default reader filters of `stream.mjpeg` and `frame.jpeg`: JPEG first (no transcoding).
 const DEFAULT_FILTERS: &str = "video=mjpeg,h264,h265";
 
@@ -70,6 +73,13 @@ impl MjpegState {
     fn snapshots(&self) -> MutexGuard<'_, HashMap<SnapshotKey, (Instant, Bytes)>> {
         self.snapshots.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The newest JPEG of `stream`'s running transcoder, if it is younger than [`FRESH_JPEG`].
+    fn fresh_transcoded(&self, stream: &str) -> Option<Bytes> {
+        let latest = self.transcoders().get(stream)?.latest.clone();
+        let guard = latest.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().filter(|(at, _)| at.elapsed() < FRESH_JPEG).map(|(_, jpeg)| jpeg.clone())
+    }
 }
 
 /// One running H.264/H.265 → JPEG ffmpeg. `viewers` changes only under the map's lock, so that the
@@ -80,6 +90,21 @@ struct Transcoder {
     viewers: usize,
     /// Woken when `viewers` drops to zero.
     idle: Arc<Notify>,
+    /// The newest JPEG ffmpeg wrote, and when.
+    latest: Arc<Mutex<Option<(Instant, Bytes)>>>,
+}
+
+impl Transcoder {
+    /// A viewer of this transcoder. It starts with the newest JPEG (the track caches it) rather than
+    /// waiting for the next one.
+    fn viewer(&self, state: &Arc<MjpegState>, stream: &str) -> Viewer {
+        Viewer {
+            state: state.clone(),
+            stream: stream.to_string(),
+            transcoder_id: self.id,
+            reader: TrackReader::new(self.track.clone(), "mjpeg", VIEWER_QUEUE, true),
+        }
+    }
 }
 
 fn peer(request: &Request) -> Option<SocketAddr> {
@@ -211,12 +236,7 @@ fn join_transcoder(
     let mut map = state.transcoders();
     if let Some(t) = map.get_mut(&stream) {
         t.viewers += 1;
-        let viewer = Viewer {
-            state: state.clone(),
-            stream: stream.clone(),
-            transcoder_id: t.id,
-            reader: TrackReader::new(t.track.clone(), "mjpeg", VIEWER_QUEUE, false),
-        };
+        let viewer = t.viewer(state, &stream);
         drop(map);
         // The running transcoder has its own input reader; this one is not needed.
         drop(reader);
@@ -224,15 +244,20 @@ fn join_transcoder(
     }
     let input = if codec_name == codec::H265 { "hevc" } else { "h264" };
     let marker = format!("comment={TRANSCODER_MARKER}:{stream}");
+    // Start-up delay: the input comes from the GOP cache, keyframe (with its parameter sets) first, so
+    // the first packet tells ffmpeg all it needs: `-probesize 32` stops the stream analysis there
+    // instead of after 5 s of input (the default `-analyzeduration`). No `-fflags nobuffer`: it drops
+    // the packets read during that analysis, i.e. the keyframe, and decoding would wait for the next
+    // one. `-flags low_delay` turns the decoder's frame threading (a frame of delay per thread) off.
     let argv: Vec<String> = [
         "ffmpeg",
         "-hide_banner",
         "-loglevel",
         "error",
-        "-fflags",
-        "nobuffer",
         "-flags",
         "low_delay",
+        "-probesize",
+        "32",
         "-f",
         input,
         "-i",
@@ -260,19 +285,18 @@ fn join_transcoder(
     let label = format!("mjpeg transcoder {stream}");
     let child = OwnedChild::spawn(&argv, true, true, &label).map_err(|e| format!("mjpeg: stream {stream}: {e}"))?;
     let id = NEXT_TRANSCODER_ID.fetch_add(1, Ordering::Relaxed);
-    let track = Arc::new(Track::new(Kind::Video, Codec::new(codec::JPEG, 90000, 0, 26), 0));
-    let idle = Arc::new(Notify::new());
-    map.insert(stream.clone(), Transcoder { id, track: track.clone(), viewers: 1, idle: idle.clone() });
+    // Every JPEG is a keyframe: the cache holds the newest one only.
+    let track = Arc::new(Track::new(Kind::Video, Codec::new(codec::JPEG, 90000, 0, 26), formats::mjpeg::MAX_PART_SIZE));
+    let transcoder =
+        Transcoder { id, track, viewers: 1, idle: Arc::new(Notify::new()), latest: Arc::new(Mutex::new(None)) };
+    let viewer = transcoder.viewer(state, &stream);
+    let output = Output { track: transcoder.track.clone(), latest: transcoder.latest.clone() };
+    let idle = transcoder.idle.clone();
+    map.insert(stream.clone(), transcoder);
     drop(map);
     reader.shared.set_protocol("mjpeg+ffmpeg");
-    let viewer = Viewer {
-        state: state.clone(),
-        stream: stream.clone(),
-        transcoder_id: id,
-        reader: TrackReader::new(track.clone(), "mjpeg", VIEWER_QUEUE, false),
-    };
     tracing::info!(stream = %stream, pid = ?child.pid(), "mjpeg transcoder started");
-    tokio::spawn(run_transcoder(app.clone(), state.clone(), stream, id, child, reader, slot, track, idle));
+    tokio::spawn(run_transcoder(app.clone(), state.clone(), stream, id, child, reader, slot, output, idle));
     Ok(viewer)
 }
 
@@ -290,6 +314,12 @@ async fn feed(mut reader: Reader, slot: usize, mut stdin: tokio::process::ChildS
     }
 }
 
+/// Where a transcoder's JPEGs go.
+struct Output {
+    track: Arc<Track>,
+    latest: Arc<Mutex<Option<(Instant, Bytes)>>>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_transcoder(
     app: Arc<App>,
@@ -299,9 +329,10 @@ async fn run_transcoder(
     mut child: OwnedChild,
     reader: Reader,
     slot: usize,
-    track: Arc<Track>,
+    output: Output,
     idle: Arc<Notify>,
 ) {
+    let Output { track, latest } = output;
     let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return;
     };
@@ -326,6 +357,7 @@ async fn run_transcoder(
                         tracing::debug!(stream = %stream, "mjpeg transcoder output: {e}");
                     }
                     while let Some(jpeg) = splitter.poll() {
+                        *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), jpeg.clone()));
                         let ticks = epoch.elapsed().as_micros() * 90 / 1000;
                         track.push(Frame { timestamp: ticks as u32, keyframe: true, payload: jpeg, rtp: Vec::new() });
                     }
@@ -459,6 +491,11 @@ async fn frame_jpeg(
     if let Some(ttl) = q.get("cache").and_then(parse_cache) {
         let cached = state.snapshots().get(&key).filter(|(at, _)| at.elapsed() < ttl).map(|(_, j)| j.clone());
         if let Some(jpeg) = cached {
+            return jpeg_response(jpeg);
+        }
+    }
+    if params.is_identity() {
+        if let Some(jpeg) = state.fresh_transcoded(q.get("src").unwrap_or("")) {
             return jpeg_response(jpeg);
         }
     }

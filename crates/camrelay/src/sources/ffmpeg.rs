@@ -37,7 +37,11 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     // video
     ("h264", "-c:v libx264 -g 50 -profile:v high -level:v 4.1 -preset:v superfast -tune:v zerolatency -pix_fmt:v yuv420p"),
     ("h265", "-c:v libx265 -g 50 -profile:v main -level:v 5.1 -preset:v superfast -tune:v zerolatency -pix_fmt:v yuv420p"),
-    ("mjpeg", "-c:v mjpeg"),
+    // go2rtc's is `-c:v mjpeg`, piped out and re-encoded by go2rtc itself; ours is published as RTP/JPEG
+    // (RFC 2435), which cannot carry Huffman tables: receivers assume the standard ones (ITU T.81 K.3),
+    // and ffmpeg's encoder defaults to optimal tables (`-huffman optimal`), which they cannot decode.
+    // Both quantization tables are sent even when equal: ffmpeg's RTP/JPEG reader warns on one.
+    ("mjpeg", "-c:v mjpeg -huffman default -force_duplicated_matrix 1"),
     ("raw", "-c:v rawvideo"),
     ("raw/gray8", "-c:v rawvideo -pix_fmt:v gray8"),
     ("raw/yuv420p", "-c:v rawvideo -pix_fmt:v yuv420p"),
@@ -367,6 +371,13 @@ pub fn parse_args(s: &str, t: &Templates, env: &BuildEnv) -> Result<Args, String
         }
     }
 
+    // Also a raw `-c:v mjpeg` or an overridden `mjpeg` template: see the template's comment.
+    if !args.codecs.iter().any(|c| c.contains("-huffman")) {
+        for codec in args.codecs.iter_mut().filter(|c| encodes_mjpeg(c)) {
+            codec.push_str(" -huffman default");
+        }
+    }
+
     match (args.video, args.audio) {
         (0, 0) => args.codecs.push("-c copy".into()),
         (0, _) => args.codecs.push("-vn".into()),
@@ -376,6 +387,16 @@ pub fn parse_args(s: &str, t: &Templates, env: &BuildEnv) -> Result<Args, String
     // go2rtc switches some single-codec outputs to pipes (`-f mjpeg -`, `-f adts -`, `-f wav -`); we
     // always publish RTSP into our server (`output` template), so every codec reaches every reader.
     Ok(args)
+}
+
+/// Whether codec arguments select ffmpeg's software MJPEG encoder (`-c:v mjpeg`, `-codec:v:0 mjpeg`...).
+fn encodes_mjpeg(codec: &str) -> bool {
+    let tokens: Vec<&str> = codec.split_whitespace().collect();
+    tokens.windows(2).any(|w| {
+        let option = w[0].split(':').next().unwrap_or("");
+        let video = w[0] == "-vcodec" || w[0].split(':').nth(1) == Some("v");
+        matches!(option, "-c" | "-codec" | "-vcodec") && video && w[1] == "mjpeg"
+    })
 }
 
 /// go2rtc's `hardware.MakeHardware` for an explicit engine. An empty engine (auto) would probe the

@@ -1,7 +1,9 @@
 //! JPEG → RTP (RFC 2435). Only what the payload format can describe is packetized: baseline (SOF0),
-//! 8-bit, three components Y/Cb/Cr with Y sampled 2x1 (4:2:2) or 2x2 (4:2:0) and chroma 1x1, the
-//! standard Huffman tables, width and height up to 2040. Every frame is sent with Q = 255 and its
-//! quantization tables in-band, so the receiver rebuilds exactly the sender's image.
+//! 8-bit, three components Y/Cb/Cr with Y sampled 2x1 (4:2:2) or 2x2 (4:2:0) and chroma 1x1, width
+//! and height up to 2040. Every frame is sent with Q = 255 and its quantization tables in-band, so the
+//! receiver rebuilds exactly the sender's image. Receivers decode with the standard Huffman tables
+//! (the payload cannot carry others): an image coded with other tables (ffmpeg's default `-huffman
+//! optimal`, many cameras) is first re-coded to them, losslessly ([`media::jpeg::to_standard_huffman`]).
 
 use super::{Base, Packetizer};
 use crate::depacketize::jpeg::STANDARD_HUFFMAN;
@@ -19,6 +21,10 @@ fn bad(reason: &'static str) -> RtpError {
     RtpError::BadPayload { codec: CODEC, reason }
 }
 
+/// [`parse`]'s reasons for images that [`media::jpeg::to_standard_huffman`] makes sendable.
+const NON_STANDARD_HUFFMAN: &str = "non-standard Huffman tables";
+const TABLE_SELECTION: &str = "scan with non-default table selection";
+
 /// What [`parse`] found in a JPEG: everything RFC 2435 carries, and where the scan is.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParsedJpeg<'a> {
@@ -34,7 +40,8 @@ pub struct ParsedJpeg<'a> {
     pub scan: &'a [u8],
 }
 
-/// Parses a complete baseline JPEG into what RFC 2435 sends; an error says why it cannot be sent.
+/// Parses a complete baseline JPEG into what RFC 2435 sends; an error says why it cannot be sent as
+/// it is (see [`JpegPacketizer`] for the images it re-codes first).
 pub fn parse(jpeg: &[u8]) -> Result<ParsedJpeg<'_>, RtpError> {
     if !jpeg.starts_with(&[0xff, 0xd8]) {
         return Err(bad("no SOI"));
@@ -91,7 +98,7 @@ pub fn parse(jpeg: &[u8]) -> Result<ParsedJpeg<'_>, RtpError> {
                     let standard =
                         STANDARD_HUFFMAN.iter().any(|(c, k, v)| *c == class_id && k[..] == counts[..] && *v == values);
                     if !standard {
-                        return Err(unsupported("non-standard Huffman tables"));
+                        return Err(unsupported(NON_STANDARD_HUFFMAN));
                     }
                     rest = &tail[16 + n..];
                 }
@@ -126,7 +133,7 @@ pub fn parse(jpeg: &[u8]) -> Result<ParsedJpeg<'_>, RtpError> {
                 let (kind, width, height, yq, cq) = frame.ok_or(bad("SOS before SOF0"))?;
                 // Y with DC/AC tables 0, Cb and Cr with tables 1, full spectral range.
                 if seg.len() != 10 || seg[0] != 3 || seg[2] != 0x00 || seg[4] != 0x11 || seg[6] != 0x11 {
-                    return Err(unsupported("scan with non-default table selection"));
+                    return Err(unsupported(TABLE_SELECTION));
                 }
                 let mut precision = 0;
                 let mut tables = Vec::with_capacity(256);
@@ -154,7 +161,19 @@ pub(super) struct JpegPacketizer {
 impl JpegPacketizer {
     /// Packetizes `frame`; nothing is appended on error.
     pub(super) fn try_packetize(&mut self, frame: &Frame, out: &mut Vec<RtpPacket>) -> Result<(), RtpError> {
-        let p = parse(&frame.payload)?;
+        let recoded;
+        let p = match parse(&frame.payload) {
+            Err(RtpError::Unsupported { reason, .. })
+                if reason == NON_STANDARD_HUFFMAN || reason == TABLE_SELECTION =>
+            {
+                recoded = media::jpeg::to_standard_huffman(&frame.payload).map_err(|e| match e {
+                    media::jpeg::JpegError::Malformed(reason) => bad(reason),
+                    media::jpeg::JpegError::Unsupported(reason) => unsupported(reason),
+                })?;
+                parse(&recoded)?
+            }
+            parsed => parsed?,
+        };
         let mut main = [0u8; 8];
         main[4] = p.kind;
         main[5] = 255;
@@ -259,6 +278,33 @@ mod tests {
             assert_eq!(frames[0].timestamp, 90);
             assert_eq!(frames[0].payload, jpeg, "subsampling {subsampling} dri {dri}");
         }
+    }
+
+    /// The SOS segment and the entropy-coded data after it, up to EOI.
+    fn scan(jpeg: &[u8]) -> &[u8] {
+        let sos = jpeg.windows(2).position(|w| w == [0xff, 0xda]).unwrap();
+        let end = jpeg.windows(2).rposition(|w| w == [0xff, 0xd9]).unwrap();
+        &jpeg[sos..end]
+    }
+
+    #[test]
+    fn optimal_huffman_tables_are_recoded_losslessly() {
+        // One picture from ffmpeg, coded with its default (optimal) tables and with the standard ones.
+        let optimal = Bytes::from_static(include_bytes!("../../../media/testdata/420_optimal.jpg"));
+        let standard = include_bytes!("../../../media/testdata/420_default.jpg");
+        assert_eq!(parse(&optimal).unwrap_err(), unsupported(NON_STANDARD_HUFFMAN));
+        let mut packets = Vec::new();
+        packetizer(1200)
+            .packetize(&Frame { timestamp: 1, keyframe: true, payload: optimal, rtp: vec![] }, &mut packets);
+        assert!(packets.len() > 1);
+        let mut d = JpegDepacketizer::new();
+        let mut frames = Vec::new();
+        for pkt in packets {
+            d.push(pkt, &mut frames).unwrap();
+        }
+        assert_eq!(frames.len(), 1);
+        // What the receiver rebuilds decodes to the same coefficients as the standard-table encoding.
+        assert_eq!(scan(&frames[0].payload), scan(standard));
     }
 
     #[test]

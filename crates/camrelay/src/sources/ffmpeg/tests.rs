@@ -38,8 +38,20 @@ fn files() {
             "ffmpeg:test.mp4#raw=-ss 00:00:20",
             format!("ffmpeg -hide_banner -re -i ffmpeg:test.mp4 -ss 00:00:20 -c copy {OUT}"),
         ),
-        // go2rtc pipes `#video=mjpeg` out as `-f mjpeg -`; we always publish RTSP.
-        ("/media/bbb.mp4#video=mjpeg", format!("ffmpeg -hide_banner -re -i /media/bbb.mp4 -c:v mjpeg -an {OUT}")),
+        // go2rtc pipes `#video=mjpeg` out as `-f mjpeg -`; we always publish RTSP, as RTP/JPEG: standard
+        // Huffman tables (RFC 2435 cannot carry others).
+        (
+            "/media/bbb.mp4#video=mjpeg",
+            format!("ffmpeg -hide_banner -re -i /media/bbb.mp4 -c:v mjpeg -huffman default -force_duplicated_matrix 1 -an {OUT}"),
+        ),
+        (
+            "/media/bbb.mp4#video=-c:v mjpeg -q:v 3",
+            format!("ffmpeg -hide_banner -re -i /media/bbb.mp4 -c:v mjpeg -q:v 3 -huffman default -an {OUT}"),
+        ),
+        (
+            "/media/bbb.mp4#video=-c:v mjpeg -huffman optimal",
+            format!("ffmpeg -hide_banner -re -i /media/bbb.mp4 -c:v mjpeg -huffman optimal -an {OUT}"),
+        ),
         (
             "/media/bbb.mp4#video=copy#audio=copy#audio=pcmu",
             format!("ffmpeg -hide_banner -re -i /media/bbb.mp4 -map 0:v:0? -c:v:0 copy -map 0:a:0? -c:a:0 copy -map 0:a:0? -c:a:1 pcm_mulaw -ar:a:1 8000 -ac:a:1 1 {OUT}"),
