@@ -140,6 +140,8 @@ pub struct Args {
     /// Counts of `video=` and `audio=` parameters.
     pub video: usize,
     pub audio: usize,
+    /// Why `#hardware` encodes in software here (no device for the engine), for the log.
+    pub software_fallback: Option<String>,
 }
 
 impl Args {
@@ -195,6 +197,41 @@ pub struct BuildEnv<'a> {
     pub is_stream: &'a dyn Fn(&str) -> bool,
     /// `rtsp://127.0.0.1:PORT` of our RTSP server, when it listens.
     pub rtsp_base: Option<&'a str>,
+    /// Whether a device file exists (`/dev/dri/renderD128`), for `#hardware`.
+    pub device_exists: &'a dyn Fn(&str) -> bool,
+}
+
+/// The device file each Linux hardware engine encodes with; other engines (macOS's `videotoolbox`,
+/// Windows' `dxva2`) have none to check.
+fn engine_device(engine: &str) -> Option<&'static str> {
+    match engine {
+        "vaapi" => Some("/dev/dri/renderD128"),
+        "cuda" => Some("/dev/nvidia0"),
+        "rkmpp" => Some("/dev/mpp_service"),
+        "v4l2m2m" => Some("/dev/video11"),
+        _ => None,
+    }
+}
+
+/// `#hardware[=engine]`: the engine to encode with, or why it is software. Without an engine (go2rtc
+/// probes encoders with test runs) the first engine whose device exists is used: VA-API, then CUDA.
+fn hardware_engine(requested: &str, device_exists: &dyn Fn(&str) -> bool) -> Result<String, String> {
+    if requested.is_empty() {
+        return ["vaapi", "cuda"]
+            .into_iter()
+            .find(|e| engine_device(e).is_some_and(device_exists))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                "#hardware: no hardware encoder here (no /dev/dri/renderD128, no /dev/nvidia0): encoding in software"
+                    .to_string()
+            });
+    }
+    match engine_device(requested) {
+        Some(device) if device_exists(device) => Ok(requested.to_string()),
+        Some(device) => Err(format!("#hardware={requested}: no {device} here: encoding in software")),
+        // Nothing to check: used as asked (ffmpeg names the problem if the engine is missing).
+        None => Ok(requested.to_string()),
+    }
 }
 
 /// go2rtc's `inputTemplate`: the `#input=` template (by name or raw) or the default one for the kind.
@@ -366,8 +403,11 @@ pub fn parse_args(s: &str, t: &Templates, env: &BuildEnv) -> Result<Args, String
                 args.codecs.push(if audio == "copy" { "-c:a copy".to_string() } else { t.or_raw(audio).to_string() });
             }
         }
-        if let Some(engine) = first("hardware") {
-            make_hardware(&mut args, engine, t);
+        if let Some(requested) = first("hardware").or_else(|| first("hw")) {
+            match hardware_engine(requested, env.device_exists) {
+                Ok(engine) => make_hardware(&mut args, &engine, t),
+                Err(why) => args.software_fallback = Some(why),
+            }
         }
     }
 
@@ -399,8 +439,7 @@ fn encodes_mjpeg(codec: &str) -> bool {
     })
 }
 
-/// go2rtc's `hardware.MakeHardware` for an explicit engine. An empty engine (auto) would probe the
-/// hardware; we do not probe, so it keeps the software encoder.
+/// go2rtc's `hardware.MakeHardware` for an engine chosen by [`hardware_engine`].
 fn make_hardware(args: &mut Args, engine: &str, t: &Templates) {
     for i in 0..args.codecs.len() {
         let codec = args.codecs[i].clone();
@@ -524,14 +563,23 @@ pub fn factory(ctx: &SourceContext) -> SourceFactory {
     Arc::new(move |url: &str| {
         let rest = url.strip_prefix("ffmpeg:").ok_or("ffmpeg: URL must start with ffmpeg:")?;
         // Syntax check now; stream names are resolved when the child starts (streams may come later).
-        let probe = BuildEnv { is_stream: &|_| false, rtsp_base: None };
+        let probe = BuildEnv { is_stream: &|_| false, rtsp_base: None, device_exists: &|_| true };
         parse_args(rest, &templates, &probe)?;
         let (rest, templates, ctx2) = (rest.to_string(), templates.clone(), ctx.clone());
         let command: CommandFn = Arc::new(move || {
             let hub = ctx2.hub.get().and_then(Weak::upgrade);
             let is_stream = |name: &str| hub.as_ref().is_some_and(|h| h.get(name).is_some());
-            let env = BuildEnv { is_stream: &is_stream, rtsp_base: ctx2.publishers.base_url() };
-            parse_args(&rest, &templates, &env).map(|a| a.to_string())
+            let device_exists = |path: &str| std::path::Path::new(path).exists();
+            let env = BuildEnv {
+                is_stream: &is_stream,
+                rtsp_base: ctx2.publishers.base_url(),
+                device_exists: &device_exists,
+            };
+            let args = parse_args(&rest, &templates, &env)?;
+            if let Some(why) = &args.software_fallback {
+                tracing::info!(module = "ffmpeg", source = %crate::secrets::mask_url(&rest), "{why}");
+            }
+            Ok(args.to_string())
         });
         // Encoders and RTSP input probing take longer to start than a plain exec.
         let params = ExecParams { start_timeout: FFMPEG_START_TIMEOUT, ..ExecParams::default() };

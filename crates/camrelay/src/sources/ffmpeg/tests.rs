@@ -16,8 +16,11 @@ fn build(source: &str) -> String {
 }
 
 fn build_with(source: &str, t: &Templates) -> String {
-    let env =
-        BuildEnv { is_stream: &|name| name == "camera1" || name == "src", rtsp_base: Some("rtsp://127.0.0.1:8554") };
+    let env = BuildEnv {
+        is_stream: &|name| name == "camera1" || name == "src",
+        rtsp_base: Some("rtsp://127.0.0.1:8554"),
+        device_exists: &|_| true,
+    };
     parse_args(source, t, &env).unwrap().to_string()
 }
 
@@ -217,8 +220,7 @@ fn hardware_other_engines() {
             "http:///example.com#video=h264#hardware=videotoolbox",
             format!("ffmpeg -hide_banner -hwaccel videotoolbox -hwaccel_output_format videotoolbox_vld -fflags nobuffer -flags low_delay -i http:///example.com -c:v h264_videotoolbox -g 50 -bf 0 -profile:v high -level:v 4.1 -an {OUT}"),
         ),
-        // Auto engine: no probing, software encoder kept.
-        ("http:///example.com#video=h264#hardware", format!("ffmpeg -hide_banner -fflags nobuffer -flags low_delay -i http:///example.com {H264} -an {OUT}")),
+        // Auto engine (go2rtc probes encoders): see hardware_without_its_device_encodes_in_software.
     ];
     for (source, expect) in cases {
         assert_eq!(build(source), expect, "{source}");
@@ -273,9 +275,9 @@ fn config_templates_override_and_extend() {
 
 #[test]
 fn errors() {
-    let env = BuildEnv { is_stream: &|_| true, rtsp_base: None };
+    let env = BuildEnv { is_stream: &|_| true, rtsp_base: None, device_exists: &|_| true };
     assert!(parse_args("cam#video=h264", &Templates::default(), &env).unwrap_err().contains("RTSP server is disabled"));
-    let env = BuildEnv { is_stream: &|_| false, rtsp_base: None };
+    let env = BuildEnv { is_stream: &|_| false, rtsp_base: None, device_exists: &|_| true };
     assert!(parse_args("", &Templates::default(), &env).is_err());
     assert!(parse_args("virtual?video=testsrc", &Templates::default(), &env)
         .unwrap_err()
@@ -291,4 +293,30 @@ fn built_commands_split_like_go2rtc() {
     assert_eq!(argv[vf + 1], r"scale=640:-1,drawtext=fontsize=12:text='%{localtime\:%Y-%m-%d %X}'");
     assert_eq!(argv[vf + 2], "-user_agent");
     assert_eq!(argv.last().unwrap(), "{output}");
+}
+
+#[test]
+fn hardware_without_its_device_encodes_in_software() {
+    let none = BuildEnv { is_stream: &|_| false, rtsp_base: None, device_exists: &|_| false };
+    let t = Templates::default();
+    for source in
+        ["rtsp://cam/x#video=h264#hardware", "rtsp://cam/x#video=h264#hardware=vaapi", "rtsp://cam/x#video=h264#hw"]
+    {
+        let args = parse_args(source, &t, &none).unwrap();
+        assert!(args.to_string().contains("-c:v libx264"), "{source}: {args}");
+        assert!(!args.to_string().contains("vaapi"), "{source}: {args}");
+        let why = args.software_fallback.unwrap_or_default();
+        assert!(why.contains("encoding in software"), "{source}: {why}");
+    }
+    let vaapi = parse_args("rtsp://cam/x#video=h264#hardware=vaapi", &t, &none).unwrap();
+    assert!(vaapi.software_fallback.unwrap().contains("no /dev/dri/renderD128"));
+    // Engines without a device file to check are used as asked.
+    let videotoolbox = parse_args("rtsp://cam/x#video=h264#hardware=videotoolbox", &t, &none).unwrap();
+    assert!(videotoolbox.software_fallback.is_none() && videotoolbox.to_string().contains("h264_videotoolbox"));
+
+    // Auto picks the engine whose device is there.
+    let nvidia = BuildEnv { is_stream: &|_| false, rtsp_base: None, device_exists: &|d| d == "/dev/nvidia0" };
+    let args = parse_args("rtsp://cam/x#video=h264#hardware", &t, &nvidia).unwrap();
+    assert!(args.software_fallback.is_none());
+    assert!(args.to_string().contains("h264_nvenc"), "{args}");
 }
