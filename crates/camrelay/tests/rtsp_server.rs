@@ -108,6 +108,27 @@ fn publish_to_unknown_stream_is_refused_unless_allowed() {
     assert_eq!(decode_video_frames(&srv.rtsp_url("anything"), "tcp", 10).unwrap(), 10);
 }
 
+/// A stream that a publisher created (an unknown path under `allow_any_publish`) goes away when the
+/// publisher disconnects and no reader is left; a configured stream stays.
+#[test]
+fn a_stream_created_by_a_publisher_is_removed_when_it_disconnects() {
+    let srv = Server::start("rtsp:\n  allow_any_publish: true\nstreams:\n  cam:\n");
+    let listed = |name: &str| srv.http("GET", "/api/streams").json().get(name).is_some();
+    let publisher = Publisher::start(&srv.rtsp_url("created"), "tcp", "160x120", false);
+    let configured = Publisher::start(&srv.rtsp_url("cam"), "tcp", "160x120", false);
+    assert!(wait_until(Duration::from_secs(20), || listed("created")), "{}", srv.log());
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
+    assert_eq!(decode_video_frames(&srv.rtsp_url("created"), "tcp", 5).unwrap(), 5);
+    drop(publisher);
+    assert!(wait_until(Duration::from_secs(10), || !listed("created")), "still listed:\n{}", srv.log());
+    assert!(srv.log().contains("stream removed: its publisher created it"), "{}", srv.log());
+    drop(configured);
+    assert!(wait_until(Duration::from_secs(10), || {
+        srv.http("GET", "/api/streams?src=cam").json()["producers"].is_null()
+    }));
+    assert!(listed("cam"), "a configured stream stays");
+}
+
 #[test]
 fn twenty_concurrent_readers_all_receive_frames() {
     let srv = Server::start("");

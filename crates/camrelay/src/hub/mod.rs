@@ -10,12 +10,12 @@ pub mod track;
 
 use media::{Direction, Media, MediaFilter};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use producer::{BoxFuture, Producer, ProducerState, Source, SourceError};
-pub use publish::PrivatePublishers;
+pub use publish::{PrivatePublishers, PublishError, PublishGuard, PublishLimits, PublishRequest};
 pub use reader::{Delivery, Reader, ReaderShared, ReaderTrack, TrackReader};
 pub use track::Track;
 
@@ -49,6 +49,51 @@ pub struct Stream {
     readers: Mutex<Vec<Arc<ReaderShared>>>,
     /// Audio being played into this stream's backchannel (two-way audio), if any.
     playback: Mutex<Option<Playback>>,
+    /// Set when a publisher created the stream (an unknown path under `allow_any_publish`): the table
+    /// it is removed from once no publisher and no reader uses it. `None` for configured streams.
+    created_in: Option<Weak<Registry>>,
+}
+
+/// The stream table, shared with publish guards and publisher-created streams so that they can remove
+/// what they created. Lock order: `streams`, then `publishers`.
+pub(crate) struct Registry {
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    publishers: Mutex<publish::PublisherCounts>,
+}
+
+impl Registry {
+    fn read_streams(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Stream>>> {
+        self.streams.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_streams(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Stream>>> {
+        self.streams.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_publishers(&self) -> MutexGuard<'_, publish::PublisherCounts> {
+        self.publishers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<Stream>> {
+        self.read_streams().get(name).cloned()
+    }
+
+    /// Removes `stream` from the table if a publisher created it and no publisher (started or not),
+    /// producer or reader is left on it.
+    fn remove_if_unused(&self, stream: &Stream) {
+        let mut streams = self.write_streams();
+        let counts = self.lock_publishers();
+        let is_current = streams.get(&stream.name).is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), stream));
+        if is_current
+            && stream.created_by_publisher()
+            && counts.on_path(&stream.name) == 0
+            && stream.producers.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+            && stream.readers.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        {
+            streams.remove(&stream.name);
+            tracing::info!(stream = %stream.name, "stream removed: its publisher created it and nothing uses it now");
+        }
+    }
 }
 
 /// A source piped into a stream's backchannel track.
@@ -68,6 +113,21 @@ impl Playback {
 }
 
 impl Stream {
+    fn new(name: &str, created_in: Option<Weak<Registry>>) -> Stream {
+        Stream {
+            name: name.to_string(),
+            producers: Mutex::default(),
+            readers: Mutex::default(),
+            playback: Mutex::default(),
+            created_in,
+        }
+    }
+
+    /// Whether a publisher created this stream (it goes away when nothing uses it).
+    pub fn created_by_publisher(&self) -> bool {
+        self.created_in.is_some()
+    }
+
     pub fn producers(&self) -> Vec<Arc<Producer>> {
         self.producers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -77,7 +137,16 @@ impl Stream {
     }
 
     pub(crate) fn forget_reader(&self, id: u64) {
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| r.id != id);
+        let now_empty = {
+            let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            readers.retain(|r| r.id != id);
+            readers.is_empty()
+        };
+        if now_empty {
+            if let Some(registry) = self.created_in.as_ref().and_then(Weak::upgrade) {
+                registry.remove_if_unused(self);
+            }
+        }
     }
 
     /// Stops audio playing into the backchannel, if any.
@@ -124,32 +193,27 @@ impl Stream {
         self.producers.lock().unwrap_or_else(|e| e.into_inner()).push(p);
     }
 
-    /// Removes a producer (a publisher that left) and ends its tracks.
-    pub fn remove_producer(&self, id: u64) {
-        let removed: Vec<_> = {
-            let mut list = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-            let (gone, keep) = list.drain(..).partition(|p| p.id == id);
-            *list = keep;
-            gone
-        };
-        for p in removed {
-            p.shutdown();
-        }
+    /// Takes a producer out of the list (its publisher left); the caller ends its tracks.
+    fn detach_producer(&self, id: u64) {
+        self.producers.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| p.id != id);
     }
 }
 
 pub struct Hub {
-    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    registry: Arc<Registry>,
     schemes: HashMap<String, SourceFactory>,
     pub settings: HubSettings,
+    /// Bounds on publishers ([`Hub::publish`]); defaults unless a test sets smaller ones.
+    pub publish_limits: PublishLimits,
 }
 
 impl Hub {
     pub fn new(schemes: Vec<(&str, SourceFactory)>, settings: HubSettings) -> Hub {
         Hub {
-            streams: RwLock::new(BTreeMap::new()),
+            registry: Arc::new(Registry { streams: RwLock::new(BTreeMap::new()), publishers: Mutex::default() }),
             schemes: schemes.into_iter().map(|(s, f)| (s.to_string(), f)).collect(),
             settings,
+            publish_limits: PublishLimits::default(),
         }
     }
 
@@ -188,13 +252,9 @@ impl Hub {
     /// Creates or replaces a stream. Readers of a replaced stream's sources are ended.
     pub fn set_stream(&self, name: &str, urls: &[String]) -> Result<Arc<Stream>, HubError> {
         let producers = urls.iter().map(|u| self.make_producer(u)).collect::<Result<Vec<_>, _>>()?;
-        let stream = Arc::new(Stream {
-            name: name.to_string(),
-            producers: Mutex::new(producers),
-            readers: Mutex::default(),
-            playback: Mutex::default(),
-        });
-        let old = self.streams.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), stream.clone());
+        let stream = Arc::new(Stream::new(name, None));
+        *stream.producers.lock().unwrap_or_else(|e| e.into_inner()) = producers;
+        let old = self.registry.write_streams().insert(name.to_string(), stream.clone());
         if let Some(old) = old {
             old.stop_playback();
             // Publishers stay attached to the stream across a source change.
@@ -210,7 +270,7 @@ impl Hub {
     }
 
     pub fn remove_stream(&self, name: &str) -> bool {
-        let old = self.streams.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        let old = self.registry.write_streams().remove(name);
         match old {
             Some(s) => {
                 s.stop_playback();
@@ -224,35 +284,11 @@ impl Hub {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.registry.get(name)
     }
 
     pub fn streams(&self) -> Vec<Arc<Stream>> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
-    }
-
-    /// The stream to publish into: an existing one, or a new empty one when `create` is allowed.
-    pub fn stream_for_publish(&self, name: &str, create: bool) -> Option<Arc<Stream>> {
-        if let Some(s) = self.get(name) {
-            return Some(s);
-        }
-        if !create {
-            return None;
-        }
-        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        Some(
-            streams
-                .entry(name.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Stream {
-                        name: name.to_string(),
-                        producers: Mutex::default(),
-                        readers: Mutex::default(),
-                        playback: Mutex::default(),
-                    })
-                })
-                .clone(),
-        )
+        self.registry.read_streams().values().cloned().collect()
     }
 
     pub fn new_reader_shared(&self, protocol: &str, remote_addr: String) -> Arc<ReaderShared> {

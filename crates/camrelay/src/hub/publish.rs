@@ -1,11 +1,215 @@
-//! Private publish paths: a child process (an `exec:` or `ffmpeg:` source) publishes RTSP into our own
-//! server on a one-time path, and the source that started it receives the publisher's producer.
+//! Publishing into the hub: every pushed stream (RTSP ANNOUNCE, WHIP, HTTP ingest, and the coming RTMP,
+//! SRT and UDP ingest) goes through [`Hub::publish`] (or [`Hub::reserve_publish`]), which owns:
+//!
+//! - **Which paths accept a publisher.** A configured stream always does; an unknown path only when the
+//!   caller passes `allow_create` (from `rtsp.allow_any_publish`: the hub reads no server config). The
+//!   refusal names the fix.
+//! - **More than one publisher on a path.** As go2rtc (and camrelay so far) does, a second publisher is
+//!   added after the first: readers take each media from the first producer that has it, so the newer
+//!   publisher serves only what the older one lacks, and takes over when the older one leaves. MediaMTX
+//!   instead replaces the current publisher (`overridePublisher: true`) or refuses the new one
+//!   (`false`); that option, when it comes, belongs here. What is bounded today is the number:
+//!   [`PublishLimits::per_stream`] publishers on one path, then the next is refused with a clear error
+//!   (a `per_stream` of 1 gives MediaMTX's refusal), and [`PublishLimits::total`] on the server.
+//! - **Removing what a publisher created.** A stream that a publisher created (an unknown path under
+//!   `allow_create`) is removed once its last publisher has gone and no reader is left on it, so the
+//!   stream list does not grow with every path ever published. Configured streams are never removed.
+//!
+//! Dropping the [`PublishGuard`] removes the producer (and ends its readers' tracks).
+//!
+//! Private paths are separate: a child process (an `exec:` or `ffmpeg:` source) publishes RTSP into our
+//! own server on a one-time path, and the source that started it receives the publisher's producer.
 
+use media::Media;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::oneshot;
 
 use super::producer::Producer;
+use super::{Hub, Registry, Stream};
+
+/// Bounds on publishers. Each publisher holds a connection, a task and its tracks' GOP caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishLimits {
+    /// Most publishers on one path at once; the next one is refused ([`PublishError::StreamFull`]).
+    pub per_stream: usize,
+    /// Most publishers on the server at once ([`PublishError::ServerFull`]).
+    pub total: usize,
+}
+
+impl Default for PublishLimits {
+    fn default() -> Self {
+        PublishLimits { per_stream: 8, total: 1024 }
+    }
+}
+
+/// What a publisher brings: where it publishes, who it is, and the medias it sends.
+#[derive(Clone, Debug)]
+pub struct PublishRequest {
+    /// The stream name (`cam` of `rtsp://host:8554/cam`).
+    pub path: String,
+    /// Shown in the API as the producer's protocol: `rtsp+tcp`, `webrtc`, `http+ts`...
+    pub protocol: String,
+    pub remote_addr: String,
+    /// The producer's URL as the API shows it (masked by the API).
+    pub url: String,
+    /// The medias the publisher sends (recvonly from the hub's side), one track each.
+    pub medias: Vec<Media>,
+    /// Whether an unknown path may be created (`rtsp.allow_any_publish`, passed in by the server).
+    pub allow_create: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("stream not found: {0} (add it to the config with an empty source, or set rtsp.allow_any_publish)")]
+    NotFound(String),
+    #[error("stream {stream} already has {max} publishers, the most one stream takes")]
+    StreamFull { stream: String, max: usize },
+    #[error("the server already has {max} publishers, the most it takes")]
+    ServerFull { max: usize },
+}
+
+/// Publishers per path and in total; changed only under the stream table's write lock.
+#[derive(Default)]
+pub(super) struct PublisherCounts {
+    by_path: HashMap<String, usize>,
+    total: usize,
+}
+
+impl PublisherCounts {
+    pub(super) fn on_path(&self, path: &str) -> usize {
+        self.by_path.get(path).copied().unwrap_or(0)
+    }
+}
+
+/// A publisher's place in the hub. Dropping it removes its producer from the stream (ending the tracks
+/// its readers read) and, when a publisher created the stream and nothing else uses it, the stream.
+pub struct PublishGuard {
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+    producer: Arc<Producer>,
+    started: bool,
+}
+
+impl PublishGuard {
+    /// The publisher's producer: push the frames it sends into its tracks.
+    pub fn producer(&self) -> &Arc<Producer> {
+        &self.producer
+    }
+
+    pub fn stream_name(&self) -> &str {
+        &self.stream.name
+    }
+
+    /// Whether a publisher created the stream (it is removed when no longer used).
+    pub fn created_stream(&self) -> bool {
+        self.stream.created_by_publisher()
+    }
+
+    /// Adds the producer to the stream, so readers see it (once; [`Hub::publish`] does it at once).
+    pub fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        // The stream under this name now: a config change (`set_stream`) may have replaced it.
+        let current = self.registry.get(&self.stream.name).unwrap_or_else(|| self.stream.clone());
+        current.add_producer(self.producer.clone());
+    }
+}
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        let name = self.stream.name.clone();
+        {
+            let streams = self.registry.write_streams();
+            // Publishers move to the replacing stream on a config change: look in both.
+            if let Some(current) = streams.get(&name) {
+                current.detach_producer(self.producer.id);
+            }
+            self.stream.detach_producer(self.producer.id);
+            let mut counts = self.registry.lock_publishers();
+            if let Some(n) = counts.by_path.get_mut(&name) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.by_path.remove(&name);
+                }
+            }
+            counts.total = counts.total.saturating_sub(1);
+        }
+        self.producer.shutdown();
+        if let Some(current) = self.registry.get(&name) {
+            self.registry.remove_if_unused(&current);
+        }
+    }
+}
+
+impl Hub {
+    /// Whether `path` would take a publisher now (an early answer before reading a request's body).
+    pub fn check_publish(&self, path: &str, allow_create: bool) -> Result<(), PublishError> {
+        let streams = self.registry.read_streams();
+        let counts = self.registry.lock_publishers();
+        self.admit(path, allow_create, streams.contains_key(path), &counts)
+    }
+
+    fn admit(
+        &self,
+        path: &str,
+        allow_create: bool,
+        exists: bool,
+        counts: &PublisherCounts,
+    ) -> Result<(), PublishError> {
+        if !exists && !allow_create {
+            return Err(PublishError::NotFound(path.to_string()));
+        }
+        let limits = self.publish_limits;
+        if counts.on_path(path) >= limits.per_stream {
+            return Err(PublishError::StreamFull { stream: path.to_string(), max: limits.per_stream });
+        }
+        if counts.total >= limits.total {
+            return Err(PublishError::ServerFull { max: limits.total });
+        }
+        Ok(())
+    }
+
+    /// Takes a publisher into stream `request.path` (creating the stream when allowed) and makes its
+    /// producer, without adding it to the stream yet: [`PublishGuard::start`] does (RTSP reserves the
+    /// path on ANNOUNCE and starts on RECORD). The publisher counts against the limits from now on.
+    pub fn reserve_publish(&self, request: PublishRequest) -> Result<PublishGuard, PublishError> {
+        let stream = {
+            let mut streams = self.registry.write_streams();
+            let mut counts = self.registry.lock_publishers();
+            let existing = streams.get(&request.path).cloned();
+            self.admit(&request.path, request.allow_create, existing.is_some(), &counts)?;
+            let stream = existing.unwrap_or_else(|| {
+                let created = Arc::new(Stream::new(&request.path, Some(Arc::downgrade(&self.registry))));
+                streams.insert(request.path.clone(), created.clone());
+                tracing::info!(stream = %request.path, "stream created by a publisher");
+                created
+            });
+            *counts.by_path.entry(request.path.clone()).or_default() += 1;
+            counts.total += 1;
+            stream
+        };
+        let producer = Producer::pushed(
+            &request.url,
+            &request.protocol,
+            &request.remote_addr,
+            request.medias,
+            self.settings.gop_cache_bytes,
+        );
+        Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false })
+    }
+
+    /// [`Hub::reserve_publish`] and [`PublishGuard::start`]: the publisher's tracks are readable at once.
+    pub fn publish(&self, request: PublishRequest) -> Result<PublishGuard, PublishError> {
+        let mut guard = self.reserve_publish(request)?;
+        guard.start();
+        Ok(guard)
+    }
+}
+
+// Private publish paths (see the module documentation).
 
 /// Prefix of private paths; a normal stream cannot be named like this.
 pub const PRIVATE_PREFIX: &str = "camrelay-private/";
@@ -55,5 +259,152 @@ impl PrivatePublishers {
     /// Claims a reserved path for an incoming publisher (ANNOUNCE). One publisher per reservation.
     pub fn take(&self, path: &str) -> Option<oneshot::Sender<Arc<Producer>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::HubSettings;
+    use media::{Codec, Direction, Kind, MediaFilter};
+    use std::time::Duration;
+
+    fn hub() -> Hub {
+        let settings = HubSettings {
+            linger: Duration::ZERO,
+            start_timeout: Duration::from_millis(100),
+            gop_cache_bytes: 1 << 20,
+            reader_queue: 16,
+        };
+        Hub::new(Vec::new(), settings)
+    }
+
+    fn request(path: &str, allow_create: bool) -> PublishRequest {
+        PublishRequest {
+            path: path.into(),
+            protocol: "rtsp+tcp".into(),
+            remote_addr: "192.0.2.1:5000".into(),
+            url: format!("rtsp://192.0.2.1:5000/{path}"),
+            medias: vec![Media::new(Kind::Video, Direction::RecvOnly, vec![Codec::new("H264", 90000, 0, 96)])],
+            allow_create,
+        }
+    }
+
+    fn names(hub: &Hub) -> Vec<String> {
+        hub.streams().iter().map(|s| s.name.clone()).collect()
+    }
+
+    #[test]
+    fn unknown_path_is_refused_without_allow_create_and_nothing_is_created() {
+        let hub = hub();
+        let err = hub.publish(request("nope", false)).err();
+        assert_eq!(err, Some(PublishError::NotFound("nope".into())));
+        assert!(err.unwrap().to_string().contains("rtsp.allow_any_publish"));
+        assert_eq!(hub.check_publish("nope", false), Err(PublishError::NotFound("nope".into())));
+        assert!(names(&hub).is_empty());
+        assert_eq!(hub.check_publish("nope", true), Ok(()));
+        assert!(names(&hub).is_empty(), "a check creates nothing");
+    }
+
+    #[test]
+    fn a_created_stream_is_removed_when_its_last_publisher_leaves() {
+        let hub = hub();
+        let first = hub.publish(request("new", true)).unwrap();
+        assert!(first.created_stream());
+        let second = hub.publish(request("new", true)).unwrap();
+        let stream = hub.get("new").unwrap();
+        assert_eq!(stream.producers().len(), 2);
+        drop(first);
+        assert_eq!(names(&hub), ["new"], "one publisher is left");
+        assert_eq!(stream.producers().len(), 1);
+        drop(second);
+        assert!(names(&hub).is_empty(), "the stream went with its last publisher");
+        // Publishing again creates it afresh.
+        let again = hub.publish(request("new", true)).unwrap();
+        assert_eq!(names(&hub), ["new"]);
+        drop(again);
+        assert!(names(&hub).is_empty());
+    }
+
+    #[tokio::test]
+    async fn configured_streams_are_never_removed() {
+        let hub = hub();
+        hub.set_stream("cam", &[]).unwrap();
+        let guard = hub.publish(request("cam", false)).unwrap();
+        assert!(!guard.created_stream());
+        assert_eq!(hub.get("cam").unwrap().producers().len(), 1);
+        let filters = [MediaFilter { kind: Kind::Video, codecs: Vec::new(), all: false }];
+        let mut reader =
+            hub.subscribe("cam", &filters, hub.new_reader_shared("rtsp", String::new()), false).await.unwrap();
+        drop(guard);
+        assert!(hub.get("cam").unwrap().producers().is_empty());
+        // The publisher's tracks ended: its reader sees the end of the stream.
+        let end = tokio::time::timeout(Duration::from_secs(5), reader.queue.recv()).await;
+        assert!(matches!(end, Ok(None)), "the reader's queue ended");
+        drop(reader);
+        assert_eq!(names(&hub), ["cam"]);
+    }
+
+    #[tokio::test]
+    async fn a_created_stream_with_a_reader_goes_when_the_reader_leaves() {
+        let hub = hub();
+        let guard = hub.publish(request("live", true)).unwrap();
+        let filters = [MediaFilter { kind: Kind::Video, codecs: Vec::new(), all: false }];
+        let reader =
+            hub.subscribe("live", &filters, hub.new_reader_shared("rtsp", String::new()), false).await.unwrap();
+        drop(guard);
+        assert_eq!(names(&hub), ["live"], "a reader is still on it");
+        drop(reader);
+        assert!(names(&hub).is_empty());
+    }
+
+    #[test]
+    fn a_reserved_publisher_is_counted_but_readable_only_once_started() {
+        let mut hub = hub();
+        hub.publish_limits = PublishLimits { per_stream: 1, total: 10 };
+        let mut guard = hub.reserve_publish(request("cam", true)).unwrap();
+        assert_eq!(names(&hub), ["cam"]);
+        assert!(hub.get("cam").unwrap().producers().is_empty());
+        let refused = hub.publish(request("cam", true)).err().unwrap();
+        assert_eq!(refused, PublishError::StreamFull { stream: "cam".into(), max: 1 });
+        assert_eq!(refused.to_string(), "stream cam already has 1 publishers, the most one stream takes");
+        guard.start();
+        guard.start();
+        assert_eq!(hub.get("cam").unwrap().producers().len(), 1);
+        drop(guard);
+        assert!(names(&hub).is_empty());
+        // The slot is free again.
+        drop(hub.publish(request("cam", true)).unwrap());
+    }
+
+    #[test]
+    fn publishers_are_bounded_per_stream_and_in_total() {
+        let mut hub = hub();
+        hub.publish_limits = PublishLimits { per_stream: 2, total: 3 };
+        let a1 = hub.publish(request("a", true)).unwrap();
+        let a2 = hub.publish(request("a", true)).unwrap();
+        assert!(matches!(hub.publish(request("a", true)), Err(PublishError::StreamFull { max: 2, .. })));
+        assert!(matches!(hub.check_publish("a", true), Err(PublishError::StreamFull { .. })));
+        let b1 = hub.publish(request("b", true)).unwrap();
+        assert_eq!(hub.publish(request("c", true)).err(), Some(PublishError::ServerFull { max: 3 }));
+        assert_eq!(names(&hub), ["a", "b"], "a refused publisher creates nothing");
+        drop(a1);
+        let c1 = hub.publish(request("c", true)).unwrap();
+        drop((a2, b1, c1));
+        assert!(names(&hub).is_empty());
+    }
+
+    #[test]
+    fn a_publisher_follows_its_stream_through_a_config_change() {
+        let hub = hub();
+        let guard = hub.publish(request("cam", true)).unwrap();
+        // The API sets sources on the stream the publisher created: it becomes a configured stream.
+        hub.set_stream("cam", &[]).unwrap();
+        let stream = hub.get("cam").unwrap();
+        assert!(!stream.created_by_publisher());
+        assert_eq!(stream.producers().len(), 1, "publishers stay attached across a source change");
+        drop(guard);
+        assert!(stream.producers().is_empty(), "the producer left the replacing stream too");
+        assert_eq!(names(&hub), ["cam"], "configured now: kept");
     }
 }

@@ -196,7 +196,7 @@ mod tests {
         ];
         let producer = Producer::pushed("cam", "rtsp", "", medias, 1 << 20);
         let (video, audio) = (producer.tracks()[0].clone(), producer.tracks()[1].clone());
-        hub.stream_for_publish("cam", true).unwrap().add_producer(producer);
+        hub.set_stream("cam", &[]).unwrap().add_producer(producer);
         // 25 fps video with a keyframe every second, 46.875 AAC frames a second: frame n of each goes
         // out in timestamp order. The stream's clock is frames, not wall time.
         let audio_per_video = 48000.0 / 1024.0 / 25.0;

@@ -12,7 +12,8 @@
 //! is removed when the upload ends. The stream must exist unless `rtsp.allow_any_publish` (as RTSP
 //! publishing). The response is sent when the upload ends: `200 {"stream", "format", "frames",
 //! "bytes"}`, or an error JSON: `400` for a body that yields no track within 5 MiB / 10 s (naming the
-//! problem), `415` for a body in another format than the endpoint's, `404` for an unknown stream.
+//! problem), `415` for a body in another format than the endpoint's, `404` for an unknown stream (`409`/`503` when
+//! the stream or the server has as many publishers as it takes, see `hub::publish`).
 
 use axum::body::{Body, BodyDataStream};
 use axum::extract::{ConnectInfo, Request, State};
@@ -29,9 +30,10 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::hub::Producer;
+use crate::hub::PublishRequest;
 use crate::secrets::mask_url;
 use crate::servers::api::{error, Query};
+use crate::servers::publish_refused;
 use crate::sources::bytestream::{
     hint_from_content_type, probe, ChunkSource, FramePump, Hint, ProbeError, StreamDemuxer, READ_TIMEOUT,
 };
@@ -145,15 +147,11 @@ async fn ingest(State(app): State<Arc<App>>, req: Request, endpoint: Endpoint) -
     };
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let allow_any = app.config.rtsp.allow_any_publish;
-    let Some(stream) = app.hub.stream_for_publish(&dst, allow_any) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "stream not found: {dst} (add it to the config with an empty source, or set rtsp.allow_any_publish)"
-            ),
-        );
-    };
+    let allow_create = app.config.rtsp.allow_any_publish;
+    // Refused before the body is read; the stream is created (if allowed) only once the body parses.
+    if let Err(e) = app.hub.check_publish(&dst, allow_create) {
+        return publish_refused(e);
+    }
     let url = mask_url(&format!("http://{peer}{}", req.uri()));
 
     let mut upload = Upload { front: None, body: Body::into_data_stream(req.into_body()) };
@@ -201,10 +199,20 @@ async fn ingest(State(app): State<Arc<App>>, req: Request, endpoint: Endpoint) -
     };
     let medias = probed.medias();
     let protocol = format!("http+{}", format.short());
-    let producer = Producer::pushed(&url, &protocol, &peer, medias.clone(), app.hub.settings.gop_cache_bytes);
+    let publish = match app.hub.publish(PublishRequest {
+        path: dst.clone(),
+        protocol,
+        remote_addr: peer.clone(),
+        url,
+        medias: medias.clone(),
+        allow_create,
+    }) {
+        Ok(p) => p,
+        Err(e) => return publish_refused(e),
+    };
+    let producer = publish.producer().clone();
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %dst, peer = %peer, format = format.name(), medias = ?media_list, "publisher connected");
-    stream.add_producer(producer.clone());
 
     let mut pump = FramePump::new(&probed, producer.tracks());
     let ended = probed.ended;
@@ -236,7 +244,7 @@ async fn ingest(State(app): State<Arc<App>>, req: Request, endpoint: Endpoint) -
             }
         }
     };
-    stream.remove_producer(producer.id);
+    drop(publish);
     let (frames, bytes) = (pump.frames, demux.total());
     match result {
         Ok(()) => {

@@ -12,6 +12,17 @@ pub mod ws;
 
 use std::net::{IpAddr, SocketAddr};
 
+/// The HTTP answer (WHIP, HTTP ingest) to a publisher the hub did not take.
+pub fn publish_refused(e: crate::hub::PublishError) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let status = match e {
+        crate::hub::PublishError::NotFound(_) => StatusCode::NOT_FOUND,
+        crate::hub::PublishError::StreamFull { .. } => StatusCode::CONFLICT,
+        crate::hub::PublishError::ServerFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    api::error(status, e.to_string())
+}
+
 /// go2rtc exempts loopback clients from auth unless the config asks otherwise.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     match addr.ip() {

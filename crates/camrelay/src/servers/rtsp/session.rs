@@ -19,7 +19,7 @@ use super::udp::{Datagram, UdpPorts};
 use super::writer::{Dest, MediaOut, OutTrack, Writer};
 use crate::app::App;
 use crate::hub::reader::DirectSink;
-use crate::hub::{Delivery, Producer, Reader, Stream, Track};
+use crate::hub::{Delivery, Producer, PublishError, PublishGuard, PublishRequest, Reader, Track};
 
 /// Datagrams queued from the UDP receive loop to one publishing session.
 const UDP_QUEUE: usize = 1024;
@@ -42,9 +42,9 @@ enum Mode {
         attached: bool,
         base_url: String,
     },
-    /// A publisher; `stream` is None for a private path (an exec: child publishing to its source).
+    /// A publisher; `publish` is None for a private path (an exec: child publishing to its source).
     Announced {
-        stream: Option<Arc<Stream>>,
+        publish: Option<PublishGuard>,
         medias: Vec<Media>,
         inputs: Vec<Option<InTrack>>,
         producer: Arc<Producer>,
@@ -183,12 +183,10 @@ impl Connection {
                 udp.unroute(addr);
             }
         }
-        if let Mode::Announced { stream, producer, .. } = &self.mode {
-            match stream {
-                Some(stream) => {
-                    tracing::info!(stream = %stream.name, peer = %self.peer, "publisher disconnected");
-                    stream.remove_producer(producer.id);
-                }
+        if let Mode::Announced { publish, producer, .. } = &self.mode {
+            match publish {
+                // Dropping the guard (below) removes the producer.
+                Some(p) => tracing::info!(stream = %p.stream_name(), peer = %self.peer, "publisher disconnected"),
                 None => producer.shutdown(),
             }
         }
@@ -429,21 +427,13 @@ impl Connection {
         let sdp =
             rtsp::sdp::parse(&req.body).map_err(|e| Reply::error(400, "Bad Request", format!("invalid SDP: {e}")))?;
         let private = target.path.starts_with(crate::hub::publish::PRIVATE_PREFIX);
-        let stream = if private {
-            None
-        } else {
-            let allow_any = self.app.config.rtsp.allow_any_publish;
-            Some(self.app.hub.stream_for_publish(&target.path, allow_any).ok_or_else(|| {
-                Reply::error(
-                    404,
-                    "Not Found",
-                    format!(
-                        "stream not found: {} (add it to the config with an empty source, or set rtsp.allow_any_publish)",
-                        target.path
-                    ),
-                )
-            })?)
-        };
+        if !private {
+            // An unknown or full path is refused before the SDP's medias are looked at, as before.
+            self.app
+                .hub
+                .check_publish(&target.path, self.app.config.rtsp.allow_any_publish)
+                .map_err(publish_refused)?;
+        }
         let medias: Vec<Media> = sdp
             .medias
             .into_iter()
@@ -456,23 +446,39 @@ impl Connection {
             return Err(Reply::error(400, "Bad Request", "SDP has no media".into()));
         }
         let url = format!("rtsp://{}/{}", self.peer, target.path);
-        let producer = Producer::pushed(
-            &url,
-            "rtsp+tcp",
-            &self.peer.to_string(),
-            medias.clone(),
-            self.app.hub.settings.gop_cache_bytes,
-        );
-        if private {
+        let (publish, producer) = if private {
+            let producer = Producer::pushed(
+                &url,
+                "rtsp+tcp",
+                &self.peer.to_string(),
+                medias.clone(),
+                self.app.hub.settings.gop_cache_bytes,
+            );
             let slot = self.app.publishers.take(&target.path);
             if slot.is_none_or(|tx| tx.send(producer.clone()).is_err()) {
                 return Err(Reply::error(404, "Not Found", "private path not reserved (its source stopped?)".into()));
             }
-        }
+            (None, producer)
+        } else {
+            // The path is reserved now; readers see the producer from RECORD on.
+            let guard = self
+                .app
+                .hub
+                .reserve_publish(PublishRequest {
+                    path: target.path.clone(),
+                    protocol: "rtsp+tcp".into(),
+                    remote_addr: self.peer.to_string(),
+                    url,
+                    medias: medias.clone(),
+                    allow_create: self.app.config.rtsp.allow_any_publish,
+                })
+                .map_err(publish_refused)?;
+            let producer = guard.producer().clone();
+            (Some(guard), producer)
+        };
         let inputs = medias.iter().map(|_| None).collect();
-        let name = stream.as_ref().map_or(target.path.as_str(), |s| s.name.as_str());
-        tracing::info!(stream = %name, medias = ?medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "publisher announced");
-        self.mode = Mode::Announced { stream, medias, inputs, producer, recording: false };
+        tracing::info!(stream = %target.path, medias = ?medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "publisher announced");
+        self.mode = Mode::Announced { publish, medias, inputs, producer, recording: false };
         Ok(Reply::ok())
     }
 
@@ -636,7 +642,7 @@ impl Connection {
     }
 
     fn record(&mut self) -> Result<Reply, Reply> {
-        let Mode::Announced { stream, producer, recording, inputs, .. } = &mut self.mode else {
+        let Mode::Announced { publish, recording, inputs, .. } = &mut self.mode else {
             return Err(Reply::error(455, "Method Not Valid in This State", "RECORD without ANNOUNCE".into()));
         };
         if inputs.iter().all(Option::is_none) {
@@ -644,9 +650,9 @@ impl Connection {
         }
         if !*recording {
             *recording = true;
-            if let Some(stream) = stream {
-                stream.add_producer(producer.clone());
-                tracing::info!(stream = %stream.name, peer = %self.peer, "publisher recording");
+            if let Some(publish) = publish {
+                publish.start();
+                tracing::info!(stream = %publish.stream_name(), peer = %self.peer, "publisher recording");
             }
         }
         Ok(Reply::ok())
@@ -688,6 +694,16 @@ impl Connection {
             inputs.iter_mut().flatten().find(|i| matches!(i.dest, Some(Dest::Udp(rtp_addr, _)) if rtp_addr == d.from));
         if let Some(input) = input {
             push_rtp(input, d.data, &mut self.frames_out, &self.peer);
+        }
+    }
+}
+
+/// The reply to a publisher the hub did not take.
+fn publish_refused(e: PublishError) -> Reply {
+    match e {
+        PublishError::NotFound(_) => Reply::error(404, "Not Found", e.to_string()),
+        PublishError::StreamFull { .. } | PublishError::ServerFull { .. } => {
+            Reply::error(503, "Service Unavailable", e.to_string())
         }
     }
 }

@@ -46,7 +46,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{error, Query};
 use crate::app::App;
-use crate::hub::{HubError, Producer, Reader, Track};
+use crate::hub::{HubError, Producer, PublishRequest, Reader, Track};
+use crate::servers::publish_refused;
 
 /// Most concurrent WebRTC sessions.
 pub const MAX_SESSIONS: usize = 256;
@@ -657,14 +658,8 @@ async fn new_publish_session(
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
-    let Some(stream) = app.hub.stream_for_publish(dst, app.config.rtsp.allow_any_publish) else {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "stream not found: {dst} (add it to the config with an empty source, or set rtsp.allow_any_publish)"
-            ),
-        ));
-    };
+    let allow_create = app.config.rtsp.allow_any_publish;
+    app.hub.check_publish(dst, allow_create).map_err(publish_refused)?;
     let creds = IceCreds::new();
     let mut rtc = rtc_config(&creds).build(Instant::now());
     let candidates = net.candidates();
@@ -703,17 +698,25 @@ async fn new_publish_session(
             "codecs not matched: the offer sends none of video:H264, audio:OPUS, audio:PCMA, audio:PCMU",
         ));
     }
+    let guard = app
+        .hub
+        .publish(PublishRequest {
+            path: dst.to_string(),
+            protocol: "webrtc".into(),
+            remote_addr: peer.to_string(),
+            url: format!("webrtc://{peer}"),
+            medias: medias.clone(),
+            allow_create,
+        })
+        .map_err(publish_refused)?;
     let cancel = app.shutdown.child_token();
     let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
     };
-    let url = format!("webrtc://{peer}");
-    let producer =
-        Producer::pushed(&url, "webrtc", &peer.to_string(), medias.clone(), app.hub.settings.gop_cache_bytes);
+    let producer = guard.producer().clone();
     let incoming = producer.tracks().into_iter().zip(mids).map(|(track, mid)| Incoming::new(mid, track)).collect();
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %dst, peer = %peer, medias = ?media_list, "webrtc publisher accepted");
-    stream.add_producer(producer.clone());
     let session = Session {
         id: id.clone(),
         server: server.clone(),
@@ -721,7 +724,7 @@ async fn new_publish_session(
         rtc,
         reader: None,
         outgoing: Vec::new(),
-        publish: Some((stream, producer)),
+        publish: Some(guard),
         incoming,
         backchannel: None,
         rx,

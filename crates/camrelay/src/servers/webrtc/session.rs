@@ -47,8 +47,8 @@ pub(super) struct Session {
     /// Playing (WHEP): the hub reader and where each of its tracks goes.
     pub(super) reader: Option<Reader>,
     pub(super) outgoing: Vec<Option<Outgoing>>,
-    /// Publishing (WHIP): the producer in the stream and the tracks the peer's medias feed.
-    pub(super) publish: Option<(Arc<crate::hub::Stream>, Arc<Producer>)>,
+    /// Publishing (WHIP): the publisher's place in the stream (dropping it removes the producer).
+    pub(super) publish: Option<crate::hub::PublishGuard>,
     pub(super) incoming: Vec<Incoming>,
     /// Playing with a microphone: the source whose backchannel `incoming` feeds (kept connected).
     pub(super) backchannel: Option<Arc<Producer>>,
@@ -67,8 +67,8 @@ pub(super) enum Step {
 impl Drop for Session {
     fn drop(&mut self) {
         self.server.remove(&self.id);
-        if let Some((stream, producer)) = self.publish.take() {
-            stream.remove_producer(producer.id);
+        if let Some(publish) = self.publish.take() {
+            drop(publish);
             tracing::info!("webrtc publisher disconnected");
         }
         if let Some(producer) = self.backchannel.take() {
