@@ -53,25 +53,6 @@ impl Writer {
     }
 }
 
-/// Unwraps 32-bit wrapping RTP timestamps into a monotonic-ish 64-bit count starting at 0 for the first
-/// timestamp. Steps are taken as signed 32-bit differences, so a wrap (0xffff_fff0 → 0x10) is a small
-/// step forward and a small reordering is a small step back.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Unwrapper {
-    last: Option<u32>,
-    ext: i64,
-}
-
-impl Unwrapper {
-    pub fn unwrap(&mut self, ts: u32) -> i64 {
-        if let Some(last) = self.last {
-            self.ext += i64::from(ts.wrapping_sub(last) as i32);
-        }
-        self.last = Some(ts);
-        self.ext
-    }
-}
-
 /// MPEG-2 CRC-32 (polynomial 0x04C11DB7, no reflection, init 0xffffffff, no final xor), as used by PSI
 /// sections.
 pub(crate) fn crc32_mpeg2(data: &[u8]) -> u32 {
@@ -96,14 +77,6 @@ pub(crate) fn rescale(v: i64, from: u32, to: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unwrap_wraps_forward() {
-        let mut u = Unwrapper::default();
-        assert_eq!(u.unwrap(0xffff_ff00), 0);
-        assert_eq!(u.unwrap(0x0000_0100), 0x200);
-        assert_eq!(u.unwrap(0x0000_0000), 0x100);
-    }
 
     #[test]
     fn crc_known_value() {

@@ -4,11 +4,12 @@
 //! as go2rtc, OBS and ffmpeg ≥ 6.1 write it), and the demuxer also reads the non-standard codec id 12
 //! some Chinese servers use for H.265. Audio: AAC (sound format 10), and G.711 (7 = A-law, 8 = µ-law).
 
-use crate::bits::{rescale, Unwrapper};
+use crate::bits::rescale;
 use crate::video::{with_parameter_sets, Reader, VideoCodec, VideoConfig};
 use crate::{DemuxEvent, FormatError};
 use bytes::Bytes;
 use media::aac::AudioSpecificConfig;
+use media::timestamp::Unwrapper;
 use media::{codec, h264, Codec, Frame, Kind};
 use std::collections::VecDeque;
 

@@ -14,12 +14,13 @@
 //! corrects any difference. Frames carry no decode timestamps, so composition offsets are zero (cameras
 //! send no B-frames).
 
-use crate::bits::{Unwrapper, Writer};
+use crate::bits::Writer;
 use crate::flac::{FlacEncoder, PcmInput};
 use crate::video::{VideoCodec, VideoConfig};
 use crate::FormatError;
 use bytes::Bytes;
 use media::aac::AudioSpecificConfig;
+use media::timestamp::Unwrapper;
 use media::{codec, h264, Codec, Frame, Kind};
 use std::collections::VecDeque;
 

@@ -8,6 +8,7 @@ pub mod h264;
 pub mod h265;
 pub mod jpeg;
 pub mod query;
+pub mod timestamp;
 
 pub use codec::{Codec, Direction, Kind, Media};
 pub use frame::{Frame, RtpPacket};

@@ -1,9 +1,10 @@
 use super::{PACKET_SIZE, STREAM_TYPE_AAC, STREAM_TYPE_H264, STREAM_TYPE_H265, SYNC_BYTE};
-use crate::bits::{crc32_mpeg2, rescale, Unwrapper};
+use crate::bits::{crc32_mpeg2, rescale};
 use crate::video::{with_parameter_sets, VideoCodec, VideoConfig};
 use crate::FormatError;
 use bytes::Bytes;
 use media::aac::{AdtsHeader, AudioSpecificConfig};
+use media::timestamp::Unwrapper;
 use media::{codec, h264, Codec, Frame, Kind};
 
 /// PAT/PMT are repeated at least every this many packets (and always before a video keyframe).
