@@ -8,19 +8,27 @@
 //! - [`mjpeg`]: multipart/x-mixed-replace writer and parser, raw JPEG stream splitter.
 //! - [`adts`]: AAC frames as ADTS.
 //! - [`hls`]: media and master playlists.
+//! - [`mux`]: the [`mux::Muxer`] interface over the container writers, for byte-stream outputs.
+//! - [`segment`]: cuts frames into self-contained TS/fMP4 segments (HLS, recordings).
 //! - [`sniff`]: guesses the format of a byte stream from its first bytes.
+//! - [`bytestream`]: one demuxer for every byte stream taken in (sniffed TS, FLV, MJPEG, Annex B).
+//! - [`pipe`]: raw H.264/H.265 Annex B and MJPEG as programs write them to a pipe.
 //!
 //! Box, packet and tag writers are our own (not `mp4-atom` / `mpeg2ts`): see the module comments of
 //! [`fmp4`] and [`ts`] for why.
 
 pub mod adts;
 mod bits;
+pub mod bytestream;
 mod error;
 pub mod flac;
 pub mod flv;
 pub mod fmp4;
 pub mod hls;
 pub mod mjpeg;
+pub mod mux;
+pub mod pipe;
+pub mod segment;
 pub mod sniff;
 pub mod ts;
 mod video;

@@ -24,7 +24,6 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use media::{Frame, Kind};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,7 +33,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{error, Query};
-use super::http_stream::{filters, reader_codecs, subscribe, Mp4Muxer, Muxer};
+use super::http_stream::{filters, reader_codecs, subscribe};
 use crate::app::App;
 use crate::hub::{Delivery, ReaderShared};
 
@@ -46,12 +45,8 @@ pub const MAX_SESSIONS: usize = 100;
 pub const KEEP_SEGMENTS: usize = 8;
 /// Segments a media playlist lists.
 pub const LIST_SEGMENTS: usize = 6;
-/// A segment growing past this is cut (audio-only) or discarded until the next keyframe (video).
-pub const MAX_SEGMENT_BYTES: usize = 16 << 20;
-/// Minimum segment length with video; the cut waits for the next keyframe after it.
-pub const VIDEO_SEGMENT: Duration = Duration::from_secs(1);
-/// Segment length without video.
-pub const AUDIO_SEGMENT: Duration = Duration::from_secs(2);
+/// The segmenter (frames in, whole segments out) lives in `formats::segment`; re-exported here.
+pub use formats::segment::{CutSegment, Segmenter, AUDIO_SEGMENT, MAX_SEGMENT_BYTES, VIDEO_SEGMENT};
 /// How long a playlist or init request waits for a new session's first segment.
 pub const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
 /// go2rtc's BANDWIDTH (Safari wants one); the real rate is unknown when the master playlist is written.
@@ -77,255 +72,6 @@ pub fn routes(sessions: Arc<Sessions>) -> Router<Arc<App>> {
         .route("/api/hls/segment.m4s", get(segment_m4s))
         .route("/api/hls/init.mp4", get(init_mp4))
         .layer(Extension(sessions))
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Segmenter: frames in, whole segments out (no IO, no clock).
-
-/// Timestamp unwrapping over the 32-bit RTP wraparound.
-#[derive(Default)]
-struct Unwrap(Option<(u32, i64)>);
-
-impl Unwrap {
-    fn unwrap(&mut self, ts: u32) -> i64 {
-        let ext = match self.0 {
-            Some((last, ext)) => ext + i64::from(ts.wrapping_sub(last) as i32),
-            None => i64::from(ts),
-        };
-        self.0 = Some((ts, ext));
-        ext
-    }
-}
-
-enum SegMuxer {
-    Ts(formats::ts::TsMuxer),
-    Mp4(Mp4Muxer),
-}
-
-/// One finished segment.
-#[derive(Debug, Clone)]
-pub struct CutSegment {
-    pub data: Bytes,
-    /// Seconds, from the timing track's timestamps.
-    pub duration: f64,
-}
-
-/// Cuts a reader's frames into HLS segments.
-pub struct Segmenter {
-    mux: SegMuxer,
-    /// fMP4 init segment, once known.
-    init: Option<Bytes>,
-    /// RFC 6381 codecs for the master playlist, once known.
-    codecs: Option<String>,
-    /// Learns the codec string of a TS session whose video parameter sets are not in the SDP.
-    probe: Option<formats::fmp4::Fmp4Muxer>,
-    /// The track whose timestamps time the segments: the first video track, else the first track.
-    timing: usize,
-    has_video: bool,
-    clock: u32,
-    /// Timing-track ticks before a cut is due.
-    min_ticks: i64,
-    unwrap: Unwrap,
-    started: bool,
-    /// After an oversize segment was discarded: nothing until the next keyframe.
-    skipping: bool,
-    cur: Vec<Bytes>,
-    cur_bytes: usize,
-    cur_start: Option<i64>,
-    last_ts: i64,
-}
-
-impl Segmenter {
-    /// A TS or fMP4 segmenter for a reader's tracks (slot order).
-    pub fn new(tracks: &[(Kind, media::Codec)], fmp4: bool) -> Result<Segmenter, formats::FormatError> {
-        let video = tracks.iter().position(|(k, _)| *k == Kind::Video);
-        let timing = video.unwrap_or(0);
-        let clock = tracks.get(timing).map_or(90_000, |(_, c)| c.clock_rate).max(1);
-        let period = if video.is_some() { VIDEO_SEGMENT } else { AUDIO_SEGMENT };
-        let min_ticks = (period.as_secs_f64() * f64::from(clock)) as i64;
-        let mut codecs = None;
-        let mut probe = None;
-        let mux = if fmp4 {
-            let m = Mp4Muxer::new(tracks)?;
-            codecs = m.mime_type().and_then(|t| codecs_of_mime(&t));
-            SegMuxer::Mp4(m)
-        } else {
-            let m = formats::ts::TsMuxer::new(tracks)?;
-            // TS carries H.264/H.265/AAC, all of which the fMP4 muxer describes as RFC 6381 strings.
-            if let Ok(p) = formats::fmp4::Fmp4Muxer::new(tracks) {
-                match p.mime_type().and_then(|t| codecs_of_mime(&t)) {
-                    Some(c) => codecs = Some(c),
-                    None => probe = Some(p),
-                }
-            }
-            SegMuxer::Ts(m)
-        };
-        Ok(Segmenter {
-            mux,
-            init: None,
-            codecs,
-            probe,
-            timing,
-            has_video: video.is_some(),
-            clock,
-            min_ticks,
-            unwrap: Unwrap::default(),
-            started: false,
-            skipping: false,
-            cur: Vec::new(),
-            cur_bytes: 0,
-            cur_start: None,
-            last_ts: 0,
-        })
-    }
-
-    pub fn is_fmp4(&self) -> bool {
-        matches!(self.mux, SegMuxer::Mp4(_))
-    }
-
-    pub fn init(&self) -> Option<&Bytes> {
-        self.init.as_ref()
-    }
-
-    pub fn codecs(&self) -> Option<&str> {
-        self.codecs.as_deref()
-    }
-
-    /// Adds a frame of reader slot `slot`; returns the segment it completed, if any.
-    pub fn push(&mut self, slot: usize, frame: &Frame) -> Option<CutSegment> {
-        let timing = slot == self.timing;
-        let boundary = timing && (frame.keyframe || !self.has_video);
-        if !self.started {
-            if !boundary {
-                return None;
-            }
-            self.started = true;
-        }
-        if self.skipping {
-            if !boundary {
-                return None;
-            }
-            self.skipping = false;
-        }
-        self.learn_codecs(slot, frame);
-        let mut done = None;
-        if timing {
-            let ts = self.unwrap.unwrap(frame.timestamp);
-            if let Some(start) = self.cur_start {
-                let elapsed = ts - start;
-                if boundary && (elapsed >= self.min_ticks || elapsed < 0 || self.cur_bytes >= MAX_SEGMENT_BYTES / 2) {
-                    done = self.cut(ts);
-                }
-            }
-            if self.cur_start.is_none() {
-                self.cur_start = Some(ts);
-            }
-            self.last_ts = ts;
-        }
-        let starts_segment = self.cur.is_empty();
-        let out = match &mut self.mux {
-            SegMuxer::Ts(m) => {
-                let mut out = Vec::with_capacity(2);
-                // The TS muxer writes PAT/PMT before each video keyframe; an audio-only segment needs its own.
-                if starts_segment && !self.has_video {
-                    out.push(Bytes::from(m.psi()));
-                }
-                match m.push(slot, frame) {
-                    Ok(b) => out.push(b),
-                    Err(e) => tracing::debug!("hls: ts: {e}"),
-                }
-                out
-            }
-            SegMuxer::Mp4(m) => {
-                let had_init = self.init.is_some();
-                match m.push(slot, frame) {
-                    Ok(mut out) => {
-                        // `Mp4Muxer` sends the init segment first, once, when it becomes known.
-                        if !had_init && out.first().is_some_and(|b| b.get(4..8) == Some(b"ftyp")) {
-                            self.init = Some(out.remove(0));
-                            self.codecs = m.mime_type().and_then(|t| codecs_of_mime(&t));
-                        }
-                        out
-                    }
-                    Err(e) => {
-                        tracing::debug!("hls: fmp4: {e}");
-                        Vec::new()
-                    }
-                }
-            }
-        };
-        for b in out.into_iter().filter(|b| !b.is_empty()) {
-            self.cur_bytes += b.len();
-            self.cur.push(b);
-        }
-        if self.cur_bytes > MAX_SEGMENT_BYTES {
-            if self.has_video {
-                // Cutting here would start the next segment mid-GOP: drop this one and resume at a keyframe.
-                tracing::debug!("hls: segment over {MAX_SEGMENT_BYTES} bytes without a keyframe, dropped");
-                self.discard();
-                self.skipping = true;
-            } else if done.is_none() {
-                let ts = self.last_ts;
-                done = self.cut(ts);
-            }
-        }
-        done
-    }
-
-    /// The segment in progress, cut at the end of the stream.
-    pub fn finish(&mut self) -> Option<CutSegment> {
-        let end = self.last_ts + self.min_ticks / 25; // about one more frame
-        self.cut(end)
-    }
-
-    fn learn_codecs(&mut self, slot: usize, frame: &Frame) {
-        let Some(p) = &mut self.probe else { return };
-        if !frame.keyframe {
-            return;
-        }
-        if p.push(slot, frame).is_err() {
-            self.probe = None;
-            return;
-        }
-        if let Some(c) = p.mime_type().and_then(|t| codecs_of_mime(&t)) {
-            self.codecs = Some(c);
-            self.probe = None;
-        }
-    }
-
-    /// Ends the current segment at timing timestamp `ts` (the start of the next one).
-    fn cut(&mut self, ts: i64) -> Option<CutSegment> {
-        let start = self.cur_start.take()?;
-        let parts = std::mem::take(&mut self.cur);
-        let bytes = std::mem::take(&mut self.cur_bytes);
-        if parts.is_empty() {
-            return None;
-        }
-        let mut ticks = ts - start;
-        if ticks <= 0 {
-            // Timestamps stepped back (a source swap): time the segment by its last frame instead.
-            ticks = (self.last_ts - start).max(1);
-        }
-        let mut data = Vec::with_capacity(bytes);
-        for p in &parts {
-            data.extend_from_slice(p);
-        }
-        Some(CutSegment { data: Bytes::from(data), duration: ticks as f64 / f64::from(self.clock) })
-    }
-
-    fn discard(&mut self) {
-        self.cur.clear();
-        self.cur_bytes = 0;
-        self.cur_start = None;
-    }
-}
-
-/// `video/mp4; codecs="avc1.64001F,flac"` → `avc1.64001F,fLaC` (Safari plays FLAC but rejects the
-/// lowercase name in a playlist, as go2rtc notes).
-fn codecs_of_mime(mime: &str) -> Option<String> {
-    let (_, rest) = mime.split_once("codecs=\"")?;
-    let list = rest.trim_end_matches('"');
-    Some(list.split(',').map(|c| if c == "flac" { "fLaC" } else { c }).collect::<Vec<_>>().join(","))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -531,6 +277,9 @@ async fn run_session(
             d = queue.recv(), if live => match d {
                 Some(d) => {
                     let seg = segmenter.push(d.slot, &d.frame);
+                    if let Some(e) = segmenter.take_error() {
+                        tracing::debug!(session = %session.id, "hls: {e}");
+                    }
                     session.set_meta(segmenter.init(), segmenter.codecs());
                     if let Some(seg) = seg {
                         session.add_segment(seg);
@@ -663,7 +412,7 @@ async fn segment_m4s(Extension(sessions): Extension<Arc<Sessions>>, request: Req
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media::{codec, Codec};
+    use media::{codec, Codec, Frame, Kind};
 
     fn aac_tracks() -> Vec<(Kind, Codec)> {
         // AAC-LC 48 kHz stereo.
@@ -672,36 +421,6 @@ mod tests {
 
     fn aac_frame(ts: u32) -> Frame {
         Frame { timestamp: ts, keyframe: true, payload: Bytes::from_static(&[0x21, 0x10, 0x04, 0x60]), rtp: Vec::new() }
-    }
-
-    #[test]
-    fn audio_only_ts_segments_every_two_seconds() {
-        let mut s = Segmenter::new(&aac_tracks(), false).unwrap();
-        assert_eq!(s.codecs(), Some("mp4a.40.2"));
-        let mut cuts = Vec::new();
-        // 10 s of 1024-sample frames, starting near the 32-bit wrap.
-        let base = u32::MAX - 100_000;
-        for i in 0..(10 * 48_000 / 1024) {
-            if let Some(c) = s.push(0, &aac_frame(base.wrapping_add(i * 1024))) {
-                cuts.push(c);
-            }
-        }
-        assert_eq!(cuts.len(), 4, "{cuts:?}");
-        for c in &cuts {
-            assert!((c.duration - 2.0).abs() < 0.03, "{}", c.duration);
-            // Each segment starts with PAT/PMT so it decodes alone.
-            assert_eq!(c.data[0], 0x47);
-            assert_eq!(c.data.len() % 188, 0);
-            assert_eq!(&c.data[1..3], &[0x40, 0x00], "PAT first");
-        }
-        assert!(s.finish().is_some());
-        assert!(s.finish().is_none());
-    }
-
-    #[test]
-    fn codecs_from_mime() {
-        assert_eq!(codecs_of_mime("video/mp4; codecs=\"avc1.64001F,flac\"").as_deref(), Some("avc1.64001F,fLaC"));
-        assert_eq!(codecs_of_mime("video/mp4"), None);
     }
 
     fn session_with_task(

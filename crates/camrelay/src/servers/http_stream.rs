@@ -1,6 +1,7 @@
 //! Progressive HTTP outputs: `GET /api/stream.mp4`, `/api/stream.ts`, `/api/stream.flv`,
 //! `/api/stream.aac` and `/api/frame.mp4`. Each reads a stream through the hub (its own bounded queue,
-//! starting at the GOP cache's keyframe) and muxes with the sans-IO `formats` crate.
+//! starting at the GOP cache's keyframe) and muxes with the sans-IO `formats` crate (`formats::mux`):
+//! this module only moves the bytes.
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -9,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use media::{Frame, Kind, MediaFilter};
+use formats::mux::{AdtsStream, FlvStream, TsStream};
+use media::{Kind, MediaFilter};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,9 @@ use super::api::{error, Query};
 use crate::app::App;
 use crate::hub::{HubError, Reader};
 
+/// The container writers moved to `formats::mux`; re-exported for the other outputs.
+pub use formats::mux::{Mp4Muxer, Muxer};
+
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/api/stream.mp4", get(stream_mp4))
@@ -25,93 +30,6 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/stream.flv", get(stream_flv))
         .route("/api/stream.aac", get(stream_aac))
         .route("/api/frame.mp4", get(frame_mp4))
-}
-
-/// A container writer: frames in, bytes out.
-pub trait Muxer: Send + 'static {
-    /// Bytes to send before any frame (file header, init segment), once known.
-    fn header(&mut self) -> Option<Bytes>;
-    /// Adds a frame of reader track `slot`; returns the bytes ready to send (may be empty).
-    fn push(&mut self, slot: usize, frame: &Frame) -> Result<Vec<Bytes>, formats::FormatError>;
-}
-
-pub struct Mp4Muxer {
-    inner: formats::fmp4::Fmp4Muxer,
-    header_sent: bool,
-}
-
-impl Mp4Muxer {
-    pub fn new(tracks: &[(Kind, media::Codec)]) -> Result<Mp4Muxer, formats::FormatError> {
-        let inner = formats::fmp4::Fmp4Muxer::with_policy(tracks, formats::fmp4::FragmentPolicy::PerFrame)?;
-        Ok(Mp4Muxer { inner, header_sent: false })
-    }
-
-    pub fn mime_type(&self) -> Option<String> {
-        self.inner.mime_type()
-    }
-}
-
-impl Muxer for Mp4Muxer {
-    fn header(&mut self) -> Option<Bytes> {
-        if self.header_sent {
-            return None;
-        }
-        let init = self.inner.init_segment()?;
-        self.header_sent = true;
-        Some(init)
-    }
-
-    fn push(&mut self, slot: usize, frame: &Frame) -> Result<Vec<Bytes>, formats::FormatError> {
-        self.inner.push(slot, frame)?;
-        let mut out = Vec::new();
-        // The init segment may only become known with the first keyframe's parameter sets.
-        if let Some(h) = self.header() {
-            out.push(h);
-        }
-        if self.header_sent {
-            while let Some(f) = self.inner.fragment() {
-                out.push(f);
-            }
-        }
-        Ok(out)
-    }
-}
-
-struct TsOut(formats::ts::TsMuxer);
-
-impl Muxer for TsOut {
-    fn header(&mut self) -> Option<Bytes> {
-        None
-    }
-    fn push(&mut self, slot: usize, frame: &Frame) -> Result<Vec<Bytes>, formats::FormatError> {
-        Ok(vec![self.0.push(slot, frame)?])
-    }
-}
-
-struct FlvOut(formats::flv::FlvMuxer, bool);
-
-impl Muxer for FlvOut {
-    fn header(&mut self) -> Option<Bytes> {
-        if self.1 {
-            return None;
-        }
-        self.1 = true;
-        Some(self.0.header())
-    }
-    fn push(&mut self, slot: usize, frame: &Frame) -> Result<Vec<Bytes>, formats::FormatError> {
-        Ok(vec![self.0.push(slot, frame)?])
-    }
-}
-
-struct AacOut(formats::adts::AdtsWriter);
-
-impl Muxer for AacOut {
-    fn header(&mut self) -> Option<Bytes> {
-        None
-    }
-    fn push(&mut self, _slot: usize, frame: &Frame) -> Result<Vec<Bytes>, formats::FormatError> {
-        Ok(vec![self.0.write(frame)?])
-    }
 }
 
 /// The reader's filters: the query's, else `default`.
@@ -214,7 +132,7 @@ async fn progressive(
         Ok(m) => m,
         Err(e) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{protocol}: {e}")),
     };
-    let mut response = body_stream(reader, BoxedMuxer(muxer), deadline(&q)).into_response();
+    let mut response = body_stream(reader, muxer, deadline(&q)).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -229,17 +147,6 @@ async fn progressive(
     response
 }
 
-struct BoxedMuxer(Box<dyn Muxer>);
-
-impl Muxer for BoxedMuxer {
-    fn header(&mut self) -> Option<Bytes> {
-        self.0.header()
-    }
-    fn push(&mut self, slot: usize, frame: &Frame) -> Result<Vec<Bytes>, formats::FormatError> {
-        self.0.push(slot, frame)
-    }
-}
-
 /// `mp4` filters when the query has none: H.264/H.265 and AAC (`mp4=flac`, `mp4=all` widen it).
 const MP4_DEFAULT: &str = "mp4";
 
@@ -248,26 +155,20 @@ async fn stream_mp4(State(app): State<Arc<App>>, request: Request) -> Response {
 }
 
 async fn stream_ts(State(app): State<Arc<App>>, request: Request) -> Response {
-    progressive(app, request, "ts", "video=h264,h265&audio=aac", "video/mp2t", |c| {
-        Ok(Box::new(TsOut(formats::ts::TsMuxer::new(c)?)))
-    })
-    .await
+    progressive(app, request, "ts", "video=h264,h265&audio=aac", "video/mp2t", |c| Ok(Box::new(TsStream::new(c)?)))
+        .await
 }
 
 async fn stream_flv(State(app): State<Arc<App>>, request: Request) -> Response {
     progressive(app, request, "flv", "video=h264&audio=aac,pcma,pcmu", "video/x-flv", |c| {
-        Ok(Box::new(FlvOut(formats::flv::FlvMuxer::new(c)?, false)))
+        Ok(Box::new(FlvStream::new(c)?))
     })
     .await
 }
 
 async fn stream_aac(State(app): State<Arc<App>>, request: Request) -> Response {
-    progressive(app, request, "aac", "audio=aac", formats::adts::CONTENT_TYPE, |c| {
-        let codec = c.iter().find(|(k, _)| *k == Kind::Audio).map(|(_, c)| c.clone());
-        let codec = codec.ok_or_else(|| formats::FormatError::MissingConfig("no AAC track".into()))?;
-        Ok(Box::new(AacOut(formats::adts::AdtsWriter::new(&codec)?)))
-    })
-    .await
+    progressive(app, request, "aac", "audio=aac", formats::adts::CONTENT_TYPE, |c| Ok(Box::new(AdtsStream::new(c)?)))
+        .await
 }
 
 /// `GET /api/frame.mp4?src=`: a one-frame MP4 of the latest keyframe (from the GOP cache).

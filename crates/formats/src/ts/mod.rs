@@ -9,9 +9,11 @@
 
 mod demux;
 mod mux;
+mod psi;
 
 pub use demux::{TsDemuxer, MAX_PES_SIZE};
 pub use mux::{TsMuxer, DEFAULT_PSI_INTERVAL};
+pub use psi::{PmtScan, PMT_SCAN_MAX_BYTES};
 
 /// TS packet size.
 pub const PACKET_SIZE: usize = 188;

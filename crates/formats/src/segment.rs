@@ -1,0 +1,429 @@
+//! Cuts a reader's frames into self-contained segments (MPEG-TS or fMP4) for HLS, and for outputs
+//! that write files in pieces (the recorder). Frames in, whole segments out: no IO, no clock; durations
+//! come from the frames' timestamps in the timing track's clock.
+//!
+//! A segment starts at a video keyframe (audio-only: at any frame) and is cut at the next keyframe once
+//! at least [`SegmentPolicy::video_min`] has accumulated (audio-only: every
+//! [`SegmentPolicy::audio_len`]). A segment growing past [`SegmentPolicy::max_bytes`] is cut
+//! (audio-only) or dropped until the next keyframe (video: cutting would start the next one mid-GOP).
+
+use bytes::Bytes;
+use media::timestamp::Unwrapper;
+use media::{Codec, Frame, Kind};
+use std::time::Duration;
+
+use crate::mux::{Mp4Muxer, Muxer};
+use crate::FormatError;
+
+/// Minimum segment length with video; the cut waits for the next keyframe after it.
+pub const VIDEO_SEGMENT: Duration = Duration::from_secs(1);
+/// Segment length without video.
+pub const AUDIO_SEGMENT: Duration = Duration::from_secs(2);
+/// A segment growing past this is cut (audio-only) or discarded until the next keyframe (video).
+pub const MAX_SEGMENT_BYTES: usize = 16 << 20;
+
+/// When a [`Segmenter`] cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentPolicy {
+    /// Minimum segment length with video ([`VIDEO_SEGMENT`]).
+    pub video_min: Duration,
+    /// Segment length without video ([`AUDIO_SEGMENT`]).
+    pub audio_len: Duration,
+    /// Largest segment in bytes ([`MAX_SEGMENT_BYTES`]).
+    pub max_bytes: usize,
+}
+
+impl Default for SegmentPolicy {
+    fn default() -> Self {
+        SegmentPolicy { video_min: VIDEO_SEGMENT, audio_len: AUDIO_SEGMENT, max_bytes: MAX_SEGMENT_BYTES }
+    }
+}
+
+enum SegMuxer {
+    Ts(crate::ts::TsMuxer),
+    Mp4(Mp4Muxer),
+}
+
+/// One finished segment.
+#[derive(Debug, Clone)]
+pub struct CutSegment {
+    pub data: Bytes,
+    /// Seconds, from the timing track's timestamps.
+    pub duration: f64,
+}
+
+/// Cuts a reader's frames into HLS segments.
+pub struct Segmenter {
+    mux: SegMuxer,
+    /// fMP4 init segment, once known.
+    init: Option<Bytes>,
+    /// RFC 6381 codecs for the master playlist, once known.
+    codecs: Option<String>,
+    /// Learns the codec string of a TS session whose video parameter sets are not in the SDP.
+    probe: Option<crate::fmp4::Fmp4Muxer>,
+    /// The track whose timestamps time the segments: the first video track, else the first track.
+    timing: usize,
+    has_video: bool,
+    clock: u32,
+    /// Timing-track ticks before a cut is due.
+    min_ticks: i64,
+    unwrap: Unwrapper,
+    started: bool,
+    /// After an oversize segment was discarded: nothing until the next keyframe.
+    skipping: bool,
+    cur: Vec<Bytes>,
+    cur_bytes: usize,
+    cur_start: Option<i64>,
+    last_ts: i64,
+    max_bytes: usize,
+    /// Frames the muxer refused and segments dropped for size: counted, the last reason kept
+    /// until [`Segmenter::take_error`].
+    pub errors: u64,
+    /// Video segments dropped for growing past [`SegmentPolicy::max_bytes`] without a keyframe.
+    pub dropped: u64,
+    last_error: Option<String>,
+}
+
+impl Segmenter {
+    /// A TS or fMP4 segmenter for a reader's tracks (slot order).
+    pub fn new(tracks: &[(Kind, Codec)], fmp4: bool) -> Result<Segmenter, FormatError> {
+        Segmenter::with_policy(tracks, fmp4, SegmentPolicy::default())
+    }
+
+    /// A TS or fMP4 segmenter cutting by `policy`.
+    pub fn with_policy(tracks: &[(Kind, Codec)], fmp4: bool, policy: SegmentPolicy) -> Result<Segmenter, FormatError> {
+        let video = tracks.iter().position(|(k, _)| *k == Kind::Video);
+        let timing = video.unwrap_or(0);
+        let clock = tracks.get(timing).map_or(90_000, |(_, c)| c.clock_rate).max(1);
+        let period = if video.is_some() { policy.video_min } else { policy.audio_len };
+        let min_ticks = (period.as_secs_f64() * f64::from(clock)) as i64;
+        let mut codecs = None;
+        let mut probe = None;
+        let mux = if fmp4 {
+            let m = Mp4Muxer::new(tracks)?;
+            codecs = m.mime_type().and_then(|t| codecs_of_mime(&t));
+            SegMuxer::Mp4(m)
+        } else {
+            let m = crate::ts::TsMuxer::new(tracks)?;
+            // TS carries H.264/H.265/AAC, all of which the fMP4 muxer describes as RFC 6381 strings.
+            if let Ok(p) = crate::fmp4::Fmp4Muxer::new(tracks) {
+                match p.mime_type().and_then(|t| codecs_of_mime(&t)) {
+                    Some(c) => codecs = Some(c),
+                    None => probe = Some(p),
+                }
+            }
+            SegMuxer::Ts(m)
+        };
+        Ok(Segmenter {
+            mux,
+            max_bytes: policy.max_bytes.max(1),
+            errors: 0,
+            dropped: 0,
+            last_error: None,
+            init: None,
+            codecs,
+            probe,
+            timing,
+            has_video: video.is_some(),
+            clock,
+            min_ticks,
+            unwrap: Unwrapper::new(),
+            started: false,
+            skipping: false,
+            cur: Vec::new(),
+            cur_bytes: 0,
+            cur_start: None,
+            last_ts: 0,
+        })
+    }
+
+    pub fn is_fmp4(&self) -> bool {
+        matches!(self.mux, SegMuxer::Mp4(_))
+    }
+
+    pub fn init(&self) -> Option<&Bytes> {
+        self.init.as_ref()
+    }
+
+    pub fn codecs(&self) -> Option<&str> {
+        self.codecs.as_deref()
+    }
+
+    /// Adds a frame of reader slot `slot`; returns the segment it completed, if any.
+    pub fn push(&mut self, slot: usize, frame: &Frame) -> Option<CutSegment> {
+        let timing = slot == self.timing;
+        let boundary = timing && (frame.keyframe || !self.has_video);
+        if !self.started {
+            if !boundary {
+                return None;
+            }
+            self.started = true;
+        }
+        if self.skipping {
+            if !boundary {
+                return None;
+            }
+            self.skipping = false;
+        }
+        self.learn_codecs(slot, frame);
+        let mut done = None;
+        if timing {
+            let ts = self.unwrap.unwrap(frame.timestamp);
+            if let Some(start) = self.cur_start {
+                let elapsed = ts - start;
+                if boundary && (elapsed >= self.min_ticks || elapsed < 0 || self.cur_bytes >= self.max_bytes / 2) {
+                    done = self.cut(ts);
+                }
+            }
+            if self.cur_start.is_none() {
+                self.cur_start = Some(ts);
+            }
+            self.last_ts = ts;
+        }
+        let starts_segment = self.cur.is_empty();
+        let out = match &mut self.mux {
+            SegMuxer::Ts(m) => {
+                let mut out = Vec::with_capacity(2);
+                // The TS muxer writes PAT/PMT before each video keyframe; an audio-only segment needs its own.
+                if starts_segment && !self.has_video {
+                    out.push(Bytes::from(m.psi()));
+                }
+                match m.push(slot, frame) {
+                    Ok(b) => out.push(b),
+                    Err(e) => {
+                        self.errors += 1;
+                        self.last_error = Some(format!("ts: {e}"));
+                    }
+                }
+                out
+            }
+            SegMuxer::Mp4(m) => {
+                let had_init = self.init.is_some();
+                match m.push(slot, frame) {
+                    Ok(mut out) => {
+                        // `Mp4Muxer` sends the init segment first, once, when it becomes known.
+                        if !had_init && out.first().is_some_and(|b| b.get(4..8) == Some(b"ftyp")) {
+                            self.init = Some(out.remove(0));
+                            self.codecs = m.mime_type().and_then(|t| codecs_of_mime(&t));
+                        }
+                        out
+                    }
+                    Err(e) => {
+                        self.errors += 1;
+                        self.last_error = Some(format!("fmp4: {e}"));
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        for b in out.into_iter().filter(|b| !b.is_empty()) {
+            self.cur_bytes += b.len();
+            self.cur.push(b);
+        }
+        if self.cur_bytes > self.max_bytes {
+            if self.has_video {
+                // Cutting here would start the next segment mid-GOP: drop this one and resume at a keyframe.
+                self.dropped += 1;
+                self.fail(format!("segment over {} bytes without a keyframe, dropped", self.max_bytes));
+                self.discard();
+                self.skipping = true;
+            } else if done.is_none() {
+                let ts = self.last_ts;
+                done = self.cut(ts);
+            }
+        }
+        done
+    }
+
+    /// The last problem since the previous call (a frame the muxer refused, an oversize segment
+    /// dropped), for the caller to log.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.last_error.take()
+    }
+
+    fn fail(&mut self, e: String) {
+        self.errors += 1;
+        self.last_error = Some(e);
+    }
+
+    /// The segment in progress, cut at the end of the stream.
+    pub fn finish(&mut self) -> Option<CutSegment> {
+        let end = self.last_ts + self.min_ticks / 25; // about one more frame
+        self.cut(end)
+    }
+
+    fn learn_codecs(&mut self, slot: usize, frame: &Frame) {
+        let Some(p) = &mut self.probe else { return };
+        if !frame.keyframe {
+            return;
+        }
+        if p.push(slot, frame).is_err() {
+            self.probe = None;
+            return;
+        }
+        if let Some(c) = p.mime_type().and_then(|t| codecs_of_mime(&t)) {
+            self.codecs = Some(c);
+            self.probe = None;
+        }
+    }
+
+    /// Ends the current segment at timing timestamp `ts` (the start of the next one).
+    fn cut(&mut self, ts: i64) -> Option<CutSegment> {
+        let start = self.cur_start.take()?;
+        let parts = std::mem::take(&mut self.cur);
+        let bytes = std::mem::take(&mut self.cur_bytes);
+        if parts.is_empty() {
+            return None;
+        }
+        let mut ticks = ts - start;
+        if ticks <= 0 {
+            // Timestamps stepped back (a source swap): time the segment by its last frame instead.
+            ticks = (self.last_ts - start).max(1);
+        }
+        let mut data = Vec::with_capacity(bytes);
+        for p in &parts {
+            data.extend_from_slice(p);
+        }
+        Some(CutSegment { data: Bytes::from(data), duration: ticks as f64 / f64::from(self.clock) })
+    }
+
+    fn discard(&mut self) {
+        self.cur.clear();
+        self.cur_bytes = 0;
+        self.cur_start = None;
+    }
+}
+
+/// `video/mp4; codecs="avc1.64001F,flac"` → `avc1.64001F,fLaC` (Safari plays FLAC but rejects the
+/// lowercase name in a playlist, as go2rtc notes).
+fn codecs_of_mime(mime: &str) -> Option<String> {
+    let (_, rest) = mime.split_once("codecs=\"")?;
+    let list = rest.trim_end_matches('"');
+    Some(list.split(',').map(|c| if c == "flac" { "fLaC" } else { c }).collect::<Vec<_>>().join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil;
+    use media::codec;
+
+    fn aac_tracks() -> Vec<(Kind, Codec)> {
+        // AAC-LC 48 kHz stereo.
+        vec![(Kind::Audio, Codec::new(codec::AAC, 48_000, 2, 97).with_fmtp("mode=AAC-hbr;config=1190"))]
+    }
+
+    fn aac_frame(ts: u32) -> Frame {
+        Frame { timestamp: ts, keyframe: true, payload: Bytes::from_static(&[0x21, 0x10, 0x04, 0x60]), rtp: Vec::new() }
+    }
+
+    #[test]
+    fn audio_only_ts_segments_every_two_seconds() {
+        let mut s = Segmenter::new(&aac_tracks(), false).unwrap();
+        assert!(!s.is_fmp4());
+        assert_eq!(s.codecs(), Some("mp4a.40.2"));
+        let mut cuts = Vec::new();
+        // 10 s of 1024-sample frames, starting near the 32-bit wrap.
+        let base = u32::MAX - 100_000;
+        for i in 0..(10 * 48_000 / 1024) {
+            if let Some(c) = s.push(0, &aac_frame(base.wrapping_add(i * 1024))) {
+                cuts.push(c);
+            }
+        }
+        assert_eq!(cuts.len(), 4, "{cuts:?}");
+        for c in &cuts {
+            assert!((c.duration - 2.0).abs() < 0.03, "{}", c.duration);
+            // Each segment starts with PAT/PMT so it decodes alone.
+            assert_eq!(c.data[0], 0x47);
+            assert_eq!(c.data.len() % 188, 0);
+            assert_eq!(&c.data[1..3], &[0x40, 0x00], "PAT first");
+        }
+        assert!(s.finish().is_some());
+        assert!(s.finish().is_none());
+        assert_eq!(s.errors, 0);
+    }
+
+    #[test]
+    fn video_cuts_at_the_first_keyframe_after_a_second() {
+        let tracks = [(Kind::Video, testutil::h264()), (Kind::Audio, testutil::aac())];
+        let mut s = Segmenter::new(&tracks, true).unwrap();
+        assert!(s.is_fmp4());
+        assert!(s.init().is_none(), "the init segment comes with the first frame");
+        // Audio before the first keyframe is skipped: a segment starts at a keyframe.
+        assert!(s.push(1, &testutil::audio_frame(0, 1, 10)).is_none());
+        let mut cuts = Vec::new();
+        // 25 fps, a keyframe every 15 frames (0.6 s): cuts at 1.2 s intervals.
+        for i in 0..100u32 {
+            let ts = i * 3600;
+            if let Some(c) = s.push(0, &testutil::h264_frame(ts, i % 15 == 0, i as u8)) {
+                cuts.push(c);
+            }
+            s.push(1, &testutil::audio_frame(i * 1764, 2, 10));
+        }
+        assert!(s.init().is_some_and(|i| &i[4..8] == b"ftyp"));
+        assert!(s.codecs().is_some_and(|c| c.starts_with("avc1.") && c.contains("mp4a.40.2")), "{:?}", s.codecs());
+        assert_eq!(cuts.len(), 3, "{cuts:?}");
+        for c in &cuts {
+            assert!((c.duration - 1.2).abs() < 1e-9, "{}", c.duration);
+            // Each fMP4 segment is whole fragments, starting with a moof.
+            assert_eq!(&c.data[4..8], b"moof");
+            assert!(testutil::boxes(&c.data).iter().all(|b| &b.kind == b"moof" || &b.kind == b"mdat"));
+        }
+        let last = s.finish().unwrap();
+        assert!(last.duration > 0.0);
+        assert_eq!(s.errors, 0);
+    }
+
+    #[test]
+    fn ts_learns_codecs_from_the_first_keyframe() {
+        // No parameter sets in the SDP: the codec string comes from the keyframe's SPS.
+        let tracks = [(Kind::Video, Codec::new(codec::H264, 90_000, 0, 96))];
+        let mut s = Segmenter::new(&tracks, false).unwrap();
+        assert_eq!(s.codecs(), None);
+        s.push(0, &testutil::h264_frame(0, true, 0));
+        assert_eq!(s.codecs(), Some("avc1.42C01E"));
+    }
+
+    #[test]
+    fn oversize_video_segment_is_dropped_until_a_keyframe() {
+        let tracks = [(Kind::Video, testutil::h264())];
+        let policy = SegmentPolicy { max_bytes: 2000, ..SegmentPolicy::default() };
+        let mut s = Segmenter::with_policy(&tracks, false, policy).unwrap();
+        let (sps, pps) = testutil::sps_pps();
+        let slice = |t: u8| [vec![t], vec![0x88; 500]].concat();
+        let big = |ts: u32, key: bool| {
+            let payload =
+                if key { testutil::avcc(&[&sps, &pps, &slice(0x65)]) } else { testutil::avcc(&[&slice(0x41)]) };
+            Frame { timestamp: ts, keyframe: key, payload, rtp: Vec::new() }
+        };
+        let mut cuts = 0;
+        for i in 0..14u32 {
+            cuts += usize::from(s.push(0, &big(i * 3000, i == 0 || i == 12)).is_some());
+        }
+        assert_eq!(s.dropped, 1);
+        assert!(s.take_error().is_some_and(|e| e.contains("over 2000 bytes")));
+        assert!(s.take_error().is_none());
+        assert_eq!(cuts, 0, "the dropped segment is never given out");
+        // Resumed at the keyframe of frame 12: what follows is a whole segment.
+        let seg = s.finish().unwrap();
+        assert!(seg.data.len() <= 2000);
+        assert_eq!(&seg.data[1..3], &[0x40, 0x00], "starts with PAT: at a keyframe");
+    }
+
+    #[test]
+    fn timestamps_stepping_back_still_give_positive_durations() {
+        let mut s = Segmenter::new(&aac_tracks(), false).unwrap();
+        for i in 0..50u32 {
+            s.push(0, &aac_frame(1_000_000 + i * 1024));
+        }
+        // A source swap: the clock restarts far back; the current segment is cut there.
+        let cut = s.push(0, &aac_frame(5)).expect("cut at the step back");
+        assert!(cut.duration > 0.0 && cut.duration < 2.0, "{}", cut.duration);
+    }
+
+    #[test]
+    fn codecs_from_mime() {
+        assert_eq!(codecs_of_mime("video/mp4; codecs=\"avc1.64001F,flac\"").as_deref(), Some("avc1.64001F,fLaC"));
+        assert_eq!(codecs_of_mime("video/mp4"), None);
+    }
+}
