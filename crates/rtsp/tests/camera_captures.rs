@@ -1,5 +1,6 @@
-//! Data-driven regression tests over the real camera replies in `shared/camera-captures/` (beside the
-//! repository root). Each file is parsed, and per-file assertions pin concrete values.
+//! Data-driven regression tests over the real camera replies in `tests/captures/` (copied from
+//! `shared/camera-captures/`; see its README). Each file is parsed, and per-file assertions pin concrete
+//! values.
 
 use std::path::PathBuf;
 
@@ -9,19 +10,12 @@ use rtsp::transport::{self, LowerTransport, TransportMode};
 use rtsp::url::{self, SessionHeader};
 use rtsp::{decode, Decoded, Request, Response};
 
-fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/camera-captures");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("note: {} is absent; skipping camera capture tests", d.display());
-        None
-    }
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/captures")
 }
 
-fn read(name: &str) -> Option<Vec<u8>> {
-    let d = dir()?;
-    Some(std::fs::read(d.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")))
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Decodes the whole file as one message, also checking that every strict prefix is incomplete.
@@ -35,29 +29,29 @@ fn decode_all(name: &str, data: &[u8]) -> Decoded {
     d
 }
 
-fn response(name: &str) -> Option<Response> {
-    let data = read(name)?;
+fn response(name: &str) -> Response {
+    let data = read(name);
     match decode_all(name, &data) {
-        Decoded::Response(r) => Some(r),
+        Decoded::Response(r) => r,
         other => panic!("{name}: expected a response, got {other:?}"),
     }
 }
 
 /// Parses a DESCRIBE reply and returns the SDP plus the control URLs built from Content-Base /
 /// Content-Location / the request URL.
-fn describe(name: &str, request_url: &str) -> Option<(Response, SessionDescription, String, Vec<String>)> {
-    let r = response(name)?;
+fn describe(name: &str, request_url: &str) -> (Response, SessionDescription, String, Vec<String>) {
+    let r = response(name);
     assert_eq!(r.status, 200, "{name}");
     let sd = sdp::parse(&r.body).unwrap_or_else(|e| panic!("{name}: {e}"));
     let base = url::base_url(r.headers.get("Content-Base"), r.headers.get("Content-Location"), request_url).to_string();
     let aggregate = url::control_url(&base, sd.control.as_deref().unwrap_or(""));
     let controls = sd.medias.iter().map(|m| url::control_url(&base, &m.control)).collect();
-    Some((r, sd, aggregate, controls))
+    (r, sd, aggregate, controls)
 }
 
-fn sdp_file(name: &str) -> Option<SessionDescription> {
-    let data = read(name)?;
-    Some(sdp::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}")))
+fn sdp_file(name: &str) -> SessionDescription {
+    let data = read(name);
+    sdp::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn codec(sd: &SessionDescription, i: usize) -> (&str, u32, u16, u8) {
@@ -72,7 +66,7 @@ fn session(r: &Response) -> (String, Option<u32>) {
 
 #[test]
 fn every_capture_parses() {
-    let Some(d) = dir() else { return };
+    let d = dir();
     let mut n = 0;
     for entry in std::fs::read_dir(&d).unwrap() {
         let path = entry.unwrap().path();
@@ -110,11 +104,7 @@ fn every_capture_parses() {
 #[test]
 fn bunny_describe() {
     for name in ["bunny_describe.txt", "rtsp_response.txt"] {
-        let Some((r, sd, agg, controls)) =
-            describe(name, "rtsp://wowzaec2demo.streamlock.net/vod/mp4:BigBuckBunny_115k.mov")
-        else {
-            return;
-        };
+        let (r, sd, agg, controls) = describe(name, "rtsp://wowzaec2demo.streamlock.net/vod/mp4:BigBuckBunny_115k.mov");
         assert_eq!(r.body.len(), 589);
         assert_eq!(session(&r), ("1642021126".into(), Some(60)));
         assert_eq!(sd.session_name, "BigBuckBunny_115k.mov");
@@ -139,12 +129,10 @@ fn bunny_describe() {
 
 #[test]
 fn dahua_describe_h264_aac_onvif() {
-    let Some((_, sd, agg, controls)) = describe(
+    let (_, sd, agg, controls) = describe(
         "dahua_describe_h264_aac_onvif.txt",
         "rtsp://192.168.5.111:554/cam/realmonitor?channel=1&subtype=1&unicast=true&proto=Onvif",
-    ) else {
-        return;
-    };
+    );
     let base = "rtsp://192.168.5.111:554/cam/realmonitor?channel=1&subtype=1&unicast=true&proto=Onvif/";
     assert_eq!(agg, base);
     assert_eq!(sd.session_name, "Media Server");
@@ -160,11 +148,8 @@ fn dahua_describe_h264_aac_onvif() {
 
 #[test]
 fn dahua_describe_h265_pcma() {
-    let Some((_, sd, _, controls)) =
-        describe("dahua_describe_h265_pcma.txt", "rtsp://cam-driveway/cam/realmonitor?channel=1&subtype=2")
-    else {
-        return;
-    };
+    let (_, sd, _, controls) =
+        describe("dahua_describe_h265_pcma.txt", "rtsp://cam-driveway/cam/realmonitor?channel=1&subtype=2");
     assert_eq!(codec(&sd, 0), ("H265", 90000, 0, 98));
     let c = &sd.medias[0].codecs[0];
     assert_eq!(c.fmtp_param("sprop-pps"), Some("RAHA8saNA7NA"));
@@ -181,9 +166,7 @@ fn dahua_describe_h265_pcma() {
 
 #[test]
 fn foscam_describe() {
-    let Some((_, sd, agg, controls)) = describe("foscam_describe.txt", "rtsp://192.168.5.107:65534/videoMain") else {
-        return;
-    };
+    let (_, sd, agg, controls) = describe("foscam_describe.txt", "rtsp://192.168.5.107:65534/videoMain");
     assert_eq!(sd.session_name, "IP Camera Video");
     assert_eq!(agg, "rtsp://192.168.5.107:65534/videoMain/");
     assert_eq!(codec(&sd, 0), ("H264", 90000, 0, 96));
@@ -197,7 +180,7 @@ fn foscam_describe() {
 
 #[test]
 fn h264dvr_describe() {
-    let Some((r, sd, agg, controls)) = describe("h264dvr_describe.txt", "rtsp://127.0.0.1:554/camera") else { return };
+    let (r, sd, agg, controls) = describe("h264dvr_describe.txt", "rtsp://127.0.0.1:554/camera");
     assert_eq!(r.cseq(), Some("3")); // sent as `Cseq`
     assert_eq!(agg, "rtsp://127.0.0.1:554/camera");
     // `a=rtpmap:96 H264/90000 ` has a trailing space.
@@ -209,11 +192,7 @@ fn h264dvr_describe() {
 
 #[test]
 fn hikvision_describe() {
-    let Some((_, sd, agg, controls)) =
-        describe("hikvision_describe.txt", "rtsp://192.168.5.106:554/Streaming/Channels/101")
-    else {
-        return;
-    };
+    let (_, sd, agg, controls) = describe("hikvision_describe.txt", "rtsp://192.168.5.106:554/Streaming/Channels/101");
     assert_eq!(agg, "rtsp://192.168.5.106:554/Streaming/Channels/101/?transportmode=unicast&profile=Profile_1");
     assert_eq!(sd.medias.len(), 2);
     assert_eq!(codec(&sd, 0), ("H264", 90000, 0, 96));
@@ -233,9 +212,7 @@ fn hikvision_describe() {
 
 #[test]
 fn macrovideo_describe() {
-    let Some((_, sd, agg, controls)) = describe("macrovideo_describe.txt", "rtsp://192.168.1.50:554/live") else {
-        return;
-    };
+    let (_, sd, agg, controls) = describe("macrovideo_describe.txt", "rtsp://192.168.1.50:554/live");
     assert_eq!(sd.session_name, "streamed by the macro-video rtsp server");
     assert_eq!(agg, "rtsp://192.168.1.50:554/live");
     assert_eq!(codec(&sd, 0), ("H264", 90000, 0, 96));
@@ -245,10 +222,7 @@ fn macrovideo_describe() {
 
 #[test]
 fn missing_content_type_describe() {
-    let Some((r, sd, _, controls)) = describe("missing_content_type_describe.txt", "rtsp://192.168.1.101:8554/stream")
-    else {
-        return;
-    };
+    let (r, sd, _, controls) = describe("missing_content_type_describe.txt", "rtsp://192.168.1.101:8554/stream");
     assert_eq!(r.headers.get("Content-Type"), None);
     assert_eq!(session(&r), ("l0TtlUFSR".into(), None));
     assert_eq!(sd.session_name, "No Name");
@@ -263,7 +237,7 @@ fn missing_content_type_describe() {
 
 #[test]
 fn anpviz_sdp() {
-    let Some(sd) = sdp_file("anpviz_sdp.txt") else { return };
+    let sd = sdp_file("anpviz_sdp.txt");
     assert_eq!(sd.control.as_deref(), Some("*"));
     assert_eq!(codec(&sd, 0), ("H264", 90000, 0, 96));
     assert_eq!(sd.medias[0].control, "trackID=1");
@@ -276,7 +250,7 @@ fn anpviz_sdp() {
 
 #[test]
 fn geovision_sdp() {
-    let Some(sd) = sdp_file("geovision_sdp.txt") else { return };
+    let sd = sdp_file("geovision_sdp.txt");
     assert_eq!(sd.control, None);
     assert_eq!(codec(&sd, 0), ("H264", 90000, 0, 105));
     assert_eq!(sd.medias[0].codecs[0].fmtp_param("packetization-mode"), Some("1"));
@@ -288,7 +262,7 @@ fn geovision_sdp() {
 
 #[test]
 fn tplink_sdp() {
-    let Some(sd) = sdp_file("tplink_sdp.txt") else { return };
+    let sd = sdp_file("tplink_sdp.txt");
     assert_eq!(sd.session_name, "Session streamed by \"TP-LINK RTSP Server\"");
     assert_eq!(sd.medias.len(), 3);
     assert_eq!(codec(&sd, 0), ("H265", 90000, 0, 96));
@@ -302,7 +276,7 @@ fn tplink_sdp() {
 
 #[test]
 fn ubiquiti_sdp() {
-    let Some(sd) = sdp_file("ubiquiti_sdp.txt") else { return };
+    let sd = sdp_file("ubiquiti_sdp.txt");
     assert_eq!(sd.session_name, "68D79AE46148_0");
     assert_eq!(sd.medias.len(), 3);
     assert_eq!(codec(&sd, 0), ("MPEG4-GENERIC", 48000, 1, 96));
@@ -315,20 +289,20 @@ fn ubiquiti_sdp() {
     assert!(sd.medias.iter().all(|m| m.direction == Direction::RecvOnly));
 }
 
-fn setup(name: &str) -> Option<(Response, rtsp::Transport)> {
-    let r = response(name)?;
+fn setup(name: &str) -> (Response, rtsp::Transport) {
+    let r = response(name);
     let mut l = transport::parse(r.headers.get("Transport").expect("Transport")).unwrap();
     assert_eq!(l.len(), 1, "{name}");
-    Some((r, l.remove(0)))
+    (r, l.remove(0))
 }
 
 #[test]
 fn setups() {
-    let Some((r, t)) = setup("bunny_setup.txt") else { return };
+    let (r, t) = setup("bunny_setup.txt");
     assert_eq!(session(&r), ("1642021126".into(), Some(60)));
     assert_eq!((t.lower, t.multicast, t.interleaved), (LowerTransport::Tcp, Some(false), Some((0, 1))));
 
-    let (r, t) = setup("dahua_setup.txt").unwrap();
+    let (r, t) = setup("dahua_setup.txt");
     assert_eq!(session(&r), ("634214675641".into(), Some(60)));
     assert_eq!((t.interleaved, t.ssrc), (Some((0, 1)), Some(0x30A98EE7)));
 
@@ -336,7 +310,7 @@ fn setups() {
         ("h264dvr_setup_audio.txt", "231980", (18716, 18717), (40006, 40007)),
         ("h264dvr_setup_video.txt", "231970", (18714, 18715), (40004, 40005)),
     ] {
-        let (r, t) = setup(name).unwrap();
+        let (r, t) = setup(name);
         assert_eq!(session(&r), (id.into(), Some(60)));
         assert_eq!(t.lower, LowerTransport::Udp);
         assert_eq!(t.mode, Some(TransportMode::Play));
@@ -344,29 +318,29 @@ fn setups() {
         assert_eq!((t.client_port, t.server_port, t.ssrc), (Some(client), Some(server), Some(0)));
     }
 
-    let (r, t) = setup("hikvision_setup.txt").unwrap();
+    let (r, t) = setup("hikvision_setup.txt");
     assert_eq!(session(&r), ("708345999".into(), Some(60)));
     assert_eq!((t.ssrc, t.mode), (Some(0x4cacc3d1), Some(TransportMode::Play)));
 
-    let (r, t) = setup("hikvision_setup_ssrc_space.txt").unwrap();
+    let (r, t) = setup("hikvision_setup_ssrc_space.txt");
     assert_eq!(session(&r), ("708886412".into(), Some(60)));
     assert_eq!((t.interleaved, t.ssrc), (Some((0, 1)), Some(0x0d6d6627)));
 
-    let (r, t) = setup("luckfox_rkipc_setup_tcp.txt").unwrap();
+    let (r, t) = setup("luckfox_rkipc_setup_tcp.txt");
     assert_eq!(session(&r), ("12345678".into(), None));
     assert_eq!(
         (t.lower, t.multicast, t.interleaved, t.ssrc),
         (LowerTransport::Tcp, None, Some((0, 1)), Some(0x22345684))
     );
 
-    let (_, t) = setup("luckfox_rkipc_setup_udp.txt").unwrap();
+    let (_, t) = setup("luckfox_rkipc_setup_udp.txt");
     assert_eq!((t.lower, t.ssrc), (LowerTransport::Udp, Some(0x22345685)));
     assert_eq!((t.client_port, t.server_port), (Some((54060, 54061)), Some((49152, 49153))));
 }
 
 #[test]
 fn plays() {
-    let Some(r) = response("bunny_play.txt") else { return };
+    let r = response("bunny_play.txt");
     assert_eq!(session(&r), ("551045787".into(), Some(60)));
     let info = url::parse_rtp_info(r.headers.get("RTP-Info").unwrap());
     assert_eq!(info.len(), 2);
@@ -375,12 +349,12 @@ fn plays() {
     let range = url::parse_npt_range(r.headers.get("Range").unwrap()).unwrap();
     assert_eq!((range.start, range.end), (Some(0.0), Some(596.48)));
 
-    let r = response("bad_rtptime.txt").unwrap();
+    let r = response("bad_rtptime.txt");
     let info = url::parse_rtp_info(r.headers.get("RTP-Info").unwrap());
     assert_eq!(info.len(), 2);
     assert!(info.iter().all(|i| i.seq == Some(1) && i.rtptime.is_none()));
 
-    let r = response("dahua_play.txt").unwrap();
+    let r = response("dahua_play.txt");
     assert_eq!(session(&r), ("634214684047".into(), None));
     let info = url::parse_rtp_info(r.headers.get("RTP-Info").unwrap());
     let got: Vec<_> = info.iter().map(|i| (i.url.as_str(), i.seq, i.rtptime)).collect();
@@ -394,11 +368,11 @@ fn plays() {
     );
     assert_eq!(url::parse_npt_range(r.headers.get("Range").unwrap()).unwrap().start, Some(0.0));
 
-    let r = response("h264dvr_play.txt").unwrap();
+    let r = response("h264dvr_play.txt");
     assert_eq!(session(&r), ("231970".into(), None));
     assert_eq!(url::parse_npt_range(r.headers.get("Range").unwrap()).unwrap().start, None);
 
-    let r = response("hikvision_play.txt").unwrap();
+    let r = response("hikvision_play.txt");
     assert_eq!(session(&r), ("708345999".into(), None));
     let info = url::parse_rtp_info(r.headers.get("RTP-Info").unwrap());
     assert_eq!(info.len(), 1);
@@ -412,13 +386,13 @@ fn plays() {
 
 #[test]
 fn options_unauthorized_and_request() {
-    let Some(r) = response("dahua_options.txt") else { return };
+    let r = response("dahua_options.txt");
     assert_eq!(r.cseq(), Some("5"));
     let public: Vec<_> = r.headers.get("Public").unwrap().split(',').map(str::trim).collect();
     assert_eq!(public.len(), 10);
     assert!(public.contains(&"SET_PARAMETER"));
 
-    let r = response("longse_unauthorized.txt").unwrap();
+    let r = response("longse_unauthorized.txt");
     assert_eq!((r.status, r.reason.as_str(), r.cseq()), (401, "Unauthorized", Some("1")));
     let c = rtsp::auth::best_challenge(r.headers.get_all("WWW-Authenticate")).unwrap();
     let rtsp::auth::Challenge::Digest(d) = &c else { panic!("{c:?}") };
@@ -427,7 +401,7 @@ fn options_unauthorized_and_request() {
     let server = rtsp::auth::Authenticator::new("admin", "secret", "Surveillance Server");
     assert!(server.verify("DESCRIBE", &h, "98481030"));
 
-    let data = read("rtsp_request.txt").unwrap();
+    let data = read("rtsp_request.txt");
     let Decoded::Request(q) = decode_all("rtsp_request.txt", &data) else { panic!() };
     let q: Request = q;
     assert_eq!(q.method, rtsp::Method::Describe);
@@ -440,7 +414,7 @@ fn options_unauthorized_and_request() {
 /// a client reading a camera socket would see them.
 #[test]
 fn captures_as_one_stream() {
-    let Some(d) = dir() else { return };
+    let d = dir();
     let mut names: Vec<_> = std::fs::read_dir(&d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
