@@ -28,6 +28,8 @@ pub struct App {
     pub webrtc: Arc<servers::webrtc::Server>,
     /// Streams kept running without viewers (`preload:`, `/api/preload`).
     pub preloads: crate::hub::preload::Preloads,
+    /// Who may do what: every server asks it (auth.rs).
+    pub auth: crate::auth::Auth,
 }
 
 /// What source modules may use besides their URL.
@@ -110,8 +112,10 @@ impl App {
                 tracing::error!("demo stream: {e}");
             }
         }
+        let auth = crate::auth::Auth::from_config(&config);
         Arc::new(App {
             hub,
+            auth,
             config,
             config_path,
             config_write: tokio::sync::Mutex::new(()),

@@ -135,7 +135,8 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     })))
 }
 
-/// Basic auth (loopback exempt unless `local_auth`) and CORS for `origin: "*"`.
+/// `api.allow_paths`/`app.modules`, the auth module's decision (Basic credentials), and CORS for
+/// `origin: "*"`.
 async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let cfg = &app.config.api;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
@@ -150,9 +151,27 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
     if let Some(refused) = refuse_path(&app, request.uri().path()) {
         return refused;
     }
-    let local = peer.is_some_and(|p| super::is_loopback(&p)) || request.extensions().get::<ViaUnixSocket>().is_some();
-    let exempt = !cfg.local_auth && local;
-    if !cfg.username.is_empty() && !exempt && !basic_auth_ok(request.headers(), &cfg.username, &cfg.password) {
+    let origin = match peer {
+        _ if request.extensions().get::<ViaUnixSocket>().is_some() => crate::auth::Origin::LocalSocket,
+        Some(p) => crate::auth::Origin::Ip(p.ip()),
+        None => crate::auth::Origin::Unknown,
+    };
+    // In a block: the proof borrows the request, which is not held across the await below.
+    let denied = {
+        let headers = request.headers();
+        let proof = |user: &str, pass: &str| basic_auth_ok(headers, user, pass);
+        let presented = if headers.contains_key(header::AUTHORIZATION) {
+            crate::auth::Presented::Proof(&proof)
+        } else {
+            crate::auth::Presented::Nothing
+        };
+        let path = path_in_api(&cfg.base_path, request.uri().path());
+        // Media outputs and signalling read streams; everything else is the control API.
+        let action = if module_of_path(path).is_some() { crate::auth::Action::Read } else { crate::auth::Action::Api };
+        let asked = crate::auth::AuthRequest { action, path, protocol: crate::auth::Protocol::Http, origin, presented };
+        app.auth.check(&asked).is_err()
+    };
+    if denied {
         if let Some(p) = peer {
             tracing::info!(peer = %p, path = %request.uri().path(), "api: unauthorized request");
         }
@@ -165,6 +184,12 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         add_cors(response.headers_mut());
     }
     response
+}
+
+/// A request path without `api.base_path`.
+fn path_in_api<'a>(base_path: &str, full_path: &'a str) -> &'a str {
+    let base = base_path.trim_end_matches('/');
+    full_path.strip_prefix(base).filter(|p| p.starts_with('/')).unwrap_or(full_path)
 }
 
 /// The go2rtc module (`app.modules`) that serves an API path; `None` for the core API and the UI.
@@ -186,8 +211,7 @@ fn module_of_path(path: &str) -> Option<&'static str> {
 /// whose module is off, does not exist (404), as in go2rtc where such handlers are never registered.
 fn refuse_path(app: &App, full_path: &str) -> Option<Response> {
     let cfg = &app.config.api;
-    let base = cfg.base_path.trim_end_matches('/');
-    let path = full_path.strip_prefix(base).filter(|p| p.starts_with('/')).unwrap_or(full_path);
+    let path = path_in_api(&cfg.base_path, full_path);
     if let Some(module) = module_of_path(path) {
         if !app.config.app.enabled(module) {
             return Some(error(StatusCode::NOT_FOUND, format!("not found: the {module} module is off (app.modules)")));
