@@ -49,6 +49,27 @@ impl SourceContext {
     }
 }
 
+/// A running server's task (`None` when its config disables it, e.g. `listen: ""`).
+pub type ServerTask = Option<tokio::task::JoinHandle<()>>;
+
+/// One listener of a server module: the go2rtc module it belongs to (`app.modules`) and how it starts.
+/// Each reads its own config section; its HTTP routes, if any, are mounted by the API server.
+pub struct ServerModule {
+    pub module: &'static str,
+    pub start: fn(Arc<App>) -> crate::hub::BoxFuture<'static, std::io::Result<ServerTask>>,
+}
+
+/// Every server this build runs, in start order (the list `main` registers listeners from, as
+/// [`source_schemes`] is for sources).
+pub fn server_modules() -> Vec<ServerModule> {
+    vec![
+        ServerModule { module: "rtsp", start: |app| Box::pin(servers::rtsp::start(app)) },
+        ServerModule { module: "api", start: |app| Box::pin(servers::api::start(app)) },
+        ServerModule { module: "api", start: |app| Box::pin(servers::api::start_unix(app)) },
+        ServerModule { module: "webrtc", start: |app| Box::pin(servers::webrtc::start(app)) },
+    ]
+}
+
 /// The go2rtc module (`app.modules`) a source scheme belongs to.
 fn module_of_scheme(scheme: &str) -> &str {
     match scheme {
@@ -131,17 +152,11 @@ impl App {
     /// Starts the servers; returns when shutdown is requested and everything has stopped.
     pub async fn run(self: Arc<Self>) -> std::io::Result<()> {
         let mut tasks = Vec::new();
-        // `app.modules` (go2rtc's) switches whole servers off.
-        let modules = &self.config.app;
-        if modules.enabled("rtsp") {
-            tasks.push(servers::rtsp::start(self.clone()).await?);
-        }
-        if modules.enabled("api") {
-            tasks.push(servers::api::start(self.clone()).await?);
-            tasks.push(servers::api::start_unix(self.clone()).await?);
-        }
-        if modules.enabled("webrtc") {
-            tasks.push(servers::webrtc::start(self.clone()).await?);
+        for server in server_modules() {
+            // `app.modules` (go2rtc's) switches whole servers off.
+            if self.config.app.enabled(server.module) {
+                tasks.push((server.start)(self.clone()).await?);
+            }
         }
         for (name, query) in &self.config.preload {
             self.preloads.start(&self.hub, name, query);
