@@ -1,7 +1,12 @@
-//! Sans-IO pieces of an RTSP client (the `rtsp://` source): the source URL and its `#` parameters,
-//! request building with CSeq / Session / Authorization, the 401 → retry-once rule, reading a DESCRIBE
-//! reply into medias with resolved SETUP URLs, and the SETUP/keep-alive rules. No sockets and no
-//! clocks: `camrelay::sources::rtsp` does the IO.
+//! Sans-IO RTSP client (the `rtsp://` source): the source URL and its `#` parameters, request building
+//! with CSeq / Session / Authorization, the 401 → retry-once rule, reading a DESCRIBE reply into medias
+//! with resolved SETUP URLs, the SETUP/keep-alive rules, and [`RtspClient`], the whole session as a
+//! state machine (bytes and time in; bytes, deadlines and events out). No sockets and no clocks:
+//! `camrelay::sources::rtsp` moves the bytes.
+
+mod machine;
+
+pub use machine::{ClientError, ClientOptions, Datagram, ErrorKind, Event, RtspClient, Step};
 
 use crate::auth::{self, Challenge};
 use crate::message::{Method, Request, Response};

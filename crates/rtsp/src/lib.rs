@@ -1,5 +1,8 @@
 //! Sans-IO RTSP building blocks: the message codec, SDP, `Transport`, Basic/Digest auth and URL/header
-//! helpers. No sockets and no clocks here; the client and server sessions in `camrelay` drive them.
+//! helpers, and the RTSP client session as a state machine ([`client::RtspClient`]). No sockets and no
+//! clocks here: `camrelay` moves the bytes and passes the time in.
+
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod client;

@@ -1,18 +1,16 @@
 //! `rtsp://`, `rtsps://`, `rtspx://` (TLS without certificate check): the RTSP client source.
 //!
-//! `describe` dials the camera (OPTIONS, DESCRIBE, with the ONVIF backchannel `Require` unless
-//! `#backchannel=0`, falling back to a plain DESCRIBE when the camera refuses it) and keeps the
-//! connection for `run`, which SETUPs every media, PLAYs, and then one task owns the socket: it reads
-//! interleaved RTP (or UDP datagrams with `#transport=udp`) into the tracks, sends keep-alives and
-//! RTCP receiver reports, and writes two-way audio from the backchannel track to the camera. When the
-//! connection from `describe` is gone (or `run` is called again after a failure), `run` dials anew.
-//! The protocol rules (auth, Session, SETUP URLs, transports) are sans-IO in `rtsp::client`.
+//! The session itself (OPTIONS, DESCRIBE with the ONVIF backchannel `Require` unless `#backchannel=0`
+//! and the fallback to a plain DESCRIBE, auth, SETUP, PLAY, keep-alives, RTCP receiver reports, the
+//! no-data timeout, TEARDOWN, the interleaved demux) is the sans-IO [`rtsp::client::RtspClient`]. This
+//! module only moves bytes between it and the connection (TCP, TLS or a WebSocket tunnel, from
+//! `crate::dial`), runs its timer, owns the UDP sockets of `#transport=udp`, and turns its RTP into
+//! frames (and backchannel frames into RTP). `describe` keeps the described connection for `run`; when
+//! it is gone (or `run` is called again after a failure), `run` dials anew.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use media::{Direction, Frame, Media, RtpPacket};
-use rtsp::client::{self, ClientSession, Described, Outcome, SourceUrl, Tls};
-use rtsp::message::{self, Message, Method, Request, Response};
-use std::collections::VecDeque;
+use rtsp::client::{ClientError, ClientOptions, Described, Event, RtspClient, SourceUrl, Tls};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,19 +27,17 @@ use crate::secrets::mask_url;
 
 /// A connection left by `describe` older than this is not reused (cameras drop idle connections).
 const REUSE_WITHIN: Duration = Duration::from_secs(10);
-/// Bytes we buffer from the socket: one largest message (headers + body) plus one interleaved frame.
-const MAX_BUFFERED: usize = message::MAX_HEADER_BYTES + message::MAX_BODY_BYTES + 65_540;
-/// Interleaved frames kept while waiting for a response (the first RTP may arrive before PLAY's reply).
-const MAX_EARLY_FRAMES: usize = 1024;
+/// Bytes read from the connection at once.
+const READ_CHUNK: usize = 64 * 1024;
 /// UDP datagrams queued from the socket tasks to the session task.
 const UDP_QUEUE: usize = 1024;
 /// Packets the UDP reorder buffer may wait for a missing one.
 const REORDER_PACKETS: usize = 64;
-const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a TEARDOWN may take to write when stopping.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKCHANNEL_QUEUE: usize = 64;
 const BACKCHANNEL_MTU: usize = 1200;
-const CNAME: &str = "camrelay";
 
 /// `rtsp`, `rtsps` and `rtspx`, for `app::source_schemes`.
 pub fn schemes() -> Vec<(&'static str, SourceFactory)> {
@@ -64,38 +60,29 @@ pub struct RtspSource {
 /// A connection after DESCRIBE, ready for SETUP.
 struct Dialled {
     conn: Conn,
-    session: ClientSession,
+    client: RtspClient,
     described: Described,
-    /// The camera accepted `Require: www.onvif.org/ver20/backchannel`; later requests repeat it.
-    backchannel: bool,
     at: Instant,
 }
 
-/// Why a request failed: the camera answered an error status, or the connection failed.
-enum StepError {
-    Status(u16, String),
-    Io(String),
-    /// The source was stopped while waiting for the camera.
-    Stopped,
+/// The time the session machine sees.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
-impl StepError {
-    fn text(&self) -> &str {
-        match self {
-            StepError::Status(_, m) | StepError::Io(m) => m,
-            StepError::Stopped => "stopped",
-        }
+/// Sleeps until the machine's next deadline (forever when it has none).
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+        None => std::future::pending().await,
     }
 }
 
 struct Conn {
     io: Box<dyn crate::dial::Io>,
-    buf: BytesMut,
     local: SocketAddr,
     peer: SocketAddr,
-    early: VecDeque<(u8, Bytes)>,
-    /// Cancels a wait for a response (`run`'s stop token once the connection is in `run`).
-    stop: CancellationToken,
+    read_buf: Vec<u8>,
 }
 
 impl Conn {
@@ -112,14 +99,7 @@ impl Conn {
                 crate::dial::tcp(&src.host, src.port, tls, timeout).await?
             }
         };
-        Ok(Conn {
-            io,
-            buf: BytesMut::with_capacity(64 * 1024),
-            local,
-            peer,
-            early: VecDeque::new(),
-            stop: CancellationToken::new(),
-        })
+        Ok(Conn { io, local, peer, read_buf: vec![0; READ_CHUNK] })
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
@@ -130,83 +110,37 @@ impl Conn {
         }
     }
 
-    /// The next complete message already in the buffer.
-    fn next_buffered(&mut self) -> Result<Option<Message>, StepError> {
-        self.next_message().map_err(StepError::Io)
-    }
-
-    fn next_message(&mut self) -> Result<Option<Message>, String> {
-        message::decode_buf(&mut self.buf).map_err(|e| format!("bad data from camera: {e}"))
-    }
-
-    /// Reads more bytes (cancel safe). `Ok(false)`: the camera closed the connection.
-    async fn fill(&mut self) -> Result<bool, String> {
-        if self.buf.len() >= MAX_BUFFERED {
-            return Err("camera sent an oversized message".into());
+    /// Writes what the machine queued for the connection; a failure is handed to the machine.
+    async fn flush(&mut self, client: &mut RtspClient) {
+        let mut out = Vec::new();
+        while let Some(b) = client.poll_transmit() {
+            out.extend_from_slice(&b);
         }
-        self.buf.reserve(16 * 1024);
-        match self.io.read_buf(&mut self.buf).await {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(e) => Err(format!("read: {e}")),
-        }
-    }
-
-    /// Waits for the next response; interleaved frames meanwhile are kept (bounded), server requests
-    /// ignored.
-    async fn response(&mut self, timeout: Duration) -> Result<Response, StepError> {
-        let deadline = Instant::now() + timeout;
-        let stop = self.stop.clone();
-        loop {
-            match self.next_buffered()? {
-                Some(Message::Response(r)) => return Ok(r),
-                None if stop.is_cancelled() => return Err(StepError::Stopped),
-                Some(Message::Interleaved { channel, payload }) => {
-                    if self.early.len() < MAX_EARLY_FRAMES {
-                        self.early.push_back((channel, payload));
-                    }
-                }
-                Some(Message::Request(r)) => {
-                    tracing::debug!(method = r.method.as_str(), "ignoring request from camera")
-                }
-                None => {
-                    let filled = tokio::select! {
-                        r = tokio::time::timeout_at(deadline, self.fill()) => r,
-                        _ = stop.cancelled() => return Err(StepError::Stopped),
-                    };
-                    match filled {
-                        Ok(Ok(true)) => {}
-                        Ok(Ok(false)) => return Err(StepError::Io("connection closed by camera".into())),
-                        Ok(Err(e)) => return Err(StepError::Io(e)),
-                        Err(_) => return Err(StepError::Io(format!("no response within {}s", timeout.as_secs()))),
-                    }
-                }
+        if !out.is_empty() {
+            if let Err(e) = self.write(&out).await {
+                client.handle_disconnect(&e, now());
             }
         }
     }
 
-    /// Sends a request built by `session` and reads its response, answering one 401 challenge.
-    async fn request(
-        &mut self,
-        session: &mut ClientSession,
-        method: Method,
-        uri: &str,
-        extra: &[(&str, &str)],
-        timeout: Duration,
-    ) -> Result<Response, StepError> {
-        let mut retried = false;
-        loop {
-            let mut req: Request = session.request(method.clone(), uri);
-            for (k, v) in extra {
-                req.headers.insert(*k, *v);
-            }
-            self.write(&req.to_bytes()).await.map_err(StepError::Io)?;
-            let resp = self.response(timeout).await?;
-            match session.on_response(&method, &resp, retried) {
-                Outcome::Ok => return Ok(resp),
-                Outcome::RetryWithAuth => retried = true,
-                Outcome::Failed { status, message } => return Err(StepError::Status(status, message)),
-            }
+    /// Reads once into the machine (cancel safe).
+    async fn read_into(&mut self, client: &mut RtspClient) {
+        match self.io.read(&mut self.read_buf).await {
+            Ok(0) => client.handle_disconnect("connection closed by camera", now()),
+            Ok(n) => client.handle_input(&self.read_buf[..n], now()),
+            Err(e) => client.handle_disconnect(&format!("read: {e}"), now()),
+        }
+    }
+
+    /// Writes the TEARDOWN (if any) queued by `client.teardown`, briefly: we are stopping.
+    async fn teardown(&mut self, client: &mut RtspClient) {
+        client.teardown(now());
+        let mut out = Vec::new();
+        while let Some(b) = client.poll_transmit() {
+            out.extend_from_slice(&b);
+        }
+        if !out.is_empty() {
+            let _ = tokio::time::timeout(TEARDOWN_TIMEOUT, self.io.write_all(&out)).await;
         }
     }
 }
@@ -220,59 +154,52 @@ impl RtspSource {
         format!("{}: {step}: {msg}", self.masked)
     }
 
-    fn step_err(&self, step: &str, e: StepError) -> StepError {
-        match e {
-            StepError::Stopped => StepError::Stopped,
-            e => StepError::Io(self.err(step, e.text())),
-        }
+    fn client_err(&self, e: &ClientError) -> String {
+        format!("{}: {e}", self.masked)
+    }
+
+    async fn connect(&self) -> Result<Conn, SourceError> {
+        Conn::connect(&self.src).await.map_err(|e| self.err("connect", e.trim_start_matches("connect: ")))
     }
 
     /// Connects and DESCRIBEs.
     async fn dial(&self) -> Result<Dialled, SourceError> {
-        let src = &self.src;
-        let timeout = src.connect_timeout();
-        let mut conn = Conn::connect(src).await.map_err(|e| self.err("connect", e.trim_start_matches("connect: ")))?;
-        let mut session = ClientSession::new(&src.username, &src.password);
-        // OPTIONS tells us whether GET_PARAMETER works for keep-alives; a camera that refuses it still
-        // streams, but a wrong password is reported here already.
-        match conn.request(&mut session, Method::Options, &src.request_url, &[], timeout).await {
-            Ok(_) => {}
-            Err(StepError::Status(401, m)) => return Err(self.err("OPTIONS", &m)),
-            Err(StepError::Status(..)) => {}
-            Err(StepError::Io(m)) => return Err(self.err("OPTIONS", &m)),
-            Err(StepError::Stopped) => return Err(self.err("OPTIONS", "stopped")),
-        }
-        let accept = [("Accept", "application/sdp")];
-        let with_backchannel = [("Accept", "application/sdp"), ("Require", client::ONVIF_BACKCHANNEL)];
-        let mut backchannel = src.backchannel;
-        let resp = if src.backchannel {
-            match conn.request(&mut session, Method::Describe, &src.request_url, &with_backchannel, timeout).await {
-                Ok(r) => r,
-                Err(StepError::Status(401, m)) => return Err(self.err("DESCRIBE", &m)),
-                Err(e) => {
-                    tracing::debug!(error = e.text(), "camera refused the ONVIF backchannel; DESCRIBE without it");
-                    backchannel = false;
-                    if matches!(e, StepError::Io(_)) {
-                        conn = Conn::connect(src)
-                            .await
-                            .map_err(|e| self.err("connect", e.trim_start_matches("connect: ")))?;
+        let mut conn = self.connect().await?;
+        let options =
+            ClientOptions { ssrc: rand::random(), initial_sequence: rand::random(), cname: "camrelay".into() };
+        let mut client = RtspClient::new(self.src.clone(), options, now());
+        loop {
+            conn.flush(&mut client).await;
+            let mut reconnected = false;
+            while let Some(ev) = client.poll_event() {
+                match ev {
+                    Event::Described { described, backchannel } => {
+                        if !backchannel && self.src.backchannel {
+                            tracing::debug!("camera refused the ONVIF backchannel; described without it");
+                        }
+                        for w in &described.warnings {
+                            tracing::debug!(warning = %w, "SDP");
+                        }
+                        return Ok(Dialled { conn, client, described, at: Instant::now() });
                     }
-                    conn.request(&mut session, Method::Describe, &src.request_url, &accept, timeout)
-                        .await
-                        .map_err(|e| self.err("DESCRIBE", e.text()))?
+                    Event::Reconnect => {
+                        conn = self.connect().await?;
+                        client.handle_reconnected(now());
+                        reconnected = true;
+                    }
+                    Event::Error(e) => return Err(self.client_err(&e)),
+                    _ => {}
                 }
             }
-        } else {
-            conn.request(&mut session, Method::Describe, &src.request_url, &accept, timeout)
-                .await
-                .map_err(|e| self.err("DESCRIBE", e.text()))?
-        };
-        let described = client::read_describe(&src.request_url, &resp, src.kinds.as_deref(), backchannel)
-            .map_err(|e| self.err("DESCRIBE", &e.to_string()))?;
-        for w in &described.warnings {
-            tracing::debug!(warning = %w, "SDP");
+            if reconnected {
+                continue; // write the DESCRIBE first
+            }
+            let deadline = client.poll_timeout();
+            tokio::select! {
+                _ = conn.read_into(&mut client) => {}
+                _ = sleep_until(deadline) => client.handle_timeout(now()),
+            }
         }
-        Ok(Dialled { conn, session, described, backchannel, at: Instant::now() })
     }
 
     async fn run_once(&self, tracks: Vec<Arc<Track>>, stop: CancellationToken) -> Result<(), SourceError> {
@@ -281,32 +208,7 @@ impl RtspSource {
             Some(d) => d,
             None => self.dial().await?,
         };
-        let Dialled { mut conn, mut session, described, backchannel, .. } = dialled;
-        conn.stop = stop.clone();
-        match self.setup_and_play(&mut conn, &mut session, &described, backchannel, tracks, stop).await {
-            Err(StepError::Stopped) => {
-                // Stopped before PLAY was answered: end the session politely if one was opened.
-                if session.session.is_some() {
-                    let req = session.request(Method::Teardown, &described.aggregate_url);
-                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.io.write_all(&req.to_bytes())).await;
-                }
-                Ok(())
-            }
-            Err(e) => Err(e.text().to_string()),
-            Ok(()) => Ok(()),
-        }
-    }
-
-    /// SETUP, PLAY and the play loop. Errors are already prefixed with the URL and step.
-    async fn setup_and_play(
-        &self,
-        conn: &mut Conn,
-        session: &mut ClientSession,
-        described: &Described,
-        backchannel: bool,
-        tracks: Vec<Arc<Track>>,
-        stop: CancellationToken,
-    ) -> Result<(), StepError> {
+        let Dialled { mut conn, mut client, described, .. } = dialled;
         if described.medias.len() != tracks.len()
             || described
                 .medias
@@ -315,81 +217,20 @@ impl RtspSource {
                 .any(|(d, t)| d.media.kind != t.kind || d.media.codecs.first().is_none_or(|c| c.name != t.codec.name))
         {
             let now: Vec<String> = described.medias.iter().map(|d| d.media.to_string()).collect();
-            return Err(StepError::Io(self.err(
+            return Err(self.err(
                 "DESCRIBE",
                 &format!("the camera's medias changed since it was first described: {}", now.join("; ")),
-            )));
+            ));
         }
-        let timeout = self.src.connect_timeout();
-        let mut medias = Vec::with_capacity(tracks.len());
-        let mut udp_tasks = JoinSet::new();
-        let (udp_tx, udp_rx) = mpsc::channel::<(usize, bool, Bytes)>(UDP_QUEUE);
-        for (i, d) in described.medias.iter().enumerate() {
-            let sockets = if self.src.udp {
-                Some(bind_udp_pair(conn.local.ip()).await.map_err(|e| StepError::Io(self.err("SETUP", &e)))?)
-            } else {
-                None
-            };
-            let offered = client::offer_transport(i, sockets.as_ref().map(|s| s.ports));
-            let header = offered.to_string();
-            let resp = conn
-                .request(
-                    session,
-                    Method::Setup,
-                    &d.setup_url,
-                    &with_require(&[("Transport", &header)], backchannel),
-                    timeout,
-                )
-                .await
-                .map_err(|e| self.step_err("SETUP", e))?;
-            let accepted = client::accepted_transport(&offered, resp.headers.get("Transport"))
-                .map_err(|e| StepError::Io(self.err("SETUP", &e)))?;
-            let transport = match sockets {
-                None => {
-                    let (rtp, rtcp) = accepted.interleaved.unwrap_or((0, 1));
-                    MediaTransport::Interleaved { rtp, rtcp }
-                }
-                Some(s) => {
-                    let ip =
-                        accepted.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(conn.peer.ip());
-                    let (sp_rtp, sp_rtcp) = accepted.server_port.unwrap_or((0, 0));
-                    let rtp_dest = SocketAddr::new(ip, sp_rtp);
-                    let rtcp_dest = SocketAddr::new(ip, sp_rtcp);
-                    let peer_ip = conn.peer.ip();
-                    for (sock, rtcp) in [(s.rtp.clone(), false), (s.rtcp.clone(), true)] {
-                        let tx = udp_tx.clone();
-                        udp_tasks.spawn(udp_receive(sock, peer_ip, i, rtcp, tx));
-                    }
-                    MediaTransport::Udp { rtp: s.rtp, rtcp: s.rtcp, rtp_dest, rtcp_dest }
-                }
-            };
-            tracing::debug!(url = %mask_url(&d.setup_url), transport = %accepted, "SETUP");
-            medias.push(MediaState::new(&d.media, transport, self.src.udp));
+        let mut play = Play::new(&described, tracks, client.wants_udp());
+        if client.wants_udp() {
+            for _ in &described.medias {
+                let pair = bind_udp_pair(conn.local.ip()).await.map_err(|e| self.err("SETUP", &e))?;
+                play.udp.push(pair);
+            }
         }
-        drop(udp_tx);
-        // No `Range`: a live camera has nothing to seek, and GStreamer's ONVIF media fails PLAY with 503
-        // when asked to seek to npt=0.
-        let resp = conn
-            .request(session, Method::Play, &described.aggregate_url, &with_require(&[], backchannel), timeout)
-            .await
-            .map_err(|e| self.step_err("PLAY", e))?;
-        if let Some(info) = resp.headers.get("RTP-Info") {
-            // Logged only: cameras send bad rtptime values (-1) and wrong URLs here.
-            tracing::debug!(entries = rtsp::url::parse_rtp_info(info).len(), "RTP-Info");
-        }
-        tracing::info!(medias = medias.len(), udp = self.src.udp, "playing");
-        let mut play = Play {
-            conn,
-            session,
-            aggregate_url: described.aggregate_url.clone(),
-            medias,
-            tracks,
-            udp_rx,
-            _udp_tasks: udp_tasks,
-            no_data: self.src.no_data_timeout(),
-            ssrc: rand::random(),
-        };
-        play.run(stop).await.map_err(|e| StepError::Io(self.err("PLAY", &e)))
+        client.play(play.udp.iter().map(|p| p.ports).collect(), now());
+        play.run(&mut conn, &mut client, &stop).await.map_err(|e| self.client_err(&e))
     }
 }
 
@@ -427,48 +268,42 @@ impl Source for RtspSource {
     }
 }
 
-enum MediaTransport {
-    Interleaved { rtp: u8, rtcp: u8 },
-    Udp { rtp: Arc<UdpSocket>, rtcp: Arc<UdpSocket>, rtp_dest: SocketAddr, rtcp_dest: SocketAddr },
-}
-
+/// What turns the machine's RTP into frames: one per described media.
 struct MediaState {
-    transport: MediaTransport,
     direction: Direction,
     codec: media::Codec,
     depacketizer: Box<dyn rtp::depacketize::Depacketizer>,
     reorder: Option<rtp::reorder::ReorderBuffer>,
-    /// Backchannel output state.
-    out_seq: u16,
     packetizer: Option<Box<dyn rtp::packetize::Packetizer>>,
+    /// UDP: where the camera takes this media's RTP and RTCP.
+    udp_dest: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl MediaState {
-    fn new(m: &Media, transport: MediaTransport, udp: bool) -> MediaState {
+    fn new(m: &Media, udp: bool) -> MediaState {
         let codec = m.codecs.first().cloned().unwrap_or_else(|| media::Codec::new("UNKNOWN", 90000, 0, 96));
         MediaState {
-            transport,
             direction: m.direction,
             depacketizer: rtp::depacketize::depacketizer_for(&codec),
             reorder: udp.then(|| rtp::reorder::ReorderBuffer::new(REORDER_PACKETS)),
             packetizer: None,
-            out_seq: rand::random(),
+            udp_dest: None,
             codec,
         }
     }
 }
 
-struct Play<'a> {
-    conn: &'a mut Conn,
-    session: &'a mut ClientSession,
-    aggregate_url: String,
+/// SETUP, PLAY and playing: the machine's events applied to the tracks and UDP sockets.
+struct Play {
     medias: Vec<MediaState>,
+    setup_urls: Vec<String>,
     tracks: Vec<Arc<Track>>,
+    udp: Vec<UdpPair>,
+    udp_tx: Option<mpsc::Sender<(usize, bool, Bytes)>>,
     udp_rx: mpsc::Receiver<(usize, bool, Bytes)>,
     /// Aborted on drop.
-    _udp_tasks: JoinSet<()>,
-    no_data: Duration,
-    ssrc: u32,
+    udp_tasks: JoinSet<()>,
+    backchannel: Option<(usize, TrackReader)>,
 }
 
 async fn recv_backchannel(r: &mut Option<(usize, TrackReader)>) -> Option<(usize, Arc<Frame>)> {
@@ -478,88 +313,116 @@ async fn recv_backchannel(r: &mut Option<(usize, TrackReader)>) -> Option<(usize
     }
 }
 
-impl Play<'_> {
-    async fn run(&mut self, stop: CancellationToken) -> Result<(), String> {
-        let mut backchannel = self.medias.iter().position(|m| m.direction == Direction::SendOnly).and_then(|i| {
-            self.tracks.get(i).map(|t| (i, TrackReader::new(t.clone(), "rtsp-backchannel", BACKCHANNEL_QUEUE, false)))
-        });
-        let ka_every = self.session.keepalive_interval();
-        let ka_method = self.session.keepalive_method();
-        let mut keepalive = tokio::time::interval_at(Instant::now() + ka_every, ka_every);
-        let mut rtcp = tokio::time::interval_at(Instant::now() + Duration::from_secs(1), RTCP_INTERVAL);
-        let mut last_rtp = Instant::now();
-        // RTP that came with PLAY's response.
-        while let Some((ch, payload)) = self.conn.early.pop_front() {
-            if self.on_interleaved(ch, payload) {
-                last_rtp = Instant::now();
-            }
+async fn recv_udp(rx: &mut mpsc::Receiver<(usize, bool, Bytes)>, open: bool) -> Option<(usize, bool, Bytes)> {
+    if open {
+        rx.recv().await
+    } else {
+        std::future::pending().await
+    }
+}
+
+impl Play {
+    fn new(described: &Described, tracks: Vec<Arc<Track>>, udp: bool) -> Play {
+        let (udp_tx, udp_rx) = mpsc::channel(UDP_QUEUE);
+        Play {
+            medias: described.medias.iter().map(|d| MediaState::new(&d.media, udp)).collect(),
+            setup_urls: described.medias.iter().map(|d| d.setup_url.clone()).collect(),
+            tracks,
+            udp: Vec::new(),
+            udp_tx: Some(udp_tx),
+            udp_rx,
+            udp_tasks: JoinSet::new(),
+            backchannel: None,
         }
+    }
+
+    /// Until stopped (`Ok`) or the session fails.
+    async fn run(
+        &mut self,
+        conn: &mut Conn,
+        client: &mut RtspClient,
+        stop: &CancellationToken,
+    ) -> Result<(), ClientError> {
+        let mut udp_open = client.wants_udp();
         loop {
-            // Drain what is already buffered before waiting.
-            while let Some(msg) = self.conn.next_message()? {
-                match msg {
-                    Message::Interleaved { channel, payload } => {
-                        if self.on_interleaved(channel, payload) {
-                            last_rtp = Instant::now();
+            conn.flush(client).await;
+            self.send_datagrams(client).await;
+            while let Some(ev) = client.poll_event() {
+                match ev {
+                    Event::Rtp { media, packet } => self.on_rtp(media, packet),
+                    Event::Rtcp { .. } => {}
+                    Event::SetUp { media, transport } => {
+                        let url = self.setup_urls.get(media).map(|u| mask_url(u)).unwrap_or_default();
+                        tracing::debug!(url = %url, transport = %transport, "SETUP");
+                        self.on_setup(media, &transport, conn.peer.ip());
+                    }
+                    Event::Playing { rtp_info } => {
+                        if let Some(info) = rtp_info {
+                            // Logged only: cameras send bad rtptime values (-1) and wrong URLs here.
+                            tracing::debug!(entries = rtsp::url::parse_rtp_info(&info).len(), "RTP-Info");
                         }
+                        tracing::info!(medias = self.medias.len(), udp = client.wants_udp(), "playing");
+                        // Every receiver is spawned: the channel closes when they end.
+                        self.udp_tx = None;
+                        self.backchannel =
+                            self.medias.iter().position(|m| m.direction == Direction::SendOnly).and_then(|i| {
+                                self.tracks.get(i).map(|t| {
+                                    (i, TrackReader::new(t.clone(), "rtsp-backchannel", BACKCHANNEL_QUEUE, false))
+                                })
+                            });
                     }
-                    Message::Response(r) if !(200..300).contains(&r.status) => {
-                        tracing::debug!(status = r.status, "keep-alive answered with an error")
-                    }
-                    Message::Response(_) => {}
-                    Message::Request(r) => tracing::debug!(method = r.method.as_str(), "ignoring request from camera"),
+                    Event::Error(e) => return Err(e),
+                    Event::Closed => return Ok(()),
+                    Event::Described { .. } | Event::Reconnect => {}
                 }
             }
+            let deadline = client.poll_timeout();
             tokio::select! {
                 _ = stop.cancelled() => {
-                    let req = self.session.request(Method::Teardown, &self.aggregate_url);
-                    let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.io.write_all(&req.to_bytes())).await;
+                    conn.teardown(client).await;
                     return Ok(());
                 }
-                r = self.conn.fill() => {
-                    if !r? {
-                        return Err("connection closed by camera".into());
-                    }
-                }
-                Some((i, rtcp, data)) = self.udp_rx.recv() => {
-                    if !rtcp && self.on_rtp(i, data) {
-                        last_rtp = Instant::now();
-                    }
-                }
-                f = recv_backchannel(&mut backchannel) => match f {
-                    Some((i, frame)) => self.send_backchannel(i, &frame).await?,
-                    None => backchannel = None,
+                _ = conn.read_into(client) => {}
+                d = recv_udp(&mut self.udp_rx, udp_open) => match d {
+                    Some((i, rtcp, data)) => client.handle_datagram(i, rtcp, data, now()),
+                    None => udp_open = false,
                 },
-                _ = keepalive.tick() => {
-                    let req = self.session.request(ka_method.clone(), &self.aggregate_url);
-                    self.conn.write(&req.to_bytes()).await?;
-                }
-                _ = rtcp.tick() => self.send_receiver_reports().await?,
-                _ = tokio::time::sleep_until(last_rtp + self.no_data) => {
-                    return Err(format!("no data from camera for {}s", self.no_data.as_secs()));
-                }
+                f = recv_backchannel(&mut self.backchannel) => match f {
+                    Some((i, frame)) => self.send_backchannel(client, i, &frame),
+                    None => self.backchannel = None,
+                },
+                _ = sleep_until(deadline) => client.handle_timeout(now()),
             }
         }
     }
 
-    /// Returns true when an RTP packet arrived.
-    fn on_interleaved(&mut self, channel: u8, payload: Bytes) -> bool {
-        let Some(i) = self
-            .medias
-            .iter()
-            .position(|m| matches!(m.transport, MediaTransport::Interleaved { rtp, .. } if rtp == channel))
-        else {
-            return false; // RTCP or an unknown channel.
+    /// UDP: where to send, and a receiver per socket.
+    fn on_setup(&mut self, media: usize, transport: &rtsp::Transport, peer: IpAddr) {
+        let (Some(m), Some(pair), Some(tx)) = (self.medias.get_mut(media), self.udp.get(media), &self.udp_tx) else {
+            return;
         };
-        self.on_rtp(i, payload)
+        let ip = transport.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer);
+        let (sp_rtp, sp_rtcp) = transport.server_port.unwrap_or((0, 0));
+        m.udp_dest = Some((SocketAddr::new(ip, sp_rtp), SocketAddr::new(ip, sp_rtcp)));
+        for (sock, rtcp) in [(pair.rtp.clone(), false), (pair.rtcp.clone(), true)] {
+            self.udp_tasks.spawn(udp_receive(sock, peer, media, rtcp, tx.clone()));
+        }
     }
 
-    fn on_rtp(&mut self, i: usize, data: Bytes) -> bool {
-        let (Some(m), Some(track)) = (self.medias.get_mut(i), self.tracks.get(i)) else { return false };
-        if m.direction == Direction::SendOnly {
-            return false;
+    async fn send_datagrams(&mut self, client: &mut RtspClient) {
+        while let Some(d) = client.poll_datagram() {
+            let (Some(pair), Some((rtp_dest, rtcp_dest))) =
+                (self.udp.get(d.media), self.medias.get(d.media).and_then(|m| m.udp_dest))
+            else {
+                continue;
+            };
+            let (sock, dest) = if d.rtcp { (&pair.rtcp, rtcp_dest) } else { (&pair.rtp, rtp_dest) };
+            let _ = sock.send_to(&d.payload, dest).await;
         }
-        let Ok(pkt) = rtp::packet::parse_bytes(data) else { return false };
+    }
+
+    fn on_rtp(&mut self, i: usize, pkt: RtpPacket) {
+        let (Some(m), Some(track)) = (self.medias.get_mut(i), self.tracks.get(i)) else { return };
         let mut ordered = Vec::new();
         match &mut m.reorder {
             Some(r) => r.push(pkt, &mut ordered),
@@ -574,87 +437,24 @@ impl Play<'_> {
         for f in frames {
             track.push(f);
         }
-        true
-    }
-
-    async fn send_receiver_reports(&mut self) -> Result<(), String> {
-        let rr = rtp::rtcp::build_receiver_report(self.ssrc, CNAME);
-        let mut interleaved = Vec::new();
-        let mut udp = Vec::new();
-        for m in self.medias.iter().filter(|m| m.direction != Direction::SendOnly) {
-            match &m.transport {
-                MediaTransport::Interleaved { rtcp, .. } => {
-                    interleaved.extend_from_slice(&message::encode_interleaved_header(*rtcp, rr.len() as u16));
-                    interleaved.extend_from_slice(&rr);
-                }
-                MediaTransport::Udp { rtcp, rtcp_dest, .. } if rtcp_dest.port() != 0 => {
-                    udp.push((rtcp.clone(), *rtcp_dest));
-                }
-                MediaTransport::Udp { .. } => {}
-            }
-        }
-        for (sock, dest) in udp {
-            let _ = sock.send_to(&rr, dest).await;
-        }
-        if !interleaved.is_empty() {
-            self.conn.write(&interleaved).await?;
-        }
-        Ok(())
     }
 
     /// Two-way audio: a frame pushed into the backchannel track goes to the camera as RTP with the
     /// payload type the camera's SDP gave.
-    async fn send_backchannel(&mut self, i: usize, frame: &Frame) -> Result<(), String> {
-        let Some(m) = self.medias.get_mut(i) else { return Ok(()) };
-        let packets: Vec<RtpPacket> = if frame.rtp.is_empty() {
+    fn send_backchannel(&mut self, client: &mut RtspClient, i: usize, frame: &Frame) {
+        let Some(m) = self.medias.get_mut(i) else { return };
+        if frame.rtp.is_empty() {
             if m.packetizer.is_none() {
                 m.packetizer = rtp::packetize::packetizer_for(&m.codec, BACKCHANNEL_MTU);
             }
-            let Some(p) = m.packetizer.as_mut() else { return Ok(()) };
+            let Some(p) = m.packetizer.as_mut() else { return };
             let mut out = Vec::new();
             p.packetize(frame, &mut out);
-            out
+            client.send_backchannel(i, &out);
         } else {
-            frame.rtp.clone()
-        };
-        let mut out = Vec::with_capacity(packets.iter().map(|p| 16 + p.payload.len()).sum());
-        for p in &packets {
-            let mut header = [0u8; rtp::packet::HEADER_LEN];
-            rtp::packet::write_header(&mut header, p.marker, m.codec.payload_type, m.out_seq, p.timestamp, self.ssrc);
-            m.out_seq = m.out_seq.wrapping_add(1);
-            let len = header.len() + p.payload.len();
-            let Ok(len16) = u16::try_from(len) else { continue };
-            match &m.transport {
-                MediaTransport::Interleaved { rtp, .. } => {
-                    out.extend_from_slice(&message::encode_interleaved_header(*rtp, len16));
-                    out.extend_from_slice(&header);
-                    out.extend_from_slice(&p.payload);
-                }
-                MediaTransport::Udp { rtp, rtp_dest, .. } => {
-                    let mut d = Vec::with_capacity(len);
-                    d.extend_from_slice(&header);
-                    d.extend_from_slice(&p.payload);
-                    if rtp_dest.port() != 0 {
-                        let _ = rtp.send_to(&d, rtp_dest).await;
-                    }
-                }
-            }
+            client.send_backchannel(i, &frame.rtp);
         }
-        if !out.is_empty() {
-            self.conn.write(&out).await?;
-        }
-        Ok(())
     }
-}
-
-/// ONVIF: a session with a backchannel repeats the `Require` tag on SETUP and PLAY (GStreamer's ONVIF
-/// server answers PLAY with 503 otherwise).
-fn with_require<'a>(headers: &[(&'a str, &'a str)], backchannel: bool) -> Vec<(&'a str, &'a str)> {
-    let mut v = headers.to_vec();
-    if backchannel {
-        v.push(("Require", client::ONVIF_BACKCHANNEL));
-    }
-    v
 }
 
 struct UdpPair {
