@@ -177,6 +177,9 @@ pub(crate) fn apply(
     origin: &str,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
+    if super::mediamtx::is_mediamtx(root) {
+        return super::mediamtx::apply(root, config, origin);
+    }
     let mut ctx = Ctx { origin, warnings };
     let sections = match &root.node {
         Node::Null => return Ok(()),
@@ -294,6 +297,18 @@ fn apply_rtsp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
                         return Err(ctx.error(value, &path, "invalid duration: must be greater than zero"));
                     }
                     rtsp.session_timeout = timeout;
+                }
+            }
+            "max_connections" => set(&mut rtsp.max_connections, ctx.size(value, &path, 1, "a number of connections")?),
+            "max_connections_per_ip" => {
+                set(&mut rtsp.max_connections_per_ip, ctx.size(value, &path, 1, "a number of connections")?)
+            }
+            "request_timeout" => {
+                if let Some(timeout) = ctx.duration(value, &path)? {
+                    if timeout.is_zero() {
+                        return Err(ctx.error(value, &path, "invalid duration: must be greater than zero"));
+                    }
+                    rtsp.request_timeout = timeout;
                 }
             }
             name if LATER_RTSP_KEYS.contains(&name) => {}

@@ -9,6 +9,7 @@
 
 mod apply;
 mod env;
+pub mod mediamtx;
 mod patch;
 mod tree;
 mod values;
@@ -80,6 +81,7 @@ mod edit_tests {
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use mediamtx::{MediamtxConfig, PathRule};
 pub use patch::{patch_preload, patch_stream};
 pub use values::{bind_address, parse_duration, parse_size};
 
@@ -103,6 +105,35 @@ pub struct Config {
     pub preload: Vec<(String, String)>,
     pub app: AppConfig,
     pub exec: ExecConfig,
+    /// Which dialect the config came in (MediaMTX when any of its files is a `mediamtx.yml`).
+    pub dialect: Dialect,
+    /// Every MediaMTX setting, defaults filled in (for `/v3/config`), when a MediaMTX file was read.
+    pub mediamtx: Option<mediamtx::MediamtxConfig>,
+    /// Listeners of servers only a MediaMTX config sets today (`""` = off).
+    pub servers: ServerListens,
+    /// MediaMTX `paths:` entries, literal and patterns (`~regex`, `all_others`), in file order.
+    pub path_rules: Vec<mediamtx::PathRule>,
+}
+
+/// The config file format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Go2rtc,
+    Mediamtx,
+}
+
+/// Listeners MediaMTX has that go2rtc's config does not name (`""` = off).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerListens {
+    /// MediaMTX's HLS server (`/PATH/index.m3u8`), default `:8888` from a MediaMTX file.
+    pub hls_listen: String,
+    /// MediaMTX's WebRTC HTTP server (`/PATH/whep`, `/PATH/whip`), default `:8889`.
+    pub webrtc_http_listen: String,
+    pub rtmp_listen: String,
+    pub srt_listen: String,
+    pub metrics_listen: String,
+    pub playback_listen: String,
 }
 
 /// `app:` section (go2rtc's).
@@ -261,6 +292,13 @@ pub struct RtspConfig {
     /// Accept ANNOUNCE to any stream name, creating the stream.
     pub allow_any_publish: bool,
     pub session_timeout: Duration,
+    /// Most open RTSP connections (camrelay's own). Default 4096.
+    pub max_connections: usize,
+    /// Most open RTSP connections from one IP address (camrelay's own). Default 512.
+    pub max_connections_per_ip: usize,
+    /// A request (the first one from connection time) must arrive complete within this (camrelay's own,
+    /// against slowloris clients). Default 10 s.
+    pub request_timeout: Duration,
     /// Auth schemes offered and accepted when a username is set: `basic`, `digest` (default both,
     /// like MediaMTX's `authMethods`).
     pub auth_methods: Vec<String>,
@@ -318,6 +356,9 @@ impl Default for RtspConfig {
             allow_any_publish: false,
             auth_methods: vec!["basic".into(), "digest".into()],
             session_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            max_connections_per_ip: 512,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }

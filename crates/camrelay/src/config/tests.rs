@@ -80,6 +80,8 @@ fn defaults_without_any_file() {
     assert_eq!(c.rtsp.rtp_listen, ":8000");
     assert_eq!(c.rtsp.rtcp_listen, ":8001");
     assert_eq!(c.rtsp.session_timeout, Duration::from_secs(60));
+    assert_eq!((c.rtsp.max_connections, c.rtsp.max_connections_per_ip), (4096, 512));
+    assert_eq!(c.rtsp.request_timeout, Duration::from_secs(10));
     assert_eq!(c.log.level, "info");
     assert_eq!(c.hub.linger, Duration::from_secs(5));
     assert_eq!(c.hub.gop_cache_bytes, 8 * 1024 * 1024);
@@ -131,6 +133,9 @@ rtsp:
   rtcp_listen: ":9001"
   allow_any_publish: true
   session_timeout: 90s
+  max_connections: 100
+  max_connections_per_ip: 10
+  request_timeout: 5s
 log:
   level: debug
   api: trace
@@ -173,6 +178,9 @@ demo: false
             rtcp_listen: ":9001".into(),
             allow_any_publish: true,
             session_timeout: Duration::from_secs(90),
+            max_connections: 100,
+            max_connections_per_ip: 10,
+            request_timeout: Duration::from_secs(5),
             auth_methods: vec!["basic".into(), "digest".into()],
         }
     );
@@ -427,6 +435,14 @@ fn error_bad_values() {
     assert_eq!(
         err_text("rtsp:\n  session_timeout: 0s\n"),
         "config file camrelay.yaml: line 2, column 20: invalid duration: must be greater than zero (key rtsp.session_timeout)"
+    );
+    assert_eq!(
+        err_text("rtsp:\n  max_connections_per_ip: 0\n"),
+        "config file camrelay.yaml: line 2, column 27: invalid value 0: must be at least 1 (key rtsp.max_connections_per_ip)"
+    );
+    assert_eq!(
+        err_text("rtsp:\n  request_timeout: 0s\n"),
+        "config file camrelay.yaml: line 2, column 20: invalid duration: must be greater than zero (key rtsp.request_timeout)"
     );
     assert_eq!(
         err_text("hub:\n  reader_queue: 0\n"),

@@ -1,0 +1,515 @@
+//! The MediaMTX dialect: a `mediamtx.yml` read as is and mapped onto the same [`Config`] model as a
+//! `go2rtc.yaml` (DESIGN.md, "One model, two dialects").
+//!
+//! MediaMTX's own sample config (`mediamtx-1.17.0.yml`, embedded) is the table of keys: every global
+//! key and every path key it has, with its default and type. A file's keys are checked against it (an
+//! unknown or mistyped key is an error naming the key and line, as MediaMTX refuses them too), the
+//! values are merged over the defaults (kept as JSON for the `/v3/config` API) and then mapped: the
+//! listeners (MediaMTX's ports), log level, queue size, WebRTC settings, and each `paths:` entry to a
+//! stream (literal names), a path rule (`~regex`, `all_others`) or a preload (`sourceOnDemand: false`).
+//! Keys of features camrelay does not have yet are parsed and kept; they take effect when those land.
+
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::tree::{self, Item, Node};
+use super::{Config, ConfigError, Dialect};
+
+/// The embedded sample: MediaMTX's keys and defaults.
+const SAMPLE: &str = include_str!("mediamtx-1.17.0.yml");
+
+/// Defaults of the global settings and of `pathDefaults`, from [`SAMPLE`].
+struct Defaults {
+    globals: Map<String, Value>,
+    path: Map<String, Value>,
+}
+
+fn defaults() -> &'static Defaults {
+    static DEFAULTS: OnceLock<Defaults> = OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        // The sample is part of the binary and parsed by a test: it cannot fail at run time.
+        let root = tree::parse(SAMPLE, "mediamtx sample").expect("embedded MediaMTX sample parses");
+        let mut globals = Map::new();
+        let mut path = Map::new();
+        if let Node::Map(entries) = &root.node {
+            for (key, item) in entries {
+                match key.name.as_str() {
+                    "paths" => {}
+                    "pathDefaults" => {
+                        if let Node::Map(p) = &item.node {
+                            for (k, v) in p {
+                                path.insert(k.name.clone(), to_json(v));
+                            }
+                        }
+                    }
+                    name => {
+                        globals.insert(name.to_string(), to_json(item));
+                    }
+                }
+            }
+        }
+        Defaults { globals, path }
+    })
+}
+
+/// Keys that only a MediaMTX config has at its top level.
+pub(super) fn is_mediamtx(root: &Item) -> bool {
+    let Node::Map(entries) = &root.node else { return false };
+    // go2rtc's sections are lowercase; MediaMTX's globals are camelCase, beside `paths`.
+    let distinctive = entries
+        .iter()
+        .any(|(k, _)| k.name == "paths" || k.name == "pathDefaults" || k.name.chars().any(|c| c.is_ascii_uppercase()));
+    // A file of switches only (`rtsp: false`, `api: true`) is MediaMTX's when every key is one of its
+    // settings and a switch is a boolean (go2rtc's `rtsp:`/`api:` are mappings).
+    let switches_only = !entries.is_empty()
+        && entries.iter().all(|(k, _)| defaults().globals.contains_key(&k.name))
+        && entries.iter().any(|(_, v)| matches!(v.node, Node::Bool(_)));
+    distinctive || switches_only
+}
+
+/// A parsed MediaMTX config: every global and path setting, defaults filled in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediamtxConfig {
+    /// Global settings by MediaMTX name (all of them).
+    pub globals: Map<String, Value>,
+    /// `pathDefaults` (all keys).
+    pub path_defaults: Map<String, Value>,
+    /// `paths` in file order: name (`cam`, `~^cam(\d+)$`, `all_others`) and its own keys only.
+    pub paths: Vec<(String, Map<String, Value>)>,
+}
+
+impl MediamtxConfig {
+    /// A path's settings: `pathDefaults` with the path's own keys over them.
+    pub fn path_settings(&self, name: &str) -> Option<Map<String, Value>> {
+        let own = &self.paths.iter().find(|(n, _)| n == name)?.1;
+        let mut merged = self.path_defaults.clone();
+        for (k, v) in own {
+            merged.insert(k.clone(), v.clone());
+        }
+        Some(merged)
+    }
+
+    pub fn global_str(&self, key: &str) -> String {
+        value_str(self.globals.get(key))
+    }
+
+    pub fn global_bool(&self, key: &str) -> bool {
+        self.globals.get(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+}
+
+/// One `paths:` entry mapped onto the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathRule {
+    /// `~regex` (without the `~`), `all_others`, or a literal name.
+    pub name: String,
+    /// The source URL in our scheme (`publisher` = none).
+    pub source: String,
+    pub source_on_demand: bool,
+    pub max_readers: usize,
+    pub override_publisher: bool,
+}
+
+impl PathRule {
+    pub fn is_pattern(&self) -> bool {
+        self.name.starts_with('~') || self.name == "all_others" || self.name == "all"
+    }
+}
+
+fn value_str(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A located scalar or collection as JSON (numbers as numbers, durations stay strings as MediaMTX
+/// writes them).
+fn to_json(item: &Item) -> Value {
+    match &item.node {
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(*b),
+        Node::Int(i) => i64::try_from(*i).map(Value::from).unwrap_or_else(|_| Value::String(i.to_string())),
+        Node::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        Node::Str(s) => Value::String(s.clone()),
+        Node::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        Node::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.name.clone(), to_json(v))).collect()),
+    }
+}
+
+fn error(origin: &str, item: &Item, message: String) -> ConfigError {
+    ConfigError::Invalid { origin: origin.to_string(), line: item.line, column: item.column, message }
+}
+
+/// Checks `value` against the type of its default and returns it as JSON.
+fn typed(origin: &str, key: &str, value: &Item, default: &Value) -> Result<Value, ConfigError> {
+    let got = to_json(value);
+    let ok = match (default, &got) {
+        // Empty in the sample (`runOnConnect:`, `sourceFingerprint:`): a string or nothing.
+        (Value::Null, Value::String(_) | Value::Null) => true,
+        (_, Value::Null) => true,
+        (Value::Bool(_), Value::Bool(_)) => true,
+        (Value::Number(_), Value::Number(_)) => true,
+        (Value::String(_), Value::String(_) | Value::Number(_) | Value::Bool(_)) => true,
+        (Value::Array(_), Value::Array(_)) => true,
+        (Value::Object(_), Value::Object(_)) => true,
+        _ => false,
+    };
+    if !ok {
+        let expected = match default {
+            Value::Bool(_) => "a boolean (true or false)",
+            Value::Number(_) => "a number",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "a mapping",
+            _ => "a string",
+        };
+        return Err(error(
+            origin,
+            value,
+            format!("invalid type: {}, expected {expected} (key {key})", value.describe()),
+        ));
+    }
+    // Strings the sample writes as strings stay strings (`rtspEncryption: "no"`, `'4.1'`).
+    let got = match (default, got) {
+        (Value::String(_), Value::Number(n)) => Value::String(value.scalar_text().unwrap_or_else(|| n.to_string())),
+        (Value::String(_), Value::Bool(b)) => Value::String(value.scalar_text().unwrap_or_else(|| b.to_string())),
+        (Value::Array(_), Value::Null) => Value::Array(Vec::new()),
+        (_, got) => got,
+    };
+    // Durations must parse (`10s`, `1h`, `200ms`, `1d`).
+    if let (Value::String(d), Value::String(s)) = (default, &got) {
+        if parse_mediamtx_duration(d).is_some() && !s.is_empty() && parse_mediamtx_duration(s).is_none() {
+            return Err(error(
+                origin,
+                value,
+                format!("invalid duration {s:?} (key {key}; e.g. \"10s\", \"200ms\", \"1h\", \"1d\")"),
+            ));
+        }
+    }
+    Ok(got)
+}
+
+/// MediaMTX durations: Go's (`1h2m3s`, `200ms`) plus `d` for days.
+pub fn parse_mediamtx_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if let Some(days) = s.strip_suffix('d') {
+        return days.parse::<u64>().ok().map(|d| Duration::from_secs(d * 86_400));
+    }
+    if !s.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    super::values::parse_duration(s)
+}
+
+/// Merges a MediaMTX file (or inline text) into `config`, switching it to the MediaMTX dialect.
+pub(super) fn apply(root: &Item, config: &mut Config, origin: &str) -> Result<(), ConfigError> {
+    let defaults = defaults();
+    let mtx = config.mediamtx.get_or_insert_with(|| MediamtxConfig {
+        globals: defaults.globals.clone(),
+        path_defaults: defaults.path.clone(),
+        paths: Vec::new(),
+    });
+    let Node::Map(entries) = &root.node else {
+        return Err(error(origin, root, "expected a mapping of MediaMTX settings".into()));
+    };
+    for (key, item) in entries {
+        match key.name.as_str() {
+            "pathDefaults" => {
+                for (k, v) in section(origin, item, "pathDefaults")? {
+                    let default = path_default(origin, &k.name, k.line, k.column, "pathDefaults")?;
+                    let path = format!("pathDefaults.{}", k.name);
+                    mtx.path_defaults.insert(k.name.clone(), typed(origin, &path, v, default)?);
+                }
+            }
+            "paths" => {
+                for (name, settings) in section(origin, item, "paths")? {
+                    let mut own = Map::new();
+                    for (k, v) in section(origin, settings, &format!("paths.{}", name.name))? {
+                        let where_ = format!("paths.{}", name.name);
+                        let default = path_default(origin, &k.name, k.line, k.column, &where_)?;
+                        own.insert(k.name.clone(), typed(origin, &format!("{where_}.{}", k.name), v, default)?);
+                    }
+                    if let Some(pattern) = name.name.strip_prefix('~') {
+                        if let Err(e) = regex::Regex::new(pattern) {
+                            return Err(error(
+                                origin,
+                                settings,
+                                format!("invalid path regular expression {pattern:?}: {e} (key paths.{})", name.name),
+                            ));
+                        }
+                    }
+                    match mtx.paths.iter_mut().find(|(n, _)| *n == name.name) {
+                        Some(existing) => existing.1 = own,
+                        None => mtx.paths.push((name.name.clone(), own)),
+                    }
+                }
+            }
+            name => {
+                let Some(default) = defaults.globals.get(name) else {
+                    return Err(ConfigError::Invalid {
+                        origin: origin.to_string(),
+                        line: key.line,
+                        column: key.column,
+                        message: format!("unknown MediaMTX setting {name:?}"),
+                    });
+                };
+                mtx.globals.insert(name.to_string(), typed(origin, name, item, default)?);
+            }
+        }
+    }
+    config.dialect = Dialect::Mediamtx;
+    map_onto_model(config)
+}
+
+fn section<'a>(origin: &str, item: &'a Item, key: &str) -> Result<&'a [(tree::Key, Item)], ConfigError> {
+    match &item.node {
+        Node::Map(entries) => Ok(entries),
+        Node::Null => Ok(&[]),
+        _ => Err(error(origin, item, format!("invalid type: {}, expected a mapping (key {key})", item.describe()))),
+    }
+}
+
+fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &str) -> Result<&'a Value, ConfigError> {
+    defaults().path.get(key).ok_or_else(|| ConfigError::Invalid {
+        origin: origin.to_string(),
+        line,
+        column,
+        message: format!("unknown path setting {key:?} (in {where_})"),
+    })
+}
+
+/// A MediaMTX source URL in camrelay's source schemes: `whep(s)://` is our `webrtc:` WHEP client;
+/// the others (`rtsp(s)://`, `rtmp(s)://`, `http(s)://…m3u8`, `srt://`, `udp://`) keep their scheme.
+fn source_url(source: &str) -> String {
+    if let Some(rest) = source.strip_prefix("whep://") {
+        return format!("webrtc:http://{rest}");
+    }
+    if let Some(rest) = source.strip_prefix("wheps://") {
+        return format!("webrtc:https://{rest}");
+    }
+    source.to_string()
+}
+
+/// `listen` from an enable switch and an address.
+fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
+    if mtx.global_bool(enabled) {
+        mtx.global_str(address)
+    } else {
+        String::new()
+    }
+}
+
+/// Maps the merged MediaMTX settings onto the model the servers and the hub read.
+fn map_onto_model(config: &mut Config) -> Result<(), ConfigError> {
+    let Some(mtx) = config.mediamtx.clone() else { return Ok(()) };
+    config.log.level = match mtx.global_str("logLevel").as_str() {
+        "" => "info".to_string(),
+        level => level.to_string(),
+    };
+    if let Some(q) = mtx.globals.get("writeQueueSize").and_then(Value::as_u64) {
+        config.hub.reader_queue = (q as usize).max(1);
+    }
+    // Listeners: MediaMTX's switches and ports. go2rtc's API (:1984) serves only when `api: true`,
+    // on MediaMTX's apiAddress (/v3 beside go2rtc's /api).
+    config.rtsp.listen = listener(&mtx, "rtsp", "rtspAddress");
+    let transports: Vec<String> = mtx
+        .globals
+        .get("rtspTransports")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if transports.iter().any(|t| t == "udp") {
+        config.rtsp.rtp_listen = mtx.global_str("rtpAddress");
+        config.rtsp.rtcp_listen = mtx.global_str("rtcpAddress");
+    } else {
+        config.rtsp.rtp_listen = String::new();
+        config.rtsp.rtcp_listen = String::new();
+    }
+    if let Some(methods) = mtx.globals.get("rtspAuthMethods").and_then(Value::as_array) {
+        let methods: Vec<String> = methods.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect();
+        if !methods.is_empty() {
+            config.rtsp.auth_methods = methods;
+        }
+    }
+    config.api.listen = listener(&mtx, "api", "apiAddress");
+    let origins = mtx.globals.get("apiAllowOrigins").and_then(Value::as_array).cloned().unwrap_or_default();
+    config.api.origin = if origins.iter().any(|o| o == "*") { "*".to_string() } else { String::new() };
+    // WebRTC: ICE on webrtcLocalUDPAddress (and webrtcLocalTCPAddress when on the same port).
+    let udp = mtx.global_str("webrtcLocalUDPAddress");
+    let tcp = mtx.global_str("webrtcLocalTCPAddress");
+    config.webrtc.listen = if !mtx.global_bool("webrtc") {
+        String::new()
+    } else if tcp.is_empty() {
+        format!("{udp}/udp")
+    } else if udp.is_empty() {
+        format!("{tcp}/tcp")
+    } else {
+        udp.clone()
+    };
+    config.webrtc.candidates = mtx
+        .globals
+        .get("webrtcAdditionalHosts")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    config.webrtc.ice_servers = mtx
+        .globals
+        .get("webrtcICEServers2")
+        .and_then(Value::as_array)
+        .map(|servers| {
+            servers
+                .iter()
+                .filter_map(|s| {
+                    let url = s.get("url").and_then(Value::as_str)?;
+                    Some(super::IceServer {
+                        urls: vec![url.to_string()],
+                        username: value_str(s.get("username")),
+                        credential: value_str(s.get("password")),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    config.servers.hls_listen = listener(&mtx, "hls", "hlsAddress");
+    config.servers.webrtc_http_listen = listener(&mtx, "webrtc", "webrtcAddress");
+    config.servers.rtmp_listen = listener(&mtx, "rtmp", "rtmpAddress");
+    config.servers.srt_listen = listener(&mtx, "srt", "srtAddress");
+    config.servers.metrics_listen = listener(&mtx, "metrics", "metricsAddress");
+    config.servers.playback_listen = listener(&mtx, "playback", "playbackAddress");
+    // MediaMTX users publish to paths; the built-in demo would only take a name.
+    config.demo = Some(false);
+
+    // Paths: literal ones are streams; `~regex` and `all_others` are rules for names not listed.
+    config.path_rules.clear();
+    for (name, _) in &mtx.paths {
+        let settings = mtx.path_settings(name).unwrap_or_default();
+        let source = value_str(settings.get("source"));
+        let rule = PathRule {
+            name: name.clone(),
+            source: if source.is_empty() || source == "publisher" { String::new() } else { source_url(&source) },
+            source_on_demand: settings.get("sourceOnDemand").and_then(Value::as_bool).unwrap_or(false),
+            max_readers: settings.get("maxReaders").and_then(Value::as_u64).unwrap_or(0) as usize,
+            override_publisher: settings.get("overridePublisher").and_then(Value::as_bool).unwrap_or(true),
+        };
+        if rule.is_pattern() {
+            // Publishing to a name that only a rule covers creates the stream (MediaMTX's default).
+            if rule.source.is_empty() {
+                config.rtsp.allow_any_publish = true;
+            }
+        } else {
+            let sources = if rule.source.is_empty() || rule.source == "redirect" {
+                Vec::new()
+            } else {
+                vec![rule.source.clone()]
+            };
+            match config.streams.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 = sources.clone(),
+                None => config.streams.push((name.clone(), sources.clone())),
+            }
+            // Not on demand: connected at start and kept connected, as MediaMTX does.
+            config.preload.retain(|(n, _)| n != name);
+            if !sources.is_empty() && !rule.source_on_demand {
+                config.preload.push((name.clone(), String::new()));
+            }
+        }
+        config.path_rules.push(rule);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load;
+
+    fn load_text(text: &str) -> Result<crate::config::LoadedConfig, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("camrelay-mtx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("m{}.yml", rand::random::<u32>()));
+        std::fs::write(&file, text).unwrap();
+        let r = load(&[file.display().to_string()], &dir, &|_| None);
+        let _ = std::fs::remove_file(&file);
+        r
+    }
+
+    #[test]
+    fn the_sample_loads_unchanged_with_mediamtx_ports() {
+        let c = load_text(SAMPLE).unwrap().config;
+        assert_eq!(c.dialect, Dialect::Mediamtx);
+        assert_eq!(c.rtsp.listen, ":8554");
+        assert_eq!((c.rtsp.rtp_listen.as_str(), c.rtsp.rtcp_listen.as_str()), (":8000", ":8001"));
+        assert_eq!(c.api.listen, "", "api: false in the sample");
+        assert_eq!(c.servers.hls_listen, ":8888");
+        assert_eq!(c.servers.webrtc_http_listen, ":8889");
+        assert_eq!(c.webrtc.listen, ":8189/udp");
+        assert_eq!(c.servers.rtmp_listen, ":1935");
+        assert_eq!(c.servers.srt_listen, ":8890");
+        assert_eq!(c.servers.metrics_listen, "", "metrics: false in the sample");
+        assert_eq!(c.hub.reader_queue, 512);
+        assert_eq!(c.rtsp.auth_methods, vec!["basic".to_string()]);
+        assert!(c.rtsp.allow_any_publish, "all_others accepts publishers");
+        assert!(c.streams.is_empty());
+        assert_eq!(c.demo, Some(false));
+        let mtx = c.mediamtx.unwrap();
+        assert_eq!(mtx.globals["hlsSegmentCount"], 7);
+        assert_eq!(mtx.globals["readTimeout"], "10s");
+        assert_eq!(mtx.paths.len(), 1);
+        assert_eq!(mtx.path_settings("all_others").unwrap()["recordFormat"], "fmp4");
+    }
+
+    #[test]
+    fn paths_become_streams_rules_and_preloads() {
+        let c = load_text(
+            "api: true\nrtspTransports: [tcp]\nwriteQueueSize: 64\npathDefaults:\n  sourceOnDemand: true\npaths:\n  \
+             cam1:\n    source: rtsp://10.0.0.1/live\n  cam2:\n    source: rtsp://10.0.0.2/live\n    sourceOnDemand: no\n  \
+             door:\n    source: whep://10.0.0.3:8889/door/whep\n  mystream:\n  ~^proxy_(.+)$:\n    source: publisher\n",
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.api.listen, ":9997");
+        assert_eq!((c.rtsp.rtp_listen.as_str(), c.hub.reader_queue), ("", 64));
+        assert_eq!(
+            c.streams,
+            vec![
+                ("cam1".to_string(), vec!["rtsp://10.0.0.1/live".to_string()]),
+                ("cam2".to_string(), vec!["rtsp://10.0.0.2/live".to_string()]),
+                ("door".to_string(), vec!["webrtc:http://10.0.0.3:8889/door/whep".to_string()]),
+                ("mystream".to_string(), vec![]),
+            ]
+        );
+        assert_eq!(c.preload, vec![("cam2".to_string(), String::new())]);
+        assert!(c.rtsp.allow_any_publish);
+        assert!(c.path_rules.iter().any(|r| r.name == "~^proxy_(.+)$" && r.is_pattern()));
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_name_key_and_line() {
+        let e = load_text("logLevel: info\nrtspAdress: :8554\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("unknown MediaMTX setting \"rtspAdress\""), "{e}");
+        let e = load_text("paths:\n  cam:\n    sorce: rtsp://x\n").unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("unknown path setting \"sorce\" (in paths.cam)"), "{e}");
+        let e = load_text("rtsp: maybe\nlogLevel: info\n").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("expected a boolean") && e.contains("key rtsp"), "{e}");
+        let e = load_text("readTimeout: soon\n").unwrap_err().to_string();
+        assert!(e.contains("invalid duration \"soon\""), "{e}");
+        let e = load_text("paths:\n  ~^cam(\\d+$:\n    source: publisher\n").unwrap_err().to_string();
+        assert!(e.contains("invalid path regular expression"), "{e}");
+    }
+
+    #[test]
+    fn go2rtc_files_are_not_mistaken_for_mediamtx() {
+        let c = load_text("api:\n  listen: :1984\nrtsp:\n  listen: :8554\nstreams:\n  a: demo:clip\n").unwrap().config;
+        assert_eq!(c.dialect, Dialect::Go2rtc);
+        assert!(c.mediamtx.is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_mediamtx_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_mediamtx_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_mediamtx_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_mediamtx_duration("10"), None);
+    }
+}
