@@ -18,6 +18,22 @@ pub const MAX_HEADERS: usize = 64;
 /// Largest `Content-Length` accepted (SDP and GET_PARAMETER bodies are a few KiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Bounds [`decode_limited`] applies to one text message. [`decode`] uses the defaults (the `MAX_*`
+/// constants); a server uses smaller ones for a client that has not authenticated yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest header section (start line through the empty line).
+    pub header_bytes: usize,
+    /// Largest `Content-Length`.
+    pub body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { header_bytes: MAX_HEADER_BYTES, body_bytes: MAX_BODY_BYTES }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
     #[error("RTSP header section exceeds {max} bytes without an empty line ending it")]
@@ -315,10 +331,15 @@ pub fn encode_interleaved_header(channel: u8, len: u16) -> [u8; 4] {
 /// drops the first `n` bytes. Leading empty lines (keep-alive CRLFs some clients send) are skipped and
 /// counted in `n`.
 pub fn decode(buf: &[u8]) -> Result<Option<(Decoded, usize)>, MessageError> {
+    decode_limited(buf, Limits::default())
+}
+
+/// [`decode`] with other bounds on a text message's header section and body.
+pub fn decode_limited(buf: &[u8], limits: Limits) -> Result<Option<(Decoded, usize)>, MessageError> {
     let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
-    if skip > MAX_HEADER_BYTES {
+    if skip > limits.header_bytes {
         // Blank lines are not consumed until a unit follows; bound them like a header section.
-        return Err(MessageError::HeadersTooLarge { max: MAX_HEADER_BYTES });
+        return Err(MessageError::HeadersTooLarge { max: limits.header_bytes });
     }
     let rest = &buf[skip..];
     let Some(&first) = rest.first() else {
@@ -342,7 +363,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Decoded, usize)>, MessageError> {
             "expected an RTSP request/status line or '$' frame, got byte 0x{first:02x}"
         )));
     }
-    decode_text(rest).map(|o| o.map(|(d, n)| (d, n + skip)))
+    decode_text(rest, limits).map(|o| o.map(|(d, n)| (d, n + skip)))
 }
 
 /// [`decode`] on a `BytesMut`: consumes the decoded bytes and returns interleaved payloads without
@@ -379,19 +400,20 @@ fn shown(line: &[u8]) -> String {
     out
 }
 
-fn decode_text(buf: &[u8]) -> Result<Option<(Decoded, usize)>, MessageError> {
-    let too_large = || MessageError::HeadersTooLarge { max: MAX_HEADER_BYTES };
+fn decode_text(buf: &[u8], limits: Limits) -> Result<Option<(Decoded, usize)>, MessageError> {
+    let max_header = limits.header_bytes;
+    let too_large = || MessageError::HeadersTooLarge { max: max_header };
     let Some((start_line, mut pos)) = next_line(buf, 0) else {
-        return if buf.len() > MAX_HEADER_BYTES { Err(too_large()) } else { Ok(None) };
+        return if buf.len() > max_header { Err(too_large()) } else { Ok(None) };
     };
     // Validate the start line before waiting for the rest, so garbage fails fast.
     let start = parse_start_line(start_line)?;
     let mut headers = Headers::new();
     loop {
         let Some((line, next)) = next_line(buf, pos) else {
-            return if buf.len() > MAX_HEADER_BYTES { Err(too_large()) } else { Ok(None) };
+            return if buf.len() > max_header { Err(too_large()) } else { Ok(None) };
         };
-        if next > MAX_HEADER_BYTES {
+        if next > max_header {
             return Err(too_large());
         }
         pos = next;
@@ -432,10 +454,10 @@ fn decode_text(buf: &[u8]) -> Result<Option<(Decoded, usize)>, MessageError> {
         content_length = Some(len);
     }
     let len = content_length.unwrap_or(0);
-    if len > MAX_BODY_BYTES as u64 {
-        return Err(MessageError::BodyTooLarge { len, max: MAX_BODY_BYTES });
+    if len > limits.body_bytes as u64 {
+        return Err(MessageError::BodyTooLarge { len, max: limits.body_bytes });
     }
-    let len = len as usize; // ≤ MAX_BODY_BYTES, fits.
+    let len = len as usize; // ≤ limits.body_bytes, fits.
     let Some(body) = buf.get(pos..pos + len) else {
         return Ok(None);
     };
@@ -613,6 +635,23 @@ mod tests {
         assert!(matches!(decode(m), Err(MessageError::Malformed(s)) if s.contains("Content-Length")));
         let m = b"ANNOUNCE * RTSP/1.0\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
         assert!(matches!(decode(m), Err(MessageError::Malformed(_))));
+    }
+
+    #[test]
+    fn smaller_limits_apply_to_headers_and_body() {
+        let limits = Limits { header_bytes: 64, body_bytes: 8 };
+        // Within the limits: decoded as usual.
+        let ok = b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 8\r\n\r\n12345678";
+        assert!(matches!(decode_limited(ok, limits), Ok(Some((Decoded::Request(_), 64)))));
+        // The body limit is checked from the header, before any of the body has arrived.
+        let big = b"ANNOUNCE * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 9\r\n\r\n";
+        assert_eq!(decode_limited(big, limits).unwrap_err(), MessageError::BodyTooLarge { len: 9, max: 8 });
+        assert!(decode(big).unwrap().is_none(), "the default limits wait for the body");
+        // A header section over the limit, complete or not.
+        let mut long = b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Pad: ".to_vec();
+        long.resize(70, b'a');
+        assert_eq!(decode_limited(&long, limits).unwrap_err(), MessageError::HeadersTooLarge { max: 64 });
+        assert!(decode(&long).unwrap().is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! RTSP server (`rtsp:` section, default `:8554`): readers (DESCRIBE/SETUP/PLAY) and publishers
 //! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast.
 
+mod limits;
 mod session;
 pub mod udp;
 mod writer;
@@ -37,16 +38,35 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     let shutdown = app.shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         let mut sessions = tokio::task::JoinSet::new();
+        let connections = limits::Connections::default();
+        let (max_total, max_per_ip) = (app.config.rtsp.max_connections, app.config.rtsp.max_connections_per_ip);
+        // Refusals are logged at most every 10 s (a flood would flood the log too).
+        let mut refused = 0u64;
+        let mut last_warning: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((socket, peer)) => {
-                        let _ = socket.set_nodelay(true);
-                        let app = app.clone();
-                        let udp = udp.clone();
-                        sessions.spawn(async move { session::serve(app, udp, socket, peer).await });
-                    }
+                    Ok((socket, peer)) => match connections.admit(peer.ip(), max_total, max_per_ip) {
+                        Ok(slot) => {
+                            let _ = socket.set_nodelay(true);
+                            let app = app.clone();
+                            let udp = udp.clone();
+                            sessions.spawn(async move {
+                                session::serve(app, udp, socket, peer).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(why) => {
+                            drop(socket);
+                            refused += 1;
+                            if last_warning.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+                                tracing::warn!("rtsp: connection from {peer} refused: {why} ({refused} refused since the last warning)");
+                                refused = 0;
+                                last_warning = Some(std::time::Instant::now());
+                            }
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!("rtsp: accept failed: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -24,6 +24,12 @@ use crate::hub::{Delivery, Producer, PublishError, PublishGuard, PublishRequest,
 /// Datagrams queued from the UDP receive loop to one publishing session.
 const UDP_QUEUE: usize = 1024;
 
+/// Bounds on a request from a client that has not authenticated yet (when `rtsp.username` is set):
+/// enough for any real request (an ANNOUNCE's SDP is a few KiB), so that an anonymous connection holds
+/// at most 24 KiB of buffered request instead of 1 MiB.
+const LIMITS_BEFORE_AUTH: rtsp::message::Limits =
+    rtsp::message::Limits { header_bytes: 8 * 1024, body_bytes: 16 * 1024 };
+
 /// Per-track state of a publisher's incoming RTP.
 struct InTrack {
     dest: Option<Dest>,
@@ -63,6 +69,9 @@ struct Connection {
     authenticated: bool,
     user_agent: String,
     last_activity: Instant,
+    /// Since when a request (or interleaved frame) has been arriving without being complete; from the
+    /// connection's start until its first one. Closed after `rtsp.request_timeout` (slowloris).
+    incomplete_since: Option<Instant>,
     /// Publisher's UDP datagrams, when it SETUP with UDP.
     udp_rx: Option<mpsc::Receiver<Datagram>>,
     udp_tx: Option<mpsc::Sender<Datagram>>,
@@ -90,6 +99,7 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream,
         nonce: format!("{:08x}{:08x}", random_u32(), random_u32()),
         user_agent: String::new(),
         last_activity: Instant::now(),
+        incomplete_since: Some(Instant::now()),
         udp_rx: None,
         udp_tx: None,
         udp_routes: Vec::new(),
@@ -111,6 +121,8 @@ enum ConnError {
     Protocol(String),
     #[error("session timed out")]
     Timeout,
+    #[error("no complete request within {0:?} (rtsp.request_timeout)")]
+    RequestTimeout(Duration),
     #[error("client closed the connection")]
     Closed,
     #[error("server shutting down")]
@@ -123,6 +135,7 @@ impl Connection {
     async fn run(&mut self, socket: &mut OwnedReadHalf) -> Result<(), ConnError> {
         let mut rbuf = BytesMut::with_capacity(4096);
         let session_timeout = self.app.config.rtsp.session_timeout;
+        let request_timeout = self.app.config.rtsp.request_timeout;
         let shutdown = self.app.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -172,6 +185,9 @@ impl Connection {
                     if !tcp_media && self.last_activity.elapsed() > session_timeout {
                         return Err(ConnError::Timeout);
                     }
+                    if self.incomplete_since.is_some_and(|t| t.elapsed() > request_timeout) {
+                        return Err(ConnError::RequestTimeout(request_timeout));
+                    }
                 }
             }
         }
@@ -195,9 +211,18 @@ impl Connection {
 
     async fn handle_input(&mut self, rbuf: &mut BytesMut) -> Result<(), ConnError> {
         loop {
-            match rtsp::message::decode(rbuf) {
-                Ok(None) => return Ok(()),
+            let limits = if self.authenticated { rtsp::message::Limits::default() } else { LIMITS_BEFORE_AUTH };
+            match rtsp::message::decode_limited(rbuf, limits) {
+                Ok(None) => {
+                    if rbuf.is_empty() {
+                        self.incomplete_since = None;
+                    } else {
+                        self.incomplete_since.get_or_insert_with(Instant::now);
+                    }
+                    return Ok(());
+                }
                 Ok(Some((msg, used))) => {
+                    self.incomplete_since = None;
                     match msg {
                         Decoded::Request(req) => {
                             rbuf.advance(used);
