@@ -1,5 +1,5 @@
 //! The RTSP client source (`rtsp://`) against real peers: a fake camera answering with captured camera
-//! replies (`shared/camera-captures`), a GStreamer RTSP server (with auth and an ONVIF backchannel), and
+//! replies (`crates/rtsp/tests/captures`), a GStreamer RTSP server (with auth and an ONVIF backchannel), and
 //! ffmpeg as an RTSP server.
 
 mod common;
@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn capture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/camera-captures").join(name);
+    // The captures live in the repository (crates/rtsp/tests/captures, copied from shared/camera-captures).
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rtsp/tests/captures").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 

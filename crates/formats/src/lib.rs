@@ -17,6 +17,8 @@
 //! Box, packet and tag writers are our own (not `mp4-atom` / `mpeg2ts`): see the module comments of
 //! [`fmp4`] and [`ts`] for why.
 
+#![forbid(unsafe_code)]
+
 pub mod adts;
 mod bits;
 pub mod bytestream;

@@ -1,6 +1,8 @@
 //! Media model shared by every crate: codecs, medias, reader query filters and their matching, and the
 //! [`Frame`] that crosses the stream hub. No IO here.
 
+#![forbid(unsafe_code)]
+
 pub mod aac;
 pub mod codec;
 pub mod frame;

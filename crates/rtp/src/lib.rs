@@ -1,6 +1,8 @@
 //! RTP and RTCP, sans-IO: packet parsing and writing, one depacketizer (RTP → [`media::Frame`]) and one
 //! packetizer (Frame → RTP) per codec, a reorder buffer for UDP input, and RTCP sender reports.
 
+#![forbid(unsafe_code)]
+
 pub mod depacketize;
 mod error;
 pub mod packet;
