@@ -1,0 +1,157 @@
+//! WHEP signalling: `POST` the SDP offer, take the answer (SDP or go2rtc's JSON) and the session's
+//! `Location` (DELETEd when the session ends), following up to [`MAX_REDIRECTS`] redirects.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+
+use super::peer::Signal;
+use super::sdp::snippet;
+use super::target::{connect, Target};
+use super::{colon, WebrtcSource, MAX_REDIRECTS, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
+
+pub(super) struct HttpAnswer {
+    pub(super) status: hyper::StatusCode,
+    pub(super) headers: hyper::HeaderMap,
+    pub(super) body: Bytes,
+}
+
+/// Aborts a spawned task when dropped.
+pub(super) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One HTTP/1.1 request on a new connection; the body is read whole (bounded).
+pub(super) async fn http_request(
+    t: &Target,
+    method: hyper::Method,
+    sdp: Option<&str>,
+) -> Result<(HttpAnswer, SocketAddr), String> {
+    let (io, local) = connect(t).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .handshake::<_, Full<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(t.path.as_str())
+        .header(hyper::header::HOST, t.host_header())
+        .header(hyper::header::USER_AGENT, concat!("camrelay/", env!("CARGO_PKG_VERSION")));
+    if let Some(auth) = t.basic_auth() {
+        req = req.header(hyper::header::AUTHORIZATION, auth);
+    }
+    let body = match sdp {
+        Some(sdp) => {
+            req = req
+                .header(hyper::header::CONTENT_TYPE, "application/sdp")
+                .header(hyper::header::ACCEPT, "application/sdp, application/json");
+            Full::new(Bytes::copy_from_slice(sdp.as_bytes()))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    let req = req.body(body).map_err(|e| format!("request: {e}"))?;
+    let exchange = async {
+        let resp = sender.send_request(req).await.map_err(|e| format!("HTTP: {e}"))?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, MAX_SIGNAL_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        Ok::<_, String>(HttpAnswer { status: parts.status, headers: parts.headers, body })
+    };
+    match tokio::time::timeout(SIGNAL_TIMEOUT, exchange).await {
+        Ok(r) => r.map(|a| (a, local)),
+        Err(_) => Err(format!("no answer within {} s", SIGNAL_TIMEOUT.as_secs())),
+    }
+}
+
+/// The readable part of an error body: go2rtc's / camrelay's `{"error": "..."}`, or the text's first
+/// line (bounded).
+pub(crate) fn error_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return e.to_string();
+        }
+    }
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    line.chars().take(200).collect()
+}
+
+/// The SDP of a WHEP / go2rtc HTTP answer body: raw SDP, or JSON `{"type":"answer","sdp":...}`.
+pub(crate) fn answer_sdp(content_type: &str, body: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8 text".to_string())?;
+    if content_type.contains("json") || text.trim_start().starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("the answer is not valid JSON: {e}"))?;
+        return match (v.get("type").and_then(|t| t.as_str()), v.get("sdp").and_then(|s| s.as_str())) {
+            (Some("answer") | None, Some(sdp)) => Ok(sdp.to_string()),
+            _ => Err(format!("expected {{\"type\":\"answer\",\"sdp\":...}}, got {}", snippet(text))),
+        };
+    }
+    Ok(text.to_string())
+}
+
+impl WebrtcSource {
+    /// Posts the offer; returns the session (its `Location`) and the answer's SDP.
+    pub(super) async fn signal_whep(&self, offer: &str) -> Result<(Signal, String, Vec<String>), String> {
+        let mut target = self.target.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let (a, _) =
+                http_request(&target, hyper::Method::POST, Some(offer)).await.map_err(|e| self.err("WHEP offer", e))?;
+            let header = |name| a.headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+            if matches!(a.status.as_u16(), 307 | 308) {
+                if let Some(loc) = header(hyper::header::LOCATION) {
+                    target = target.resolve(loc).map_err(|e| self.err("WHEP offer", e))?;
+                    continue;
+                }
+            }
+            if !a.status.is_success() {
+                let reason = a.status.canonical_reason().unwrap_or("");
+                return Err(self
+                    .err("WHEP offer", format!("HTTP {} {reason}{}", a.status.as_u16(), colon(&error_body(&a.body)))));
+            }
+            let content_type = header(hyper::header::CONTENT_TYPE).unwrap_or("").to_ascii_lowercase();
+            let sdp = answer_sdp(&content_type, &a.body).map_err(|e| self.err("WHEP answer", e))?;
+            let location = match header(hyper::header::LOCATION) {
+                Some(loc) => Some(target.resolve(loc).map_err(|e| self.err("WHEP answer", e))?),
+                None => {
+                    if a.status == hyper::StatusCode::CREATED {
+                        tracing::debug!("WHEP answer without Location: the session cannot be deleted");
+                    }
+                    None
+                }
+            };
+            return Ok((Signal::Whep { location }, sdp, Vec::new()));
+        }
+        Err(self.err("WHEP offer", format!("more than {MAX_REDIRECTS} redirects")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_in_every_shape() {
+        assert_eq!(answer_sdp("application/sdp", b"v=0\r\n").unwrap(), "v=0\r\n");
+        assert_eq!(answer_sdp("application/json", br#"{"type":"answer","sdp":"v=0"}"#).unwrap(), "v=0");
+        assert_eq!(answer_sdp("", br#"{"sdp":"v=0"}"#).unwrap(), "v=0");
+        assert!(answer_sdp("application/json", br#"{"type":"offer","sdp":"v=0"}"#).is_err());
+        assert!(answer_sdp("application/json", b"{not json").is_err());
+        assert!(answer_sdp("application/sdp", b"\xff\xfe").is_err());
+        assert_eq!(error_body(br#"{"error":"stream not found: x"}"#), "stream not found: x");
+        assert_eq!(error_body(b"\n  404 page not found\nmore"), "404 page not found");
+        assert_eq!(error_body(&[b'a'; 1000]).len(), 200);
+    }
+}
