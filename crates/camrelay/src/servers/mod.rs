@@ -4,6 +4,7 @@ pub mod api;
 pub mod hls;
 pub mod http_stream;
 pub mod ingest;
+pub mod mediamtx_urls;
 pub mod mjpeg;
 pub mod rtsp;
 pub mod ui;

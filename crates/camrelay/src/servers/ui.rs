@@ -84,6 +84,11 @@ async fn index(OriginalUri(uri): OriginalUri) -> Response {
     asset("index.html")
 }
 
+/// An embedded file of `www/` as a response (404 when there is none).
+pub(crate) fn asset_response(path: &str) -> Response {
+    asset(path)
+}
+
 fn asset(path: &str) -> Response {
     let Some(file) = Assets::get(path) else {
         return super::api::error(StatusCode::NOT_FOUND, "not found");

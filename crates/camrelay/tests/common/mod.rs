@@ -130,6 +130,11 @@ impl Server {
         http_request(self.api.unwrap(), method, path, &[], b"")
     }
 
+    /// A request to another of the server's listeners (`addr` as its log line gives it).
+    pub fn http_at(&self, addr: &str, method: &str, path: &str) -> HttpResponse {
+        http_request(addr.parse().expect("listener address"), method, path, &[], b"")
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         unsafe_kill(self.child.id(), "TERM");
