@@ -162,7 +162,19 @@ impl WsUrl {
         Ok(WsUrl { tls, host, port, path, credentials })
     }
 
-    /// The URL without credentials, for the handshake request.
+    /// The HTTP client's view of this URL.
+    fn client(&self) -> crate::http_client::Target {
+        crate::http_client::Target {
+            tls: self.tls,
+            host: self.host.clone(),
+            port: self.port,
+            path: self.path.clone(),
+            userinfo: self.credentials.as_ref().map(|(user, pass)| format!("{user}:{pass}")),
+        }
+    }
+
+    /// The URL without credentials.
+    #[cfg(test)]
     fn request_url(&self) -> String {
         let scheme = if self.tls == Tls::None { "ws" } else { "wss" };
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
@@ -170,94 +182,38 @@ impl WsUrl {
     }
 }
 
-/// Why one handshake attempt failed.
-enum Refused {
-    /// `401` with a Digest challenge: answer it on a new connection.
-    Digest(rtsp::auth::Challenge),
-    /// The server picked no subprotocol: try again offering none.
-    NoSubprotocol,
-    Other(String),
-}
-
 /// RTSP over WebSocket: opens the tunnel at `url` and returns a byte stream that carries RTSP (and
 /// interleaved RTP) in binary messages, both ways. Credentials in the URL go as Basic, or as Digest
-/// when the server challenges for it (Axis cameras do).
+/// when the server challenges for it (Axis cameras do): [`crate::http_client::websocket`].
 pub async fn websocket_tunnel(url: &str, timeout: Duration) -> Result<Dialled, String> {
-    let target = WsUrl::parse(url)?;
-    let mut digest: Option<rtsp::auth::Challenge> = None;
-    let mut offer_protocols = true;
-    for _ in 0..3 {
-        let dialled = tcp(&target.host, target.port, target.tls, timeout).await?;
-        let (local, peer) = (dialled.local, dialled.peer);
-        match handshake(&target, dialled.io, digest.as_ref(), offer_protocols, timeout).await {
-            Ok(ws) => return Ok(Dialled { io: Box::new(pump(ws)), local, peer }),
-            Err(Refused::Digest(c)) if digest.is_none() => digest = Some(c),
-            Err(Refused::NoSubprotocol) if offer_protocols => offer_protocols = false,
-            Err(Refused::Digest(_)) => return Err("WebSocket tunnel: HTTP 401 Unauthorized".into()),
-            Err(Refused::NoSubprotocol) => return Err("WebSocket tunnel: no subprotocol".into()),
-            Err(Refused::Other(e)) => return Err(e),
+    use crate::http_client::{websocket, WsError, WsOptions};
+    let target = WsUrl::parse(url)?.client();
+    let mut opts = WsOptions {
+        protocols: Some(TUNNEL_PROTOCOLS),
+        max_message: MAX_TUNNEL_MESSAGE,
+        connect_timeout: timeout,
+        timeout,
+    };
+    loop {
+        match websocket(&target, &opts).await {
+            Ok(d) => return Ok(Dialled { io: Box::new(pump(d.ws)), local: d.local, peer: d.peer }),
+            // The server picked no subprotocol: try again offering none.
+            Err(WsError::NoSubprotocol) if opts.protocols.is_some() => opts.protocols = None,
+            Err(WsError::NoSubprotocol) => return Err("WebSocket tunnel: no subprotocol".into()),
+            Err(WsError::Http { status, reason, .. }) => {
+                return Err(format!("WebSocket tunnel: HTTP {status} {reason}"))
+            }
+            Err(WsError::Other(e)) => {
+                return Err(match e.strip_prefix("WebSocket: ") {
+                    Some(rest) => format!("WebSocket tunnel: {rest}"),
+                    None => e,
+                })
+            }
         }
     }
-    Err("WebSocket tunnel: handshake refused".into())
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
-
-async fn handshake(
-    target: &WsUrl,
-    io: Box<dyn Io>,
-    digest: Option<&rtsp::auth::Challenge>,
-    offer_protocols: bool,
-    timeout: Duration,
-) -> Result<Ws, Refused> {
-    use tungstenite::client::IntoClientRequest;
-    let mut req = target.request_url().into_client_request().map_err(|e| Refused::Other(format!("WebSocket: {e}")))?;
-    let headers = req.headers_mut();
-    if offer_protocols {
-        headers.insert("Sec-WebSocket-Protocol", hyper::header::HeaderValue::from_static(TUNNEL_PROTOCOLS));
-    }
-    if let Some((user, pass)) = &target.credentials {
-        let value = match digest {
-            Some(c) => {
-                let cnonce = format!("{:016x}", rand::random::<u64>());
-                rtsp::auth::authorization_with_cnonce("GET", &target.path, user, pass, c, 1, &cnonce)
-            }
-            None => rtsp::auth::authorization(
-                "GET",
-                &target.path,
-                user,
-                pass,
-                &rtsp::auth::Challenge::Basic { realm: String::new() },
-                1,
-            ),
-        };
-        if let Ok(v) = value.parse() {
-            headers.insert(hyper::header::AUTHORIZATION, v);
-        }
-    }
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_TUNNEL_MESSAGE))
-        .max_frame_size(Some(MAX_TUNNEL_MESSAGE));
-    match tokio::time::timeout(timeout, tokio_tungstenite::client_async_with_config(req, io, Some(config))).await {
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(tungstenite::Error::Http(resp))) => {
-            if resp.status().as_u16() == 401 && digest.is_none() && target.credentials.is_some() {
-                let values = resp.headers().get_all(hyper::header::WWW_AUTHENTICATE);
-                let values = values.iter().filter_map(|v| v.to_str().ok());
-                if let Some(c @ rtsp::auth::Challenge::Digest(_)) = rtsp::auth::best_challenge(values) {
-                    return Err(Refused::Digest(c));
-                }
-            }
-            let reason = resp.status().canonical_reason().unwrap_or("");
-            Err(Refused::Other(format!("WebSocket tunnel: HTTP {} {reason}", resp.status().as_u16())))
-        }
-        Ok(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(
-            tungstenite::error::SubProtocolError::NoSubProtocol,
-        )))) => Err(Refused::NoSubprotocol),
-        Ok(Err(e)) => Err(Refused::Other(format!("WebSocket tunnel: {e}"))),
-        Err(_) => Err(Refused::Other(format!("WebSocket tunnel: no handshake within {} s", timeout.as_secs()))),
-    }
-}
+type Ws = crate::http_client::WebSocket;
 
 /// Turns the WebSocket into a byte stream: a task copies binary (and text) messages into one end of a
 /// bounded in-memory pipe and the bytes written to it into binary messages. It ends when either side

@@ -18,11 +18,12 @@
 //! track is known ([`probe`]: bounded in bytes and time), and hands the open connection and the
 //! frames read so far to `run` (as `exec:` does with its child).
 
-use crate::dial::Io;
+use crate::dial::{Io, Tls};
+use crate::http_client::{self, Conn};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use media::{Direction, Frame, Kind, Media};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,7 @@ const MAX_EXTRA_HEADERS: usize = 32;
 const MTU: usize = 1400;
 const VIDEO_CLOCK: u32 = 90_000;
 
-// ------------------------------------------------------------------------------------ HTTP client
+// ------------------------------------------------------------------------------------------- URL
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scheme {
@@ -94,12 +95,27 @@ impl Target {
         Ok(Target { scheme, host, port, path, userinfo })
     }
 
-    fn tls(&self) -> bool {
-        matches!(self.scheme, Scheme::Https | Scheme::Httpx)
+    fn tls(&self) -> Tls {
+        match self.scheme {
+            Scheme::Https => Tls::Verify,
+            Scheme::Httpx => Tls::NoVerify,
+            Scheme::Http | Scheme::Tcp => Tls::None,
+        }
+    }
+
+    /// The HTTP client's view of an http(s)/httpx target.
+    fn client(&self) -> http_client::Target {
+        http_client::Target {
+            tls: self.tls(),
+            host: self.host.clone(),
+            port: self.port,
+            path: self.path.clone(),
+            userinfo: self.userinfo.clone(),
+        }
     }
 
     pub(crate) fn host_header(&self) -> String {
-        crate::dial::host_header(&self.host, self.port, if self.tls() { 443 } else { 80 })
+        crate::dial::host_header(&self.host, self.port, if self.tls() == Tls::None { 80 } else { 443 })
     }
 
     pub(crate) fn origin(&self) -> String {
@@ -112,27 +128,19 @@ impl Target {
         format!("{scheme}://{}", self.host_header())
     }
 
-    /// The target of a redirect (`Location`), relative or absolute. Credentials follow only to the
-    /// same host.
+    /// The target of a redirect (`Location`), relative or absolute ([`http_client::Target::redirect`]:
+    /// credentials follow only to the same host and port).
     pub(crate) fn redirect(&self, location: &str) -> Result<Target, String> {
-        let mut next = if location.contains("://") {
-            let mut t = Target::parse(location)?;
-            if t.scheme == Scheme::Tcp {
-                return Err("redirect to tcp://".into());
-            }
-            if t.scheme == Scheme::Https && self.scheme == Scheme::Httpx {
-                t.scheme = Scheme::Httpx;
-            }
-            t
-        } else if let Some(rest) = location.strip_prefix("//") {
-            Target::parse(&format!("{}://{rest}", if self.tls() { "https" } else { "http" }))?
-        } else {
-            Target { path: crate::dial::resolve_path(&self.path, location), ..self.clone() }
-        };
-        if next.userinfo.is_none() && next.host == self.host && next.port == self.port {
-            next.userinfo = self.userinfo.clone();
+        if self.scheme == Scheme::Tcp {
+            return Err("tcp:// has no redirects".into());
         }
-        Ok(next)
+        let next = self.client().redirect(location)?;
+        let scheme = match next.tls {
+            Tls::None => Scheme::Http,
+            Tls::Verify => Scheme::Https,
+            Tls::NoVerify => Scheme::Httpx,
+        };
+        Ok(Target { scheme, host: next.host, port: next.port, path: next.path, userinfo: next.userinfo })
     }
 }
 
@@ -163,164 +171,44 @@ pub(crate) fn split_url(url: &str) -> Result<(&str, Params), String> {
     Ok((base, params))
 }
 
+/// Timeouts and redirects of the source's requests.
+const OPTIONS: http_client::Options = http_client::Options {
+    connect_timeout: CONNECT_TIMEOUT,
+    response_timeout: READ_TIMEOUT,
+    max_redirects: MAX_REDIRECTS,
+};
+
 async fn connect(t: &Target) -> Result<Box<dyn Io>, String> {
-    let tls = match t.scheme {
-        Scheme::Https => crate::dial::Tls::Verify,
-        Scheme::Httpx => crate::dial::Tls::NoVerify,
-        Scheme::Http | Scheme::Tcp => crate::dial::Tls::None,
-    };
-    Ok(crate::dial::tcp(&t.host, t.port, tls, CONNECT_TIMEOUT).await?.io)
+    Ok(crate::dial::tcp(&t.host, t.port, t.tls(), CONNECT_TIMEOUT).await?.io)
 }
 
-/// An HTTP/1.1 connection: hyper's request sender and its connection task (aborted on drop).
-struct HttpConn {
-    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    task: tokio::task::JoinHandle<()>,
-    target: Target,
-    /// The server's Digest challenge once it asked for one, and the requests made with its nonce.
-    digest: Option<Box<(rtsp::auth::Challenge, u32)>>,
-}
-
-impl Drop for HttpConn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl HttpConn {
-    async fn open(target: &Target) -> Result<HttpConn, String> {
-        let io = connect(target).await?;
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .max_buf_size(64 * 1024)
-            // `Authorization`, not `authorization`: as Go's client (go2rtc) writes them; some cameras care.
-            .title_case_headers(true)
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
-        let task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(HttpConn { sender, task, target: target.clone(), digest: None })
-    }
-
-    /// Sends a GET for the connection's target and waits for the response head.
-    async fn get(&mut self, headers: &[(String, String)]) -> Result<hyper::Response<Incoming>, String> {
-        let t = &self.target;
-        let mut req = hyper::Request::get(t.path.as_str())
-            .header(hyper::header::HOST, t.host_header())
-            .header(hyper::header::USER_AGENT, concat!("camrelay/", env!("CARGO_PKG_VERSION")));
-        if let (Some(userinfo), Some(digest)) = (&t.userinfo, self.digest.as_mut()) {
-            let (challenge, nc) = &mut **digest;
-            *nc += 1;
-            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let cnonce = format!("{:016x}", rand::random::<u64>());
-            let value = rtsp::auth::authorization_with_cnonce("GET", &t.path, user, pass, challenge, *nc, &cnonce);
-            req = req.header(hyper::header::AUTHORIZATION, value);
-        } else if let Some(userinfo) = &t.userinfo {
-            // Basic up front, as go2rtc; a server that wants Digest says so in its 401.
-            use base64::Engine;
-            let token = base64::engine::general_purpose::STANDARD.encode(userinfo);
-            req = req.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
-        }
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let req = req.body(Empty::new()).map_err(|e| format!("request: {e}"))?;
-        tokio::time::timeout(READ_TIMEOUT, async {
-            self.sender.ready().await.map_err(|e| format!("HTTP: {e}"))?;
-            self.sender.send_request(req).await.map_err(|e| format!("HTTP: {e}"))
-        })
-        .await
-        .map_err(|_| format!("no response within {} s", READ_TIMEOUT.as_secs()))?
-    }
-
-    /// False once the server closed the connection.
-    fn reusable(&self) -> bool {
-        !self.sender.is_closed()
-    }
-}
-
-/// GETs `target` following up to [`MAX_REDIRECTS`] redirects, answering one Digest challenge (a
-/// camera's `401` with `WWW-Authenticate: Digest`) when the URL has credentials; a non-2xx answer is
-/// an error.
+/// GETs `target` (following redirects, answering a Digest challenge: [`http_client::request`]); a
+/// non-2xx answer is an error.
 async fn http_get(
     target: &Target,
     headers: &[(String, String)],
     known_digest: Option<rtsp::auth::Challenge>,
-) -> Result<(HttpConn, hyper::Response<Incoming>), String> {
-    let origin = target.origin();
-    let mut target = target.clone();
-    // A challenge seen before (snapshot polling) is answered up front: no Basic, no extra round trip.
-    let mut digest = known_digest.map(|c| Box::new((c, 0)));
-    let mut challenges = 0;
-    for _ in 0..=MAX_REDIRECTS + 2 {
-        let mut conn = HttpConn::open(&target).await?;
-        conn.digest = digest.take();
-        // Credentials in `#header=`s go to the URL's own host only, as URL credentials do.
-        let hop_headers: Vec<(String, String)> = if target.origin() == origin {
-            headers.to_vec()
-        } else {
-            headers.iter().filter(|(name, _)| !crate::secrets::is_secret_header(name)).cloned().collect()
-        };
-        let resp = conn.get(&hop_headers).await?;
-        let status = resp.status();
-        // A first challenge, or a new nonce for a stale one: answered once each.
-        if status == hyper::StatusCode::UNAUTHORIZED && target.userinfo.is_some() && challenges < 2 {
-            let values = resp.headers().get_all(hyper::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
-            if let Some(challenge @ rtsp::auth::Challenge::Digest(_)) = rtsp::auth::best_challenge(values) {
-                let stale = matches!(&challenge, rtsp::auth::Challenge::Digest(d) if d.stale);
-                if conn.digest.is_none() || stale {
-                    challenges += 1;
-                    // A fresh connection: the 401's body need not be read first.
-                    digest = Some(Box::new((challenge, 0)));
-                    continue;
-                }
-            }
-        }
-        if status.is_redirection() {
-            if let Some(loc) = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()) {
-                tracing::debug!(from = %mask_url(&target.origin()), to = %mask_url(loc), "redirect");
-                target = target.redirect(loc)?;
-                continue;
-            }
-        }
-        if !status.is_success() {
-            return Err(format!("HTTP {status}"));
-        }
-        return Ok((conn, resp));
+) -> Result<(Conn, hyper::Response<Incoming>), String> {
+    let (conn, resp) =
+        http_client::request(&target.client(), Method::GET, headers, Bytes::new(), &OPTIONS, known_digest).await?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
     }
-    Err(format!("more than {MAX_REDIRECTS} redirects"))
+    Ok((conn, resp))
 }
 
 fn content_type(resp: &hyper::Response<Incoming>) -> String {
     resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
-/// Reads a whole (small) body, bounded.
+/// Reads a whole snapshot image, bounded.
 async fn read_body(body: &mut Incoming, limit: usize) -> Result<Bytes, String> {
-    let mut out = Vec::new();
-    loop {
-        let frame = tokio::time::timeout(READ_TIMEOUT, body.frame())
-            .await
-            .map_err(|_| format!("no data for {} s", READ_TIMEOUT.as_secs()))?;
-        match frame {
-            None => return Ok(Bytes::from(out)),
-            Some(Err(e)) => return Err(format!("reading body: {e}")),
-            Some(Ok(f)) => {
-                if let Ok(data) = f.into_data() {
-                    if out.len() + data.len() > limit {
-                        return Err(format!("image larger than {} MiB", limit >> 20));
-                    }
-                    out.extend_from_slice(&data);
-                }
-            }
-        }
-    }
+    http_client::read_body(body, limit, READ_TIMEOUT).await
 }
 
 /// A source's open byte stream.
 enum Body {
-    Http { body: Incoming, _conn: HttpConn },
+    Http { body: Incoming, _conn: Conn },
     Tcp { stream: Box<dyn Io>, buf: Box<[u8]> },
 }
 
@@ -394,7 +282,7 @@ enum Mode {
     /// A JPEG snapshot URL: the first image, and the connection if it can be reused.
     Snapshot {
         first: Bytes,
-        conn: Option<HttpConn>,
+        conn: Option<Conn>,
     },
 }
 
@@ -503,7 +391,7 @@ impl HttpSource {
     async fn poll_snapshots(
         &self,
         first: Bytes,
-        mut conn: Option<HttpConn>,
+        mut conn: Option<Conn>,
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> Result<(), String> {
@@ -534,9 +422,9 @@ impl HttpSource {
             let fetch = async {
                 // Reuse the kept-alive connection; a camera that closed it gets a fresh one, which
                 // answers the Digest challenge already seen (if any) up front.
-                let known = conn.as_ref().and_then(|c| c.digest.as_ref().map(|d| d.0.clone())).or(digest.clone());
+                let known = conn.as_ref().and_then(|c| c.digest().cloned()).or(digest.clone());
                 let reused = match conn.take().filter(|c| c.reusable()) {
-                    Some(mut c) => match c.get(&self.params.headers).await {
+                    Some(mut c) => match c.send(&Method::GET, &self.params.headers, Bytes::new(), &OPTIONS).await {
                         Ok(resp) if resp.status().is_success() => Some((c, resp)),
                         _ => None,
                     },
@@ -546,7 +434,7 @@ impl HttpSource {
                     Some(r) => r,
                     None => http_get(&self.target, &self.params.headers, known).await?,
                 };
-                let seen = c.digest.as_ref().map(|d| d.0.clone());
+                let seen = c.digest().cloned();
                 let keep_alive = !resp
                     .headers()
                     .get(hyper::header::CONNECTION)

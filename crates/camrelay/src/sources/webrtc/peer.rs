@@ -43,8 +43,8 @@ impl Signal {
         match self {
             Signal::Whep { location: Some(loc) } => {
                 match tokio::time::timeout(CLOSE_TIMEOUT, http_request(&loc, hyper::Method::DELETE, None)).await {
-                    Ok(Ok((a, _))) if a.status.is_success() => tracing::debug!("WHEP session deleted"),
-                    Ok(Ok((a, _))) => tracing::debug!(status = a.status.as_u16(), "WHEP DELETE refused"),
+                    Ok(Ok(a)) if a.status.is_success() => tracing::debug!("WHEP session deleted"),
+                    Ok(Ok(a)) => tracing::debug!(status = a.status.as_u16(), "WHEP DELETE refused"),
                     Ok(Err(e)) => tracing::debug!("WHEP DELETE: {e}"),
                     Err(_) => tracing::debug!("WHEP DELETE: timed out"),
                 }

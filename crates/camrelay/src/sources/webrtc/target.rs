@@ -1,10 +1,8 @@
 //! The signalling URL of a `webrtc:` source (`http(s)://` for WHEP, `ws(s)://` for go2rtc's
-//! WebSocket API) and the TCP/TLS connection to it.
+//! WebSocket API), as the HTTP client (`crate::http_client`) sees it.
 
-use std::net::SocketAddr;
-
-use super::CONNECT_TIMEOUT;
-use crate::dial::Io;
+use crate::dial::Tls;
+use crate::http_client;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scheme {
@@ -67,34 +65,35 @@ impl Target {
     }
 
     pub(crate) fn basic_auth(&self) -> Option<String> {
-        use base64::Engine;
-        self.userinfo.as_ref().map(|u| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u)))
+        self.client().authorization("GET", None)
     }
 
-    /// A `Location` (absolute, absolute-path or relative) against this URL. Credentials follow only
-    /// to the same host and port.
-    pub(crate) fn resolve(&self, location: &str) -> Result<Target, String> {
-        let mut next = if location.contains("://") {
-            let t = Target::parse(location)?;
-            if t.websocket() {
-                return Err(format!("Location {location:?} is not http(s)"));
-            }
-            t
-        } else {
-            Target { path: crate::dial::resolve_path(&self.path, location), ..self.clone() }
-        };
-        if next.userinfo.is_none() && next.host == self.host && next.port == self.port {
-            next.userinfo = self.userinfo.clone();
+    /// The HTTP client's view of this URL.
+    pub(super) fn client(&self) -> http_client::Target {
+        http_client::Target {
+            tls: if self.tls() { Tls::Verify } else { Tls::None },
+            host: self.host.clone(),
+            port: self.port,
+            path: self.path.clone(),
+            userinfo: self.userinfo.clone(),
         }
-        Ok(next)
     }
-}
 
-/// A TCP (TLS for https/wss) connection to the signalling server, with the local address it uses.
-pub(super) async fn connect(t: &Target) -> Result<(Box<dyn Io>, SocketAddr), String> {
-    let tls = if t.tls() { crate::dial::Tls::Verify } else { crate::dial::Tls::None };
-    let d = crate::dial::tcp(&t.host, t.port, tls, CONNECT_TIMEOUT).await?;
-    Ok((d.io, d.local))
+    /// An http(s) URL the HTTP client went to (after redirects).
+    pub(super) fn from_client(t: &http_client::Target) -> Target {
+        let scheme = if t.tls == Tls::None { Scheme::Http } else { Scheme::Https };
+        Target { scheme, host: t.host.clone(), port: t.port, path: t.path.clone(), userinfo: t.userinfo.clone() }
+    }
+
+    /// A `Location` (absolute, absolute-path or relative) against this URL
+    /// ([`http_client::Target::redirect`]: credentials follow only to the same host and port).
+    pub(crate) fn resolve(&self, location: &str) -> Result<Target, String> {
+        let next = self.client().redirect(location)?;
+        if next.tls == Tls::NoVerify {
+            return Err(format!("Location {location:?} is not http(s)"));
+        }
+        Ok(Target::from_client(&next))
+    }
 }
 
 #[cfg(test)]

@@ -1,76 +1,54 @@
 //! WHEP signalling: `POST` the SDP offer, take the answer (SDP or go2rtc's JSON) and the session's
-//! `Location` (DELETEd when the session ends), following up to [`MAX_REDIRECTS`] redirects.
+//! `Location` (DELETEd when the session ends), following up to [`MAX_REDIRECTS`] redirects (`307`/`308`),
+//! with the one HTTP client (`crate::http_client`: Basic or Digest auth, bounded answers).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 
 use super::peer::Signal;
 use super::sdp::snippet;
-use super::target::{connect, Target};
-use super::{colon, WebrtcSource, MAX_REDIRECTS, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
+use super::target::Target;
+use super::{colon, WebrtcSource, CONNECT_TIMEOUT, MAX_REDIRECTS, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
+use crate::http_client;
 
 pub(super) struct HttpAnswer {
     pub(super) status: hyper::StatusCode,
     pub(super) headers: hyper::HeaderMap,
     pub(super) body: Bytes,
+    /// Where the answer came from (after redirects): `Location`s resolve against it.
+    pub(super) target: Target,
 }
 
-/// Aborts a spawned task when dropped.
-pub(super) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Timeouts and redirects of WHEP requests.
+const OPTIONS: http_client::Options = http_client::Options {
+    connect_timeout: CONNECT_TIMEOUT,
+    response_timeout: SIGNAL_TIMEOUT,
+    max_redirects: MAX_REDIRECTS,
+};
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// One HTTP/1.1 request on a new connection; the body is read whole (bounded).
-pub(super) async fn http_request(
-    t: &Target,
-    method: hyper::Method,
-    sdp: Option<&str>,
-) -> Result<(HttpAnswer, SocketAddr), String> {
-    let (io, local) = connect(t).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(64 * 1024)
-        .handshake::<_, Full<Bytes>>(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let _conn = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(t.path.as_str())
-        .header(hyper::header::HOST, t.host_header())
-        .header(hyper::header::USER_AGENT, concat!("camrelay/", env!("CARGO_PKG_VERSION")));
-    if let Some(auth) = t.basic_auth() {
-        req = req.header(hyper::header::AUTHORIZATION, auth);
-    }
-    let body = match sdp {
-        Some(sdp) => {
-            req = req
-                .header(hyper::header::CONTENT_TYPE, "application/sdp")
-                .header(hyper::header::ACCEPT, "application/sdp, application/json");
-            Full::new(Bytes::copy_from_slice(sdp.as_bytes()))
-        }
-        None => Full::new(Bytes::new()),
+/// One WHEP request (the offer, or the DELETE of the session) with the HTTP client; the body is read
+/// whole (bounded).
+pub(super) async fn http_request(t: &Target, method: hyper::Method, sdp: Option<&str>) -> Result<HttpAnswer, String> {
+    let (headers, body) = match sdp {
+        Some(sdp) => (
+            vec![
+                ("Content-Type".to_string(), "application/sdp".to_string()),
+                ("Accept".to_string(), "application/sdp, application/json".to_string()),
+            ],
+            Bytes::copy_from_slice(sdp.as_bytes()),
+        ),
+        None => (Vec::new(), Bytes::new()),
     };
-    let req = req.body(body).map_err(|e| format!("request: {e}"))?;
     let exchange = async {
-        let resp = sender.send_request(req).await.map_err(|e| format!("HTTP: {e}"))?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, MAX_SIGNAL_BYTES)
-            .collect()
+        let (conn, resp) = http_client::request(&t.client(), method, &headers, body, &OPTIONS, None).await?;
+        let (parts, mut body) = resp.into_parts();
+        let body = http_client::read_body(&mut body, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT)
             .await
-            .map_err(|e| format!("reading the answer: {e}"))?
-            .to_bytes();
-        Ok::<_, String>(HttpAnswer { status: parts.status, headers: parts.headers, body })
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        let target = Target::from_client(conn.target());
+        Ok::<_, String>(HttpAnswer { status: parts.status, headers: parts.headers, body, target })
     };
     match tokio::time::timeout(SIGNAL_TIMEOUT, exchange).await {
-        Ok(r) => r.map(|a| (a, local)),
+        Ok(r) => r,
         Err(_) => Err(format!("no answer within {} s", SIGNAL_TIMEOUT.as_secs())),
     }
 }
@@ -105,36 +83,29 @@ pub(crate) fn answer_sdp(content_type: &str, body: &[u8]) -> Result<String, Stri
 impl WebrtcSource {
     /// Posts the offer; returns the session (its `Location`) and the answer's SDP.
     pub(super) async fn signal_whep(&self, offer: &str) -> Result<(Signal, String, Vec<String>), String> {
-        let mut target = self.target.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let (a, _) =
-                http_request(&target, hyper::Method::POST, Some(offer)).await.map_err(|e| self.err("WHEP offer", e))?;
-            let header = |name| a.headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
-            if matches!(a.status.as_u16(), 307 | 308) {
-                if let Some(loc) = header(hyper::header::LOCATION) {
-                    target = target.resolve(loc).map_err(|e| self.err("WHEP offer", e))?;
-                    continue;
-                }
-            }
-            if !a.status.is_success() {
-                let reason = a.status.canonical_reason().unwrap_or("");
-                return Err(self
-                    .err("WHEP offer", format!("HTTP {} {reason}{}", a.status.as_u16(), colon(&error_body(&a.body)))));
-            }
-            let content_type = header(hyper::header::CONTENT_TYPE).unwrap_or("").to_ascii_lowercase();
-            let sdp = answer_sdp(&content_type, &a.body).map_err(|e| self.err("WHEP answer", e))?;
-            let location = match header(hyper::header::LOCATION) {
-                Some(loc) => Some(target.resolve(loc).map_err(|e| self.err("WHEP answer", e))?),
-                None => {
-                    if a.status == hyper::StatusCode::CREATED {
-                        tracing::debug!("WHEP answer without Location: the session cannot be deleted");
-                    }
-                    None
-                }
-            };
-            return Ok((Signal::Whep { location }, sdp, Vec::new()));
+        // Redirects (307/308) are followed by the HTTP client.
+        let a = http_request(&self.target, hyper::Method::POST, Some(offer))
+            .await
+            .map_err(|e| self.err("WHEP offer", e))?;
+        let header = |name| a.headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+        if !a.status.is_success() {
+            let reason = a.status.canonical_reason().unwrap_or("");
+            return Err(
+                self.err("WHEP offer", format!("HTTP {} {reason}{}", a.status.as_u16(), colon(&error_body(&a.body))))
+            );
         }
-        Err(self.err("WHEP offer", format!("more than {MAX_REDIRECTS} redirects")))
+        let content_type = header(hyper::header::CONTENT_TYPE).unwrap_or("").to_ascii_lowercase();
+        let sdp = answer_sdp(&content_type, &a.body).map_err(|e| self.err("WHEP answer", e))?;
+        let location = match header(hyper::header::LOCATION) {
+            Some(loc) => Some(a.target.resolve(loc).map_err(|e| self.err("WHEP answer", e))?),
+            None => {
+                if a.status == hyper::StatusCode::CREATED {
+                    tracing::debug!("WHEP answer without Location: the session cannot be deleted");
+                }
+                None
+            }
+        };
+        Ok((Signal::Whep { location }, sdp, Vec::new()))
     }
 }
 

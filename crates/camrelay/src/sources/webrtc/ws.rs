@@ -7,36 +7,30 @@ use str0m::Candidate;
 use tokio_tungstenite::tungstenite;
 
 use super::peer::Signal;
-use super::target::{connect, Target};
+use super::target::Target;
 use super::whep::error_body;
-use super::{colon, WebrtcSource, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
-use crate::dial::Io;
+use super::{colon, WebrtcSource, CONNECT_TIMEOUT, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
+use crate::http_client;
 
-pub(super) type WsStream = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+pub(super) type WsStream = http_client::WebSocket;
 
+/// Opens the signalling WebSocket ([`http_client::websocket`]: Basic or Digest auth, bounded
+/// messages); returns it with the local address it uses.
 pub(super) async fn ws_connect(t: &Target) -> Result<(WsStream, SocketAddr), String> {
-    use tungstenite::client::IntoClientRequest;
-    let (io, local) = connect(t).await?;
-    let mut req = t.url().into_client_request().map_err(|e| format!("WebSocket: {e}"))?;
-    if let Some(auth) = t.basic_auth().and_then(|a| a.parse().ok()) {
-        req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
-    }
-    if let Ok(ua) = concat!("camrelay/", env!("CARGO_PKG_VERSION")).parse() {
-        req.headers_mut().insert(hyper::header::USER_AGENT, ua);
-    }
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_SIGNAL_BYTES))
-        .max_frame_size(Some(MAX_SIGNAL_BYTES));
-    match tokio::time::timeout(SIGNAL_TIMEOUT, tokio_tungstenite::client_async_with_config(req, io, Some(config))).await
-    {
-        Ok(Ok((ws, _))) => Ok((ws, local)),
-        Ok(Err(tungstenite::Error::Http(resp))) => {
-            let body = resp.body().as_deref().map(error_body).unwrap_or_default();
-            let reason = resp.status().canonical_reason().unwrap_or("");
-            Err(format!("WebSocket: HTTP {} {reason}{}", resp.status().as_u16(), colon(&body)))
+    let opts = http_client::WsOptions {
+        protocols: None,
+        max_message: MAX_SIGNAL_BYTES,
+        connect_timeout: CONNECT_TIMEOUT,
+        timeout: SIGNAL_TIMEOUT,
+    };
+    match http_client::websocket(&t.client(), &opts).await {
+        Ok(d) => Ok((d.ws, d.local)),
+        Err(http_client::WsError::Http { status, reason, body }) => {
+            let body = body.as_deref().map(error_body).unwrap_or_default();
+            Err(format!("WebSocket: HTTP {status} {reason}{}", colon(&body)))
         }
-        Ok(Err(e)) => Err(format!("WebSocket: {e}")),
-        Err(_) => Err(format!("WebSocket: no handshake within {} s", SIGNAL_TIMEOUT.as_secs())),
+        Err(http_client::WsError::NoSubprotocol) => Err("WebSocket: no subprotocol".into()),
+        Err(http_client::WsError::Other(e)) => Err(e),
     }
 }
 
