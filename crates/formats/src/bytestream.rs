@@ -105,7 +105,7 @@ pub struct StreamDemuxer {
 
 /// Events waiting in a [`StreamDemuxer`] beyond this are dropped (oldest first): the caller drains
 /// after every push, so this only bounds a misbehaving caller.
-const MAX_EVENTS: usize = 4096;
+pub const MAX_EVENTS: usize = 4096;
 const HEAD_LEN: usize = 16;
 
 impl StreamDemuxer {

@@ -26,6 +26,8 @@ mod error;
 pub mod flac;
 pub mod flv;
 pub mod fmp4;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hls;
 pub mod mjpeg;
 pub mod mux;
