@@ -6,7 +6,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use media::{Direction, Frame, Kind, Media, MediaFilter};
-use rtsp::message::{Decoded, Request};
+use rtsp::message::{Decoded, Method, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,13 +84,20 @@ fn random_u32() -> u32 {
     rand::random()
 }
 
+/// The realm of our RTSP challenges.
+const REALM: &str = "camrelay";
+
 pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream, peer: SocketAddr) {
     let span = tracing::info_span!("rtsp", peer = %peer);
     let (mut socket, write_half) = socket.into_split();
     let mut conn = Connection {
         writer: Arc::new(Writer::new(write_half)),
-        authenticated: app.config.rtsp.username.is_empty()
-            || (!app.config.rtsp.local_auth && crate::servers::is_loopback(&peer)),
+        // Clients that need no credentials (no RTSP user, or a local client) are in from the start.
+        authenticated: !app.auth.needs_credentials(
+            crate::auth::Protocol::Rtsp,
+            crate::auth::Action::Read,
+            crate::auth::Origin::Ip(peer.ip()),
+        ),
         app,
         udp,
         peer,
@@ -266,7 +273,6 @@ impl Connection {
 
     /// Handles one request and returns the bytes of its response.
     async fn handle_request(&mut self, req: &Request) -> Vec<u8> {
-        use rtsp::message::Method;
         let Some(cseq) = req.cseq().map(str::to_string) else {
             tracing::info!(peer = %self.peer, method = ?req.method, "rtsp: request without CSeq");
             return response_bytes(400, "Bad Request", None, &[], b"missing CSeq header\n");
@@ -313,8 +319,9 @@ impl Connection {
         response_bytes(reply.status, reply.reason, Some(&cseq), &headers, &reply.body)
     }
 
+    /// The challenges of a 401 (they name only the realm and our nonce).
     fn authenticator(&self) -> rtsp::auth::Authenticator {
-        rtsp::auth::Authenticator::new(&self.app.config.rtsp.username, &self.app.config.rtsp.password, "camrelay")
+        rtsp::auth::Authenticator::new("", "", REALM)
     }
 
     fn check_auth(&mut self, req: &Request) -> bool {
@@ -325,8 +332,23 @@ impl Connection {
         if !self.auth_method_allowed(value) {
             return false;
         }
+        // The auth module decides; the proof checks a candidate user and password against the Basic
+        // header or recomputes the Digest response with them.
+        let (method, nonce) = (req.method.as_str(), &self.nonce);
+        let proof = |user: &str, pass: &str| rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
+        let action = match req.method {
+            Method::Announce | Method::Record => crate::auth::Action::Publish,
+            _ => crate::auth::Action::Read,
+        };
+        let asked = crate::auth::AuthRequest {
+            action,
+            path: &req.uri,
+            protocol: crate::auth::Protocol::Rtsp,
+            origin: crate::auth::Origin::Ip(self.peer.ip()),
+            presented: crate::auth::Presented::Proof(&proof),
+        };
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
-        self.authenticated = self.authenticator().verify(req.method.as_str(), value, &self.nonce);
+        self.authenticated = self.app.auth.check(&asked).is_ok();
         self.authenticated
     }
 
