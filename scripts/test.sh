@@ -35,8 +35,9 @@ fi
 # aiortc: the WebRTC client/publisher of the WHEP/WHIP tests (crates/camrelay/tests/webrtc.rs).
 python3 -c 'import aiortc' 2>/dev/null || python3 -m pip install --quiet aiortc==1.16.0
 
-# Home Assistant's go2rtc client (PyPI `go2rtc-client`, Python 3.12) for tests/home_assistant.rs, in
-# its own virtualenv: the machine's python3 is older. pyenv's 3.12 when there is no python3.12.
+# Home Assistant's go2rtc client (PyPI `go2rtc-client`, Python 3.12) for tests/home_assistant.rs, and
+# the OpenAPI validator `openapi-core` for tests/v3_api.rs, in one virtualenv: the machine's python3
+# is older. pyenv's 3.12 when there is no python3.12.
 ha_venv=target/ha-venv
 ha_requirements=crates/camrelay/tests/fixtures/ha-requirements.txt
 if ! cmp -s "$ha_requirements" "$ha_venv/requirements.txt" 2>/dev/null; then

@@ -80,6 +80,13 @@ pub struct MediamtxConfig {
 }
 
 impl MediamtxConfig {
+    /// MediaMTX's defaults (the embedded sample's globals and `pathDefaults`), no paths: what the
+    /// `/v3` API shows for a go2rtc config.
+    pub fn defaults() -> MediamtxConfig {
+        let d = defaults();
+        MediamtxConfig { globals: d.globals.clone(), path_defaults: d.path.clone(), paths: Vec::new() }
+    }
+
     /// A path's settings: `pathDefaults` with the path's own keys over them.
     pub fn path_settings(&self, name: &str) -> Option<Map<String, Value>> {
         let own = &self.paths.iter().find(|(n, _)| n == name)?.1;
@@ -282,7 +289,7 @@ fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &st
 
 /// A MediaMTX source URL in camrelay's source schemes: `whep(s)://` is our `webrtc:` WHEP client;
 /// the others (`rtsp(s)://`, `rtmp(s)://`, `http(s)://…m3u8`, `srt://`, `udp://`) keep their scheme.
-fn source_url(source: &str) -> String {
+pub fn source_url(source: &str) -> String {
     if let Some(rest) = source.strip_prefix("whep://") {
         return format!("webrtc:http://{rest}");
     }

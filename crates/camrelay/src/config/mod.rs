@@ -82,7 +82,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use mediamtx::{MediamtxConfig, PathRule};
-pub use patch::{patch_preload, patch_stream};
+pub use patch::{patch_global, patch_path, patch_path_default, patch_preload, patch_stream};
 pub use values::{bind_address, parse_duration, parse_size};
 
 /// The whole program configuration, with defaults filled in.

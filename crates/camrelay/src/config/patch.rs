@@ -8,6 +8,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use serde_json::{Map, Value};
+
 use super::tree::{self, Node};
 
 /// Serializes read-modify-write cycles of this process (concurrent API calls).
@@ -32,20 +34,110 @@ pub fn patch_preload(path: &Path, name: &str, query: Option<&str>) -> io::Result
     patch_file(path, "preload", name, values.as_deref())
 }
 
-fn patch_file(path: &Path, section: &str, name: &str, sources: Option<&[String]>) -> io::Result<()> {
-    // A poisoned lock only means another edit panicked; the file itself is always whole.
+/// Sets `paths.<name>` of a MediaMTX file to `settings` (the path's own keys, written as a block
+/// mapping, values as YAML scalars or JSON flow collections), or removes the entry when `settings` is
+/// `None`; otherwise like [`patch_stream`].
+pub fn patch_path(path: &Path, name: &str, settings: Option<&Map<String, Value>>) -> io::Result<()> {
+    patch_entry(path, "paths", name, settings.map(EntryValue::Settings))
+}
+
+/// Sets `pathDefaults.<key>` of a MediaMTX file to `value` (kept, with its comments, like every
+/// other line).
+pub fn patch_path_default(path: &Path, key: &str, value: &Value) -> io::Result<()> {
+    patch_entry(path, "pathDefaults", key, Some(EntryValue::Scalar(value)))
+}
+
+/// Sets the top-level MediaMTX setting `key` (`logLevel: debug`), appending it when absent.
+pub fn patch_global(path: &Path, key: &str, value: &Value) -> io::Result<()> {
     let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let target = match fs::symlink_metadata(path) {
+    let target = resolve_symlink(path);
+    let text = fs::read_to_string(&target)?;
+    let patched = patch_top_level_text(&text, key, value);
+    if patched == text {
+        return Ok(());
+    }
+    write_atomic(&target, &patched)
+}
+
+/// The value of one entry of a section.
+#[derive(Clone, Copy)]
+pub(crate) enum EntryValue<'a> {
+    /// A go2rtc stream's sources (one: a scalar; several: a block list).
+    Sources(&'a [String]),
+    /// A MediaMTX path's own settings: a block mapping.
+    Settings(&'a Map<String, Value>),
+    /// One value (`pathDefaults.<key>`).
+    Scalar(&'a Value),
+}
+
+/// A JSON value as YAML on one line: strings quoted when needed, collections in flow style (JSON is
+/// YAML), null as nothing.
+pub(crate) fn yaml_value(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => quote(s),
+        Value::Bool(_) | Value::Number(_) => v.to_string(),
+        Value::Array(_) | Value::Object(_) => v.to_string(),
+    }
+}
+
+/// Replaces the top-level `key:` (with the lines of its block value) or appends it.
+fn patch_top_level_text(text: &str, key: &str, value: &Value) -> String {
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut text = text.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push_str(nl);
+    }
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let rendered = match yaml_value(value) {
+        v if v.is_empty() => format!("{}:{nl}", quote(key)),
+        v => format!("{}: {v}{nl}", quote(key)),
+    };
+    let Some(start) = lines.iter().position(|l| indent(l) == 0 && parse_key(l).is_some_and(|(k, _)| k == key)) else {
+        lines.push(rendered);
+        return lines.concat();
+    };
+    let comment =
+        parse_key(&lines[start]).map(|(_, after)| split_value_comment(after).1.to_string()).unwrap_or_default();
+    let rendered = if comment.is_empty() { rendered } else { format!("{}{comment}{nl}", strip_newline(&rendered)) };
+    // The block value: more-indented (or `- `) lines up to the next top-level key; trailing
+    // comments and blank lines stay.
+    let mut last = start;
+    for (i, line) in lines.iter().enumerate().skip(start + 1) {
+        if is_blank_or_comment(line) {
+            continue;
+        }
+        if indent(line) == 0 && !is_seq_item(line) {
+            break;
+        }
+        last = i;
+    }
+    lines.splice(start..=last, [rendered]);
+    lines.concat()
+}
+
+fn resolve_symlink(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         _ => path.to_path_buf(),
-    };
+    }
+}
+
+fn patch_file(path: &Path, section: &str, name: &str, sources: Option<&[String]>) -> io::Result<()> {
+    patch_entry(path, section, name, sources.map(EntryValue::Sources))
+}
+
+fn patch_entry(path: &Path, section: &str, name: &str, value: Option<EntryValue<'_>>) -> io::Result<()> {
+    // A poisoned lock only means another edit panicked; the file itself is always whole.
+    let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let target = resolve_symlink(path);
     let text = match fs::read_to_string(&target) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && sources.is_none() => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && value.is_none() => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let patched = patch_section_text(&text, section, name, sources).map_err(|msg| {
+    let patched = patch_section_entry(&text, section, name, value).map_err(|msg| {
         io::Error::new(io::ErrorKind::InvalidData, format!("cannot edit {}: {msg}", target.display()))
     })?;
     if patched == text {
@@ -286,7 +378,7 @@ pub(crate) fn quote(s: &str) -> String {
 /// The lines of one stream entry. `comment` is kept after the key (or after a single value).
 fn render_entry(
     name: &str,
-    sources: &[String],
+    value: EntryValue<'_>,
     entry_indent: usize,
     item_offset: usize,
     comment: &str,
@@ -294,6 +386,28 @@ fn render_entry(
 ) -> Vec<String> {
     let pad = " ".repeat(entry_indent);
     let key = quote(name);
+    let sources = match value {
+        EntryValue::Sources(sources) => sources,
+        EntryValue::Scalar(v) => {
+            return match yaml_value(v) {
+                v if v.is_empty() => vec![format!("{pad}{key}:{comment}{nl}")],
+                v => vec![format!("{pad}{key}: {v}{comment}{nl}")],
+            };
+        }
+        EntryValue::Settings(settings) if settings.is_empty() => return vec![format!("{pad}{key}:{comment}{nl}")],
+        EntryValue::Settings(settings) => {
+            // A mapping's keys cannot sit at the key's own indentation, as a list's items may.
+            let child_pad = " ".repeat(entry_indent + item_offset.max(2));
+            let mut lines = vec![format!("{pad}{key}:{comment}{nl}")];
+            for (k, v) in settings {
+                lines.push(match yaml_value(v) {
+                    v if v.is_empty() => format!("{child_pad}{}:{nl}", quote(k)),
+                    v => format!("{child_pad}{}: {v}{nl}", quote(k)),
+                });
+            }
+            return lines;
+        }
+    };
     match sources {
         [] => vec![format!("{pad}{key}:{comment}{nl}")],
         [one] => vec![format!("{pad}{key}: {}{comment}{nl}", quote(one))],
@@ -343,11 +457,21 @@ pub(crate) fn patch_text(text: &str, name: &str, sources: Option<&[String]>) -> 
 }
 
 /// The patch of one entry of the top-level mapping `section`.
+#[cfg(test)]
 pub(crate) fn patch_section_text(
     text: &str,
     section: &str,
     name: &str,
     sources: Option<&[String]>,
+) -> Result<String, String> {
+    patch_section_entry(text, section, name, sources.map(EntryValue::Sources))
+}
+
+fn patch_section_entry(
+    text: &str,
+    section: &str,
+    name: &str,
+    sources: Option<EntryValue<'_>>,
 ) -> Result<String, String> {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut text = text.to_string();
@@ -383,7 +507,7 @@ pub(crate) fn patch_section_text(
         };
         let mut block = vec![format!("{section}:{comment}{nl}")];
         for (name, sources) in &converted {
-            block.extend(render_entry(name, sources, 2, 2, "", nl));
+            block.extend(render_entry(name, EntryValue::Sources(sources), 2, 2, "", nl));
         }
         lines.splice(h..=h, block);
     }
@@ -443,4 +567,41 @@ pub(crate) fn patch_section_text(
         }
     }
     Ok(lines.concat())
+}
+
+#[cfg(test)]
+mod mediamtx_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_are_written_as_mappings_and_globals_in_place() {
+        let text = "# mine\nlogLevel: info # keep\npaths:\n  cam:\n    source: publisher\n";
+        let mut settings = Map::new();
+        settings.insert("source".into(), json!("rtsp://a:b@h/x"));
+        settings.insert("sourceOnDemand".into(), json!(true));
+        settings.insert("rtspUDPSourcePortRange".into(), json!([10000, 65535]));
+        let added = patch_section_entry(text, "paths", "door", Some(EntryValue::Settings(&settings))).unwrap();
+        assert_eq!(
+            added,
+            "# mine\nlogLevel: info # keep\npaths:\n  cam:\n    source: publisher\n  door:\n    \
+             rtspUDPSourcePortRange: [10000,65535]\n    source: rtsp://a:b@h/x\n    sourceOnDemand: true\n"
+        );
+        let removed = patch_section_entry(&added, "paths", "cam", None).unwrap();
+        assert!(!removed.contains("cam:") && removed.contains("  door:\n"), "{removed}");
+        let global = patch_top_level_text(&removed, "logLevel", &json!("debug"));
+        assert!(global.starts_with("# mine\nlogLevel: debug # keep\npaths:\n"), "{global}");
+        let appended = patch_top_level_text("paths:\n", "readTimeout", &json!("12s"));
+        assert_eq!(appended, "paths:\nreadTimeout: '12s'\n");
+        let list =
+            patch_top_level_text("rtspTransports:\n- udp\n- tcp\nrtsp: yes\n", "rtspTransports", &json!(["tcp"]));
+        assert_eq!(list, "rtspTransports: [\"tcp\"]\nrtsp: yes\n");
+        let defaults = patch_section_entry(
+            "pathDefaults:\n  record: no\n",
+            "pathDefaults",
+            "record",
+            Some(EntryValue::Scalar(&json!(true))),
+        );
+        assert_eq!(defaults.unwrap(), "pathDefaults:\n  record: true\n");
+    }
 }

@@ -136,6 +136,20 @@ impl Stream {
         self.readers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Ends reader `id` (MediaMTX's `/v3/.../kick`): its subscriptions are dropped, so its queue ends
+    /// and its session closes as when the source stops. False when it does not read this stream.
+    pub fn kick_reader(&self, id: u64) -> bool {
+        if !self.readers().iter().any(|r| r.id == id) {
+            return false;
+        }
+        for p in self.producers() {
+            for t in p.tracks() {
+                t.unsubscribe(id);
+            }
+        }
+        true
+    }
+
     pub(crate) fn forget_reader(&self, id: u64) {
         let now_empty = {
             let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());

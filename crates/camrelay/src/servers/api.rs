@@ -67,6 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(super::ingest::routes())
         .merge(super::webrtc::routes())
         .merge(super::ws::routes(hls_sessions, mjpeg_state))
+        .merge(super::v3::routes())
         .merge(if app.config.api.static_dir.is_empty() {
             super::ui::routes()
         } else {
@@ -363,7 +364,7 @@ async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Res
 }
 
 /// Sources a client may not create over the API (they run programs) unless `api.allow_exec` is set.
-fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), ApiError> {
+pub(crate) fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), ApiError> {
     if app.config.api.allow_exec {
         return Ok(());
     }

@@ -8,6 +8,7 @@ pub mod mediamtx_urls;
 pub mod mjpeg;
 pub mod rtsp;
 pub mod ui;
+pub mod v3;
 pub mod webrtc;
 pub mod ws;
 

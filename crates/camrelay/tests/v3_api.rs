@@ -1,0 +1,114 @@
+//! MediaMTX's control API (`/v3`) against its OpenAPI file: camrelay runs a MediaMTX config and a go2rtc
+//! config, ffmpeg publishes one stream and reads it, and `tests/fixtures/v3_validate.py` calls every
+//! operation of `docs/openapi-v3.yaml` and validates each response with `openapi-core` (a real
+//! validator, not hand-written asserts), kicks the RTSP reader, and edits a path.
+//!
+//! Needs the Python 3.12 virtualenv `target/ha-venv` that `scripts/test.sh` makes
+//! (`tests/fixtures/ha-requirements.txt` has `openapi-core`), or `CAMRELAY_HA_PYTHON` naming a Python
+//! that has it.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: ./scripts/test.sh makes it (python3.12 -m venv target/ha-venv; \
+         target/ha-venv/bin/pip install -r crates/camrelay/tests/fixtures/ha-requirements.txt)",
+        venv.display()
+    );
+    venv
+}
+
+/// Publishes `cam`, starts an RTSP reader of it, and runs the validator; returns its output.
+fn validate(server: &Server, mediamtx: bool) -> String {
+    let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", true);
+    let ready = wait_until(Duration::from_secs(15), || {
+        let r = server.http("GET", "/v3/paths/get/cam");
+        r.status == 200 && r.json()["ready"] == true
+    });
+    assert!(ready, "cam never became ready:\n{}", server.log());
+    let _reader = rtsp_reader_for(&server.rtsp_url("cam"), 30);
+    let reading = wait_until(Duration::from_secs(15), || {
+        let r = server.http("GET", "/v3/rtspsessions/list");
+        r.json()["items"].as_array().is_some_and(|items| items.iter().any(|s| s["state"] == "read"))
+    });
+    assert!(reading, "no RTSP reader session:\n{}", server.log());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(python());
+    cmd.arg(root.join("tests/fixtures/v3_validate.py"))
+        .arg("--api")
+        .arg(server.api_url(""))
+        .arg("--spec")
+        .arg(root.join("../../docs/openapi-v3.yaml"))
+        .arg("--published")
+        .arg("cam")
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning");
+    if mediamtx {
+        cmd.arg("--mediamtx");
+    }
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "v3_validate.py failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let summary = stdout.lines().find(|l| l.starts_with("v3 summary:")).unwrap_or("");
+    assert!(summary.ends_with(" 0 invalid, 0 operations uncovered"), "{summary}");
+    assert!(stdout.contains("kicked readers: 1"), "{stdout}");
+    stdout
+}
+
+#[test]
+fn v3_api_matches_openapi_with_a_mediamtx_config() {
+    let server = Server::start(
+        "api: yes\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
+         hls: no\nwebrtc: no\nrtmp: no\nsrt: no\n\
+         # the camera\npaths:\n  cam:\n    source: publisher\n  ~^other(\\d+)$:\n",
+    );
+    validate(&server, true);
+    // Edits went to the file, comments kept; the scratch path is gone again.
+    let file = std::fs::read_to_string(server.dir.join("camrelay.yaml")).unwrap();
+    assert!(file.contains("# the camera") && file.contains("  cam:\n    source: publisher"), "{file}");
+    assert!(file.contains("readTimeout: '12s'") && file.contains("pathDefaults:\n  maxReaders: 3"), "{file}");
+    assert!(!file.contains("v3-scratch"), "{file}");
+    let paths = server.http("GET", "/v3/config/paths/list").json();
+    let names: Vec<&str> = paths["items"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, vec!["cam", "~^other(\\d+)$"]);
+    // A path added through the API is a MediaMTX `paths:` entry, and the stream runs at once.
+    let body = br#"{"source":"rtsp://admin:pw@192.0.2.9/live","sourceOnDemand":true,"maxReaders":2}"#;
+    let r = http_request(server.api.unwrap(), "POST", "/v3/config/paths/add/door", &[], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let file = std::fs::read_to_string(server.dir.join("camrelay.yaml")).unwrap();
+    assert!(
+        file.contains(
+            "  door:\n    maxReaders: 2\n    source: rtsp://admin:pw@192.0.2.9/live\n    sourceOnDemand: true\n"
+        ),
+        "{file}"
+    );
+    let door = server.http("GET", "/v3/config/paths/get/door").json();
+    assert_eq!(door["source"], "rtsp://admin:***@192.0.2.9/live");
+    assert_eq!(server.http("GET", "/api/streams?src=door").status, 200);
+}
+
+#[test]
+fn v3_api_matches_openapi_with_a_go2rtc_config() {
+    let server = Server::start("streams:\n  cam:\n");
+    validate(&server, false);
+    let file = std::fs::read_to_string(server.dir.join("camrelay.yaml")).unwrap();
+    assert!(!file.contains("v3-scratch") && !file.contains("pathDefaults"), "{file}");
+    // go2rtc's streams are MediaMTX paths with MediaMTX's defaults.
+    let cam = server.http("GET", "/v3/config/paths/get/cam").json();
+    assert_eq!((cam["source"].as_str(), cam["recordFormat"].as_str()), (Some("publisher"), Some("fmp4")));
+}
