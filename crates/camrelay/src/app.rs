@@ -8,11 +8,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::hub::{Hub, HubSettings, PrivatePublishers, SourceFactory};
 use crate::{servers, sources};
+use arc_swap::ArcSwap;
 
 /// State every server shares.
 pub struct App {
     pub hub: Arc<Hub>,
-    pub config: Config,
+    /// The running config; a reload swaps it whole (see [`App::config`]).
+    config: Arc<ArcSwap<Config>>,
     /// The file that API edits (PUT/DELETE /api/streams) persist into.
     pub config_path: PathBuf,
     /// Serialises edits of the config file.
@@ -28,20 +30,27 @@ pub struct App {
     pub webrtc: Arc<servers::webrtc::Server>,
     /// Streams kept running without viewers (`preload:`, `/api/preload`).
     pub preloads: crate::hub::preload::Preloads,
-    /// Who may do what: every server asks it (auth.rs).
-    pub auth: crate::auth::Auth,
+    /// Who may do what: every server asks it (auth.rs); rebuilt on a reload.
+    auth: ArcSwap<crate::auth::Auth>,
+    /// How the config was loaded (set by `main`), for reloads (reload.rs).
+    pub config_args: OnceLock<crate::reload::ConfigArgs>,
 }
 
 /// What source modules may use besides their URL.
 #[derive(Clone)]
 pub struct SourceContext {
-    pub config: Config,
+    /// The running config, shared with the app (a source built after a reload sees the new one).
+    pub live: Arc<ArcSwap<Config>>,
     pub publishers: Arc<PrivatePublishers>,
     /// The hub, set once it exists (factories are registered before), for sources that wrap another.
     pub hub: Arc<OnceLock<Weak<Hub>>>,
 }
 
 impl SourceContext {
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load_full()
+    }
+
     /// Builds the source of another URL (`echo:` resolves to one).
     pub fn make_source(&self, url: &str) -> Result<Arc<dyn crate::hub::Source>, String> {
         let hub = self.hub.get().and_then(Weak::upgrade).ok_or("server is shutting down")?;
@@ -87,7 +96,7 @@ fn module_of_scheme(scheme: &str) -> &str {
 /// The URL schemes this build can pull from, one entry per source module; schemes of modules that
 /// `app.modules` leaves out are not registered (their URLs are "unsupported scheme").
 pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)> {
-    let app = ctx.config.app.clone();
+    let app = ctx.config().app.clone();
     vec![
         ("demo", sources::demo::factory()),
         ("exec", sources::exec::factory(ctx)),
@@ -114,7 +123,8 @@ impl App {
             reader_queue: config.hub.reader_queue,
         };
         let publishers = Arc::new(PrivatePublishers::default());
-        let ctx = SourceContext { config: config.clone(), publishers: publishers.clone(), hub: Arc::default() };
+        let live = Arc::new(ArcSwap::from_pointee(config.clone()));
+        let ctx = SourceContext { live: live.clone(), publishers: publishers.clone(), hub: Arc::default() };
         let hub = Arc::new(Hub::new(source_schemes(&ctx), settings));
         let _ = ctx.hub.set(Arc::downgrade(&hub));
         for (name, urls) in &config.streams {
@@ -136,11 +146,11 @@ impl App {
                 tracing::error!("demo stream: {e}");
             }
         }
-        let auth = crate::auth::Auth::from_config(&config);
+        let auth = ArcSwap::from_pointee(crate::auth::Auth::from_config(&config));
         Arc::new(App {
             hub,
             auth,
-            config,
+            config: live,
             config_path,
             config_write: tokio::sync::Mutex::new(()),
             started: SystemTime::now(),
@@ -149,7 +159,26 @@ impl App {
             logs: OnceLock::new(),
             webrtc: Arc::default(),
             preloads: Default::default(),
+            config_args: OnceLock::new(),
         })
+    }
+
+    /// The running config (a snapshot: a reload swaps in a new one, this one stays valid).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The running auth rules.
+    pub fn auth(&self) -> Arc<crate::auth::Auth> {
+        self.auth.load_full()
+    }
+
+    pub(crate) fn store_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
+    }
+
+    pub(crate) fn store_auth(&self, auth: crate::auth::Auth) {
+        self.auth.store(Arc::new(auth));
     }
 
     /// Starts the servers; returns when shutdown is requested and everything has stopped.
@@ -157,13 +186,14 @@ impl App {
         let mut tasks = Vec::new();
         for server in server_modules() {
             // `app.modules` (go2rtc's) switches whole servers off.
-            if self.config.app.enabled(server.module) {
+            if self.config().app.enabled(server.module) {
                 tasks.push((server.start)(self.clone()).await?);
             }
         }
-        for (name, query) in &self.config.preload {
+        for (name, query) in &self.config().preload {
             self.preloads.start(&self.hub, name, query);
         }
+        tasks.push(crate::reload::watch(self.clone()));
         self.shutdown.cancelled().await;
         self.preloads.stop_all();
         self.hub.shutdown();

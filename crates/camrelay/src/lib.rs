@@ -9,6 +9,7 @@ pub mod fuzzing;
 pub mod http_client;
 pub mod hub;
 pub mod logging;
+pub mod reload;
 pub mod secrets;
 pub mod servers;
 pub mod sources;

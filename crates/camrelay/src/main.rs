@@ -74,6 +74,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let app = camrelay::app::App::new(loaded.config, loaded.path);
+        let _ = app.config_args.set(camrelay::reload::ConfigArgs { args: configs, cwd });
         let _ = app.logs.set(logs);
         tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %app.config_path.display(), "camrelay starting");
         let shutdown = app.shutdown.clone();

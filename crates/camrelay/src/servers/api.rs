@@ -68,12 +68,12 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(super::webrtc::routes())
         .merge(super::ws::routes(hls_sessions, mjpeg_state))
         .merge(super::v3::routes())
-        .merge(if app.config.api.static_dir.is_empty() {
+        .merge(if app.config().api.static_dir.is_empty() {
             super::ui::routes()
         } else {
-            super::ui::static_dir_routes(&app.config.api.static_dir)
+            super::ui::static_dir_routes(&app.config().api.static_dir)
         });
-    let base = app.config.api.base_path.trim_end_matches('/').to_string();
+    let base = app.config().api.base_path.trim_end_matches('/').to_string();
     let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
     api.fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(middleware::from_fn_with_state(app.clone(), auth_and_cors))
@@ -88,7 +88,7 @@ struct ViaUnixSocket;
 /// there). A stale socket file from an earlier run is replaced.
 #[cfg(unix)]
 pub async fn start_unix(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let path = app.config.api.unix_listen.clone();
+    let path = app.config().api.unix_listen.clone();
     if path.is_empty() {
         return Ok(None);
     }
@@ -115,14 +115,14 @@ pub async fn start_unix(app: Arc<App>) -> std::io::Result<Option<tokio::task::Jo
 
 #[cfg(not(unix))]
 pub async fn start_unix(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    if !app.config.api.unix_listen.is_empty() {
+    if !app.config().api.unix_listen.is_empty() {
         tracing::warn!(module = "api", "api.unix_listen: unix sockets are not available on this system");
     }
     Ok(None)
 }
 
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(listener) = super::bind_tcp("api", &app.config.api.listen).await? else {
+    let Some(listener) = super::bind_tcp("api", &app.config().api.listen).await? else {
         return Ok(None);
     };
     let router = router(app.clone());
@@ -139,7 +139,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
 /// `api.allow_paths`/`app.modules`, the auth module's decision (Basic credentials), and CORS for
 /// `origin: "*"`.
 async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let cfg = &app.config.api;
+    let cfg = &app.config().api;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let cors = !cfg.origin.is_empty();
     // A CORS preflight is answered here; other OPTIONS requests (`OPTIONS /api/webrtc`) reach their route.
@@ -170,7 +170,7 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         // Media outputs and signalling read streams; everything else is the control API.
         let action = if module_of_path(path).is_some() { crate::auth::Action::Read } else { crate::auth::Action::Api };
         let asked = crate::auth::AuthRequest { action, path, protocol: crate::auth::Protocol::Http, origin, presented };
-        app.auth.check(&asked).is_err()
+        app.auth().check(&asked).is_err()
     };
     if denied {
         if let Some(p) = peer {
@@ -211,10 +211,10 @@ fn module_of_path(path: &str) -> Option<&'static str> {
 /// go2rtc's `api.allow_paths` and `app.modules` for one request path: a path that is not allowed, or
 /// whose module is off, does not exist (404), as in go2rtc where such handlers are never registered.
 fn refuse_path(app: &App, full_path: &str) -> Option<Response> {
-    let cfg = &app.config.api;
+    let cfg = &app.config().api;
     let path = path_in_api(&cfg.base_path, full_path);
     if let Some(module) = module_of_path(path) {
-        if !app.config.app.enabled(module) {
+        if !app.config().app.enabled(module) {
             return Some(error(StatusCode::NOT_FOUND, format!("not found: the {module} module is off (app.modules)")));
         }
     }
@@ -261,7 +261,7 @@ async fn api_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         "config_path": app.config_path.display().to_string(),
         "host": host,
         "pid": std::process::id(),
-        "rtsp": { "listen": app.config.rtsp.listen, "default_query": app.config.rtsp.default_query },
+        "rtsp": { "listen": app.config().rtsp.listen, "default_query": app.config().rtsp.default_query },
     }))
     .into_response()
 }
@@ -365,7 +365,7 @@ async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Res
 
 /// Sources a client may not create over the API (they run programs) unless `api.allow_exec` is set.
 pub(crate) fn check_sources_allowed(app: &App, urls: &[String]) -> Result<(), ApiError> {
-    if app.config.api.allow_exec {
+    if app.config().api.allow_exec {
         return Ok(());
     }
     for url in urls {
@@ -633,8 +633,16 @@ async fn config_post(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Re
     if let Err(e) = crate::config::write_file(&app.config_path, &text) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write {}: {e}", app.config_path.display()));
     }
-    tracing::info!(path = %app.config_path.display(), "config saved through the API (applies at the next start)");
-    Json(json!({ "saved": true, "warnings": warnings })).into_response()
+    tracing::info!(path = %app.config_path.display(), "config saved through the API");
+    // Applied at once, as an edit of the file would be (the watcher then finds nothing new).
+    let reloaded = match app.reload() {
+        Ok(report) => json!({
+            "added": report.added, "replaced": report.replaced, "removed": report.removed,
+            "needs_restart": report.needs_restart,
+        }),
+        Err(e) => json!({ "error": e }),
+    };
+    Json(json!({ "saved": true, "warnings": warnings, "reloaded": reloaded })).into_response()
 }
 
 /// `GET /api/log`: the most recent log lines (text, secrets masked).

@@ -147,7 +147,7 @@ async fn ingest(State(app): State<Arc<App>>, req: Request, endpoint: Endpoint) -
     };
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let allow_create = app.config.rtsp.allow_any_publish;
+    let allow_create = app.config().rtsp.allow_any_publish;
     // Refused before the body is read; the stream is created (if allowed) only once the body parses.
     if let Err(e) = app.hub.check_publish(&dst, allow_create) {
         return publish_refused(e);

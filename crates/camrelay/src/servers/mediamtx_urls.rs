@@ -28,12 +28,12 @@ enum Kind {
 }
 
 pub async fn start_hls(app: Arc<App>) -> std::io::Result<ServerTask> {
-    let listen = app.config.servers.hls_listen.clone();
+    let listen = app.config().servers.hls_listen.clone();
     start(app, Kind::Hls, "hls", &listen).await
 }
 
 pub async fn start_webrtc(app: Arc<App>) -> std::io::Result<ServerTask> {
-    let listen = app.config.servers.webrtc_http_listen.clone();
+    let listen = app.config().servers.webrtc_http_listen.clone();
     start(app, Kind::Webrtc, "webrtc http", &listen).await
 }
 

@@ -193,11 +193,12 @@ async fn info(State(app): State<Arc<App>>) -> Response {
 /// The MediaMTX settings of the running config: a MediaMTX file's, or for a go2rtc config MediaMTX's
 /// defaults with the listeners and queue size go2rtc's keys set.
 fn settings_view(app: &App) -> MediamtxConfig {
-    if let Some(mtx) = &app.config.mediamtx {
+    if let Some(mtx) = &app.config().mediamtx {
         return mtx.clone();
     }
     let mut mtx = MediamtxConfig::defaults();
-    let c = &app.config;
+    let config = app.config();
+    let c = &*config;
     let level = match c.log.level.to_ascii_lowercase().as_str() {
         "trace" | "debug" => "debug",
         "warn" | "warning" => "warn",
@@ -393,7 +394,7 @@ fn unmask_field(key: &str, new: Value, current: Option<&Value>) -> Value {
 
 /// The file the API saves into, for the MediaMTX settings (only a MediaMTX file has a place for them).
 fn mediamtx_file(app: &App) -> Result<&std::path::Path, Fail> {
-    if app.config.dialect != Dialect::Mediamtx {
+    if app.config().dialect != Dialect::Mediamtx {
         return Err(refuse(format!(
             "the config ({}) is go2rtc's: it has no MediaMTX global settings or path defaults to change \
              (edit go2rtc's keys with POST /api/config)",
@@ -494,7 +495,7 @@ fn saved_own_settings(app: &App, name: &str) -> Map<String, Value> {
     });
     from_file
         .or_else(|| {
-            app.config
+            app.config()
                 .mediamtx
                 .as_ref()
                 .and_then(|m| m.paths.iter().find(|(n, _)| n == name).map(|(_, own)| own.clone()))
@@ -533,7 +534,7 @@ async fn edit_path(app: Arc<App>, name: String, body: Bytes, edit: Edit) -> Resp
         (Edit::Patch | Edit::Replace, None) => return not_found("path not found"),
         _ => {}
     }
-    let mediamtx = app.config.dialect == Dialect::Mediamtx;
+    let mediamtx = app.config().dialect == Dialect::Mediamtx;
     // The path's own keys after the edit.
     let mut own = if edit == Edit::Patch && mediamtx { saved_own_settings(&app, &name) } else { Map::new() };
     let current_source = existing.as_ref().and_then(|s| s.producers().into_iter().find(|p| !p.is_pushed()));
@@ -633,7 +634,7 @@ async fn conf_path_delete(State(app): State<Arc<App>>, Path(name): Path<String>)
     }
     let preloaded = app.preloads.stop(&name);
     if app.config_path.exists() {
-        let saved = if app.config.dialect == Dialect::Mediamtx {
+        let saved = if app.config().dialect == Dialect::Mediamtx {
             crate::config::patch_path(&app.config_path, &name, None)
         } else {
             crate::config::patch_stream(&app.config_path, &name, None).and_then(|()| {
@@ -757,7 +758,7 @@ fn conf_name(app: &App, stream: &Stream) -> String {
     if !stream.created_by_publisher() {
         return stream.name.clone();
     }
-    app.config
+    app.config()
         .path_rules
         .iter()
         .find(|r| match r.name.strip_prefix('~') {

@@ -75,7 +75,7 @@ impl EchoSource {
     }
 
     async fn resolve(&self) -> Result<Arc<dyn Source>, String> {
-        super::exec::check_program(&self.ctx.config.exec.allow_paths, &quote_split(&self.command))
+        super::exec::check_program(&self.ctx.config().exec.allow_paths, &quote_split(&self.command))
             .map_err(|e| self.err(e))?;
         let url = run_echo(&self.command, &self.label).await.map_err(|e| self.err(e))?;
         tracing::debug!(source = %self.label, url = %mask_url(&url), "echo: resolved");

@@ -544,7 +544,8 @@ fn fix_pixel_format(args: &mut Args) {
 
 /// ffmpeg's `-v` level from the `log: ffmpeg:` level (go2rtc's mapping; default `error`).
 fn ffmpeg_log_level(ctx: &SourceContext) -> String {
-    let level = ctx.config.log.modules.iter().find(|(m, _)| m == "ffmpeg").map(|(_, l)| l.as_str()).unwrap_or("error");
+    let config = ctx.config();
+    let level = config.log.modules.iter().find(|(m, _)| m == "ffmpeg").map(|(_, l)| l.as_str()).unwrap_or("error");
     match level {
         "warn" => "warning",
         "off" | "disabled" => "quiet",
@@ -556,7 +557,7 @@ fn ffmpeg_log_level(ctx: &SourceContext) -> String {
 
 pub fn factory(ctx: &SourceContext) -> SourceFactory {
     let ctx = ctx.clone();
-    let mut templates = Templates::from_config(&ctx.config.ffmpeg);
+    let mut templates = Templates::from_config(&ctx.config().ffmpeg);
     let global = format!("{} -v {}", templates.get("global").unwrap_or_default(), ffmpeg_log_level(&ctx));
     templates.set("global", global.trim());
     let templates = Arc::new(templates);

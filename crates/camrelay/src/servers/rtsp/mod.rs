@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::app::App;
 
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(listener) = super::bind_tcp("rtsp", &app.config.rtsp.listen).await? else {
+    let Some(listener) = super::bind_tcp("rtsp", &app.config().rtsp.listen).await? else {
         return Ok(None);
     };
     if let Ok(local) = listener.local_addr() {
@@ -25,7 +25,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
         app.publishers.set_base_url(format!("rtsp://{host}:{}", local.port()));
     }
     // UDP transport is optional: a busy port disables it with a warning instead of failing startup.
-    let udp = match udp::UdpPorts::bind(&app.config.rtsp.rtp_listen, &app.config.rtsp.rtcp_listen).await {
+    let udp = match udp::UdpPorts::bind(&app.config().rtsp.rtp_listen, &app.config().rtsp.rtcp_listen).await {
         Ok(u) => u.map(Arc::new),
         Err(e) => {
             tracing::warn!("rtsp: UDP transport disabled: {e}");
@@ -39,7 +39,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     Ok(Some(tokio::spawn(async move {
         let mut sessions = tokio::task::JoinSet::new();
         let connections = limits::Connections::default();
-        let (max_total, max_per_ip) = (app.config.rtsp.max_connections, app.config.rtsp.max_connections_per_ip);
+        let (max_total, max_per_ip) = (app.config().rtsp.max_connections, app.config().rtsp.max_connections_per_ip);
         // Refusals are logged at most every 10 s (a flood would flood the log too).
         let mut refused = 0u64;
         let mut last_warning: Option<std::time::Instant> = None;

@@ -93,7 +93,7 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream,
     let mut conn = Connection {
         writer: Arc::new(Writer::new(write_half)),
         // Clients that need no credentials (no RTSP user, or a local client) are in from the start.
-        authenticated: !app.auth.needs_credentials(
+        authenticated: !app.auth().needs_credentials(
             crate::auth::Protocol::Rtsp,
             crate::auth::Action::Read,
             crate::auth::Origin::Ip(peer.ip()),
@@ -141,8 +141,8 @@ enum ConnError {
 impl Connection {
     async fn run(&mut self, socket: &mut OwnedReadHalf) -> Result<(), ConnError> {
         let mut rbuf = BytesMut::with_capacity(4096);
-        let session_timeout = self.app.config.rtsp.session_timeout;
-        let request_timeout = self.app.config.rtsp.request_timeout;
+        let session_timeout = self.app.config().rtsp.session_timeout;
+        let request_timeout = self.app.config().rtsp.request_timeout;
         let shutdown = self.app.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -312,7 +312,7 @@ impl Connection {
         }
         let mut headers = reply.headers;
         if !matches!(self.mode, Mode::Idle) {
-            let timeout = self.app.config.rtsp.session_timeout.as_secs();
+            let timeout = self.app.config().rtsp.session_timeout.as_secs();
             headers.push(("Session", format!("{};timeout={timeout}", self.session_id)));
         }
         headers.push(("Server", format!("camrelay/{}", env!("CARGO_PKG_VERSION"))));
@@ -335,7 +335,8 @@ impl Connection {
         // The auth module decides; the proof checks a candidate user and password against the Basic
         // header or recomputes the Digest response with them.
         let (method, nonce) = (req.method.as_str(), &self.nonce);
-        let proof = |user: &str, pass: &str| rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
+        let proof =
+            |user: &str, pass: &str| rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
         let action = match req.method {
             Method::Announce | Method::Record => crate::auth::Action::Publish,
             _ => crate::auth::Action::Read,
@@ -348,20 +349,20 @@ impl Connection {
             presented: crate::auth::Presented::Proof(&proof),
         };
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
-        self.authenticated = self.app.auth.check(&asked).is_ok();
+        self.authenticated = self.app.auth().check(&asked).is_ok();
         self.authenticated
     }
 
     /// Whether a challenge or credentials (`Digest ...`, `Basic ...`) use a configured auth method.
     fn auth_method_allowed(&self, value: &str) -> bool {
         let scheme = value.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-        self.app.config.rtsp.auth_methods.contains(&scheme)
+        self.app.config().rtsp.auth_methods.contains(&scheme)
     }
 
     fn filters_for(&self, query: &str) -> Vec<MediaFilter> {
         let mut filters = media::query::parse_query_string(query);
         if filters.is_empty() {
-            filters = media::query::parse_query_string(&self.app.config.rtsp.default_query);
+            filters = media::query::parse_query_string(&self.app.config().rtsp.default_query);
         }
         if filters.is_empty() {
             // go2rtc's RTSP default: the first video and the first audio, any codec.
@@ -478,7 +479,7 @@ impl Connection {
             // An unknown or full path is refused before the SDP's medias are looked at, as before.
             self.app
                 .hub
-                .check_publish(&target.path, self.app.config.rtsp.allow_any_publish)
+                .check_publish(&target.path, self.app.config().rtsp.allow_any_publish)
                 .map_err(publish_refused)?;
         }
         let medias: Vec<Media> = sdp
@@ -517,7 +518,7 @@ impl Connection {
                     remote_addr: self.peer.to_string(),
                     url,
                     medias: medias.clone(),
-                    allow_create: self.app.config.rtsp.allow_any_publish,
+                    allow_create: self.app.config().rtsp.allow_any_publish,
                 })
                 .map_err(publish_refused)?;
             let producer = guard.producer().clone();

@@ -206,7 +206,7 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
     let sdp = match &body {
         OfferBody::Sdp(s) | OfferBody::Json(s) => s.clone(),
     };
-    let base = app.config.api.base_path.trim_end_matches('/').to_string();
+    let base = app.config().api.base_path.trim_end_matches('/').to_string();
     let result = if let Some(dst) = q.get("dst").filter(|d| !d.is_empty()) {
         new_publish_session(&app, dst, &sdp, peer).await
     } else {
@@ -223,7 +223,7 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
                     .status(StatusCode::CREATED)
                     .header(header::CONTENT_TYPE, "application/sdp")
                     .header(header::LOCATION, format!("{base}/api/webrtc?id={id}"));
-                for link in ice_server_links(&app.config.webrtc.ice_servers) {
+                for link in ice_server_links(&app.config().webrtc.ice_servers) {
                     r = r.header(header::LINK, link);
                 }
                 r.body(Body::from(answer)).unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
@@ -257,7 +257,7 @@ fn ice_server_links(servers: &[crate::config::IceServer]) -> Vec<String> {
 /// `OPTIONS /api/webrtc`: the ICE servers (`Link` headers) before a client makes its offer.
 async fn webrtc_options(State(app): State<Arc<App>>) -> Response {
     let mut r = Response::builder().status(StatusCode::NO_CONTENT).header("Accept-Post", "application/sdp");
-    for link in ice_server_links(&app.config.webrtc.ice_servers) {
+    for link in ice_server_links(&app.config().webrtc.ice_servers) {
         r = r.header(header::LINK, link);
     }
     r.body(Body::empty()).unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
@@ -658,7 +658,7 @@ async fn new_publish_session(
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
-    let allow_create = app.config.rtsp.allow_any_publish;
+    let allow_create = app.config().rtsp.allow_any_publish;
     app.hub.check_publish(dst, allow_create).map_err(publish_refused)?;
     let creds = IceCreds::new();
     let mut rtc = rtc_config(&creds).build(Instant::now());

@@ -31,7 +31,7 @@ const REGATHER_INTERVAL: Duration = Duration::from_secs(300);
 /// Binds the sockets and runs their tasks until shutdown. Sockets that cannot be bound are logged
 /// and WebRTC answers `503` (the other servers keep running, as in go2rtc).
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let config = &app.config.webrtc;
+    let config = &app.config().webrtc;
     let (listen, want_udp, want_tcp) = config.listen_transports();
     let Some(addr) = crate::config::bind_address(listen) else {
         tracing::info!("webrtc disabled (empty listen)");
@@ -89,7 +89,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
         let refresh = async {
             loop {
                 tokio::time::sleep(REGATHER_INTERVAL).await;
-                server.regather(&app_for_refresh.config.webrtc).await;
+                server.regather(&app_for_refresh.config().webrtc).await;
             }
         };
         tokio::select! {

@@ -107,9 +107,9 @@ impl ExecSource {
             command,
             params,
             publishers: ctx.publishers.clone(),
-            reader_queue: ctx.config.hub.reader_queue.max(64),
+            reader_queue: ctx.config().hub.reader_queue.max(64),
             slot: Arc::default(),
-            allow_paths: ctx.config.exec.allow_paths.clone().into(),
+            allow_paths: ctx.config().exec.allow_paths.clone().into(),
         }
     }
 
@@ -241,7 +241,7 @@ mod tests {
 
     pub(super) fn ctx() -> SourceContext {
         SourceContext {
-            config: crate::config::Config::default(),
+            live: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(crate::config::Config::default())),
             publishers: Arc::new(PrivatePublishers::default()),
             hub: Arc::default(),
         }
