@@ -3,11 +3,15 @@
 //! it knows and renders the answer its own way (HTTP 401, an RTSP challenge...); no server compares
 //! passwords or applies the loopback exemption itself.
 //!
-//! Today's rules are go2rtc's: one user for the HTTP API (`api.username`/`password`, which also guards
-//! every output and signalling endpoint on the API port) and one for RTSP (`rtsp.username`/`password`,
-//! reading and publishing), each optional, with local clients (loopback, the API's unix socket) let in
-//! unless `local_auth`. MediaMTX's users × actions × paths × IP ranges, HTTP callbacks and JWT fill in
-//! the same [`Auth::check`] later: callers already say which action on which path.
+//! Two rule sets, by the config's dialect:
+//! - go2rtc's: one user for the HTTP API (`api.username`/`password`, which also guards every output and
+//!   signalling endpoint on the API port) and one for RTSP (`rtsp.username`/`password`, reading and
+//!   publishing), each optional, with local clients (loopback, the API's unix socket) let in unless
+//!   `local_auth`.
+//! - MediaMTX's internal users (`authInternalUsers`): user (or `any`) and password, IP ranges, and
+//!   permissions (action, path literal or `~regex`) for every protocol; its default lets anyone read
+//!   and publish and only local clients use the API and metrics. MediaMTX's HTTP callback and JWT
+//!   methods are refused at load time until they land (issue 18), rather than left open.
 
 use std::net::IpAddr;
 
@@ -100,14 +104,161 @@ struct User {
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
     users: Vec<User>,
+    /// MediaMTX's internal users, when the config is MediaMTX's (they replace `users`).
+    internal: Option<Vec<InternalUser>>,
+}
+
+/// One `authInternalUsers` entry.
+#[derive(Clone, Debug)]
+struct InternalUser {
+    /// `None` = `any` (anyone, with or without credentials).
+    name: Option<String>,
+    password: String,
+    /// Allowed client networks; empty = any.
+    ips: Vec<(IpAddr, u8)>,
+    permissions: Vec<(Action, PathMatch)>,
+}
+
+#[derive(Clone, Debug)]
+enum PathMatch {
+    Any,
+    Literal(String),
+    Regex(regex::Regex),
+}
+
+impl PathMatch {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Any => true,
+            PathMatch::Literal(p) => p == path,
+            PathMatch::Regex(re) => re.is_match(path),
+        }
+    }
+}
+
+/// `10.0.0.0/8`, `::1`, `192.168.1.5` → (network, prefix length).
+fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a.trim().parse::<IpAddr>().ok()?, l.trim().parse::<u8>().ok()?),
+        None => {
+            let a = s.trim().parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    // IPv4-mapped IPv6 clients count as their IPv4 address.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn action_named(s: &str) -> Option<Action> {
+    Some(match s {
+        "publish" => Action::Publish,
+        "read" => Action::Read,
+        "playback" => Action::Playback,
+        "api" => Action::Api,
+        "metrics" | "pprof" => Action::Metrics,
+        _ => return None,
+    })
+}
+
+/// MediaMTX's `authInternalUsers` (JSON as the config keeps it). Errors name the entry.
+pub fn internal_users(value: &serde_json::Value) -> Result<Vec<InternalUserConf>, String> {
+    let list = value.as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let text = |k: &str| match entry.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let user = text("user");
+        let pass = text("pass");
+        if pass.starts_with("sha256:") || pass.starts_with("argon2:") {
+            return Err(format!("authInternalUsers[{i}]: hashed passwords (sha256:, argon2:) are not supported yet"));
+        }
+        let mut ips = Vec::new();
+        for ip in entry.get("ips").and_then(|v| v.as_array()).cloned().unwrap_or_default() {
+            let s = ip.as_str().unwrap_or("");
+            ips.push(parse_network(s).ok_or_else(|| format!("authInternalUsers[{i}]: invalid IP or network {s:?}"))?);
+        }
+        let mut permissions = Vec::new();
+        for p in entry.get("permissions").and_then(|v| v.as_array()).cloned().unwrap_or_default() {
+            let name = p.get("action").and_then(|a| a.as_str()).unwrap_or("");
+            let action = action_named(name).ok_or_else(|| {
+                format!(
+                    "authInternalUsers[{i}]: unknown action {name:?} (publish, read, playback, api, metrics, pprof)"
+                )
+            })?;
+            let path = p.get("path").and_then(|a| a.as_str()).unwrap_or("").to_string();
+            permissions.push((action, path));
+        }
+        out.push(InternalUserConf { user, pass, ips, permissions });
+    }
+    Ok(out)
+}
+
+/// A checked `authInternalUsers` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InternalUserConf {
+    pub user: String,
+    pub pass: String,
+    pub ips: Vec<(IpAddr, u8)>,
+    pub permissions: Vec<(Action, String)>,
 }
 
 const HTTP_ACTIONS: &[Action] = &[Action::Read, Action::Publish, Action::Playback, Action::Api, Action::Metrics];
 const RTSP_ACTIONS: &[Action] = &[Action::Read, Action::Publish];
 
 impl Auth {
-    /// go2rtc's rules from the `api:` and `rtsp:` sections.
+    /// The rules of `config`: MediaMTX's internal users for a MediaMTX config, else go2rtc's from the
+    /// `api:` and `rtsp:` sections.
     pub fn from_config(config: &Config) -> Auth {
+        if let Some(mtx) = &config.mediamtx {
+            // Checked when the config was loaded; a bad entry left here denies by being skipped.
+            let confs = internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&serde_json::Value::Null))
+                .unwrap_or_default();
+            let internal = confs
+                .into_iter()
+                .map(|c| InternalUser {
+                    name: (c.user != "any").then_some(c.user),
+                    password: c.pass,
+                    ips: c.ips,
+                    permissions: c
+                        .permissions
+                        .into_iter()
+                        .map(|(a, p)| {
+                            let m = match p.strip_prefix('~') {
+                                _ if p.is_empty() => PathMatch::Any,
+                                Some(re) => {
+                                    regex::Regex::new(re).map(PathMatch::Regex).unwrap_or(PathMatch::Literal(p))
+                                }
+                                None => PathMatch::Literal(p),
+                            };
+                            (a, m)
+                        })
+                        .collect(),
+                })
+                .collect();
+            return Auth { users: Vec::new(), internal: Some(internal) };
+        }
         let mut users = Vec::new();
         if !config.api.username.is_empty() {
             users.push(User {
@@ -127,11 +278,54 @@ impl Auth {
                 local_exempt: !config.rtsp.local_auth,
             });
         }
-        Auth { users }
+        Auth { users, internal: None }
+    }
+
+    /// MediaMTX's rule: some user whose networks hold the client, whose permissions allow the action
+    /// on the path, and who is `any` or whose credentials were proven.
+    fn check_internal(users: &[InternalUser], request: &AuthRequest) -> Result<(), Denied> {
+        let ip = match request.origin {
+            Origin::Ip(ip) => Some(ip),
+            // The unix socket is this machine.
+            Origin::LocalSocket => Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            Origin::Unknown => None,
+        };
+        let mut needs_credentials = false;
+        for user in users {
+            let ip_ok = user.ips.is_empty() || ip.is_some_and(|ip| user.ips.iter().any(|n| in_network(ip, *n)));
+            let allowed = user.permissions.iter().any(|(a, p)| *a == request.action && p.matches(request.path));
+            if !ip_ok || !allowed {
+                continue;
+            }
+            match &user.name {
+                None => return Ok(()),
+                Some(name) => match &request.presented {
+                    Presented::Proof(proves) if proves(name, &user.password) => return Ok(()),
+                    _ => needs_credentials = true,
+                },
+            }
+        }
+        match (&request.presented, needs_credentials) {
+            (Presented::Nothing, _) => Err(Denied::CredentialsRequired),
+            (_, true) => Err(Denied::WrongCredentials),
+            // Credentials that no entry allows for this: ask again (clients retry with others).
+            (_, false) => Err(Denied::WrongCredentials),
+        }
+    }
+
+    /// Whether a decision depends on the path (MediaMTX's per-path permissions): a connection that
+    /// authenticated once must still be checked per request.
+    pub fn per_path(&self) -> bool {
+        self.internal
+            .as_ref()
+            .is_some_and(|users| users.iter().any(|u| u.permissions.iter().any(|(_, p)| !matches!(p, PathMatch::Any))))
     }
 
     /// Whether `request` may proceed.
     pub fn check(&self, request: &AuthRequest) -> Result<(), Denied> {
+        if let Some(internal) = &self.internal {
+            return Self::check_internal(internal, request);
+        }
         let users: Vec<&User> = self.users.iter().filter(|u| u.protocol == request.protocol).collect();
         // No user for this protocol: open, as go2rtc without a username.
         if users.is_empty() {
@@ -209,6 +403,50 @@ mod tests {
         assert!(!a.needs_credentials(Protocol::Rtsp, Action::Read, LOOPBACK));
         assert!(a.needs_credentials(Protocol::Rtsp, Action::Read, REMOTE));
         assert!(a.needs_credentials(Protocol::Http, Action::Api, Origin::Unknown));
+    }
+
+    #[test]
+    fn mediamtx_internal_users() {
+        // MediaMTX's default: anyone reads and publishes; the API only from this machine.
+        let sample = auth("{\"logLevel\":\"info\"}");
+        assert_eq!(ask(&sample, Protocol::Rtsp, Action::Publish, REMOTE, None), Ok(()));
+        assert_eq!(ask(&sample, Protocol::Http, Action::Read, REMOTE, None), Ok(()));
+        assert_eq!(ask(&sample, Protocol::Http, Action::Api, REMOTE, None), Err(Denied::CredentialsRequired));
+        assert_eq!(ask(&sample, Protocol::Http, Action::Api, LOOPBACK, None), Ok(()));
+        assert_eq!(ask(&sample, Protocol::Http, Action::Api, Origin::LocalSocket, None), Ok(()));
+
+        let a = auth(
+            r#"{"authInternalUsers":[
+                {"user":"cam","pass":"pw","ips":["192.0.2.0/24"],"permissions":[{"action":"publish","path":"~^cam[0-9]+$"}]},
+                {"user":"any","pass":"","ips":[],"permissions":[{"action":"read","path":"public"}]},
+                {"user":"admin","pass":"root","ips":[],"permissions":[{"action":"api"},{"action":"read"}]}]}"#,
+        );
+        let ask_path = |path: &str, action, origin, creds: Option<(&str, &str)>| {
+            let proof = |u: &str, p: &str| creds.is_some_and(|(cu, cp)| cu == u && cp == p);
+            let presented = if creds.is_some() { Presented::Proof(&proof) } else { Presented::Nothing };
+            a.check(&AuthRequest { action, path, protocol: Protocol::Rtsp, origin, presented })
+        };
+        assert_eq!(ask_path("cam7", Action::Publish, REMOTE, Some(("cam", "pw"))), Ok(()));
+        assert_eq!(ask_path("cam7", Action::Publish, REMOTE, None), Err(Denied::CredentialsRequired));
+        assert_eq!(ask_path("cam7", Action::Publish, REMOTE, Some(("cam", "no"))), Err(Denied::WrongCredentials));
+        assert_eq!(ask_path("camX", Action::Publish, REMOTE, Some(("cam", "pw"))), Err(Denied::WrongCredentials));
+        // The publisher's network is checked.
+        assert!(ask_path("cam7", Action::Publish, LOOPBACK, Some(("cam", "pw"))).is_err());
+        assert_eq!(ask_path("public", Action::Read, REMOTE, None), Ok(()));
+        assert_eq!(ask_path("cam7", Action::Read, REMOTE, None), Err(Denied::CredentialsRequired));
+        assert_eq!(ask_path("cam7", Action::Read, REMOTE, Some(("admin", "root"))), Ok(()));
+        assert!(a.per_path());
+        assert!(!sample.per_path());
+    }
+
+    #[test]
+    fn networks() {
+        assert!(in_network("10.1.2.3".parse().unwrap(), parse_network("10.0.0.0/8").unwrap()));
+        assert!(!in_network("11.1.2.3".parse().unwrap(), parse_network("10.0.0.0/8").unwrap()));
+        assert!(in_network("::ffff:127.0.0.1".parse().unwrap(), parse_network("127.0.0.1").unwrap()));
+        assert!(in_network("::1".parse().unwrap(), parse_network("::1").unwrap()));
+        assert!(parse_network("10.0.0.0/33").is_none());
+        assert!(parse_network("nope").is_none());
     }
 
     #[test]

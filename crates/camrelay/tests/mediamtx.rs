@@ -134,3 +134,70 @@ fn chromium_plays_mediamtx_player_pages() {
         assert_eq!((v[page]["width"].as_u64(), v[page]["height"].as_u64()), (Some(640), Some(360)), "{page}: {v}");
     }
 }
+
+/// MediaMTX's internal users: publishing needs the publisher's credentials, anyone reads, and the API
+/// answers only this machine's 127.0.0.1 (MediaMTX's default `ips: [127.0.0.1, ::1]`).
+#[test]
+fn internal_users_decide_publish_read_and_api() {
+    let config = MEDIAMTX.replace(
+        "paths:",
+        r#"authInternalUsers:
+- user: pub
+  pass: secret
+  ips: []
+  permissions:
+  - action: publish
+    path: ~^cam[0-9]+$
+- user: any
+  pass:
+  ips: []
+  permissions:
+  - action: read
+- user: any
+  pass:
+  ips: ['127.0.0.1', '::1']
+  permissions:
+  - action: api
+paths:"#,
+    );
+    let server = Server::start(&config);
+    let rtsp = server.rtsp.unwrap();
+    // Without credentials the publisher is refused; with them it publishes.
+    let refused = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "1"])
+            .args(["-c:v", "libx264", "-f", "rtsp", "-rtsp_transport", "tcp", &format!("rtsp://{rtsp}/cam1")]),
+        Duration::from_secs(20),
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let _publisher = Publisher::start(&format!("rtsp://pub:secret@{rtsp}/cam1"), "tcp", "320x240", false);
+    let url = format!("rtsp://{rtsp}/cam1");
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", server.log());
+    // The publisher's user may not publish elsewhere.
+    let elsewhere = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "1"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-f",
+                "rtsp",
+                "-rtsp_transport",
+                "tcp",
+                &format!("rtsp://pub:secret@{rtsp}/other"),
+            ]),
+        Duration::from_secs(20),
+    );
+    assert!(!elsewhere.status.success());
+    // The API: from 127.0.0.1 yes, from 127.0.0.2 (another address of this machine) no.
+    assert_eq!(server.http("GET", "/v3/paths/list").status, 200);
+    let api = server.api.unwrap();
+    let out = run_with_timeout(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2"])
+            .arg(format!("http://{api}/v3/paths/list")),
+        Duration::from_secs(10),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+}

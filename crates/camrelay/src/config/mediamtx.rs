@@ -266,6 +266,17 @@ pub(super) fn apply(root: &Item, config: &mut Config, origin: &str) -> Result<()
             }
         }
     }
+    // Auth: only internal users for now; an HTTP callback or JWT asked for and ignored would leave the
+    // server open, so such a config is refused.
+    let method = mtx.global_str("authMethod");
+    if !matches!(method.as_str(), "" | "internal") {
+        return Err(ConfigError::Unlocated {
+            origin: origin.to_string(),
+            message: format!("authMethod {method:?} is not supported yet (only \"internal\" with authInternalUsers)"),
+        });
+    }
+    crate::auth::internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&Value::Null))
+        .map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
     config.dialect = Dialect::Mediamtx;
     map_onto_model(config)
 }

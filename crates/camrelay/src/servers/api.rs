@@ -166,11 +166,20 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         } else {
             crate::auth::Presented::Nothing
         };
-        let path = path_in_api(&cfg.base_path, request.uri().path());
-        // Media outputs and signalling read streams; everything else is the control API.
-        let action = if module_of_path(path).is_some() { crate::auth::Action::Read } else { crate::auth::Action::Api };
+        let api_path = path_in_api(&cfg.base_path, request.uri().path());
+        // Media outputs and signalling read a stream (`src=`) or publish into one (`dst=`); everything
+        // else is the control API.
+        let q = Query::from_uri(request.uri());
+        let (action, path) = match (module_of_path(api_path), q.get("dst"), q.get("src")) {
+            (Some(_), Some(dst), _) => (crate::auth::Action::Publish, dst),
+            (Some(_), None, src) => (crate::auth::Action::Read, src.unwrap_or("")),
+            (None, _, _) => (crate::auth::Action::Api, ""),
+        };
+        // A request for an existing HLS or WHEP session names it by its random id, handed out only
+        // to the client that was allowed to create it: the id is the permission.
+        let session_op = module_of_path(api_path).is_some() && path.is_empty() && q.get("id").is_some();
         let asked = crate::auth::AuthRequest { action, path, protocol: crate::auth::Protocol::Http, origin, presented };
-        app.auth().check(&asked).is_err()
+        !session_op && app.auth().check(&asked).is_err()
     };
     if denied {
         if let Some(p) = peer {

@@ -84,6 +84,14 @@ fn random_u32() -> u32 {
     rand::random()
 }
 
+/// What an RTSP method does, for the auth module.
+fn rtsp_action(method: &Method) -> crate::auth::Action {
+    match method {
+        Method::Announce | Method::Record => crate::auth::Action::Publish,
+        _ => crate::auth::Action::Read,
+    }
+}
+
 /// The realm of our RTSP challenges.
 const REALM: &str = "camrelay";
 
@@ -325,10 +333,22 @@ impl Connection {
     }
 
     fn check_auth(&mut self, req: &Request) -> bool {
-        if self.authenticated {
+        let auth = self.app.auth();
+        // With per-path permissions (MediaMTX's users) every request is checked against its path.
+        if self.authenticated && !auth.per_path() {
             return true;
         }
-        let Some(value) = req.headers.get("Authorization") else { return false };
+        let target = rtsp::url::parse_request_uri(&req.uri);
+        let Some(value) = req.headers.get("Authorization") else {
+            let asked = crate::auth::AuthRequest {
+                action: rtsp_action(&req.method),
+                path: &target.path,
+                protocol: crate::auth::Protocol::Rtsp,
+                origin: crate::auth::Origin::Ip(self.peer.ip()),
+                presented: crate::auth::Presented::Nothing,
+            };
+            return auth.check(&asked).is_ok();
+        };
         if !self.auth_method_allowed(value) {
             return false;
         }
@@ -337,19 +357,15 @@ impl Connection {
         let (method, nonce) = (req.method.as_str(), &self.nonce);
         let proof =
             |user: &str, pass: &str| rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
-        let action = match req.method {
-            Method::Announce | Method::Record => crate::auth::Action::Publish,
-            _ => crate::auth::Action::Read,
-        };
         let asked = crate::auth::AuthRequest {
-            action,
-            path: &req.uri,
+            action: rtsp_action(&req.method),
+            path: &target.path,
             protocol: crate::auth::Protocol::Rtsp,
             origin: crate::auth::Origin::Ip(self.peer.ip()),
             presented: crate::auth::Presented::Proof(&proof),
         };
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
-        self.authenticated = self.app.auth().check(&asked).is_ok();
+        self.authenticated = auth.check(&asked).is_ok();
         self.authenticated
     }
 
