@@ -270,3 +270,54 @@ fn frame_jpeg_while_the_transcoder_runs() {
     assert_eq!(probe_jpeg(&r.body), ("mjpeg".into(), 320, 180));
     drop(viewer);
 }
+
+/// The pid of `stream`'s transcoding ffmpeg, if one runs.
+fn transcoder_pid(stream: &str) -> Option<i32> {
+    let out = Command::new("pgrep").args(["-f", &format!("camrelay-mjpeg:{stream}")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().next().and_then(|l| l.trim().parse().ok())
+}
+
+/// The transcoder is the producer of a derived stream `<stream>#mjpeg` (issue 13): listed in
+/// `/api/streams` while it runs, restarted like any source when ffmpeg dies (the viewer keeps getting
+/// pictures), stopped `hub.linger` after its last viewer left, and the derived stream removed then.
+#[test]
+fn transcoder_is_a_derived_producer_with_linger_and_retry() {
+    let srv = Server::start("hub:\n  linger: 1s\nstreams:\n  mj_derived: demo:clip\n");
+    let url = srv.api_url("/api/stream.mjpeg?src=mj_derived");
+    let viewer = Killed::new(spawn_reader(&url, 200));
+    assert!(wait_until(Duration::from_secs(15), || transcoder_pid("mj_derived").is_some()), "log:\n{}", srv.log());
+    let streams = srv.http("GET", "/api/streams").json();
+    let derived = &streams["mj_derived#mjpeg"];
+    assert_eq!(derived["producers"][0]["url"], "ffmpeg:mj_derived#video=mjpeg", "{streams}");
+    assert_eq!(derived["producers"][0]["state"], "online", "{streams}");
+    assert_eq!(derived["consumers"].as_array().map(Vec::len), Some(1), "{streams}");
+    // The transcoder's input is a consumer of the source stream.
+    assert!(streams["mj_derived"]["consumers"].to_string().contains("mjpeg+ffmpeg"), "{streams}");
+
+    // ffmpeg dies: the producer starts a new one and the viewer reads on.
+    std::thread::sleep(Duration::from_secs(1));
+    let first = transcoder_pid("mj_derived").unwrap();
+    kill_process(first);
+    assert!(
+        wait_until(Duration::from_secs(10), || transcoder_pid("mj_derived").is_some_and(|p| p != first)),
+        "transcoder not restarted; log:\n{}",
+        srv.log()
+    );
+    let (n, dims) = framecrc_summary(&viewer.output().stdout);
+    assert_eq!((n, dims.as_str()), (200, "640x360"), "log:\n{}", srv.log());
+
+    // No viewer left: stopped after the linger, and the derived stream is gone from the list.
+    assert!(wait_until(Duration::from_secs(10), || transcoders("mj_derived") == 0), "transcoder left running");
+    assert!(
+        wait_until(Duration::from_secs(5), || srv.http("GET", "/api/streams").json().get("mj_derived#mjpeg").is_none()),
+        "derived stream not removed"
+    );
+    // The next viewer starts it again.
+    let (n, _) = read_mjpeg(&url, 5);
+    assert_eq!(n, 5);
+}
+
+fn kill_process(pid: i32) {
+    let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}

@@ -135,8 +135,13 @@ function updateCard(card, name, info) {
   }
 }
 
-function render(streams) {
+/** Streams the server derives from others while they are watched (`cam#mjpeg`: cam's MJPEG
+ * transcoder): not the user's, and a thumbnail request would keep their transcoder running. */
+const DERIVED = /#mjpeg$/;
+
+function render(all) {
   const grid = document.getElementById('streams');
+  const streams = Object.fromEntries(Object.entries(all).filter(([name]) => !DERIVED.test(name)));
   const names = Object.keys(streams).sort((a, b) => a.localeCompare(b));
   for (const [name, card] of cards) {
     if (!(name in streams)) { card.root.remove(); cards.delete(name); }

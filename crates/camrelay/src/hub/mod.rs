@@ -301,6 +301,38 @@ impl Hub {
         self.registry.get(name)
     }
 
+    /// A stream the server derives from another (the MJPEG transcoder of `cam` feeds `cam#mjpeg`):
+    /// the one in the table under `name`, or a new one whose only producer `make` builds. It is
+    /// listed like any stream, and its producer starts, lingers and retries like any source.
+    pub fn derived_stream(&self, name: &str, make: impl FnOnce(&HubSettings) -> Arc<Producer>) -> Arc<Stream> {
+        let mut streams = self.registry.write_streams();
+        if let Some(s) = streams.get(name) {
+            return s.clone();
+        }
+        let stream = Arc::new(Stream::new(name, None));
+        stream.add_producer(make(&self.settings));
+        streams.insert(name.to_string(), stream.clone());
+        stream
+    }
+
+    /// Removes `stream` (a derived one whose producer stopped) if it is still the one under its name
+    /// and nothing reads it; stops its producers. False when it stays.
+    pub fn remove_if_unused(&self, stream: &Arc<Stream>) -> bool {
+        {
+            let mut streams = self.registry.write_streams();
+            let current = streams.get(&stream.name).is_some_and(|s| Arc::ptr_eq(s, stream));
+            let unused = stream.readers().is_empty() && stream.producers().iter().all(|p| p.readers() == 0);
+            if !current || !unused {
+                return false;
+            }
+            streams.remove(&stream.name);
+        }
+        for p in stream.producers() {
+            p.shutdown();
+        }
+        true
+    }
+
     pub fn streams(&self) -> Vec<Arc<Stream>> {
         self.registry.read_streams().values().cloned().collect()
     }
@@ -318,6 +350,19 @@ impl Hub {
         filters: &[MediaFilter],
         shared: Arc<ReaderShared>,
         replay: bool,
+    ) -> Result<Reader, HubError> {
+        self.subscribe_with_queue(name, filters, shared, replay, self.settings.reader_queue).await
+    }
+
+    /// [`Hub::subscribe`] with a queue of `queue` frames instead of `hub.reader_queue` (an MJPEG
+    /// viewer keeps a few JPEGs, not hundreds).
+    pub async fn subscribe_with_queue(
+        &self,
+        name: &str,
+        filters: &[MediaFilter],
+        shared: Arc<ReaderShared>,
+        replay: bool,
+        queue: usize,
     ) -> Result<Reader, HubError> {
         let stream = self.get(name).ok_or_else(|| HubError::NotFound(name.to_string()))?;
         let producers = stream.producers();
@@ -348,7 +393,7 @@ impl Hub {
             return Err(media::MatchError::new(filters, &offered).into());
         };
 
-        let (tx, rx) = mpsc::channel(self.settings.reader_queue.max(1));
+        let (tx, rx) = mpsc::channel(queue.max(1));
         let mut tracks = Vec::new();
         let mut used_producers: Vec<Arc<Producer>> = Vec::new();
         for &(pi, mi, ci) in &picks {

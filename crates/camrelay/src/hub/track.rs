@@ -293,6 +293,11 @@ impl Track {
     pub fn cached_bytes(&self) -> usize {
         self.lock().cache.bytes
     }
+
+    /// The newest cached frame and when it arrived (a JPEG track caches only its newest picture).
+    pub fn newest_cached(&self) -> Option<(Instant, Arc<Frame>)> {
+        self.lock().cache.frames.back().cloned()
+    }
 }
 
 /// Switches a reader's subscriptions on `tracks` from its queue to `sink`. The frames still waiting in

@@ -1,9 +1,11 @@
 //! MJPEG and JPEG outputs (go2rtc's `mjpeg` module):
 //!
 //! - `GET /api/stream.mjpeg?src=`: `multipart/x-mixed-replace`. A JPEG source is passed through; an
-//!   H.264/H.265 source is transcoded by one ffmpeg per stream, shared by every viewer of that stream,
-//!   started with the first viewer and stopped [`TRANSCODE_LINGER`] after the last one leaves. Its JPEGs
-//!   are fanned out through a [`Track`] (bounded per-viewer queues, drops counted).
+//!   H.264/H.265 source is transcoded by one ffmpeg per stream, shared by every viewer of that stream.
+//!   The transcoder is a source like any other: the producer of a derived stream `<stream>#mjpeg`
+//!   (one JPEG video track, listed in `/api/streams`) that the hub starts with its first viewer, stops
+//!   `hub.linger` after the last one leaves, and retries when ffmpeg fails. The derived stream is
+//!   removed from the table when its transcoder stops for want of viewers.
 //! - `GET /api/frame.jpeg?src=`: the stream's running transcoder's latest JPEG when there is one and no
 //!   transform is asked, else one JPEG of the latest keyframe (GOP cache), decoded by a one-shot
 //!   ffmpeg; `width`/`w`, `height`/`h`, `rotate` (90, 180, 270, -90) and `cache` (`5s`: reuse a
@@ -17,26 +19,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use media::{codec, Codec, Frame, Kind};
+use media::{codec, Direction, Frame, Kind, Media, MediaFilter};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::api::{error, Query};
 use super::http_stream::{filters, subscribe};
 use crate::app::App;
-use crate::hub::{Reader, Track, TrackReader};
+use crate::hub::{BoxFuture, Hub, HubError, Producer, ProducerState, Reader, Source, SourceError, Track};
 use crate::sources::exec::OwnedChild;
 
-/// A shared transcoder stops this long after its last viewer left (a reload or a second tab reuses it).
-pub const TRANSCODE_LINGER: Duration = Duration::from_secs(3);
 /// Marker in the transcoder's command line (`-metadata comment=camrelay-mjpeg:<stream>`), for `ps`.
 pub const TRANSCODER_MARKER: &str = "camrelay-mjpeg";
+/// The derived stream a transcoder feeds is `<stream>` followed by this.
+pub const DERIVED_SUFFIX: &str = "#mjpeg";
 /// JPEGs waiting per viewer; a slower viewer drops frames (counted) instead of delaying the others.
 const VIEWER_QUEUE: usize = 4;
 /// Snapshots kept for `cache=`; the oldest is evicted beyond this.
@@ -47,8 +48,8 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
 const FRESH_JPEG: Duration = Duration::from_secs(2);
 /// Default reader filters of `stream.mjpeg` and `frame.jpeg`: JPEG first (no transcoding).
 const DEFAULT_FILTERS: &str = "video=mjpeg,h264,h265";
-
-static NEXT_TRANSCODER_ID: AtomicU64 = AtomicU64::new(1);
+/// RTP payload size of the transcoder's JPEGs (for RTSP/WebRTC readers of the derived stream).
+const MTU: usize = 1400;
 
 pub fn routes(state: Arc<MjpegState>) -> Router<Arc<App>> {
     Router::new()
@@ -57,54 +58,33 @@ pub fn routes(state: Arc<MjpegState>) -> Router<Arc<App>> {
         .layer(Extension(state))
 }
 
-/// The module's state: running transcoders by stream name, and recent snapshots. Shared with the
-/// WebSocket API (`mjpeg` messages).
+/// The module's state: recent snapshots. Shared with the WebSocket API (`mjpeg` messages). The
+/// transcoders live in the hub, as the producers of derived streams.
 #[derive(Default)]
 pub struct MjpegState {
-    transcoders: Mutex<HashMap<String, Transcoder>>,
     snapshots: Mutex<HashMap<SnapshotKey, (Instant, Bytes)>>,
 }
 
 impl MjpegState {
-    fn transcoders(&self) -> MutexGuard<'_, HashMap<String, Transcoder>> {
-        self.transcoders.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn snapshots(&self) -> MutexGuard<'_, HashMap<SnapshotKey, (Instant, Bytes)>> {
         self.snapshots.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// The newest JPEG of `stream`'s running transcoder, if it is younger than [`FRESH_JPEG`].
-    fn fresh_transcoded(&self, stream: &str) -> Option<Bytes> {
-        let latest = self.transcoders().get(stream)?.latest.clone();
-        let guard = latest.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().filter(|(at, _)| at.elapsed() < FRESH_JPEG).map(|(_, jpeg)| jpeg.clone())
-    }
 }
 
-/// One running H.264/H.265 → JPEG ffmpeg. `viewers` changes only under the map's lock, so that the
-/// transcoder's decision to stop and a new viewer's decision to join never cross.
-struct Transcoder {
-    id: u64,
-    track: Arc<Track>,
-    viewers: usize,
-    /// Woken when `viewers` drops to zero.
-    idle: Arc<Notify>,
-    /// The newest JPEG ffmpeg wrote, and when.
-    latest: Arc<Mutex<Option<(Instant, Bytes)>>>,
+/// The name of the stream `stream`'s transcoder feeds.
+pub fn derived_name(stream: &str) -> String {
+    format!("{stream}{DERIVED_SUFFIX}")
 }
 
-impl Transcoder {
-    /// A viewer of this transcoder. It starts with the newest JPEG (the track caches it) rather than
-    /// waiting for the next one.
-    fn viewer(&self, state: &Arc<MjpegState>, stream: &str) -> Viewer {
-        Viewer {
-            state: state.clone(),
-            stream: stream.to_string(),
-            transcoder_id: self.id,
-            reader: TrackReader::new(self.track.clone(), "mjpeg", VIEWER_QUEUE, true),
-        }
+/// The newest JPEG of `stream`'s running transcoder, if it is younger than [`FRESH_JPEG`].
+fn fresh_transcoded(hub: &Hub, stream: &str) -> Option<Bytes> {
+    let derived = hub.get(&derived_name(stream))?;
+    let producer = derived.producers().into_iter().next()?;
+    if producer.state() != ProducerState::Online {
+        return None;
     }
+    let (at, frame) = producer.tracks().first()?.newest_cached()?;
+    (at.elapsed() < FRESH_JPEG).then(|| frame.payload.clone())
 }
 
 fn peer(request: &Request) -> Option<SocketAddr> {
@@ -146,10 +126,10 @@ async fn stream_mjpeg(
 }
 
 /// A stream's video as JPEG images: passed through from a JPEG source, or from the stream's shared
-/// transcoder. Used by `stream.mjpeg` and the WebSocket `mjpeg` message.
+/// transcoder (its derived stream). Used by `stream.mjpeg` and the WebSocket `mjpeg` message.
 pub async fn jpeg_frames(
     app: &Arc<App>,
-    state: &Arc<MjpegState>,
+    _state: &Arc<MjpegState>,
     q: &Query,
     peer: Option<SocketAddr>,
     user_agent: &str,
@@ -160,19 +140,51 @@ pub async fn jpeg_frames(
         return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "mjpeg: the stream has no video"));
     };
     match codec_name.as_str() {
-        codec::JPEG => Ok(passthrough_frames(reader, slot)),
-        codec::H264 | codec::H265 => match join_transcoder(app, state, reader, slot, &codec_name) {
-            Ok(viewer) => Ok(viewer.frames()),
-            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
-        },
+        codec::JPEG => Ok(passthrough_frames(reader, slot, None)),
+        codec::H264 | codec::H265 => {
+            let viewer = join_transcoder(app, reader.stream_name(), peer, user_agent).await?;
+            // The source reader stays until the first JPEG: the source keeps running for the
+            // transcoder even with `hub.linger: 0`.
+            Ok(passthrough_frames(viewer, 0, Some(reader)))
+        }
         other => Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("mjpeg: cannot convert {other} to JPEG"))),
     }
 }
 
-/// A JPEG source's frames. The replayed cache is skipped up to its newest frame so a new viewer starts
-/// with the current picture, then every live frame follows.
-fn passthrough_frames(reader: Reader, slot: usize) -> futures_util::stream::BoxStream<'static, Bytes> {
-    let stream = futures_util::stream::unfold((reader, true), move |(mut reader, first)| async move {
+/// A viewer of `stream`'s transcoder: a reader of its derived stream (created, and the transcoder
+/// started, when there is none).
+async fn join_transcoder(
+    app: &Arc<App>,
+    stream: &str,
+    peer: Option<SocketAddr>,
+    user_agent: &str,
+) -> Result<Reader, Response> {
+    let jpeg = [MediaFilter { kind: Kind::Video, codecs: vec![codec::JPEG.to_string()], all: false }];
+    let mut last_error = String::new();
+    // A derived stream removed between its lookup and the subscription (its transcoder had just
+    // stopped) is looked up again: once subscribed, it stays.
+    for _ in 0..3 {
+        let derived = transcoder_stream(&app.hub, stream);
+        let shared = app.hub.new_reader_shared("mjpeg", peer.map(|p| p.to_string()).unwrap_or_default());
+        *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = user_agent.to_string();
+        match app.hub.subscribe_with_queue(&derived.name, &jpeg, shared, true, VIEWER_QUEUE).await {
+            Ok(viewer) if app.hub.get(&derived.name).is_some_and(|s| Arc::ptr_eq(&s, &derived)) => return Ok(viewer),
+            Ok(_) => last_error = "the transcoder stopped".into(),
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("mjpeg: {last_error}")))
+}
+
+/// A JPEG stream's frames. The replayed cache is skipped up to its newest frame so a new viewer starts
+/// with the current picture, then every live frame follows. `hold` (a reader of the transcoder's
+/// source) is dropped with the first frame.
+fn passthrough_frames(
+    reader: Reader,
+    slot: usize,
+    hold: Option<Reader>,
+) -> futures_util::stream::BoxStream<'static, Bytes> {
+    let stream = futures_util::stream::unfold((reader, hold, true), move |(mut reader, hold, first)| async move {
         let mut frame = loop {
             let d = reader.queue.recv().await?;
             if d.slot == slot {
@@ -186,118 +198,170 @@ fn passthrough_frames(reader: Reader, slot: usize) -> futures_util::stream::BoxS
                 }
             }
         }
+        drop(hold);
         reader.shared.count_sent(1, frame.payload.len() as u64);
-        Some((frame.payload.clone(), (reader, false)))
+        Some((frame.payload.clone(), (reader, None, false)))
     });
     Box::pin(stream)
 }
 
-/// A viewer of a shared transcoder: its queue on the transcoder's JPEG track. Dropping it (the client
-/// went away) releases the transcoder.
-struct Viewer {
-    state: Arc<MjpegState>,
+/// The derived stream of `stream`'s transcoder, created on first use.
+fn transcoder_stream(hub: &Arc<Hub>, stream: &str) -> Arc<crate::hub::Stream> {
+    hub.derived_stream(&derived_name(stream), |settings| {
+        let source = Arc::new(Transcoder { stream: stream.to_string(), hub: Arc::downgrade(hub) });
+        // The URL shown in the API: go2rtc's spelling of the same conversion.
+        let url = format!("ffmpeg:{stream}#video=mjpeg");
+        Producer::pulled(&url, source, settings.linger, settings.gop_cache_bytes)
+    })
+}
+
+/// The source of a derived `<stream>#mjpeg` stream: an ffmpeg that decodes `stream`'s H.264/H.265
+/// video (read from the hub like any reader, GOP cache first) and encodes JPEGs.
+struct Transcoder {
     stream: String,
-    transcoder_id: u64,
-    reader: TrackReader,
+    hub: Weak<Hub>,
 }
 
-impl Viewer {
-    fn frames(self) -> futures_util::stream::BoxStream<'static, Bytes> {
-        let stream = futures_util::stream::unfold(self, |mut viewer| async move {
-            let frame = viewer.reader.recv().await?;
-            viewer.reader.shared.count_sent(1, frame.payload.len() as u64);
-            Some((frame.payload.clone(), viewer))
-        });
-        Box::pin(stream)
+impl Source for Transcoder {
+    fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
+        let medias = vec![Media::new(Kind::Video, Direction::RecvOnly, vec![formats::bytestream::jpeg_codec()])];
+        Box::pin(async move { Ok(medias) })
     }
-}
 
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        let mut map = self.state.transcoders();
-        if let Some(t) = map.get_mut(&self.stream).filter(|t| t.id == self.transcoder_id) {
-            t.viewers = t.viewers.saturating_sub(1);
-            if t.viewers == 0 {
-                t.idle.notify_one();
+    fn run(
+        self: Arc<Self>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let result = self.transcode(tracks, &stop).await;
+            if stop.is_cancelled() {
+                // Stopped for want of viewers (or shutdown): the derived stream goes too, unless a
+                // viewer came back meanwhile (its producer then runs again).
+                if let Some(hub) = self.hub.upgrade() {
+                    if let Some(derived) = hub.get(&derived_name(&self.stream)) {
+                        hub.remove_if_unused(&derived);
+                    }
+                }
             }
-        }
+            result
+        })
     }
 }
 
-/// Joins the stream's transcoder, starting it (with `reader` as its input) when there is none.
-fn join_transcoder(
-    app: &Arc<App>,
-    state: &Arc<MjpegState>,
-    reader: Reader,
-    slot: usize,
-    codec_name: &str,
-) -> Result<Viewer, String> {
-    let stream = reader.stream_name().to_string();
-    let mut map = state.transcoders();
-    if let Some(t) = map.get_mut(&stream) {
-        t.viewers += 1;
-        let viewer = t.viewer(state, &stream);
-        drop(map);
-        // The running transcoder has its own input reader; this one is not needed.
-        drop(reader);
-        return Ok(viewer);
+impl Transcoder {
+    fn err(&self, what: impl std::fmt::Display) -> String {
+        format!("mjpeg: stream {}: {what}", self.stream)
     }
-    let input = if codec_name == codec::H265 { "hevc" } else { "h264" };
-    let marker = format!("comment={TRANSCODER_MARKER}:{stream}");
-    // Start-up delay: the input comes from the GOP cache, keyframe (with its parameter sets) first, so
-    // the first packet tells ffmpeg all it needs: `-probesize 32` stops the stream analysis there
-    // instead of after 5 s of input (the default `-analyzeduration`). No `-fflags nobuffer`: it drops
-    // the packets read during that analysis, i.e. the keyframe, and decoding would wait for the next
-    // one. `-flags low_delay` turns the decoder's frame threading (a frame of delay per thread) off.
-    let argv: Vec<String> = [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-flags",
-        "low_delay",
-        "-probesize",
-        "32",
-        "-f",
-        input,
-        "-i",
-        "pipe:0",
-        "-an",
-        "-c:v",
-        "mjpeg",
-        "-q:v",
-        "5",
-        "-pix_fmt",
-        "yuvj420p",
-        "-huffman",
-        "default",
-        "-fps_mode",
-        "passthrough",
-        "-metadata",
-        &marker,
-        "-f",
-        "mjpeg",
-        "pipe:1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let label = format!("mjpeg transcoder {stream}");
-    let child = OwnedChild::spawn(&argv, true, true, &label).map_err(|e| format!("mjpeg: stream {stream}: {e}"))?;
-    let id = NEXT_TRANSCODER_ID.fetch_add(1, Ordering::Relaxed);
-    // Every JPEG is a keyframe: the cache holds the newest one only.
-    let track = Arc::new(Track::new(Kind::Video, Codec::new(codec::JPEG, 90000, 0, 26), formats::mjpeg::MAX_PART_SIZE));
-    let transcoder =
-        Transcoder { id, track, viewers: 1, idle: Arc::new(Notify::new()), latest: Arc::new(Mutex::new(None)) };
-    let viewer = transcoder.viewer(state, &stream);
-    let output = Output { track: transcoder.track.clone(), latest: transcoder.latest.clone() };
-    let idle = transcoder.idle.clone();
-    map.insert(stream.clone(), transcoder);
-    drop(map);
-    reader.shared.set_protocol("mjpeg+ffmpeg");
-    tracing::info!(stream = %stream, pid = ?child.pid(), "mjpeg transcoder started");
-    tokio::spawn(run_transcoder(app.clone(), state.clone(), stream, id, child, reader, slot, output, idle));
-    Ok(viewer)
+
+    /// Runs one ffmpeg until `stop` (`Ok`) or until it or its input ends.
+    async fn transcode(&self, tracks: Vec<Arc<Track>>, stop: &CancellationToken) -> Result<(), String> {
+        let Some(track) = tracks.into_iter().next() else { return Err(self.err("no track")) };
+        let reader = {
+            let Some(hub) = self.hub.upgrade() else { return Ok(()) };
+            let shared = hub.new_reader_shared("mjpeg+ffmpeg", String::new());
+            let video = [MediaFilter {
+                kind: Kind::Video,
+                codecs: vec![codec::H264.to_string(), codec::H265.to_string()],
+                all: false,
+            }];
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = hub.subscribe(&self.stream, &video, shared, true) => r.map_err(|e: HubError| self.err(e))?,
+            }
+        };
+        let Some((slot, codec_name)) = video_track(&reader) else { return Err(self.err("no video")) };
+        let input = if codec_name == codec::H265 { "hevc" } else { "h264" };
+        let marker = format!("comment={TRANSCODER_MARKER}:{}", self.stream);
+        // Start-up delay: the input comes from the GOP cache, keyframe (with its parameter sets) first,
+        // so the first packet tells ffmpeg all it needs: `-probesize 32` stops the stream analysis
+        // there instead of after 5 s of input (the default `-analyzeduration`). No `-fflags nobuffer`:
+        // it drops the packets read during that analysis, i.e. the keyframe, and decoding would wait
+        // for the next one. `-flags low_delay` turns the decoder's frame threading (a frame of delay
+        // per thread) off.
+        let argv: Vec<String> = [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-flags",
+            "low_delay",
+            "-probesize",
+            "32",
+            "-f",
+            input,
+            "-i",
+            "pipe:0",
+            "-an",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "5",
+            "-pix_fmt",
+            "yuvj420p",
+            "-huffman",
+            "default",
+            "-fps_mode",
+            "passthrough",
+            "-metadata",
+            &marker,
+            "-f",
+            "mjpeg",
+            "pipe:1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let label = format!("mjpeg transcoder {}", self.stream);
+        let mut child = OwnedChild::spawn(&argv, true, true, &label).map_err(|e| self.err(e))?;
+        tracing::info!(stream = %self.stream, pid = ?child.pid(), "mjpeg transcoder started");
+        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            child.stop(libc::SIGKILL, Duration::ZERO).await;
+            return Err(self.err("ffmpeg pipes missing"));
+        };
+        // Writing and reading run apart: ffmpeg blocked on a full stdout must never block its stdin.
+        let writer = tokio::spawn(feed(reader, slot, stdin));
+        let mut splitter = formats::mjpeg::JpegSplitter::new();
+        let mut packetizer = rtp::packetize::packetizer_for(&track.codec, MTU);
+        let mut buf = vec![0u8; 64 * 1024];
+        let epoch = Instant::now();
+        let result = loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                n = stdout.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => {
+                        let how = tokio::time::timeout(Duration::from_secs(1), child.wait_exit()).await;
+                        break Err(self.err(match how {
+                            Ok(how) => format!("ffmpeg {how}"),
+                            Err(_) => format!("ffmpeg output ended; stderr: {}", child.stderr_tail()),
+                        }));
+                    }
+                    Ok(n) => {
+                        if let Err(e) = splitter.push(&buf[..n]) {
+                            tracing::debug!(stream = %self.stream, "mjpeg transcoder output: {e}");
+                        }
+                        while let Some(jpeg) = splitter.poll() {
+                            let ticks = epoch.elapsed().as_micros() * 90 / 1000;
+                            let mut frame = Frame { timestamp: ticks as u32, keyframe: true, payload: jpeg, rtp: Vec::new() };
+                            if let Some(p) = packetizer.as_mut() {
+                                let mut packets = Vec::new();
+                                p.packetize(&frame, &mut packets);
+                                frame.rtp = packets;
+                            }
+                            track.push(frame);
+                        }
+                    }
+                },
+            }
+        };
+        writer.abort();
+        child.stop(libc::SIGKILL, Duration::ZERO).await;
+        match &result {
+            Ok(()) => tracing::info!(stream = %self.stream, "mjpeg transcoder stopped"),
+            Err(e) => tracing::warn!(stream = %self.stream, "mjpeg transcoder stopped: {e}"),
+        }
+        result
+    }
 }
 
 /// Feeds the hub's frames to ffmpeg as Annex B until the reader or the pipe ends.
@@ -311,93 +375,6 @@ async fn feed(mut reader: Reader, slot: usize, mut stdin: tokio::process::ChildS
             break;
         }
         reader.shared.count_sent(1, annexb.len() as u64);
-    }
-}
-
-/// Where a transcoder's JPEGs go.
-struct Output {
-    track: Arc<Track>,
-    latest: Arc<Mutex<Option<(Instant, Bytes)>>>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_transcoder(
-    app: Arc<App>,
-    state: Arc<MjpegState>,
-    stream: String,
-    id: u64,
-    mut child: OwnedChild,
-    reader: Reader,
-    slot: usize,
-    output: Output,
-    idle: Arc<Notify>,
-) {
-    let Output { track, latest } = output;
-    let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return;
-    };
-    // Writing and reading run apart: ffmpeg blocked on a full stdout must never block its stdin.
-    let writer = tokio::spawn(feed(reader, slot, stdin));
-    let mut splitter = formats::mjpeg::JpegSplitter::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let epoch = Instant::now();
-    let mut stop_at: Option<Instant> = None;
-    let why = loop {
-        let linger = async move {
-            match stop_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            n = stdout.read(&mut buf) => match n {
-                Ok(0) | Err(_) => break "ffmpeg output ended",
-                Ok(n) => {
-                    if let Err(e) = splitter.push(&buf[..n]) {
-                        tracing::debug!(stream = %stream, "mjpeg transcoder output: {e}");
-                    }
-                    while let Some(jpeg) = splitter.poll() {
-                        *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), jpeg.clone()));
-                        let ticks = epoch.elapsed().as_micros() * 90 / 1000;
-                        track.push(Frame { timestamp: ticks as u32, keyframe: true, payload: jpeg, rtp: Vec::new() });
-                    }
-                }
-            },
-            _ = idle.notified() => {
-                let viewers = state.transcoders().get(&stream).filter(|t| t.id == id).map_or(0, |t| t.viewers);
-                stop_at = (viewers == 0).then(|| Instant::now() + TRANSCODE_LINGER);
-            }
-            _ = linger => {
-                // Decided under the lock a joining viewer takes: it either joined before (keep
-                // running) or finds no transcoder and starts a new one.
-                let mut map = state.transcoders();
-                match map.get(&stream) {
-                    Some(t) if t.id == id && t.viewers > 0 => stop_at = None,
-                    Some(t) if t.id == id => {
-                        map.remove(&stream);
-                        break "no viewers";
-                    }
-                    _ => break "no viewers",
-                }
-            }
-            _ = app.shutdown.cancelled() => break "shutdown",
-        }
-    };
-    {
-        let mut map = state.transcoders();
-        if map.get(&stream).is_some_and(|t| t.id == id) {
-            map.remove(&stream);
-        }
-    }
-    // Viewers still attached (ffmpeg died) see their stream end.
-    track.close();
-    writer.abort();
-    let tail = child.stderr_tail();
-    child.stop(libc::SIGKILL, Duration::ZERO).await;
-    if why == "ffmpeg output ended" {
-        tracing::warn!(stream = %stream, "mjpeg transcoder stopped: {why}; stderr: {tail}");
-    } else {
-        tracing::info!(stream = %stream, "mjpeg transcoder stopped: {why}");
     }
 }
 
@@ -495,7 +472,7 @@ async fn frame_jpeg(
         }
     }
     if params.is_identity() {
-        if let Some(jpeg) = state.fresh_transcoded(q.get("src").unwrap_or("")) {
+        if let Some(jpeg) = fresh_transcoded(&app.hub, q.get("src").unwrap_or("")) {
             return jpeg_response(jpeg);
         }
     }
