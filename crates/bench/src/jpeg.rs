@@ -52,7 +52,7 @@ async fn transcoder_running(api: &str, stream: &str) -> bool {
     String::from_utf8_lossy(&out).contains("mjpeg+ffmpeg")
 }
 
-/// `starts` rounds of: wait for the stream's transcoder to stop (it lingers 3 s after its last
+/// `starts` rounds of: wait for the stream's transcoder to stop (it lingers `hub.linger` after its last
 /// viewer), `frame.jpeg` cold, `stream.mjpeg` cold, `frame.jpeg` while that viewer stays.
 pub async fn cold_starts(api: &str, stream: &str, starts: usize) -> JpegStarts {
     let mut r = JpegStarts::default();
