@@ -321,3 +321,17 @@ fn kill_process(pid: i32) {
     let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
     assert!(status.success());
 }
+
+/// Deleting a stream ends the MJPEG viewers of its transcoder (and removes the derived stream).
+#[test]
+fn deleting_the_stream_ends_its_mjpeg_viewers() {
+    let srv = Server::start("streams:\n  mj_gone: demo:clip\n");
+    let url = srv.api_url("/api/stream.mjpeg?src=mj_gone");
+    let mut viewer = Killed::new(spawn_reader(&url, 100_000));
+    assert!(wait_until(Duration::from_secs(15), || transcoder_pid("mj_gone").is_some()), "log:\n{}", srv.log());
+    assert_eq!(srv.http("DELETE", "/api/streams?src=mj_gone").status, 200);
+    let ended = wait_until(Duration::from_secs(15), || viewer.0.as_mut().unwrap().try_wait().unwrap().is_some());
+    assert!(ended, "the viewer was not ended; log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(5), || transcoders("mj_gone") == 0), "transcoder left running");
+    assert!(srv.http("GET", "/api/streams").json().get("mj_gone#mjpeg").is_none());
+}

@@ -267,7 +267,15 @@ impl Transcoder {
             }];
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                r = hub.subscribe(&self.stream, &video, shared, true) => r.map_err(|e: HubError| self.err(e))?,
+                r = hub.subscribe(&self.stream, &video, shared, true) => match r {
+                    Ok(reader) => reader,
+                    Err(HubError::NotFound(_)) => {
+                        // The source stream was removed: so is the derived one, and its viewers end.
+                        hub.remove_stream(&derived_name(&self.stream));
+                        return Err(self.err("the stream was removed"));
+                    }
+                    Err(e) => return Err(self.err(e)),
+                },
             }
         };
         let Some((slot, codec_name)) = video_track(&reader) else { return Err(self.err("no video")) };
