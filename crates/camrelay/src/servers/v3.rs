@@ -230,8 +230,19 @@ fn is_pattern(name: &str) -> bool {
     name.starts_with('~') || name == "all_others" || name == "all"
 }
 
-/// A camrelay source URL as MediaMTX writes it (the inverse of `source_url`).
+/// A camrelay source URL as MediaMTX writes it (the inverse of `path_source_url`: the parameters
+/// that `rtspTransport` and `sourceFingerprint` added are those settings, not the source).
 fn mediamtx_source(url: &str) -> String {
+    let url = match url.split_once('#') {
+        Some((main, params))
+            if params
+                .split('#')
+                .all(|p| matches!(p, "transport=udp" | "transport=tcp") || p.starts_with("fingerprint=")) =>
+        {
+            main
+        }
+        _ => url,
+    };
     if let Some(rest) = url.strip_prefix("webrtc:http://") {
         return format!("whep://{rest}");
     }
@@ -408,39 +419,32 @@ fn save_error(what: &str, e: std::io::Error) -> Response {
     fail(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} not saved: {e}"))
 }
 
-/// `PATCH /v3/config/global/patch`: saved to the config file; applies at the next start.
+/// `PATCH /v3/config/global/patch`: saved to the config file (the reload then applies what it can).
 async fn global_patch(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let current = settings_view(&app).globals;
-    let fields = match json_object(&body).and_then(|b| check_fields(b, &current)) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let path = match mediamtx_file(&app) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
-    let _guard = app.config_write.lock().await;
-    for (key, value) in fields {
-        let value = unmask_field(&key, value, current.get(&key));
-        if current.get(&key) == Some(&value) {
-            continue;
-        }
-        if let Err(e) = crate::config::patch_global(path, &key, &value) {
-            return save_error(&format!("global setting {key}"), e);
-        }
-        tracing::info!(module = "api", setting = %key, "MediaMTX setting saved to the config file: applies at the next start");
-    }
-    ok()
+    patch_settings(&app, &body, current, crate::config::patch_global, "").await
 }
 
-/// `PATCH /v3/config/pathdefaults/patch`: saved to the config file; applies at the next start.
+/// `PATCH /v3/config/pathdefaults/patch`: like the global patch, for `pathDefaults`.
 async fn path_defaults_patch(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let current = settings_view(&app).path_defaults;
-    let fields = match json_object(&body).and_then(|b| check_fields(b, &current)) {
+    patch_settings(&app, &body, current, crate::config::patch_path_default, "pathDefaults.").await
+}
+
+/// Checks the body's fields against `current` and saves each changed one with `save` (keys shown as
+/// `prefix` + key in logs and errors).
+async fn patch_settings(
+    app: &App,
+    body: &Bytes,
+    current: Map<String, Value>,
+    save: fn(&std::path::Path, &str, &Value) -> std::io::Result<()>,
+    prefix: &str,
+) -> Response {
+    let fields = match json_object(body).and_then(|b| check_fields(b, &current)) {
         Ok(f) => f,
         Err(r) => return r.into_response(),
     };
-    let path = match mediamtx_file(&app) {
+    let path = match mediamtx_file(app) {
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
@@ -450,10 +454,10 @@ async fn path_defaults_patch(State(app): State<Arc<App>>, body: Bytes) -> Respon
         if current.get(&key) == Some(&value) {
             continue;
         }
-        if let Err(e) = crate::config::patch_path_default(path, &key, &value) {
-            return save_error(&format!("path default {key}"), e);
+        if let Err(e) = save(path, &key, &value) {
+            return save_error(&format!("setting {prefix}{key}"), e);
         }
-        tracing::info!(module = "api", setting = %format!("pathDefaults.{key}"), "MediaMTX setting saved to the config file: applies at the next start");
+        tracing::info!(module = "api", setting = %format!("{prefix}{key}"), "MediaMTX setting saved to the config file");
     }
     ok()
 }
@@ -572,7 +576,10 @@ async fn edit_path(app: Arc<App>, name: String, body: Bytes, edit: Edit) -> Resp
         s if s.contains("***") => {
             return bad_request(format!("source {s}: \"***\" hides a secret that this path does not have; type it in"))
         }
-        s => vec![source_url(s)],
+        s => match crate::config::mediamtx::path_source_url(s, &settings) {
+            Ok(url) => vec![url],
+            Err(e) => return bad_request(format!("path {name}: {e}")),
+        },
     };
     // A go2rtc stream's other sources stay when a patch changes its first one.
     if !mediamtx && edit == Edit::Patch {
