@@ -114,6 +114,26 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
     .collect()
 }
 
+/// The config's MediaMTX `paths:` as the hub's rules (none for a go2rtc config).
+pub(crate) fn path_rules(config: &Config) -> crate::hub::paths::PathRules {
+    use crate::hub::paths::{PathOptions, PathRule, PathRules};
+    let mediamtx = config.dialect == crate::config::Dialect::Mediamtx;
+    let rules = config
+        .path_rules
+        .iter()
+        .filter_map(|r| {
+            let options = PathOptions {
+                max_readers: r.max_readers,
+                override_publisher: Some(r.override_publisher),
+                start_timeout: Some(r.start_timeout),
+                linger: Some(r.close_after),
+            };
+            PathRule::new(&r.name, &r.source, options)
+        })
+        .collect();
+    PathRules { rules, publish_needs_rule: mediamtx }
+}
+
 impl App {
     pub fn new(config: Config, config_path: PathBuf) -> Arc<App> {
         let settings = HubSettings {
@@ -127,6 +147,7 @@ impl App {
         let ctx = SourceContext { live: live.clone(), publishers: publishers.clone(), hub: Arc::default() };
         let hub = Arc::new(Hub::new(source_schemes(&ctx), settings));
         let _ = ctx.hub.set(Arc::downgrade(&hub));
+        hub.set_path_rules(path_rules(&config));
         for (name, urls) in &config.streams {
             // A bad source is reported and skipped; the stream and its other sources still serve.
             let mut good = Vec::new();

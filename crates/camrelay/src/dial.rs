@@ -33,6 +33,18 @@ pub struct Dialled {
 /// Connects to `host:port` (a name, an IPv4 address or a bracketed IPv6 one), then does the TLS
 /// handshake with `tls_name` as the server name. Each step gets `timeout`.
 pub async fn tcp(host: &str, port: u16, tls: Tls, timeout: Duration) -> Result<Dialled, String> {
+    tcp_pinned(host, port, tls, None, timeout).await
+}
+
+/// [`tcp`], with the server's certificate pinned by its SHA-256 when `pin` is given (instead of
+/// `tls`'s check: a self-signed camera).
+pub async fn tcp_pinned(
+    host: &str,
+    port: u16,
+    tls: Tls,
+    pin: Option<[u8; 32]>,
+    timeout: Duration,
+) -> Result<Dialled, String> {
     let addr = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -49,7 +61,10 @@ pub async fn tcp(host: &str, port: u16, tls: Tls, timeout: Duration) -> Result<D
     if tls == Tls::None {
         return Ok(Dialled { io: Box::new(tcp), local, peer });
     }
-    let config = crate::tls::client_config(tls == Tls::Verify)?;
+    let config = match pin {
+        Some(sha256) => crate::tls::pinned_client_config(sha256)?,
+        None => crate::tls::client_config(tls == Tls::Verify)?,
+    };
     let name = host.trim_start_matches('[').trim_end_matches(']').to_string();
     let name = rustls::pki_types::ServerName::try_from(name).map_err(|e| format!("TLS: bad server name: {e}"))?;
     let connector = tokio_rustls::TlsConnector::from(config);

@@ -84,10 +84,13 @@ impl App {
 
         // Swap first: sources built from here on see the new templates and rules.
         self.store_config(new.clone());
+        self.hub.set_path_rules(crate::app::path_rules(&new));
+        // A path whose linger changed restarts its source (the linger is the source's).
+        let linger = |c: &Config, name: &str| c.path_rules.iter().find(|r| r.name == name).map(|r| r.close_after);
 
         for (name, sources) in &new_streams {
             match old_streams.get(name) {
-                Some(before) if before == sources => continue,
+                Some(before) if before == sources && linger(&old, name) == linger(&new, name) => continue,
                 Some(_) => report.replaced.push(name.to_string()),
                 None => report.added.push(name.to_string()),
             }

@@ -201,3 +201,237 @@ paths:"#,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Path settings that take effect: `~regex` sources, maxReaders, the on-demand timeouts,
+// rtspTransport, overridePublisher and sourceFingerprint, against GStreamer's RTSP server as the
+// camera and ffmpeg as publisher and reader.
+
+/// MediaMTX's listeners on free loopback ports, then `paths` (a YAML block indented by two).
+fn mediamtx_with_paths(paths: &str) -> String {
+    let head = MEDIAMTX.split("paths:").next().unwrap_or("");
+    format!("{head}paths:\n{paths}")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// ffmpeg publishing a `size` test pattern over RTSP/TCP for `seconds`, its stderr kept.
+fn ffmpeg_publish(url: &str, size: &str, seconds: u32) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
+        .args(["-g", "25", "-pix_fmt", "yuv420p", "-f", "rtsp", "-rtsp_transport", "tcp", url])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg")
+}
+
+/// A publisher that runs for a moment and is refused: its stderr.
+fn refused_publish(url: &str) -> String {
+    let out = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "2"])
+            .args(["-c:v", "libx264", "-f", "rtsp", "-rtsp_transport", "tcp", url]),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "the publisher to {url} was taken");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stream_names(server: &Server) -> Vec<String> {
+    let v = server.http("GET", "/api/streams").json();
+    v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+fn producer_of(server: &Server, stream: &str) -> serde_json::Value {
+    server.http("GET", &format!("/api/streams?src={stream}")).json()["producers"][0].clone()
+}
+
+fn video_width(url: &str) -> Option<u64> {
+    ffprobe(url, "tcp").ok()?.iter().find(|s| s.codec_type == "video").map(|s| s.width)
+}
+
+/// `~^cam(\d+)$` with `source: rtsp://127.0.0.1:$G1/test`: reading `cam<PORT>` pulls the camera on
+/// that port, and the stream goes once idle. Publishing follows the rules: a `source: publisher`
+/// regex takes publishers, a name no rule covers and a path with a source do not.
+#[test]
+fn regex_path_pulls_its_source_with_groups_and_rules_decide_publishing() {
+    let port = free_port();
+    let _cam = GstCamera::start(port, &["--audio", "none"]);
+    let server = Server::start(&mediamtx_with_paths(
+        "  ~^cam(\\d+)$:\n    source: rtsp://127.0.0.1:$G1/test\n    sourceOnDemandCloseAfter: 1s\n  \
+         ~^live_:\n    source: publisher\n",
+    ));
+    let url = server.rtsp_url(&format!("cam{port}"));
+    let frames = decode_video_frames(&url, "tcp", 20).unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert!(frames >= 20, "{frames} frames");
+    // Made for the reader, gone once no reader used it for sourceOnDemandCloseAfter.
+    let name = format!("cam{port}");
+    assert!(
+        wait_until(Duration::from_secs(10), || !stream_names(&server).contains(&name)),
+        "{:?}\n{}",
+        stream_names(&server),
+        server.log()
+    );
+    // A group naming no camera: the reader gets an error, nothing stays behind.
+    assert!(ffprobe(&server.rtsp_url("cam1"), "tcp").is_err());
+    assert!(wait_until(Duration::from_secs(15), || !stream_names(&server).contains(&"cam1".to_string())));
+
+    let rtsp = server.rtsp.unwrap();
+    let mut publisher = ffmpeg_publish(&format!("rtsp://{rtsp}/live_one"), "320x240", 30);
+    let live = server.rtsp_url("live_one");
+    assert!(wait_until(Duration::from_secs(15), || video_width(&live) == Some(320)), "{}", server.log());
+    let e = refused_publish(&format!("rtsp://{rtsp}/other"));
+    assert!(e.contains("404"), "{e}");
+    let e = refused_publish(&format!("rtsp://{rtsp}/cam{port}"));
+    assert!(e.contains("400"), "{e}");
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
+
+/// `maxReaders: 1`: a second reader is refused over RTSP (503) and HTTP (503); once the first has
+/// gone, a new one reads.
+#[test]
+fn max_readers_refuses_readers_beyond_the_limit() {
+    let server = Server::start(&mediamtx_with_paths("  cam:\n    source: demo:clip\n    maxReaders: 1\n"));
+    let url = server.rtsp_url("cam");
+    let first = rtsp_reader_for(&url, 8);
+    // Readers over RTSP (the preload that keeps the source connected is no reader).
+    let consumers = || {
+        let v = server.http("GET", "/api/streams?src=cam").json();
+        v["consumers"].as_array().map_or(0, |c| c.iter().filter(|c| c["protocol"] != "preload").count())
+    };
+    assert!(wait_until(Duration::from_secs(15), || consumers() == 1), "{}", server.log());
+    let out = run_with_timeout(
+        Command::new("ffprobe").args(["-v", "error", "-rtsp_transport", "tcp", &url]),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("503"), "{stderr}");
+    let http = server.http("GET", "/api/frame.mp4?src=cam");
+    assert_eq!(http.status, 503, "{}", http.text());
+    assert!(http.text().contains("too many readers"), "{}", http.text());
+    assert!(first.join().unwrap().status.success());
+    assert!(wait_until(Duration::from_secs(10), || consumers() == 0));
+    assert!(decode_video_frames(&url, "tcp", 10).expect("a reader after the first left") >= 10);
+}
+
+/// `sourceOnDemandStartTimeout` bounds a reader's wait for an unreachable source (the default is
+/// 10 s); `sourceOnDemandCloseAfter` is each path's linger after its last reader.
+#[test]
+fn on_demand_start_timeout_and_close_after_per_path() {
+    let port = free_port();
+    let _cam = GstCamera::start(port, &["--audio", "none"]);
+    let dead = free_port();
+    let server = Server::start(&mediamtx_with_paths(&format!(
+        "  dead:\n    source: rtsp://127.0.0.1:{dead}/x\n    sourceOnDemand: true\n    \
+         sourceOnDemandStartTimeout: 1s\n  \
+         quick:\n    source: rtsp://127.0.0.1:{port}/test\n    sourceOnDemand: true\n    sourceOnDemandCloseAfter: 1s\n  \
+         slow:\n    source: rtsp://127.0.0.1:{port}/test\n    sourceOnDemand: true\n    sourceOnDemandCloseAfter: 60s\n"
+    )));
+    let t = std::time::Instant::now();
+    assert!(ffprobe(&server.rtsp_url("dead"), "tcp").is_err());
+    assert!(t.elapsed() < Duration::from_secs(6), "the reader waited {:?} (start timeout 1s)", t.elapsed());
+
+    for path in ["quick", "slow"] {
+        assert!(decode_video_frames(&server.rtsp_url(path), "tcp", 10).expect(path) >= 10);
+    }
+    let state = |p: &str| producer_of(&server, p)["state"].as_str().unwrap_or("").to_string();
+    assert!(wait_until(Duration::from_secs(8), || state("quick") == "idle"), "quick: {}", state("quick"));
+    assert_eq!(state("slow"), "online", "the 60 s linger keeps it");
+}
+
+/// `rtspTransport` against a camera that offers RTP over UDP only: `udp` plays, `tcp` is refused.
+#[test]
+fn rtsp_transport_selects_the_lower_transport() {
+    let port = free_port();
+    let _cam = GstCamera::start(port, &["--audio", "none", "--protocols", "udp"]);
+    let server = Server::start(&mediamtx_with_paths(&format!(
+        "  viaudp:\n    source: rtsp://127.0.0.1:{port}/test\n    sourceOnDemand: true\n    rtspTransport: udp\n  \
+         viatcp:\n    source: rtsp://127.0.0.1:{port}/test\n    sourceOnDemand: true\n    rtspTransport: tcp\n    \
+         sourceOnDemandStartTimeout: 2s\n"
+    )));
+    let frames =
+        decode_video_frames(&server.rtsp_url("viaudp"), "tcp", 20).unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert!(frames >= 20);
+    assert!(ffprobe(&server.rtsp_url("viatcp"), "tcp").is_err());
+    let e = producer_of(&server, "viatcp")["last_error"].as_str().unwrap_or("").to_string();
+    assert!(e.contains("461") || e.to_ascii_lowercase().contains("transport"), "{e}");
+}
+
+/// `overridePublisher: true` (the default): a new publisher replaces the current one, whose
+/// connection is closed; `false`: the new one is refused (400) and the first keeps the path.
+#[test]
+fn override_publisher_replaces_or_refuses() {
+    let server = Server::start(&mediamtx_with_paths("  over:\n  keep:\n    overridePublisher: false\n"));
+    let rtsp = server.rtsp.unwrap();
+
+    let mut first = ffmpeg_publish(&format!("rtsp://{rtsp}/keep"), "320x240", 60);
+    let keep = server.rtsp_url("keep");
+    assert!(wait_until(Duration::from_secs(15), || video_width(&keep) == Some(320)), "{}", server.log());
+    let e = refused_publish(&format!("rtsp://{rtsp}/keep"));
+    assert!(e.contains("400"), "{e}");
+    assert_eq!(video_width(&keep), Some(320));
+    let _ = first.kill();
+    let _ = first.wait();
+
+    let mut old = ffmpeg_publish(&format!("rtsp://{rtsp}/over"), "320x240", 60);
+    let over = server.rtsp_url("over");
+    assert!(wait_until(Duration::from_secs(15), || video_width(&over) == Some(320)), "{}", server.log());
+    let mut new = ffmpeg_publish(&format!("rtsp://{rtsp}/over"), "640x480", 60);
+    assert!(wait_until(Duration::from_secs(15), || video_width(&over) == Some(640)), "{}", server.log());
+    assert!(
+        wait_until(Duration::from_secs(15), || old.try_wait().ok().flatten().is_some()),
+        "the replaced publisher's connection stays open"
+    );
+    assert!(decode_video_frames(&over, "tcp", 10).expect("the new publisher") >= 10);
+    let _ = new.kill();
+    let _ = new.wait();
+}
+
+/// `sourceFingerprint` pins a self-signed camera's certificate (its SHA-256 as MediaMTX's docs
+/// compute it with openssl): the right one plays, another is refused naming the mismatch.
+#[test]
+fn source_fingerprint_pins_a_self_signed_camera() {
+    let dir = temp_dir("fingerprint");
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=camera", "-keyout"])
+        .arg(&key)
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-out"])
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (apt package openssl)");
+    assert!(status.success());
+    let out =
+        Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(&cert).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fingerprint: String = text.split('=').nth(1).unwrap_or("").trim().replace(':', "");
+    assert_eq!(fingerprint.len(), 64, "{text}");
+    let pem = dir.join("camera.pem");
+    let mut both = std::fs::read(&cert).unwrap();
+    both.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&pem, both).unwrap();
+
+    let port = free_port();
+    let _cam = GstCamera::start(port, &["--tls", pem.to_str().unwrap(), "--audio", "none"]);
+    let other = "AB".repeat(32);
+    let server = Server::start(&mediamtx_with_paths(&format!(
+        "  pinned:\n    source: rtsps://127.0.0.1:{port}/test\n    sourceOnDemand: true\n    \
+         sourceFingerprint: {fingerprint}\n  \
+         wrong:\n    source: rtsps://127.0.0.1:{port}/test\n    sourceOnDemand: true\n    \
+         sourceFingerprint: {other}\n    sourceOnDemandStartTimeout: 2s\n"
+    )));
+    let frames =
+        decode_video_frames(&server.rtsp_url("pinned"), "tcp", 20).unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert!(frames >= 20);
+    assert!(ffprobe(&server.rtsp_url("wrong"), "tcp").is_err());
+    let e = producer_of(&server, "wrong")["last_error"].as_str().unwrap_or("").to_string();
+    assert!(e.contains("fingerprint mismatch") && e.contains(&fingerprint.to_ascii_uppercase()), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

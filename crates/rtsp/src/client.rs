@@ -36,6 +36,8 @@ pub enum UrlError {
     Port(String),
     #[error("bad parameter `#{0}`")]
     Param(String),
+    #[error("#fingerprint= needs TLS (rtsps://)")]
+    FingerprintWithoutTls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,9 @@ pub enum Tls {
     Verify,
     /// `rtspx://`: TLS without certificate verification (UniFi's self-signed certificates).
     NoVerify,
+    /// `rtsps://...#fingerprint=HEX`: TLS accepting exactly the certificate with this SHA-256
+    /// (MediaMTX's `sourceFingerprint`: a self-signed camera pinned).
+    Pinned([u8; 32]),
 }
 
 /// A parsed source URL: `rtsp[s|x]://user:pass@host:port/path?query#param#param`.
@@ -158,6 +163,12 @@ impl SourceUrl {
                     out.kinds = Some(kinds);
                 }
                 "backchannel" => out.backchannel = !matches!(v.trim(), "0" | "false" | "no" | "off"),
+                "fingerprint" => {
+                    if out.tls == Tls::None {
+                        return Err(UrlError::FingerprintWithoutTls);
+                    }
+                    out.tls = Tls::Pinned(parse_sha256(v).ok_or_else(|| UrlError::Param(param.to_string()))?);
+                }
                 "transport" => match v.trim().to_ascii_lowercase().as_str() {
                     "udp" => out.udp = true,
                     "tcp" | "" => out.udp = false,
@@ -186,6 +197,20 @@ impl SourceUrl {
     pub fn no_data_timeout(&self) -> Duration {
         self.timeout.unwrap_or(DEFAULT_NO_DATA_TIMEOUT)
     }
+}
+
+/// A SHA-256 in hex (64 digits, `:` separators and case ignored).
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// What to do with a response.
@@ -451,6 +476,12 @@ mod tests {
         assert_eq!(u.tls, Tls::NoVerify);
         assert_eq!(u.request_url, "rtsps://h:7441/abc");
         assert!(u.udp);
+        // MediaMTX's sourceFingerprint: the certificate's SHA-256 pinned.
+        let hex = "AB".repeat(32);
+        let u = SourceUrl::parse(&format!("rtsps://cam/s#fingerprint={hex}")).unwrap();
+        assert_eq!(u.tls, Tls::Pinned([0xab; 32]));
+        assert_eq!(SourceUrl::parse(&format!("rtsp://cam/s#fingerprint={hex}")), Err(UrlError::FingerprintWithoutTls));
+        assert!(matches!(SourceUrl::parse("rtsps://cam/s#fingerprint=abc"), Err(UrlError::Param(_))));
         let u = SourceUrl::parse("rtsp://u:a@b@[::1]:8554").unwrap();
         assert_eq!((u.password.as_str(), u.host.as_str(), u.port), ("a@b", "[::1]", 8554));
         assert!(SourceUrl::parse("http://h/").is_err());

@@ -116,6 +116,10 @@ pub struct PathRule {
     pub source_on_demand: bool,
     pub max_readers: usize,
     pub override_publisher: bool,
+    /// `sourceOnDemandStartTimeout`: how long a reader waits for the source.
+    pub start_timeout: Duration,
+    /// `sourceOnDemandCloseAfter`: how long the source stays after its last reader.
+    pub close_after: Duration,
 }
 
 impl PathRule {
@@ -278,7 +282,7 @@ pub(super) fn apply(root: &Item, config: &mut Config, origin: &str) -> Result<()
     crate::auth::internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&Value::Null))
         .map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
     config.dialect = Dialect::Mediamtx;
-    map_onto_model(config)
+    map_onto_model(config, origin)
 }
 
 fn section<'a>(origin: &str, item: &'a Item, key: &str) -> Result<&'a [(tree::Key, Item)], ConfigError> {
@@ -296,6 +300,40 @@ fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &st
         column,
         message: format!("unknown path setting {key:?} (in {where_})"),
     })
+}
+
+/// A path's source in camrelay's source schemes with the path's source settings as URL parameters:
+/// `rtspTransport` (`udp`/`tcp`) as `#transport=`, `sourceFingerprint` as `#fingerprint=` (the
+/// certificate of an `rtsps://` source pinned by its SHA-256). `automatic` keeps the client's default
+/// (TCP); `multicast` is refused (the RTSP client does not join multicast groups).
+pub fn path_source_url(source: &str, settings: &Map<String, Value>) -> Result<String, String> {
+    let mut url = source_url(source);
+    let rtsp = ["rtsp://", "rtsps://", "rtspx://"].iter().any(|s| source.to_ascii_lowercase().starts_with(s));
+    if rtsp && !source.contains("#transport=") {
+        match value_str(settings.get("rtspTransport")).as_str() {
+            "" | "automatic" => {}
+            "udp" => url.push_str("#transport=udp"),
+            "tcp" => url.push_str("#transport=tcp"),
+            "multicast" => {
+                return Err("rtspTransport \"multicast\" is not supported yet (use automatic, udp or tcp)".into())
+            }
+            other => return Err(format!("invalid rtspTransport {other:?} (automatic, udp, multicast or tcp)")),
+        }
+    }
+    let fingerprint = value_str(settings.get("sourceFingerprint"));
+    if !fingerprint.is_empty() {
+        let hex: String = fingerprint.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "invalid sourceFingerprint {fingerprint:?} (the certificate's SHA-256 in hex: 64 digits)"
+            ));
+        }
+        if !source.to_ascii_lowercase().starts_with("rtsps://") {
+            return Err("sourceFingerprint applies to rtsps:// sources only".into());
+        }
+        url.push_str(&format!("#fingerprint={hex}"));
+    }
+    Ok(url)
 }
 
 /// A MediaMTX source URL in camrelay's source schemes: `whep(s)://` is our `webrtc:` WHEP client;
@@ -320,7 +358,7 @@ fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
 }
 
 /// Maps the merged MediaMTX settings onto the model the servers and the hub read.
-fn map_onto_model(config: &mut Config) -> Result<(), ConfigError> {
+fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> {
     let Some(mtx) = config.mediamtx.clone() else { return Ok(()) };
     config.log.level = match mtx.global_str("logLevel").as_str() {
         "" => "info".to_string(),
@@ -404,19 +442,33 @@ fn map_onto_model(config: &mut Config) -> Result<(), ConfigError> {
     for (name, _) in &mtx.paths {
         let settings = mtx.path_settings(name).unwrap_or_default();
         let source = value_str(settings.get("source"));
+        let source = match source.as_str() {
+            "" | "publisher" => String::new(),
+            "redirect" => source,
+            s => path_source_url(s, &settings).map_err(|message| ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!("paths.{name}: {message}"),
+            })?,
+        };
+        let duration = |key: &str| {
+            settings
+                .get(key)
+                .and_then(Value::as_str)
+                .and_then(parse_mediamtx_duration)
+                .unwrap_or(Duration::from_secs(10))
+        };
         let rule = PathRule {
             name: name.clone(),
-            source: if source.is_empty() || source == "publisher" { String::new() } else { source_url(&source) },
+            source,
             source_on_demand: settings.get("sourceOnDemand").and_then(Value::as_bool).unwrap_or(false),
             max_readers: settings.get("maxReaders").and_then(Value::as_u64).unwrap_or(0) as usize,
             override_publisher: settings.get("overridePublisher").and_then(Value::as_bool).unwrap_or(true),
+            start_timeout: duration("sourceOnDemandStartTimeout"),
+            close_after: duration("sourceOnDemandCloseAfter"),
         };
-        if rule.is_pattern() {
-            // Publishing to a name that only a rule covers creates the stream (MediaMTX's default).
-            if rule.source.is_empty() {
-                config.rtsp.allow_any_publish = true;
-            }
-        } else {
+        // Patterns (`~regex`, `all_others`) are rules the hub applies to names it meets: publishers
+        // to the names of `source: publisher` rules, readers of rules with a source (`$G1`...).
+        if !rule.is_pattern() {
             let sources = if rule.source.is_empty() || rule.source == "redirect" {
                 Vec::new()
             } else {
@@ -467,7 +519,8 @@ mod tests {
         assert_eq!(c.servers.metrics_listen, "", "metrics: false in the sample");
         assert_eq!(c.hub.reader_queue, 512);
         assert_eq!(c.rtsp.auth_methods, vec!["basic".to_string()]);
-        assert!(c.rtsp.allow_any_publish, "all_others accepts publishers");
+        assert!(!c.rtsp.allow_any_publish, "the path rules decide");
+        assert!(c.path_rules.iter().any(|r| r.name == "all_others" && r.source.is_empty()));
         assert!(c.streams.is_empty());
         assert_eq!(c.demo, Some(false));
         let mtx = c.mediamtx.unwrap();
@@ -498,8 +551,32 @@ mod tests {
             ]
         );
         assert_eq!(c.preload, vec![("cam2".to_string(), String::new())]);
-        assert!(c.rtsp.allow_any_publish);
         assert!(c.path_rules.iter().any(|r| r.name == "~^proxy_(.+)$" && r.is_pattern()));
+    }
+
+    #[test]
+    fn path_settings_map_onto_rules_and_source_parameters() {
+        // The example of docs/mediamtx.md ("Path rules").
+        let doc = include_str!("../../../../docs/mediamtx.md");
+        let example = doc.split("```yaml\npaths:").nth(1).and_then(|s| s.split("```").next()).unwrap();
+        let c = load_text(&format!("paths:{example}")).unwrap().config;
+        let cam = c.path_rules.iter().find(|r| r.name == "~^cam(\\d+)$").unwrap();
+        assert_eq!(cam.source, "rtsp://10.0.0.$G1/stream#transport=udp");
+        assert_eq!(
+            (cam.max_readers, cam.start_timeout, cam.close_after),
+            (4, Duration::from_secs(5), Duration::from_secs(10))
+        );
+        let door = c.path_rules.iter().find(|r| r.name == "door").unwrap();
+        assert!(door.source.starts_with("rtsps://10.0.0.9:322/stream#fingerprint=3e5a5f3b"), "{}", door.source);
+        assert_eq!(c.streams, vec![("door".to_string(), vec![door.source.clone()])]);
+        let live = c.path_rules.iter().find(|r| r.name == "~^live_").unwrap();
+        assert!(live.source.is_empty() && !live.override_publisher);
+        assert!(!c.rtsp.allow_any_publish);
+
+        let e = load_text("paths:\n  cam:\n    source: rtsp://x/\n    rtspTransport: multicast\n").unwrap_err();
+        assert!(e.to_string().contains("paths.cam: rtspTransport \"multicast\" is not supported yet"), "{e}");
+        let e = load_text("paths:\n  cam:\n    source: rtsps://x/\n    sourceFingerprint: abc\n").unwrap_err();
+        assert!(e.to_string().contains("invalid sourceFingerprint"), "{e}");
     }
 
     #[test]

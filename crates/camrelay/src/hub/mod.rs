@@ -2,6 +2,7 @@
 //! reader's query filters to source medias (DESIGN.md, "The data path" and "Streams, sources and
 //! negotiation").
 
+pub mod paths;
 pub mod preload;
 pub mod producer;
 pub mod publish;
@@ -41,6 +42,9 @@ pub enum HubError {
     Source(String),
     #[error("unsupported scheme: {0}")]
     UnknownScheme(String),
+    /// `maxReaders` of the stream's path rule reached.
+    #[error("too many readers: stream {stream} takes at most {max}")]
+    TooManyReaders { stream: String, max: usize },
 }
 
 pub struct Stream {
@@ -52,6 +56,8 @@ pub struct Stream {
     /// Set when a publisher created the stream (an unknown path under `allow_any_publish`): the table
     /// it is removed from once no publisher and no reader uses it. `None` for configured streams.
     created_in: Option<Weak<Registry>>,
+    /// Set when a path rule made the stream for a reader: how long it stays once no reader is left.
+    idle_removal: Option<Duration>,
 }
 
 /// The stream table, shared with publish guards and publisher-created streams so that they can remove
@@ -120,6 +126,7 @@ impl Stream {
             readers: Mutex::default(),
             playback: Mutex::default(),
             created_in,
+            idle_removal: None,
         }
     }
 
@@ -160,6 +167,7 @@ impl Stream {
             if let Some(registry) = self.created_in.as_ref().and_then(Weak::upgrade) {
                 registry.remove_if_unused(self);
             }
+            paths::schedule_idle_removal(self);
         }
     }
 
@@ -219,6 +227,8 @@ pub struct Hub {
     pub settings: HubSettings,
     /// Bounds on publishers ([`Hub::publish`]); defaults unless a test sets smaller ones.
     pub publish_limits: PublishLimits,
+    /// The config's path rules ([`paths`]); none for a go2rtc config.
+    rules: RwLock<Arc<paths::PathRules>>,
 }
 
 impl Hub {
@@ -228,6 +238,7 @@ impl Hub {
             schemes: schemes.into_iter().map(|(s, f)| (s.to_string(), f)).collect(),
             settings,
             publish_limits: PublishLimits::default(),
+            rules: RwLock::default(),
         }
     }
 
@@ -265,7 +276,12 @@ impl Hub {
 
     /// Creates or replaces a stream. Readers of a replaced stream's sources are ended.
     pub fn set_stream(&self, name: &str, urls: &[String]) -> Result<Arc<Stream>, HubError> {
-        let producers = urls.iter().map(|u| self.make_producer(u)).collect::<Result<Vec<_>, _>>()?;
+        // The linger of the stream's path rule (`sourceOnDemandCloseAfter`), else `hub.linger`.
+        let linger = self.linger_of(name);
+        let producers = urls
+            .iter()
+            .map(|u| Ok(Producer::pulled(u, self.make_source(u)?, linger, self.settings.gop_cache_bytes)))
+            .collect::<Result<Vec<_>, HubError>>()?;
         let stream = Arc::new(Stream::new(name, None));
         *stream.producers.lock().unwrap_or_else(|e| e.into_inner()) = producers;
         let old = self.registry.write_streams().insert(name.to_string(), stream.clone());
@@ -364,9 +380,13 @@ impl Hub {
         replay: bool,
         queue: usize,
     ) -> Result<Reader, HubError> {
-        let stream = self.get(name).ok_or_else(|| HubError::NotFound(name.to_string()))?;
+        let stream = self.stream_for_reader(name)?;
+        let _idle_check = paths::IdleCheck(&stream);
+        let options = self.path_options(name);
+        paths::check_readers(&stream, options.max_readers)?;
         let producers = stream.producers();
-        let deadline = tokio::time::Instant::now() + self.settings.start_timeout;
+        let start_timeout = options.start_timeout.unwrap_or(self.settings.start_timeout);
+        let deadline = tokio::time::Instant::now() + start_timeout;
         let mut attempt = 0;
         let (picks, described) = loop {
             let m = match_filters(&producers, filters).await;
@@ -424,8 +444,11 @@ impl Hub {
         for p in &used_producers {
             p.add_reader();
         }
-        stream.readers.lock().unwrap_or_else(|e| e.into_inner()).push(shared.clone());
-        Ok(Reader { shared, tracks, queue: rx, stream, producers: used_producers })
+        let reader =
+            Reader { shared: shared.clone(), tracks, queue: rx, stream: stream.clone(), producers: used_producers };
+        // Dropping the reader on a refusal unsubscribes it again.
+        paths::admit_reader(&stream, &shared, options.max_readers)?;
+        Ok(reader)
     }
 
     /// Two-way audio: plays the audio of source `src` (a URL) into the backchannel of stream `dst`

@@ -3,14 +3,17 @@
 //!
 //! - **Which paths accept a publisher.** A configured stream always does; an unknown path only when the
 //!   caller passes `allow_create` (from `rtsp.allow_any_publish`: the hub reads no server config). The
-//!   refusal names the fix.
+//!   refusal names the fix. With MediaMTX's path rules ([`super::paths`]) an unknown path also takes a
+//!   publisher when a rule with `source: publisher` covers it (`all_others`, `~regex`); a name that no
+//!   rule covers, and a path whose rule has a source, take none (MediaMTX's refusals).
 //! - **More than one publisher on a path.** As go2rtc (and camrelay so far) does, a second publisher is
 //!   added after the first: readers take each media from the first producer that has it, so the newer
-//!   publisher serves only what the older one lacks, and takes over when the older one leaves. MediaMTX
-//!   instead replaces the current publisher (`overridePublisher: true`) or refuses the new one
-//!   (`false`); that option, when it comes, belongs here. What is bounded today is the number:
-//!   [`PublishLimits::per_stream`] publishers on one path, then the next is refused with a clear error
-//!   (a `per_stream` of 1 gives MediaMTX's refusal), and [`PublishLimits::total`] on the server.
+//!   publisher serves only what the older one lacks, and takes over when the older one leaves. A path
+//!   rule's `overridePublisher` changes that as MediaMTX does: `true` replaces the current publisher
+//!   (its producer ends and [`PublishGuard::replaced`] tells its connection to close), `false` refuses
+//!   the new one ([`PublishError::Busy`]). Bounded in any case: [`PublishLimits::per_stream`]
+//!   publishers on one path, then the next is refused with a clear error, and [`PublishLimits::total`]
+//!   on the server.
 //! - **Removing what a publisher created.** A stream that a publisher created (an unknown path under
 //!   `allow_create`) is removed once its last publisher has gone and no reader is left on it, so the
 //!   stream list does not grow with every path ever published. Configured streams are never removed.
@@ -24,6 +27,7 @@ use media::Media;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use super::producer::Producer;
 use super::{Hub, Registry, Stream};
@@ -67,18 +71,43 @@ pub enum PublishError {
     StreamFull { stream: String, max: usize },
     #[error("the server already has {max} publishers, the most it takes")]
     ServerFull { max: usize },
+    /// MediaMTX: no `paths:` entry covers the name.
+    #[error("path {0} is not in the config (no paths entry matches it; add it, a ~regex or all_others with source: publisher)")]
+    NoRule(String),
+    /// MediaMTX: the path pulls its own source.
+    #[error("path {0} has a source, so it takes no publisher (set source: publisher)")]
+    HasSource(String),
+    /// `overridePublisher: false` and a publisher is on the path.
+    #[error("someone is already publishing to path {0} (overridePublisher is false)")]
+    Busy(String),
 }
 
-/// Publishers per path and in total; changed only under the stream table's write lock.
+/// Publishers per path (their producer id and the token that replaces them) and in total; changed only
+/// under the stream table's write lock.
 #[derive(Default)]
 pub(super) struct PublisherCounts {
-    by_path: HashMap<String, usize>,
+    by_path: HashMap<String, Vec<(u64, CancellationToken)>>,
     total: usize,
 }
 
 impl PublisherCounts {
     pub(super) fn on_path(&self, path: &str) -> usize {
-        self.by_path.get(path).copied().unwrap_or(0)
+        self.by_path.get(path).map_or(0, Vec::len)
+    }
+
+    /// Forgets publisher `id` of `path`; false when it was not counted (replaced already).
+    fn remove(&mut self, path: &str, id: u64) -> bool {
+        let Some(list) = self.by_path.get_mut(path) else { return false };
+        let before = list.len();
+        list.retain(|(p, _)| *p != id);
+        let removed = list.len() < before;
+        if list.is_empty() {
+            self.by_path.remove(path);
+        }
+        if removed {
+            self.total = self.total.saturating_sub(1);
+        }
+        removed
     }
 }
 
@@ -89,6 +118,7 @@ pub struct PublishGuard {
     stream: Arc<Stream>,
     producer: Arc<Producer>,
     started: bool,
+    replaced: CancellationToken,
 }
 
 impl PublishGuard {
@@ -99,6 +129,12 @@ impl PublishGuard {
 
     pub fn stream_name(&self) -> &str {
         &self.stream.name
+    }
+
+    /// Cancelled when a newer publisher replaced this one (`overridePublisher: true`): its producer has
+    /// ended, and the connection should close.
+    pub fn replaced(&self) -> CancellationToken {
+        self.replaced.clone()
     }
 
     /// Whether a publisher created the stream (it is removed when no longer used).
@@ -128,14 +164,7 @@ impl Drop for PublishGuard {
                 current.detach_producer(self.producer.id);
             }
             self.stream.detach_producer(self.producer.id);
-            let mut counts = self.registry.lock_publishers();
-            if let Some(n) = counts.by_path.get_mut(&name) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.by_path.remove(&name);
-                }
-            }
-            counts.total = counts.total.saturating_sub(1);
+            self.registry.lock_publishers().remove(&name, self.producer.id);
         }
         self.producer.shutdown();
         if let Some(current) = self.registry.get(&name) {
@@ -149,21 +178,35 @@ impl Hub {
     pub fn check_publish(&self, path: &str, allow_create: bool) -> Result<(), PublishError> {
         let streams = self.registry.read_streams();
         let counts = self.registry.lock_publishers();
-        self.admit(path, allow_create, streams.contains_key(path), &counts)
+        self.admit(path, allow_create, streams.get(path), &counts)
     }
 
     fn admit(
         &self,
         path: &str,
         allow_create: bool,
-        exists: bool,
+        existing: Option<&Arc<Stream>>,
         counts: &PublisherCounts,
     ) -> Result<(), PublishError> {
-        if !exists && !allow_create {
+        let rules = self.path_rules();
+        if rules.publish_needs_rule && !allow_create {
+            match rules.find(path) {
+                None if existing.is_none_or(|s| s.created_by_publisher()) => {
+                    return Err(PublishError::NoRule(path.to_string()))
+                }
+                Some((rule, _)) if !rule.takes_publishers() => return Err(PublishError::HasSource(path.to_string())),
+                _ => {}
+            }
+        } else if existing.is_none() && !allow_create {
             return Err(PublishError::NotFound(path.to_string()));
         }
+        let override_publisher = rules.options(path).override_publisher;
+        if counts.on_path(path) > 0 && override_publisher == Some(false) {
+            return Err(PublishError::Busy(path.to_string()));
+        }
         let limits = self.publish_limits;
-        if counts.on_path(path) >= limits.per_stream {
+        // Publishers about to be replaced do not count.
+        if override_publisher != Some(true) && counts.on_path(path) >= limits.per_stream {
             return Err(PublishError::StreamFull { stream: path.to_string(), max: limits.per_stream });
         }
         if counts.total >= limits.total {
@@ -176,21 +219,6 @@ impl Hub {
     /// producer, without adding it to the stream yet: [`PublishGuard::start`] does (RTSP reserves the
     /// path on ANNOUNCE and starts on RECORD). The publisher counts against the limits from now on.
     pub fn reserve_publish(&self, request: PublishRequest) -> Result<PublishGuard, PublishError> {
-        let stream = {
-            let mut streams = self.registry.write_streams();
-            let mut counts = self.registry.lock_publishers();
-            let existing = streams.get(&request.path).cloned();
-            self.admit(&request.path, request.allow_create, existing.is_some(), &counts)?;
-            let stream = existing.unwrap_or_else(|| {
-                let created = Arc::new(Stream::new(&request.path, Some(Arc::downgrade(&self.registry))));
-                streams.insert(request.path.clone(), created.clone());
-                tracing::info!(stream = %request.path, "stream created by a publisher");
-                created
-            });
-            *counts.by_path.entry(request.path.clone()).or_default() += 1;
-            counts.total += 1;
-            stream
-        };
         let producer = Producer::pushed(
             &request.url,
             &request.protocol,
@@ -198,7 +226,39 @@ impl Hub {
             request.medias,
             self.settings.gop_cache_bytes,
         );
-        Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false })
+        let replaced = CancellationToken::new();
+        let (stream, old) = {
+            let mut streams = self.registry.write_streams();
+            let mut counts = self.registry.lock_publishers();
+            let existing = streams.get(&request.path).cloned();
+            self.admit(&request.path, request.allow_create, existing.as_ref(), &counts)?;
+            // overridePublisher: true takes the path from the publishers on it.
+            let old = if self.path_rules().options(&request.path).override_publisher == Some(true) {
+                let old = counts.by_path.remove(&request.path).unwrap_or_default();
+                counts.total = counts.total.saturating_sub(old.len());
+                old
+            } else {
+                Vec::new()
+            };
+            let stream = existing.unwrap_or_else(|| {
+                let created = Arc::new(Stream::new(&request.path, Some(Arc::downgrade(&self.registry))));
+                streams.insert(request.path.clone(), created.clone());
+                tracing::info!(stream = %request.path, "stream created by a publisher");
+                created
+            });
+            counts.by_path.entry(request.path.clone()).or_default().push((producer.id, replaced.clone()));
+            counts.total += 1;
+            (stream, old)
+        };
+        for (id, token) in old {
+            if let Some(p) = stream.producers().into_iter().find(|p| p.id == id) {
+                stream.detach_producer(id);
+                p.shutdown();
+            }
+            token.cancel();
+            tracing::info!(stream = %request.path, "publisher replaced by a new one (overridePublisher)");
+        }
+        Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false, replaced })
     }
 
     /// [`Hub::reserve_publish`] and [`PublishGuard::start`]: the publisher's tracks are readable at once.
@@ -392,6 +452,51 @@ mod tests {
         let c1 = hub.publish(request("c", true)).unwrap();
         drop((a2, b1, c1));
         assert!(names(&hub).is_empty());
+    }
+
+    fn rules(override_publisher: bool) -> crate::hub::paths::PathRules {
+        use crate::hub::paths::{PathOptions, PathRule, PathRules};
+        let options = PathOptions { override_publisher: Some(override_publisher), ..Default::default() };
+        PathRules {
+            rules: vec![
+                PathRule::new("~^live_", "", options.clone()).unwrap(),
+                PathRule::new("~^cam(\\d+)$", "rtsp://10.0.0.$G1/", options).unwrap(),
+            ],
+            publish_needs_rule: true,
+        }
+    }
+
+    #[test]
+    fn mediamtx_rules_decide_which_paths_take_publishers() {
+        let hub = hub();
+        hub.set_path_rules(rules(true));
+        assert_eq!(hub.check_publish("other", false), Err(PublishError::NoRule("other".into())));
+        assert_eq!(hub.check_publish("cam1", false), Err(PublishError::HasSource("cam1".into())));
+        let guard = hub.publish(request("live_1", false)).unwrap();
+        assert!(guard.created_stream());
+        drop(guard);
+        assert!(names(&hub).is_empty());
+    }
+
+    #[test]
+    fn override_publisher_replaces_or_refuses() {
+        let hub = hub();
+        hub.set_path_rules(rules(true));
+        let first = hub.publish(request("live_1", false)).unwrap();
+        let second = hub.publish(request("live_1", false)).unwrap();
+        assert!(first.replaced().is_cancelled(), "the first publisher is told to go");
+        assert!(!second.replaced().is_cancelled());
+        let producers = hub.get("live_1").unwrap().producers();
+        assert_eq!(producers.iter().map(|p| p.id).collect::<Vec<_>>(), [second.producer().id]);
+        drop(first);
+        assert_eq!(hub.get("live_1").unwrap().producers().len(), 1, "the replaced guard leaves the new one");
+        drop(second);
+        assert!(names(&hub).is_empty());
+
+        hub.set_path_rules(rules(false));
+        let first = hub.publish(request("live_2", false)).unwrap();
+        assert_eq!(hub.publish(request("live_2", false)).err(), Some(PublishError::Busy("live_2".into())));
+        assert!(!first.replaced().is_cancelled());
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub async fn subscribe(
     match app.hub.subscribe(src, filters, shared, true).await {
         Ok(r) => Ok(r),
         Err(HubError::NotFound(n)) => Err(error(StatusCode::NOT_FOUND, format!("stream not found: {n}"))),
+        Err(e @ HubError::TooManyReaders { .. }) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
         Err(e) => Err(error(StatusCode::NOT_FOUND, format!("stream {src}: {e}"))),
     }
 }

@@ -18,8 +18,9 @@ use std::net::{IpAddr, SocketAddr};
 pub fn publish_refused(e: crate::hub::PublishError) -> axum::response::Response {
     use axum::http::StatusCode;
     let status = match e {
-        crate::hub::PublishError::NotFound(_) => StatusCode::NOT_FOUND,
-        crate::hub::PublishError::StreamFull { .. } => StatusCode::CONFLICT,
+        crate::hub::PublishError::NotFound(_) | crate::hub::PublishError::NoRule(_) => StatusCode::NOT_FOUND,
+        crate::hub::PublishError::StreamFull { .. } | crate::hub::PublishError::Busy(_) => StatusCode::CONFLICT,
+        crate::hub::PublishError::HasSource(_) => StatusCode::BAD_REQUEST,
         crate::hub::PublishError::ServerFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
     api::error(status, e.to_string())

@@ -91,12 +91,13 @@ impl Conn {
         let crate::dial::Dialled { io, local, peer } = match &src.websocket {
             Some(url) => crate::dial::websocket_tunnel(url, timeout).await?,
             None => {
-                let tls = match src.tls {
-                    Tls::None => crate::dial::Tls::None,
-                    Tls::Verify => crate::dial::Tls::Verify,
-                    Tls::NoVerify => crate::dial::Tls::NoVerify,
+                let (tls, pin) = match src.tls {
+                    Tls::None => (crate::dial::Tls::None, None),
+                    Tls::Verify => (crate::dial::Tls::Verify, None),
+                    Tls::NoVerify => (crate::dial::Tls::NoVerify, None),
+                    Tls::Pinned(sha256) => (crate::dial::Tls::Verify, Some(sha256)),
                 };
-                crate::dial::tcp(&src.host, src.port, tls, timeout).await?
+                crate::dial::tcp_pinned(&src.host, src.port, tls, pin, timeout).await?
             }
         };
         Ok(Conn { io, local, peer, read_buf: vec![0; READ_CHUNK] })

@@ -144,6 +144,8 @@ enum ConnError {
     Shutdown,
     #[error("stream ended")]
     StreamEnded,
+    #[error("replaced by a new publisher (overridePublisher)")]
+    Replaced,
 }
 
 impl Connection {
@@ -155,6 +157,10 @@ impl Connection {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let playing = matches!(self.mode, Mode::Play { playing: true, .. });
+            let replaced = match &self.mode {
+                Mode::Announced { publish: Some(guard), .. } => Some(guard.replaced()),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
@@ -177,6 +183,7 @@ impl Connection {
                     }
                 }
                 _ = self.writer.unfinished() => self.writer.flush().await?,
+                _ = publisher_replaced(replaced.as_ref()) => return Err(ConnError::Replaced),
                 datagram = recv_datagram(&mut self.udp_rx), if self.udp_rx.is_some() => {
                     if let Some(d) = datagram {
                         self.last_activity = Instant::now();
@@ -399,6 +406,9 @@ impl Connection {
             Ok(r) => r,
             Err(crate::hub::HubError::NotFound(name)) => {
                 return Err(Reply::error(404, "Not Found", format!("stream not found: {name}")))
+            }
+            Err(e @ crate::hub::HubError::TooManyReaders { .. }) => {
+                return Err(Reply::error(503, "Service Unavailable", e.to_string()))
             }
             Err(e) => return Err(Reply::error(404, "Not Found", format!("stream {}: {e}", target.path))),
         };
@@ -763,12 +773,22 @@ impl Connection {
 }
 
 /// The reply to a publisher the hub did not take.
+/// Completes when this connection's publisher was replaced by a newer one; never without one.
+async fn publisher_replaced(token: Option<&tokio_util::sync::CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn publish_refused(e: PublishError) -> Reply {
     match e {
-        PublishError::NotFound(_) => Reply::error(404, "Not Found", e.to_string()),
+        PublishError::NotFound(_) | PublishError::NoRule(_) => Reply::error(404, "Not Found", e.to_string()),
         PublishError::StreamFull { .. } | PublishError::ServerFull { .. } => {
             Reply::error(503, "Service Unavailable", e.to_string())
         }
+        // MediaMTX answers these with 400.
+        PublishError::HasSource(_) | PublishError::Busy(_) => Reply::error(400, "Bad Request", e.to_string()),
     }
 }
 

@@ -534,6 +534,7 @@ pub(crate) async fn new_session(
         Ok(r) => r,
         Err(HubError::NotFound(n)) => return Err(error(StatusCode::NOT_FOUND, format!("stream not found: {n}"))),
         Err(e @ HubError::NotMatched(_)) => return Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e @ HubError::TooManyReaders { .. }) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
         Err(e) => return Err(error(StatusCode::NOT_FOUND, format!("stream {src}: {e}"))),
     };
 
