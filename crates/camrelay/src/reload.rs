@@ -79,8 +79,9 @@ impl App {
     pub fn apply_config(self: &Arc<Self>, new: Config) -> ReloadReport {
         let old = self.config();
         let mut report = ReloadReport::default();
-        let old_streams: BTreeMap<&str, &Vec<String>> = old.streams.iter().map(|(n, s)| (n.as_str(), s)).collect();
-        let new_streams: BTreeMap<&str, &Vec<String>> = new.streams.iter().map(|(n, s)| (n.as_str(), s)).collect();
+        let (old_list, new_list) = (configured_streams(&old), configured_streams(&new));
+        let old_streams: BTreeMap<&str, &Vec<String>> = old_list.iter().map(|(n, s)| (n.as_str(), s)).collect();
+        let new_streams: BTreeMap<&str, &Vec<String>> = new_list.iter().map(|(n, s)| (n.as_str(), s)).collect();
 
         // Swap first: sources built from here on see the new templates and rules.
         self.store_config(new.clone());
@@ -89,8 +90,9 @@ impl App {
         let linger = |c: &Config, name: &str| c.path_rules.iter().find(|r| r.name == name).map(|r| r.close_after);
 
         for (name, sources) in &new_streams {
-            match old_streams.get(name) {
-                Some(before) if before == sources && linger(&old, name) == linger(&new, name) => continue,
+            // Compared with what runs (an API edit may have changed it since the last load).
+            match self.hub.get(name) {
+                Some(stream) if stream.pulls_exactly(sources) && linger(&old, name) == linger(&new, name) => continue,
                 Some(_) => report.replaced.push(name.to_string()),
                 None => report.added.push(name.to_string()),
             }
@@ -169,6 +171,16 @@ impl App {
         }
         report
     }
+}
+
+/// The streams a config defines, with the built-in `demo` when it serves it (as `App::new` does).
+fn configured_streams(config: &Config) -> Vec<(String, Vec<String>)> {
+    let mut streams = config.streams.clone();
+    let demo = config.demo.unwrap_or(config.streams.is_empty());
+    if demo && !streams.iter().any(|(n, _)| n == "demo") {
+        streams.push(("demo".to_string(), vec!["demo:clip".to_string()]));
+    }
+    streams
 }
 
 /// A file's identity for change detection.

@@ -37,7 +37,7 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 /// Binds a TCP listener for a `listen` value; `None` when the server is disabled (`listen: ""`).
 pub async fn bind_tcp(what: &str, listen: &str) -> std::io::Result<Option<tokio::net::TcpListener>> {
     let Some(addr) = crate::config::bind_address(listen) else {
-        tracing::info!("{what} disabled (empty listen)");
+        tracing::debug!(module = what, "disabled (empty listen)");
         return Ok(None);
     };
     match tokio::net::TcpListener::bind(&addr).await {
