@@ -9,6 +9,8 @@
 //!   own host and port.
 //! - Bounds: connect and response timeouts, the response head (64 KiB, 100 headers), bodies read
 //!   with [`read_body`] up to a caller's limit, WebSocket messages up to a caller's limit.
+//! - Errors are [`SourceError`]s: network (connect, TLS, resets, timeouts) or protocol (not HTTP,
+//!   too many redirects, a body too large); callers judge the status (401/403: authentication).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -21,6 +23,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite;
 
 use crate::dial::{self, Io, Tls};
+use crate::hub::SourceError;
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("camrelay/", env!("CARGO_PKG_VERSION"));
@@ -142,8 +145,10 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    pub async fn open(target: &Target, opts: &Options) -> Result<Conn, String> {
-        let d = dial::tcp(&target.host, target.port, target.tls, opts.connect_timeout).await?;
+    pub async fn open(target: &Target, opts: &Options) -> Result<Conn, SourceError> {
+        let d = dial::tcp(&target.host, target.port, target.tls, opts.connect_timeout)
+            .await
+            .map_err(SourceError::network)?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(MAX_HEAD_BYTES)
             .max_headers(MAX_HEADERS)
@@ -151,7 +156,7 @@ impl Conn {
             .title_case_headers(true)
             .handshake(TokioIo::new(d.io))
             .await
-            .map_err(|e| format!("HTTP: {e}"))?;
+            .map_err(hyper_error)?;
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -185,7 +190,7 @@ impl Conn {
         headers: &[(String, String)],
         body: Bytes,
         opts: &Options,
-    ) -> Result<Response<Incoming>, String> {
+    ) -> Result<Response<Incoming>, SourceError> {
         let t = &self.target;
         let mut req = hyper::Request::builder()
             .method(method.clone())
@@ -202,13 +207,22 @@ impl Conn {
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let req = req.body(Full::new(body)).map_err(|e| format!("request: {e}"))?;
+        let req = req.body(Full::new(body)).map_err(|e| SourceError::other(format!("request: {e}")))?;
         tokio::time::timeout(opts.response_timeout, async {
-            self.sender.ready().await.map_err(|e| format!("HTTP: {e}"))?;
-            self.sender.send_request(req).await.map_err(|e| format!("HTTP: {e}"))
+            self.sender.ready().await.map_err(hyper_error)?;
+            self.sender.send_request(req).await.map_err(hyper_error)
         })
         .await
-        .map_err(|_| format!("no response within {} s", opts.response_timeout.as_secs()))?
+        .map_err(|_| SourceError::network(format!("no response within {} s", opts.response_timeout.as_secs())))?
+    }
+}
+
+/// A failed exchange: bytes that are not HTTP are the server's fault, the rest the connection's.
+fn hyper_error(e: hyper::Error) -> SourceError {
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        SourceError::protocol(format!("HTTP: {e}"))
+    } else {
+        SourceError::network(format!("HTTP: {e}"))
     }
 }
 
@@ -232,7 +246,7 @@ pub async fn request(
     body: Bytes,
     opts: &Options,
     known_digest: Option<Challenge>,
-) -> Result<(Conn, Response<Incoming>), String> {
+) -> Result<(Conn, Response<Incoming>), SourceError> {
     let first = target.clone();
     let mut target = target.clone();
     let mut digest = known_digest.map(|c| Box::new((c, 0)));
@@ -268,7 +282,7 @@ pub async fn request(
         if follow {
             if let Some(loc) = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()) {
                 if redirects == opts.max_redirects {
-                    return Err(format!("more than {} redirects", opts.max_redirects));
+                    return Err(SourceError::protocol(format!("more than {} redirects", opts.max_redirects)));
                 }
                 redirects += 1;
                 tracing::debug!(
@@ -276,7 +290,7 @@ pub async fn request(
                     to = %crate::secrets::mask_url(loc),
                     "redirect"
                 );
-                target = target.redirect(loc)?;
+                target = target.redirect(loc).map_err(SourceError::protocol)?;
                 continue;
             }
         }
@@ -285,19 +299,19 @@ pub async fn request(
 }
 
 /// Reads a whole body, at most `limit` bytes, each read within `idle_timeout`.
-pub async fn read_body(body: &mut Incoming, limit: usize, idle_timeout: Duration) -> Result<Bytes, String> {
+pub async fn read_body(body: &mut Incoming, limit: usize, idle_timeout: Duration) -> Result<Bytes, SourceError> {
     let mut out = Vec::new();
     loop {
         let frame = tokio::time::timeout(idle_timeout, body.frame())
             .await
-            .map_err(|_| format!("no data for {} s", idle_timeout.as_secs()))?;
+            .map_err(|_| SourceError::network(format!("no data for {} s", idle_timeout.as_secs())))?;
         match frame {
             None => return Ok(Bytes::from(out)),
-            Some(Err(e)) => return Err(format!("reading body: {e}")),
+            Some(Err(e)) => return Err(SourceError::network(format!("reading body: {e}"))),
             Some(Ok(f)) => {
                 if let Ok(data) = f.into_data() {
                     if out.len() + data.len() > limit {
-                        return Err(format!("body larger than {} KiB", limit >> 10));
+                        return Err(SourceError::protocol(format!("body larger than {} KiB", limit >> 10)));
                     }
                     out.extend_from_slice(&data);
                 }
@@ -541,19 +555,20 @@ mod tests {
         let (port, _) = server(|_| "HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n".into()).await;
         let t = target("127.0.0.1", port, "/", None);
         let e = request(&t, Method::GET, &[], Bytes::new(), &opts(), None).await.err().unwrap();
-        assert_eq!(e, "more than 3 redirects");
+        assert_eq!(e, SourceError::protocol("more than 3 redirects"));
 
         let big = "a".repeat(2 * MAX_HEAD_BYTES);
         let (port, _) = server(move |_| format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 0\r\n\r\n")).await;
         let t = target("127.0.0.1", port, "/", None);
-        assert!(request(&t, Method::GET, &[], Bytes::new(), &opts(), None).await.is_err());
+        let e = request(&t, Method::GET, &[], Bytes::new(), &opts(), None).await.err().unwrap();
+        assert_eq!(e.kind(), crate::hub::SourceErrorKind::Protocol, "{e}");
 
         let (port, _) =
             server(|_| format!("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n{}", "b".repeat(5000))).await;
         let t = target("127.0.0.1", port, "/", None);
         let (_, resp) = request(&t, Method::GET, &[], Bytes::new(), &opts(), None).await.unwrap();
         let e = read_body(&mut resp.into_body(), 1024, Duration::from_secs(5)).await.unwrap_err();
-        assert_eq!(e, "body larger than 1 KiB");
+        assert_eq!(e, SourceError::protocol("body larger than 1 KiB"));
     }
 
     #[test]

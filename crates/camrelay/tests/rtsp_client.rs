@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
-use camrelay::hub::{Source, Track, TrackReader};
+use camrelay::hub::{Opened, Source, SourceErrorKind, Track, TrackReader};
 use common::*;
 use media::{Direction, Frame, RtpPacket};
 use rtsp::message::{self, Message, Request};
@@ -157,13 +157,14 @@ fn tracks_for(medias: &[media::Media]) -> Vec<Arc<Track>> {
     medias.iter().map(|m| Arc::new(Track::new(m.kind, m.codecs[0].clone(), 1 << 20))).collect()
 }
 
-/// describe → run until PLAY → stop; returns the camera's view.
+/// open (DESCRIBE) → run on that connection until PLAY → stop; returns the camera's view.
 async fn play_session(cam: &FakeCamera, url: &str) -> Vec<media::Media> {
     let src = source(url);
-    let medias = src.describe().await.expect("describe");
+    let Opened { medias, parked } = src.open().await.expect("describe");
+    assert!(parked.is_some());
     let tracks = tracks_for(&medias);
     let stop = CancellationToken::new();
-    let run = tokio::spawn(src.clone().run(tracks, stop.clone()));
+    let run = tokio::spawn(src.clone().run_opened(parked, tracks, stop.clone()));
     cam.wait_for("PLAY", 1).await;
     stop.cancel();
     let r = tokio::time::timeout(Duration::from_secs(5), run).await.expect("run stops").unwrap();
@@ -374,6 +375,7 @@ async fn wrong_password_is_a_masked_401() {
     .await;
     let e = source(&format!("rtsp://admin:hunter2@127.0.0.1:{}/x", cam.port)).describe().await.unwrap_err();
     assert!(e.contains("401 Unauthorized: wrong username or password"), "{e}");
+    assert_eq!(e.kind(), SourceErrorKind::Auth, "{e}");
     assert!(e.contains("OPTIONS"), "{e}");
     assert!(e.contains("admin:***@") && !e.contains("hunter2"), "{e}");
 }
@@ -431,7 +433,7 @@ async fn frames_in_and_backchannel_out() {
     ])
     .await;
     let src = source(&cam.url("x"));
-    let medias = src.describe().await.unwrap();
+    let Opened { medias, parked } = src.open().await.unwrap();
     assert_eq!(
         medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
         ["audio, recvonly, PCMA", "audio, sendonly, PCMU"]
@@ -440,7 +442,7 @@ async fn frames_in_and_backchannel_out() {
     let tracks = tracks_for(&medias);
     let mut reader = TrackReader::new(tracks[0].clone(), "test", 16, false);
     let stop = CancellationToken::new();
-    let run = tokio::spawn(src.clone().run(tracks.clone(), stop.clone()));
+    let run = tokio::spawn(src.clone().run_opened(parked, tracks.clone(), stop.clone()));
     let mut stamps = Vec::new();
     for _ in 0..5 {
         let f = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await.expect("frame").unwrap();
@@ -493,6 +495,8 @@ async fn errors_name_the_step() {
         l.local_addr().unwrap().port()
     };
     let e = source(&format!("rtsp://u:pw@127.0.0.1:{port}/x")).describe().await.unwrap_err();
+    assert_eq!(e.kind(), SourceErrorKind::Network, "{e}");
+    let e = e.to_string();
     assert!(e.starts_with(&format!("rtsp://u:***@127.0.0.1:{port}/x: connect: ")), "{e}");
     assert!(e.to_lowercase().contains("refused"), "{e}");
     // Unknown host.
@@ -506,12 +510,14 @@ async fn errors_name_the_step() {
                 .await;
         let e = source(&format!("{}#backchannel=0", cam.url("x"))).describe().await.unwrap_err();
         assert!(e.contains("DESCRIBE: ") && e.contains(want), "{e}");
+        assert_eq!(e.kind(), SourceErrorKind::Protocol, "{e}");
     }
     // A camera that never answers.
     let cam = FakeCamera::start(vec![]).await;
     let t = Instant::now();
     let e = source(&format!("{}#timeout=1", cam.url("x"))).describe().await.unwrap_err();
     assert!(e.contains("OPTIONS: no response within 1s"), "{e}");
+    assert_eq!(e.kind(), SourceErrorKind::Network, "{e}");
     assert!(t.elapsed() < Duration::from_secs(4));
 }
 
@@ -526,13 +532,12 @@ async fn camera_that_stops_sending_is_an_error() {
     ])
     .await;
     let src = source(&format!("{}#timeout=1", cam.url("x")));
-    let medias = src.describe().await.unwrap();
-    let r =
-        tokio::time::timeout(Duration::from_secs(5), src.clone().run(tracks_for(&medias), CancellationToken::new()))
-            .await
-            .expect("run returns");
+    let Opened { medias, parked } = src.open().await.unwrap();
+    let run = src.clone().run_opened(parked, tracks_for(&medias), CancellationToken::new());
+    let r = tokio::time::timeout(Duration::from_secs(5), run).await.expect("run returns");
     let e = r.unwrap_err();
     assert!(e.contains("PLAY: no data from camera for 1s"), "{e}");
+    assert_eq!(e.kind(), SourceErrorKind::Network, "{e}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,6 +585,7 @@ fn gstreamer_camera_tcp_udp_and_auth() {
     let p = wait_producer(&server, "bad", Duration::from_secs(10), |p| p["last_error"].is_string());
     let e = p["last_error"].as_str().unwrap();
     assert!(e.contains("401") && e.contains("admin:***@") && !e.contains("badpass"), "{e}");
+    assert_eq!(p["last_error_kind"], "auth", "{p}");
 }
 
 #[test]

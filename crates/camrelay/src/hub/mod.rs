@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub use producer::{BoxFuture, Producer, ProducerState, Source, SourceError};
+pub use producer::{BoxFuture, Opened, Parked, Producer, ProducerState, Source, SourceError, SourceErrorKind};
 pub use publish::{PrivatePublishers, PublishError, PublishGuard, PublishLimits, PublishRequest};
 pub use reader::{Delivery, Reader, ReaderShared, ReaderTrack, TrackReader};
 pub use track::Track;
@@ -407,7 +407,7 @@ impl Hub {
             }
             if offered.is_empty() {
                 if let Some(e) = m.first_error {
-                    return Err(HubError::Source(e));
+                    return Err(HubError::Source(e.to_string()));
                 }
             }
             return Err(media::MatchError::new(filters, &offered).into());
@@ -462,7 +462,7 @@ impl Hub {
         }
         let (target, target_index, target_media) = stream.backchannel(dst).await?;
         let source = Producer::pulled_once(src, self.make_source(src)?, 0);
-        let source_medias = source.medias().await.map_err(HubError::Source)?;
+        let source_medias = source.medias().await.map_err(|e| HubError::Source(e.to_string()))?;
         let wanted: Vec<String> = target_media.codecs.iter().map(|c| c.name.clone()).collect();
         let filter = MediaFilter { kind: media::Kind::Audio, codecs: wanted, all: false };
         let Some(source_index) = source_medias.iter().position(|m| {
@@ -542,7 +542,7 @@ async fn match_filters(producers: &[Arc<Producer>], filters: &[MediaFilter]) -> 
                     Ok(medias) => m.described[pi] = Some(medias),
                     Err(e) => {
                         m.failed.push(pi);
-                        m.first_error.get_or_insert(e);
+                        m.first_error.get_or_insert(e.to_string());
                         continue;
                     }
                 }

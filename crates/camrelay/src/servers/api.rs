@@ -325,6 +325,9 @@ fn producer_json(p: &Producer) -> Value {
     if let Some(e) = p.last_error() {
         v["last_error"] = json!(e);
     }
+    if let Some(kind) = p.last_error_kind() {
+        v["last_error_kind"] = json!(kind.as_str());
+    }
     if let Some(t) = p.started() {
         v["started_ms"] = json!(unix_ms(t));
     }

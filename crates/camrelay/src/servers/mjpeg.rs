@@ -244,7 +244,7 @@ impl Source for Transcoder {
                     }
                 }
             }
-            result
+            result.map_err(SourceError::from)
         })
     }
 }

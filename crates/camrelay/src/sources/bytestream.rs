@@ -92,6 +92,15 @@ impl std::fmt::Display for ProbeError {
     }
 }
 
+impl From<ProbeError> for crate::hub::SourceError {
+    fn from(e: ProbeError) -> crate::hub::SourceError {
+        match e {
+            ProbeError::Invalid(s) => crate::hub::SourceError::protocol(s),
+            ProbeError::Io(s) => crate::hub::SourceError::network(s),
+        }
+    }
+}
+
 /// Reads from `src` into `demux` until every track is known: as many as the container announces,
 /// a video and an audio track, or [`PROBE_SETTLE`] after the first one. Refuses a stream that shows no
 /// track within [`PROBE_MAX_BYTES`] / [`PROBE_TIMEOUT`]. Bounded: frames read meanwhile are kept up

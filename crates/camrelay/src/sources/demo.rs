@@ -30,7 +30,7 @@ struct Clip {
 
 fn clip() -> Result<&'static Clip, SourceError> {
     static CLIP: OnceLock<Result<Clip, String>> = OnceLock::new();
-    CLIP.get_or_init(load_clip).as_ref().map_err(|e| format!("demo: {e}"))
+    CLIP.get_or_init(load_clip).as_ref().map_err(|e| SourceError::other(format!("demo: {e}")))
 }
 
 fn load_clip() -> Result<Clip, String> {

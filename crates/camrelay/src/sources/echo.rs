@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exec::{quote_split, OwnedChild};
 use crate::app::SourceContext;
-use crate::hub::{BoxFuture, Source, SourceError, SourceFactory, Track};
+use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceFactory, Track};
 use crate::secrets::mask_url;
 
 /// How long the command may run.
@@ -86,21 +86,22 @@ impl EchoSource {
     }
 }
 
+impl EchoSource {
+    /// The source the program named (resolved once, kept until a run fails).
+    async fn resolved(&self) -> Result<Arc<dyn Source>, SourceError> {
+        let mut inner = self.inner.lock().await;
+        if let Some(s) = inner.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.resolve().await?;
+        *inner = Some(s.clone());
+        Ok(s)
+    }
+}
+
 impl Source for EchoSource {
     fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
-        Box::pin(async move {
-            let mut inner = self.inner.lock().await;
-            let source = match inner.as_ref() {
-                Some(s) => s.clone(),
-                None => {
-                    let s = self.resolve().await?;
-                    *inner = Some(s.clone());
-                    s
-                }
-            };
-            drop(inner);
-            source.describe().await
-        })
+        Box::pin(async move { self.resolved().await?.describe().await })
     }
 
     fn run(
@@ -108,20 +109,26 @@ impl Source for EchoSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
+        self.run_opened(None, tracks, stop)
+    }
+
+    /// The resolved source's own `open`: its connection is parked like any other.
+    fn open(&self) -> BoxFuture<'_, Result<Opened, SourceError>> {
+        Box::pin(async move { self.resolved().await?.open().await })
+    }
+
+    fn run_opened(
+        self: Arc<Self>,
+        parked: Option<Parked>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
-            let existing = self.inner.lock().await.clone();
-            let source = match existing {
-                Some(s) => s,
-                None => {
-                    let s = tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        s = self.resolve() => s?,
-                    };
-                    *self.inner.lock().await = Some(s.clone());
-                    s
-                }
+            let source = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                s = self.resolved() => s?,
             };
-            let result = source.run(tracks, stop).await;
+            let result = source.run_opened(parked, tracks, stop).await;
             if result.is_err() {
                 // Resolve again on the next attempt (the link may have expired).
                 *self.inner.lock().await = None;

@@ -14,9 +14,11 @@
 //!   up to 5 redirects are followed; connect times out after 5 s, a silent connection after 15 s (the
 //!   producer then retries). Errors and logs show the URL masked.
 //!
-//! A demuxer only knows the medias after some bytes, so `describe` connects and reads until every
+//! A demuxer only knows the medias after some bytes, so `open` connects and reads until every
 //! track is known ([`probe`]: bounded in bytes and time), and hands the open connection and the
-//! frames read so far to `run` (as `exec:` does with its child).
+//! frames read so far to the producer, which parks them for `run_opened` (as `exec:` does with its
+//! child). Errors: 401/403 are authentication failures, connection failures and silence network ones,
+//! bytes that are no stream we know protocol ones.
 
 use crate::dial::{Io, Tls};
 use crate::http_client::{self, Conn};
@@ -32,7 +34,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::SourceContext;
-use crate::hub::{BoxFuture, Source, SourceError, SourceFactory, Track};
+use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceFactory, Track};
 use crate::secrets::mask_url;
 use crate::sources::bytestream::{
     hint_from_content_type, jpeg_codec, probe, ChunkSource, FramePump, Hint, Probed, StreamDemuxer, READ_TIMEOUT,
@@ -45,8 +47,6 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_SNAPSHOT: usize = formats::mjpeg::MAX_PART_SIZE;
 /// Snapshot URLs are polled at most this often.
 const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_millis(100);
-/// A connection opened by `describe` that no `run` claims within this time is closed.
-const IDLE_CONN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers added with `#header=` beyond this many are refused.
 const MAX_EXTRA_HEADERS: usize = 32;
 const MTU: usize = 1400;
@@ -178,8 +178,8 @@ const OPTIONS: http_client::Options = http_client::Options {
     max_redirects: MAX_REDIRECTS,
 };
 
-async fn connect(t: &Target) -> Result<Box<dyn Io>, String> {
-    Ok(crate::dial::tcp(&t.host, t.port, t.tls(), CONNECT_TIMEOUT).await?.io)
+async fn connect(t: &Target) -> Result<Box<dyn Io>, SourceError> {
+    Ok(crate::dial::tcp(&t.host, t.port, t.tls(), CONNECT_TIMEOUT).await.map_err(SourceError::network)?.io)
 }
 
 /// GETs `target` (following redirects, answering a Digest challenge: [`http_client::request`]); a
@@ -188,11 +188,12 @@ async fn http_get(
     target: &Target,
     headers: &[(String, String)],
     known_digest: Option<rtsp::auth::Challenge>,
-) -> Result<(Conn, hyper::Response<Incoming>), String> {
+) -> Result<(Conn, hyper::Response<Incoming>), SourceError> {
     let (conn, resp) =
         http_client::request(&target.client(), Method::GET, headers, Bytes::new(), &OPTIONS, known_digest).await?;
     if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status()));
+        let kind = crate::hub::producer::status_kind(resp.status().as_u16());
+        return Err(SourceError::new(kind, format!("HTTP {}", resp.status())));
     }
     Ok((conn, resp))
 }
@@ -202,7 +203,7 @@ fn content_type(resp: &hyper::Response<Incoming>) -> String {
 }
 
 /// Reads a whole snapshot image, bounded.
-async fn read_body(body: &mut Incoming, limit: usize) -> Result<Bytes, String> {
+async fn read_body(body: &mut Incoming, limit: usize) -> Result<Bytes, SourceError> {
     http_client::read_body(body, limit, READ_TIMEOUT).await
 }
 
@@ -258,17 +259,10 @@ pub struct HttpSource {
     label: String,
     target: Target,
     params: Params,
-    slot: Arc<tokio::sync::Mutex<Slot>>,
 }
 
-#[derive(Default)]
-struct Slot {
-    opened: Option<Opened>,
-    generation: u64,
-}
-
-/// A connection `describe` opened, with what it read.
-struct Opened {
+/// A connection `open` opened, with what it read.
+struct Connected {
     medias: Vec<Media>,
     mode: Mode,
 }
@@ -291,16 +285,17 @@ impl HttpSource {
         let label = mask_url(url);
         let (base, params) = split_url(url).map_err(|e| format!("{label}: {e}"))?;
         let target = Target::parse(base).map_err(|e| format!("{label}: {e}"))?;
-        Ok(HttpSource { label, target, params, slot: Arc::default() })
+        Ok(HttpSource { label, target, params })
     }
 
-    fn err(&self, what: impl std::fmt::Display) -> String {
+    /// `e` (a plain message is [`SourceErrorKind::Other`]) naming the source.
+    fn err(&self, e: impl Into<SourceError>) -> SourceError {
         // Errors from lower layers may quote URLs (redirect targets): mask those too.
-        crate::secrets::mask_text(&format!("{}: {what}", self.label))
+        e.into().map_message(|m| crate::secrets::mask_text(&format!("{}: {m}", self.label)))
     }
 
     /// Connects, reads until the medias are known.
-    async fn open(&self) -> Result<Opened, String> {
+    async fn connect(&self) -> Result<Connected, SourceError> {
         let (body, hint) = if self.target.scheme == Scheme::Tcp {
             let stream = connect(&self.target).await.map_err(|e| self.err(e))?;
             (Body::Tcp { stream, buf: vec![0u8; 64 * 1024].into_boxed_slice() }, Hint::Auto)
@@ -311,11 +306,11 @@ impl HttpSource {
             if ct.to_ascii_lowercase().starts_with("image/") {
                 let first = read_body(&mut body, MAX_SNAPSHOT).await.map_err(|e| self.err(e))?;
                 if !first.starts_with(&[0xff, 0xd8]) {
-                    return Err(self.err(format!("{ct} answer is not a JPEG image")));
+                    return Err(self.err(SourceError::protocol(format!("{ct} answer is not a JPEG image"))));
                 }
                 let conn = conn.reusable().then_some(conn);
                 let medias = vec![Media::new(Kind::Video, Direction::RecvOnly, vec![jpeg_codec()])];
-                return Ok(Opened { medias, mode: Mode::Snapshot { first, conn } });
+                return Ok(Connected { medias, mode: Mode::Snapshot { first, conn } });
             }
             (Body::Http { body, _conn: conn }, hint_from_content_type(&ct).unwrap_or(Hint::Auto))
         };
@@ -324,32 +319,20 @@ impl HttpSource {
         let probed = probe(&mut body, &mut demux).await.map_err(|e| self.err(e))?;
         let medias = probed.medias();
         tracing::debug!(source = %self.label, format = demux.format().map_or("?", |f| f.name()), "source described");
-        Ok(Opened { medias, mode: Mode::Stream { body, demux, probed } })
+        Ok(Connected { medias, mode: Mode::Stream { body, demux, probed } })
     }
 
-    fn watch_idle(&self, generation: u64) {
-        let slot = Arc::downgrade(&self.slot);
-        tokio::spawn(async move {
-            tokio::time::sleep(IDLE_CONN_TIMEOUT).await;
-            let Some(slot) = slot.upgrade() else { return };
-            let mut slot = slot.lock().await;
-            if slot.generation == generation {
-                slot.opened = None;
-            }
-        });
-    }
-
-    async fn run_inner(&self, tracks: Vec<Arc<Track>>, stop: CancellationToken) -> Result<(), String> {
-        let claimed = {
-            let mut slot = self.slot.lock().await;
-            slot.generation += 1;
-            slot.opened.take()
-        };
-        let opened = match claimed {
+    async fn run_inner(
+        &self,
+        parked: Option<Connected>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> Result<(), SourceError> {
+        let opened = match parked {
             Some(o) => o,
             None => tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                o = self.open() => o?,
+                o = self.connect() => o?,
             },
         };
         let same = opened.medias.len() == tracks.len()
@@ -360,7 +343,10 @@ impl HttpSource {
                 .all(|(m, t)| m.kind == t.kind && m.codecs.first().is_some_and(|c| c.name == t.codec.name));
         if !same {
             let now: Vec<String> = opened.medias.iter().map(|m| m.to_string()).collect();
-            return Err(self.err(format!("the source now offers [{}], other medias than before", now.join("; "))));
+            return Err(self.err(SourceError::medias_changed(format!(
+                "the source now offers [{}], other medias than before",
+                now.join("; ")
+            ))));
         }
         match opened.mode {
             Mode::Stream { mut body, mut demux, probed } => {
@@ -372,14 +358,14 @@ impl HttpSource {
                 loop {
                     let chunk = tokio::select! {
                         _ = stop.cancelled() => return Ok(()),
-                        c = body.next_chunk() => c.map_err(|e| self.err(e))?,
+                        c = body.next_chunk() => c.map_err(|e| self.err(SourceError::network(e)))?,
                     };
                     let Some(data) = chunk else {
                         demux.finish();
                         pump.drain(&mut demux);
-                        return Err(self.err("the stream ended"));
+                        return Err(self.err(SourceError::network("the stream ended")));
                     };
-                    demux.push(&data, Instant::now()).map_err(|e| self.err(e))?;
+                    demux.push(&data, Instant::now()).map_err(|e| self.err(SourceError::protocol(e)))?;
                     pump.drain(&mut demux);
                 }
             }
@@ -394,7 +380,7 @@ impl HttpSource {
         mut conn: Option<Conn>,
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), SourceError> {
         let Some(track) = tracks.into_iter().next() else { return Err(self.err("no track")) };
         let mut packetizer = rtp::packetize::packetizer_for(&track.codec, MTU);
         let epoch = Instant::now();
@@ -441,7 +427,7 @@ impl HttpSource {
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.eq_ignore_ascii_case("close"));
                 let jpeg = read_body(&mut resp.into_body(), MAX_SNAPSHOT).await?;
-                Ok::<_, String>((jpeg, (keep_alive && c.reusable()).then_some(c), seen))
+                Ok::<_, SourceError>((jpeg, (keep_alive && c.reusable()).then_some(c), seen))
             };
             let (jpeg, reuse, seen) = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
@@ -450,7 +436,7 @@ impl HttpSource {
             conn = reuse;
             digest = seen.or(digest);
             if !jpeg.starts_with(&[0xff, 0xd8]) {
-                return Err(self.err("the snapshot answer is not a JPEG image"));
+                return Err(self.err(SourceError::protocol("the snapshot answer is not a JPEG image")));
             }
             push(jpeg);
         }
@@ -459,18 +445,7 @@ impl HttpSource {
 
 impl Source for HttpSource {
     fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
-        Box::pin(async move {
-            let mut slot = self.slot.lock().await;
-            if let Some(o) = slot.opened.as_ref() {
-                return Ok(o.medias.clone());
-            }
-            let opened = self.open().await?;
-            let medias = opened.medias.clone();
-            slot.opened = Some(opened);
-            slot.generation += 1;
-            self.watch_idle(slot.generation);
-            Ok(medias)
-        })
+        Box::pin(async move { Ok(self.connect().await?.medias) })
     }
 
     fn run(
@@ -478,7 +453,26 @@ impl Source for HttpSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
-        Box::pin(async move { self.run_inner(tracks, stop).await })
+        Box::pin(async move { self.run_inner(None, tracks, stop).await })
+    }
+
+    fn open(&self) -> BoxFuture<'_, Result<Opened, SourceError>> {
+        Box::pin(async move {
+            let connected = self.connect().await?;
+            let medias = connected.medias.clone();
+            // Dropping the connection closes it.
+            let parked = Parked::new(connected, |c: Connected| Box::pin(async move { drop(c) }));
+            Ok(Opened { medias, parked: Some(parked) })
+        })
+    }
+
+    fn run_opened(
+        self: Arc<Self>,
+        parked: Option<Parked>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move { self.run_inner(parked.and_then(Parked::take::<Connected>), tracks, stop).await })
     }
 }
 

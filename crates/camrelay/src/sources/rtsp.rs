@@ -5,12 +5,14 @@
 //! no-data timeout, TEARDOWN, the interleaved demux) is the sans-IO [`rtsp::client::RtspClient`]. This
 //! module only moves bytes between it and the connection (TCP, TLS or a WebSocket tunnel, from
 //! `crate::dial`), runs its timer, owns the UDP sockets of `#transport=udp`, and turns its RTP into
-//! frames (and backchannel frames into RTP). `describe` keeps the described connection for `run`; when
-//! it is gone (or `run` is called again after a failure), `run` dials anew.
+//! frames (and backchannel frames into RTP). `open` hands the described connection to the producer,
+//! which parks it for `run_opened` (and closes it when no run comes in time); without one, `run` dials
+//! anew. The session's typed errors map onto the source's: 401/403 are authentication failures,
+//! timeouts and connection failures network ones, replies we cannot use protocol ones.
 
 use bytes::Bytes;
 use media::{Direction, Frame, Media, RtpPacket};
-use rtsp::client::{ClientError, ClientOptions, Described, Event, RtspClient, SourceUrl, Tls};
+use rtsp::client::{ClientError, ClientOptions, Described, ErrorKind, Event, RtspClient, SourceUrl, Tls};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +24,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::hub::{BoxFuture, Source, SourceError, SourceFactory, Track, TrackReader};
+use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceErrorKind, SourceFactory, Track, TrackReader};
 use crate::secrets::mask_url;
 
-/// A connection left by `describe` older than this is not reused (cameras drop idle connections).
-const REUSE_WITHIN: Duration = Duration::from_secs(10);
 /// Bytes read from the connection at once.
 const READ_CHUNK: usize = 64 * 1024;
 /// UDP datagrams queued from the socket tasks to the session task.
@@ -54,7 +54,6 @@ pub fn factory() -> SourceFactory {
 pub struct RtspSource {
     masked: String,
     src: SourceUrl,
-    idle: tokio::sync::Mutex<Option<Dialled>>,
 }
 
 /// A connection after DESCRIBE, ready for SETUP.
@@ -62,7 +61,24 @@ struct Dialled {
     conn: Conn,
     client: RtspClient,
     described: Described,
-    at: Instant,
+}
+
+impl Dialled {
+    /// Closes a described connection nobody ran (TEARDOWN if the session has one).
+    async fn close(mut self) {
+        self.conn.teardown(&mut self.client).await;
+        let _ = tokio::time::timeout(TEARDOWN_TIMEOUT, self.conn.io.shutdown()).await;
+    }
+}
+
+/// The source's kind of a session failure.
+fn error_kind(e: &ClientError) -> SourceErrorKind {
+    match e.kind {
+        ErrorKind::Auth => SourceErrorKind::Auth,
+        ErrorKind::Status(s) => crate::hub::producer::status_kind(s),
+        ErrorKind::Protocol => SourceErrorKind::Protocol,
+        ErrorKind::Timeout | ErrorKind::Network => SourceErrorKind::Network,
+    }
 }
 
 /// The time the session machine sees.
@@ -148,19 +164,21 @@ impl Conn {
 
 impl RtspSource {
     pub fn new(url: &str, src: SourceUrl) -> RtspSource {
-        RtspSource { masked: mask_url(url), src, idle: tokio::sync::Mutex::new(None) }
+        RtspSource { masked: mask_url(url), src }
     }
 
-    fn err(&self, step: &str, msg: &str) -> String {
-        format!("{}: {step}: {msg}", self.masked)
+    fn err(&self, kind: SourceErrorKind, step: &str, msg: &str) -> SourceError {
+        SourceError::new(kind, format!("{}: {step}: {msg}", self.masked))
     }
 
-    fn client_err(&self, e: &ClientError) -> String {
-        format!("{}: {e}", self.masked)
+    fn client_err(&self, e: &ClientError) -> SourceError {
+        SourceError::new(error_kind(e), format!("{}: {e}", self.masked))
     }
 
     async fn connect(&self) -> Result<Conn, SourceError> {
-        Conn::connect(&self.src).await.map_err(|e| self.err("connect", e.trim_start_matches("connect: ")))
+        Conn::connect(&self.src)
+            .await
+            .map_err(|e| self.err(SourceErrorKind::Network, "connect", e.trim_start_matches("connect: ")))
     }
 
     /// Connects and DESCRIBEs.
@@ -181,7 +199,7 @@ impl RtspSource {
                         for w in &described.warnings {
                             tracing::debug!(warning = %w, "SDP");
                         }
-                        return Ok(Dialled { conn, client, described, at: Instant::now() });
+                        return Ok(Dialled { conn, client, described });
                     }
                     Event::Reconnect => {
                         conn = self.connect().await?;
@@ -203,9 +221,13 @@ impl RtspSource {
         }
     }
 
-    async fn run_once(&self, tracks: Vec<Arc<Track>>, stop: CancellationToken) -> Result<(), SourceError> {
-        let reused = self.idle.lock().await.take().filter(|d| d.at.elapsed() < REUSE_WITHIN);
-        let dialled = match reused {
+    async fn run_once(
+        &self,
+        parked: Option<Dialled>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> Result<(), SourceError> {
+        let dialled = match parked {
             Some(d) => d,
             None => self.dial().await?,
         };
@@ -219,6 +241,7 @@ impl RtspSource {
         {
             let now: Vec<String> = described.medias.iter().map(|d| d.media.to_string()).collect();
             return Err(self.err(
+                SourceErrorKind::MediasChanged,
                 "DESCRIBE",
                 &format!("the camera's medias changed since it was first described: {}", now.join("; ")),
             ));
@@ -226,7 +249,8 @@ impl RtspSource {
         let mut play = Play::new(&described, tracks, client.wants_udp());
         if client.wants_udp() {
             for _ in &described.medias {
-                let pair = bind_udp_pair(conn.local.ip()).await.map_err(|e| self.err("SETUP", &e))?;
+                let pair =
+                    bind_udp_pair(conn.local.ip()).await.map_err(|e| self.err(SourceErrorKind::Other, "SETUP", &e))?;
                 play.udp.push(pair);
             }
         }
@@ -237,16 +261,13 @@ impl RtspSource {
 
 impl Source for RtspSource {
     fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
-        let span = tracing::info_span!("rtsp_source", url = %self.masked);
-        Box::pin(
-            async move {
-                let dialled = self.dial().await?;
-                let medias = dialled.described.medias.iter().map(|d| d.media.clone()).collect();
-                *self.idle.lock().await = Some(dialled);
-                Ok(medias)
+        Box::pin(async move {
+            let opened = self.open().await?;
+            if let Some(p) = opened.parked {
+                p.close().await;
             }
-            .instrument(span),
-        )
+            Ok(opened.medias)
+        })
     }
 
     fn run(
@@ -254,13 +275,36 @@ impl Source for RtspSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
+        self.run_opened(None, tracks, stop)
+    }
+
+    fn open(&self) -> BoxFuture<'_, Result<Opened, SourceError>> {
         let span = tracing::info_span!("rtsp_source", url = %self.masked);
         Box::pin(
             async move {
+                let dialled = self.dial().await?;
+                let medias = dialled.described.medias.iter().map(|d| d.media.clone()).collect();
+                let parked = Parked::new(dialled, |d: Dialled| Box::pin(d.close()));
+                Ok(Opened { medias, parked: Some(parked) })
+            }
+            .instrument(span),
+        )
+    }
+
+    fn run_opened(
+        self: Arc<Self>,
+        parked: Option<Parked>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        let span = tracing::info_span!("rtsp_source", url = %self.masked);
+        Box::pin(
+            async move {
+                let dialled = parked.and_then(Parked::take::<Dialled>);
                 // Biased: on stop, the session gets the first poll to send its TEARDOWN.
                 tokio::select! {
                     biased;
-                    r = self.run_once(tracks, stop.clone()) => r,
+                    r = self.run_once(dialled, tracks, stop.clone()) => r,
                     _ = stop.cancelled() => Ok(()),
                 }
             }

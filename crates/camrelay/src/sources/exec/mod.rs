@@ -24,21 +24,19 @@ mod publish;
 
 use media::Media;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::process::ChildStdout;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::SourceContext;
-use crate::hub::{BoxFuture, PrivatePublishers, Producer, Source, SourceError, SourceFactory, Track};
+use crate::hub::{
+    BoxFuture, Opened, Parked, PrivatePublishers, Producer, Source, SourceError, SourceErrorKind, SourceFactory, Track,
+};
 use crate::secrets::mask_url;
 use crate::sources::bytestream::{Probed, StreamDemuxer};
 
 pub use child::OwnedChild;
 pub use command::{check_program, parse_query, parse_signal, query_get, quote_split, ExecParams};
 pub use pipe::{PipeFormat, PipeParser, PipeUnit, MAX_PIPE_FRAME};
-
-/// A child started by `describe` that no `run` claims within this time is stopped.
-const IDLE_CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Produces the command line (with `{output}` for RTSP mode) when a child is about to start.
 pub type CommandFn = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
@@ -52,16 +50,8 @@ pub struct ExecSource {
     params: ExecParams,
     publishers: Arc<PrivatePublishers>,
     reader_queue: usize,
-    slot: Arc<tokio::sync::Mutex<Slot>>,
     /// `exec.allow_paths`: the programs this source may run (empty = any).
     allow_paths: Arc<[String]>,
-}
-
-#[derive(Default)]
-struct Slot {
-    started: Option<Started>,
-    /// Bumped whenever `started` changes hands, so an idle watchdog knows it is stale.
-    generation: u64,
 }
 
 /// A running child and what it produces.
@@ -108,7 +98,6 @@ impl ExecSource {
             params,
             publishers: ctx.publishers.clone(),
             reader_queue: ctx.config().hub.reader_queue.max(64),
-            slot: Arc::default(),
             allow_paths: ctx.config().exec.allow_paths.clone().into(),
         }
     }
@@ -134,34 +123,12 @@ impl ExecSource {
         OwnedChild::spawn(&argv, stdin, stdout, &self.label).map_err(|e| self.err(e))
     }
 
-    /// Stops a child that `describe` started if no `run` claims it in time.
-    fn watch_idle(&self, generation: u64) {
-        let slot = Arc::downgrade(&self.slot);
-        let (signal, timeout) = (self.params.kill_signal, self.params.kill_timeout);
-        let label = self.label.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(IDLE_CHILD_TIMEOUT).await;
-            let Some(slot) = slot.upgrade() else { return };
-            let started = {
-                let mut slot = slot.lock().await;
-                if slot.generation != generation {
-                    return;
-                }
-                slot.started.take()
-            };
-            if let Some(s) = started {
-                tracing::debug!(source = %label, "exec: child started for describe is unused: stopping it");
-                s.child.stop(signal, timeout).await;
-            }
-        });
-    }
-
-    async fn run_inner(&self, tracks: Vec<Arc<Track>>, stop: CancellationToken) -> Result<(), String> {
-        let claimed = {
-            let mut slot = self.slot.lock().await;
-            slot.generation += 1;
-            slot.started.take()
-        };
+    async fn run_inner(
+        &self,
+        claimed: Option<Started>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> Result<(), SourceError> {
         let claimed = match claimed {
             Some(mut s) => {
                 if s.child.is_alive() {
@@ -177,13 +144,15 @@ impl ExecSource {
             Some(s) => s,
             None => tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                s = self.start() => s?,
+                s = self.start() => s.map_err(error_of)?,
             },
         };
         if started.medias.len() != tracks.len() {
             let n = started.medias.len();
             started.child.stop(self.params.kill_signal, self.params.kill_timeout).await;
-            return Err(self.err(format!("the process now produces {n} medias, {} before", tracks.len())));
+            return Err(SourceError::medias_changed(
+                self.err(format!("the process now produces {n} medias, {} before", tracks.len())),
+            ));
         }
         let Started { mut child, output, .. } = started;
         let result = match output {
@@ -191,31 +160,44 @@ impl ExecSource {
             Output::Pipe { stdout, demux, probed } => self.pump(&mut child, stdout, demux, probed, tracks, &stop).await,
         };
         child.stop(self.params.kill_signal, self.params.kill_timeout).await;
-        result
+        result.map_err(error_of)
     }
+}
+
+/// The kind of a child's failure, from its message (which ends with the child's stderr): ffmpeg's
+/// words for a refused login, an unreachable input or garbage input.
+pub fn error_of(message: String) -> SourceError {
+    const AUTH: [&str; 4] = ["401 Unauthorized", "403 Forbidden", "authorization failed", "access denied"];
+    const NETWORK: [&str; 8] = [
+        "Connection refused",
+        "Connection timed out",
+        "Connection reset",
+        "No route to host",
+        "Network is unreachable",
+        "Host is unreachable",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+    ];
+    let kind = if AUTH.iter().any(|w| message.contains(w)) {
+        SourceErrorKind::Auth
+    } else if NETWORK.iter().any(|w| message.contains(w)) {
+        SourceErrorKind::Network
+    } else if message.contains("Invalid data found when processing input") {
+        SourceErrorKind::Protocol
+    } else {
+        SourceErrorKind::Other
+    };
+    SourceError::new(kind, message)
 }
 
 impl Source for ExecSource {
     fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
         Box::pin(async move {
-            if self.params.backchannel {
-                return Ok(Self::backchannel_medias());
+            let opened = self.open().await?;
+            if let Some(p) = opened.parked {
+                p.close().await;
             }
-            let mut slot = self.slot.lock().await;
-            if let Some(s) = slot.started.as_mut() {
-                if s.child.is_alive() {
-                    return Ok(s.medias.clone());
-                }
-            }
-            if let Some(old) = slot.started.take() {
-                old.child.stop(self.params.kill_signal, self.params.kill_timeout).await;
-            }
-            let started = self.start().await?;
-            let medias = started.medias.clone();
-            slot.started = Some(started);
-            slot.generation += 1;
-            self.watch_idle(slot.generation);
-            Ok(medias)
+            Ok(opened.medias)
         })
     }
 
@@ -224,11 +206,38 @@ impl Source for ExecSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
+        self.run_opened(None, tracks, stop)
+    }
+
+    fn open(&self) -> BoxFuture<'_, Result<Opened, SourceError>> {
         Box::pin(async move {
             if self.params.backchannel {
-                return self.run_backchannel(tracks, stop).await;
+                return Ok(Opened { medias: Self::backchannel_medias(), parked: None });
             }
-            self.run_inner(tracks, stop).await
+            let started = self.start().await.map_err(error_of)?;
+            let medias = started.medias.clone();
+            let (signal, timeout, label) = (self.params.kill_signal, self.params.kill_timeout, self.label.clone());
+            let parked = Parked::new(started, move |s: Started| {
+                Box::pin(async move {
+                    tracing::debug!(source = %label, "exec: child started for describe is unused: stopping it");
+                    s.child.stop(signal, timeout).await;
+                })
+            });
+            Ok(Opened { medias, parked: Some(parked) })
+        })
+    }
+
+    fn run_opened(
+        self: Arc<Self>,
+        parked: Option<Parked>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            if self.params.backchannel {
+                return self.run_backchannel(tracks, stop).await.map_err(error_of);
+            }
+            self.run_inner(parked.and_then(Parked::take::<Started>), tracks, stop).await
         })
     }
 }
@@ -238,6 +247,7 @@ mod tests {
     use super::*;
     use crate::hub::{PrivatePublishers, TrackReader};
     use media::Kind;
+    use std::time::Duration;
 
     pub(super) fn ctx() -> SourceContext {
         SourceContext {

@@ -41,7 +41,7 @@ mod ws;
 use media::{Kind, Media};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{MediaKind, Mid};
@@ -50,7 +50,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::hub::{BoxFuture, Source, SourceError, SourceFactory, Track};
+use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceErrorKind, SourceFactory, Track};
 use crate::secrets::{mask_text, mask_url};
 use crate::servers::webrtc::{rtc_config, sdp_error};
 use crate::sources::exec::parse_query;
@@ -76,8 +76,6 @@ const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
 const CODEC_PROBE: Duration = Duration::from_millis(1500);
 /// ...or after the first packet of another media (a server sends what it has together).
 const CODEC_PROBE_AFTER_MEDIA: Duration = Duration::from_millis(500);
-/// A connection `describe` opened is reused by `run` within this time, and closed after it.
-const REUSE_WITHIN: Duration = Duration::from_secs(10);
 /// Largest answer (HTTP body or WebSocket message) accepted.
 const MAX_SIGNAL_BYTES: usize = 256 * 1024;
 /// Media kept while `describe` waits for a codec, replayed when `run` starts.
@@ -111,15 +109,24 @@ pub struct WebrtcSource {
     /// Masked URL for logs and errors.
     masked: String,
     target: Target,
-    /// The connection `describe` opened, waiting for `run`. Shared with the task that closes it
-    /// when `run` never comes.
-    parked: Arc<Mutex<Parked>>,
 }
 
-#[derive(Default)]
-struct Parked {
-    peer: Option<Peer>,
-    generation: u64,
+/// The kind of a failure at `step` described by `msg` (the lower layers' plain messages): a 401/403
+/// is an authentication failure, failing to reach or hear the remote a network one, an answer we
+/// cannot use a protocol one.
+fn error_kind(step: &str, msg: &str) -> SourceErrorKind {
+    if msg.contains("HTTP 401") || msg.contains("HTTP 403") {
+        return SourceErrorKind::Auth;
+    }
+    let silence = ["within", "closed", "timed out", "WebSocket:"].iter().any(|w| msg.contains(w));
+    match step {
+        "connect" | "signalling" | "play" => SourceErrorKind::Network,
+        "WHEP offer" if msg.starts_with("HTTP ") => SourceErrorKind::Other,
+        "WHEP offer" => SourceErrorKind::Network,
+        "answer" | "offer" | "WHEP answer" | "candidate" if silence => SourceErrorKind::Network,
+        "answer" | "offer" | "WHEP answer" | "candidate" => SourceErrorKind::Protocol,
+        _ => SourceErrorKind::Other,
+    }
 }
 
 impl WebrtcSource {
@@ -136,53 +143,28 @@ impl WebrtcSource {
             }
         }
         let target = Target::parse(base).map_err(|e| format!("{masked}: {e}"))?;
-        Ok(WebrtcSource { masked, target, parked: Arc::default() })
+        Ok(WebrtcSource { masked, target })
     }
 
-    fn err(&self, step: &str, msg: impl std::fmt::Display) -> String {
+    /// A failure at `step`, its kind judged from the message ([`error_kind`]).
+    fn err(&self, step: &str, msg: impl std::fmt::Display) -> SourceError {
+        let msg = msg.to_string();
         // Lower layers may quote URLs (a Location): mask those too.
-        mask_text(&format!("{}: {step}: {msg}", self.masked))
+        SourceError::new(error_kind(step, &msg), mask_text(&format!("{}: {step}: {msg}", self.masked)))
     }
 
-    fn lock_parked(&self) -> MutexGuard<'_, Parked> {
-        self.parked.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Keeps a described connection for `run`; closes it after [`REUSE_WITHIN`] if `run` never comes.
-    fn park(&self, peer: Peer) {
-        let (generation, old) = {
-            let mut p = self.lock_parked();
-            p.generation += 1;
-            (p.generation, p.peer.replace(peer))
+    /// A typed failure of a lower layer at `step` (its kind kept).
+    fn wrap(&self, step: &str, e: SourceError) -> SourceError {
+        let kind = match e.kind() {
+            SourceErrorKind::Other => error_kind(step, e.message()),
+            k => k,
         };
-        if let Some(old) = old {
-            tokio::spawn(old.close());
-        }
-        let parked = self.parked.clone();
-        let span = tracing::Span::current();
-        tokio::spawn(
-            async move {
-                tokio::time::sleep(REUSE_WITHIN).await;
-                let peer = {
-                    let mut p = parked.lock().unwrap_or_else(|e| e.into_inner());
-                    if p.generation == generation {
-                        p.peer.take()
-                    } else {
-                        None
-                    }
-                };
-                if let Some(peer) = peer {
-                    tracing::debug!("described connection not used: closing it");
-                    peer.close().await;
-                }
-            }
-            .instrument(span),
-        );
+        SourceError::new(kind, mask_text(&format!("{}: {step}: {}", self.masked, e.message())))
     }
 
     /// Signals an offer and applies the answer; resolves codecs when the answer is ambiguous.
     /// `Ok(None)`: stopped.
-    async fn dial(&self, stop: &CancellationToken) -> Result<Option<Peer>, String> {
+    async fn dial(&self, stop: &CancellationToken) -> Result<Option<Peer>, SourceError> {
         // The signalling connection comes first: the local address it uses is our first host
         // candidate, and its family that of the UDP socket. (For WHEP the route to the server tells
         // the same without a connection; the POST opens one.)
@@ -255,7 +237,7 @@ impl WebrtcSource {
         ws: Option<WsStream>,
         offer: SdpOffer,
         candidate: SocketAddr,
-    ) -> Result<(Signal, String, Vec<String>), String> {
+    ) -> Result<(Signal, String, Vec<String>), SourceError> {
         let offer = offer.to_sdp_string();
         match ws {
             Some(ws) => self.signal_ws(ws, &offer, candidate).await,
@@ -275,7 +257,7 @@ impl WebrtcSource {
         answer_text: &str,
         remote_candidates: Vec<String>,
         mids: &[(Mid, Kind)],
-    ) -> Result<Peer, String> {
+    ) -> Result<Peer, SourceError> {
         let now = tokio::time::Instant::now();
         let mut peer = Peer {
             rtc,
@@ -292,7 +274,6 @@ impl WebrtcSource {
             connected_at: None,
             last_media: now,
             timeout: Instant::now(),
-            parked_at: Instant::now(),
             offered_at: now,
             video_seen: false,
         };
@@ -355,19 +336,18 @@ impl WebrtcSource {
         Ok(peer)
     }
 
-    async fn run_once(&self, tracks: Vec<Arc<Track>>, stop: CancellationToken) -> Result<(), SourceError> {
-        let parked = self.lock_parked().peer.take();
+    async fn run_once(
+        &self,
+        parked: Option<Peer>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> Result<(), SourceError> {
         let mut peer = match parked {
-            Some(p) if p.parked_at.elapsed() < REUSE_WITHIN => p,
-            other => {
-                if let Some(old) = other {
-                    tokio::spawn(old.close());
-                }
-                match self.dial(&stop).await? {
-                    Some(p) => p,
-                    None => return Ok(()),
-                }
-            }
+            Some(p) => p,
+            None => match self.dial(&stop).await? {
+                Some(p) => p,
+                None => return Ok(()),
+            },
         };
         let medias = peer.medias();
         let same = medias.len() == tracks.len()
@@ -379,10 +359,9 @@ impl WebrtcSource {
             let now: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
             let was: Vec<String> = tracks.iter().map(|t| format!("{}:{}", t.kind, t.codec.name)).collect();
             peer.close().await;
-            return Err(self.err(
-                "answer",
-                format!("the remote's medias changed (now {}, was {})", now.join(", "), was.join(", ")),
-            ));
+            let e = self
+                .err("answer", format!("the remote's medias changed (now {}, was {})", now.join(", "), was.join(", ")));
+            return Err(SourceError::medias_changed(e.message()));
         }
         let result = peer.play(tracks, &stop).await;
         peer.close().await;
@@ -392,21 +371,13 @@ impl WebrtcSource {
 
 impl Source for WebrtcSource {
     fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
-        let span = tracing::info_span!("webrtc_source", url = %self.masked);
-        Box::pin(
-            async move {
-                // Nothing stops a describe but its own timeouts.
-                let never = CancellationToken::new();
-                let Some(mut peer) = self.dial(&never).await? else {
-                    return Err(self.err("describe", "stopped"));
-                };
-                peer.parked_at = Instant::now();
-                let medias = peer.medias();
-                self.park(peer);
-                Ok(medias)
+        Box::pin(async move {
+            let opened = self.open().await?;
+            if let Some(p) = opened.parked {
+                p.close().await;
             }
-            .instrument(span),
-        )
+            Ok(opened.medias)
+        })
     }
 
     fn run(
@@ -414,8 +385,36 @@ impl Source for WebrtcSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
+        self.run_opened(None, tracks, stop)
+    }
+
+    fn open(&self) -> BoxFuture<'_, Result<Opened, SourceError>> {
         let span = tracing::info_span!("webrtc_source", url = %self.masked);
-        Box::pin(async move { self.run_once(tracks, stop).await }.instrument(span))
+        Box::pin(
+            async move {
+                // Nothing stops a describe but its own timeouts.
+                let never = CancellationToken::new();
+                let Some(peer) = self.dial(&never).await? else {
+                    return Err(self.err("describe", "stopped"));
+                };
+                let medias = peer.medias();
+                let span = tracing::Span::current();
+                let parked = Parked::new(peer, move |p: Peer| Box::pin(p.close().instrument(span)));
+                Ok(Opened { medias, parked: Some(parked) })
+            }
+            .instrument(span),
+        )
+    }
+
+    fn run_opened(
+        self: Arc<Self>,
+        parked: Option<Parked>,
+        tracks: Vec<Arc<Track>>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        let span = tracing::info_span!("webrtc_source", url = %self.masked);
+        let peer = parked.and_then(Parked::take::<Peer>);
+        Box::pin(async move { self.run_once(peer, tracks, stop).await }.instrument(span))
     }
 }
 

@@ -91,8 +91,6 @@ pub(super) struct Peer {
     pub(super) last_media: tokio::time::Instant,
     /// str0m's next timeout.
     pub(super) timeout: Instant,
-    /// When `describe` finished with it (for reuse).
-    pub(super) parked_at: Instant,
     /// When the offer was sent (for the time-to-first-frame log).
     pub(super) offered_at: tokio::time::Instant,
     pub(super) video_seen: bool,

@@ -9,6 +9,7 @@ use super::sdp::snippet;
 use super::target::Target;
 use super::{colon, WebrtcSource, CONNECT_TIMEOUT, MAX_REDIRECTS, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
 use crate::http_client;
+use crate::hub::SourceError;
 
 pub(super) struct HttpAnswer {
     pub(super) status: hyper::StatusCode,
@@ -27,7 +28,11 @@ const OPTIONS: http_client::Options = http_client::Options {
 
 /// One WHEP request (the offer, or the DELETE of the session) with the HTTP client; the body is read
 /// whole (bounded).
-pub(super) async fn http_request(t: &Target, method: hyper::Method, sdp: Option<&str>) -> Result<HttpAnswer, String> {
+pub(super) async fn http_request(
+    t: &Target,
+    method: hyper::Method,
+    sdp: Option<&str>,
+) -> Result<HttpAnswer, SourceError> {
     let (headers, body) = match sdp {
         Some(sdp) => (
             vec![
@@ -43,13 +48,13 @@ pub(super) async fn http_request(t: &Target, method: hyper::Method, sdp: Option<
         let (parts, mut body) = resp.into_parts();
         let body = http_client::read_body(&mut body, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT)
             .await
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .map_err(|e| e.map_message(|m| format!("reading the answer: {m}")))?;
         let target = Target::from_client(conn.target());
-        Ok::<_, String>(HttpAnswer { status: parts.status, headers: parts.headers, body, target })
+        Ok::<_, SourceError>(HttpAnswer { status: parts.status, headers: parts.headers, body, target })
     };
     match tokio::time::timeout(SIGNAL_TIMEOUT, exchange).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {} s", SIGNAL_TIMEOUT.as_secs())),
+        Err(_) => Err(SourceError::network(format!("no answer within {} s", SIGNAL_TIMEOUT.as_secs()))),
     }
 }
 
@@ -82,11 +87,11 @@ pub(crate) fn answer_sdp(content_type: &str, body: &[u8]) -> Result<String, Stri
 
 impl WebrtcSource {
     /// Posts the offer; returns the session (its `Location`) and the answer's SDP.
-    pub(super) async fn signal_whep(&self, offer: &str) -> Result<(Signal, String, Vec<String>), String> {
+    pub(super) async fn signal_whep(&self, offer: &str) -> Result<(Signal, String, Vec<String>), SourceError> {
         // Redirects (307/308) are followed by the HTTP client.
         let a = http_request(&self.target, hyper::Method::POST, Some(offer))
             .await
-            .map_err(|e| self.err("WHEP offer", e))?;
+            .map_err(|e| self.wrap("WHEP offer", e))?;
         let header = |name| a.headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
         if !a.status.is_success() {
             let reason = a.status.canonical_reason().unwrap_or("");

@@ -11,6 +11,7 @@ use super::target::Target;
 use super::whep::error_body;
 use super::{colon, WebrtcSource, CONNECT_TIMEOUT, MAX_SIGNAL_BYTES, SIGNAL_TIMEOUT};
 use crate::http_client;
+use crate::hub::SourceError;
 
 pub(super) type WsStream = http_client::WebSocket;
 
@@ -89,7 +90,7 @@ impl WebrtcSource {
         mut ws: WsStream,
         offer: &str,
         candidate: SocketAddr,
-    ) -> Result<(Signal, String, Vec<String>), String> {
+    ) -> Result<(Signal, String, Vec<String>), SourceError> {
         ws_send(&mut ws, "webrtc/offer", offer).await.map_err(|e| self.err("offer", e))?;
         if let Ok(c) = Candidate::host(candidate, "udp") {
             ws_send(&mut ws, "webrtc/candidate", &c.to_sdp_string()).await.map_err(|e| self.err("offer", e))?;
