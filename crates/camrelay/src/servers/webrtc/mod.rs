@@ -588,7 +588,7 @@ pub(crate) async fn new_session(
             used.push(mid);
             let video = t.track.kind == Kind::Video;
             let freq = NonZeroU32::new(t.codec.clock_rate).map(Frequency::from_nonzero).unwrap_or(freq);
-            Outgoing { mid, pt, annexb: video, needs_keyframe: video, freq, last: None, extended: 0 }
+            Outgoing { mid, pt, annexb: video, needs_keyframe: video, freq, clock: Default::default() }
         }));
     }
     if outgoing.iter().all(Option::is_none) {

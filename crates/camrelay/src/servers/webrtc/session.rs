@@ -14,20 +14,15 @@ pub(super) struct Outgoing {
     pub(super) annexb: bool,
     pub(super) needs_keyframe: bool,
     pub(super) freq: Frequency,
-    pub(super) last: Option<u32>,
-    pub(super) extended: u64,
+    pub(super) clock: media::timestamp::Unwrapper,
 }
 
 impl Outgoing {
     /// The frame's RTP timestamp extended to 64 bits (str0m's media time does not wrap).
     pub(super) fn media_time(&mut self, ts: u32) -> MediaTime {
-        self.extended = match self.last {
-            // Start high so a small step back never goes below zero.
-            None => (1u64 << 32) + ts as u64,
-            Some(last) => self.extended.saturating_add_signed(ts.wrapping_sub(last) as i32 as i64),
-        };
-        self.last = Some(ts);
-        MediaTime::new(self.extended, self.freq)
+        // Start a turn high so a small step back never goes below zero.
+        let extended = ((1i64 << 32) + self.clock.extend(ts)).max(0) as u64;
+        MediaTime::new(extended, self.freq)
     }
 }
 
@@ -228,8 +223,7 @@ mod tests {
             annexb: true,
             needs_keyframe: true,
             freq: Frequency::NINETY_KHZ,
-            last: None,
-            extended: 0,
+            clock: Default::default(),
         };
         let a = o.media_time(u32::MAX - 10).numer();
         let b = o.media_time(5).numer();
