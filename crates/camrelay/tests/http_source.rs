@@ -250,6 +250,7 @@ fn http_sources_play_over_rtsp() {
     assert!(!srv.log().contains("user:secret"), "password in log");
     let broken = producer(&srv, "broken");
     assert!(broken["last_error"].as_str().is_some_and(|e| e.contains("500")), "{broken}");
+    assert_eq!((&missing["last_error_kind"], &broken["last_error_kind"]), (&"other".into(), &"other".into()));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -369,6 +370,7 @@ fn http_digest_auth_against_lighttpd() {
     let p = producer(&srv, "bad");
     let e = p["last_error"].as_str().unwrap_or("");
     assert!(e.contains("401") && !e.contains("wrong"), "{p}");
+    assert_eq!(p["last_error_kind"], "auth", "{p}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -340,15 +340,21 @@ fn failures_are_named_in_the_stream_state() {
 
     let e = source_error(&b, "nosuch", within);
     assert!(e.contains("WHEP offer: HTTP 404 Not Found: stream not found: nosuch"), "{e}");
+    let kind = |name: &str| producer(&b, name)["last_error_kind"].as_str().unwrap_or_default().to_string();
+    assert_eq!(kind("nosuch"), "other");
     assert!(e.contains("admin:***@") && !e.contains("secret"), "password not masked: {e}");
     let e = source_error(&b, "nosuch_ws", within);
     assert!(e.contains("the remote answered: stream not found: nosuch"), "{e}");
+    assert_eq!(kind("nosuch_ws"), "other");
     let e = source_error(&b, "garbage", within);
     assert!(e.contains("answer: not a valid SDP answer") && e.contains("this is not an SDP answer"), "{e}");
+    assert_eq!(kind("garbage"), "protocol");
     let e = source_error(&b, "html", within);
     assert!(e.contains("HTTP 502 Bad Gateway: <html><body>Bad Gateway</body></html>"), "{e}");
+    assert_eq!(kind("html"), "other");
     let e = source_error(&b, "down", within);
     assert!(e.contains(&format!("127.0.0.1:{closed_port}")) && e.contains("connect: "), "{e}");
+    assert_eq!(kind("down"), "network");
     eprintln!("unreachable: {e}");
 
     // Formats of go2rtc we do not speak are refused up front.

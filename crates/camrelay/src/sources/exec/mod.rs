@@ -293,6 +293,17 @@ mod tests {
         assert_eq!(run.await.unwrap(), Ok(()));
     }
 
+    #[test]
+    fn child_failures_are_classified_by_ffmpeg_words() {
+        let kind = |m: &str| error_of(m.to_string()).kind();
+        let e = "ffmpeg: rtsp://cam: process exited with code 1; stderr: [rtsp @ 0x1] method DESCRIBE failed: 401 Unauthorized";
+        assert_eq!(kind(e), SourceErrorKind::Auth);
+        assert_eq!(kind("exec: x: process exited; stderr: Connection refused"), SourceErrorKind::Network);
+        assert_eq!(kind("stderr: pipe:: Invalid data found when processing input"), SourceErrorKind::Protocol);
+        assert_eq!(kind("exec: x: cannot start /nonexistent/binary"), SourceErrorKind::Other);
+        assert_eq!(error_of("msg".into()).message(), "msg");
+    }
+
     #[tokio::test]
     async fn pipe_source_errors_carry_the_stderr_tail() {
         let factory = factory(&ctx());

@@ -118,6 +118,10 @@ fn error_kind(step: &str, msg: &str) -> SourceErrorKind {
     if msg.contains("HTTP 401") || msg.contains("HTTP 403") {
         return SourceErrorKind::Auth;
     }
+    // The remote's own refusal (go2rtc's `stream not found`): it understood us.
+    if msg.starts_with("the remote answered") {
+        return SourceErrorKind::Other;
+    }
     let silence = ["within", "closed", "timed out", "WebSocket:"].iter().any(|w| msg.contains(w));
     match step {
         "connect" | "signalling" | "play" => SourceErrorKind::Network,
@@ -421,6 +425,18 @@ impl Source for WebrtcSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(error_kind("WHEP offer", "HTTP 401 Unauthorized"), SourceErrorKind::Auth);
+        assert_eq!(error_kind("signalling", "WebSocket: HTTP 403 Forbidden"), SourceErrorKind::Auth);
+        assert_eq!(error_kind("WHEP offer", "HTTP 404 Not Found: x"), SourceErrorKind::Other);
+        assert_eq!(error_kind("WHEP offer", "connect: Connection refused"), SourceErrorKind::Network);
+        assert_eq!(error_kind("answer", "no answer within 10 s"), SourceErrorKind::Network);
+        assert_eq!(error_kind("answer", "not a valid SDP answer"), SourceErrorKind::Protocol);
+        assert_eq!(error_kind("offer", "the remote answered: stream not found"), SourceErrorKind::Other);
+        assert_eq!(error_kind("play", "no media from the remote for 15 s"), SourceErrorKind::Network);
+    }
 
     #[test]
     fn bad_urls_are_refused() {
