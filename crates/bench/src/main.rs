@@ -131,24 +131,39 @@ impl Server {
             cmd.args(["-c", &config]).env("RUST_LOG", "warn,camrelay::servers=info");
             cmd
         };
-        cmd.current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::null());
+        // Today's server logs on stdout in go2rtc's format (`INF [rtsp] listen addr=...`); builds before
+        // issue 13's restructuring log on stderr (`rtsp listening on ...`). Read both, so that older
+        // builds can be measured as baselines with `--server`.
+        cmd.current_dir(&dir).stdout(Stdio::piped()).stderr(Stdio::piped());
         if let Some(cpu) = cpu {
             net::pin_child(&mut cmd, cpu);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("stdout"));
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("stderr"));
+        for pipe in [stdout, stderr] {
+            let tx = tx.clone();
+            // Keeps draining after the addresses are known, so the server never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
         let (mut rtsp, mut api) = (None, None);
         while rtsp.is_none() || api.is_none() {
-            let line = lines.next().expect("server exited").expect("log line");
-            if let Some(a) = line.split("[rtsp] listen addr=").nth(1) {
-                rtsp = Some(a.trim().to_string());
+            let line = rx.recv().expect("server exited");
+            let after =
+                |markers: [&str; 2]| markers.iter().find_map(|m| line.split(m).nth(1)).map(|a| a.trim().to_string());
+            if let Some(a) = after(["[rtsp] listen addr=", "rtsp listening on "]) {
+                rtsp = Some(a);
             }
-            if let Some(a) = line.split("[api] listen addr=").nth(1) {
-                api = Some(a.trim().to_string());
+            if let Some(a) = after(["[api] listen addr=", "api listening on "]) {
+                api = Some(a);
             }
         }
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
         Server { child, rtsp: rtsp.unwrap_or_default(), api: api.unwrap_or_default() }
     }
 
