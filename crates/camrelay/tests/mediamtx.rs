@@ -435,3 +435,21 @@ fn source_fingerprint_pins_a_self_signed_camera() {
     assert!(e.contains("fingerprint mismatch") && e.contains(&fingerprint.to_ascii_uppercase()), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `source: redirect`: an RTSP reader of the path is sent to `sourceRedirect` (here GStreamer's RTSP
+/// server), and ffmpeg follows it.
+#[test]
+fn redirect_paths_send_rtsp_readers_elsewhere() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _cam = GstCamera::start(port, &["--audio", "none"]);
+    let config = MEDIAMTX.replace(
+        "paths:\n",
+        &format!("paths:\n  moved:\n    source: redirect\n    sourceRedirect: rtsp://127.0.0.1:{port}/test\n"),
+    );
+    let server = Server::start(&config);
+    let url = server.rtsp_url("moved");
+    let probed = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let video = probed.iter().find(|s| s.codec_type == "video").expect("video");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240));
+    assert!(server.log().contains("reader redirected"), "{}", server.log());
+}

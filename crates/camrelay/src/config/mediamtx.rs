@@ -120,6 +120,8 @@ pub struct PathRule {
     pub start_timeout: Duration,
     /// `sourceOnDemandCloseAfter`: how long the source stays after its last reader.
     pub close_after: Duration,
+    /// `sourceRedirect` of a `source: redirect` path: where RTSP readers are sent.
+    pub redirect: String,
 }
 
 impl PathRule {
@@ -465,7 +467,15 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
             override_publisher: settings.get("overridePublisher").and_then(Value::as_bool).unwrap_or(true),
             start_timeout: duration("sourceOnDemandStartTimeout"),
             close_after: duration("sourceOnDemandCloseAfter"),
+            redirect: value_str(settings.get("sourceRedirect")),
         };
+        if rule.source == "redirect" && !(rule.redirect.starts_with("rtsp://") || rule.redirect.starts_with("rtsps://"))
+        {
+            return Err(ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!("paths.{name}: source: redirect needs sourceRedirect, an rtsp:// or rtsps:// URL"),
+            });
+        }
         // Patterns (`~regex`, `all_others`) are rules the hub applies to names it meets: publishers
         // to the names of `source: publisher` rules, readers of rules with a source (`$G1`...).
         if !rule.is_pattern() {

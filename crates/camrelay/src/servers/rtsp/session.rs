@@ -474,6 +474,19 @@ impl Connection {
         if matches!(self.mode, Mode::Announced { .. }) {
             return Err(Reply::error(455, "Method Not Valid in This State", "DESCRIBE on a publishing session".into()));
         }
+        // MediaMTX's `source: redirect`: the reader is sent to `sourceRedirect`.
+        let target = rtsp::url::parse_request_uri(&req.uri);
+        let redirect = self
+            .app
+            .config()
+            .path_rules
+            .iter()
+            .find(|r| r.source == "redirect" && !r.is_pattern() && r.name == target.path)
+            .map(|r| r.redirect.clone());
+        if let Some(location) = redirect {
+            tracing::info!(stream = %target.path, to = %crate::secrets::mask_url(&location), "rtsp: reader redirected");
+            return Ok(Reply { status: 302, reason: "Found", headers: vec![("Location", location)], body: Vec::new() });
+        }
         self.subscribe(&req.uri).await?;
         let sdp = rtsp::sdp::write(&self.reader_medias(), "camrelay", &self.peer.ip().to_string());
         let base = match &self.mode {
