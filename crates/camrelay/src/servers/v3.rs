@@ -37,6 +37,9 @@ pub const MEDIAMTX_API_VERSION: &str = "v1.17.0";
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v3/info", get(info))
+        // No JWT authentication yet: there is no key set to refresh, so the refresh succeeds at once
+        // (MediaMTX answers the same when JWT is not its method).
+        .route("/v3/auth/jwks/refresh", axum::routing::post(|| async { ok() }))
         .route("/v3/config/global/get", get(global_get))
         .route("/v3/config/global/patch", patch(global_patch))
         .route("/v3/config/pathdefaults/get", get(path_defaults_get))
