@@ -177,3 +177,28 @@ mod tests {
         assert_eq!(webrtc_source_target("ws://h:1/api/ws").unwrap().display, "ws://h:1/api/ws");
     }
 }
+
+// ------------------------------------------------------------------------------ MediaMTX URLs
+
+/// What a request to MediaMTX's HLS (`hls`) or WebRTC HTTP server maps to: go2rtc's API URI,
+/// `page:NAME`, `script`, or `None` (404).
+pub fn mediamtx_url(hls: bool, method: &str, path: &str, query: Option<&str>) -> Option<String> {
+    let method = axum::http::Method::from_bytes(method.as_bytes()).ok()?;
+    crate::servers::mediamtx_urls::route_for_fuzzing(hls, &method, path, query)
+}
+
+/// Whether `s` parses as an HTTP request URI (what the API router is handed).
+pub fn uri_parses(s: &str) -> bool {
+    s.parse::<axum::http::Uri>().is_ok()
+}
+
+/// The path and query of a request target, as the server sees them (`None` when it does not parse).
+pub fn request_path_and_query(s: &str) -> Option<(String, Option<String>)> {
+    let uri = s.parse::<axum::http::Uri>().ok()?;
+    Some((uri.path().to_string(), uri.query().map(str::to_string)))
+}
+
+/// A query value as the API decodes it.
+pub fn query_value(s: &str) -> String {
+    media::query::percent_decode(s)
+}

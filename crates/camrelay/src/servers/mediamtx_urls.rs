@@ -68,6 +68,17 @@ enum Target {
     NotFound,
 }
 
+/// For the fuzz target (`camrelay::fuzzing::mediamtx_url`): the go2rtc API URI a MediaMTX URL maps
+/// to, `page:NAME` for a player page, `script` or `None` (not found).
+pub(crate) fn route_for_fuzzing(hls: bool, method: &Method, path: &str, query: Option<&str>) -> Option<String> {
+    match route(if hls { Kind::Hls } else { Kind::Webrtc }, method, path, query) {
+        Target::Api(to) => Some(to),
+        Target::Page(stream) => Some(format!("page:{stream}")),
+        Target::HlsScript => Some("script".to_string()),
+        Target::NotFound => None,
+    }
+}
+
 /// Maps a MediaMTX URL (path and query) to go2rtc's API.
 fn route(kind: Kind, method: &Method, path: &str, query: Option<&str>) -> Target {
     let extra = query.map(|q| format!("&{q}")).unwrap_or_default();
