@@ -154,30 +154,6 @@ pub fn webrtc_source_candidate(line: &str) -> Option<String> {
     source::parse_candidate(line).map(|c| c.to_sdp_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The wrappers reach what they wrap (a fuzz target that only ever sees errors finds nothing).
-    #[test]
-    fn entry_points_reach_their_parsers() {
-        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
-            m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
-            a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-            a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-            a=setup:actpass\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n\
-            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\n\
-            a=rtpmap:111 opus/48000/2\r\n";
-        assert!(webrtc_offer_sends_audio(offer));
-        assert_eq!(webrtc_offer_filters(offer).len(), 2);
-        let answer = webrtc_answer(offer).unwrap();
-        assert!(answer.contains("a=mid:1\r\na=sendonly\r\n"), "{answer}");
-        let t = http_redirect("http://u:p@cam/a/b", "c").unwrap();
-        assert_eq!((t.path.as_str(), t.userinfo.as_deref()), ("/a/c", Some("u:p")));
-        assert_eq!(webrtc_source_target("ws://h:1/api/ws").unwrap().display, "ws://h:1/api/ws");
-    }
-}
-
 // ------------------------------------------------------------------------------ MediaMTX URLs
 
 /// What a request to MediaMTX's HLS (`hls`) or WebRTC HTTP server maps to: go2rtc's API URI,
@@ -201,4 +177,28 @@ pub fn request_path_and_query(s: &str) -> Option<(String, Option<String>)> {
 /// A query value as the API decodes it.
 pub fn query_value(s: &str) -> String {
     media::query::percent_decode(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wrappers reach what they wrap (a fuzz target that only ever sees errors finds nothing).
+    #[test]
+    fn entry_points_reach_their_parsers() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+            a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+            a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+            a=setup:actpass\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\n\
+            a=rtpmap:111 opus/48000/2\r\n";
+        assert!(webrtc_offer_sends_audio(offer));
+        assert_eq!(webrtc_offer_filters(offer).len(), 2);
+        let answer = webrtc_answer(offer).unwrap();
+        assert!(answer.contains("a=mid:1\r\na=sendonly\r\n"), "{answer}");
+        let t = http_redirect("http://u:p@cam/a/b", "c").unwrap();
+        assert_eq!((t.path.as_str(), t.userinfo.as_deref()), ("/a/c", Some("u:p")));
+        assert_eq!(webrtc_source_target("ws://h:1/api/ws").unwrap().display, "ws://h:1/api/ws");
+    }
 }
