@@ -1,0 +1,83 @@
+//! RTMP message type ids, protocol control and user control messages, and command encoding.
+
+use crate::amf0::{self, Amf0Value};
+use crate::chunk::ChunkWriter;
+use bytes::{BufMut, BytesMut};
+
+pub const SET_CHUNK_SIZE: u8 = 1;
+pub const ABORT: u8 = 2;
+pub const ACKNOWLEDGEMENT: u8 = 3;
+pub const USER_CONTROL: u8 = 4;
+pub const WINDOW_ACK_SIZE: u8 = 5;
+pub const SET_PEER_BANDWIDTH: u8 = 6;
+pub const AUDIO: u8 = 8;
+pub const VIDEO: u8 = 9;
+pub const DATA_AMF3: u8 = 15;
+pub const COMMAND_AMF3: u8 = 17;
+pub const DATA_AMF0: u8 = 18;
+pub const COMMAND_AMF0: u8 = 20;
+pub const AGGREGATE: u8 = 22;
+
+/// User control event types.
+pub const STREAM_BEGIN: u16 = 0;
+pub const STREAM_EOF: u16 = 1;
+pub const PING_REQUEST: u16 = 6;
+pub const PING_RESPONSE: u16 = 7;
+
+/// Chunk streams we send on.
+pub const CSID_CONTROL: u32 = 2;
+pub const CSID_COMMAND: u32 = 3;
+pub const CSID_AUDIO: u32 = 4;
+pub const CSID_DATA: u32 = 5;
+pub const CSID_VIDEO: u32 = 6;
+
+/// Appends a protocol control message carrying one 32-bit value (chunk size, window, acknowledgement).
+pub fn write_control_u32(w: &ChunkWriter, out: &mut BytesMut, type_id: u8, value: u32) {
+    w.write(out, CSID_CONTROL, 0, type_id, 0, &value.to_be_bytes());
+}
+
+pub fn write_peer_bandwidth(w: &ChunkWriter, out: &mut BytesMut, window: u32, limit_type: u8) {
+    let mut b = [0u8; 5];
+    b[..4].copy_from_slice(&window.to_be_bytes());
+    b[4] = limit_type;
+    w.write(out, CSID_CONTROL, 0, SET_PEER_BANDWIDTH, 0, &b);
+}
+
+pub fn write_user_control(w: &ChunkWriter, out: &mut BytesMut, event: u16, value: u32) {
+    let mut b = BytesMut::with_capacity(6);
+    b.put_u16(event);
+    b.put_u32(value);
+    w.write(out, CSID_CONTROL, 0, USER_CONTROL, 0, &b);
+}
+
+/// Appends an AMF0 command (`name`, transaction id, then `args`) on the command chunk stream.
+pub fn write_command(
+    w: &ChunkWriter,
+    out: &mut BytesMut,
+    stream_id: u32,
+    name: &str,
+    transaction: f64,
+    args: &[Amf0Value],
+) {
+    let mut body = BytesMut::new();
+    Amf0Value::string(name).encode(&mut body);
+    Amf0Value::Number(transaction).encode(&mut body);
+    for a in args {
+        a.encode(&mut body);
+    }
+    w.write(out, CSID_COMMAND, 0, COMMAND_AMF0, stream_id, &body);
+}
+
+/// Appends an AMF0 data message (e.g. `onMetaData`, `|RtmpSampleAccess`).
+pub fn write_data(w: &ChunkWriter, out: &mut BytesMut, stream_id: u32, values: &[Amf0Value]) {
+    w.write(out, CSID_DATA, 0, DATA_AMF0, stream_id, &amf0::encode_all(values));
+}
+
+/// An `onStatus` info object.
+pub fn status(level: &str, code: &str, description: &str) -> Amf0Value {
+    Amf0Value::object([
+        ("level", Amf0Value::string(level)),
+        ("code", Amf0Value::string(code)),
+        ("description", Amf0Value::string(description)),
+    ])
+}
