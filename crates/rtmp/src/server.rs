@@ -374,7 +374,13 @@ impl RtmpServerSession {
                     self.received = self.buf.len() as u64;
                     self.state = State::Connect;
                 }
-                State::PublishPending { .. } | State::PlayPending { .. } => return Ok(()),
+                State::PublishPending { .. } | State::PlayPending { .. } => {
+                    // Waiting for the driver's answer: what arrives meanwhile is kept, bounded.
+                    if self.buf.len() > MAX_MESSAGE_LEN as usize + 64 {
+                        return Err(ChunkError::TooMuchBuffered.into());
+                    }
+                    return Ok(());
+                }
                 _ => {
                     let Some(m) = self.reader.read(&mut self.buf)? else {
                         if self.buf.len() > MAX_MESSAGE_LEN as usize + 64 {
