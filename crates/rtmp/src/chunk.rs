@@ -216,7 +216,8 @@ impl ChunkReader {
         }
         let p = st.partial.get_or_insert_with(BytesMut::new);
         if p.is_empty() {
-            p.reserve((h.length as usize).min(1 << 20));
+            // Grows with the data; the reservation is small so 64 idle partial messages cost little.
+            p.reserve((h.length as usize).min(64 * 1024));
         }
         p.extend_from_slice(&buf[..n]);
         buf.advance(n);

@@ -351,3 +351,21 @@ fn idle_handshake_times_out_and_eof_closes() {
     s.handle_eof();
     assert_eq!(drain(&mut s).1, vec![ServerEvent::Closed]);
 }
+
+#[test]
+fn a_thousand_idle_handshakes_all_time_out() {
+    let now = Instant::now();
+    let mut sessions: Vec<_> = (0..1000).map(|_| RtmpServerSession::new(ServerConfig::default(), now)).collect();
+    for s in &mut sessions {
+        // C0 and part of C1, then nothing.
+        s.handle_input(now, &[3; 1000]);
+        assert!(drain(s).0.is_empty());
+    }
+    let later = now + Duration::from_secs(10);
+    for s in &mut sessions {
+        assert_eq!(s.poll_timeout(), Some(later));
+        s.handle_timeout(later);
+        assert!(matches!(&drain(s).1[..], [ServerEvent::Error(rtmp::ServerError::Timeout(_))]));
+        assert!(s.is_ended());
+    }
+}
