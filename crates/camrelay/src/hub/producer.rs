@@ -212,6 +212,16 @@ pub trait Source: Send + Sync + 'static {
     }
 }
 
+/// `describe` of a source whose `open` parks a connection: opens, closes what it parked (nobody will
+/// run it), and gives the medias.
+pub async fn describe_by_opening<S: Source + ?Sized>(source: &S) -> Result<Vec<Media>, SourceError> {
+    let opened = source.open().await?;
+    if let Some(p) = opened.parked {
+        p.close().await;
+    }
+    Ok(opened.medias)
+}
+
 /// A connection described and not run within this time is closed (cameras drop idle connections, and
 /// an unused session holds a camera's stream slot).
 pub const PARK_EXPIRY: Duration = Duration::from_secs(10);

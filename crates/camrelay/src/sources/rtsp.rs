@@ -261,13 +261,7 @@ impl RtspSource {
 
 impl Source for RtspSource {
     fn describe(&self) -> BoxFuture<'_, Result<Vec<Media>, SourceError>> {
-        Box::pin(async move {
-            let opened = self.open().await?;
-            if let Some(p) = opened.parked {
-                p.close().await;
-            }
-            Ok(opened.medias)
-        })
+        Box::pin(crate::hub::producer::describe_by_opening(self))
     }
 
     fn run(
