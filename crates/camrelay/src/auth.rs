@@ -38,6 +38,9 @@ pub enum Protocol {
     /// The HTTP server of `api.listen` / `api.unix_listen` (API, HTTP outputs, WebRTC signalling).
     Http,
     Rtsp,
+    /// The RTMP server (`rtmp.listen`; credentials from `?user=&pass=` in the stream name). go2rtc has
+    /// no RTMP user, so RTMP is open under a go2rtc config; MediaMTX's internal users apply to it.
+    Rtmp,
 }
 
 /// Where a request comes from.

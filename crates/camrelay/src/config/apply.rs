@@ -11,7 +11,6 @@ const LATER_SECTIONS: &[&str] = &[
     "mp4",
     "hls",
     "mjpeg",
-    "rtmp",
     "srt",
     "ngrok",
     "hass",
@@ -206,6 +205,7 @@ pub(crate) fn apply(
             "ffmpeg" => apply_ffmpeg(&ctx, item, config)?,
             "webrtc" => apply_webrtc(&mut ctx, item, config)?,
             "preload" => apply_preload(&ctx, item, config)?,
+            "rtmp" => apply_rtmp(&mut ctx, item, config)?,
             "app" => {
                 for (key, value) in ctx.section(item, "app")? {
                     match key.name.as_str() {
@@ -478,6 +478,27 @@ fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), C
                         _ => ctx.unknown(key, &path),
                     }
                 }
+            }
+            _ => ctx.unknown(key, &path),
+        }
+    }
+    Ok(())
+}
+
+/// `rtmp:` (go2rtc's): `listen` (off unless set, as in go2rtc). It sets the same listener as MediaMTX's
+/// `rtmp`/`rtmpAddress`; go2rtc's TLS keys of later issues are accepted and ignored.
+fn apply_rtmp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    for (key, value) in ctx.section(item, "rtmp")? {
+        let path = format!("rtmp.{}", key.name);
+        match key.name.as_str() {
+            "listen" => {
+                let text = ctx.string(value, &path)?.trim().to_string();
+                if !text.is_empty() {
+                    check_listen(&text).map_err(|why| {
+                        ctx.error(value, &path, format!("invalid listen address {text:?}: {why} (e.g. \":1935\")"))
+                    })?;
+                }
+                config.servers.rtmp_listen = text;
             }
             _ => ctx.unknown(key, &path),
         }

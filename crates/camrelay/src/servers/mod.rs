@@ -6,6 +6,7 @@ pub mod http_stream;
 pub mod ingest;
 pub mod mediamtx_urls;
 pub mod mjpeg;
+pub mod rtmp;
 pub mod rtsp;
 pub mod ui;
 pub mod v3;

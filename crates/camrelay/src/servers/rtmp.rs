@@ -1,0 +1,496 @@
+//! The RTMP server (`rtmp: listen: ":1935"`, off unless configured, as in go2rtc; MediaMTX's
+//! `rtmp`/`rtmpAddress` set the same listener): a thin tokio driver around the sans-IO
+//! [`rtmp::RtmpServerSession`]. It moves bytes and acts on the session's events:
+//!
+//! - **Publish** (`rtmp://host/app/name`): auth, then the hub's one publish call. Each audio/video
+//!   message body is an FLV tag body, so it goes through the same FLV tag parser as HTTP-FLV and FLV
+//!   uploads (the `StreamDemuxer` of `sources::bytestream`, probed like the HTTP ingest): the driver
+//!   only puts the 11-byte tag header around what RTMP carries. No RTMP-specific codec code here.
+//! - **Play**: a hub reader like any other, muxed by `formats::mux::FlvStream`; its tags go out as RTMP
+//!   audio/video/data messages.
+//!
+//! Names: `rtmp://host/live/cam` is tried as `live/cam` (MediaMTX's path), then `cam`; `rtmp://host/cam`
+//! (go2rtc's form) as `cam`. A publisher that creates a stream (`rtsp.allow_any_publish`, or a MediaMTX
+//! rule) gets `app/name` under a MediaMTX config and `name` under a go2rtc one. Credentials come from
+//! `?user=&pass=` on the stream name (or on the app).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use media::MediaFilter;
+use rtmp::{MediaKind, RtmpServerSession, ServerConfig, ServerEvent};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::app::{App, ServerTask};
+use crate::auth::{Action, AuthRequest, Origin, Presented, Protocol};
+use crate::config::Dialect;
+use crate::hub::PublishRequest;
+use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, StreamDemuxer};
+
+/// Connections at once (each holds a socket, a task and up to a few MB of buffers).
+const MAX_CONNECTIONS: usize = 1024;
+const READ_BUF: usize = 64 * 1024;
+/// What a player gets when it names no filters: what FLV carries.
+const PLAY_FILTERS: &str = "video=h264&audio=aac,pcma,pcmu";
+
+pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
+    let listen = app.config().servers.rtmp_listen.clone();
+    let Some(listener) = super::bind_tcp("rtmp", &listen).await? else {
+        return Ok(None);
+    };
+    let shutdown = app.shutdown.clone();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let (sock, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("rtmp accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(peer = %peer, "rtmp: {MAX_CONNECTIONS} connections already, refused");
+                continue;
+            };
+            let app = app.clone();
+            let span = tracing::info_span!("rtmp", peer = %peer);
+            tokio::spawn(
+                async move {
+                    let _ = sock.set_nodelay(true);
+                    let mut conn = Conn::new(sock, peer);
+                    let shutdown = app.shutdown.clone();
+                    let result = tokio::select! {
+                        _ = shutdown.cancelled() => Ok(()),
+                        r = conn.run(&app) => r,
+                    };
+                    if let Err(e) = result {
+                        tracing::info!("rtmp connection ended: {e}");
+                    }
+                    let _ = conn.sock.shutdown().await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    })))
+}
+
+struct Conn {
+    sock: TcpStream,
+    peer: SocketAddr,
+    session: RtmpServerSession,
+    buf: Vec<u8>,
+    /// Output taken from the session and not yet written (kept here so a cancelled write loses nothing).
+    pending: Bytes,
+    /// A session error seen while media was still to be handed on (reported on the next read).
+    failed: Option<String>,
+}
+
+/// What the client asked for once connected.
+enum Wants {
+    Publish(String),
+    Play(String),
+}
+
+impl Conn {
+    fn new(sock: TcpStream, peer: SocketAddr) -> Self {
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let config = ServerConfig { seed: seed ^ u64::from(peer.port()), ..ServerConfig::default() };
+        Conn {
+            sock,
+            peer,
+            session: RtmpServerSession::new(config, std::time::Instant::now()),
+            buf: vec![0; READ_BUF],
+            pending: Bytes::new(),
+            failed: None,
+        }
+    }
+
+    /// Writes the session's output. Cancel-safe: what was not written stays in `pending`.
+    async fn flush(&mut self) -> Result<(), String> {
+        loop {
+            if self.pending.is_empty() {
+                match self.session.poll_transmit() {
+                    Some(b) => self.pending = b,
+                    None => return Ok(()),
+                }
+            }
+            let n = self.sock.write(&self.pending).await.map_err(|e| format!("write: {e}"))?;
+            if n == 0 {
+                return Err("write: connection closed".into());
+            }
+            bytes::Buf::advance(&mut self.pending, n);
+        }
+    }
+
+    /// Reads once (or wakes at the session's timeout) and feeds the session. `false` at EOF.
+    async fn read_once(&mut self) -> Result<bool, String> {
+        let deadline = self.session.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.sock.read(&mut self.buf) => match r {
+                Ok(0) => {
+                    self.session.handle_eof();
+                    Ok(false)
+                }
+                Ok(n) => {
+                    self.session.handle_input(std::time::Instant::now(), &self.buf[..n]);
+                    Ok(true)
+                }
+                Err(e) => Err(format!("read: {e}")),
+            },
+            _ = sleep => {
+                self.session.handle_timeout(std::time::Instant::now());
+                Ok(true)
+            }
+        }
+    }
+
+    async fn run(&mut self, app: &Arc<App>) -> Result<(), String> {
+        let wants = loop {
+            self.flush().await?;
+            if let Some(w) = self.setup_event()? {
+                break w;
+            }
+            if !self.read_once().await? {
+                return Ok(());
+            }
+        };
+        match wants {
+            Wants::Publish(key) => self.publish(app, &key).await,
+            Wants::Play(key) => self.play(app, &key).await,
+        }
+    }
+
+    fn setup_event(&mut self) -> Result<Option<Wants>, String> {
+        while let Some(e) = self.session.poll_event() {
+            match e {
+                ServerEvent::Connect { app, tc_url } => {
+                    tracing::debug!(app = %app, tc_url = tc_url.as_deref().map(crate::secrets::mask_url).unwrap_or_default(), "connect")
+                }
+                ServerEvent::Publish { stream_key } => return Ok(Some(Wants::Publish(stream_key))),
+                ServerEvent::Play { stream_key } => return Ok(Some(Wants::Play(stream_key))),
+                ServerEvent::Media { .. } => {}
+                ServerEvent::Closed => return Err("closed before publish or play".into()),
+                ServerEvent::Error(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stream name candidates and the credentials of `key` (and the app).
+    fn names(&self, key: &str) -> (Vec<String>, Option<(String, String)>) {
+        let (app_name, app_query) = split_query(self.session.app());
+        let (name, query) = split_query(key);
+        let creds = credentials(query).or_else(|| credentials(app_query));
+        let app_name = app_name.trim_matches('/');
+        let name = name.trim_matches('/');
+        let mut out = Vec::new();
+        match (app_name.is_empty(), name.is_empty()) {
+            (false, false) => {
+                out.push(format!("{app_name}/{name}"));
+                out.push(name.to_string());
+            }
+            (true, false) => out.push(name.to_string()),
+            (false, true) => out.push(app_name.to_string()),
+            (true, true) => {}
+        }
+        out.dedup();
+        (out, creds)
+    }
+
+    fn authorize(&self, app: &App, action: Action, path: &str, creds: &Option<(String, String)>) -> bool {
+        let proof = |u: &str, p: &str| creds.as_ref().is_some_and(|(cu, cp)| cu == u && cp == p);
+        let presented = if creds.is_some() { Presented::Proof(&proof) } else { Presented::Nothing };
+        let asked =
+            AuthRequest { action, path, protocol: Protocol::Rtmp, origin: Origin::Ip(self.peer.ip()), presented };
+        app.auth().check(&asked).is_ok()
+    }
+
+    async fn refuse(&mut self, why: &str) -> Result<(), String> {
+        self.session.reject(why);
+        self.flush().await?;
+        Err(why.to_string())
+    }
+
+    async fn publish(&mut self, app: &Arc<App>, key: &str) -> Result<(), String> {
+        let (names, creds) = self.names(key);
+        let allow_create = app.config().rtsp.allow_any_publish;
+        let existing = names.iter().find(|n| app.hub.check_publish(n, false).is_ok());
+        let creating = match app.config().dialect {
+            Dialect::Mediamtx => names.first(),
+            Dialect::Go2rtc => names.last(),
+        };
+        let Some(path) = existing.or(creating).cloned() else {
+            return self.refuse("no stream name").await;
+        };
+        if !self.authorize(app, Action::Publish, &path, &creds) {
+            return self.refuse("not authorized").await;
+        }
+        if let Err(e) = app.hub.check_publish(&path, allow_create) {
+            return self.refuse(&e.to_string()).await;
+        }
+        self.session.accept_publish();
+        self.flush().await?;
+        let mut demux = StreamDemuxer::new(Hint::Flv);
+        let mut src = MessagesAsFlv { conn: self, header_sent: false };
+        let probed = probe(&mut src, &mut demux).await.map_err(|e| format!("publish {path}: {e}"))?;
+        let medias = probed.medias();
+        let url = format!("rtmp://{}/{}", self.peer, path);
+        let publish = app
+            .hub
+            .publish(PublishRequest {
+                path: path.clone(),
+                protocol: "rtmp".into(),
+                remote_addr: self.peer.to_string(),
+                url,
+                medias: medias.clone(),
+                allow_create,
+            })
+            .map_err(|e| format!("publish {path}: {e}"))?;
+        let replaced = publish.replaced();
+        let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
+        tracing::info!(stream = %path, medias = ?media_list, "publisher connected");
+        let mut pump = FramePump::new(&probed, publish.producer().tracks());
+        for (index, frame) in probed.frames {
+            pump.push(index, frame);
+        }
+        pump.drain(&mut demux);
+        let mut src = MessagesAsFlv { conn: self, header_sent: true };
+        let result = loop {
+            let chunk = tokio::select! {
+                _ = replaced.cancelled() => break Err("replaced by another publisher".to_string()),
+                c = src.next_chunk() => c,
+            };
+            match chunk {
+                Ok(Some(data)) => {
+                    if let Err(e) = demux.push(&data, tokio::time::Instant::now()) {
+                        break Err(e);
+                    }
+                    pump.drain(&mut demux);
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        drop(publish);
+        tracing::info!(stream = %path, frames = pump.frames, "publisher disconnected");
+        result
+    }
+
+    async fn play(&mut self, app: &Arc<App>, key: &str) -> Result<(), String> {
+        let (names, creds) = self.names(key);
+        let Some(first) = names.first().cloned() else {
+            return self.refuse("no stream name").await;
+        };
+        let filters: Vec<MediaFilter> = media::query::parse_query_string(PLAY_FILTERS);
+        let mut found = None;
+        let mut last_err = format!("stream not found: {first}");
+        for name in &names {
+            if !self.authorize(app, Action::Read, name, &creds) {
+                last_err = "not authorized".into();
+                continue;
+            }
+            let shared = app.hub.new_reader_shared("rtmp", self.peer.to_string());
+            match app.hub.subscribe(name, &filters, shared, true).await {
+                Ok(r) => {
+                    found = Some(r);
+                    break;
+                }
+                Err(e) => last_err = format!("stream {name}: {e}"),
+            }
+        }
+        let Some(mut reader) = found else {
+            return self.refuse(&last_err).await;
+        };
+        let codecs: Vec<_> = reader.tracks.iter().map(|t| (t.track.kind, t.codec.clone())).collect();
+        let mut muxer = match formats::mux::FlvStream::new(&codecs) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(&format!("flv: {e}")).await,
+        };
+        use formats::mux::Muxer;
+        self.session.accept_play();
+        tracing::info!(stream = %reader.stream_name(), "player connected");
+        if let Some(h) = muxer.header() {
+            self.send_tags(&h);
+        }
+        self.flush().await?;
+        loop {
+            tokio::select! {
+                d = reader.queue.recv() => {
+                    let Some(d) = d else { break };
+                    match muxer.push(d.slot, &d.frame) {
+                        Ok(out) => {
+                            let mut n = 0;
+                            for b in &out {
+                                n += b.len() as u64;
+                                self.send_tags(b);
+                            }
+                            reader.shared.count_sent(1, n);
+                        }
+                        Err(e) => tracing::debug!("flv: {e}"),
+                    }
+                    self.flush().await?;
+                }
+                r = self.read_once() => {
+                    if !r? {
+                        break;
+                    }
+                    self.flush().await?;
+                    while let Some(e) = self.session.poll_event() {
+                        match e {
+                            ServerEvent::Closed => return Ok(()),
+                            ServerEvent::Error(e) => return Err(e.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        self.session.close();
+        self.flush().await
+    }
+
+    /// Sends the tags of FLV bytes from our muxer (an optional file header, then tags) as RTMP messages.
+    fn send_tags(&mut self, mut flv: &[u8]) {
+        if flv.starts_with(b"FLV") && flv.len() >= 13 {
+            flv = &flv[13..];
+        }
+        while flv.len() >= 11 {
+            let size = (usize::from(flv[1]) << 16) | (usize::from(flv[2]) << 8) | usize::from(flv[3]);
+            let ts = u32::from_be_bytes([flv[7], flv[4], flv[5], flv[6]]);
+            let Some(body) = flv.get(11..11 + size) else { break };
+            let kind = match flv[0] & 0x1f {
+                8 => Some(MediaKind::Audio),
+                9 => Some(MediaKind::Video),
+                18 => Some(MediaKind::Data),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                // A full output queue drops this tag; the hub's reader queue resyncs on the next keyframe.
+                let _ = self.session.send_media(kind, ts, body);
+            }
+            flv = flv.get(11 + size + 4..).unwrap_or_default();
+        }
+    }
+}
+
+/// The publisher's media messages as FLV bytes (a file header, then one tag per message) for the FLV
+/// demuxer: RTMP message bodies are FLV tag bodies.
+struct MessagesAsFlv<'a> {
+    conn: &'a mut Conn,
+    header_sent: bool,
+}
+
+impl ChunkSource for MessagesAsFlv<'_> {
+    /// Cancel-safe (the probe races it with a timer): events are taken only after the last await.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            if let Some(e) = self.conn.failed.take() {
+                return Err(e);
+            }
+            self.conn.flush().await?;
+            let mut out = BytesMut::new();
+            if !self.header_sent {
+                self.header_sent = true;
+                out.extend_from_slice(&[b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]);
+            }
+            let mut ended = None;
+            while let Some(e) = self.conn.session.poll_event() {
+                match e {
+                    ServerEvent::Media { kind, timestamp, payload } => {
+                        out.put_u8(kind.type_id());
+                        out.put_uint(payload.len() as u64, 3);
+                        out.put_uint(u64::from(timestamp & 0xFF_FFFF), 3);
+                        out.put_u8((timestamp >> 24) as u8);
+                        out.put_uint(0, 3);
+                        out.extend_from_slice(&payload);
+                        out.put_u32(11 + payload.len() as u32);
+                    }
+                    ServerEvent::Closed => ended = Some(Ok(None)),
+                    ServerEvent::Error(e) => ended = Some(Err(e.to_string())),
+                    _ => {}
+                }
+            }
+            if !out.is_empty() {
+                if let Some(Err(e)) = ended {
+                    self.conn.failed = Some(e);
+                }
+                return Ok(Some(out.freeze()));
+            }
+            if let Some(end) = ended {
+                return end;
+            }
+            if self.conn.session.is_ended() {
+                return Ok(None);
+            }
+            if !self.conn.read_once().await? {
+                // EOF: the session queued Closed; the next round returns it.
+                continue;
+            }
+        }
+    }
+}
+
+fn split_query(s: &str) -> (&str, &str) {
+    s.split_once('?').unwrap_or((s, ""))
+}
+
+/// `user=..&pass=..` (go2rtc, MediaMTX) from a query string, percent-decoded.
+fn credentials(query: &str) -> Option<(String, String)> {
+    let mut user = None;
+    let mut pass = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "user" => user = Some(media::query::percent_decode(&v.replace('+', " "))),
+            "pass" => pass = Some(media::query::percent_decode(&v.replace('+', " "))),
+            _ => {}
+        }
+    }
+    user.map(|u| (u, pass.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_from_the_query() {
+        assert_eq!(credentials("user=a%40b&pass=p+w&x=1"), Some(("a@b".into(), "p w".into())));
+        assert_eq!(credentials("pass=x"), None);
+        assert_eq!(credentials(""), None);
+        assert_eq!(split_query("cam?user=a"), ("cam", "user=a"));
+    }
+
+    fn load(yaml: &str) -> Result<crate::config::Config, String> {
+        crate::config::load(&[yaml.to_string()], std::path::Path::new("/nonexistent"), &|_| None)
+            .map(|l| l.config)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn go2rtc_rtmp_listen() {
+        assert_eq!(load("{}").unwrap().servers.rtmp_listen, "", "off unless configured");
+        assert_eq!(load(r#"{"rtmp":{"listen":":1935"}}"#).unwrap().servers.rtmp_listen, ":1935");
+        assert_eq!(load(r#"{"rtmp":{"listen":""}}"#).unwrap().servers.rtmp_listen, "");
+        let e = load(r#"{"rtmp":{"listen":"nope"}}"#).unwrap_err();
+        assert!(e.contains("rtmp.listen"), "{e}");
+    }
+}

@@ -1,0 +1,96 @@
+//! The RTMP server with real clients: ffmpeg publishes H.264 + AAC over RTMP, ffprobe/ffmpeg read it back
+//! over RTSP and over RTMP; refusals of unknown streams.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn rtmp_addr(srv: &Server) -> SocketAddr {
+    assert!(srv.wait_log("[rtmp] listen addr=", Duration::from_secs(10)), "no rtmp listener; log:\n{}", srv.log());
+    let log = srv.log();
+    let line = log.lines().find(|l| l.contains("[rtmp] listen addr=")).unwrap();
+    line.split("[rtmp] listen addr=").nth(1).unwrap().trim().parse().unwrap()
+}
+
+fn publish(url: &str) -> Publisher {
+    Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", url])
+}
+
+/// Decodes `frames` video frames from an RTMP URL with ffmpeg (framecrc: a line per decoded frame).
+fn decode_rtmp(url: &str, frames: u32) -> usize {
+    let out = run_with_timeout(
+        std::process::Command::new("ffmpeg").args(["-v", "error", "-i", url, "-map", "0:v:0", "-frames:v"]).args([
+            &frames.to_string(),
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+    assert!(n > 0, "no frames from {url}; ffmpeg said: {}", String::from_utf8_lossy(&out.stderr));
+    n
+}
+
+fn rtmp_producer(srv: &Server, name: &str) -> Option<serde_json::Value> {
+    let r = srv.http("GET", &format!("/api/streams?src={name}"));
+    if r.status != 200 {
+        return None;
+    }
+    r.json()["producers"].as_array()?.iter().find(|p| p["protocol"] == "rtmp" && p["medias"].is_array()).cloned()
+}
+
+#[test]
+fn ffmpeg_publishes_and_plays_back_over_rtsp_and_rtmp() {
+    let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = rtmp_addr(&srv);
+    let _pusher = publish(&format!("rtmp://{addr}/live/cam"));
+    assert!(
+        wait_until(Duration::from_secs(15), || rtmp_producer(&srv, "cam").is_some()),
+        "no rtmp producer; log:\n{}",
+        srv.log()
+    );
+    let medias = rtmp_producer(&srv, "cam").unwrap()["medias"].to_string();
+    assert!(medias.contains("H264") && medias.contains("AAC"), "{medias}");
+
+    // Over RTSP.
+    let streams = ffprobe(&srv.rtsp_url("cam"), "tcp").expect("ffprobe rtsp");
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{streams:?}");
+    let audio = streams.iter().find(|s| s.codec_type == "audio").expect("audio stream");
+    assert_eq!((audio.codec_name.as_str(), audio.sample_rate), ("aac", 48000), "{streams:?}");
+    let n = decode_video_frames(&srv.rtsp_url("cam"), "tcp", 30).expect("decode rtsp");
+    assert!(n >= 30, "decoded {n} frames over RTSP");
+
+    // Over RTMP (MediaMTX's `live/cam` and go2rtc's `cam` name the same stream).
+    for url in [format!("rtmp://{addr}/live/cam"), format!("rtmp://{addr}/cam")] {
+        let streams = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("ffprobe {url}: {e}\nlog:\n{}", srv.log()));
+        let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+        assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{streams:?}");
+        assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
+        let n = decode_rtmp(&url, 30);
+        assert!(n >= 30, "decoded {n} frames over RTMP from {url}");
+    }
+}
+
+#[test]
+fn unknown_streams_are_refused() {
+    let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = rtmp_addr(&srv);
+    // Playing a stream that does not exist is refused (an error status, then the connection closes).
+    if let Ok(s) = ffprobe(&format!("rtmp://{addr}/live/nothing"), "tcp") {
+        panic!("played a missing stream: {} streams", s.len());
+    }
+    assert!(wait_until(Duration::from_secs(5), || srv.log().contains("stream not found")), "log:\n{}", srv.log());
+    // Publishing to an unknown stream without rtsp.allow_any_publish is refused with the hub's reason.
+    let _p = publish(&format!("rtmp://{addr}/live/other?user=a&pass=b"));
+    assert!(
+        wait_until(Duration::from_secs(10), || srv.log().contains("stream not found: other")),
+        "log:\n{}",
+        srv.log()
+    );
+    assert!(rtmp_producer(&srv, "other").is_none());
+}
