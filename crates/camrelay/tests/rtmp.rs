@@ -94,3 +94,50 @@ fn unknown_streams_are_refused() {
     );
     assert!(rtmp_producer(&srv, "other").is_none());
 }
+
+/// A MediaMTX config: the RTMP server from `rtmpAddress`, `app/name` paths, and internal users deciding
+/// with the credentials of the stream name's query.
+const MEDIAMTX: &str = r#"
+logLevel: info
+api: true
+apiAddress: 127.0.0.1:0
+rtspAddress: 127.0.0.1:0
+rtpAddress: 127.0.0.1:0
+rtcpAddress: 127.0.0.1:0
+hls: false
+webrtc: false
+srt: false
+rtmp: true
+rtmpAddress: 127.0.0.1:0
+authInternalUsers:
+- user: pub
+  pass: secret
+  ips: []
+  permissions:
+  - action: publish
+    path: ~^live/
+- user: any
+  pass:
+  ips: []
+  permissions:
+  - action: read
+paths:
+  all_others:
+"#;
+
+#[test]
+fn mediamtx_paths_and_credentials_in_the_stream_name() {
+    let srv = Server::start(MEDIAMTX);
+    let addr = rtmp_addr(&srv);
+    // Without credentials: refused.
+    let refused = publish(&format!("rtmp://{addr}/live/cam"));
+    assert!(wait_until(Duration::from_secs(10), || srv.log().contains("not authorized")), "log:\n{}", srv.log());
+    drop(refused);
+    // With them: published as MediaMTX's path `live/cam`, readable over RTSP and RTMP.
+    let _pusher = publish(&format!("rtmp://{addr}/live/cam?user=pub&pass=secret"));
+    let rtsp = srv.rtsp_url("live/cam");
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
+    let streams = ffprobe(&format!("rtmp://{addr}/live/cam"), "tcp").expect("ffprobe rtmp");
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+    assert_eq!((video.width, video.height), (320, 240), "{streams:?}");
+}
