@@ -77,6 +77,20 @@ fn ffmpeg_publishes_and_plays_back_over_rtsp_and_rtmp() {
 }
 
 #[test]
+fn go2rtc_style_single_name_publish() {
+    // `rtmp://host/cam`, go2rtc's form, publishes into stream `cam`.
+    let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = rtmp_addr(&srv);
+    let _pusher = publish(&format!("rtmp://{addr}/cam"));
+    assert!(
+        wait_until(Duration::from_secs(15), || rtmp_producer(&srv, "cam").is_some()),
+        "no rtmp producer; log:\n{}",
+        srv.log()
+    );
+    assert!(decode_rtmp(&format!("rtmp://{addr}/cam"), 10) >= 10);
+}
+
+#[test]
 fn unknown_streams_are_refused() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
     let addr = rtmp_addr(&srv);
@@ -140,4 +154,41 @@ fn mediamtx_paths_and_credentials_in_the_stream_name() {
     let streams = ffprobe(&format!("rtmp://{addr}/live/cam"), "tcp").expect("ffprobe rtmp");
     let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
     assert_eq!((video.width, video.height), (320, 240), "{streams:?}");
+}
+
+/// A player that plays and then never reads: once its socket buffers are full, the server drops it
+/// after the write timeout (bounded memory, no stuck task).
+#[test]
+fn a_stalled_player_is_dropped() {
+    use rtmp::handshake::{self, Filler};
+    use rtmp::{message as msg, Amf0Value, ChunkWriter};
+    use std::io::{Read, Write};
+
+    let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = rtmp_addr(&srv);
+    let _noise = NoisePublisher::start(&srv.rtsp_url("cam"));
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()), "{}", srv.log());
+
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (c0c1, _) = handshake::client_hello(0, false, &mut Filler::new(5));
+    sock.write_all(&c0c1).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * handshake::PACKET_SIZE];
+    sock.read_exact(&mut s0s1s2).unwrap();
+    let c2 = handshake::client_verify(&s0s1s2, None).unwrap();
+    let w = ChunkWriter::new();
+    let mut out = bytes::BytesMut::from(&c2[..]);
+    let app = Amf0Value::object([("app", Amf0Value::string("live"))]);
+    msg::write_command(&w, &mut out, 0, "connect", 1.0, &[app]);
+    msg::write_command(&w, &mut out, 0, "createStream", 2.0, &[Amf0Value::Null]);
+    msg::write_command(&w, &mut out, 1, "play", 3.0, &[Amf0Value::Null, Amf0Value::string("cam")]);
+    sock.write_all(&out).unwrap();
+    assert!(srv.wait_log("player connected", Duration::from_secs(10)), "log:\n{}", srv.log());
+    // Read nothing more.
+    assert!(
+        srv.wait_log("the peer took nothing for 10 s", Duration::from_secs(60)),
+        "stalled player not dropped; log:\n{}",
+        srv.log()
+    );
+    drop(sock);
 }

@@ -34,6 +34,8 @@ use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, StreamDemu
 /// Connections at once (each holds a socket, a task and up to a few MB of buffers).
 const MAX_CONNECTIONS: usize = 1024;
 const READ_BUF: usize = 64 * 1024;
+/// A peer that takes no bytes for this long (a stalled player) is dropped, as MediaMTX's `writeTimeout`.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a player gets when it names no filters: what FLV carries.
 const PLAY_FILTERS: &str = "video=h264&audio=aac,pcma,pcmu";
 
@@ -126,7 +128,10 @@ impl Conn {
                     None => return Ok(()),
                 }
             }
-            let n = self.sock.write(&self.pending).await.map_err(|e| format!("write: {e}"))?;
+            let n = tokio::time::timeout(WRITE_TIMEOUT, self.sock.write(&self.pending))
+                .await
+                .map_err(|_| format!("write: the peer took nothing for {} s", WRITE_TIMEOUT.as_secs()))?
+                .map_err(|e| format!("write: {e}"))?;
             if n == 0 {
                 return Err("write: connection closed".into());
             }
