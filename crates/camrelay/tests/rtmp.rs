@@ -192,3 +192,50 @@ fn a_stalled_player_is_dropped() {
     );
     drop(sock);
 }
+
+/// GStreamer's own RTMP stack both ways: `rtmp2sink` publishes (video only), `rtmp2src` reads back and
+/// decodes 30 frames at the published size; ffprobe sees the same over RTSP.
+#[test]
+fn gstreamer_rtmp2sink_publishes_and_rtmp2src_reads() {
+    let gst_ok =
+        std::process::Command::new("gst-inspect-1.0").arg("rtmp2src").output().is_ok_and(|o| o.status.success());
+    if !gst_ok {
+        eprintln!("GStreamer rtmp2 elements not installed: skipped");
+        return;
+    }
+    let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = rtmp_addr(&srv);
+    let pipeline = format!(
+        "videotestsrc is-live=true num-buffers=1500 ! video/x-raw,width=320,height=240,framerate=25/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! h264parse \
+         ! flvmux streamable=true ! rtmp2sink location=rtmp://{addr}/live/cam"
+    );
+    let mut gst = std::process::Command::new("sh")
+        .args(["-c", &format!("exec gst-launch-1.0 -q {pipeline}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let published = wait_until(Duration::from_secs(15), || rtmp_producer(&srv, "cam").is_some());
+    let read = if published {
+        let reader = format!(
+            "rtmp2src location=rtmp://{addr}/live/cam ! flvdemux name=d d.video ! h264parse ! avdec_h264 \
+             ! video/x-raw,width=320,height=240 ! fakesink num-buffers=30"
+        );
+        Some(run_with_timeout(
+            std::process::Command::new("sh").args(["-c", &format!("exec gst-launch-1.0 -q {reader}")]),
+            Duration::from_secs(30),
+        ))
+    } else {
+        None
+    };
+    let rtsp = ffprobe(&srv.rtsp_url("cam"), "tcp");
+    let _ = gst.kill();
+    let _ = gst.wait();
+    assert!(published, "no rtmp producer from rtmp2sink; log:\n{}", srv.log());
+    let out = read.unwrap();
+    assert!(out.status.success(), "rtmp2src: {}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), srv.log());
+    let streams = rtsp.expect("ffprobe rtsp");
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{streams:?}");
+}
