@@ -136,7 +136,7 @@ impl App {
 
         self.store_auth(crate::auth::Auth::from_config(&new));
 
-        let fixed: [(&str, bool); 8] = [
+        let fixed: [(&str, bool); 9] = [
             ("api.listen", old.api.listen != new.api.listen),
             ("api.unix_listen", old.api.unix_listen != new.api.unix_listen),
             ("api.base_path", old.api.base_path != new.api.base_path),
@@ -146,11 +146,17 @@ impl App {
                 old.rtsp.rtp_listen != new.rtsp.rtp_listen || old.rtsp.rtcp_listen != new.rtsp.rtcp_listen,
             ),
             ("webrtc.listen", old.webrtc.listen != new.webrtc.listen),
+            ("rtmp.listen", old.servers.rtmp_listen != new.servers.rtmp_listen),
             ("app.modules", old.app != new.app),
             ("log", old.log != new.log),
         ];
         report.needs_restart = fixed.iter().filter(|(_, changed)| *changed).map(|(k, _)| k.to_string()).collect();
-        if old.servers != new.servers {
+        // go2rtc's `rtmp.listen` is reported by its own name above; the other listeners are MediaMTX's.
+        let others = |c: &crate::config::Config| crate::config::ServerListens {
+            rtmp_listen: String::new(),
+            ..c.servers.clone()
+        };
+        if others(&old) != others(&new) {
             report.needs_restart.push("MediaMTX listeners".to_string());
         }
         if !report.is_empty() {
