@@ -146,6 +146,9 @@ fn basic_auth_and_cors() {
     assert!(h.contains("access-control-allow-methods: get, post, put"), "{h}");
     // Other OPTIONS requests are requests like any other: they need the credentials.
     assert_eq!(srv.http("OPTIONS", "/api/webrtc").status, 401);
+    // So do requests naming a session (WHEP trickle/delete, HLS segments) by its id.
+    assert_eq!(srv.http("DELETE", "/api/webrtc?id=0123456789abcdef").status, 401);
+    assert_eq!(srv.http("GET", "/api/hls/playlist.m3u8?id=0123456789abcdef").status, 401);
 }
 
 #[test]

@@ -175,11 +175,15 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
             (Some(_), None, src) => (crate::auth::Action::Read, src.unwrap_or("")),
             (None, _, _) => (crate::auth::Action::Api, ""),
         };
-        // A request for an existing HLS or WHEP session names it by its random id, handed out only
-        // to the client that was allowed to create it: the id is the permission.
-        let session_op = module_of_path(api_path).is_some() && path.is_empty() && q.get("id").is_some();
+        // With per-path permissions (MediaMTX's users), a request for an existing HLS or WHEP session
+        // names no path, only the session's random id, handed out to the client that was allowed to
+        // create it: the id is the permission. Without them (go2rtc's API user) credentials are
+        // checked as for any request.
+        let auth = app.auth();
+        let session_op =
+            auth.per_path() && module_of_path(api_path).is_some() && path.is_empty() && q.get("id").is_some();
         let asked = crate::auth::AuthRequest { action, path, protocol: crate::auth::Protocol::Http, origin, presented };
-        !session_op && app.auth().check(&asked).is_err()
+        !session_op && auth.check(&asked).is_err()
     };
     if denied {
         if let Some(p) = peer {
