@@ -590,6 +590,21 @@ mod tests {
     }
 
     #[test]
+    fn auth_the_server_cannot_honour_is_refused() {
+        let e = load_text("authMethod: http\nauthHTTPAddress: http://127.0.0.1:9000/auth\n").unwrap_err().to_string();
+        assert!(e.contains("authMethod \"http\" is not supported yet"), "{e}");
+        let users = |u: &str| format!("authInternalUsers:\n{u}");
+        let e = load_text(&users("- user: a\n  pass: sha256:abc\n  permissions: [{action: read}]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("authInternalUsers[0]: hashed passwords"), "{e}");
+        let e = load_text(&users("- user: a\n  pass: b\n  ips: [10.0.0.0/99]\n")).unwrap_err().to_string();
+        assert!(e.contains("authInternalUsers[0]: invalid IP or network \"10.0.0.0/99\""), "{e}");
+        let e = load_text(&users("- user: a\n  pass: b\n  permissions: [{action: write}]\n")).unwrap_err().to_string();
+        assert!(e.contains("unknown action \"write\""), "{e}");
+    }
+
+    #[test]
     fn unknown_and_mistyped_keys_name_key_and_line() {
         let e = load_text("logLevel: info\nrtspAdress: :8554\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("unknown MediaMTX setting \"rtspAdress\""), "{e}");
