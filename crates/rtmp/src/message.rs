@@ -81,3 +81,27 @@ pub fn status(level: &str, code: &str, description: &str) -> Amf0Value {
         ("description", Amf0Value::string(description)),
     ])
 }
+
+/// The parts of an aggregate message: FLV tags (11-byte header, body, previous tag size) whose times are
+/// relative to the first tag, placed at the aggregate's `timestamp`. Gives (type id, time, body) per tag;
+/// `Err` names what was truncated.
+pub fn split_aggregate(payload: &bytes::Bytes, timestamp: u32) -> Result<Vec<(u8, u32, bytes::Bytes)>, &'static str> {
+    let p = payload;
+    let mut pos = 0;
+    let mut base: Option<u32> = None;
+    let mut out = Vec::new();
+    while pos < p.len() {
+        let h = p.get(pos..pos + 11).ok_or("aggregate tag header")?;
+        let size = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+        let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        let start = pos + 11;
+        let end = start.checked_add(size).filter(|&e| e + 4 <= p.len()).ok_or("aggregate tag")?;
+        let first = *base.get_or_insert(ts);
+        let t = timestamp.wrapping_add(ts.wrapping_sub(first));
+        if matches!(h[0], AUDIO | VIDEO | DATA_AMF0) {
+            out.push((h[0], t, p.slice(start..end)));
+        }
+        pos = end + 4;
+    }
+    Ok(out)
+}

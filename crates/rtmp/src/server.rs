@@ -449,21 +449,8 @@ impl RtmpServerSession {
     /// An aggregate message: FLV tags (header, body, previous tag size) whose times are relative to the
     /// first tag and placed at the message's time.
     fn aggregate(&mut self, m: Message) -> Result<(), ServerError> {
-        let p = &m.payload;
-        let mut pos = 0;
-        let mut base: Option<u32> = None;
-        while pos < p.len() {
-            let h = p.get(pos..pos + 11).ok_or_else(|| short("aggregate tag header"))?;
-            let size = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-            let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
-            let start = pos + 11;
-            let end = start.checked_add(size).filter(|&e| e + 4 <= p.len()).ok_or_else(|| short("aggregate tag"))?;
-            let first = *base.get_or_insert(ts);
-            let t = m.timestamp.wrapping_add(ts.wrapping_sub(first));
-            if matches!(h[0], msg::AUDIO | msg::VIDEO | msg::DATA_AMF0) {
-                self.media(m.stream_id, h[0], t, p.slice(start..end));
-            }
-            pos = end + 4;
+        for (type_id, timestamp, body) in msg::split_aggregate(&m.payload, m.timestamp).map_err(short)? {
+            self.media(m.stream_id, type_id, timestamp, body);
         }
         Ok(())
     }
