@@ -64,6 +64,48 @@ pub fn stream_demux(data: &[u8]) {
     }
 }
 
+/// `FlvDemuxer` (HTTP-FLV, FLV uploads, RTMP publishers: classic and Enhanced RTMP tags, ModEx,
+/// multitrack) on arbitrary bytes in chunks of varying size, with or without a valid file header in
+/// front. Beyond "never panics": every frame's stream was announced first, a stream is announced as
+/// video or audio at most [`crate::flv::MAX_TRACKS_PER_KIND`] times per kind, AV1/VP9 codecs carry the
+/// record the muxer needs, and a failed demuxer stays failed.
+///
+/// Input: `[flags, chunk, data...]` (flags bit 0: prepend an FLV header).
+pub fn flv_demux(data: &[u8]) {
+    use crate::flv::{FlvDemuxer, FlvMuxer, MAX_TRACKS_PER_KIND};
+    let Some((&[flags, chunk], data)) = data.split_first_chunk::<2>() else { return };
+    let mut d = FlvDemuxer::new();
+    if flags & 1 == 1 {
+        d.push(b"FLV\x01\x05\0\0\0\x09\0\0\0\0").expect("a valid header");
+    }
+    let mut announced: Vec<(usize, Kind)> = Vec::new();
+    let mut failed = false;
+    for c in data.chunks(usize::from(chunk).max(1)) {
+        let r = d.push(c);
+        if failed {
+            assert!(r.is_err(), "a failed FLV demuxer accepted more bytes");
+        }
+        failed |= r.is_err();
+        while let Some(e) = d.poll() {
+            match e {
+                DemuxEvent::Track { index, kind, codec } => {
+                    if !announced.iter().any(|(i, _)| *i == index) {
+                        announced.push((index, kind));
+                    }
+                    // What the demuxer announces, the muxer takes (AV1/VP9 need their record).
+                    FlvMuxer::new(&[(kind, codec.clone())]).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+                }
+                DemuxEvent::Frame { index, .. } => {
+                    assert!(announced.iter().any(|(i, _)| *i == index), "frame of stream {index} before its track");
+                }
+            }
+        }
+    }
+    for kind in [Kind::Video, Kind::Audio] {
+        assert!(announced.iter().filter(|(_, k)| *k == kind).count() <= MAX_TRACKS_PER_KIND);
+    }
+}
+
 /// `PipeParser` (an `exec:` child's stdout: H.264/H.265 Annex B or MJPEG) on arbitrary bytes in chunks
 /// of varying size. Beyond "never panics": every H.264/H.265 unit is whole length-prefixed NAL units
 /// within the frame bound, and every MJPEG unit one image from SOI to EOI.

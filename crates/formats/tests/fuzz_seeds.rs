@@ -102,3 +102,35 @@ fn pmt_scan_seeds_and_mutations() {
 fn segment_seeds_and_mutations() {
     run("segment", formats::fuzzing::segment, 10000);
 }
+
+#[test]
+fn flv_demux_seeds_and_mutations() {
+    run("flv_demux", formats::fuzzing::flv_demux, 10000);
+}
+
+/// The FLV seeds written by ffmpeg 9.0.2's muxer (Enhanced FLV, multitrack) demux to their codecs,
+/// with frames for every track.
+#[test]
+fn ffmpeg9_flv_seeds_demux_to_their_codecs() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/flv_demux");
+    for (seed, want) in [
+        ("h265_aac", &["H265", "MPEG4-GENERIC"][..]),
+        ("av1_opus", &["AV1", "OPUS"][..]),
+        ("vp9", &["VP9"][..]),
+        ("multitrack_aac", &["MPEG4-GENERIC", "MPEG4-GENERIC"][..]),
+        ("multitrack_aac_opus", &["MPEG4-GENERIC", "OPUS"][..]),
+    ] {
+        let data = std::fs::read(dir.join(seed)).unwrap();
+        let mut d = formats::flv::FlvDemuxer::new();
+        d.push(&data[2..]).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        let (mut codecs, mut frames) = (Vec::new(), vec![0usize; 4]);
+        while let Some(e) = d.poll() {
+            match e {
+                formats::DemuxEvent::Track { codec, .. } => codecs.push(codec.name),
+                formats::DemuxEvent::Frame { index, .. } => frames[index] += 1,
+            }
+        }
+        assert_eq!(codecs, want, "{seed}");
+        assert!(frames[..want.len()].iter().all(|&n| n > 0), "{seed}: frames per track {frames:?}");
+    }
+}

@@ -5,6 +5,9 @@ use std::fmt;
 /// SDP encoding names, upper case, as they appear in `a=rtpmap`.
 pub const H264: &str = "H264";
 pub const H265: &str = "H265";
+/// AV1 and VP9 (from Enhanced RTMP/FLV; no RTP payload format here yet).
+pub const AV1: &str = "AV1";
+pub const VP9: &str = "VP9";
 pub const JPEG: &str = "JPEG";
 pub const AAC: &str = "MPEG4-GENERIC";
 pub const OPUS: &str = "OPUS";
@@ -114,7 +117,7 @@ impl Codec {
 
     /// True for codecs whose every frame decodes alone (audio, JPEG): they need no GOP handling.
     pub fn is_intra_only(&self) -> bool {
-        !matches!(self.name.as_str(), H264 | H265)
+        !matches!(self.name.as_str(), H264 | H265 | AV1 | VP9)
     }
 }
 
