@@ -157,7 +157,36 @@ pub struct RtmpServerSession {
     peer_window: u32,
     next_stream_id: u32,
     app: String,
+    /// The client's Enhanced RTMP codecs (`fourCcList`, the keys of `videoFourCcInfoMap` /
+    /// `audioFourCcInfoMap`), when its `connect` named any.
+    client_fourccs: Option<Vec<String>>,
     dropped_events: u64,
+}
+
+/// The Enhanced RTMP FourCCs we take in and pass on, as `_result` advertises them.
+pub const ENHANCED_FOURCCS: [&str; 6] = ["avc1", "hvc1", "av01", "vp09", "Opus", "mp4a"];
+/// E-RTMP FourCcInfoMask: CanDecode (we take it in) | CanForward (we pass it on).
+const FOURCC_CAN_DECODE_FORWARD: f64 = 5.0;
+/// E-RTMP capsEx: Multitrack (2) | ModEx (4), both understood on publish.
+const CAPS_EX: f64 = 6.0;
+
+/// The FourCCs a `connect` command object names (Enhanced RTMP v1 `fourCcList`, v2 info maps), bounded.
+fn connect_fourccs(obj: &Amf0Value) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut named = false;
+    if let Some(Amf0Value::StrictArray(items)) = obj.get("fourCcList") {
+        named = true;
+        out.extend(items.iter().filter_map(Amf0Value::as_str).map(str::to_owned));
+    }
+    for key in ["videoFourCcInfoMap", "audioFourCcInfoMap"] {
+        if let Some(Amf0Value::Object(p) | Amf0Value::EcmaArray(p)) = obj.get(key) {
+            named = true;
+            out.extend(p.iter().map(|(k, _)| k.clone()));
+        }
+    }
+    out.retain(|f| f.len() <= 4);
+    out.truncate(64);
+    named.then_some(out)
 }
 
 impl RtmpServerSession {
@@ -178,6 +207,7 @@ impl RtmpServerSession {
             peer_window: 0,
             next_stream_id: 1,
             app: String::new(),
+            client_fourccs: None,
             dropped_events: 0,
         }
     }
@@ -185,6 +215,18 @@ impl RtmpServerSession {
     /// The application from `connect` (empty before).
     pub fn app(&self) -> &str {
         &self.app
+    }
+
+    /// The Enhanced RTMP FourCCs the client's `connect` named (`None`: it named none, a legacy client or
+    /// one, like ffmpeg's player, that reads enhanced tags without saying so).
+    pub fn client_fourccs(&self) -> Option<&[String]> {
+        self.client_fourccs.as_deref()
+    }
+
+    /// Whether the client may be sent tags of `fourcc`: it named no list, or its list has the FourCC
+    /// or the wildcard `*`.
+    pub fn client_accepts(&self, fourcc: &str) -> bool {
+        self.client_fourccs.as_ref().is_none_or(|l| l.iter().any(|f| f == fourcc || f == "*"))
     }
 
     /// Whether the session is over (after `Closed` or `Error`).
@@ -479,10 +521,24 @@ impl RtmpServerSession {
                 msg::write_peer_bandwidth(w, out, self.config.window_ack_size, 2);
                 msg::write_control_u32(w, out, msg::SET_CHUNK_SIZE, self.config.chunk_size);
                 w.set_chunk_size(self.config.chunk_size);
-                let props = Amf0Value::object([
+                self.client_fourccs = connect_fourccs(&obj);
+                let mut props = Amf0Value::object([
                     ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
                     ("capabilities", Amf0Value::Number(31.0)),
                 ]);
+                // An Enhanced RTMP client learns what we carry (only then: legacy clients get what they know).
+                if let (Some(_), Amf0Value::Object(p)) = (&self.client_fourccs, &mut props) {
+                    let list = ENHANCED_FOURCCS.iter().map(|f| Amf0Value::string(*f)).collect();
+                    p.push(("fourCcList".into(), Amf0Value::StrictArray(list)));
+                    let map = |fs: &[&str]| {
+                        Amf0Value::Object(
+                            fs.iter().map(|f| (f.to_string(), Amf0Value::Number(FOURCC_CAN_DECODE_FORWARD))).collect(),
+                        )
+                    };
+                    p.push(("videoFourCcInfoMap".into(), map(&ENHANCED_FOURCCS[..4])));
+                    p.push(("audioFourCcInfoMap".into(), map(&ENHANCED_FOURCCS[4..])));
+                    p.push(("capsEx".into(), Amf0Value::Number(CAPS_EX)));
+                }
                 let mut info = status("status", "NetConnection.Connect.Success", "Connection succeeded.");
                 if let Amf0Value::Object(p) = &mut info {
                     p.push(("objectEncoding".into(), Amf0Value::Number(encoding)));

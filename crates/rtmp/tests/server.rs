@@ -369,3 +369,39 @@ fn a_thousand_idle_handshakes_all_time_out() {
         assert!(s.is_ended());
     }
 }
+
+/// Enhanced RTMP: a client whose `connect` names `fourCcList` (ffmpeg `-rtmp_enhanced_codecs`, OBS 30)
+/// learns ours in `_result` (list, info maps, capsEx); a legacy client's `_result` has none of them.
+#[test]
+fn enhanced_connect_advertises_fourccs() {
+    let (s, _, _) = connected(false, false);
+    assert_eq!(s.client_fourccs(), None);
+    assert!(s.client_accepts("hvc1"), "a client that names nothing is sent enhanced tags");
+
+    let now = Instant::now();
+    let mut s = RtmpServerSession::new(ServerConfig::default(), now);
+    let (c0c1, _) = handshake::client_hello(0, false, &mut Filler::new(3));
+    s.handle_input(now, &c0c1);
+    let (s0s1s2, _) = drain(&mut s);
+    let mut input = handshake::client_verify(&s0s1s2, None).unwrap();
+    let mut c = Client::new();
+    let list = Amf0Value::StrictArray(vec![Amf0Value::string("hvc1"), Amf0Value::string("av01")]);
+    let vmap = Amf0Value::object([("vp09", Amf0Value::Number(1.0))]);
+    let obj =
+        Amf0Value::object([("app", Amf0Value::string("live")), ("fourCcList", list), ("videoFourCcInfoMap", vmap)]);
+    input.extend_from_slice(&c.command(0, "connect", 1.0, &[obj]));
+    s.handle_input(now, &input);
+    let (bytes, _) = drain(&mut s);
+    assert_eq!(s.client_fourccs(), Some(&["hvc1".to_string(), "av01".into(), "vp09".into()][..]));
+    assert!(s.client_accepts("av01") && !s.client_accepts("Opus"));
+    let cmds = commands(&c.receive(&bytes));
+    let props = &cmds[0].1[1];
+    let ours: Vec<&str> = match props.get("fourCcList") {
+        Some(Amf0Value::StrictArray(v)) => v.iter().filter_map(Amf0Value::as_str).collect(),
+        other => panic!("no fourCcList in _result: {other:?}"),
+    };
+    assert_eq!(ours, ["avc1", "hvc1", "av01", "vp09", "Opus", "mp4a"]);
+    assert_eq!(props.get("videoFourCcInfoMap").and_then(|m| m.get("av01")), Some(&Amf0Value::Number(5.0)));
+    assert_eq!(props.get("audioFourCcInfoMap").and_then(|m| m.get("Opus")), Some(&Amf0Value::Number(5.0)));
+    assert_eq!(props.get("capsEx"), Some(&Amf0Value::Number(6.0)));
+}
