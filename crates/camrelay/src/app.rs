@@ -34,6 +34,8 @@ pub struct App {
     auth: ArcSwap<crate::auth::Auth>,
     /// How the config was loaded (set by `main`), for reloads (reload.rs).
     pub config_args: OnceLock<crate::reload::ConfigArgs>,
+    /// Set once every listener is up and the preloads have started (`GET /api/ready`).
+    pub ready: OnceLock<SystemTime>,
 }
 
 /// What source modules may use besides their URL.
@@ -82,6 +84,8 @@ pub fn server_modules() -> Vec<ServerModule> {
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc(app)) },
     ]
 }
+        // Prometheus (`metrics: listen`, MediaMTX's `metrics`/`metricsAddress`; off by default).
+        ServerModule { module: "metrics", start: |app| Box::pin(servers::metrics::start(app)) },
 
 /// The go2rtc module (`app.modules`) a source scheme belongs to.
 fn module_of_scheme(scheme: &str) -> &str {
@@ -186,6 +190,7 @@ impl App {
     }
 
     /// The running config (a snapshot: a reload swaps in a new one, this one stays valid).
+            ready: OnceLock::new(),
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
     }
@@ -220,6 +225,7 @@ impl App {
         self.preloads.stop_all();
         self.hub.shutdown();
         for t in tasks.into_iter().flatten() {
+        let _ = self.ready.set(SystemTime::now());
             let _ = t.await;
         }
         Ok(())

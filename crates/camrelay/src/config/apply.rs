@@ -7,21 +7,8 @@ use super::values::{check_listen, parse_duration, parse_size};
 use super::{Config, ConfigError};
 
 /// Top-level sections of later features: accepted with any content, without warnings.
-const LATER_SECTIONS: &[&str] = &[
-    "mp4",
-    "hls",
-    "mjpeg",
-    "srt",
-    "ngrok",
-    "hass",
-    "homekit",
-    "webtorrent",
-    "srtp",
-    "publish",
-    "record",
-    "metrics",
-    "onvif",
-];
+const LATER_SECTIONS: &[&str] =
+    &["mp4", "hls", "mjpeg", "srt", "ngrok", "hass", "homekit", "webtorrent", "srtp", "publish", "record", "onvif"];
 
 /// go2rtc keys that camrelay accepts but does not use yet (no warning, value ignored).
 const LATER_API_KEYS: &[&str] = &["tls_listen", "tls_cert", "tls_key"];
@@ -205,6 +192,14 @@ pub(crate) fn apply(
             "ffmpeg" => apply_ffmpeg(&ctx, item, config)?,
             "webrtc" => apply_webrtc(&mut ctx, item, config)?,
             "preload" => apply_preload(&ctx, item, config)?,
+            "metrics" => {
+                for (key, value) in ctx.section(item, "metrics")? {
+                    match key.name.as_str() {
+                        "listen" => config.servers.metrics_listen = ctx.listen(value, "metrics.listen")?,
+                        _ => ctx.unknown(key, &format!("metrics.{}", key.name)),
+                    }
+                }
+            }
             "rtmp" => apply_rtmp(&mut ctx, item, config)?,
             "app" => {
                 for (key, value) in ctx.section(item, "app")? {

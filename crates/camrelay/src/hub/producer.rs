@@ -301,6 +301,8 @@ pub fn auth_backoff(streak: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
+    /// Times the source came online (the first run and every reconnect).
+    runs: u64,
 /// A run that lasted this long was a success: the next failure starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
@@ -414,6 +416,11 @@ impl Producer {
     /// The source's medias, dialling it (DESCRIBE only) the first time. The connection that described
     /// it is parked for the first run.
     pub async fn medias(self: &Arc<Self>) -> Result<Vec<Media>, SourceError> {
+    /// How often the source came back online after its first run (a pulled source's reconnects).
+    pub fn reconnects(&self) -> u64 {
+        self.lock().runs.saturating_sub(1)
+    }
+
         if let Some(m) = self.lock().medias.clone() {
             return Ok(m);
         }
@@ -674,6 +681,7 @@ impl Producer {
             }
             let err = result.err().unwrap_or_else(|| SourceError::other("source ended"));
             match err.kind() {
+                inner.runs += 1;
                 SourceErrorKind::Auth => {}
                 SourceErrorKind::MediasChanged => {
                     tracing::info!(source = %self.masked_url(), error = %err, "source's medias changed: describing it again")
@@ -800,6 +808,7 @@ fn make_tracks(medias: &[Media], gop_cache_bytes: usize) -> Vec<Arc<Track>> {
 }
 
 #[cfg(test)]
+            runs: 0,
 mod tests {
     use super::*;
     use crate::hub::{Hub, HubSettings, SourceFactory};

@@ -131,7 +131,8 @@ impl PublishGuard {
         &self.stream.name
     }
 
-    /// Cancelled when a newer publisher replaced this one (`overridePublisher: true`): its producer has
+    /// Cancelled when a newer publisher replaced this one (`overridePublisher: true`) or the API kicked
+    /// it ([`Hub::kick_publisher`]): its producer has
     /// ended, and the connection should close.
     pub fn replaced(&self) -> CancellationToken {
         self.replaced.clone()
@@ -259,6 +260,31 @@ impl Hub {
             tracing::info!(stream = %request.path, "publisher replaced by a new one (overridePublisher)");
         }
         Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false, replaced })
+    }
+
+    /// Tells publisher `id` of `path` to go (the API's kick), as a newer publisher replacing it would:
+    /// its producer ends (its readers see the end at once, whatever the protocol) and its token is
+    /// cancelled so its connection closes. False when no such publisher is on the path.
+    pub fn kick_publisher(&self, path: &str, id: u64) -> bool {
+        let token = {
+            let mut counts = self.registry.lock_publishers();
+            let Some(list) = counts.by_path.get_mut(path) else { return false };
+            let Some(at) = list.iter().position(|(p, _)| *p == id) else { return false };
+            let (_, token) = list.remove(at);
+            if list.is_empty() {
+                counts.by_path.remove(path);
+            }
+            counts.total = counts.total.saturating_sub(1);
+            token
+        };
+        if let Some(stream) = self.get(path) {
+            if let Some(p) = stream.producers().into_iter().find(|p| p.id == id) {
+                stream.detach_producer(id);
+                p.shutdown();
+            }
+        }
+        token.cancel();
+        true
     }
 
     /// [`Hub::reserve_publish`] and [`PublishGuard::start`]: the publisher's tracks are readable at once.
@@ -497,6 +523,26 @@ mod tests {
         let first = hub.publish(request("live_2", false)).unwrap();
         assert_eq!(hub.publish(request("live_2", false)).err(), Some(PublishError::Busy("live_2".into())));
         assert!(!first.replaced().is_cancelled());
+    }
+
+    #[test]
+    fn a_kicked_publisher_is_told_to_go_and_frees_its_place() {
+        let mut hub = hub();
+        hub.publish_limits = PublishLimits { per_stream: 1, total: 1 };
+        let guard = hub.publish(request("cam", true)).unwrap();
+        let id = guard.producer().id;
+        assert!(!hub.kick_publisher("cam", id + 1), "an unknown id kicks nobody");
+        assert!(!hub.kick_publisher("other", id));
+        assert!(hub.kick_publisher("cam", id));
+        assert!(guard.replaced().is_cancelled(), "its connection is told to close");
+        assert!(hub.get("cam").unwrap().producers().is_empty(), "its readers see the end at once");
+        assert!(!hub.kick_publisher("cam", id), "kicked once");
+        // Its place is free before its connection has gone.
+        let next = hub.publish(request("cam", true)).unwrap();
+        drop(guard);
+        assert_eq!(hub.get("cam").unwrap().producers().len(), 1, "the kicked guard leaves the new one");
+        drop(next);
+        assert!(names(&hub).is_empty());
     }
 
     #[test]

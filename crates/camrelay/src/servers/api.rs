@@ -61,6 +61,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/config", get(config_get).post(config_post))
         .route("/api/log", get(log_get).delete(log_delete))
         .route("/api/preload", get(preload_get).put(preload_put).delete(preload_delete))
+        .route("/api/health", get(health))
+        .route("/api/ready", get(ready))
         .merge(super::http_stream::routes())
         .merge(super::hls::routes(hls_sessions.clone()))
         .merge(super::mjpeg::routes(mjpeg_state.clone()))
@@ -231,6 +233,23 @@ fn refuse_path(app: &App, full_path: &str) -> Option<Response> {
             return Some(error(StatusCode::NOT_FOUND, format!("not found: the {module} module is off (app.modules)")));
         }
     }
+/// `GET /api/health`: the process answers (for supervisors' liveness checks).
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let uptime = app.started.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    Json(json!({ "status": "ok", "uptime_seconds": uptime })).into_response()
+}
+
+/// `GET /api/ready`: 200 once every configured listener is up and the config is loaded (the process
+/// exits if a listener cannot start), 503 before, for readiness checks; nothing has to read the log.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    match app.ready.get() {
+        Some(_) if !app.shutdown.is_cancelled() => {
+            Json(json!({ "status": "ready", "streams": app.hub.streams().len() })).into_response()
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "starting" }))).into_response(),
+    }
+}
+
     if cfg.allow_paths.is_empty() {
         return None;
     }
@@ -248,7 +267,7 @@ fn add_cors(h: &mut HeaderMap) {
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Link, Location"));
 }
 
-fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
+pub(crate) fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
     let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else { return false };
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
@@ -368,6 +387,9 @@ pub fn stream_json(s: &Stream) -> Value {
 
 async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let q = Query::from_uri(request.uri());
+    if !p.is_pushed() {
+        v["reconnects"] = json!(p.reconnects());
+    }
     if let Some(src) = q.get("src") {
         return match app.hub.get(src) {
             Some(s) => Json(stream_json(&s)).into_response(),

@@ -5,6 +5,7 @@ pub mod hls;
 pub mod http_stream;
 pub mod ingest;
 pub mod mediamtx_urls;
+pub mod metrics;
 pub mod mjpeg;
 pub mod rtmp;
 pub mod rtsp;

@@ -60,6 +60,12 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v3/webrtcsessions/list", get(|s, r| sessions_list(s, r, Kind::WebrtcSession)))
         .route("/v3/webrtcsessions/get/{id}", get(|s, p| session_get(s, p, Kind::WebrtcSession)))
         .route("/v3/webrtcsessions/kick/{id}", post(|s, p| session_kick(s, p, Kind::WebrtcSession)))
+        .route("/v3/rtmpconns/list", get(|s, r| sessions_list(s, r, Kind::RtmpConn)))
+        .route("/v3/rtmpconns/get/{id}", get(|s, p| session_get(s, p, Kind::RtmpConn)))
+        .route("/v3/rtmpconns/kick/{id}", post(|s, p| session_kick(s, p, Kind::RtmpConn)))
+        .route("/v3/rtmpsconns/list", get(|s, r| sessions_list(s, r, Kind::RtmpsConn)))
+        .route("/v3/rtmpsconns/get/{id}", get(|s, p| session_get(s, p, Kind::RtmpsConn)))
+        .route("/v3/rtmpsconns/kick/{id}", post(|s, p| session_kick(s, p, Kind::RtmpsConn)))
         .route("/v3/hlsmuxers/list", get(hls_muxers_list))
         .route("/v3/hlsmuxers/get/{*name}", get(hls_muxer_get))
         // No server for these protocols yet: nothing to list.
@@ -68,12 +74,6 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v3/rtspssessions/list", get(empty_list))
         .route("/v3/rtspssessions/get/{id}", get(|| async { not_found("session not found") }))
         .route("/v3/rtspssessions/kick/{id}", post(|| async { not_found("session not found") }))
-        .route("/v3/rtmpconns/list", get(empty_list))
-        .route("/v3/rtmpconns/get/{id}", get(|| async { not_found("connection not found") }))
-        .route("/v3/rtmpconns/kick/{id}", post(|| async { not_found("connection not found") }))
-        .route("/v3/rtmpsconns/list", get(empty_list))
-        .route("/v3/rtmpsconns/get/{id}", get(|| async { not_found("connection not found") }))
-        .route("/v3/rtmpsconns/kick/{id}", post(|| async { not_found("connection not found") }))
         .route("/v3/srtconns/list", get(empty_list))
         .route("/v3/srtconns/get/{id}", get(|| async { not_found("connection not found") }))
         .route("/v3/srtconns/kick/{id}", post(|| async { not_found("connection not found") }))
@@ -692,7 +692,7 @@ fn codec_name(codec: &media::Codec) -> &'static str {
 /// MediaMTX's `PathSourceType` of a producer. Sources MediaMTX does not have are shown as the
 /// nearest: `exec:`/`ffmpeg:`/`echo:` and the built-in `demo:` publish into camrelay as an RTSP
 /// session would; HTTP and TCP byte streams as an MPEG-TS source.
-fn source_type(p: &Producer) -> &'static str {
+pub(crate) fn source_type(p: &Producer) -> &'static str {
     match &p.kind {
         ProducerKind::Pushed { protocol, .. } => match protocol.split('+').next().unwrap_or("") {
             "rtsp" => "rtspSession",
@@ -744,7 +744,7 @@ fn parse_uuid(s: &str) -> Option<(u16, u64)> {
 
 /// MediaMTX's reader type and id of a hub reader; `None` for readers MediaMTX has no type for
 /// (MP4, MJPEG, MSE/WebSocket, preloads...).
-fn reader_type(r: &ReaderShared) -> Option<(&'static str, String)> {
+pub(crate) fn reader_type(r: &ReaderShared) -> Option<(&'static str, String)> {
     let protocol = r.protocol();
     match protocol.split('+').next().unwrap_or("") {
         "rtsp" => Some(("rtspSession", uuid(READER, r.id))),
@@ -754,7 +754,7 @@ fn reader_type(r: &ReaderShared) -> Option<(&'static str, String)> {
     }
 }
 
-fn producer_bytes(p: &Producer) -> u64 {
+pub(crate) fn producer_bytes(p: &Producer) -> u64 {
     p.tracks().iter().map(|t| t.bytes.load(Relaxed)).sum()
 }
 
@@ -816,7 +816,7 @@ fn path_json(app: &App, stream: &Stream) -> Value {
 }
 
 /// Streams the API shows as paths (not the private ones `exec:` children publish into).
-fn public_streams(app: &App) -> Vec<Arc<Stream>> {
+pub(crate) fn public_streams(app: &App) -> Vec<Arc<Stream>> {
     app.hub.streams().into_iter().filter(|s| !s.name.starts_with(PRIVATE_PREFIX)).collect()
 }
 
@@ -835,10 +835,12 @@ async fn path_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Resp
 // ---- the hub view: sessions ----
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     RtspConn,
     RtspSession,
     WebrtcSession,
+    RtmpConn,
+    RtmpsConn,
 }
 
 impl Kind {
@@ -846,12 +848,14 @@ impl Kind {
         match self {
             Kind::RtspConn | Kind::RtspSession => "rtsp",
             Kind::WebrtcSession => "webrtc",
+            Kind::RtmpConn => "rtmp",
+            Kind::RtmpsConn => "rtmps",
         }
     }
 
     fn missing(self) -> &'static str {
         match self {
-            Kind::RtspConn => "connection not found",
+            Kind::RtspConn | Kind::RtmpConn | Kind::RtmpsConn => "connection not found",
             _ => "session not found",
         }
     }
@@ -898,26 +902,54 @@ fn party_id(kind: Kind, party: &Party) -> String {
     }
 }
 
-fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
-    let (created, remote, state, inbound, outbound, packets_out, dropped, protocol) = match party {
-        Party::Reader(r) => (
-            Some(r.started),
-            r.remote_addr.clone(),
-            "read",
-            0,
-            r.bytes_sent.load(Relaxed),
-            r.packets_sent.load(Relaxed),
-            r.dropped.load(Relaxed),
-            r.protocol(),
-        ),
-        Party::Publisher(p) => {
-            let remote = match &p.kind {
+/// The figures of one reader or publisher that the session lists and the metrics show.
+pub(crate) struct PartyStats {
+    pub created: Option<SystemTime>,
+    pub remote: String,
+    /// MediaMTX's `read` or `publish`.
+    pub state: &'static str,
+    pub inbound: u64,
+    pub outbound: u64,
+    pub packets_out: u64,
+    pub dropped: u64,
+    pub protocol: String,
+}
+
+fn party_stats(party: &Party) -> PartyStats {
+    match party {
+        Party::Reader(r) => PartyStats {
+            created: Some(r.started),
+            remote: r.remote_addr.clone(),
+            state: "read",
+            inbound: 0,
+            outbound: r.bytes_sent.load(Relaxed),
+            packets_out: r.packets_sent.load(Relaxed),
+            dropped: r.dropped.load(Relaxed),
+            protocol: r.protocol(),
+        },
+        Party::Publisher(p) => PartyStats {
+            created: p.started(),
+            remote: match &p.kind {
                 ProducerKind::Pushed { remote_addr, .. } => remote_addr.clone(),
                 ProducerKind::Pulled(_) => String::new(),
-            };
-            (p.started(), remote, "publish", producer_bytes(p), 0, 0, 0, protocol_of(p).to_string())
-        }
-    };
+            },
+            state: "publish",
+            inbound: producer_bytes(p),
+            outbound: 0,
+            packets_out: 0,
+            dropped: 0,
+            protocol: protocol_of(p).to_string(),
+        },
+    }
+}
+
+/// Every session of `kind` with its id, stream and figures (for the metrics).
+pub(crate) fn sessions(app: &App, kind: Kind) -> Vec<(String, Arc<Stream>, PartyStats)> {
+    parties(app, kind).into_iter().map(|(s, p)| (party_id(kind, &p), s, party_stats(&p))).collect()
+}
+
+fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
+    let PartyStats { created, remote, state, inbound, outbound, packets_out, dropped, protocol } = party_stats(party);
     let id = party_id(kind, party);
     let created = rfc3339(created.unwrap_or_else(SystemTime::now));
     match kind {
@@ -950,6 +982,11 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 "rtcpPacketsSent": 0, "rtcpPacketsInError": 0,
             })
         }
+        Kind::RtmpConn | Kind::RtmpsConn => json!({
+            "id": id, "created": created, "remoteAddr": remote, "state": state, "path": stream.name,
+            "query": "", "user": "", "inboundBytes": inbound, "outboundBytes": outbound,
+            "outboundFramesDiscarded": dropped, "bytesReceived": inbound, "bytesSent": outbound,
+        }),
         Kind::WebrtcSession => json!({
             "id": id, "created": created, "remoteAddr": remote, "peerConnectionEstablished": true,
             "localCandidate": "", "remoteCandidate": "", "state": state, "path": stream.name, "query": "",
@@ -986,8 +1023,8 @@ async fn session_get(State(app): State<Arc<App>>, Path(id): Path<String>, kind: 
     }
 }
 
-/// Kicks a reader out: the hub ends its subscription and its session closes. Publishers cannot be
-/// kicked yet (the hub has no way to end a publishing connection).
+/// Kicks a reader out (the hub ends its subscription and its session closes) or a publisher (its
+/// producer ends and its connection is told to close, as when a newer publisher replaces it).
 async fn session_kick(State(app): State<Arc<App>>, Path(id): Path<String>, kind: Kind) -> Response {
     match find_party(&app, kind, &id) {
         Ok((stream, Party::Reader(r))) => {
@@ -997,14 +1034,20 @@ async fn session_kick(State(app): State<Arc<App>>, Path(id): Path<String>, kind:
             tracing::info!(module = "api", stream = %stream.name, peer = %r.remote_addr, protocol = %r.protocol(), "reader kicked");
             ok()
         }
-        Ok((_, Party::Publisher(_))) => bad_request("publishers cannot be kicked yet (only readers)"),
+        Ok((stream, Party::Publisher(p))) => {
+            if !app.hub.kick_publisher(&stream.name, p.id) {
+                return not_found(kind.missing());
+            }
+            tracing::info!(module = "api", stream = %stream.name, protocol = %protocol_of(&p), "publisher kicked");
+            ok()
+        }
         Err(r) => r.into_response(),
     }
 }
 
 // ---- the hub view: HLS muxers ----
 
-fn hls_readers(app: &App) -> Vec<(Arc<Stream>, Arc<ReaderShared>)> {
+pub(crate) fn hls_readers(app: &App) -> Vec<(Arc<Stream>, Arc<ReaderShared>)> {
     let mut out = Vec::new();
     for stream in public_streams(app) {
         for r in stream.readers() {

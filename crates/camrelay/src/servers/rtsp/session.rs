@@ -144,7 +144,7 @@ enum ConnError {
     Shutdown,
     #[error("stream ended")]
     StreamEnded,
-    #[error("replaced by a new publisher (overridePublisher)")]
+    #[error("told to go: replaced by a new publisher (overridePublisher) or kicked over the API")]
     Replaced,
 }
 

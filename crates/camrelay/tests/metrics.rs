@@ -1,0 +1,206 @@
+//! The Prometheus endpoint with real clients: ffmpeg publishes over RTSP, ffmpeg reads over RTSP, the
+//! test reads MPEG-TS over HTTP counting the bytes; each scrape is parsed by `prometheus_client`'s
+//! strict OpenMetrics parser (`tests/fixtures/prom_parse.py`, Python 3.12 venv `target/ha-venv` that
+//! `scripts/test.sh` makes) and its series are checked against that traffic. Also `/api/health`,
+//! `/api/ready`, and the `metrics` permission of MediaMTX's users.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
+    assert!(venv.exists(), "{} is missing: ./scripts/test.sh makes it", venv.display());
+    venv
+}
+
+fn metrics_addr(srv: &Server) -> String {
+    assert!(srv.wait_log("[metrics] listen addr=", Duration::from_secs(10)), "no metrics listener:\n{}", srv.log());
+    let log = srv.log();
+    let line = log.lines().find(|l| l.contains("[metrics] listen addr=")).unwrap();
+    line.split("[metrics] listen addr=").nth(1).unwrap().trim().to_string()
+}
+
+/// One parsed sample.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: serde_json::Map<String, Value>,
+    value: f64,
+    kind: String,
+}
+
+/// Scrapes `/metrics` and parses it with the OpenMetrics parser (which fails on invalid text).
+fn scrape(addr: &str) -> Vec<Sample> {
+    let r = http_request(addr.parse().unwrap(), "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut child = Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prom_parse.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python");
+    child.stdin.take().unwrap().write_all(&r.body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused the scrape: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        r.text()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            Sample {
+                name: v["name"].as_str().unwrap().to_string(),
+                labels: v["labels"].as_object().unwrap().clone(),
+                value: v["value"].as_f64().unwrap(),
+                kind: v["type"].as_str().unwrap().to_string(),
+            }
+        })
+        .collect()
+}
+
+fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).and_then(Value::as_str) == Some(*v)))
+        .collect()
+}
+
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = find(samples, name, labels);
+    assert_eq!(found.len(), 1, "one {name}{labels:?} expected, got {found:?}");
+    found[0].value
+}
+
+/// Opens `GET path` on `addr` and reads `want` body bytes; returns the socket (still open) and the
+/// number of body bytes read.
+fn read_http_body(addr: std::net::SocketAddr, path: &str, want: usize) -> (std::net::TcpStream, usize) {
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(sock, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        sock.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    // The body is chunked: count the raw bytes after the head (chunk framing is a few bytes per chunk).
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < want {
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "stream ended after {got} bytes");
+        got += n;
+    }
+    (sock, got)
+}
+
+#[test]
+fn metrics_follow_the_traffic_and_parse_as_openmetrics() {
+    let srv = Server::start("metrics:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = metrics_addr(&srv);
+    // Before anything: the configured stream, not ready, nobody reading.
+    let idle = scrape(&addr);
+    assert_eq!(value(&idle, "paths", &[("name", "cam"), ("state", "notReady")]), 1.0);
+    assert_eq!(value(&idle, "camrelay_stream_readers", &[("stream", "cam")]), 0.0);
+    assert!(value(&idle, "process_resident_memory_bytes", &[]) > 1_000_000.0);
+    assert!(value(&idle, "camrelay_build_info", &[]) == 1.0);
+
+    let _publisher = Publisher::start(&srv.rtsp_url("cam"), "tcp", "320x240", true);
+    assert!(
+        wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()),
+        "cam not readable:\n{}",
+        srv.log()
+    );
+    let _rtsp_reader = rtsp_reader_for(&srv.rtsp_url("cam"), 30);
+    // A reader the test counts bytes of: 200 kB of MPEG-TS over HTTP.
+    let (sock, read) = read_http_body(srv.api.unwrap(), "/api/stream.ts?src=cam", 200_000);
+    let reading = wait_until(Duration::from_secs(15), || {
+        let s = scrape(&addr);
+        !find(&s, "rtsp_sessions", &[("state", "read"), ("path", "cam")]).is_empty()
+    });
+    assert!(reading, "no RTSP reader in the metrics:\n{}", srv.log());
+    let s = scrape(&addr);
+
+    // MediaMTX's series.
+    assert_eq!(value(&s, "paths", &[("name", "cam"), ("state", "ready")]), 1.0);
+    assert_eq!(value(&s, "paths_readers", &[("name", "cam"), ("readerType", "rtspSession")]), 1.0);
+    let inbound = value(&s, "paths_inbound_bytes", &[("name", "cam")]);
+    let outbound = value(&s, "paths_outbound_bytes", &[("name", "cam")]);
+    assert!(inbound > 10_000.0, "inbound {inbound}");
+    assert!(outbound >= read as f64, "outbound {outbound} < the {read} bytes the test read");
+    assert_eq!(value(&s, "paths_bytes_received", &[("name", "cam")]), inbound);
+    let publish = find(&s, "rtsp_sessions", &[("state", "publish"), ("path", "cam")]);
+    assert_eq!(publish.len(), 1, "{publish:?}");
+    let id = publish[0].labels["id"].as_str().unwrap();
+    assert!(value(&s, "rtsp_sessions_inbound_bytes", &[("id", id)]) > 10_000.0);
+    assert!(!find(&s, "rtsp_conns", &[]).is_empty());
+    assert_eq!(find(&s, "rtmp_conns", &[]).len(), 0, "no RTMP connection");
+
+    // camrelay's: the source online, video frames counted, the HTTP reader's bytes match what was read.
+    let source = [("stream", "cam")];
+    assert_eq!(value(&s, "camrelay_source_online", &source), 1.0);
+    assert_eq!(value(&s, "camrelay_source_state", &[("stream", "cam"), ("state", "online")]), 1.0);
+    let video = find(&s, "camrelay_track_frames_total", &[("stream", "cam"), ("media", "video"), ("codec", "h264")]);
+    assert_eq!(video.len(), 1, "{video:?}");
+    assert!(video[0].value >= 10.0 && video[0].kind == "counter", "{video:?}");
+    let ts = find(&s, "camrelay_reader_sent_bytes_total", &[("stream", "cam")]);
+    let ts_bytes: Vec<f64> = ts.iter().filter(|x| x.labels["protocol"] == "ts").map(|x| x.value).collect();
+    assert_eq!(ts_bytes.len(), 1, "one MPEG-TS reader expected: {ts:?}");
+    // What the server counts as sent to the HTTP reader is what the test read, give or take what sits
+    // in the socket buffers (and the chunk framing the test counted in).
+    assert!(
+        ts_bytes[0] + 16_384.0 >= read as f64 && ts_bytes[0] <= read as f64 + 8_000_000.0,
+        "server says {} bytes, test read {read}",
+        ts_bytes[0]
+    );
+    assert_eq!(value(&s, "camrelay_stream_readers", &source), 2.0);
+    drop(sock);
+    let gone = wait_until(Duration::from_secs(10), || {
+        find(&scrape(&addr), "camrelay_stream_readers", &source).first().is_some_and(|x| x.value == 1.0)
+    });
+    assert!(gone, "the closed HTTP reader is still counted");
+
+    // Health and readiness on the API listener.
+    let health = srv.http("GET", "/api/health");
+    assert_eq!((health.status, health.json()["status"].as_str()), (200, Some("ok")));
+    let ready = srv.http("GET", "/api/ready");
+    assert_eq!((ready.status, ready.json()["status"].as_str()), (200, Some("ready")));
+}
+
+#[test]
+fn mediamtx_metrics_need_the_metrics_permission() {
+    let srv = Server::start(
+        "api: yes\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
+         hls: no\nwebrtc: no\nrtmp: no\nsrt: no\nmetrics: yes\nmetricsAddress: 127.0.0.1:0\n\
+         authInternalUsers:\n- user: any\n  permissions:\n  - action: read\n  - action: publish\n  - action: api\n\
+         - user: prom\n  pass: scrape-secret\n  permissions:\n  - action: metrics\n\
+         paths:\n  cam:\n    source: publisher\n",
+    );
+    let addr: std::net::SocketAddr = metrics_addr(&srv).parse().unwrap();
+    let anonymous = http_request(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+    assert!(!anonymous.text().contains("scrape-secret"));
+    let wrong = http_request(addr, "GET", "/metrics", &[("Authorization", "Basic cHJvbTpub3Bl")], b"");
+    assert_eq!(wrong.status, 401);
+    // prom:scrape-secret
+    let ok = http_request(addr, "GET", "/metrics", &[("Authorization", "Basic cHJvbTpzY3JhcGUtc2VjcmV0")], b"");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let text = ok.text();
+    assert!(text.contains("paths{name=\"cam\",state=\"notReady\"} 1"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(srv.log().contains("unauthorized scrape"), "{}", srv.log());
+}
