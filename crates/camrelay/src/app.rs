@@ -77,8 +77,10 @@ pub fn server_modules() -> Vec<ServerModule> {
         ServerModule { module: "rtsp", start: |app| Box::pin(servers::rtsp::start(app)) },
         ServerModule { module: "api", start: |app| Box::pin(servers::api::start(app)) },
         ServerModule { module: "api", start: |app| Box::pin(servers::api::start_unix(app)) },
+        ServerModule { module: "api", start: |app| Box::pin(servers::api::start_tls(app)) },
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::webrtc::start(app)) },
         ServerModule { module: "rtmp", start: |app| Box::pin(servers::rtmp::start(app)) },
+        ServerModule { module: "rtmp", start: |app| Box::pin(servers::rtmp::start_tls(app)) },
         // MediaMTX's HLS and WebRTC HTTP listeners (off unless a MediaMTX config sets them).
         ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls(app)) },
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc(app)) },

@@ -1,5 +1,8 @@
 //! TLS, in one place: the client configs used by every source that dials TLS (`rtsps://`,
-//! `rtspx://`, `https://`). rustls with the ring provider (no C toolchain needed).
+//! `rtspx://`, `https://`), and (`server`) the certificate loader of every TLS listener (HTTPS API,
+//! RTMPS). rustls with the ring provider (no C toolchain needed).
+
+pub mod server;
 
 use std::sync::{Arc, OnceLock};
 

@@ -11,7 +11,6 @@ const LATER_SECTIONS: &[&str] =
     &["mp4", "hls", "mjpeg", "srt", "ngrok", "hass", "homekit", "webtorrent", "srtp", "publish", "record", "onvif"];
 
 /// go2rtc keys that camrelay accepts but does not use yet (no warning, value ignored).
-const LATER_API_KEYS: &[&str] = &["tls_listen", "tls_cert", "tls_key"];
 const LATER_RTSP_KEYS: &[&str] = &["pkt_size"];
 /// go2rtc `log:` keys that are not module levels.
 const LOG_OPTION_KEYS: &[&str] = &["format", "time"];
@@ -244,7 +243,9 @@ fn apply_api(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
             "allow_exec" => set(&mut api.allow_exec, ctx.boolean(value, &path)?),
             "unix_listen" => api.unix_listen = ctx.string(value, &path)?.trim().to_string(),
             "allow_paths" => api.allow_paths = ctx.string_list(value, &path)?,
-            name if LATER_API_KEYS.contains(&name) => {}
+            "tls_listen" => api.tls.listen = ctx.listen(value, &path)?,
+            "tls_cert" => api.tls.cert = ctx.string(value, &path)?,
+            "tls_key" => api.tls.key = ctx.string(value, &path)?,
             _ => ctx.unknown(key, &path),
         }
     }
@@ -481,7 +482,8 @@ fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), C
 }
 
 /// `rtmp:` (go2rtc's): `listen` (off unless set, as in go2rtc). It sets the same listener as MediaMTX's
-/// `rtmp`/`rtmpAddress`; go2rtc's TLS keys of later issues are accepted and ignored.
+/// `rtmp`/`rtmpAddress`. camrelay's own `tls_listen`/`tls_cert`/`tls_key` (named as go2rtc's `api:`
+/// ones) add the RTMPS listener.
 fn apply_rtmp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
     for (key, value) in ctx.section(item, "rtmp")? {
         let path = format!("rtmp.{}", key.name);
@@ -495,6 +497,9 @@ fn apply_rtmp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
                 }
                 config.servers.rtmp_listen = text;
             }
+            "tls_listen" => config.servers.rtmps.listen = ctx.listen(value, &path)?,
+            "tls_cert" => config.servers.rtmps.cert = ctx.string(value, &path)?,
+            "tls_key" => config.servers.rtmps.key = ctx.string(value, &path)?,
             _ => ctx.unknown(key, &path),
         }
     }

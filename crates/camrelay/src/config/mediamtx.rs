@@ -433,6 +433,33 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
     config.servers.hls_listen = listener(&mtx, "hls", "hlsAddress");
     config.servers.webrtc_http_listen = listener(&mtx, "webrtc", "webrtcAddress");
     config.servers.rtmp_listen = listener(&mtx, "rtmp", "rtmpAddress");
+    // RTMPS: `optional` adds the TLS listener, `strict` keeps only it.
+    let encryption = match mtx.globals.get("rtmpEncryption") {
+        Some(Value::Bool(false)) | None => "no".to_string(),
+        other => value_str(other),
+    };
+    config.servers.rtmps = super::TlsListen::default();
+    match encryption.as_str() {
+        "no" => {}
+        "optional" | "strict" => {
+            if encryption == "strict" {
+                config.servers.rtmp_listen = String::new();
+            }
+            config.servers.rtmps = super::TlsListen {
+                listen: listener(&mtx, "rtmp", "rtmpsAddress"),
+                cert: mtx.global_str("rtmpServerCert"),
+                key: mtx.global_str("rtmpServerKey"),
+            };
+        }
+        other => {
+            return Err(ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!(
+                    "rtmpEncryption: invalid value {other:?} (expected \"no\", \"optional\" or \"strict\")"
+                ),
+            })
+        }
+    }
     config.servers.srt_listen = listener(&mtx, "srt", "srtAddress");
     config.servers.metrics_listen = listener(&mtx, "metrics", "metricsAddress");
     config.servers.playback_listen = listener(&mtx, "playback", "playbackAddress");

@@ -131,9 +131,21 @@ pub struct ServerListens {
     /// MediaMTX's WebRTC HTTP server (`/PATH/whep`, `/PATH/whip`), default `:8889`.
     pub webrtc_http_listen: String,
     pub rtmp_listen: String,
+    /// RTMPS: go2rtc-style `rtmp.tls_listen`/`tls_cert`/`tls_key`, or MediaMTX's `rtmpsAddress` with
+    /// `rtmpEncryption: optional|strict` and `rtmpServerCert`/`rtmpServerKey`.
+    pub rtmps: TlsListen,
     pub srt_listen: String,
     pub metrics_listen: String,
     pub playback_listen: String,
+}
+
+/// A TLS listener: its address (`""` = off) and certificate chain and key, each a file path or the
+/// PEM text itself (loaded by `tls::server`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsListen {
+    pub listen: String,
+    pub cert: String,
+    pub key: String,
 }
 
 /// `app:` section (go2rtc's).
@@ -273,6 +285,8 @@ pub struct ApiConfig {
     pub allow_paths: Vec<String>,
     /// Allow `exec:` / `echo:` sources to be created over the API.
     pub allow_exec: bool,
+    /// HTTPS: `tls_listen` (`""` = off), `tls_cert`, `tls_key` (go2rtc's).
+    pub tls: TlsListen,
 }
 
 /// `rtsp:` section.
@@ -339,6 +353,7 @@ impl Default for ApiConfig {
             unix_listen: String::new(),
             allow_paths: Vec::new(),
             allow_exec: false,
+            tls: TlsListen::default(),
         }
     }
 }

@@ -164,6 +164,7 @@ demo: false
             unix_listen: String::new(),
             allow_paths: Vec::new(),
             allow_exec: true,
+            tls: Default::default(),
         }
     );
     assert_eq!(

@@ -138,6 +138,37 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     })))
 }
 
+/// HTTPS (go2rtc's `api.tls_listen` with `tls_cert`/`tls_key`, each a file path or the PEM text): the same
+/// router as the plain listener (UI, `/api`, HLS, MSE over WebSocket). A certificate that does not load is
+/// a startup error naming the file; one replaced on disk is served to the next handshake.
+pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    use crate::tls::server::{PemSetting, ServerTls, TlsIncoming};
+    use axum::serve::ListenerExt;
+    let settings = app.config().api.tls.clone();
+    if crate::config::bind_address(&settings.listen).is_none() {
+        return Ok(None);
+    }
+    let cert = PemSetting::new("api.tls_cert", &settings.cert);
+    let key = PemSetting::new("api.tls_key", &settings.key);
+    let tls = ServerTls::load("api", cert, key, &[b"http/1.1"])
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("api: {e}")))?;
+    let Some(listener) = super::bind_tcp_tls("api", &settings.listen).await? else {
+        return Ok(None);
+    };
+    tls.watch(app.shutdown.clone());
+    // `tap_io` only to get the peer's address as `ConnectInfo<SocketAddr>` (auth, logs), as on plain TCP.
+    let incoming = TlsIncoming::new(listener, tls, app.shutdown.clone())?.tap_io(|_| {});
+    let router = router(app.clone());
+    let shutdown = app.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(incoming, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = served.await {
+            tracing::error!("api tls server: {e}");
+        }
+    })))
+}
+
 /// `api.allow_paths`/`app.modules`, the auth module's decision (Basic credentials), and CORS for
 /// `origin: "*"`.
 async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {

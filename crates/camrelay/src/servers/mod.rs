@@ -38,6 +38,15 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// Binds a TCP listener for a `listen` value; `None` when the server is disabled (`listen: ""`).
 pub async fn bind_tcp(what: &str, listen: &str) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    bind(what, listen, false).await
+}
+
+/// [`bind_tcp`] for a TLS listener: logged as `INF [rtmp] listen addr=127.0.0.1:1936 tls`.
+pub async fn bind_tcp_tls(what: &str, listen: &str) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    bind(what, listen, true).await
+}
+
+async fn bind(what: &str, listen: &str, tls: bool) -> std::io::Result<Option<tokio::net::TcpListener>> {
     let Some(addr) = crate::config::bind_address(listen) else {
         tracing::debug!(module = what, "disabled (empty listen)");
         return Ok(None);
@@ -47,7 +56,11 @@ pub async fn bind_tcp(what: &str, listen: &str) -> std::io::Result<Option<tokio:
             let local = l.local_addr()?;
             // go2rtc's line (`INF [api] listen addr=127.0.0.1:1984`): Home Assistant waits for it, and
             // tests and scripts read it to find ports chosen with `:0`.
-            tracing::info!(module = what, addr = %local, "listen");
+            if tls {
+                tracing::info!(module = what, addr = %format_args!("{local} tls"), "listen");
+            } else {
+                tracing::info!(module = what, addr = %local, "listen");
+            }
             Ok(Some(l))
         }
         Err(e) => Err(std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))),

@@ -30,12 +30,15 @@ use crate::auth::{Action, AuthRequest, Origin, Presented, Protocol};
 use crate::config::Dialect;
 use crate::hub::PublishRequest;
 use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, StreamDemuxer};
+use crate::tls::server::{PemSetting, ServerTls};
 
 /// Connections at once (each holds a socket, a task and up to a few MB of buffers).
 const MAX_CONNECTIONS: usize = 1024;
 const READ_BUF: usize = 64 * 1024;
 /// A peer that takes no bytes for this long (a stalled player) is dropped, as MediaMTX's `writeTimeout`.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An RTMPS client must complete the TLS handshake within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a player gets when it names no filters: what FLV carries.
 const PLAY_FILTERS: &str = "video=h264&audio=aac,pcma,pcmu";
 
@@ -44,52 +47,118 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
     let Some(listener) = super::bind_tcp("rtmp", &listen).await? else {
         return Ok(None);
     };
-    let shutdown = app.shutdown.clone();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    Ok(Some(tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                a = listener.accept() => a,
-            };
-            let (sock, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("rtmp accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(peer = %peer, "rtmp: {MAX_CONNECTIONS} connections already, refused");
-                continue;
-            };
-            let app = app.clone();
-            let span = tracing::info_span!("rtmp", peer = %peer);
-            tokio::spawn(
-                async move {
-                    let _ = sock.set_nodelay(true);
-                    let mut conn = Conn::new(sock, peer);
-                    let shutdown = app.shutdown.clone();
-                    let result = tokio::select! {
-                        _ = shutdown.cancelled() => Ok(()),
-                        r = conn.run(&app) => r,
-                    };
-                    if let Err(e) = result {
-                        tracing::info!("rtmp connection ended: {e}");
-                    }
-                    let _ = conn.sock.shutdown().await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
-        }
-    })))
+    Ok(Some(tokio::spawn(serve(app, listener, None))))
 }
 
-struct Conn {
-    sock: TcpStream,
+/// The RTMPS listener (`rtmp.tls_listen`, MediaMTX's `rtmpsAddress` with `rtmpEncryption: optional` or
+/// `strict`): the same sessions over TLS, with the certificate of `tls::server` (reloaded when the
+/// files change). A certificate that does not load is a startup error naming the file.
+pub async fn start_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
+    let config = app.config();
+    let settings = &config.servers.rtmps;
+    if crate::config::bind_address(&settings.listen).is_none() {
+        return Ok(None);
+    }
+    let (cert, key) = match config.dialect {
+        Dialect::Mediamtx => ("rtmpServerCert", "rtmpServerKey"),
+        Dialect::Go2rtc => ("rtmp.tls_cert", "rtmp.tls_key"),
+    };
+    let tls = ServerTls::load("rtmp", PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key), &[])
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtmps: {e}")))?;
+    let Some(listener) = super::bind_tcp_tls("rtmp", &settings.listen).await? else {
+        return Ok(None);
+    };
+    tls.watch(app.shutdown.clone());
+    Ok(Some(tokio::spawn(serve(app, listener, Some(tls)))))
+}
+
+/// Accepts connections until shutdown; each runs on its own task (over TLS when `tls` is given).
+async fn serve(app: Arc<App>, listener: tokio::net::TcpListener, tls: Option<Arc<ServerTls>>) {
+    let shutdown = app.shutdown.clone();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let scheme = if tls.is_some() { "rtmps" } else { "rtmp" };
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (sock, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("{scheme} accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %peer, "{scheme}: {MAX_CONNECTIONS} connections already, refused");
+            continue;
+        };
+        let app = app.clone();
+        let tls = tls.clone();
+        let span = tracing::info_span!("rtmp", peer = %peer);
+        tokio::spawn(
+            async move {
+                let _ = sock.set_nodelay(true);
+                match tls {
+                    None => run_conn(&app, Conn::new(sock, peer, "rtmp")).await,
+                    Some(tls) => {
+                        let handshake = tokio::select! {
+                            _ = app.shutdown.cancelled() => Err("shutting down".to_string()),
+                            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls_handshake(&tls, sock)) => {
+                                r.unwrap_or_else(|_| Err(format!("no TLS handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())))
+                            }
+                        };
+                        match handshake {
+                            Ok(stream) => run_conn(&app, Conn::new(stream, peer, "rtmps")).await,
+                            Err(e) => tracing::info!("rtmps connection refused: {e}"),
+                        }
+                    }
+                }
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The TLS handshake of an RTMPS connection. A client speaking plain RTMP (its first byte is the RTMP
+/// version, 3, where TLS sends 22) is refused with a clear reason before rustls sees it.
+async fn tls_handshake(tls: &ServerTls, sock: TcpStream) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    let mut first = [0u8; 1];
+    match sock.peek(&mut first).await {
+        Ok(0) => return Err("closed before the TLS handshake".into()),
+        Ok(_) if first[0] == rtmp::handshake::VERSION => {
+            return Err("the client speaks plain RTMP on the RTMPS port (use rtmp:// on the RTMP port)".into())
+        }
+        Ok(_) => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
+    tls.acceptor().accept(sock).await.map_err(|e| format!("TLS handshake failed: {e}"))
+}
+
+/// Runs one connection's session to its end and closes it.
+async fn run_conn<S: Stream>(app: &Arc<App>, mut conn: Conn<S>) {
+    let shutdown = app.shutdown.clone();
+    let result = tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        r = conn.run(app) => r,
+    };
+    if let Err(e) = result {
+        tracing::info!("{} connection ended: {e}", conn.scheme);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.sock.shutdown()).await;
+}
+
+/// What a session runs over: TCP, or TLS over TCP.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+struct Conn<S> {
+    sock: S,
     peer: SocketAddr,
+    /// `rtmp` or `rtmps`: the protocol shown for its publishers and readers.
+    scheme: &'static str,
     session: RtmpServerSession,
     buf: Vec<u8>,
     /// Output taken from the session and not yet written (kept here so a cancelled write loses nothing).
@@ -104,14 +173,15 @@ enum Wants {
     Play(String),
 }
 
-impl Conn {
-    fn new(sock: TcpStream, peer: SocketAddr) -> Self {
+impl<S: Stream> Conn<S> {
+    fn new(sock: S, peer: SocketAddr, scheme: &'static str) -> Self {
         let seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let config = ServerConfig { seed: seed ^ u64::from(peer.port()), ..ServerConfig::default() };
         Conn {
             sock,
             peer,
+            scheme,
             session: RtmpServerSession::new(config, std::time::Instant::now()),
             buf: vec![0; READ_BUF],
             pending: Bytes::new(),
@@ -125,7 +195,13 @@ impl Conn {
             if self.pending.is_empty() {
                 match self.session.poll_transmit() {
                     Some(b) => self.pending = b,
-                    None => return Ok(()),
+                    None => {
+                        // TLS keeps records that the socket did not take yet: push them out too.
+                        return tokio::time::timeout(WRITE_TIMEOUT, self.sock.flush())
+                            .await
+                            .map_err(|_| format!("write: the peer took nothing for {} s", WRITE_TIMEOUT.as_secs()))?
+                            .map_err(|e| format!("write: {e}"));
+                    }
                 }
             }
             let n = tokio::time::timeout(WRITE_TIMEOUT, self.sock.write(&self.pending))
@@ -257,12 +333,12 @@ impl Conn {
         let mut src = MessagesAsFlv { conn: self, header_sent: false };
         let probed = probe(&mut src, &mut demux).await.map_err(|e| format!("publish {path}: {e}"))?;
         let medias = probed.medias();
-        let url = format!("rtmp://{}/{}", self.peer, path);
+        let url = format!("{}://{}/{}", self.scheme, self.peer, path);
         let publish = app
             .hub
             .publish(PublishRequest {
                 path: path.clone(),
-                protocol: "rtmp".into(),
+                protocol: self.scheme.into(),
                 remote_addr: self.peer.to_string(),
                 url,
                 medias: medias.clone(),
@@ -312,7 +388,7 @@ impl Conn {
                 last_err = "not authorized".into();
                 continue;
             }
-            let shared = app.hub.new_reader_shared("rtmp", self.peer.to_string());
+            let shared = app.hub.new_reader_shared(self.scheme, self.peer.to_string());
             match app.hub.subscribe(name, &filters, shared, true).await {
                 Ok(r) => {
                     found = Some(r);
@@ -398,12 +474,12 @@ impl Conn {
 
 /// The publisher's media messages as FLV bytes (a file header, then one tag per message) for the FLV
 /// demuxer: RTMP message bodies are FLV tag bodies.
-struct MessagesAsFlv<'a> {
-    conn: &'a mut Conn,
+struct MessagesAsFlv<'a, S> {
+    conn: &'a mut Conn<S>,
     header_sent: bool,
 }
 
-impl ChunkSource for MessagesAsFlv<'_> {
+impl<S: Stream> ChunkSource for MessagesAsFlv<'_, S> {
     /// Cancel-safe (the probe races it with a timer): events are taken only after the last await.
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
         loop {
@@ -497,5 +573,55 @@ mod tests {
         assert_eq!(load(r#"{"rtmp":{"listen":""}}"#).unwrap().servers.rtmp_listen, "");
         let e = load(r#"{"rtmp":{"listen":"nope"}}"#).unwrap_err();
         assert!(e.contains("rtmp.listen"), "{e}");
+    }
+
+    #[test]
+    fn go2rtc_rtmps_keys() {
+        let c =
+            load(r#"{"rtmp":{"listen":":1935","tls_listen":":1936","tls_cert":"/etc/c.pem","tls_key":"/etc/k.pem"}}"#)
+                .unwrap();
+        assert_eq!(c.servers.rtmp_listen, ":1935");
+        let t = &c.servers.rtmps;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":1936", "/etc/c.pem", "/etc/k.pem"));
+        assert_eq!(load("{}").unwrap().servers.rtmps, crate::config::TlsListen::default(), "off unless set");
+        let e = load(r#"{"rtmp":{"tls_listen":"nope"}}"#).unwrap_err();
+        assert!(e.contains("rtmp.tls_listen"), "{e}");
+    }
+
+    fn load_mediamtx(yaml: &str) -> Result<crate::config::Config, String> {
+        let dir = std::env::temp_dir().join(format!("camrelay-rtmps-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mediamtx.yml");
+        std::fs::write(&file, yaml).unwrap();
+        let r = crate::config::load(&[file.display().to_string()], &dir, &|_| None)
+            .map(|l| l.config)
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[test]
+    fn mediamtx_rtmp_encryption() {
+        let c = load_mediamtx("rtmp: true\nrtmpAddress: :1935\n").unwrap();
+        assert_eq!(
+            (c.servers.rtmp_listen.as_str(), c.servers.rtmps.listen.as_str()),
+            (":1935", ""),
+            "\"no\" by default"
+        );
+        let c = load_mediamtx("rtmpEncryption: optional\nrtmpServerKey: k.pem\nrtmpServerCert: c.pem\n").unwrap();
+        assert_eq!(c.servers.rtmp_listen, ":1935");
+        let t = &c.servers.rtmps;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":1936", "c.pem", "k.pem"));
+        let c = load_mediamtx("rtmpEncryption: strict\nrtmpsAddress: 127.0.0.1:2000\n").unwrap();
+        assert_eq!(c.servers.rtmp_listen, "", "strict: no plain listener");
+        let t = &c.servers.rtmps;
+        assert_eq!(
+            (t.listen.as_str(), t.cert.as_str(), t.key.as_str()),
+            ("127.0.0.1:2000", "server.crt", "server.key")
+        );
+        let c = load_mediamtx("rtmp: false\nrtmpEncryption: strict\n").unwrap();
+        assert_eq!((c.servers.rtmp_listen.as_str(), c.servers.rtmps.listen.as_str()), ("", ""));
+        let e = load_mediamtx("rtmpEncryption: maybe\n").unwrap_err();
+        assert!(e.contains("rtmpEncryption") && e.contains("maybe"), "{e}");
     }
 }

@@ -1,0 +1,312 @@
+//! TLS listeners with real clients: ffmpeg publishes over `rtmps://`, ffprobe/ffmpeg read back over
+//! RTMPS and RTSP; `curl` over the HTTPS API; `openssl s_client` sees a certificate replaced on disk at
+//! the next handshake; bad certificates stop the start with the file named; a plain RTMP client on the
+//! RTMPS port is refused while other sessions go on; MediaMTX's `rtmpEncryption: strict`. Certificates
+//! are made at test time with `openssl req -x509`.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A self-signed certificate and its key (EC P-256), `NAME.crt` and `NAME.key` in `dir`.
+fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = run_with_timeout(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "2", "-subj", &format!("/CN={name}"), "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// The `AB:CD:..` of `openssl x509 -fingerprint -sha256` run by the shell command `cmd`.
+fn fingerprint(cmd: &str) -> String {
+    let out = run_with_timeout(Command::new("sh").args(["-c", cmd]), Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().rsplit('=').next().unwrap_or_default().to_string()
+}
+
+fn file_fingerprint(cert: &Path) -> String {
+    let fp = fingerprint(&format!("openssl x509 -noout -fingerprint -sha256 -in '{}'", cert.display()));
+    assert_eq!(fp.len(), 95, "not a SHA-256 fingerprint: {fp:?}");
+    fp
+}
+
+/// The fingerprint of the certificate a TLS server at `addr` presents to a new handshake.
+fn served_fingerprint(addr: SocketAddr) -> String {
+    fingerprint(&format!(
+        "openssl s_client -connect {addr} -servername localhost </dev/null 2>/dev/null \
+         | openssl x509 -noout -fingerprint -sha256"
+    ))
+}
+
+/// The address of `module`'s TLS listener, from its log line (`[rtmp] listen addr=127.0.0.1:1936 tls`).
+fn tls_addr(srv: &Server, module: &str) -> SocketAddr {
+    let prefix = format!("[{module}] listen addr=");
+    let find = || {
+        srv.log().lines().find_map(|l| {
+            let rest = l.split(&prefix).nth(1)?;
+            rest.trim().strip_suffix(" tls")?.parse().ok()
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} TLS listener; log:\n{}", srv.log());
+    find().unwrap()
+}
+
+/// The stream's producer published over `protocol`, once it has medias.
+fn producer(srv: &Server, name: &str, protocol: &str) -> Option<serde_json::Value> {
+    let r = srv.http("GET", &format!("/api/streams?src={name}"));
+    if r.status != 200 {
+        return None;
+    }
+    r.json()["producers"].as_array()?.iter().find(|p| p["protocol"] == protocol && p["medias"].is_array()).cloned()
+}
+
+fn publish(url: &str) -> Publisher {
+    Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", url])
+}
+
+/// Decodes `frames` video frames from an `rtmp(s)://` URL (framecrc: a line per decoded frame).
+fn decode(url: &str, frames: u32) -> usize {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            &frames.to_string(),
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count()
+}
+
+fn assert_320x240_h264_aac(streams: &[ProbedStream]) {
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{streams:?}");
+    let audio = streams.iter().find(|s| s.codec_type == "audio").expect("audio stream");
+    assert_eq!((audio.codec_name.as_str(), audio.sample_rate), ("aac", 48000), "{streams:?}");
+}
+
+#[test]
+fn ffmpeg_publishes_over_rtmps_and_reads_back_over_rtmps_and_rtsp() {
+    let dir = temp_dir("rtmps");
+    let (cert, key) = make_cert(&dir, "server");
+    let srv = Server::start(&format!(
+        "rtmp:\n  listen: 127.0.0.1:0\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\nstreams:\n  cam:\n",
+        cert.display(),
+        key.display()
+    ));
+    let addr = tls_addr(&srv, "rtmp");
+    assert!(
+        srv.log().contains(&format!("sha256={}", file_fingerprint(&cert))),
+        "fingerprint logged; log:\n{}",
+        srv.log()
+    );
+    assert_eq!(served_fingerprint(addr), file_fingerprint(&cert));
+
+    let _pusher = publish(&format!("rtmps://{addr}/live/cam"));
+    assert!(
+        wait_until(Duration::from_secs(15), || producer(&srv, "cam", "rtmps").is_some()),
+        "no rtmps producer; log:\n{}",
+        srv.log()
+    );
+    // Over RTMPS.
+    let url = format!("rtmps://{addr}/live/cam");
+    let streams = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("ffprobe {url}: {e}\nlog:\n{}", srv.log()));
+    assert_320x240_h264_aac(&streams);
+    let n = decode(&url, 30);
+    assert!(n >= 30, "decoded {n} frames over RTMPS; log:\n{}", srv.log());
+    // Over RTSP.
+    let streams = ffprobe(&srv.rtsp_url("cam"), "tcp").expect("ffprobe rtsp");
+    assert_320x240_h264_aac(&streams);
+
+    // A plain RTMP client on the RTMPS port is refused (the reason logged) ...
+    assert!(ffprobe(&format!("rtmp://{addr}/live/cam"), "tcp").is_err(), "plain RTMP played from the RTMPS port");
+    assert!(
+        srv.wait_log("plain RTMP on the RTMPS port", Duration::from_secs(5)),
+        "refusal not logged; log:\n{}",
+        srv.log()
+    );
+    // ... a TLS client that never finishes its handshake holds up no one ...
+    let silent = std::net::TcpStream::connect(addr).unwrap();
+    // ... and the publisher and new players go on: 50 frames are more than the GOP cache holds (25), so
+    // they are live ones.
+    let n = decode(&url, 50);
+    assert!(n >= 50, "decoded {n} frames over RTMPS after the refusal; log:\n{}", srv.log());
+    assert!(producer(&srv, "cam", "rtmps").is_some(), "publisher gone; log:\n{}", srv.log());
+    // The plain listener serves too.
+    let plain = srv
+        .log()
+        .lines()
+        .find_map(|l| l.split("[rtmp] listen addr=").nth(1)?.trim().parse::<SocketAddr>().ok())
+        .expect("plain rtmp listener");
+    let streams = ffprobe(&format!("rtmp://{plain}/live/cam"), "tcp").expect("ffprobe plain rtmp");
+    assert_320x240_h264_aac(&streams);
+    drop(silent);
+}
+
+#[test]
+fn https_api_serves_json_and_a_certificate_replaced_on_disk() {
+    let dir = temp_dir("https");
+    let (cert, key) = make_cert(&dir, "first");
+    let srv = Server::start(&format!(
+        "api:\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\nstreams:\n  cam: demo:clip\n",
+        cert.display(),
+        key.display()
+    ));
+    let addr = tls_addr(&srv, "api");
+    let curl = |path: &str| {
+        let out = run_with_timeout(
+            Command::new("curl").args(["-sk", "--max-time", "10", &format!("https://{addr}{path}")]),
+            Duration::from_secs(15),
+        );
+        assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let streams = curl("/api/streams");
+    assert!(streams.get("cam").is_some(), "{streams}");
+    // Without -k the self-signed certificate is refused: the client really checks TLS.
+    let strict = run_with_timeout(
+        Command::new("curl").args(["-s", "--max-time", "10", &format!("https://{addr}/api/streams")]),
+        Duration::from_secs(15),
+    );
+    assert!(!strict.status.success());
+
+    let first = file_fingerprint(&cert);
+    assert_eq!(served_fingerprint(addr), first);
+    // Renewed on disk (as certbot does): the next handshake gets the new certificate.
+    let (cert2, key2) = make_cert(&dir, "second");
+    let second = file_fingerprint(&cert2);
+    assert_ne!(first, second);
+    std::fs::copy(&key2, &key).unwrap();
+    std::fs::copy(&cert2, &cert).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || served_fingerprint(addr) == second),
+        "still serving the old certificate; log:\n{}",
+        srv.log()
+    );
+    assert!(srv.log().contains("TLS certificate changed on disk, reloaded"), "log:\n{}", srv.log());
+    assert!(curl("/api/streams").get("cam").is_some());
+
+    // A broken renewal keeps the working certificate in service.
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    assert!(
+        srv.wait_log("still serving the previous one", Duration::from_secs(10)),
+        "broken renewal not reported; log:\n{}",
+        srv.log()
+    );
+    assert_eq!(served_fingerprint(addr), second);
+    // The plain listener is unchanged.
+    assert_eq!(srv.http("GET", "/api/streams").status, 200);
+}
+
+#[test]
+fn https_api_with_inline_pem() {
+    let dir = temp_dir("inline");
+    let (cert, key) = make_cert(&dir, "inline");
+    let indent =
+        |p: &Path| std::fs::read_to_string(p).unwrap().lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let yaml =
+        format!("api:\n  tls_listen: 127.0.0.1:0\n  tls_cert: |\n{}  tls_key: |\n{}", indent(&cert), indent(&key));
+    let srv = Server::start(&yaml);
+    let addr = tls_addr(&srv, "api");
+    assert_eq!(served_fingerprint(addr), file_fingerprint(&cert));
+    let out = run_with_timeout(
+        Command::new("curl").args(["-sk", "--max-time", "10", &format!("https://{addr}/api")]),
+        Duration::from_secs(15),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from /api");
+    assert!(v.get("version").is_some(), "{v}");
+    // The key's text is never logged.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    assert!(!srv.log().contains(secret.lines().nth(1).unwrap()), "key material in the log");
+}
+
+/// Runs the binary with `yaml` and expects it to stop at once with an error; returns what it printed.
+fn start_error(yaml: &str) -> String {
+    let dir = temp_dir("bad");
+    let file = dir.join("camrelay.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_camrelay")).current_dir(&dir).arg("-c").arg(BASE_CONFIG).arg("-c").arg(&file),
+        Duration::from_secs(20),
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "started with a bad certificate:\n{text}");
+    text
+}
+
+#[test]
+fn bad_certificates_stop_the_start_naming_the_file() {
+    let dir = temp_dir("badcerts");
+    let (cert, key) = make_cert(&dir, "good");
+    let (_, other_key) = make_cert(&dir, "other");
+    let missing = dir.join("missing.crt");
+    let e = start_error(&format!(
+        "rtmp:\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\n",
+        missing.display(),
+        key.display()
+    ));
+    assert!(e.contains(&format!("rtmp.tls_cert: cannot read {}", missing.display())), "{e}");
+    assert!(e.contains("No such file"), "{e}");
+
+    let e = start_error(&format!(
+        "api:\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\n",
+        cert.display(),
+        other_key.display()
+    ));
+    assert!(
+        e.contains(&format!("api.tls_key: {}: the private key does not match the certificate", other_key.display())),
+        "{e}"
+    );
+    let e = start_error(&format!(
+        "api:\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\n",
+        key.display(),
+        cert.display()
+    ));
+    assert!(e.contains("holds no PEM certificate") && e.contains("swapped"), "{e}");
+    let e = start_error("api:\n  tls_listen: 127.0.0.1:0\n");
+    assert!(e.contains("api.tls_cert is not set"), "{e}");
+}
+
+#[test]
+fn mediamtx_rtmp_encryption_strict_has_only_rtmps() {
+    let dir = temp_dir("strict");
+    let (cert, key) = make_cert(&dir, "server");
+    let srv = Server::start(&format!(
+        "logLevel: info\napi: true\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\n\
+         rtcpAddress: 127.0.0.1:0\nhls: false\nwebrtc: false\nsrt: false\nrtmp: true\nrtmpAddress: 127.0.0.1:0\n\
+         rtmpEncryption: strict\nrtmpsAddress: 127.0.0.1:0\nrtmpServerKey: {}\nrtmpServerCert: {}\npaths:\n  all_others:\n",
+        key.display(),
+        cert.display()
+    ));
+    let addr = tls_addr(&srv, "rtmp");
+    let plain =
+        srv.log().lines().filter(|l| l.contains("[rtmp] listen addr=") && !l.trim_end().ends_with(" tls")).count();
+    assert_eq!(plain, 0, "strict: a plain RTMP listener; log:\n{}", srv.log());
+    let _pusher = publish(&format!("rtmps://{addr}/live/cam"));
+    let rtsp = srv.rtsp_url("live/cam");
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
+    assert_320x240_h264_aac(&ffprobe(&rtsp, "tcp").unwrap());
+    let streams = ffprobe(&format!("rtmps://{addr}/live/cam"), "tcp").expect("ffprobe rtmps");
+    assert_320x240_h264_aac(&streams);
+}
