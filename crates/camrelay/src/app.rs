@@ -94,6 +94,7 @@ fn module_of_scheme(scheme: &str) -> &str {
     match scheme {
         "rtsp" | "rtsps" | "rtspx" => "rtsp",
         "http" | "https" | "httpx" | "tcp" => "http",
+        "rtmp" | "rtmps" | "rtmpx" => "rtmp",
         // The built-in clip is camrelay's own and always there.
         "demo" => "",
         other => other,
@@ -113,6 +114,7 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
     ]
     .into_iter()
     .chain(sources::rtsp::schemes())
+    .chain(sources::rtmp::schemes())
     .chain(sources::http::schemes(ctx))
     .filter(|(scheme, _)| {
         let module = module_of_scheme(scheme);

@@ -4,15 +4,7 @@
 mod common;
 
 use common::*;
-use std::net::SocketAddr;
 use std::time::Duration;
-
-fn rtmp_addr(srv: &Server) -> SocketAddr {
-    assert!(srv.wait_log("[rtmp] listen addr=", Duration::from_secs(10)), "no rtmp listener; log:\n{}", srv.log());
-    let log = srv.log();
-    let line = log.lines().find(|l| l.contains("[rtmp] listen addr=")).unwrap();
-    line.split("[rtmp] listen addr=").nth(1).unwrap().trim().parse().unwrap()
-}
 
 fn publish(url: &str) -> Publisher {
     Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", url])
@@ -46,7 +38,7 @@ fn rtmp_producer(srv: &Server, name: &str) -> Option<serde_json::Value> {
 #[test]
 fn ffmpeg_publishes_and_plays_back_over_rtsp_and_rtmp() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
-    let addr = rtmp_addr(&srv);
+    let addr = srv.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{addr}/live/cam"));
     assert!(
         wait_until(Duration::from_secs(15), || rtmp_producer(&srv, "cam").is_some()),
@@ -80,7 +72,7 @@ fn ffmpeg_publishes_and_plays_back_over_rtsp_and_rtmp() {
 fn go2rtc_style_single_name_publish() {
     // `rtmp://host/cam`, go2rtc's form, publishes into stream `cam`.
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
-    let addr = rtmp_addr(&srv);
+    let addr = srv.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{addr}/cam"));
     assert!(
         wait_until(Duration::from_secs(15), || rtmp_producer(&srv, "cam").is_some()),
@@ -93,7 +85,7 @@ fn go2rtc_style_single_name_publish() {
 #[test]
 fn unknown_streams_are_refused() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
-    let addr = rtmp_addr(&srv);
+    let addr = srv.rtmp_addr();
     // Playing a stream that does not exist is refused (an error status, then the connection closes).
     if let Ok(s) = ffprobe(&format!("rtmp://{addr}/live/nothing"), "tcp") {
         panic!("played a missing stream: {} streams", s.len());
@@ -142,7 +134,7 @@ paths:
 #[test]
 fn mediamtx_paths_and_credentials_in_the_stream_name() {
     let srv = Server::start(MEDIAMTX);
-    let addr = rtmp_addr(&srv);
+    let addr = srv.rtmp_addr();
     // Without credentials: refused.
     let refused = publish(&format!("rtmp://{addr}/live/cam"));
     assert!(wait_until(Duration::from_secs(10), || srv.log().contains("not authorized")), "log:\n{}", srv.log());
@@ -165,7 +157,7 @@ fn a_stalled_player_is_dropped() {
     use std::io::{Read, Write};
 
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
-    let addr = rtmp_addr(&srv);
+    let addr = srv.rtmp_addr();
     let _noise = NoisePublisher::start(&srv.rtsp_url("cam"));
     assert!(wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()), "{}", srv.log());
 
@@ -204,7 +196,7 @@ fn gstreamer_rtmp2sink_publishes_and_rtmp2src_reads() {
         return;
     }
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
-    let addr = rtmp_addr(&srv);
+    let addr = srv.rtmp_addr();
     let pipeline = format!(
         "videotestsrc is-live=true num-buffers=1500 ! video/x-raw,width=320,height=240,framerate=25/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! h264parse \

@@ -649,7 +649,8 @@ impl RtmpClientSession {
 
     fn media(&mut self, stream_id: u32, type_id: u8, timestamp: u32, payload: Bytes) {
         let Some(ours) = self.our_stream() else { return };
-        if stream_id != ours || self.config.mode != ClientMode::Play {
+        // ffmpeg's `-listen` server sends its media on stream 0: taken as ours too.
+        if (stream_id != ours && stream_id != 0) || self.config.mode != ClientMode::Play {
             return;
         }
         let kind = match type_id {

@@ -136,3 +136,86 @@ fn ffmpeg_publishes_and_plays_back() {
     let frames = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
     assert_eq!(frames, 30, "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Runs a client session on a socket until it ends or `stop` says so; returns its events.
+fn run_client(
+    mut c: rtmp::RtmpClientSession,
+    sock: &mut TcpStream,
+    mut stop: impl FnMut(&mut rtmp::RtmpClientSession, &[rtmp::ClientEvent]) -> bool,
+) -> Vec<rtmp::ClientEvent> {
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !c.is_ended() {
+        while let Some(b) = c.poll_transmit() {
+            sock.write_all(&b).unwrap();
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => c.handle_eof(),
+            Ok(n) => c.handle_input(Instant::now(), &buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => c.handle_eof(),
+        }
+        c.handle_timeout(Instant::now());
+        while let Some(e) = c.poll_event() {
+            events.push(e);
+        }
+        if stop(&mut c, &events) {
+            break;
+        }
+    }
+    while let Some(b) = c.poll_transmit() {
+        let _ = sock.write_all(&b);
+    }
+    events
+}
+
+/// ffmpeg's RTMP server (`-f flv -listen 1`) streams to our client in play mode: metadata, the AVC
+/// sequence header, then 2 s of frames, the first a keyframe.
+#[test]
+fn client_plays_from_ffmpeg_listen() {
+    if !have("ffmpeg") {
+        eprintln!("ffmpeg not installed: skipped");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/x");
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "2"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p"])
+        .args(["-f", "flv", "-listen", "1", &url])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sock = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("ffmpeg does not listen: {e}"),
+        }
+    };
+    let config = rtmp::ClientConfig::new(rtmp::ClientMode::Play, &rtmp::RtmpUrl::parse(&url).unwrap());
+    let c = rtmp::RtmpClientSession::new(config, Instant::now());
+    let events = run_client(c, &mut sock, |_, _| false);
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    assert!(events.contains(&rtmp::ClientEvent::Playing), "{:?}", &events[..events.len().min(8)]);
+    let media: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            rtmp::ClientEvent::Media { kind, timestamp, payload } => Some((*kind, *timestamp, payload.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(media.iter().any(|m| m.0 == MediaKind::Data && m.2.starts_with(b"\x02\x00\x0aonMetaData")), "{media:?}");
+    let video: Vec<_> = media.iter().filter(|m| m.0 == MediaKind::Video).collect();
+    assert_eq!(&video[0].2[..2], &[0x17, 0], "the AVC sequence header first");
+    let frames: Vec<_> = video.iter().filter(|m| m.2[1] == 1).collect();
+    assert!(frames.len() >= 15, "{} frames", frames.len());
+    assert_eq!(&frames[0].2[..2], &[0x17, 1]);
+    assert!(frames.windows(2).all(|w| w[0].1 < w[1].1), "timestamps go forward");
+    assert!(matches!(events.last(), Some(rtmp::ClientEvent::Closed { .. })), "{:?}", events.last());
+}

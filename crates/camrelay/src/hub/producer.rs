@@ -210,6 +210,21 @@ pub trait Source: Send + Sync + 'static {
         }
         self.run(tracks, stop)
     }
+
+    /// The current connection's remote address and bytes received, for `/api/streams` (sources that
+    /// keep one connection report it; others have nothing to say).
+    fn connection_info(&self) -> Option<ConnectionInfo> {
+        None
+    }
+}
+
+/// What a pulled source tells the API about its connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The server's address while connected.
+    pub remote_addr: Option<String>,
+    /// Bytes received over all connections of this source.
+    pub bytes_recv: u64,
 }
 
 /// `describe` of a source whose `open` parks a connection: opens, closes what it parked (nobody will

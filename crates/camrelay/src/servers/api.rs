@@ -359,6 +359,14 @@ fn producer_json(p: &Producer) -> Value {
         v["remote_addr"] = json!(remote_addr);
         v["format_name"] = json!(protocol.split('+').next().unwrap_or(protocol));
     }
+    if let ProducerKind::Pulled(source) = &p.kind {
+        if let Some(info) = source.connection_info() {
+            if let Some(addr) = info.remote_addr {
+                v["remote_addr"] = json!(addr);
+            }
+            v["bytes_recv"] = json!(info.bytes_recv);
+        }
+    }
     if let Some(medias) = p.known_medias() {
         v["medias"] = json!(medias.iter().map(|m| m.to_string()).collect::<Vec<_>>());
         let receivers: Vec<Value> = p

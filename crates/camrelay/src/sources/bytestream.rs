@@ -34,6 +34,25 @@ const MTU: usize = 1400;
 /// servers that read byte streams.
 pub use formats::bytestream::{hint_from_content_type, jpeg_codec, Hint, StreamDemuxer, StreamFormat};
 
+/// The FLV file header (audio and video flags) that starts the bytes an RTMP session feeds to a
+/// [`StreamDemuxer`] (`Hint::Flv`): RTMP audio, video and data message bodies are FLV tag bodies, so the
+/// RTMP server's publish path and the `rtmp://` source put each message in an FLV tag
+/// ([`put_flv_tag`]) and reuse the one FLV parser.
+pub const FLV_FILE_HEADER: [u8; 13] = [b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0];
+
+/// Appends an RTMP message (type id 8 audio, 9 video, 18 data; millisecond `timestamp`) as one FLV tag
+/// with its previous-tag-size trailer.
+pub fn put_flv_tag(out: &mut bytes::BytesMut, type_id: u8, timestamp: u32, payload: &[u8]) {
+    use bytes::BufMut;
+    out.put_u8(type_id);
+    out.put_uint(payload.len() as u64, 3);
+    out.put_uint(u64::from(timestamp & 0xFF_FFFF), 3);
+    out.put_u8((timestamp >> 24) as u8);
+    out.put_uint(0, 3);
+    out.extend_from_slice(payload);
+    out.put_u32(11 + payload.len() as u32);
+}
+
 // -------------------------------------------------------------------------------------- probing
 
 /// Something that gives a stream's bytes chunk by chunk (`None` at its end).

@@ -6,5 +6,6 @@ pub mod echo;
 pub mod exec;
 pub mod ffmpeg;
 pub mod http;
+pub mod rtmp;
 pub mod rtsp;
 pub mod webrtc;

@@ -99,6 +99,17 @@ impl Server {
         Server { child, api, rtsp, dir, log }
     }
 
+    /// The address of the plain RTMP listener (`rtmp: listen` / `rtmpAddress`), from its log line.
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        let found = wait_until(Duration::from_secs(10), || {
+            self.log().lines().any(|l| l.contains("[rtmp] listen addr=") && !l.contains("tls"))
+        });
+        assert!(found, "no rtmp listener; log:\n{}", self.log());
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("[rtmp] listen addr=") && !l.contains("tls")).unwrap();
+        line.split("[rtmp] listen addr=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+    }
+
     pub fn rtsp_url(&self, path: &str) -> String {
         format!("rtsp://{}/{path}", self.rtsp.unwrap())
     }
