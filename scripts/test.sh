@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # GStreamer RTSP server (the "camera we did not write") driven from Debian's python3-gi.
 apt_packages=(ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  chromium iproute2 util-linux openssl lighttpd websockify curl)
+  chromium iproute2 util-linux openssl lighttpd websockify curl python3-venv)
 # Node.js and npm drive Chromium through Playwright; Debian's packages if the machine has none.
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
@@ -34,6 +34,18 @@ fi
 
 # aiortc: the WebRTC client/publisher of the WHEP/WHIP tests (crates/camrelay/tests/webrtc.rs).
 python3 -c 'import aiortc' 2>/dev/null || python3 -m pip install --quiet aiortc==1.16.0
+
+# A modern ffmpeg for tests/rtmp_enhanced.rs: Debian's is 5.1, without Enhanced RTMP. PyPI's
+# imageio-ffmpeg 0.8.1 carries a static ffmpeg 9.0.2 (libx265, svt-av1, libvpx, libopus, openssl,
+# enhanced RTMP/FLV); in its own virtualenv, its path exported as CAMRELAY_FFMPEG9 (tests/common ffmpeg9()).
+ffmpeg9_venv=target/ffmpeg9-venv
+if ! "$ffmpeg9_venv/bin/pip" show imageio-ffmpeg 2>/dev/null | grep -qx 'Version: 0.8.1'; then
+  rm -rf "$ffmpeg9_venv"
+  python3 -m venv "$ffmpeg9_venv"
+  "$ffmpeg9_venv/bin/pip" install --quiet --disable-pip-version-check imageio-ffmpeg==0.8.1
+fi
+CAMRELAY_FFMPEG9=$("$ffmpeg9_venv/bin/python" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')
+export CAMRELAY_FFMPEG9
 
 # Home Assistant's go2rtc client (PyPI `go2rtc-client`, Python 3.12) for tests/home_assistant.rs, and
 # the OpenAPI validator `openapi-core` for tests/v3_api.rs, in one virtualenv: the machine's python3

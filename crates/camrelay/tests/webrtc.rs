@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{http_request, run_with_timeout, wait_until, HttpResponse, Server};
+use common::{http_request, python, wait_until, whep_with, HttpResponse, Server};
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,30 +17,9 @@ fn start() -> Server {
     server
 }
 
-fn python() -> String {
-    std::env::var("CAMRELAY_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 /// Runs the aiortc WHEP client; returns its JSON report.
 fn whep(server: &Server, frames: u32, json: bool) -> serde_json::Value {
     whep_with(server, "demo", frames, if json { &["json"] } else { &[] })
-}
-
-fn whep_with(server: &Server, src: &str, frames: u32, flags: &[&str]) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whep_client.py");
-    let url = server.api_url(&format!("/api/webrtc?src={src}"));
-    let mut cmd = Command::new(python());
-    cmd.arg(script).arg(&url).arg(frames.to_string()).args(flags);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("No module named 'aiortc'"),
-        "aiortc is missing: run `{} -m pip install aiortc`",
-        python()
-    );
-    assert!(out.status.success(), "whep client failed: {stderr}\nserver log:\n{}", server.log());
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn post_sdp(server: &Server, path: &str, sdp: &str) -> HttpResponse {

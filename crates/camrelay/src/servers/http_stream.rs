@@ -161,7 +161,7 @@ async fn stream_ts(State(app): State<Arc<App>>, request: Request) -> Response {
 }
 
 async fn stream_flv(State(app): State<Arc<App>>, request: Request) -> Response {
-    progressive(app, request, "flv", "video=h264&audio=aac,pcma,pcmu", "video/x-flv", |c| {
+    progressive(app, request, "flv", "video=h264,h265,av1,vp9&audio=aac,opus,pcma,pcmu", "video/x-flv", |c| {
         Ok(Box::new(FlvStream::new(c)?))
     })
     .await

@@ -14,7 +14,7 @@
 //! rule) gets `app/name` under a MediaMTX config and `name` under a go2rtc one. Credentials come from
 //! `?user=&pass=` on the stream name (or on the app).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use media::MediaFilter;
 use rtmp::{MediaKind, RtmpServerSession, ServerConfig, ServerEvent};
 use std::net::SocketAddr;
@@ -29,7 +29,9 @@ use crate::app::{App, ServerTask};
 use crate::auth::{Action, AuthRequest, Origin, Presented, Protocol};
 use crate::config::Dialect;
 use crate::hub::PublishRequest;
-use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, StreamDemuxer};
+use crate::sources::bytestream::{
+    probe, put_flv_tag, ChunkSource, FramePump, Hint, StreamDemuxer, FLV_FILE_HEADER,
+};
 use crate::tls::server::{PemSetting, ServerTls};
 
 /// Connections at once (each holds a socket, a task and up to a few MB of buffers).
@@ -39,8 +41,30 @@ const READ_BUF: usize = 64 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An RTMPS client must complete the TLS handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// What a player gets when it names no filters: what FLV carries.
-const PLAY_FILTERS: &str = "video=h264&audio=aac,pcma,pcmu";
+/// What a player gets: what FLV carries, in this order of preference, with the Enhanced RTMP FourCC
+/// of the codecs classic FLV has no id for.
+const PLAY_VIDEO: [(&str, Option<&str>); 4] =
+    [("h264", None), ("h265", Some("hvc1")), ("av1", Some("av01")), ("vp9", Some("vp09"))];
+const PLAY_AUDIO: [(&str, Option<&str>); 4] = [("aac", None), ("opus", Some("Opus")), ("pcma", None), ("pcmu", None)];
+
+/// The player's filters: every FLV codec, but enhanced ones only when the client accepts their FourCC
+/// (it named none, or its `fourCcList` has it). Also the codecs left out, for the log.
+fn play_filters(session: &RtmpServerSession) -> (String, Vec<&'static str>) {
+    let mut refused = Vec::new();
+    let mut pick = |list: &[(&'static str, Option<&'static str>)]| -> String {
+        let mut names = Vec::new();
+        for (name, fourcc) in list {
+            match fourcc {
+                Some(f) if !session.client_accepts(f) => refused.push(*f),
+                _ => names.push(*name),
+            }
+        }
+        names.join(",")
+    };
+    let video = pick(&PLAY_VIDEO);
+    let audio = pick(&PLAY_AUDIO);
+    (format!("video={video}&audio={audio}"), refused)
+}
 
 pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
     let listen = app.config().servers.rtmp_listen.clone();
@@ -380,7 +404,14 @@ impl<S: Stream> Conn<S> {
         let Some(first) = names.first().cloned() else {
             return self.refuse("no stream name").await;
         };
-        let filters: Vec<MediaFilter> = media::query::parse_query_string(PLAY_FILTERS);
+        let (query, refused) = play_filters(&self.session);
+        if !refused.is_empty() {
+            tracing::info!(
+                not_in_fourcc_list = ?refused,
+                "player's Enhanced RTMP fourCcList lacks these codecs: their tracks are not offered"
+            );
+        }
+        let filters: Vec<MediaFilter> = media::query::parse_query_string(&query);
         let mut found = None;
         let mut last_err = format!("stream not found: {first}");
         for name in &names {
@@ -490,19 +521,13 @@ impl<S: Stream> ChunkSource for MessagesAsFlv<'_, S> {
             let mut out = BytesMut::new();
             if !self.header_sent {
                 self.header_sent = true;
-                out.extend_from_slice(&[b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]);
+                out.extend_from_slice(&FLV_FILE_HEADER);
             }
             let mut ended = None;
             while let Some(e) = self.conn.session.poll_event() {
                 match e {
                     ServerEvent::Media { kind, timestamp, payload } => {
-                        out.put_u8(kind.type_id());
-                        out.put_uint(payload.len() as u64, 3);
-                        out.put_uint(u64::from(timestamp & 0xFF_FFFF), 3);
-                        out.put_u8((timestamp >> 24) as u8);
-                        out.put_uint(0, 3);
-                        out.extend_from_slice(&payload);
-                        out.put_u32(11 + payload.len() as u32);
+                        put_flv_tag(&mut out, kind.type_id(), timestamp, &payload)
                     }
                     ServerEvent::Closed => ended = Some(Ok(None)),
                     ServerEvent::Error(e) => ended = Some(Err(e.to_string())),

@@ -416,6 +416,21 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Any publishing command (another ffmpeg build, such as [`ffmpeg9`]), its output discarded;
+    /// killed when dropped.
+    pub fn spawn(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Publisher {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the publisher");
+        Publisher(child)
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -447,6 +462,49 @@ impl Drop for NoisePublisher {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A self-signed certificate and its key (EC P-256), `NAME.crt` and `NAME.key` in `dir`.
+pub fn make_cert(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = run_with_timeout(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "2", "-subj", &format!("/CN={name}"), "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// The `AB:CD:..` of `openssl x509 -fingerprint -sha256` run by the shell command `cmd`.
+pub fn fingerprint(cmd: &str) -> String {
+    let out = run_with_timeout(Command::new("sh").args(["-c", cmd]), Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().rsplit('=').next().unwrap_or_default().to_string()
+}
+
+pub fn file_fingerprint(cert: &std::path::Path) -> String {
+    let fp = fingerprint(&format!("openssl x509 -noout -fingerprint -sha256 -in '{}'", cert.display()));
+    assert_eq!(fp.len(), 95, "not a SHA-256 fingerprint: {fp:?}");
+    fp
+}
+
+/// The address of `module`'s TLS listener, from its log line (`[rtmp] listen addr=127.0.0.1:1936 tls`).
+pub fn tls_addr(srv: &Server, module: &str) -> SocketAddr {
+    let prefix = format!("[{module}] listen addr=");
+    let find = || {
+        srv.log().lines().find_map(|l| {
+            let rest = l.split(&prefix).nth(1)?;
+            rest.trim().strip_suffix(" tls")?.parse().ok()
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} TLS listener; log:\n{}", srv.log());
+    find().unwrap()
 }
 
 /// `tests/fixtures/gst_camera.py`, killed on drop.
@@ -483,4 +541,50 @@ impl Drop for GstCamera {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The modern static ffmpeg (9.0.2, from PyPI `imageio-ffmpeg==0.8.1`: Enhanced RTMP/FLV with H.265,
+/// AV1, VP9 and Opus, libx265, svt-av1, libvpx, libopus, openssl) that `scripts/test.sh` installs into
+/// `target/ffmpeg9-venv` and exports as `CAMRELAY_FFMPEG9`. Debian's ffmpeg (5.1) has no Enhanced RTMP.
+/// Missing, it fails the test saying how to get it (it is never skipped).
+pub fn ffmpeg9() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAMRELAY_FFMPEG9").map(PathBuf::from).filter(|p| p.is_file()) {
+        return p;
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ffmpeg9-venv/lib");
+    let found = std::fs::read_dir(&venv).into_iter().flatten().filter_map(Result::ok).find_map(|python| {
+        let p = python.path().join("site-packages/imageio_ffmpeg/binaries/ffmpeg-linux-x86_64-v9.0.2");
+        p.is_file().then_some(p)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "ffmpeg 9 not found: set CAMRELAY_FFMPEG9 or run scripts/test.sh (it installs PyPI imageio-ffmpeg==0.8.1 \
+             into target/ffmpeg9-venv: python3 -m venv target/ffmpeg9-venv && \
+             target/ffmpeg9-venv/bin/pip install imageio-ffmpeg==0.8.1)"
+        )
+    })
+}
+
+/// The Python that runs the aiortc fixtures: `CAMRELAY_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var("CAMRELAY_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Runs the aiortc WHEP client (`tests/fixtures/whep_client.py`) on `/api/webrtc?src={src}` until it
+/// decoded `frames` video frames (`flags`: `json`, `audio`, `mic`); returns its JSON report.
+pub fn whep_with(server: &Server, src: &str, frames: u32, flags: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whep_client.py");
+    let url = server.api_url(&format!("/api/webrtc?src={src}"));
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg(&url).arg(frames.to_string()).args(flags);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'aiortc'"),
+        "aiortc is missing: run `{} -m pip install aiortc`",
+        python()
+    );
+    assert!(out.status.success(), "whep client failed: {stderr}\nserver log:\n{}", server.log());
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
