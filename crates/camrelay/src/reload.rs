@@ -136,10 +136,12 @@ impl App {
 
         self.store_auth(crate::auth::Auth::from_config(&new));
 
-        let fixed: [(&str, bool); 9] = [
+        let fixed: [(&str, bool); 11] = [
             ("api.listen", old.api.listen != new.api.listen),
             ("api.unix_listen", old.api.unix_listen != new.api.unix_listen),
             ("api.base_path", old.api.base_path != new.api.base_path),
+            // A certificate renewed on disk needs none: the TLS listeners reload their files themselves.
+            ("api.tls_listen/tls_cert/tls_key", old.api.tls != new.api.tls),
             ("rtsp.listen", old.rtsp.listen != new.rtsp.listen),
             (
                 "rtsp.rtp_listen/rtcp_listen",
@@ -147,13 +149,16 @@ impl App {
             ),
             ("webrtc.listen", old.webrtc.listen != new.webrtc.listen),
             ("rtmp.listen", old.servers.rtmp_listen != new.servers.rtmp_listen),
+            ("rtmp.tls_listen/tls_cert/tls_key (RTMPS)", old.servers.rtmps != new.servers.rtmps),
             ("app.modules", old.app != new.app),
             ("log", old.log != new.log),
         ];
         report.needs_restart = fixed.iter().filter(|(_, changed)| *changed).map(|(k, _)| k.to_string()).collect();
-        // go2rtc's `rtmp.listen` is reported by its own name above; the other listeners are MediaMTX's.
+        // go2rtc's `rtmp.listen` and RTMPS are reported by their own names above; the other listeners are
+        // MediaMTX's.
         let others = |c: &crate::config::Config| crate::config::ServerListens {
             rtmp_listen: String::new(),
+            rtmps: Default::default(),
             ..c.servers.clone()
         };
         if others(&old) != others(&new) {
