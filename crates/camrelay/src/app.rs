@@ -84,10 +84,10 @@ pub fn server_modules() -> Vec<ServerModule> {
         // MediaMTX's HLS and WebRTC HTTP listeners (off unless a MediaMTX config sets them).
         ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls(app)) },
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc(app)) },
-    ]
-}
         // Prometheus (`metrics: listen`, MediaMTX's `metrics`/`metricsAddress`; off by default).
         ServerModule { module: "metrics", start: |app| Box::pin(servers::metrics::start(app)) },
+    ]
+}
 
 /// The go2rtc module (`app.modules`) a source scheme belongs to.
 fn module_of_scheme(scheme: &str) -> &str {
@@ -190,11 +190,11 @@ impl App {
             webrtc: Arc::default(),
             preloads: Default::default(),
             config_args: OnceLock::new(),
+            ready: OnceLock::new(),
         })
     }
 
     /// The running config (a snapshot: a reload swaps in a new one, this one stays valid).
-            ready: OnceLock::new(),
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
     }
@@ -225,11 +225,11 @@ impl App {
             self.preloads.start(&self.hub, name, query);
         }
         tasks.push(crate::reload::watch(self.clone()));
+        let _ = self.ready.set(SystemTime::now());
         self.shutdown.cancelled().await;
         self.preloads.stop_all();
         self.hub.shutdown();
         for t in tasks.into_iter().flatten() {
-        let _ = self.ready.set(SystemTime::now());
             let _ = t.await;
         }
         Ok(())
