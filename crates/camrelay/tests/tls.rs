@@ -128,6 +128,15 @@ fn ffmpeg_publishes_over_rtmps_and_reads_back_over_rtmps_and_rtsp() {
         "no rtmps producer; log:\n{}",
         srv.log()
     );
+    // MediaMTX's API lists it as an RTMPS connection and the path's source as `rtmpsConn`.
+    let conns = srv.http("GET", "/v3/rtmpsconns/list").json();
+    let items = conns["items"].as_array().cloned().unwrap_or_default();
+    assert!(items.iter().any(|c| c["state"] == "publish" && c["path"] == "cam"), "{conns}");
+    let plain = srv.http("GET", "/v3/rtmpconns/list").json();
+    assert_eq!(plain["itemCount"], 0, "{plain}");
+    let path = srv.http("GET", "/v3/paths/get/cam").json();
+    assert_eq!(path["source"]["type"], "rtmpsConn", "{path}");
+
     // Over RTMPS.
     let url = format!("rtmps://{addr}/live/cam");
     let streams = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("ffprobe {url}: {e}\nlog:\n{}", srv.log()));

@@ -699,6 +699,7 @@ pub(crate) fn source_type(p: &Producer) -> &'static str {
             "rtsps" => "rtspsSession",
             "webrtc" => "webRTCSession",
             "rtmp" => "rtmpConn",
+            "rtmps" => "rtmpsConn",
             "srt" => "srtConn",
             _ => "mpegtsSource",
         },
