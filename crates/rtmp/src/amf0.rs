@@ -2,6 +2,10 @@
 //!
 //! Strings are read leniently (invalid UTF-8 is replaced, as cameras send Latin-1 names). Object-like
 //! values keep their property order. Decoding never allocates more than the input can fill.
+//!
+//! The `avmplus-object` marker (0x11) switches to AMF3 for one value (clients with `objectEncoding: 3`
+//! do this in commands of type 17 and data of type 15): it is decoded by [`crate::amf3`], with fresh
+//! reference tables, and read as the AMF0 value of the same meaning ([`crate::Amf3Value::to_amf0`]).
 
 use bytes::{BufMut, BytesMut};
 
@@ -22,6 +26,7 @@ const LONG_STRING: u8 = 0x0C;
 const UNSUPPORTED: u8 = 0x0D;
 const XML_DOCUMENT: u8 = 0x0F;
 const TYPED_OBJECT: u8 = 0x10;
+const AVMPLUS_OBJECT: u8 = 0x11;
 
 /// One AMF0 value.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +54,9 @@ pub enum Amf0Error {
     UnknownType(u8),
     #[error("AMF0: nesting deeper than {MAX_DEPTH}")]
     TooDeep,
+    /// An AMF3 value (after the `avmplus-object` marker) that did not decode.
+    #[error(transparent)]
+    Amf3(#[from] crate::amf3::Amf3Error),
 }
 
 impl Amf0Value {
@@ -279,6 +287,12 @@ impl<'a> Amf0Reader<'a> {
                 let _class = self.short_string()?;
                 Amf0Value::Object(self.props(depth)?)
             }
+            AVMPLUS_OBJECT => {
+                let mut r = crate::amf3::Amf3Reader::new(self.data);
+                let v = r.read_value()?;
+                self.data = r.remaining();
+                v.to_amf0()
+            }
             other => return Err(Amf0Error::UnknownType(other)),
         })
     }
@@ -336,7 +350,12 @@ mod tests {
     #[test]
     fn bad_input_is_an_error() {
         assert_eq!(Amf0Reader::new(&[0x00, 1, 2]).read_all(), Err(Amf0Error::Truncated));
-        assert_eq!(Amf0Reader::new(&[0x11]).read_all(), Err(Amf0Error::UnknownType(0x11)));
+        assert_eq!(Amf0Reader::new(&[0x0E]).read_all(), Err(Amf0Error::UnknownType(0x0E)));
+        assert_eq!(Amf0Reader::new(&[0x11]).read_all(), Err(Amf0Error::Amf3(crate::Amf3Error::Truncated)));
+        assert_eq!(
+            Amf0Reader::new(&[0x11, 0x0D]).read_all().unwrap_err().to_string(),
+            "AMF3: unsupported type vector-int (marker 0x0d)"
+        );
         assert_eq!(Amf0Reader::new(&[0x03, 0, 1, b'a']).read_all(), Err(Amf0Error::Truncated));
         // A strict array claiming 4 billion entries with nothing behind it.
         assert_eq!(Amf0Reader::new(&[0x0A, 0xff, 0xff, 0xff, 0xff]).read_all(), Err(Amf0Error::Truncated));

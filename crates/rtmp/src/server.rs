@@ -9,6 +9,11 @@
 //! driver's decision: [`RtmpServerSession::accept_publish`], [`RtmpServerSession::accept_play`] or
 //! [`RtmpServerSession::reject`]. Media to a player goes in with [`RtmpServerSession::send_media`].
 //!
+//! Commands come as AMF0 (type 20) or, from clients with `objectEncoding: 3`, as type 17 (a format
+//! byte, then AMF0 values that switch to AMF3 with the `avmplus-object` marker); data messages as type 18
+//! or 15, passed on re-encoded as AMF0. `_result` to `connect` repeats the client's `objectEncoding`.
+//! The handshake and `connect` must be done within [`ServerConfig::handshake_timeout`].
+//!
 //! ```text
 //!  C0C1 ─► C2 ─► connect ─► Connected ─ createStream ─┬─ publish ─► (accept_publish) ─► Publishing ─┐
 //!   (S0S1S2)      (_result)                           └─ play ────► (accept_play) ───► Playing ────┤
@@ -37,6 +42,9 @@ pub struct ServerConfig {
     pub window_ack_size: u32,
     /// Nothing received for this long (before playing starts, or while publishing) ends the session.
     pub idle_timeout: Duration,
+    /// The handshake and `connect` must be done this long after the session starts, however slowly the
+    /// bytes trickle in (MediaMTX's `readTimeout`, 10 s).
+    pub handshake_timeout: Duration,
     /// Queued output beyond which [`RtmpServerSession::send_media`] refuses (the driver drains
     /// [`RtmpServerSession::poll_transmit`] as the socket takes it).
     pub max_pending_output: usize,
@@ -50,6 +58,7 @@ impl Default for ServerConfig {
             chunk_size: 4096,
             window_ack_size: 2_500_000,
             idle_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
             max_pending_output: 8 * 1024 * 1024,
             seed: 0x5eed,
         }
@@ -81,12 +90,15 @@ pub enum ServerError {
     Handshake(#[from] HandshakeError),
     #[error(transparent)]
     Chunk(#[from] ChunkError),
-    #[error("RTMP command: {0}")]
+    /// A command or data message whose AMF0 (or AMF3 inside it) does not decode.
+    #[error("RTMP message: {0}")]
     Amf(#[from] Amf0Error),
     #[error("RTMP: {0}")]
     Protocol(String),
     #[error("RTMP: nothing received for {0:?}")]
     Timeout(Duration),
+    #[error("RTMP: handshake and connect not done within {0:?}")]
+    HandshakeTimeout(Duration),
 }
 
 /// What the driver acts on.
@@ -150,6 +162,8 @@ pub struct RtmpServerSession {
     writer: ChunkWriter,
     filler: Filler,
     last_input: Instant,
+    /// When the session started (the handshake deadline counts from here).
+    started: Instant,
     /// Bytes received since the handshake and the last acknowledged count.
     received: u64,
     acked: u64,
@@ -202,6 +216,7 @@ impl RtmpServerSession {
             writer: ChunkWriter::new(),
             filler,
             last_input: now,
+            started: now,
             received: 0,
             acked: 0,
             peer_window: 0,
@@ -262,16 +277,27 @@ impl RtmpServerSession {
 
     /// When to call [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let idle = self.last_input + self.config.idle_timeout;
         match self.state {
             State::Ended | State::Playing { .. } | State::PublishPending { .. } | State::PlayPending { .. } => None,
-            _ => Some(self.last_input + self.config.idle_timeout),
+            State::HandshakeC0C1 | State::HandshakeC2 | State::Connect => Some(idle.min(self.handshake_deadline())),
+            _ => Some(idle),
         }
+    }
+
+    fn handshake_deadline(&self) -> Instant {
+        self.started + self.config.handshake_timeout
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(t) = self.poll_timeout() {
             if now >= t {
-                self.fail(ServerError::Timeout(self.config.idle_timeout));
+                let in_handshake = matches!(self.state, State::HandshakeC0C1 | State::HandshakeC2 | State::Connect);
+                if in_handshake && now >= self.handshake_deadline() {
+                    self.fail(ServerError::HandshakeTimeout(self.config.handshake_timeout));
+                } else {
+                    self.fail(ServerError::Timeout(self.config.idle_timeout));
+                }
             }
         }
     }
@@ -465,8 +491,11 @@ impl RtmpServerSession {
             msg::AUDIO | msg::VIDEO => self.media(m.stream_id, m.type_id, m.timestamp, m.payload),
             msg::DATA_AMF0 => self.media(m.stream_id, m.type_id, m.timestamp, m.payload),
             msg::DATA_AMF3 => {
+                // A format byte, then AMF0 values that may switch to AMF3 (0x11): passed on as AMF0 (what
+                // an FLV script tag holds).
                 let p = if m.payload.first() == Some(&0) { m.payload.slice(1..) } else { m.payload };
-                self.media(m.stream_id, msg::DATA_AMF0, m.timestamp, p)
+                let values = Amf0Reader::new(&p).read_all()?;
+                self.media(m.stream_id, msg::DATA_AMF0, m.timestamp, crate::amf0::encode_all(&values).freeze())
             }
             msg::AGGREGATE => self.aggregate(m)?,
             _ => {} // Shared objects and unknown types are ignored.

@@ -344,7 +344,7 @@ fn idle_handshake_times_out_and_eof_closes() {
     s.handle_timeout(t - Duration::from_millis(1));
     assert!(drain(&mut s).1.is_empty());
     s.handle_timeout(t);
-    assert!(matches!(&drain(&mut s).1[..], [ServerEvent::Error(rtmp::ServerError::Timeout(_))]));
+    assert!(matches!(&drain(&mut s).1[..], [ServerEvent::Error(rtmp::ServerError::HandshakeTimeout(_))]));
     assert_eq!(s.poll_timeout(), None);
 
     let (mut s, _c, _) = connected(true, false);
@@ -365,7 +365,7 @@ fn a_thousand_idle_handshakes_all_time_out() {
     for s in &mut sessions {
         assert_eq!(s.poll_timeout(), Some(later));
         s.handle_timeout(later);
-        assert!(matches!(&drain(s).1[..], [ServerEvent::Error(rtmp::ServerError::Timeout(_))]));
+        assert!(matches!(&drain(s).1[..], [ServerEvent::Error(rtmp::ServerError::HandshakeTimeout(_))]));
         assert!(s.is_ended());
     }
 }
@@ -404,4 +404,162 @@ fn enhanced_connect_advertises_fourccs() {
     assert_eq!(props.get("videoFourCcInfoMap").and_then(|m| m.get("av01")), Some(&Amf0Value::Number(5.0)));
     assert_eq!(props.get("audioFourCcInfoMap").and_then(|m| m.get("Opus")), Some(&Amf0Value::Number(5.0)));
     assert_eq!(props.get("capsEx"), Some(&Amf0Value::Number(6.0)));
+}
+
+/// An AMF3 string (inline; our test strings are short).
+fn amf3_str(out: &mut Vec<u8>, s: &str) {
+    assert!(s.len() < 64);
+    out.push(((s.len() as u8) << 1) | 1);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A client with `objectEncoding: 3` (Flash's NetConnection default): its `connect` is a type-17 command
+/// whose command object is AMF3 behind the `avmplus-object` marker; `_result` repeats the encoding; data
+/// of type 15 with an AMF3 object reaches the driver as AMF0 (an FLV script tag body).
+#[test]
+fn amf3_connect_and_data() {
+    let now = Instant::now();
+    let mut s = RtmpServerSession::new(ServerConfig::default(), now);
+    let (c0c1, _) = handshake::client_hello(0, false, &mut Filler::new(5));
+    s.handle_input(now, &c0c1);
+    let (s0s1s2, _) = drain(&mut s);
+    let mut input = handshake::client_verify(&s0s1s2, None).unwrap();
+    let mut c = Client::new();
+    let mut body = vec![0x00];
+    body.extend_from_slice(&rtmp::amf0::encode_all(&[Amf0Value::string("connect"), Amf0Value::Number(1.0)]));
+    // 0x11, then an anonymous dynamic AMF3 object {app: "live", tcUrl: ..., objectEncoding: 3}.
+    body.extend_from_slice(&[0x11, 0x0A, 0x0B, 0x01]);
+    for (k, v) in [("app", "live"), ("tcUrl", "rtmp://127.0.0.1/live")] {
+        amf3_str(&mut body, k);
+        body.push(0x06);
+        amf3_str(&mut body, v);
+    }
+    amf3_str(&mut body, "objectEncoding");
+    body.extend_from_slice(&[0x04, 0x03, 0x01]);
+    let mut cmd = BytesMut::new();
+    c.w.write(&mut cmd, 3, 0, msg::COMMAND_AMF3, 0, &body);
+    input.extend_from_slice(&cmd);
+    s.handle_input(now, &input);
+    let (bytes, ev) = drain(&mut s);
+    assert_eq!(ev, vec![ServerEvent::Connect { app: "live".into(), tc_url: Some("rtmp://127.0.0.1/live".into()) }]);
+    let cmds = commands(&c.receive(&bytes));
+    assert_eq!(cmds[0].0, "_result");
+    assert_eq!(code(&cmds[0].1), "NetConnection.Connect.Success");
+    assert_eq!(cmds[0].1[2].get("objectEncoding"), Some(&Amf0Value::Number(3.0)));
+
+    // createStream and publish as type-17 commands with AMF0 values (no switch).
+    let amf3_command = |c: &Client, stream: u32, values: &[Amf0Value]| {
+        let mut body = vec![0x00];
+        body.extend_from_slice(&rtmp::amf0::encode_all(values));
+        let mut out = BytesMut::new();
+        c.w.write(&mut out, 3, 0, msg::COMMAND_AMF3, stream, &body);
+        out
+    };
+    s.handle_input(
+        now,
+        &amf3_command(&c, 0, &[Amf0Value::string("createStream"), Amf0Value::Number(2.0), Amf0Value::Null]),
+    );
+    let cmds = commands(&c.receive(&drain(&mut s).0));
+    let id = cmds[0].1[2].as_number().unwrap() as u32;
+    s.handle_input(
+        now,
+        &amf3_command(
+            &c,
+            id,
+            &[Amf0Value::string("publish"), Amf0Value::Number(0.0), Amf0Value::Null, Amf0Value::string("cam")],
+        ),
+    );
+    assert_eq!(drain(&mut s).1, vec![ServerEvent::Publish { stream_key: "cam".into() }]);
+    s.accept_publish();
+    drain(&mut s);
+    // Type-15 data: format byte, "onMetaData", then AMF3 {width: 640, height: 480.5}.
+    let mut data = vec![0x00];
+    data.extend_from_slice(&rtmp::amf0::encode_all(&[Amf0Value::string("onMetaData")]));
+    data.extend_from_slice(&[0x11, 0x0A, 0x0B, 0x01]);
+    amf3_str(&mut data, "width");
+    data.extend_from_slice(&[0x04, 0x85, 0x00]);
+    amf3_str(&mut data, "height");
+    data.push(0x05);
+    data.extend_from_slice(&480.5f64.to_be_bytes());
+    data.push(0x01);
+    let mut input = BytesMut::new();
+    c.w.write(&mut input, 5, 0, msg::DATA_AMF3, id, &data);
+    s.handle_input(now, &input);
+    let ev = drain(&mut s).1;
+    let [ServerEvent::Media { kind: MediaKind::Data, payload, .. }] = &ev[..] else { panic!("{ev:?}") };
+    let v = Amf0Reader::new(payload).read_all().unwrap();
+    assert_eq!(v[0], Amf0Value::string("onMetaData"));
+    assert_eq!(v[1].get("width"), Some(&Amf0Value::Number(640.0)));
+    assert_eq!(v[1].get("height"), Some(&Amf0Value::Number(480.5)));
+}
+
+/// Hostile input ends the session with an error that names the problem.
+#[test]
+fn unknown_amf_types_and_bad_amf3_are_named() {
+    for (body, want) in [
+        (vec![0x02, 0, 1, b'x', 0x0E], "unknown or unsupported type marker 0x0e"),
+        (vec![0x02, 0, 1, b'x', 0x11, 0x20], "AMF3: unknown type marker 0x20"),
+        (vec![0x02, 0, 1, b'x', 0x11, 0x10, 0x03], "AMF3: unsupported type vector-object"),
+        (vec![0x02, 0, 1, b'x', 0x11, 0x0A, 0x00], "AMF3: object reference 0"),
+    ] {
+        let (mut s, c, now) = connected(false, false);
+        let mut input = BytesMut::new();
+        c.w.write(&mut input, 3, 0, msg::COMMAND_AMF0, 0, &body);
+        s.handle_input(now, &input);
+        let ev = drain(&mut s).1;
+        assert!(matches!(&ev[..], [ServerEvent::Error(e)] if e.to_string().contains(want)), "{want}: {ev:?}");
+    }
+    // Set Chunk Size above 2^31 - 1, and a truncated one.
+    for (payload, want) in
+        [(&[0x80, 0, 0, 0][..], "invalid chunk size 2147483648"), (&[0, 0][..], "truncated Set Chunk Size")]
+    {
+        let (mut s, c, now) = connected(false, false);
+        let mut input = BytesMut::new();
+        c.w.write(&mut input, 2, 0, msg::SET_CHUNK_SIZE, 0, payload);
+        s.handle_input(now, &input);
+        let ev = drain(&mut s).1;
+        assert!(matches!(&ev[..], [ServerEvent::Error(e)] if e.to_string().contains(want)), "{want}: {ev:?}");
+    }
+}
+
+/// A client that trickles the handshake a byte at a time (each byte well within the idle timeout) is
+/// still cut off at the handshake deadline, as is one that completes the handshake but never connects.
+#[test]
+fn trickled_handshake_hits_the_handshake_deadline() {
+    let start = Instant::now();
+    let mut s = RtmpServerSession::new(ServerConfig::default(), start);
+    let mut now = start;
+    for i in 0..100u64 {
+        now = start + Duration::from_millis(i * 200);
+        s.handle_input(now, &[3]);
+        s.handle_timeout(now);
+        if s.is_ended() {
+            break;
+        }
+    }
+    assert_eq!(s.poll_timeout(), None, "ended");
+    assert_eq!(now, start + Duration::from_secs(10));
+    let ev = drain(&mut s).1;
+    assert!(
+        matches!(&ev[..], [ServerEvent::Error(e @ rtmp::ServerError::HandshakeTimeout(_))]
+        if e.to_string() == "RTMP: handshake and connect not done within 10s"),
+        "{ev:?}"
+    );
+
+    // Handshake done, then nothing but pings.
+    let mut s = RtmpServerSession::new(ServerConfig::default(), start);
+    let (c0c1, _) = handshake::client_hello(0, false, &mut Filler::new(1));
+    s.handle_input(start, &c0c1);
+    s.handle_input(start, &[0u8; 1536]);
+    let c = Client::new();
+    let mut ping = BytesMut::new();
+    msg::write_user_control(&c.w, &mut ping, msg::PING_REQUEST, 1);
+    let later = start + Duration::from_secs(9);
+    s.handle_input(later, &ping);
+    assert_eq!(s.poll_timeout(), Some(start + Duration::from_secs(10)));
+    s.handle_timeout(start + Duration::from_secs(10));
+    assert!(matches!(&drain(&mut s).1[..], [ServerEvent::Error(rtmp::ServerError::HandshakeTimeout(_))]));
+    // After connect only the idle timeout applies.
+    let (s, _c, now) = connected(false, false);
+    assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(10)));
 }
