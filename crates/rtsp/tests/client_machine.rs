@@ -87,6 +87,27 @@ impl Camera {
         c
     }
 
+    /// The server side of a record session (RTSP push) of `medias`.
+    fn recorder(url: &str, medias: Vec<media::Media>) -> Camera {
+        let start = Instant::now();
+        let src = SourceUrl::parse(url).unwrap();
+        let options = ClientOptions { ssrc: SSRC, initial_sequence: FIRST_SEQ, cname: "camrelay".into() };
+        let client = RtspClient::record(src, options, medias, start);
+        let mut c = Camera {
+            client,
+            start,
+            now: start,
+            wire: BytesMut::new(),
+            requests: VecDeque::new(),
+            all_requests: Vec::new(),
+            interleaved: Vec::new(),
+            events: Vec::new(),
+            byte_by_byte: false,
+        };
+        c.drain();
+        c
+    }
+
     fn elapsed(&self) -> Duration {
         self.now - self.start
     }
@@ -728,4 +749,116 @@ fn every_capture_fed_as_any_reply_never_panics() {
             cam.drain();
         }
     }
+}
+
+fn push_medias() -> Vec<media::Media> {
+    use media::{Codec, Direction, Kind, Media};
+    let mut h264 = Codec::new("H264", 90000, 0, 96);
+    h264.fmtp = "packetization-mode=1;sprop-parameter-sets=Z2QAH6zZQFAFuhAAAAMAEAAAAwPI8YMZYA==,aOvjyyLA".into();
+    let aac = Codec::new("MPEG4-GENERIC", 48000, 2, 97);
+    vec![
+        Media::new(Kind::Video, Direction::SendOnly, vec![h264]),
+        Media::new(Kind::Audio, Direction::SendOnly, vec![aac]),
+    ]
+}
+
+#[test]
+fn record_session_announce_digest_setup_record_and_rtp_out() {
+    let mut srv = Camera::recorder("rtsp://pub:s3cret@127.0.0.1:8554/live/cam", push_medias());
+    srv.answer("OPTIONS", OK, b"");
+    // The ANNOUNCE carries the SDP of what we send; a 401 is answered once with Digest and the same body.
+    let unauthorized =
+        b"RTSP/1.0 401 Unauthorized\r\nCSeq: 0\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"abc\"\r\n\r\n";
+    let first = srv.answer("ANNOUNCE", unauthorized, b"");
+    assert_eq!(first.uri, "rtsp://127.0.0.1:8554/live/cam");
+    assert_eq!(first.headers.get("Content-Type"), Some("application/sdp"));
+    let sdp = rtsp::sdp::parse(&first.body).unwrap();
+    assert_eq!(sdp.medias.len(), 2);
+    assert_eq!(sdp.medias[0].codecs[0].name, "H264");
+    assert_eq!(sdp.medias[0].control, "trackID=0");
+    assert_eq!(sdp.medias[1].codecs[0].name, "MPEG4-GENERIC");
+    let retry = srv.answer("ANNOUNCE", OK, b"");
+    let auth = retry.headers.get("Authorization").unwrap();
+    let ha1 = md5_hex("pub:r:s3cret");
+    let ha2 = md5_hex(&format!("ANNOUNCE:{}", retry.uri));
+    assert!(auth.contains(&format!("response=\"{}\"", md5_hex(&format!("{ha1}:abc:{ha2}")))), "{auth}");
+    assert_eq!(retry.body, first.body);
+    // SETUP per media: TCP interleaved, mode=record; the server's session id is used from then on.
+    let s0 = srv.answer(
+        "SETUP",
+        b"RTSP/1.0 200 OK\r\nCSeq: 0\r\nSession: 77;timeout=20\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n",
+        b"",
+    );
+    assert_eq!(s0.uri, "rtsp://127.0.0.1:8554/live/cam/trackID=0");
+    let t = s0.headers.get("Transport").unwrap();
+    assert!(t.contains("RTP/AVP/TCP") && t.contains("interleaved=0-1") && t.contains("mode=record"), "{t}");
+    let s1 = srv.answer("SETUP", b"RTSP/1.0 200 OK\r\nCSeq: 0\r\nSession: 77\r\n\r\n", b"");
+    assert_eq!(s1.uri, "rtsp://127.0.0.1:8554/live/cam/trackID=1");
+    assert!(s1.headers.get("Transport").unwrap().contains("interleaved=2-3"));
+    assert_eq!(s1.headers.get("Session"), Some("77"));
+    // Nothing is sent before RECORD is answered.
+    let pkt = RtpPacket {
+        marker: true,
+        payload_type: 33,
+        sequence: 9,
+        timestamp: 4500,
+        ssrc: 1,
+        payload: Bytes::from_static(&[0x65, 1, 2, 3]),
+    };
+    assert_eq!(srv.client.send_rtp(0, std::slice::from_ref(&pkt)), 0);
+    let rec = srv.answer("RECORD", OK, b"");
+    assert_eq!(rec.uri, "rtsp://127.0.0.1:8554/live/cam");
+    assert_eq!(rec.headers.get("Session"), Some("77"));
+    let events = srv.take_events();
+    assert!(
+        matches!(&events[..], [Event::SetUp { media: 0, .. }, Event::SetUp { media: 1, .. }, Event::Recording]),
+        "{events:?}"
+    );
+    // RTP goes out interleaved with the session's payload type, sequence and SSRC (one per media).
+    assert_eq!(srv.client.send_rtp(0, std::slice::from_ref(&pkt)), 4 + 12 + 4);
+    assert!(srv.client.send_rtp(1, std::slice::from_ref(&pkt)) > 0);
+    srv.drain();
+    assert_eq!(srv.interleaved.len(), 2);
+    let (ch, data) = &srv.interleaved[0];
+    let p = rtp::packet::parse_bytes(data.clone()).unwrap();
+    assert_eq!((*ch, p.payload_type, p.sequence, p.ssrc, p.timestamp), (0, 96, FIRST_SEQ, SSRC, 4500));
+    assert_eq!(&p.payload[..], &[0x65, 1, 2, 3]);
+    let (ch, data) = &srv.interleaved[1];
+    let p = rtp::packet::parse_bytes(data.clone()).unwrap();
+    assert_eq!((*ch, p.payload_type, p.ssrc), (2, 97, SSRC + 1));
+    // Keep-alives at half the session timeout; no data timeout while we are the sender.
+    srv.advance(Duration::from_secs(60));
+    assert!(srv.take_events().is_empty());
+    assert!(srv.requests.len() >= 5, "keep-alives: {:?}", srv.requests);
+    assert!(srv.requests.iter().all(|r| r.method.as_str() == "OPTIONS"));
+    srv.requests.clear();
+    srv.client.teardown(srv.now);
+    srv.drain();
+    srv.request("TEARDOWN");
+    assert_eq!(srv.take_events(), vec![Event::Closed]);
+}
+
+#[test]
+fn record_refused_is_a_typed_error_of_its_step() {
+    let mut srv = Camera::recorder("rtsp://127.0.0.1:8554/cam", push_medias());
+    srv.answer("OPTIONS", OK, b"");
+    srv.answer("ANNOUNCE", b"RTSP/1.0 401 Unauthorized\r\nCSeq: 0\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\r\n", b"");
+    let e = srv.error();
+    assert_eq!((e.step, e.kind.clone()), (Step::Announce, ErrorKind::Auth), "{e}");
+    assert!(e.to_string().starts_with("ANNOUNCE: 401"), "{e}");
+
+    let mut srv = Camera::recorder("rtsp://127.0.0.1:8554/cam", push_medias());
+    srv.answer("OPTIONS", b"RTSP/1.0 501 Not Implemented\r\nCSeq: 0\r\n\r\n", b"");
+    srv.answer("ANNOUNCE", OK, b"");
+    srv.answer("SETUP", OK, b"");
+    srv.answer("SETUP", OK, b"");
+    srv.answer("RECORD", b"RTSP/1.0 455 Method Not Valid in This State\r\nCSeq: 0\r\n\r\n", b"");
+    let e = srv.error();
+    assert_eq!((e.step, e.kind.clone()), (Step::Record, ErrorKind::Status(455)), "{e}");
+
+    let mut srv = Camera::recorder("rtsp://127.0.0.1:8554/cam", push_medias());
+    srv.answer("OPTIONS", OK, b"");
+    srv.advance(Duration::from_secs(6));
+    let e = srv.error();
+    assert_eq!((e.step, e.kind.clone()), (Step::Announce, ErrorKind::Timeout), "{e}");
 }

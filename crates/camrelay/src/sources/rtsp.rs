@@ -82,27 +82,29 @@ fn error_kind(e: &ClientError) -> SourceErrorKind {
 }
 
 /// The time the session machine sees.
-fn now() -> std::time::Instant {
+pub(crate) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
 /// Sleeps until the machine's next deadline (forever when it has none).
-async fn sleep_until(deadline: Option<std::time::Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
 }
 
-struct Conn {
-    io: Box<dyn crate::dial::Io>,
+/// One RTSP connection (TCP, TLS or a WebSocket tunnel) and what the session machine wrote to it; also
+/// the RTSP push's (`crate::push::rtsp`).
+pub(crate) struct Conn {
+    pub(crate) io: Box<dyn crate::dial::Io>,
     local: SocketAddr,
-    peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     read_buf: Vec<u8>,
 }
 
 impl Conn {
-    async fn connect(src: &SourceUrl) -> Result<Conn, String> {
+    pub(crate) async fn connect(src: &SourceUrl) -> Result<Conn, String> {
         let timeout = src.connect_timeout();
         let crate::dial::Dialled { io, local, peer } = match &src.websocket {
             Some(url) => crate::dial::websocket_tunnel(url, timeout).await?,
@@ -128,7 +130,7 @@ impl Conn {
     }
 
     /// Writes what the machine queued for the connection; a failure is handed to the machine.
-    async fn flush(&mut self, client: &mut RtspClient) {
+    pub(crate) async fn flush(&mut self, client: &mut RtspClient) {
         let mut out = Vec::new();
         while let Some(b) = client.poll_transmit() {
             out.extend_from_slice(&b);
@@ -141,7 +143,7 @@ impl Conn {
     }
 
     /// Reads once into the machine (cancel safe).
-    async fn read_into(&mut self, client: &mut RtspClient) {
+    pub(crate) async fn read_into(&mut self, client: &mut RtspClient) {
         match self.io.read(&mut self.read_buf).await {
             Ok(0) => client.handle_disconnect("connection closed by camera", now()),
             Ok(n) => client.handle_input(&self.read_buf[..n], now()),
@@ -150,7 +152,7 @@ impl Conn {
     }
 
     /// Writes the TEARDOWN (if any) queued by `client.teardown`, briefly: we are stopping.
-    async fn teardown(&mut self, client: &mut RtspClient) {
+    pub(crate) async fn teardown(&mut self, client: &mut RtspClient) {
         client.teardown(now());
         let mut out = Vec::new();
         while let Some(b) = client.poll_transmit() {
@@ -412,7 +414,8 @@ impl Play {
                     }
                     Event::Error(e) => return Err(e),
                     Event::Closed => return Ok(()),
-                    Event::Described { .. } | Event::Reconnect => {}
+                    // Only a pushing client (ANNOUNCE/RECORD) records.
+                    Event::Described { .. } | Event::Reconnect | Event::Recording => {}
                 }
             }
             let deadline = client.poll_timeout();

@@ -1,10 +1,11 @@
 #![no_main]
 //! Drives the RTSP client session machine (`rtsp::client::RtspClient`) with arbitrary camera bytes,
-//! datagrams, clock steps and commands. Besides "never panics": the machine never asks to be woken in
-//! the past (a driver would spin), and nothing follows `Error` or `Closed`.
+//! datagrams, clock steps and commands, in play and in record (RTSP push) sessions. Besides "never
+//! panics": the machine never asks to be woken in the past (a driver would spin), and nothing follows
+//! `Error` or `Closed`.
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use media::RtpPacket;
+use media::{Codec, Direction, Kind, Media, RtpPacket};
 use rtsp::client::{ClientOptions, Event, RtspClient, SourceUrl};
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,17 @@ fuzz_target!(|data: &[u8]| {
     let url = SourceUrl::parse(URLS[usize::from(first & 3)]).expect("valid URL");
     let options = ClientOptions { ssrc: 7, initial_sequence: u16::MAX - 1, cname: "fuzz".into() };
     let now = Instant::now();
-    let mut run = Run { client: RtspClient::new(url, options, now), now, ended: false };
+    // Bit 2 of the first byte: a record session (RTSP push: ANNOUNCE, SETUP mode=record, RECORD).
+    let client = if first & 4 != 0 {
+        let medias = vec![
+            Media::new(Kind::Video, Direction::SendOnly, vec![Codec::new("H264", 90000, 0, 96)]),
+            Media::new(Kind::Audio, Direction::SendOnly, vec![Codec::new("PCMA", 8000, 1, 8)]),
+        ];
+        RtspClient::record(url, options, medias, now)
+    } else {
+        RtspClient::new(url, options, now)
+    };
+    let mut run = Run { client, now, ended: false };
     run.drain();
     while let Some((&op, r)) = rest.split_first() {
         rest = r;
@@ -93,7 +104,11 @@ fuzz_target!(|data: &[u8]| {
                         payload: Bytes::from(vec![0xd5; 160]),
                     })
                     .collect();
-                run.client.send_backchannel(arg & 1, &packets);
+                if arg & 2 != 0 {
+                    run.client.send_rtp(arg & 1, &packets);
+                } else {
+                    run.client.send_backchannel(arg & 1, &packets);
+                }
             }
             _ => match arg % 4 {
                 0 => run.client.handle_disconnect("connection closed by camera", run.now),

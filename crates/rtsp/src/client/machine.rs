@@ -15,12 +15,25 @@
 //!                       ▼  │ refused: plain DESCRIBE (same connection, or       ├ keep-alive, RTCP RR
 //!                  Reconnect  a new one after handle_reconnected)                └ no data: Error
 //! ```
+//!
+//! [`RtspClient::record`] starts the other direction (RTSP push, go2rtc's `publish:` to an `rtsp://`
+//! destination): OPTIONS, ANNOUNCE with the SDP of what we send, SETUP per media over TCP interleaved
+//! with `mode=record`, RECORD, then [`Event::Recording`]; the driver hands RTP to
+//! [`RtspClient::send_rtp`], and keep-alives go out as while playing (there is no no-data timeout: we
+//! are the one sending).
+//!
+//! ```text
+//!  record ─► OPTIONS ─► ANNOUNCE (SDP) ─► SETUP × n (mode=record) ─► RECORD ─► Recording ─► Closed
+//! ```
 
-use super::{accepted_transport, offer_transport, read_describe, ClientSession, Described, Outcome, SourceUrl};
+use super::{
+    accepted_transport, offer_transport, read_describe, ClientSession, Described, DescribedMedia, Outcome, SourceUrl,
+};
 use crate::message::{self, Message, Method, Response, MAX_BODY_BYTES, MAX_HEADER_BYTES};
 use crate::transport::Transport;
+use crate::transport::TransportMode;
 use bytes::{Bytes, BytesMut};
-use media::{Direction, RtpPacket};
+use media::{Direction, Media, RtpPacket};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -57,6 +70,9 @@ pub enum Step {
     Describe,
     Setup,
     Play,
+    Announce,
+    /// RECORD, and errors while recording.
+    Record,
 }
 
 impl Step {
@@ -66,6 +82,8 @@ impl Step {
             Step::Describe => "DESCRIBE",
             Step::Setup => "SETUP",
             Step::Play => "PLAY",
+            Step::Announce => "ANNOUNCE",
+            Step::Record => "RECORD",
         }
     }
 }
@@ -113,6 +131,8 @@ pub enum Event {
     SetUp { media: usize, transport: Transport },
     /// PLAY was answered; RTP follows. `rtp_info` is the raw header (logged only: cameras send bad values).
     Playing { rtp_info: Option<String> },
+    /// RECORD was answered ([`RtspClient::record`] sessions): hand RTP to [`RtspClient::send_rtp`].
+    Recording,
     /// An RTP packet for a received media (never for the backchannel).
     Rtp { media: usize, packet: RtpPacket },
     /// An RTCP packet from the camera.
@@ -140,14 +160,27 @@ enum State {
     },
     /// Waiting for the driver to open a new connection.
     Reconnecting,
+    /// Record sessions: the ANNOUNCE is pending.
+    Announce,
     /// Described; waiting for `play`.
     Described,
     Setup {
         index: usize,
     },
+    /// PLAY (or RECORD) is pending.
     Play,
+    /// Playing (or recording).
     Playing,
     Closed,
+}
+
+/// Which way the media flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// DESCRIBE, SETUP, PLAY: we receive.
+    Play,
+    /// ANNOUNCE, SETUP `mode=record`, RECORD: we send.
+    Record,
 }
 
 #[derive(Debug)]
@@ -155,6 +188,7 @@ struct Pending {
     method: Method,
     uri: String,
     headers: Vec<(&'static str, String)>,
+    body: Bytes,
     retried: bool,
     deadline: Instant,
 }
@@ -191,6 +225,9 @@ pub struct RtspClient {
     url: SourceUrl,
     options: ClientOptions,
     session: ClientSession,
+    flow: Flow,
+    /// Record sessions: the SDP the ANNOUNCE carries.
+    announce_sdp: Bytes,
     state: State,
     buf: BytesMut,
     pending: Option<Pending>,
@@ -215,6 +252,8 @@ impl RtspClient {
             url,
             options,
             session,
+            flow: Flow::Play,
+            announce_sdp: Bytes::new(),
             state: State::Options,
             buf: BytesMut::new(),
             pending: None,
@@ -234,6 +273,44 @@ impl RtspClient {
         let uri = c.url.request_url.clone();
         c.send(Method::Options, uri, Vec::new(), now);
         c
+    }
+
+    /// A session that publishes `medias` to `url` (RTSP push) on an open connection: OPTIONS is
+    /// queued at once, then ANNOUNCE with their SDP (`rtsp::sdp::write`, track `i` controlled by
+    /// `trackID=i`), SETUP of each over TCP interleaved (channels `2i`, `2i+1`, `mode=record`) and
+    /// RECORD. Each media's first codec is what is sent, with its payload type. `#transport=udp` is
+    /// not offered for recording: the session always interleaves.
+    pub fn record(mut url: SourceUrl, options: ClientOptions, medias: Vec<Media>, now: Instant) -> RtspClient {
+        url.udp = false;
+        let request_url = url.request_url.clone();
+        let mut medias = medias;
+        for (i, m) in medias.iter_mut().enumerate() {
+            m.control = format!("trackID={i}");
+            m.direction = Direction::SendOnly;
+        }
+        let sdp = crate::sdp::write(&medias, "camrelay", &url.host);
+        let described = Described {
+            base: request_url.clone(),
+            aggregate_url: request_url.clone(),
+            medias: medias
+                .into_iter()
+                .map(|m| {
+                    let setup_url = crate::url::control_url(&request_url, &m.control);
+                    DescribedMedia { media: m, setup_url }
+                })
+                .collect(),
+            warnings: Vec::new(),
+        };
+        let mut c = RtspClient::new(url, options, now);
+        c.flow = Flow::Record;
+        c.announce_sdp = Bytes::from(sdp);
+        c.described = Some(described);
+        c
+    }
+
+    /// Whether this is a [`RtspClient::record`] session.
+    pub fn is_record(&self) -> bool {
+        self.flow == Flow::Record
     }
 
     pub fn url(&self) -> &SourceUrl {
@@ -288,7 +365,7 @@ impl RtspClient {
             State::Closed => return,
             State::Playing => true,
             State::Described | State::Setup { .. } | State::Play => self.session.session.is_some(),
-            State::Options | State::Describe { .. } | State::Reconnecting => false,
+            State::Options | State::Describe { .. } | State::Reconnecting | State::Announce => false,
         };
         self.transmit.clear();
         self.datagrams.clear();
@@ -379,8 +456,9 @@ impl RtspClient {
             return;
         }
         let no_data = self.url.no_data_timeout();
+        let record = self.flow == Flow::Record;
         let Some(t) = &mut self.timers else { return };
-        if now >= t.last_rtp + no_data {
+        if !record && now >= t.last_rtp + no_data {
             self.fail(Step::Play, ErrorKind::Timeout, format!("no data from camera for {}s", no_data.as_secs()));
             return;
         }
@@ -407,15 +485,27 @@ impl RtspClient {
     /// Two-way audio: RTP packets for the backchannel media `media` (their payload, timestamp and
     /// marker; the payload type, sequence and SSRC are the session's). Ignored unless playing.
     pub fn send_backchannel(&mut self, media: usize, packets: &[RtpPacket]) {
+        self.send_rtp(media, packets);
+    }
+
+    /// RTP packets for media `media` that we send: the backchannel of a playing session, or any media
+    /// of a recording one. Only their payload, timestamp and marker are used; the payload type, sequence
+    /// number and SSRC (`ClientOptions::ssrc`, plus the media index when recording) are the
+    /// session's. Ignored unless playing or recording. Returns the bytes queued for the connection.
+    pub fn send_rtp(&mut self, media: usize, packets: &[RtpPacket]) -> usize {
         if self.state != State::Playing {
-            return;
+            return 0;
         }
-        let ssrc = self.options.ssrc;
-        let Some(m) = self.medias.get_mut(media) else { return };
+        let ssrc = match self.flow {
+            Flow::Play => self.options.ssrc,
+            Flow::Record => self.options.ssrc.wrapping_add(u32::try_from(media).unwrap_or(0)),
+        };
+        let Some(m) = self.medias.get_mut(media) else { return 0 };
         if m.direction != Direction::SendOnly {
-            return;
+            return 0;
         }
         let mut out = BytesMut::new();
+        let mut queued = 0;
         for p in packets {
             let mut header = [0u8; rtp::packet::HEADER_LEN];
             rtp::packet::write_header(&mut header, p.marker, m.payload_type, m.out_sequence, p.timestamp, ssrc);
@@ -437,8 +527,10 @@ impl RtspClient {
             }
         }
         if !out.is_empty() {
+            queued = out.len();
             self.transmit.push_back(out.freeze());
         }
+        queued
     }
 
     /// Bytes to write to the connection, in order.
@@ -455,6 +547,8 @@ impl RtspClient {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pending = self.pending.as_ref().map(|p| p.deadline);
         let playing = match (&self.timers, self.state) {
+            // A recording session sends; it has no no-data deadline.
+            (Some(t), State::Playing) if self.flow == Flow::Record => Some(t.keepalive.min(t.rtcp)),
             (Some(t), State::Playing) => Some(t.keepalive.min(t.rtcp).min(t.last_rtp + self.url.no_data_timeout())),
             _ => None,
         };
@@ -471,22 +565,53 @@ impl RtspClient {
     // ---- the flow ----
 
     fn step(&self) -> Step {
-        match self.state {
-            State::Options => Step::Options,
-            State::Describe { .. } | State::Reconnecting | State::Described => Step::Describe,
-            State::Setup { .. } => Step::Setup,
-            State::Play | State::Playing | State::Closed => Step::Play,
+        match (self.state, self.flow) {
+            (State::Options, _) => Step::Options,
+            (State::Announce, _) => Step::Announce,
+            (State::Describe { .. } | State::Reconnecting | State::Described, Flow::Play) => Step::Describe,
+            (State::Describe { .. } | State::Reconnecting | State::Described, Flow::Record) => Step::Announce,
+            (State::Setup { .. }, _) => Step::Setup,
+            (State::Play | State::Playing | State::Closed, Flow::Play) => Step::Play,
+            (State::Play | State::Playing | State::Closed, Flow::Record) => Step::Record,
         }
     }
 
     fn send(&mut self, method: Method, uri: String, headers: Vec<(&'static str, String)>, now: Instant) {
+        self.send_with_body(method, uri, headers, Bytes::new(), now);
+    }
+
+    fn send_with_body(
+        &mut self,
+        method: Method,
+        uri: String,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+        now: Instant,
+    ) {
         let mut req = self.session.request(method.clone(), &uri);
         for (k, v) in &headers {
             req.headers.insert(*k, v.clone());
         }
+        req.body = body.clone();
         self.transmit.push_back(Bytes::from(req.to_bytes()));
         let deadline = now + self.url.connect_timeout();
-        self.pending = Some(Pending { method, uri, headers, retried: false, deadline });
+        self.pending = Some(Pending { method, uri, headers, body, retried: false, deadline });
+    }
+
+    /// Record sessions: ANNOUNCE the SDP of what we send.
+    fn announce(&mut self, now: Instant) {
+        self.state = State::Announce;
+        let uri = self.url.request_url.clone();
+        let body = self.announce_sdp.clone();
+        self.send_with_body(Method::Announce, uri, vec![("Content-Type", "application/sdp".to_string())], body, now);
+    }
+
+    /// After OPTIONS: DESCRIBE to play, ANNOUNCE to record.
+    fn after_options(&mut self, now: Instant) {
+        match self.flow {
+            Flow::Play => self.describe(self.url.backchannel, now),
+            Flow::Record => self.announce(now),
+        }
     }
 
     /// ONVIF: a session with a backchannel repeats the `Require` tag on SETUP and PLAY (GStreamer's
@@ -515,13 +640,20 @@ impl RtspClient {
             // media fails PLAY with 503 when asked to seek to npt=0.
             let uri = d.aggregate_url.clone();
             self.state = State::Play;
+            if self.flow == Flow::Record {
+                self.send(Method::Record, uri, vec![("Range", "npt=0.000-".to_string())], now);
+                return;
+            }
             let headers = self.with_require(Vec::new());
             self.send(Method::Play, uri, headers, now);
             return;
         };
         let uri = m.setup_url.clone();
         let ports = if self.url.udp { self.udp_ports.get(index).copied() } else { None };
-        let offered = offer_transport(index, ports);
+        let mut offered = offer_transport(index, ports);
+        if self.flow == Flow::Record {
+            offered.mode = Some(TransportMode::Record);
+        }
         let headers = self.with_require(vec![("Transport", offered.to_string())]);
         self.offered = Some(offered);
         self.state = State::Setup { index };
@@ -538,6 +670,7 @@ impl RtspClient {
                 for (k, v) in &p.headers {
                     req.headers.insert(*k, v.clone());
                 }
+                req.body = p.body.clone();
                 self.transmit.push_back(Bytes::from(req.to_bytes()));
                 let deadline = now + self.url.connect_timeout();
                 self.pending = Some(Pending { retried: true, deadline, ..p });
@@ -551,7 +684,7 @@ impl RtspClient {
         let kind = if status == 401 { ErrorKind::Auth } else { ErrorKind::Status(status) };
         match self.state {
             // A camera that refuses OPTIONS may still stream; a 401 is a wrong password though.
-            State::Options if status != 401 => self.describe(self.url.backchannel, now),
+            State::Options if status != 401 => self.after_options(now),
             // Refused the ONVIF backchannel: DESCRIBE without it.
             State::Describe { backchannel: true } if status != 401 => self.describe(false, now),
             _ => self.fail(self.step(), kind, message),
@@ -560,7 +693,13 @@ impl RtspClient {
 
     fn on_success(&mut self, resp: Response, now: Instant) {
         match self.state {
-            State::Options => self.describe(self.url.backchannel, now),
+            State::Options => self.after_options(now),
+            State::Announce => {
+                // What we send is described; set each media up for recording.
+                self.state = State::Described;
+                self.medias.clear();
+                self.setup(0, now);
+            }
             State::Describe { backchannel } => {
                 match read_describe(&self.url.request_url, &resp, self.url.kinds.as_deref(), backchannel) {
                     Ok(d) => {
@@ -601,6 +740,12 @@ impl RtspClient {
                     rtcp: now + RTCP_FIRST,
                     last_rtp: now,
                 });
+                if self.flow == Flow::Record {
+                    // Replies and RTCP from the server are all that comes; nothing waits in `early`.
+                    self.early.clear();
+                    self.events.push_back(Event::Recording);
+                    return;
+                }
                 let rtp_info = resp.headers.get("RTP-Info").map(str::to_string);
                 self.events.push_back(Event::Playing { rtp_info });
                 // RTP that came before or with PLAY's reply.
