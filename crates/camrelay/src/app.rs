@@ -150,6 +150,7 @@ impl App {
             start_timeout: std::time::Duration::from_secs(10),
             gop_cache_bytes: config.hub.gop_cache_bytes,
             reader_queue: config.hub.reader_queue,
+            publisher_grace: config.hub.publisher_grace,
         };
         let publishers = Arc::new(PrivatePublishers::default());
         let live = Arc::new(ArcSwap::from_pointee(config.clone()));

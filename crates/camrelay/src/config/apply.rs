@@ -398,6 +398,7 @@ fn apply_hub(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
             "linger" => set(&mut hub.linger, ctx.duration(value, &path)?),
             "gop_cache_bytes" => set(&mut hub.gop_cache_bytes, ctx.size(value, &path, 0, "a size in bytes")?),
             "reader_queue" => set(&mut hub.reader_queue, ctx.size(value, &path, 1, "a number of frames")?),
+            "publisher_grace" => set(&mut hub.publisher_grace, ctx.duration(value, &path)?),
             _ => ctx.unknown(key, &path),
         }
     }

@@ -338,6 +338,9 @@ pub struct HubConfig {
     pub gop_cache_bytes: usize,
     /// Frames per reader queue (at least 1). Default 512.
     pub reader_queue: usize,
+    /// How long readers of a publisher that left wait for it to come back (same medias) and go on
+    /// reading, instead of ending at once. Default 10 s; 0 = off.
+    pub publisher_grace: Duration,
 }
 
 impl Default for ApiConfig {
@@ -386,7 +389,12 @@ impl Default for LogConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { linger: Duration::from_secs(5), gop_cache_bytes: 8 * 1024 * 1024, reader_queue: 512 }
+        HubConfig {
+            linger: Duration::from_secs(5),
+            gop_cache_bytes: 8 * 1024 * 1024,
+            reader_queue: 512,
+            publisher_grace: Duration::from_secs(10),
+        }
     }
 }
 

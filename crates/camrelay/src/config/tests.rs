@@ -189,7 +189,12 @@ demo: false
     assert_eq!(c.log.modules, vec![("api".to_string(), "trace".to_string()), ("rtsp".to_string(), "warn".to_string())]);
     assert_eq!(
         c.hub,
-        HubConfig { linger: Duration::from_millis(1500), gop_cache_bytes: 4 * 1024 * 1024, reader_queue: 64 }
+        HubConfig {
+            linger: Duration::from_millis(1500),
+            gop_cache_bytes: 4 * 1024 * 1024,
+            reader_queue: 64,
+            publisher_grace: Duration::from_secs(10),
+        }
     );
     assert_eq!(c.demo, Some(false));
 }

@@ -30,6 +30,9 @@ pub struct HubSettings {
     pub start_timeout: Duration,
     pub gop_cache_bytes: usize,
     pub reader_queue: usize,
+    /// How long the readers of a publisher that left wait for one to come back with the same medias
+    /// and continue its tracks ([`publish`]); zero ends them at once.
+    pub publisher_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,6 +61,9 @@ pub struct Stream {
     created_in: Option<Weak<Registry>>,
     /// Set when a path rule made the stream for a reader: how long it stays once no reader is left.
     idle_removal: Option<Duration>,
+    /// Producers of publishers that left while their tracks had readers, kept for
+    /// [`HubSettings::publisher_grace`] so that a publisher coming back continues their tracks.
+    orphans: Mutex<Vec<Arc<Producer>>>,
 }
 
 /// The stream table, shared with publish guards and publisher-created streams so that they can remove
@@ -95,6 +101,7 @@ impl Registry {
             && counts.on_path(&stream.name) == 0
             && stream.producers.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
             && stream.readers.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+            && stream.orphans.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
         {
             streams.remove(&stream.name);
             tracing::info!(stream = %stream.name, "stream removed: its publisher created it and nothing uses it now");
@@ -127,6 +134,7 @@ impl Stream {
             playback: Mutex::default(),
             created_in,
             idle_removal: None,
+            orphans: Mutex::default(),
         }
     }
 
@@ -209,6 +217,10 @@ impl Stream {
     pub fn pulls_exactly(&self, urls: &[String]) -> bool {
         let pulled: Vec<Arc<Producer>> = self.producers().into_iter().filter(|p| !p.is_pushed()).collect();
         pulled.len() == urls.len() && pulled.iter().zip(urls).all(|(p, u)| p.pulls(u))
+    }
+
+    fn lock_orphans(&self) -> MutexGuard<'_, Vec<Arc<Producer>>> {
+        self.orphans.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn add_producer(&self, p: Arc<Producer>) {

@@ -175,6 +175,7 @@ mod tests {
             start_timeout: Duration::from_secs(10),
             gop_cache_bytes: 1 << 20,
             reader_queue: 16,
+            publisher_grace: Duration::ZERO,
         };
         let hub = Arc::new(Hub::new(vec![("fake", factory)], settings));
         hub.set_stream("cam", &["fake:cam".to_string()]).unwrap();

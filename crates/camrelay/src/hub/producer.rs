@@ -301,6 +301,8 @@ struct ProducerInner {
     /// Authentication failures in a row; no dial before `auth_hold_until`.
     auth_streak: u32,
     auth_hold_until: Option<Instant>,
+    /// Times the source came online (the first run and every reconnect).
+    runs: u64,
 }
 
 /// Retry delays for a failing source: 0.5 s, 1 s, then every 2 s, so waiting readers resume within
@@ -316,8 +318,6 @@ pub fn auth_backoff(streak: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
-    /// Times the source came online (the first run and every reconnect).
-    runs: u64,
 /// A run that lasted this long was a success: the next failure starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
@@ -356,8 +356,22 @@ impl Producer {
         medias: Vec<Media>,
         gop_cache_bytes: usize,
     ) -> Arc<Producer> {
+        let tracks = make_tracks(&medias, gop_cache_bytes);
+        Producer::pushed_with_tracks(url, protocol, remote_addr, medias, tracks, gop_cache_bytes)
+    }
+
+    /// A pushed producer over existing tracks: a publisher that comes back continues the tracks its
+    /// predecessor left ([`Producer::hand_over_tracks`]), so their readers stay.
+    pub fn pushed_with_tracks(
+        url: &str,
+        protocol: &str,
+        remote_addr: &str,
+        medias: Vec<Media>,
+        tracks: Vec<Arc<Track>>,
+        gop_cache_bytes: usize,
+    ) -> Arc<Producer> {
         let mut inner = ProducerInner::new(None);
-        inner.tracks = make_tracks(&medias, gop_cache_bytes);
+        inner.tracks = tracks;
         inner.medias = Some(medias);
         inner.state = ProducerState::Online;
         inner.started = Some(SystemTime::now());
@@ -416,6 +430,11 @@ impl Producer {
         !self.is_pushed() && self.url == url
     }
 
+    /// How often the source came back online after its first run (a pulled source's reconnects).
+    pub fn reconnects(&self) -> u64 {
+        self.lock().runs.saturating_sub(1)
+    }
+
     pub fn is_pushed(&self) -> bool {
         matches!(self.kind, ProducerKind::Pushed { .. })
     }
@@ -431,11 +450,6 @@ impl Producer {
     /// The source's medias, dialling it (DESCRIBE only) the first time. The connection that described
     /// it is parked for the first run.
     pub async fn medias(self: &Arc<Self>) -> Result<Vec<Media>, SourceError> {
-    /// How often the source came back online after its first run (a pulled source's reconnects).
-    pub fn reconnects(&self) -> u64 {
-        self.lock().runs.saturating_sub(1)
-    }
-
         if let Some(m) = self.lock().medias.clone() {
             return Ok(m);
         }
@@ -681,6 +695,7 @@ impl Producer {
                 let mut inner = self.lock();
                 inner.state = ProducerState::Online;
                 inner.started = Some(SystemTime::now());
+                inner.runs += 1;
             }
             let run_at = Instant::now();
             let result = source.clone().run_opened(parked, tracks.clone(), stop.clone()).await;
@@ -696,7 +711,6 @@ impl Producer {
             }
             let err = result.err().unwrap_or_else(|| SourceError::other("source ended"));
             match err.kind() {
-                inner.runs += 1;
                 SourceErrorKind::Auth => {}
                 SourceErrorKind::MediasChanged => {
                     tracing::info!(source = %self.masked_url(), error = %err, "source's medias changed: describing it again")
@@ -773,6 +787,20 @@ impl Producer {
     }
 
     /// Stops the source now (stream deleted or changed, server shutdown) and ends its readers.
+    /// Gives this producer's tracks (and medias) to a successor: it keeps none, so ending it later
+    /// closes nothing. Every track is marked discontinuous: readers skip to the successor's first
+    /// keyframe and its timestamps continue the old timeline.
+    pub fn hand_over_tracks(&self) -> (Vec<Arc<Track>>, Vec<Media>) {
+        let mut inner = self.lock();
+        let tracks = std::mem::take(&mut inner.tracks);
+        let medias = inner.medias.clone().unwrap_or_default();
+        drop(inner);
+        for t in &tracks {
+            t.mark_discontinuity();
+        }
+        (tracks, medias)
+    }
+
     pub fn shutdown(&self) {
         let mut inner = self.lock();
         if let Some(stop) = inner.running.take() {
@@ -808,6 +836,7 @@ impl ProducerInner {
             described_at: None,
             auth_streak: 0,
             auth_hold_until: None,
+            runs: 0,
         }
     }
 }
@@ -823,7 +852,6 @@ fn make_tracks(medias: &[Media], gop_cache_bytes: usize) -> Vec<Arc<Track>> {
 }
 
 #[cfg(test)]
-            runs: 0,
 mod tests {
     use super::*;
     use crate::hub::{Hub, HubSettings, SourceFactory};
@@ -940,6 +968,7 @@ mod tests {
             start_timeout: Duration::from_secs(10),
             gop_cache_bytes: 1 << 20,
             reader_queue: 64,
+            publisher_grace: Duration::ZERO,
         };
         let hub = Arc::new(Hub::new(vec![("fake", factory)], settings));
         hub.set_stream("cam", &["fake:cam".to_string()]).unwrap();

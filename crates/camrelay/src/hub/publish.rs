@@ -18,7 +18,16 @@
 //!   `allow_create`) is removed once its last publisher has gone and no reader is left on it, so the
 //!   stream list does not grow with every path ever published. Configured streams are never removed.
 //!
-//! Dropping the [`PublishGuard`] removes the producer (and ends its readers' tracks).
+//! - **A publisher that comes back.** When a publisher leaves (its connection ended, not kicked) while
+//!   its tracks have readers, its producer is kept aside for [`HubSettings::publisher_grace`]
+//!   (`hub.publisher_grace`, 10 s by default) instead of ending their tracks. A publisher that arrives
+//!   on the path meanwhile with the same medias (kinds, codecs, clock rates) continues those tracks
+//!   ([`Producer::hand_over_tracks`]): readers stay connected, skip to its first keyframe, and read on
+//!   one timeline. The same happens when `overridePublisher` replaces a publisher. MediaMTX drops every
+//!   reader here. With other medias, or when the grace ends, the readers end as before.
+//!
+//! Dropping the [`PublishGuard`] removes the producer (and ends its readers' tracks, or keeps them
+//! for the grace period as above).
 //!
 //! Private paths are separate: a child process (an `exec:` or `ffmpeg:` source) publishes RTSP into our
 //! own server on a one-time path, and the source that started it receives the publisher's producer.
@@ -26,10 +35,14 @@
 use media::Media;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::producer::Producer;
+use super::track::Track;
+#[cfg(doc)]
+use super::HubSettings;
 use super::{Hub, Registry, Stream};
 
 /// Bounds on publishers. Each publisher holds a connection, a task and its tracks' GOP caches.
@@ -119,6 +132,8 @@ pub struct PublishGuard {
     producer: Arc<Producer>,
     started: bool,
     replaced: CancellationToken,
+    /// [`HubSettings::publisher_grace`].
+    grace: Duration,
 }
 
 impl PublishGuard {
@@ -158,20 +173,63 @@ impl PublishGuard {
 impl Drop for PublishGuard {
     fn drop(&mut self) {
         let name = self.stream.name.clone();
-        {
+        let kept = {
             let streams = self.registry.write_streams();
             // Publishers move to the replacing stream on a config change: look in both.
-            if let Some(current) = streams.get(&name) {
+            let current = streams.get(&name).cloned();
+            if let Some(current) = &current {
                 current.detach_producer(self.producer.id);
             }
             self.stream.detach_producer(self.producer.id);
-            self.registry.lock_publishers().remove(&name, self.producer.id);
-        }
-        self.producer.shutdown();
-        if let Some(current) = self.registry.get(&name) {
-            self.registry.remove_if_unused(&current);
-        }
+            // Not counted any more when it was kicked or replaced: those end at once.
+            let left_by_itself = self.registry.lock_publishers().remove(&name, self.producer.id);
+            let read = self.producer.tracks().iter().any(|t| t.reader_count() > 0);
+            let runtime = tokio::runtime::Handle::try_current().ok();
+            match (current, runtime) {
+                (Some(current), Some(rt)) if left_by_itself && read && self.started && !self.grace.is_zero() => {
+                    current.lock_orphans().push(self.producer.clone());
+                    Some((current, rt))
+                }
+                _ => None,
+            }
+        };
+        let Some((stream, rt)) = kept else {
+            self.producer.shutdown();
+            if let Some(current) = self.registry.get(&name) {
+                self.registry.remove_if_unused(&current);
+            }
+            return;
+        };
+        tracing::info!(stream = %name, grace = ?self.grace, "publisher left: its readers wait for it to come back");
+        let (producer, registry, grace) = (self.producer.clone(), self.registry.clone(), self.grace);
+        rt.spawn(async move {
+            tokio::time::sleep(grace).await;
+            let still_there = {
+                let mut orphans = stream.lock_orphans();
+                let before = orphans.len();
+                orphans.retain(|p| p.id != producer.id);
+                orphans.len() < before
+            };
+            if still_there {
+                tracing::info!(stream = %stream.name, "no publisher came back: its readers end");
+                producer.shutdown();
+                registry.remove_if_unused(&stream);
+            }
+        });
     }
+}
+
+/// Whether `tracks` carry what `medias` describe: the same kinds with the same codecs, in order.
+fn same_medias(tracks: &[Arc<Track>], medias: &[Media]) -> bool {
+    tracks.len() == medias.len()
+        && tracks.iter().zip(medias).all(|(t, m)| {
+            m.kind == t.kind
+                && m.codecs.first().is_some_and(|c| {
+                    c.name.eq_ignore_ascii_case(&t.codec.name)
+                        && c.clock_rate == t.codec.clock_rate
+                        && c.channels == t.codec.channels
+                })
+        })
 }
 
 impl Hub {
@@ -220,15 +278,8 @@ impl Hub {
     /// producer, without adding it to the stream yet: [`PublishGuard::start`] does (RTSP reserves the
     /// path on ANNOUNCE and starts on RECORD). The publisher counts against the limits from now on.
     pub fn reserve_publish(&self, request: PublishRequest) -> Result<PublishGuard, PublishError> {
-        let producer = Producer::pushed(
-            &request.url,
-            &request.protocol,
-            &request.remote_addr,
-            request.medias,
-            self.settings.gop_cache_bytes,
-        );
         let replaced = CancellationToken::new();
-        let (stream, old) = {
+        let (stream, producer, old, continued, stale) = {
             let mut streams = self.registry.write_streams();
             let mut counts = self.registry.lock_publishers();
             let existing = streams.get(&request.path).cloned();
@@ -247,10 +298,36 @@ impl Hub {
                 tracing::info!(stream = %request.path, "stream created by a publisher");
                 created
             });
+            // A publisher coming back continues the tracks of one that left (or that it replaces) with
+            // the same medias, so their readers stay.
+            // Publishers that left with other medias will not be continued: their readers end now.
+            let (orphan, stale) = {
+                let mut orphans = stream.lock_orphans();
+                let at = orphans.iter().position(|p| same_medias(&p.tracks(), &request.medias));
+                let orphan = at.map(|i| orphans.remove(i));
+                (orphan, std::mem::take(&mut *orphans))
+            };
+            let continued = orphan.or_else(|| {
+                stream.producers().into_iter().find(|p| {
+                    old.iter().any(|(id, _)| *id == p.id) && same_medias(&p.tracks(), &request.medias)
+                })
+            });
+            let gop = self.settings.gop_cache_bytes;
+            let (url, protocol, remote) = (&request.url, &request.protocol, &request.remote_addr);
+            let producer = match &continued {
+                Some(left) => {
+                    let (tracks, medias) = left.hand_over_tracks();
+                    Producer::pushed_with_tracks(url, protocol, remote, medias, tracks, gop)
+                }
+                None => Producer::pushed(url, protocol, remote, request.medias, gop),
+            };
             counts.by_path.entry(request.path.clone()).or_default().push((producer.id, replaced.clone()));
             counts.total += 1;
-            (stream, old)
+            (stream, producer, old, continued.is_some(), stale)
         };
+        for left in stale {
+            left.shutdown();
+        }
         for (id, token) in old {
             if let Some(p) = stream.producers().into_iter().find(|p| p.id == id) {
                 stream.detach_producer(id);
@@ -259,7 +336,12 @@ impl Hub {
             token.cancel();
             tracing::info!(stream = %request.path, "publisher replaced by a new one (overridePublisher)");
         }
-        Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false, replaced })
+        if continued {
+            let readers: usize = producer.tracks().iter().map(|t| t.reader_count()).sum();
+            tracing::info!(stream = %request.path, readers, "publisher came back: its readers go on");
+        }
+        let grace = self.settings.publisher_grace;
+        Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false, replaced, grace })
     }
 
     /// Tells publisher `id` of `path` to go (the API's kick), as a newer publisher replacing it would:
@@ -361,6 +443,7 @@ mod tests {
             start_timeout: Duration::from_millis(100),
             gop_cache_bytes: 1 << 20,
             reader_queue: 16,
+            publisher_grace: Duration::ZERO,
         };
         Hub::new(Vec::new(), settings)
     }
@@ -429,6 +512,95 @@ mod tests {
         assert!(matches!(end, Ok(None)), "the reader's queue ended");
         drop(reader);
         assert_eq!(names(&hub), ["cam"]);
+    }
+
+    fn with_grace(grace: Duration) -> Hub {
+        let mut hub = hub();
+        hub.settings.publisher_grace = grace;
+        hub
+    }
+
+    fn keyframe(ts: u32) -> media::Frame {
+        media::Frame { timestamp: ts, keyframe: true, payload: bytes::Bytes::from_static(&[0x65, 1, 2, 3]), rtp: Vec::new() }
+    }
+
+    async fn video_reader(hub: &Hub, path: &str) -> crate::hub::Reader {
+        let filters = [MediaFilter { kind: Kind::Video, codecs: Vec::new(), all: false }];
+        hub.subscribe(path, &filters, hub.new_reader_shared("rtsp", String::new()), false).await.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publisher_that_comes_back_within_the_grace_keeps_the_readers() {
+        let hub = with_grace(Duration::from_secs(10));
+        let first = hub.publish(request("live", true)).unwrap();
+        let tracks = first.producer().tracks();
+        let mut reader = video_reader(&hub, "live").await;
+        tracks[0].push(keyframe(1000));
+        assert_eq!(reader.queue.recv().await.unwrap().frame.timestamp, 1000);
+        drop(first);
+        // Gone from the stream (not ready), but its tracks wait for a publisher to come back.
+        assert!(hub.get("live").unwrap().producers().is_empty());
+        assert_eq!(names(&hub), ["live"]);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        let second = hub.publish(request("live", true)).unwrap();
+        let continued = second.producer().tracks();
+        assert!(Arc::ptr_eq(&continued[0], &tracks[0]), "the new publisher continues the same track");
+        // Its first frame goes to the same reader, on the old timeline (one step after the last frame).
+        continued[0].push(keyframe(50));
+        let next = tokio::time::timeout(Duration::from_secs(1), reader.queue.recv()).await.unwrap().unwrap();
+        assert!(next.frame.timestamp > 1000, "timestamps continue: {}", next.frame.timestamp);
+        // Long after the first grace would have ended, the reader still reads.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        continued[0].push(keyframe(3050));
+        assert!(tokio::time::timeout(Duration::from_secs(1), reader.queue.recv()).await.unwrap().is_some());
+        drop(second);
+        drop(reader);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readers_end_when_no_publisher_comes_back_or_another_kind_does() {
+        let hub = with_grace(Duration::from_secs(10));
+        let first = hub.publish(request("live", true)).unwrap();
+        let mut reader = video_reader(&hub, "live").await;
+        drop(first);
+        let ended = tokio::time::timeout(Duration::from_secs(11), reader.queue.recv()).await;
+        assert!(matches!(ended, Ok(None)), "the grace ended: the reader's queue ended");
+        drop(reader);
+        assert!(names(&hub).is_empty(), "and the publisher-created stream went");
+
+        // Another codec: no continuation, the waiting reader ends at once.
+        let first = hub.publish(request("live", true)).unwrap();
+        let mut reader = video_reader(&hub, "live").await;
+        drop(first);
+        let mut other = request("live", true);
+        other.medias = vec![Media::new(Kind::Video, Direction::RecvOnly, vec![Codec::new("H265", 90000, 0, 96)])];
+        let second = hub.publish(other).unwrap();
+        assert!(!Arc::ptr_eq(&second.producer().tracks()[0], &reader.tracks[0].track));
+        let ended = tokio::time::timeout(Duration::from_millis(10), reader.queue.recv()).await;
+        assert!(matches!(ended, Ok(None)), "ended at once: no publisher will continue its tracks");
+        drop(second);
+
+        // A kicked publisher's readers end at once, grace or not.
+        let first = hub.publish(request("kicked", true)).unwrap();
+        let mut reader = video_reader(&hub, "kicked").await;
+        assert!(hub.kick_publisher("kicked", first.producer().id));
+        drop(first);
+        assert!(matches!(tokio::time::timeout(Duration::from_millis(10), reader.queue.recv()).await, Ok(None)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overriding_publisher_continues_the_tracks_it_replaces() {
+        let hub = with_grace(Duration::from_secs(10));
+        hub.set_path_rules(rules(true));
+        let first = hub.publish(request("live_1", false)).unwrap();
+        let tracks = first.producer().tracks();
+        let mut reader = video_reader(&hub, "live_1").await;
+        let second = hub.publish(request("live_1", false)).unwrap();
+        assert!(first.replaced().is_cancelled(), "the old connection is told to go");
+        assert!(Arc::ptr_eq(&second.producer().tracks()[0], &tracks[0]));
+        drop(first);
+        second.producer().tracks()[0].push(keyframe(9));
+        assert!(tokio::time::timeout(Duration::from_secs(1), reader.queue.recv()).await.unwrap().is_some());
     }
 
     #[tokio::test]

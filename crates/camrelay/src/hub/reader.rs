@@ -188,6 +188,7 @@ mod tests {
             start_timeout: Duration::from_secs(1),
             gop_cache_bytes: 1 << 20,
             reader_queue: 1024,
+            publisher_grace: Duration::ZERO,
         };
         let hub = Hub::new(Vec::new(), settings);
         let medias = vec![

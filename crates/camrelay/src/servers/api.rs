@@ -233,6 +233,23 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
     response
 }
 
+/// `GET /api/health`: the process answers (for supervisors' liveness checks).
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let uptime = app.started.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    Json(json!({ "status": "ok", "uptime_seconds": uptime })).into_response()
+}
+
+/// `GET /api/ready`: 200 once every configured listener is up and the config is loaded (the process
+/// exits if a listener cannot start), 503 before, for readiness checks; nothing has to read the log.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    match app.ready.get() {
+        Some(_) if !app.shutdown.is_cancelled() => {
+            Json(json!({ "status": "ready", "streams": app.hub.streams().len() })).into_response()
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "starting" }))).into_response(),
+    }
+}
+
 /// A request path without `api.base_path`.
 fn path_in_api<'a>(base_path: &str, full_path: &'a str) -> &'a str {
     let base = base_path.trim_end_matches('/');
@@ -264,23 +281,6 @@ fn refuse_path(app: &App, full_path: &str) -> Option<Response> {
             return Some(error(StatusCode::NOT_FOUND, format!("not found: the {module} module is off (app.modules)")));
         }
     }
-/// `GET /api/health`: the process answers (for supervisors' liveness checks).
-async fn health(State(app): State<Arc<App>>) -> Response {
-    let uptime = app.started.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    Json(json!({ "status": "ok", "uptime_seconds": uptime })).into_response()
-}
-
-/// `GET /api/ready`: 200 once every configured listener is up and the config is loaded (the process
-/// exits if a listener cannot start), 503 before, for readiness checks; nothing has to read the log.
-async fn ready(State(app): State<Arc<App>>) -> Response {
-    match app.ready.get() {
-        Some(_) if !app.shutdown.is_cancelled() => {
-            Json(json!({ "status": "ready", "streams": app.hub.streams().len() })).into_response()
-        }
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "starting" }))).into_response(),
-    }
-}
-
     if cfg.allow_paths.is_empty() {
         return None;
     }
@@ -387,6 +387,9 @@ fn producer_json(p: &Producer) -> Value {
     if let Some(e) = p.last_error() {
         v["last_error"] = json!(e);
     }
+    if !p.is_pushed() {
+        v["reconnects"] = json!(p.reconnects());
+    }
     if let Some(kind) = p.last_error_kind() {
         v["last_error_kind"] = json!(kind.as_str());
     }
@@ -426,9 +429,6 @@ pub fn stream_json(s: &Stream) -> Value {
 
 async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let q = Query::from_uri(request.uri());
-    if !p.is_pushed() {
-        v["reconnects"] = json!(p.reconnects());
-    }
     if let Some(src) = q.get("src") {
         return match app.hub.get(src) {
             Some(s) => Json(stream_json(&s)).into_response(),

@@ -1,0 +1,101 @@
+//! Readers that survive their publisher: ffmpeg publishes over RTSP, an ffmpeg reader decodes, the
+//! publisher is killed and a new one starts; the same reader process keeps decoding frames from the
+//! new publisher without reconnecting (`hub.publisher_grace`). Without a publisher coming back, the
+//! reader ends once the grace is over.
+
+mod common;
+
+use common::*;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// An ffmpeg reader printing a framecrc line per decoded video frame; lines arrive on the channel.
+struct Reader {
+    child: std::process::Child,
+    frames: mpsc::Receiver<String>,
+}
+
+impl Reader {
+    fn start(url: &str) -> Reader {
+        let mut child = Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-f", "framecrc", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg");
+        let out = child.stdout.take().unwrap();
+        let (tx, frames) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if !line.starts_with('#') && tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Reader { child, frames }
+    }
+
+    /// Frames decoded within `window`.
+    fn frames_within(&self, window: Duration) -> usize {
+        let end = Instant::now() + window;
+        let mut n = 0;
+        while let Ok(_line) = self.frames.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            n += 1;
+        }
+        n
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_reader_keeps_decoding_across_a_publisher_restart() {
+    let srv = Server::start("hub:\n  publisher_grace: 10s\nstreams:\n  cam:\n");
+    let url = srv.rtsp_url("cam");
+    let first = Publisher::start(&url, "tcp", "320x240", true);
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
+    let mut reader = Reader::start(&url);
+    assert!(reader.frames_within(Duration::from_secs(3)) >= 25, "the reader decodes the first publisher");
+
+    drop(first);
+    assert!(srv.wait_log("publisher left: its readers wait", Duration::from_secs(10)), "{}", srv.log());
+    // Drain what was decoded before the publisher went.
+    reader.frames_within(Duration::from_millis(500));
+    assert!(!reader.exited(), "the reader is still connected while no publisher is there");
+
+    let _second = Publisher::start(&url, "tcp", "320x240", true);
+    assert!(srv.wait_log("publisher came back: its readers go on", Duration::from_secs(15)), "{}", srv.log());
+    let after = reader.frames_within(Duration::from_secs(4));
+    assert!(after >= 40, "the same reader decodes the second publisher: {after} frames in 4 s\n{}", srv.log());
+    assert!(!reader.exited(), "no reconnect: the same ffmpeg process reads on");
+    // One RTSP reader session throughout: it never reconnected.
+    let readers = srv.http("GET", "/api/streams?src=cam").json()["consumers"].as_array().map_or(0, Vec::len);
+    assert_eq!(readers, 1, "{}", srv.http("GET", "/api/streams?src=cam").text());
+}
+
+#[test]
+fn without_a_publisher_coming_back_the_reader_ends_after_the_grace() {
+    let srv = Server::start("hub:\n  publisher_grace: 2s\nstreams:\n  cam:\n");
+    let url = srv.rtsp_url("cam");
+    let first = Publisher::start(&url, "tcp", "320x240", false);
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
+    let mut reader = Reader::start(&url);
+    assert!(reader.frames_within(Duration::from_secs(2)) > 0);
+    let left = Instant::now();
+    drop(first);
+    assert!(srv.wait_log("no publisher came back: its readers end", Duration::from_secs(10)), "{}", srv.log());
+    assert!(left.elapsed() >= Duration::from_secs(2), "ended before the grace");
+    assert!(wait_until(Duration::from_secs(10), || reader.exited()), "the reader was not ended");
+}
