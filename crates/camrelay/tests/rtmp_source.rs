@@ -250,3 +250,43 @@ fn mediamtx_path_source_rtmp() {
     let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{streams:?}");
 }
+
+/// `rtmps://` from camrelay's RTMPS listener (a self-signed certificate made by openssl): pinned with
+/// `#fingerprint=` it plays; `rtmpx://` skips the check; plain `rtmps://` refuses the self-signed certificate.
+#[test]
+fn pulls_rtmps_from_an_rtmps_listener() {
+    let dir = temp_dir("rtmps-src");
+    let (cert, key) = make_cert(&dir, "upstream");
+    let upstream = Server::start(&format!(
+        "rtmp:\n  listen: 127.0.0.1:0\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\nstreams:\n  cam:\n",
+        cert.display(),
+        key.display()
+    ));
+    let tls = tls_addr(&upstream, "rtmp");
+    let _pusher = publish(&format!("rtmp://{}/live/cam", upstream.rtmp_addr()));
+    assert!(
+        wait_until(Duration::from_secs(15), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
+        "upstream not publishing; log:\n{}",
+        upstream.log()
+    );
+    let fp = file_fingerprint(&cert);
+    let srv = Server::start(&format!(
+        "streams:\n  pinned: rtmps://{tls}/live/cam#fingerprint={fp}\n  novrfy: rtmpx://{tls}/live/cam\n  \
+         strict: rtmps://{tls}/live/cam\n"
+    ));
+    assert!(
+        wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("pinned"), "tcp").is_ok()),
+        "pinned not readable; log:\n{}",
+        srv.log()
+    );
+    assert_reads_back(&srv, "pinned");
+    let up_json = upstream.http("GET", "/api/streams?src=cam").json();
+    assert!(up_json["consumers"].as_array().unwrap().iter().any(|c| c["protocol"] == "rtmps"), "{up_json}");
+    let streams = ffprobe(&srv.rtsp_url("novrfy"), "tcp").unwrap_or_else(|e| panic!("rtmpx: {e}\n{}", srv.log()));
+    assert!(streams.iter().any(|s| s.codec_name == "h264" && s.width == 320), "{streams:?}");
+    assert!(ffprobe(&srv.rtsp_url("strict"), "tcp").is_err());
+    let p = producer(&srv, "strict").unwrap();
+    let e = p["last_error"].as_str().unwrap_or_default();
+    assert!(e.contains("TLS handshake: invalid peer certificate"), "{p}");
+    assert_eq!(p["last_error_kind"], "network", "{p}");
+}

@@ -199,8 +199,8 @@ impl SourceUrl {
     }
 }
 
-/// A SHA-256 in hex (64 digits, `:` separators and case ignored).
-fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+/// A SHA-256 in hex (64 digits, `:` separators and case ignored): `#fingerprint=` of TLS sources.
+pub fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
     let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
     if digits.len() != 64 {
         return None;

@@ -306,8 +306,8 @@ fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &st
 
 /// A path's source in camrelay's source schemes with the path's source settings as URL parameters:
 /// `rtspTransport` (`udp`/`tcp`) as `#transport=`, `sourceFingerprint` as `#fingerprint=` (the
-/// certificate of an `rtsps://` source pinned by its SHA-256). `automatic` keeps the client's default
-/// (TCP); `multicast` is refused (the RTSP client does not join multicast groups).
+/// certificate of an `rtsps://` or `rtmps://` source pinned by its SHA-256). `automatic` keeps the
+/// client's default (TCP); `multicast` is refused (the RTSP client does not join multicast groups).
 pub fn path_source_url(source: &str, settings: &Map<String, Value>) -> Result<String, String> {
     let mut url = source_url(source);
     let rtsp = ["rtsp://", "rtsps://", "rtspx://"].iter().any(|s| source.to_ascii_lowercase().starts_with(s));
@@ -330,8 +330,9 @@ pub fn path_source_url(source: &str, settings: &Map<String, Value>) -> Result<St
                 "invalid sourceFingerprint {fingerprint:?} (the certificate's SHA-256 in hex: 64 digits)"
             ));
         }
-        if !source.to_ascii_lowercase().starts_with("rtsps://") {
-            return Err("sourceFingerprint applies to rtsps:// sources only".into());
+        let lower = source.to_ascii_lowercase();
+        if !lower.starts_with("rtsps://") && !lower.starts_with("rtmps://") {
+            return Err("sourceFingerprint applies to rtsps:// and rtmps:// sources only".into());
         }
         url.push_str(&format!("#fingerprint={hex}"));
     }
@@ -614,6 +615,15 @@ mod tests {
         assert!(e.to_string().contains("paths.cam: rtspTransport \"multicast\" is not supported yet"), "{e}");
         let e = load_text("paths:\n  cam:\n    source: rtsps://x/\n    sourceFingerprint: abc\n").unwrap_err();
         assert!(e.to_string().contains("invalid sourceFingerprint"), "{e}");
+        // rtmps:// sources are pinned the same way; a plain source cannot be.
+        let hex = "ab".repeat(32);
+        let c = load_text(&format!("paths:\n  cam:\n    source: rtmps://x/live/cam\n    sourceFingerprint: {hex}\n"))
+            .unwrap()
+            .config;
+        assert_eq!(c.path_rules[0].source, format!("rtmps://x/live/cam#fingerprint={hex}"));
+        let e = load_text(&format!("paths:\n  cam:\n    source: rtmp://x/live/cam\n    sourceFingerprint: {hex}\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("rtsps:// and rtmps:// sources only"), "{e}");
     }
 
     #[test]

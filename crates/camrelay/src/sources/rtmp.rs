@@ -1,5 +1,6 @@
-//! `rtmp://`, `rtmps://` (TLS, certificate verified) and `rtmpx://` (TLS without the certificate
-//! check, as `rtspx://`): the RTMP client source, `rtmp[s]://host[:port]/app/stream[?query]`.
+//! `rtmp://`, `rtmps://` (TLS, certificate verified, or pinned with `#fingerprint=SHA256`) and
+//! `rtmpx://` (TLS without the certificate check, as `rtspx://`): the RTMP client source,
+//! `rtmp[s]://host[:port]/app/stream[?query]`.
 //!
 //! The session (handshake, `connect`, `createStream`, `play`, chunking, acknowledgements, pings,
 //! refusals) is the sans-IO [`rtmp::RtmpClientSession`] in play mode. This module only moves bytes
@@ -48,6 +49,9 @@ pub struct RtmpSource {
     masked: String,
     url: RtmpUrl,
     tls: Tls,
+    /// `#fingerprint=`: the server certificate's SHA-256 (MediaMTX's `sourceFingerprint`), accepted
+    /// instead of a verified chain.
+    pin: Option<[u8; 32]>,
     /// The current connection's server address and bytes, for the API.
     remote: Mutex<Option<String>>,
     bytes: Arc<AtomicU64>,
@@ -56,6 +60,15 @@ pub struct RtmpSource {
 impl RtmpSource {
     pub fn new(url: &str) -> Result<RtmpSource, String> {
         let masked = mask_url(url);
+        let (url, params) = url.split_once('#').unwrap_or((url, ""));
+        let mut pin = None;
+        for (k, v) in crate::sources::exec::parse_query(params) {
+            if k == "fingerprint" {
+                let sha256 = rtsp::client::parse_sha256(&v)
+                    .ok_or_else(|| format!("{masked}: #fingerprint= is not a SHA-256 in hex (64 digits)"))?;
+                pin = Some(sha256);
+            }
+        }
         let (parsed, tls) = match url.get(..8) {
             Some(p) if p.eq_ignore_ascii_case("rtmpx://") => {
                 (RtmpUrl::parse(&format!("rtmps://{}", &url[8..])), Tls::NoVerify)
@@ -67,7 +80,10 @@ impl RtmpSource {
             }
         };
         let url = parsed.map_err(|e| format!("{masked}: {e}"))?;
-        Ok(RtmpSource { masked, url, tls, remote: Mutex::new(None), bytes: Arc::default() })
+        if pin.is_some() && tls == Tls::None {
+            return Err(format!("{masked}: #fingerprint= needs TLS (rtmps://)"));
+        }
+        Ok(RtmpSource { masked, url, tls, pin, remote: Mutex::new(None), bytes: Arc::default() })
     }
 
     fn err(&self, e: SourceError) -> SourceError {
@@ -76,7 +92,7 @@ impl RtmpSource {
 
     /// Connects, plays, and reads until the tracks are known.
     async fn connect(&self) -> Result<Connected, SourceError> {
-        let dialled = crate::dial::tcp(&self.url.host, self.url.port, self.tls, CONNECT_TIMEOUT)
+        let dialled = crate::dial::tcp_pinned(&self.url.host, self.url.port, self.tls, self.pin, CONNECT_TIMEOUT)
             .await
             .map_err(|e| self.err(SourceError::network(e)))?;
         let peer = dialled.peer;
@@ -389,6 +405,11 @@ mod tests {
         assert_eq!((s.url.port, s.tls), (443, Tls::Verify));
         let s = RtmpSource::new("rtmpx://cam:1937/live/x").unwrap();
         assert_eq!((s.url.port, s.tls, s.url.tc_url().as_str()), (1937, Tls::NoVerify, "rtmps://cam:1937/live"));
+        let hex = "AB:".repeat(31) + "AB";
+        let s = RtmpSource::new(&format!("rtmps://cam/live/x#fingerprint={hex}")).unwrap();
+        assert_eq!((s.pin, s.url.stream.as_str()), (Some([0xAB; 32]), "x"));
+        assert!(RtmpSource::new(&format!("rtmp://cam/live/x#fingerprint={hex}")).err().unwrap().contains("needs TLS"));
+        assert!(RtmpSource::new("rtmps://cam/live/x#fingerprint=abc").err().unwrap().contains("SHA-256"));
         let e = RtmpSource::new("rtmp://u:secret@cam/live").err().unwrap();
         assert!(e.contains("no stream name") && !e.contains("secret"), "{e}");
     }
