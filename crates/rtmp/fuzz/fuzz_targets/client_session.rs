@@ -6,7 +6,10 @@
 //! bounded, no deadline lies before the start, and after EOF the session is over.
 use libfuzzer_sys::fuzz_target;
 use rtmp::handshake::{self, Filler};
-use rtmp::{message as msg, Amf0Value, ChunkWriter, ClientConfig, ClientEvent, ClientMode, MediaKind, RtmpClientSession, RtmpUrl};
+use rtmp::{
+    message as msg, Amf0Value, ChunkWriter, ClientConfig, ClientEvent, ClientMode, MediaKind, RtmpClientSession,
+    RtmpUrl,
+};
 use std::time::{Duration, Instant};
 
 fuzz_target!(|data: &[u8]| {
