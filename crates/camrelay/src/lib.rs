@@ -8,6 +8,7 @@ pub mod dial;
 pub mod fuzzing;
 pub mod http_client;
 pub mod hub;
+pub mod push;
 pub mod logging;
 pub mod reload;
 pub mod secrets;

@@ -134,6 +134,11 @@ impl App {
             }
         }
 
+        // Push targets (`publish:`): those gone stop, new ones start, unchanged ones keep running.
+        if old.publish != new.publish {
+            self.pushes.sync_config(&self.hub, &new.publish);
+        }
+
         self.store_auth(crate::auth::Auth::from_config(&new));
 
         let fixed: [(&str, bool); 11] = [
@@ -205,8 +210,9 @@ pub fn watch(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     let args = app.config_args.get()?.clone();
     let files = args.files(&app.config_path);
     let shutdown = app.shutdown.clone();
+    // Taken now, not when the task first runs: an edit right after the start is not missed.
+    let mut stamps: Vec<_> = files.iter().map(|f| stamp(f)).collect();
     Some(tokio::spawn(async move {
-        let mut stamps: Vec<_> = files.iter().map(|f| stamp(f)).collect();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

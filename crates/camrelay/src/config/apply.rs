@@ -8,7 +8,7 @@ use super::{Config, ConfigError};
 
 /// Top-level sections of later features: accepted with any content, without warnings.
 const LATER_SECTIONS: &[&str] =
-    &["mp4", "hls", "mjpeg", "srt", "ngrok", "hass", "homekit", "webtorrent", "srtp", "publish", "record", "onvif"];
+    &["mp4", "hls", "mjpeg", "srt", "ngrok", "hass", "homekit", "webtorrent", "srtp", "record", "onvif"];
 
 /// go2rtc keys that camrelay accepts but does not use yet (no warning, value ignored).
 const LATER_RTSP_KEYS: &[&str] = &["pkt_size"];
@@ -191,6 +191,7 @@ pub(crate) fn apply(
             "ffmpeg" => apply_ffmpeg(&ctx, item, config)?,
             "webrtc" => apply_webrtc(&mut ctx, item, config)?,
             "preload" => apply_preload(&ctx, item, config)?,
+            "publish" => apply_publish(&ctx, item, config)?,
             "metrics" => {
                 for (key, value) in ctx.section(item, "metrics")? {
                     match key.name.as_str() {
@@ -360,6 +361,22 @@ fn apply_preload(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
         match config.preload.iter_mut().find(|(name, _)| *name == key.name) {
             Some(entry) => entry.1 = query,
             None => config.preload.push((key.name.clone(), query)),
+        }
+    }
+    Ok(())
+}
+
+/// `publish:`: stream name → a destination URL or a list of them (go2rtc's "Publish stream").
+fn apply_publish(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    for (key, value) in ctx.section(item, "publish")? {
+        let path = format!("publish.{}", key.name);
+        if matches!(value.node, Node::Map(_)) {
+            return Err(ctx.wrong_type(value, &path, "a destination URL or a list of them"));
+        }
+        let urls = ctx.string_list(value, &path)?;
+        match config.publish.iter_mut().find(|(name, _)| *name == key.name) {
+            Some(entry) => entry.1 = urls,
+            None => config.publish.push((key.name.clone(), urls)),
         }
     }
     Ok(())

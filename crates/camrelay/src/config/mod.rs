@@ -103,6 +103,9 @@ pub struct Config {
     /// `preload:` (go2rtc's): streams kept running with no viewer, name → query filters
     /// (`video&audio` when empty), in file order.
     pub preload: Vec<(String, String)>,
+    /// `publish:` (go2rtc's): stream name → destination URLs it is pushed to (`rtsp[s]://`,
+    /// `rtmp[s]://`), in file order.
+    pub publish: Vec<(String, Vec<String>)>,
     pub app: AppConfig,
     pub exec: ExecConfig,
     /// Which dialect the config came in (MediaMTX when any of its files is a `mediamtx.yml`).

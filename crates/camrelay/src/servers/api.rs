@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use crate::app::App;
 use crate::hub::producer::ProducerKind;
 use crate::hub::{Hub, HubError, Producer, Stream};
+use crate::push::PushStatus;
 use crate::secrets::mask_url;
 
 /// Parsed query string, keys repeatable (`src=a&src=b`).
@@ -401,11 +402,50 @@ fn producer_json(p: &Producer) -> Value {
 }
 
 pub fn stream_json(s: &Stream) -> Value {
+    stream_json_with_pushes(s, &[])
+}
+
+/// The stream as `GET /api/streams` shows it, with the server's push targets of it (`publish:`,
+/// `POST /api/streams?src=&dst=`) among its consumers.
+pub fn app_stream_json(app: &App, s: &Stream) -> Value {
+    stream_json_with_pushes(s, &app.pushes.for_stream(&s.name))
+}
+
+/// A push target as a consumer: its reader's counters, the destination and the target's state.
+fn push_json(p: &PushStatus) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = &p.shared;
+    let mut v = json!({
+        "id": r.id,
+        "format_name": r.protocol().split('+').next().unwrap_or_default(),
+        "protocol": r.protocol(),
+        "url": p.url,
+        "remote_addr": p.remote_addr(),
+        "medias": r.medias.lock().map(|m| m.clone()).unwrap_or_default(),
+        "bytes_send": r.bytes_sent.load(Relaxed),
+        "packets_send": r.packets_sent.load(Relaxed),
+        "dropped": r.dropped.load(Relaxed),
+        "started_ms": unix_ms(p.started),
+        "publish": {
+            "state": p.state().as_str(),
+            "origin": p.origin().as_str(),
+            "reconnects": p.reconnects(),
+        },
+    });
+    if let Some(e) = p.last_error() {
+        v["publish"]["last_error"] = json!(e.message);
+        v["publish"]["last_error_kind"] = json!(e.kind.as_str());
+    }
+    v
+}
+
+fn stream_json_with_pushes(s: &Stream, pushes: &[Arc<PushStatus>]) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
     let producers: Vec<Value> = s.producers().iter().map(|p| producer_json(p)).collect();
-    let consumers: Vec<Value> = s
+    let mut consumers: Vec<Value> = s
         .readers()
         .iter()
+        .filter(|r| !pushes.iter().any(|p| p.id() == r.id))
         .map(|r| {
             json!({
                 "id": r.id,
@@ -421,6 +461,7 @@ pub fn stream_json(s: &Stream) -> Value {
             })
         })
         .collect();
+    consumers.extend(pushes.iter().map(|p| push_json(p)));
     json!({
         "producers": if producers.is_empty() { Value::Null } else { Value::Array(producers) },
         "consumers": if consumers.is_empty() { Value::Null } else { Value::Array(consumers) },
@@ -431,12 +472,12 @@ async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Res
     let q = Query::from_uri(request.uri());
     if let Some(src) = q.get("src") {
         return match app.hub.get(src) {
-            Some(s) => Json(stream_json(&s)).into_response(),
+            Some(s) => Json(app_stream_json(&app, &s)).into_response(),
             None => error(StatusCode::NOT_FOUND, format!("stream not found: {src}")),
         };
     }
     let all: serde_json::Map<String, Value> =
-        app.hub.streams().iter().map(|s| (s.name.clone(), stream_json(s))).collect();
+        app.hub.streams().iter().map(|s| (s.name.clone(), app_stream_json(&app, s))).collect();
     Json(Value::Object(all)).into_response()
 }
 
@@ -530,7 +571,7 @@ fn unmask_sources(app: &App, name: &str, srcs: Vec<String>) -> Result<Vec<String
 
 fn streams_ok(app: &App, name: &str) -> Response {
     match app.hub.get(name) {
-        Some(s) => Json(stream_json(&s)).into_response(),
+        Some(s) => Json(app_stream_json(app, &s)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("stream not found: {name}")),
     }
 }
@@ -554,13 +595,23 @@ async fn streams_patch(State(app): State<Arc<App>>, request: Request<Body>) -> R
 }
 
 /// `POST /api/streams?dst=NAME&src=URL`: two-way audio — play `src`'s audio into the backchannel of
-/// stream `dst`; an empty `src` stops it.
+/// stream `dst`; an empty `src` stops it. As in go2rtc, when `dst` is no stream but `src` is one,
+/// `POST /api/streams?src=NAME&dst=URL` publishes stream `src` to the URL (`rtsp[s]://`,
+/// `rtmp[s]://`) until the server stops or `DELETE /api/streams?src=NAME&dst=URL`.
 async fn streams_post(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let q = Query::from_uri(request.uri());
     let Some(dst) = q.get("dst").filter(|d| !d.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing dst= (the stream whose backchannel plays the audio)");
     };
     let src = q.get("src").unwrap_or("").to_string();
+    if app.hub.get(dst).is_none() && !src.is_empty() {
+        if let Some(stream) = app.hub.get(&src) {
+            return match app.pushes.start(&app.hub, &stream.name, dst, crate::push::Origin::Api) {
+                Ok(_) => Json(app_stream_json(&app, &stream)).into_response(),
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("publish {src}: {e}")),
+            };
+        }
+    }
     if let Err(e) = check_sources_allowed(&app, std::slice::from_ref(&src)) {
         return e.into_response();
     }
@@ -574,17 +625,26 @@ async fn streams_post(State(app): State<Arc<App>>, request: Request<Body>) -> Re
     }
 }
 
-/// `DELETE /api/streams?src=NAME`: remove the stream and its config entry.
+/// `DELETE /api/streams?src=NAME`: remove the stream and its config entry (and the pushes of it the
+/// API started). `DELETE /api/streams?src=NAME&dst=URL` only stops publishing the stream to the URL.
 async fn streams_delete(State(app): State<Arc<App>>, request: Request<Body>) -> Response {
     let q = Query::from_uri(request.uri());
     let name = q.get("src").or_else(|| q.get("name")).unwrap_or("").to_string();
     if let Err(e) = validate_name(&name) {
         return e.into_response();
     }
+    if let Some(dst) = q.get("dst").filter(|d| !d.is_empty()) {
+        return if app.pushes.stop(&name, dst) {
+            StatusCode::OK.into_response()
+        } else {
+            error(StatusCode::NOT_FOUND, format!("stream {name} is not published to {}", mask_url(dst)))
+        };
+    }
     let _guard = app.config_write.lock().await;
     if !app.hub.remove_stream(&name) {
         return error(StatusCode::NOT_FOUND, format!("stream not found: {name}"));
     }
+    app.pushes.stop_stream(&name, crate::push::Origin::Api);
     let preloaded = app.preloads.stop(&name);
     if app.config_path.exists() {
         let saved = crate::config::patch_stream(&app.config_path, &name, None).and_then(|()| {

@@ -480,27 +480,38 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Sends the tags of FLV bytes from our muxer (an optional file header, then tags) as RTMP messages.
-    fn send_tags(&mut self, mut flv: &[u8]) {
-        if flv.starts_with(b"FLV") && flv.len() >= 13 {
-            flv = &flv[13..];
-        }
-        while flv.len() >= 11 {
-            let size = (usize::from(flv[1]) << 16) | (usize::from(flv[2]) << 8) | usize::from(flv[3]);
-            let ts = u32::from_be_bytes([flv[7], flv[4], flv[5], flv[6]]);
-            let Some(body) = flv.get(11..11 + size) else { break };
-            let kind = match flv[0] & 0x1f {
-                8 => Some(MediaKind::Audio),
-                9 => Some(MediaKind::Video),
-                18 => Some(MediaKind::Data),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                // A full output queue drops this tag; the hub's reader queue resyncs on the next keyframe.
-                let _ = self.session.send_media(kind, ts, body);
-            }
-            flv = flv.get(11 + size + 4..).unwrap_or_default();
+    fn send_tags(&mut self, flv: &[u8]) {
+        for (kind, ts, body) in flv_tags(flv) {
+            // A full output queue drops this tag; the hub's reader queue resyncs on the next keyframe.
+            let _ = self.session.send_media(kind, ts, body);
         }
     }
+}
+
+/// The tags of FLV bytes from our muxer (`formats::mux::FlvStream`: an optional file header, then
+/// tags) as RTMP messages: (kind, timestamp, body). Shared by the play path here and the RTMP push
+/// (`crate::push`).
+pub(crate) fn flv_tags(mut flv: &[u8]) -> Vec<(MediaKind, u32, &[u8])> {
+    if flv.starts_with(b"FLV") && flv.len() >= 13 {
+        flv = &flv[13..];
+    }
+    let mut out = Vec::new();
+    while flv.len() >= 11 {
+        let size = (usize::from(flv[1]) << 16) | (usize::from(flv[2]) << 8) | usize::from(flv[3]);
+        let ts = u32::from_be_bytes([flv[7], flv[4], flv[5], flv[6]]);
+        let Some(body) = flv.get(11..11 + size) else { break };
+        let kind = match flv[0] & 0x1f {
+            8 => Some(MediaKind::Audio),
+            9 => Some(MediaKind::Video),
+            18 => Some(MediaKind::Data),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            out.push((kind, ts, body));
+        }
+        flv = flv.get(11 + size + 4..).unwrap_or_default();
+    }
+    out
 }
 
 /// The publisher's media messages as FLV bytes (a file header, then one tag per message) for the FLV

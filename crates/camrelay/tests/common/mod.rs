@@ -588,3 +588,8 @@ pub fn whep_with(server: &Server, src: &str, frames: u32, flags: &[&str]) -> ser
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// A loopback TCP port free right now (for a server that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -6,6 +6,9 @@ mod session;
 pub mod udp;
 mod writer;
 
+/// The payload type a track gets in our SDPs (also the RTSP push's ANNOUNCE, `crate::push`).
+pub(crate) use session::payload_type_for;
+
 use std::sync::Arc;
 
 use crate::app::App;

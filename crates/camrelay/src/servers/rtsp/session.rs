@@ -843,7 +843,7 @@ async fn recv_datagram(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Data
 }
 
 /// Keeps a source's static payload type (PCMU 0, PCMA 8...), gives dynamic ones 96 + track index.
-fn payload_type_for(codec: &media::Codec, index: usize) -> u8 {
+pub(crate) fn payload_type_for(codec: &media::Codec, index: usize) -> u8 {
     let is_static = rtsp::sdp::static_codec(codec.payload_type)
         .is_some_and(|c| c.name == codec.name && c.clock_rate == codec.clock_rate);
     if is_static {
