@@ -1,6 +1,7 @@
 //! The server session against real ffmpeg over a local socket (skipped when ffmpeg is not installed):
 //! ffmpeg publishes H.264 over RTMP (its digest handshake, its chunking), then ffprobe/ffmpeg play the
-//! captured messages back (ffmpeg checks our digest S1/S2 when playing).
+//! captured messages back (ffmpeg checks our digest S1/S2 when playing). The client session plays from
+//! and publishes to ffmpeg's own RTMP server (`-listen 1`).
 
 use rtmp::{MediaKind, RtmpServerSession, ServerConfig, ServerEvent};
 use std::io::{Read, Write};
@@ -218,4 +219,75 @@ fn client_plays_from_ffmpeg_listen() {
     assert_eq!(&frames[0].2[..2], &[0x17, 1]);
     assert!(frames.windows(2).all(|w| w[0].1 < w[1].1), "timestamps go forward");
     assert!(matches!(events.last(), Some(rtmp::ClientEvent::Closed { .. })), "{:?}", events.last());
+}
+
+/// The tags of an FLV file: (type id, timestamp, body).
+fn flv_tags(flv: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut p = &flv[13..];
+    while p.len() >= 11 {
+        let size = (usize::from(p[1]) << 16) | (usize::from(p[2]) << 8) | usize::from(p[3]);
+        let ts = u32::from_be_bytes([p[7], p[4], p[5], p[6]]);
+        let Some(body) = p.get(11..11 + size) else { break };
+        out.push((p[0], ts, body.to_vec()));
+        p = p.get(11 + size + 4..).unwrap_or_default();
+    }
+    out
+}
+
+/// Our client in publish mode pushes ffmpeg-made FLV tags (metadata, H.264) into ffmpeg's RTMP server
+/// (`-listen 1 -i`), which decodes every frame: the mode the `publish:` pushes use.
+#[test]
+fn client_publishes_to_ffmpeg_listen() {
+    if !have("ffmpeg") {
+        eprintln!("ffmpeg not installed: skipped");
+        return;
+    }
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "2"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", "-f", "flv", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let tags = flv_tags(&made.stdout);
+    assert!(tags.len() >= 21, "{} tags", tags.len());
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/x");
+    let server = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "flv", "-listen", "1", "-i", &url, "-f", "framecrc", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sock = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("ffmpeg does not listen: {e}"),
+        }
+    };
+    let config = rtmp::ClientConfig::new(rtmp::ClientMode::Publish, &rtmp::RtmpUrl::parse(&url).unwrap());
+    let c = rtmp::RtmpClientSession::new(config, Instant::now());
+    let events = run_client(c, &mut sock, |c, events| {
+        if c.is_publishing() && events.last() == Some(&rtmp::ClientEvent::Publishing) {
+            for (type_id, ts, body) in &tags {
+                let kind = match type_id {
+                    8 => MediaKind::Audio,
+                    9 => MediaKind::Video,
+                    _ => MediaKind::Data,
+                };
+                c.send_media(kind, *ts, body).unwrap();
+            }
+            c.close();
+        }
+        false
+    });
+    assert!(events.contains(&rtmp::ClientEvent::Publishing), "{events:?}");
+    drop(sock);
+    let out = server.wait_with_output().unwrap();
+    let frames = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(frames, 20, "ffmpeg decoded {frames} frames: {}", String::from_utf8_lossy(&out.stderr));
 }
