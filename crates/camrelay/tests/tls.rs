@@ -319,3 +319,31 @@ fn mediamtx_rtmp_encryption_strict_has_only_rtmps() {
     let streams = ffprobe(&format!("rtmps://{addr}/live/cam"), "tcp").expect("ffprobe rtmps");
     assert_320x240_h264_aac(&streams);
 }
+
+#[test]
+fn https_api_with_a_self_signed_certificate_made_at_first_start() {
+    let dir = temp_dir("selfsigned");
+    let (cert, key) = (dir.join("made.crt"), dir.join("made.key"));
+    let yaml = format!(
+        "api:\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\n  tls_self_signed: true\n",
+        cert.display(),
+        key.display()
+    );
+    let mut srv = Server::start(&yaml);
+    let addr = tls_addr(&srv, "api");
+    assert!(cert.exists() && key.exists(), "files not written; log:\n{}", srv.log());
+    let made = file_fingerprint(&cert);
+    assert_eq!(served_fingerprint(addr), made);
+    assert!(srv.log().contains("made a self-signed one") && srv.log().contains(&made), "log:\n{}", srv.log());
+    let out = run_with_timeout(
+        Command::new("curl").args(["-sk", "--max-time", "10", &format!("https://{addr}/api/streams")]),
+        Duration::from_secs(15),
+    );
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "not JSON");
+    srv.terminate();
+    // The next start serves the same certificate.
+    let srv = Server::start(&yaml);
+    let addr = tls_addr(&srv, "api");
+    assert_eq!(served_fingerprint(addr), made);
+    assert!(!srv.log().contains("made a self-signed one"), "made again; log:\n{}", srv.log());
+}

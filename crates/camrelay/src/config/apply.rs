@@ -247,6 +247,7 @@ fn apply_api(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
             "tls_listen" => api.tls.listen = ctx.listen(value, &path)?,
             "tls_cert" => api.tls.cert = ctx.string(value, &path)?,
             "tls_key" => api.tls.key = ctx.string(value, &path)?,
+            "tls_self_signed" => set(&mut api.tls.self_signed, ctx.boolean(value, &path)?),
             _ => ctx.unknown(key, &path),
         }
     }
@@ -518,6 +519,7 @@ fn apply_rtmp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
             "tls_listen" => config.servers.rtmps.listen = ctx.listen(value, &path)?,
             "tls_cert" => config.servers.rtmps.cert = ctx.string(value, &path)?,
             "tls_key" => config.servers.rtmps.key = ctx.string(value, &path)?,
+            "tls_self_signed" => set(&mut config.servers.rtmps.self_signed, ctx.boolean(value, &path)?),
             _ => ctx.unknown(key, &path),
         }
     }

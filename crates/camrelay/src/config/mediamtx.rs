@@ -450,6 +450,7 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
                 listen: listener(&mtx, "rtmp", "rtmpsAddress"),
                 cert: mtx.global_str("rtmpServerCert"),
                 key: mtx.global_str("rtmpServerKey"),
+                self_signed: false,
             };
         }
         other => {

@@ -149,6 +149,8 @@ pub struct TlsListen {
     pub listen: String,
     pub cert: String,
     pub key: String,
+    /// `tls_self_signed` (camrelay's opt-in): make a self-signed certificate when there is none.
+    pub self_signed: bool,
 }
 
 /// `app:` section (go2rtc's).

@@ -149,10 +149,13 @@ pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::Joi
     if crate::config::bind_address(&settings.listen).is_none() {
         return Ok(None);
     }
-    let cert = PemSetting::new("api.tls_cert", &settings.cert);
-    let key = PemSetting::new("api.tls_key", &settings.key);
-    let tls = ServerTls::load("api", cert, key, &[b"http/1.1"])
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("api: {e}")))?;
+    let mut cert = PemSetting::new("api.tls_cert", &settings.cert);
+    let mut key = PemSetting::new("api.tls_key", &settings.key);
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("api: {e}"));
+    if settings.self_signed {
+        crate::tls::server::make_self_signed("api", &mut cert, &mut key).map_err(invalid)?;
+    }
+    let tls = ServerTls::load("api", cert, key, &[b"http/1.1"]).map_err(invalid)?;
     let Some(listener) = super::bind_tcp_tls("api", &settings.listen).await? else {
         return Ok(None);
     };

@@ -87,8 +87,12 @@ pub async fn start_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
         Dialect::Mediamtx => ("rtmpServerCert", "rtmpServerKey"),
         Dialect::Go2rtc => ("rtmp.tls_cert", "rtmp.tls_key"),
     };
-    let tls = ServerTls::load("rtmp", PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key), &[])
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtmps: {e}")))?;
+    let (mut cert, mut key) = (PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key));
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtmps: {e}"));
+    if settings.self_signed {
+        crate::tls::server::make_self_signed("rtmp", &mut cert, &mut key).map_err(invalid)?;
+    }
+    let tls = ServerTls::load("rtmp", cert, key, &[]).map_err(invalid)?;
     let Some(listener) = super::bind_tcp_tls("rtmp", &settings.listen).await? else {
         return Ok(None);
     };

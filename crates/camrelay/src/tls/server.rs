@@ -181,6 +181,92 @@ pub fn fingerprint_hex(sha256: &[u8; 32]) -> String {
     sha256.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
+/// camrelay's opt-in `tls_self_signed: true`: when neither the certificate nor the key file exists, makes
+/// a self-signed certificate (EC P-256; names `localhost`, `127.0.0.1`, `::1` and the host name) and
+/// writes it there (the key readable by its owner only), so its fingerprint stays the same across
+/// restarts; with both settings empty it is kept in memory (a new one at each start). Logged with its
+/// fingerprint. Does nothing when both files exist or a setting holds the PEM text.
+pub fn make_self_signed(module: &str, cert: &mut PemSetting, key: &mut PemSetting) -> Result<(), String> {
+    if cert.is_inline() || key.is_inline() {
+        return Ok(());
+    }
+    let cert_path = cert.path().filter(|p| !p.as_os_str().is_empty());
+    let key_path = key.path().filter(|p| !p.as_os_str().is_empty());
+    let exists = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.exists());
+    match (exists(&cert_path), exists(&key_path)) {
+        (true, true) => return Ok(()),
+        (false, false) => {}
+        _ => {
+            return Err(format!(
+                "{} and {}: tls_self_signed makes a certificate only when neither file exists, and one does \
+                 (remove it, or give both)",
+                cert.describe(),
+                key.describe()
+            ))
+        }
+    }
+    if cert_path.is_some() != key_path.is_some() {
+        return Err(format!(
+            "{} and {}: with tls_self_signed give both files (where to write the certificate) or neither (kept in memory)",
+            cert.name, key.name
+        ));
+    }
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() && host != "localhost" {
+            names.push(host.to_string());
+        }
+    }
+    let failed = |e: rcgen::Error| format!("{}: cannot make a certificate: {e}", cert.name);
+    let mut params = rcgen::CertificateParams::new(names).map_err(failed)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "camrelay (self-signed)");
+    let key_pair = rcgen::KeyPair::generate().map_err(failed)?;
+    let made = params.self_signed(&key_pair).map_err(failed)?;
+    let fingerprint = fingerprint_hex(&super::sha256(made.der()));
+    let (cert_pem, key_pem) = (made.pem(), key_pair.serialize_pem());
+    match (&cert_path, &key_path) {
+        (Some(c), Some(k)) => {
+            write_new(k, key_pem.as_bytes(), 0o600)
+                .map_err(|e| format!("{}: cannot write {}: {e}", key.name, k.display()))?;
+            write_new(c, cert_pem.as_bytes(), 0o644)
+                .map_err(|e| format!("{}: cannot write {}: {e}", cert.name, c.display()))?;
+            tracing::warn!(
+                module = module,
+                sha256 = %fingerprint,
+                "no TLS certificate yet: made a self-signed one (tls_self_signed) in {} and {}; clients will not trust \
+                 it until it is replaced by a real one",
+                c.display(),
+                k.display()
+            );
+        }
+        _ => {
+            cert.value = cert_pem;
+            key.value = key_pem;
+            tracing::warn!(
+                module = module,
+                sha256 = %fingerprint,
+                "no TLS certificate set: made a self-signed one in memory (tls_self_signed; a new one at each start); \
+                 clients will not trust it"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` (never replaces a file) with `mode` on unix.
+fn write_new(path: &std::path::Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    options.open(path)?.write_all(data)
+}
+
 /// A listener's TLS: its certificate settings and the current config, swapped when the files change.
 pub struct ServerTls {
     /// The go2rtc module it serves (`api`, `rtmp`), for log lines.
@@ -446,6 +532,34 @@ mod tests {
         assert!(e.contains("api.tls_key (inline PEM)") && e.contains("does not match"), "{e}");
         let body: String = secret.lines().nth(1).unwrap().to_string();
         assert!(!e.contains(&body), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn self_signed_is_made_once_and_kept() {
+        let d = dir("selfsigned");
+        let (cert, key) = (d.join("made.crt"), d.join("made.key"));
+        let (mut c, mut k) = (setting("api.tls_cert", &cert), setting("api.tls_key", &key));
+        make_self_signed("api", &mut c, &mut k).unwrap();
+        let (_, first) = load_config(&c, &k, &[]).expect("the made pair loads");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        // A second start finds both files and keeps them.
+        make_self_signed("api", &mut c, &mut k).unwrap();
+        assert_eq!(load_config(&c, &k, &[]).unwrap().1, first);
+        // Only one of the two: refused, nothing overwritten.
+        std::fs::remove_file(&cert).unwrap();
+        let e = make_self_signed("api", &mut c, &mut k).unwrap_err();
+        assert!(e.contains("neither file exists"), "{e}");
+        assert!(!cert.exists());
+        // Both settings empty: in memory.
+        let (mut c, mut k) = (PemSetting::new("api.tls_cert", ""), PemSetting::new("api.tls_key", ""));
+        make_self_signed("api", &mut c, &mut k).unwrap();
+        assert!(c.is_inline() && k.is_inline());
+        load_config(&c, &k, &[]).expect("the in-memory pair loads");
         let _ = std::fs::remove_dir_all(&d);
     }
 
