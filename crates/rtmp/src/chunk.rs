@@ -83,6 +83,11 @@ impl ChunkReader {
         self.chunk_size
     }
 
+    /// Bytes held in unfinished messages.
+    pub fn partial_bytes(&self) -> usize {
+        self.partial_bytes
+    }
+
     /// Applies the peer's Set Chunk Size.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
         if size == 0 || size > MAX_CHUNK_SIZE {

@@ -302,8 +302,21 @@ impl RtmpServerSession {
         }
     }
 
-    /// The peer closed the connection.
+    /// The peer closed the connection. Closing in the middle of the handshake or of a chunk or message
+    /// is an error naming it (a truncated stream), otherwise the session is [`ServerEvent::Closed`].
     pub fn handle_eof(&mut self) {
+        let unread = self.buf.len() + self.reader.partial_bytes();
+        let waiting = matches!(self.state, State::PublishPending { .. } | State::PlayPending { .. });
+        if self.state != State::Ended && unread > 0 && !waiting {
+            let what = match self.state {
+                State::HandshakeC0C1 | State::HandshakeC2 => "the handshake",
+                _ => "a chunk or message",
+            };
+            self.fail(ServerError::Protocol(format!(
+                "the connection closed in the middle of {what} ({unread} bytes unread)"
+            )));
+            return;
+        }
         if self.state != State::Ended {
             self.state = State::Ended;
             self.push(ServerEvent::Closed);

@@ -563,3 +563,26 @@ fn trickled_handshake_hits_the_handshake_deadline() {
     let (s, _c, now) = connected(false, false);
     assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(10)));
 }
+
+/// A stream cut in the middle of a chunk (or of the handshake) is a named error, not a clean close.
+#[test]
+fn eof_inside_a_chunk_is_named() {
+    let (mut s, c, now) = connected(false, false);
+    let mut input = c.command(0, "createStream", 2.0, &[Amf0Value::Null]);
+    input.truncate(input.len() - 3);
+    s.handle_input(now, &input);
+    s.handle_eof();
+    let ev = drain(&mut s).1;
+    assert!(
+        matches!(&ev[..], [ServerEvent::Error(e)] if e.to_string().contains("closed in the middle of a chunk or message")),
+        "{ev:?}"
+    );
+    let mut s = RtmpServerSession::new(ServerConfig::default(), now);
+    s.handle_input(now, &[3; 100]);
+    s.handle_eof();
+    let ev = drain(&mut s).1;
+    assert!(
+        matches!(&ev[..], [ServerEvent::Error(e)] if e.to_string().contains("middle of the handshake (100 bytes")),
+        "{ev:?}"
+    );
+}

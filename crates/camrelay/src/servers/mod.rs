@@ -4,6 +4,7 @@ pub mod api;
 pub mod hls;
 pub mod http_stream;
 pub mod ingest;
+pub mod limits;
 pub mod mediamtx_urls;
 pub mod metrics;
 pub mod mjpeg;

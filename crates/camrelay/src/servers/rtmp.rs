@@ -22,20 +22,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::app::{App, ServerTask};
 use crate::auth::{Action, AuthRequest, Origin, Presented, Protocol};
 use crate::config::Dialect;
 use crate::hub::PublishRequest;
-use crate::sources::bytestream::{
-    probe, put_flv_tag, ChunkSource, FramePump, Hint, StreamDemuxer, FLV_FILE_HEADER,
-};
+use crate::sources::bytestream::{probe, put_flv_tag, ChunkSource, FramePump, Hint, StreamDemuxer, FLV_FILE_HEADER};
 use crate::tls::server::{PemSetting, ServerTls};
 
-/// Connections at once (each holds a socket, a task and up to a few MB of buffers).
+/// Connections at once per listener (each holds a socket, a task and up to a few MB of buffers).
 const MAX_CONNECTIONS: usize = 1024;
+/// Connections at once from one IP address (per listener): one host cannot take every place.
+const MAX_CONNECTIONS_PER_IP: usize = 256;
+/// A publisher whose video shows no keyframe this long after the publish starts is ended: nobody could
+/// watch it (MediaMTX's `readTimeout`, 10 s).
+const KEYFRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 64 * 1024;
 /// A peer that takes no bytes for this long (a stalled player) is dropped, as MediaMTX's `writeTimeout`.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,8 +105,11 @@ pub async fn start_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
 /// Accepts connections until shutdown; each runs on its own task (over TLS when `tls` is given).
 async fn serve(app: Arc<App>, listener: tokio::net::TcpListener, tls: Option<Arc<ServerTls>>) {
     let shutdown = app.shutdown.clone();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let scheme = if tls.is_some() { "rtmps" } else { "rtmp" };
+    let connections = super::limits::Connections::new(if tls.is_some() { "RTMPS" } else { "RTMP" }, None);
+    // Refusals are logged at most every 10 s (a flood would flood the log too).
+    let mut refused = 0u64;
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -118,9 +123,20 @@ async fn serve(app: Arc<App>, listener: tokio::net::TcpListener, tls: Option<Arc
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(peer = %peer, "{scheme}: {MAX_CONNECTIONS} connections already, refused");
-            continue;
+        let permit = match connections.admit(peer.ip(), MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP) {
+            Ok(slot) => slot,
+            Err(why) => {
+                drop(sock);
+                refused += 1;
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(
+                        "{scheme}: connection from {peer} refused: {why} ({refused} refused since the last warning)"
+                    );
+                    refused = 0;
+                    last_warning = Some(std::time::Instant::now());
+                }
+                continue;
+            }
         };
         let app = app.clone();
         let tls = tls.clone();
@@ -278,6 +294,12 @@ impl<S: Stream> Conn<S> {
                 break w;
             }
             if !self.read_once().await? {
+                // EOF: a stream cut inside the handshake or a message is an error the session names.
+                while let Some(e) = self.session.poll_event() {
+                    if let ServerEvent::Error(e) = e {
+                        return Err(e.to_string());
+                    }
+                }
                 return Ok(());
             }
         };
@@ -382,9 +404,17 @@ impl<S: Stream> Conn<S> {
         }
         pump.drain(&mut demux);
         let mut src = MessagesAsFlv { conn: self, header_sent: true };
+        let wants_keyframe = publish.producer().tracks().iter().any(|t| t.needs_keyframe());
+        let keyframe_deadline = tokio::time::Instant::now() + KEYFRAME_TIMEOUT;
         let result = loop {
             let chunk = tokio::select! {
                 _ = replaced.cancelled() => break Err("replaced by another publisher".to_string()),
+                _ = tokio::time::sleep_until(keyframe_deadline), if wants_keyframe && pump.video_keyframes == 0 => {
+                    break Err(format!(
+                        "publish {path}: no video keyframe within {} s (only inter frames or sequence headers): ended",
+                        KEYFRAME_TIMEOUT.as_secs()
+                    ));
+                }
                 c = src.next_chunk() => c,
             };
             match chunk {

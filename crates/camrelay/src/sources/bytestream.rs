@@ -231,6 +231,9 @@ pub struct FramePump {
     tracks: Vec<Arc<Track>>,
     packetizers: Vec<Option<Box<dyn rtp::packetize::Packetizer>>>,
     pub frames: u64,
+    /// Keyframes pushed on video tracks whose frames decode only after one (see
+    /// [`Track::needs_keyframe`]): a publisher's stream that stays at 0 is not watchable.
+    pub video_keyframes: u64,
     late_tracks: u64,
 }
 
@@ -239,7 +242,7 @@ impl FramePump {
     pub fn new(probed: &Probed, tracks: Vec<Arc<Track>>) -> FramePump {
         let slots = probed.tracks.iter().enumerate().map(|(slot, t)| (t.index, slot)).collect();
         let packetizers = tracks.iter().map(|t| rtp::packetize::packetizer_for(&t.codec, MTU)).collect();
-        FramePump { slots, tracks, packetizers, frames: 0, late_tracks: 0 }
+        FramePump { slots, tracks, packetizers, frames: 0, video_keyframes: 0, late_tracks: 0 }
     }
 
     pub fn push(&mut self, index: usize, mut frame: Frame) {
@@ -253,6 +256,9 @@ impl FramePump {
             frame.rtp = packets;
         }
         self.frames += 1;
+        if frame.keyframe && track.needs_keyframe() {
+            self.video_keyframes += 1;
+        }
         track.push(frame);
     }
 

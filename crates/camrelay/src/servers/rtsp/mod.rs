@@ -1,7 +1,6 @@
 //! RTSP server (`rtsp:` section, default `:8554`): readers (DESCRIBE/SETUP/PLAY) and publishers
 //! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast.
 
-mod limits;
 mod session;
 pub mod udp;
 mod writer;
@@ -41,7 +40,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     let shutdown = app.shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         let mut sessions = tokio::task::JoinSet::new();
-        let connections = limits::Connections::default();
+        let connections = super::limits::Connections::new("RTSP", Some("rtsp"));
         let (max_total, max_per_ip) = (app.config().rtsp.max_connections, app.config().rtsp.max_connections_per_ip);
         // Refusals are logged at most every 10 s (a flood would flood the log too).
         let mut refused = 0u64;
