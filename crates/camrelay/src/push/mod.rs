@@ -349,7 +349,7 @@ async fn hold(hub: Weak<Hub>, status: Arc<PushStatus>, url: String, protocol: Pr
     loop {
         status.set_state(PushState::Connecting);
         let result = attempt_once(&hub, &status, &url, protocol, &filters, &stop).await;
-        if stop.is_cancelled() {
+        if stop.is_cancelled() || hub.strong_count() == 0 {
             return;
         }
         let error = match result {
