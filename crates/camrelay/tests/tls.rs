@@ -347,3 +347,40 @@ fn https_api_with_a_self_signed_certificate_made_at_first_start() {
     assert_eq!(served_fingerprint(addr), made);
     assert!(!srv.log().contains("made a self-signed one"), "made again; log:\n{}", srv.log());
 }
+
+/// The HTTPS listener serves the media outputs and the WebSocket API too: ffprobe reads MP4 and HLS over
+/// `https://`, and `/api/ws` upgrades.
+#[test]
+fn https_serves_mp4_hls_and_websocket() {
+    let dir = temp_dir("https-media");
+    let (cert, key) = make_cert(&dir, "server");
+    let srv = Server::start(&format!(
+        "api:\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\n",
+        cert.display(),
+        key.display()
+    ));
+    let addr = tls_addr(&srv, "api");
+    for path in ["/api/stream.mp4?src=demo&duration=2", "/api/stream.m3u8?src=demo"] {
+        let url = format!("https://{addr}{path}");
+        let streams = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("ffprobe {url}: {e}\nlog:\n{}", srv.log()));
+        let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+        assert_eq!((video.codec_name.as_str(), video.width), ("h264", 640), "{path}: {streams:?}");
+    }
+    let out = run_with_timeout(
+        Command::new("curl").args(["-sk", "-i", "--max-time", "3", "--http1.1"]).args([
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            &format!("https://{addr}/api/ws?src=demo"),
+        ]),
+        Duration::from_secs(10),
+    );
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 101"), "no WebSocket upgrade over HTTPS: {head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+}
