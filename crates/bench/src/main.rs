@@ -1,6 +1,7 @@
 //! camrelay-bench: starts camrelay on loopback, publishes a 720p30 H.264 + AAC stream over RTSP and
 //! measures fan-out CPU and memory, added latency, time to first frame and idle memory. Prints a
-//! Markdown report and writes JSON. See docs/benchmarks.md.
+//! Markdown report and writes JSON. `--rtmp` measures RTMP players against RTSP readers of the same
+//! stream and RTMP publish-to-read latency instead (see `rtmp_load.rs`). See docs/benchmarks.md.
 
 mod client;
 mod clip;
@@ -8,6 +9,8 @@ mod floor;
 mod jpeg;
 mod net;
 mod procstat;
+mod rtmp_load;
+mod rtmp_report;
 
 use bytes::BytesMut;
 use client::{Conn, ReaderStats};
@@ -32,6 +35,12 @@ struct Args {
     /// Cold starts of the JPEG outputs to time (`--jpeg-starts`); `--only jpeg` times nothing else.
     jpeg_starts: usize,
     only_jpeg: bool,
+    /// `--rtmp`: the RTMP comparison instead of the default measurements.
+    rtmp: bool,
+    /// `--rounds N` (with `--rtmp`): alternated RTSP/RTMP rounds; figures are medians over rounds.
+    rounds: usize,
+    /// `--peer NAME=PATH` (with `--rtmp`): another server binary to run the same load against.
+    peers: Vec<(String, PathBuf)>,
 }
 
 /// Where the load client sits, network-wise.
@@ -70,6 +79,9 @@ fn parse_args() -> Args {
         net: NetMode::Loopback,
         jpeg_starts: 5,
         only_jpeg: false,
+        rtmp: false,
+        rounds: 3,
+        peers: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -81,6 +93,13 @@ fn parse_args() -> Args {
             "--json" => a.json = PathBuf::from(value()),
             "--joins" => a.joins = value().parse().expect("--joins count"),
             "--jpeg-starts" => a.jpeg_starts = value().parse().expect("--jpeg-starts count"),
+            "--rtmp" => a.rtmp = true,
+            "--rounds" => a.rounds = value().parse::<usize>().expect("--rounds count").max(1),
+            "--peer" => {
+                let v = value();
+                let (name, path) = v.split_once('=').expect("--peer NAME=PATH");
+                a.peers.push((name.to_string(), PathBuf::from(path)));
+            }
             "--only" => {
                 let what = value();
                 assert_eq!(what, "jpeg", "--only jpeg");
@@ -94,7 +113,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth]");
+                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -111,14 +130,17 @@ struct Server {
     child: Child,
     rtsp: String,
     api: String,
+    /// The RTMP listener (`--rtmp` only).
+    rtmp: String,
 }
 
 impl Server {
     /// Starts `bin` (or, for [`FLOOR`], this program's floor server) listening on `ip`, pinned to
     /// `cpu` if given.
-    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>) -> Server {
+    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>, rtmp: bool) -> Server {
+        let rtmp_listen = if rtmp { format!(r#","rtmp":{{"listen":"{ip}:0"}}"#) } else { String::new() };
         let config = format!(
-            r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":""}},"streams":{{"bench":null}},"log":{{"level":"warn"}}}}"#
+            r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":""}},"streams":{{"bench":null,"bench_rtmp":null}},"log":{{"level":"warn"}}{rtmp_listen}}}"#
         );
         let dir = std::env::temp_dir().join(format!("camrelay-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -152,8 +174,8 @@ impl Server {
             });
         }
         drop(tx);
-        let (mut rtsp, mut api) = (None, None);
-        while rtsp.is_none() || api.is_none() {
+        let (mut rtsp, mut api, mut rtmp_addr) = (None, None, None);
+        while rtsp.is_none() || api.is_none() || (rtmp && rtmp_addr.is_none()) {
             let line = rx.recv().expect("server exited");
             let after =
                 |markers: [&str; 2]| markers.iter().find_map(|m| line.split(m).nth(1)).map(|a| a.trim().to_string());
@@ -163,8 +185,58 @@ impl Server {
             if let Some(a) = after(["[api] listen addr=", "api listening on "]) {
                 api = Some(a);
             }
+            if let Some(a) = after(["[rtmp] listen addr=", "[rtmp] listen addr="]) {
+                rtmp_addr = Some(a);
+            }
         }
-        Server { child, rtsp: rtsp.unwrap_or_default(), api: api.unwrap_or_default() }
+        Server {
+            child,
+            rtsp: rtsp.unwrap_or_default(),
+            api: api.unwrap_or_default(),
+            rtmp: rtmp_addr.unwrap_or_default(),
+        }
+    }
+
+    /// A peer server (`--peer NAME=PATH`) on fixed loopback ports, with a config the bench writes for
+    /// it: RTSP publishing allowed on `bench` and `bench_rtmp`, RTMP on. `None` when PATH is missing.
+    fn start_peer(name: &str, bin: &std::path::Path) -> Result<Server, String> {
+        if !bin.is_file() {
+            return Err(format!("{} not present", bin.display()));
+        }
+        let (rtsp, rtmp, api) = ("127.0.0.1:18554", "127.0.0.1:11935", "127.0.0.1:11984");
+        let dir = std::env::temp_dir().join(format!("camrelay-bench-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(bin);
+        match name {
+            "go2rtc" => {
+                let file = dir.join("go2rtc.yaml");
+                let yaml = format!(
+                    "api:\n  listen: \"{api}\"\nrtsp:\n  listen: \"{rtsp}\"\nrtmp:\n  listen: \"{rtmp}\"\nwebrtc:\n  listen: \"\"\nstreams:\n  bench:\n  bench_rtmp:\nlog:\n  level: warn\n"
+                );
+                std::fs::write(&file, yaml).map_err(|e| e.to_string())?;
+                cmd.arg("-config").arg(&file);
+            }
+            "mediamtx" => {
+                let file = dir.join("mediamtx.yml");
+                let yaml = format!(
+                    "logLevel: warn\nrtspAddress: {rtsp}\nrtspTransports: [tcp]\nrtmpAddress: {rtmp}\napi: yes\napiAddress: {api}\nhls: no\nwebrtc: no\nsrt: no\npaths:\n  all_others:\n"
+                );
+                std::fs::write(&file, yaml).map_err(|e| e.to_string())?;
+                cmd.arg(&file);
+            }
+            other => return Err(format!("unknown peer {other:?} (go2rtc or mediamtx)")),
+        }
+        cmd.current_dir(&dir).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let srv = Server { child, rtsp: rtsp.into(), api: api.into(), rtmp: rtmp.into() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while [rtsp, rtmp].iter().any(|a| std::net::TcpStream::connect(a).is_err()) {
+            if Instant::now() > deadline {
+                return Err(format!("{name} did not open {rtsp} and {rtmp} within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(srv)
     }
 
     fn pid(&self) -> u32 {
@@ -195,7 +267,7 @@ impl Drop for Server {
     }
 }
 
-/// Publisher write times of recent video frames, keyed by [`clip::frame_key`].
+/// Publisher write times of recent video frames, keyed by [`rtmp_load::avcc_first_vcl_key`].
 #[derive(Default)]
 struct SendTimes {
     map: HashMap<u64, Instant>,
@@ -272,8 +344,8 @@ async fn publish(
             out.extend_from_slice(&p.payload);
         }
         if video {
-            if let Some(first) = frame.rtp.first() {
-                times.lock().unwrap().insert(clip::frame_key(&first.payload), Instant::now());
+            if let Some(key) = rtmp_load::avcc_first_vcl_key(&frame.payload) {
+                times.lock().unwrap().insert(key, Instant::now());
             }
             vi += 1;
         } else {
@@ -339,21 +411,24 @@ async fn read(
                 return;
             }
             let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+            let payload = &packet[12..];
+            // Latency: the packet that starts the frame's first slice (the key the publisher recorded).
+            if let Some(times) = &times {
+                if local.latency_us.len() < 100_000 {
+                    if let Some(key) = rtmp_load::rtp_vcl_key(payload) {
+                        if let Some(sent) = times.lock().unwrap().map.get(&key) {
+                            local.latency_us.push(received.saturating_duration_since(*sent).as_micros() as u32);
+                        }
+                    }
+                }
+            }
             if last_ts == Some(ts) {
                 return;
             }
             last_ts = Some(ts);
             local.video_frames += 1;
-            let payload = &packet[12..];
             if local.first_keyframe.is_none() && client::starts_keyframe(payload) {
                 local.first_keyframe = Some(received - connected);
-            }
-            if let Some(times) = &times {
-                if local.latency_us.len() < 100_000 {
-                    if let Some(sent) = times.lock().unwrap().map.get(&clip::frame_key(payload)) {
-                        local.latency_us.push(received.saturating_duration_since(*sent).as_micros() as u32);
-                    }
-                }
             }
         })?;
         // Publish counters to the coordinator a few times a second (cheap: no lock per packet).
@@ -401,13 +476,23 @@ struct FanOut {
     min_mbps: f64,
     dropped: u64,
     latency_ms: Option<(f64, f64, f64)>,
+    latency_p95_ms: f64,
     /// Share of each CPU's time spent in softirq during the window (where receive processing ran).
     softirq_pct: Vec<f64>,
 }
 
+/// What the readers of a fan-out are.
+#[derive(Clone)]
+enum Target {
+    /// RTSP/TCP readers of this URL.
+    Rtsp(String),
+    /// RTMP players of `rtmp://addr/stream`.
+    Rtmp { addr: String, stream: String },
+}
+
 async fn fan_out(
     srv: &Server,
-    url: &str,
+    target: &Target,
     n: usize,
     window: Duration,
     times: Option<Arc<Mutex<SendTimes>>>,
@@ -417,7 +502,12 @@ async fn fan_out(
     let stats: Vec<Arc<Mutex<ReaderStats>>> = (0..n).map(|_| Arc::default()).collect();
     let mut tasks = Vec::new();
     for s in &stats {
-        tasks.push(tokio::spawn(read(url.to_string(), times.clone(), stop.clone(), s.clone())));
+        tasks.push(match target {
+            Target::Rtsp(url) => tokio::spawn(read(url.clone(), times.clone(), stop.clone(), s.clone())),
+            Target::Rtmp { addr, stream } => {
+                tokio::spawn(rtmp_load::play(addr.clone(), stream.clone(), times.clone(), stop.clone(), s.clone()))
+            }
+        });
     }
     // Warm up: every reader has its first keyframe (or 15 s passed).
     let warm_deadline = Instant::now() + Duration::from_secs(15);
@@ -485,6 +575,7 @@ async fn fan_out(
         dropped,
         latency_ms: (!latencies.is_empty())
             .then(|| (percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99))),
+        latency_p95_ms: percentile(&latencies, 0.95),
         softirq_pct,
     }
 }
@@ -651,9 +742,9 @@ fn main() {
         })),
     };
     let srv = match &veth {
-        None => Server::start(&bin, "127.0.0.1", None),
+        None => Server::start(&bin, "127.0.0.1", None, args.rtmp),
         Some(v) => {
-            let srv = Server::start(&bin, &v.server_ip, Some(v.server_cpu));
+            let srv = Server::start(&bin, &v.server_ip, Some(v.server_cpu), args.rtmp);
             v.set_server_pid(srv.pid());
             // The runtime's threads are created after this: they inherit the namespace and the CPU.
             if let Err(e) = v.enter_client_side() {
@@ -672,6 +763,10 @@ fn main() {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     eprintln!("server pid {}, network: {}", srv.pid(), args.net.name());
+    if args.rtmp {
+        rtmp_report::rtmp_report(&args, &bin, srv, &clip, &rt);
+        return;
+    }
     let url = format!("rtsp://{}/bench", srv.rtsp);
     let times = Arc::new(Mutex::new(SendTimes::default()));
     let sent = Arc::new(AtomicU64::new(0));
@@ -699,7 +794,7 @@ fn main() {
         for &n in &args.readers {
             let lat = args.latency_readers.contains(&n).then(|| times.clone());
             eprintln!("fan-out: {n} readers...");
-            rows.push(fan_out(&srv, &url, n, args.window, lat, &sent).await);
+            rows.push(fan_out(&srv, &Target::Rtsp(url.clone()), n, args.window, lat, &sent).await);
         }
         if floor {
             stop.store(true, Ordering::Relaxed);
