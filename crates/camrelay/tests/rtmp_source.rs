@@ -290,3 +290,64 @@ fn pulls_rtmps_from_an_rtmps_listener() {
     assert!(e.contains("TLS handshake: invalid peer certificate"), "{p}");
     assert_eq!(p["last_error_kind"], "network", "{p}");
 }
+
+/// Enhanced RTMP through the source: ffmpeg 9 publishes H.265 + AAC into a camrelay, which sends it on
+/// as `hvc1` to our client (it announces `fourCcList`); ffprobe reads HEVC back over RTSP.
+#[test]
+fn pulls_h265_as_enhanced_rtmp() {
+    let upstream = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let up = upstream.rtmp_addr();
+    let url = format!("rtmp://{up}/live/cam");
+    let _pusher = Publisher::spawn(
+        ffmpeg9(),
+        &[
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-x265-params",
+            "log-level=none",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "-c:a",
+            "aac",
+            "-t",
+            "60",
+            "-f",
+            "flv",
+            &url,
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
+        "upstream not publishing; log:\n{}",
+        upstream.log()
+    );
+    let srv = Server::start(&format!("streams:\n  relay: {url}\n"));
+    let _keep = rtsp_reader_for(&srv.rtsp_url("relay"), 30);
+    let rtsp = srv.rtsp_url("relay");
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
+    let streams = ffprobe(&rtsp, "tcp").unwrap();
+    let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("hevc", 320, 240), "{streams:?}");
+    assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
+    let n = decode_video_frames(&rtsp, "tcp", 30).unwrap_or_else(|e| panic!("decode: {e}\nlog:\n{}", srv.log()));
+    assert!(n >= 30, "decoded {n} frames");
+    let medias = producer(&srv, "relay").unwrap()["medias"].to_string();
+    assert!(medias.contains("H265"), "{medias}");
+}

@@ -266,7 +266,9 @@ fn events(c: &mut RtmpClientSession) -> Vec<ClientEvent> {
 #[test]
 fn canned_connect_sequence_and_refused_connect() {
     let now = Instant::now();
-    let mut c = RtmpClientSession::new(config(ClientMode::Publish, "rtmp://h/app/key"), now);
+    let mut cfg = config(ClientMode::Publish, "rtmp://h/app/key");
+    cfg.fourcc_list = vec!["hvc1".into(), "Opus".into()];
+    let mut c = RtmpClientSession::new(cfg, now);
     let mut srv = Canned::handshake(&mut c, now);
     let m = srv.read(&mut c);
     // Set Chunk Size 4096 first, then connect with FMLE's flashVer and the tcUrl.
@@ -277,6 +279,10 @@ fn canned_connect_sequence_and_refused_connect() {
     assert_eq!(v[2].get("app").and_then(Amf0Value::as_str), Some("app"));
     assert_eq!(v[2].get("tcUrl").and_then(Amf0Value::as_str), Some("rtmp://h:1935/app"));
     assert_eq!(v[2].get("flashVer").and_then(Amf0Value::as_str), Some("FMLE/3.0 (compatible; FMSc/1.0)"));
+    assert_eq!(
+        v[2].get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![Amf0Value::string("hvc1"), Amf0Value::string("Opus")]))
+    );
 
     // _error for connect (MediaMTX-style authentication failure).
     let info = msg::status("error", "NetConnection.Connect.Rejected", "authentication failed");

@@ -37,6 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
+/// Enhanced RTMP codecs announced in `connect` (`fourCcList`): what the FLV parser takes beyond classic
+/// FLV, so servers that honour the list (ffmpeg's, MediaMTX, camrelay) send H.265, AV1, VP9 and Opus.
+const ENHANCED_FOURCCS: [&str; 4] = ["hvc1", "av01", "vp09", "Opus"];
 
 /// `rtmp`, `rtmps` and `rtmpx`, for `app::source_schemes`.
 pub fn schemes() -> Vec<(&'static str, SourceFactory)> {
@@ -98,6 +101,7 @@ impl RtmpSource {
         let peer = dialled.peer;
         let config = ClientConfig {
             timeout: SESSION_TIMEOUT,
+            fourcc_list: ENHANCED_FOURCCS.iter().map(|f| f.to_string()).collect(),
             seed: rand::random(),
             ..ClientConfig::new(ClientMode::Play, &self.url)
         };
@@ -114,14 +118,14 @@ impl RtmpSource {
             bytes: self.bytes.clone(),
         };
         conn.play().await.map_err(|e| self.err(e))?;
-        if let Ok(mut r) = self.remote.lock() {
-            *r = Some(peer.to_string());
-        }
         let mut demux = Box::new(StreamDemuxer::new(Hint::Flv));
         let probed = match probe(&mut conn, &mut demux).await {
             Ok(p) => p,
             Err(e) => return Err(self.err(conn.error.take().unwrap_or_else(|| e.into()))),
         };
+        if let Ok(mut r) = self.remote.lock() {
+            *r = Some(peer.to_string());
+        }
         let medias = probed.medias();
         tracing::debug!(source = %self.masked, server = %peer, "rtmp source playing");
         Ok(Connected { conn, demux, probed, medias })
