@@ -6,7 +6,8 @@
 //! subscribes (the GOP cache gives it a keyframe at once), connects to the destination, pushes every
 //! frame it reads, and on any failure (the destination refuses or goes away, the stream's sources end,
 //! the codecs do not fit) records the typed error, drops the reader and tries again with backoff
-//! (1 s doubling to 30 s, back to 1 s after a session that published), until the target is removed.
+//! (1 s doubling to 10 s, back to 1 s after a session that published), until the target is removed.
+//! The cap is low on purpose: a destination that restarts gets the stream back within 10 s.
 //! Its state is a consumer of the stream in `GET /api/streams` (`push::PushStatus`).
 //!
 //! The protocols are the sans-IO clients of the `rtsp` and `rtmp` crates; `rtsp.rs` and `rtmp.rs` here
@@ -23,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, HubError, Reader, ReaderShared};
 use crate::secrets::mask_url;
+
+/// Push targets at once (each is a task, a reader and a connection).
+pub const MAX_TARGETS: usize = 256;
 
 /// Where a push target came from: the config's `publish:` (follows the file on reload) or the API
 /// (lasts until `DELETE /api/streams?src=NAME&dst=URL` or the server stops).
@@ -81,6 +85,8 @@ pub enum PushErrorKind {
     Timeout,
     /// The destination URL is not one we can push to.
     Unsupported,
+    /// [`MAX_TARGETS`] targets exist already.
+    Limit,
 }
 
 impl PushErrorKind {
@@ -94,6 +100,7 @@ impl PushErrorKind {
             PushErrorKind::Protocol => "protocol",
             PushErrorKind::Timeout => "timeout",
             PushErrorKind::Unsupported => "unsupported",
+            PushErrorKind::Limit => "limit",
         }
     }
 }
@@ -258,6 +265,12 @@ impl Pushes {
             }
             return Ok(e.status.clone());
         }
+        if entries.len() >= MAX_TARGETS {
+            return Err(PushError::new(
+                PushErrorKind::Limit,
+                format!("{MAX_TARGETS} publish targets already; stop one first"),
+            ));
+        }
         let status = Arc::new(PushStatus::new(stream, url, origin, protocol));
         let stop = CancellationToken::new();
         entries.insert(key, Entry { status: status.clone(), stop: stop.clone() });
@@ -328,9 +341,9 @@ impl Pushes {
     }
 }
 
-/// The wait before attempt `attempt + 1`: 1 s doubling to 30 s.
+/// The wait before attempt `attempt + 1`: 1 s doubling to 10 s.
 pub fn retry_delay(attempt: u32) -> Duration {
-    Duration::from_secs((1u64 << attempt.min(5)).min(30))
+    Duration::from_secs((1u64 << attempt.min(4)).min(10))
 }
 
 /// What each protocol's reader asks the stream for: RTSP carries any codec, RTMP what FLV carries
@@ -499,9 +512,27 @@ mod tests {
         pushes.stop_all();
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn targets_are_bounded() {
+        let hub = hub();
+        let pushes = Pushes::default();
+        for i in 0..MAX_TARGETS {
+            pushes.start(&hub, "cam", &format!("rtsp://127.0.0.1:1/{i}"), Origin::Api).unwrap();
+        }
+        let Err(e) = pushes.start(&hub, "cam", "rtsp://127.0.0.1:1/one-more", Origin::Api) else {
+            panic!("a target beyond the limit was started")
+        };
+        assert_eq!(e.kind, PushErrorKind::Limit, "{e}");
+        // An existing target is still found; one stopped frees a place.
+        assert!(pushes.start(&hub, "cam", "rtsp://127.0.0.1:1/0", Origin::Api).is_ok());
+        assert!(pushes.stop("cam", "rtsp://127.0.0.1:1/0"));
+        assert!(pushes.start(&hub, "cam", "rtsp://127.0.0.1:1/one-more", Origin::Api).is_ok());
+        pushes.stop_all();
+    }
+
     #[test]
-    fn retry_delay_doubles_to_thirty_seconds() {
+    fn retry_delay_doubles_to_ten_seconds() {
         let delays: Vec<u64> = (0..8).map(|a| retry_delay(a).as_secs()).collect();
-        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(delays, vec![1, 2, 4, 8, 10, 10, 10, 10]);
     }
 }

@@ -611,6 +611,9 @@ async fn streams_post(State(app): State<Arc<App>>, request: Request<Body>) -> Re
         if let Some(stream) = app.hub.get(&src) {
             return match app.pushes.start(&app.hub, &stream.name, dst, crate::push::Origin::Api) {
                 Ok(_) => Json(app_stream_json(&app, &stream)).into_response(),
+                Err(e) if e.kind == crate::push::PushErrorKind::Limit => {
+                    error(StatusCode::SERVICE_UNAVAILABLE, format!("publish {src}: {e}"))
+                }
                 Err(e) => error(StatusCode::BAD_REQUEST, format!("publish {src}: {e}")),
             };
         }
