@@ -8,39 +8,9 @@ mod common;
 
 use common::*;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// A self-signed certificate and its key (EC P-256), `NAME.crt` and `NAME.key` in `dir`.
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
-    let out = run_with_timeout(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-            .args(["-days", "2", "-subj", &format!("/CN={name}"), "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
-
-/// The `AB:CD:..` of `openssl x509 -fingerprint -sha256` run by the shell command `cmd`.
-fn fingerprint(cmd: &str) -> String {
-    let out = run_with_timeout(Command::new("sh").args(["-c", cmd]), Duration::from_secs(20));
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().rsplit('=').next().unwrap_or_default().to_string()
-}
-
-fn file_fingerprint(cert: &Path) -> String {
-    let fp = fingerprint(&format!("openssl x509 -noout -fingerprint -sha256 -in '{}'", cert.display()));
-    assert_eq!(fp.len(), 95, "not a SHA-256 fingerprint: {fp:?}");
-    fp
-}
 
 /// The fingerprint of the certificate a TLS server at `addr` presents to a new handshake.
 fn served_fingerprint(addr: SocketAddr) -> String {
@@ -48,19 +18,6 @@ fn served_fingerprint(addr: SocketAddr) -> String {
         "openssl s_client -connect {addr} -servername localhost </dev/null 2>/dev/null \
          | openssl x509 -noout -fingerprint -sha256"
     ))
-}
-
-/// The address of `module`'s TLS listener, from its log line (`[rtmp] listen addr=127.0.0.1:1936 tls`).
-fn tls_addr(srv: &Server, module: &str) -> SocketAddr {
-    let prefix = format!("[{module}] listen addr=");
-    let find = || {
-        srv.log().lines().find_map(|l| {
-            let rest = l.split(&prefix).nth(1)?;
-            rest.trim().strip_suffix(" tls")?.parse().ok()
-        })
-    };
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} TLS listener; log:\n{}", srv.log());
-    find().unwrap()
 }
 
 /// The stream's producer published over `protocol`, once it has medias.
