@@ -246,3 +246,45 @@ fn hot_reload_starts_and_stops_targets() {
         dest.http("GET", "/api/streams?src=reloaded").text()
     );
 }
+
+/// RTMPS: into camrelay's RTMPS listener (self-signed): pinned with `#fingerprint=` and unverified with
+/// `rtmpx://` it publishes; plain `rtmps://` refuses the certificate (a typed network error).
+#[test]
+fn rtmps_push_pinned_unverified_and_refused() {
+    let dir = temp_dir("rtmps-push");
+    let (cert, key) = make_cert(&dir, "dest");
+    let dest = Server::start(&format!(
+        "rtmp:\n  listen: 127.0.0.1:0\n  tls_listen: 127.0.0.1:0\n  tls_cert: {}\n  tls_key: {}\nstreams:\n  \
+         pinned:\n  novrfy:\n  strict:\n",
+        cert.display(),
+        key.display()
+    ));
+    let tls = tls_addr(&dest, "rtmp");
+    let fp = file_fingerprint(&cert);
+    let src = Server::start(&format!(
+        "{SOURCE}publish:\n  cam:\n    - rtmps://{tls}/live/pinned#fingerprint={fp}\n    - rtmpx://{tls}/live/novrfy\n    \
+         - rtmps://{tls}/live/strict\n"
+    ));
+    for name in ["pinned", "novrfy"] {
+        let n = decode_video_frames(&dest.rtsp_url(name), "tcp", 30)
+            .unwrap_or_else(|e| panic!("{name}: {e}\nlog:\n{}", src.log()));
+        assert!(n >= 30, "{name}: decoded {n}");
+    }
+    let dest_json = dest.http("GET", "/api/streams?src=pinned").json();
+    assert!(dest_json["producers"].as_array().unwrap().iter().any(|p| p["protocol"] == "rtmps"), "{dest_json}");
+    assert!(
+        wait_until(Duration::from_secs(15), || push_consumers(&src, "cam")
+            .iter()
+            .any(
+                |c| c["url"].as_str().is_some_and(|u| u.ends_with("/strict")) && c["publish"]["last_error"].is_string()
+            )),
+        "{:?}",
+        push_consumers(&src, "cam")
+    );
+    let strict = push_consumers(&src, "cam")
+        .into_iter()
+        .find(|c| c["url"].as_str().is_some_and(|u| u.ends_with("/strict")))
+        .unwrap();
+    assert_eq!(strict["publish"]["last_error_kind"], "network", "{strict}");
+    assert!(strict["publish"]["last_error"].as_str().unwrap().contains("invalid peer certificate"), "{strict}");
+}

@@ -149,8 +149,8 @@ fn protocol_of(url: &str) -> Result<Protocol, PushError> {
             ::rtsp::client::SourceUrl::parse(url).map_err(|e| bad(e.to_string()))?;
             Ok(Protocol::Rtsp)
         }
-        "rtmp" | "rtmps" => {
-            ::rtmp::client::RtmpUrl::parse(url).map_err(bad)?;
+        "rtmp" | "rtmps" | "rtmpx" => {
+            crate::sources::rtmp::RtmpTarget::parse(url).map_err(|e| PushError::new(PushErrorKind::Unsupported, e))?;
             Ok(Protocol::Rtmp)
         }
         _ => Err(bad("unsupported destination (publish pushes to rtsp://, rtsps://, rtmp:// and rtmps://)".into())),

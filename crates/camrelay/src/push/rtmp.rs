@@ -1,10 +1,11 @@
-//! RTMP push (`rtmp://`, `rtmps://` destinations: YouTube, Telegram, MediaMTX, another camrelay): the
+//! RTMP push (`rtmp://`, `rtmps://` destinations: YouTube, Telegram, MediaMTX, another camrelay; `rtmps://`
+//! may pin the server's certificate with `#fingerprint=`, `rtmpx://` skips the check, as for sources): the
 //! publish mode of the sans-IO `rtmp::client::RtmpClientSession` on a `crate::dial` connection. The
 //! reader's frames are muxed by `formats::mux::FlvStream` and its tags sent as RTMP messages (RTMP
 //! message bodies are FLV tag bodies), split by `servers::rtmp::flv_tags` as the RTMP server's play
 //! path does.
 
-use ::rtmp::client::{ClientConfig, ClientError, ClientEvent, ClientMode, RejectKind, RtmpClientSession, RtmpUrl};
+use ::rtmp::client::{ClientConfig, ClientError, ClientEvent, ClientMode, RejectKind, RtmpClientSession};
 use formats::mux::Muxer;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +15,7 @@ use super::{next_frame, stream_ended, PushError, PushErrorKind, PushStatus};
 use crate::hub::Reader;
 use crate::secrets::mask_url;
 use crate::servers::rtmp::flv_tags;
+use crate::sources::rtmp::RtmpTarget;
 use crate::sources::rtsp::{now, sleep_until};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,19 +59,18 @@ pub(super) async fn push(
     stop: &CancellationToken,
 ) -> Result<(), PushError> {
     let masked = mask_url(url);
-    let target =
-        RtmpUrl::parse(url).map_err(|e| PushError::new(PushErrorKind::Unsupported, format!("{masked}: {e}")))?;
+    let RtmpTarget { url: target, tls, pin } =
+        RtmpTarget::parse(url).map_err(|e| PushError::new(PushErrorKind::Unsupported, e))?;
     status.set_remote_addr(format!("{}:{}", target.host, target.port));
     let codecs: Vec<_> = reader.tracks.iter().map(|t| (t.track.kind, t.codec.clone())).collect();
     let mut muxer = formats::mux::FlvStream::new(&codecs)
         .map_err(|e| PushError::new(PushErrorKind::Codecs, format!("stream {}: flv: {e}", reader.stream_name())))?;
     *status.shared.medias.lock().unwrap_or_else(|e| e.into_inner()) =
         codecs.iter().map(|(kind, c)| format!("{kind}, sendonly, {}", c.short_name())).collect();
-    let tls = if target.tls { crate::dial::Tls::Verify } else { crate::dial::Tls::None };
     let net = |e: String| PushError::new(PushErrorKind::Network, format!("{masked}: {e}"));
     let dialled = tokio::select! {
         _ = stop.cancelled() => return Ok(()),
-        d = crate::dial::tcp(&target.host, target.port, tls, CONNECT_TIMEOUT) => d.map_err(net)?,
+        d = crate::dial::tcp_pinned(&target.host, target.port, tls, pin, CONNECT_TIMEOUT) => d.map_err(net)?,
     };
     let mut io = dialled.io;
     let mut config = ClientConfig::new(ClientMode::Publish, &target);

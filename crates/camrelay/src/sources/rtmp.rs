@@ -60,8 +60,17 @@ pub struct RtmpSource {
     bytes: Arc<AtomicU64>,
 }
 
-impl RtmpSource {
-    pub fn new(url: &str) -> Result<RtmpSource, String> {
+/// An `rtmp://`, `rtmps://` (verified, or pinned with `#fingerprint=`) or `rtmpx://` (unverified) URL:
+/// where to connect and how. Also the RTMP push's destinations (`crate::push`).
+pub(crate) struct RtmpTarget {
+    pub url: RtmpUrl,
+    pub tls: Tls,
+    pub pin: Option<[u8; 32]>,
+}
+
+impl RtmpTarget {
+    /// Errors name the URL with its password masked.
+    pub(crate) fn parse(url: &str) -> Result<RtmpTarget, String> {
         let masked = mask_url(url);
         let (url, params) = url.split_once('#').unwrap_or((url, ""));
         let mut pin = None;
@@ -86,7 +95,14 @@ impl RtmpSource {
         if pin.is_some() && tls == Tls::None {
             return Err(format!("{masked}: #fingerprint= needs TLS (rtmps://)"));
         }
-        Ok(RtmpSource { masked, url, tls, pin, remote: Mutex::new(None), bytes: Arc::default() })
+        Ok(RtmpTarget { url, tls, pin })
+    }
+}
+
+impl RtmpSource {
+    pub fn new(url: &str) -> Result<RtmpSource, String> {
+        let RtmpTarget { url: parsed, tls, pin } = RtmpTarget::parse(url)?;
+        Ok(RtmpSource { masked: mask_url(url), url: parsed, tls, pin, remote: Mutex::new(None), bytes: Arc::default() })
     }
 
     fn err(&self, e: SourceError) -> SourceError {
