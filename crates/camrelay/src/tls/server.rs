@@ -535,6 +535,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// The watcher's 2 s poll on tokio's paused clock: nothing is reloaded before a change, a replaced
+    /// pair is served after the next tick, and the task ends with the shutdown token.
+    #[tokio::test(start_paused = true)]
+    async fn the_watcher_polls_every_two_seconds() {
+        let d = dir("watch");
+        let Some((cert, key)) = openssl_pair(&d, "w1", "w1") else {
+            eprintln!("openssl missing: skipped");
+            return;
+        };
+        let tls = ServerTls::load("api", setting("api.tls_cert", &cert), setting("api.tls_key", &key), &[]).unwrap();
+        let first = tls.fingerprint();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tls.watch(shutdown.clone());
+        tokio::time::sleep(POLL_INTERVAL * 2).await;
+        assert_eq!(tls.fingerprint(), first);
+        let (c2, k2) = openssl_pair(&d, "w2", "w2").unwrap();
+        std::fs::copy(&k2, &key).unwrap();
+        std::fs::copy(&c2, &cert).unwrap();
+        let start = tokio::time::Instant::now();
+        while tls.fingerprint() == first {
+            assert!(start.elapsed() <= POLL_INTERVAL * 2, "not reloaded within two polls");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(start.elapsed() <= POLL_INTERVAL + Duration::from_millis(200), "{:?}", start.elapsed());
+        shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn self_signed_is_made_once_and_kept() {
         let d = dir("selfsigned");
