@@ -11,10 +11,6 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// ffmpeg publishing a 320x240 H.264 + AAC test pattern to `url` over RTMP (60 s).
 fn publish(url: &str) -> Publisher {
     Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", url])
