@@ -115,18 +115,15 @@ fn destination_config(rtsp_port: u16) -> String {
     )
 }
 
-#[test]
-fn rtsp_push_into_a_second_camrelay_with_digest_auth_resumes_after_it_restarts() {
-    let port = free_port();
-    let mut dest = Server::start(&destination_config(port));
-    let dest_url = format!("rtsp://pub:s3cret@127.0.0.1:{port}/pushed");
-    let src = Server::start(&format!("{SOURCE}publish:\n  cam: {dest_url}\n"));
-    let n = decode_video_frames(&dest_url, "tcp", 30).unwrap_or_else(|e| panic!("{e}\nlog:\n{}", src.log()));
+/// `publish:` from one camrelay into another (`dest_config`, started again on the same ports after it is
+/// killed): frames are readable at `read(dest)` before and again after, without touching the source.
+fn resumes_after_the_destination_restarts(dest_config: &str, push_url: &str, read: impl Fn(&Server) -> String) {
+    let mut dest = Server::start(dest_config);
+    let src = Server::start(&format!("{SOURCE}publish:\n  cam: {push_url}\n"));
+    let url = read(&dest);
+    let n = decode_video_frames(&url, "tcp", 30).unwrap_or_else(|e| panic!("{e}\nlog:\n{}", src.log()));
     assert!(n >= 30, "decoded {n}");
-    assert_video_640x360(&dest_url, || src.log());
-    let c = &push_consumers(&src, "cam")[0];
-    assert_eq!(c["url"], format!("rtsp://pub:***@127.0.0.1:{port}/pushed"), "the password is masked: {c}");
-    assert!(!src.log().contains("s3cret"), "the password reached the log");
+    assert_video_640x360(&url, || src.log());
 
     // The destination goes away: the target shows a typed network error and keeps trying.
     dest.terminate();
@@ -141,9 +138,10 @@ fn rtsp_push_into_a_second_camrelay_with_digest_auth_resumes_after_it_restarts()
     let before = push_consumers(&src, "cam")[0]["publish"]["reconnects"].as_u64().unwrap();
 
     // Back on the same port: frames are readable there again without touching the source server.
-    let _dest = Server::start(&destination_config(port));
+    let dest = Server::start(dest_config);
+    let url = read(&dest);
     assert!(
-        wait_until(Duration::from_secs(40), || decode_video_frames(&dest_url, "tcp", 30).is_ok_and(|n| n >= 30)),
+        wait_until(Duration::from_secs(40), || decode_video_frames(&url, "tcp", 30).is_ok_and(|n| n >= 30)),
         "no frames after the restart: {:?}\nlog:\n{}",
         push_consumers(&src, "cam"),
         src.log()
@@ -151,6 +149,36 @@ fn rtsp_push_into_a_second_camrelay_with_digest_auth_resumes_after_it_restarts()
     let c = &push_consumers(&src, "cam")[0];
     assert_eq!(c["publish"]["state"], "publishing", "{c}");
     assert!(c["publish"]["reconnects"].as_u64().unwrap() > before, "{c}");
+    assert!(!src.log().contains("s3cret"), "the password reached the log");
+}
+
+#[test]
+fn rtsp_push_into_a_second_camrelay_with_digest_auth_resumes_after_it_restarts() {
+    let port = free_port();
+    let url = format!("rtsp://pub:s3cret@127.0.0.1:{port}/pushed");
+    resumes_after_the_destination_restarts(&destination_config(port), &url, |_| url.clone());
+}
+
+#[test]
+fn rtmp_push_into_a_second_camrelay_resumes_after_it_restarts() {
+    let port = free_port();
+    let config = format!("rtmp:\n  listen: 127.0.0.1:{port}\nstreams:\n  pushed:\n");
+    let url = format!("rtmp://127.0.0.1:{port}/live/pushed");
+    resumes_after_the_destination_restarts(&config, &url, |dest| dest.rtsp_url("pushed"));
+}
+
+#[test]
+fn the_password_of_a_destination_is_masked() {
+    let port = free_port();
+    let _dest = Server::start(&destination_config(port));
+    let src = Server::start(&format!("{SOURCE}publish:\n  cam: rtsp://pub:s3cret@127.0.0.1:{port}/pushed\n"));
+    assert!(wait_until(Duration::from_secs(20), || publishing_bytes(&src, "cam") > 0), "{}", src.log());
+    let all = src.http("GET", "/api/streams?src=cam").json();
+    let consumers = all["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), 1, "the push is one consumer, not also a plain reader: {all}");
+    assert_eq!(consumers[0]["url"], format!("rtsp://pub:***@127.0.0.1:{port}/pushed"), "{all}");
+    assert_eq!(consumers[0]["remote_addr"], format!("127.0.0.1:{port}"), "{all}");
+    assert!(!src.log().contains("s3cret") && !all.to_string().contains("s3cret"));
 }
 
 #[test]
