@@ -826,6 +826,19 @@ fn record_session_announce_digest_setup_record_and_rtp_out() {
     let (ch, data) = &srv.interleaved[1];
     let p = rtp::packet::parse_bytes(data.clone()).unwrap();
     assert_eq!((*ch, p.payload_type, p.ssrc), (2, 97, SSRC + 1));
+    // A sender report on media 0's RTCP channel counts what went out there.
+    srv.client.send_sender_report(0, 0x1234_5678_9abc_def0, 4500);
+    srv.drain();
+    let (ch, data) = &srv.interleaved[2];
+    assert_eq!(*ch, 1);
+    let expected = rtp::rtcp::SenderReport {
+        ssrc: SSRC,
+        ntp: 0x1234_5678_9abc_def0,
+        rtp_timestamp: 4500,
+        packet_count: 1,
+        octet_count: 4,
+    };
+    assert_eq!(rtp::rtcp::parse_compound(data).unwrap().sender_reports, vec![expected]);
     // Keep-alives at half the session timeout; no data timeout while we are the sender.
     srv.advance(Duration::from_secs(60));
     assert!(srv.take_events().is_empty());

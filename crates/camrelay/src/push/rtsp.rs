@@ -2,7 +2,8 @@
 //! `rtsp::client::RtspClient` (OPTIONS, ANNOUNCE with the SDP of the reader's tracks, SETUP over TCP
 //! interleaved with `mode=record`, RECORD, Basic/Digest on 401) on the RTSP source's connection
 //! (`sources::rtsp::Conn`: TCP, TLS or a WebSocket tunnel). Frames keep the RTP packets they came in
-//! (or were packetized into once at the source); the session writes its own headers.
+//! (or were packetized into once at the source); the session writes its own headers, and RTCP sender
+//! reports every 5 s per media (dated by the track's wall clock) let the destination sync them.
 
 use ::rtsp::client::{ClientError, ClientOptions, ErrorKind, Event, RtspClient, SourceUrl};
 use media::{Direction, Media};
@@ -15,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Packet size for frames that carry no RTP packets.
 const MTU: usize = 1400;
+/// RTCP sender reports per media at most this often (as the RTSP server sends its readers).
+const SR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn error_of(e: &ClientError) -> PushError {
     let kind = match e.kind {
@@ -63,6 +66,7 @@ pub(super) async fn push(
     let mut client = RtspClient::record(src, options, medias, now());
     let mut recording = false;
     let mut packets = Vec::new();
+    let mut next_sr: Vec<Option<tokio::time::Instant>> = codecs.iter().map(|_| None).collect();
     loop {
         conn.flush(&mut client).await;
         while let Some(ev) = client.poll_event() {
@@ -104,6 +108,17 @@ pub(super) async fn push(
                     (frame.rtp.len(), client.send_rtp(d.slot, &frame.rtp))
                 };
                 status.shared.count_sent(sent.0 as u64, sent.1 as u64);
+                // Sender reports date the medias on one wall clock: the destination syncs them.
+                let now_t = tokio::time::Instant::now();
+                if let Some(due) = next_sr.get_mut(d.slot).filter(|t| t.is_none_or(|t| now_t >= t)) {
+                    *due = Some(now_t + SR_INTERVAL);
+                    let wallclock = reader
+                        .tracks
+                        .get(d.slot)
+                        .and_then(|t| t.track.wallclock_for(frame.timestamp))
+                        .unwrap_or_else(std::time::SystemTime::now);
+                    client.send_sender_report(d.slot, rtp::rtcp::ntp_from_system_time(wallclock), frame.timestamp);
+                }
             }
             _ = sleep_until(deadline) => client.handle_timeout(now()),
         }

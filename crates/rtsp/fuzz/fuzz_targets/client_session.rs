@@ -104,7 +104,9 @@ fuzz_target!(|data: &[u8]| {
                         payload: Bytes::from(vec![0xd5; 160]),
                     })
                     .collect();
-                if arg & 2 != 0 {
+                if arg & 4 != 0 {
+                    run.client.send_sender_report(arg & 1, arg as u64 * 0x1_0000_0001, arg as u32 * 3000);
+                } else if arg & 2 != 0 {
                     run.client.send_rtp(arg & 1, &packets);
                 } else {
                     run.client.send_backchannel(arg & 1, &packets);

@@ -203,6 +203,9 @@ struct MediaState {
     udp_rtp: bool,
     udp_rtcp: bool,
     out_sequence: u16,
+    /// What we sent on this media (RTCP sender reports; wrapping, as RFC 3550 counts).
+    sent_packets: u32,
+    sent_octets: u32,
 }
 
 #[derive(Debug)]
@@ -511,6 +514,8 @@ impl RtspClient {
             rtp::packet::write_header(&mut header, p.marker, m.payload_type, m.out_sequence, p.timestamp, ssrc);
             m.out_sequence = m.out_sequence.wrapping_add(1);
             let Ok(len) = u16::try_from(header.len() + p.payload.len()) else { continue };
+            m.sent_packets = m.sent_packets.wrapping_add(1);
+            m.sent_octets = m.sent_octets.wrapping_add(u32::try_from(p.payload.len()).unwrap_or(0));
             match m.channels {
                 Some((rtp, _)) => {
                     out.extend_from_slice(&message::encode_interleaved_header(rtp, len));
@@ -531,6 +536,31 @@ impl RtspClient {
             self.transmit.push_back(out.freeze());
         }
         queued
+    }
+
+    /// Record sessions: an RTCP sender report for media `media` saying that RTP timestamp
+    /// `rtp_timestamp` is wall-clock time `ntp` (`rtp::rtcp::ntp_from_system_time`), with the packet and
+    /// octet counts sent so far, so the server can sync the medias and date them. The driver chooses
+    /// when (every few seconds, as the RTSP server does for its readers). Ignored unless recording.
+    pub fn send_sender_report(&mut self, media: usize, ntp: u64, rtp_timestamp: u32) {
+        if self.state != State::Playing || self.flow != Flow::Record {
+            return;
+        }
+        let Some(m) = self.medias.get(media) else { return };
+        let Some((_, channel)) = m.channels else { return };
+        let report = rtp::rtcp::SenderReport {
+            ssrc: self.options.ssrc.wrapping_add(u32::try_from(media).unwrap_or(0)),
+            ntp,
+            rtp_timestamp,
+            packet_count: m.sent_packets,
+            octet_count: m.sent_octets,
+        };
+        let sr = rtp::rtcp::build_sender_report(&report, &self.options.cname);
+        let Ok(len) = u16::try_from(sr.len()) else { return };
+        let mut out = BytesMut::with_capacity(4 + sr.len());
+        out.extend_from_slice(&message::encode_interleaved_header(channel, len));
+        out.extend_from_slice(&sr);
+        self.transmit.push_back(out.freeze());
     }
 
     /// Bytes to write to the connection, in order.
@@ -727,6 +757,8 @@ impl RtspClient {
                     udp_rtp: udp && sp_rtp != 0,
                     udp_rtcp: udp && sp_rtcp != 0,
                     out_sequence: self.options.initial_sequence,
+                    sent_packets: 0,
+                    sent_octets: 0,
                 });
                 self.events.push_back(Event::SetUp { media: index, transport: accepted });
                 self.setup(index + 1, now);
