@@ -38,6 +38,8 @@ pub struct App {
     pub config_args: OnceLock<crate::reload::ConfigArgs>,
     /// Set once every listener is up and the preloads have started (`GET /api/ready`).
     pub ready: OnceLock<SystemTime>,
+    /// MediaMTX's `runOn*` commands (hooks.rs); the hub and the listeners report to it.
+    pub hooks: Arc<crate::hooks::Hooks>,
 }
 
 /// What source modules may use besides their URL.
@@ -86,9 +88,6 @@ pub fn server_modules() -> Vec<ServerModule> {
         // MediaMTX's HLS and WebRTC HTTP listeners (off unless a MediaMTX config sets them).
         ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls(app)) },
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc(app)) },
-        // The same over HTTPS (MediaMTX's `hlsEncryption`, `webrtcEncryption`).
-        ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls_tls(app)) },
-        ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc_tls(app)) },
         // Prometheus (`metrics: listen`, MediaMTX's `metrics`/`metricsAddress`; off by default).
         ServerModule { module: "metrics", start: |app| Box::pin(servers::metrics::start(app)) },
     ]
@@ -162,6 +161,8 @@ impl App {
         let ctx = SourceContext { live: live.clone(), publishers: publishers.clone(), hub: Arc::default() };
         let hub = Arc::new(Hub::new(source_schemes(&ctx), settings));
         let _ = ctx.hub.set(Arc::downgrade(&hub));
+        let hooks = crate::hooks::Hooks::new(live.clone(), publishers.clone());
+        hooks.attach(&hub);
         hub.set_path_rules(path_rules(&config));
         for (name, urls) in &config.streams {
             // A bad source is reported and skipped; the stream and its other sources still serve.
@@ -198,6 +199,7 @@ impl App {
             pushes: Default::default(),
             config_args: OnceLock::new(),
             ready: OnceLock::new(),
+            hooks,
         })
     }
 
@@ -233,6 +235,7 @@ impl App {
         }
         self.pushes.sync_config(&self.hub, &self.config().publish);
         tasks.push(crate::reload::watch(self.clone()));
+        self.hooks.sync_init();
         let _ = self.ready.set(SystemTime::now());
         self.shutdown.cancelled().await;
         self.preloads.stop_all();
@@ -241,6 +244,7 @@ impl App {
         for t in tasks.into_iter().flatten() {
             let _ = t.await;
         }
+        self.hooks.stop_all().await;
         Ok(())
     }
 }

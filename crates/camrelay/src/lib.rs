@@ -6,6 +6,7 @@ pub mod config;
 pub mod dial;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 pub mod http_client;
 pub mod hub;
 pub mod logging;

@@ -4,6 +4,11 @@
 //! stdout by default as go2rtc does: programs that supervise go2rtc read that stream (Home Assistant
 //! waits for `INF [api] listen addr=` before it talks to the server, and maps the level column to
 //! its own levels). `log.output: stderr` moves them to stderr.
+//!
+//! MediaMTX's settings add [`Sinks`]: JSON lines instead (`logStructured`, go2rtc's `format: json`),
+//! no console, a file (`logFile`) and syslog (`/dev/log`, `sysLogPrefix`). File and syslog lines go
+//! through a bounded queue to a writer thread: logging never waits on a disk; when the queue is full
+//! lines are dropped and counted, and the file says how many.
 
 use std::fmt::Write as _;
 use tracing::field::{Field, Visit};
@@ -43,6 +48,101 @@ impl Output {
             Output::Stderr => std::io::stderr().write_all(buf),
         }
     }
+}
+
+/// Where log lines go besides the in-memory buffer, and their format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sinks {
+    /// Lines on the console ([`Output`]); MediaMTX's `stdout` destination.
+    pub console: bool,
+    /// JSON lines (one object per line) instead of the console format.
+    pub structured: bool,
+    /// Appended to this file.
+    pub file: Option<String>,
+    /// Sent to the system log with this tag.
+    pub syslog: Option<String>,
+}
+
+impl Default for Sinks {
+    fn default() -> Self {
+        Sinks { console: true, structured: false, file: None, syslog: None }
+    }
+}
+
+/// Lines waiting for the file/syslog writer thread, at most.
+const BACKGROUND_QUEUE: usize = 4096;
+
+/// The file and syslog destinations: a bounded queue to a thread that writes them.
+struct Background {
+    queue: std::sync::mpsc::SyncSender<Vec<u8>>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Background {
+    /// Opens the file (created if missing, appended to) and starts the writer thread.
+    fn start(file: Option<&str>, syslog: Option<&str>) -> std::io::Result<Background> {
+        let mut file = match file {
+            Some(path) => Some(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("log file {path}: {e}")))?,
+            )),
+            None => None,
+        };
+        let syslog = syslog.map(|tag| (tag.to_string(), std::os::unix::net::UnixDatagram::unbound().ok()));
+        let (queue, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BACKGROUND_QUEUE);
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let lost = dropped.clone();
+        std::thread::Builder::new().name("camrelay-log".into()).spawn(move || {
+            use std::io::Write;
+            while let Ok(line) = rx.recv() {
+                let mut next = Some(line);
+                while let Some(line) = next.take() {
+                    if let Some(f) = file.as_mut() {
+                        let n = lost.swap(0, std::sync::atomic::Ordering::Relaxed);
+                        if n > 0 {
+                            let _ = writeln!(f, "{n} log lines dropped: the log file could not keep up");
+                        }
+                        let _ = f.write_all(&line);
+                    }
+                    if let Some((tag, Some(socket))) = &syslog {
+                        let _ = socket.send_to(&syslog_message(tag, &line), "/dev/log");
+                    }
+                    next = rx.try_recv().ok();
+                }
+                // The queue is empty: what was written reaches the file now.
+                if let Some(f) = file.as_mut() {
+                    let _ = f.flush();
+                }
+            }
+        })?;
+        Ok(Background { queue, dropped })
+    }
+
+    fn send(&self, line: &[u8]) {
+        if self.queue.try_send(line.to_vec()).is_err() {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// A syslog datagram as Go's `log/syslog` writes one to the local socket:
+/// `<PRI>Jan _2 15:04:05 TAG[PID]: MESSAGE`, facility daemon, severity from the line's level.
+fn syslog_message(tag: &str, line: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end();
+    let severity = if text.contains(" ERR [") || text.contains("\"level\":\"error\"") {
+        3
+    } else if text.contains(" WRN [") || text.contains("\"level\":\"warn\"") {
+        4
+    } else if text.contains(" DBG [") || text.contains(" TRC [") || text.contains("\"level\":\"debug\"") {
+        7
+    } else {
+        6
+    };
+    format!("<{}>{} {tag}[{}]: {text}", 3 * 8 + severity, syslog_stamp(), std::process::id()).into_bytes()
 }
 
 /// Maps a go2rtc module name (`api`, `rtsp`, `streams`, `exec`...) to our tracing targets.
@@ -130,18 +230,25 @@ impl LogBuffer {
     }
 }
 
-/// Writes each formatted line to the console ([`Output`]) and into the [`LogBuffer`].
+/// Writes each formatted line to the console ([`Output`]), into the [`LogBuffer`] and to the file
+/// and syslog destinations.
 #[derive(Clone)]
 pub struct TeeWriter {
     buffer: std::sync::Arc<LogBuffer>,
-    output: Output,
+    output: Option<Output>,
+    background: Option<std::sync::Arc<Background>>,
 }
 
 impl std::io::Write for TeeWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.buffer.push(&String::from_utf8_lossy(buf));
         // A closed console (the supervisor went away) must not stop the server.
-        let _ = self.output.write(buf);
+        if let Some(output) = self.output {
+            let _ = output.write(buf);
+        }
+        if let Some(b) = &self.background {
+            b.send(crate::secrets::mask_text(&String::from_utf8_lossy(buf)).as_bytes());
+        }
         Ok(buf.len())
     }
 
@@ -170,8 +277,93 @@ pub fn init_with_buffer(
         // Plain text: supervisors parse these lines, and span fields would otherwise carry ANSI codes.
         .with_ansi(false)
         .event_format(ConsoleFormat)
-        .with_writer(TeeWriter { buffer, output })
+        .with_writer(TeeWriter { buffer, output: Some(output), background: None })
         .try_init();
+}
+
+/// Installs the logger of a `log:` config (with MediaMTX's destinations). Fails when the log file
+/// cannot be opened.
+pub fn init_from_config(config: &crate::config::LogConfig, buffer: std::sync::Arc<LogBuffer>) -> std::io::Result<()> {
+    let sinks = &config.sinks;
+    let background = if sinks.file.is_some() || sinks.syslog.is_some() {
+        Some(std::sync::Arc::new(Background::start(sinks.file.as_deref(), sinks.syslog.as_deref())?))
+    } else {
+        None
+    };
+    let writer = TeeWriter { buffer, output: sinks.console.then_some(config.output), background };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(&config.level, &config.modules))
+        .with_ansi(false)
+        .with_writer(writer);
+    let _ = if sinks.structured {
+        builder.event_format(JsonFormat).try_init()
+    } else {
+        builder.event_format(ConsoleFormat).try_init()
+    };
+    Ok(())
+}
+
+/// One JSON object per line (`logStructured: true`, go2rtc's `format: json`):
+/// `{"time":"2006-01-02T15:04:05.000Z","level":"info","module":"rtsp","message":"...",...}` with the
+/// event's fields and those of its spans as string members.
+pub struct JsonFormat;
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        let module = fields.module.take().unwrap_or_else(|| module_of(event.metadata().target()).to_string());
+        let mut object = serde_json::Map::new();
+        object.insert("time".into(), crate::servers::v3::rfc3339(std::time::SystemTime::now()).into());
+        object.insert("level".into(), event.metadata().level().as_str().to_ascii_lowercase().into());
+        object.insert("module".into(), module.into());
+        object.insert("message".into(), fields.message.into());
+        for (k, v) in fields.rest {
+            object.entry(k).or_insert(v.into());
+        }
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                if let Some(f) = ext.get::<FormattedFields<N>>() {
+                    if !f.is_empty() {
+                        object.entry(span.name().to_string()).or_insert(f.to_string().into());
+                    }
+                }
+            }
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(object))
+    }
+}
+
+/// The message and fields of one event, for [`JsonFormat`].
+#[derive(Default)]
+struct JsonFields {
+    message: String,
+    rest: Vec<(String, String)>,
+    module: Option<String>,
+}
+
+impl Visit for JsonFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message.push_str(value),
+            "module" => self.module = Some(value.to_string()),
+            name => self.rest.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        match field.name() {
+            "message" => self.message.push_str(&text),
+            "module" => self.module = Some(text.trim_matches('"').to_string()),
+            name => self.rest.push((name.to_string(), text)),
+        }
+    }
 }
 
 /// go2rtc's console line: `HH:MM:SS.mmm LVL [module] message key=value...` (local time, zerolog's
@@ -260,6 +452,19 @@ pub fn module_of(target: &str) -> &str {
     }
 }
 
+/// The local time as syslog's `Jan _2 15:04:05`.
+fn syslog_stamp() -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    // SAFETY: localtime_r writes only the `tm` we pass and reads `secs`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&(secs as libc::time_t), &mut tm) }.is_null() {
+        return "Jan  1 00:00:00".into();
+    }
+    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
+    format!("{month} {:>2} {:02}:{:02}:{:02}", tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
 /// The local wall clock as `HH:MM:SS.mmm`.
 fn clock_now() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -309,7 +514,7 @@ mod tests {
             .with_env_filter(EnvFilter::new("debug"))
             .with_ansi(false)
             .event_format(ConsoleFormat)
-            .with_writer(TeeWriter { buffer: buffer.clone(), output: Output::Stderr })
+            .with_writer(TeeWriter { buffer: buffer.clone(), output: Some(Output::Stderr), background: None })
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(module = "api", addr = "127.0.0.1:11984", "listen");
@@ -327,6 +532,53 @@ mod tests {
         assert_eq!(clock.as_bytes()[8], b'.');
         assert_eq!(rest, "INF [api] listen addr=127.0.0.1:11984");
         assert!(lines[1].ends_with(" WRN [rtsp] bad request stream=cam peer=10.0.0.9:5000"), "{:?}", lines[1]);
+    }
+
+    #[test]
+    fn json_lines_parse_and_file_lines_arrive() {
+        let dir = std::env::temp_dir().join(format!("camrelay-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("json.log");
+        let _ = std::fs::remove_file(&path);
+        let background = Background::start(Some(path.to_str().unwrap()), None).unwrap();
+        let buffer = std::sync::Arc::new(LogBuffer::new(4096));
+        let writer =
+            TeeWriter { buffer: buffer.clone(), output: None, background: Some(std::sync::Arc::new(background)) };
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("debug"))
+            .with_ansi(false)
+            .event_format(JsonFormat)
+            .with_writer(writer)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("rtsp", peer = "10.0.0.9:5000");
+            span.in_scope(|| {
+                tracing::warn!(target: "camrelay::servers::rtsp::session", stream = "cam", "bad rtsp://u:secret@h/x")
+            });
+        });
+        let line = buffer.text();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(v["level"], "warn");
+        assert_eq!(v["module"], "rtsp");
+        assert_eq!(v["stream"], "cam");
+        assert_eq!(v["rtsp"], "peer=\"10.0.0.9:5000\"");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'), "{v}");
+        // The file gets the same line, masked, once the writer thread has run.
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert!(v["message"].as_str().unwrap().starts_with("bad rtsp://") && !text.contains("secret"), "{text}");
+        let msg = String::from_utf8(syslog_message("mediamtx", b"12:00:00.000 ERR [rtsp] x\n")).unwrap();
+        assert!(
+            msg.starts_with("<27>") && msg.contains(" mediamtx[") && msg.ends_with("]: 12:00:00.000 ERR [rtsp] x"),
+            "{msg}"
+        );
     }
 
     #[test]

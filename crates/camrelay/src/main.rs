@@ -50,12 +50,10 @@ fn main() -> ExitCode {
     };
     // The last 512 KiB of logs are also kept for GET /api/log.
     let logs = std::sync::Arc::new(camrelay::logging::LogBuffer::new(512 * 1024));
-    camrelay::logging::init_with_buffer(
-        &loaded.config.log.level,
-        &loaded.config.log.modules,
-        loaded.config.log.output,
-        logs.clone(),
-    );
+    if let Err(e) = camrelay::logging::init_from_config(&loaded.config.log, logs.clone()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

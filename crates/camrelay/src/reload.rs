@@ -134,6 +134,9 @@ impl App {
             }
         }
 
+        // runOnInit: commands of paths gone or changed stop, new ones start.
+        self.hooks.sync_init();
+
         // Push targets (`publish:`): those gone stop, new ones start, unchanged ones keep running.
         if old.publish != new.publish {
             self.pushes.sync_config(&self.hub, &new.publish);

@@ -395,6 +395,8 @@ fn apply_log(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
                     ctx.error(value, &path, format!("invalid log output {text:?} (expected stdout or stderr)"))
                 })?;
             }
+            // go2rtc's `format: json` (zerolog's JSON lines); `color` and `text` are the console format.
+            "format" => log.sinks.structured = ctx.string(value, &path)?.eq_ignore_ascii_case("json"),
             name if LOG_OPTION_KEYS.contains(&name) => {}
             name => {
                 let level = ctx.log_level(value, &path)?;

@@ -351,6 +351,53 @@ pub fn source_url(source: &str) -> String {
     source.to_string()
 }
 
+/// `logDestinations` (`stdout`, `file`, `syslog`), `logFile`, `sysLogPrefix` and `logStructured`.
+fn log_sinks(mtx: &MediamtxConfig) -> Result<crate::logging::Sinks, String> {
+    let mut sinks =
+        crate::logging::Sinks { console: false, structured: mtx.global_bool("logStructured"), ..Default::default() };
+    let destinations = mtx.globals.get("logDestinations").and_then(Value::as_array).cloned().unwrap_or_default();
+    for d in &destinations {
+        match d.as_str().unwrap_or("") {
+            "stdout" => sinks.console = true,
+            "file" => {
+                let file = mtx.global_str("logFile");
+                if file.is_empty() {
+                    return Err("logDestinations has \"file\" but logFile is empty".into());
+                }
+                sinks.file = Some(file);
+            }
+            "syslog" => sinks.syslog = Some(mtx.global_str("sysLogPrefix")),
+            other => {
+                return Err(format!("logDestinations: invalid destination {other:?} (stdout, file or syslog)"));
+            }
+        }
+    }
+    Ok(sinks)
+}
+
+/// Every hook command (`runOn*` of the globals, `pathDefaults` and each path) must split into words;
+/// the error names the key. (`runOnRecordSegment*` belong to recording, which is not built yet: kept.)
+fn check_hooks(mtx: &MediamtxConfig) -> Result<(), String> {
+    let paths = std::iter::once(("pathDefaults".to_string(), &mtx.path_defaults))
+        .chain(mtx.paths.iter().map(|(n, s)| (format!("paths.{n}"), s)));
+    for (where_, settings) in std::iter::once((String::new(), &mtx.globals)).chain(paths) {
+        for (key, is_path) in crate::hooks::Hook::keys() {
+            if is_path == where_.is_empty() {
+                continue;
+            }
+            let command = value_str(settings.get(key));
+            if command.trim().is_empty() {
+                continue;
+            }
+            if let Err(e) = crate::hooks::split_command(&command) {
+                let at = if where_.is_empty() { key.to_string() } else { format!("{where_}.{key}") };
+                return Err(format!("{at}: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `listen` from an enable switch and an address.
 fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
     if mtx.global_bool(enabled) {
@@ -367,6 +414,9 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
         "" => "info".to_string(),
         level => level.to_string(),
     };
+    config.log.sinks =
+        log_sinks(&mtx).map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
+    check_hooks(&mtx).map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
     if let Some(q) = mtx.globals.get("writeQueueSize").and_then(Value::as_u64) {
         config.hub.reader_queue = (q as usize).max(1);
     }
@@ -433,30 +483,6 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
         .unwrap_or_default();
     config.servers.hls_listen = listener(&mtx, "hls", "hlsAddress");
     config.servers.webrtc_http_listen = listener(&mtx, "webrtc", "webrtcAddress");
-    // `apiEncryption`, `hlsEncryption`, `webrtcEncryption`: that listener serves HTTPS instead of HTTP.
-    let tls = |flag: &str, address: &str, cert: &str, key: &str| {
-        mtx.global_bool(flag).then(|| super::TlsListen {
-            listen: address.to_string(),
-            cert: mtx.global_str(cert),
-            key: mtx.global_str(key),
-            self_signed: false,
-        })
-    };
-    config.api.tls = tls("apiEncryption", &config.api.listen, "apiServerCert", "apiServerKey").unwrap_or_default();
-    if !config.api.tls.listen.is_empty() {
-        config.api.listen = String::new();
-    }
-    config.servers.hls_tls =
-        tls("hlsEncryption", &config.servers.hls_listen, "hlsServerCert", "hlsServerKey").unwrap_or_default();
-    if !config.servers.hls_tls.listen.is_empty() {
-        config.servers.hls_listen = String::new();
-    }
-    config.servers.webrtc_http_tls =
-        tls("webrtcEncryption", &config.servers.webrtc_http_listen, "webrtcServerCert", "webrtcServerKey")
-            .unwrap_or_default();
-    if !config.servers.webrtc_http_tls.listen.is_empty() {
-        config.servers.webrtc_http_listen = String::new();
-    }
     config.servers.rtmp_listen = listener(&mtx, "rtmp", "rtmpAddress");
     // RTMPS: `optional` adds the TLS listener, `strict` keeps only it.
     let encryption = match mtx.globals.get("rtmpEncryption") {
@@ -693,27 +719,5 @@ mod tests {
         assert_eq!(parse_mediamtx_duration("200ms"), Some(Duration::from_millis(200)));
         assert_eq!(parse_mediamtx_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_mediamtx_duration("10"), None);
-    }
-
-    #[test]
-    fn https_listeners_from_the_encryption_switches() {
-        let c = load_text("hls: true\n").unwrap().config;
-        assert_eq!((c.servers.hls_listen.as_str(), c.servers.hls_tls.listen.as_str()), (":8888", ""));
-        assert_eq!(c.api.tls, crate::config::TlsListen::default());
-        let text = "api: true\napiEncryption: true\napiServerKey: a.key\napiServerCert: a.crt\n\
-                    hlsEncryption: true\nwebrtcEncryption: true\nwebrtcServerCert: w.crt\n";
-        let c = load_text(text).unwrap().config;
-        assert_eq!(c.api.listen, "", "the API serves HTTPS instead");
-        let t = &c.api.tls;
-        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":9997", "a.crt", "a.key"));
-        assert_eq!(c.servers.hls_listen, "");
-        let t = &c.servers.hls_tls;
-        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":8888", "server.crt", "server.key"));
-        assert_eq!(c.servers.webrtc_http_listen, "");
-        let t = &c.servers.webrtc_http_tls;
-        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":8889", "w.crt", "server.key"));
-        // A switched-off server stays off.
-        let c = load_text("hls: false\nhlsEncryption: true\n").unwrap().config;
-        assert_eq!((c.servers.hls_listen.as_str(), c.servers.hls_tls.listen.as_str()), ("", ""));
     }
 }

@@ -133,10 +133,6 @@ pub struct ServerListens {
     pub hls_listen: String,
     /// MediaMTX's WebRTC HTTP server (`/PATH/whep`, `/PATH/whip`), default `:8889`.
     pub webrtc_http_listen: String,
-    /// MediaMTX's `hlsEncryption: true`: the HLS server over TLS instead (`hlsServerCert`/`hlsServerKey`).
-    pub hls_tls: TlsListen,
-    /// MediaMTX's `webrtcEncryption: true`: the WebRTC HTTP server over TLS instead.
-    pub webrtc_http_tls: TlsListen,
     pub rtmp_listen: String,
     /// RTMPS: go2rtc-style `rtmp.tls_listen`/`tls_cert`/`tls_key`, or MediaMTX's `rtmpsAddress` with
     /// `rtmpEncryption: optional|strict` and `rtmpServerCert`/`rtmpServerKey`.
@@ -336,6 +332,9 @@ pub struct LogConfig {
     pub modules: Vec<(String, String)>,
     /// `output`: `stdout` (default, as go2rtc) or `stderr`.
     pub output: crate::logging::Output,
+    /// Where lines go besides the console, and in which format (MediaMTX's `logDestinations`,
+    /// `logFile`, `sysLogPrefix`, `logStructured`; go2rtc's `format: json`).
+    pub sinks: crate::logging::Sinks,
 }
 
 /// `hub:` section (camrelay's own).
@@ -392,7 +391,12 @@ impl Default for RtspConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".to_string(), modules: Vec::new(), output: crate::logging::Output::Stdout }
+        LogConfig {
+            level: "info".to_string(),
+            modules: Vec::new(),
+            output: crate::logging::Output::Stdout,
+            sinks: crate::logging::Sinks::default(),
+        }
     }
 }
 

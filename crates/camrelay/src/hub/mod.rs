@@ -2,6 +2,7 @@
 //! reader's query filters to source medias (DESIGN.md, "The data path" and "Streams, sources and
 //! negotiation").
 
+pub mod events;
 pub mod paths;
 pub mod preload;
 pub mod producer;
@@ -11,7 +12,7 @@ pub mod track;
 
 use media::{Direction, Media, MediaFilter};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -71,6 +72,10 @@ pub struct Stream {
 pub(crate) struct Registry {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     publishers: Mutex<publish::PublisherCounts>,
+    /// Who hears of ready/read/demand ([`events`]); set once by the app.
+    events: OnceLock<Arc<dyn events::HubEvents>>,
+    /// Woken when a publisher starts (readers waiting for an on-demand publisher).
+    published: tokio::sync::Notify,
 }
 
 impl Registry {
@@ -246,12 +251,33 @@ pub struct Hub {
 impl Hub {
     pub fn new(schemes: Vec<(&str, SourceFactory)>, settings: HubSettings) -> Hub {
         Hub {
-            registry: Arc::new(Registry { streams: RwLock::new(BTreeMap::new()), publishers: Mutex::default() }),
+            registry: Arc::new(Registry {
+                streams: RwLock::new(BTreeMap::new()),
+                publishers: Mutex::default(),
+                events: OnceLock::new(),
+                published: tokio::sync::Notify::new(),
+            }),
             schemes: schemes.into_iter().map(|(s, f)| (s.to_string(), f)).collect(),
             settings,
             publish_limits: PublishLimits::default(),
             rules: RwLock::default(),
         }
+    }
+
+    /// Sets who hears of the hub's path events ([`events`]; once, at start).
+    pub fn set_events(&self, events: Arc<dyn events::HubEvents>) {
+        let _ = self.registry.events.set(events);
+    }
+
+    fn events(&self) -> Option<&Arc<dyn events::HubEvents>> {
+        self.registry.events.get()
+    }
+
+    /// Makes pulled producer `p` of stream `name` report when it goes online.
+    pub(crate) fn report_ready(&self, name: &str, p: &Producer) {
+        let Some(events) = self.events() else { return };
+        let (events, name) = (Arc::downgrade(events), name.to_string());
+        p.set_on_ready(Box::new(move |p| events.upgrade()?.ready(&name, p)));
     }
 
     pub fn schemes(&self) -> Vec<String> {
@@ -294,6 +320,9 @@ impl Hub {
             .iter()
             .map(|u| Ok(Producer::pulled(u, self.make_source(u)?, linger, self.settings.gop_cache_bytes)))
             .collect::<Result<Vec<_>, HubError>>()?;
+        for p in &producers {
+            self.report_ready(name, p);
+        }
         let stream = Arc::new(Stream::new(name, None));
         *stream.producers.lock().unwrap_or_else(|e| e.into_inner()) = producers;
         let old = self.registry.write_streams().insert(name.to_string(), stream.clone());
@@ -392,10 +421,20 @@ impl Hub {
         replay: bool,
         queue: usize,
     ) -> Result<Reader, HubError> {
-        let stream = self.stream_for_reader(name)?;
-        let _idle_check = paths::IdleCheck(&stream);
+        let mut stream = self.stream_for_reader(name)?;
         let options = self.path_options(name);
         paths::check_readers(&stream, options.max_readers)?;
+        // MediaMTX's runOnDemand: the demand starts the publisher; wait for it.
+        let mut guards = Vec::new();
+        if let Some(events) = self.events() {
+            let query = shared.query.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let has_publisher = stream.producers().iter().any(|p| p.is_pushed());
+            if let Some((demand, timeout)) = events.demand(name, &query, has_publisher) {
+                guards.push(demand);
+                stream = self.wait_for_publisher(name, &stream, timeout).await?;
+            }
+        }
+        let _idle_check = paths::IdleCheck(&stream);
         let producers = stream.producers();
         let start_timeout = options.start_timeout.unwrap_or(self.settings.start_timeout);
         let deadline = tokio::time::Instant::now() + start_timeout;
@@ -456,11 +495,51 @@ impl Hub {
         for p in &used_producers {
             p.add_reader();
         }
-        let reader =
-            Reader { shared: shared.clone(), tracks, queue: rx, stream: stream.clone(), producers: used_producers };
+        let mut reader = Reader {
+            shared: shared.clone(),
+            tracks,
+            queue: rx,
+            stream: stream.clone(),
+            producers: used_producers,
+            events: Vec::new(),
+        };
         // Dropping the reader on a refusal unsubscribes it again.
         paths::admit_reader(&stream, &shared, options.max_readers)?;
+        if shared.protocol() != "preload" {
+            guards.extend(self.events().and_then(|e| e.reading(name, &shared)));
+        }
+        reader.events = guards;
         Ok(reader)
+    }
+
+    /// Waits until stream `name` has a publisher with tracks (an on-demand command started it), up to
+    /// `timeout`; returns the stream as it is then. A stream made for the wait that got nothing goes.
+    async fn wait_for_publisher(
+        &self,
+        name: &str,
+        stream: &Arc<Stream>,
+        timeout: Duration,
+    ) -> Result<Arc<Stream>, HubError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.registry.published.notified();
+            let current = self.get(name).unwrap_or_else(|| stream.clone());
+            if current.producers().iter().any(|p| p.is_pushed() && !p.tracks().is_empty()) {
+                return Ok(current);
+            }
+            // Woken by a publisher's start; the periodic check covers a stream replaced meanwhile.
+            let check = (tokio::time::Instant::now() + Duration::from_millis(500)).min(deadline);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(check) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.registry.remove_if_unused(&current);
+                return Err(HubError::Source(format!(
+                    "stream {name}: its runOnDemand command did not publish within {timeout:?}"
+                )));
+            }
+        }
     }
 
     /// Two-way audio: plays the audio of source `src` (a URL) into the backchannel of stream `dst`

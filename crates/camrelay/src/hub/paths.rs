@@ -142,6 +142,15 @@ impl Hub {
         }
         let rules = self.path_rules();
         let Some((rule, groups)) = rules.find(name) else { return Err(HubError::NotFound(name.to_string())) };
+        if rule.takes_publishers() && self.registry.events.get().is_some_and(|e| e.publishes_on_demand(name)) {
+            // MediaMTX's runOnDemand on a pattern: a stream for the reader to wait on, which the
+            // command's publisher joins; it goes like a publisher's once nothing uses it.
+            let mut streams = self.registry.write_streams();
+            let stream = streams
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(Stream::new(name, Some(Arc::downgrade(&self.registry)))));
+            return Ok(stream.clone());
+        }
         if rule.source.is_empty() || rule.source == "redirect" || matches!(rule.pattern, PathPattern::Name(_)) {
             return Err(HubError::NotFound(name.to_string()));
         }
@@ -155,7 +164,9 @@ impl Hub {
         }
         let mut stream = Stream::new(name, Some(Arc::downgrade(&self.registry)));
         stream.idle_removal = Some(linger);
-        stream.add_producer(super::Producer::pulled(&url, source, linger, self.settings.gop_cache_bytes));
+        let producer = super::Producer::pulled(&url, source, linger, self.settings.gop_cache_bytes);
+        self.report_ready(name, &producer);
+        stream.add_producer(producer);
         let stream = Arc::new(stream);
         streams.insert(name.to_string(), stream.clone());
         tracing::info!(stream = %name, rule = %rule.name, source = %crate::secrets::mask_url(&url), "stream created for a reader by its path rule");

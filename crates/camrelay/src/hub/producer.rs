@@ -15,7 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -282,7 +282,13 @@ pub struct Producer {
     gop_cache_bytes: usize,
     /// False for one-shot sources (a file played into a backchannel): when the run ends, it ends.
     retry: bool,
+    /// Told when a pulled source goes online; its guard is held while the run lasts
+    /// ([`super::events`], set by the hub).
+    on_ready: OnceLock<ReadyHook>,
 }
+
+/// What a pulled producer calls when it goes online ([`Producer::set_on_ready`]).
+pub type ReadyHook = Box<dyn Fn(&Producer) -> Option<super::events::EventGuard> + Send + Sync>;
 
 struct ProducerInner {
     medias: Option<Vec<Media>>,
@@ -331,6 +337,7 @@ impl Producer {
             linger,
             gop_cache_bytes,
             retry: true,
+            on_ready: OnceLock::new(),
         })
     }
 
@@ -345,6 +352,7 @@ impl Producer {
             linger: Duration::ZERO,
             gop_cache_bytes,
             retry: false,
+            on_ready: OnceLock::new(),
         })
     }
 
@@ -383,7 +391,13 @@ impl Producer {
             linger: Duration::ZERO,
             gop_cache_bytes,
             retry: false,
+            on_ready: OnceLock::new(),
         })
+    }
+
+    /// Sets what is told when this (pulled) producer goes online (once; later calls are ignored).
+    pub fn set_on_ready(&self, hook: ReadyHook) {
+        let _ = self.on_ready.set(hook);
     }
 
     fn lock(&self) -> MutexGuard<'_, ProducerInner> {
@@ -698,7 +712,10 @@ impl Producer {
                 inner.runs += 1;
             }
             let run_at = Instant::now();
+            // Ready while it runs (MediaMTX's runOnReady / runOnNotReady).
+            let ready = self.on_ready.get().and_then(|hook| hook(&self));
             let result = source.clone().run_opened(parked, tracks.clone(), stop.clone()).await;
+            drop(ready);
             if stop.is_cancelled() {
                 break;
             }

@@ -134,6 +134,8 @@ pub struct PublishGuard {
     replaced: CancellationToken,
     /// [`HubSettings::publisher_grace`].
     grace: Duration,
+    /// The path's ready event while started ([`super::events`]); dropped with the guard.
+    ready: Option<super::events::EventGuard>,
 }
 
 impl PublishGuard {
@@ -167,6 +169,8 @@ impl PublishGuard {
         // The stream under this name now: a config change (`set_stream`) may have replaced it.
         let current = self.registry.get(&self.stream.name).unwrap_or_else(|| self.stream.clone());
         current.add_producer(self.producer.clone());
+        self.ready = self.registry.events.get().and_then(|e| e.ready(&self.stream.name, &self.producer));
+        self.registry.published.notify_waiters();
     }
 }
 
@@ -308,9 +312,10 @@ impl Hub {
                 (orphan, std::mem::take(&mut *orphans))
             };
             let continued = orphan.or_else(|| {
-                stream.producers().into_iter().find(|p| {
-                    old.iter().any(|(id, _)| *id == p.id) && same_medias(&p.tracks(), &request.medias)
-                })
+                stream
+                    .producers()
+                    .into_iter()
+                    .find(|p| old.iter().any(|(id, _)| *id == p.id) && same_medias(&p.tracks(), &request.medias))
             });
             let gop = self.settings.gop_cache_bytes;
             let (url, protocol, remote) = (&request.url, &request.protocol, &request.remote_addr);
@@ -341,7 +346,15 @@ impl Hub {
             tracing::info!(stream = %request.path, readers, "publisher came back: its readers go on");
         }
         let grace = self.settings.publisher_grace;
-        Ok(PublishGuard { registry: self.registry.clone(), stream, producer, started: false, replaced, grace })
+        Ok(PublishGuard {
+            registry: self.registry.clone(),
+            stream,
+            producer,
+            started: false,
+            replaced,
+            grace,
+            ready: None,
+        })
     }
 
     /// Tells publisher `id` of `path` to go (the API's kick), as a newer publisher replacing it would:
@@ -521,7 +534,12 @@ mod tests {
     }
 
     fn keyframe(ts: u32) -> media::Frame {
-        media::Frame { timestamp: ts, keyframe: true, payload: bytes::Bytes::from_static(&[0x65, 1, 2, 3]), rtp: Vec::new() }
+        media::Frame {
+            timestamp: ts,
+            keyframe: true,
+            payload: bytes::Bytes::from_static(&[0x65, 1, 2, 3]),
+            rtp: Vec::new(),
+        }
     }
 
     async fn video_reader(hub: &Hub, path: &str) -> crate::hub::Reader {

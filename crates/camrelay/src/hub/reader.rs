@@ -55,6 +55,8 @@ pub struct ReaderShared {
     pub packets_sent: AtomicU64,
     /// What this reader takes, for the API: `video, sendonly, H264`.
     pub medias: Mutex<Vec<String>>,
+    /// The query of the URL it read (`MTX_QUERY` of its hooks), where the protocol has one.
+    pub query: Mutex<String>,
 }
 
 impl ReaderShared {
@@ -70,6 +72,7 @@ impl ReaderShared {
             bytes_sent: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
             medias: Mutex::new(Vec::new()),
+            query: Mutex::new(String::new()),
         }
     }
 
@@ -100,6 +103,9 @@ pub struct Reader {
     pub queue: mpsc::Receiver<Delivery>,
     pub(super) stream: Arc<Stream>,
     pub(super) producers: Vec<Arc<Producer>>,
+    /// Held while it reads: the read event and the on-demand publisher's demand ([`super::events`]);
+    /// dropped after the reader has left.
+    pub(super) events: Vec<super::events::EventGuard>,
 }
 
 impl Reader {

@@ -141,8 +141,10 @@ async fn serve(app: Arc<App>, listener: tokio::net::TcpListener, tls: Option<Arc
         let app = app.clone();
         let tls = tls.clone();
         let span = tracing::info_span!("rtmp", peer = %peer);
+        let hook = app.hooks.connect(if tls.is_some() { "rtmpsConn" } else { "rtmpConn" }, peer);
         tokio::spawn(
             async move {
+                let _hook = hook;
                 let _ = sock.set_nodelay(true);
                 match tls {
                     None => run_conn(&app, Conn::new(sock, peer, "rtmp")).await,

@@ -725,6 +725,32 @@ const PUBLISHER: u16 = 0x9000;
 const READER_CONN: u16 = 0xa000;
 const PUBLISHER_CONN: u16 = 0xb000;
 
+/// A listener connection's id (`MTX_CONN_ID` of the connect hooks): the connection's number.
+const CONNECTION: u16 = 0xc000;
+
+pub(crate) fn connection_id(n: u64) -> String {
+    uuid(CONNECTION, n)
+}
+
+/// The id `/v3` shows for a producer: a publisher's session id; a pulled source has none.
+pub(crate) fn source_id(p: &Producer) -> String {
+    if p.is_pushed() {
+        uuid(PUBLISHER, p.id)
+    } else {
+        String::new()
+    }
+}
+
+/// A reader's type and id as `/v3` shows them; readers MediaMTX has no type for get their protocol
+/// (`mp4`, `mjpeg`...) and a session id.
+pub(crate) fn reader_type_and_id(r: &ReaderShared) -> (String, String) {
+    match reader_type(r) {
+        Some((t, id)) if !id.is_empty() => (t.to_string(), id),
+        Some((t, _)) => (t.to_string(), uuid(READER, r.id)),
+        None => (r.protocol().split('+').next().unwrap_or("").to_string(), uuid(READER, r.id)),
+    }
+}
+
 fn uuid(kind: u16, id: u64) -> String {
     format!("00000000-0000-4000-{kind:04x}-{:012x}", id & 0xffff_ffff_ffff)
 }

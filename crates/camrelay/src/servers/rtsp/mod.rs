@@ -54,7 +54,9 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
                             let _ = socket.set_nodelay(true);
                             let app = app.clone();
                             let udp = udp.clone();
+                            let hook = app.hooks.connect("rtspConn", peer);
                             sessions.spawn(async move {
+                                let _hook = hook;
                                 session::serve(app, udp, socket, peer).await;
                                 drop(slot);
                             });

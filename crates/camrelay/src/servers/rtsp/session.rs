@@ -401,6 +401,7 @@ impl Connection {
         }
         let filters = self.filters_for(&target.query);
         let shared = self.app.hub.new_reader_shared("rtsp+tcp", self.peer.to_string());
+        *shared.query.lock().unwrap_or_else(|e| e.into_inner()) = target.query.clone();
         *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = self.user_agent.clone();
         let reader = match self.app.hub.subscribe(&target.path, &filters, shared, true).await {
             Ok(r) => r,

@@ -46,9 +46,21 @@ pub struct OwnedChild {
 impl OwnedChild {
     /// Starts `argv` in a new process group. `label` (already masked) names it in logs.
     pub fn spawn(argv: &[String], stdin: bool, stdout: bool, label: &str) -> Result<OwnedChild, String> {
+        Self::spawn_with_env(argv, &[], stdin, stdout, label)
+    }
+
+    /// [`OwnedChild::spawn`] with `env` added to the inherited environment (hooks' `MTX_*` variables).
+    pub fn spawn_with_env(
+        argv: &[String],
+        env: &[(String, String)],
+        stdin: bool,
+        stdout: bool,
+        label: &str,
+    ) -> Result<OwnedChild, String> {
         let (program, args) = argv.split_first().ok_or("empty command")?;
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(if stdout { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::piped())
