@@ -88,6 +88,9 @@ pub fn server_modules() -> Vec<ServerModule> {
         // MediaMTX's HLS and WebRTC HTTP listeners (off unless a MediaMTX config sets them).
         ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls(app)) },
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc(app)) },
+        // The same over HTTPS (MediaMTX's `hlsEncryption`, `webrtcEncryption`).
+        ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls_tls(app)) },
+        ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc_tls(app)) },
         // Prometheus (`metrics: listen`, MediaMTX's `metrics`/`metricsAddress`; off by default).
         ServerModule { module: "metrics", start: |app| Box::pin(servers::metrics::start(app)) },
     ]

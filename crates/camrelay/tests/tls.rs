@@ -341,3 +341,88 @@ fn https_serves_mp4_hls_and_websocket() {
     assert!(head.starts_with("HTTP/1.1 101"), "no WebSocket upgrade over HTTPS: {head}");
     assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
 }
+
+/// MediaMTX's `hlsEncryption` and `webrtcEncryption`: those listeners serve HTTPS only. ffmpeg decodes
+/// HLS over `https://`, and aiortc (Python's urllib, verifying the certificate against it as CA, for
+/// `IP:127.0.0.1`) plays over WHEP.
+#[test]
+fn mediamtx_hls_and_webrtc_encryption() {
+    let dir = temp_dir("mtx-https");
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let out = run_with_timeout(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let srv = Server::start(&format!(
+        "logLevel: info\napi: true\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\n\
+         rtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nhlsEncryption: true\nhlsServerKey: {key}\n\
+         hlsServerCert: {cert}\nwebrtcAddress: 127.0.0.1:0\nwebrtcEncryption: true\nwebrtcServerKey: {key}\n\
+         webrtcServerCert: {cert}\nwebrtcLocalUDPAddress: 127.0.0.1:0\nrtmp: false\nsrt: false\npaths:\n  all_others:\n",
+        key = key.display(),
+        cert = cert.display()
+    ));
+    let hls = tls_addr(&srv, "hls");
+    let webrtc = tls_addr(&srv, "webrtc http");
+    let plain = srv.log().lines().any(|l| {
+        (l.contains("[hls] listen addr=") || l.contains("[webrtc http] listen addr="))
+            && !l.trim_end().ends_with(" tls")
+    });
+    assert!(!plain, "a plain HTTP listener beside the HTTPS one; log:\n{}", srv.log());
+
+    let _publisher = Publisher::start(&srv.rtsp_url("mystream"), "tcp", "320x240", true);
+    let rtsp = srv.rtsp_url("mystream");
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "{}", srv.log());
+
+    let playlist = format!("https://{hls}/mystream/index.m3u8");
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-i",
+            &playlist,
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            "10",
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(40),
+    );
+    let decoded = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    assert!(decoded >= 10, "HLS over HTTPS: {decoded} frames; {}\n{}", String::from_utf8_lossy(&out.stderr), srv.log());
+
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whep_client.py");
+    let python = std::env::var("CAMRELAY_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let out = run_with_timeout(
+        Command::new(python)
+            .arg(&script)
+            .arg(format!("https://{webrtc}/mystream/whep"))
+            .arg("10")
+            .env("SSL_CERT_FILE", &cert),
+        Duration::from_secs(40),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} {}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), srv.log()));
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 10, "{v}");
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(320), Some(240)), "{v}");
+    // Without our certificate as CA the same client refuses the server: the TLS is real and checked.
+    let out = run_with_timeout(
+        Command::new(std::env::var("CAMRELAY_PYTHON").unwrap_or_else(|_| "python3".to_string()))
+            .arg(&script)
+            .arg(format!("https://{webrtc}/mystream/whep"))
+            .arg("10")
+            .env_remove("SSL_CERT_FILE"),
+        Duration::from_secs(40),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("CERTIFICATE_VERIFY_FAILED"), "{err}");
+}

@@ -483,6 +483,30 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
         .unwrap_or_default();
     config.servers.hls_listen = listener(&mtx, "hls", "hlsAddress");
     config.servers.webrtc_http_listen = listener(&mtx, "webrtc", "webrtcAddress");
+    // `apiEncryption`, `hlsEncryption`, `webrtcEncryption`: that listener serves HTTPS instead of HTTP.
+    let tls = |flag: &str, address: &str, cert: &str, key: &str| {
+        mtx.global_bool(flag).then(|| super::TlsListen {
+            listen: address.to_string(),
+            cert: mtx.global_str(cert),
+            key: mtx.global_str(key),
+            self_signed: false,
+        })
+    };
+    config.api.tls = tls("apiEncryption", &config.api.listen, "apiServerCert", "apiServerKey").unwrap_or_default();
+    if !config.api.tls.listen.is_empty() {
+        config.api.listen = String::new();
+    }
+    config.servers.hls_tls =
+        tls("hlsEncryption", &config.servers.hls_listen, "hlsServerCert", "hlsServerKey").unwrap_or_default();
+    if !config.servers.hls_tls.listen.is_empty() {
+        config.servers.hls_listen = String::new();
+    }
+    config.servers.webrtc_http_tls =
+        tls("webrtcEncryption", &config.servers.webrtc_http_listen, "webrtcServerCert", "webrtcServerKey")
+            .unwrap_or_default();
+    if !config.servers.webrtc_http_tls.listen.is_empty() {
+        config.servers.webrtc_http_listen = String::new();
+    }
     config.servers.rtmp_listen = listener(&mtx, "rtmp", "rtmpAddress");
     // RTMPS: `optional` adds the TLS listener, `strict` keeps only it.
     let encryption = match mtx.globals.get("rtmpEncryption") {
@@ -719,5 +743,27 @@ mod tests {
         assert_eq!(parse_mediamtx_duration("200ms"), Some(Duration::from_millis(200)));
         assert_eq!(parse_mediamtx_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_mediamtx_duration("10"), None);
+    }
+
+    #[test]
+    fn https_listeners_from_the_encryption_switches() {
+        let c = load_text("hls: true\n").unwrap().config;
+        assert_eq!((c.servers.hls_listen.as_str(), c.servers.hls_tls.listen.as_str()), (":8888", ""));
+        assert_eq!(c.api.tls, crate::config::TlsListen::default());
+        let text = "api: true\napiEncryption: true\napiServerKey: a.key\napiServerCert: a.crt\n\
+                    hlsEncryption: true\nwebrtcEncryption: true\nwebrtcServerCert: w.crt\n";
+        let c = load_text(text).unwrap().config;
+        assert_eq!(c.api.listen, "", "the API serves HTTPS instead");
+        let t = &c.api.tls;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":9997", "a.crt", "a.key"));
+        assert_eq!(c.servers.hls_listen, "");
+        let t = &c.servers.hls_tls;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":8888", "server.crt", "server.key"));
+        assert_eq!(c.servers.webrtc_http_listen, "");
+        let t = &c.servers.webrtc_http_tls;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":8889", "w.crt", "server.key"));
+        // A switched-off server stays off.
+        let c = load_text("hls: false\nhlsEncryption: true\n").unwrap().config;
+        assert_eq!((c.servers.hls_listen.as_str(), c.servers.hls_tls.listen.as_str()), ("", ""));
     }
 }

@@ -133,6 +133,10 @@ pub struct ServerListens {
     pub hls_listen: String,
     /// MediaMTX's WebRTC HTTP server (`/PATH/whep`, `/PATH/whip`), default `:8889`.
     pub webrtc_http_listen: String,
+    /// MediaMTX's `hlsEncryption: true`: the HLS server over TLS instead (`hlsServerCert`/`hlsServerKey`).
+    pub hls_tls: TlsListen,
+    /// MediaMTX's `webrtcEncryption: true`: the WebRTC HTTP server over TLS instead.
+    pub webrtc_http_tls: TlsListen,
     pub rtmp_listen: String,
     /// RTMPS: go2rtc-style `rtmp.tls_listen`/`tls_cert`/`tls_key`, or MediaMTX's `rtmpsAddress` with
     /// `rtmpEncryption: optional|strict` and `rtmpServerCert`/`rtmpServerKey`.

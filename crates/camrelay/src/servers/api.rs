@@ -149,8 +149,12 @@ pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::Joi
     if crate::config::bind_address(&settings.listen).is_none() {
         return Ok(None);
     }
-    let mut cert = PemSetting::new("api.tls_cert", &settings.cert);
-    let mut key = PemSetting::new("api.tls_key", &settings.key);
+    let (cert, key) = match app.config().dialect {
+        crate::config::Dialect::Mediamtx => ("apiServerCert", "apiServerKey"),
+        crate::config::Dialect::Go2rtc => ("api.tls_cert", "api.tls_key"),
+    };
+    let mut cert = PemSetting::new(cert, &settings.cert);
+    let mut key = PemSetting::new(key, &settings.key);
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("api: {e}"));
     if settings.self_signed {
         crate::tls::server::make_self_signed("api", &mut cert, &mut key).map_err(invalid)?;

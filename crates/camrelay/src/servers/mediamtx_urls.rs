@@ -37,15 +37,69 @@ pub async fn start_webrtc(app: Arc<App>) -> std::io::Result<ServerTask> {
     start(app, Kind::Webrtc, "webrtc http", &listen).await
 }
 
+/// MediaMTX's `hlsEncryption: true`: the HLS listener serves HTTPS (`hlsServerCert`/`hlsServerKey`).
+pub async fn start_hls_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
+    let settings = app.config().servers.hls_tls.clone();
+    start_tls(app, Kind::Hls, "hls", settings, ("hlsServerCert", "hlsServerKey")).await
+}
+
+/// MediaMTX's `webrtcEncryption: true`: the WebRTC HTTP listener serves HTTPS (browsers allow WebRTC
+/// only in secure pages, apart from localhost).
+pub async fn start_webrtc_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
+    let settings = app.config().servers.webrtc_http_tls.clone();
+    start_tls(app, Kind::Webrtc, "webrtc http", settings, ("webrtcServerCert", "webrtcServerKey")).await
+}
+
+/// The listener's router: MediaMTX's URL shapes onto go2rtc's API handlers.
+fn router(app: &Arc<App>, kind: Kind) -> Router {
+    let api = super::api::router(app.clone());
+    Router::new().fallback(move |request: Request| {
+        let api = api.clone();
+        async move { handle(kind, api, request).await }
+    })
+}
+
+async fn start_tls(
+    app: Arc<App>,
+    kind: Kind,
+    what: &'static str,
+    settings: crate::config::TlsListen,
+    (cert, key): (&str, &str),
+) -> std::io::Result<ServerTask> {
+    use crate::tls::server::{PemSetting, ServerTls, TlsIncoming};
+    use axum::serve::ListenerExt;
+    if crate::config::bind_address(&settings.listen).is_none() {
+        return Ok(None);
+    }
+    let tls = ServerTls::load(
+        what,
+        PemSetting::new(cert, &settings.cert),
+        PemSetting::new(key, &settings.key),
+        &[b"http/1.1"],
+    )
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}")))?;
+    let Some(listener) = super::bind_tcp_tls(what, &settings.listen).await? else {
+        return Ok(None);
+    };
+    tls.watch(app.shutdown.clone());
+    // `tap_io` only to get the peer's address as `ConnectInfo<SocketAddr>`, as on plain TCP.
+    let incoming = TlsIncoming::new(listener, tls, app.shutdown.clone())?.tap_io(|_| {});
+    let router = router(&app, kind);
+    let shutdown = app.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(incoming, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = served.await {
+            tracing::error!("{kind:?} tls server: {e}");
+        }
+    })))
+}
+
 async fn start(app: Arc<App>, kind: Kind, what: &str, listen: &str) -> std::io::Result<ServerTask> {
     let Some(listener) = super::bind_tcp(what, listen).await? else {
         return Ok(None);
     };
-    let api = super::api::router(app.clone());
-    let router = Router::new().fallback(move |request: Request| {
-        let api = api.clone();
-        async move { handle(kind, api, request).await }
-    });
+    let router = router(&app, kind);
     let shutdown = app.shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
