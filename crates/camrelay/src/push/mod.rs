@@ -531,6 +531,23 @@ mod tests {
     }
 
     #[test]
+    fn publish_section_is_read_from_the_config() {
+        let dir = std::env::temp_dir();
+        let load = |arg: &str| crate::config::load(&[arg.to_string()], &dir, &|_| None);
+        let loaded =
+            load(r#"{"publish":{"cam":["rtsp://a/1","rtmp://b/live/x"],"other":"rtsp://c/y","none":null}}"#).unwrap();
+        let expected: Vec<(String, Vec<String>)> = vec![
+            ("cam".into(), vec!["rtsp://a/1".into(), "rtmp://b/live/x".into()]),
+            ("other".into(), vec!["rtsp://c/y".into()]),
+            ("none".into(), vec![]),
+        ];
+        assert_eq!(loaded.config.publish, expected);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let e = load(r#"{"publish":{"cam":{"url":"rtsp://a/1"}}}"#).unwrap_err().to_string();
+        assert!(e.contains("publish.cam") && e.contains("a destination URL or a list of them"), "{e}");
+    }
+
+    #[test]
     fn retry_delay_doubles_to_ten_seconds() {
         let delays: Vec<u64> = (0..8).map(|a| retry_delay(a).as_secs()).collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 10, 10, 10, 10]);
