@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the built-in demo clip (crates/camrelay/assets/demo.{h264,aac}).
+# Regenerates the built-in demo clip (crates/camrelay/assets/demo.{h264,aac}) and the offline slate.
 # 8 seconds so that 25 fps video (200 frames) and 48 kHz AAC (375 frames of 1024 samples) both loop
 # on a frame boundary; one keyframe per second; a visible frame counter and clock; a beep every second.
 set -euo pipefail
@@ -13,3 +13,14 @@ ffmpeg -hide_banner -loglevel error -y \
   -f lavfi -i "sine=frequency=880:beep_factor=4:sample_rate=48000:duration=8.1" \
   -ac 1 -c:a aac -b:a 48k -f adts "$out/demo.aac"
 ls -l "$out"/demo.*
+
+# The offline slate of MediaMTX's `alwaysAvailable` paths (crates/camrelay/assets/offline.{h264,h265}):
+# one second, one keyframe, 640x360, "camera offline" on dark grey; access units delimited by AUDs.
+slate="color=c=0x202020:s=640x360:r=25,drawtext=text='camera offline':fontcolor=0xc0c0c0:fontsize=40:x=(w-tw)/2:y=(h-th)/2"
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$slate" -t 1 \
+  -c:v libx264 -preset veryslow -profile:v baseline -g 25 -bf 0 -pix_fmt yuv420p -x264-params aud=1 \
+  -f h264 "$out/offline.h264"
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$slate" -t 1 \
+  -c:v libx265 -preset slow -g 25 -bf 0 -pix_fmt yuv420p \
+  -x265-params aud=1:keyint=25:min-keyint=25:bframes=0:log-level=error -f hevc "$out/offline.h265"
+ls -l "$out"/offline.*

@@ -143,6 +143,7 @@ pub(crate) fn path_rules(config: &Config) -> crate::hub::paths::PathRules {
                 override_publisher: Some(r.override_publisher),
                 start_timeout: Some(r.start_timeout),
                 linger: Some(r.close_after),
+                always_available: r.always_available.clone(),
             };
             PathRule::new(&r.name, &r.source, options)
         })

@@ -35,7 +35,7 @@ pub mod pipe;
 pub mod segment;
 pub mod sniff;
 pub mod ts;
-mod video;
+pub mod video;
 
 #[cfg(test)]
 mod testutil;

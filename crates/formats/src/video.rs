@@ -7,7 +7,7 @@ use bytes::Bytes;
 use media::{codec, h264, h265, Codec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VideoCodec {
+pub enum VideoCodec {
     H264,
     H265,
 }
@@ -49,7 +49,7 @@ impl VideoCodec {
 
 /// Parameter sets of one video stream plus what the SPS says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VideoConfig {
+pub struct VideoConfig {
     pub codec: VideoCodec,
     pub vps: Vec<Bytes>,
     pub sps: Vec<Bytes>,
@@ -312,7 +312,7 @@ impl<'a> Reader<'a> {
 
 /// Rebuilds a keyframe payload so that it carries the parameter sets in front (AVCC), when it lacks
 /// them; returns `None` when it already has an SPS.
-pub(crate) fn with_parameter_sets(cfg: &VideoConfig, payload: &[u8]) -> Option<Vec<u8>> {
+pub fn with_parameter_sets(cfg: &VideoConfig, payload: &[u8]) -> Option<Vec<u8>> {
     let has_sps = h264::avcc_nals(payload).any(|n| {
         let t = cfg.codec.nal_type(n);
         matches!((cfg.codec, t), (VideoCodec::H264, h264::NAL_SPS) | (VideoCodec::H265, h265::NAL_SPS))

@@ -122,12 +122,29 @@ pub struct PathRule {
     pub close_after: Duration,
     /// `sourceRedirect` of a `source: redirect` path: where RTSP readers are sent.
     pub redirect: String,
+    /// `alwaysAvailable` (+ `alwaysAvailableTracks`): the offline slate of the path.
+    pub always_available: Option<std::sync::Arc<crate::sources::offline::Slate>>,
 }
 
 impl PathRule {
     pub fn is_pattern(&self) -> bool {
         self.name.starts_with('~') || self.name == "all_others" || self.name == "all"
     }
+}
+
+/// `alwaysAvailable`, `alwaysAvailableTracks`, `alwaysAvailableFile` of a path: its slate, if any.
+fn always_available(
+    settings: &serde_json::Map<String, Value>,
+) -> Result<Option<std::sync::Arc<crate::sources::offline::Slate>>, String> {
+    if !settings.get("alwaysAvailable").and_then(Value::as_bool).unwrap_or(false) {
+        return Ok(None);
+    }
+    if !value_str(settings.get("alwaysAvailableFile")).is_empty() {
+        return Err("alwaysAvailableFile is not supported yet: list the codecs in alwaysAvailableTracks".into());
+    }
+    let list = settings.get("alwaysAvailableTracks").and_then(Value::as_array).cloned().unwrap_or_default();
+    let tracks = crate::sources::offline::parse_tracks(&list)?;
+    crate::sources::offline::Slate::new(&tracks).map(|s| Some(std::sync::Arc::new(s)))
 }
 
 fn value_str(v: Option<&Value>) -> String {
@@ -571,6 +588,10 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
             start_timeout: duration("sourceOnDemandStartTimeout"),
             close_after: duration("sourceOnDemandCloseAfter"),
             redirect: value_str(settings.get("sourceRedirect")),
+            always_available: always_available(&settings).map_err(|message| ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!("paths.{name}: {message}"),
+            })?,
         };
         if rule.source == "redirect" && !(rule.redirect.starts_with("rtsp://") || rule.redirect.starts_with("rtsps://"))
         {

@@ -3,6 +3,7 @@
 //! negotiation").
 
 pub mod events;
+pub mod offline;
 pub mod paths;
 pub mod preload;
 pub mod producer;
@@ -65,6 +66,8 @@ pub struct Stream {
     /// Producers of publishers that left while their tracks had readers, kept for
     /// [`HubSettings::publisher_grace`] so that a publisher coming back continues their tracks.
     orphans: Mutex<Vec<Arc<Producer>>>,
+    /// The offline slate of an `alwaysAvailable` path and the tracks it keeps ([`offline`]).
+    offline: Mutex<Option<offline::Offline>>,
 }
 
 /// The stream table, shared with publish guards and publisher-created streams so that they can remove
@@ -140,6 +143,7 @@ impl Stream {
             created_in,
             idle_removal: None,
             orphans: Mutex::default(),
+            offline: Mutex::default(),
         }
     }
 
@@ -326,6 +330,9 @@ impl Hub {
         let stream = Arc::new(Stream::new(name, None));
         *stream.producers.lock().unwrap_or_else(|e| e.into_inner()) = producers;
         let old = self.registry.write_streams().insert(name.to_string(), stream.clone());
+        // `alwaysAvailable` (a path without a source): the slate, or the replaced stream's, tracks and all.
+        let slate = self.path_rules().options(name).always_available.filter(|_| urls.is_empty());
+        let mut old_offline = old.as_ref().and_then(|o| o.take_offline());
         if let Some(old) = old {
             old.stop_playback();
             // Publishers stay attached to the stream across a source change.
@@ -337,6 +344,18 @@ impl Hub {
                 }
             }
         }
+        let gop = self.settings.gop_cache_bytes;
+        match (slate, old_offline.take()) {
+            (Some(slate), Some(state)) if state.slate() == &slate => stream.adopt_offline(state, gop),
+            (slate, state) => {
+                if let Some(state) = state {
+                    state.end();
+                }
+                if let Some(slate) = slate {
+                    stream.start_offline(slate, gop);
+                }
+            }
+        }
         Ok(stream)
     }
 
@@ -345,6 +364,9 @@ impl Hub {
         match old {
             Some(s) => {
                 s.stop_playback();
+                if let Some(state) = s.take_offline() {
+                    state.end();
+                }
                 for p in s.producers() {
                     p.shutdown();
                 }

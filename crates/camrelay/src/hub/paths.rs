@@ -31,6 +31,8 @@ pub struct PathOptions {
     pub start_timeout: Option<Duration>,
     /// How long a source keeps running after its last reader (`hub.linger` when `None`).
     pub linger: Option<Duration>,
+    /// MediaMTX's `alwaysAvailable`: the offline slate readers get while no publisher is there.
+    pub always_available: Option<Arc<crate::sources::offline::Slate>>,
 }
 
 /// What a rule matches.

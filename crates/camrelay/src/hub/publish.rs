@@ -134,6 +134,8 @@ pub struct PublishGuard {
     replaced: CancellationToken,
     /// [`HubSettings::publisher_grace`].
     grace: Duration,
+    /// For the slate producer it hands an `alwaysAvailable` path's tracks back to.
+    gop_cache_bytes: usize,
     /// The path's ready event while started ([`super::events`]); dropped with the guard.
     ready: Option<super::events::EventGuard>,
 }
@@ -185,6 +187,14 @@ impl Drop for PublishGuard {
                 current.detach_producer(self.producer.id);
             }
             self.stream.detach_producer(self.producer.id);
+            // The tracks of an `alwaysAvailable` path go back to its slate, whatever ended the publisher.
+            if let Some(current) = &current {
+                if current.give_back_to_slate(&self.producer, self.gop_cache_bytes) {
+                    self.registry.lock_publishers().remove(&name, self.producer.id);
+                    tracing::info!(stream = %name, "publisher left: the offline slate plays again");
+                    return;
+                }
+            }
             // Not counted any more when it was kicked or replaced: those end at once.
             let left_by_itself = self.registry.lock_publishers().remove(&name, self.producer.id);
             let read = self.producer.tracks().iter().any(|t| t.reader_count() > 0);
@@ -224,7 +234,7 @@ impl Drop for PublishGuard {
 }
 
 /// Whether `tracks` carry what `medias` describe: the same kinds with the same codecs, in order.
-fn same_medias(tracks: &[Arc<Track>], medias: &[Media]) -> bool {
+pub(super) fn same_medias(tracks: &[Arc<Track>], medias: &[Media]) -> bool {
     tracks.len() == medias.len()
         && tracks.iter().zip(medias).all(|(t, m)| {
             m.kind == t.kind
@@ -283,7 +293,7 @@ impl Hub {
     /// path on ANNOUNCE and starts on RECORD). The publisher counts against the limits from now on.
     pub fn reserve_publish(&self, request: PublishRequest) -> Result<PublishGuard, PublishError> {
         let replaced = CancellationToken::new();
-        let (stream, producer, old, continued, stale) = {
+        let (stream, producer, old, continued, stale, slate_taken) = {
             let mut streams = self.registry.write_streams();
             let mut counts = self.registry.lock_publishers();
             let existing = streams.get(&request.path).cloned();
@@ -311,7 +321,10 @@ impl Hub {
                 let orphan = at.map(|i| orphans.remove(i));
                 (orphan, std::mem::take(&mut *orphans))
             };
-            let continued = orphan.or_else(|| {
+            // An `alwaysAvailable` path's slate hands its tracks over first.
+            let from_slate = stream.take_from_slate(&request.medias);
+            let slate_taken = from_slate.is_some();
+            let continued = from_slate.or(orphan).or_else(|| {
                 stream
                     .producers()
                     .into_iter()
@@ -321,14 +334,18 @@ impl Hub {
             let (url, protocol, remote) = (&request.url, &request.protocol, &request.remote_addr);
             let producer = match &continued {
                 Some(left) => {
-                    let (tracks, medias) = left.hand_over_tracks();
-                    Producer::pushed_with_tracks(url, protocol, remote, medias, tracks, gop)
+                    // The tracks keep their codecs; the producer's medias are what this publisher sends.
+                    let (tracks, _) = left.hand_over_tracks();
+                    for (t, m) in tracks.iter().zip(&request.medias) {
+                        t.set_parameter_sets(m.codecs.first());
+                    }
+                    Producer::pushed_with_tracks(url, protocol, remote, request.medias, tracks, gop)
                 }
                 None => Producer::pushed(url, protocol, remote, request.medias, gop),
             };
             counts.by_path.entry(request.path.clone()).or_default().push((producer.id, replaced.clone()));
             counts.total += 1;
-            (stream, producer, old, continued.is_some(), stale)
+            (stream, producer, old, continued.is_some() && !slate_taken, stale, slate_taken)
         };
         for left in stale {
             left.shutdown();
@@ -341,9 +358,11 @@ impl Hub {
             token.cancel();
             tracing::info!(stream = %request.path, "publisher replaced by a new one (overridePublisher)");
         }
+        let readers: usize = producer.tracks().iter().map(|t| t.reader_count()).sum();
         if continued {
-            let readers: usize = producer.tracks().iter().map(|t| t.reader_count()).sum();
             tracing::info!(stream = %request.path, readers, "publisher came back: its readers go on");
+        } else if slate_taken {
+            tracing::info!(stream = %request.path, readers, "publisher replaces the offline slate");
         }
         let grace = self.settings.publisher_grace;
         Ok(PublishGuard {
@@ -353,6 +372,7 @@ impl Hub {
             started: false,
             replaced,
             grace,
+            gop_cache_bytes: self.settings.gop_cache_bytes,
             ready: None,
         })
     }

@@ -38,6 +38,16 @@ struct TrackInner {
     last_delta: u32,
     /// Set by [`Track::mark_discontinuity`]: rebase the next frame.
     rebase: bool,
+    /// Set while a publisher that took the track over (`hub::publish`) has other parameter sets than
+    /// the track's codec: keyframes are repacketized from their payload (which carries the publisher's
+    /// parameter sets, or gets these) so that RTP readers, whose SDP has the old ones, get them in band.
+    inject: Option<Inject>,
+}
+
+#[derive(Clone)]
+struct Inject {
+    /// The publisher's parameter sets from its SDP, when it gave them.
+    config: Option<Arc<formats::video::VideoConfig>>,
 }
 
 struct Subscriber {
@@ -114,6 +124,7 @@ impl Track {
                 last_ts: None,
                 last_delta: 0,
                 rebase: false,
+                inject: None,
             }),
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -144,6 +155,38 @@ impl Track {
         }
     }
 
+    /// A publisher with `codec` feeds the track from now on (`None`: one with the track's own parameter
+    /// sets, such as its slate): when its H.264/H.265 parameter sets differ from the track's codec (or
+    /// are not known), its keyframes carry them in band on every output.
+    pub fn set_parameter_sets(&self, codec: Option<&media::Codec>) {
+        use formats::video::{VideoCodec, VideoConfig};
+        let inject = match codec {
+            Some(c) if VideoCodec::from_name(&c.name).is_some() => {
+                let new = VideoConfig::from_codec(c);
+                let own = VideoConfig::from_codec(&self.codec);
+                let same =
+                    matches!((&new, &own), (Some(n), Some(o)) if n.sps == o.sps && n.pps == o.pps && n.vps == o.vps);
+                (!same).then(|| Inject { config: new.map(Arc::new) })
+            }
+            _ => None,
+        };
+        self.lock().inject = inject;
+    }
+
+    /// `frame` (a keyframe) with the parameter sets in front and its RTP packets rebuilt from it.
+    fn with_parameter_sets(&self, inject: &Inject, frame: Frame) -> Frame {
+        let added = inject.config.as_ref().and_then(|c| formats::video::with_parameter_sets(c, &frame.payload));
+        let payload = added.map(bytes::Bytes::from).unwrap_or_else(|| frame.payload.clone());
+        let (ssrc, sequence) = frame.rtp.first().map_or((0, 0), |p| (p.ssrc, p.sequence));
+        let mut out = Frame { payload, rtp: Vec::new(), ..frame };
+        if let Some(mut p) = rtp::packetize::packetizer_with(&self.codec, 1400, ssrc, sequence) {
+            let mut packets = Vec::new();
+            p.packetize(&out, &mut packets);
+            out.rtp = packets;
+        }
+        out
+    }
+
     /// Hands a frame to every reader. Never blocks and never waits for a reader: a full queue drops.
     pub fn push(&self, mut frame: Frame) {
         let now = Instant::now();
@@ -151,6 +194,11 @@ impl Track {
         self.bytes.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
         let needs_keyframe = self.needs_keyframe();
         let mut inner = self.lock();
+        if frame.keyframe {
+            if let Some(config) = inner.inject.clone() {
+                frame = self.with_parameter_sets(&config, frame);
+            }
+        }
         if inner.rebase {
             inner.rebase = false;
             if let Some(last) = inner.last_ts {

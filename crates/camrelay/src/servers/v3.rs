@@ -808,13 +808,19 @@ fn conf_name(app: &App, stream: &Stream) -> String {
 
 fn path_json(app: &App, stream: &Stream) -> Value {
     let producers = stream.producers();
-    let online = producers.iter().find(|p| p.state() == ProducerState::Online && !p.tracks().is_empty());
+    // An `alwaysAvailable` path's offline slate makes it available, not online (as in MediaMTX).
+    let is_slate = |p: &Producer| protocol_of(p) == crate::hub::offline::SLATE_PROTOCOL;
+    let slate = producers.iter().find(|p| is_slate(p));
+    let online =
+        producers.iter().find(|p| p.state() == ProducerState::Online && !p.tracks().is_empty() && !is_slate(p));
+    let available = online.or(slate);
     let source = online.or_else(|| producers.iter().find(|p| !p.is_pushed())).map(|p| {
         let id = if p.is_pushed() { uuid(PUBLISHER, p.id) } else { String::new() };
         json!({ "type": source_type(p), "id": id })
     });
-    let tracks = online.map(|p| p.tracks()).unwrap_or_default();
+    let tracks = available.map(|p| p.tracks()).unwrap_or_default();
     let ready_time = time_or_null(online.and_then(|p| p.started()));
+    let available_time = time_or_null(available.and_then(|p| p.started()));
     let readers = stream.readers();
     let inbound: u64 = producers.iter().map(|p| producer_bytes(p)).sum();
     let outbound: u64 = readers.iter().map(|r| r.bytes_sent.load(Relaxed)).sum();
@@ -826,8 +832,8 @@ fn path_json(app: &App, stream: &Stream) -> Value {
         "source": source.unwrap_or(Value::Null),
         "ready": online.is_some(),
         "readyTime": ready_time,
-        "available": online.is_some(),
-        "availableTime": ready_time,
+        "available": available.is_some(),
+        "availableTime": available_time,
         "online": online.is_some(),
         "onlineTime": ready_time,
         "tracks": tracks.iter().map(|t| codec_name(&t.codec)).collect::<Vec<_>>(),

@@ -662,9 +662,13 @@ impl Connection {
                     return Err(Reply::error(500, "Internal Server Error", "track missing".into()));
                 };
                 let udp = matches!(dest, Dest::Udp(..));
+                // The codec this publisher announced: a track it took over (hub::publish) may have
+                // another one's parameter sets, which the depacketizer would put into its keyframes.
+                let announced =
+                    producer.known_medias().and_then(|m| m.get(index).and_then(|m| m.codecs.first().cloned()));
                 inputs[index] = Some(InTrack {
                     dest: Some(dest),
-                    depacketizer: rtp::depacketize::depacketizer_for(&track.codec),
+                    depacketizer: rtp::depacketize::depacketizer_for(announced.as_ref().unwrap_or(&track.codec)),
                     reorder: udp.then(|| rtp::reorder::ReorderBuffer::new(64)),
                     track,
                 });
