@@ -192,14 +192,7 @@ pub(crate) fn apply(
             "webrtc" => apply_webrtc(&mut ctx, item, config)?,
             "preload" => apply_preload(&ctx, item, config)?,
             "publish" => apply_publish(&ctx, item, config)?,
-            "metrics" => {
-                for (key, value) in ctx.section(item, "metrics")? {
-                    match key.name.as_str() {
-                        "listen" => config.servers.metrics_listen = ctx.listen(value, "metrics.listen")?,
-                        _ => ctx.unknown(key, &format!("metrics.{}", key.name)),
-                    }
-                }
-            }
+            "metrics" => apply_metrics(&mut ctx, item, config)?,
             "rtmp" => apply_rtmp(&mut ctx, item, config)?,
             "app" => {
                 for (key, value) in ctx.section(item, "app")? {
@@ -362,6 +355,21 @@ fn apply_preload(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
         match config.preload.iter_mut().find(|(name, _)| *name == key.name) {
             Some(entry) => entry.1 = query,
             None => config.preload.push((key.name.clone(), query)),
+        }
+    }
+    Ok(())
+}
+
+/// `metrics:` — `listen: ":9998"`, or `true`/`false` as in MediaMTX (`true` listens on `:9998`).
+fn apply_metrics(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    if let Node::Bool(on) = item.node {
+        config.servers.metrics_listen = if on { ":9998".to_string() } else { String::new() };
+        return Ok(());
+    }
+    for (key, value) in ctx.section(item, "metrics")? {
+        match key.name.as_str() {
+            "listen" => config.servers.metrics_listen = ctx.listen(value, "metrics.listen")?,
+            _ => ctx.unknown(key, &format!("metrics.{}", key.name)),
         }
     }
     Ok(())
