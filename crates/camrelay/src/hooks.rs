@@ -177,6 +177,12 @@ pub fn split_command(command: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// Words as one command line that [`split_command`] gives back: each in single quotes (a `'` as
+/// `'\''`).
+pub fn quote_words(words: &[String]) -> String {
+    words.iter().map(|w| format!("'{}'", w.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ")
+}
+
 /// Go's `os.Expand`: `$NAME` (letters, digits, `_`), `${NAME}` and the one-character names
 /// (`$1`, `$*`...) replaced by `lookup` (unknown: empty); a `$` before anything else stays.
 pub fn expand(word: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
@@ -663,6 +669,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_docs_examples_load() {
+        let doc = include_str!("../../../docs/mediamtx.md");
+        let dir = std::env::temp_dir().join(format!("camrelay-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for start in ["```yaml\nrunOnConnect:", "```yaml\nlogLevel: info\nlogDestinations"] {
+            let example = doc.split(start).nth(1).and_then(|s| s.split("```").next()).unwrap();
+            let file = dir.join("example.yml");
+            std::fs::write(&file, format!("{}{example}", &start[8..])).unwrap();
+            let loaded = crate::config::load(&[file.display().to_string()], &dir, &|_| None).unwrap().config;
+            let mtx = loaded.mediamtx.unwrap();
+            if start.contains("runOnConnect") {
+                let ondemand = mtx.path_settings("testpattern").unwrap();
+                let argv = command_argv(ondemand["runOnDemand"].as_str().unwrap(), &[]).unwrap();
+                assert_eq!((argv[0].as_str(), argv.last().unwrap().as_str()), ("ffmpeg", "rtsp://127.0.0.1:/"));
+            } else {
+                assert!(loaded.log.sinks.console && loaded.log.sinks.structured);
+                assert_eq!(loaded.log.sinks.file.as_deref(), Some("/var/log/camrelay.log"));
+            }
+        }
+    }
+
+    #[test]
     fn commands_split_like_go_shellquote() {
         assert_eq!(split_command("ffmpeg -i  x\t-f rtsp").unwrap(), ["ffmpeg", "-i", "x", "-f", "rtsp"]);
         assert_eq!(split_command(r#"sh -c 'echo "$A" > f'"#).unwrap(), ["sh", "-c", r#"echo "$A" > f"#]);
@@ -672,6 +700,11 @@ mod tests {
         assert!(split_command("a \"b").unwrap_err().contains("unterminated double-quoted"));
         assert!(split_command("a\\").unwrap_err().contains("unfinished escape"));
         assert!(split_command("  ").is_err());
+        // Quoted back, the words split the same (the fuzz target `hook_command` checks any input).
+        for command in [r#"a "b \"c\" \d" e\ f"#, "x 'it'\\''s' \"$A\"", "'' \"\" a\tb"] {
+            let words = split_command(command).unwrap();
+            assert_eq!(split_command(&quote_words(&words)).unwrap(), words, "{command:?}");
+        }
     }
 
     #[test]
