@@ -6,59 +6,7 @@
 mod common;
 
 use common::*;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// An ffmpeg reader printing a framecrc line per decoded video frame; lines arrive on the channel.
-struct Reader {
-    child: std::process::Child,
-    frames: mpsc::Receiver<String>,
-}
-
-impl Reader {
-    fn start(url: &str) -> Reader {
-        let mut child = Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-f", "framecrc", "-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg");
-        let out = child.stdout.take().unwrap();
-        let (tx, frames) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if !line.starts_with('#') && tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Reader { child, frames }
-    }
-
-    /// Frames decoded within `window`.
-    fn frames_within(&self, window: Duration) -> usize {
-        let end = Instant::now() + window;
-        let mut n = 0;
-        while let Ok(_line) = self.frames.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            n += 1;
-        }
-        n
-    }
-
-    fn exited(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_some()
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn a_reader_keeps_decoding_across_a_publisher_restart() {
@@ -66,7 +14,7 @@ fn a_reader_keeps_decoding_across_a_publisher_restart() {
     let url = srv.rtsp_url("cam");
     let first = Publisher::start(&url, "tcp", "320x240", true);
     assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
-    let mut reader = Reader::start(&url);
+    let mut reader = FrameCrcReader::start(&url);
     assert!(reader.frames_within(Duration::from_secs(3)) >= 25, "the reader decodes the first publisher");
 
     drop(first);
@@ -91,7 +39,7 @@ fn without_a_publisher_coming_back_the_reader_ends_after_the_grace() {
     let url = srv.rtsp_url("cam");
     let first = Publisher::start(&url, "tcp", "320x240", false);
     assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
-    let mut reader = Reader::start(&url);
+    let mut reader = FrameCrcReader::start(&url);
     assert!(reader.frames_within(Duration::from_secs(2)) > 0);
     let left = Instant::now();
     drop(first);

@@ -69,7 +69,7 @@ impl Stream {
     pub(super) fn take_from_slate(&self, medias: &[Media]) -> Option<Arc<Producer>> {
         let mut offline = self.lock_offline();
         let state = offline.as_mut()?;
-        if !super::publish::same_medias(&state.tracks, medias) {
+        if !super::track::same_medias(&state.tracks, medias) {
             return None;
         }
         let (producer, stop) = state.playing.take()?;

@@ -88,6 +88,17 @@ impl SourceError {
         SourceError::new(SourceErrorKind::MediasChanged, message)
     }
 
+    /// For a source that reconnected: `Ok` when it offers what its `tracks` carry
+    /// ([`super::track::same_medias`]), else the `MediasChanged` error naming what it offers now (the
+    /// producer then describes it again).
+    pub fn unless_same_medias(tracks: &[Arc<Track>], medias: &[Media]) -> Result<(), SourceError> {
+        if super::track::same_medias(tracks, medias) {
+            return Ok(());
+        }
+        let now: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
+        Err(SourceError::medias_changed(format!("the source now offers [{}], other medias than before", now.join("; "))))
+    }
+
     pub fn other(message: impl Into<String>) -> SourceError {
         SourceError::new(SourceErrorKind::Other, message)
     }

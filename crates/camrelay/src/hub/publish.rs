@@ -40,7 +40,6 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::producer::Producer;
-use super::track::Track;
 #[cfg(doc)]
 use super::HubSettings;
 use super::{Hub, Registry, Stream};
@@ -233,19 +232,6 @@ impl Drop for PublishGuard {
     }
 }
 
-/// Whether `tracks` carry what `medias` describe: the same kinds with the same codecs, in order.
-pub(super) fn same_medias(tracks: &[Arc<Track>], medias: &[Media]) -> bool {
-    tracks.len() == medias.len()
-        && tracks.iter().zip(medias).all(|(t, m)| {
-            m.kind == t.kind
-                && m.codecs.first().is_some_and(|c| {
-                    c.name.eq_ignore_ascii_case(&t.codec.name)
-                        && c.clock_rate == t.codec.clock_rate
-                        && c.channels == t.codec.channels
-                })
-        })
-}
-
 impl Hub {
     /// Whether `path` would take a publisher now (an early answer before reading a request's body).
     pub fn check_publish(&self, path: &str, allow_create: bool) -> Result<(), PublishError> {
@@ -317,7 +303,7 @@ impl Hub {
             // Publishers that left with other medias will not be continued: their readers end now.
             let (orphan, stale) = {
                 let mut orphans = stream.lock_orphans();
-                let at = orphans.iter().position(|p| same_medias(&p.tracks(), &request.medias));
+                let at = orphans.iter().position(|p| super::track::same_medias(&p.tracks(), &request.medias));
                 let orphan = at.map(|i| orphans.remove(i));
                 (orphan, std::mem::take(&mut *orphans))
             };
@@ -328,7 +314,7 @@ impl Hub {
                 stream
                     .producers()
                     .into_iter()
-                    .find(|p| old.iter().any(|(id, _)| *id == p.id) && same_medias(&p.tracks(), &request.medias))
+                    .find(|p| old.iter().any(|(id, _)| *id == p.id) && super::track::same_medias(&p.tracks(), &request.medias))
             });
             let gop = self.settings.gop_cache_bytes;
             let (url, protocol, remote) = (&request.url, &request.protocol, &request.remote_addr);

@@ -428,6 +428,20 @@ fn prefetch(sub: &Subscriber) {
     let _ = sink;
 }
 
+/// Whether `tracks` carry what `medias` describe: the same kinds with the same codecs (name, clock rate,
+/// channels), in order. A publisher coming back or a source reconnecting continues the tracks only then.
+pub fn same_medias(tracks: &[Arc<Track>], medias: &[media::Media]) -> bool {
+    tracks.len() == medias.len()
+        && tracks.iter().zip(medias).all(|(t, m)| {
+            m.kind == t.kind
+                && m.codecs.first().is_some_and(|c| {
+                    c.name.eq_ignore_ascii_case(&t.codec.name)
+                        && c.clock_rate == t.codec.clock_rate
+                        && c.channels == t.codec.channels
+                })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -335,19 +335,7 @@ impl HttpSource {
                 o = self.connect() => o?,
             },
         };
-        let same = opened.medias.len() == tracks.len()
-            && opened
-                .medias
-                .iter()
-                .zip(&tracks)
-                .all(|(m, t)| m.kind == t.kind && m.codecs.first().is_some_and(|c| c.name == t.codec.name));
-        if !same {
-            let now: Vec<String> = opened.medias.iter().map(|m| m.to_string()).collect();
-            return Err(self.err(SourceError::medias_changed(format!(
-                "the source now offers [{}], other medias than before",
-                now.join("; ")
-            ))));
-        }
+        SourceError::unless_same_medias(&tracks, &opened.medias).map_err(|e| self.err(e))?;
         match opened.mode {
             Mode::Stream { mut body, mut demux, probed } => {
                 let mut pump = FramePump::new(&probed, tracks);

@@ -593,3 +593,65 @@ pub fn whep_with(server: &Server, src: &str, frames: u32, flags: &[&str]) -> ser
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// An ffmpeg RTSP reader that prints a framecrc line per decoded video frame (`-autoscale 0`: each at
+/// its decoded size); the lines arrive on a channel as they come. Killed when dropped.
+pub struct FrameCrcReader {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl FrameCrcReader {
+    pub fn start(url: &str) -> FrameCrcReader {
+        let mut child = Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-autoscale", "0"])
+            .args(["-f", "framecrc", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg");
+        let lines = lines_of(child.stdout.take().unwrap());
+        FrameCrcReader { child, lines }
+    }
+
+    /// The next decoded frame's size in bytes (framecrc's `stream, dts, pts, duration, size, crc`).
+    fn next_size(&self, until: Instant) -> Option<u64> {
+        loop {
+            let line = self.lines.recv_timeout(until.saturating_duration_since(Instant::now())).ok()?;
+            if let Some(size) = line.split(',').nth(4).and_then(|s| s.trim().parse().ok()) {
+                return Some(size);
+            }
+        }
+    }
+
+    /// Frames decoded within `window`.
+    pub fn frames_within(&self, window: Duration) -> usize {
+        let until = Instant::now() + window;
+        std::iter::from_fn(|| self.next_size(until)).count()
+    }
+
+    /// Whether `n` frames of `size` bytes come in a row within `timeout`.
+    pub fn frames_of(&self, size: u64, n: usize, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        let mut run = 0;
+        while let Some(s) = self.next_size(until) {
+            run = if s == size { run + 1 } else { 0 };
+            if run >= n {
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+}
+
+impl Drop for FrameCrcReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -354,12 +354,7 @@ impl WebrtcSource {
             },
         };
         let medias = peer.medias();
-        let same = medias.len() == tracks.len()
-            && medias
-                .iter()
-                .zip(&tracks)
-                .all(|(m, t)| m.kind == t.kind && m.codecs.first().is_some_and(|c| c.name == t.codec.name));
-        if !same {
+        if !crate::hub::track::same_medias(&tracks, &medias) {
             let now: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
             let was: Vec<String> = tracks.iter().map(|t| format!("{}:{}", t.kind, t.codec.name)).collect();
             peer.close().await;
