@@ -228,9 +228,15 @@ type Env = Vec<(String, String)>;
 struct HookRun {
     cancel: CancellationToken,
     detached: bool,
+    /// Set when the command (and its restarts) ended.
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HookRun {
+    fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
     /// Lets the command run to its end (it still stops at server exit).
     fn detach(mut self) {
         self.detached = true;
@@ -417,14 +423,17 @@ impl Hooks {
         let token = cancel.clone();
         let me = self.me.clone();
         let label = format!("{} {what}", hook.key());
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended_here = ended.clone();
         rt.spawn(async move {
             supervise(&argv, &env, restart, &token, &label).await;
+            ended_here.store(true, Ordering::Release);
             if let Some(me) = me.upgrade() {
                 me.running[hook.index()].fetch_sub(1, Ordering::AcqRel);
                 me.total.fetch_sub(1, Ordering::AcqRel);
             }
         });
-        Some(HookRun { cancel, detached: false })
+        Some(HookRun { cancel, detached: false, ended })
     }
 
     /// Starts a command that runs to its end (`runOnNotReady`, `runOnUnread`...).
@@ -650,7 +659,8 @@ impl HubEvents for Hooks {
         });
         d.tickets += 1;
         d.generation += 1;
-        if d.run.is_none() && !has_publisher {
+        // Started when none runs (or the last one ended without publishing: started again).
+        if d.run.as_ref().is_none_or(HookRun::has_ended) && !has_publisher {
             let restart = settings.get("runOnDemandRestart").and_then(Value::as_bool).unwrap_or(false);
             tracing::info!(module = "hooks", path = %path, "runOnDemand: a reader wants the path, starting the command");
             d.run = self.start(Hook::Demand, &command, restart, env, &format!("path {path}"));

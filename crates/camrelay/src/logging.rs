@@ -74,8 +74,36 @@ const BACKGROUND_QUEUE: usize = 4096;
 
 /// The file and syslog destinations: a bounded queue to a thread that writes them.
 struct Background {
-    queue: std::sync::mpsc::SyncSender<Vec<u8>>,
+    queue: std::sync::mpsc::SyncSender<Queued>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What the writer thread is sent: a line, or a request to write out everything before it.
+enum Queued {
+    Line(Vec<u8>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The running logger's file/syslog writer, for [`flush`] at exit.
+static BACKGROUND: std::sync::OnceLock<std::sync::Arc<Background>> = std::sync::OnceLock::new();
+
+/// Writes out the lines still queued for the log file (at exit; waits at most a second).
+pub fn flush() {
+    let Some(b) = BACKGROUND.get() else { return };
+    let (done, wait) = std::sync::mpsc::channel();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut request = Queued::Flush(done);
+    loop {
+        match b.queue.try_send(request) {
+            Ok(()) => break,
+            Err(std::sync::mpsc::TrySendError::Full(r)) if std::time::Instant::now() < deadline => {
+                request = r;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(_) => return,
+        }
+    }
+    let _ = wait.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
 }
 
 impl Background {
@@ -92,14 +120,23 @@ impl Background {
             None => None,
         };
         let syslog = syslog.map(|tag| (tag.to_string(), std::os::unix::net::UnixDatagram::unbound().ok()));
-        let (queue, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BACKGROUND_QUEUE);
+        let (queue, rx) = std::sync::mpsc::sync_channel::<Queued>(BACKGROUND_QUEUE);
         let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let lost = dropped.clone();
         std::thread::Builder::new().name("camrelay-log".into()).spawn(move || {
             use std::io::Write;
-            while let Ok(line) = rx.recv() {
-                let mut next = Some(line);
-                while let Some(line) = next.take() {
+            while let Ok(first) = rx.recv() {
+                let mut next = Some(first);
+                let mut flushed = Vec::new();
+                while let Some(queued) = next.take() {
+                    next = rx.try_recv().ok();
+                    let line = match queued {
+                        Queued::Line(line) => line,
+                        Queued::Flush(done) => {
+                            flushed.push(done);
+                            continue;
+                        }
+                    };
                     if let Some(f) = file.as_mut() {
                         let n = lost.swap(0, std::sync::atomic::Ordering::Relaxed);
                         if n > 0 {
@@ -110,11 +147,13 @@ impl Background {
                     if let Some((tag, Some(socket))) = &syslog {
                         let _ = socket.send_to(&syslog_message(tag, &line), "/dev/log");
                     }
-                    next = rx.try_recv().ok();
                 }
                 // The queue is empty: what was written reaches the file now.
                 if let Some(f) = file.as_mut() {
                     let _ = f.flush();
+                }
+                for done in flushed {
+                    let _ = done.send(());
                 }
             }
         })?;
@@ -122,7 +161,7 @@ impl Background {
     }
 
     fn send(&self, line: &[u8]) {
-        if self.queue.try_send(line.to_vec()).is_err() {
+        if self.queue.try_send(Queued::Line(line.to_vec())).is_err() {
             self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -286,7 +325,9 @@ pub fn init_with_buffer(
 pub fn init_from_config(config: &crate::config::LogConfig, buffer: std::sync::Arc<LogBuffer>) -> std::io::Result<()> {
     let sinks = &config.sinks;
     let background = if sinks.file.is_some() || sinks.syslog.is_some() {
-        Some(std::sync::Arc::new(Background::start(sinks.file.as_deref(), sinks.syslog.as_deref())?))
+        let b = std::sync::Arc::new(Background::start(sinks.file.as_deref(), sinks.syslog.as_deref())?);
+        let _ = BACKGROUND.set(b.clone());
+        Some(b)
     } else {
         None
     };

@@ -85,6 +85,8 @@ fn main() -> ExitCode {
     });
     // Sessions and child processes are ended by the shutdown above; don't wait on stragglers.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // The last lines (`shutting down`...) reach the log file.
+    camrelay::logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

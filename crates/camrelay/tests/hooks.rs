@@ -102,6 +102,9 @@ paths:
     runOnDemandStartTimeout: 20s
     runOnDemandCloseAfter: 2s
     runOnUnDemand: {undemand}
+  pulled:
+    source: demo:clip
+    runOnReady: {pulled}
   init:
     runOnInit: {init}
     runOnInitRestart: true
@@ -116,6 +119,7 @@ paths:
         unread = sh("unread", false),
         undemand = sh("undemand", false),
         init = sh("init", false),
+        pulled = sh("pulled", false),
         keep = sh("keep", true),
     );
     let mut server = Server::start(&config);
@@ -127,6 +131,12 @@ paths:
     assert_eq!(keep.get("MTX_PATH").map(String::as_str), Some("keep"));
     assert_eq!(keep.get("RTSP_PORT"), Some(&port));
     assert!(wait_until(Duration::from_secs(15), || events(&dir, "init").len() >= 2), "{}", server.log());
+    // A pulled source (connected at start: sourceOnDemand is false) is ready once online.
+    let pulled = events(&dir, "pulled");
+    assert_eq!(pulled.len(), 1, "{pulled:?}");
+    assert_eq!(pulled[0].get("MTX_PATH").map(String::as_str), Some("pulled"));
+    assert_eq!(pulled[0].get("MTX_SOURCE_TYPE").map(String::as_str), Some("rtspSession"));
+    assert_eq!(pulled[0].get("MTX_SOURCE_ID").map(String::as_str), Some(""), "a pulled source has no id");
 
     // A publisher: connect, ready (with the regular expression's group), then read/unread by ffprobe.
     let live = server.rtsp_url("live7");
