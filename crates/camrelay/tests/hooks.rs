@@ -87,7 +87,8 @@ rtspAddress: 127.0.0.1:0
 rtspTransports: [tcp]
 hls: false
 webrtc: false
-rtmp: false
+rtmp: true
+rtmpAddress: 127.0.0.1:0
 srt: false
 runOnConnect: {connect}
 runOnDisconnect: {disconnect}
@@ -185,6 +186,22 @@ paths:
         "runOnReady's command outlived the publisher"
     );
 
+    // Over RTMP: an rtmpConn connection and an rtmpConn source.
+    let rtmp = server.rtmp_addr();
+    let rtmp_url = format!("rtmp://{rtmp}/live8");
+    let publisher = Publisher::encode("320x240", false, false, &["-t", "60", "-f", "flv", &rtmp_url]);
+    let live8 = |e: &BTreeMap<String, String>| e.get("MTX_PATH").map(String::as_str) == Some("live8");
+    assert!(wait_until(Duration::from_secs(15), || events(&dir, "ready").iter().any(live8)), "{}", server.log());
+    let ready8 = events(&dir, "ready").into_iter().find(live8).unwrap();
+    assert_eq!(ready8.get("MTX_SOURCE_TYPE").map(String::as_str), Some("rtmpConn"));
+    assert_eq!(ready8.get("G1").map(String::as_str), Some("8"));
+    let rtmp_conn = |e: &BTreeMap<String, String>| e.get("MTX_CONN_TYPE").map(String::as_str) == Some("rtmpConn");
+    assert!(events(&dir, "connect").iter().any(rtmp_conn));
+    drop(publisher);
+    assert!(wait_until(Duration::from_secs(10), || events(&dir, "notready").iter().any(live8)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(10), || events(&dir, "disconnect").iter().any(rtmp_conn)));
+    assert!(wait_until(Duration::from_secs(10), || processes_with(&lasting).len() == 1));
+
     // runOnDemand: the first reader starts ffmpeg, which publishes into the path; ffprobe sees it.
     let ondemand = server.rtsp_url("ondemand");
     // The command's line (readers' lines have the URL too, but not `-f rtsp` before it).
@@ -201,6 +218,19 @@ paths:
     assert_eq!(events(&dir, "undemand")[0].get("MTX_PATH").map(String::as_str), Some("ondemand"));
     let server_pid = processes_with(&format!("{}/camrelay.yaml", server.dir.display()))[0];
     assert!(zombies_of(server_pid).is_empty(), "zombies: {:?}", zombies_of(server_pid));
+
+    // A reload that changes a path's runOnInit stops the old command and starts the new one.
+    let before = processes_with(&lasting);
+    assert_eq!(before.len(), 1, "keep's command");
+    let file = server.dir.join("camrelay.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replace(&sh("keep", true), &sh("kept", true))).unwrap();
+    assert!(wait_until(Duration::from_secs(15), || !events(&dir, "kept").is_empty()), "{}", server.log());
+    let replaced = || {
+        let now = processes_with(&lasting);
+        now.len() == 1 && now[0] != before[0]
+    };
+    assert!(wait_until(Duration::from_secs(10), replaced), "{:?} (was {before:?})", processes_with(&lasting));
 
     // Server exit: every hook command (keep's `sleep`, init's restarts) is stopped.
     assert_eq!(server.terminate(), Some(0), "{}", server.log());
