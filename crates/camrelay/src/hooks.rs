@@ -678,6 +678,36 @@ impl HubEvents for Hooks {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn running_commands_are_bounded_per_hook_and_stopped_at_exit() {
+        let dir = std::env::temp_dir().join(format!("camrelay-hooks-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bound.yml");
+        std::fs::write(&file, "rtspAddress: 127.0.0.1:0\nrunOnConnect: sleep 100\nrunOnConnectRestart: true\n").unwrap();
+        let config = crate::config::load(&[file.display().to_string()], &dir, &|_| None).unwrap().config;
+        let hooks = Hooks::new(Arc::new(ArcSwap::from_pointee(config)), Arc::default());
+        let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let guards: Vec<_> = (0..MAX_RUNNING_PER_HOOK + 3).filter_map(|_| hooks.connect("rtspConn", peer)).collect();
+        // Every connection gets its guard; only the first 64 got a command.
+        assert_eq!(guards.len(), MAX_RUNNING_PER_HOOK + 3);
+        assert_eq!(hooks.running(), MAX_RUNNING_PER_HOOK);
+        // A guard dropped stops its command (SIGINT to its group, reaped): room for one more.
+        drop(guards.into_iter().next());
+        let freed = async {
+            while hooks.running() == MAX_RUNNING_PER_HOOK {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), freed).await.unwrap();
+        assert!(hooks.connect("rtspConn", peer).is_some());
+        hooks.stop_all().await;
+        assert_eq!(hooks.running(), 0);
+        assert!(hooks.connect("rtspConn", peer).is_some_and(|g| {
+            drop(g);
+            hooks.running() == 0
+        }), "nothing starts after stop_all");
+    }
+
     #[test]
     fn the_docs_examples_load() {
         let doc = include_str!("../../../docs/mediamtx.md");
