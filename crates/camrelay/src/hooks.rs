@@ -683,7 +683,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("camrelay-hooks-bound-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bound.yml");
-        std::fs::write(&file, "rtspAddress: 127.0.0.1:0\nrunOnConnect: sleep 100\nrunOnConnectRestart: true\n").unwrap();
+        std::fs::write(&file, "rtspAddress: 127.0.0.1:0\nrunOnConnect: sleep 100\nrunOnConnectRestart: true\n")
+            .unwrap();
         let config = crate::config::load(&[file.display().to_string()], &dir, &|_| None).unwrap().config;
         let hooks = Hooks::new(Arc::new(ArcSwap::from_pointee(config)), Arc::default());
         let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
@@ -702,10 +703,13 @@ mod tests {
         assert!(hooks.connect("rtspConn", peer).is_some());
         hooks.stop_all().await;
         assert_eq!(hooks.running(), 0);
-        assert!(hooks.connect("rtspConn", peer).is_some_and(|g| {
-            drop(g);
-            hooks.running() == 0
-        }), "nothing starts after stop_all");
+        assert!(
+            hooks.connect("rtspConn", peer).is_some_and(|g| {
+                drop(g);
+                hooks.running() == 0
+            }),
+            "nothing starts after stop_all"
+        );
     }
 
     #[test]
