@@ -7,6 +7,7 @@ mod client;
 mod clip;
 mod floor;
 mod jpeg;
+mod metrics_scrape;
 mod net;
 mod procstat;
 mod rtmp_load;
@@ -41,6 +42,8 @@ struct Args {
     rounds: usize,
     /// `--peer NAME=PATH` (with `--rtmp`): another server binary to run the same load against.
     peers: Vec<(String, PathBuf)>,
+    /// `--metrics-scrape MS`: what scraping `/metrics` every MS ms costs under the fan-out load.
+    metrics_scrape: Option<Duration>,
 }
 
 /// Where the load client sits, network-wise.
@@ -82,6 +85,7 @@ fn parse_args() -> Args {
         rtmp: false,
         rounds: 3,
         peers: Vec::new(),
+        metrics_scrape: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -95,6 +99,9 @@ fn parse_args() -> Args {
             "--jpeg-starts" => a.jpeg_starts = value().parse().expect("--jpeg-starts count"),
             "--rtmp" => a.rtmp = true,
             "--rounds" => a.rounds = value().parse::<usize>().expect("--rounds count").max(1),
+            "--metrics-scrape" => {
+                a.metrics_scrape = Some(Duration::from_millis(value().parse().expect("--metrics-scrape milliseconds")))
+            }
             "--peer" => {
                 let v = value();
                 let (name, path) = v.split_once('=').expect("--peer NAME=PATH");
@@ -113,7 +120,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...]");
+                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -132,13 +139,18 @@ struct Server {
     api: String,
     /// The RTMP listener (`--rtmp` only).
     rtmp: String,
+    /// The Prometheus listener (`--metrics-scrape` only).
+    metrics: String,
 }
 
 impl Server {
     /// Starts `bin` (or, for [`FLOOR`], this program's floor server) listening on `ip`, pinned to
     /// `cpu` if given.
-    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>, rtmp: bool) -> Server {
-        let rtmp_listen = if rtmp { format!(r#","rtmp":{{"listen":"{ip}:0"}}"#) } else { String::new() };
+    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>, rtmp: bool, metrics: bool) -> Server {
+        let mut rtmp_listen = if rtmp { format!(r#","rtmp":{{"listen":"{ip}:0"}}"#) } else { String::new() };
+        if metrics {
+            rtmp_listen.push_str(&format!(r#","metrics":{{"listen":"{ip}:0"}}"#));
+        }
         let config = format!(
             r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":""}},"streams":{{"bench":null,"bench_rtmp":null}},"log":{{"level":"warn"}}{rtmp_listen}}}"#
         );
@@ -174,8 +186,8 @@ impl Server {
             });
         }
         drop(tx);
-        let (mut rtsp, mut api, mut rtmp_addr) = (None, None, None);
-        while rtsp.is_none() || api.is_none() || (rtmp && rtmp_addr.is_none()) {
+        let (mut rtsp, mut api, mut rtmp_addr, mut metrics_addr) = (None, None, None, None);
+        while rtsp.is_none() || api.is_none() || (rtmp && rtmp_addr.is_none()) || (metrics && metrics_addr.is_none()) {
             let line = rx.recv().expect("server exited");
             let after =
                 |markers: [&str; 2]| markers.iter().find_map(|m| line.split(m).nth(1)).map(|a| a.trim().to_string());
@@ -188,12 +200,16 @@ impl Server {
             if let Some(a) = after(["[rtmp] listen addr=", "[rtmp] listen addr="]) {
                 rtmp_addr = Some(a);
             }
+            if let Some(a) = after(["[metrics] listen addr=", "[metrics] listen addr="]) {
+                metrics_addr = Some(a);
+            }
         }
         Server {
             child,
             rtsp: rtsp.unwrap_or_default(),
             api: api.unwrap_or_default(),
             rtmp: rtmp_addr.unwrap_or_default(),
+            metrics: metrics_addr.unwrap_or_default(),
         }
     }
 
@@ -228,7 +244,7 @@ impl Server {
         }
         cmd.current_dir(&dir).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let srv = Server { child, rtsp: rtsp.into(), api: api.into(), rtmp: rtmp.into() };
+        let srv = Server { child, rtsp: rtsp.into(), api: api.into(), rtmp: rtmp.into(), metrics: String::new() };
         let deadline = Instant::now() + Duration::from_secs(10);
         while [rtsp, rtmp].iter().any(|a| std::net::TcpStream::connect(a).is_err()) {
             if Instant::now() > deadline {
@@ -742,9 +758,9 @@ fn main() {
         })),
     };
     let srv = match &veth {
-        None => Server::start(&bin, "127.0.0.1", None, args.rtmp),
+        None => Server::start(&bin, "127.0.0.1", None, args.rtmp, args.metrics_scrape.is_some()),
         Some(v) => {
-            let srv = Server::start(&bin, &v.server_ip, Some(v.server_cpu), args.rtmp);
+            let srv = Server::start(&bin, &v.server_ip, Some(v.server_cpu), args.rtmp, args.metrics_scrape.is_some());
             v.set_server_pid(srv.pid());
             // The runtime's threads are created after this: they inherit the namespace and the CPU.
             if let Err(e) = v.enter_client_side() {
@@ -765,6 +781,10 @@ fn main() {
     eprintln!("server pid {}, network: {}", srv.pid(), args.net.name());
     if args.rtmp {
         rtmp_report::rtmp_report(&args, &bin, srv, &clip, &rt);
+        return;
+    }
+    if let Some(every) = args.metrics_scrape {
+        metrics_scrape::report(&args, srv, &clip, &rt, every);
         return;
     }
     let url = format!("rtsp://{}/bench", srv.rtsp);

@@ -157,6 +157,14 @@ fn metrics_follow_the_traffic_and_parse_as_openmetrics() {
     let video = find(&s, "camrelay_track_frames_total", &[("stream", "cam"), ("media", "video"), ("codec", "h264")]);
     assert_eq!(video.len(), 1, "{video:?}");
     assert!(video[0].value >= 10.0 && video[0].kind == "counter", "{video:?}");
+    // The publisher's GOP: ffmpeg -g 25 at 25 fps, one keyframe a second.
+    let gop = value(&s, "camrelay_track_keyframe_interval_seconds", &[("stream", "cam"), ("media", "video")]);
+    assert!((0.9..=1.1).contains(&gop), "keyframe interval {gop}");
+    assert!(value(&s, "camrelay_track_keyframes_total", &[("stream", "cam"), ("media", "video")]) >= 2.0);
+    // The HTTP reader has a queue (RTSP/TCP readers are written from the push path: none listed).
+    let queued = find(&s, "camrelay_reader_queue_frames", &[("stream", "cam"), ("protocol", "ts")]);
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(find(&s, "camrelay_reader_resyncs_total", &[("stream", "cam")]).len(), 2);
     let ts = find(&s, "camrelay_reader_sent_bytes_total", &[("stream", "cam")]);
     let ts_bytes: Vec<f64> = ts.iter().filter(|x| x.labels["protocol"] == "ts").map(|x| x.value).collect();
     assert_eq!(ts_bytes.len(), 1, "one MPEG-TS reader expected: {ts:?}");

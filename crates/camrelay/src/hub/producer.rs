@@ -96,7 +96,10 @@ impl SourceError {
             return Ok(());
         }
         let now: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
-        Err(SourceError::medias_changed(format!("the source now offers [{}], other medias than before", now.join("; "))))
+        Err(SourceError::medias_changed(format!(
+            "the source now offers [{}], other medias than before",
+            now.join("; ")
+        )))
     }
 
     pub fn other(message: impl Into<String>) -> SourceError {

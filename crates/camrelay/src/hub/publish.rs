@@ -311,10 +311,9 @@ impl Hub {
             let from_slate = stream.take_from_slate(&request.medias);
             let slate_taken = from_slate.is_some();
             let continued = from_slate.or(orphan).or_else(|| {
-                stream
-                    .producers()
-                    .into_iter()
-                    .find(|p| old.iter().any(|(id, _)| *id == p.id) && super::track::same_medias(&p.tracks(), &request.medias))
+                stream.producers().into_iter().find(|p| {
+                    old.iter().any(|(id, _)| *id == p.id) && super::track::same_medias(&p.tracks(), &request.medias)
+                })
             });
             let gop = self.settings.gop_cache_bytes;
             let (url, protocol, remote) = (&request.url, &request.protocol, &request.remote_addr);

@@ -51,6 +51,8 @@ pub struct ReaderShared {
     pub started: SystemTime,
     /// Frames dropped because this reader's queue was full (or skipped until the next keyframe).
     pub dropped: AtomicU64,
+    /// Times this reader's queue overflowed on a video track and it skipped to the next keyframe.
+    pub resyncs: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub packets_sent: AtomicU64,
     /// What this reader takes, for the API: `video, sendonly, H264`.
@@ -69,6 +71,7 @@ impl ReaderShared {
             user_agent: Mutex::new(String::new()),
             started: SystemTime::now(),
             dropped: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
             medias: Mutex::new(Vec::new()),

@@ -22,6 +22,9 @@ pub struct Track {
     inner: Mutex<TrackInner>,
     pub frames: AtomicU64,
     pub bytes: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// Clock units between the last two keyframes (the GOP length), 0 before the second.
+    pub keyframe_interval: AtomicU64,
     /// Wall clock of the first frame and its timestamp, for RTCP sender reports (NTP ↔ RTP mapping).
     /// Outside the lock: a direct sink reads it while the track is locked in [`Track::push`].
     clock_ref: OnceLock<(SystemTime, u32)>,
@@ -38,6 +41,8 @@ struct TrackInner {
     last_delta: u32,
     /// Set by [`Track::mark_discontinuity`]: rebase the next frame.
     rebase: bool,
+    /// Timestamp of the last keyframe (after the offset), for [`Track::keyframe_interval`].
+    last_keyframe_ts: Option<u32>,
     /// Set while a publisher that took the track over (`hub::publish`) has other parameter sets than
     /// the track's codec: keyframes are repacketized from their payload (which carries the publisher's
     /// parameter sets, or gets these) so that RTP readers, whose SDP has the old ones, get them in band.
@@ -124,10 +129,13 @@ impl Track {
                 last_ts: None,
                 last_delta: 0,
                 rebase: false,
+                last_keyframe_ts: None,
                 inject: None,
             }),
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            keyframes: AtomicU64::new(0),
+            keyframe_interval: AtomicU64::new(0),
             clock_ref: OnceLock::new(),
         }
     }
@@ -222,6 +230,12 @@ impl Track {
             }
         }
         inner.last_ts = Some(frame.timestamp);
+        if frame.keyframe && self.kind == Kind::Video {
+            self.keyframes.fetch_add(1, Ordering::Relaxed);
+            if let Some(last) = inner.last_keyframe_ts.replace(frame.timestamp) {
+                self.keyframe_interval.store(u64::from(frame.timestamp.wrapping_sub(last)), Ordering::Relaxed);
+            }
+        }
         let frame = Arc::new(frame);
         if self.clock_ref.get().is_none() {
             let _ = self.clock_ref.set((SystemTime::now(), frame.timestamp));
@@ -260,6 +274,9 @@ impl Track {
                 Offer::Taken => i += 1,
                 Offer::Full => {
                     sub.reader.dropped.fetch_add(1, Ordering::Relaxed);
+                    if needs_keyframe {
+                        sub.reader.resyncs.fetch_add(1, Ordering::Relaxed);
+                    }
                     sub.need_keyframe = needs_keyframe;
                     i += 1;
                 }
@@ -321,6 +338,18 @@ impl Track {
         inner.subscribers.clear();
         inner.cache.frames.clear();
         inner.cache.bytes = 0;
+    }
+
+    /// Frames waiting in each queued reader's queue (reader id, frames); readers with a direct sink
+    /// (RTSP over TCP) have no queue here and are left out.
+    pub fn queue_depths(&self) -> Vec<(u64, usize)> {
+        let inner = self.lock();
+        inner
+            .subscribers
+            .iter()
+            .filter(|s| s.sink.is_none())
+            .map(|s| (s.reader.id, s.queue.max_capacity() - s.queue.capacity()))
+            .collect()
     }
 
     pub fn reader_count(&self) -> usize {
@@ -511,12 +540,18 @@ mod tests {
         t.push(frame(1, false, 10));
         t.push(frame(2, false, 10)); // queue full: dropped
         assert_eq!(r.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(r.resyncs.load(Ordering::Relaxed), 1, "one overflow, one skip to a keyframe");
+        let depths: Vec<usize> = t.queue_depths().iter().map(|(_, d)| *d).collect();
+        assert_eq!(depths, [2, 3], "frames waiting in each reader's queue");
         rx.try_recv().unwrap();
         rx.try_recv().unwrap();
         t.push(frame(3, false, 10)); // room again, but not a keyframe: still skipped
         t.push(frame(4, true, 10));
         assert_eq!(rx.try_recv().unwrap().frame.timestamp, 4);
         assert_eq!(r.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(r.resyncs.load(Ordering::Relaxed), 1);
+        assert_eq!(t.keyframes.load(Ordering::Relaxed), 2);
+        assert_eq!(t.keyframe_interval.load(Ordering::Relaxed), 4, "keyframes at 0 and 4");
         // The fast reader saw everything.
         assert_eq!(std::iter::from_fn(|| fast.try_recv().ok()).count(), 5);
     }

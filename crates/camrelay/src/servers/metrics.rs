@@ -365,6 +365,15 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
     let mut frames = Family::counter("camrelay_track_frames", "Frames a track received");
     let mut track_bytes = Family::counter("camrelay_track_bytes", "Bytes a track received");
     let mut track_readers = Family::gauge("camrelay_track_readers", "Readers of a track");
+    let mut keyframes = Family::counter("camrelay_track_keyframes", "Keyframes a video track received");
+    let mut gop =
+        Family::gauge("camrelay_track_keyframe_interval_seconds", "Time between a video track's last two keyframes");
+    let mut resyncs = Family::counter(
+        "camrelay_reader_resyncs",
+        "Times a reader's queue overflowed and it skipped to the next keyframe",
+    );
+    let mut queued =
+        Family::gauge("camrelay_reader_queue_frames", "Frames waiting in a reader's queue (readers with a queue)");
     let mut reader_bytes = Family::counter("camrelay_reader_sent_bytes", "Bytes sent to a reader");
     let mut reader_packets = Family::counter("camrelay_reader_sent_packets", "Packets or frames sent to a reader");
     let mut reader_dropped =
@@ -373,6 +382,7 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
     for stream in v3::public_streams(app) {
         let readers = stream.readers();
         stream_readers.push(&labels(&[("stream", &stream.name)]), readers.len());
+        let mut depths = std::collections::HashMap::<u64, usize>::new();
         for p in stream.producers() {
             let url = p.masked_url();
             let id = p.id.to_string();
@@ -398,6 +408,14 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
                 frames.push(&tl, t.frames.load(Relaxed));
                 track_bytes.push(&tl, t.bytes.load(Relaxed));
                 track_readers.push(&tl, t.reader_count());
+                if t.kind == media::Kind::Video {
+                    keyframes.push(&tl, t.keyframes.load(Relaxed));
+                    let ticks = t.keyframe_interval.load(Relaxed) as f64;
+                    gop.push(&tl, ticks / f64::from(t.codec.clock_rate.max(1)));
+                }
+                for (reader, depth) in t.queue_depths() {
+                    *depths.entry(reader).or_insert(0) += depth;
+                }
             }
         }
         for r in readers {
@@ -412,6 +430,10 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
             reader_bytes.push(&l, r.bytes_sent.load(Relaxed));
             reader_packets.push(&l, r.packets_sent.load(Relaxed));
             reader_dropped.push(&l, r.dropped.load(Relaxed));
+            resyncs.push(&l, r.resyncs.load(Relaxed));
+            if let Some(depth) = depths.get(&r.id) {
+                queued.push(&l, *depth);
+            }
         }
     }
     out.extend([
@@ -423,10 +445,14 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
         frames,
         track_bytes,
         track_readers,
+        keyframes,
+        gop,
         stream_readers,
         reader_bytes,
         reader_packets,
         reader_dropped,
+        resyncs,
+        queued,
     ]);
 }
 

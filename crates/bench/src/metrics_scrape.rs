@@ -1,0 +1,109 @@
+//! `--metrics-scrape MS`: what scraping `GET /metrics` every MS milliseconds costs the server while it
+//! serves N RTSP readers. Rounds alternate without and with the scraper (which one goes first flips
+//! each round, so drift in the machine's load favours neither); figures are medians over rounds.
+
+use crate::{fan_out, http_get, percentile, publish, sorted, Args, FanOut, SendTimes, Server, Target};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the scraper saw during one round.
+#[derive(Default)]
+struct Scrapes {
+    count: usize,
+    failed: usize,
+    millis: Vec<f64>,
+    bytes: usize,
+}
+
+/// Scrapes `addr` every `every` until `stop`.
+async fn scrape(addr: String, every: Duration, stop: Arc<AtomicBool>) -> Scrapes {
+    let mut s = Scrapes::default();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let t = Instant::now();
+        match http_get(&addr, "/metrics").await {
+            Some(body) if body.contains("paths{") => {
+                s.count += 1;
+                s.bytes = body.len();
+                s.millis.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => s.failed += 1,
+        }
+    }
+    s
+}
+
+fn median(v: impl IntoIterator<Item = f64>) -> f64 {
+    percentile(&sorted(v.into_iter().filter(|x| x.is_finite()).collect()), 0.5)
+}
+
+pub fn report(args: &Args, srv: Server, clip: &Arc<crate::clip::Clip>, rt: &tokio::runtime::Runtime, every: Duration) {
+    let url = format!("rtsp://{}/bench", srv.rtsp);
+    let rows = rt.block_on(async {
+        let times = Arc::new(Mutex::new(SendTimes::default()));
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times, sent.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let target = Target::Rtsp(url.clone());
+        let mut rows: Vec<(usize, Vec<FanOut>, Vec<(FanOut, Scrapes)>)> =
+            args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
+        for round in 0..args.rounds {
+            for (n, plain, scraped) in &mut rows {
+                let scraped_first = round % 2 == 1;
+                for first in [true, false] {
+                    if first == scraped_first {
+                        eprintln!("round {}: {n} readers, /metrics every {} ms...", round + 1, every.as_millis());
+                        let halt = Arc::new(AtomicBool::new(false));
+                        let scraper = tokio::spawn(scrape(srv.metrics.clone(), every, halt.clone()));
+                        let f = fan_out(&srv, &target, *n, args.window, None, &sent).await;
+                        halt.store(true, Ordering::Relaxed);
+                        let s = scraper.await.unwrap_or_default();
+                        scraped.push((f, s));
+                    } else {
+                        eprintln!("round {}: {n} readers, no scraping...", round + 1);
+                        plain.push(fan_out(&srv, &target, *n, args.window, None, &sent).await);
+                    }
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = publisher.await;
+        rows
+    });
+    println!("## /metrics scraped every {} ms under RTSP fan-out\n", every.as_millis());
+    println!(
+        "Server: {}; window {} s; {} alternated rounds; medians over rounds.\n",
+        args.server.as_ref().map_or("target/release/camrelay".into(), |p| p.display().to_string()),
+        args.window.as_secs_f64(),
+        args.rounds
+    );
+    println!("| readers | server CPU, no scraping | with scraping | ratio | extra CPU (points) | scrapes ok / failed | scrape time p50 | scrape size |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut json_rows = Vec::new();
+    for (n, plain, scraped) in &rows {
+        let a = median(plain.iter().map(|f| f.server_cpu_pct));
+        let b = median(scraped.iter().map(|(f, _)| f.server_cpu_pct));
+        let ok: usize = scraped.iter().map(|(_, s)| s.count).sum();
+        let failed: usize = scraped.iter().map(|(_, s)| s.failed).sum();
+        let ms = median(scraped.iter().flat_map(|(_, s)| s.millis.clone()));
+        let size = scraped.iter().map(|(_, s)| s.bytes).max().unwrap_or(0);
+        println!(
+            "| {n} | {a:.1} % | {b:.1} % | ×{:.3} | {:+.2} | {ok} / {failed} | {ms:.1} ms | {:.0} KiB |",
+            b / a,
+            b - a,
+            size as f64 / 1024.0
+        );
+        json_rows.push(format!(
+            r#"{{"readers":{n},"cpu_pct":{a:.3},"cpu_pct_scraped":{b:.3},"scrapes":{ok},"failed":{failed},"scrape_ms_p50":{ms:.3},"scrape_bytes":{size}}}"#
+        ));
+    }
+    let json = format!(r#"{{"metrics_scrape_ms":{},"rows":[{}]}}"#, every.as_millis(), json_rows.join(","));
+    if let Err(e) = std::fs::write(&args.json, json) {
+        eprintln!("{}: {e}", args.json.display());
+    }
+    drop(srv);
+}
