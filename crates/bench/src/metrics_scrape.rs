@@ -27,7 +27,7 @@ async fn scrape(addr: String, every: Duration, stop: Arc<AtomicBool>) -> Scrapes
         match http_get(&addr, "/metrics").await {
             Some(body) if body.contains("paths{") => {
                 s.count += 1;
-                s.bytes = body.len();
+                s.bytes = s.bytes.max(body.len());
                 s.millis.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             _ => s.failed += 1,

@@ -90,7 +90,8 @@ pub fn render(app: &App) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-type Labels = Vec<(&'static str, String)>;
+/// A label set, shared by the samples of one source, track or reader (made once per scrape).
+type Labels = Arc<Vec<(&'static str, String)>>;
 
 /// A sample's value: counts and bytes are integers (printed as MediaMTX prints them), times are not.
 #[derive(Clone, Copy)]
@@ -163,8 +164,7 @@ impl prometheus_client::collector::Collector for Collector {
             let kind = if family.counter { MetricType::Counter } else { MetricType::Gauge };
             let mut metric = encoder.encode_descriptor(family.name, family.help, None, kind)?;
             for s in &family.samples {
-                let labels: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let encoder = metric.encode_family(&labels)?;
+                let encoder = metric.encode_family(&*s.labels)?;
                 match (family.counter, s.value) {
                     (true, Value::Int(v)) => ConstCounter::new(v.unsigned_abs()).encode(encoder)?,
                     (true, Value::Float(v)) => ConstCounter::new(v).encode(encoder)?,
@@ -178,7 +178,14 @@ impl prometheus_client::collector::Collector for Collector {
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    Arc::new(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+}
+
+/// `l` and one more label.
+fn with(l: &Labels, key: &'static str, value: &str) -> Labels {
+    let mut more = Vec::clone(l);
+    more.push((key, value.to_string()));
+    Arc::new(more)
 }
 
 impl Snapshot {
@@ -388,23 +395,20 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
             let id = p.id.to_string();
             let l = labels(&[("stream", &stream.name), ("source", &url), ("id", &id)]);
             let state = p.state();
-            let mut with_state = l.clone();
-            with_state.push(("state", state.as_str().to_string()));
-            source_state.push(&with_state, 1u64);
+            source_state.push(&with(&l, "state", state.as_str()), 1u64);
             online.push(&l, u64::from(state == ProducerState::Online));
             if !p.is_pushed() {
                 reconnects.push(&l, p.reconnects());
             }
             if let Some(kind) = p.last_error_kind() {
-                let mut with_kind = l.clone();
-                with_kind.push(("kind", kind.as_str().to_string()));
-                errors.push(&with_kind, 1u64);
+                errors.push(&with(&l, "kind", kind.as_str()), 1u64);
             }
             for t in p.tracks() {
-                let mut tl = l.clone();
+                let mut tl = Vec::clone(&l);
                 tl.push(("track", t.id.to_string()));
                 tl.push(("media", t.kind.to_string()));
                 tl.push(("codec", t.codec.name.to_ascii_lowercase()));
+                let tl = Arc::new(tl);
                 frames.push(&tl, t.frames.load(Relaxed));
                 track_bytes.push(&tl, t.bytes.load(Relaxed));
                 track_readers.push(&tl, t.reader_count());
@@ -459,7 +463,7 @@ fn camrelay(app: &App, out: &mut Vec<Family>) {
 /// The process series Prometheus' own clients export, from `/proc/self`.
 fn process(out: &mut Vec<Family>) {
     let Some(p) = ProcStat::read() else { return };
-    let none = Labels::new();
+    let none = Labels::default();
     let mut cpu = Family::counter("process_cpu_seconds", "User and system CPU time spent in seconds");
     cpu.push(&none, p.cpu_seconds);
     let mut rss = Family::gauge("process_resident_memory_bytes", "Resident memory size in bytes");
