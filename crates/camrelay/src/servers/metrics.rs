@@ -49,11 +49,12 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
 
 async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
     let headers = request.headers();
-    let proof = |user: &str, pass: &str| super::api::basic_auth_ok(headers, user, pass);
-    let presented = if headers.contains_key(header::AUTHORIZATION) {
-        crate::auth::Presented::Proof(&proof)
-    } else {
-        crate::auth::Presented::Nothing
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| crate::auth::basic_credentials(v.to_str().unwrap_or("")).unwrap_or_default());
+    let presented = match &basic {
+        Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
+        None => crate::auth::Presented::Nothing,
     };
     let asked = crate::auth::AuthRequest {
         action: crate::auth::Action::Metrics,
@@ -475,8 +476,23 @@ fn process(out: &mut Vec<Family>) {
     let mut start = Family::gauge("process_start_time_seconds", "Start time since the epoch in seconds");
     start.push(&none, p.start_time_seconds);
     let mut fds = Family::gauge("process_open_fds", "Open file descriptors");
-    fds.push(&none, std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0));
+    fds.push(&none, open_fds());
     out.extend([cpu, rss, vsize, threads, start, fds]);
+}
+
+/// Open file descriptors, counted at most every 10 s: listing `/proc/self/fd` costs the kernel a
+/// lookup per descriptor (one per reader), which at frequent scrapes was the scrape's largest cost.
+fn open_fds() -> usize {
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, usize)>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match *last {
+        Some((at, n)) if at.elapsed() < std::time::Duration::from_secs(10) => n,
+        _ => {
+            let n = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+            *last = Some((std::time::Instant::now(), n));
+            n
+        }
+    }
 }
 
 /// What `/proc/self/stat` says of this process.
