@@ -10,7 +10,10 @@
 //!   `local_auth`.
 //! - MediaMTX's internal users (`authInternalUsers`): user (or `any`) and password, IP ranges, and
 //!   permissions (action, path literal or `~regex`) for every protocol; its default lets anyone read
-//!   and publish and only local clients use the API and metrics. MediaMTX's HTTP callback and JWT
+//!   and publish and only local clients use the API and metrics. User names and passwords may be
+//!   MediaMTX's hashes (`sha256:BASE64` of the SHA-256, `argon2:$argon2id$...` PHC strings): they are
+//!   verified here and nowhere else ([`Secret`]); a hashed entry can only be proven by a password sent
+//!   in clear (Basic, query), never by an RTSP Digest response. MediaMTX's HTTP callback and JWT
 //!   methods are refused at load time until they land (issue 18), rather than left open.
 
 use std::net::IpAddr;
@@ -68,9 +71,88 @@ impl Origin {
 /// What the client presented to prove who it is.
 pub enum Presented<'a> {
     Nothing,
-    /// Checks a configured (user, password) pair against what the client sent: a Basic header, an
-    /// RTSP Digest response (which needs the password to recompute), query parameters.
+    /// Checks a configured plain (user, password) pair against what the client sent without the
+    /// password itself: an RTSP Digest response (which needs the password to recompute). Entries with
+    /// hashed credentials cannot be proven this way.
     Proof(&'a dyn Fn(&str, &str) -> bool),
+    /// A user name and password sent in clear: a Basic header, RTMP `?user=&pass=`.
+    Credentials {
+        user: &'a str,
+        pass: &'a str,
+    },
+}
+
+/// A configured user name or password: MediaMTX's `Credential` (plain, `sha256:`, `argon2:`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Secret {
+    Plain(String),
+    /// The SHA-256 of the value (`sha256:` + its standard base64).
+    Sha256([u8; 32]),
+    /// An Argon2i or Argon2id PHC string (`argon2:$argon2id$v=19$m=...,t=...,p=...$SALT$HASH`).
+    Argon2(String),
+}
+
+impl Secret {
+    /// Parses a configured value; a malformed hash is an error naming what is wrong.
+    pub fn parse(text: &str) -> Result<Secret, String> {
+        use base64::Engine;
+        if let Some(b64) = text.strip_prefix("sha256:") {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| format!("sha256: value is not base64 ({e})"))?;
+            let hash: [u8; 32] = bytes
+                .try_into()
+                .map_err(|b: Vec<u8>| format!("sha256: value decodes to {} bytes, a SHA-256 has 32", b.len()))?;
+            return Ok(Secret::Sha256(hash));
+        }
+        if let Some(phc) = text.strip_prefix("argon2:") {
+            let parsed = argon2::password_hash::phc::PasswordHash::new(phc)
+                .map_err(|e| format!("argon2: value is not a PHC string ({e})"))?;
+            let alg = parsed.algorithm.as_str();
+            if alg != "argon2id" && alg != "argon2i" {
+                return Err(format!("argon2: algorithm {alg:?} is not supported (argon2id or argon2i)"));
+            }
+            return Ok(Secret::Argon2(phc.to_string()));
+        }
+        Ok(Secret::Plain(text.to_string()))
+    }
+
+    /// Whether `given` (sent in clear by a client) is this value.
+    pub fn verify(&self, given: &str) -> bool {
+        match self {
+            Secret::Plain(p) => crate::servers::api::constant_time_eq(p.as_bytes(), given.as_bytes()),
+            Secret::Sha256(hash) => {
+                let d = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
+                crate::servers::api::constant_time_eq(d.as_ref(), hash)
+            }
+            Secret::Argon2(phc) => {
+                use argon2::password_hash::PasswordVerifier;
+                argon2::Argon2::default().verify_password(given.as_bytes(), phc.as_str()).is_ok()
+            }
+        }
+    }
+
+    /// The value itself, when it is stored in clear (what an RTSP Digest proof needs).
+    pub fn plain(&self) -> Option<&str> {
+        match self {
+            Secret::Plain(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The user name and password of an `Authorization: Basic ...` value; `None` for other schemes or a
+/// malformed value.
+pub fn basic_credentials(value: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
 }
 
 /// One question to [`Auth::check`].
@@ -115,8 +197,8 @@ pub struct Auth {
 #[derive(Clone, Debug)]
 struct InternalUser {
     /// `None` = `any` (anyone, with or without credentials).
-    name: Option<String>,
-    password: String,
+    name: Option<Secret>,
+    password: Secret,
     /// Allowed client networks; empty = any.
     ips: Vec<(IpAddr, u8)>,
     permissions: Vec<(Action, PathMatch)>,
@@ -194,9 +276,8 @@ pub fn internal_users(value: &serde_json::Value) -> Result<Vec<InternalUserConf>
         };
         let user = text("user");
         let pass = text("pass");
-        if pass.starts_with("sha256:") || pass.starts_with("argon2:") {
-            return Err(format!("authInternalUsers[{i}]: hashed passwords (sha256:, argon2:) are not supported yet"));
-        }
+        Secret::parse(&user).map_err(|e| format!("authInternalUsers[{i}].user: {e}"))?;
+        Secret::parse(&pass).map_err(|e| format!("authInternalUsers[{i}].pass: {e}"))?;
         let mut ips = Vec::new();
         for ip in entry.get("ips").and_then(|v| v.as_array()).cloned().unwrap_or_default() {
             let s = ip.as_str().unwrap_or("");
@@ -241,8 +322,9 @@ impl Auth {
             let internal = confs
                 .into_iter()
                 .map(|c| InternalUser {
-                    name: (c.user != "any").then_some(c.user),
-                    password: c.pass,
+                    // Checked at load; a value that fails here matches nothing.
+                    name: (c.user != "any").then(|| Secret::parse(&c.user).unwrap_or(Secret::Sha256([0; 32]))),
+                    password: Secret::parse(&c.pass).unwrap_or(Secret::Sha256([0; 32])),
                     ips: c.ips,
                     permissions: c
                         .permissions
@@ -302,10 +384,20 @@ impl Auth {
             }
             match &user.name {
                 None => return Ok(()),
-                Some(name) => match &request.presented {
-                    Presented::Proof(proves) if proves(name, &user.password) => return Ok(()),
-                    _ => needs_credentials = true,
-                },
+                Some(name) => {
+                    let proven = match &request.presented {
+                        Presented::Nothing => false,
+                        Presented::Proof(proves) => match (name.plain(), user.password.plain()) {
+                            (Some(n), Some(p)) => proves(n, p),
+                            _ => false,
+                        },
+                        Presented::Credentials { user: u, pass: p } => name.verify(u) && user.password.verify(p),
+                    };
+                    if proven {
+                        return Ok(());
+                    }
+                    needs_credentials = true;
+                }
             }
         }
         match (&request.presented, needs_credentials) {
@@ -324,6 +416,14 @@ impl Auth {
             .is_some_and(|users| users.iter().any(|u| u.permissions.iter().any(|(_, p)| !matches!(p, PathMatch::Any))))
     }
 
+    /// Whether some configured user can only be proven by a password sent in clear (a hashed entry):
+    /// the RTSP server then offers Basic only, since a Digest response cannot be checked against a hash.
+    pub fn has_hashed(&self) -> bool {
+        self.internal.as_ref().is_some_and(|users| {
+            users.iter().any(|u| u.password.plain().is_none() || u.name.as_ref().is_some_and(|n| n.plain().is_none()))
+        })
+    }
+
     /// Whether `request` may proceed.
     pub fn check(&self, request: &AuthRequest) -> Result<(), Denied> {
         if let Some(internal) = &self.internal {
@@ -340,8 +440,16 @@ impl Auth {
         }
         match &request.presented {
             Presented::Nothing => Err(Denied::CredentialsRequired),
-            Presented::Proof(proves) => {
-                let ok = users.iter().any(|u| u.actions.contains(&request.action) && proves(&u.name, &u.password));
+            Presented::Proof(_) | Presented::Credentials { .. } => {
+                let proves = |u: &User| match &request.presented {
+                    Presented::Proof(proves) => proves(&u.name, &u.password),
+                    Presented::Credentials { user, pass } => {
+                        let eq = crate::servers::api::constant_time_eq;
+                        eq(u.name.as_bytes(), user.as_bytes()) & eq(u.password.as_bytes(), pass.as_bytes())
+                    }
+                    Presented::Nothing => false,
+                };
+                let ok = users.iter().any(|u| u.actions.contains(&request.action) && proves(u));
                 if ok {
                     Ok(())
                 } else {
@@ -440,6 +548,67 @@ mod tests {
         assert_eq!(ask_path("cam7", Action::Read, REMOTE, Some(("admin", "root"))), Ok(()));
         assert!(a.per_path());
         assert!(!sample.per_path());
+    }
+
+    /// MediaMTX's own test vectors (`internal/conf/credential_test.go`): both hash "testuser".
+    const SHA256_TESTUSER: &str = "sha256:rl3rgi4NcZkpAEcacZnQ2VuOfJ0FxAqCRaKB/SwdZoQ=";
+    const ARGON2_TESTUSER: &str =
+        "argon2:$argon2id$v=19$m=4096,t=3,p=1$MTIzNDU2Nzg$Ux/LWeTgJQPyfMMJo1myR64+o8rALHoPmlE1i/TR+58";
+
+    #[test]
+    fn hashed_secrets() {
+        let sha = Secret::parse(SHA256_TESTUSER).unwrap();
+        assert!(sha.verify("testuser"));
+        assert!(!sha.verify("notestuser"));
+        assert!(!sha.verify(""));
+        assert_eq!(sha.plain(), None);
+        let argon = Secret::parse(ARGON2_TESTUSER).unwrap();
+        assert!(argon.verify("testuser"));
+        assert!(!argon.verify("notestuser"));
+        assert!(Secret::parse("password").unwrap().verify("password"));
+        assert!(!Secret::parse("password").unwrap().verify("wrongpassword"));
+        // Malformed values are refused with what is wrong.
+        assert!(Secret::parse("sha256:inval*idBase64").unwrap_err().contains("not base64"));
+        assert!(Secret::parse("argon2:invalid").unwrap_err().contains("not a PHC string"));
+        assert!(Secret::parse(
+            "argon2:$argon2d$v=19$m=4096,t=3,p=1$MTIzNDU2Nzg$Xqyd4R7LzXvvAEHaVU12+Nzf5OkHoYcwIEIIYJUDpz0"
+        )
+        .unwrap_err()
+        .contains("argon2d"));
+    }
+
+    #[test]
+    fn hashed_internal_users() {
+        let a = auth(&format!(
+            r#"{{"authInternalUsers":[
+                {{"user":"{SHA256_TESTUSER}","pass":"{SHA256_TESTUSER}","permissions":[{{"action":"read"}}]}},
+                {{"user":"argon","pass":"{ARGON2_TESTUSER}","permissions":[{{"action":"publish"}}]}}]}}"#
+        ));
+        assert!(a.has_hashed());
+        let clear = |action, user: &str, pass: &str| {
+            let presented = Presented::Credentials { user, pass };
+            a.check(&AuthRequest { action, path: "cam", protocol: Protocol::Rtsp, origin: REMOTE, presented })
+        };
+        assert_eq!(clear(Action::Read, "testuser", "testuser"), Ok(()));
+        assert_eq!(clear(Action::Read, "testuser", "nope"), Err(Denied::WrongCredentials));
+        assert_eq!(clear(Action::Publish, "argon", "testuser"), Ok(()));
+        assert_eq!(clear(Action::Publish, "argon", "testuserX"), Err(Denied::WrongCredentials));
+        // A Digest-style proof needs the plain password: a hashed entry cannot be proven by it.
+        assert_eq!(
+            ask(&a, Protocol::Rtsp, Action::Publish, REMOTE, Some(("argon", "testuser"))),
+            Err(Denied::WrongCredentials)
+        );
+        assert!(
+            !auth(r#"{"authInternalUsers":[{"user":"a","pass":"b","permissions":[{"action":"read"}]}]}"#).has_hashed()
+        );
+        // go2rtc's users take clear credentials too.
+        let g = auth(r#"{"api":{"username":"admin","password":"pw"}}"#);
+        let presented = Presented::Credentials { user: "admin", pass: "pw" };
+        let ok = AuthRequest { action: Action::Api, path: "", protocol: Protocol::Http, origin: REMOTE, presented };
+        assert_eq!(g.check(&ok), Ok(()));
+        assert_eq!(basic_credentials("Basic YWRtaW46cDp3"), Some(("admin".into(), "p:w".into())));
+        assert_eq!(basic_credentials("basic !!"), None);
+        assert_eq!(basic_credentials("Bearer abc"), None);
     }
 
     #[test]

@@ -727,10 +727,14 @@ mod tests {
         let e = load_text("authMethod: http\nauthHTTPAddress: http://127.0.0.1:9000/auth\n").unwrap_err().to_string();
         assert!(e.contains("authMethod \"http\" is not supported yet"), "{e}");
         let users = |u: &str| format!("authInternalUsers:\n{u}");
-        let e = load_text(&users("- user: a\n  pass: sha256:abc\n  permissions: [{action: read}]\n"))
+        let e = load_text(&users("- user: a\n  pass: sha256:YWJj\n  permissions: [{action: read}]\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("authInternalUsers[0]: hashed passwords"), "{e}");
+        assert!(e.contains("authInternalUsers[0].pass: sha256: value decodes to 3 bytes, a SHA-256 has 32"), "{e}");
+        let e = load_text(&users("- user: argon2:$argon2d$v=19$m=4096,t=3,p=1$MTIzNDU2Nzg$Xqyd4R7LzXvvAEHaVU12+Nzf5OkHoYcwIEIIYJUDpz0\n  pass: b\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("authInternalUsers[0].user: argon2: algorithm \"argon2d\" is not supported"), "{e}");
         let e = load_text(&users("- user: a\n  pass: b\n  ips: [10.0.0.0/99]\n")).unwrap_err().to_string();
         assert!(e.contains("authInternalUsers[0]: invalid IP or network \"10.0.0.0/99\""), "{e}");
         let e = load_text(&users("- user: a\n  pass: b\n  permissions: [{action: write}]\n")).unwrap_err().to_string();

@@ -7,7 +7,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -201,11 +200,12 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
     // In a block: the proof borrows the request, which is not held across the await below.
     let denied = {
         let headers = request.headers();
-        let proof = |user: &str, pass: &str| basic_auth_ok(headers, user, pass);
-        let presented = if headers.contains_key(header::AUTHORIZATION) {
-            crate::auth::Presented::Proof(&proof)
-        } else {
-            crate::auth::Presented::Nothing
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| crate::auth::basic_credentials(v.to_str().unwrap_or("")).unwrap_or_default());
+        let presented = match &basic {
+            Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
+            None => crate::auth::Presented::Nothing,
         };
         let api_path = path_in_api(&cfg.base_path, request.uri().path());
         // Media outputs and signalling read a stream (`src=`) or publish into one (`dst=`); everything
@@ -304,14 +304,6 @@ fn add_cors(h: &mut HeaderMap) {
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type"));
     // WHEP/WHIP clients on other origins read the session URL and the ICE servers.
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Link, Location"));
-}
-
-pub(crate) fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else { return false };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
-    let expected = format!("{user}:{pass}");
-    constant_time_eq(&decoded, expected.as_bytes())
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -49,11 +49,12 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
 
 async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
     let headers = request.headers();
-    let proof = |user: &str, pass: &str| super::api::basic_auth_ok(headers, user, pass);
-    let presented = if headers.contains_key(header::AUTHORIZATION) {
-        crate::auth::Presented::Proof(&proof)
-    } else {
-        crate::auth::Presented::Nothing
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| crate::auth::basic_credentials(v.to_str().unwrap_or("")).unwrap_or_default());
+    let presented = match &basic {
+        Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
+        None => crate::auth::Presented::Nothing,
     };
     let asked = crate::auth::AuthRequest {
         action: crate::auth::Action::Metrics,

@@ -349,8 +349,10 @@ impl<S: Stream> Conn<S> {
     }
 
     fn authorize(&self, app: &App, action: Action, path: &str, creds: &Option<(String, String)>) -> bool {
-        let proof = |u: &str, p: &str| creds.as_ref().is_some_and(|(cu, cp)| cu == u && cp == p);
-        let presented = if creds.is_some() { Presented::Proof(&proof) } else { Presented::Nothing };
+        let presented = match creds {
+            Some((user, pass)) => Presented::Credentials { user, pass },
+            None => Presented::Nothing,
+        };
         let asked =
             AuthRequest { action, path, protocol: Protocol::Rtmp, origin: Origin::Ip(self.peer.ip()), presented };
         app.auth().check(&asked).is_ok()

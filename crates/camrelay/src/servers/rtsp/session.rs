@@ -297,8 +297,10 @@ impl Connection {
         }
         if !matches!(req.method, Method::Options) && !self.check_auth(req) {
             let mut headers = Vec::new();
+            // A hashed password cannot check a Digest response: offer Basic only then.
+            let hashed = self.app.auth().has_hashed();
             for challenge in self.authenticator().challenge_headers(&self.nonce) {
-                if self.auth_method_allowed(&challenge) {
+                if self.auth_method_allowed(&challenge) && !(hashed && challenge.starts_with("Digest")) {
                     headers.push(("WWW-Authenticate", challenge));
                 }
             }
@@ -359,17 +361,22 @@ impl Connection {
         if !self.auth_method_allowed(value) {
             return false;
         }
-        // The auth module decides; the proof checks a candidate user and password against the Basic
-        // header or recomputes the Digest response with them.
+        // The auth module decides. Basic credentials go to it as they are (it checks hashed passwords
+        // too); for Digest the proof recomputes the response with a candidate user and password.
         let (method, nonce) = (req.method.as_str(), &self.nonce);
         let proof =
             |user: &str, pass: &str| rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
+        let basic = crate::auth::basic_credentials(value);
+        let presented = match &basic {
+            Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
+            None => crate::auth::Presented::Proof(&proof),
+        };
         let asked = crate::auth::AuthRequest {
             action: rtsp_action(&req.method),
             path: &target.path,
             protocol: crate::auth::Protocol::Rtsp,
             origin: crate::auth::Origin::Ip(self.peer.ip()),
-            presented: crate::auth::Presented::Proof(&proof),
+            presented,
         };
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
         self.authenticated = auth.check(&asked).is_ok();
