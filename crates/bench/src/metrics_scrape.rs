@@ -36,6 +36,9 @@ async fn scrape(addr: String, every: Duration, stop: Arc<AtomicBool>) -> Scrapes
     s
 }
 
+/// One reader count's rounds: without the scraper, and with it (and what it saw).
+type Rounds = (usize, Vec<FanOut>, Vec<(FanOut, Scrapes)>);
+
 fn median(v: impl IntoIterator<Item = f64>) -> f64 {
     percentile(&sorted(v.into_iter().filter(|x| x.is_finite()).collect()), 0.5)
 }
@@ -49,8 +52,7 @@ pub fn report(args: &Args, srv: Server, clip: &Arc<crate::clip::Clip>, rt: &toki
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times, sent.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let target = Target::Rtsp(url.clone());
-        let mut rows: Vec<(usize, Vec<FanOut>, Vec<(FanOut, Scrapes)>)> =
-            args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
+        let mut rows: Vec<Rounds> = args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
         for round in 0..args.rounds {
             for (n, plain, scraped) in &mut rows {
                 let scraped_first = round % 2 == 1;
