@@ -325,37 +325,55 @@ const SESSION_SERIES: [SessionSeries; 5] = [
     },
 ];
 
+/// The families of one [`SessionSeries`], filled in one pass over the sessions.
+struct SessionFamilies {
+    count: Family,
+    inbound: Family,
+    outbound: Family,
+    packets: Option<Family>,
+    discarded: Option<Family>,
+    received: Family,
+    sent: Family,
+}
+
 /// MediaMTX's per-connection and per-session series of each protocol.
 fn sessions(app: &App, out: &mut Vec<Family>) {
-    for series in &SESSION_SERIES {
-        let mut count = Family::gauge(series.count, "Connections or sessions of the protocol; 1 each");
-        let mut inbound = Family::gauge(series.inbound, "Bytes received");
-        let mut outbound = Family::gauge(series.outbound, "Bytes sent");
-        let mut packets = series.packets.map(|n| Family::gauge(n, "RTP packets sent"));
-        let mut discarded = series.discarded.map(|n| Family::gauge(n, "Frames or packets dropped (slow reader)"));
-        let mut received = Family::gauge(series.received, "Deprecated: *_inbound_bytes");
-        let mut sent = Family::gauge(series.sent, "Deprecated: *_outbound_bytes");
-        for (id, stream, s) in v3::sessions(app, series.kind) {
-            // MediaMTX labels RTSP connections by id alone.
-            let l = if series.kind == Kind::RtspConn {
-                labels(&[("id", &id)])
-            } else {
-                labels(&[("id", &id), ("state", s.state), ("path", &stream.name), ("remoteAddr", &s.remote)])
-            };
-            count.push(&l, 1u64);
-            inbound.push(&l, s.inbound);
-            outbound.push(&l, s.outbound);
-            if let Some(f) = packets.as_mut() {
-                f.push(&l, s.packets_out);
-            }
-            if let Some(f) = discarded.as_mut() {
-                f.push(&l, s.dropped);
-            }
-            received.push(&l, s.inbound);
-            sent.push(&l, s.outbound);
+    let mut families: Vec<SessionFamilies> = SESSION_SERIES
+        .iter()
+        .map(|s| SessionFamilies {
+            count: Family::gauge(s.count, "Connections or sessions of the protocol; 1 each"),
+            inbound: Family::gauge(s.inbound, "Bytes received"),
+            outbound: Family::gauge(s.outbound, "Bytes sent"),
+            packets: s.packets.map(|n| Family::gauge(n, "RTP packets sent")),
+            discarded: s.discarded.map(|n| Family::gauge(n, "Frames or packets dropped (slow reader)")),
+            received: Family::gauge(s.received, "Deprecated: *_inbound_bytes"),
+            sent: Family::gauge(s.sent, "Deprecated: *_outbound_bytes"),
+        })
+        .collect();
+    v3::each_session(app, |kind, id, stream, s| {
+        let Some(i) = SESSION_SERIES.iter().position(|series| series.kind == kind) else { return };
+        let f = &mut families[i];
+        // MediaMTX labels RTSP connections by id alone.
+        let l = if kind == Kind::RtspConn {
+            labels(&[("id", &id)])
+        } else {
+            labels(&[("id", &id), ("state", s.state), ("path", &stream.name), ("remoteAddr", &s.remote)])
+        };
+        f.count.push(&l, 1u64);
+        f.inbound.push(&l, s.inbound);
+        f.outbound.push(&l, s.outbound);
+        if let Some(p) = f.packets.as_mut() {
+            p.push(&l, s.packets_out);
         }
+        if let Some(d) = f.discarded.as_mut() {
+            d.push(&l, s.dropped);
+        }
+        f.received.push(&l, s.inbound);
+        f.sent.push(&l, s.outbound);
+    });
+    for f in families {
         out.extend(
-            [Some(count), Some(inbound), Some(outbound), packets, discarded, Some(received), Some(sent)]
+            [Some(f.count), Some(f.inbound), Some(f.outbound), f.packets, f.discarded, Some(f.received), Some(f.sent)]
                 .into_iter()
                 .flatten(),
         );

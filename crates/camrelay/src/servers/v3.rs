@@ -976,9 +976,25 @@ fn party_stats(party: &Party) -> PartyStats {
     }
 }
 
-/// Every session of `kind` with its id, stream and figures (for the metrics).
-pub(crate) fn sessions(app: &App, kind: Kind) -> Vec<(String, Arc<Stream>, PartyStats)> {
-    parties(app, kind).into_iter().map(|(s, p)| (party_id(kind, &p), s, party_stats(&p))).collect()
+/// Every session of every kind in one pass over the streams (the metrics' view): `f(kind, id, stream,
+/// figures)`. An RTSP party is both a connection and a session.
+pub(crate) fn each_session(app: &App, mut f: impl FnMut(Kind, String, &Stream, &PartyStats)) {
+    for stream in public_streams(app) {
+        let publishers = stream.producers().into_iter().filter(|p| p.is_pushed()).map(Party::Publisher);
+        for party in publishers.chain(stream.readers().into_iter().map(Party::Reader)) {
+            let stats = party_stats(&party);
+            let kinds: &[Kind] = match stats.protocol.split('+').next() {
+                Some("rtsp") => &[Kind::RtspConn, Kind::RtspSession],
+                Some("webrtc") => &[Kind::WebrtcSession],
+                Some("rtmp") => &[Kind::RtmpConn],
+                Some("rtmps") => &[Kind::RtmpsConn],
+                _ => &[],
+            };
+            for &kind in kinds {
+                f(kind, party_id(kind, &party), &stream, &stats);
+            }
+        }
+    }
 }
 
 fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
