@@ -30,6 +30,8 @@ pub struct App {
     pub webrtc: Arc<servers::webrtc::Server>,
     /// Streams kept running without viewers (`preload:`, `/api/preload`).
     pub preloads: crate::hub::preload::Preloads,
+    /// MediaMTX's recorders (`record: yes` paths; record/).
+    pub recorders: crate::record::Recorders,
     /// Streams pushed to other servers (`publish:`, `POST /api/streams?src=&dst=`).
     pub pushes: crate::push::Pushes,
     /// Who may do what: every server asks it (auth.rs); rebuilt on a reload.
@@ -200,6 +202,7 @@ impl App {
             logs: OnceLock::new(),
             webrtc: Arc::default(),
             preloads: Default::default(),
+            recorders: Default::default(),
             pushes: Default::default(),
             config_args: OnceLock::new(),
             ready: OnceLock::new(),
@@ -237,12 +240,14 @@ impl App {
         for (name, query) in &self.config().preload {
             self.preloads.start(&self.hub, name, query);
         }
+        self.recorders.sync(&self.hub, crate::record::targets(&self.config()));
         self.pushes.sync_config(&self.hub, &self.config().publish);
         tasks.push(crate::reload::watch(self.clone()));
         self.hooks.sync_init();
         let _ = self.ready.set(SystemTime::now());
         self.shutdown.cancelled().await;
         self.preloads.stop_all();
+        self.recorders.stop_all();
         self.pushes.stop_all();
         self.hub.shutdown();
         for t in tasks.into_iter().flatten() {

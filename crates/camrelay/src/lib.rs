@@ -11,6 +11,7 @@ pub mod http_client;
 pub mod hub;
 pub mod logging;
 pub mod push;
+pub mod record;
 pub mod reload;
 pub mod secrets;
 pub mod servers;

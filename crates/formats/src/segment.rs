@@ -180,7 +180,7 @@ impl Segmenter {
             }
             self.last_ts = ts;
         }
-        let starts_segment = self.cur.is_empty();
+        let starts_segment = self.cur_bytes == 0;
         let out = match &mut self.mux {
             SegMuxer::Ts(m) => {
                 let mut out = Vec::with_capacity(2);
@@ -235,6 +235,18 @@ impl Segmenter {
         done
     }
 
+    /// Hands out the segment in progress so far (a recorder writes parts as they come, so a crash loses
+    /// at most the last part); the rest of the segment comes with its [`CutSegment`], whose `data` then
+    /// holds only what was not taken here.
+    pub fn take_pending(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.cur)
+    }
+
+    /// Bytes of the segment in progress not yet taken by [`Segmenter::take_pending`].
+    pub fn pending_bytes(&self) -> usize {
+        self.cur.iter().map(Bytes::len).sum()
+    }
+
     /// The last problem since the previous call (a frame the muxer refused, an oversize segment
     /// dropped), for the caller to log.
     pub fn take_error(&mut self) -> Option<String> {
@@ -272,7 +284,7 @@ impl Segmenter {
         let start = self.cur_start.take()?;
         let parts = std::mem::take(&mut self.cur);
         let bytes = std::mem::take(&mut self.cur_bytes);
-        if parts.is_empty() {
+        if bytes == 0 {
             return None;
         }
         let mut ticks = ts - start;
@@ -280,7 +292,7 @@ impl Segmenter {
             // Timestamps stepped back (a source swap): time the segment by its last frame instead.
             ticks = (self.last_ts - start).max(1);
         }
-        let mut data = Vec::with_capacity(bytes);
+        let mut data = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
         for p in &parts {
             data.extend_from_slice(p);
         }
@@ -419,6 +431,36 @@ mod tests {
         // A source swap: the clock restarts far back; the current segment is cut there.
         let cut = s.push(0, &aac_frame(5)).expect("cut at the step back");
         assert!(cut.duration > 0.0 && cut.duration < 2.0, "{}", cut.duration);
+    }
+
+    #[test]
+    fn parts_taken_early_add_up_to_the_same_segments() {
+        let tracks = [(Kind::Video, testutil::h264()), (Kind::Audio, testutil::aac())];
+        let mut whole = Segmenter::new(&tracks, true).unwrap();
+        let mut parts = Segmenter::new(&tracks, true).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut current = Vec::new();
+        for i in 0..100u32 {
+            let v = testutil::h264_frame(i * 3600, i % 15 == 0, i as u8);
+            let au = testutil::audio_frame(i * 1764, 2, 10);
+            for (slot, f) in [(0, &v), (1, &au)] {
+                if let Some(c) = whole.push(slot, f) {
+                    a.push(c.data.to_vec());
+                }
+                if let Some(c) = parts.push(slot, f) {
+                    current.extend_from_slice(&c.data);
+                    b.push(std::mem::take(&mut current));
+                }
+                if i % 4 == 0 {
+                    for p in parts.take_pending() {
+                        current.extend_from_slice(&p);
+                    }
+                }
+            }
+        }
+        assert_eq!(a.len(), 3);
+        assert_eq!(a, b);
+        assert_eq!(whole.init(), parts.init());
     }
 
     #[test]

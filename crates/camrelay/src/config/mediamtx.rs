@@ -434,6 +434,7 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
     config.log.sinks =
         log_sinks(&mtx).map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
     check_hooks(&mtx).map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
+    crate::record::check(&mtx).map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
     if let Some(q) = mtx.globals.get("writeQueueSize").and_then(Value::as_u64) {
         config.hub.reader_queue = (q as usize).max(1);
     }

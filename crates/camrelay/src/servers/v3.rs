@@ -8,7 +8,8 @@
 //! - `paths/*` and the session lists read the hub: streams, their producers (the source or publisher)
 //!   and readers. A session's id is a UUID made from the hub's reader or producer id, so it names the
 //!   same reader for as long as it lives, without a table here. A kick ends the reader in the hub.
-//! - Protocols camrelay has no server for yet (RTMP, SRT, RTSPS) and recordings answer empty lists.
+//! - Protocols camrelay has no server for yet (RTMP, SRT, RTSPS) answer empty lists. Recordings are
+//!   listed from the recorder's file names (`record/`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -77,9 +78,9 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v3/srtconns/list", get(empty_list))
         .route("/v3/srtconns/get/{id}", get(|| async { not_found("connection not found") }))
         .route("/v3/srtconns/kick/{id}", post(|| async { not_found("connection not found") }))
-        // Recording does not exist yet.
-        .route("/v3/recordings/list", get(empty_list))
-        .route("/v3/recordings/get/{*name}", get(|| async { not_found("no recordings found") }))
+        // Recordings: what the recorder wrote (record/), read from the file names.
+        .route("/v3/recordings/list", get(recordings_list))
+        .route("/v3/recordings/get/{*name}", get(recording_get))
         .route("/v3/recordings/deletesegment", delete(delete_segment))
         .route("/v3", get(|| async { not_found("not found") }))
         .route("/v3/{*rest}", axum::routing::any(|| async { not_found("not found") }))
@@ -149,13 +150,56 @@ async fn empty_list(request: Request) -> Response {
     paginate(&request, Vec::new())
 }
 
-/// `DELETE /v3/recordings/deletesegment?path=&start=`: there are no recordings yet.
-async fn delete_segment(request: Request) -> Response {
-    let q = Query::from_uri(request.uri());
-    if q.get("path").is_none_or(str::is_empty) || q.get("start").is_none_or(str::is_empty) {
-        return bad_request("path and start are required");
+/// Every recording (path name → segments), listed off the runtime's workers.
+async fn recordings(app: &App) -> Result<std::collections::BTreeMap<String, Vec<crate::record::Segment>>, Response> {
+    let config = app.config();
+    tokio::task::spawn_blocking(move || crate::record::list(&config))
+        .await
+        .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, format!("listing recordings: {e}")))
+}
+
+fn recording_json(name: &str, segments: &[crate::record::Segment]) -> Value {
+    let segments: Vec<Value> = segments.iter().map(|s| json!({ "start": rfc3339(s.start) })).collect();
+    json!({ "name": name, "segments": segments })
+}
+
+/// `GET /v3/recordings/list`: every path with recordings, by name.
+async fn recordings_list(State(app): State<Arc<App>>, request: Request) -> Response {
+    match recordings(&app).await {
+        Ok(all) => paginate(&request, all.iter().map(|(name, segs)| recording_json(name, segs)).collect()),
+        Err(r) => r,
     }
-    not_found("segment not found")
+}
+
+/// `GET /v3/recordings/get/{name}`: one path's segments.
+async fn recording_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    match recordings(&app).await {
+        Ok(all) => match all.get(&name) {
+            Some(segs) => Json(recording_json(&name, segs)).into_response(),
+            None => not_found("recording not found"),
+        },
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /v3/recordings/deletesegment?path=&start=`: deletes the segment of `path` starting at
+/// `start` (RFC 3339, as the list gives it).
+async fn delete_segment(State(app): State<Arc<App>>, request: Request) -> Response {
+    let q = Query::from_uri(request.uri());
+    let (Some(path), Some(start)) = (q.get("path").filter(|s| !s.is_empty()), q.get("start").filter(|s| !s.is_empty()))
+    else {
+        return bad_request("path and start are required");
+    };
+    let Some(start) = crate::record::template::parse_rfc3339(start) else {
+        return bad_request(format!("invalid start: {start:?} (an RFC 3339 time)"));
+    };
+    let (config, path) = (app.config(), path.to_string());
+    match tokio::task::spawn_blocking(move || crate::record::delete_segment(&config, &path, start)).await {
+        Ok(Ok(())) => ok(),
+        Ok(Err(e)) if e == "segment not found" => not_found(e),
+        Ok(Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// A time as Go's JSON writes it (RFC 3339, UTC, nanoseconds without trailing zeros).
