@@ -224,12 +224,15 @@ impl App {
         self.config.store(Arc::new(config));
     }
 
-    pub(crate) fn store_auth(&self, auth: crate::auth::Auth) {
+    pub(crate) fn store_auth(&self, mut auth: crate::auth::Auth) {
+        auth.adopt(&self.auth.load());
         self.auth.store(Arc::new(auth));
     }
 
     /// Starts the servers; returns when shutdown is requested and everything has stopped.
     pub async fn run(self: Arc<Self>) -> std::io::Result<()> {
+        // The JWT method's key set (fetched in the background).
+        self.auth().start();
         let mut tasks = Vec::new();
         for server in server_modules() {
             // `app.modules` (go2rtc's) switches whole servers off.

@@ -13,10 +13,22 @@
 //!   and publish and only local clients use the API and metrics. User names and passwords may be
 //!   MediaMTX's hashes (`sha256:BASE64` of the SHA-256, `argon2:$argon2id$...` PHC strings): they are
 //!   verified here and nowhere else ([`Secret`]); a hashed entry can only be proven by a password sent
-//!   in clear (Basic, query), never by an RTSP Digest response. MediaMTX's HTTP callback and JWT
-//!   methods are refused at load time until they land (issue 18), rather than left open.
+//!   in clear (Basic, query), never by an RTSP Digest response.
+//! - MediaMTX's JWT method (`authMethod: jwt`): a token (`Authorization: Bearer`, `?jwt=`, or the
+//!   password of Basic/RTSP/RTMP credentials) signed by a key of the `authJWTJWKS` set, whose claim
+//!   `authJWTClaimKey` lists the permissions ([`jwt`] checks it, sans IO). The key set is fetched at
+//!   start and again, in the background, when a token names a key id it does not hold (at most once
+//!   per 10 s): `check` is synchronous, so that token is refused and the next one is checked against
+//!   the new set. `POST /v3/auth/jwks/refresh` refetches at once.
+//!
+//! MediaMTX's HTTP callback method is refused at load time until it lands (issue 18), rather than
+//! left open.
+
+pub mod jwt;
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 
@@ -75,11 +87,14 @@ pub enum Presented<'a> {
     /// password itself: an RTSP Digest response (which needs the password to recompute). Entries with
     /// hashed credentials cannot be proven this way.
     Proof(&'a dyn Fn(&str, &str) -> bool),
-    /// A user name and password sent in clear: a Basic header, RTMP `?user=&pass=`.
+    /// A user name and password sent in clear: a Basic header, RTMP `?user=&pass=`. Under the JWT
+    /// method the password is the token.
     Credentials {
         user: &'a str,
         pass: &'a str,
     },
+    /// A bearer token: `Authorization: Bearer`, a `jwt` query parameter.
+    Token(&'a str),
 }
 
 /// A configured user name or password: MediaMTX's `Credential` (plain, `sha256:`, `argon2:`).
@@ -155,6 +170,19 @@ pub fn basic_credentials(value: &str) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
+/// The token of an `Authorization: Bearer ...` value.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// The `jwt` parameter of a query string (`a=1&jwt=TOKEN`), percent-decoded. A token has no `/`: what
+/// follows one is an RTSP client's track suffix (ffmpeg's PLAY URL is `...?jwt=TOKEN/`).
+pub fn query_token(query: &str) -> Option<String> {
+    let value = query.split('&').find_map(|pair| pair.strip_prefix("jwt="))?;
+    Some(media::query::percent_decode(value.split('/').next().unwrap_or("")))
+}
+
 /// One question to [`Auth::check`].
 pub struct AuthRequest<'a> {
     pub action: Action,
@@ -191,6 +219,117 @@ pub struct Auth {
     users: Vec<User>,
     /// MediaMTX's internal users, when the config is MediaMTX's (they replace `users`).
     internal: Option<Vec<InternalUser>>,
+    /// MediaMTX's JWT method (replaces `internal`).
+    jwt: Option<JwtAuth>,
+}
+
+/// MediaMTX's JWT settings and the key set they fetch.
+#[derive(Clone, Debug)]
+struct JwtAuth {
+    claim_key: String,
+    issuer: String,
+    audience: String,
+    /// `authJWTExclude`: what anyone may do without a token.
+    exclude: Vec<(Action, PathMatch)>,
+    /// `authJWTInHTTPQuery`: whether `?jwt=` counts on HTTP (RTSP and RTMP always take it).
+    in_http_query: bool,
+    keys: Arc<JwksCache>,
+}
+
+/// The key set of one `authJWTJWKS` URL, kept across reloads while the URL stays.
+#[derive(Debug)]
+pub struct JwksCache {
+    url: String,
+    keys: arc_swap::ArcSwap<jwt::Jwks>,
+    /// When the last fetch started, and whether one is running.
+    state: Mutex<(Option<Instant>, bool)>,
+}
+
+/// Unknown key ids refetch the set at most this often.
+pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+impl JwksCache {
+    fn new(url: &str) -> JwksCache {
+        JwksCache { url: url.to_string(), keys: Default::default(), state: Mutex::new((None, false)) }
+    }
+
+    /// Starts a background fetch unless one runs or (when not `force`d) the last started less than
+    /// [`JWKS_REFRESH_INTERVAL`] ago. Outside a tokio runtime, nothing.
+    pub fn refresh(self: &Arc<Self>, force: bool) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if !self.start_fetch(force) {
+            return;
+        }
+        let me = self.clone();
+        runtime.spawn(async move {
+            let _ = me.fetch_started().await;
+        });
+    }
+
+    /// Marks a fetch as started; false when one runs or (when not `force`d) one started recently.
+    fn start_fetch(&self, force: bool) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = state.0.is_some_and(|at| at.elapsed() < JWKS_REFRESH_INTERVAL);
+        if state.1 || (recent && !force) {
+            return false;
+        }
+        *state = (Some(Instant::now()), true);
+        true
+    }
+
+    /// Fetches the set now and keeps it (`POST /v3/auth/jwks/refresh`); returns how many keys it holds.
+    pub async fn fetch(&self) -> Result<usize, String> {
+        if !self.start_fetch(true) {
+            return Err("a JWK set fetch is already running".into());
+        }
+        self.fetch_started().await
+    }
+
+    async fn fetch_started(&self) -> Result<usize, String> {
+        let result = self.fetch_set().await;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 = false;
+        match result {
+            Ok(set) => {
+                let n = set.keys.len();
+                tracing::info!(url = %crate::secrets::mask_url(&self.url), keys = n, "auth: JWK set fetched");
+                self.keys.store(Arc::new(set));
+                Ok(n)
+            }
+            Err(e) => {
+                tracing::warn!(url = %crate::secrets::mask_url(&self.url), "auth: JWK set: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_set(&self) -> Result<jwt::Jwks, String> {
+        use crate::http_client;
+        let (tls, rest) = if let Some(rest) = self.url.strip_prefix("https://") {
+            (crate::dial::Tls::Verify, rest)
+        } else if let Some(rest) = self.url.strip_prefix("http://") {
+            (crate::dial::Tls::None, rest)
+        } else {
+            return Err("authJWTJWKS must be an http:// or https:// URL".into());
+        };
+        let target = http_client::Target::from_authority(tls, rest)?;
+        let opts = http_client::Options {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(10),
+            max_redirects: 3,
+        };
+        let (_conn, resp) = http_client::request(&target, hyper::Method::GET, &[], bytes::Bytes::new(), &opts, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP status {}", resp.status()));
+        }
+        let mut body = resp.into_body();
+        let bytes = http_client::read_body(&mut body, jwt::MAX_JWKS_BYTES, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?;
+        jwt::Jwks::parse(&bytes)
+    }
 }
 
 /// One `authInternalUsers` entry.
@@ -250,6 +389,15 @@ fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
+    }
+}
+
+/// A permission's path: empty = any, `~regex`, else literal.
+fn path_match(p: String) -> PathMatch {
+    match p.strip_prefix('~') {
+        _ if p.is_empty() => PathMatch::Any,
+        Some(re) => regex::Regex::new(re).map(PathMatch::Regex).unwrap_or(PathMatch::Literal(p)),
+        None => PathMatch::Literal(p),
     }
 }
 
@@ -316,6 +464,26 @@ impl Auth {
     /// `api:` and `rtsp:` sections.
     pub fn from_config(config: &Config) -> Auth {
         if let Some(mtx) = &config.mediamtx {
+            if mtx.global_str("authMethod") == "jwt" {
+                let exclude = internal_users(&serde_json::json!([{
+                    "user": "any",
+                    "permissions": mtx.globals.get("authJWTExclude").cloned().unwrap_or_default(),
+                }]))
+                .ok()
+                .and_then(|mut u| u.pop())
+                .map(|u| u.permissions.into_iter().map(|(a, p)| (a, path_match(p))).collect())
+                .unwrap_or_default();
+                let claim_key = mtx.global_str("authJWTClaimKey");
+                let jwt = JwtAuth {
+                    claim_key: if claim_key.is_empty() { "mediamtx_permissions".into() } else { claim_key },
+                    issuer: mtx.global_str("authJWTIssuer"),
+                    audience: mtx.global_str("authJWTAudience"),
+                    exclude,
+                    in_http_query: mtx.global_bool("authJWTInHTTPQuery"),
+                    keys: Arc::new(JwksCache::new(&mtx.global_str("authJWTJWKS"))),
+                };
+                return Auth { users: Vec::new(), internal: None, jwt: Some(jwt) };
+            }
             // Checked when the config was loaded; a bad entry left here denies by being skipped.
             let confs = internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&serde_json::Value::Null))
                 .unwrap_or_default();
@@ -326,23 +494,10 @@ impl Auth {
                     name: (c.user != "any").then(|| Secret::parse(&c.user).unwrap_or(Secret::Sha256([0; 32]))),
                     password: Secret::parse(&c.pass).unwrap_or(Secret::Sha256([0; 32])),
                     ips: c.ips,
-                    permissions: c
-                        .permissions
-                        .into_iter()
-                        .map(|(a, p)| {
-                            let m = match p.strip_prefix('~') {
-                                _ if p.is_empty() => PathMatch::Any,
-                                Some(re) => {
-                                    regex::Regex::new(re).map(PathMatch::Regex).unwrap_or(PathMatch::Literal(p))
-                                }
-                                None => PathMatch::Literal(p),
-                            };
-                            (a, m)
-                        })
-                        .collect(),
+                    permissions: c.permissions.into_iter().map(|(a, p)| (a, path_match(p))).collect(),
                 })
                 .collect();
-            return Auth { users: Vec::new(), internal: Some(internal) };
+            return Auth { users: Vec::new(), internal: Some(internal), jwt: None };
         }
         let mut users = Vec::new();
         if !config.api.username.is_empty() {
@@ -363,7 +518,7 @@ impl Auth {
                 local_exempt: !config.rtsp.local_auth,
             });
         }
-        Auth { users, internal: None }
+        Auth { users, internal: None, jwt: None }
     }
 
     /// MediaMTX's rule: some user whose networks hold the client, whose permissions allow the action
@@ -392,6 +547,7 @@ impl Auth {
                             _ => false,
                         },
                         Presented::Credentials { user: u, pass: p } => name.verify(u) && user.password.verify(p),
+                        Presented::Token(_) => false,
                     };
                     if proven {
                         return Ok(());
@@ -411,21 +567,92 @@ impl Auth {
     /// Whether a decision depends on the path (MediaMTX's per-path permissions): a connection that
     /// authenticated once must still be checked per request.
     pub fn per_path(&self) -> bool {
-        self.internal
-            .as_ref()
-            .is_some_and(|users| users.iter().any(|u| u.permissions.iter().any(|(_, p)| !matches!(p, PathMatch::Any))))
+        self.jwt.is_some()
+            || self.internal.as_ref().is_some_and(|users| {
+                users.iter().any(|u| u.permissions.iter().any(|(_, p)| !matches!(p, PathMatch::Any)))
+            })
     }
 
     /// Whether some configured user can only be proven by a password sent in clear (a hashed entry):
     /// the RTSP server then offers Basic only, since a Digest response cannot be checked against a hash.
     pub fn has_hashed(&self) -> bool {
-        self.internal.as_ref().is_some_and(|users| {
-            users.iter().any(|u| u.password.plain().is_none() || u.name.as_ref().is_some_and(|n| n.plain().is_none()))
-        })
+        self.jwt.is_some()
+            || self.internal.as_ref().is_some_and(|users| {
+                users
+                    .iter()
+                    .any(|u| u.password.plain().is_none() || u.name.as_ref().is_some_and(|n| n.plain().is_none()))
+            })
+    }
+
+    /// The JWT key set, under the JWT method.
+    pub fn jwks(&self) -> Option<&Arc<JwksCache>> {
+        self.jwt.as_ref().map(|j| &j.keys)
+    }
+
+    /// Whether a `jwt` query parameter counts on HTTP (MediaMTX's `authJWTInHTTPQuery`).
+    pub fn jwt_in_http_query(&self) -> bool {
+        self.jwt.as_ref().is_some_and(|j| j.in_http_query)
+    }
+
+    /// Keeps `old`'s fetched key set when the JWKS URL did not change (a reload); starts a fetch of a
+    /// set never fetched.
+    pub fn adopt(&mut self, old: &Auth) {
+        if let (Some(new), Some(old)) = (self.jwt.as_mut(), old.jwt.as_ref()) {
+            if new.keys.url == old.keys.url {
+                new.keys = old.keys.clone();
+            }
+        }
+        self.start();
+    }
+
+    /// Starts the first fetch of the JWT key set (at start, after a reload that changed its URL).
+    pub fn start(&self) {
+        if let Some(keys) = self.jwks() {
+            if keys.state.lock().unwrap_or_else(|e| e.into_inner()).0.is_none() {
+                keys.refresh(true);
+            }
+        }
+    }
+
+    fn check_jwt(jwt: &JwtAuth, request: &AuthRequest) -> Result<(), Denied> {
+        if jwt.exclude.iter().any(|(a, p)| *a == request.action && p.matches(request.path)) {
+            return Ok(());
+        }
+        let token = match &request.presented {
+            Presented::Nothing => return Err(Denied::CredentialsRequired),
+            Presented::Proof(_) => return Err(Denied::WrongCredentials),
+            Presented::Credentials { pass, .. } => *pass,
+            Presented::Token(t) => *t,
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let expect = jwt::Expect { now, issuer: &jwt.issuer, audience: &jwt.audience, claim_key: &jwt.claim_key };
+        match jwt::verify(token, &jwt.keys.keys.load(), &expect) {
+            Ok(perms) => {
+                let allowed = perms.iter().any(|(a, p)| {
+                    action_named(a) == Some(request.action) && path_match(p.clone()).matches(request.path)
+                });
+                if allowed {
+                    Ok(())
+                } else {
+                    tracing::debug!(action = ?request.action, path = request.path, "auth: the JWT does not allow this");
+                    Err(Denied::WrongCredentials)
+                }
+            }
+            Err(e) => {
+                if matches!(e, jwt::JwtError::UnknownKid(_)) {
+                    jwt.keys.refresh(false);
+                }
+                tracing::debug!("auth: {e}");
+                Err(Denied::WrongCredentials)
+            }
+        }
     }
 
     /// Whether `request` may proceed.
     pub fn check(&self, request: &AuthRequest) -> Result<(), Denied> {
+        if let Some(jwt) = &self.jwt {
+            return Self::check_jwt(jwt, request);
+        }
         if let Some(internal) = &self.internal {
             return Self::check_internal(internal, request);
         }
@@ -440,14 +667,14 @@ impl Auth {
         }
         match &request.presented {
             Presented::Nothing => Err(Denied::CredentialsRequired),
-            Presented::Proof(_) | Presented::Credentials { .. } => {
+            Presented::Proof(_) | Presented::Credentials { .. } | Presented::Token(_) => {
                 let proves = |u: &User| match &request.presented {
                     Presented::Proof(proves) => proves(&u.name, &u.password),
                     Presented::Credentials { user, pass } => {
                         let eq = crate::servers::api::constant_time_eq;
                         eq(u.name.as_bytes(), user.as_bytes()) & eq(u.password.as_bytes(), pass.as_bytes())
                     }
-                    Presented::Nothing => false,
+                    Presented::Nothing | Presented::Token(_) => false,
                 };
                 let ok = users.iter().any(|u| u.actions.contains(&request.action) && proves(u));
                 if ok {

@@ -52,3 +52,195 @@ fn hashed_passwords_over_rtsp() {
     let err = ffprobe(&format!("rtsp://{rtsp}/demo"), "tcp").unwrap_err();
     assert!(err.contains("401"), "{err}");
 }
+
+/// A JWK set server for the tests: serves whatever set it holds, counts the fetches.
+struct JwksServer {
+    addr: std::net::SocketAddr,
+    set: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    fn start(set: &str) -> JwksServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let set = std::sync::Arc::new(std::sync::Mutex::new(set.to_string()));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (body, count) = (set.clone(), fetches.clone());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                let mut head = [0u8; 4096];
+                let _ = conn.read(&mut head);
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = body.lock().unwrap().clone();
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        JwksServer { addr, set, fetches }
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An ES256 signing key (ring) and its JWK.
+struct SigningKey {
+    pair: ring::signature::EcdsaKeyPair,
+    kid: String,
+}
+
+impl SigningKey {
+    fn new(kid: &str) -> SigningKey {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        SigningKey { pair, kid: kid.to_string() }
+    }
+
+    fn jwk(&self) -> serde_json::Value {
+        use ring::signature::KeyPair;
+        let p = self.pair.public_key().as_ref();
+        serde_json::json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.kid,
+            "x": b64(&p[1..33]), "y": b64(&p[33..])})
+    }
+
+    /// A token with `permissions` in MediaMTX's claim, valid from now for `valid_for` seconds
+    /// (negative: expired).
+    fn token(&self, permissions: serde_json::Value, valid_for: i64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let claims = serde_json::json!({"iat": now, "exp": now + valid_for, "iss": "test-idp",
+            "mediamtx_permissions": permissions});
+        let msg = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let sig = self.pair.sign(&ring::rand::SystemRandom::new(), msg.as_bytes()).unwrap();
+        format!("{msg}.{}", b64(sig.as_ref()))
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwk_set(keys: &[&SigningKey]) -> String {
+    serde_json::json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() }).to_string()
+}
+
+/// HTTP status of `curl` with `args` (a real client, as a user would send a Bearer token).
+fn curl_status(args: &[&str]) -> String {
+    let out = run_with_timeout(
+        std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]).args(args),
+        std::time::Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// MediaMTX's JWT method against a JWK set served by a test server: ffprobe reads RTSP with the token
+/// as password and as `?jwt=`; curl reads the API with `Authorization: Bearer` and `?jwt=`. An expired
+/// token, a token for another path or action, and a token signed by another key are refused; a token
+/// of a key added later to the set works once its unknown key id made the server refetch the set.
+#[test]
+fn jwt_with_a_jwks_server() {
+    let key = SigningKey::new("k1");
+    let jwks = JwksServer::start(&jwk_set(&[&key]));
+    let users = format!(
+        "authMethod: jwt\nauthJWTJWKS: http://{}/jwks\nauthJWTIssuer: test-idp\nrtspAuthMethods: [basic, digest]\n",
+        jwks.addr
+    );
+    let server = Server::start(&MEDIAMTX.replace("USERS", &users));
+    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(10)), "{}", server.log());
+    let rtsp = server.rtsp.unwrap();
+    let api = server.api.unwrap();
+    let read_demo = serde_json::json!([{"action": "read", "path": "demo"}, {"action": "api", "path": ""}]);
+    let token = key.token(read_demo.clone(), 300);
+
+    // RTSP: the token as `?jwt=` (ffprobe), and as the password of an arbitrary user (GStreamer:
+    // ffmpeg cuts RTSP credentials at 127 bytes, shorter than any signed token).
+    let url = format!("rtsp://{rtsp}/demo?jwt={token}");
+    let probed = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert!(probed.iter().any(|s| s.codec_type == "video" && s.width > 0), "{probed:?}");
+    let gst_read = |password: &str| {
+        let pipeline = format!(
+            "rtspsrc location=rtsp://{rtsp}/demo protocols=tcp user-id=user user-pw={password} \
+             ! application/x-rtp,media=video ! decodebin ! video/x-raw ! fakesink num-buffers=10"
+        );
+        run_with_timeout(
+            std::process::Command::new("sh").args(["-c", &format!("exec gst-launch-1.0 -q {pipeline}")]),
+            std::time::Duration::from_secs(30),
+        )
+    };
+    let out = gst_read(&token);
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    // API: Bearer and `?jwt=` (authJWTInHTTPQuery defaults to true); nothing: 401.
+    let list = format!("http://{api}/v3/paths/list");
+    assert_eq!(curl_status(&["-H", &format!("Authorization: Bearer {token}"), &list]), "200");
+    assert_eq!(curl_status(&[&format!("{list}?jwt={token}")]), "200");
+    assert_eq!(curl_status(&[&list]), "401");
+
+    // Refused: expired, another path, another key under the same key id, tampered.
+    let expired = key.token(read_demo.clone(), -10);
+    let other_path = key.token(serde_json::json!([{"action": "read", "path": "other"}]), 300);
+    let impostor = SigningKey::new("k1").token(read_demo.clone(), 300);
+    for (what, bad) in [("expired", &expired), ("other path", &other_path), ("other key", &impostor)] {
+        let err = ffprobe(&format!("rtsp://{rtsp}/demo?jwt={bad}"), "tcp").unwrap_err();
+        assert!(err.contains("401"), "{what}: {err}");
+        assert_eq!(curl_status(&["-H", &format!("Authorization: Bearer {bad}"), &list]), "401", "{what}");
+    }
+    let out = gst_read(&expired);
+    assert!(!out.status.success());
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("Unauthorized"), "{said}");
+    // A token for reading only is not an API token.
+    let read_only = key.token(serde_json::json!([{"action": "read"}]), 300);
+    assert_eq!(curl_status(&["-H", &format!("Authorization: Bearer {read_only}"), &list]), "401");
+
+    // Key rotation: a new key id is fetched on demand (the first token fails, a later one works).
+    let fetched = jwks.fetches();
+    let key2 = SigningKey::new("k2");
+    *jwks.set.lock().unwrap() = jwk_set(&[&key, &key2]);
+    let token2 = key2.token(read_demo, 300);
+    let bearer2 = format!("Authorization: Bearer {token2}");
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || curl_status(&["-H", &bearer2, &list]) == "200"),
+        "{}",
+        server.log()
+    );
+    // Unknown key ids refetch at most once per 10 s.
+    for _ in 0..5 {
+        assert_eq!(
+            curl_status(&[
+                "-H",
+                &format!("Authorization: Bearer {}", SigningKey::new("k9").token(serde_json::json!([]), 60)),
+                &list
+            ]),
+            "401"
+        );
+    }
+    assert!(jwks.fetches() <= fetched + 2, "{} fetches after {fetched}", jwks.fetches());
+    // The MediaMTX endpoint refetches at once.
+    let before = jwks.fetches();
+    assert_eq!(
+        curl_status(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("http://{api}/v3/auth/jwks/refresh")
+        ]),
+        "200"
+    );
+    assert_eq!(jwks.fetches(), before + 1);
+}

@@ -289,14 +289,30 @@ pub(super) fn apply(root: &Item, config: &mut Config, origin: &str) -> Result<()
             }
         }
     }
-    // Auth: only internal users for now; an HTTP callback or JWT asked for and ignored would leave the
-    // server open, so such a config is refused.
+    // Auth: internal users or JWT; an HTTP callback asked for and ignored would leave the server open,
+    // so such a config is refused.
     let method = mtx.global_str("authMethod");
-    if !matches!(method.as_str(), "" | "internal") {
-        return Err(ConfigError::Unlocated {
-            origin: origin.to_string(),
-            message: format!("authMethod {method:?} is not supported yet (only \"internal\" with authInternalUsers)"),
-        });
+    let refuse = |message: String| Err(ConfigError::Unlocated { origin: origin.to_string(), message });
+    match method.as_str() {
+        "" | "internal" => {}
+        "jwt" => {
+            let url = mtx.global_str("authJWTJWKS");
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return refuse(format!(
+                    "authMethod \"jwt\" needs authJWTJWKS, an http:// or https:// URL (got {url:?})"
+                ));
+            }
+            if !mtx.global_str("authJWTJWKSFingerprint").is_empty() {
+                return refuse(
+                    "authJWTJWKSFingerprint is not supported yet (serve the JWK set with a trusted certificate)".into(),
+                );
+            }
+        }
+        _ => {
+            return refuse(format!(
+                "authMethod {method:?} is not supported yet (\"internal\" with authInternalUsers, or \"jwt\")"
+            ))
+        }
     }
     crate::auth::internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&Value::Null))
         .map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;

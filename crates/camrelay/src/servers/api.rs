@@ -200,12 +200,18 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
     // In a block: the proof borrows the request, which is not held across the await below.
     let denied = {
         let headers = request.headers();
-        let basic = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| crate::auth::basic_credentials(v.to_str().unwrap_or("")).unwrap_or_default());
-        let presented = match &basic {
-            Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
-            None => crate::auth::Presented::Nothing,
+        let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        let basic = authorization.map(|v| crate::auth::basic_credentials(v).unwrap_or_default());
+        // MediaMTX's JWT: `Authorization: Bearer`, or `?jwt=` when `authJWTInHTTPQuery`.
+        let token = match authorization.and_then(crate::auth::bearer_token) {
+            Some(t) => Some(t.to_string()),
+            None if app.auth().jwt_in_http_query() => crate::auth::query_token(request.uri().query().unwrap_or("")),
+            None => None,
+        };
+        let presented = match (&token, &basic) {
+            (Some(t), _) => crate::auth::Presented::Token(t),
+            (None, Some((user, pass))) => crate::auth::Presented::Credentials { user, pass },
+            (None, None) => crate::auth::Presented::Nothing,
         };
         let api_path = path_in_api(&cfg.base_path, request.uri().path());
         // Media outputs and signalling read a stream (`src=`) or publish into one (`dst=`); everything

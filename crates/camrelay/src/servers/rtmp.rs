@@ -611,15 +611,20 @@ fn split_query(s: &str) -> (&str, &str) {
 fn credentials(query: &str) -> Option<(String, String)> {
     let mut user = None;
     let mut pass = None;
+    let mut jwt = None;
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "user" => user = Some(media::query::percent_decode(&v.replace('+', " "))),
             "pass" => pass = Some(media::query::percent_decode(&v.replace('+', " "))),
+            // MediaMTX's JWT (`?jwt=TOKEN`): a password without a user, which the JWT method reads.
+            "jwt" if user.is_none() => {
+                jwt = Some(media::query::percent_decode(v));
+            }
             _ => {}
         }
     }
-    user.map(|u| (u, pass.unwrap_or_default()))
+    user.map(|u| (u, pass.unwrap_or_default())).or(jwt.map(|t| (String::new(), t)))
 }
 
 #[cfg(test)]
@@ -631,6 +636,7 @@ mod tests {
         assert_eq!(credentials("user=a%40b&pass=p+w&x=1"), Some(("a@b".into(), "p w".into())));
         assert_eq!(credentials("pass=x"), None);
         assert_eq!(credentials(""), None);
+        assert_eq!(credentials("jwt=a.b%2Ec"), Some(("".into(), "a.b.c".into())));
         assert_eq!(split_query("cam?user=a"), ("cam", "user=a"));
     }
 

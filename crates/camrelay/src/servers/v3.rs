@@ -40,7 +40,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v3/info", get(info))
         // No JWT authentication yet: there is no key set to refresh, so the refresh succeeds at once
         // (MediaMTX answers the same when JWT is not its method).
-        .route("/v3/auth/jwks/refresh", axum::routing::post(|| async { ok() }))
+        .route("/v3/auth/jwks/refresh", post(jwks_refresh))
         .route("/v3/config/global/get", get(global_get))
         .route("/v3/config/global/patch", patch(global_patch))
         .route("/v3/config/pathdefaults/get", get(path_defaults_get))
@@ -116,6 +116,17 @@ fn refuse(message: impl Into<String>) -> Fail {
 
 fn ok() -> Response {
     Json(json!({ "status": "ok" })).into_response()
+}
+
+/// `POST /v3/auth/jwks/refresh`: fetches the JWT method's key set again, now (not rate limited; 400
+/// when the fetch fails, naming why). Without the JWT method there is nothing to refresh: 200.
+async fn jwks_refresh(State(app): State<Arc<App>>) -> Response {
+    let auth = app.auth();
+    let Some(keys) = auth.jwks() else { return ok() };
+    match keys.fetch().await {
+        Ok(_) => ok(),
+        Err(e) => bad_request(format!("JWK set: {e}")),
+    }
 }
 
 /// MediaMTX's pagination: `itemsPerPage` (default 100, not 0) and `page` (from 0); `itemCount` is the

@@ -66,6 +66,8 @@ struct Connection {
     session_id: String,
     mode: Mode,
     nonce: String,
+    /// A `?jwt=` token from an earlier request of this connection.
+    token: Option<String>,
     authenticated: bool,
     user_agent: String,
     last_activity: Instant,
@@ -112,6 +114,7 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream,
         session_id: format!("{:08x}{:08x}", random_u32(), random_u32()),
         mode: Mode::Idle,
         nonce: format!("{:08x}{:08x}", random_u32(), random_u32()),
+        token: None,
         user_agent: String::new(),
         last_activity: Instant::now(),
         incomplete_since: Some(Instant::now()),
@@ -348,13 +351,22 @@ impl Connection {
             return true;
         }
         let target = rtsp::url::parse_request_uri(&req.uri);
+        // MediaMTX's `?jwt=TOKEN` in the URL: kept for the connection's later requests, whose URLs
+        // (SETUP's track URLs) may not carry it.
+        if let Some(token) = crate::auth::query_token(&target.query) {
+            self.token = Some(token);
+        }
         let Some(value) = req.headers.get("Authorization") else {
+            let presented = match &self.token {
+                Some(t) => crate::auth::Presented::Token(t),
+                None => crate::auth::Presented::Nothing,
+            };
             let asked = crate::auth::AuthRequest {
                 action: rtsp_action(&req.method),
                 path: &target.path,
                 protocol: crate::auth::Protocol::Rtsp,
                 origin: crate::auth::Origin::Ip(self.peer.ip()),
-                presented: crate::auth::Presented::Nothing,
+                presented,
             };
             return auth.check(&asked).is_ok();
         };
