@@ -210,5 +210,5 @@ fn mediamtx_metrics_need_the_metrics_permission() {
     let text = ok.text();
     assert!(text.contains("paths{name=\"cam\",state=\"notReady\"} 1"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
-    assert!(srv.log().contains("unauthorized scrape"), "{}", srv.log());
+    assert!(srv.wait_log("unauthorized scrape", Duration::from_secs(5)), "{}", srv.log());
 }

@@ -121,7 +121,8 @@ fn a_stream_created_by_a_publisher_is_removed_when_it_disconnects() {
     assert_eq!(decode_video_frames(&srv.rtsp_url("created"), "tcp", 5).unwrap(), 5);
     drop(publisher);
     assert!(wait_until(Duration::from_secs(10), || !listed("created")), "still listed:\n{}", srv.log());
-    assert!(srv.log().contains("stream removed: its publisher created it"), "{}", srv.log());
+    // The log line is read from the server's stdout by another thread: await it.
+    assert!(srv.wait_log("stream removed: its publisher created it", Duration::from_secs(5)), "{}", srv.log());
     drop(configured);
     assert!(wait_until(Duration::from_secs(10), || {
         srv.http("GET", "/api/streams?src=cam").json()["producers"].is_null()

@@ -103,7 +103,7 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
     assert!(stdout.contains("kicked readers: 1"), "{stdout}");
     if rtmp.is_some() {
         assert!(stdout.contains("kicked rtmp conns: 2"), "{stdout}");
-        assert!(server.log().contains("publisher kicked"), "{}", server.log());
+        assert!(server.wait_log("publisher kicked", Duration::from_secs(5)), "{}", server.log());
     }
     stdout
 }
