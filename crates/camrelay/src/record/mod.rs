@@ -414,6 +414,10 @@ async fn record(
             if let Some(init) = seg.init() {
                 o.buf.extend_from_slice(init);
             }
+            // The init segment at once: the file is readable from its first part on.
+            if let Err(e) = o.flush().await {
+                break Err(e);
+            }
             open = Some(o);
         }
         let Some(o) = &mut open else { continue };

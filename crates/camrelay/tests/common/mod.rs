@@ -146,6 +146,12 @@ impl Server {
         http_request(addr.parse().expect("listener address"), method, path, &[], b"")
     }
 
+    /// Kills the server with SIGKILL (no cleanup: a crash) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         unsafe_kill(self.child.id(), "TERM");
