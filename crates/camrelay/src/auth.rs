@@ -21,11 +21,15 @@
 //!   per 10 s): `check` is synchronous, so that token is refused and the next one is checked against
 //!   the new set. `POST /v3/auth/jwks/refresh` refetches at once.
 //!
+//! Failed logins are limited per client address, whatever the rules ([`FailedLogins`]): after
+//! 10 wrong credentials within 60 s an address is refused for 60 s without checking anything.
+//!
 //! MediaMTX's HTTP callback method is refused at load time until it lands (issue 18), rather than
 //! left open.
 
 pub mod jwt;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -200,6 +204,66 @@ pub enum Denied {
     CredentialsRequired,
     /// Credentials were presented and are wrong.
     WrongCredentials,
+    /// Too many wrong credentials came from this address lately: refused without checking.
+    TooManyFailures,
+}
+
+/// Wrong credentials counted per client address: [`FailedLogins::MAX_FAILURES`] within
+/// [`FailedLogins::WINDOW`] refuse the address for [`FailedLogins::BAN`]. Loopback is not exempt (a
+/// local brute force is one too; behind a reverse proxy every client shares the proxy's address, so
+/// one attacker there locks everyone out for a minute, which is the price of the limit). Bounded: at
+/// most [`FailedLogins::MAX_ADDRESSES`] addresses are tracked; when full, stale entries go first and
+/// new addresses are not tracked until some are.
+#[derive(Debug, Default)]
+pub struct FailedLogins {
+    by_ip: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    /// Start of the counting window and failures in it.
+    since: Instant,
+    count: u32,
+    banned_until: Option<Instant>,
+}
+
+impl FailedLogins {
+    pub const MAX_FAILURES: u32 = 10;
+    pub const WINDOW: Duration = Duration::from_secs(60);
+    pub const BAN: Duration = Duration::from_secs(60);
+    pub const MAX_ADDRESSES: usize = 4096;
+
+    /// Whether `ip` is refused at `now`.
+    pub fn banned(&self, ip: IpAddr, now: Instant) -> bool {
+        let map = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&ip).and_then(|f| f.banned_until).is_some_and(|until| now < until)
+    }
+
+    /// Counts a failure of `ip` at `now`; true when it makes the address banned.
+    pub fn failed(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut map = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if !map.contains_key(&ip) && map.len() >= Self::MAX_ADDRESSES {
+            map.retain(|_, f| {
+                now.saturating_duration_since(f.since) < Self::WINDOW || f.banned_until.is_some_and(|u| now < u)
+            });
+            if map.len() >= Self::MAX_ADDRESSES {
+                return false;
+            }
+        }
+        let f = map.entry(ip).or_insert(Failures { since: now, count: 0, banned_until: None });
+        if f.banned_until.is_some_and(|u| now < u) {
+            return false;
+        }
+        if now.saturating_duration_since(f.since) >= Self::WINDOW || f.banned_until.is_some() {
+            *f = Failures { since: now, count: 0, banned_until: None };
+        }
+        f.count += 1;
+        if f.count >= Self::MAX_FAILURES {
+            f.banned_until = Some(now + Self::BAN);
+            return true;
+        }
+        false
+    }
 }
 
 /// One user of one protocol, with the actions they may take.
@@ -221,6 +285,8 @@ pub struct Auth {
     internal: Option<Vec<InternalUser>>,
     /// MediaMTX's JWT method (replaces `internal`).
     jwt: Option<JwtAuth>,
+    /// Kept across reloads ([`Auth::adopt`]).
+    failures: Arc<FailedLogins>,
 }
 
 /// MediaMTX's JWT settings and the key set they fetch.
@@ -482,7 +548,7 @@ impl Auth {
                     in_http_query: mtx.global_bool("authJWTInHTTPQuery"),
                     keys: Arc::new(JwksCache::new(&mtx.global_str("authJWTJWKS"))),
                 };
-                return Auth { users: Vec::new(), internal: None, jwt: Some(jwt) };
+                return Auth { users: Vec::new(), internal: None, jwt: Some(jwt), failures: Default::default() };
             }
             // Checked when the config was loaded; a bad entry left here denies by being skipped.
             let confs = internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&serde_json::Value::Null))
@@ -497,7 +563,7 @@ impl Auth {
                     permissions: c.permissions.into_iter().map(|(a, p)| (a, path_match(p))).collect(),
                 })
                 .collect();
-            return Auth { users: Vec::new(), internal: Some(internal), jwt: None };
+            return Auth { users: Vec::new(), internal: Some(internal), jwt: None, failures: Default::default() };
         }
         let mut users = Vec::new();
         if !config.api.username.is_empty() {
@@ -518,7 +584,7 @@ impl Auth {
                 local_exempt: !config.rtsp.local_auth,
             });
         }
-        Auth { users, internal: None, jwt: None }
+        Auth { users, internal: None, jwt: None, failures: Default::default() }
     }
 
     /// MediaMTX's rule: some user whose networks hold the client, whose permissions allow the action
@@ -597,6 +663,7 @@ impl Auth {
     /// Keeps `old`'s fetched key set when the JWKS URL did not change (a reload); starts a fetch of a
     /// set never fetched.
     pub fn adopt(&mut self, old: &Auth) {
+        self.failures = old.failures.clone();
         if let (Some(new), Some(old)) = (self.jwt.as_mut(), old.jwt.as_ref()) {
             if new.keys.url == old.keys.url {
                 new.keys = old.keys.clone();
@@ -650,6 +717,37 @@ impl Auth {
 
     /// Whether `request` may proceed.
     pub fn check(&self, request: &AuthRequest) -> Result<(), Denied> {
+        self.check_at(request, Instant::now())
+    }
+
+    /// [`Auth::check`] at `now`: an address with too many recent failures is refused unchecked, and a
+    /// wrong credential counts against its address.
+    pub fn check_at(&self, request: &AuthRequest, now: Instant) -> Result<(), Denied> {
+        let ip = match request.origin {
+            Origin::Ip(ip) => Some(ip.to_canonical()),
+            _ => None,
+        };
+        if let Some(ip) = ip {
+            if self.failures.banned(ip, now) {
+                return Err(Denied::TooManyFailures);
+            }
+        }
+        let result = self.decide(request);
+        if let (Some(ip), Err(Denied::WrongCredentials)) = (ip, result) {
+            if self.failures.failed(ip, now) {
+                tracing::warn!(
+                    client = %ip,
+                    "auth: {} failed logins within {} s: this address is refused for {} s",
+                    FailedLogins::MAX_FAILURES,
+                    FailedLogins::WINDOW.as_secs(),
+                    FailedLogins::BAN.as_secs()
+                );
+            }
+        }
+        result
+    }
+
+    fn decide(&self, request: &AuthRequest) -> Result<(), Denied> {
         if let Some(jwt) = &self.jwt {
             return Self::check_jwt(jwt, request);
         }
@@ -836,6 +934,58 @@ mod tests {
         assert_eq!(basic_credentials("Basic YWRtaW46cDp3"), Some(("admin".into(), "p:w".into())));
         assert_eq!(basic_credentials("basic !!"), None);
         assert_eq!(basic_credentials("Bearer abc"), None);
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_address() {
+        let a = auth(r#"{"rtsp":{"username":"cam","password":"pw"}}"#);
+        let other = Origin::Ip("192.0.2.8".parse().unwrap());
+        let t0 = Instant::now();
+        let at = |origin, creds: (&str, &str), now| {
+            let proof = |u: &str, p: &str| u == creds.0 && p == creds.1;
+            let presented = Presented::Proof(&proof);
+            a.check_at(
+                &AuthRequest { action: Action::Read, path: "", protocol: Protocol::Rtsp, origin, presented },
+                now,
+            )
+        };
+        // Nine failures, then the good password still works.
+        for i in 0..9 {
+            assert_eq!(at(REMOTE, ("cam", "x"), t0 + Duration::from_secs(i)), Err(Denied::WrongCredentials));
+        }
+        assert_eq!(at(REMOTE, ("cam", "pw"), t0 + Duration::from_secs(9)), Ok(()));
+        // The tenth within the window bans the address, not another one.
+        assert_eq!(at(REMOTE, ("cam", "x"), t0 + Duration::from_secs(10)), Err(Denied::WrongCredentials));
+        assert_eq!(at(REMOTE, ("cam", "pw"), t0 + Duration::from_secs(11)), Err(Denied::TooManyFailures));
+        assert_eq!(at(other, ("cam", "pw"), t0 + Duration::from_secs(11)), Ok(()));
+        // The ban lasts 60 s from the tenth failure.
+        assert_eq!(at(REMOTE, ("cam", "pw"), t0 + Duration::from_secs(69)), Err(Denied::TooManyFailures));
+        assert_eq!(at(REMOTE, ("cam", "pw"), t0 + Duration::from_secs(70)), Ok(()));
+        // Failures spread wider than the window never ban.
+        for i in 0..30 {
+            assert_eq!(at(other, ("cam", "x"), t0 + Duration::from_secs(100 + i * 7)), Err(Denied::WrongCredentials));
+        }
+        // Requests without credentials are not failures.
+        let nothing = AuthRequest {
+            action: Action::Read,
+            path: "",
+            protocol: Protocol::Rtsp,
+            origin: Origin::Ip("192.0.2.9".parse().unwrap()),
+            presented: Presented::Nothing,
+        };
+        for _ in 0..20 {
+            assert_eq!(a.check_at(&nothing, t0), Err(Denied::CredentialsRequired));
+        }
+        // Bounded: a full table tracks no new address, and forgets stale ones when it can.
+        let limits = FailedLogins::default();
+        for i in 0..FailedLogins::MAX_ADDRESSES as u32 {
+            limits.failed(IpAddr::V4(std::net::Ipv4Addr::from(i)), t0);
+        }
+        let newcomer = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 1));
+        assert!(!limits.failed(newcomer, t0 + Duration::from_secs(1)));
+        assert_eq!(limits.by_ip.lock().unwrap().len(), FailedLogins::MAX_ADDRESSES);
+        limits.failed(newcomer, t0 + Duration::from_secs(61));
+        assert_eq!(limits.by_ip.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -244,3 +244,48 @@ fn jwt_with_a_jwks_server() {
     );
     assert_eq!(jwks.fetches(), before + 1);
 }
+
+/// An RTSP DESCRIBE with Basic credentials from the local address `from`; the RTSP status code. A
+/// few lines of Python: neither ffmpeg, GStreamer nor this curl (built without RTSP) can choose the
+/// source address of an RTSP connection.
+fn rtsp_describe_from(from: &str, url: &str, creds: &str) -> String {
+    let script = r#"
+import base64, socket, sys
+src, url, creds = sys.argv[1:4]
+host, port = url.split("/")[2].split(":")
+s = socket.create_connection((host, int(port)), timeout=5, source_address=(src, 0))
+auth = base64.b64encode(creds.encode()).decode()
+s.sendall(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic {auth}\r\n\r\n".encode())
+print(s.recv(4096).decode().split()[1])
+"#;
+    let out = run_with_timeout(
+        std::process::Command::new(python()).args(["-c", script, from, url, creds]),
+        std::time::Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Failed logins are limited per address: 20 wrong RTSP logins from 127.0.0.2, then the right password
+/// from there is refused too (RTSP, and the API with curl), while 127.0.0.1 still gets in (ffprobe too).
+#[test]
+fn failed_logins_are_rate_limited_per_address() {
+    let users =
+        "authInternalUsers:\n- user: viewer\n  pass: secret\n  permissions:\n  - action: read\n  - action: api\n";
+    let server = Server::start(&MEDIAMTX.replace("USERS", users));
+    let url = server.rtsp_url("demo");
+    assert_eq!(rtsp_describe_from("127.0.0.2", &url, "viewer:secret"), "200");
+    for _ in 0..20 {
+        assert_eq!(rtsp_describe_from("127.0.0.2", &url, "viewer:guess"), "401");
+    }
+    assert_eq!(rtsp_describe_from("127.0.0.2", &url, "viewer:secret"), "401", "{}", server.log());
+    assert!(server.wait_log("failed logins within 60 s", std::time::Duration::from_secs(5)), "{}", server.log());
+    assert_eq!(server.log().matches("failed logins within 60 s").count(), 1, "logged once");
+    assert_eq!(rtsp_describe_from("127.0.0.1", &url, "viewer:secret"), "200");
+    // The limit is per address, across protocols: the API (curl) refuses 127.0.0.2's right password.
+    let list = format!("http://{}/v3/paths/list", server.api.unwrap());
+    assert_eq!(curl_status(&["--interface", "127.0.0.2", "-u", "viewer:secret", &list]), "401");
+    assert_eq!(curl_status(&["--interface", "127.0.0.1", "-u", "viewer:secret", &list]), "200");
+    let rtsp = server.rtsp.unwrap();
+    let probed = ffprobe(&format!("rtsp://viewer:secret@{rtsp}/demo"), "tcp").unwrap();
+    assert!(probed.iter().any(|s| s.codec_type == "video"), "{probed:?}");
+}
