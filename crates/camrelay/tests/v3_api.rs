@@ -84,7 +84,12 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
         .arg("cam")
         .env("PYTHONWARNINGS", "ignore::DeprecationWarning");
     if mediamtx {
-        cmd.arg("--mediamtx");
+        // `cam` records (`record: yes`): its segments are listed, and one deleted.
+        cmd.args(["--mediamtx", "--recorded", "cam"]);
+        let recorded = wait_until(Duration::from_secs(15), || {
+            server.http("GET", "/v3/recordings/get/cam").json()["segments"].as_array().is_some_and(|s| !s.is_empty())
+        });
+        assert!(recorded, "cam records no segment:\n{}", server.log());
     }
     if rtmp.is_some() {
         cmd.args(["--rtmp-published", "live/rcam"]);
@@ -101,6 +106,9 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
     let summary = stdout.lines().find(|l| l.starts_with("v3 summary:")).unwrap_or("");
     assert!(summary.ends_with(" 0 invalid, 0 operations uncovered"), "{summary}");
     assert!(stdout.contains("kicked readers: 1"), "{stdout}");
+    if mediamtx {
+        assert!(!stdout.contains("recorded segments: 0"), "{stdout}");
+    }
     if rtmp.is_some() {
         assert!(stdout.contains("kicked rtmp conns: 2"), "{stdout}");
         assert!(server.wait_log("publisher kicked", Duration::from_secs(5)), "{}", server.log());
@@ -113,7 +121,7 @@ fn v3_api_matches_openapi_with_a_mediamtx_config() {
     let server = Server::start(
         "api: yes\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
          hls: no\nwebrtc: no\nrtmp: yes\nrtmpAddress: 127.0.0.1:0\nsrt: no\n\
-         # the camera\npaths:\n  cam:\n    source: publisher\n  live/rcam:\n    source: publisher\n  ~^other(\\d+)$:\n",
+         # the camera\npaths:\n  cam:\n    source: publisher\n    record: yes\n    recordPath: ./rec/%path/%Y-%m-%d_%H-%M-%S-%f\n  live/rcam:\n    source: publisher\n  ~^other(\\d+)$:\n",
     );
     validate(&server, true, Some(rtmp_addr(&server)));
     // Edits went to the file, comments kept; the scratch path is gone again.
