@@ -289,3 +289,63 @@ fn failed_logins_are_rate_limited_per_address() {
     let probed = ffprobe(&format!("rtsp://viewer:secret@{rtsp}/demo"), "tcp").unwrap();
     assert!(probed.iter().any(|s| s.codec_type == "video"), "{probed:?}");
 }
+
+/// CSRF (go2rtc's CVE-2024-29192): curl forging a browser's cross-site requests. A state-changing
+/// request with a foreign `Origin` is refused (403) and changes nothing; the same request from this
+/// server's own origin or without `Origin` (curl, Home Assistant) works. With `api.origin: "*"`,
+/// cross-origin requests pass except "simple" ones (`text/plain`, forms) to the control API, which a
+/// page can send without a CORS preflight.
+#[test]
+fn cross_site_requests_are_refused() {
+    for cors in ["", "  origin: \"*\"\n"] {
+        let mut server = Server::start(&format!("api:\n  listen: 127.0.0.1:0\n{cors}streams:\n  kept: demo:clip\n"));
+        let api = server.api.unwrap();
+        let evil = "Origin: http://evil.example";
+        let streams = || server.http("GET", "/api/streams").json();
+        let put = |name: &str, origin: &[&str]| {
+            let url = format!("http://{api}/api/streams?name={name}&src=demo:clip");
+            let mut args = vec!["-X", "PUT"];
+            for o in origin {
+                args.extend(["-H", o]);
+            }
+            args.push(&url);
+            curl_status(&args)
+        };
+        let forged_config = |content_type: &str| {
+            curl_status(&[
+                "-X",
+                "POST",
+                "-H",
+                evil,
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data-binary",
+                "streams:\n  pwned: exec:touch /tmp/camrelay-csrf\n",
+                &format!("http://{api}/api/config"),
+            ])
+        };
+        // A form-like POST of a new config from another site: refused, the file untouched.
+        let before = std::fs::read_to_string(server.dir.join("camrelay.yaml")).unwrap();
+        assert_eq!(forged_config("text/plain"), "403", "cors {cors:?}");
+        assert_eq!(forged_config("application/x-www-form-urlencoded"), "403", "cors {cors:?}");
+        assert_eq!(std::fs::read_to_string(server.dir.join("camrelay.yaml")).unwrap(), before);
+        assert!(streams().get("pwned").is_none());
+        if cors.is_empty() {
+            // Without CORS, any state change from another origin is refused.
+            assert_eq!(put("a", &[evil]), "403");
+            assert!(streams().get("a").is_none());
+            assert_eq!(forged_config("application/json"), "403");
+        } else {
+            // `*` lets other origins make non-simple requests (a browser preflights them).
+            assert_eq!(put("a", &[evil]), "200");
+        }
+        // This server's own origin (the web UI) and non-browser clients work.
+        let own = format!("Origin: http://{api}");
+        assert_eq!(put("b", &[&own]), "200");
+        assert_eq!(put("c", &[]), "200");
+        assert!(streams().get("b").is_some() && streams().get("c").is_some());
+        // Reads are not state changes.
+        assert_eq!(curl_status(&["-H", evil, &format!("http://{api}/api/streams")]), "200");
+        server.terminate();
+    }
+}

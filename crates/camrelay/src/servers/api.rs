@@ -192,6 +192,12 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
     if let Some(refused) = refuse_path(&app, request.uri().path()) {
         return refused;
     }
+    if let Some(why) = cross_site_refusal(cfg, &request) {
+        if let Some(p) = peer {
+            tracing::info!(peer = %p, path = %request.uri().path(), "api: {why}");
+        }
+        return error(StatusCode::FORBIDDEN, why);
+    }
     let origin = match peer {
         _ if request.extensions().get::<ViaUnixSocket>().is_some() => crate::auth::Origin::LocalSocket,
         Some(p) => crate::auth::Origin::Ip(p.ip()),
@@ -245,6 +251,53 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         add_cors(response.headers_mut());
     }
     response
+}
+
+/// CSRF (go2rtc's CVE-2024-29192 was a cross-site `POST /api/config`): a state-changing request
+/// (`POST`, `PUT`, `PATCH`, `DELETE`) that a browser sent from another site is refused. Browsers name
+/// the page's origin in `Origin` on such requests; a request without one (curl, Home Assistant, any
+/// non-browser client) passes. The origin passes when it is this server (its authority is the `Host`
+/// or `X-Forwarded-Host`) or allowed by `api.origin` (`*`; an exact origin is also accepted).
+/// Even then, a cross-origin request to the control API must not be a "simple" one (`text/plain`,
+/// a form, no content type with a body), which a page can send without a CORS preflight; media
+/// signalling (WHEP/WHIP SDP, which players post as `text/plain`) is exempt.
+fn cross_site_refusal(cfg: &crate::config::ApiConfig, request: &Request) -> Option<String> {
+    if !matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        return None;
+    }
+    let headers = request.headers();
+    let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("null").trim();
+    let authority = origin.split_once("://").map(|(_, a)| a.trim_end_matches('/')).unwrap_or("");
+    let same = |name: header::HeaderName| {
+        headers.get(name).and_then(|h| h.to_str().ok()).is_some_and(|h| {
+            let h = h.split(',').next().unwrap_or("").trim();
+            !authority.is_empty() && h.eq_ignore_ascii_case(authority)
+        })
+    };
+    if same(header::HOST) || same(header::HeaderName::from_static("x-forwarded-host")) {
+        return None;
+    }
+    let allowed = cfg.origin.trim() == "*" || cfg.origin.split(',').any(|o| o.trim().eq_ignore_ascii_case(origin));
+    if !allowed {
+        return Some(format!(
+            "cross-site request refused: Origin {origin:?} is not this server (allow it with api.origin)"
+        ));
+    }
+    if module_of_path(path_in_api(&cfg.base_path, request.uri().path())).is_some() {
+        return None;
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let has_body = headers.get(header::CONTENT_LENGTH).is_some_and(|l| l != "0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    let simple = matches!(essence.as_str(), "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data")
+        || (essence.is_empty() && has_body);
+    simple.then(|| {
+        format!(
+            "cross-site request refused: a {} body from Origin {origin:?} (send application/json or application/yaml)",
+            if essence.is_empty() { "content-type-less" } else { essence.as_str() }
+        )
+    })
 }
 
 /// `GET /api/health`: the process answers (for supervisors' liveness checks).
