@@ -206,6 +206,9 @@ pub enum Denied {
     WrongCredentials,
     /// Too many wrong credentials came from this address lately: refused without checking.
     TooManyFailures,
+    /// A token signed with a key the JWK set does not hold (yet): the set is being fetched again, a
+    /// retry may pass. Not counted as a failed login (a key rotation is not the client's fault).
+    UnknownKey,
 }
 
 /// Wrong credentials counted per client address: [`FailedLogins::MAX_FAILURES`] within
@@ -706,10 +709,11 @@ impl Auth {
                 }
             }
             Err(e) => {
+                tracing::debug!("auth: {e}");
                 if matches!(e, jwt::JwtError::UnknownKid(_)) {
                     jwt.keys.refresh(false);
+                    return Err(Denied::UnknownKey);
                 }
-                tracing::debug!("auth: {e}");
                 Err(Denied::WrongCredentials)
             }
         }
@@ -934,6 +938,10 @@ mod tests {
         assert_eq!(basic_credentials("Basic YWRtaW46cDp3"), Some(("admin".into(), "p:w".into())));
         assert_eq!(basic_credentials("basic !!"), None);
         assert_eq!(basic_credentials("Bearer abc"), None);
+        assert_eq!(bearer_token("Bearer a.b.c "), Some("a.b.c"));
+        assert_eq!(query_token("x=1&jwt=a.b%2Ec/trackID=0").as_deref(), Some("a.b.c"));
+        // A token in a URL never reaches a log line.
+        assert_eq!(crate::secrets::mask_url("rtsp://h:8554/cam?jwt=a.b.c"), "rtsp://h:8554/cam?jwt=***");
     }
 
     #[test]

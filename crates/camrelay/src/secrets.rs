@@ -11,6 +11,8 @@ const SECRET_NAMES: &[&str] = &[
     "passwd",
     "pwd",
     "token",
+    // MediaMTX's `?jwt=TOKEN`
+    "jwt",
     "key",
     "secret",
     "auth",
