@@ -221,6 +221,11 @@ fn match_tokens(tokens: &[Token], s: &str, f: &mut Fields) -> bool {
                 false
             })
         }
+        // A second `%path` repeats the first.
+        Token::Path if f.path.is_some() => {
+            let p = f.path.clone().unwrap_or_default();
+            s.strip_prefix(p.as_str()).is_some_and(|r| match_tokens(rest, r, f))
+        }
         Token::Path => s.char_indices().skip(1).map(|(i, _)| i).chain([s.len()]).any(|end| {
             let saved = f.clone();
             f.path = Some(s[..end].to_string());
@@ -369,6 +374,18 @@ mod tests {
         let file = t.file("cam_1", start).unwrap();
         assert_eq!(file, PathBuf::from("/rec/cam_1_1700000000_000005+0000.ts"));
         assert_eq!(t.parse_file(file.to_str().unwrap()), Some((Some("cam_1".to_string()), start)));
+    }
+
+    #[test]
+    fn a_second_path_variable_repeats_the_first() {
+        // Found by the record_names fuzz target: each %path took its own text, so the name read back
+        // wrote a different file.
+        let t = Template::parse("/rec/%path_%path_%s", ".mp4").unwrap();
+        let start = at(1_700_000_000, 0);
+        let file = t.file("a_b", start).unwrap();
+        assert_eq!(file, PathBuf::from("/rec/a_b_a_b_1700000000.mp4"));
+        assert_eq!(t.parse_file(file.to_str().unwrap()), Some((Some("a_b".to_string()), start)));
+        assert_eq!(t.parse_file("/rec/a_c_1700000000.mp4"), None);
     }
 
     #[test]
