@@ -1,5 +1,6 @@
 //! Authentication beyond plain passwords, with real clients: MediaMTX's hashed passwords (`sha256:`,
-//! `argon2:`) read over RTSP by ffprobe.
+//! `argon2:`), the JWT method (a test JWK set server, tokens signed with ring), the failed-login limit
+//! and CSRF, with ffprobe, ffmpeg, GStreamer and curl.
 
 mod common;
 
@@ -364,4 +365,38 @@ fn cross_site_requests_are_refused() {
         assert_eq!(curl_status(&["-H", evil, &format!("http://{api}/api/streams")]), "200");
         server.terminate();
     }
+}
+
+/// The JWT method over RTMP: ffmpeg publishes with `?jwt=` in the stream name (MediaMTX's way), a
+/// token without the publish permission is refused, and ffprobe reads the stream back over RTSP.
+#[test]
+fn jwt_over_rtmp() {
+    let key = SigningKey::new("k1");
+    let jwks = JwksServer::start(&jwk_set(&[&key]));
+    let users = format!("authMethod: jwt\nauthJWTJWKS: http://{}/jwks\n", jwks.addr);
+    let config = MEDIAMTX.replace("USERS", &users).replace("rtmp: false", "rtmp: true\nrtmpAddress: 127.0.0.1:0");
+    let server = Server::start(&(config + "  ~^live/:\n"));
+    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(10)), "{}", server.log());
+    let addr = server.rtmp_addr();
+    let publish = |token: &str| {
+        Publisher::encode(
+            "320x240",
+            false,
+            false,
+            &["-t", "60", "-f", "flv", &format!("rtmp://{addr}/live/cam?jwt={token}")],
+        )
+    };
+    let reader = key.token(serde_json::json!([{"action": "read"}]), 300);
+    let refused = publish(&reader);
+    assert!(server.wait_log("not authorized", std::time::Duration::from_secs(10)), "{}", server.log());
+    drop(refused);
+    let _publisher = publish(&key.token(serde_json::json!([{"action": "publish", "path": "live/cam"}]), 300));
+    let url = format!("rtsp://{}/live/cam?jwt={reader}", server.rtsp.unwrap());
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || ffprobe(&url, "tcp")
+            .is_ok_and(|s| s.iter().any(|s| s.codec_type == "video" && s.width == 320))),
+        "{}",
+        server.log()
+    );
+    assert!(!server.log().contains(&reader[reader.len() - 20..]), "a token in the log:\n{}", server.log());
 }
