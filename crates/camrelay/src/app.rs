@@ -243,7 +243,8 @@ impl App {
         for (name, query) in &self.config().preload {
             self.preloads.start(&self.hub, name, query);
         }
-        self.recorders.sync(&self.hub, crate::record::targets(&self.config()));
+        self.recorders.sync(&self.hub, crate::record::targets(&self.config(), &self.hub));
+        tokio::spawn(crate::record::watch(Arc::downgrade(&self)));
         self.pushes.sync_config(&self.hub, &self.config().publish);
         tasks.push(crate::reload::watch(self.clone()));
         self.hooks.sync_init();

@@ -135,7 +135,7 @@ impl App {
         }
 
         // Recorders: started, stopped or restarted to match the paths' record settings.
-        self.recorders.sync(&self.hub, crate::record::targets(&new));
+        self.recorders.sync(&self.hub, crate::record::targets(&new, &self.hub));
 
         // runOnInit: commands of paths gone or changed stop, new ones start.
         self.hooks.sync_init();

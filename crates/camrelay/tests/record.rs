@@ -204,3 +204,29 @@ fn unwritable_record_path_is_logged_while_others_record_and_old_segments_go() {
     assert!(server.http("GET", "/v3/paths/list").status == 200);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `pathDefaults: record: yes` with `all_others`, MediaMTX's usual setup: a path a publisher creates is
+/// recorded while it exists, and its recorder stops with it.
+#[test]
+fn publisher_paths_of_all_others_are_recorded_while_they_exist() {
+    let dir = temp_dir("record-all");
+    let config = format!(
+        "pathDefaults:\n  record: yes\n  recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n  recordSegmentDuration: 1s\n{}",
+        dir.display(),
+        mediamtx("  all_others:\n")
+    );
+    let server = Server::start(&config);
+    let publisher = Publisher::start(&server.rtsp_url("site/door"), "tcp", "160x120", false);
+    let door = dir.join("site").join("door");
+    assert!(wait_until(Duration::from_secs(20), || segments(&door, "mp4").len() >= 2), "{}", server.log());
+    let first = segments(&door, "mp4")[0].clone();
+    let p = probe_file(&first).unwrap_or_else(|e| panic!("ffprobe {}: {e}", first.display()));
+    assert_eq!(p.codecs, vec!["h264".to_string()]);
+    assert_eq!((p.width, p.height), (160, 120));
+    drop(publisher);
+    let stopped = server.wait_log("recording stopped", Duration::from_secs(20));
+    assert!(stopped, "the recorder of site/door outlived its stream:\n{}", server.log());
+    let listed = server.http("GET", "/v3/recordings/get/site/door").json();
+    assert!(listed["segments"].as_array().is_some_and(|s| s.len() >= 2), "{listed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -106,21 +106,55 @@ pub fn check(mtx: &MediamtxConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// The paths to record: literal MediaMTX paths with `record: yes` (directly or from `pathDefaults`).
-pub fn targets(config: &Config) -> Vec<(String, RecordSettings)> {
+/// The paths to record: literal MediaMTX paths with `record: yes` (directly or from `pathDefaults`), and
+/// the streams publishers created under a `~regex` or `all_others` rule with `record: yes` (recorded
+/// while they exist; rules with a source are not: holding a reader would keep an on-demand source up).
+pub fn targets(config: &Config, hub: &Hub) -> Vec<(String, RecordSettings)> {
     let Some(mtx) = &config.mediamtx else { return Vec::new() };
+    let is_literal = |name: &str| !(name.starts_with('~') || name == "all_others" || name == "all");
+    let recorded = |name: &str| -> Option<RecordSettings> {
+        let s = mtx.path_settings(name)?;
+        if !s.get("record").and_then(Value::as_bool).unwrap_or(false) {
+            return None;
+        }
+        RecordSettings::from_settings(&s).map_err(|e| tracing::error!(module = "record", path = %name, "{e}")).ok()
+    };
     let mut out = Vec::new();
-    for (name, _) in &mtx.paths {
-        let literal = !(name.starts_with('~') || name == "all_others" || name == "all");
-        let s = mtx.path_settings(name).unwrap_or_default();
-        if literal && s.get("record").and_then(Value::as_bool).unwrap_or(false) {
-            match RecordSettings::from_settings(&s) {
-                Ok(r) => out.push((name.clone(), r)),
-                Err(e) => tracing::error!(module = "record", path = %name, "{e}"),
-            }
+    for (name, _) in mtx.paths.iter().filter(|(n, _)| is_literal(n)) {
+        if let Some(r) = recorded(name) {
+            out.push((name.clone(), r));
+        }
+    }
+    let rules = hub.path_rules();
+    for stream in hub.streams() {
+        let name = &stream.name;
+        if name.starts_with(crate::hub::publish::PRIVATE_PREFIX) || mtx.paths.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let Some((rule, _)) = rules.find(name) else { continue };
+        if is_literal(&rule.name) || !rule.takes_publishers() || !stream.created_by_publisher() {
+            continue;
+        }
+        if let Some(r) = recorded(&rule.name) {
+            out.push((name.clone(), r));
         }
     }
     out
+}
+
+/// Keeps `app`'s recorders in step with the config and with the streams publishers create (every
+/// second), until shutdown.
+pub async fn watch(app: Weak<crate::app::App>) {
+    loop {
+        let Some(app) = app.upgrade() else { return };
+        app.recorders.sync(&app.hub, targets(&app.config(), &app.hub));
+        let shutdown = app.shutdown.clone();
+        drop(app);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// The templates recordings may be under: `pathDefaults`' and every path's.
