@@ -251,7 +251,7 @@ impl App {
         let _ = self.ready.set(SystemTime::now());
         self.shutdown.cancelled().await;
         self.preloads.stop_all();
-        self.recorders.stop_all();
+        self.recorders.stop_all().await;
         self.pushes.stop_all();
         self.hub.shutdown();
         for t in tasks.into_iter().flatten() {

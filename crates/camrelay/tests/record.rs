@@ -58,8 +58,12 @@ fn probe_file(file: &Path) -> Result<Probed, String> {
         width: video.and_then(|s| s["width"].as_u64()).unwrap_or(0),
         height: video.and_then(|s| s["height"].as_u64()).unwrap_or(0),
         // Segments continue the recording's timeline (a file starts where the previous one ended):
-        // the time a file covers is its end less its start.
-        duration: number(&v["format"]["duration"]) - number(&v["format"]["start_time"]),
+        // ffprobe gives an MP4's end as its duration, a TS file's span.
+        duration: if file.extension().is_some_and(|e| e == "ts") {
+            number(&v["format"]["duration"])
+        } else {
+            number(&v["format"]["duration"]) - number(&v["format"]["start_time"])
+        },
     })
 }
 
@@ -228,5 +232,34 @@ fn publisher_paths_of_all_others_are_recorded_while_they_exist() {
     assert!(stopped, "the recorder of site/door outlived its stream:\n{}", server.log());
     let listed = server.http("GET", "/v3/recordings/get/site/door").json();
     assert!(listed["segments"].as_array().is_some_and(|s| s.len() >= 2), "{listed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `recordFormat: mpegts`: `.ts` segments ffprobe reads; a SIGTERM writes the part in progress (here
+/// longer than a segment, so nothing but the stop writes it) before the server exits.
+#[test]
+fn mpegts_segments_and_a_clean_stop_finishes_the_last_one() {
+    let dir = temp_dir("record-ts");
+    let config = mediamtx(&format!(
+        "  cam:\n    record: yes\n    recordFormat: mpegts\n    recordPath: {}/%path/%s-%f\n    \
+         recordSegmentDuration: 2s\n    recordPartDuration: 10s\n",
+        dir.display()
+    ));
+    let mut server = Server::start(&config);
+    let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "160x120", true);
+    let cam = dir.join("cam");
+    assert!(wait_until(Duration::from_secs(20), || segments(&cam, "ts").len() >= 2), "{}", server.log());
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(server.terminate(), Some(0), "{}", server.log());
+    let files = segments(&cam, "ts");
+    for (i, f) in files.iter().enumerate() {
+        let p = probe_file(f).unwrap_or_else(|e| panic!("ffprobe {}: {e}", f.display()));
+        assert_eq!(p.codecs, vec!["h264".to_string(), "aac".to_string()], "{}", f.display());
+        if i + 1 < files.len() {
+            assert!((1.9..=3.1).contains(&p.duration), "{}: {} s", f.display(), p.duration);
+        } else {
+            assert!(p.duration >= 0.8, "the stop lost the last part: {}: {} s", f.display(), p.duration);
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -147,6 +147,9 @@ pub fn targets(config: &Config, hub: &Hub) -> Vec<(String, RecordSettings)> {
 pub async fn watch(app: Weak<crate::app::App>) {
     loop {
         let Some(app) = app.upgrade() else { return };
+        if app.shutdown.is_cancelled() {
+            return;
+        }
         app.recorders.sync(&app.hub, targets(&app.config(), &app.hub));
         let shutdown = app.shutdown.clone();
         drop(app);
@@ -235,6 +238,8 @@ fn scan(t: &Template) -> Vec<(String, Segment)> {
 #[derive(Default)]
 pub struct Recorders {
     entries: Mutex<BTreeMap<String, (RecordSettings, CancellationToken)>>,
+    /// The recorder tasks, awaited at shutdown so each finishes its segment.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Recorders {
@@ -257,7 +262,10 @@ impl Recorders {
             }
             let stop = CancellationToken::new();
             tracing::info!(module = "record", path = %name, to = %settings.template.text(), "recording started");
-            tokio::spawn(hold(Arc::downgrade(hub), name.clone(), settings.clone(), stop.clone()));
+            let task = tokio::spawn(hold(Arc::downgrade(hub), name.clone(), settings.clone(), stop.clone()));
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
             if let Some(after) = settings.delete_after {
                 tokio::spawn(retention(name.clone(), settings.template.clone(), after, stop.clone()));
             }
@@ -269,12 +277,14 @@ impl Recorders {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
-    /// Ends every recorder (shutdown); each finishes its segment.
-    pub fn stop_all(&self) {
+    /// Ends every recorder (shutdown) and waits (5 s at most) for each to finish its segment.
+    pub async fn stop_all(&self) {
         let entries = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()));
         for (_, stop) in entries.into_values() {
             stop.cancel();
         }
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(tasks)).await;
     }
 }
 
