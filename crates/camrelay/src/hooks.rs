@@ -54,10 +54,12 @@ pub enum Hook {
     NotReady,
     Read,
     Unread,
+    SegmentCreate,
+    SegmentComplete,
 }
 
 impl Hook {
-    const ALL: [Hook; 9] = [
+    const ALL: [Hook; 11] = [
         Hook::Connect,
         Hook::Disconnect,
         Hook::Init,
@@ -67,6 +69,8 @@ impl Hook {
         Hook::NotReady,
         Hook::Read,
         Hook::Unread,
+        Hook::SegmentCreate,
+        Hook::SegmentComplete,
     ];
 
     pub fn key(self) -> &'static str {
@@ -80,6 +84,8 @@ impl Hook {
             Hook::NotReady => "runOnNotReady",
             Hook::Read => "runOnRead",
             Hook::Unread => "runOnUnread",
+            Hook::SegmentCreate => "runOnRecordSegmentCreate",
+            Hook::SegmentComplete => "runOnRecordSegmentComplete",
         }
     }
 
@@ -317,7 +323,7 @@ pub struct Hooks {
     hub: OnceLock<Weak<Hub>>,
     /// Cancelled at server exit: every command stops and no new one starts.
     stop: CancellationToken,
-    running: [AtomicUsize; 9],
+    running: [AtomicUsize; Hook::ALL.len()],
     total: AtomicUsize,
     next_conn: AtomicU64,
     /// `runOnInit` per literal path: command, restart, the run.
@@ -434,6 +440,24 @@ impl Hooks {
             }
         });
         Some(HookRun { cancel, detached: false, ended })
+    }
+
+    /// The recorder created segment `file` of `path` (`duration`: `None`) or completed it:
+    /// `runOnRecordSegmentCreate` / `runOnRecordSegmentComplete` with `MTX_SEGMENT_PATH` (and
+    /// `MTX_SEGMENT_DURATION`, seconds), run to their end.
+    pub fn record_segment(&self, path: &str, file: &std::path::Path, duration: Option<Duration>) {
+        let Some(ctx) = self.path_settings(path) else { return };
+        let hook = if duration.is_some() { Hook::SegmentComplete } else { Hook::SegmentCreate };
+        let command = str_of(&ctx.settings, hook.key());
+        if command.is_empty() {
+            return;
+        }
+        let mut env = self.path_env(path, &ctx.groups, &ctx.config);
+        env.push(("MTX_SEGMENT_PATH".to_string(), file.display().to_string()));
+        if let Some(d) = duration {
+            env.push(("MTX_SEGMENT_DURATION".to_string(), d.as_secs_f64().to_string()));
+        }
+        self.run_once(hook, &command, env, &format!("path {path}"));
     }
 
     /// Starts a command that runs to its end (`runOnNotReady`, `runOnUnread`...).

@@ -214,10 +214,20 @@ fn unwritable_record_path_is_logged_while_others_record_and_old_segments_go() {
 #[test]
 fn publisher_paths_of_all_others_are_recorded_while_they_exist() {
     let dir = temp_dir("record-all");
+    // runOnRecordSegmentCreate / Complete write what they were given to hooks.txt.
+    let script = dir.join("hook.sh");
+    let out = dir.join("hooks.txt");
+    std::fs::write(
+        &script,
+        format!("echo \"$1 $MTX_PATH $MTX_SEGMENT_PATH $MTX_SEGMENT_DURATION\" >> {}\n", out.display()),
+    )
+    .unwrap();
     let config = format!(
-        "pathDefaults:\n  record: yes\n  recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n  recordSegmentDuration: 1s\n{}",
-        dir.display(),
-        mediamtx("  all_others:\n")
+        "pathDefaults:\n  record: yes\n  recordPath: {d}/%path/%Y-%m-%d_%H-%M-%S-%f\n  recordSegmentDuration: 1s\n  \
+         runOnRecordSegmentCreate: sh {s} create\n  runOnRecordSegmentComplete: sh {s} complete\n{m}",
+        d = dir.display(),
+        s = script.display(),
+        m = mediamtx("  all_others:\n")
     );
     let server = Server::start(&config);
     let publisher = Publisher::start(&server.rtsp_url("site/door"), "tcp", "160x120", false);
@@ -232,6 +242,21 @@ fn publisher_paths_of_all_others_are_recorded_while_they_exist() {
     assert!(stopped, "the recorder of site/door outlived its stream:\n{}", server.log());
     let listed = server.http("GET", "/v3/recordings/get/site/door").json();
     assert!(listed["segments"].as_array().is_some_and(|s| s.len() >= 2), "{listed}");
+    // Every segment file was announced when created and when complete, with its duration.
+    let files = segments(&door, "mp4");
+    let hooks_ran = wait_until(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        files.iter().all(|f| {
+            let f = f.display().to_string();
+            text.lines().any(|l| l == format!("create site/door {f} "))
+                && text.lines().any(|l| {
+                    l.strip_prefix(&format!("complete site/door {f} "))
+                        .and_then(|d| d.parse::<f64>().ok())
+                        .is_some_and(|d| d > 0.0 && d < 3.0)
+                })
+        })
+    });
+    assert!(hooks_ran, "{:?}\n{}", std::fs::read_to_string(&out), server.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -409,7 +409,7 @@ fn log_sinks(mtx: &MediamtxConfig) -> Result<crate::logging::Sinks, String> {
 }
 
 /// Every hook command (`runOn*` of the globals, `pathDefaults` and each path) must split into words;
-/// the error names the key. (`runOnRecordSegment*` belong to recording, which is not built yet: kept.)
+/// the error names the key.
 fn check_hooks(mtx: &MediamtxConfig) -> Result<(), String> {
     let paths = std::iter::once(("pathDefaults".to_string(), &mtx.path_defaults))
         .chain(mtx.paths.iter().map(|(n, s)| (format!("paths.{n}"), s)));

@@ -150,6 +150,7 @@ pub async fn watch(app: Weak<crate::app::App>) {
         if app.shutdown.is_cancelled() {
             return;
         }
+        let _ = app.recorders.hooks.set(Arc::downgrade(&app.hooks));
         app.recorders.sync(&app.hub, targets(&app.config(), &app.hub));
         let shutdown = app.shutdown.clone();
         drop(app);
@@ -240,6 +241,8 @@ pub struct Recorders {
     entries: Mutex<BTreeMap<String, (RecordSettings, CancellationToken)>>,
     /// The recorder tasks, awaited at shutdown so each finishes its segment.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// MediaMTX's `runOnRecordSegment*` (set by [`watch`]).
+    hooks: std::sync::OnceLock<Weak<crate::hooks::Hooks>>,
 }
 
 impl Recorders {
@@ -262,7 +265,8 @@ impl Recorders {
             }
             let stop = CancellationToken::new();
             tracing::info!(module = "record", path = %name, to = %settings.template.text(), "recording started");
-            let task = tokio::spawn(hold(Arc::downgrade(hub), name.clone(), settings.clone(), stop.clone()));
+            let hooks = self.hooks.get().cloned().unwrap_or_default();
+            let task = tokio::spawn(hold(Arc::downgrade(hub), hooks, name.clone(), settings.clone(), stop.clone()));
             let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
             tasks.retain(|t| !t.is_finished());
             tasks.push(task);
@@ -293,7 +297,13 @@ const IO_RETRY: Duration = Duration::from_secs(5);
 
 /// Holds a reader of `name` until `stop`, recording it; subscribes again when the reader ends or a
 /// write fails.
-async fn hold(hub: Weak<Hub>, name: String, settings: RecordSettings, stop: CancellationToken) {
+async fn hold(
+    hub: Weak<Hub>,
+    hooks: Weak<crate::hooks::Hooks>,
+    name: String,
+    settings: RecordSettings,
+    stop: CancellationToken,
+) {
     let filters = media::query::parse_query_string("video&audio");
     let mut attempt = 0;
     let mut last_error = String::new();
@@ -307,7 +317,7 @@ async fn hold(hub: Weak<Hub>, name: String, settings: RecordSettings, stop: Canc
         drop(strong);
         let mut wait = producer::backoff(attempt);
         match subscribed {
-            Ok(mut reader) => match record(&mut reader, &name, &settings, &stop).await {
+            Ok(mut reader) => match record(&mut reader, &hooks, &name, &settings, &stop).await {
                 Ok(wrote) => {
                     if wrote {
                         attempt = 0;
@@ -383,6 +393,7 @@ async fn create(path: &Path) -> Result<tokio::fs::File, String> {
 /// it (the caller retries later).
 async fn record(
     reader: &mut Reader,
+    hooks: &Weak<crate::hooks::Hooks>,
     name: &str,
     settings: &RecordSettings,
     stop: &CancellationToken,
@@ -420,11 +431,14 @@ async fn record(
         if let Some(cut) = seg.push(d.slot, &d.frame) {
             if let Some(mut o) = open.take() {
                 o.buf.extend_from_slice(&cut.data);
-                let start = o.start;
+                let (start, file) = (o.start, o.path.clone());
                 if let Err(e) = o.close().await {
                     break Err(e);
                 }
                 wrote = true;
+                if let Some(h) = hooks.upgrade() {
+                    h.record_segment(name, &file, Some(Duration::from_secs_f64(cut.duration.max(0.0))));
+                }
                 next_start = Some(start + Duration::from_secs_f64(cut.duration.max(0.0)));
             }
         }
@@ -454,6 +468,9 @@ async fn record(
                 Err(e) => break Err(e),
             };
             tracing::debug!(module = "record", file = %path.display(), "segment created");
+            if let Some(h) = hooks.upgrade() {
+                h.record_segment(name, &path, None);
+            }
             let mut o = Open { file, path, start, buf: Vec::new(), flushed_at: tokio::time::Instant::now() };
             if let Some(init) = seg.init() {
                 o.buf.extend_from_slice(init);
@@ -476,16 +493,22 @@ async fn record(
     };
     // The stream ended or the recorder stops: the segment in progress is finished.
     if let Some(mut o) = open {
+        let mut duration = Duration::ZERO;
         if result.is_ok() {
             if let Some(last) = seg.finish() {
                 o.buf.extend_from_slice(&last.data);
+                duration = Duration::from_secs_f64(last.duration.max(0.0));
             }
         }
         for p in seg.take_pending() {
             o.buf.extend_from_slice(&p);
         }
+        let file = o.path.clone();
         o.close().await?;
         wrote = true;
+        if let Some(h) = hooks.upgrade() {
+            h.record_segment(name, &file, Some(duration));
+        }
     }
     result.map(|()| wrote)
 }
