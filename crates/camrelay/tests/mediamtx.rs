@@ -54,24 +54,8 @@ fn publish_and_read_on_mediamtx_urls() {
 
     // HLS at MediaMTX's URL.
     let playlist = format!("http://{hls}/mystream/index.m3u8");
-    let out = run_with_timeout(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-i",
-            &playlist,
-            "-map",
-            "0:v:0",
-            "-frames:v",
-            "10",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(40),
-    );
-    let decoded = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
-    assert!(decoded >= 10, "HLS: {decoded} frames; {}\n{}", String::from_utf8_lossy(&out.stderr), server.log());
+    let (decoded, stderr) = decode_frames(&[], &playlist, 10, Duration::from_secs(40));
+    assert!(decoded >= 10, "HLS: {decoded} frames; {stderr}\n{}", server.log());
 
     // WHEP at MediaMTX's URL, with aiortc.
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whep_client.py");

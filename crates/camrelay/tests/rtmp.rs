@@ -10,20 +10,10 @@ fn publish(url: &str) -> Publisher {
     Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", url])
 }
 
-/// Decodes `frames` video frames from an RTMP URL with ffmpeg (framecrc: a line per decoded frame).
+/// Decodes `frames` video frames from an RTMP URL with ffmpeg; at least one must decode.
 fn decode_rtmp(url: &str, frames: u32) -> usize {
-    let out = run_with_timeout(
-        std::process::Command::new("ffmpeg").args(["-v", "error", "-i", url, "-map", "0:v:0", "-frames:v"]).args([
-            &frames.to_string(),
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(30),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let n = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
-    assert!(n > 0, "no frames from {url}; ffmpeg said: {}", String::from_utf8_lossy(&out.stderr));
+    let (n, stderr) = decode_frames(&[], url, frames, Duration::from_secs(30));
+    assert!(n > 0, "no frames from {url}; ffmpeg said: {stderr}");
     n
 }
 

@@ -33,16 +33,7 @@ fn has_rtmp_producer(srv: &Server, name: &str) -> bool {
 
 /// Decodes `frames` video frames over RTMP with ffmpeg; the count decoded.
 fn decode_rtmp(url: &str, frames: u32) -> usize {
-    let out = run_with_timeout(
-        Command::new("ffmpeg").args(["-v", "error", "-i", url, "-map", "0:v:0", "-frames:v"]).args([
-            &frames.to_string(),
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(30),
-    );
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count()
+    decode_frames(&[], url, frames, Duration::from_secs(30)).0
 }
 
 /// Whether the server closed `s` (EOF or reset) within `wait`.

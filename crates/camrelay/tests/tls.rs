@@ -33,26 +33,9 @@ fn publish(url: &str) -> Publisher {
     Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", url])
 }
 
-/// Decodes `frames` video frames from an `rtmp(s)://` URL (framecrc: a line per decoded frame).
+/// Decodes `frames` video frames from an `rtmp(s)://` URL; the count decoded.
 fn decode(url: &str, frames: u32) -> usize {
-    let out = run_with_timeout(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-i",
-            url,
-            "-map",
-            "0:v:0",
-            "-frames:v",
-            &frames.to_string(),
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(30),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count()
+    decode_frames(&[], url, frames, Duration::from_secs(30)).0
 }
 
 fn assert_320x240_h264_aac(streams: &[ProbedStream]) {
@@ -380,24 +363,8 @@ fn mediamtx_hls_and_webrtc_encryption() {
     assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "{}", srv.log());
 
     let playlist = format!("https://{hls}/mystream/index.m3u8");
-    let out = run_with_timeout(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-i",
-            &playlist,
-            "-map",
-            "0:v:0",
-            "-frames:v",
-            "10",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(40),
-    );
-    let decoded = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
-    assert!(decoded >= 10, "HLS over HTTPS: {decoded} frames; {}\n{}", String::from_utf8_lossy(&out.stderr), srv.log());
+    let (decoded, stderr) = decode_frames(&[], &playlist, 10, Duration::from_secs(40));
+    assert!(decoded >= 10, "HLS over HTTPS: {decoded} frames; {stderr}\n{}", srv.log());
 
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whep_client.py");
     let python = std::env::var("CAMRELAY_PYTHON").unwrap_or_else(|_| "python3".to_string());

@@ -355,31 +355,29 @@ pub fn ffprobe(url: &str, transport: &str) -> Result<Vec<ProbedStream>, String> 
         .collect())
 }
 
-/// Decodes `frames` video frames from an RTSP URL with ffmpeg and returns how many decoded
-/// (framecrc prints one line per decoded frame).
-pub fn decode_video_frames(url: &str, transport: &str, frames: u32) -> Result<usize, String> {
+/// Decodes up to `frames` video frames of `url` with ffmpeg (`input`: its options before `-i`, such as
+/// `-rtsp_transport tcp`); returns how many decoded (framecrc prints a line per decoded frame) and what
+/// ffmpeg said on stderr.
+pub fn decode_frames(input: &[&str], url: &str, frames: u32, timeout: Duration) -> (usize, String) {
+    let count = frames.to_string();
     let out = run_with_timeout(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            url,
-            "-map",
-            "0:v:0",
-            "-frames:v",
-            &frames.to_string(),
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(30),
+        Command::new("ffmpeg")
+            .args(["-v", "error"])
+            .args(input)
+            .args(["-i", url, "-map", "0:v:0", "-frames:v"])
+            .args([count.as_str(), "-f", "framecrc", "-"]),
+        timeout,
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let n = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+    (n, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Decodes `frames` video frames from an RTSP URL with ffmpeg and returns how many decoded.
+pub fn decode_video_frames(url: &str, transport: &str, frames: u32) -> Result<usize, String> {
+    let (n, stderr) = decode_frames(&["-rtsp_transport", transport], url, frames, Duration::from_secs(30));
     if n == 0 {
-        return Err(format!("no frames; ffmpeg said: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!("no frames; ffmpeg said: {stderr}"));
     }
     Ok(n)
 }
