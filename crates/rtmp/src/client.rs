@@ -615,8 +615,8 @@ impl RtmpClientSession {
             msg::COMMAND_AMF3 => self.handle_command(m.stream_id, m.payload.get(1..).unwrap_or_default())?,
             msg::AUDIO | msg::VIDEO | msg::DATA_AMF0 => self.media(m.stream_id, m.type_id, m.timestamp, m.payload),
             msg::DATA_AMF3 => {
-                let p = if m.payload.first() == Some(&0) { m.payload.slice(1..) } else { m.payload };
-                self.media(m.stream_id, msg::DATA_AMF0, m.timestamp, p)
+                let body = msg::amf3_data_as_amf0(&m.payload)?;
+                self.media(m.stream_id, msg::DATA_AMF0, m.timestamp, body)
             }
             msg::AGGREGATE => {
                 for (type_id, timestamp, body) in msg::split_aggregate(&m.payload, m.timestamp)

@@ -105,3 +105,29 @@ pub fn split_aggregate(payload: &bytes::Bytes, timestamp: u32) -> Result<Vec<(u8
     }
     Ok(out)
 }
+
+/// An AMF3 data message (type 15) as the AMF0 body of an FLV script tag, which both session machines
+/// hand on as `DATA_AMF0`: the format byte dropped, and values that switch to AMF3 (marker 0x11)
+/// written again in AMF0.
+pub fn amf3_data_as_amf0(payload: &bytes::Bytes) -> Result<bytes::Bytes, crate::amf0::Amf0Error> {
+    let body = if payload.first() == Some(&0) { &payload[1..] } else { &payload[..] };
+    let values = crate::amf0::Amf0Reader::new(body).read_all()?;
+    Ok(amf0::encode_all(&values).freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amf3_data_becomes_amf0() {
+        // Format byte, the AMF0 name, then a value switched to AMF3 (0x11): the integer 5 (0x04 0x05).
+        let mut payload = vec![0u8];
+        payload.extend_from_slice(&amf0::encode_all(&[Amf0Value::string("onMetaData")]));
+        payload.extend_from_slice(&[0x11, 0x04, 0x05]);
+        let body = amf3_data_as_amf0(&bytes::Bytes::from(payload)).unwrap();
+        let values = crate::amf0::Amf0Reader::new(&body).read_all().unwrap();
+        assert_eq!(values, [Amf0Value::string("onMetaData"), Amf0Value::Number(5.0)]);
+        assert!(amf3_data_as_amf0(&bytes::Bytes::from_static(&[0, 0x11, 0x7f])).is_err(), "unknown AMF3 type");
+    }
+}

@@ -504,11 +504,8 @@ impl RtmpServerSession {
             msg::AUDIO | msg::VIDEO => self.media(m.stream_id, m.type_id, m.timestamp, m.payload),
             msg::DATA_AMF0 => self.media(m.stream_id, m.type_id, m.timestamp, m.payload),
             msg::DATA_AMF3 => {
-                // A format byte, then AMF0 values that may switch to AMF3 (0x11): passed on as AMF0 (what
-                // an FLV script tag holds).
-                let p = if m.payload.first() == Some(&0) { m.payload.slice(1..) } else { m.payload };
-                let values = Amf0Reader::new(&p).read_all()?;
-                self.media(m.stream_id, msg::DATA_AMF0, m.timestamp, crate::amf0::encode_all(&values).freeze())
+                let body = msg::amf3_data_as_amf0(&m.payload)?;
+                self.media(m.stream_id, msg::DATA_AMF0, m.timestamp, body)
             }
             msg::AGGREGATE => self.aggregate(m)?,
             _ => {} // Shared objects and unknown types are ignored.
