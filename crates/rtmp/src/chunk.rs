@@ -43,6 +43,60 @@ pub enum ChunkError {
     BadChunkSize(u32),
     #[error("RTMP chunk stream {0}: message header changed in the middle of a message")]
     HeaderMidMessage(u32),
+    /// A protocol control message too short for its value.
+    #[error("RTMP: truncated {0}")]
+    Truncated(&'static str),
+}
+
+/// The receiving half both session machines share: messages read from the peer's bytes, with the
+/// protocol control messages that act on that reading (Set Chunk Size, Abort, Window Acknowledgement
+/// Size) handled here, and the Acknowledgements the peer's window asks for.
+#[derive(Debug, Default)]
+pub struct Inbound {
+    pub reader: ChunkReader,
+    /// Bytes received since the handshake (what Acknowledgements count).
+    pub received: u64,
+    acked: u64,
+    /// The peer's Window Acknowledgement Size; 0 until it sends one.
+    peer_window: u32,
+}
+
+impl Inbound {
+    /// The next message of `buf` that is not protocol control; `None` when more bytes are needed (then
+    /// an Acknowledgement is written to `out` if the peer's window is reached). Bounded: more than a
+    /// message's worth of unread bytes is an error.
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        writer: &ChunkWriter,
+        out: &mut BytesMut,
+    ) -> Result<Option<Message>, ChunkError> {
+        use crate::message as msg;
+        loop {
+            let Some(m) = self.reader.read(buf)? else {
+                if buf.len() > MAX_MESSAGE_LEN as usize + 64 {
+                    return Err(ChunkError::TooMuchBuffered);
+                }
+                if self.peer_window > 0 && self.received - self.acked >= u64::from(self.peer_window) {
+                    self.acked = self.received;
+                    msg::write_control_u32(writer, out, msg::ACKNOWLEDGEMENT, self.received as u32);
+                }
+                return Ok(None);
+            };
+            let be32 = |what| {
+                m.payload
+                    .get(..4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .ok_or(ChunkError::Truncated(what))
+            };
+            match m.type_id {
+                msg::SET_CHUNK_SIZE => self.reader.set_chunk_size(be32("Set Chunk Size")?)?,
+                msg::ABORT => self.reader.abort(be32("Abort")?),
+                msg::WINDOW_ACK_SIZE => self.peer_window = be32("Window Ack Size")?,
+                _ => return Ok(Some(m)),
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -22,11 +22,11 @@
 //!
 //! Refusals are typed ([`ClientError::Rejected`] with a [`RejectKind`]: authentication, stream not
 //! found, bad name, other) and carry what the server said. Memory is bounded as in the server session
-//! (the [`ChunkReader`] limits, input kept while nothing can be parsed, queued events, and the output
+//! (the [`crate::chunk::ChunkReader`] limits, input kept while nothing can be parsed, queued events, and the output
 //! queue [`ClientConfig::max_pending_output`]).
 
 use crate::amf0::{Amf0Error, Amf0Reader, Amf0Value};
-use crate::chunk::{ChunkError, ChunkReader, ChunkWriter, Message, MAX_MESSAGE_LEN};
+use crate::chunk::{ChunkError, ChunkWriter, Inbound, Message};
 use crate::handshake::{self, Filler, HandshakeError, PACKET_SIZE};
 use crate::message as msg;
 use crate::server::MediaKind;
@@ -297,14 +297,11 @@ pub struct RtmpClientSession {
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ClientEvent>,
-    reader: ChunkReader,
+    inbound: Inbound,
     writer: ChunkWriter,
     client_digest: Option<[u8; 32]>,
     /// Last input (or the start): the timeout counts from here.
     last_input: Instant,
-    received: u64,
-    acked: u64,
-    peer_window: u32,
     answered_bandwidth: bool,
     dropped_events: u64,
 }
@@ -322,13 +319,10 @@ impl RtmpClientSession {
             buf: BytesMut::new(),
             out,
             events: VecDeque::new(),
-            reader: ChunkReader::new(),
+            inbound: Inbound::default(),
             writer: ChunkWriter::new(),
             client_digest,
             last_input: now,
-            received: 0,
-            acked: 0,
-            peer_window: 0,
             answered_bandwidth: false,
             dropped_events: 0,
         }
@@ -353,7 +347,7 @@ impl RtmpClientSession {
 
     /// Bytes received after the handshake (what acknowledgements count).
     pub fn bytes_received(&self) -> u64 {
-        self.received
+        self.inbound.received
     }
 
     /// Bytes waiting in the output queue.
@@ -429,7 +423,7 @@ impl RtmpClientSession {
         }
         self.last_input = now;
         if self.state != State::Handshake {
-            self.received += data.len() as u64;
+            self.inbound.received += data.len() as u64;
         }
         self.buf.extend_from_slice(data);
         if let Err(e) = self.process() {
@@ -530,16 +524,12 @@ impl RtmpClientSession {
                     let s = self.buf.split_to(1 + 2 * PACKET_SIZE);
                     let c2 = handshake::client_verify(&s, self.client_digest.as_ref())?;
                     self.out.extend_from_slice(&c2);
-                    self.received = self.buf.len() as u64;
+                    self.inbound.received = self.buf.len() as u64;
                     self.send_connect();
                     self.state = State::Connecting;
                 }
                 _ => {
-                    let Some(m) = self.reader.read(&mut self.buf)? else {
-                        if self.buf.len() > MAX_MESSAGE_LEN as usize + 64 {
-                            return Err(ChunkError::TooMuchBuffered.into());
-                        }
-                        self.maybe_ack();
+                    let Some(m) = self.inbound.next(&mut self.buf, &self.writer, &mut self.out)? else {
                         return Ok(());
                     };
                     self.handle_message(m)?;
@@ -575,13 +565,6 @@ impl RtmpClientSession {
         msg::write_command(w, out, 0, "connect", TID_CONNECT, &[Amf0Value::object(props)]);
     }
 
-    fn maybe_ack(&mut self) {
-        if self.peer_window > 0 && self.received - self.acked >= u64::from(self.peer_window) {
-            self.acked = self.received;
-            msg::write_control_u32(&self.writer, &mut self.out, msg::ACKNOWLEDGEMENT, self.received as u32);
-        }
-    }
-
     fn our_stream(&self) -> Option<u32> {
         match self.state {
             State::Starting { stream_id } | State::Playing { stream_id } | State::Publishing { stream_id } => {
@@ -594,13 +577,7 @@ impl RtmpClientSession {
     fn handle_message(&mut self, m: Message) -> Result<(), ClientError> {
         let be32 = |p: &[u8]| p.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         match m.type_id {
-            msg::SET_CHUNK_SIZE => {
-                let size = be32(&m.payload).ok_or_else(|| short("Set Chunk Size"))?;
-                self.reader.set_chunk_size(size)?;
-            }
-            msg::ABORT => self.reader.abort(be32(&m.payload).ok_or_else(|| short("Abort"))?),
             msg::ACKNOWLEDGEMENT => {}
-            msg::WINDOW_ACK_SIZE => self.peer_window = be32(&m.payload).ok_or_else(|| short("Window Ack Size"))?,
             msg::SET_PEER_BANDWIDTH => {
                 // Answered once with our window, as Flash Player and librtmp do.
                 be32(&m.payload).ok_or_else(|| short("Set Peer Bandwidth"))?;

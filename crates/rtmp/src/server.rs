@@ -21,7 +21,7 @@
 //! ```
 
 use crate::amf0::{Amf0Error, Amf0Reader, Amf0Value};
-use crate::chunk::{ChunkError, ChunkReader, ChunkWriter, Message, MAX_MESSAGE_LEN};
+use crate::chunk::{ChunkError, ChunkWriter, Inbound, Message, MAX_MESSAGE_LEN};
 use crate::handshake::{self, Filler, HandshakeError, PACKET_SIZE};
 use crate::message::{self as msg, status};
 use bytes::{Bytes, BytesMut};
@@ -158,17 +158,12 @@ pub struct RtmpServerSession {
     buf: BytesMut,
     out: BytesMut,
     events: VecDeque<ServerEvent>,
-    reader: ChunkReader,
+    inbound: Inbound,
     writer: ChunkWriter,
     filler: Filler,
     last_input: Instant,
     /// When the session started (the handshake deadline counts from here).
     started: Instant,
-    /// Bytes received since the handshake and the last acknowledged count.
-    received: u64,
-    acked: u64,
-    /// The peer's Window Acknowledgement Size (0 until it sends one).
-    peer_window: u32,
     next_stream_id: u32,
     app: String,
     /// The client's Enhanced RTMP codecs (`fourCcList`, the keys of `videoFourCcInfoMap` /
@@ -212,14 +207,11 @@ impl RtmpServerSession {
             buf: BytesMut::new(),
             out: BytesMut::new(),
             events: VecDeque::new(),
-            reader: ChunkReader::new(),
+            inbound: Inbound::default(),
             writer: ChunkWriter::new(),
             filler,
             last_input: now,
             started: now,
-            received: 0,
-            acked: 0,
-            peer_window: 0,
             next_stream_id: 1,
             app: String::new(),
             client_fourccs: None,
@@ -305,7 +297,7 @@ impl RtmpServerSession {
     /// The peer closed the connection. Closing in the middle of the handshake or of a chunk or message
     /// is an error naming it (a truncated stream), otherwise the session is [`ServerEvent::Closed`].
     pub fn handle_eof(&mut self) {
-        let unread = self.buf.len() + self.reader.partial_bytes();
+        let unread = self.buf.len() + self.inbound.reader.partial_bytes();
         let waiting = matches!(self.state, State::PublishPending { .. } | State::PlayPending { .. });
         if self.state != State::Ended && unread > 0 && !waiting {
             let what = match self.state {
@@ -330,7 +322,7 @@ impl RtmpServerSession {
         }
         self.last_input = now;
         if !matches!(self.state, State::HandshakeC0C1 | State::HandshakeC2) {
-            self.received += data.len() as u64;
+            self.inbound.received += data.len() as u64;
         }
         self.buf.extend_from_slice(data);
         if let Err(e) = self.process() {
@@ -452,7 +444,7 @@ impl RtmpServerSession {
                     }
                     // C2 echoes S1; clients differ in what they put there, so it is not checked.
                     let _ = self.buf.split_to(PACKET_SIZE);
-                    self.received = self.buf.len() as u64;
+                    self.inbound.received = self.buf.len() as u64;
                     self.state = State::Connect;
                 }
                 State::PublishPending { .. } | State::PlayPending { .. } => {
@@ -463,11 +455,7 @@ impl RtmpServerSession {
                     return Ok(());
                 }
                 _ => {
-                    let Some(m) = self.reader.read(&mut self.buf)? else {
-                        if self.buf.len() > MAX_MESSAGE_LEN as usize + 64 {
-                            return Err(ChunkError::TooMuchBuffered.into());
-                        }
-                        self.maybe_ack();
+                    let Some(m) = self.inbound.next(&mut self.buf, &self.writer, &mut self.out)? else {
                         return Ok(());
                     };
                     self.handle_message(m)?;
@@ -476,23 +464,10 @@ impl RtmpServerSession {
         }
     }
 
-    fn maybe_ack(&mut self) {
-        if self.peer_window > 0 && self.received - self.acked >= u64::from(self.peer_window) {
-            self.acked = self.received;
-            msg::write_control_u32(&self.writer, &mut self.out, msg::ACKNOWLEDGEMENT, self.received as u32);
-        }
-    }
-
     fn handle_message(&mut self, m: Message) -> Result<(), ServerError> {
         let be32 = |p: &[u8]| p.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         match m.type_id {
-            msg::SET_CHUNK_SIZE => {
-                let size = be32(&m.payload).ok_or_else(|| short("Set Chunk Size"))?;
-                self.reader.set_chunk_size(size)?;
-            }
-            msg::ABORT => self.reader.abort(be32(&m.payload).ok_or_else(|| short("Abort"))?),
             msg::ACKNOWLEDGEMENT | msg::SET_PEER_BANDWIDTH => {}
-            msg::WINDOW_ACK_SIZE => self.peer_window = be32(&m.payload).ok_or_else(|| short("Window Ack Size"))?,
             msg::USER_CONTROL
                 if m.payload.len() >= 6 && u16::from_be_bytes([m.payload[0], m.payload[1]]) == msg::PING_REQUEST =>
             {
