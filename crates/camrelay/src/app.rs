@@ -95,6 +95,8 @@ pub fn server_modules() -> Vec<ServerModule> {
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc_tls(app)) },
         // Prometheus (`metrics: listen`, MediaMTX's `metrics`/`metricsAddress`; off by default).
         ServerModule { module: "metrics", start: |app| Box::pin(servers::metrics::start(app)) },
+        // Recordings (`playback: listen`, MediaMTX's `playback`/`playbackAddress`; off by default).
+        ServerModule { module: "playback", start: |app| Box::pin(crate::playback::start(app)) },
     ]
 }
 

@@ -329,7 +329,12 @@ pub struct Hooks {
     /// `runOnInit` per literal path: command, restart, the run.
     init: Mutex<HashMap<String, (String, bool, HookRun)>>,
     demands: Mutex<HashMap<String, Demand>>,
+    /// Told of each segment the recorder creates or completes (the playback server's index).
+    segment_observers: Mutex<Vec<SegmentObserver>>,
 }
+
+/// Called with the path name of a segment the recorder created or completed; must return at once.
+pub type SegmentObserver = Box<dyn Fn(&str) + Send + Sync>;
 
 impl Hooks {
     pub fn new(live: Arc<ArcSwap<Config>>, rtsp: Arc<PrivatePublishers>) -> Arc<Hooks> {
@@ -344,7 +349,13 @@ impl Hooks {
             next_conn: AtomicU64::new(1),
             init: Mutex::default(),
             demands: Mutex::default(),
+            segment_observers: Mutex::default(),
         })
+    }
+
+    /// Calls `observer` for each segment the recorder creates or completes.
+    pub fn observe_segments(&self, observer: SegmentObserver) {
+        self.segment_observers.lock().unwrap_or_else(|e| e.into_inner()).push(observer);
     }
 
     /// Makes `hub` report its path events here.
@@ -446,6 +457,9 @@ impl Hooks {
     /// `runOnRecordSegmentCreate` / `runOnRecordSegmentComplete` with `MTX_SEGMENT_PATH` (and
     /// `MTX_SEGMENT_DURATION`, seconds), run to their end.
     pub fn record_segment(&self, path: &str, file: &std::path::Path, duration: Option<Duration>) {
+        for observer in self.segment_observers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            observer(path);
+        }
         let Some(ctx) = self.path_settings(path) else { return };
         let hook = if duration.is_some() { Hook::SegmentComplete } else { Hook::SegmentCreate };
         let command = str_of(&ctx.settings, hook.key());

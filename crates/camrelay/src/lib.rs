@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod http_client;
 pub mod hub;
 pub mod logging;
+pub mod playback;
 pub mod push;
 pub mod record;
 pub mod reload;

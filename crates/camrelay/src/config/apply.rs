@@ -193,6 +193,7 @@ pub(crate) fn apply(
             "preload" => apply_preload(&ctx, item, config)?,
             "publish" => apply_publish(&ctx, item, config)?,
             "metrics" => apply_metrics(&mut ctx, item, config)?,
+            "playback" => apply_playback(&mut ctx, item, config)?,
             "rtmp" => apply_rtmp(&mut ctx, item, config)?,
             "app" => {
                 for (key, value) in ctx.section(item, "app")? {
@@ -370,6 +371,21 @@ fn apply_metrics(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), 
         match key.name.as_str() {
             "listen" => config.servers.metrics_listen = ctx.listen(value, "metrics.listen")?,
             _ => ctx.unknown(key, &format!("metrics.{}", key.name)),
+        }
+    }
+    Ok(())
+}
+
+/// `playback:` — `listen: ":9996"` (the recordings server; off by default), or `true`/`false`.
+fn apply_playback(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    if let Node::Bool(on) = item.node {
+        config.servers.playback_listen = if on { ":9996".to_string() } else { String::new() };
+        return Ok(());
+    }
+    for (key, value) in ctx.section(item, "playback")? {
+        match key.name.as_str() {
+            "listen" => config.servers.playback_listen = ctx.listen(value, "playback.listen")?,
+            _ => ctx.unknown(key, &format!("playback.{}", key.name)),
         }
     }
     Ok(())
