@@ -106,6 +106,8 @@ fn module_of_scheme(scheme: &str) -> &str {
         "rtsp" | "rtsps" | "rtspx" => "rtsp",
         "http" | "https" | "httpx" | "tcp" => "http",
         "rtmp" | "rtmps" | "rtmpx" => "rtmp",
+        // MediaMTX's MPEG-TS/RTP listeners: no go2rtc module, always there.
+        "udp" | "udp+mpegts" | "udp+rtp" | "unix+mpegts" => "",
         // The built-in clip is camrelay's own and always there.
         "demo" => "",
         other => other,
@@ -127,6 +129,7 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
     .chain(sources::rtsp::schemes())
     .chain(sources::rtmp::schemes())
     .chain(sources::http::schemes(ctx))
+    .chain(sources::udp::schemes())
     .filter(|(scheme, _)| {
         let module = module_of_scheme(scheme);
         module.is_empty() || app.enabled(module)

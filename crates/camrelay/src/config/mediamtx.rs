@@ -369,6 +369,14 @@ pub fn path_source_url(source: &str, settings: &Map<String, Value>) -> Result<St
         }
         url.push_str(&format!("#fingerprint={hex}"));
     }
+    // `udp+rtp://` is described by `rtpSDP`, carried in the URL.
+    if source.to_ascii_lowercase().starts_with("udp+rtp://") && !source.contains("#sdp") {
+        let sdp = value_str(settings.get("rtpSDP"));
+        if sdp.trim().is_empty() {
+            return Err("a udp+rtp:// source needs rtpSDP (the SDP of the RTP stream)".into());
+        }
+        url.push_str(&format!("#sdp={}", crate::sources::udp::sdp_param(&sdp)));
+    }
     Ok(url)
 }
 

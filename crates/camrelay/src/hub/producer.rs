@@ -230,6 +230,27 @@ pub trait Source: Send + Sync + 'static {
     fn connection_info(&self) -> Option<ConnectionInfo> {
         None
     }
+
+    /// Packet counts of a source that receives datagrams (UDP MPEG-TS/RTP), for `/api/streams`
+    /// (`receive`) and `/v3/paths`.
+    fn receive_stats(&self) -> Option<ReceiveStats> {
+        None
+    }
+}
+
+/// What a datagram source counted since it was made.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceiveStats {
+    /// Datagrams (MPEG-TS) or RTP packets taken.
+    pub packets: u64,
+    /// RTP packets never received (sequence gaps), or MPEG-TS packets missing by continuity counter.
+    pub packets_lost: u64,
+    /// RTP packets that came after a later one (put back in order by the reorder buffer).
+    pub packets_reordered: u64,
+    /// Datagrams from senders not taken (`?source=`, or another sender while one owns the source).
+    pub packets_rejected: u64,
+    /// Datagrams that are not RTP or of no payload type of the SDP.
+    pub packets_in_error: u64,
 }
 
 /// What a pulled source tells the API about its connection.

@@ -425,6 +425,15 @@ fn producer_json(p: &Producer) -> Value {
             }
             v["bytes_recv"] = json!(info.bytes_recv);
         }
+        if let Some(s) = source.receive_stats() {
+            v["receive"] = json!({
+                "packets": s.packets,
+                "packets_lost": s.packets_lost,
+                "packets_reordered": s.packets_reordered,
+                "packets_rejected": s.packets_rejected,
+                "packets_in_error": s.packets_in_error,
+            });
+        }
     }
     if let Some(medias) = p.known_medias() {
         v["medias"] = json!(medias.iter().map(|m| m.to_string()).collect::<Vec<_>>());

@@ -765,7 +765,8 @@ pub(crate) fn source_type(p: &Producer) -> &'static str {
                 "rtmp" | "rtmps" | "rtmpx" => "rtmpSource",
                 "webrtc" | "whep" | "wheps" => "webRTCSource",
                 "srt" => "srtSource",
-                "udp" => "mpegtsSource",
+                "udp" | "udp+mpegts" | "unix+mpegts" => "mpegtsSource",
+                "udp+rtp" => "rtpSource",
                 "http" | "https" | "httpx" if url.contains(".m3u8") => "hlsSource",
                 "http" | "https" | "httpx" | "tcp" => "mpegtsSource",
                 _ => "rtspSession",
@@ -896,11 +897,24 @@ fn path_json(app: &App, stream: &Stream) -> Value {
         "tracks2": tracks.iter().map(|t| json!({ "codec": codec_name(&t.codec) })).collect::<Vec<_>>(),
         "inboundBytes": inbound,
         "outboundBytes": outbound,
-        "inboundFramesInError": 0,
+        "inboundFramesInError": frames_in_error(&producers),
         "bytesReceived": inbound,
         "bytesSent": outbound,
         "readers": reader_list,
     })
+}
+
+/// What datagram sources (UDP MPEG-TS/RTP) lost or could not read: MediaMTX counts frames in error
+/// there; we count the packets.
+fn frames_in_error(producers: &[Arc<Producer>]) -> u64 {
+    producers
+        .iter()
+        .filter_map(|p| match &p.kind {
+            ProducerKind::Pulled(source) => source.receive_stats(),
+            _ => None,
+        })
+        .map(|s| s.packets_lost + s.packets_in_error)
+        .sum()
 }
 
 /// Streams the API shows as paths (not the private ones `exec:` children publish into).

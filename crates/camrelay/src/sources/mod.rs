@@ -10,4 +10,5 @@ pub mod http;
 pub mod offline;
 pub mod rtmp;
 pub mod rtsp;
+pub mod udp;
 pub mod webrtc;
