@@ -8,7 +8,7 @@ use super::{Config, ConfigError};
 
 /// Top-level sections of later features: accepted with any content, without warnings.
 const LATER_SECTIONS: &[&str] =
-    &["mp4", "hls", "mjpeg", "srt", "ngrok", "hass", "homekit", "webtorrent", "srtp", "record", "onvif"];
+    &["mp4", "hls", "mjpeg", "srt", "ngrok", "hass", "homekit", "webtorrent", "srtp", "onvif"];
 
 /// go2rtc keys that camrelay accepts but does not use yet (no warning, value ignored).
 const LATER_RTSP_KEYS: &[&str] = &["pkt_size"];
@@ -195,6 +195,7 @@ pub(crate) fn apply(
             "metrics" => apply_metrics(&mut ctx, item, config)?,
             "playback" => apply_playback(&mut ctx, item, config)?,
             "rtmp" => apply_rtmp(&mut ctx, item, config)?,
+            "record" => apply_record(&mut ctx, item, config)?,
             "app" => {
                 for (key, value) in ctx.section(item, "app")? {
                     match key.name.as_str() {
@@ -357,6 +358,87 @@ fn apply_preload(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
             Some(entry) => entry.1 = query,
             None => config.preload.push((key.name.clone(), query)),
         }
+    }
+    Ok(())
+}
+
+/// One `record:` key (the section's or a stream's) as the MediaMTX path key the recorder reads; `false`
+/// when the key is not a record key.
+fn record_key(
+    ctx: &Ctx,
+    key: &str,
+    value: &Item,
+    path: &str,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<bool, ConfigError> {
+    use serde_json::Value;
+    let Some((_, mtx_key)) = crate::record::GO2RTC_KEYS.iter().find(|(k, _)| *k == key) else {
+        return Ok(false);
+    };
+    let v = match key {
+        "continuous" => match ctx.boolean(value, path)? {
+            Some(b) => Value::Bool(b),
+            None => return Ok(true),
+        },
+        "max_part_size" => match ctx.size(value, path, 1000, "a size in bytes")? {
+            Some(n) => Value::String(n.to_string()),
+            None => return Ok(true),
+        },
+        "path" | "format" => Value::String(ctx.string(value, path)?.trim().to_string()),
+        // Durations, and days (`7d`) as MediaMTX's record durations take them.
+        _ => match value.scalar_text().as_deref().and_then(|t| t.trim().strip_suffix('d')?.parse::<u64>().ok()) {
+            Some(days) => Value::String(format!("{days}d")),
+            None => match ctx.duration(value, path)? {
+                Some(d) => Value::String(format!("{}ms", d.as_millis())),
+                None => return Ok(true),
+            },
+        },
+    };
+    out.insert(mtx_key.to_string(), v);
+    Ok(true)
+}
+
+/// `record:` (camrelay's): the recorder's settings for every stream, and `streams:` (a list of names,
+/// or names with their own settings) to record; see docs/record.md.
+fn apply_record(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    for (key, value) in ctx.section(item, "record")? {
+        let path = format!("record.{}", key.name);
+        if key.name == "streams" {
+            let entries: Vec<(String, Option<&Item>)> = match &value.node {
+                Node::Null => Vec::new(),
+                Node::Seq(items) => items
+                    .iter()
+                    .map(|i| Ok((ctx.string(i, &path)?.trim().to_string(), None)))
+                    .collect::<Result<_, _>>()?,
+                Node::Map(entries) => entries.iter().map(|(k, v)| (k.name.clone(), Some(v))).collect(),
+                _ => vec![(ctx.string(value, &path)?.trim().to_string(), None)],
+            };
+            for (name, own) in entries.into_iter().filter(|(n, _)| !n.is_empty()) {
+                let mut keys = serde_json::Map::new();
+                if let Some(own) = own {
+                    let stream_path = format!("{path}.{name}");
+                    for (k, v) in ctx.section(own, &stream_path)? {
+                        let p = format!("{stream_path}.{}", k.name);
+                        if !record_key(ctx, &k.name, v, &p, &mut keys)? {
+                            ctx.unknown(k, &p);
+                        }
+                    }
+                }
+                match config.record.streams.iter_mut().find(|(n, _)| *n == name) {
+                    Some(entry) => entry.1 = keys,
+                    None => config.record.streams.push((name, keys)),
+                }
+            }
+        } else if !record_key(ctx, &key.name, value, &path, &mut config.record.defaults)? {
+            ctx.unknown(key, &path);
+        }
+    }
+    let names = std::iter::once(String::new()).chain(config.record.streams.iter().map(|(n, _)| n.clone()));
+    for name in names.collect::<Vec<_>>() {
+        crate::record::stream_settings(config, &name).map_err(|e| {
+            let key = if name.is_empty() { "record".to_string() } else { format!("record.streams.{name}") };
+            ctx.error(item, &key, e)
+        })?;
     }
     Ok(())
 }

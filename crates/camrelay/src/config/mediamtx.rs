@@ -328,8 +328,15 @@ fn section<'a>(origin: &str, item: &'a Item, key: &str) -> Result<&'a [(tree::Ke
     }
 }
 
+/// Path keys camrelay adds to MediaMTX's (accepted in a MediaMTX file, absent from `/v3/config` unless set).
+fn extension_path_keys() -> &'static Map<String, Value> {
+    static KEYS: OnceLock<Map<String, Value>> = OnceLock::new();
+    // `recordPre`: the pre-record ring of event recordings (docs/record.md).
+    KEYS.get_or_init(|| std::iter::once(("recordPre".to_string(), Value::String("0s".into()))).collect())
+}
+
 fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &str) -> Result<&'a Value, ConfigError> {
-    defaults().path.get(key).ok_or_else(|| ConfigError::Invalid {
+    defaults().path.get(key).or_else(|| extension_path_keys().get(key)).ok_or_else(|| ConfigError::Invalid {
         origin: origin.to_string(),
         line,
         column,

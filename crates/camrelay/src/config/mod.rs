@@ -116,6 +116,18 @@ pub struct Config {
     pub servers: ServerListens,
     /// MediaMTX `paths:` entries, literal and patterns (`~regex`, `all_others`), in file order.
     pub path_rules: Vec<mediamtx::PathRule>,
+    /// `record:` (camrelay's, go2rtc-style; docs/record.md).
+    pub record: RecordConfig,
+}
+
+/// `record:` section: its keys and each stream's, as MediaMTX path keys (`recordPath`,
+/// `recordSegmentDuration`...: `record::GO2RTC_KEYS`), which the recorder reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordConfig {
+    /// The section's own keys, for every stream.
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+    /// `streams:` (recorded, or with a pre-record ring): name → its own keys, in file order.
+    pub streams: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
 }
 
 /// The config file format.

@@ -526,7 +526,7 @@ fn error_origin_of_arguments() {
 #[test]
 fn unknown_keys_warn_with_full_path() {
     let loaded = load_text(
-        "api:\n  lisen: \":1985\"\n  tls_listen: \":443\"\nrtsp:\n  pkt_size: 1200\n  user: x\nhub:\n  lingr: 1s\nstreamz:\n  a: b\nwebrtc:\n  candidates: [a]\nffmpeg:\n  h264: x\nmp4: {}\nrecord:\n  path: /x\nmetrics: true\nlog:\n  level: info\n",
+        "api:\n  lisen: \":1985\"\n  tls_listen: \":443\"\nrtsp:\n  pkt_size: 1200\n  user: x\nhub:\n  lingr: 1s\nstreamz:\n  a: b\nwebrtc:\n  candidates: [a]\nffmpeg:\n  h264: x\nmp4: {}\nrecord:\n  path: /x/%path/%s\nmetrics: true\nlog:\n  level: info\n",
     )
     .unwrap();
     assert_eq!(

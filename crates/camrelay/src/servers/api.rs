@@ -70,6 +70,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(super::webrtc::routes())
         .merge(super::ws::routes(hls_sessions, mjpeg_state))
         .merge(super::v3::routes())
+        .merge(crate::record::api::routes())
         .merge(if app.config().api.static_dir.is_empty() {
             super::ui::routes()
         } else {
@@ -475,7 +476,11 @@ pub fn stream_json(s: &Stream) -> Value {
 /// The stream as `GET /api/streams` shows it, with the server's push targets of it (`publish:`,
 /// `POST /api/streams?src=&dst=`) among its consumers.
 pub fn app_stream_json(app: &App, s: &Stream) -> Value {
-    stream_json_with_pushes(s, &app.pushes.for_stream(&s.name))
+    let mut v = stream_json_with_pushes(s, &app.pushes.for_stream(&s.name));
+    if let Some(r) = app.recorders.status(&s.name) {
+        v["recording"] = crate::record::api::status_json(&r);
+    }
+    v
 }
 
 /// A push target as a consumer: its reader's counters, the destination and the target's state.

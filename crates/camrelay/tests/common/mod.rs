@@ -47,10 +47,24 @@ impl Server {
 
     /// Like [`Server::start_with_args`], with environment variables (`${VAR}` in the config).
     pub fn start_full(yaml: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_wrapped(yaml, extra, env, &[])
+    }
+
+    /// Like [`Server::start_full`], run through `wrapper`: a command that ends by running the program
+    /// and arguments given after it (`unshare --mount sh -c 'mount ...; exec "$0" "$@"'`), in the same
+    /// process (so [`Server::pid`] is the server's).
+    pub fn start_wrapped(yaml: &str, extra: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Server {
         let dir = temp_dir("srv");
         let config = dir.join("camrelay.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_camrelay"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_camrelay"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_camrelay")),
+        };
         cmd.current_dir(&dir)
             .arg("-c")
             .arg(BASE_CONFIG)
@@ -116,6 +130,11 @@ impl Server {
 
     pub fn api_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.api.unwrap())
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server process's resident memory (VmRSS), in KiB.
