@@ -81,6 +81,7 @@ pub struct ServerModule {
 pub fn server_modules() -> Vec<ServerModule> {
     vec![
         ServerModule { module: "rtsp", start: |app| Box::pin(servers::rtsp::start(app)) },
+        ServerModule { module: "rtsp", start: |app| Box::pin(servers::rtsp::start_tls(app)) },
         ServerModule { module: "api", start: |app| Box::pin(servers::api::start(app)) },
         ServerModule { module: "api", start: |app| Box::pin(servers::api::start_unix(app)) },
         ServerModule { module: "api", start: |app| Box::pin(servers::api::start_tls(app)) },

@@ -250,6 +250,9 @@ fn apply_api(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Conf
 }
 
 fn apply_rtsp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    // RTSPS (`tls_listen`, `tls_cert`, `tls_key`, `tls_self_signed`, as `rtmp:`'s) lives beside the
+    // other TLS listeners.
+    let mut tls = std::mem::take(&mut config.servers.rtsps);
     let rtsp = &mut config.rtsp;
     for (key, value) in ctx.section(item, "rtsp")? {
         let path = format!("rtsp.{}", key.name);
@@ -304,10 +307,15 @@ fn apply_rtsp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
                     rtsp.request_timeout = timeout;
                 }
             }
+            "tls_listen" => tls.listen = ctx.listen(value, &path)?,
+            "tls_cert" => tls.cert = ctx.string(value, &path)?,
+            "tls_key" => tls.key = ctx.string(value, &path)?,
+            "tls_self_signed" => set(&mut tls.self_signed, ctx.boolean(value, &path)?),
             name if LATER_RTSP_KEYS.contains(&name) => {}
             _ => ctx.unknown(key, &path),
         }
     }
+    config.servers.rtsps = tls;
     Ok(())
 }
 

@@ -585,6 +585,34 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
             })
         }
     }
+    // RTSPS the same way (`rtspEncryption`, `rtspsAddress`, `rtspServerCert`/`rtspServerKey`).
+    let encryption = match mtx.globals.get("rtspEncryption") {
+        Some(Value::Bool(false)) | None => "no".to_string(),
+        other => value_str(other),
+    };
+    config.servers.rtsps = super::TlsListen::default();
+    match encryption.as_str() {
+        "no" => {}
+        "optional" | "strict" => {
+            if encryption == "strict" {
+                config.rtsp.listen = String::new();
+            }
+            config.servers.rtsps = super::TlsListen {
+                listen: listener(&mtx, "rtsp", "rtspsAddress"),
+                cert: mtx.global_str("rtspServerCert"),
+                key: mtx.global_str("rtspServerKey"),
+                self_signed: false,
+            };
+        }
+        other => {
+            return Err(ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!(
+                    "rtspEncryption: invalid value {other:?} (expected \"no\", \"optional\" or \"strict\")"
+                ),
+            })
+        }
+    }
     config.servers.srt_listen = listener(&mtx, "srt", "srtAddress");
     config.servers.metrics_listen = listener(&mtx, "metrics", "metricsAddress");
     config.servers.playback_listen = listener(&mtx, "playback", "playbackAddress");

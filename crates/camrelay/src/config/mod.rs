@@ -153,6 +153,9 @@ pub struct ServerListens {
     /// RTMPS: go2rtc-style `rtmp.tls_listen`/`tls_cert`/`tls_key`, or MediaMTX's `rtmpsAddress` with
     /// `rtmpEncryption: optional|strict` and `rtmpServerCert`/`rtmpServerKey`.
     pub rtmps: TlsListen,
+    /// RTSPS: `rtsp.tls_listen`/`tls_cert`/`tls_key` (camrelay's, named as the API's), or MediaMTX's
+    /// `rtspsAddress` with `rtspEncryption: optional|strict` and `rtspServerCert`/`rtspServerKey`.
+    pub rtsps: TlsListen,
     pub srt_listen: String,
     pub metrics_listen: String,
     pub playback_listen: String,

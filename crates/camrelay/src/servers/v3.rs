@@ -69,12 +69,12 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v3/rtmpsconns/kick/{id}", post(|s, p| session_kick(s, p, Kind::RtmpsConn)))
         .route("/v3/hlsmuxers/list", get(hls_muxers_list))
         .route("/v3/hlsmuxers/get/{*name}", get(hls_muxer_get))
+        .route("/v3/rtspsconns/list", get(|s, r| sessions_list(s, r, Kind::RtspsConn)))
+        .route("/v3/rtspsconns/get/{id}", get(|s, p| session_get(s, p, Kind::RtspsConn)))
+        .route("/v3/rtspssessions/list", get(|s, r| sessions_list(s, r, Kind::RtspsSession)))
+        .route("/v3/rtspssessions/get/{id}", get(|s, p| session_get(s, p, Kind::RtspsSession)))
+        .route("/v3/rtspssessions/kick/{id}", post(|s, p| session_kick(s, p, Kind::RtspsSession)))
         // No server for these protocols yet: nothing to list.
-        .route("/v3/rtspsconns/list", get(empty_list))
-        .route("/v3/rtspsconns/get/{id}", get(|| async { not_found("connection not found") }))
-        .route("/v3/rtspssessions/list", get(empty_list))
-        .route("/v3/rtspssessions/get/{id}", get(|| async { not_found("session not found") }))
-        .route("/v3/rtspssessions/kick/{id}", post(|| async { not_found("session not found") }))
         .route("/v3/srtconns/list", get(empty_list))
         .route("/v3/srtconns/get/{id}", get(|| async { not_found("connection not found") }))
         .route("/v3/srtconns/kick/{id}", post(|| async { not_found("connection not found") }))
@@ -831,6 +831,7 @@ pub(crate) fn reader_type(r: &ReaderShared) -> Option<(&'static str, String)> {
     let protocol = r.protocol();
     match protocol.split('+').next().unwrap_or("") {
         "rtsp" => Some(("rtspSession", uuid(READER, r.id))),
+        "rtsps" => Some(("rtspsSession", uuid(READER, r.id))),
         "webrtc" => Some(("webRTCSession", uuid(READER, r.id))),
         "hls" => Some(("hlsMuxer", String::new())),
         _ => None,
@@ -940,6 +941,9 @@ async fn path_get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Resp
 pub(crate) enum Kind {
     RtspConn,
     RtspSession,
+    /// RTSP over TLS (the RTSPS listener): listed apart, as MediaMTX does.
+    RtspsConn,
+    RtspsSession,
     WebrtcSession,
     RtmpConn,
     RtmpsConn,
@@ -949,6 +953,7 @@ impl Kind {
     fn protocol(self) -> &'static str {
         match self {
             Kind::RtspConn | Kind::RtspSession => "rtsp",
+            Kind::RtspsConn | Kind::RtspsSession => "rtsps",
             Kind::WebrtcSession => "webrtc",
             Kind::RtmpConn => "rtmp",
             Kind::RtmpsConn => "rtmps",
@@ -957,7 +962,7 @@ impl Kind {
 
     fn missing(self) -> &'static str {
         match self {
-            Kind::RtspConn | Kind::RtmpConn | Kind::RtmpsConn => "connection not found",
+            Kind::RtspConn | Kind::RtspsConn | Kind::RtmpConn | Kind::RtmpsConn => "connection not found",
             _ => "session not found",
         }
     }
@@ -997,8 +1002,8 @@ fn parties(app: &App, kind: Kind) -> Vec<(Arc<Stream>, Party)> {
 
 fn party_id(kind: Kind, party: &Party) -> String {
     match (kind, party) {
-        (Kind::RtspConn, Party::Reader(r)) => uuid(READER_CONN, r.id),
-        (Kind::RtspConn, Party::Publisher(p)) => uuid(PUBLISHER_CONN, p.id),
+        (Kind::RtspConn | Kind::RtspsConn, Party::Reader(r)) => uuid(READER_CONN, r.id),
+        (Kind::RtspConn | Kind::RtspsConn, Party::Publisher(p)) => uuid(PUBLISHER_CONN, p.id),
         (_, Party::Reader(r)) => uuid(READER, r.id),
         (_, Party::Publisher(p)) => uuid(PUBLISHER, p.id),
     }
@@ -1071,7 +1076,7 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
     let id = party_id(kind, party);
     let created = rfc3339(created.unwrap_or_else(SystemTime::now));
     match kind {
-        Kind::RtspConn => {
+        Kind::RtspConn | Kind::RtspsConn => {
             let session = match party {
                 Party::Reader(r) => uuid(READER, r.id),
                 Party::Publisher(p) => uuid(PUBLISHER, p.id),
@@ -1081,7 +1086,7 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 "inboundBytes": inbound, "outboundBytes": outbound, "bytesReceived": inbound, "bytesSent": outbound,
             })
         }
-        Kind::RtspSession => {
+        Kind::RtspSession | Kind::RtspsSession => {
             let conn = match party {
                 Party::Reader(r) => uuid(READER_CONN, r.id),
                 Party::Publisher(p) => uuid(PUBLISHER_CONN, p.id),

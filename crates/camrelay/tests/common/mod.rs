@@ -104,7 +104,8 @@ impl Server {
             if let Some(addr) = line.split("[api] listen addr=").nth(1) {
                 api = addr.trim().parse().ok();
             }
-            if let Some(addr) = line.split("[rtsp] listen addr=").nth(1) {
+            // The RTSPS listener's line (`... tls`) is not the plain one.
+            if let Some(addr) = line.split("[rtsp] listen addr=").nth(1).filter(|a| !a.trim().ends_with(" tls")) {
                 rtsp = addr.trim().parse().ok();
             }
         }

@@ -1,7 +1,10 @@
 //! RTSP server (`rtsp:` section, default `:8554`): readers (DESCRIBE/SETUP/PLAY) and publishers
-//! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast.
+//! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast; RTSPS (`rtsp.tls_listen`, MediaMTX's
+//! `rtspsAddress` with `rtspEncryption: optional|strict`): the same sessions over TLS (`tls.rs`), the
+//! certificate from `tls::server` (reloaded when its files change).
 
 mod session;
+mod tls;
 pub mod udp;
 mod writer;
 
@@ -9,8 +12,14 @@ mod writer;
 pub(crate) use session::payload_type_for;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::app::App;
+use crate::config::Dialect;
+use crate::tls::server::{PemSetting, ServerTls};
+
+/// A TLS handshake must finish within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(listener) = super::bind_tcp("rtsp", &app.config().rtsp.listen).await? else {
@@ -37,10 +46,66 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     if let Some(u) = &udp {
         u.spawn_receivers();
     }
+    Ok(Some(tokio::spawn(accept_loop(app, listener, udp, None))))
+}
+
+/// The RTSPS listener: off unless `servers.rtsps.listen` is set. A certificate that does not load is
+/// a startup error naming the setting and file.
+pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let config = app.config();
+    let settings = &config.servers.rtsps;
+    if crate::config::bind_address(&settings.listen).is_none() {
+        return Ok(None);
+    }
+    let (cert, key) = match config.dialect {
+        Dialect::Mediamtx => ("rtspServerCert", "rtspServerKey"),
+        Dialect::Go2rtc => ("rtsp.tls_cert", "rtsp.tls_key"),
+    };
+    let (mut cert, mut key) = (PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key));
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtsps: {e}"));
+    if settings.self_signed {
+        crate::tls::server::make_self_signed("rtsp", &mut cert, &mut key).map_err(invalid)?;
+    }
+    let tls = ServerTls::load("rtsp", cert, key, &[]).map_err(invalid)?;
+    let Some(listener) = super::bind_tcp_tls("rtsp", &settings.listen).await? else {
+        return Ok(None);
+    };
+    tls.watch(app.shutdown.clone());
+    Ok(Some(tokio::spawn(accept_loop(app, listener, None, Some(tls)))))
+}
+
+/// The TLS handshake of an RTSPS connection. A client speaking plain RTSP (its first byte is a
+/// method's letter, where TLS sends 22) is refused with a clear reason before rustls sees it.
+async fn tls_handshake(
+    tls: &ServerTls,
+    socket: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, String> {
+    let mut first = [0u8; 1];
+    match socket.peek(&mut first).await {
+        Ok(0) => return Err("closed before the TLS handshake".into()),
+        Ok(_) if first[0].is_ascii_alphabetic() => {
+            return Err("the client speaks plain RTSP on the RTSPS port (use rtsp:// on the RTSP port)".into())
+        }
+        Ok(_) => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
+    tls.acceptor().accept(socket).await.map_err(|e| format!("TLS handshake failed: {e}"))
+}
+
+/// Accepts connections until shutdown, each on its own task (over TLS when `tls` is given).
+async fn accept_loop(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    udp: Option<Arc<udp::UdpPorts>>,
+    tls: Option<Arc<ServerTls>>,
+) {
     let shutdown = app.shutdown.clone();
-    Ok(Some(tokio::spawn(async move {
+    {
         let mut sessions = tokio::task::JoinSet::new();
-        let connections = super::limits::Connections::new("RTSP", Some("rtsp"));
+        let connections = match tls {
+            None => super::limits::Connections::new("RTSP", Some("rtsp")),
+            Some(_) => super::limits::Connections::new("RTSPS", Some("rtsp")),
+        };
         let (max_total, max_per_ip) = (app.config().rtsp.max_connections, app.config().rtsp.max_connections_per_ip);
         // Refusals are logged at most every 10 s (a flood would flood the log too).
         let mut refused = 0u64;
@@ -54,10 +119,25 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
                             let _ = socket.set_nodelay(true);
                             let app = app.clone();
                             let udp = udp.clone();
-                            let hook = app.hooks.connect("rtspConn", peer);
+                            let tls = tls.clone();
+                            let hook = app.hooks.connect(if tls.is_some() { "rtspsConn" } else { "rtspConn" }, peer);
                             sessions.spawn(async move {
                                 let _hook = hook;
-                                session::serve(app, udp, socket, peer).await;
+                                match tls {
+                                    None => session::serve(app, udp, socket, peer).await,
+                                    Some(tls) => {
+                                        let handshake = tokio::select! {
+                                            _ = app.shutdown.cancelled() => Err("shutting down".to_string()),
+                                            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls_handshake(&tls, socket)) => {
+                                                r.unwrap_or_else(|_| Err(format!("no TLS handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())))
+                                            }
+                                        };
+                                        match handshake {
+                                            Ok(stream) => session::serve_tls(app, stream, peer).await,
+                                            Err(e) => tracing::info!(peer = %peer, "rtsps connection refused: {e}"),
+                                        }
+                                    }
+                                }
                                 drop(slot);
                             });
                         }
@@ -84,5 +164,60 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
             while sessions.join_next().await.is_some() {}
         })
         .await;
-    })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn load(yaml: &str) -> Result<crate::config::Config, String> {
+        crate::config::load(&[yaml.to_string()], std::path::Path::new("/nonexistent"), &|_| None)
+            .map(|l| l.config)
+            .map_err(|e| e.to_string())
+    }
+
+    fn load_mediamtx(yaml: &str) -> Result<crate::config::Config, String> {
+        let dir = std::env::temp_dir().join(format!("camrelay-rtsps-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mediamtx.yml");
+        std::fs::write(&file, yaml).unwrap();
+        let r = crate::config::load(&[file.display().to_string()], &dir, &|_| None)
+            .map(|l| l.config)
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[test]
+    fn go2rtc_rtsps_keys() {
+        let c =
+            load(r#"{"rtsp":{"listen":":8554","tls_listen":":8322","tls_cert":"/etc/c.pem","tls_key":"/etc/k.pem"}}"#)
+                .unwrap();
+        assert_eq!(c.rtsp.listen, ":8554");
+        let t = &c.servers.rtsps;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":8322", "/etc/c.pem", "/etc/k.pem"));
+        assert_eq!(load("{}").unwrap().servers.rtsps, crate::config::TlsListen::default(), "off unless set");
+        let e = load(r#"{"rtsp":{"tls_listen":"nope"}}"#).unwrap_err();
+        assert!(e.contains("rtsp.tls_listen"), "{e}");
+    }
+
+    #[test]
+    fn mediamtx_rtsp_encryption() {
+        let c = load_mediamtx("rtspAddress: :8554\n").unwrap();
+        assert_eq!((c.rtsp.listen.as_str(), c.servers.rtsps.listen.as_str()), (":8554", ""), "\"no\" by default");
+        let c = load_mediamtx("rtspEncryption: optional\nrtspServerKey: k.pem\nrtspServerCert: c.pem\n").unwrap();
+        assert_eq!(c.rtsp.listen, ":8554");
+        let t = &c.servers.rtsps;
+        assert_eq!((t.listen.as_str(), t.cert.as_str(), t.key.as_str()), (":8322", "c.pem", "k.pem"));
+        let c = load_mediamtx("rtspEncryption: strict\nrtspsAddress: 127.0.0.1:2000\n").unwrap();
+        assert_eq!(c.rtsp.listen, "", "strict: no plain listener");
+        let t = &c.servers.rtsps;
+        assert_eq!(
+            (t.listen.as_str(), t.cert.as_str(), t.key.as_str()),
+            ("127.0.0.1:2000", "server.crt", "server.key")
+        );
+        let c = load_mediamtx("rtsp: false\nrtspEncryption: strict\n").unwrap();
+        assert_eq!((c.rtsp.listen.as_str(), c.servers.rtsps.listen.as_str()), ("", ""));
+        let e = load_mediamtx("rtspEncryption: maybe\n").unwrap_err();
+        assert!(e.contains("rtspEncryption") && e.contains("maybe"), "{e}");
+    }
 }

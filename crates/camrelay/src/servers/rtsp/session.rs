@@ -10,8 +10,7 @@ use rtsp::message::{Decoded, Method, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -63,6 +62,8 @@ struct Connection {
     writer: Arc<Writer>,
     udp: Option<Arc<UdpPorts>>,
     peer: SocketAddr,
+    /// `rtsp`, or `rtsps` over TLS: the protocol readers and publishers are listed under.
+    scheme: &'static str,
     session_id: String,
     mode: Mode,
     nonce: String,
@@ -98,10 +99,44 @@ fn rtsp_action(method: &Method) -> crate::auth::Action {
 const REALM: &str = "camrelay";
 
 pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream, peer: SocketAddr) {
-    let span = tracing::info_span!("rtsp", peer = %peer);
     let (mut socket, write_half) = socket.into_split();
+    let writer = Arc::new(Writer::new(write_half));
+    serve_on(app, udp, &mut socket, writer, peer, "rtsp").await;
+}
+
+/// An RTSPS connection after its TLS handshake: the same session over the TLS session (`tls.rs`).
+/// Media goes over the connection only (interleaved): UDP would send it in the clear.
+pub async fn serve_tls(app: Arc<App>, stream: tokio_rustls::server::TlsStream<TcpStream>, peer: SocketAddr) {
+    let (socket, session) = stream.into_inner();
+    let tls = super::tls::TlsSession::new(session);
+    let (read_half, write_half) = socket.into_split();
+    let writer = Arc::new(Writer::with_tls(write_half, Some(tls.clone())));
+    let kick = Arc::downgrade(&writer);
+    let mut reader = super::tls::TlsReader::new(
+        read_half,
+        tls,
+        Box::new(move || {
+            if let Some(w) = kick.upgrade() {
+                w.kick();
+            }
+        }),
+    );
+    serve_on(app, None, &mut reader, writer.clone(), peer, "rtsps").await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.close_tls()).await;
+}
+
+async fn serve_on<R: AsyncRead + Unpin>(
+    app: Arc<App>,
+    udp: Option<Arc<UdpPorts>>,
+    socket: &mut R,
+    writer: Arc<Writer>,
+    peer: SocketAddr,
+    scheme: &'static str,
+) {
+    let span = tracing::info_span!("rtsp", peer = %peer);
     let mut conn = Connection {
-        writer: Arc::new(Writer::new(write_half)),
+        writer,
+        scheme,
         // Clients that need no credentials (no RTSP user, or a local client) are in from the start.
         authenticated: !app.auth().needs_credentials(
             crate::auth::Protocol::Rtsp,
@@ -124,7 +159,7 @@ pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream,
         frames_out: Vec::new(),
         unknown_channel_warned: false,
     };
-    let result = tracing::Instrument::instrument(conn.run(&mut socket), span.clone()).await;
+    let result = tracing::Instrument::instrument(conn.run(socket), span.clone()).await;
     if let Err(e) = result {
         span.in_scope(|| tracing::debug!("connection closed: {e}"));
     }
@@ -152,7 +187,7 @@ enum ConnError {
 }
 
 impl Connection {
-    async fn run(&mut self, socket: &mut OwnedReadHalf) -> Result<(), ConnError> {
+    async fn run<R: AsyncRead + Unpin>(&mut self, socket: &mut R) -> Result<(), ConnError> {
         let mut rbuf = BytesMut::with_capacity(4096);
         let session_timeout = self.app.config().rtsp.session_timeout;
         let request_timeout = self.app.config().rtsp.request_timeout;
@@ -419,7 +454,7 @@ impl Connection {
             return Err(Reply::error(404, "Not Found", "no stream name in the URL".into()));
         }
         let filters = self.filters_for(&target.query);
-        let shared = self.app.hub.new_reader_shared("rtsp+tcp", self.peer.to_string());
+        let shared = self.app.hub.new_reader_shared(&format!("{}+tcp", self.scheme), self.peer.to_string());
         *shared.query.lock().unwrap_or_else(|e| e.into_inner()) = target.query.clone();
         *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = self.user_agent.clone();
         let reader = match self.app.hub.subscribe(&target.path, &filters, shared, true).await {
@@ -573,7 +608,7 @@ impl Connection {
                 .hub
                 .reserve_publish(PublishRequest {
                     path: target.path.clone(),
-                    protocol: "rtsp+tcp".into(),
+                    protocol: format!("{}+tcp", self.scheme),
                     remote_addr: self.peer.to_string(),
                     url,
                     medias: medias.clone(),
@@ -642,7 +677,11 @@ impl Connection {
             }
         }
         let Some((dest, transport)) = chosen else {
-            let hint = if self.udp.is_none() { " (UDP transport is disabled on this server)" } else { "" };
+            let hint = match (self.udp.is_none(), self.scheme) {
+                (true, "rtsps") => " (RTSPS sends media over the connection: use TCP)",
+                (true, _) => " (UDP transport is disabled on this server)",
+                _ => "",
+            };
             return Err(Reply::error(
                 461,
                 "Unsupported Transport",

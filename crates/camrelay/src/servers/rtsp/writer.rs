@@ -20,6 +20,7 @@ use smallvec::SmallVec;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
+use super::tls::TlsSession;
 use super::udp::UdpPorts;
 use crate::hub::reader::{DirectSink, Offer};
 use crate::hub::{ReaderShared, Track};
@@ -136,6 +137,8 @@ struct State {
 
 pub(super) struct Writer {
     socket: OwnedWriteHalf,
+    /// RTSPS: the TLS session the bytes go through (`tls.rs`).
+    tls: Option<Arc<TlsSession>>,
     /// The socket's descriptor, for [`write_now`]: here, next to the state an offer reads anyway.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fd: std::os::fd::RawFd,
@@ -146,7 +149,13 @@ pub(super) struct Writer {
 
 impl Writer {
     pub fn new(socket: OwnedWriteHalf) -> Writer {
+        Writer::with_tls(socket, None)
+    }
+
+    /// A writer whose bytes go through `tls` (RTSPS).
+    pub fn with_tls(socket: OwnedWriteHalf, tls: Option<Arc<TlsSession>>) -> Writer {
         Writer {
+            tls,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             fd: std::os::fd::AsRawFd::as_raw_fd(socket.as_ref()),
             socket,
@@ -172,6 +181,7 @@ impl Writer {
     fn out(&self) -> Out<'_> {
         Out {
             socket: &self.socket,
+            tls: self.tls.as_deref(),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             fd: self.fd,
         }
@@ -209,6 +219,19 @@ impl Writer {
                 .zip(&m.out)
                 .any(|(t, o)| t.kind == Kind::Video && matches!(o.dest, Some(Dest::Interleaved(..))))
         });
+    }
+
+    /// Hands the connection's task a flush (TLS records that reading made: alerts, key updates).
+    pub fn kick(&self) {
+        self.wake.notify_one();
+    }
+
+    /// RTSPS: sends a `close_notify` (best effort, bounded by the caller).
+    pub async fn close_tls(&self) {
+        if let Some(tls) = &self.tls {
+            tls.close();
+            let _ = self.flush().await;
+        }
     }
 
     /// Resolves when a write is left to the connection's task: call [`Writer::flush`] then.
@@ -492,6 +515,7 @@ impl State {
 #[derive(Clone, Copy)]
 struct Out<'a> {
     socket: &'a OwnedWriteHalf,
+    tls: Option<&'a TlsSession>,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fd: std::os::fd::RawFd,
 }
@@ -503,6 +527,9 @@ struct Out<'a> {
 /// `writable()` waits for the next edge (and cannot miss one that arrives meanwhile). Linux only,
 /// where `IOV_MAX` (1024) is known to exceed our slice count; elsewhere tokio's path caps it.
 fn write_now(out: Out<'_>, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    if let Some(tls) = out.tls {
+        return tls.write_vectored(out.socket, &slices[..slices.len().min(MAX_PIECES * 2)]);
+    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     loop {
         let count = slices.len().min(MAX_PIECES * 2) as libc::c_int;
@@ -595,6 +622,12 @@ impl Batch {
             }
             self.piece_offset = at;
             return Ok(false);
+        }
+        // Over TLS, the batch is sent once rustls has written its records too.
+        if let Some(tls) = out.tls {
+            if !tls.flush_records(out.socket)? {
+                return Ok(false);
+            }
         }
         self.clear();
         Ok(true)
