@@ -12,6 +12,8 @@ mod net;
 mod procstat;
 mod rtmp_load;
 mod rtmp_report;
+mod webrtc_load;
+mod webrtc_report;
 
 use bytes::BytesMut;
 use client::{Conn, ReaderStats};
@@ -44,6 +46,8 @@ struct Args {
     peers: Vec<(String, PathBuf)>,
     /// `--metrics-scrape MS`: what scraping `/metrics` every MS ms costs under the fan-out load.
     metrics_scrape: Option<Duration>,
+    /// `--webrtc`: WebRTC (WHEP) viewers against RTSP readers instead of the default measurements.
+    webrtc: bool,
 }
 
 /// Where the load client sits, network-wise.
@@ -83,6 +87,7 @@ fn parse_args() -> Args {
         jpeg_starts: 5,
         only_jpeg: false,
         rtmp: false,
+        webrtc: false,
         rounds: 3,
         peers: Vec::new(),
         metrics_scrape: None,
@@ -98,6 +103,7 @@ fn parse_args() -> Args {
             "--joins" => a.joins = value().parse().expect("--joins count"),
             "--jpeg-starts" => a.jpeg_starts = value().parse().expect("--jpeg-starts count"),
             "--rtmp" => a.rtmp = true,
+            "--webrtc" => a.webrtc = true,
             "--rounds" => a.rounds = value().parse::<usize>().expect("--rounds count").max(1),
             "--metrics-scrape" => {
                 a.metrics_scrape = Some(Duration::from_millis(value().parse().expect("--metrics-scrape milliseconds")))
@@ -120,7 +126,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
+                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc [--rounds N]] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -146,13 +152,15 @@ struct Server {
 impl Server {
     /// Starts `bin` (or, for [`FLOOR`], this program's floor server) listening on `ip`, pinned to
     /// `cpu` if given.
-    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>, rtmp: bool, metrics: bool) -> Server {
+    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>, rtmp: bool, metrics: bool, webrtc: bool) -> Server {
         let mut rtmp_listen = if rtmp { format!(r#","rtmp":{{"listen":"{ip}:0"}}"#) } else { String::new() };
         if metrics {
             rtmp_listen.push_str(&format!(r#","metrics":{{"listen":"{ip}:0"}}"#));
         }
+        // WebRTC on a port of `ip` (its candidate is read from each answer), off unless measured.
+        let webrtc_listen = if webrtc { format!("{ip}:0") } else { String::new() };
         let config = format!(
-            r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":""}},"streams":{{"bench":null,"bench_rtmp":null}},"log":{{"level":"warn"}}{rtmp_listen}}}"#
+            r#"{{"api":{{"listen":"{ip}:0"}},"rtsp":{{"listen":"{ip}:0","rtp_listen":"{ip}:0","rtcp_listen":"{ip}:0"}},"webrtc":{{"listen":"{webrtc_listen}"}},"streams":{{"bench":null,"bench_rtmp":null}},"log":{{"level":"warn"}}{rtmp_listen}}}"#
         );
         let dir = std::env::temp_dir().join(format!("camrelay-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -495,6 +503,8 @@ struct FanOut {
     latency_p95_ms: f64,
     /// Share of each CPU's time spent in softirq during the window (where receive processing ran).
     softirq_pct: Vec<f64>,
+    /// Per reader: connect → first media packet (ms), in connection order.
+    first_media_ms: Vec<f64>,
 }
 
 /// What the readers of a fan-out are.
@@ -504,6 +514,8 @@ enum Target {
     Rtsp(String),
     /// RTMP players of `rtmp://addr/stream`.
     Rtmp { addr: String, stream: String },
+    /// WebRTC viewers POSTing WHEP offers to `path` on the API listener `api`.
+    Webrtc { api: String, path: String, identity: Arc<webrtc_load::Identity> },
 }
 
 async fn fan_out(
@@ -523,6 +535,18 @@ async fn fan_out(
             Target::Rtmp { addr, stream } => {
                 tokio::spawn(rtmp_load::play(addr.clone(), stream.clone(), times.clone(), stop.clone(), s.clone()))
             }
+            Target::Webrtc { api, path, identity } => {
+                let seed = 0x9E37_79B9_7F4A_7C15 ^ ((tasks.len() as u64 + 1) << 20) ^ std::process::id() as u64;
+                let viewer =
+                    webrtc_load::view(api.clone(), path.clone(), identity.clone(), seed, stop.clone(), s.clone());
+                tokio::spawn(async move {
+                    let r = viewer.await;
+                    if let Err(e) = &r {
+                        eprintln!("webrtc viewer: {e}");
+                    }
+                    r
+                })
+            }
         });
     }
     // Warm up: every reader has its first keyframe (or 15 s passed).
@@ -532,6 +556,8 @@ async fn fan_out(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let connected = stats.iter().filter(|s| s.lock().unwrap().first_keyframe.is_some()).count();
+    let first_media_ms =
+        stats.iter().filter_map(|s| s.lock().unwrap().first_keyframe).map(|d| d.as_secs_f64() * 1000.0).collect();
     for s in &stats {
         let mut s = s.lock().unwrap();
         let first = s.first_keyframe;
@@ -593,6 +619,7 @@ async fn fan_out(
             .then(|| (percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99))),
         latency_p95_ms: percentile(&latencies, 0.95),
         softirq_pct,
+        first_media_ms,
     }
 }
 
@@ -758,9 +785,16 @@ fn main() {
         })),
     };
     let srv = match &veth {
-        None => Server::start(&bin, "127.0.0.1", None, args.rtmp, args.metrics_scrape.is_some()),
+        None => Server::start(&bin, "127.0.0.1", None, args.rtmp, args.metrics_scrape.is_some(), args.webrtc),
         Some(v) => {
-            let srv = Server::start(&bin, &v.server_ip, Some(v.server_cpu), args.rtmp, args.metrics_scrape.is_some());
+            let srv = Server::start(
+                &bin,
+                &v.server_ip,
+                Some(v.server_cpu),
+                args.rtmp,
+                args.metrics_scrape.is_some(),
+                args.webrtc,
+            );
             v.set_server_pid(srv.pid());
             // The runtime's threads are created after this: they inherit the namespace and the CPU.
             if let Err(e) = v.enter_client_side() {
@@ -779,6 +813,10 @@ fn main() {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     eprintln!("server pid {}, network: {}", srv.pid(), args.net.name());
+    if args.webrtc {
+        webrtc_report::webrtc_report(&args, &bin, srv, &clip, &rt);
+        return;
+    }
     if args.rtmp {
         rtmp_report::rtmp_report(&args, &bin, srv, &clip, &rt);
         return;

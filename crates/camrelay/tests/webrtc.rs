@@ -9,7 +9,7 @@ use common::{http_request, python, wait_until, whep_with, HttpResponse, Server};
 use std::process::Command;
 use std::time::Duration;
 
-const CONFIG: &str = "webrtc:\n  listen: 127.0.0.1:0\n";
+const CONFIG: &str = "webrtc:\n  listen: 127.0.0.1:0\n  max_sessions: 256\n";
 
 fn start() -> Server {
     let server = Server::start(CONFIG);
@@ -284,7 +284,7 @@ fn stun_candidates_ice_server_links_and_tcp_candidates() {
     assert!(!server.http("GET", "/api/config").text().contains("secretpw"));
 }
 
-/// Offers whose peer never does ICE: at most 256 sessions exist (then `503`), memory stays bounded, and
+/// Offers whose peer never does ICE: at most `max_sessions` (256 here) exist (then `503`), memory stays bounded, and
 /// every half-open session is reaped after the 10 s connect timeout (their readers leave the stream).
 #[test]
 fn half_open_sessions_are_bounded_and_reaped() {

@@ -559,7 +559,8 @@ fn apply_ffmpeg(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Confi
     Ok(())
 }
 
-/// `webrtc:`: `listen` (with an optional `/udp` or `/tcp`), `candidates`, `ice_servers`, `filters`.
+/// `webrtc:`: `listen` (with an optional `/udp` or `/tcp`), `candidates`, `ice_servers`, `filters`,
+/// `max_sessions`.
 fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
     let webrtc = &mut config.webrtc;
     for (key, value) in ctx.section(item, "webrtc")? {
@@ -581,6 +582,7 @@ fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), C
             }
             "candidates" => webrtc.candidates = ctx.string_list(value, &path)?,
             "ice_servers" => webrtc.ice_servers = ice_servers(ctx, value, &path)?,
+            "max_sessions" => set(&mut webrtc.max_sessions, ctx.size(value, &path, 1, "a number of sessions")?),
             "filters" => {
                 for (key, value) in ctx.section(value, &path)? {
                     let path = format!("webrtc.filters.{}", key.name);

@@ -207,6 +207,8 @@ pub struct WebrtcConfig {
     /// STUN/TURN servers: handed to browsers (RFC 9725 `Link` headers) and used for `stun:` candidates.
     pub ice_servers: Vec<IceServer>,
     pub filters: WebrtcFilters,
+    /// Most concurrent WebRTC sessions (viewers and publishers); further offers get `503`.
+    pub max_sessions: usize,
 }
 
 impl Default for WebrtcConfig {
@@ -216,6 +218,7 @@ impl Default for WebrtcConfig {
             candidates: Vec::new(),
             ice_servers: Vec::new(),
             filters: WebrtcFilters::default(),
+            max_sessions: 1024,
         }
     }
 }

@@ -49,8 +49,6 @@ use crate::app::App;
 use crate::hub::{HubError, Producer, PublishRequest, Reader, Track};
 use crate::servers::publish_refused;
 
-/// Most concurrent WebRTC sessions.
-pub const MAX_SESSIONS: usize = 256;
 /// Largest accepted offer body.
 const MAX_OFFER_BYTES: usize = 64 * 1024;
 
@@ -512,6 +510,12 @@ fn listening_and_parsed<'a>(
     Ok((net, offer))
 }
 
+/// `503` when `webrtc.max_sessions` sessions exist.
+fn too_many_sessions(server: &Server) -> Response {
+    let max = server.max_sessions();
+    error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({max})"))
+}
+
 pub(crate) async fn new_session(
     app: &Arc<App>,
     src: &str,
@@ -521,8 +525,8 @@ pub(crate) async fn new_session(
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
-    if server.lock().by_id.len() >= MAX_SESSIONS {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
+    if server.lock().by_id.len() >= server.max_sessions() {
+        return Err(too_many_sessions(&server));
     }
     let filters = filters_for(&offered_codecs(offer_sdp));
     if filters.is_empty() {
@@ -624,7 +628,7 @@ pub(crate) async fn new_session(
         .collect();
     let cancel = app.shutdown.child_token();
     let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
+        return Err(too_many_sessions(&server));
     };
     // Keeps the backchannel's source connected while the microphone is on; the session's drop gives
     // it back.
@@ -712,7 +716,7 @@ async fn new_publish_session(
         .map_err(publish_refused)?;
     let cancel = app.shutdown.child_token();
     let Some((id, rx)) = register(&server, &creds.ufrag, &cancel) else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("webrtc: too many sessions ({MAX_SESSIONS})")));
+        return Err(too_many_sessions(&server));
     };
     let producer = guard.producer().clone();
     let incoming = producer.tracks().into_iter().zip(mids).map(|(track, mid)| Incoming::new(mid, track)).collect();

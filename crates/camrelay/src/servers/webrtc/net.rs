@@ -17,7 +17,6 @@ pub(super) const SESSION_QUEUE: usize = 256;
 /// Remote addresses remembered per session (ICE may try several).
 const MAX_ADDRS_PER_SESSION: usize = 8;
 /// Most open ICE-TCP connections (each is a task and a socket).
-const MAX_TCP_CONNECTIONS: usize = 2 * MAX_SESSIONS;
 /// Most open ICE-TCP connections from one IP address.
 const MAX_TCP_PER_IP: usize = 16;
 /// A TCP connection must bring a STUN request for a known session within this time, and stays open
@@ -57,7 +56,14 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
         tracing::info!(module = "webrtc", addr = %format_args!("{local}/tcp"), "listen");
     }
     let server = server_for(&app);
-    let _ = server.net.set(Net { udp: udp.clone(), local, tcp: tcp.is_some(), candidates: RwLock::new(Vec::new()) });
+    let max_sessions = config.max_sessions.max(1);
+    let _ = server.net.set(Net {
+        udp: udp.clone(),
+        local,
+        tcp: tcp.is_some(),
+        candidates: RwLock::new(Vec::new()),
+        max_sessions,
+    });
     let shutdown = app.shutdown.clone();
     let sockets = {
         let server = server.clone();
@@ -183,6 +189,8 @@ pub(super) struct Net {
     tcp: bool,
     /// What offers are answered with; re-gathered every [`REGATHER_INTERVAL`].
     candidates: RwLock<Vec<LocalCandidate>>,
+    /// `webrtc.max_sessions`: sessions beyond it are refused; twice as many ICE-TCP connections.
+    pub(super) max_sessions: usize,
 }
 
 impl Net {
@@ -222,6 +230,11 @@ pub(super) fn server_for(app: &Arc<App>) -> Arc<Server> {
 impl Server {
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session limit (`webrtc.max_sessions`; sessions exist only once the sockets are bound).
+    pub(super) fn max_sessions(&self) -> usize {
+        self.net.get().map_or(1, |n| n.max_sessions)
     }
 
     fn tcp_lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>> {
@@ -441,7 +454,7 @@ async fn accept_tcp(server: &Arc<Server>, listener: TcpListener, shutdown: &Canc
         {
             let mut tcp = server.tcp_lock();
             let from_ip = tcp.keys().filter(|a| a.ip() == remote.ip()).count();
-            if tcp.len() >= MAX_TCP_CONNECTIONS || from_ip >= MAX_TCP_PER_IP {
+            if tcp.len() >= 2 * server.max_sessions() || from_ip >= MAX_TCP_PER_IP {
                 tracing::debug!("webrtc: too many TCP connections, {remote} refused");
                 continue;
             }
@@ -518,7 +531,7 @@ pub(super) fn register(
     let id = format!("{:016x}", rand::random::<u64>());
     let (tx, rx) = mpsc::channel(SESSION_QUEUE);
     let mut s = server.lock();
-    if s.by_id.len() >= MAX_SESSIONS {
+    if s.by_id.len() >= server.max_sessions() {
         return None;
     }
     s.by_ufrag.insert(ufrag.to_string(), id.clone());

@@ -1,0 +1,115 @@
+//! `--webrtc`: WebRTC viewers (WHEP, see `webrtc_load.rs`) against RTSP readers of the same stream, in
+//! alternated rounds: server CPU per viewer, memory, time to first media packet, delivery and drops.
+//! Prints a Markdown report and writes JSON (`--json`).
+
+use crate::{fan_out, percentile, publish, sorted, webrtc_load, Args, FanOut, SendTimes, Server, Target};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn median(v: impl IntoIterator<Item = f64>) -> f64 {
+    percentile(&sorted(v.into_iter().filter(|x| x.is_finite()).collect()), 0.5)
+}
+
+pub fn webrtc_report(
+    args: &Args,
+    bin: &std::path::Path,
+    srv: Server,
+    clip: &Arc<crate::clip::Clip>,
+    rt: &tokio::runtime::Runtime,
+) {
+    let identity = Arc::new(webrtc_load::Identity::new().expect("DTLS certificate"));
+    let url = format!("rtsp://{}/bench", srv.rtsp);
+    let rtsp = Target::Rtsp(url.clone());
+    let webrtc = Target::Webrtc { api: srv.api.clone(), path: "/api/webrtc?src=bench".into(), identity };
+    let mut fan: Vec<(usize, Vec<FanOut>, Vec<FanOut>)> = args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
+    rt.block_on(async {
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let times = Arc::new(Mutex::new(SendTimes::default()));
+        let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times, sent.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for round in 0..args.rounds {
+            for (n, rtsp_rows, webrtc_rows) in &mut fan {
+                // Alternate which protocol goes first, so drift in the machine's load favours neither.
+                for webrtc_turn in [round % 2 == 0, round % 2 == 1] {
+                    if webrtc_turn {
+                        eprintln!("round {}: {n} WebRTC viewers...", round + 1);
+                        webrtc_rows.push(fan_out(&srv, &webrtc, *n, args.window, None, &sent).await);
+                    } else {
+                        eprintln!("round {}: {n} RTSP readers...", round + 1);
+                        rtsp_rows.push(fan_out(&srv, &rtsp, *n, args.window, None, &sent).await);
+                    }
+                    // Let the server close the previous round's sessions before measuring the next.
+                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = publisher.await;
+    });
+    drop(srv);
+
+    println!(
+        "## camrelay-bench --webrtc: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) published over RTSP/TCP, read by WebRTC viewers (WHEP, ICE-lite + DTLS, SRTP counted undecrypted) and RTSP/TCP readers (video track); window {:?}, {} alternated rounds (medians)\n",
+        args.window, args.rounds
+    );
+    println!("Network: {}\n", args.net.describe());
+    println!("| viewers | connected WebRTC / RTSP | server % core WebRTC | server % core RTSP | WebRTC / RTSP CPU (per round) | % core per viewer | viewers per core (RTSP readers) | peak RSS MiB WebRTC / RTSP | min viewer / stream | first media packet ms p50 / p90 | dropped WebRTC / RTSP | load client % core |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut json_fan = Vec::new();
+    for (n, rtsp, webrtc) in &fan {
+        let cpu = |rows: &[FanOut]| median(rows.iter().map(|r| r.server_cpu_pct));
+        let (c_rtsp, c_webrtc) = (cpu(rtsp), cpu(webrtc));
+        let ratios: Vec<String> =
+            rtsp.iter().zip(webrtc).map(|(a, b)| format!("{:.2}", b.server_cpu_pct / a.server_cpu_pct)).collect();
+        let conn = |rows: &[FanOut]| rows.iter().map(|r| r.connected).min().unwrap_or(0);
+        let rss = |rows: &[FanOut]| median(rows.iter().map(|r| r.peak_rss_mib));
+        let min_ratio = |rows: &[FanOut]| rows.iter().map(|r| r.min_ratio).fold(f64::INFINITY, f64::min);
+        let dropped = |rows: &[FanOut]| rows.iter().map(|r| r.dropped).sum::<u64>();
+        let first = sorted(webrtc.iter().flat_map(|r| r.first_media_ms.iter().copied()).collect());
+        let client = median(webrtc.iter().map(|r| r.client_cpu_pct));
+        println!(
+            "| {n} | {} / {} | {c_webrtc:.1} | {c_rtsp:.1} | **×{:.2}** ({}) | {:.3} | {:.0} ({:.0}) | {:.1} / {:.1} | {:.3} | {:.0} / {:.0} | {} / {} | {client:.1} |",
+            conn(webrtc),
+            conn(rtsp),
+            c_webrtc / c_rtsp,
+            ratios.join(", "),
+            c_webrtc / *n as f64,
+            *n as f64 * 100.0 / c_webrtc,
+            *n as f64 * 100.0 / c_rtsp,
+            rss(webrtc),
+            rss(rtsp),
+            min_ratio(webrtc),
+            percentile(&first, 0.5),
+            percentile(&first, 0.9),
+            dropped(webrtc),
+            dropped(rtsp),
+        );
+        json_fan.push(serde_json::json!({
+            "viewers": n,
+            "webrtc": {"server_cpu_pct_rounds": webrtc.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
+                       "peak_rss_mib_rounds": webrtc.iter().map(|r| r.peak_rss_mib).collect::<Vec<_>>(),
+                       "connected_min": conn(webrtc), "min_ratio": min_ratio(webrtc), "dropped": dropped(webrtc),
+                       "first_media_packet_ms": {"p50": percentile(&first, 0.5), "p90": percentile(&first, 0.9)},
+                       "client_cpu_pct": client},
+            "rtsp": {"server_cpu_pct_rounds": rtsp.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
+                     "peak_rss_mib_rounds": rtsp.iter().map(|r| r.peak_rss_mib).collect::<Vec<_>>(),
+                     "connected_min": conn(rtsp), "min_ratio": min_ratio(rtsp), "dropped": dropped(rtsp)},
+            "webrtc_over_rtsp_cpu": c_webrtc / c_rtsp,
+        }));
+    }
+    let json = serde_json::json!({
+        "server": bin.display().to_string(),
+        "mode": "webrtc",
+        "window_s": args.window.as_secs_f64(),
+        "rounds": args.rounds,
+        "net": args.net.name(),
+        "fan_out": json_fan,
+    });
+    if let Some(dir) = args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
+    println!("\nJSON: {}", args.json.display());
+}
