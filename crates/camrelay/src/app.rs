@@ -88,6 +88,8 @@ pub fn server_modules() -> Vec<ServerModule> {
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::webrtc::start(app)) },
         ServerModule { module: "rtmp", start: |app| Box::pin(servers::rtmp::start(app)) },
         ServerModule { module: "rtmp", start: |app| Box::pin(servers::rtmp::start_tls(app)) },
+        // SRT (`srt: listen`, MediaMTX's `srt`/`srtAddress`; off by default).
+        ServerModule { module: "srt", start: |app| Box::pin(servers::srt::start(app)) },
         // MediaMTX's HLS and WebRTC HTTP listeners (off unless a MediaMTX config sets them).
         ServerModule { module: "hls", start: |app| Box::pin(servers::mediamtx_urls::start_hls(app)) },
         ServerModule { module: "webrtc", start: |app| Box::pin(servers::mediamtx_urls::start_webrtc(app)) },
@@ -129,6 +131,7 @@ pub fn source_schemes(ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)>
     .into_iter()
     .chain(sources::rtsp::schemes())
     .chain(sources::rtmp::schemes())
+    .chain(sources::srt::schemes())
     .chain(sources::http::schemes(ctx))
     .chain(sources::udp::schemes())
     .filter(|(scheme, _)| {

@@ -60,6 +60,8 @@ pub enum Protocol {
     /// The RTMP server (`rtmp.listen`; credentials from `?user=&pass=` in the stream name). go2rtc has
     /// no RTMP user, so RTMP is open under a go2rtc config; MediaMTX's internal users apply to it.
     Rtmp,
+    /// The SRT server (`srt.listen`; credentials from the stream id, `publish:PATH:user:pass`).
+    Srt,
 }
 
 /// Where a request comes from.

@@ -217,6 +217,7 @@ pub(crate) fn apply(
                     config.demo = Some(demo);
                 }
             }
+            "srt" => apply_srt(&mut ctx, item, config)?,
             name if LATER_SECTIONS.contains(&name) => {}
             name => ctx.unknown(key, name),
         }
@@ -638,6 +639,30 @@ fn apply_rtmp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
             "tls_cert" => config.servers.rtmps.cert = ctx.string(value, &path)?,
             "tls_key" => config.servers.rtmps.key = ctx.string(value, &path)?,
             "tls_self_signed" => set(&mut config.servers.rtmps.self_signed, ctx.boolean(value, &path)?),
+            _ => ctx.unknown(key, &path),
+        }
+    }
+    Ok(())
+}
+
+/// `srt:` (camrelay's): `listen`, `passphrase`, `latency` (docs/srt.md).
+fn apply_srt(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
+    for (key, value) in ctx.section(item, "srt")? {
+        let path = format!("srt.{}", key.name);
+        match key.name.as_str() {
+            "listen" => config.servers.srt_listen = ctx.listen(value, &path)?,
+            "passphrase" => {
+                let text = ctx.string(value, &path)?;
+                if !text.is_empty() {
+                    crate::servers::srt::passphrase(&path, &text).map_err(|e| ctx.error(value, &path, e))?;
+                }
+                config.srt.passphrase = text;
+            }
+            "latency" => {
+                if let Some(d) = ctx.duration(value, &path)? {
+                    config.srt.latency = d;
+                }
+            }
             _ => ctx.unknown(key, &path),
         }
     }

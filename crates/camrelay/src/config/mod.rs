@@ -107,6 +107,8 @@ pub struct Config {
     /// `rtmp[s]://`), in file order.
     pub publish: Vec<(String, Vec<String>)>,
     pub app: AppConfig,
+    /// `srt:` (camrelay's; the listener is `servers.srt_listen`).
+    pub srt: SrtConfig,
     pub exec: ExecConfig,
     /// Which dialect the config came in (MediaMTX when any of its files is a `mediamtx.yml`).
     pub dialect: Dialect,
@@ -170,6 +172,24 @@ pub struct TlsListen {
     pub key: String,
     /// `tls_self_signed` (camrelay's opt-in): make a self-signed certificate when there is none.
     pub self_signed: bool,
+}
+
+/// `srt:` section (docs/srt.md): the SRT server's encryption and latency. The listener is
+/// `srt.listen` (MediaMTX's `srt`/`srtAddress`) in [`ServerListens::srt_listen`]; MediaMTX's per-path
+/// `srtReadPassphrase`/`srtPublishPassphrase` come before `passphrase`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrtConfig {
+    /// The passphrase every caller must use (10 to 79 characters); empty: no encryption.
+    pub passphrase: String,
+    /// The SRT latency (the TSBPD delay that gives time to retransmit), both ways.
+    pub latency: Duration,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        // libsrt's default latency.
+        SrtConfig { passphrase: String::new(), latency: Duration::from_millis(120) }
+    }
 }
 
 /// `app:` section (go2rtc's).

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod mjpeg;
 pub mod rtmp;
 pub mod rtsp;
+pub mod srt;
 pub mod ui;
 pub mod v3;
 pub mod webrtc;

@@ -10,5 +10,6 @@ pub mod http;
 pub mod offline;
 pub mod rtmp;
 pub mod rtsp;
+pub mod srt;
 pub mod udp;
 pub mod webrtc;

@@ -1,0 +1,10 @@
+// camrelay: a vendored third-party crate (see Cargo.toml): its lints are upstream's business.
+#![allow(warnings, clippy::all)]
+pub mod access;
+pub mod connection;
+pub mod listener;
+pub mod options;
+pub mod packet;
+pub mod protocol;
+pub mod settings;
+pub mod statistics;
