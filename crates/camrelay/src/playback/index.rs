@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::Config;
 
-/// Full rescans happen at least this often (segment events trigger one sooner).
+/// Full rescans happen at least this often (segment events trigger one sooner; small indexes are
+/// scanned more often, see `keep_index`).
 pub const RESCAN: Duration = Duration::from_secs(30);
 
 /// Segments are one span when one starts within this of the previous one's end (MediaMTX's
@@ -30,6 +31,8 @@ pub struct Entry {
     pub fmp4: bool,
     /// File size when probed (the newest segment is probed again when it changed).
     pub size: u64,
+    /// Probed once a newer segment existed: the recorder had finished it, it is not read again.
+    pub settled: bool,
 }
 
 impl Entry {
@@ -69,12 +72,20 @@ pub(crate) fn probe_file(file: &PathBuf, start: SystemTime) -> Option<Entry> {
     let fmp4 = file.extension().is_some_and(|e| e == "mp4");
     if fmp4 {
         let p = super::mp4::probe(&f).ok()?;
-        Some(Entry { start, file: file.clone(), duration: p.duration, signature: p.signature, fmp4, size: meta.len() })
+        Some(Entry {
+            start,
+            file: file.clone(),
+            duration: p.duration,
+            signature: p.signature,
+            fmp4,
+            size: meta.len(),
+            settled: false,
+        })
     } else {
         // MPEG-TS: the last write is the end.
         let end = meta.modified().ok()?;
         let duration = end.duration_since(start).unwrap_or_default();
-        Some(Entry { start, file: file.clone(), duration, signature: 0, fmp4, size: meta.len() })
+        Some(Entry { start, file: file.clone(), duration, signature: 0, fmp4, size: meta.len(), settled: false })
     }
 }
 
@@ -98,13 +109,17 @@ impl Index {
             for (i, seg) in segs.into_iter().enumerate() {
                 let known = old.get(&seg.file).filter(|e| e.start == seg.start);
                 let entry = match known {
-                    Some(e) if i < last => Some(e.clone()),
+                    Some(e) if e.settled => Some(e.clone()),
+                    // Probed while it was the newest: read again if it grew.
                     Some(e) => match std::fs::metadata(&seg.file) {
                         Ok(m) if m.len() == e.size => Some(e.clone()),
                         _ => probe_file(&seg.file, seg.start),
                     },
                     None => probe_file(&seg.file, seg.start),
                 };
+                // A segment with a newer one after it is complete (the recorder finishes a file
+                // before it creates the next).
+                let entry = entry.map(|e| Entry { settled: i < last, ..e });
                 if let Some(e) = entry {
                     list.push(e);
                 }
@@ -259,6 +274,7 @@ mod tests {
             signature,
             fmp4: true,
             size: 1,
+            settled: true,
         }
     }
 

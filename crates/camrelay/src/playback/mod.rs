@@ -337,8 +337,9 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
     })))
 }
 
-/// Builds the index, then scans again on each segment event (at most every 200 ms) and every
-/// [`index::RESCAN`].
+/// Builds the index, then scans again on each segment event (at most every 200 ms) and
+/// periodically: every fifty times as long as a scan takes, between 1 s and [`index::RESCAN`] (a
+/// few files: every second; 30 days of 1-minute segments: every few seconds).
 async fn keep_index(app: std::sync::Weak<App>, index: Arc<index::Index>, poke: Arc<tokio::sync::Notify>) {
     loop {
         let Some(strong) = app.upgrade() else { return };
@@ -348,18 +349,20 @@ async fn keep_index(app: std::sync::Weak<App>, index: Arc<index::Index>, poke: A
         let i = index.clone();
         let first = !i.is_built();
         let _ = tokio::task::spawn_blocking(move || i.rescan(&config)).await;
+        let took = started.elapsed();
         if first {
             tracing::info!(
                 module = "playback",
                 segments = index.len(),
-                ms = started.elapsed().as_millis() as u64,
+                ms = took.as_millis() as u64,
                 "recordings indexed"
             );
         }
+        let period = (took * 50).clamp(Duration::from_secs(1), index::RESCAN);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = poke.notified() => {}
-            _ = tokio::time::sleep(index::RESCAN) => {}
+            _ = tokio::time::sleep(period) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
