@@ -21,11 +21,18 @@
 //!   per 10 s): `check` is synchronous, so that token is refused and the next one is checked against
 //!   the new set. `POST /v3/auth/jwks/refresh` refetches at once.
 //!
+//! - MediaMTX's HTTP method (`authMethod: http`): each decision is a `POST` of MediaMTX's JSON body
+//!   (user, password, token, ip, action, path, protocol, id, query) to `authHTTPAddress`; a `2xx`
+//!   answer allows, anything else (another status, an error, no answer within
+//!   [`HTTP_AUTH_TIMEOUT`]) refuses. Nothing is cached beyond the request. `authHTTPExclude` lists
+//!   what anyone may do without asking; `authHTTPFingerprint` pins a self-signed server's certificate.
+//!
+//! The decision point is asynchronous ([`Auth::authorize`], what every server awaits): the HTTP
+//! method waits for its server. [`Auth::check`], the synchronous form, decides every other method
+//! the same way and refuses (fails closed) under the HTTP method.
+//!
 //! Failed logins are limited per client address, whatever the rules ([`FailedLogins`]): after
 //! 10 wrong credentials within 60 s an address is refused for 60 s without checking anything.
-//!
-//! MediaMTX's HTTP callback method is refused at load time until it lands (issue 18), rather than
-//! left open.
 
 pub mod jwt;
 
@@ -91,8 +98,8 @@ pub enum Presented<'a> {
     Nothing,
     /// Checks a configured plain (user, password) pair against what the client sent without the
     /// password itself: an RTSP Digest response (which needs the password to recompute). Entries with
-    /// hashed credentials cannot be proven this way.
-    Proof(&'a dyn Fn(&str, &str) -> bool),
+    /// hashed credentials cannot be proven this way, nor can an external server (HTTP, JWT).
+    Proof(&'a (dyn Fn(&str, &str) -> bool + Sync)),
     /// A user name and password sent in clear: a Basic header, RTMP `?user=&pass=`. Under the JWT
     /// method the password is the token.
     Credentials {
@@ -211,7 +218,26 @@ pub enum Denied {
     /// A token signed with a key the JWK set does not hold (yet): the set is being fetched again, a
     /// retry may pass. Not counted as a failed login (a key rotation is not the client's fault).
     UnknownKey,
+    /// The HTTP method's server could not be asked (unreachable, too slow, or a caller that cannot
+    /// wait for it): refused, not counted as a failed login.
+    Unavailable,
 }
+
+/// What the HTTP method sends besides the request itself (MediaMTX's body fields); every field may
+/// be empty.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Details<'a> {
+    /// MediaMTX's protocol name (`rtsp`, `rtmp`, `hls`, `webrtc`, `srt`); empty: from
+    /// [`AuthRequest::protocol`] (RTSP and RTMP), else none (the API, metrics, playback).
+    pub protocol: &'a str,
+    /// The connection's or session's id.
+    pub id: &'a str,
+    /// The query of the request's URL.
+    pub query: &'a str,
+}
+
+/// Longest the HTTP method waits for its server's answer (connection included).
+pub const HTTP_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Wrong credentials counted per client address: [`FailedLogins::MAX_FAILURES`] within
 /// [`FailedLogins::WINDOW`] refuse the address for [`FailedLogins::BAN`]. Loopback is not exempt (a
@@ -290,6 +316,8 @@ pub struct Auth {
     internal: Option<Vec<InternalUser>>,
     /// MediaMTX's JWT method (replaces `internal`).
     jwt: Option<JwtAuth>,
+    /// MediaMTX's HTTP method (replaces `internal`).
+    http: Option<HttpAuth>,
     /// Kept across reloads ([`Auth::adopt`]).
     failures: Arc<FailedLogins>,
 }
@@ -307,10 +335,73 @@ struct JwtAuth {
     keys: Arc<JwksCache>,
 }
 
+/// MediaMTX's HTTP method: where decisions are asked.
+#[derive(Clone, Debug)]
+struct HttpAuth {
+    /// `authHTTPAddress` (http:// or https://).
+    url: String,
+    /// `authHTTPFingerprint`: the SHA-256 of the server's certificate, accepted instead of a trusted one.
+    pin: Option<[u8; 32]>,
+    /// `authHTTPExclude`: what anyone may do without asking.
+    exclude: Vec<(Action, PathMatch)>,
+}
+
+/// A certificate's SHA-256 as MediaMTX's `*Fingerprint` keys write it (64 hex digits; `:` separators
+/// and case ignored).
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
+    let hex: String = text.trim().chars().filter(|c| *c != ':').collect();
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| format!("{text:?} is not a SHA-256 fingerprint (64 hex digits)"))
+}
+
+/// A `http://` or `https://` URL as a request target.
+fn http_target(url: &str) -> Result<crate::http_client::Target, String> {
+    use crate::http_client::Target;
+    if let Some(rest) = url.strip_prefix("https://") {
+        Target::from_authority(crate::dial::Tls::Verify, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        Target::from_authority(crate::dial::Tls::None, rest)
+    } else {
+        Err("not an http:// or https:// URL".into())
+    }
+}
+
+/// One exchange with an auth server (the JWK set's, the HTTP method's): `method` to `url` on a new
+/// connection (certificate pinned when `pin`), no redirects; the status and up to `max_body` of the
+/// body (none when `max_body` is 0).
+async fn exchange(
+    url: &str,
+    pin: Option<[u8; 32]>,
+    method: hyper::Method,
+    headers: &[(String, String)],
+    body: bytes::Bytes,
+    max_body: usize,
+    timeout: Duration,
+) -> Result<(hyper::StatusCode, bytes::Bytes), String> {
+    use crate::http_client;
+    let target = http_target(url)?;
+    let opts = http_client::Options { connect_timeout: timeout, response_timeout: timeout, max_redirects: 0 };
+    let mut conn = http_client::Conn::open_pinned(&target, &opts, pin).await.map_err(|e| e.to_string())?;
+    let resp = conn.send(&method, headers, body, &opts).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if max_body == 0 {
+        return Ok((status, bytes::Bytes::new()));
+    }
+    let mut body = resp.into_body();
+    let bytes = http_client::read_body(&mut body, max_body, timeout).await.map_err(|e| e.to_string())?;
+    Ok((status, bytes))
+}
+
 /// The key set of one `authJWTJWKS` URL, kept across reloads while the URL stays.
 #[derive(Debug)]
 pub struct JwksCache {
     url: String,
+    /// `authJWTJWKSFingerprint`: the SHA-256 of the JWKS server's certificate, accepted instead of a
+    /// trusted one.
+    pin: Option<[u8; 32]>,
     keys: arc_swap::ArcSwap<jwt::Jwks>,
     /// When the last fetch started, and whether one is running.
     state: Mutex<(Option<Instant>, bool)>,
@@ -320,8 +411,8 @@ pub struct JwksCache {
 pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 impl JwksCache {
-    fn new(url: &str) -> JwksCache {
-        JwksCache { url: url.to_string(), keys: Default::default(), state: Mutex::new((None, false)) }
+    fn new(url: &str, pin: Option<[u8; 32]>) -> JwksCache {
+        JwksCache { url: url.to_string(), pin, keys: Default::default(), state: Mutex::new((None, false)) }
     }
 
     /// Starts a background fetch unless one runs or (when not `force`d) the last started less than
@@ -375,30 +466,21 @@ impl JwksCache {
     }
 
     async fn fetch_set(&self) -> Result<jwt::Jwks, String> {
-        use crate::http_client;
-        let (tls, rest) = if let Some(rest) = self.url.strip_prefix("https://") {
-            (crate::dial::Tls::Verify, rest)
-        } else if let Some(rest) = self.url.strip_prefix("http://") {
-            (crate::dial::Tls::None, rest)
-        } else {
-            return Err("authJWTJWKS must be an http:// or https:// URL".into());
-        };
-        let target = http_client::Target::from_authority(tls, rest)?;
-        let opts = http_client::Options {
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(10),
-            max_redirects: 3,
-        };
-        let (_conn, resp) = http_client::request(&target, hyper::Method::GET, &[], bytes::Bytes::new(), &opts, None)
+        let get = exchange(
+            &self.url,
+            self.pin,
+            hyper::Method::GET,
+            &[],
+            bytes::Bytes::new(),
+            jwt::MAX_JWKS_BYTES,
+            Duration::from_secs(10),
+        );
+        let (status, bytes) = tokio::time::timeout(Duration::from_secs(20), get)
             .await
-            .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP status {}", resp.status()));
+            .map_err(|_| "no JWK set within 20 s".to_string())??;
+        if !status.is_success() {
+            return Err(format!("HTTP status {status}"));
         }
-        let mut body = resp.into_body();
-        let bytes = http_client::read_body(&mut body, jwt::MAX_JWKS_BYTES, Duration::from_secs(10))
-            .await
-            .map_err(|e| e.to_string())?;
         jwt::Jwks::parse(&bytes)
     }
 }
@@ -472,6 +554,17 @@ fn path_match(p: String) -> PathMatch {
     }
 }
 
+/// MediaMTX's name of an action (the HTTP method's `action`).
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Read => "read",
+        Action::Publish => "publish",
+        Action::Playback => "playback",
+        Action::Api => "api",
+        Action::Metrics => "metrics",
+    }
+}
+
 fn action_named(s: &str) -> Option<Action> {
     Some(match s {
         "publish" => Action::Publish,
@@ -518,6 +611,16 @@ pub fn internal_users(value: &serde_json::Value) -> Result<Vec<InternalUserConf>
     Ok(out)
 }
 
+/// A list of permissions (`authJWTExclude`, `authHTTPExclude`: `[{action, path}]`); entries that do
+/// not parse (refused at load) are left out.
+fn permissions_of(value: Option<&serde_json::Value>) -> Vec<(Action, PathMatch)> {
+    internal_users(&serde_json::json!([{ "user": "any", "permissions": value.cloned().unwrap_or_default() }]))
+        .ok()
+        .and_then(|mut u| u.pop())
+        .map(|u| u.permissions.into_iter().map(|(a, p)| (a, path_match(p))).collect())
+        .unwrap_or_default()
+}
+
 /// A checked `authInternalUsers` entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InternalUserConf {
@@ -536,14 +639,7 @@ impl Auth {
     pub fn from_config(config: &Config) -> Auth {
         if let Some(mtx) = &config.mediamtx {
             if mtx.global_str("authMethod") == "jwt" {
-                let exclude = internal_users(&serde_json::json!([{
-                    "user": "any",
-                    "permissions": mtx.globals.get("authJWTExclude").cloned().unwrap_or_default(),
-                }]))
-                .ok()
-                .and_then(|mut u| u.pop())
-                .map(|u| u.permissions.into_iter().map(|(a, p)| (a, path_match(p))).collect())
-                .unwrap_or_default();
+                let exclude = permissions_of(mtx.globals.get("authJWTExclude"));
                 let claim_key = mtx.global_str("authJWTClaimKey");
                 let jwt = JwtAuth {
                     claim_key: if claim_key.is_empty() { "mediamtx_permissions".into() } else { claim_key },
@@ -551,9 +647,27 @@ impl Auth {
                     audience: mtx.global_str("authJWTAudience"),
                     exclude,
                     in_http_query: mtx.global_bool("authJWTInHTTPQuery"),
-                    keys: Arc::new(JwksCache::new(&mtx.global_str("authJWTJWKS"))),
+                    // Checked at load; a value that fails here pins nothing that could match.
+                    keys: Arc::new(JwksCache::new(
+                        &mtx.global_str("authJWTJWKS"),
+                        match mtx.global_str("authJWTJWKSFingerprint").as_str() {
+                            "" => None,
+                            fp => Some(parse_fingerprint(fp).unwrap_or([0; 32])),
+                        },
+                    )),
                 };
-                return Auth { users: Vec::new(), internal: None, jwt: Some(jwt), failures: Default::default() };
+                return Auth { jwt: Some(jwt), ..Auth::default() };
+            }
+            if mtx.global_str("authMethod") == "http" {
+                let http = HttpAuth {
+                    url: mtx.global_str("authHTTPAddress"),
+                    pin: match mtx.global_str("authHTTPFingerprint").as_str() {
+                        "" => None,
+                        fp => Some(parse_fingerprint(fp).unwrap_or([0; 32])),
+                    },
+                    exclude: permissions_of(mtx.globals.get("authHTTPExclude")),
+                };
+                return Auth { http: Some(http), ..Auth::default() };
             }
             // Checked when the config was loaded; a bad entry left here denies by being skipped.
             let confs = internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&serde_json::Value::Null))
@@ -568,7 +682,7 @@ impl Auth {
                     permissions: c.permissions.into_iter().map(|(a, p)| (a, path_match(p))).collect(),
                 })
                 .collect();
-            return Auth { users: Vec::new(), internal: Some(internal), jwt: None, failures: Default::default() };
+            return Auth { internal: Some(internal), ..Auth::default() };
         }
         let mut users = Vec::new();
         if !config.api.username.is_empty() {
@@ -589,7 +703,7 @@ impl Auth {
                 local_exempt: !config.rtsp.local_auth,
             });
         }
-        Auth { users, internal: None, jwt: None, failures: Default::default() }
+        Auth { users, ..Auth::default() }
     }
 
     /// MediaMTX's rule: some user whose networks hold the client, whose permissions allow the action
@@ -639,6 +753,7 @@ impl Auth {
     /// authenticated once must still be checked per request.
     pub fn per_path(&self) -> bool {
         self.jwt.is_some()
+            || self.http.is_some()
             || self.internal.as_ref().is_some_and(|users| {
                 users.iter().any(|u| u.permissions.iter().any(|(_, p)| !matches!(p, PathMatch::Any)))
             })
@@ -648,6 +763,7 @@ impl Auth {
     /// the RTSP server then offers Basic only, since a Digest response cannot be checked against a hash.
     pub fn has_hashed(&self) -> bool {
         self.jwt.is_some()
+            || self.http.is_some()
             || self.internal.as_ref().is_some_and(|users| {
                 users
                     .iter()
@@ -729,16 +845,100 @@ impl Auth {
     /// [`Auth::check`] at `now`: an address with too many recent failures is refused unchecked, and a
     /// wrong credential counts against its address.
     pub fn check_at(&self, request: &AuthRequest, now: Instant) -> Result<(), Denied> {
+        self.banned(request, now)?;
+        let result = self.decide(request);
+        self.count(request, now, result)
+    }
+
+    /// The one decision point every server awaits: [`Auth::check`]'s rules, and under MediaMTX's HTTP
+    /// method a request to its server (`details` fills the fields the request has not).
+    pub async fn authorize(&self, request: &AuthRequest<'_>, details: Details<'_>) -> Result<(), Denied> {
+        let Some(http) = &self.http else { return self.check(request) };
+        self.banned(request, Instant::now())?;
+        let result = if http.exclude.iter().any(|(a, p)| *a == request.action && p.matches(request.path)) {
+            Ok(())
+        } else {
+            Self::ask_http(http, request, details).await
+        };
+        self.count(request, Instant::now(), result)
+    }
+
+    /// MediaMTX's HTTP method: one `POST` of its JSON body; `2xx` allows.
+    async fn ask_http(http: &HttpAuth, request: &AuthRequest<'_>, details: Details<'_>) -> Result<(), Denied> {
+        let (user, password, token) = match &request.presented {
+            Presented::Nothing => ("", "", ""),
+            Presented::Credentials { user, pass } => (*user, *pass, ""),
+            Presented::Token(t) => ("", "", *t),
+            // A Digest response cannot be checked by another server (RTSP offers Basic only then).
+            Presented::Proof(_) => return Err(Denied::WrongCredentials),
+        };
+        let ip = match request.origin {
+            Origin::Ip(ip) => ip.to_canonical().to_string(),
+            Origin::LocalSocket => "127.0.0.1".to_string(),
+            Origin::Unknown => String::new(),
+        };
+        let protocol = match (details.protocol, request.protocol) {
+            ("", Protocol::Rtsp) => "rtsp",
+            ("", Protocol::Rtmp) => "rtmp",
+            (name, _) => name,
+        };
+        let body = serde_json::json!({
+            "user": user,
+            "password": password,
+            "token": token,
+            "ip": ip,
+            "action": action_name(request.action),
+            "path": request.path,
+            "protocol": protocol,
+            "id": details.id,
+            "query": details.query,
+        });
+        let headers = [("Content-Type".to_string(), "application/json".to_string())];
+        let post = exchange(
+            &http.url,
+            http.pin,
+            hyper::Method::POST,
+            &headers,
+            bytes::Bytes::from(body.to_string()),
+            0,
+            HTTP_AUTH_TIMEOUT,
+        );
+        let url = crate::secrets::mask_url(&http.url);
+        match tokio::time::timeout(HTTP_AUTH_TIMEOUT, post).await {
+            Ok(Ok((status, _))) if status.is_success() => Ok(()),
+            Ok(Ok((status, _))) => {
+                tracing::debug!(%url, status = status.as_u16(), action = ?request.action, "auth: the HTTP server refused");
+                if matches!(request.presented, Presented::Nothing) {
+                    Err(Denied::CredentialsRequired)
+                } else {
+                    Err(Denied::WrongCredentials)
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%url, "auth: the HTTP server could not be asked: {e}");
+                Err(Denied::Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!(%url, "auth: the HTTP server did not answer within {} s", HTTP_AUTH_TIMEOUT.as_secs());
+                Err(Denied::Unavailable)
+            }
+        }
+    }
+
+    /// Refuses an address with too many recent failures, unchecked.
+    fn banned(&self, request: &AuthRequest, now: Instant) -> Result<(), Denied> {
+        match request.origin {
+            Origin::Ip(ip) if self.failures.banned(ip.to_canonical(), now) => Err(Denied::TooManyFailures),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong credential against its address; returns `result`.
+    fn count(&self, request: &AuthRequest, now: Instant, result: Result<(), Denied>) -> Result<(), Denied> {
         let ip = match request.origin {
             Origin::Ip(ip) => Some(ip.to_canonical()),
             _ => None,
         };
-        if let Some(ip) = ip {
-            if self.failures.banned(ip, now) {
-                return Err(Denied::TooManyFailures);
-            }
-        }
-        let result = self.decide(request);
         if let (Some(ip), Err(Denied::WrongCredentials)) = (ip, result) {
             if self.failures.failed(ip, now) {
                 tracing::warn!(
@@ -754,6 +954,14 @@ impl Auth {
     }
 
     fn decide(&self, request: &AuthRequest) -> Result<(), Denied> {
+        if let Some(http) = &self.http {
+            if http.exclude.iter().any(|(a, p)| *a == request.action && p.matches(request.path)) {
+                return Ok(());
+            }
+            // The HTTP method needs a caller that can wait ([`Auth::authorize`]): refused here.
+            tracing::warn!(action = ?request.action, "auth: the HTTP method was asked synchronously: refused");
+            return Err(Denied::Unavailable);
+        }
         if let Some(jwt) = &self.jwt {
             return Self::check_jwt(jwt, request);
         }
@@ -996,6 +1204,46 @@ mod tests {
         assert_eq!(limits.by_ip.lock().unwrap().len(), FailedLogins::MAX_ADDRESSES);
         limits.failed(newcomer, t0 + Duration::from_secs(61));
         assert_eq!(limits.by_ip.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn http_method_fails_closed_when_asked_synchronously() {
+        let path = std::env::temp_dir().join(format!("camrelay-auth-http-{}.yml", std::process::id()));
+        std::fs::write(&path, "authMethod: http\nauthHTTPAddress: http://127.0.0.1:9/auth\nauthHTTPExclude:\n- action: read\n  path: public\n").unwrap();
+        let loaded =
+            crate::config::load(&[path.display().to_string()], std::path::Path::new("/nonexistent"), &|_| None);
+        let _ = std::fs::remove_file(&path);
+        let a = Auth::from_config(&loaded.unwrap().config);
+        let presented = Presented::Credentials { user: "alice", pass: "secret" };
+        let asked =
+            AuthRequest { action: Action::Read, path: "cam", protocol: Protocol::Rtsp, origin: REMOTE, presented };
+        assert_eq!(a.check(&asked), Err(Denied::Unavailable));
+        // Not a failed login: the address is not banned by it.
+        for _ in 0..20 {
+            let _ = a.check(&asked);
+        }
+        assert!(!a.failures.banned(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)), Instant::now()));
+        // Exclusions need no asking; RTSP offers Basic only; every request is checked.
+        let public = AuthRequest { path: "public", presented: Presented::Nothing, ..asked };
+        assert_eq!(a.check(&public), Ok(()));
+        assert!(a.has_hashed() && a.per_path());
+    }
+
+    #[test]
+    fn fingerprints() {
+        let hex = "33949e05fffb5ff3e8aa16f8213a6251b4d9363804ba53233c4da9a46d6f2739";
+        let fp = parse_fingerprint(hex).unwrap();
+        assert_eq!((fp[0], fp[31]), (0x33, 0x39));
+        let colons: String = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(parse_fingerprint(&colons).unwrap(), fp);
+        assert!(parse_fingerprint("abc").unwrap_err().contains("64 hex digits"));
+        assert!(parse_fingerprint(&format!("{hex}00")).is_err());
+        assert!(parse_fingerprint(&hex.replace('3', "g")).is_err());
     }
 
     #[test]

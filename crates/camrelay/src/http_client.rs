@@ -146,7 +146,13 @@ impl Drop for Conn {
 
 impl Conn {
     pub async fn open(target: &Target, opts: &Options) -> Result<Conn, SourceError> {
-        let d = dial::tcp(&target.host, target.port, target.tls, opts.connect_timeout)
+        Self::open_pinned(target, opts, None).await
+    }
+
+    /// [`Conn::open`] with the server's certificate pinned by its SHA-256 (MediaMTX's
+    /// `authHTTPFingerprint`, `authJWTJWKSFingerprint`: a self-signed auth server).
+    pub async fn open_pinned(target: &Target, opts: &Options, pin: Option<[u8; 32]>) -> Result<Conn, SourceError> {
+        let d = dial::tcp_pinned(&target.host, target.port, target.tls, pin, opts.connect_timeout)
             .await
             .map_err(SourceError::network)?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()

@@ -400,3 +400,60 @@ fn jwt_over_rtmp() {
     );
     assert!(!server.log().contains(&reader[reader.len() - 20..]), "a token in the log:\n{}", server.log());
 }
+
+/// `authJWTJWKSFingerprint`: the JWK set served over HTTPS with a self-signed certificate (Python's
+/// ssl server) is fetched when the fingerprint pins that certificate, and a token signed with its key
+/// reads the API; pinned to another certificate, the fetch fails (logged) and the token is refused.
+#[test]
+fn jwks_over_https_with_a_pinned_certificate() {
+    let dir = temp_dir("jwks-pin");
+    let (cert, key_file) = make_cert(&dir, "idp");
+    let (other, _) = make_cert(&dir, "other");
+    let key = SigningKey::new("k1");
+    std::fs::write(dir.join("jwks"), jwk_set(&[&key])).unwrap();
+    let script = r#"
+import http.server, ssl, sys, functools
+cert, key, root = sys.argv[1:4]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+srv = http.server.HTTPServer(("127.0.0.1", 0), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let mut child = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(&cert)
+        .arg(&key_file)
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = lines_of(child.stdout.take().unwrap()).recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let hex = |c: &std::path::Path| file_fingerprint(c).replace(':', "").to_lowercase();
+    let users = |fp: &str| {
+        format!("authMethod: jwt\nauthJWTJWKS: https://127.0.0.1:{port}/jwks\nauthJWTJWKSFingerprint: {fp}\n")
+    };
+    let token = key.token(serde_json::json!([{"action": "api"}]), 300);
+    let bearer = format!("Authorization: Bearer {token}");
+
+    let server = Server::start(&MEDIAMTX.replace("USERS", &users(&hex(&cert))));
+    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(10)), "{}", server.log());
+    let list = format!("http://{}/v3/paths/list", server.api.unwrap());
+    assert_eq!(curl_status(&["-H", &bearer, &list]), "200");
+    assert_eq!(curl_status(&[&list]), "401");
+
+    let pinned_elsewhere = Server::start(&MEDIAMTX.replace("USERS", &users(&hex(&other))));
+    assert!(
+        pinned_elsewhere.wait_log("auth: JWK set:", std::time::Duration::from_secs(10)),
+        "{}",
+        pinned_elsewhere.log()
+    );
+    assert!(!pinned_elsewhere.log().contains("JWK set fetched"), "{}", pinned_elsewhere.log());
+    let list = format!("http://{}/v3/paths/list", pinned_elsewhere.api.unwrap());
+    assert_eq!(curl_status(&["--interface", "127.0.0.4", "-H", &bearer, &list]), "401");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -289,8 +289,8 @@ pub(super) fn apply(root: &Item, config: &mut Config, origin: &str) -> Result<()
             }
         }
     }
-    // Auth: internal users or JWT; an HTTP callback asked for and ignored would leave the server open,
-    // so such a config is refused.
+    // Auth: internal users, JWT or the HTTP callback; another method asked for and ignored would leave
+    // the server open, so such a config is refused.
     let method = mtx.global_str("authMethod");
     let refuse = |message: String| Err(ConfigError::Unlocated { origin: origin.to_string(), message });
     match method.as_str() {
@@ -302,16 +302,40 @@ pub(super) fn apply(root: &Item, config: &mut Config, origin: &str) -> Result<()
                     "authMethod \"jwt\" needs authJWTJWKS, an http:// or https:// URL (got {url:?})"
                 ));
             }
-            if !mtx.global_str("authJWTJWKSFingerprint").is_empty() {
-                return refuse(
-                    "authJWTJWKSFingerprint is not supported yet (serve the JWK set with a trusted certificate)".into(),
-                );
+            let fingerprint = mtx.global_str("authJWTJWKSFingerprint");
+            if !fingerprint.is_empty() {
+                crate::auth::parse_fingerprint(&fingerprint).map_err(|e| ConfigError::Unlocated {
+                    origin: origin.to_string(),
+                    message: format!("authJWTJWKSFingerprint: {e}"),
+                })?;
+            }
+        }
+        "http" => {
+            let url = mtx.global_str("authHTTPAddress");
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return refuse(format!(
+                    "authMethod \"http\" needs authHTTPAddress, an http:// or https:// URL (got {:?})",
+                    crate::secrets::mask_url(&url)
+                ));
+            }
+            let fingerprint = mtx.global_str("authHTTPFingerprint");
+            if !fingerprint.is_empty() {
+                crate::auth::parse_fingerprint(&fingerprint).map_err(|e| ConfigError::Unlocated {
+                    origin: origin.to_string(),
+                    message: format!("authHTTPFingerprint: {e}"),
+                })?;
             }
         }
         _ => {
             return refuse(format!(
-                "authMethod {method:?} is not supported yet (\"internal\" with authInternalUsers, or \"jwt\")"
+                "authMethod {method:?} is not supported (\"internal\" with authInternalUsers, \"http\" or \"jwt\")"
             ))
+        }
+    }
+    for key in ["authHTTPExclude", "authJWTExclude"] {
+        if let Some(list) = mtx.globals.get(key) {
+            crate::auth::internal_users(&serde_json::json!([{ "user": "any", "permissions": list }]))
+                .map_err(|e| ConfigError::Unlocated { origin: origin.to_string(), message: format!("{key}: {e}") })?;
         }
     }
     crate::auth::internal_users(mtx.globals.get("authInternalUsers").unwrap_or(&Value::Null))
@@ -784,8 +808,13 @@ mod tests {
 
     #[test]
     fn auth_the_server_cannot_honour_is_refused() {
-        let e = load_text("authMethod: http\nauthHTTPAddress: http://127.0.0.1:9000/auth\n").unwrap_err().to_string();
-        assert!(e.contains("authMethod \"http\" is not supported yet"), "{e}");
+        assert!(load_text("authMethod: http\nauthHTTPAddress: http://127.0.0.1:9000/auth\n").is_ok());
+        let e = load_text("authMethod: http\n").unwrap_err().to_string();
+        assert!(e.contains("needs authHTTPAddress"), "{e}");
+        let e = load_text("authMethod: http\nauthHTTPAddress: http://a/\nauthHTTPFingerprint: zz\n").unwrap_err();
+        assert!(e.to_string().contains("authHTTPFingerprint"), "{e}");
+        let e = load_text("authMethod: ldap\n").unwrap_err().to_string();
+        assert!(e.contains("authMethod \"ldap\" is not supported"), "{e}");
         let users = |u: &str| format!("authInternalUsers:\n{u}");
         let e = load_text(&users("- user: a\n  pass: sha256:YWJj\n  permissions: [{action: read}]\n"))
             .unwrap_err()

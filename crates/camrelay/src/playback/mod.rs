@@ -414,7 +414,8 @@ async fn answer(server: &Arc<Server>, peer: SocketAddr, request: Request) -> Res
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let client = server.settings.client(peer.ip(), request.headers());
-    if let Some(refused) = authorize(server, client, &params.path, request.headers(), &query) {
+    let headers = request.headers().clone();
+    if let Some(refused) = authorize(server, client, &params.path, &headers, &query).await {
         return refused;
     }
     if !server.index.is_built() {
@@ -443,7 +444,7 @@ async fn answer(server: &Arc<Server>, peer: SocketAddr, request: Request) -> Res
 }
 
 /// The one auth module, action `playback`; `None` when allowed.
-fn authorize(server: &Server, client: IpAddr, path: &str, headers: &HeaderMap, query: &str) -> Option<Response> {
+async fn authorize(server: &Server, client: IpAddr, path: &str, headers: &HeaderMap, query: &str) -> Option<Response> {
     let auth = server.app.auth();
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let basic = authorization.map(|v| crate::auth::basic_credentials(v).unwrap_or_default());
@@ -464,7 +465,8 @@ fn authorize(server: &Server, client: IpAddr, path: &str, headers: &HeaderMap, q
         origin: crate::auth::Origin::Ip(client),
         presented,
     };
-    if auth.check(&asked).is_ok() {
+    let details = crate::auth::Details { query, ..Default::default() };
+    if auth.authorize(&asked, details).await.is_ok() {
         return None;
     }
     tracing::info!(module = "playback", peer = %client, "unauthorized request");

@@ -204,15 +204,16 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         Some(p) => crate::auth::Origin::Ip(p.ip()),
         None => crate::auth::Origin::Unknown,
     };
-    // In a block: the proof borrows the request, which is not held across the await below.
+    // What the decision needs, owned: the request is not held across the await.
     let denied = {
-        let headers = request.headers();
-        let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("").to_string());
+        let authorization = authorization.as_deref();
+        let uri = request.uri().clone();
         let basic = authorization.map(|v| crate::auth::basic_credentials(v).unwrap_or_default());
         // MediaMTX's JWT: `Authorization: Bearer`, or `?jwt=` when `authJWTInHTTPQuery`.
         let token = match authorization.and_then(crate::auth::bearer_token) {
             Some(t) => Some(t.to_string()),
-            None if app.auth().jwt_in_http_query() => crate::auth::query_token(request.uri().query().unwrap_or("")),
+            None if app.auth().jwt_in_http_query() => crate::auth::query_token(uri.query().unwrap_or("")),
             None => None,
         };
         let presented = match (&token, &basic) {
@@ -220,10 +221,10 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
             (None, Some((user, pass))) => crate::auth::Presented::Credentials { user, pass },
             (None, None) => crate::auth::Presented::Nothing,
         };
-        let api_path = path_in_api(&cfg.base_path, request.uri().path());
+        let api_path = path_in_api(&cfg.base_path, uri.path());
         // Media outputs and signalling read a stream (`src=`) or publish into one (`dst=`); everything
         // else is the control API.
-        let q = Query::from_uri(request.uri());
+        let q = Query::from_uri(&uri);
         let (action, path) = match (module_of_path(api_path), q.get("dst"), q.get("src")) {
             (Some(_), Some(dst), _) => (crate::auth::Action::Publish, dst),
             (Some(_), None, src) => (crate::auth::Action::Read, src.unwrap_or("")),
@@ -237,7 +238,14 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         let session_op =
             auth.per_path() && module_of_path(api_path).is_some() && path.is_empty() && q.get("id").is_some();
         let asked = crate::auth::AuthRequest { action, path, protocol: crate::auth::Protocol::Http, origin, presented };
-        !session_op && auth.check(&asked).is_err()
+        // MediaMTX's protocol name for the HTTP method: the output module (`hls`, `webrtc`, `mp4`...);
+        // none for the control API.
+        let details = crate::auth::Details {
+            protocol: module_of_path(api_path).unwrap_or(""),
+            id: q.get("id").unwrap_or(""),
+            query: uri.query().unwrap_or(""),
+        };
+        !session_op && auth.authorize(&asked, details).await.is_err()
     };
     if denied {
         if let Some(p) = peer {

@@ -48,8 +48,8 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
 }
 
 async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
-    let headers = request.headers();
-    let basic = headers
+    let basic = request
+        .headers()
         .get(header::AUTHORIZATION)
         .map(|v| crate::auth::basic_credentials(v.to_str().unwrap_or("")).unwrap_or_default());
     let presented = match &basic {
@@ -63,7 +63,7 @@ async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
         origin: crate::auth::Origin::Ip(peer.ip()),
         presented,
     };
-    if app.auth().check(&asked).is_err() {
+    if app.auth().authorize(&asked, crate::auth::Details::default()).await.is_err() {
         tracing::info!(module = "metrics", peer = %peer, "unauthorized scrape");
         let mut r = (StatusCode::UNAUTHORIZED, "401 Unauthorized\n").into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"camrelay\""));

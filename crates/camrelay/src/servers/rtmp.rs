@@ -196,6 +196,24 @@ async fn run_conn<S: Stream>(app: &Arc<App>, mut conn: Conn<S>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.sock.shutdown()).await;
 }
 
+/// The auth module's decision on an RTMP request (credentials from `?user=&pass=`).
+async fn authorize(
+    app: &App,
+    ip: std::net::IpAddr,
+    scheme: &str,
+    action: Action,
+    path: &str,
+    creds: &Option<(String, String)>,
+) -> bool {
+    let presented = match creds {
+        Some((user, pass)) => Presented::Credentials { user, pass },
+        None => Presented::Nothing,
+    };
+    let asked = AuthRequest { action, path, protocol: Protocol::Rtmp, origin: Origin::Ip(ip), presented };
+    let details = crate::auth::Details { protocol: scheme, ..Default::default() };
+    app.auth().authorize(&asked, details).await.is_ok()
+}
+
 /// What a session runs over: TCP, or TLS over TCP.
 pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
@@ -348,16 +366,6 @@ impl<S: Stream> Conn<S> {
         (out, creds)
     }
 
-    fn authorize(&self, app: &App, action: Action, path: &str, creds: &Option<(String, String)>) -> bool {
-        let presented = match creds {
-            Some((user, pass)) => Presented::Credentials { user, pass },
-            None => Presented::Nothing,
-        };
-        let asked =
-            AuthRequest { action, path, protocol: Protocol::Rtmp, origin: Origin::Ip(self.peer.ip()), presented };
-        app.auth().check(&asked).is_ok()
-    }
-
     async fn refuse(&mut self, why: &str) -> Result<(), String> {
         self.session.reject(why);
         self.flush().await?;
@@ -375,7 +383,7 @@ impl<S: Stream> Conn<S> {
         let Some(path) = existing.or(creating).cloned() else {
             return self.refuse("no stream name").await;
         };
-        if !self.authorize(app, Action::Publish, &path, &creds) {
+        if !authorize(app, self.peer.ip(), self.scheme, Action::Publish, &path, &creds).await {
             return self.refuse("not authorized").await;
         }
         if let Err(e) = app.hub.check_publish(&path, allow_create) {
@@ -453,7 +461,7 @@ impl<S: Stream> Conn<S> {
         let mut found = None;
         let mut last_err = format!("stream not found: {first}");
         for name in &names {
-            if !self.authorize(app, Action::Read, name, &creds) {
+            if !authorize(app, self.peer.ip(), self.scheme, Action::Read, name, &creds).await {
                 last_err = "not authorized".into();
                 continue;
             }

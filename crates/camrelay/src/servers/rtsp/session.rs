@@ -333,7 +333,7 @@ impl Connection {
         if let Some(ua) = req.headers.get("User-Agent") {
             self.user_agent = ua.to_string();
         }
-        if !matches!(req.method, Method::Options) && !self.check_auth(req) {
+        if !matches!(req.method, Method::Options) && !self.check_auth(req).await {
             let mut headers = Vec::new();
             // A hashed password cannot check a Digest response: offer Basic only then.
             let hashed = self.app.auth().has_hashed();
@@ -379,7 +379,7 @@ impl Connection {
         rtsp::auth::Authenticator::new("", "", REALM)
     }
 
-    fn check_auth(&mut self, req: &Request) -> bool {
+    async fn check_auth(&mut self, req: &Request) -> bool {
         let auth = self.app.auth();
         // With per-path permissions (MediaMTX's users) every request is checked against its path.
         if self.authenticated && !auth.per_path() {
@@ -403,7 +403,8 @@ impl Connection {
                 origin: crate::auth::Origin::Ip(self.peer.ip()),
                 presented,
             };
-            return auth.check(&asked).is_ok();
+            let details = crate::auth::Details { protocol: self.scheme, id: &self.session_id, query: &target.query };
+            return auth.authorize(&asked, details).await.is_ok();
         };
         if !self.auth_method_allowed(value) {
             return false;
@@ -426,7 +427,8 @@ impl Connection {
             presented,
         };
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
-        self.authenticated = auth.check(&asked).is_ok();
+        let details = crate::auth::Details { protocol: self.scheme, id: &self.session_id, query: &target.query };
+        self.authenticated = auth.authorize(&asked, details).await.is_ok();
         self.authenticated
     }
 
