@@ -11,25 +11,29 @@
 //!   reader (bytes, packets, frames dropped), and the process (`process_*`, as Prometheus' clients name
 //!   them).
 //!
-//! The encoding is `prometheus-client`'s (escaping, HELP/TYPE lines); the scrape asks the one auth
-//! module for the `metrics` action (MediaMTX: localhost only by default).
+//! The scrape asks the one auth module for the `metrics` action (MediaMTX: localhost only by default).
+//!
+//! **Cost.** A scrape at 500 RTSP readers is about 8,000 lines. They are written straight into one
+//! buffer per family (kept from one scrape to the next), with each reader's label text rendered once
+//! and kept while the reader lives ([`READER_LABELS`]), and numbers written without `fmt`: no
+//! per-sample allocation, no lock but each stream's reader and producer lists (one at a time) and each
+//! track's (to read its queue depths). prometheus-client's encoder (which this module used before) made
+//! each sample go through its label-set encoder, which cost more than everything else of the scrape
+//! (docs/benchmarks.md, "/metrics under load").
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::v3::{self, Kind};
 use crate::app::{App, ServerTask};
-use crate::hub::ProducerState;
+use crate::hub::producer::ProducerKind;
+use crate::hub::{ProducerState, ReaderShared};
 
 pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
     let listen = app.config().servers.metrics_listen.clone();
@@ -69,192 +73,307 @@ async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"camrelay\""));
         return r;
     }
-    match render(&app) {
-        Ok(text) => {
-            let mut r = text.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-            );
-            r
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}\n")).into_response(),
-    }
+    let mut r = render(&app).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
 }
 
-/// The whole scrape.
-pub fn render(app: &App) -> Result<String, std::fmt::Error> {
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Collector(Snapshot::take(app))));
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry)?;
-    Ok(out)
+/// The whole scrape, in the OpenMetrics text format.
+pub fn render(app: &App) -> String {
+    let mut s = Scrape::new();
+    paths(app, &mut s);
+    process(&mut s);
+    s.finish()
 }
 
-/// A label set, shared by the samples of one source, track or reader (made once per scrape).
-type Labels = Arc<Vec<(&'static str, String)>>;
-
-/// A sample's value: counts and bytes are integers (printed as MediaMTX prints them), times are not.
-#[derive(Clone, Copy)]
-enum Value {
-    Int(i64),
-    Float(f64),
+/// A family's type: counters get `_total` on their samples.
+#[derive(Clone, Copy, PartialEq)]
+enum Type {
+    Gauge,
+    Counter,
 }
 
-impl From<u64> for Value {
-    fn from(v: u64) -> Value {
-        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<usize> for Value {
-    fn from(v: usize) -> Value {
-        Value::from(v as u64)
-    }
-}
-
-impl From<f64> for Value {
-    fn from(v: f64) -> Value {
-        Value::Float(v)
-    }
-}
-
-/// One series: its labels and value.
-struct Sample {
-    labels: Labels,
-    value: Value,
-}
-
-/// A metric family: name, help, type and its samples.
+/// One metric family: its HELP/TYPE lines and its samples' lines, written as they are found.
 struct Family {
     name: &'static str,
     help: &'static str,
-    counter: bool,
-    samples: Vec<Sample>,
+    kind: Type,
+    body: String,
 }
 
 impl Family {
-    fn gauge(name: &'static str, help: &'static str) -> Family {
-        Family { name, help, counter: false, samples: Vec::new() }
+    /// A sample: `labels` is the rendered label text (`k="v",k2="v2"`, escaped; may be empty).
+    fn int(&mut self, labels: &str, value: u64) {
+        self.head(labels, None);
+        push_u64(&mut self.body, value);
+        self.body.push('\n');
     }
 
-    fn counter(name: &'static str, help: &'static str) -> Family {
-        Family { name, help, counter: true, samples: Vec::new() }
+    /// A sample with one label more than `labels`.
+    fn int_with(&mut self, labels: &str, key: &str, value: &str, v: u64) {
+        self.head(labels, Some((key, value)));
+        push_u64(&mut self.body, v);
+        self.body.push('\n');
     }
 
-    fn push(&mut self, labels: &Labels, value: impl Into<Value>) {
-        self.samples.push(Sample { labels: labels.clone(), value: value.into() });
+    fn float(&mut self, labels: &str, value: f64) {
+        use std::fmt::Write;
+        self.head(labels, None);
+        if value.is_finite() {
+            let _ = write!(self.body, "{value:?}");
+        } else if value.is_nan() {
+            self.body.push_str("NaN");
+        } else {
+            self.body.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+        }
+        self.body.push('\n');
     }
-}
 
-/// What a scrape shows, read from the hub once (the encoder runs on it without touching the hub).
-struct Snapshot(Vec<Family>);
-
-#[derive(Debug)]
-struct Collector(Snapshot);
-
-impl std::fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Snapshot({} families)", self.0.len())
-    }
-}
-
-impl prometheus_client::collector::Collector for Collector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for family in &self.0 .0 {
-            let kind = if family.counter { MetricType::Counter } else { MetricType::Gauge };
-            let mut metric = encoder.encode_descriptor(family.name, family.help, None, kind)?;
-            for s in &family.samples {
-                let encoder = metric.encode_family(&*s.labels)?;
-                match (family.counter, s.value) {
-                    (true, Value::Int(v)) => ConstCounter::new(v.unsigned_abs()).encode(encoder)?,
-                    (true, Value::Float(v)) => ConstCounter::new(v).encode(encoder)?,
-                    (false, Value::Int(v)) => ConstGauge::new(v).encode(encoder)?,
-                    (false, Value::Float(v)) => ConstGauge::new(v).encode(encoder)?,
+    /// `name{labels} ` (with `_total` for counters).
+    fn head(&mut self, labels: &str, extra: Option<(&str, &str)>) {
+        let b = &mut self.body;
+        b.push_str(self.name);
+        if self.kind == Type::Counter {
+            b.push_str("_total");
+        }
+        if !labels.is_empty() || extra.is_some() {
+            b.push('{');
+            b.push_str(labels);
+            if let Some((k, v)) = extra {
+                if !labels.is_empty() {
+                    b.push(',');
                 }
+                b.push_str(k);
+                b.push_str("=\"");
+                escape_into(b, v);
+                b.push('"');
             }
+            b.push('}');
         }
-        Ok(())
+        b.push(' ');
     }
 }
 
-fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    Arc::new(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+/// The families of one scrape, in the order they are added. Their buffers are kept for the next scrape
+/// (a scrape at 500 readers is nearly 1 MB of text: growing it from nothing each time is most of the
+/// allocating a scrape would do).
+struct Scrape {
+    families: Vec<Family>,
+    spare: Vec<String>,
 }
 
-/// `l` and one more label.
-fn with(l: &Labels, key: &'static str, value: &str) -> Labels {
-    let mut more = Vec::clone(l);
-    more.push((key, value.to_string()));
-    Arc::new(more)
-}
+/// The buffers of the last scrape, by family (a concurrent scrape starts with new ones).
+static SPARE_BUFFERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-impl Snapshot {
-    fn take(app: &App) -> Snapshot {
-        let mut families = Vec::new();
-        paths(app, &mut families);
-        hls_muxers(app, &mut families);
-        sessions(app, &mut families);
-        camrelay(app, &mut families);
-        process(&mut families);
-        Snapshot(families)
+impl Scrape {
+    fn new() -> Scrape {
+        let mut spare = std::mem::take(&mut *SPARE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()));
+        spare.reverse();
+        Scrape { families: Vec::with_capacity(96), spare }
+    }
+
+    /// Adds a family; returns its index for [`Scrape::f`].
+    fn family(&mut self, name: &'static str, help: &'static str, kind: Type) -> usize {
+        let mut body = self.spare.pop().unwrap_or_default();
+        body.clear();
+        self.families.push(Family { name, help, kind, body });
+        self.families.len() - 1
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &'static str) -> usize {
+        self.family(name, help, Type::Gauge)
+    }
+
+    fn counter(&mut self, name: &'static str, help: &'static str) -> usize {
+        self.family(name, help, Type::Counter)
+    }
+
+    fn f(&mut self, i: usize) -> &mut Family {
+        &mut self.families[i]
+    }
+
+    /// The text: each family's HELP and TYPE, its samples, then `# EOF`.
+    fn finish(self) -> String {
+        let size: usize = self.families.iter().map(|f| f.body.len() + 2 * f.name.len() + f.help.len() + 24).sum();
+        let mut out = String::with_capacity(size + 6);
+        let mut spare = Vec::with_capacity(self.families.len());
+        for f in self.families {
+            out.push_str("# HELP ");
+            out.push_str(f.name);
+            out.push(' ');
+            out.push_str(f.help);
+            out.push_str("\n# TYPE ");
+            out.push_str(f.name);
+            out.push_str(if f.kind == Type::Counter { " counter\n" } else { " gauge\n" });
+            out.push_str(&f.body);
+            spare.push(f.body);
+        }
+        out.push_str("# EOF\n");
+        *SPARE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()) = spare;
+        out
     }
 }
 
-/// MediaMTX's `paths*` series.
-fn paths(app: &App, out: &mut Vec<Family>) {
-    let mut paths = Family::gauge("paths", "Paths (streams); 1 per path");
-    let mut readers = Family::gauge("paths_readers", "Readers of a path by MediaMTX reader type");
-    let mut inbound = Family::gauge("paths_inbound_bytes", "Bytes received by a path from its sources");
-    let mut outbound = Family::gauge("paths_outbound_bytes", "Bytes sent by a path to its readers");
-    let mut in_error = Family::gauge("paths_inbound_frames_in_error", "Frames of a path that could not be decoded");
-    let mut received = Family::gauge("paths_bytes_received", "Deprecated: paths_inbound_bytes");
-    let mut sent = Family::gauge("paths_bytes_sent", "Deprecated: paths_outbound_bytes");
-    for stream in v3::public_streams(app) {
-        let producers = stream.producers();
-        let ready = producers.iter().any(|p| p.state() == ProducerState::Online && !p.tracks().is_empty());
-        let state = if ready { "ready" } else { "notReady" };
-        let l = labels(&[("name", &stream.name), ("state", state)]);
-        paths.push(&l, 1u64);
-        let mut by_type = std::collections::BTreeMap::<&str, u32>::new();
-        let stream_readers = stream.readers();
-        for r in &stream_readers {
-            if let Some((t, _)) = v3::reader_type(r) {
-                *by_type.entry(t).or_default() += 1;
+/// Appends `v` in decimal.
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+}
+
+/// Appends a label value escaped as the text format wants (`\\`, `\"`, `\n`).
+fn escape_into(out: &mut String, v: &str) {
+    if !v.contains(['\\', '"', '\n']) {
+        out.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Rendered label text of `pairs`: `k="v",k2="v2"`.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    add_labels(&mut out, pairs);
+    out
+}
+
+/// Appends `pairs` to the label text `out`.
+fn add_labels(out: &mut String, pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_into(out, v);
+        out.push('"');
+    }
+}
+
+/// What the scrape writes for one reader, rendered once per reader (and again if its protocol
+/// changes): the label texts of its series.
+struct ReaderLabels {
+    /// The protocol these were made for (`rtsp+tcp`...).
+    protocol: String,
+    /// MediaMTX's session kind of the reader, if it has one.
+    session: Option<Kind>,
+    /// MediaMTX's reader type (`rtspSession`...), for `paths_readers`.
+    reader_type: Option<&'static str>,
+    /// `id` of its RTSP connection (`rtsp_conns*`).
+    conn_labels: String,
+    /// `id`, `state`, `path`, `remoteAddr` of its session (`rtsp_sessions*`, `webrtc_sessions*`...).
+    session_labels: String,
+    /// `name` (`hls_muxers*`).
+    hls_labels: String,
+    /// `stream`, `id`, `protocol`, `remote_addr` (`camrelay_reader_*`).
+    reader_labels: String,
+    /// The scrape that saw it last ([`READER_LABELS`] forgets readers gone since).
+    seen: u64,
+}
+
+impl ReaderLabels {
+    fn new(stream: &str, r: &ReaderShared, protocol: &str) -> ReaderLabels {
+        let (conn_id, session_id) = v3::reader_ids(r.id);
+        let session = session_kind(protocol);
+        let reader_type = match protocol.split('+').next().unwrap_or("") {
+            "rtsp" => Some("rtspSession"),
+            "rtsps" => Some("rtspsSession"),
+            "webrtc" => Some("webRTCSession"),
+            "hls" => Some("hlsMuxer"),
+            _ => None,
+        };
+        let id = r.id.to_string();
+        ReaderLabels {
+            protocol: protocol.to_string(),
+            session,
+            reader_type,
+            conn_labels: labels(&[("id", &conn_id)]),
+            session_labels: labels(&[
+                ("id", &session_id),
+                ("state", "read"),
+                ("path", stream),
+                ("remoteAddr", &r.remote_addr),
+            ]),
+            hls_labels: labels(&[("name", stream)]),
+            reader_labels: labels(&[
+                ("stream", stream),
+                ("id", &id),
+                ("protocol", protocol),
+                ("remote_addr", &r.remote_addr),
+            ]),
+            seen: 0,
+        }
+    }
+}
+
+/// The connection kind that goes with an RTSP(S) session (MediaMTX lists both).
+fn conn_kind(session: Kind) -> Option<Kind> {
+    match session {
+        Kind::RtspSession => Some(Kind::RtspConn),
+        Kind::RtspsSession => Some(Kind::RtspsConn),
+        _ => None,
+    }
+}
+
+/// MediaMTX's session kind of a protocol (`rtsp+tcp` is an RTSP session, and a connection).
+fn session_kind(protocol: &str) -> Option<Kind> {
+    match protocol.split('+').next().unwrap_or("") {
+        "rtsp" => Some(Kind::RtspSession),
+        "rtsps" => Some(Kind::RtspsSession),
+        "webrtc" => Some(Kind::WebrtcSession),
+        "rtmp" => Some(Kind::RtmpConn),
+        "rtmps" => Some(Kind::RtmpsConn),
+        _ => None,
+    }
+}
+
+/// Rendered labels of every reader the last scrapes saw, by reader id (ids are unique in the process).
+static READER_LABELS: std::sync::Mutex<Option<ReaderCache>> = std::sync::Mutex::new(None);
+
+#[derive(Default)]
+struct ReaderCache {
+    by_id: std::collections::HashMap<u64, ReaderLabels>,
+    scrape: u64,
+}
+
+impl ReaderCache {
+    /// The labels of `r`, reading `stream`: made on first sight or when its protocol changed.
+    fn get(&mut self, stream: &str, r: &ReaderShared) -> &ReaderLabels {
+        let scrape = self.scrape;
+        let protocol = r.protocol.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = self.by_id.entry(r.id);
+        let labels = match entry {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let l = e.into_mut();
+                if l.protocol != *protocol {
+                    *l = ReaderLabels::new(stream, r, &protocol);
+                }
+                l
             }
-        }
-        if by_type.is_empty() {
-            readers.push(&labels(&[("name", &stream.name), ("state", state), ("readerType", "")]), 0u64);
-        }
-        for (t, n) in by_type {
-            readers.push(&labels(&[("name", &stream.name), ("state", state), ("readerType", t)]), u64::from(n));
-        }
-        let bytes_in: u64 = producers.iter().map(|p| v3::producer_bytes(p)).sum();
-        let bytes_out: u64 = stream_readers.iter().map(|r| r.bytes_sent.load(Relaxed)).sum();
-        inbound.push(&l, bytes_in);
-        outbound.push(&l, bytes_out);
-        in_error.push(&l, 0u64);
-        received.push(&l, bytes_in);
-        sent.push(&l, bytes_out);
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(ReaderLabels::new(stream, r, &protocol)),
+        };
+        labels.seen = scrape;
+        labels
     }
-    out.extend([paths, readers, inbound, outbound, in_error, received, sent]);
-}
-
-/// MediaMTX's `hls_muxers*` series: camrelay has one HLS muxer per stream and variant.
-fn hls_muxers(app: &App, out: &mut Vec<Family>) {
-    let mut muxers = Family::gauge("hls_muxers", "HLS muxers; 1 per muxer");
-    let mut bytes = Family::gauge("hls_muxers_outbound_bytes", "Bytes an HLS muxer sent");
-    let mut discarded = Family::gauge("hls_muxers_outbound_frames_discarded", "Frames an HLS muxer dropped");
-    let mut sent = Family::gauge("hls_muxers_bytes_sent", "Deprecated: hls_muxers_outbound_bytes");
-    for (stream, r) in v3::hls_readers(app) {
-        let l = labels(&[("name", &stream.name)]);
-        let b = r.bytes_sent.load(Relaxed);
-        muxers.push(&l, 1u64);
-        bytes.push(&l, b);
-        discarded.push(&l, r.dropped.load(Relaxed));
-        sent.push(&l, b);
-    }
-    out.extend([muxers, bytes, discarded, sent]);
 }
 
 /// MediaMTX's series names of one protocol's connections or sessions: the count, inbound and outbound
@@ -272,7 +391,7 @@ struct SessionSeries {
     sent: &'static str,
 }
 
-const SESSION_SERIES: [SessionSeries; 5] = [
+const SESSION_SERIES: [SessionSeries; 7] = [
     SessionSeries {
         kind: Kind::RtspConn,
         count: "rtsp_conns",
@@ -292,6 +411,26 @@ const SESSION_SERIES: [SessionSeries; 5] = [
         discarded: Some("rtsp_sessions_outbound_rtp_packets_discarded"),
         received: "rtsp_sessions_bytes_received",
         sent: "rtsp_sessions_bytes_sent",
+    },
+    SessionSeries {
+        kind: Kind::RtspsConn,
+        count: "rtsps_conns",
+        inbound: "rtsps_conns_inbound_bytes",
+        outbound: "rtsps_conns_outbound_bytes",
+        packets: None,
+        discarded: None,
+        received: "rtsps_conns_bytes_received",
+        sent: "rtsps_conns_bytes_sent",
+    },
+    SessionSeries {
+        kind: Kind::RtspsSession,
+        count: "rtsps_sessions",
+        inbound: "rtsps_sessions_inbound_bytes",
+        outbound: "rtsps_sessions_outbound_bytes",
+        packets: Some("rtsps_sessions_outbound_rtp_packets"),
+        discarded: Some("rtsps_sessions_outbound_rtp_packets_discarded"),
+        received: "rtsps_sessions_bytes_received",
+        sent: "rtsps_sessions_bytes_sent",
     },
     SessionSeries {
         kind: Kind::RtmpConn,
@@ -325,177 +464,223 @@ const SESSION_SERIES: [SessionSeries; 5] = [
     },
 ];
 
-/// The families of one [`SessionSeries`], filled in one pass over the sessions.
+/// The families of one [`SessionSeries`] (indexes into the scrape).
 struct SessionFamilies {
-    count: Family,
-    inbound: Family,
-    outbound: Family,
-    packets: Option<Family>,
-    discarded: Option<Family>,
-    received: Family,
-    sent: Family,
+    count: usize,
+    inbound: usize,
+    outbound: usize,
+    packets: Option<usize>,
+    discarded: Option<usize>,
+    received: usize,
+    sent: usize,
 }
 
-/// MediaMTX's per-connection and per-session series of each protocol.
-fn sessions(app: &App, out: &mut Vec<Family>) {
-    let mut families: Vec<SessionFamilies> = SESSION_SERIES
-        .iter()
-        .map(|s| SessionFamilies {
-            count: Family::gauge(s.count, "Connections or sessions of the protocol; 1 each"),
-            inbound: Family::gauge(s.inbound, "Bytes received"),
-            outbound: Family::gauge(s.outbound, "Bytes sent"),
-            packets: s.packets.map(|n| Family::gauge(n, "RTP packets sent")),
-            discarded: s.discarded.map(|n| Family::gauge(n, "Frames or packets dropped (slow reader)")),
-            received: Family::gauge(s.received, "Deprecated: *_inbound_bytes"),
-            sent: Family::gauge(s.sent, "Deprecated: *_outbound_bytes"),
-        })
-        .collect();
-    v3::each_session(app, |kind, id, stream, s| {
-        let Some(i) = SESSION_SERIES.iter().position(|series| series.kind == kind) else { return };
-        let f = &mut families[i];
-        // MediaMTX labels RTSP connections by id alone.
-        let l = if kind == Kind::RtspConn {
-            labels(&[("id", &id)])
-        } else {
-            labels(&[("id", &id), ("state", s.state), ("path", &stream.name), ("remoteAddr", &s.remote)])
-        };
-        f.count.push(&l, 1u64);
-        f.inbound.push(&l, s.inbound);
-        f.outbound.push(&l, s.outbound);
-        if let Some(p) = f.packets.as_mut() {
-            p.push(&l, s.packets_out);
+impl SessionFamilies {
+    /// One session's samples.
+    fn write(&self, s: &mut Scrape, labels: &str, inbound: u64, outbound: u64, packets: u64, dropped: u64) {
+        s.f(self.count).int(labels, 1);
+        s.f(self.inbound).int(labels, inbound);
+        s.f(self.outbound).int(labels, outbound);
+        if let Some(p) = self.packets {
+            s.f(p).int(labels, packets);
         }
-        if let Some(d) = f.discarded.as_mut() {
-            d.push(&l, s.dropped);
+        if let Some(d) = self.discarded {
+            s.f(d).int(labels, dropped);
         }
-        f.received.push(&l, s.inbound);
-        f.sent.push(&l, s.outbound);
-    });
-    for f in families {
-        out.extend(
-            [Some(f.count), Some(f.inbound), Some(f.outbound), f.packets, f.discarded, Some(f.received), Some(f.sent)]
-                .into_iter()
-                .flatten(),
-        );
+        s.f(self.received).int(labels, inbound);
+        s.f(self.sent).int(labels, outbound);
     }
 }
 
-/// camrelay's own series: sources, tracks and readers.
-fn camrelay(app: &App, out: &mut Vec<Family>) {
-    let mut info = Family::gauge("camrelay_build_info", "camrelay's version; always 1");
-    info.push(&labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1u64);
-    let mut source_state = Family::gauge("camrelay_source_state", "A source's state (label state); always 1");
-    let mut online = Family::gauge("camrelay_source_online", "1 while a source delivers media");
-    let mut reconnects = Family::counter("camrelay_source_reconnects", "Times a pulled source came back online");
-    let mut errors = Family::gauge("camrelay_source_last_error", "1 for a source's last error kind");
-    let mut frames = Family::counter("camrelay_track_frames", "Frames a track received");
-    let mut track_bytes = Family::counter("camrelay_track_bytes", "Bytes a track received");
-    let mut track_readers = Family::gauge("camrelay_track_readers", "Readers of a track");
-    let mut keyframes = Family::counter("camrelay_track_keyframes", "Keyframes a video track received");
-    let mut gop =
-        Family::gauge("camrelay_track_keyframe_interval_seconds", "Time between a video track's last two keyframes");
-    let mut resyncs = Family::counter(
-        "camrelay_reader_resyncs",
-        "Times a reader's queue overflowed and it skipped to the next keyframe",
-    );
-    let mut queued =
-        Family::gauge("camrelay_reader_queue_frames", "Frames waiting in a reader's queue (readers with a queue)");
-    let mut reader_bytes = Family::counter("camrelay_reader_sent_bytes", "Bytes sent to a reader");
-    let mut reader_packets = Family::counter("camrelay_reader_sent_packets", "Packets or frames sent to a reader");
-    let mut reader_dropped =
-        Family::counter("camrelay_reader_dropped_frames", "Frames dropped for a reader (slow reader, resync)");
-    let mut stream_readers = Family::gauge("camrelay_stream_readers", "Readers of a stream");
+/// Every series made from the streams, in one pass over them: MediaMTX's `paths*`, `hls_muxers*` and
+/// per-session series, and camrelay's per-source, per-track and per-reader series.
+fn paths(app: &App, s: &mut Scrape) {
+    // MediaMTX's.
+    let paths = s.gauge("paths", "Paths (streams); 1 per path");
+    let readers = s.gauge("paths_readers", "Readers of a path by MediaMTX reader type");
+    let inbound = s.gauge("paths_inbound_bytes", "Bytes received by a path from its sources");
+    let outbound = s.gauge("paths_outbound_bytes", "Bytes sent by a path to its readers");
+    let in_error = s.gauge("paths_inbound_frames_in_error", "Frames of a path that could not be decoded");
+    let received = s.gauge("paths_bytes_received", "Deprecated: paths_inbound_bytes");
+    let sent = s.gauge("paths_bytes_sent", "Deprecated: paths_outbound_bytes");
+    let hls = [
+        s.gauge("hls_muxers", "HLS muxers; 1 per muxer"),
+        s.gauge("hls_muxers_outbound_bytes", "Bytes an HLS muxer sent"),
+        s.gauge("hls_muxers_outbound_frames_discarded", "Frames an HLS muxer dropped"),
+        s.gauge("hls_muxers_bytes_sent", "Deprecated: hls_muxers_outbound_bytes"),
+    ];
+    let sessions: Vec<SessionFamilies> = SESSION_SERIES
+        .iter()
+        .map(|series| SessionFamilies {
+            count: s.gauge(series.count, "Connections or sessions of the protocol; 1 each"),
+            inbound: s.gauge(series.inbound, "Bytes received"),
+            outbound: s.gauge(series.outbound, "Bytes sent"),
+            packets: series.packets.map(|n| s.gauge(n, "RTP packets sent")),
+            discarded: series.discarded.map(|n| s.gauge(n, "Frames or packets dropped (slow reader)")),
+            received: s.gauge(series.received, "Deprecated: *_inbound_bytes"),
+            sent: s.gauge(series.sent, "Deprecated: *_outbound_bytes"),
+        })
+        .collect();
+    let families_of = |kind: Kind| SESSION_SERIES.iter().position(|series| series.kind == kind);
+    // camrelay's.
+    let info = s.gauge("camrelay_build_info", "camrelay's version; always 1");
+    s.f(info).int(&labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1);
+    let source_state = s.gauge("camrelay_source_state", "A source's state (label state); always 1");
+    let online = s.gauge("camrelay_source_online", "1 while a source delivers media");
+    let reconnects = s.counter("camrelay_source_reconnects", "Times a pulled source came back online");
+    let errors = s.gauge("camrelay_source_last_error", "1 for a source's last error kind");
+    let frames = s.counter("camrelay_track_frames", "Frames a track received");
+    let track_bytes = s.counter("camrelay_track_bytes", "Bytes a track received");
+    let track_readers = s.gauge("camrelay_track_readers", "Readers of a track");
+    let keyframes = s.counter("camrelay_track_keyframes", "Keyframes a video track received");
+    let gop = s.gauge("camrelay_track_keyframe_interval_seconds", "Time between a video track's last two keyframes");
+    let stream_readers = s.gauge("camrelay_stream_readers", "Readers of a stream");
+    let reader_bytes = s.counter("camrelay_reader_sent_bytes", "Bytes sent to a reader");
+    let reader_packets = s.counter("camrelay_reader_sent_packets", "Packets or frames sent to a reader");
+    let reader_dropped =
+        s.counter("camrelay_reader_dropped_frames", "Frames dropped for a reader (slow reader, resync)");
+    let resyncs =
+        s.counter("camrelay_reader_resyncs", "Times a reader's queue overflowed and it skipped to the next keyframe");
+    let queued = s.gauge("camrelay_reader_queue_frames", "Frames waiting in a reader's queue (readers with a queue)");
+
+    let mut cache = READER_LABELS.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(ReaderCache::default);
+    cache.scrape += 1;
+    let mut depths = std::collections::HashMap::<u64, usize>::new();
     for stream in v3::public_streams(app) {
-        let readers = stream.readers();
-        stream_readers.push(&labels(&[("stream", &stream.name)]), readers.len());
-        let mut depths = std::collections::HashMap::<u64, usize>::new();
-        for p in stream.producers() {
+        let producers = stream.producers();
+        let stream_reader_list = stream.readers();
+        let ready = producers.iter().any(|p| p.state() == ProducerState::Online && !p.tracks().is_empty());
+        let state = if ready { "ready" } else { "notReady" };
+        let path_labels = labels(&[("name", &stream.name), ("state", state)]);
+        let stream_labels = labels(&[("stream", &stream.name)]);
+        s.f(paths).int(&path_labels, 1);
+        s.f(stream_readers).int(&stream_labels, stream_reader_list.len() as u64);
+
+        // Sources, their tracks, and publishers' sessions.
+        depths.clear();
+        let mut bytes_in = 0;
+        for p in &producers {
             let url = p.masked_url();
             let id = p.id.to_string();
             let l = labels(&[("stream", &stream.name), ("source", &url), ("id", &id)]);
             let state = p.state();
-            source_state.push(&with(&l, "state", state.as_str()), 1u64);
-            online.push(&l, u64::from(state == ProducerState::Online));
+            s.f(source_state).int_with(&l, "state", state.as_str(), 1);
+            s.f(online).int(&l, u64::from(state == ProducerState::Online));
             if !p.is_pushed() {
-                reconnects.push(&l, p.reconnects());
+                s.f(reconnects).int(&l, p.reconnects());
             }
             if let Some(kind) = p.last_error_kind() {
-                errors.push(&with(&l, "kind", kind.as_str()), 1u64);
+                s.f(errors).int_with(&l, "kind", kind.as_str(), 1);
             }
+            let mut producer_in = 0;
             for t in p.tracks() {
-                let mut tl = Vec::clone(&l);
-                tl.push(("track", t.id.to_string()));
-                tl.push(("media", t.kind.to_string()));
-                tl.push(("codec", t.codec.name.to_ascii_lowercase()));
-                let tl = Arc::new(tl);
-                frames.push(&tl, t.frames.load(Relaxed));
-                track_bytes.push(&tl, t.bytes.load(Relaxed));
-                track_readers.push(&tl, t.reader_count());
+                let mut tl = l.clone();
+                let track_id = t.id.to_string();
+                let codec = t.codec.name.to_ascii_lowercase();
+                add_labels(&mut tl, &[("track", &track_id), ("media", &t.kind.to_string()), ("codec", &codec)]);
+                let (n, b) = (t.frames.load(Relaxed), t.bytes.load(Relaxed));
+                producer_in += b;
+                s.f(frames).int(&tl, n);
+                s.f(track_bytes).int(&tl, b);
+                s.f(track_readers).int(&tl, t.reader_count() as u64);
                 if t.kind == media::Kind::Video {
-                    keyframes.push(&tl, t.keyframes.load(Relaxed));
+                    s.f(keyframes).int(&tl, t.keyframes.load(Relaxed));
                     let ticks = t.keyframe_interval.load(Relaxed) as f64;
-                    gop.push(&tl, ticks / f64::from(t.codec.clock_rate.max(1)));
+                    s.f(gop).float(&tl, ticks / f64::from(t.codec.clock_rate.max(1)));
                 }
                 for (reader, depth) in t.queue_depths() {
                     *depths.entry(reader).or_insert(0) += depth;
                 }
             }
-        }
-        for r in readers {
-            let id = r.id.to_string();
-            let protocol = r.protocol();
-            let l = labels(&[
-                ("stream", &stream.name),
-                ("id", &id),
-                ("protocol", &protocol),
-                ("remote_addr", &r.remote_addr),
-            ]);
-            reader_bytes.push(&l, r.bytes_sent.load(Relaxed));
-            reader_packets.push(&l, r.packets_sent.load(Relaxed));
-            reader_dropped.push(&l, r.dropped.load(Relaxed));
-            resyncs.push(&l, r.resyncs.load(Relaxed));
-            if let Some(depth) = depths.get(&r.id) {
-                queued.push(&l, *depth);
+            bytes_in += producer_in;
+            if let ProducerKind::Pushed { protocol, remote_addr } = &p.kind {
+                let Some(kind) = session_kind(protocol) else { continue };
+                let (conn_id, session_id) = v3::publisher_ids(p.id);
+                let session_labels = labels(&[
+                    ("id", &session_id),
+                    ("state", "publish"),
+                    ("path", &stream.name),
+                    ("remoteAddr", remote_addr),
+                ]);
+                if let Some(i) = families_of(kind) {
+                    sessions[i].write(s, &session_labels, producer_in, 0, 0, 0);
+                }
+                if let Some(i) = conn_kind(kind).and_then(families_of) {
+                    sessions[i].write(s, &labels(&[("id", &conn_id)]), producer_in, 0, 0, 0);
+                }
             }
         }
+
+        // Readers.
+        let mut by_type = [("hlsMuxer", 0u64), ("rtspSession", 0), ("rtspsSession", 0), ("webRTCSession", 0)];
+        let mut bytes_out = 0;
+        for r in &stream_reader_list {
+            let l = cache.get(&stream.name, r);
+            let (b, packets, dropped) =
+                (r.bytes_sent.load(Relaxed), r.packets_sent.load(Relaxed), r.dropped.load(Relaxed));
+            bytes_out += b;
+            if let Some(t) = l.reader_type {
+                if let Some(n) = by_type.iter_mut().find(|(name, _)| *name == t) {
+                    n.1 += 1;
+                }
+            }
+            if let Some(kind) = l.session {
+                if let Some(i) = families_of(kind) {
+                    sessions[i].write(s, &l.session_labels, 0, b, packets, dropped);
+                }
+                if let Some(i) = conn_kind(kind).and_then(families_of) {
+                    sessions[i].write(s, &l.conn_labels, 0, b, packets, dropped);
+                }
+            }
+            if l.reader_type == Some("hlsMuxer") {
+                s.f(hls[0]).int(&l.hls_labels, 1);
+                s.f(hls[1]).int(&l.hls_labels, b);
+                s.f(hls[2]).int(&l.hls_labels, dropped);
+                s.f(hls[3]).int(&l.hls_labels, b);
+            }
+            let rl = &l.reader_labels;
+            s.f(reader_bytes).int(rl, b);
+            s.f(reader_packets).int(rl, packets);
+            s.f(reader_dropped).int(rl, dropped);
+            s.f(resyncs).int(rl, r.resyncs.load(Relaxed));
+            if let Some(depth) = depths.get(&r.id) {
+                s.f(queued).int(rl, *depth as u64);
+            }
+        }
+        if by_type.iter().all(|(_, n)| *n == 0) {
+            s.f(readers).int_with(&path_labels, "readerType", "", 0);
+        }
+        for (t, n) in by_type {
+            if n > 0 {
+                s.f(readers).int_with(&path_labels, "readerType", t, n);
+            }
+        }
+        s.f(inbound).int(&path_labels, bytes_in);
+        s.f(outbound).int(&path_labels, bytes_out);
+        s.f(in_error).int(&path_labels, v3::frames_in_error(&producers));
+        s.f(received).int(&path_labels, bytes_in);
+        s.f(sent).int(&path_labels, bytes_out);
     }
-    out.extend([
-        info,
-        source_state,
-        online,
-        reconnects,
-        errors,
-        frames,
-        track_bytes,
-        track_readers,
-        keyframes,
-        gop,
-        stream_readers,
-        reader_bytes,
-        reader_packets,
-        reader_dropped,
-        resyncs,
-        queued,
-    ]);
+    let scrape = cache.scrape;
+    cache.by_id.retain(|_, l| l.seen == scrape);
 }
 
 /// The process series Prometheus' own clients export, from `/proc/self`.
-fn process(out: &mut Vec<Family>) {
+fn process(s: &mut Scrape) {
     let Some(p) = ProcStat::read() else { return };
-    let none = Labels::default();
-    let mut cpu = Family::counter("process_cpu_seconds", "User and system CPU time spent in seconds");
-    cpu.push(&none, p.cpu_seconds);
-    let mut rss = Family::gauge("process_resident_memory_bytes", "Resident memory size in bytes");
-    rss.push(&none, p.rss_bytes);
-    let mut vsize = Family::gauge("process_virtual_memory_bytes", "Virtual memory size in bytes");
-    vsize.push(&none, p.vsize_bytes);
-    let mut threads = Family::gauge("process_threads", "OS threads");
-    threads.push(&none, p.threads);
-    let mut start = Family::gauge("process_start_time_seconds", "Start time since the epoch in seconds");
-    start.push(&none, p.start_time_seconds);
-    let mut fds = Family::gauge("process_open_fds", "Open file descriptors");
-    fds.push(&none, open_fds());
-    out.extend([cpu, rss, vsize, threads, start, fds]);
+    let cpu = s.counter("process_cpu_seconds", "User and system CPU time spent in seconds");
+    s.f(cpu).float("", p.cpu_seconds);
+    let rss = s.gauge("process_resident_memory_bytes", "Resident memory size in bytes");
+    s.f(rss).int("", p.rss_bytes);
+    let vsize = s.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes");
+    s.f(vsize).int("", p.vsize_bytes);
+    let threads = s.gauge("process_threads", "OS threads");
+    s.f(threads).int("", p.threads);
+    let start = s.gauge("process_start_time_seconds", "Start time since the epoch in seconds");
+    s.f(start).float("", p.start_time_seconds);
+    let fds = s.gauge("process_open_fds", "Open file descriptors");
+    s.f(fds).int("", open_fds() as u64);
 }
 
 /// Open file descriptors, counted at most every 10 s: listing `/proc/self/fd` costs the kernel a
@@ -553,6 +738,37 @@ impl ProcStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_are_written_as_openmetrics_text() {
+        let mut s = Scrape::new();
+        let g = s.gauge("a_gauge", "A gauge");
+        let c = s.counter("a_counter", "A counter");
+        s.f(g).int("", 0);
+        s.f(g).int(&labels(&[("name", "cam \"1\"\\\n")]), 18_446_744_073_709_551_615);
+        s.f(g).int_with(&labels(&[("x", "1")]), "kind", "auth", 1);
+        s.f(g).int_with("", "kind", "a\"b", 2);
+        s.f(c).float("", 3.0);
+        s.f(c).float("", 0.25);
+        s.f(c).float("", f64::NAN);
+        s.f(c).float("", f64::INFINITY);
+        assert_eq!(
+            s.finish(),
+            "# HELP a_gauge A gauge\n# TYPE a_gauge gauge\n\
+             a_gauge 0\n\
+             a_gauge{name=\"cam \\\"1\\\"\\\\\\n\"} 18446744073709551615\n\
+             a_gauge{x=\"1\",kind=\"auth\"} 1\n\
+             a_gauge{kind=\"a\\\"b\"} 2\n\
+             # HELP a_counter A counter\n# TYPE a_counter counter\n\
+             a_counter_total 3.0\na_counter_total 0.25\na_counter_total NaN\na_counter_total +Inf\n\
+             # EOF\n"
+        );
+        // The buffers are kept for the next scrape, emptied.
+        let mut again = Scrape::new();
+        let g = again.gauge("b", "B");
+        assert!(again.f(g).body.is_empty() && again.f(g).body.capacity() > 0);
+        assert_eq!(again.finish(), "# HELP b B\n# TYPE b gauge\n# EOF\n");
+    }
 
     #[test]
     fn proc_stat_fields_are_read_after_the_command_name() {

@@ -807,6 +807,16 @@ pub(crate) fn reader_type_and_id(r: &ReaderShared) -> (String, String) {
     }
 }
 
+/// A reader's RTSP connection id and session id (as [`party_id`] makes them), for the metrics.
+pub(crate) fn reader_ids(id: u64) -> (String, String) {
+    (uuid(READER_CONN, id), uuid(READER, id))
+}
+
+/// A publisher's RTSP connection id and session id (as [`party_id`] makes them), for the metrics.
+pub(crate) fn publisher_ids(id: u64) -> (String, String) {
+    (uuid(PUBLISHER_CONN, id), uuid(PUBLISHER, id))
+}
+
 fn uuid(kind: u16, id: u64) -> String {
     format!("00000000-0000-4000-{kind:04x}-{:012x}", id & 0xffff_ffff_ffff)
 }
@@ -907,7 +917,7 @@ fn path_json(app: &App, stream: &Stream) -> Value {
 
 /// What datagram sources (UDP MPEG-TS/RTP) lost or could not read: MediaMTX counts frames in error
 /// there; we count the packets.
-fn frames_in_error(producers: &[Arc<Producer>]) -> u64 {
+pub(crate) fn frames_in_error(producers: &[Arc<Producer>]) -> u64 {
     producers
         .iter()
         .filter_map(|p| match &p.kind {
@@ -1047,27 +1057,6 @@ fn party_stats(party: &Party) -> PartyStats {
             dropped: 0,
             protocol: protocol_of(p).to_string(),
         },
-    }
-}
-
-/// Every session of every kind in one pass over the streams (the metrics' view): `f(kind, id, stream,
-/// figures)`. An RTSP party is both a connection and a session.
-pub(crate) fn each_session(app: &App, mut f: impl FnMut(Kind, String, &Stream, &PartyStats)) {
-    for stream in public_streams(app) {
-        let publishers = stream.producers().into_iter().filter(|p| p.is_pushed()).map(Party::Publisher);
-        for party in publishers.chain(stream.readers().into_iter().map(Party::Reader)) {
-            let stats = party_stats(&party);
-            let kinds: &[Kind] = match stats.protocol.split('+').next() {
-                Some("rtsp") => &[Kind::RtspConn, Kind::RtspSession],
-                Some("webrtc") => &[Kind::WebrtcSession],
-                Some("rtmp") => &[Kind::RtmpConn],
-                Some("rtmps") => &[Kind::RtmpsConn],
-                _ => &[],
-            };
-            for &kind in kinds {
-                f(kind, party_id(kind, &party), &stream, &stats);
-            }
-        }
     }
 }
 
