@@ -1,0 +1,44 @@
+#![no_main]
+//! The playback server's input: the query of `/list` and `/get` (`parse_params`, from the network),
+//! and the ISO BMFF parsing `/get` and the index apply to segment files (a crash can cut them
+//! anywhere). Never panics; a query that parses names a path with no `.`/`..`/empty component, not
+//! absolute; a `/get` query has a start and a positive duration.
+
+use camrelay::playback::{mp4, parse_params};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        for get in [false, true] {
+            if let Ok(p) = parse_params(text, get) {
+                assert!(!p.path.is_empty() && !p.path.starts_with('/'), "{text:?}: {:?}", p.path);
+                assert!(p.path.split('/').all(|c| !c.is_empty() && c != "." && c != ".."), "{text:?}: {:?}", p.path);
+                if get {
+                    assert!(p.start.is_some() && p.duration.is_some_and(|d| !d.is_zero()), "{text:?}");
+                }
+            }
+        }
+    }
+    // The same bytes as a segment's boxes: a moov, then moofs read with its tracks.
+    let boxes = mp4::children(data);
+    for (kind, payload) in &boxes {
+        if kind == b"moov" {
+            let mut moov = Vec::with_capacity(payload.len() + 8);
+            moov.extend_from_slice(&((payload.len() + 8) as u32).to_be_bytes());
+            moov.extend_from_slice(b"moov");
+            moov.extend_from_slice(payload);
+            if let Ok(init) = mp4::parse_moov(Vec::new(), moov) {
+                let mut at = 0usize;
+                for (kind, payload) in &boxes {
+                    let len = payload.len() + 8;
+                    if kind == b"moof" {
+                        if let Some(moof) = data.get(at..at + len) {
+                            let _ = mp4::parse_moof(moof, at as u64, &init);
+                        }
+                    }
+                    at += len;
+                }
+            }
+        }
+    }
+});
