@@ -80,12 +80,12 @@ fn parse_answer(sdp: &str) -> Result<Answer, String> {
     Ok(Answer { ufrag, pwd, we_are_dtls_client, candidate })
 }
 
-/// POSTs the offer to the WHEP endpoint `path` on `api`; the answer's SDP.
-async fn whep(api: &str, path: &str, offer: &str) -> Result<String, String> {
+/// Sends one HTTP/1.1 request to `api`; (status line and headers, body).
+async fn http(api: &str, method: &str, path: &str, body: &str) -> Result<(String, String), String> {
     let mut s = tokio::net::TcpStream::connect(api).await.map_err(|e| format!("WHEP connect: {e}"))?;
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{offer}",
-        offer.len()
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     s.write_all(req.as_bytes()).await.map_err(|e| format!("WHEP send: {e}"))?;
     let mut out = Vec::new();
@@ -99,7 +99,18 @@ async fn whep(api: &str, path: &str, offer: &str) -> Result<String, String> {
     if !status.starts_with('2') {
         return Err(format!("WHEP: {} {}", head.lines().next().unwrap_or(""), body.trim()));
     }
-    Ok(body.to_string())
+    Ok((head.to_string(), body.to_string()))
+}
+
+/// POSTs the offer to the WHEP endpoint `path` on `api`: the answer's SDP and the session's URL
+/// (`Location`), which a viewer DELETEs when it leaves, as browsers' WHEP players do.
+async fn whep(api: &str, path: &str, offer: &str) -> Result<(String, Option<String>), String> {
+    let (head, answer) = http(api, "POST", path, offer).await?;
+    let location = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+    });
+    Ok((answer, location))
 }
 
 const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
@@ -201,15 +212,22 @@ fn random_token(seed: &mut u64, len: usize) -> String {
 fn large_receive_buffer(sock: &UdpSocket) {
     use std::os::fd::AsRawFd;
     let size: libc::c_int = 4 * 1024 * 1024;
-    // SAFETY: a valid socket descriptor and a c_int option value of the size passed.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+    // SO_RCVBUFFORCE passes net.core.rmem_max (212 KiB by default) when run as root; else the capped
+    // SO_RCVBUF. A keyframe of the 720p clip alone is ~100 KiB.
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket descriptor and a c_int option value of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            break;
+        }
     }
 }
 
@@ -227,7 +245,25 @@ pub async fn view(
     let started = Instant::now();
     let mut seed = seed | 1;
     let (ufrag, pwd) = (random_token(&mut seed, 8), random_token(&mut seed, 24));
-    let answer = parse_answer(&whep(&api, &path, &offer(&ufrag, &pwd, &identity.fingerprint)).await?)?;
+    let (answer, location) = whep(&api, &path, &offer(&ufrag, &pwd, &identity.fingerprint)).await?;
+    let answer = parse_answer(&answer)?;
+    let result = run(&answer, &ufrag, seed, started, &identity, &stop, &stats).await;
+    if let Some(location) = location {
+        let _ = http(&api, "DELETE", &location, "").await;
+    }
+    result
+}
+
+/// ICE, DTLS, then counting media until `stop`.
+async fn run(
+    answer: &Answer,
+    ufrag: &str,
+    mut seed: u64,
+    started: Instant,
+    identity: &Identity,
+    stop: &AtomicBool,
+    stats: &Mutex<ReaderStats>,
+) -> Result<(), String> {
     let local = if answer.candidate.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     let sock = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
     large_receive_buffer(&sock);

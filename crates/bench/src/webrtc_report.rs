@@ -11,6 +11,26 @@ fn median(v: impl IntoIterator<Item = f64>) -> f64 {
     percentile(&sorted(v.into_iter().filter(|x| x.is_finite()).collect()), 0.5)
 }
 
+/// Readers of the stream, from the API.
+/// The kernel's count of UDP datagrams dropped because a receiver's buffer was full (all sockets).
+fn udp_receive_buffer_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return 0 };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn consumers(srv: &Server) -> usize {
+    let body = srv.http("GET", "/api/streams?src=bench");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["consumers"].as_array().map_or(0, Vec::len)
+}
+
 pub fn webrtc_report(
     args: &Args,
     bin: &std::path::Path,
@@ -23,6 +43,8 @@ pub fn webrtc_report(
     let rtsp = Target::Rtsp(url.clone());
     let webrtc = Target::Webrtc { api: srv.api.clone(), path: "/api/webrtc?src=bench".into(), identity };
     let mut fan: Vec<(usize, Vec<FanOut>, Vec<FanOut>)> = args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
+    // Per reader count: UDP datagrams the kernel dropped at full receive buffers in the WebRTC rounds.
+    let mut udp_drops: Vec<u64> = vec![0; args.readers.len()];
     rt.block_on(async {
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -30,18 +52,25 @@ pub fn webrtc_report(
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times, sent.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         for round in 0..args.rounds {
-            for (n, rtsp_rows, webrtc_rows) in &mut fan {
+            for ((n, rtsp_rows, webrtc_rows), udp_drops) in fan.iter_mut().zip(&mut udp_drops) {
                 // Alternate which protocol goes first, so drift in the machine's load favours neither.
                 for webrtc_turn in [round % 2 == 0, round % 2 == 1] {
                     if webrtc_turn {
                         eprintln!("round {}: {n} WebRTC viewers...", round + 1);
+                        let before = udp_receive_buffer_errors();
                         webrtc_rows.push(fan_out(&srv, &webrtc, *n, args.window, None, &sent).await);
+                        *udp_drops += udp_receive_buffer_errors().saturating_sub(before);
                     } else {
                         eprintln!("round {}: {n} RTSP readers...", round + 1);
                         rtsp_rows.push(fan_out(&srv, &rtsp, *n, args.window, None, &sent).await);
                     }
-                    // Let the server close the previous round's sessions before measuring the next.
-                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                    // The next round starts once the server has closed this one's sessions (WebRTC
+                    // viewers DELETE theirs; a session not deleted would end only after 15 s of silence
+                    // and be measured with the next round).
+                    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                    while consumers(&srv) > 0 && std::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
         }
@@ -55,10 +84,10 @@ pub fn webrtc_report(
         args.window, args.rounds
     );
     println!("Network: {}\n", args.net.describe());
-    println!("| viewers | connected WebRTC / RTSP | server % core WebRTC | server % core RTSP | WebRTC / RTSP CPU (per round) | % core per viewer | viewers per core (RTSP readers) | peak RSS MiB WebRTC / RTSP | min viewer / stream | first media packet ms p50 / p90 | dropped WebRTC / RTSP | load client % core |");
+    println!("| viewers | connected WebRTC / RTSP | server % core WebRTC | server % core RTSP | WebRTC / RTSP CPU (per round) | % core per viewer | viewers per core (RTSP readers) | peak RSS MiB WebRTC / RTSP | viewer / stream min, median | first media packet ms p50 / p90 | dropped WebRTC / RTSP (UDP receive-buffer drops) | load client % core |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut json_fan = Vec::new();
-    for (n, rtsp, webrtc) in &fan {
+    for ((n, rtsp, webrtc), udp_drops) in fan.iter().zip(&udp_drops) {
         let cpu = |rows: &[FanOut]| median(rows.iter().map(|r| r.server_cpu_pct));
         let (c_rtsp, c_webrtc) = (cpu(rtsp), cpu(webrtc));
         let ratios: Vec<String> =
@@ -69,8 +98,9 @@ pub fn webrtc_report(
         let dropped = |rows: &[FanOut]| rows.iter().map(|r| r.dropped).sum::<u64>();
         let first = sorted(webrtc.iter().flat_map(|r| r.first_media_ms.iter().copied()).collect());
         let client = median(webrtc.iter().map(|r| r.client_cpu_pct));
+        let median_ratio = median(webrtc.iter().map(|r| r.median_mbps / r.stream_mbps));
         println!(
-            "| {n} | {} / {} | {c_webrtc:.1} | {c_rtsp:.1} | **×{:.2}** ({}) | {:.3} | {:.0} ({:.0}) | {:.1} / {:.1} | {:.3} | {:.0} / {:.0} | {} / {} | {client:.1} |",
+            "| {n} | {} / {} | {c_webrtc:.1} | {c_rtsp:.1} | **×{:.2}** ({}) | {:.3} | {:.0} ({:.0}) | {:.1} / {:.1} | {:.3}, {median_ratio:.3} | {:.0} / {:.0} | {} / {} ({udp_drops}) | {client:.1} |",
             conn(webrtc),
             conn(rtsp),
             c_webrtc / c_rtsp,
@@ -90,7 +120,8 @@ pub fn webrtc_report(
             "viewers": n,
             "webrtc": {"server_cpu_pct_rounds": webrtc.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
                        "peak_rss_mib_rounds": webrtc.iter().map(|r| r.peak_rss_mib).collect::<Vec<_>>(),
-                       "connected_min": conn(webrtc), "min_ratio": min_ratio(webrtc), "dropped": dropped(webrtc),
+                       "connected_min": conn(webrtc), "min_ratio": min_ratio(webrtc), "median_ratio": median_ratio,
+                       "dropped": dropped(webrtc), "udp_receive_buffer_drops": udp_drops,
                        "first_media_packet_ms": {"p50": percentile(&first, 0.5), "p90": percentile(&first, 0.9)},
                        "client_cpu_pct": client},
             "rtsp": {"server_cpu_pct_rounds": rtsp.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
