@@ -11,6 +11,75 @@ use str0m::IceCreds;
 use crate::servers::webrtc as server;
 use crate::sources::{http, webrtc as source};
 
+// ------------------------------------------------------------------------------ UDP datagrams
+
+/// What arrives on a `udp+mpegts://` / `udp+rtp://` socket: `data` is cut into datagrams (a 2-byte
+/// length before each) from senders picked by a byte, fed to the sender filter, the MPEG-TS continuity
+/// counter and the RTP receiver (H.264 and AAC medias). Checks: a `?source=` filter takes only its
+/// address; counts stay within what came in; frames only for the medias; nothing waits after a flush.
+pub fn udp_datagrams(data: &[u8]) {
+    use crate::sources::udp::{RtpReceiver, SenderFilter, TsContinuity};
+    use media::{Codec, Direction, Kind, Media};
+    let medias = [
+        Media::new(Kind::Video, Direction::RecvOnly, vec![Codec::new("H264", 90_000, 0, 96)]),
+        Media::new(Kind::Audio, Direction::RecvOnly, vec![Codec::new("MPEG4-GENERIC", 48_000, 2, 97)]),
+    ];
+    let mut rtp = RtpReceiver::new(&medias);
+    let mut ts = TsContinuity::default();
+    let allowed: SocketAddr = "10.0.0.1:5000".parse().expect("address");
+    let mut only = SenderFilter::new(Some(allowed.ip()));
+    let mut first = SenderFilter::new(None);
+    let start = tokio::time::Instant::now();
+    let (mut rest, mut n, mut ts_packets, mut frames, mut ms) = (data, 0u64, 0u64, Vec::new(), 0u64);
+    while rest.len() >= 3 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 3);
+        let from = SocketAddr::from(([10, 0, 0, rest[2] & 3], 5000 + u16::from(rest[2] >> 6)));
+        // A sender's silence: 10 ms, or past the hold time.
+        ms += if rest[2] & 0x20 != 0 { 2500 } else { 10 };
+        let now = start + std::time::Duration::from_millis(ms);
+        let datagram = &rest[3..3 + len];
+        rest = &rest[3 + len..];
+        n += 1;
+        assert!(!only.accept(from, now) || from.ip() == allowed.ip(), "?source= took another sender");
+        first.accept(from, now);
+        ts.push(datagram);
+        ts_packets += (datagram.len() / 188) as u64;
+        rtp.push(bytes::Bytes::copy_from_slice(datagram), &mut frames);
+    }
+    assert!(ts.lost <= ts_packets * 15);
+    assert!(rtp.packets + rtp.errors <= n);
+    assert!(rtp.reordered() <= rtp.packets);
+    rtp.flush(&mut frames);
+    assert!(!rtp.buffered());
+    assert!(frames.iter().all(|(i, _)| *i < medias.len()));
+}
+
+// ------------------------------------------------------------------------------- HLS playlists
+
+/// An HLS source's playlist (`sources::hls::parse`). Checks: a master playlist has variants and a
+/// bandwidth pick finds one; a media playlist has a target duration, finite durations within it and
+/// consecutive sequence numbers.
+pub fn hls_playlist(text: &str) {
+    use crate::sources::hls::{parse, Pick, Playlist};
+    match parse(text) {
+        Ok(Playlist::Master(v)) => {
+            assert!(!v.is_empty());
+            for pick in [Pick::Highest, Pick::Lowest, Pick::AtMost(1_000_000)] {
+                assert!(pick.choose(&v).is_some());
+            }
+        }
+        Ok(Playlist::Media(m)) => {
+            assert!(m.target_duration > 0);
+            for w in m.segments.windows(2) {
+                assert_eq!(w[1].sequence, w[0].sequence + 1);
+            }
+            let within = |d: f64| d.is_finite() && d.round() <= m.target_duration as f64;
+            assert!(m.segments.iter().all(|s| within(s.duration)));
+        }
+        Err(e) => assert!(!e.is_empty()),
+    }
+}
+
 // ------------------------------------------------------------------------------------ STUN
 
 /// The ICE username's local part of a STUN binding request (the WebRTC socket's demultiplexer).

@@ -248,6 +248,10 @@ impl ChunkSource for Body {
 /// Schemes served by this module, with their factories.
 pub fn schemes(_ctx: &SourceContext) -> Vec<(&'static str, SourceFactory)> {
     let f: SourceFactory = Arc::new(|url: &str| {
+        // `….m3u8`: an HLS playlist (sources/hls.rs).
+        if crate::sources::hls::is_playlist_url(url) {
+            return Ok(Arc::new(crate::sources::hls::HlsSource::new(url)?) as Arc<dyn Source>);
+        }
         let source = HttpSource::new(url)?;
         Ok(Arc::new(source) as Arc<dyn Source>)
     });

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod echo;
 pub mod exec;
 pub mod ffmpeg;
+pub mod hls;
 pub mod http;
 pub mod offline;
 pub mod rtmp;

@@ -904,4 +904,17 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![100, 101, 102, 103, 104, 106, 107]);
     }
+
+    #[test]
+    fn fuzz_checks_hold_on_the_seed_and_its_mutations() {
+        let seed = include_bytes!("../../fuzz/seeds/udp_datagrams/rtp_and_ts.bin");
+        crate::fuzzing::udp_datagrams(seed);
+        for i in 0..seed.len() {
+            let mut m = seed.to_vec();
+            m[i] ^= 0x5a;
+            crate::fuzzing::udp_datagrams(&m);
+            m.truncate(i);
+            crate::fuzzing::udp_datagrams(&m);
+        }
+    }
 }
