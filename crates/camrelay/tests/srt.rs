@@ -211,3 +211,65 @@ fn hostile_datagrams_and_handshakes_leave_other_connections_alone() {
     // And new connections are taken.
     assert!(decode_srt(&format!("srt://{addr}?streamid=read:cam"), 10) >= 10, "log:\n{}", srv.log());
 }
+
+#[test]
+fn credentials_in_the_stream_id_under_mediamtx_users() {
+    // MediaMTX's internal users: alice publishes and reads, everyone else nothing.
+    let yaml = "srt: yes\nsrtAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\napi: yes\napiAddress: 127.0.0.1:0\n\
+        authInternalUsers:\n- user: alice\n  pass: wonderland\n  permissions:\n  - action: publish\n  - action: read\n\
+        - user: any\n  ips: ['127.0.0.1']\n  permissions:\n  - action: api\n\
+        paths:\n  cam:\n";
+    let srv = Server::start(yaml);
+    let addr = srt_addr(&srv);
+    let out = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2"])
+            .args(["-c:v", "libx264", "-f", "mpegts", &format!("srt://{addr}?streamid=publish:cam:alice:wrong")]),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "wrong credentials published");
+    assert!(srv.wait_log("may not publish to cam", Duration::from_secs(5)), "{}", srv.log());
+    let _pusher = publish(&format!("srt://{addr}?streamid=publish:cam:alice:wonderland"), false);
+    assert!(srv.wait_log("publisher connected stream=cam", Duration::from_secs(20)), "{}", srv.log());
+    assert!(probe_srt(&format!("srt://{addr}?streamid=read:cam")).is_err(), "read without credentials");
+    let url = format!("srt://{addr}?streamid=#!::r=cam,m=request,u=alice,s=wonderland");
+    assert_h264_320x240(&probe_srt(&url).unwrap_or_else(|e| panic!("{e}\n{}", srv.log())), false);
+    assert!(!srv.log().contains("wonderland"), "a password is in the log");
+}
+
+#[test]
+fn camrelay_pulls_srt_from_an_ffmpeg_listener_into_a_listener_and_from_another_camrelay() {
+    // 1. ffmpeg listens (`-listen`-style `mode=listener`); camrelay calls it.
+    let port = free_port();
+    let _ffmpeg = publish(&format!("srt://127.0.0.1:{port}?mode=listener"), true);
+    // 2. camrelay listens; ffmpeg calls it.
+    let in_port = free_port();
+    let yaml = format!(
+        "srt:\n  listen: 127.0.0.1:0\nstreams:\n  pulled: srt://127.0.0.1:{port}\n  pushed_in: srt://127.0.0.1:{in_port}?mode=listener\n"
+    );
+    let first = Server::start(&yaml);
+    let n =
+        decode_video_frames(&first.rtsp_url("pulled"), "tcp", 30).unwrap_or_else(|e| panic!("{e}\n{}", first.log()));
+    assert!(n >= 30, "decoded {n} frames of the pulled SRT stream");
+    assert_h264_320x240(&ffprobe(&first.rtsp_url("pulled"), "tcp").unwrap(), true);
+
+    // The listener source waits for its caller once a reader wants it.
+    let reader = {
+        let url = first.rtsp_url("pushed_in");
+        std::thread::spawn(move || decode_video_frames(&url, "tcp", 25))
+    };
+    // The source binds its port when the reader asks for it.
+    let bound = wait_until(Duration::from_secs(10), || UdpSocket::bind(("127.0.0.1", in_port)).is_err());
+    assert!(bound, "the listener source did not bind; log:\n{}", first.log());
+    let _caller = publish(&format!("srt://127.0.0.1:{in_port}"), false);
+    let n = reader.join().unwrap().unwrap_or_else(|e| panic!("{e}\n{}", first.log()));
+    assert!(n >= 25, "decoded {n} frames of the SRT stream pushed into the listener source");
+
+    // 3. A second camrelay pulls the first one's stream over SRT.
+    let addr = srt_addr(&first);
+    let second = Server::start(&format!("streams:\n  relay: srt://{addr}?streamid=read:pulled\n"));
+    let n =
+        decode_video_frames(&second.rtsp_url("relay"), "tcp", 30).unwrap_or_else(|e| panic!("{e}\n{}", second.log()));
+    assert!(n >= 30, "decoded {n} frames relayed camrelay to camrelay over SRT");
+    assert!(first.wait_log("reader connected stream=pulled", Duration::from_secs(5)), "{}", first.log());
+}

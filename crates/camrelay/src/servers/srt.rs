@@ -332,7 +332,8 @@ async fn run_request(app: &Arc<App>, request: ConnectionRequest) -> Result<(), S
     let denied = {
         let asked =
             AuthRequest { action, path: &id.path, protocol: Protocol::Srt, origin: Origin::Ip(peer.ip()), presented };
-        app.auth().check(&asked).err()
+        let details = crate::auth::Details { protocol: "srt", query: &id.query, ..Default::default() };
+        app.auth().authorize(&asked, details).await.err()
     };
     if let Some(denied) = denied {
         let what = if matches!(id.mode, Mode::Publish) { "publish to" } else { "read" };
