@@ -10,6 +10,7 @@ mod jpeg;
 mod metrics_scrape;
 mod net;
 mod procstat;
+mod record_load;
 mod rtmp_load;
 mod rtmp_report;
 mod webrtc_load;
@@ -46,6 +47,8 @@ struct Args {
     peers: Vec<(String, PathBuf)>,
     /// `--metrics-scrape MS`: what scraping `/metrics` every MS ms costs under the fan-out load.
     metrics_scrape: Option<Duration>,
+    /// `--record N`: the cost of recording N streams (see `record_load.rs`) instead.
+    record: Option<usize>,
     /// `--webrtc`: WebRTC (WHEP) viewers against RTSP readers instead of the default measurements.
     webrtc: bool,
 }
@@ -91,6 +94,7 @@ fn parse_args() -> Args {
         rounds: 3,
         peers: Vec::new(),
         metrics_scrape: None,
+        record: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -103,6 +107,7 @@ fn parse_args() -> Args {
             "--joins" => a.joins = value().parse().expect("--joins count"),
             "--jpeg-starts" => a.jpeg_starts = value().parse().expect("--jpeg-starts count"),
             "--rtmp" => a.rtmp = true,
+            "--record" => a.record = Some(value().parse().expect("--record streams")),
             "--webrtc" => a.webrtc = true,
             "--rounds" => a.rounds = value().parse::<usize>().expect("--rounds count").max(1),
             "--metrics-scrape" => {
@@ -769,6 +774,10 @@ fn main() {
     let bin =
         if floor { bin } else { std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display())) };
     let clip = Arc::new(clip::load(std::path::Path::new("target/bench-media")).expect("benchmark clip"));
+    if let Some(n) = args.record {
+        record_load::report(&args, &bin, &clip, n);
+        return;
+    }
     // Removes the namespace when main returns (declared before the server: dropped after it).
     struct NetGuard;
     impl Drop for NetGuard {

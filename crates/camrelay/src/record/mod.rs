@@ -438,8 +438,13 @@ impl Recorders {
         let wanted: BTreeMap<String, RecordSettings> = targets.into_iter().collect();
         entries.retain(|name, e| {
             if e.adhoc {
-                // An event started over the API outlives config changes; it ends with its DELETE.
-                return !e.stop.is_cancelled() && !wanted.contains_key(name);
+                // An event started over the API outlives config changes and ends with its DELETE, unless
+                // the config now records the stream itself.
+                let keep = !e.stop.is_cancelled() && !wanted.contains_key(name);
+                if !keep {
+                    e.stop.cancel();
+                }
+                return keep;
             }
             let keep = wanted.get(name) == Some(&e.settings);
             if !keep {
@@ -516,7 +521,9 @@ impl Recorders {
     ) -> Result<EventStarted, EventError> {
         let sender = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if entries.get(name).is_some_and(|e| e.stop.is_cancelled()) {
+            // An event recorder of the API's that ended (its event called off) is replaced.
+            let ended = |e: &Entry| e.stop.is_cancelled() || e.events.as_ref().is_some_and(|t| t.is_closed());
+            if entries.get(name).is_some_and(|e| e.adhoc && ended(e)) {
                 entries.remove(name);
             }
             match entries.get(name) {
