@@ -54,6 +54,9 @@ fn pulls_hls_from_a_second_camrelay() {
     let url = a.api_url("/api/stream.m3u8?src=cam");
     let b = Server::start(&format!("streams:\n  relay: {url}\n  fmp4: {url}&mp4\n"));
     plays(&b, "relay", (640, 360));
+    let r = whep_with(&b, "relay", 10, &[]);
+    assert_eq!(r["frames"], 10, "{r}");
+    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)), "{r}");
     let e = source_error(&b, "fmp4");
     assert!(e.contains("fMP4 segments (#EXT-X-MAP"), "{e}");
 }

@@ -1,7 +1,8 @@
 //! Issue 16: MPEG-TS and RTP pushed over UDP (unicast and multicast) and a Unix socket, as MediaMTX's
 //! `udp+mpegts://`, `udp+rtp://` (with `rtpSDP`) and `unix+mpegts://` sources and camrelay's
-//! `udp://` streams. ffmpeg and GStreamer send; ffprobe/ffmpeg read the stream back over RTSP and HLS
-//! (frames decoded, sizes checked); the API shows what was received, lost, reordered and refused.
+//! `udp://` streams. ffmpeg and GStreamer send; ffprobe/ffmpeg read the stream back over RTSP and HLS,
+//! aiortc over WebRTC (frames decoded, sizes checked); the API shows what was received, lost,
+//! reordered and refused.
 //! Multicast runs in a network namespace the test makes (`unshare --net`, a multicast route on `lo`).
 
 mod common;
@@ -154,6 +155,12 @@ fn mpegts_over_udp_from_ffmpeg_and_gstreamer() {
     assert!(kinds.contains(&("video", "h264")) && kinds.contains(&("audio", "aac")), "{kinds:?}");
     plays_everywhere(&srv, "ff", (320, 240));
     plays_everywhere(&srv, "gst", (352, 288));
+    // WebRTC (aiortc over WHEP) decodes them too.
+    for (stream, size) in [("ff", (320, 240)), ("gst", (352, 288))] {
+        let r = whep_with(&srv, stream, 10, &[]);
+        assert_eq!(r["frames"], 10, "{r}");
+        assert_eq!((r["width"].as_u64().unwrap_or(0), r["height"].as_u64().unwrap_or(0)), size, "{r}");
+    }
 
     // A second sender floods the port: refused, the stream plays on.
     let flood = Flood::start(&format!("127.0.0.1:{p1}"));
