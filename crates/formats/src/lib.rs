@@ -4,6 +4,7 @@
 //! - [`fmp4`]: fragmented MP4 (init segment + moof/mdat fragments) for MSE, `stream.mp4` and HLS/fMP4,
 //!   with the G.711 → FLAC repack of [`flac`].
 //! - [`ts`]: MPEG-TS muxer and demuxer.
+//! - [`mp4`]: progressive MP4 files read whole (samples of H.264, H.265, AAC tracks).
 //! - [`flv`]: FLV muxer and demuxer (HTTP-FLV, and the tag layer of RTMP).
 //! - [`mjpeg`]: multipart/x-mixed-replace writer and parser, raw JPEG stream splitter.
 //! - [`adts`]: AAC frames as ADTS.
@@ -30,6 +31,7 @@ pub mod fmp4;
 pub mod fuzzing;
 pub mod hls;
 pub mod mjpeg;
+pub mod mp4;
 pub mod mux;
 pub mod pipe;
 pub mod segment;

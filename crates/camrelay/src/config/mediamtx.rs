@@ -139,8 +139,10 @@ fn always_available(
     if !settings.get("alwaysAvailable").and_then(Value::as_bool).unwrap_or(false) {
         return Ok(None);
     }
-    if !value_str(settings.get("alwaysAvailableFile")).is_empty() {
-        return Err("alwaysAvailableFile is not supported yet: list the codecs in alwaysAvailableTracks".into());
+    let file = value_str(settings.get("alwaysAvailableFile"));
+    if !file.is_empty() {
+        return crate::sources::offline::Slate::from_file(std::path::Path::new(&file))
+            .map(|s| Some(std::sync::Arc::new(s)));
     }
     let list = settings.get("alwaysAvailableTracks").and_then(Value::as_array).cloned().unwrap_or_default();
     let tracks = crate::sources::offline::parse_tracks(&list)?;

@@ -327,6 +327,12 @@ impl Hub {
         for p in &producers {
             self.report_ready(name, p);
         }
+        // `alwaysAvailable` on a path with a source: the slate fills the source's tracks while it is down.
+        if let Some(slate) = self.path_rules().options(name).always_available {
+            for p in &producers {
+                p.set_filler(Arc::new(offline::SlateFiller(slate.clone())));
+            }
+        }
         let stream = Arc::new(Stream::new(name, None));
         *stream.producers.lock().unwrap_or_else(|e| e.into_inner()) = producers;
         let old = self.registry.write_streams().insert(name.to_string(), stream.clone());

@@ -3,6 +3,10 @@
 //! with the same medias takes the tracks over (as a publisher coming back does, `hub::publish`), and
 //! when it leaves they go back to the slate. Readers never reconnect: they skip to the next keyframe of
 //! whoever feeds the tracks, on one timeline.
+//!
+//! On a path with a `source:`, the slate is the pulled source's [`SlateFiller`]: it plays into the
+//! source's own tracks while the source is down (and gives their medias when the source could never
+//! be described), and the source's next run takes them back at its first keyframe.
 
 use media::Media;
 use std::sync::Arc;
@@ -12,6 +16,43 @@ use super::producer::Producer;
 use super::track::Track;
 use super::Stream;
 use crate::sources::offline::Slate;
+
+/// An `alwaysAvailable` slate filling a pulled source's tracks while the source is down
+/// ([`super::producer::Filler`]): each track gets the slate's clip of the same codec (a track with
+/// none stays quiet).
+pub(super) struct SlateFiller(pub Arc<Slate>);
+
+impl super::producer::Filler for SlateFiller {
+    fn medias(&self) -> Option<Vec<Media>> {
+        Some(self.0.medias())
+    }
+
+    fn start(&self, tracks: &[Arc<Track>], stop: CancellationToken) -> bool {
+        let mut clips = Vec::new();
+        let mut fed = Vec::new();
+        for t in tracks {
+            let clip = self.0.clips.iter().find(|c| {
+                c.codec.name.eq_ignore_ascii_case(&t.codec.name)
+                    && c.codec.clock_rate == t.codec.clock_rate
+                    && c.codec.channels == t.codec.channels
+            });
+            if let Some(c) = clip {
+                clips.push(c.clone());
+                fed.push(t.clone());
+            }
+        }
+        if clips.is_empty() {
+            tracing::warn!(
+                slate = ?self.0,
+                "the source is down but its codecs are not the offline slate's (alwaysAvailableTracks): no slate"
+            );
+            return false;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return false };
+        rt.spawn(async move { crate::sources::clip::play(&clips, &fed, &stop).await });
+        true
+    }
+}
 
 /// The `url` and `protocol` the slate producer shows in the API.
 pub const SLATE_URL: &str = "offline:slate";

@@ -320,6 +320,20 @@ pub struct Producer {
     /// Told when a pulled source goes online; its guard is held while the run lasts
     /// ([`super::events`], set by the hub).
     on_ready: OnceLock<ReadyHook>,
+    /// What plays into the tracks while a pulled source is down (an `alwaysAvailable` slate).
+    filler: OnceLock<Arc<dyn Filler>>,
+}
+
+/// What fills a pulled source's tracks while the source is down (MediaMTX's `alwaysAvailable` on a
+/// path with a `source:`), so its readers stay and see something; the source's next run takes the
+/// tracks back at its first keyframe (the tracks are marked discontinuous both ways).
+pub trait Filler: Send + Sync {
+    /// The medias readers get when the source could not be described at all (its tracks are made
+    /// from them, and the source must later offer the same codecs); `None`: readers wait for it.
+    fn medias(&self) -> Option<Vec<Media>>;
+    /// Starts playing into `tracks`; it plays until `stop`. False when it cannot fill these tracks
+    /// (other codecs).
+    fn start(&self, tracks: &[Arc<Track>], stop: CancellationToken) -> bool;
 }
 
 /// What a pulled producer calls when it goes online ([`Producer::set_on_ready`]).
@@ -344,6 +358,10 @@ struct ProducerInner {
     auth_hold_until: Option<Instant>,
     /// Times the source came online (the first run and every reconnect).
     runs: u64,
+    /// Stops the [`Filler`] while it plays.
+    filling: Option<CancellationToken>,
+    /// What the source's last describe said (the tracks may have been made from a filler's medias).
+    described: Option<Vec<Media>>,
 }
 
 /// Retry delays for a failing source: 0.5 s, 1 s, then every 2 s, so waiting readers resume within
@@ -373,6 +391,7 @@ impl Producer {
             gop_cache_bytes,
             retry: true,
             on_ready: OnceLock::new(),
+            filler: OnceLock::new(),
         })
     }
 
@@ -388,6 +407,7 @@ impl Producer {
             gop_cache_bytes,
             retry: false,
             on_ready: OnceLock::new(),
+            filler: OnceLock::new(),
         })
     }
 
@@ -427,12 +447,46 @@ impl Producer {
             gop_cache_bytes,
             retry: false,
             on_ready: OnceLock::new(),
+            filler: OnceLock::new(),
         })
     }
 
     /// Sets what is told when this (pulled) producer goes online (once; later calls are ignored).
     pub fn set_on_ready(&self, hook: ReadyHook) {
         let _ = self.on_ready.set(hook);
+    }
+
+    /// Sets what plays into this (pulled) producer's tracks while its source is down (once).
+    pub fn set_filler(&self, filler: Arc<dyn Filler>) {
+        let _ = self.filler.set(filler);
+    }
+
+    /// The source is down: the filler, if any, plays into the tracks (if it is not playing yet).
+    fn start_filling(&self) {
+        let Some(filler) = self.filler.get() else { return };
+        let tracks = {
+            let inner = self.lock();
+            if inner.filling.is_some() || inner.tracks.is_empty() {
+                return;
+            }
+            inner.tracks.clone()
+        };
+        for t in &tracks {
+            t.mark_discontinuity();
+            t.set_parameter_sets(None);
+        }
+        let stop = CancellationToken::new();
+        if filler.start(&tracks, stop.clone()) {
+            tracing::info!(source = %self.masked_url(), "source down: the offline slate plays");
+            self.lock().filling = Some(stop);
+        }
+    }
+
+    /// The source runs again (or stops for good): the filler stops.
+    fn stop_filling(&self) {
+        if let Some(stop) = self.lock().filling.take() {
+            stop.cancel();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, ProducerInner> {
@@ -511,7 +565,18 @@ impl Producer {
         if inner.running.is_none() {
             inner.state = ProducerState::Idle;
         }
-        let opened = opened?;
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                // Down from the start, but always available: the filler's medias, and its tracks.
+                let Some(medias) = self.filler.get().and_then(|f| f.medias()) else { return Err(e) };
+                if inner.medias.is_none() {
+                    inner.tracks = make_tracks(&medias, self.gop_cache_bytes);
+                    inner.medias = Some(medias);
+                }
+                return Ok(inner.medias.clone().unwrap_or_default());
+            }
+        };
         // Another reader may have described it meanwhile: keep the first tracks.
         if inner.medias.is_none() {
             inner.tracks = make_tracks(&opened.medias, self.gop_cache_bytes);
@@ -550,6 +615,7 @@ impl Producer {
                 inner.auth_streak = 0;
                 inner.auth_hold_until = None;
                 inner.described_at = Some(Instant::now());
+                inner.described = Some(opened.medias.clone());
                 Ok(opened)
             }
             Err(e) => {
@@ -726,6 +792,7 @@ impl Producer {
                             self.close_tracks();
                             break;
                         }
+                        self.start_filling();
                         if !self.wait_retry(attempt, &stop).await {
                             break;
                         }
@@ -734,7 +801,16 @@ impl Producer {
                     }
                 }
             }
+            self.stop_filling();
             let tracks = self.tracks();
+            if self.filler.get().is_some() {
+                // The tracks may hold a slate's parameter sets (their codec came from it, or it played
+                // last): the source's keyframes then carry its own in band for RTP readers.
+                let described = self.lock().described.clone().unwrap_or_default();
+                for (t, m) in tracks.iter().zip(&described) {
+                    t.set_parameter_sets(m.codecs.first());
+                }
+            }
             // Every (re)start: readers skip to the new session's first keyframe, the GOP cache
             // drops frames of the last session, and timestamps continue the old timeline.
             for t in &tracks {
@@ -774,11 +850,13 @@ impl Producer {
                 // It ran for a while: a fresh failure, start the backoff over.
                 attempt = 0;
             }
+            self.start_filling();
             if !self.wait_retry(attempt, &stop).await {
                 break;
             }
             attempt = attempt.saturating_add(1);
         }
+        self.stop_filling();
         let mut inner = self.lock();
         inner.state = ProducerState::Idle;
         inner.started = None;
@@ -889,6 +967,8 @@ impl ProducerInner {
             auth_streak: 0,
             auth_hold_until: None,
             runs: 0,
+            filling: None,
+            described: None,
         }
     }
 }

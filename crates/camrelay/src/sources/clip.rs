@@ -21,17 +21,50 @@ pub struct ClipTrack {
     pub frames: Vec<Frame>,
     /// Clock units from one frame to the next.
     pub ticks: u32,
+    /// For clips read from a file: when each frame is pushed (its decode time) and how long one loop
+    /// is, in clock units; frame timestamps are presentation times from the loop's start. `None`:
+    /// frame `i` at `i * ticks`, a loop of `frames.len() * ticks`.
+    pub timing: Option<ClipTiming>,
+}
+
+/// Frame times of a clip whose frames are not evenly spaced (B-frames, a file's own timing).
+pub struct ClipTiming {
+    pub decode_times: Vec<u64>,
+    pub length: u64,
 }
 
 impl ClipTrack {
-    /// How long one frame lasts.
-    fn frame_duration(&self) -> Duration {
-        Duration::from_secs_f64(f64::from(self.ticks) / f64::from(self.codec.clock_rate.max(1)))
+    /// Clock units of one loop.
+    fn loop_ticks(&self) -> u64 {
+        match &self.timing {
+            Some(t) => t.length.max(1),
+            None => (self.frames.len() as u64 * u64::from(self.ticks)).max(1),
+        }
+    }
+
+    /// Clock units from the clip's start to when its `n`th frame (counting across loops) is pushed,
+    /// and that frame's timestamp offset from the same start.
+    fn position(&self, n: u64) -> (u64, u64) {
+        let len = self.frames.len().max(1) as u64;
+        let (round, i) = (n / len, (n % len) as usize);
+        let start = round * self.loop_ticks();
+        match &self.timing {
+            Some(t) => {
+                let at = t.decode_times.get(i).copied().unwrap_or(0);
+                (start + at, start + u64::from(self.frames.get(i).map_or(0, |f| f.timestamp)))
+            }
+            None => (n * u64::from(self.ticks), n * u64::from(self.ticks)),
+        }
+    }
+
+    /// How long `ticks` clock units last.
+    fn duration(&self, ticks: u64) -> Duration {
+        Duration::from_secs_f64(ticks as f64 / f64::from(self.codec.clock_rate.max(1)))
     }
 }
 
 /// Packetizes `frame` for RTP outputs once, at load.
-fn packetized(codec: &Codec, mut frame: Frame) -> Frame {
+pub fn packetized(codec: &Codec, mut frame: Frame) -> Frame {
     if let Some(mut p) = rtp::packetize::packetizer_for(codec, MTU) {
         let mut packets = Vec::new();
         p.packetize(&frame, &mut packets);
@@ -77,7 +110,7 @@ pub fn annexb_video(data: &[u8], video: VideoCodec, fps: u32) -> Result<ClipTrac
     if !frames.first().is_some_and(|f| f.keyframe) {
         return Err("the clip does not start with a keyframe".into());
     }
-    Ok(ClipTrack { codec, frames, ticks })
+    Ok(ClipTrack { codec, frames, ticks, timing: None })
 }
 
 /// AAC frames from ADTS (the first `count`), as an RTP MPEG4-GENERIC track.
@@ -108,7 +141,7 @@ pub fn aac_adts(adts: &[u8], count: usize) -> Result<ClipTrack, String> {
             packetized(&codec, frame)
         })
         .collect();
-    Ok(ClipTrack { codec, frames, ticks: 1024 })
+    Ok(ClipTrack { codec, frames, ticks: 1024, timing: None })
 }
 
 /// The RTP codec of AAC-hbr with AudioSpecificConfig `config_hex`.
@@ -122,7 +155,7 @@ pub fn aac_codec(sample_rate: u32, channels: u16, config_hex: &str) -> Codec {
 pub fn repeated(codec: Codec, payload: &'static [u8], ticks: u32) -> ClipTrack {
     let frame = Frame { timestamp: 0, keyframe: true, payload: Bytes::from_static(payload), rtp: Vec::new() };
     let frame = packetized(&codec, frame);
-    ClipTrack { codec, frames: vec![frame], ticks }
+    ClipTrack { codec, frames: vec![frame], ticks, timing: None }
 }
 
 /// A copy of a clip frame moved to timestamp `ts` (payloads are shared, not copied).
@@ -147,7 +180,7 @@ pub async fn play(clips: &[Arc<ClipTrack>], tracks: &[Arc<Track>], stop: &Cancel
     let start = Instant::now();
     let bases: Vec<u32> = pairs.iter().map(|_| rand::random()).collect();
     let mut next = vec![0u64; pairs.len()];
-    let due = |i: usize, n: u64| start + pairs[i].0.frame_duration().mul_f64(n as f64);
+    let due = |i: usize, n: u64| start + pairs[i].0.duration(pairs[i].0.position(n).0);
     loop {
         let Some((i, at)) = (0..pairs.len()).map(|i| (i, due(i, next[i]))).min_by_key(|(_, at)| *at) else {
             return;
@@ -159,7 +192,7 @@ pub async fn play(clips: &[Arc<ClipTrack>], tracks: &[Arc<Track>], stop: &Cancel
         let (clip, track) = pairs[i];
         let n = next[i];
         let frame = &clip.frames[(n % clip.frames.len() as u64) as usize];
-        track.push(restamp(frame, bases[i].wrapping_add((n * u64::from(clip.ticks)) as u32)));
+        track.push(restamp(frame, bases[i].wrapping_add(clip.position(n).1 as u32)));
         next[i] = n + 1;
     }
 }

@@ -7,8 +7,11 @@
 //!   (`assets/offline.h26x`, made by `scripts/make-demo-clip.sh`);
 //! - `Opus`, `MPEG4Audio`, `G711`, `LPCM`: silence, in 20 ms frames (1024 samples for AAC).
 //!
-//! MediaMTX also generates AV1 and VP9 and reads `alwaysAvailableFile` (an MP4); camrelay refuses
-//! those at load with the reason.
+//! Or, with `alwaysAvailableFile`, the tracks of a file ([`Slate::from_file`]): an MP4 (read by
+//! `formats::mp4`) or MPEG-TS (`formats::bytestream`) with H.264/H.265 video and AAC audio, looped on
+//! one loop length for all tracks so they stay together; frames keep the file's timing (B-frames too).
+//!
+//! MediaMTX also generates AV1 and VP9 slates; camrelay refuses those at load with the reason.
 
 use formats::video::VideoCodec;
 use media::{codec, Codec, Direction, Kind, Media};
@@ -94,6 +97,8 @@ pub fn parse_tracks(list: &[Value]) -> Result<Vec<OfflineTrack>, String> {
 pub struct Slate {
     pub spec: Vec<OfflineTrack>,
     pub clips: Vec<Arc<ClipTrack>>,
+    /// `alwaysAvailableFile`, when the clips come from it.
+    pub file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Slate {
@@ -105,7 +110,7 @@ impl std::fmt::Debug for Slate {
 
 impl PartialEq for Slate {
     fn eq(&self, other: &Slate) -> bool {
-        self.spec == other.spec
+        self.spec == other.spec && self.file == other.file
     }
 }
 
@@ -114,7 +119,37 @@ impl Eq for Slate {}
 impl Slate {
     pub fn new(tracks: &[OfflineTrack]) -> Result<Slate, String> {
         let clips = tracks.iter().map(track_clip).collect::<Result<Vec<_>, String>>()?;
-        Ok(Slate { spec: tracks.to_vec(), clips })
+        Ok(Slate { spec: tracks.to_vec(), clips, file: None })
+    }
+
+    /// MediaMTX's `alwaysAvailableFile`: the H.264, H.265 and AAC tracks of an MP4 or MPEG-TS file. The
+    /// error says what is wrong with the file.
+    pub fn from_file(path: &std::path::Path) -> Result<Slate, String> {
+        let name = path.display();
+        let size = std::fs::metadata(path).map_err(|e| format!("alwaysAvailableFile {name}: {e}"))?.len();
+        if size > MAX_FILE {
+            return Err(format!("alwaysAvailableFile {name}: {size} bytes (at most {MAX_FILE})"));
+        }
+        let data = std::fs::read(path).map_err(|e| format!("alwaysAvailableFile {name}: {e}"))?;
+        let tracks = match formats::detect(&data) {
+            Some(formats::Format::Mp4) => file_tracks_mp4(&data),
+            Some(formats::Format::MpegTs) => file_tracks_ts(&data),
+            other => Err(format!(
+                "{} (an MP4 or MPEG-TS file is needed)",
+                other.map_or("unknown format".into(), |f| format!("{f:?}"))
+            )),
+        }
+        .map_err(|e| format!("alwaysAvailableFile {name}: {e}"))?;
+        let clips = looped(tracks).map_err(|e| format!("alwaysAvailableFile {name}: {e}"))?;
+        let spec = clips
+            .iter()
+            .map(|c| match c.codec.name.as_str() {
+                codec::H265 => OfflineTrack::H265,
+                codec::AAC => OfflineTrack::Aac { sample_rate: c.codec.clock_rate, channels: c.codec.channels },
+                _ => OfflineTrack::H264,
+            })
+            .collect();
+        Ok(Slate { spec, clips, file: Some(path.to_path_buf()) })
     }
 
     /// What the slate sends, as a publisher's medias.
@@ -127,6 +162,150 @@ impl Slate {
             })
             .collect()
     }
+}
+
+/// Largest `alwaysAvailableFile` read (it is held in memory, decoded, while the path exists).
+const MAX_FILE: u64 = 256 << 20;
+
+/// One track read from a file: codec, frames in decode order (timestamps: presentation, in the
+/// codec's clock) and their decode times, and where the track ends (decode time after the last frame).
+struct FileTrack {
+    codec: Codec,
+    frames: Vec<media::Frame>,
+    decode_times: Vec<u64>,
+    end: u64,
+}
+
+fn file_tracks_mp4(data: &[u8]) -> Result<Vec<FileTrack>, String> {
+    let tracks = formats::mp4::read(data).map_err(|e| e.to_string())?;
+    Ok(tracks
+        .into_iter()
+        .map(|t| FileTrack { codec: t.codec, frames: t.frames, decode_times: t.decode_times, end: t.duration })
+        .collect())
+}
+
+fn file_tracks_ts(data: &[u8]) -> Result<Vec<FileTrack>, String> {
+    use formats::bytestream::{Hint, StreamDemuxer};
+    let mut demux = StreamDemuxer::new(Hint::Ts);
+    let now = std::time::Instant::now();
+    let mut codecs: Vec<Option<Codec>> = Vec::new();
+    let mut frames: Vec<Vec<media::Frame>> = Vec::new();
+    let mut drain = |demux: &mut StreamDemuxer| {
+        while let Some(e) = demux.poll() {
+            match e {
+                formats::DemuxEvent::Track { index, codec, .. } => {
+                    if codecs.len() <= index {
+                        codecs.resize(index + 1, None);
+                        frames.resize_with(index + 1, Vec::new);
+                    }
+                    codecs[index] = Some(codec);
+                }
+                formats::DemuxEvent::Frame { index, frame } => {
+                    if let Some(list) = frames.get_mut(index) {
+                        list.push(frame);
+                    }
+                }
+            }
+        }
+    };
+    // In pieces, draining between them: the demuxer's event queue is bounded.
+    for chunk in data.chunks(64 * 1024) {
+        demux.push(chunk, now)?;
+        drain(&mut demux);
+    }
+    demux.finish();
+    drain(&mut demux);
+    let mut out = Vec::new();
+    for (codec, frames) in codecs.into_iter().zip(frames) {
+        let Some(mut codec) = codec else { continue };
+        if !matches!(codec.name.as_str(), codec::H264 | codec::H265 | codec::AAC) || frames.is_empty() {
+            continue;
+        }
+        // Video: the parameter sets of the first keyframe (the demuxer may not have put them in the fmtp).
+        if let Some(video) = VideoCodec::from_name(&codec.name) {
+            let key = frames.iter().find(|f| f.keyframe).ok_or("a video track without a keyframe")?;
+            if let Some(config) = formats::video::VideoConfig::from_nals(video, media::h264::avcc_nals(&key.payload)) {
+                codec = config.to_codec();
+            }
+        }
+        // MPEG-TS has no decode times here: the latest a frame can be decoded is before every frame
+        // shown after it, so the decode time of frame i is the smallest presentation time from i on.
+        let mut decode_times = vec![0u64; frames.len()];
+        let mut min = u64::MAX;
+        let unwrapped = unwrap_timestamps(&frames);
+        for i in (0..frames.len()).rev() {
+            min = min.min(unwrapped[i]);
+            decode_times[i] = min;
+        }
+        let mut sorted = unwrapped.clone();
+        sorted.sort_unstable();
+        let step = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).min().unwrap_or(3000);
+        let end = sorted.last().copied().unwrap_or(0) + step;
+        let frames = frames
+            .into_iter()
+            .zip(&unwrapped)
+            .map(|(mut f, ts)| {
+                f.timestamp = *ts as u32;
+                f
+            })
+            .collect();
+        out.push(FileTrack { codec, frames, decode_times, end });
+    }
+    Ok(out)
+}
+
+/// A track's 32-bit timestamps as 64-bit ones (they may wrap in a long file).
+fn unwrap_timestamps(frames: &[media::Frame]) -> Vec<u64> {
+    let mut u = media::timestamp::Unwrapper::default();
+    frames.iter().map(|f| u.extend(f.timestamp).max(0) as u64).collect()
+}
+
+/// The clips of a file's tracks, on one clock origin and one loop length (the longest track's), so
+/// audio and video stay together loop after loop. Video starts at its first keyframe.
+fn looped(tracks: Vec<FileTrack>) -> Result<Vec<Arc<ClipTrack>>, String> {
+    let mut tracks: Vec<FileTrack> = tracks
+        .into_iter()
+        .map(|mut t| {
+            if VideoCodec::from_name(&t.codec.name).is_some() {
+                let first = t.frames.iter().position(|f| f.keyframe).unwrap_or(t.frames.len());
+                t.frames.drain(..first);
+                t.decode_times.drain(..first);
+            }
+            t
+        })
+        .filter(|t| !t.frames.is_empty())
+        .collect();
+    if tracks.is_empty() {
+        return Err("no H.264, H.265 or AAC frames (video must have a keyframe)".into());
+    }
+    let secs = |t: &FileTrack, v: u64| v as f64 / f64::from(t.codec.clock_rate.max(1));
+    let origin = tracks.iter().map(|t| secs(t, t.decode_times[0])).fold(f64::INFINITY, f64::min);
+    let length = tracks.iter().map(|t| secs(t, t.end) - origin).fold(0.0, f64::max);
+    if !(0.04..=3600.0).contains(&length) {
+        return Err(format!("the file lasts {length:.3} s (40 ms to an hour)"));
+    }
+    Ok(tracks
+        .iter_mut()
+        .map(|t| {
+            let clock = f64::from(t.codec.clock_rate.max(1));
+            let zero = (origin * clock) as u64;
+            let frames = std::mem::take(&mut t.frames)
+                .into_iter()
+                .map(|mut f| {
+                    f.timestamp = f.timestamp.wrapping_sub(zero as u32);
+                    clip::packetized(&t.codec, f)
+                })
+                .collect::<Vec<_>>();
+            let decode_times = t.decode_times.iter().map(|d| d.saturating_sub(zero)).collect();
+            let ticks = if VideoCodec::from_name(&t.codec.name).is_some() { 3000 } else { 1024 };
+            Arc::new(ClipTrack {
+                codec: t.codec.clone(),
+                frames,
+                ticks,
+                timing: Some(clip::ClipTiming { decode_times, length: (length * clock).round() as u64 }),
+            })
+        })
+        .collect())
 }
 
 /// The clip of one offline track; the pictures are parsed once per process.
