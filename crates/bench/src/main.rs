@@ -6,6 +6,7 @@
 mod client;
 mod clip;
 mod floor;
+mod hls_load;
 mod jpeg;
 mod metrics_scrape;
 mod net;
@@ -13,8 +14,8 @@ mod procstat;
 mod record_load;
 mod rtmp_load;
 mod rtmp_report;
+mod versus_report;
 mod webrtc_load;
-mod webrtc_report;
 
 use bytes::BytesMut;
 use client::{Conn, ReaderStats};
@@ -51,6 +52,8 @@ struct Args {
     record: Option<usize>,
     /// `--webrtc`: WebRTC (WHEP) viewers against RTSP readers instead of the default measurements.
     webrtc: bool,
+    /// `--hls`: HLS viewers against RTSP readers instead of the default measurements.
+    hls: bool,
 }
 
 /// Where the load client sits, network-wise.
@@ -91,6 +94,7 @@ fn parse_args() -> Args {
         only_jpeg: false,
         rtmp: false,
         webrtc: false,
+        hls: false,
         rounds: 3,
         peers: Vec::new(),
         metrics_scrape: None,
@@ -109,6 +113,7 @@ fn parse_args() -> Args {
             "--rtmp" => a.rtmp = true,
             "--record" => a.record = Some(value().parse().expect("--record streams")),
             "--webrtc" => a.webrtc = true,
+            "--hls" => a.hls = true,
             "--rounds" => a.rounds = value().parse::<usize>().expect("--rounds count").max(1),
             "--metrics-scrape" => {
                 a.metrics_scrape = Some(Duration::from_millis(value().parse().expect("--metrics-scrape milliseconds")))
@@ -131,7 +136,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc [--rounds N]] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
+                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls [--rounds N]] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -521,6 +526,8 @@ enum Target {
     Rtmp { addr: String, stream: String },
     /// WebRTC viewers POSTing WHEP offers to `path` on the API listener `api`.
     Webrtc { api: String, path: String, identity: Arc<webrtc_load::Identity> },
+    /// HLS viewers of the stream `src` (go2rtc's `stream.m3u8` on the API listener `api`).
+    Hls { api: String, src: String },
 }
 
 async fn fan_out(
@@ -548,6 +555,16 @@ async fn fan_out(
                     let r = viewer.await;
                     if let Err(e) = &r {
                         eprintln!("webrtc viewer: {e}");
+                    }
+                    r
+                })
+            }
+            Target::Hls { api, src } => {
+                let (api, src, stop, s) = (api.clone(), src.clone(), stop.clone(), s.clone());
+                tokio::spawn(async move {
+                    let r = hls_load::view(api, src, &stop, &s).await;
+                    if let Err(e) = &r {
+                        eprintln!("hls viewer: {e}");
                     }
                     r
                 })
@@ -822,8 +839,9 @@ fn main() {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     eprintln!("server pid {}, network: {}", srv.pid(), args.net.name());
-    if args.webrtc {
-        webrtc_report::webrtc_report(&args, &bin, srv, &clip, &rt);
+    if args.webrtc || args.hls {
+        let versus = if args.webrtc { versus_report::Versus::Webrtc } else { versus_report::Versus::Hls };
+        versus_report::versus_report(&args, &bin, srv, &clip, &rt, versus);
         return;
     }
     if args.rtmp {

@@ -1,8 +1,31 @@
-//! `--webrtc`: WebRTC viewers (WHEP, see `webrtc_load.rs`) against RTSP readers of the same stream, in
-//! alternated rounds: server CPU per viewer, memory, time to first media packet, delivery and drops.
-//! Prints a Markdown report and writes JSON (`--json`).
+//! `--webrtc` and `--hls`: WebRTC viewers (WHEP, see `webrtc_load.rs`) or HLS viewers (`hls_load.rs`)
+//! against RTSP readers of the same stream, in alternated rounds: server CPU per viewer, memory, time to
+//! first media, delivery and drops. Prints a Markdown report and writes JSON (`--json`).
 
 use crate::{fan_out, percentile, publish, sorted, webrtc_load, Args, FanOut, SendTimes, Server, Target};
+
+/// The viewers measured against RTSP readers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Versus {
+    Webrtc,
+    Hls,
+}
+
+impl Versus {
+    fn name(self) -> &'static str {
+        match self {
+            Versus::Webrtc => "WebRTC",
+            Versus::Hls => "HLS",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Versus::Webrtc => "WebRTC viewers (WHEP, ICE-lite + DTLS, SRTP counted undecrypted)",
+            Versus::Hls => "HLS viewers (go2rtc's stream.m3u8, MPEG-TS segments, playlist polled every half target duration, each new segment downloaded once)",
+        }
+    }
+}
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,19 +54,26 @@ fn consumers(srv: &Server) -> usize {
     v["consumers"].as_array().map_or(0, Vec::len)
 }
 
-pub fn webrtc_report(
+pub fn versus_report(
     args: &Args,
     bin: &std::path::Path,
     srv: Server,
     clip: &Arc<crate::clip::Clip>,
     rt: &tokio::runtime::Runtime,
+    versus: Versus,
 ) {
-    let identity = Arc::new(webrtc_load::Identity::new().expect("DTLS certificate"));
     let url = format!("rtsp://{}/bench", srv.rtsp);
     let rtsp = Target::Rtsp(url.clone());
-    let webrtc = Target::Webrtc { api: srv.api.clone(), path: "/api/webrtc?src=bench".into(), identity };
+    let (name, lower) = (versus.name(), versus.name().to_lowercase());
+    let other = match versus {
+        Versus::Webrtc => {
+            let identity = Arc::new(webrtc_load::Identity::new().expect("DTLS certificate"));
+            Target::Webrtc { api: srv.api.clone(), path: "/api/webrtc?src=bench".into(), identity }
+        }
+        Versus::Hls => Target::Hls { api: srv.api.clone(), src: "bench".into() },
+    };
     let mut fan: Vec<(usize, Vec<FanOut>, Vec<FanOut>)> = args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
-    // Per reader count: UDP datagrams the kernel dropped at full receive buffers in the WebRTC rounds.
+    // Per reader count: UDP datagrams the kernel dropped at full receive buffers in the other rounds.
     let mut udp_drops: Vec<u64> = vec![0; args.readers.len()];
     rt.block_on(async {
         let sent = Arc::new(AtomicU64::new(0));
@@ -52,22 +82,22 @@ pub fn webrtc_report(
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times, sent.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         for round in 0..args.rounds {
-            for ((n, rtsp_rows, webrtc_rows), udp_drops) in fan.iter_mut().zip(&mut udp_drops) {
+            for ((n, rtsp_rows, other_rows), udp_drops) in fan.iter_mut().zip(&mut udp_drops) {
                 // Alternate which protocol goes first, so drift in the machine's load favours neither.
-                for webrtc_turn in [round % 2 == 0, round % 2 == 1] {
-                    if webrtc_turn {
-                        eprintln!("round {}: {n} WebRTC viewers...", round + 1);
+                for other_turn in [round % 2 == 0, round % 2 == 1] {
+                    if other_turn {
+                        eprintln!("round {}: {n} {name} viewers...", round + 1);
                         let before = udp_receive_buffer_errors();
-                        webrtc_rows.push(fan_out(&srv, &webrtc, *n, args.window, None, &sent).await);
+                        other_rows.push(fan_out(&srv, &other, *n, args.window, None, &sent).await);
                         *udp_drops += udp_receive_buffer_errors().saturating_sub(before);
                     } else {
                         eprintln!("round {}: {n} RTSP readers...", round + 1);
                         rtsp_rows.push(fan_out(&srv, &rtsp, *n, args.window, None, &sent).await);
                     }
                     // The next round starts once the server has closed this one's sessions (WebRTC
-                    // viewers DELETE theirs; a session not deleted would end only after 15 s of silence
-                    // and be measured with the next round).
-                    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                    // viewers DELETE theirs; HLS sessions end 30 s after their last request), so that
+                    // none is measured with the next round.
+                    let deadline = std::time::Instant::now() + Duration::from_secs(40);
                     while consumers(&srv) > 0 && std::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -80,59 +110,61 @@ pub fn webrtc_report(
     drop(srv);
 
     println!(
-        "## camrelay-bench --webrtc: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) published over RTSP/TCP, read by WebRTC viewers (WHEP, ICE-lite + DTLS, SRTP counted undecrypted) and RTSP/TCP readers (video track); window {:?}, {} alternated rounds (medians)\n",
-        args.window, args.rounds
+        "## camrelay-bench --{lower}: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) published over RTSP/TCP, read by {} and RTSP/TCP readers (video track); window {:?}, {} alternated rounds (medians)\n",
+        versus.describe(),
+        args.window,
+        args.rounds
     );
     println!("Network: {}\n", args.net.describe());
-    println!("| viewers | connected WebRTC / RTSP | server % core WebRTC | server % core RTSP | WebRTC / RTSP CPU (per round) | % core per viewer | viewers per core (RTSP readers) | peak RSS MiB WebRTC / RTSP | viewer / stream min, median | first media packet ms p50 / p90 | dropped WebRTC / RTSP (UDP receive-buffer drops) | load client % core |");
+    println!("| viewers | connected {name} / RTSP | server % core {name} | server % core RTSP | {name} / RTSP CPU (per round) | % core per viewer | viewers per core (RTSP readers) | peak RSS MiB {name} / RTSP | viewer / stream min, median | first media ms p50 / p90 | dropped {name} / RTSP (UDP receive-buffer drops) | load client % core |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut json_fan = Vec::new();
-    for ((n, rtsp, webrtc), udp_drops) in fan.iter().zip(&udp_drops) {
+    for ((n, rtsp, other), udp_drops) in fan.iter().zip(&udp_drops) {
         let cpu = |rows: &[FanOut]| median(rows.iter().map(|r| r.server_cpu_pct));
-        let (c_rtsp, c_webrtc) = (cpu(rtsp), cpu(webrtc));
+        let (c_rtsp, c_other) = (cpu(rtsp), cpu(other));
         let ratios: Vec<String> =
-            rtsp.iter().zip(webrtc).map(|(a, b)| format!("{:.2}", b.server_cpu_pct / a.server_cpu_pct)).collect();
+            rtsp.iter().zip(other).map(|(a, b)| format!("{:.2}", b.server_cpu_pct / a.server_cpu_pct)).collect();
         let conn = |rows: &[FanOut]| rows.iter().map(|r| r.connected).min().unwrap_or(0);
         let rss = |rows: &[FanOut]| median(rows.iter().map(|r| r.peak_rss_mib));
         let min_ratio = |rows: &[FanOut]| rows.iter().map(|r| r.min_ratio).fold(f64::INFINITY, f64::min);
         let dropped = |rows: &[FanOut]| rows.iter().map(|r| r.dropped).sum::<u64>();
-        let first = sorted(webrtc.iter().flat_map(|r| r.first_media_ms.iter().copied()).collect());
-        let client = median(webrtc.iter().map(|r| r.client_cpu_pct));
-        let median_ratio = median(webrtc.iter().map(|r| r.median_mbps / r.stream_mbps));
+        let first = sorted(other.iter().flat_map(|r| r.first_media_ms.iter().copied()).collect());
+        let client = median(other.iter().map(|r| r.client_cpu_pct));
+        let median_ratio = median(other.iter().map(|r| r.median_mbps / r.stream_mbps));
         println!(
-            "| {n} | {} / {} | {c_webrtc:.1} | {c_rtsp:.1} | **×{:.2}** ({}) | {:.3} | {:.0} ({:.0}) | {:.1} / {:.1} | {:.3}, {median_ratio:.3} | {:.0} / {:.0} | {} / {} ({udp_drops}) | {client:.1} |",
-            conn(webrtc),
+            "| {n} | {} / {} | {c_other:.1} | {c_rtsp:.1} | **×{:.2}** ({}) | {:.3} | {:.0} ({:.0}) | {:.1} / {:.1} | {:.3}, {median_ratio:.3} | {:.0} / {:.0} | {} / {} ({udp_drops}) | {client:.1} |",
+            conn(other),
             conn(rtsp),
-            c_webrtc / c_rtsp,
+            c_other / c_rtsp,
             ratios.join(", "),
-            c_webrtc / *n as f64,
-            *n as f64 * 100.0 / c_webrtc,
+            c_other / *n as f64,
+            *n as f64 * 100.0 / c_other,
             *n as f64 * 100.0 / c_rtsp,
-            rss(webrtc),
+            rss(other),
             rss(rtsp),
-            min_ratio(webrtc),
+            min_ratio(other),
             percentile(&first, 0.5),
             percentile(&first, 0.9),
-            dropped(webrtc),
+            dropped(other),
             dropped(rtsp),
         );
         json_fan.push(serde_json::json!({
             "viewers": n,
-            "webrtc": {"server_cpu_pct_rounds": webrtc.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
-                       "peak_rss_mib_rounds": webrtc.iter().map(|r| r.peak_rss_mib).collect::<Vec<_>>(),
-                       "connected_min": conn(webrtc), "min_ratio": min_ratio(webrtc), "median_ratio": median_ratio,
-                       "dropped": dropped(webrtc), "udp_receive_buffer_drops": udp_drops,
-                       "first_media_packet_ms": {"p50": percentile(&first, 0.5), "p90": percentile(&first, 0.9)},
+            "measured": {"server_cpu_pct_rounds": other.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
+                       "peak_rss_mib_rounds": other.iter().map(|r| r.peak_rss_mib).collect::<Vec<_>>(),
+                       "connected_min": conn(other), "min_ratio": min_ratio(other), "median_ratio": median_ratio,
+                       "dropped": dropped(other), "udp_receive_buffer_drops": udp_drops,
+                       "first_media_ms": {"p50": percentile(&first, 0.5), "p90": percentile(&first, 0.9)},
                        "client_cpu_pct": client},
             "rtsp": {"server_cpu_pct_rounds": rtsp.iter().map(|r| r.server_cpu_pct).collect::<Vec<_>>(),
                      "peak_rss_mib_rounds": rtsp.iter().map(|r| r.peak_rss_mib).collect::<Vec<_>>(),
                      "connected_min": conn(rtsp), "min_ratio": min_ratio(rtsp), "dropped": dropped(rtsp)},
-            "webrtc_over_rtsp_cpu": c_webrtc / c_rtsp,
+            "over_rtsp_cpu": c_other / c_rtsp,
         }));
     }
     let json = serde_json::json!({
         "server": bin.display().to_string(),
-        "mode": "webrtc",
+        "mode": lower,
         "window_s": args.window.as_secs_f64(),
         "rounds": args.rounds,
         "net": args.net.name(),
