@@ -273,3 +273,30 @@ fn camrelay_pulls_srt_from_an_ffmpeg_listener_into_a_listener_and_from_another_c
     assert!(n >= 30, "decoded {n} frames relayed camrelay to camrelay over SRT");
     assert!(first.wait_log("reader connected stream=pulled", Duration::from_secs(5)), "{}", first.log());
 }
+
+#[test]
+fn mediamtx_per_path_passphrases() {
+    let yaml = "srt: yes\nsrtAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\napi: yes\napiAddress: 127.0.0.1:0\n\
+        paths:\n  cam:\n    srtPublishPassphrase: publish-secret-1\n    srtReadPassphrase: read-secret-22\n";
+    let srv = Server::start(yaml);
+    let addr = srt_addr(&srv);
+    // The read passphrase does not publish.
+    let out = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-f",
+                "mpegts",
+                &format!("srt://{addr}?streamid=publish:cam&passphrase=read-secret-22"),
+            ]),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "published with the read passphrase");
+    let _pusher = publish(&format!("srt://{addr}?streamid=publish:cam&passphrase=publish-secret-1"), false);
+    assert!(srv.wait_log("publisher connected stream=cam", Duration::from_secs(20)), "{}", srv.log());
+    assert!(probe_srt(&format!("srt://{addr}?streamid=read:cam&passphrase=publish-secret-1")).is_err());
+    let url = format!("srt://{addr}?streamid=read:cam&passphrase=read-secret-22");
+    assert_h264_320x240(&probe_srt(&url).unwrap_or_else(|e| panic!("{e}\n{}", srv.log())), false);
+}
