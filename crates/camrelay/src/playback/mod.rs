@@ -283,7 +283,12 @@ struct Server {
     app: Arc<App>,
     settings: Settings,
     index: Arc<index::Index>,
+    /// `/get` answers being read (each holds a blocking thread): at most [`MAX_DOWNLOADS`].
+    downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// `/get` answers served at once; more are refused with 503.
+pub const MAX_DOWNLOADS: usize = 64;
 
 /// Starts the playback server when `playback_listen` is set.
 pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
@@ -299,7 +304,8 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
         app.hooks.observe_segments(Box::new(move |_path| poke.notify_one()));
     }
     tokio::spawn(keep_index(Arc::downgrade(&app), index.clone(), poke));
-    let server = Arc::new(Server { app: app.clone(), settings: settings.clone(), index });
+    let downloads = Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS));
+    let server = Arc::new(Server { app: app.clone(), settings: settings.clone(), index, downloads });
     let router = Router::new().fallback(handle).with_state(server);
     let shutdown = app.shutdown.clone();
     if let Some((cert, key)) = &settings.tls {
@@ -537,11 +543,18 @@ async fn serve_get(server: &Server, params: Params) -> Response {
     let (Some(start), Some(duration)) = (params.start, params.duration) else {
         return error(StatusCode::BAD_REQUEST, "missing 'start' or 'duration' parameter");
     };
+    let Ok(permit) = server.downloads.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_DOWNLOADS} downloads are running: try again later"),
+        );
+    };
     let segments = server.index.segments_for(&params.path, start, duration);
     let ask = get::Ask { segments, start, duration, mp4: params.mp4 };
     let (head_tx, head_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut sink = ChannelSink { head: Some(head_tx), tx };
         get::serve(&ask, &mut sink)
     });
