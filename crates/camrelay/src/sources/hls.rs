@@ -154,6 +154,10 @@ pub fn parse(text: &str) -> Result<Playlist, String> {
                     target = Some(t);
                 }
                 "EXT-X-MEDIA-SEQUENCE" => {
+                    // RFC 8216 4.3.3.2: before the first segment (found by the fuzz target hls_playlist).
+                    if !segments.is_empty() || pending_segment.is_some() {
+                        return Err(format!("line {n}: #EXT-X-MEDIA-SEQUENCE after the first segment"));
+                    }
                     sequence = value
                         .trim()
                         .parse()
@@ -578,6 +582,10 @@ mod tests {
         assert!(err("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI=\"k\"\n").contains("encrypted"));
         assert!(err("#EXTM3U\na.ts\n").contains("without #EXTINF"));
         assert!(err("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-ENDLIST\n").contains("without any segment"));
+        // Found by the fuzz target: a sequence number given after a segment renumbered the rest.
+        let late =
+            "#EXTM3U\n#EXTINF:2.000,\ns41.ts\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:41\n#EXTINF:2,\ns42.ts\n";
+        assert!(err(late).contains("line 5: #EXT-X-MEDIA-SEQUENCE after the first segment"), "{}", err(late));
     }
 
     #[test]
