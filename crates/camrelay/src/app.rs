@@ -252,6 +252,9 @@ impl App {
         for (name, query) in &self.config().preload {
             self.preloads.start(&self.hub, name, query);
         }
+        // Before the first sync: recorders of literal `record: yes` paths start there and take the hooks
+        // (runOnRecordSegment*, the playback index) when they start.
+        self.recorders.set_hooks(&self.hooks);
         self.recorders.sync(&self.hub, crate::record::targets(&self.config(), &self.hub));
         tokio::spawn(crate::record::watch(Arc::downgrade(&self)));
         self.pushes.sync_config(&self.hub, &self.config().publish);

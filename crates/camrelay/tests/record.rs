@@ -260,6 +260,33 @@ fn publisher_paths_of_all_others_are_recorded_while_they_exist() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A literal `record: yes` path is recorded from the server's start (before the config watcher's first
+/// pass): its recorder reports segments to `runOnRecordSegmentCreate` too (it once started without the
+/// hooks, so neither the hook nor the playback index heard of its segments).
+#[test]
+fn literal_record_paths_announce_their_segments() {
+    let dir = temp_dir("record-literal-hooks");
+    let script = dir.join("hook.sh");
+    let out = dir.join("hooks.txt");
+    std::fs::write(&script, format!("echo \"$1 $MTX_PATH $MTX_SEGMENT_PATH\" >> {}\n", out.display())).unwrap();
+    let config = mediamtx(&format!(
+        "  cam:\n    record: yes\n    recordPath: {d}/%path/%s-%f\n    recordSegmentDuration: 1s\n    \
+         runOnRecordSegmentCreate: sh {s} create\n",
+        d = dir.display(),
+        s = script.display()
+    ));
+    let server = Server::start(&config);
+    let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "160x120", false);
+    let cam = dir.join("cam");
+    assert!(wait_until(Duration::from_secs(20), || segments(&cam, "mp4").len() >= 2), "{}", server.log());
+    let first = segments(&cam, "mp4")[0].display().to_string();
+    let announced = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out).unwrap_or_default().lines().any(|l| l == format!("create cam {first}"))
+    });
+    assert!(announced, "{:?}\n{}", std::fs::read_to_string(&out), server.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `recordFormat: mpegts`: `.ts` segments ffprobe reads; a SIGTERM writes the part in progress (here
 /// longer than a segment, so nothing but the stop writes it) before the server exits.
 #[test]

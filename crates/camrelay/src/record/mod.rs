@@ -190,7 +190,7 @@ pub async fn watch(app: Weak<crate::app::App>) {
         if app.shutdown.is_cancelled() {
             return;
         }
-        let _ = app.recorders.hooks.set(Arc::downgrade(&app.hooks));
+        app.recorders.set_hooks(&app.hooks);
         app.recorders.sync(&app.hub, targets(&app.config(), &app.hub));
         let shutdown = app.shutdown.clone();
         drop(app);
@@ -414,7 +414,8 @@ pub struct Recorders {
     entries: Mutex<BTreeMap<String, Entry>>,
     /// The recorder tasks, awaited at shutdown so each finishes its segment.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// MediaMTX's `runOnRecordSegment*` (set by [`watch`]).
+    /// MediaMTX's `runOnRecordSegment*` and the playback index's segment events (set by
+    /// [`Recorders::set_hooks`] before the first sync: a recorder takes them when it starts).
     hooks: std::sync::OnceLock<Weak<crate::hooks::Hooks>>,
     status: StatusTable,
 }
@@ -431,6 +432,11 @@ struct TaskCtx {
 }
 
 impl Recorders {
+    /// The hooks every recorder started from now on reports its segments to.
+    pub fn set_hooks(&self, hooks: &Arc<crate::hooks::Hooks>) {
+        let _ = self.hooks.set(Arc::downgrade(hooks));
+    }
+
     /// Starts and stops recorders to match `targets` (a changed path's recorder is restarted). Must be
     /// called inside the tokio runtime.
     pub fn sync(&self, hub: &Arc<Hub>, targets: Vec<(String, RecordSettings)>) {
