@@ -7,6 +7,8 @@ const MASK: &str = "***";
 /// Parameter / key names whose values are secrets (compared lowercase).
 const SECRET_NAMES: &[&str] = &[
     "password",
+    // SRT's `?passphrase=` (srt:// sources).
+    "passphrase",
     "pass",
     "passwd",
     "pwd",
