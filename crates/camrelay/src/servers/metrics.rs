@@ -52,13 +52,18 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
 }
 
 async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
-    let basic = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| crate::auth::basic_credentials(v.to_str().unwrap_or("")).unwrap_or_default());
-    let presented = match &basic {
-        Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
-        None => crate::auth::Presented::Nothing,
+    // Basic credentials, or MediaMTX's JWT as `Authorization: Bearer` (or `?jwt=`).
+    let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("").to_string());
+    let token = match authorization.as_deref().and_then(crate::auth::bearer_token) {
+        Some(t) => Some(t.to_string()),
+        None if app.auth().jwt_in_http_query() => crate::auth::query_token(request.uri().query().unwrap_or("")),
+        None => None,
+    };
+    let basic = authorization.as_deref().map(|v| crate::auth::basic_credentials(v).unwrap_or_default());
+    let presented = match (&token, &basic) {
+        (Some(t), _) => crate::auth::Presented::Token(t),
+        (None, Some((user, pass))) => crate::auth::Presented::Credentials { user, pass },
+        (None, None) => crate::auth::Presented::Nothing,
     };
     let asked = crate::auth::AuthRequest {
         action: crate::auth::Action::Metrics,
