@@ -143,27 +143,14 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
 /// router as the plain listener (UI, `/api`, HLS, MSE over WebSocket). A certificate that does not load is
 /// a startup error naming the file; one replaced on disk is served to the next handshake.
 pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    use crate::tls::server::{PemSetting, ServerTls, TlsIncoming};
+    use crate::tls::server::TlsIncoming;
     use axum::serve::ListenerExt;
     let settings = app.config().api.tls.clone();
-    if crate::config::bind_address(&settings.listen).is_none() {
-        return Ok(None);
-    }
-    let (cert, key) = match app.config().dialect {
-        crate::config::Dialect::Mediamtx => ("apiServerCert", "apiServerKey"),
-        crate::config::Dialect::Go2rtc => ("api.tls_cert", "api.tls_key"),
-    };
-    let mut cert = PemSetting::new(cert, &settings.cert);
-    let mut key = PemSetting::new(key, &settings.key);
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("api: {e}"));
-    if settings.self_signed {
-        crate::tls::server::make_self_signed("api", &mut cert, &mut key).map_err(invalid)?;
-    }
-    let tls = ServerTls::load("api", cert, key, &[b"http/1.1"]).map_err(invalid)?;
-    let Some(listener) = super::bind_tcp_tls("api", &settings.listen).await? else {
+    let names =
+        super::Dialected { mediamtx: ("apiServerCert", "apiServerKey"), go2rtc: ("api.tls_cert", "api.tls_key") };
+    let Some((listener, tls)) = super::bind_tls(&app, "api", "api", &settings, names, &[b"http/1.1"]).await? else {
         return Ok(None);
     };
-    tls.watch(app.shutdown.clone());
     // `tap_io` only to get the peer's address as `ConnectInfo<SocketAddr>` (auth, logs), as on plain TCP.
     let incoming = TlsIncoming::new(listener, tls, app.shutdown.clone())?.tap_io(|_| {});
     let router = router(app.clone());

@@ -16,7 +16,9 @@ pub mod v3;
 pub mod webrtc;
 pub mod ws;
 
+use crate::app::App;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// The HTTP answer (WHIP, HTTP ingest) to a publisher the hub did not take.
 pub fn publish_refused(e: crate::hub::PublishError) -> axum::response::Response {
@@ -46,6 +48,45 @@ pub async fn bind_tcp(what: &str, listen: &str) -> std::io::Result<Option<tokio:
 /// [`bind_tcp`] for a TLS listener: logged as `INF [rtmp] listen addr=127.0.0.1:1936 tls`.
 pub async fn bind_tcp_tls(what: &str, listen: &str) -> std::io::Result<Option<tokio::net::TcpListener>> {
     bind(what, listen, true).await
+}
+
+/// A TLS server's certificate and listener (`module`'s `settings.listen`; `None` when it is off), the
+/// certificate watched for renewals on disk until shutdown. `names` are the certificate and key settings
+/// that errors cite: MediaMTX's in a MediaMTX file, camrelay's (go2rtc-style) otherwise; `label`
+/// starts the error (`rtsps: ...`). A certificate that does not load is a startup error.
+pub async fn bind_tls(
+    app: &App,
+    module: &'static str,
+    label: &str,
+    settings: &crate::config::TlsListen,
+    names: Dialected<(&'static str, &'static str)>,
+    alpn: &[&[u8]],
+) -> std::io::Result<Option<(tokio::net::TcpListener, Arc<crate::tls::server::ServerTls>)>> {
+    use crate::tls::server::{PemSetting, ServerTls};
+    if crate::config::bind_address(&settings.listen).is_none() {
+        return Ok(None);
+    }
+    let (cert, key) = match app.config().dialect {
+        crate::config::Dialect::Mediamtx => names.mediamtx,
+        crate::config::Dialect::Go2rtc => names.go2rtc,
+    };
+    let (mut cert, mut key) = (PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key));
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{label}: {e}"));
+    if settings.self_signed {
+        crate::tls::server::make_self_signed(module, &mut cert, &mut key).map_err(invalid)?;
+    }
+    let tls = ServerTls::load(module, cert, key, alpn).map_err(invalid)?;
+    let Some(listener) = bind_tcp_tls(module, &settings.listen).await? else {
+        return Ok(None);
+    };
+    tls.watch(app.shutdown.clone());
+    Ok(Some((listener, tls)))
+}
+
+/// One value per config dialect (the setting names of [`bind_tls`]).
+pub struct Dialected<T> {
+    pub mediamtx: T,
+    pub go2rtc: T,
 }
 
 async fn bind(what: &str, listen: &str, tls: bool) -> std::io::Result<Option<tokio::net::TcpListener>> {

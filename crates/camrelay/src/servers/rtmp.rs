@@ -29,7 +29,7 @@ use crate::auth::{Action, AuthRequest, Origin, Presented, Protocol};
 use crate::config::Dialect;
 use crate::hub::PublishRequest;
 use crate::sources::bytestream::{probe, put_flv_tag, ChunkSource, FramePump, Hint, StreamDemuxer, FLV_FILE_HEADER};
-use crate::tls::server::{PemSetting, ServerTls};
+use crate::tls::server::ServerTls;
 
 /// Connections at once per listener (each holds a socket, a task and up to a few MB of buffers).
 const MAX_CONNECTIONS: usize = 1024;
@@ -80,25 +80,12 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
 /// `strict`): the same sessions over TLS, with the certificate of `tls::server` (reloaded when the
 /// files change). A certificate that does not load is a startup error naming the file.
 pub async fn start_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
-    let config = app.config();
-    let settings = &config.servers.rtmps;
-    if crate::config::bind_address(&settings.listen).is_none() {
-        return Ok(None);
-    }
-    let (cert, key) = match config.dialect {
-        Dialect::Mediamtx => ("rtmpServerCert", "rtmpServerKey"),
-        Dialect::Go2rtc => ("rtmp.tls_cert", "rtmp.tls_key"),
-    };
-    let (mut cert, mut key) = (PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key));
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtmps: {e}"));
-    if settings.self_signed {
-        crate::tls::server::make_self_signed("rtmp", &mut cert, &mut key).map_err(invalid)?;
-    }
-    let tls = ServerTls::load("rtmp", cert, key, &[]).map_err(invalid)?;
-    let Some(listener) = super::bind_tcp_tls("rtmp", &settings.listen).await? else {
+    let settings = app.config().servers.rtmps.clone();
+    let names =
+        super::Dialected { mediamtx: ("rtmpServerCert", "rtmpServerKey"), go2rtc: ("rtmp.tls_cert", "rtmp.tls_key") };
+    let Some((listener, tls)) = super::bind_tls(&app, "rtmp", "rtmps", &settings, names, &[]).await? else {
         return Ok(None);
     };
-    tls.watch(app.shutdown.clone());
     Ok(Some(tokio::spawn(serve(app, listener, Some(tls)))))
 }
 

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::config::Dialect;
-use crate::tls::server::{PemSetting, ServerTls};
+use crate::tls::server::ServerTls;
 
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,25 +51,12 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
 /// The RTSPS listener: off unless `servers.rtsps.listen` is set. A certificate that does not load is
 /// a startup error naming the setting and file.
 pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let config = app.config();
-    let settings = &config.servers.rtsps;
-    if crate::config::bind_address(&settings.listen).is_none() {
-        return Ok(None);
-    }
-    let (cert, key) = match config.dialect {
-        Dialect::Mediamtx => ("rtspServerCert", "rtspServerKey"),
-        Dialect::Go2rtc => ("rtsp.tls_cert", "rtsp.tls_key"),
-    };
-    let (mut cert, mut key) = (PemSetting::new(cert, &settings.cert), PemSetting::new(key, &settings.key));
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtsps: {e}"));
-    if settings.self_signed {
-        crate::tls::server::make_self_signed("rtsp", &mut cert, &mut key).map_err(invalid)?;
-    }
-    let tls = ServerTls::load("rtsp", cert, key, &[]).map_err(invalid)?;
-    let Some(listener) = super::bind_tcp_tls("rtsp", &settings.listen).await? else {
+    let settings = app.config().servers.rtsps.clone();
+    let names =
+        super::Dialected { mediamtx: ("rtspServerCert", "rtspServerKey"), go2rtc: ("rtsp.tls_cert", "rtsp.tls_key") };
+    let Some((listener, tls)) = super::bind_tls(&app, "rtsp", "rtsps", &settings, names, &[]).await? else {
         return Ok(None);
     };
-    tls.watch(app.shutdown.clone());
     Ok(Some(tokio::spawn(accept_loop(app, listener, None, Some(tls)))))
 }
 
