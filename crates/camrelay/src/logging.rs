@@ -207,11 +207,25 @@ fn level(s: &str) -> &'static str {
     }
 }
 
+/// Libraries whose own log lines carry secrets: srt-protocol prints whole handshakes, and with them the
+/// stream id (`read:cam:user:pass`, a JWT). Silenced unless the filter names them (`RUST_LOG=srt_protocol=debug`
+/// to debug SRT on purpose).
+const SECRET_BEARING_TARGETS: [&str; 2] = ["srt_protocol", "srt_tokio"];
+
+fn quiet_secret_bearers(spec: &str, mut filter: EnvFilter) -> EnvFilter {
+    for target in SECRET_BEARING_TARGETS.iter().filter(|t| !spec.contains(**t)) {
+        if let Ok(directive) = format!("{target}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Builds the filter: `RUST_LOG` wins when set, else the config's levels.
 pub fn filter(default_level: &str, modules: &[(String, String)]) -> EnvFilter {
     if let Ok(env) = std::env::var("RUST_LOG") {
-        if let Ok(f) = EnvFilter::try_new(env) {
-            return f;
+        if let Ok(f) = EnvFilter::try_new(&env) {
+            return quiet_secret_bearers(&env, f);
         }
     }
     let mut spec = level(default_level).to_string();
@@ -220,7 +234,7 @@ pub fn filter(default_level: &str, modules: &[(String, String)]) -> EnvFilter {
             spec.push_str(&format!(",{t}={}", level(lvl)));
         }
     }
-    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"))
+    quiet_secret_bearers(&spec, EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info")))
 }
 
 /// The last log lines, kept in memory for `GET /api/log` (bounded in bytes; oldest lines go first).
@@ -535,6 +549,15 @@ mod tests {
         assert!(text.contains("line 19") && !text.contains("line 0 ") && !text.contains("secret"), "{text}");
         b.clear();
         assert!(b.text().is_empty());
+    }
+
+    #[test]
+    fn srt_protocol_lines_are_off_unless_asked_for() {
+        // Its handshake lines carry stream ids with credentials.
+        let quiet = quiet_secret_bearers("debug", EnvFilter::new("debug")).to_string();
+        assert!(quiet.contains("srt_protocol=off") && quiet.contains("srt_tokio=off"), "{quiet}");
+        let asked = quiet_secret_bearers("info,srt_protocol=debug", EnvFilter::new("info,srt_protocol=debug"));
+        assert!(!asked.to_string().contains("srt_protocol=off"), "{asked}");
     }
 
     #[test]

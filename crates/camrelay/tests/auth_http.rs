@@ -230,7 +230,8 @@ fn an_auth_server_that_is_slow_or_gone_refuses() {
     assert_eq!(curl_status(&["-u", "alice:secret", &format!("http://{api}/v3/paths/list")]), "401");
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(9), "{took:?}");
-    assert!(srv.wait_log("did not answer within 5 s", Duration::from_secs(5)), "log:\n{}", srv.log());
+    // The request's own timeout or the decision's (both 5 s) may fire first: either names the 5 s.
+    assert!(srv.wait_log("within 5 s", Duration::from_secs(5)), "log:\n{}", srv.log());
     assert!(!held.lock().unwrap().is_empty());
 
     // One that is gone: refused at once.
