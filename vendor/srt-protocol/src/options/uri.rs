@@ -168,8 +168,8 @@ impl SrtUri {
                     let value = Self::parse_int_param("conntimeo", value)?;
                     socket.connect.timeout = Duration::from_millis(value);
                 }
-                "drifttracer" => unimplemented!(),
-                "enforcedencryption" => unimplemented!(),
+                "drifttracer" => return Err(UnimplementedParameter("drifttracer")),
+                "enforcedencryption" => return Err(UnimplementedParameter("enforcedencryption")),
                 "fc" => {
                     let value = Self::parse_int_param("fc", value)?;
                     socket.sender.flow_control_window_size = PacketCount(value);
@@ -182,7 +182,7 @@ impl SrtUri {
                         inputbw = Some(DataRate(value));
                     }
                 }
-                "iptos" => unimplemented!(),
+                "iptos" => return Err(UnimplementedParameter("iptos")),
                 "ipttl" => {
                     let value = Self::parse_int_param("ipttl", value)?;
                     if value > 255 {
@@ -190,7 +190,7 @@ impl SrtUri {
                     }
                     socket.connect.ip_ttl = value as u8;
                 }
-                "ipv6only" => unimplemented!(),
+                "ipv6only" => return Err(UnimplementedParameter("ipv6only")),
                 "kmpreannounce" => {
                     let value = Self::parse_int_param("kmpreannounce", value)?;
                     socket.encryption.km_refresh.period = PacketCount(value);
@@ -252,7 +252,7 @@ impl SrtUri {
                     let value = Self::parse_int_param("mss", value)?;
                     socket.session.max_segment_size = PacketSize(value);
                 }
-                "nakreport" => unimplemented!(),
+                "nakreport" => return Err(UnimplementedParameter("nakreport")),
                 "oheadbw" => {
                     let value = Self::parse_int_param("oheadbw", value)?;
                     if value > 5 {
@@ -288,7 +288,7 @@ impl SrtUri {
                     let value = Self::parse_int_param("rcvlatency", value)?;
                     socket.receiver.latency = Duration::from_millis(value);
                 }
-                "retransmitalgo" => unimplemented!(),
+                "retransmitalgo" => return Err(UnimplementedParameter("retransmitalgo")),
                 "sndbuf" => {
                     let value = Self::parse_int_param("sndbuf", value)?;
                     socket.sender.buffer_size = ByteCount(value);
@@ -300,7 +300,7 @@ impl SrtUri {
                 "streamid" => {
                     stream_id = Some(value);
                 }
-                "tlpktdrop" => unimplemented!(),
+                "tlpktdrop" => return Err(UnimplementedParameter("tlpktdrop")),
                 "transtype" => return Err(UnimplementedParameter("transtype")),
                 "tsbpdmode" => return Err(UnimplementedParameter("tsbpdmode")),
                 _ => {}
