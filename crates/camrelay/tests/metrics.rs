@@ -212,3 +212,166 @@ fn mediamtx_metrics_need_the_metrics_permission() {
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert!(srv.wait_log("unauthorized scrape", Duration::from_secs(5)), "{}", srv.log());
 }
+
+/// Sends one RTSP request and reads its reply (head and Content-Length body), byte by byte so nothing
+/// after it (interleaved media) is taken.
+fn rtsp_request(s: &mut std::net::TcpStream, request: &str) -> String {
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length:").map(|v| v.trim().parse::<usize>().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    assert!(head.starts_with("RTSP/1.0 200"), "{request}\n{head}");
+    head + &String::from_utf8_lossy(&body)
+}
+
+fn header<'a>(reply: &'a str, name: &str) -> &'a str {
+    reply.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_else(|| panic!("no {name} in {reply}"))
+}
+
+fn interleaved(channel: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![b'$', channel];
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// An RTP packet of H.264 payload type 96 carrying one IDR slice NAL unit.
+fn idr_packet(sequence: u16, timestamp: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x80 | 96];
+    p.extend_from_slice(&sequence.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(&[0x65, 0x88, 0x84, 0x00, 0x33, 0xff]);
+    p
+}
+
+fn sender_report() -> Vec<u8> {
+    let mut sr = vec![0x80, 200, 0, 6];
+    sr.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    sr.extend_from_slice(&[0; 20]);
+    sr
+}
+
+/// `/v3/rtspsessions/list`'s item of the session in `state`.
+fn rtsp_session(srv: &Server, state: &str) -> Option<Value> {
+    let list = srv.http("GET", "/v3/rtspsessions/list").json();
+    list["items"].as_array()?.iter().find(|i| i["state"] == state).cloned()
+}
+
+#[test]
+fn rtsp_sessions_report_rtp_loss_jitter_and_rtcp() {
+    let srv = Server::start("metrics:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
+    let addr = metrics_addr(&srv);
+    let url = srv.rtsp_url("cam");
+    // A publisher of our own making, so loss and errors are known: sequence numbers 100..160 with five
+    // of them never sent, timestamps 33 ms apart sent all at once (jitter), two sender reports, one
+    // RTCP and one RTP packet that do not parse.
+    let mut publisher = std::net::TcpStream::connect(srv.rtsp.unwrap()).unwrap();
+    publisher.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n\
+        a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0IAHpWoKA9puAgICBA=,aM48gA==\r\n\
+        a=control:trackID=0\r\n";
+    rtsp_request(
+        &mut publisher,
+        &format!(
+            "ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    let reply = rtsp_request(
+        &mut publisher,
+        &format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\n"),
+    );
+    let session = header(&reply, "Session:").split(';').next().unwrap().to_string();
+    rtsp_request(&mut publisher, &format!("RECORD {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"));
+    let skipped = [110u16, 120, 130, 140, 150];
+    let send = |publisher: &mut std::net::TcpStream, sequences: std::ops::Range<u16>| {
+        let mut wire = Vec::new();
+        for seq in sequences.filter(|s| !skipped.contains(s)) {
+            wire.extend(interleaved(0, &idr_packet(seq, u32::from(seq) * 3000)));
+        }
+        publisher.write_all(&wire).unwrap();
+    };
+    send(&mut publisher, 100..125);
+
+    // A reader of our own making: it reads our sender report, and reports 7 packets lost.
+    let mut reader = std::net::TcpStream::connect(srv.rtsp.unwrap()).unwrap();
+    reader.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rtsp_request(&mut reader, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n"));
+    let reply = rtsp_request(
+        &mut reader,
+        &format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+    );
+    let reader_session = header(&reply, "Session:").split(';').next().unwrap().to_string();
+    let transport = header(&reply, "Transport:");
+    let ssrc = u32::from_str_radix(transport.split("ssrc=").nth(1).unwrap().trim(), 16).unwrap();
+    rtsp_request(&mut reader, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {reader_session}\r\n\r\n"));
+    send(&mut publisher, 125..160);
+    publisher.write_all(&interleaved(1, &sender_report())).unwrap();
+    publisher.write_all(&interleaved(1, &sender_report())).unwrap();
+    publisher.write_all(&interleaved(1, &[0, 1, 2, 3])).unwrap();
+    publisher.write_all(&interleaved(0, &[0x80, 96])).unwrap();
+    // The reader takes frames until our sender report came.
+    let mut got_sr = false;
+    while !got_sr {
+        let mut head = [0u8; 4];
+        reader.read_exact(&mut head).expect("the reader got no sender report");
+        assert_eq!(head[0], b'$', "not interleaved data: {head:?}");
+        let mut data = vec![0u8; usize::from(u16::from_be_bytes([head[2], head[3]]))];
+        reader.read_exact(&mut data).unwrap();
+        got_sr = head[1] == 1 && data.get(1) == Some(&200);
+    }
+    // RR from the reader: one report block about our SSRC, 7 lost so far.
+    let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 42];
+    rr.extend_from_slice(&ssrc.to_be_bytes());
+    rr.extend_from_slice(&[5, 0, 0, 7, 0, 0, 0, 160, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+    reader.write_all(&interleaved(1, &rr)).unwrap();
+
+    let settled = wait_until(Duration::from_secs(10), || {
+        let p = rtsp_session(&srv, "publish");
+        let r = rtsp_session(&srv, "read");
+        p.is_some_and(|p| p["inboundRTPPackets"] == 55 && p["inboundRTCPPacketsInError"] == 1)
+            && r.is_some_and(|r| r["inboundRTCPPackets"] == 1)
+    });
+    let p = rtsp_session(&srv, "publish").expect("publisher session");
+    let r = rtsp_session(&srv, "read").expect("reader session");
+    assert!(settled, "publisher {p:#}\nreader {r:#}\n{}", srv.log());
+    assert_eq!(p["inboundRTPPacketsLost"], 5, "{p:#}");
+    assert_eq!(p["inboundRTPPacketsInError"], 1, "{p:#}");
+    assert_eq!(p["inboundRTCPPackets"], 2, "{p:#}");
+    assert_eq!(p["rtpPacketsLost"], 5, "{p:#}");
+    // 3000 timestamp units (6000 across a gap) between packets that arrive at once: J grows towards
+    // 3000, past it at the gaps.
+    let jitter = p["inboundRTPPacketsJitter"].as_f64().unwrap();
+    assert!((500.0..=6000.0).contains(&jitter), "jitter {jitter}");
+    assert_eq!(r["outboundRTPPacketsReportedLost"], 7, "{r:#}");
+    assert!(r["outboundRTCPPackets"].as_u64().unwrap() >= 1, "{r:#}");
+    assert!(r["outboundRTPPackets"].as_u64().unwrap() >= 1, "{r:#}");
+
+    // The same figures in MediaMTX's series, through the OpenMetrics parser.
+    let s = scrape(&addr);
+    let pid = p["id"].as_str().unwrap();
+    let rid = r["id"].as_str().unwrap();
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtp_packets", &[("id", pid)]), 55.0);
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtp_packets_lost", &[("id", pid)]), 5.0);
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtp_packets_in_error", &[("id", pid)]), 1.0);
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtcp_packets", &[("id", pid)]), 2.0);
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtcp_packets_in_error", &[("id", pid)]), 1.0);
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtp_packets_jitter", &[("id", pid)]), jitter);
+    assert_eq!(value(&s, "rtsp_sessions_outbound_rtp_packets_reported_lost", &[("id", rid)]), 7.0);
+    assert_eq!(value(&s, "rtsp_sessions_inbound_rtcp_packets", &[("id", rid)]), 1.0);
+    assert!(value(&s, "rtsp_sessions_outbound_rtcp_packets", &[("id", rid)]) >= 1.0);
+    // Each side has only its own series.
+    assert!(find(&s, "rtsp_sessions_inbound_rtp_packets_lost", &[("id", rid)]).is_empty());
+    assert!(find(&s, "rtsp_sessions_outbound_rtcp_packets", &[("id", pid)]).is_empty());
+}

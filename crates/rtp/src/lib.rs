@@ -1,5 +1,6 @@
 //! RTP and RTCP, sans-IO: packet parsing and writing, one depacketizer (RTP → [`media::Frame`]) and one
-//! packetizer (Frame → RTP) per codec, a reorder buffer for UDP input, and RTCP sender reports.
+//! packetizer (Frame → RTP) per codec, a reorder buffer for UDP input, RTCP reports, and
+//! RFC 3550 reception statistics (loss and jitter).
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,7 @@ pub mod packet;
 pub mod packetize;
 pub mod reorder;
 pub mod rtcp;
+pub mod stats;
 
 pub use depacketize::{depacketizer_for, Depacketizer};
 pub use error::RtpError;

@@ -46,6 +46,42 @@ pub struct RtcpSummary {
     pub sender_reports: Vec<SenderReport>,
     /// SSRCs that said BYE.
     pub bye: Vec<u32>,
+    /// Reception report blocks of SR and RR packets: what the sender of the RTCP received from us.
+    pub report_blocks: Vec<ReportBlock>,
+}
+
+/// A reception report block (RFC 3550 §6.4.1): how the reporter received the source `ssrc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportBlock {
+    pub ssrc: u32,
+    /// Packets lost since the previous report, as a fraction of 256.
+    pub fraction_lost: u8,
+    /// Packets lost since reception began (24-bit signed: duplicates can make it negative).
+    pub cumulative_lost: i32,
+    pub highest_sequence: u32,
+    /// Interarrival jitter, in the source's RTP timestamp units.
+    pub jitter: u32,
+}
+
+/// At most this many report blocks are kept from one compound (the count field allows 31 per packet).
+const MAX_REPORT_BLOCKS: usize = 64;
+
+fn read_report_blocks(count: u8, blocks: &[u8], summary: &mut RtcpSummary) {
+    for block in blocks.chunks_exact(24).take(usize::from(count)) {
+        if summary.report_blocks.len() >= MAX_REPORT_BLOCKS {
+            return;
+        }
+        let lost = u32::from_be_bytes([0, block[5], block[6], block[7]]);
+        // Sign-extend the 24-bit count.
+        let cumulative_lost = ((lost << 8) as i32) >> 8;
+        summary.report_blocks.push(ReportBlock {
+            ssrc: u32::from_be_bytes([block[0], block[1], block[2], block[3]]),
+            fraction_lost: block[4],
+            cumulative_lost,
+            highest_sequence: u32::from_be_bytes([block[8], block[9], block[10], block[11]]),
+            jitter: u32::from_be_bytes([block[12], block[13], block[14], block[15]]),
+        });
+    }
 }
 
 /// True when a datagram on an rtcp-mux port is RTCP rather than RTP (RFC 5761 §4: the second byte, which
@@ -158,8 +194,10 @@ fn read_packet(pt: u8, count: u8, body: &[u8], summary: &mut RtcpSummary) {
                     packet_count: pc,
                     octet_count: oc,
                 });
+                read_report_blocks(count, body.get(24..).unwrap_or_default(), summary);
             }
         }
+        PT_RR => read_report_blocks(count, body.get(4..).unwrap_or_default(), summary),
         PT_BYE => {
             // At most 31 SSRCs: the count field is 5 bits.
             for i in 0..usize::from(count) {
@@ -202,6 +240,44 @@ mod tests {
         let b = build_receiver_report(1, &long);
         assert_eq!(b.len() % 4, 0);
         assert!(parse_compound(&b).unwrap().sender_reports.is_empty());
+    }
+
+    #[test]
+    fn report_blocks_of_rr_and_sr() {
+        // RR from SSRC 9 with two blocks: 3 lost of source 0x1234, -2 (duplicates) of source 5.
+        let mut rr = vec![0x82, PT_RR, 0, 13, 0, 0, 0, 9];
+        rr.extend_from_slice(&[0, 0, 0x12, 0x34, 64, 0, 0, 3, 0, 1, 0, 10, 0, 0, 0, 77, 0, 0, 0, 0, 0, 0, 0, 0]);
+        rr.extend_from_slice(&[0, 0, 0, 5, 0, 0xff, 0xff, 0xfe, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let s = parse_compound(&rr).unwrap();
+        assert_eq!(
+            s.report_blocks,
+            vec![
+                ReportBlock {
+                    ssrc: 0x1234,
+                    fraction_lost: 64,
+                    cumulative_lost: 3,
+                    highest_sequence: 65546,
+                    jitter: 77
+                },
+                ReportBlock { ssrc: 5, fraction_lost: 0, cumulative_lost: -2, highest_sequence: 1, jitter: 0 },
+            ]
+        );
+        // An SR with one block after its sender info.
+        let sr = SenderReport { ssrc: 7, ntp: 1, rtp_timestamp: 2, packet_count: 3, octet_count: 4 };
+        let mut b = build_sender_report(&sr, "x");
+        let sdes = b.split_off(28);
+        b[0] = 0x81;
+        b[3] = 12;
+        b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(&sdes);
+        let s = parse_compound(&b).unwrap();
+        assert_eq!(s.sender_reports, vec![sr]);
+        assert_eq!(s.report_blocks.len(), 1);
+        assert_eq!((s.report_blocks[0].ssrc, s.report_blocks[0].cumulative_lost, s.report_blocks[0].jitter), (1, 4, 8));
+        // A count larger than the blocks present reads what is there.
+        let mut short = vec![0x83, PT_RR, 0, 7, 0, 0, 0, 9];
+        short.extend_from_slice(&[0; 24]);
+        assert_eq!(parse_compound(&short).unwrap().report_blocks.len(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod preload;
 pub mod producer;
 pub mod publish;
 pub mod reader;
+pub mod rtp_stats;
 pub mod track;
 
 use media::{Direction, Media, MediaFilter};
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 pub use producer::{BoxFuture, Opened, Parked, Producer, ProducerState, Source, SourceError, SourceErrorKind};
 pub use publish::{PrivatePublishers, PublishError, PublishGuard, PublishLimits, PublishRequest};
 pub use reader::{Delivery, Reader, ReaderShared, ReaderTrack, TrackReader};
+pub use rtp_stats::RtpCounters;
 pub use track::Track;
 
 /// Builds a source from a URL of one scheme. Registered by `main` from a list, one per module.

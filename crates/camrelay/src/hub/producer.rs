@@ -322,6 +322,8 @@ pub struct Producer {
     on_ready: OnceLock<ReadyHook>,
     /// What plays into the tracks while a pulled source is down (an `alwaysAvailable` slate).
     filler: OnceLock<Arc<dyn Filler>>,
+    /// RTP loss and jitter and RTCP counts of a publisher that sends RTP (RTSP).
+    pub rtp: super::RtpCounters,
 }
 
 /// What fills a pulled source's tracks while the source is down (MediaMTX's `alwaysAvailable` on a
@@ -392,6 +394,7 @@ impl Producer {
             retry: true,
             on_ready: OnceLock::new(),
             filler: OnceLock::new(),
+            rtp: super::RtpCounters::default(),
         })
     }
 
@@ -408,6 +411,7 @@ impl Producer {
             retry: false,
             on_ready: OnceLock::new(),
             filler: OnceLock::new(),
+            rtp: super::RtpCounters::default(),
         })
     }
 
@@ -448,6 +452,7 @@ impl Producer {
             retry: false,
             on_ready: OnceLock::new(),
             filler: OnceLock::new(),
+            rtp: super::RtpCounters::default(),
         })
     }
 

@@ -59,6 +59,8 @@ pub struct ReaderShared {
     pub medias: Mutex<Vec<String>>,
     /// The query of the URL it read (`MTX_QUERY` of its hooks), where the protocol has one.
     pub query: Mutex<String>,
+    /// RTCP both ways and the loss it reports, for readers that speak RTP (RTSP).
+    pub rtp: super::RtpCounters,
 }
 
 impl ReaderShared {
@@ -76,6 +78,7 @@ impl ReaderShared {
             packets_sent: AtomicU64::new(0),
             medias: Mutex::new(Vec::new()),
             query: Mutex::new(String::new()),
+            rtp: super::RtpCounters::default(),
         }
     }
 

@@ -5,8 +5,11 @@
 //! Two sets of series:
 //! - **MediaMTX's** (`paths`, `paths_readers`, `paths_inbound_bytes`, `rtsp_sessions`, `rtmp_conns`,
 //!   `webrtc_sessions`, `hls_muxers`... with its labels), from the same figures as the `/v3` lists, so
-//!   a MediaMTX dashboard keeps working. MediaMTX's series for figures camrelay does not measure (RTP
-//!   loss and jitter of a session, RTCP packet counts) are left out rather than shown as 0.
+//!   a MediaMTX dashboard keeps working. RTSP sessions have MediaMTX's RTP and RTCP series too, each
+//!   only where it applies: a publisher's inbound RTP packets, loss (RFC 3550) and jitter, and RTCP
+//!   received; a reader's RTCP each way and the loss its receiver reports give. MediaMTX's series for
+//!   figures camrelay does not measure (WebRTC sessions' RTP loss and jitter) are left out rather than
+//!   shown as 0.
 //! - **camrelay's**: per source (state, reconnects, typed last error), per track (frames, bytes), per
 //!   reader (bytes, packets, frames dropped), and the process (`process_*`, as Prometheus' clients name
 //!   them).
@@ -33,7 +36,7 @@ use std::sync::Arc;
 use super::v3::{self, Kind};
 use crate::app::{App, ServerTask};
 use crate::hub::producer::ProducerKind;
-use crate::hub::{ProducerState, ReaderShared};
+use crate::hub::{ProducerState, ReaderShared, RtpCounters};
 
 pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
     let listen = app.config().servers.metrics_listen.clone();
@@ -394,6 +397,49 @@ struct SessionSeries {
     discarded: Option<&'static str>,
     received: &'static str,
     sent: &'static str,
+    /// MediaMTX's RTP/RTCP series (RTSP sessions only).
+    rtp: Option<&'static RtpSeries>,
+}
+
+/// MediaMTX's RTP/RTCP series of an RTSP session, and whether each applies to a publisher (inbound) or a
+/// reader (outbound, and the RTCP it sends us). The order is [`SessionFamilies::write_rtp`]'s.
+type RtpSeries = [(&'static str, &'static str, Side); 8];
+
+const RTSP_SESSIONS_RTP_SERIES: RtpSeries = [
+    ("rtsp_sessions_inbound_rtp_packets", "RTP packets received", Side::Publisher),
+    ("rtsp_sessions_inbound_rtp_packets_lost", "RTP packets lost (sequence gaps, RFC 3550)", Side::Publisher),
+    ("rtsp_sessions_inbound_rtp_packets_in_error", "RTP packets that could not be read", Side::Publisher),
+    (
+        "rtsp_sessions_inbound_rtp_packets_jitter",
+        "Interarrival jitter in RTP timestamp units, mean of the medias",
+        Side::Publisher,
+    ),
+    ("rtsp_sessions_inbound_rtcp_packets", "RTCP packets received", Side::Both),
+    ("rtsp_sessions_inbound_rtcp_packets_in_error", "RTCP packets that could not be read", Side::Both),
+    ("rtsp_sessions_outbound_rtp_packets_reported_lost", "RTP packets the reader reported lost", Side::Reader),
+    ("rtsp_sessions_outbound_rtcp_packets", "RTCP packets sent", Side::Reader),
+];
+
+const RTSPS_SESSIONS_RTP_SERIES: RtpSeries = [
+    ("rtsps_sessions_inbound_rtp_packets", "RTP packets received", Side::Publisher),
+    ("rtsps_sessions_inbound_rtp_packets_lost", "RTP packets lost (sequence gaps, RFC 3550)", Side::Publisher),
+    ("rtsps_sessions_inbound_rtp_packets_in_error", "RTP packets that could not be read", Side::Publisher),
+    (
+        "rtsps_sessions_inbound_rtp_packets_jitter",
+        "Interarrival jitter in RTP timestamp units, mean of the medias",
+        Side::Publisher,
+    ),
+    ("rtsps_sessions_inbound_rtcp_packets", "RTCP packets received", Side::Both),
+    ("rtsps_sessions_inbound_rtcp_packets_in_error", "RTCP packets that could not be read", Side::Both),
+    ("rtsps_sessions_outbound_rtp_packets_reported_lost", "RTP packets the reader reported lost", Side::Reader),
+    ("rtsps_sessions_outbound_rtcp_packets", "RTCP packets sent", Side::Reader),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Publisher,
+    Reader,
+    Both,
 }
 
 const SESSION_SERIES: [SessionSeries; 7] = [
@@ -406,6 +452,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: None,
         received: "rtsp_conns_bytes_received",
         sent: "rtsp_conns_bytes_sent",
+        rtp: None,
     },
     SessionSeries {
         kind: Kind::RtspSession,
@@ -416,6 +463,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: Some("rtsp_sessions_outbound_rtp_packets_discarded"),
         received: "rtsp_sessions_bytes_received",
         sent: "rtsp_sessions_bytes_sent",
+        rtp: Some(&RTSP_SESSIONS_RTP_SERIES),
     },
     SessionSeries {
         kind: Kind::RtspsConn,
@@ -426,6 +474,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: None,
         received: "rtsps_conns_bytes_received",
         sent: "rtsps_conns_bytes_sent",
+        rtp: None,
     },
     SessionSeries {
         kind: Kind::RtspsSession,
@@ -436,6 +485,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: Some("rtsps_sessions_outbound_rtp_packets_discarded"),
         received: "rtsps_sessions_bytes_received",
         sent: "rtsps_sessions_bytes_sent",
+        rtp: Some(&RTSPS_SESSIONS_RTP_SERIES),
     },
     SessionSeries {
         kind: Kind::RtmpConn,
@@ -446,6 +496,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: Some("rtmp_conns_outbound_frames_discarded"),
         received: "rtmp_conns_bytes_received",
         sent: "rtmp_conns_bytes_sent",
+        rtp: None,
     },
     SessionSeries {
         kind: Kind::RtmpsConn,
@@ -456,6 +507,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: Some("rtmps_conns_outbound_frames_discarded"),
         received: "rtmps_conns_bytes_received",
         sent: "rtmps_conns_bytes_sent",
+        rtp: None,
     },
     SessionSeries {
         kind: Kind::WebrtcSession,
@@ -466,6 +518,7 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: Some("webrtc_sessions_outbound_frames_discarded"),
         received: "webrtc_sessions_bytes_received",
         sent: "webrtc_sessions_bytes_sent",
+        rtp: None,
     },
 ];
 
@@ -478,9 +531,40 @@ struct SessionFamilies {
     discarded: Option<usize>,
     received: usize,
     sent: usize,
+    rtp: Option<([usize; 8], &'static RtpSeries)>,
 }
 
 impl SessionFamilies {
+    /// One RTSP session's RTP/RTCP samples: those of its side.
+    fn write_rtp(&self, s: &mut Scrape, labels: &str, rtp: &RtpCounters, publisher: bool) {
+        let Some((families, series)) = self.rtp else { return };
+        let values = [
+            RtpCounters::get(&rtp.inbound_rtp_packets),
+            RtpCounters::get(&rtp.inbound_rtp_lost),
+            RtpCounters::get(&rtp.inbound_rtp_in_error),
+            0,
+            RtpCounters::get(&rtp.inbound_rtcp_packets),
+            RtpCounters::get(&rtp.inbound_rtcp_in_error),
+            RtpCounters::get(&rtp.outbound_rtp_reported_lost),
+            RtpCounters::get(&rtp.outbound_rtcp_packets),
+        ];
+        for (i, (&family, (_, _, side))) in families.iter().zip(series.iter()).enumerate() {
+            let applies = match side {
+                Side::Both => true,
+                Side::Publisher => publisher,
+                Side::Reader => !publisher,
+            };
+            if !applies {
+                continue;
+            }
+            if i == 3 {
+                s.f(family).float(labels, rtp.jitter());
+            } else {
+                s.f(family).int(labels, values[i]);
+            }
+        }
+    }
+
     /// One session's samples.
     fn write(&self, s: &mut Scrape, labels: &str, inbound: u64, outbound: u64, packets: u64, dropped: u64) {
         s.f(self.count).int(labels, 1);
@@ -524,6 +608,7 @@ fn paths(app: &App, s: &mut Scrape) {
             discarded: series.discarded.map(|n| s.gauge(n, "Frames or packets dropped (slow reader)")),
             received: s.gauge(series.received, "Deprecated: *_inbound_bytes"),
             sent: s.gauge(series.sent, "Deprecated: *_outbound_bytes"),
+            rtp: series.rtp.map(|rtp| (rtp.map(|(name, help, _)| s.gauge(name, help)), rtp)),
         })
         .collect();
     let families_of = |kind: Kind| SESSION_SERIES.iter().position(|series| series.kind == kind);
@@ -610,6 +695,7 @@ fn paths(app: &App, s: &mut Scrape) {
                 ]);
                 if let Some(i) = families_of(kind) {
                     sessions[i].write(s, &session_labels, producer_in, 0, 0, 0);
+                    sessions[i].write_rtp(s, &session_labels, &p.rtp, true);
                 }
                 if let Some(i) = conn_kind(kind).and_then(families_of) {
                     sessions[i].write(s, &labels(&[("id", &conn_id)]), producer_in, 0, 0, 0);
@@ -633,6 +719,7 @@ fn paths(app: &App, s: &mut Scrape) {
             if let Some(kind) = l.session {
                 if let Some(i) = families_of(kind) {
                     sessions[i].write(s, &l.session_labels, 0, b, packets, dropped);
+                    sessions[i].write_rtp(s, &l.session_labels, &r.rtp, false);
                 }
                 if let Some(i) = conn_kind(kind).and_then(families_of) {
                     sessions[i].write(s, &l.conn_labels, 0, b, packets, dropped);

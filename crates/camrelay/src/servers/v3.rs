@@ -28,7 +28,7 @@ use crate::config::mediamtx::{parse_mediamtx_duration, source_url};
 use crate::config::{Dialect, MediamtxConfig};
 use crate::hub::producer::ProducerKind;
 use crate::hub::publish::PRIVATE_PREFIX;
-use crate::hub::{Hub, Producer, ProducerState, ReaderShared, Stream};
+use crate::hub::{Hub, Producer, ProducerState, ReaderShared, RtpCounters, Stream};
 use crate::secrets::mask_url;
 
 /// The MediaMTX release whose API this implements, reported as `version` by `/v3/info` (as `/api`
@@ -1081,17 +1081,32 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 Party::Publisher(p) => uuid(PUBLISHER_CONN, p.id),
             };
             let transport = if protocol.ends_with("+udp") { "UDP" } else { "TCP" };
+            let rtp = match party {
+                Party::Reader(r) => &r.rtp,
+                Party::Publisher(p) => &p.rtp,
+            };
+            let get = RtpCounters::get;
+            let (rtp_in, lost, in_error, jitter) = (
+                get(&rtp.inbound_rtp_packets),
+                get(&rtp.inbound_rtp_lost),
+                get(&rtp.inbound_rtp_in_error),
+                rtp.jitter(),
+            );
+            let (rtcp_in, rtcp_in_error, rtcp_out) =
+                (get(&rtp.inbound_rtcp_packets), get(&rtp.inbound_rtcp_in_error), get(&rtp.outbound_rtcp_packets));
             json!({
                 "id": id, "created": created, "remoteAddr": remote, "state": state, "path": stream.name,
                 "query": "", "user": "", "transport": transport, "profile": "AVP", "conns": [conn],
-                "inboundBytes": inbound, "inboundRTPPackets": 0, "inboundRTPPacketsLost": 0,
-                "inboundRTPPacketsInError": 0, "inboundRTPPacketsJitter": 0.0, "inboundRTCPPackets": 0,
-                "inboundRTCPPacketsInError": 0, "outboundBytes": outbound, "outboundRTPPackets": packets_out,
-                "outboundRTPPacketsReportedLost": 0, "outboundRTPPacketsDiscarded": dropped,
-                "outboundRTCPPackets": 0, "bytesReceived": inbound, "bytesSent": outbound,
-                "rtpPacketsReceived": 0, "rtpPacketsSent": packets_out, "rtpPacketsLost": 0,
-                "rtpPacketsInError": 0, "rtpPacketsJitter": 0.0, "rtcpPacketsReceived": 0,
-                "rtcpPacketsSent": 0, "rtcpPacketsInError": 0,
+                "inboundBytes": inbound, "inboundRTPPackets": rtp_in, "inboundRTPPacketsLost": lost,
+                "inboundRTPPacketsInError": in_error, "inboundRTPPacketsJitter": jitter,
+                "inboundRTCPPackets": rtcp_in, "inboundRTCPPacketsInError": rtcp_in_error,
+                "outboundBytes": outbound, "outboundRTPPackets": packets_out,
+                "outboundRTPPacketsReportedLost": get(&rtp.outbound_rtp_reported_lost),
+                "outboundRTPPacketsDiscarded": dropped, "outboundRTCPPackets": rtcp_out,
+                "bytesReceived": inbound, "bytesSent": outbound,
+                "rtpPacketsReceived": rtp_in, "rtpPacketsSent": packets_out, "rtpPacketsLost": lost,
+                "rtpPacketsInError": in_error, "rtpPacketsJitter": jitter, "rtcpPacketsReceived": rtcp_in,
+                "rtcpPacketsSent": rtcp_out, "rtcpPacketsInError": rtcp_in_error,
             })
         }
         Kind::RtmpConn | Kind::RtmpsConn => json!({

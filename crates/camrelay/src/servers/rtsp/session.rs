@@ -18,7 +18,7 @@ use super::udp::{Datagram, UdpPorts};
 use super::writer::{Dest, MediaOut, OutTrack, Writer};
 use crate::app::App;
 use crate::hub::reader::DirectSink;
-use crate::hub::{Delivery, Producer, PublishError, PublishGuard, PublishRequest, Reader, Track};
+use crate::hub::{Delivery, Producer, PublishError, PublishGuard, PublishRequest, Reader, RtpCounters, Track};
 
 /// Datagrams queued from the UDP receive loop to one publishing session.
 const UDP_QUEUE: usize = 1024;
@@ -34,6 +34,8 @@ struct InTrack {
     dest: Option<Dest>,
     depacketizer: Box<dyn rtp::depacketize::Depacketizer>,
     reorder: Option<rtp::reorder::ReorderBuffer>,
+    /// Loss and jitter of what the publisher sends on this track (RFC 3550), for the API.
+    reception: rtp::stats::ReceptionStats,
     track: Arc<Track>,
 }
 
@@ -81,6 +83,8 @@ struct Connection {
     udp_routes: Vec<SocketAddr>,
     frames_out: Vec<Frame>,
     unknown_channel_warned: bool,
+    /// A reader's latest reported cumulative loss per track (`note_reported_loss`).
+    reported_lost: Vec<u64>,
 }
 
 fn random_u32() -> u32 {
@@ -158,6 +162,7 @@ async fn serve_on<R: AsyncRead + Unpin>(
         udp_routes: Vec::new(),
         frames_out: Vec::new(),
         unknown_channel_warned: false,
+        reported_lost: Vec::new(),
     };
     let result = tracing::Instrument::instrument(conn.run(socket), span.clone()).await;
     if let Err(e) = result {
@@ -730,6 +735,7 @@ impl Connection {
                     dest: Some(dest),
                     depacketizer: rtp::depacketize::depacketizer_for(announced.as_ref().unwrap_or(&track.codec)),
                     reorder: udp.then(|| rtp::reorder::ReorderBuffer::new(64)),
+                    reception: rtp::stats::ReceptionStats::new(track.codec.clock_rate),
                     track,
                 });
                 if let Dest::Udp(rtp_addr, rtcp_addr) = dest {
@@ -812,19 +818,29 @@ impl Connection {
 
     fn handle_interleaved(&mut self, channel: u8, data: Bytes) {
         match &mut self.mode {
-            Mode::Announced { inputs, recording: true, .. } => {
-                let target = inputs.iter_mut().flatten().find_map(|i| match i.dest {
-                    Some(Dest::Interleaved(rtp_ch, _)) if rtp_ch == channel => Some((i, false)),
-                    Some(Dest::Interleaved(_, rtcp_ch)) if rtcp_ch == channel => Some((i, true)),
+            Mode::Announced { inputs, recording: true, producer, .. } => {
+                let target = inputs.iter().flatten().enumerate().find_map(|(n, i)| match i.dest {
+                    Some(Dest::Interleaved(rtp_ch, _)) if rtp_ch == channel => Some((n, false)),
+                    Some(Dest::Interleaved(_, rtcp_ch)) if rtcp_ch == channel => Some((n, true)),
                     _ => None,
                 });
                 match target {
-                    Some((input, false)) => push_rtp(input, data, &mut self.frames_out, &self.peer),
-                    Some((_, true)) => {} // publisher's RTCP: nothing we need yet
+                    Some((n, false)) => push_rtp(inputs, n, data, &mut self.frames_out, &self.peer, &producer.rtp),
+                    // A publisher's sender reports: counted.
+                    Some((_, true)) => {
+                        count_rtcp(&data, &producer.rtp);
+                    }
                     None => self.warn_unknown_channel(channel),
                 }
             }
-            // Readers send RTCP receiver reports on odd channels: they only prove the client is alive.
+            // Readers send RTCP receiver reports on odd channels: they prove the client is alive and
+            // say what it lost.
+            Mode::Play { reader, .. } if channel % 2 == 1 => {
+                let shared = reader.shared.clone();
+                if let Some(report) = count_rtcp(&data, &shared.rtp) {
+                    self.note_reported_loss(&shared, &report);
+                }
+            }
             Mode::Play { .. } => {}
             _ => self.warn_unknown_channel(channel),
         }
@@ -838,15 +854,37 @@ impl Connection {
     }
 
     fn handle_udp(&mut self, d: Datagram) {
-        let Mode::Announced { inputs, recording: true, .. } = &mut self.mode else { return };
+        let Mode::Announced { inputs, recording: true, producer, .. } = &mut self.mode else {
+            return;
+        };
         if d.rtcp {
+            if inputs.iter().flatten().any(|i| matches!(i.dest, Some(Dest::Udp(_, rtcp_addr)) if rtcp_addr == d.from)) {
+                count_rtcp(&d.data, &producer.rtp);
+            }
             return;
         }
         let input =
-            inputs.iter_mut().flatten().find(|i| matches!(i.dest, Some(Dest::Udp(rtp_addr, _)) if rtp_addr == d.from));
-        if let Some(input) = input {
-            push_rtp(input, d.data, &mut self.frames_out, &self.peer);
+            inputs.iter().flatten().position(|i| matches!(i.dest, Some(Dest::Udp(rtp_addr, _)) if rtp_addr == d.from));
+        if let Some(n) = input {
+            push_rtp(inputs, n, d.data, &mut self.frames_out, &self.peer, &producer.rtp);
         }
+    }
+
+    /// Keeps the latest cumulative loss a reader reported for each of our SSRCs, and their sum for
+    /// the API (`outboundRTPPacketsReportedLost`).
+    fn note_reported_loss(&mut self, reader: &crate::hub::ReaderShared, report: &rtp::rtcp::RtcpSummary) {
+        let ssrcs: Vec<u32> = self.writer.with_media(|m| m.out.iter().map(|o| o.ssrc).collect()).unwrap_or_default();
+        for block in &report.report_blocks {
+            let Some(slot) = ssrcs.iter().position(|s| *s == block.ssrc) else {
+                continue;
+            };
+            if self.reported_lost.len() < ssrcs.len() {
+                self.reported_lost.resize(ssrcs.len(), 0);
+            }
+            self.reported_lost[slot] = u64::try_from(block.cumulative_lost).unwrap_or(0);
+        }
+        let total = self.reported_lost.iter().sum();
+        reader.rtp.outbound_rtp_reported_lost.store(total, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -870,13 +908,53 @@ fn publish_refused(e: PublishError) -> Reply {
     }
 }
 
-fn push_rtp(input: &mut InTrack, data: Bytes, frames: &mut Vec<Frame>, peer: &SocketAddr) {
+/// Counts an RTCP compound from a publisher or reader (or one that does not parse); gives what it said.
+fn count_rtcp(data: &[u8], counters: &RtpCounters) -> Option<rtp::rtcp::RtcpSummary> {
+    match rtp::rtcp::parse_compound(data) {
+        Ok(summary) => {
+            RtpCounters::add(&counters.inbound_rtcp_packets, 1);
+            Some(summary)
+        }
+        Err(_) => {
+            RtpCounters::add(&counters.inbound_rtcp_in_error, 1);
+            None
+        }
+    }
+}
+
+/// One RTP packet of the publisher's `n`th set-up track: counted (loss and jitter over all its tracks
+/// go to `counters`), put in order, depacketized into the track.
+fn push_rtp(
+    inputs: &mut [Option<InTrack>],
+    n: usize,
+    data: Bytes,
+    frames: &mut Vec<Frame>,
+    peer: &SocketAddr,
+    counters: &RtpCounters,
+) {
     let packet = match rtp::packet::parse_bytes(data) {
         Ok(p) => p,
         Err(e) => {
+            RtpCounters::add(&counters.inbound_rtp_in_error, 1);
             tracing::debug!(peer = %peer, "rtsp: bad RTP packet dropped: {e}");
             return;
         }
+    };
+    RtpCounters::add(&counters.inbound_rtp_packets, 1);
+    let Some(input) = inputs.iter_mut().flatten().nth(n) else {
+        return;
+    };
+    input.reception.on_packet(packet.sequence, packet.timestamp, reception_clock());
+    let (mut lost, mut jitter, mut tracks) = (0, 0.0, 0.0);
+    for i in inputs.iter().flatten() {
+        lost += i.reception.lost();
+        jitter += i.reception.jitter();
+        tracks += 1.0;
+    }
+    counters.inbound_rtp_lost.store(lost, std::sync::atomic::Ordering::Relaxed);
+    counters.set_jitter(jitter / tracks);
+    let Some(input) = inputs.iter_mut().flatten().nth(n) else {
+        return;
     };
     let mut ordered = Vec::new();
     match &mut input.reorder {
@@ -891,6 +969,12 @@ fn push_rtp(input: &mut InTrack, data: Bytes, frames: &mut Vec<Frame>, peer: &So
     for f in frames.drain(..) {
         input.track.push(f);
     }
+}
+
+/// Arrival times for jitter: time since the process's first RTP packet (any fixed origin will do).
+fn reception_clock() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
 }
 
 async fn recv_delivery(mode: &mut Mode) -> Option<Delivery> {

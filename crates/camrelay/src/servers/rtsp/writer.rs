@@ -432,6 +432,7 @@ impl State {
                 octet_count: o.octets,
             };
             sr = Some(rtp::rtcp::build_sender_report(&report, "camrelay"));
+            crate::hub::RtpCounters::add(&media.shared.rtp.outbound_rtcp_packets, 1);
         }
         let mut payload_bytes = 0usize;
         let packets = frame.rtp.len();
