@@ -5,6 +5,7 @@
 
 mod client;
 mod clip;
+mod first_picture;
 mod floor;
 mod hls_load;
 mod jpeg;
@@ -14,6 +15,7 @@ mod procstat;
 mod record_load;
 mod rtmp_load;
 mod rtmp_report;
+mod srt_load;
 mod versus_report;
 mod webrtc_load;
 
@@ -54,6 +56,13 @@ struct Args {
     webrtc: bool,
     /// `--hls`: HLS viewers against RTSP readers instead of the default measurements.
     hls: bool,
+    /// `--srt`: SRT readers against RTSP readers (fan-out and publish → read latency) instead.
+    srt: bool,
+    /// `--srt-latency MS`: the SRT latency (TSBPD delay) of the server and the readers.
+    srt_latency: Duration,
+    /// `--first-picture N`: time to the first decoded picture per protocol (N runs each, real
+    /// decoders), startup time and idle memory instead (see `first_picture.rs`).
+    first_picture: Option<usize>,
 }
 
 /// Where the load client sits, network-wise.
@@ -95,6 +104,9 @@ fn parse_args() -> Args {
         rtmp: false,
         webrtc: false,
         hls: false,
+        srt: false,
+        srt_latency: Duration::from_millis(120),
+        first_picture: None,
         rounds: 3,
         peers: Vec::new(),
         metrics_scrape: None,
@@ -114,6 +126,11 @@ fn parse_args() -> Args {
             "--record" => a.record = Some(value().parse().expect("--record streams")),
             "--webrtc" => a.webrtc = true,
             "--hls" => a.hls = true,
+            "--srt" => a.srt = true,
+            "--srt-latency" => {
+                a.srt_latency = Duration::from_millis(value().parse().expect("--srt-latency milliseconds"))
+            }
+            "--first-picture" => a.first_picture = Some(value().parse().expect("--first-picture runs")),
             "--rounds" => a.rounds = value().parse::<usize>().expect("--rounds count").max(1),
             "--metrics-scrape" => {
                 a.metrics_scrape = Some(Duration::from_millis(value().parse().expect("--metrics-scrape milliseconds")))
@@ -136,7 +153,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls [--rounds N]] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
+                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -157,15 +174,34 @@ struct Server {
     rtmp: String,
     /// The Prometheus listener (`--metrics-scrape` only).
     metrics: String,
+    /// The SRT listener (`--srt` and `--first-picture` only).
+    srt: String,
+    /// Start of the process → its last listener's log line.
+    startup: Duration,
+    /// Start of the process → its first listener's log line.
+    first_listener: Duration,
 }
 
 impl Server {
     /// Starts `bin` (or, for [`FLOOR`], this program's floor server) listening on `ip`, pinned to
     /// `cpu` if given.
-    fn start(bin: &PathBuf, ip: &str, cpu: Option<usize>, rtmp: bool, metrics: bool, webrtc: bool) -> Server {
+    /// With an SRT listener of this latency when `srt` is given.
+    fn start(
+        bin: &PathBuf,
+        ip: &str,
+        cpu: Option<usize>,
+        rtmp: bool,
+        metrics: bool,
+        webrtc: bool,
+        srt: Option<Duration>,
+    ) -> Server {
+        let started = Instant::now();
         let mut rtmp_listen = if rtmp { format!(r#","rtmp":{{"listen":"{ip}:0"}}"#) } else { String::new() };
         if metrics {
             rtmp_listen.push_str(&format!(r#","metrics":{{"listen":"{ip}:0"}}"#));
+        }
+        if let Some(latency) = srt {
+            rtmp_listen.push_str(&format!(r#","srt":{{"listen":"{ip}:0","latency":"{}ms"}}"#, latency.as_millis()));
         }
         // WebRTC on a port of `ip` (its candidate is read from each answer), off unless measured.
         let webrtc_listen = if webrtc { format!("{ip}:0") } else { String::new() };
@@ -204,9 +240,18 @@ impl Server {
             });
         }
         drop(tx);
-        let (mut rtsp, mut api, mut rtmp_addr, mut metrics_addr) = (None, None, None, None);
-        while rtsp.is_none() || api.is_none() || (rtmp && rtmp_addr.is_none()) || (metrics && metrics_addr.is_none()) {
+        let (mut rtsp, mut api, mut rtmp_addr, mut metrics_addr, mut srt_addr) = (None, None, None, None, None);
+        let mut first_listener = None;
+        while rtsp.is_none()
+            || api.is_none()
+            || (rtmp && rtmp_addr.is_none())
+            || (metrics && metrics_addr.is_none())
+            || (srt.is_some() && srt_addr.is_none())
+        {
             let line = rx.recv().expect("server exited");
+            if first_listener.is_none() && (line.contains("] listen addr=") || line.contains(" listening on ")) {
+                first_listener = Some(started.elapsed());
+            }
             let after =
                 |markers: [&str; 2]| markers.iter().find_map(|m| line.split(m).nth(1)).map(|a| a.trim().to_string());
             if let Some(a) = after(["[rtsp] listen addr=", "rtsp listening on "]) {
@@ -221,13 +266,20 @@ impl Server {
             if let Some(a) = after(["[metrics] listen addr=", "[metrics] listen addr="]) {
                 metrics_addr = Some(a);
             }
+            if let Some(a) = after(["[srt] listen addr=", "[srt] listen addr="]) {
+                srt_addr = Some(a);
+            }
         }
+        let startup = started.elapsed();
         Server {
             child,
             rtsp: rtsp.unwrap_or_default(),
             api: api.unwrap_or_default(),
             rtmp: rtmp_addr.unwrap_or_default(),
             metrics: metrics_addr.unwrap_or_default(),
+            srt: srt_addr.unwrap_or_default(),
+            startup,
+            first_listener: first_listener.unwrap_or(startup),
         }
     }
 
@@ -262,7 +314,16 @@ impl Server {
         }
         cmd.current_dir(&dir).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let srv = Server { child, rtsp: rtsp.into(), api: api.into(), rtmp: rtmp.into(), metrics: String::new() };
+        let srv = Server {
+            child,
+            rtsp: rtsp.into(),
+            api: api.into(),
+            rtmp: rtmp.into(),
+            metrics: String::new(),
+            srt: String::new(),
+            startup: Duration::ZERO,
+            first_listener: Duration::ZERO,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while [rtsp, rtmp].iter().any(|a| std::net::TcpStream::connect(a).is_err()) {
             if Instant::now() > deadline {
@@ -528,6 +589,8 @@ enum Target {
     Webrtc { api: String, path: String, identity: Arc<webrtc_load::Identity> },
     /// HLS viewers of the stream `src` (go2rtc's `stream.m3u8` on the API listener `api`).
     Hls { api: String, src: String },
+    /// SRT readers (`read:stream`) of the SRT listener `addr`, with this SRT latency.
+    Srt { addr: std::net::SocketAddr, stream: String, latency: Duration },
 }
 
 async fn fan_out(
@@ -565,6 +628,16 @@ async fn fan_out(
                     let r = hls_load::view(api, src, &stop, &s).await;
                     if let Err(e) = &r {
                         eprintln!("hls viewer: {e}");
+                    }
+                    r
+                })
+            }
+            Target::Srt { addr, stream, latency } => {
+                let reader = srt_load::read(*addr, stream.clone(), *latency, times.clone(), stop.clone(), s.clone());
+                tokio::spawn(async move {
+                    let r = reader.await;
+                    if let Err(e) = &r {
+                        eprintln!("srt reader: {e}");
                     }
                     r
                 })
@@ -795,6 +868,10 @@ fn main() {
         record_load::report(&args, &bin, &clip, n);
         return;
     }
+    if let Some(runs) = args.first_picture {
+        first_picture::report(&args, &bin, &clip, runs);
+        return;
+    }
     // Removes the namespace when main returns (declared before the server: dropped after it).
     struct NetGuard;
     impl Drop for NetGuard {
@@ -811,7 +888,15 @@ fn main() {
         })),
     };
     let srv = match &veth {
-        None => Server::start(&bin, "127.0.0.1", None, args.rtmp, args.metrics_scrape.is_some(), args.webrtc),
+        None => Server::start(
+            &bin,
+            "127.0.0.1",
+            None,
+            args.rtmp,
+            args.metrics_scrape.is_some(),
+            args.webrtc,
+            args.srt.then_some(args.srt_latency),
+        ),
         Some(v) => {
             let srv = Server::start(
                 &bin,
@@ -820,6 +905,7 @@ fn main() {
                 args.rtmp,
                 args.metrics_scrape.is_some(),
                 args.webrtc,
+                args.srt.then_some(args.srt_latency),
             );
             v.set_server_pid(srv.pid());
             // The runtime's threads are created after this: they inherit the namespace and the CPU.
@@ -839,8 +925,14 @@ fn main() {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     eprintln!("server pid {}, network: {}", srv.pid(), args.net.name());
-    if args.webrtc || args.hls {
-        let versus = if args.webrtc { versus_report::Versus::Webrtc } else { versus_report::Versus::Hls };
+    if args.webrtc || args.hls || args.srt {
+        let versus = if args.webrtc {
+            versus_report::Versus::Webrtc
+        } else if args.hls {
+            versus_report::Versus::Hls
+        } else {
+            versus_report::Versus::Srt
+        };
         versus_report::versus_report(&args, &bin, srv, &clip, &rt, versus);
         return;
     }

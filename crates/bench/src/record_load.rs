@@ -58,6 +58,9 @@ fn start(bin: &Path, n: usize, dir: &Path) -> Server {
         api: api.unwrap_or_default(),
         rtmp: String::new(),
         metrics: String::new(),
+        srt: String::new(),
+        startup: Duration::ZERO,
+        first_listener: Duration::ZERO,
     }
 }
 

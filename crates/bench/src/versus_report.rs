@@ -9,6 +9,7 @@ use crate::{fan_out, percentile, publish, sorted, webrtc_load, Args, FanOut, Sen
 pub enum Versus {
     Webrtc,
     Hls,
+    Srt,
 }
 
 impl Versus {
@@ -16,6 +17,7 @@ impl Versus {
         match self {
             Versus::Webrtc => "WebRTC",
             Versus::Hls => "HLS",
+            Versus::Srt => "SRT",
         }
     }
 
@@ -23,6 +25,7 @@ impl Versus {
         match self {
             Versus::Webrtc => "WebRTC viewers (WHEP, ICE-lite + DTLS, SRTP counted undecrypted)",
             Versus::Hls => "HLS viewers (go2rtc's stream.m3u8, MPEG-TS segments, playlist polled every half target duration, each new segment downloaded once)",
+            Versus::Srt => "SRT readers (stream id read:bench, srt-tokio callers, MPEG-TS counted without demuxing)",
         }
     }
 }
@@ -71,7 +74,14 @@ pub fn versus_report(
             Target::Webrtc { api: srv.api.clone(), path: "/api/webrtc?src=bench".into(), identity }
         }
         Versus::Hls => Target::Hls { api: srv.api.clone(), src: "bench".into() },
+        Versus::Srt => Target::Srt {
+            addr: srv.srt.parse().expect("the server's SRT address"),
+            stream: "bench".into(),
+            latency: args.srt_latency,
+        },
     };
+    // Publish → read latency of both sides, for `--srt` and up to 50 readers (every reader's frames).
+    let latency_upto = if versus == Versus::Srt { 50 } else { 0 };
     let mut fan: Vec<(usize, Vec<FanOut>, Vec<FanOut>)> = args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
     // Per reader count: UDP datagrams the kernel dropped at full receive buffers in the other rounds.
     let mut udp_drops: Vec<u64> = vec![0; args.readers.len()];
@@ -79,20 +89,21 @@ pub fn versus_report(
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let times = Arc::new(Mutex::new(SendTimes::default()));
-        let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times, sent.clone(), stop.clone()));
+        let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         for round in 0..args.rounds {
             for ((n, rtsp_rows, other_rows), udp_drops) in fan.iter_mut().zip(&mut udp_drops) {
+                let lat = (*n <= latency_upto).then(|| times.clone());
                 // Alternate which protocol goes first, so drift in the machine's load favours neither.
                 for other_turn in [round % 2 == 0, round % 2 == 1] {
                     if other_turn {
                         eprintln!("round {}: {n} {name} viewers...", round + 1);
                         let before = udp_receive_buffer_errors();
-                        other_rows.push(fan_out(&srv, &other, *n, args.window, None, &sent).await);
+                        other_rows.push(fan_out(&srv, &other, *n, args.window, lat.clone(), &sent).await);
                         *udp_drops += udp_receive_buffer_errors().saturating_sub(before);
                     } else {
                         eprintln!("round {}: {n} RTSP readers...", round + 1);
-                        rtsp_rows.push(fan_out(&srv, &rtsp, *n, args.window, None, &sent).await);
+                        rtsp_rows.push(fan_out(&srv, &rtsp, *n, args.window, lat.clone(), &sent).await);
                     }
                     // The next round starts once the server has closed this one's sessions (WebRTC
                     // viewers DELETE theirs; HLS sessions end 30 s after their last request), so that
@@ -162,8 +173,42 @@ pub fn versus_report(
             "over_rtsp_cpu": c_other / c_rtsp,
         }));
     }
+    let mut json_latency = Vec::new();
+    if latency_upto > 0 {
+        println!(
+            "\nPublish → read latency (RTSP publisher's write of a frame → the reader's receipt of its first slice; medians over rounds of each round's percentile; SRT latency (TSBPD delay) {} ms, which SRT adds by design):\n",
+            args.srt_latency.as_millis()
+        );
+        println!("| readers | {name} p50 / p90 / p99 ms | RTSP p50 / p90 / p99 ms | {name} p50 − SRT latency, ms | {name} / RTSP p50 (per round) |");
+        println!("|---|---|---|---|---|");
+        for (n, rtsp, other) in fan.iter().filter(|(n, ..)| *n <= latency_upto) {
+            let pct = |rows: &[FanOut], i: usize| {
+                median(rows.iter().filter_map(|r| r.latency_ms.map(|l| [l.0, l.1, l.2][i])))
+            };
+            let ratios: Vec<String> = rtsp
+                .iter()
+                .zip(other)
+                .filter_map(|(a, b)| Some(format!("{:.1}", b.latency_ms?.0 / a.latency_ms?.0)))
+                .collect();
+            let (o, r) = ([0, 1, 2].map(|i| pct(other, i)), [0, 1, 2].map(|i| pct(rtsp, i)));
+            println!(
+                "| {n} | {:.1} / {:.1} / {:.1} | {:.2} / {:.2} / {:.2} | {:.1} | ×{:.0} ({}) |",
+                o[0],
+                o[1],
+                o[2],
+                r[0],
+                r[1],
+                r[2],
+                o[0] - args.srt_latency.as_secs_f64() * 1000.0,
+                o[0] / r[0],
+                ratios.join(", ")
+            );
+            json_latency.push(serde_json::json!({"readers": n, "measured_ms": o, "rtsp_ms": r}));
+        }
+    }
     let json = serde_json::json!({
         "server": bin.display().to_string(),
+        "latency_p50_p90_p99": json_latency,
         "mode": lower,
         "window_s": args.window.as_secs_f64(),
         "rounds": args.rounds,
