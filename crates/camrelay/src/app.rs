@@ -155,6 +155,7 @@ pub(crate) fn path_rules(config: &Config) -> crate::hub::paths::PathRules {
                 start_timeout: Some(r.start_timeout),
                 linger: Some(r.close_after),
                 always_available: r.always_available.clone(),
+                fallback: r.fallback.clone(),
             };
             PathRule::new(&r.name, &r.source, options)
         })

@@ -437,3 +437,25 @@ fn redirect_paths_send_rtsp_readers_elsewhere() {
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240));
     assert!(server.log().contains("reader redirected"), "{}", server.log());
 }
+
+/// MediaMTX's `fallback`: an RTSP reader of a path with nothing to read is sent to another path of this
+/// server (or a URL), and ffmpeg follows; once a publisher is there, readers get it.
+#[test]
+fn fallback_sends_rtsp_readers_elsewhere_while_nothing_is_published() {
+    let config = MEDIAMTX.replace("paths:\n", "paths:\n  cam:\n    fallback: /demo\n");
+    let server = Server::start(&config);
+    let demo = ffprobe(&server.rtsp_url("demo"), "tcp").unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let demo = demo.iter().find(|s| s.codec_type == "video").expect("demo video").clone();
+    assert_ne!((demo.width, demo.height), (320, 240), "the test needs the demo to differ from the publisher");
+    let probed = ffprobe(&server.rtsp_url("cam"), "tcp").unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let video = probed.iter().find(|s| s.codec_type == "video").expect("video");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", demo.width, demo.height));
+    assert!(server.log().contains("reader sent to the fallback"), "{}", server.log());
+    // Published: the path's own stream.
+    let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", false);
+    let own = wait_until(Duration::from_secs(15), || {
+        ffprobe(&server.rtsp_url("cam"), "tcp")
+            .is_ok_and(|s| s.iter().any(|s| s.codec_type == "video" && (s.width, s.height) == (320, 240)))
+    });
+    assert!(own, "the publisher's stream is not what cam serves:\n{}", server.log());
+}

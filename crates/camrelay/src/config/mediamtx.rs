@@ -124,6 +124,9 @@ pub struct PathRule {
     pub redirect: String,
     /// `alwaysAvailable` (+ `alwaysAvailableTracks`): the offline slate of the path.
     pub always_available: Option<std::sync::Arc<crate::sources::offline::Slate>>,
+    /// `fallback` (deprecated in MediaMTX, still honoured): where RTSP readers are sent while the path
+    /// has nothing to read, a path (`/other`) on this server or an `rtsp(s)://` URL.
+    pub fallback: String,
 }
 
 impl PathRule {
@@ -354,11 +357,18 @@ fn section<'a>(origin: &str, item: &'a Item, key: &str) -> Result<&'a [(tree::Ke
     }
 }
 
-/// Path keys camrelay adds to MediaMTX's (accepted in a MediaMTX file, absent from `/v3/config` unless set).
+/// Path keys camrelay adds to MediaMTX's sample file (accepted in a MediaMTX file, absent from
+/// `/v3/config` unless set).
 fn extension_path_keys() -> &'static Map<String, Value> {
     static KEYS: OnceLock<Map<String, Value>> = OnceLock::new();
-    // `recordPre`: the pre-record ring of event recordings (docs/record.md).
-    KEYS.get_or_init(|| std::iter::once(("recordPre".to_string(), Value::String("0s".into()))).collect())
+    // `recordPre`: the pre-record ring of event recordings (docs/record.md). `fallback`: MediaMTX's
+    // deprecated key (in its API schema, no longer in its sample file), still honoured.
+    KEYS.get_or_init(|| {
+        [("recordPre", "0s"), ("fallback", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.into())))
+            .collect()
+    })
 }
 
 fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &str) -> Result<&'a Value, ConfigError> {
@@ -674,11 +684,26 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
             start_timeout: duration("sourceOnDemandStartTimeout"),
             close_after: duration("sourceOnDemandCloseAfter"),
             redirect: value_str(settings.get("sourceRedirect")),
+            fallback: value_str(settings.get("fallback")),
             always_available: always_available(&settings).map_err(|message| ConfigError::Unlocated {
                 origin: origin.to_string(),
                 message: format!("paths.{name}: {message}"),
             })?,
         };
+        let fallback = &rule.fallback;
+        if !(fallback.is_empty()
+            || fallback.starts_with('/')
+            || fallback.starts_with("rtsp://")
+            || fallback.starts_with("rtsps://"))
+        {
+            return Err(ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!(
+                    "paths.{name}: fallback {:?} is neither a path (/other) nor an rtsp:// or rtsps:// URL",
+                    crate::secrets::mask_url(fallback)
+                ),
+            });
+        }
         if rule.source == "redirect" && !(rule.redirect.starts_with("rtsp://") || rule.redirect.starts_with("rtsps://"))
         {
             return Err(ConfigError::Unlocated {
@@ -748,6 +773,18 @@ mod tests {
         assert_eq!(mtx.globals["readTimeout"], "10s");
         assert_eq!(mtx.paths.len(), 1);
         assert_eq!(mtx.path_settings("all_others").unwrap()["recordFormat"], "fmp4");
+    }
+
+    #[test]
+    fn fallback_is_a_path_or_an_rtsp_url() {
+        let c =
+            load_text("paths:\n  cam:\n    fallback: /demo\n  other:\n    fallback: rtsps://u:p@10.0.0.1/x\n").unwrap();
+        let fallback = |name: &str| c.config.path_rules.iter().find(|r| r.name == name).unwrap().fallback.clone();
+        assert_eq!(fallback("cam"), "/demo");
+        assert_eq!(fallback("other"), "rtsps://u:p@10.0.0.1/x");
+        let e = load_text("paths:\n  cam:\n    fallback: http://u:secret@10.0.0.1/x\n").unwrap_err().to_string();
+        assert!(e.contains("paths.cam: fallback") && e.contains("neither a path"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct PathOptions {
     pub linger: Option<Duration>,
     /// MediaMTX's `alwaysAvailable`: the offline slate readers get while no publisher is there.
     pub always_available: Option<Arc<crate::sources::offline::Slate>>,
+    /// MediaMTX's `fallback`: where RTSP readers go while the path has nothing to read (a `/path` or
+    /// an `rtsp(s)://` URL); empty for none.
+    pub fallback: String,
 }
 
 /// What a rule matches.

@@ -549,7 +549,24 @@ impl Connection {
             tracing::info!(stream = %target.path, to = %crate::secrets::mask_url(&location), "rtsp: reader redirected");
             return Ok(Reply { status: 302, reason: "Found", headers: vec![("Location", location)], body: Vec::new() });
         }
-        self.subscribe(&req.uri).await?;
+        if let Err(refused) = self.subscribe(&req.uri).await {
+            // MediaMTX's `fallback`: a reader of a path with nothing to read is sent elsewhere.
+            let fallback = self.app.hub.path_rules().options(&target.path).fallback;
+            if fallback.is_empty() || refused.status == 503 {
+                return Err(refused);
+            }
+            let location = match fallback.strip_prefix('/') {
+                Some(path) => {
+                    // On this server, at the address the client used (without its credentials).
+                    let authority = req.uri.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+                    let host = authority.rsplit('@').next().unwrap_or(authority);
+                    format!("{}://{host}/{path}", self.scheme)
+                }
+                None => fallback,
+            };
+            tracing::info!(stream = %target.path, to = %crate::secrets::mask_url(&location), "rtsp: nothing to read, reader sent to the fallback");
+            return Ok(Reply { status: 302, reason: "Found", headers: vec![("Location", location)], body: Vec::new() });
+        }
         let sdp = rtsp::sdp::write(&self.reader_medias(), "camrelay", &self.peer.ip().to_string());
         let base = match &self.mode {
             Mode::Play { base_url, .. } => base_url.clone(),
