@@ -1,13 +1,14 @@
-//! The authorization matrix: every protocol × each auth method, one server per method with every
-//! listener on it. Protocols: RTSP, RTSPS, RTMP, RTMPS, SRT (ffprobe/ffmpeg decode frames), HLS and
-//! the API (curl), WebRTC WHEP (aiortc, `tests/fixtures/whep_client.py`, decodes the frames) and WHIP
-//! (aiortc, `tests/fixtures/whip_publisher.py`, publishes; ffmpeg decodes it back over RTSP), metrics
-//! (and an RTSPS reader in `rtsps_sessions`/`rtsps_conns` and `/v3/rtspssessions`), playback (the
-//! recorded demo: `/list` gives a span, `/get` an MP4 ffprobe reads). Methods: internal users, the HTTP
-//! callback (a test server that allows alice), JWT (tokens signed by a test JWK set server). The allowed
-//! identity (alice, or alice's token) gets media or data; the denied ones (bob, who may only read
-//! `other`, and nobody) get the protocol's refusal (RTSP 401, RTMP `_error`, SRT rejection, HTTP 401)
-//! and nothing published; no password or token reaches the log or a refusal's body.
+//! The authorization matrix: every protocol × each auth method, on two servers per method with every
+//! listener on each (see [`matrix`] for why two). Protocols: RTSP, RTSPS, RTMP, RTMPS, SRT and HLS
+//! (ffmpeg decodes frames; HLS with the `Authorization` header on the playlist and its segments), the
+//! API (curl), WebRTC WHEP (aiortc, `tests/fixtures/whep_client.py`, decodes frames) and WHIP (aiortc,
+//! `tests/fixtures/whip_publisher.py`, publishes; ffmpeg decodes it back over RTSP), metrics (with an
+//! RTSPS reader in `rtsps_sessions`/`rtsps_conns` and `/v3/rtspssessions`), playback (the recorded demo:
+//! `/list` gives a span, `/get` an MP4 ffprobe decodes). Methods: internal users, the HTTP callback (a
+//! test server that allows alice), JWT (tokens signed by a test JWK set server). The allowed identity
+//! (alice, or alice's token) gets media or data; the denied ones (bob, who may only read `other`, and
+//! nobody) get the protocol's refusal (RTSP 401, RTMP `_error`, SRT rejection, HTTP 401) and publish
+//! nothing; no password or token reaches the log or a refusal's body.
 
 mod common;
 
@@ -56,6 +57,19 @@ impl Identity {
             (None, Some(t)) => vec!["-H".into(), format!("Authorization: Bearer {t}")],
             (None, None) => vec![],
         }
+    }
+
+    /// ffmpeg's input options for HTTP (HLS): the `Authorization` header, on the playlist and segments.
+    fn ffmpeg_http(&self) -> Vec<String> {
+        use base64::Engine;
+        let header = match (&self.user, &self.token) {
+            (Some((u, p)), _) => {
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+            }
+            (None, Some(t)) => format!("Bearer {t}"),
+            (None, None) => return vec![],
+        };
+        vec!["-headers".into(), format!("Authorization: {header}\r\n")]
     }
 
     /// The WebRTC fixtures' credential flag: `user=NAME:PASS` (Basic) or `bearer=TOKEN`.
@@ -334,6 +348,11 @@ fn allowed(srv: &Server, l: &Listeners, who: &Identity) -> String {
     let (status, body) = curl(&who.curl(), &format!("http://{}/demo/index.m3u8", l.hls), &[]);
     assert_eq!(status, "200", "{}", ctx("HLS"));
     assert!(body.contains("#EXTM3U"), "{body}");
+    let input = who.ffmpeg_http();
+    let input: Vec<&str> = input.iter().map(String::as_str).collect();
+    let (decoded, stderr) =
+        decode_frames(&input, &format!("http://{}/demo/index.m3u8", l.hls), 10, Duration::from_secs(40));
+    assert!(decoded >= 10, "HLS: {decoded} frames; {stderr}\n{}", ctx("HLS"));
 
     // WHEP: aiortc sends the credentials in Authorization (a token also as `?jwt=`) and decodes the
     // demo's frames at its size.
