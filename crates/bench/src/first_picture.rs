@@ -5,7 +5,8 @@
 //! MJPEG, and writes the first picture as raw 8-bit grey (1280 x 720 bytes: the size is checked); the
 //! clock runs from the spawn of ffmpeg to the first byte of that picture, so ffmpeg's own start-up is
 //! in it; the same command on the clip's file gives that floor. aiortc (Python) decodes WebRTC (WHEP);
-//! its clock starts after Python has loaded. Also: the server's start-up time to its first listener
+//! its clock starts after Python has loaded; headless Chromium plays MSE and WebRTC
+//! (`scripts/browser_first_picture.mjs`, clock in the page). Also: the server's start-up time to its first listener
 //! (N starts) and the memory of idle readers and idle streams.
 
 use crate::{idle_memory, percentile, publish, sorted, Args, SendTimes, Server};
@@ -61,6 +62,24 @@ fn clients(srv: &Server, python: &str) -> Vec<Client> {
             json: true,
         },
     ]
+}
+
+/// Chromium (`scripts/browser_first_picture.mjs`, Playwright): MSE and WebRTC first pictures, `runs`
+/// each, as its JSON.
+async fn chromium(api: &str, runs: usize) -> Result<serde_json::Value, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/browser_first_picture.mjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60 + 50 * runs as u64),
+        tokio::process::Command::new("node").arg(&script).arg(api).arg(runs.to_string()).kill_on_drop(true).output(),
+    )
+    .await
+    .map_err(|_| "Chromium did not finish".to_string())?
+    .map_err(|e| format!("node: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).map_err(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        format!("{e}: {}", stderr.lines().find(|l| l.contains("Error")).unwrap_or(stderr.trim()))
+    })
 }
 
 /// One start of `client`: milliseconds to its first decoded picture, checked to be 1280x720.
@@ -140,7 +159,7 @@ pub fn report(args: &Args, bin: &PathBuf, clip: &Arc<crate::clip::Clip>, runs: u
     let clients = clients(&srv, &python);
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
     let mut errors: Vec<Vec<String>> = vec![Vec::new(); clients.len()];
-    let idle = rt.block_on(async {
+    let (idle, browser) = rt.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let times = Arc::new(Mutex::new(SendTimes::default()));
         let sent = Arc::new(AtomicU64::new(0));
@@ -167,9 +186,11 @@ pub fn report(args: &Args, bin: &PathBuf, clip: &Arc<crate::clip::Clip>, runs: u
                 }
             }
         }
+        eprintln!("Chromium: MSE and WebRTC, {runs} runs each...");
+        let browser = chromium(&srv.api, runs).await;
         stop.store(true, Ordering::Relaxed);
         let _ = publisher.await;
-        idle
+        (idle, browser)
     });
     drop(srv);
 
@@ -191,6 +212,23 @@ pub fn report(args: &Args, bin: &PathBuf, clip: &Arc<crate::clip::Clip>, runs: u
         json_rows.push(serde_json::json!({"protocol": c.protocol, "decoder": c.decoder, "samples_ms": s,
             "median_ms": med, "errors": e}));
     }
+    let mut browser_json = serde_json::Value::Null;
+    match browser {
+        Ok(v) => {
+            for (mode, protocol) in [("mse", "MSE (WebSocket `mse`)"), ("webrtc", "WebRTC (WHEP)")] {
+                let rows = v[mode].as_array().cloned().unwrap_or_default();
+                let ok = rows.iter().filter(|r| (r["width"].as_u64(), r["height"].as_u64()) == (Some(1280), Some(720)));
+                let s = sorted(ok.filter_map(|r| r["ms"].as_f64()).collect());
+                let (med, min, max) = (percentile(&s, 0.5), percentile(&s, 0.0), percentile(&s, 1.0));
+                println!("| {protocol} | Chromium | {}/{runs} | {med:.0} | {min:.0} | {max:.0} | - |", s.len());
+                if let Some(e) = rows.iter().find_map(|r| r["error"].as_str()) {
+                    eprintln!("Chromium {mode}: {e}");
+                }
+            }
+            browser_json = v;
+        }
+        Err(e) => println!("| MSE, WebRTC | Chromium | not run: {e} | | | | |"),
+    }
     for (c, e) in clients.iter().zip(&errors) {
         if let Some(first) = e.first() {
             println!("\n{}: {} failed runs, first: {first}", c.protocol, e.len());
@@ -203,6 +241,18 @@ pub fn report(args: &Args, bin: &PathBuf, clip: &Arc<crate::clip::Clip>, runs: u
         percentile(&first_listener, 1.0),
         percentile(&all_listeners, 0.5)
     );
+    let peers: Vec<String> = args
+        .peers
+        .iter()
+        .map(|(name, path)| {
+            let present = if path.is_file() { "present, not run by this mode" } else { "not present" };
+            format!("{name} ({}: {present})", path.display())
+        })
+        .collect();
+    println!(
+        "Peers: {}",
+        if peers.is_empty() { "none given; this mode measures camrelay only".to_string() } else { peers.join(", ") }
+    );
     println!(
         "Memory: {:.1} KiB per idle RTSP reader (200 connections after DESCRIBE, no PLAY), {:.1} KiB per configured idle stream (200 streams)",
         idle.0, idle.1
@@ -212,6 +262,7 @@ pub fn report(args: &Args, bin: &PathBuf, clip: &Arc<crate::clip::Clip>, runs: u
         "mode": "first-picture",
         "runs": runs,
         "first_picture": json_rows,
+        "chromium": browser_json,
         "startup_first_listener_ms": first_listener,
         "startup_all_listeners_ms": all_listeners,
         "idle_reader_kib": idle.0,

@@ -50,6 +50,8 @@ struct Args {
     peers: Vec<(String, PathBuf)>,
     /// `--metrics-scrape MS`: what scraping `/metrics` every MS ms costs under the fan-out load.
     metrics_scrape: Option<Duration>,
+    /// `--metrics-path PATH`: what that scraper asks for (`/metrics?type=paths`...); `/metrics` by default.
+    metrics_path: String,
     /// `--record N`: the cost of recording N streams (see `record_load.rs`) instead.
     record: Option<usize>,
     /// `--webrtc`: WebRTC (WHEP) viewers against RTSP readers instead of the default measurements.
@@ -110,6 +112,7 @@ fn parse_args() -> Args {
         rounds: 3,
         peers: Vec::new(),
         metrics_scrape: None,
+        metrics_path: "/metrics".into(),
         record: None,
     };
     let mut it = std::env::args().skip(1);
@@ -135,6 +138,7 @@ fn parse_args() -> Args {
             "--metrics-scrape" => {
                 a.metrics_scrape = Some(Duration::from_millis(value().parse().expect("--metrics-scrape milliseconds")))
             }
+            "--metrics-path" => a.metrics_path = value(),
             "--peer" => {
                 let v = value();
                 let (name, path) = v.split_once('=').expect("--peer NAME=PATH");
@@ -153,7 +157,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--rounds N]]");
+                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--metrics-path PATH] [--rounds N]]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -284,12 +288,13 @@ impl Server {
     }
 
     /// A peer server (`--peer NAME=PATH`) on fixed loopback ports, with a config the bench writes for
-    /// it: RTSP publishing allowed on `bench` and `bench_rtmp`, RTMP on. `None` when PATH is missing.
+    /// it: RTSP publishing allowed on `bench` and `bench_rtmp`, RTMP on, and MediaMTX's SRT listener.
+    /// An error (saying so) when PATH is missing.
     fn start_peer(name: &str, bin: &std::path::Path) -> Result<Server, String> {
         if !bin.is_file() {
             return Err(format!("{} not present", bin.display()));
         }
-        let (rtsp, rtmp, api) = ("127.0.0.1:18554", "127.0.0.1:11935", "127.0.0.1:11984");
+        let (rtsp, rtmp, api, srt) = ("127.0.0.1:18554", "127.0.0.1:11935", "127.0.0.1:11984", "127.0.0.1:18890");
         let dir = std::env::temp_dir().join(format!("camrelay-bench-peer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(bin);
@@ -305,7 +310,7 @@ impl Server {
             "mediamtx" => {
                 let file = dir.join("mediamtx.yml");
                 let yaml = format!(
-                    "logLevel: warn\nrtspAddress: {rtsp}\nrtspTransports: [tcp]\nrtmpAddress: {rtmp}\napi: yes\napiAddress: {api}\nhls: no\nwebrtc: no\nsrt: no\npaths:\n  all_others:\n"
+                    "logLevel: warn\nrtspAddress: {rtsp}\nrtspTransports: [tcp]\nrtmpAddress: {rtmp}\napi: yes\napiAddress: {api}\nhls: no\nwebrtc: no\nsrt: yes\nsrtAddress: {srt}\npaths:\n  all_others:\n"
                 );
                 std::fs::write(&file, yaml).map_err(|e| e.to_string())?;
                 cmd.arg(&file);
@@ -320,7 +325,8 @@ impl Server {
             api: api.into(),
             rtmp: rtmp.into(),
             metrics: String::new(),
-            srt: String::new(),
+            // MediaMTX's (go2rtc has no SRT server).
+            srt: if name == "mediamtx" { srt.into() } else { String::new() },
             startup: Duration::ZERO,
             first_listener: Duration::ZERO,
         };

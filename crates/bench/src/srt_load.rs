@@ -141,7 +141,12 @@ pub async fn read(
     let stream_id = format!("read:{stream}");
     let mut socket = tokio::time::timeout(
         Duration::from_secs(10),
-        srt_tokio::SrtSocket::builder().latency(latency).call(addr, Some(&stream_id)),
+        srt_tokio::SrtSocket::builder()
+            // The default 64 KiB UDP receive buffer overflows at the GOP cache's burst (a second of
+            // video at once) when many readers start together; libsrt's default is 8 MiB.
+            .set(|o| o.connect.udp_recv_buffer_size = srt_protocol::options::ByteCount(4 << 20))
+            .latency(latency)
+            .call(addr, Some(&stream_id)),
     )
     .await
     .map_err(|_| format!("srt {addr}: no handshake within 10 s"))?

@@ -51,6 +51,19 @@ fn udp_receive_buffer_errors() -> u64 {
         .unwrap_or(0)
 }
 
+/// The server's CPU, in % of a core, over the next `over`.
+async fn cpu_pct(srv: &Server, over: Duration) -> f64 {
+    let cpu0 = crate::procstat::cpu_seconds(srv.pid());
+    tokio::time::sleep(over).await;
+    (crate::procstat::cpu_seconds(srv.pid()) - cpu0) / over.as_secs_f64() * 100.0
+}
+
+/// Whether a CPU sample is back at the idle level (the publisher's alone, plus 1.5 % of a core for the
+/// 10 ms ticks' noise).
+fn quiet(sample_pct: f64, idle_pct: f64) -> bool {
+    sample_pct <= idle_pct + 1.5
+}
+
 fn consumers(srv: &Server) -> usize {
     let body = srv.http("GET", "/api/streams?src=bench");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -65,6 +78,54 @@ pub fn versus_report(
     rt: &tokio::runtime::Runtime,
     versus: Versus,
 ) {
+    let mut servers = vec![measure(args, "camrelay", srv, clip, rt, versus)];
+    // `--peer NAME=PATH`: the same rounds against another server (for `--srt`: MediaMTX; go2rtc has no
+    // SRT server). The report says which were present.
+    let mut peers_absent = Vec::new();
+    for (name, path) in &args.peers {
+        let why = match (versus, name.as_str()) {
+            (Versus::Srt, "go2rtc") => Err("go2rtc has no SRT server".to_string()),
+            (Versus::Srt, _) => Server::start_peer(name, path),
+            _ => Err(format!("not run by --{} (peers run with --srt and --rtmp)", versus.name().to_lowercase())),
+        };
+        match why {
+            Ok(peer) => servers.push(measure(args, name, peer, clip, rt, versus)),
+            Err(e) => {
+                eprintln!("peer {name}: {e}");
+                peers_absent.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    if args.peers.is_empty() {
+        println!("\nPeers: none given (`--peer mediamtx=PATH`).");
+    } else if !peers_absent.is_empty() {
+        println!("\nPeers not measured: {}.", peers_absent.join("; "));
+    }
+    let json = serde_json::json!({
+        "server": bin.display().to_string(),
+        "mode": versus.name().to_lowercase(),
+        "window_s": args.window.as_secs_f64(),
+        "rounds": args.rounds,
+        "net": args.net.name(),
+        "servers": servers,
+        "peers_absent": peers_absent,
+    });
+    if let Some(dir) = args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
+    println!("\nJSON: {}", args.json.display());
+}
+
+/// Alternated rounds of `versus` viewers and RTSP readers on `srv` (named `label`), printed; the JSON.
+fn measure(
+    args: &Args,
+    label: &str,
+    srv: Server,
+    clip: &Arc<crate::clip::Clip>,
+    rt: &tokio::runtime::Runtime,
+    versus: Versus,
+) -> serde_json::Value {
     let url = format!("rtsp://{}/bench", srv.rtsp);
     let rtsp = Target::Rtsp(url.clone());
     let (name, lower) = (versus.name(), versus.name().to_lowercase());
@@ -85,14 +146,20 @@ pub fn versus_report(
     let mut fan: Vec<(usize, Vec<FanOut>, Vec<FanOut>)> = args.readers.iter().map(|&n| (n, vec![], vec![])).collect();
     // Per reader count: UDP datagrams the kernel dropped at full receive buffers in the other rounds.
     let mut udp_drops: Vec<u64> = vec![0; args.readers.len()];
+    // Per reader count and round: seconds the server stayed busy after the other protocol's viewers left.
+    let mut busy_after: Vec<Vec<f64>> = vec![Vec::new(); args.readers.len()];
     rt.block_on(async {
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let times = Arc::new(Mutex::new(SendTimes::default()));
         let publisher = tokio::spawn(publish(url.clone(), clip.clone(), times.clone(), sent.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        let idle = cpu_pct(&srv, Duration::from_secs(1)).await;
+        eprintln!("server idle (publisher only): {idle:.1} % of a core");
         for round in 0..args.rounds {
-            for ((n, rtsp_rows, other_rows), udp_drops) in fan.iter_mut().zip(&mut udp_drops) {
+            for (((n, rtsp_rows, other_rows), udp_drops), busy_after) in
+                fan.iter_mut().zip(&mut udp_drops).zip(&mut busy_after)
+            {
                 let lat = (*n <= latency_upto).then(|| times.clone());
                 // Alternate which protocol goes first, so drift in the machine's load favours neither.
                 for other_turn in [round % 2 == 0, round % 2 == 1] {
@@ -108,9 +175,19 @@ pub fn versus_report(
                     // The next round starts once the server has closed this one's sessions (WebRTC
                     // viewers DELETE theirs; HLS sessions end 30 s after their last request), so that
                     // none is measured with the next round.
-                    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+                    let left = std::time::Instant::now();
+                    let deadline = left + Duration::from_secs(40);
                     while consumers(&srv) > 0 && std::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    // ... and once its CPU is back at the idle level (SRT connections outlive their
+                    // readers for a while), up to 60 s.
+                    let deadline = left + Duration::from_secs(60);
+                    while !quiet(cpu_pct(&srv, Duration::from_secs(1)).await, idle)
+                        && std::time::Instant::now() < deadline
+                    {}
+                    if other_turn {
+                        busy_after.push(left.elapsed().as_secs_f64());
                     }
                 }
             }
@@ -121,7 +198,7 @@ pub fn versus_report(
     drop(srv);
 
     println!(
-        "## camrelay-bench --{lower}: 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) published over RTSP/TCP, read by {} and RTSP/TCP readers (video track); window {:?}, {} alternated rounds (medians)\n",
+        "## camrelay-bench --{lower} ({label}): 1280x720 30 fps H.264 (~2.5 Mbit/s, 1 s GOP) published over RTSP/TCP, read by {} and RTSP/TCP readers (video track); window {:?}, {} alternated rounds (medians)\n",
         versus.describe(),
         args.window,
         args.rounds
@@ -173,6 +250,13 @@ pub fn versus_report(
             "over_rtsp_cpu": c_other / c_rtsp,
         }));
     }
+    println!(
+        "\nSeconds from the {name} viewers' leaving until the server had no reader left and its CPU was back at the idle level (1 s samples, at most 60 s), per round:"
+    );
+    for ((n, ..), busy) in fan.iter().zip(&busy_after) {
+        let rounds: Vec<String> = busy.iter().map(|s| format!("{s:.0}")).collect();
+        println!("- {n} viewers: {}", rounds.join(", "));
+    }
     let mut json_latency = Vec::new();
     if latency_upto > 0 {
         println!(
@@ -206,18 +290,10 @@ pub fn versus_report(
             json_latency.push(serde_json::json!({"readers": n, "measured_ms": o, "rtsp_ms": r}));
         }
     }
-    let json = serde_json::json!({
-        "server": bin.display().to_string(),
+    serde_json::json!({
+        "server": label,
         "latency_p50_p90_p99": json_latency,
-        "mode": lower,
-        "window_s": args.window.as_secs_f64(),
-        "rounds": args.rounds,
-        "net": args.net.name(),
+        "busy_after_s": busy_after,
         "fan_out": json_fan,
-    });
-    if let Some(dir) = args.json.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
-    println!("\nJSON: {}", args.json.display());
+    })
 }
