@@ -312,6 +312,23 @@ fn apply_rtsp(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), Con
             "tls_cert" => tls.cert = ctx.string(value, &path)?,
             "tls_key" => tls.key = ctx.string(value, &path)?,
             "tls_self_signed" => set(&mut tls.self_signed, ctx.boolean(value, &path)?),
+            "multicast_ip_range" => {
+                let range = ctx.string(value, &path)?.trim().to_string();
+                if !range.is_empty() {
+                    crate::servers::rtsp::multicast::parse_range(&range).map_err(|e| ctx.error(value, &path, e))?;
+                }
+                rtsp.multicast.ip_range = range;
+            }
+            "multicast_rtp_port" | "multicast_rtcp_port" => {
+                if let Some(port) = ctx.size(value, &path, 1, "a port")? {
+                    let port = u16::try_from(port)
+                        .map_err(|_| ctx.error(value, &path, format!("invalid port {port}: at most 65535")))?;
+                    match key.name.as_str() {
+                        "multicast_rtp_port" => rtsp.multicast.rtp_port = port,
+                        _ => rtsp.multicast.rtcp_port = port,
+                    }
+                }
+            }
             name if LATER_RTSP_KEYS.contains(&name) => {}
             _ => ctx.unknown(key, &path),
         }

@@ -521,6 +521,28 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
         config.rtsp.rtp_listen = String::new();
         config.rtsp.rtcp_listen = String::new();
     }
+    // Multicast delivery: on when `rtspTransports` lists it (as by default).
+    config.rtsp.multicast = super::MulticastConfig::default();
+    if transports.iter().any(|t| t == "multicast") {
+        let range = mtx.global_str("multicastIPRange");
+        crate::servers::rtsp::multicast::parse_range(&range).map_err(|e| ConfigError::Unlocated {
+            origin: origin.to_string(),
+            message: format!("multicastIPRange: {e}"),
+        })?;
+        config.rtsp.multicast.ip_range = range;
+        for (key, port) in [
+            ("multicastRTPPort", &mut config.rtsp.multicast.rtp_port),
+            ("multicastRTCPPort", &mut config.rtsp.multicast.rtcp_port),
+        ] {
+            let value = mtx.globals.get(key).and_then(Value::as_u64).unwrap_or(0);
+            *port = u16::try_from(value).ok().filter(|p| *p > 0).ok_or_else(|| ConfigError::Unlocated {
+                origin: origin.to_string(),
+                message: format!("{key}: invalid port {value}"),
+            })?;
+        }
+    } else {
+        config.rtsp.multicast.ip_range = String::new();
+    }
     if let Some(methods) = mtx.globals.get("rtspAuthMethods").and_then(Value::as_array) {
         let methods: Vec<String> = methods.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect();
         if !methods.is_empty() {

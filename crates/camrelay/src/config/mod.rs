@@ -363,6 +363,26 @@ pub struct RtspConfig {
     /// Auth schemes offered and accepted when a username is set: `basic`, `digest` (default both,
     /// like MediaMTX's `authMethods`).
     pub auth_methods: Vec<String>,
+    /// UDP multicast delivery to readers (`multicast_ip_range`, `multicast_rtp_port`,
+    /// `multicast_rtcp_port`; MediaMTX's `multicastIPRange`...).
+    pub multicast: MulticastConfig,
+}
+
+/// `rtsp.multicast_*`: the groups readers asking for `RTP/AVP;multicast` are given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MulticastConfig {
+    /// `A.B.C.D/N` inside 224.0.0.0/4; `""` = multicast off. Default `"224.1.0.0/16"`.
+    pub ip_range: String,
+    /// Port of every group's RTP. Default 8002.
+    pub rtp_port: u16,
+    /// Port of every group's RTCP. Default 8003.
+    pub rtcp_port: u16,
+}
+
+impl Default for MulticastConfig {
+    fn default() -> Self {
+        MulticastConfig { ip_range: "224.1.0.0/16".to_string(), rtp_port: 8002, rtcp_port: 8003 }
+    }
 }
 
 /// `log:` section.
@@ -427,6 +447,7 @@ impl Default for RtspConfig {
             max_connections: 4096,
             max_connections_per_ip: 512,
             request_timeout: Duration::from_secs(10),
+            multicast: MulticastConfig::default(),
         }
     }
 }

@@ -183,6 +183,7 @@ demo: false
             max_connections_per_ip: 10,
             request_timeout: Duration::from_secs(5),
             auth_methods: vec!["basic".into(), "digest".into()],
+            multicast: Default::default(),
         }
     );
     assert_eq!(c.log.level, "debug");

@@ -1,8 +1,10 @@
 //! RTSP server (`rtsp:` section, default `:8554`): readers (DESCRIBE/SETUP/PLAY) and publishers
-//! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast; RTSPS (`rtsp.tls_listen`, MediaMTX's
+//! (ANNOUNCE/SETUP/RECORD), over TCP interleaved and UDP unicast, readers also over UDP multicast
+//! (`multicast.rs`: one group per stream, one send per packet whatever the number of readers); RTSPS (`rtsp.tls_listen`, MediaMTX's
 //! `rtspsAddress` with `rtspEncryption: optional|strict`): the same sessions over TLS (`tls.rs`), the
 //! certificate from `tls::server` (reloaded when its files change).
 
+pub mod multicast;
 mod session;
 mod tls;
 pub mod udp;
@@ -45,7 +47,14 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<tokio::task::JoinHan
     if let Some(u) = &udp {
         u.spawn_receivers();
     }
-    Ok(Some(tokio::spawn(accept_loop(app, listener, udp, None))))
+    let rtsp = &app.config().rtsp;
+    let multicast =
+        multicast::Multicast::new(&rtsp.multicast.ip_range, rtsp.multicast.rtp_port, rtsp.multicast.rtcp_port)
+            .map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("rtsp.multicast_ip_range: {e}"))
+            })?
+            .map(Arc::new);
+    Ok(Some(tokio::spawn(accept_loop(app, listener, udp, multicast, None))))
 }
 
 /// The RTSPS listener: off unless `servers.rtsps.listen` is set. A certificate that does not load is
@@ -57,7 +66,7 @@ pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::Joi
     let Some((listener, tls)) = super::bind_tls(&app, "rtsp", "rtsps", &settings, names, &[]).await? else {
         return Ok(None);
     };
-    Ok(Some(tokio::spawn(accept_loop(app, listener, None, Some(tls)))))
+    Ok(Some(tokio::spawn(accept_loop(app, listener, None, None, Some(tls)))))
 }
 
 /// The TLS handshake of an RTSPS connection. A client speaking plain RTSP (its first byte is a
@@ -83,6 +92,7 @@ async fn accept_loop(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     udp: Option<Arc<udp::UdpPorts>>,
+    multicast: Option<Arc<multicast::Multicast>>,
     tls: Option<Arc<ServerTls>>,
 ) {
     let shutdown = app.shutdown.clone();
@@ -105,12 +115,13 @@ async fn accept_loop(
                             let _ = socket.set_nodelay(true);
                             let app = app.clone();
                             let udp = udp.clone();
+                            let multicast = multicast.clone();
                             let tls = tls.clone();
                             let hook = app.hooks.connect(if tls.is_some() { "rtspsConn" } else { "rtspConn" }, peer);
                             sessions.spawn(async move {
                                 let _hook = hook;
                                 match tls {
-                                    None => session::serve(app, udp, socket, peer).await,
+                                    None => session::serve(app, udp, multicast, socket, peer).await,
                                     Some(tls) => {
                                         let handshake = tokio::select! {
                                             _ = app.shutdown.cancelled() => Err("shutting down".to_string()),

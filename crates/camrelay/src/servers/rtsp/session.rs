@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::multicast::{Group, Multicast};
 use super::udp::{Datagram, UdpPorts};
 use super::writer::{Dest, MediaOut, OutTrack, Writer};
 use crate::app::App;
@@ -48,6 +49,9 @@ enum Mode {
         /// The reader's frames go straight to the writer (from PLAY on).
         attached: bool,
         base_url: String,
+        /// A multicast reader: the group that sends its tracks (`multicast.rs`), and which of them
+        /// were SETUP.
+        group: Option<(Arc<Group>, Vec<bool>)>,
     },
     /// A publisher; `publish` is None for a private path (an exec: child publishing to its source).
     Announced {
@@ -63,6 +67,7 @@ struct Connection {
     app: Arc<App>,
     writer: Arc<Writer>,
     udp: Option<Arc<UdpPorts>>,
+    multicast: Option<Arc<Multicast>>,
     peer: SocketAddr,
     /// `rtsp`, or `rtsps` over TLS: the protocol readers and publishers are listed under.
     scheme: &'static str,
@@ -102,10 +107,16 @@ fn rtsp_action(method: &Method) -> crate::auth::Action {
 /// The realm of our RTSP challenges.
 const REALM: &str = "camrelay";
 
-pub async fn serve(app: Arc<App>, udp: Option<Arc<UdpPorts>>, socket: TcpStream, peer: SocketAddr) {
+pub async fn serve(
+    app: Arc<App>,
+    udp: Option<Arc<UdpPorts>>,
+    multicast: Option<Arc<Multicast>>,
+    socket: TcpStream,
+    peer: SocketAddr,
+) {
     let (mut socket, write_half) = socket.into_split();
     let writer = Arc::new(Writer::new(write_half));
-    serve_on(app, udp, &mut socket, writer, peer, "rtsp").await;
+    serve_on(app, udp, multicast, &mut socket, writer, peer, "rtsp").await;
 }
 
 /// An RTSPS connection after its TLS handshake: the same session over the TLS session (`tls.rs`).
@@ -125,13 +136,14 @@ pub async fn serve_tls(app: Arc<App>, stream: tokio_rustls::server::TlsStream<Tc
             }
         }),
     );
-    serve_on(app, None, &mut reader, writer.clone(), peer, "rtsps").await;
+    serve_on(app, None, None, &mut reader, writer.clone(), peer, "rtsps").await;
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.close_tls()).await;
 }
 
 async fn serve_on<R: AsyncRead + Unpin>(
     app: Arc<App>,
     udp: Option<Arc<UdpPorts>>,
+    multicast: Option<Arc<Multicast>>,
     socket: &mut R,
     writer: Arc<Writer>,
     peer: SocketAddr,
@@ -149,6 +161,7 @@ async fn serve_on<R: AsyncRead + Unpin>(
         ),
         app,
         udp,
+        multicast,
         peer,
         session_id: format!("{:08x}{:08x}", random_u32(), random_u32()),
         mode: Mode::Idle,
@@ -202,6 +215,7 @@ impl Connection {
             let playing = matches!(self.mode, Mode::Play { playing: true, .. });
             let replaced = match &self.mode {
                 Mode::Announced { publish: Some(guard), .. } => Some(guard.replaced()),
+                Mode::Play { group: Some((group, _)), .. } => Some(group.ended.clone()),
                 _ => None,
             };
             tokio::select! {
@@ -226,7 +240,10 @@ impl Connection {
                     }
                 }
                 _ = self.writer.unfinished() => self.writer.flush().await?,
-                _ = publisher_replaced(replaced.as_ref()) => return Err(ConnError::Replaced),
+                _ = publisher_replaced(replaced.as_ref()) => {
+                    // A multicast reader's group ended with its stream.
+                    return Err(if matches!(self.mode, Mode::Play { .. }) { ConnError::StreamEnded } else { ConnError::Replaced });
+                }
                 datagram = recv_datagram(&mut self.udp_rx), if self.udp_rx.is_some() => {
                     if let Some(d) = datagram {
                         self.last_activity = Instant::now();
@@ -498,18 +515,23 @@ impl Connection {
         });
         // Content-Base: the URL as the client sent it, without a track suffix.
         let base_url = uri.split("/trackID=").next().unwrap_or(uri).to_string();
-        self.mode = Mode::Play { reader, playing: false, attached: false, base_url };
+        self.mode = Mode::Play { reader, playing: false, attached: false, base_url, group: None };
         Ok(())
     }
 
     /// Once PLAY is answered, the reader's frames (those queued since DESCRIBE first) go to the writer
     /// straight from the source's task.
     fn attach_after_play(&mut self) {
-        let Mode::Play { reader, playing: true, attached, .. } = &mut self.mode else { return };
+        let Mode::Play { reader, playing: true, attached, group, .. } = &mut self.mode else { return };
         if *attached {
             return;
         }
         *attached = true;
+        if group.is_some() {
+            // The group sends; this reader only learns when the stream ends or it is kicked.
+            reader.attach_sink(Arc::new(super::multicast::Discard));
+            return;
+        }
         self.writer.start_playing(reader.queue.max_capacity());
         reader.attach_sink(self.writer.clone());
     }
@@ -689,6 +711,12 @@ impl Connection {
         // Prefer what the client listed first among what we support.
         let mut chosen = None;
         for t in &transports {
+            if t.multicast == Some(true) && !t.is_tcp() {
+                if self.multicast.is_some() {
+                    return self.setup_multicast(index).await;
+                }
+                continue;
+            }
             if t.is_tcp() {
                 let (a, b) = t.interleaved.unwrap_or(((index * 2) as u8, (index * 2 + 1) as u8));
                 chosen = Some((Dest::Interleaved(a, b), t.clone()));
@@ -701,8 +729,10 @@ impl Connection {
             }
         }
         let Some((dest, transport)) = chosen else {
+            let multicast = transports.iter().any(|t| t.multicast == Some(true));
             let hint = match (self.udp.is_none(), self.scheme) {
                 (true, "rtsps") => " (RTSPS sends media over the connection: use TCP)",
+                _ if multicast => " (multicast is off on this server: rtsp.multicast_ip_range / rtspTransports)",
                 (true, _) => " (UDP transport is disabled on this server)",
                 _ => "",
             };
@@ -712,6 +742,13 @@ impl Connection {
                 format!("no supported transport in {transport_header:?}{hint}"),
             ));
         };
+        if matches!(self.mode, Mode::Play { group: Some(_), .. }) {
+            return Err(Reply::error(
+                461,
+                "Unsupported Transport",
+                "this session's other tracks are multicast: SETUP every track with multicast".into(),
+            ));
+        }
         let reply_transport = match dest {
             Dest::Interleaved(a, b) => format!("RTP/AVP/TCP;unicast;interleaved={a}-{b}"),
             Dest::Udp(rtp_addr, rtcp_addr) => {
@@ -765,6 +802,68 @@ impl Connection {
         }
     }
 
+    /// SETUP of track `index` of a reader over multicast: the stream's group (made by the first
+    /// multicast reader of this stream and track selection) sends it; the reply names the group.
+    async fn setup_multicast(&mut self, index: usize) -> Result<Reply, Reply> {
+        let unsupported = |m: &str| Reply::error(461, "Unsupported Transport", m.to_string());
+        let Some(multicast) = self.multicast.clone() else {
+            return Err(unsupported("multicast is off on this server"));
+        };
+        let (stream, query, joined) = match &self.mode {
+            Mode::Play { reader, group, .. } => {
+                let query = reader.shared.query.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                (reader.stream_name().to_string(), query, group.is_some())
+            }
+            _ => return Err(unsupported("multicast is for readers only: publish over TCP or UDP unicast")),
+        };
+        if !joined && self.writer.with_media(|m| m.out.iter().any(|o| o.dest.is_some())).unwrap_or(false) {
+            return Err(unsupported("this session's other tracks are unicast: SETUP every track the same way"));
+        }
+        let filters = self.filters_for(&query);
+        let new_group = if joined {
+            None
+        } else {
+            let group = multicast
+                .join(&self.app.hub, &stream, &query, &filters)
+                .await
+                .map_err(|e| Reply::error(503, "Service Unavailable", format!("multicast: {e}")))?;
+            Some(group)
+        };
+        let Mode::Play { reader, group, .. } = &mut self.mode else {
+            return Err(Reply::error(455, "Method Not Valid in This State", "no session".into()));
+        };
+        if let Some(g) = new_group {
+            // The group subscribed with the same stream and filters: it carries the same tracks, unless
+            // the stream changed in between.
+            let same = g.tracks.len() == reader.tracks.len()
+                && g.tracks.iter().zip(&reader.tracks).all(|(a, b)| Arc::ptr_eq(&a.0, &b.track));
+            if !same {
+                return Err(Reply::error(
+                    503,
+                    "Service Unavailable",
+                    format!("multicast: the group of {stream} carries other tracks than this session (the stream changed): retry"),
+                ));
+            }
+            reader.shared.set_protocol("rtsp+multicast");
+            *group = Some((g, vec![false; reader.tracks.len()]));
+        }
+        let Some((g, set_up)) = group else {
+            return Err(Reply::error(500, "Internal Server Error", "multicast group missing".into()));
+        };
+        set_up[index] = true;
+        let ssrc = g.tracks.get(index).map(|t| t.2).unwrap_or_default();
+        Ok(Reply::ok().header(
+            "Transport",
+            format!(
+                "RTP/AVP;multicast;destination={};port={}-{};ttl={};ssrc={ssrc:08X}",
+                g.ip,
+                multicast.rtp_port,
+                multicast.rtcp_port,
+                super::multicast::TTL
+            ),
+        ))
+    }
+
     fn route_udp(&mut self, rtp_addr: SocketAddr, rtcp_addr: SocketAddr) {
         let Some(udp) = &self.udp else { return };
         let tx = match &self.udp_rx {
@@ -787,10 +886,18 @@ impl Connection {
     }
 
     fn play(&mut self, req: &Request) -> Result<Reply, Reply> {
-        let Mode::Play { playing, base_url, .. } = &mut self.mode else {
+        let Mode::Play { playing, base_url, group, .. } = &mut self.mode else {
             return Err(Reply::error(455, "Method Not Valid in This State", "PLAY before SETUP".into()));
         };
         let _ = req;
+        if let Some((_, set_up)) = group {
+            // The group is already sending: the client syncs on its packets (no RTP-Info).
+            if !set_up.iter().any(|s| *s) {
+                return Err(Reply::error(455, "Method Not Valid in This State", "PLAY before SETUP".into()));
+            }
+            *playing = true;
+            return Ok(Reply::ok().header("Range", "npt=0.000-".into()));
+        }
         let rtp_info: Vec<String> = self
             .writer
             .with_media(|m| {
