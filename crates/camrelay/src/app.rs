@@ -42,6 +42,8 @@ pub struct App {
     pub ready: OnceLock<SystemTime>,
     /// MediaMTX's `runOn*` commands (hooks.rs); the hub and the listeners report to it.
     pub hooks: Arc<crate::hooks::Hooks>,
+    /// The playback server once started, for the API's `/api/playback/*` (the web UI's timeline).
+    pub playback: crate::playback::Link,
 }
 
 /// What source modules may use besides their URL.
@@ -217,6 +219,7 @@ impl App {
             config_args: OnceLock::new(),
             ready: OnceLock::new(),
             hooks,
+            playback: Default::default(),
         })
     }
 

@@ -199,6 +199,72 @@ fn lists_and_serves_recordings_across_segment_boundaries() {
     assert!((d.duration - 3.0).abs() <= 1.0, "{}", d.duration);
     decode_clean(&mp4);
 
+    // format=hls: a VOD playlist ffmpeg follows (init, then one media segment per request), the same
+    // frames as /get, over the whole span.
+    let hls_url = format!("/get?path=cam&start={}&duration=3&format=hls", asked.replace(':', "%3A"));
+    let playlist = get(addr, &hls_url);
+    assert_eq!(playlist.status, 200, "{}", playlist.text());
+    assert!(playlist.headers.contains("application/vnd.apple.mpegurl"), "{}", playlist.headers);
+    let text = playlist.text();
+    for tag in ["#EXTM3U", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-ENDLIST", "#EXT-X-MAP:URI=\"hls/init.mp4?path=cam&"] {
+        assert!(text.contains(tag), "{tag}: {text}");
+    }
+    let extinf: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse().unwrap())
+        .collect();
+    assert!(extinf.len() >= 2, "{text}");
+    assert!((extinf.iter().sum::<f64>() - 3.0).abs() < 0.1, "{extinf:?}");
+    let out = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "warning", "-headers", &format!("Authorization: {VIEWER}\r\n")])
+            .args([
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "frame=pts_time,key_frame:stream=codec_name,width,height",
+            ])
+            .args(["-of", "json"])
+            .arg(format!("http://{addr}{hls_url}")),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe hls: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["streams"][0]["codec_name"], "h264", "{v}");
+    assert_eq!((v["streams"][0]["width"].as_u64(), v["streams"][0]["height"].as_u64()), (Some(320), Some(240)));
+    let pts: Vec<f64> = v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pts_time"].as_str().unwrap_or("nan").parse().unwrap())
+        .collect();
+    // The same 88 frames as /get: 13 of pre-roll, then 3 s at 25 fps without a jump.
+    assert_eq!(pts.len(), 88, "{pts:?}\n{stderr}");
+    assert!(pts.windows(2).all(|w| w[1] > w[0]), "{pts:?}");
+    assert!(pts[13..].windows(2).all(|w| ((w[1] - w[0]) - 0.04).abs() < 0.002), "{pts:?}");
+    for bad in ["monotonic", "DTS", "rror"] {
+        assert!(!stderr.contains(bad), "{stderr}");
+    }
+    // ffmpeg decodes the whole playlist, audio too, without a complaint.
+    let out = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "warning", "-headers", &format!("Authorization: {VIEWER}\r\n"), "-i"])
+            .arg(format!("http://{addr}{hls_url}"))
+            .args(["-f", "null", "-"]),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "ffmpeg hls: {stderr}");
+    // Its segments need the same auth; a segment past the end is a 404.
+    let first = text.lines().find(|l| l.starts_with("hls/0.m4s?")).unwrap();
+    assert_eq!(http_request(addr, "GET", &format!("/{first}"), &[], b"").status, 401);
+    assert_eq!(get(addr, &format!("/{first}")).status, 200);
+    let past = get(addr, &hls_url.replace("/get?", "/hls/999.m4s?"));
+    assert_eq!(past.status, 404, "{}", past.text());
+    assert!(past.json()["error"].as_str().unwrap().contains("no media segment 999"), "{}", past.text());
+
     // Auth: playback needs the viewer's credentials; the others' are refused.
     let none = http_request(addr, "GET", "/list?path=cam", &[], b"");
     assert_eq!(none.status, 401);
@@ -222,9 +288,15 @@ fn lists_and_serves_recordings_across_segment_boundaries() {
         ),
         ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=-3", 400, "invalid 'duration' parameter"),
         ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=1&format=mkv", 400, "invalid 'format' parameter"),
+        ("/hls/x.m4s?path=cam&start=2026-01-01T00:00:00Z&duration=1", 404, "serves /list, /get and /hls/"),
+        ("/hls/0.m4s?path=cam&duration=1", 400, "missing 'start' parameter"),
+        ("/get?path=..%2Fcam&start=2026-01-01T00:00:00Z&duration=1&format=hls", 400, "invalid 'path' parameter"),
+        ("/get?path=cam&start=2026-01-01T00%3A00%3A00&duration=1", 400, "invalid 'start' parameter"),
+        ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=1e309", 400, "invalid 'duration' parameter"),
+        ("/get?path=cam&start=2026-01-01T00:00:00Z&duration=99999999999", 400, "invalid 'duration' parameter"),
         ("/get?path=cam&duration=1", 400, "missing 'start' parameter"),
         ("/get?path=cam&start=2000-01-01T00:00:00Z&duration=1", 404, "no recordings found in this time range"),
-        ("/nothing", 404, "the playback server serves /list and /get"),
+        ("/nothing", 404, "the playback server serves /list, /get and /hls/"),
     ] {
         let r = get(addr, query);
         assert_eq!(r.status, status, "{query}: {}", r.text());

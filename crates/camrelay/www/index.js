@@ -44,6 +44,7 @@ function makeCard(name) {
       el('div', { class: 'actions' },
         el('a', { class: 'button', href: `stream.html?src=${enc(name)}` }, '▶ Play'),
         el('a', { class: 'button', href: `links.html?src=${enc(name)}` }, 'Links'),
+        el('a', { class: 'button', href: `timeline.html?src=${enc(name)}`, title: `Recordings of ${name}` }, 'Recordings'),
         edit,
         el('span', { class: 'spacer' }),
         del)));

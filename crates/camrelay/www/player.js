@@ -462,6 +462,7 @@ function start() {
   document.getElementById('title').textContent = src || 'Player';
   document.title = `${src} · camrelay`;
   document.getElementById('links').href = `links.html?${q}`;
+  document.getElementById('recordings').href = `timeline.html?${q}`;
   renderModes();
   micButton.addEventListener('click', toggleMic);
   updateMic();

@@ -1,14 +1,19 @@
 #![no_main]
 //! The playback server's input: the query of `/list` and `/get` (`parse_params`, from the network),
-//! and the ISO BMFF parsing `/get` and the index apply to segment files (a crash can cut them
+//! the request path (`route`: `list`, `get`, `hls/init.mp4`, `hls/N.m4s`), and the ISO BMFF parsing `/get` and the index apply to segment files (a crash can cut them
 //! anywhere). Never panics; a query that parses names a path with no `.`/`..`/empty component, not
-//! absolute; a `/get` query has a start and a positive duration.
+//! absolute; a `/get` query has a start and a positive duration; an HLS segment's path is `hls/` digits
+//! `.m4s`.
 
-use camrelay::playback::{mp4, parse_params};
+use camrelay::playback::{get::HlsPart, mp4, parse_params, route, Route};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(Route::Hls(HlsPart::Segment(n))) = route(text) {
+            let digits = text.strip_prefix("hls/").and_then(|t| t.strip_suffix(".m4s")).unwrap_or("");
+            assert!(digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse() == Ok(n), "{text:?}");
+        }
         for get in [false, true] {
             if let Ok(p) = parse_params(text, get) {
                 assert!(!p.path.is_empty() && !p.path.starts_with('/'), "{text:?}: {:?}", p.path);

@@ -49,7 +49,30 @@ pub struct Ask {
     pub start: SystemTime,
     pub duration: Duration,
     pub mp4: bool,
+    /// `format=hls`: the playlist, its init or one of its media segments.
+    pub hls: Option<HlsPart>,
+    /// The request's query, repeated in the playlist's URIs (`format=hls`).
+    pub query: String,
 }
+
+/// What a `format=hls` request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsPart {
+    /// `get?...&format=hls`: the VOD playlist.
+    Playlist,
+    /// `hls/init.mp4?...`: the fMP4 init (`ftyp` + `moov`), the playlist's `#EXT-X-MAP`.
+    Init,
+    /// `hls/N.m4s?...`: media segment N (`moof` + `mdat`), from 0.
+    Segment(u32),
+}
+
+/// HLS media segments are cut at the first video keyframe this long after the segment's start (or
+/// at any sample once a segment holds [`HLS_CHUNK_BYTES`]; audio-only recordings: at any sample).
+pub const HLS_CHUNK: Duration = Duration::from_secs(2);
+/// Bytes one HLS media segment holds at most (plus one sample).
+pub const HLS_CHUNK_BYTES: u64 = 32 << 20;
+/// Media segments one HLS playlist may list.
+pub const MAX_HLS_SEGMENTS: u32 = 200_000;
 
 fn ns(t: SystemTime) -> i128 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
@@ -228,6 +251,9 @@ pub fn serve(ask: &Ask, sink: &mut dyn Sink) -> Result<(), Fail> {
         ask.duration
     };
     let walk = Walk::new(&init, start, duration);
+    if let Some(part) = ask.hls {
+        return serve_hls(ask, part, walk, file, sink);
+    }
     if ask.mp4 {
         serve_mp4(ask, walk, file, sink)
     } else {
@@ -402,4 +428,203 @@ fn serve_mp4(ask: &Ask, mut walk: Walk, first: File, sink: &mut dyn Sink) -> Res
         sink.data(chunk);
     }
     Ok(())
+}
+
+/// Cuts the walk's samples (in the order it gives them) into HLS media segments. Deterministic: the
+/// playlist and each segment request walk the same files and cut in the same places.
+struct Chunker<'a> {
+    init: &'a Init,
+    has_video: bool,
+    /// The current segment's number, and its start (seconds since the asked start).
+    index: u32,
+    start: f64,
+    bytes: u64,
+    started: bool,
+    /// Each segment's start.
+    starts: Vec<f64>,
+    /// Where the last video (or, without video, any) sample ends.
+    end: f64,
+}
+
+impl<'a> Chunker<'a> {
+    fn new(init: &'a Init) -> Chunker<'a> {
+        Chunker {
+            init,
+            has_video: init.tracks.iter().any(|t| t.video),
+            index: 0,
+            start: 0.0,
+            bytes: 0,
+            started: false,
+            starts: Vec::new(),
+            end: 0.0,
+        }
+    }
+
+    /// The segment `s` belongs to.
+    fn place(&mut self, s: &OutSample) -> u32 {
+        let info = &self.init.tracks[s.track];
+        let ts = f64::from(info.timescale);
+        let t = s.dts as f64 / ts;
+        let lead = info.video || !self.has_video;
+        if !self.started {
+            self.started = true;
+            // The playlist's time 0 is the asked start, where the walk's times begin.
+            self.start = 0.0;
+            self.starts.push(0.0);
+        } else {
+            let by_time = lead && (s.sync || !self.has_video) && t - self.start >= HLS_CHUNK.as_secs_f64();
+            let by_size = self.bytes + u64::from(s.size) > HLS_CHUNK_BYTES;
+            if by_time || by_size {
+                self.index += 1;
+                self.start = t;
+                self.bytes = 0;
+                self.starts.push(t);
+            }
+        }
+        if lead {
+            self.end = self.end.max((s.dts + u64::from(s.duration)) as f64 / ts);
+        }
+        self.bytes += u64::from(s.size);
+        self.index
+    }
+}
+
+/// Walks `ask`'s segments, handing each sample to `emit` (`false`: stop). `Err` when the first file
+/// fails.
+fn walk_all(
+    ask: &Ask,
+    walk: &mut Walk,
+    first: File,
+    emit: &mut dyn FnMut(OutSample, &File) -> bool,
+) -> Result<(), Fail> {
+    let mut file = Some(first);
+    let mut stopped = false;
+    for (i, seg) in ask.segments.iter().enumerate() {
+        let f = match file.take() {
+            Some(f) => f,
+            // Gone since it was listed: the recording ends there.
+            None => match open(seg) {
+                Ok(f) => f,
+                Err(_) => break,
+            },
+        };
+        let step = walk.segment(i, seg, &f, &mut |s, f| {
+            let go = emit(s, f);
+            stopped |= !go;
+            go
+        });
+        match step {
+            Ok(Step::Next) if !stopped => {}
+            Ok(_) => break,
+            Err(e) if i == 0 => return Err(Fail::Internal(format!("{}: {e}", seg.file.display()))),
+            Err(e) => {
+                tracing::info!(module = "playback", file = %seg.file.display(), "{e}: the recording ends here");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `format=hls`: a VOD playlist over `ask`'s span whose media segments are cut from the recording on
+/// request (`hls/N.m4s`: the walk again, up to that segment), so a player seeks by fetching only the
+/// segment it needs. The URIs are relative (`hls/...` beside `get`) and end in `.mp4`/`.m4s`, as
+/// ffmpeg's HLS reader wants.
+fn serve_hls(ask: &Ask, part: HlsPart, mut walk: Walk, first: File, sink: &mut dyn Sink) -> Result<(), Fail> {
+    if ask.segments.len() > MAX_MP4_FILES {
+        return Err(Fail::BadRequest(format!(
+            "format=hls spans {} segments, at most {MAX_MP4_FILES}: ask for less",
+            ask.segments.len()
+        )));
+    }
+    let init = walk.init;
+    match part {
+        HlsPart::Init => {
+            let mut out = init.ftyp.clone();
+            out.extend_from_slice(&init.moov);
+            if sink.head(Some(out.len() as u64)) {
+                sink.data(out);
+            }
+            Ok(())
+        }
+        HlsPart::Playlist => {
+            let mut chunker = Chunker::new(init);
+            let mut too_many = false;
+            walk_all(ask, &mut walk, first, &mut |s, _| {
+                if chunker.place(&s) >= MAX_HLS_SEGMENTS {
+                    too_many = true;
+                    return false;
+                }
+                true
+            })?;
+            if too_many {
+                return Err(Fail::BadRequest(format!(
+                    "format=hls lists at most {MAX_HLS_SEGMENTS} segments: ask for less"
+                )));
+            }
+            if chunker.starts.is_empty() {
+                return Err(Fail::NotFound("no recordings found in this time range".into()));
+            }
+            let text = playlist(&chunker.starts, chunker.end, &ask.query);
+            if sink.head(Some(text.len() as u64)) {
+                sink.data(text.into_bytes());
+            }
+            Ok(())
+        }
+        HlsPart::Segment(n) => {
+            let mut chunker = Chunker::new(init);
+            let mut samples: Vec<OutSample> = Vec::new();
+            let mut payloads: Vec<Vec<u8>> = Vec::new();
+            let mut read_error = None;
+            walk_all(ask, &mut walk, first, &mut |s, f| {
+                let at = chunker.place(&s);
+                if at < n {
+                    return true;
+                }
+                if at > n {
+                    return false;
+                }
+                let mut payload = vec![0u8; s.size as usize];
+                if let Err(e) = f.read_exact_at(&mut payload, s.offset) {
+                    read_error = Some(e.to_string());
+                    return false;
+                }
+                samples.push(s);
+                payloads.push(payload);
+                true
+            })?;
+            if let Some(e) = read_error {
+                return Err(Fail::Internal(format!("reading segment {n}: {e}")));
+            }
+            if samples.is_empty() {
+                return Err(Fail::NotFound(format!(
+                    "no media segment {n} in this time range (the playlist lists {} segments)",
+                    chunker.index + u32::from(chunker.started)
+                )));
+            }
+            let out = mp4::fragment(n.saturating_add(1), init, &samples, &payloads);
+            if sink.head(Some(out.len() as u64)) {
+                sink.data(out);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The VOD playlist: segment `i` runs from `starts[i]` to `starts[i + 1]` (the last to `end`).
+fn playlist(starts: &[f64], end: f64, query: &str) -> String {
+    use std::fmt::Write;
+    let durations: Vec<f64> =
+        starts.iter().enumerate().map(|(i, s)| (starts.get(i + 1).copied().unwrap_or(end) - s).max(0.001)).collect();
+    let target = durations.iter().fold(1.0f64, |a, d| a.max(d.ceil()));
+    let mut out = String::with_capacity(64 * starts.len() + 256);
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", target as u64);
+    out.push_str("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n");
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"hls/init.mp4?{query}\"");
+    for (i, d) in durations.iter().enumerate() {
+        let _ = writeln!(out, "#EXTINF:{d:.6},\nhls/{i}.m4s?{query}");
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
 }

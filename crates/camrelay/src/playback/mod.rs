@@ -163,6 +163,8 @@ pub struct Params {
     pub end: Option<SystemTime>,
     pub duration: Option<Duration>,
     pub mp4: bool,
+    /// `format=hls` (with `part=`).
+    pub hls: Option<get::HlsPart>,
 }
 
 /// Splits a query into decoded (key, value) pairs (the first of a repeated key wins, as Go's
@@ -246,9 +248,13 @@ pub fn parse_params(query: &str, get: bool) -> Result<Params, String> {
                 p.mp4 = match v.as_str() {
                     "" | "fmp4" => false,
                     "mp4" => true,
+                    "hls" => {
+                        p.hls.get_or_insert(get::HlsPart::Playlist);
+                        false
+                    }
                     other => {
                         return Err(format!(
-                            "invalid 'format' parameter: {:?} (expected fmp4 or mp4)",
+                            "invalid 'format' parameter: {:?} (expected fmp4, mp4 or hls)",
                             other.chars().take(100).collect::<String>()
                         ))
                     }
@@ -274,12 +280,54 @@ pub fn parse_params(query: &str, get: bool) -> Result<Params, String> {
     Ok(p)
 }
 
+/// What a request path (past `/` on the playback server, past `/api/playback/` on the API) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    List,
+    Get,
+    /// `hls/init.mp4`, `hls/N.m4s`: a part of a `format=hls` playlist.
+    Hls(get::HlsPart),
+}
+
+pub fn route(rest: &str) -> Option<Route> {
+    match rest {
+        "list" => Some(Route::List),
+        "get" => Some(Route::Get),
+        "hls/init.mp4" => Some(Route::Hls(get::HlsPart::Init)),
+        _ => {
+            let n = rest.strip_prefix("hls/")?.strip_suffix(".m4s")?;
+            if n.is_empty() || n.len() > 9 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(Route::Hls(get::HlsPart::Segment(n.parse().ok()?)))
+        }
+    }
+}
+
+/// The query of a `format=hls` request, for the playlist's URIs: the pairs as the client sent them
+/// (a `jwt=` stays), with `"` and anything below `!` percent-encoded.
+fn hls_query(query: &str) -> String {
+    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let mut out = String::with_capacity(query.len());
+    for c in kept.join("&").chars() {
+        if c == '"' || c <= ' ' || c == '\u{7f}' {
+            let mut b = [0u8; 4];
+            for byte in c.encode_utf8(&mut b).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// MediaMTX's error body.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "status": "error", "error": message.into() }))).into_response()
 }
 
-struct Server {
+pub struct Server {
     app: Arc<App>,
     settings: Settings,
     index: Arc<index::Index>,
@@ -306,6 +354,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<ServerTask> {
     tokio::spawn(keep_index(Arc::downgrade(&app), index.clone(), poke));
     let downloads = Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS));
     let server = Arc::new(Server { app: app.clone(), settings: settings.clone(), index, downloads });
+    app.playback.set(&server);
     let router = Router::new().fallback(handle).with_state(server);
     let shutdown = app.shutdown.clone();
     if let Some((cert, key)) = &settings.tls {
@@ -397,7 +446,82 @@ async fn handle(
     r
 }
 
+/// The running playback server, for the API listener's `/api/playback/list` and `/api/playback/get`
+/// (the web UI's timeline), which answer as the playback server does wherever it listens.
+#[derive(Default)]
+pub struct Link(std::sync::Mutex<std::sync::Weak<Server>>);
+
+impl Link {
+    fn set(&self, server: &Arc<Server>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(server);
+    }
+
+    fn get(&self) -> Option<Arc<Server>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).upgrade()
+    }
+}
+
+/// `GET /api/playback/list` and `/api/playback/get` on the API listener: the playback server's
+/// `/list` and `/get` (same parameters, answers and `playback` auth, after the API's own), so the web
+/// UI reaches the recordings on its own origin whatever port the playback server has.
+pub fn routes() -> Router<Arc<App>> {
+    use axum::routing::get;
+    Router::new()
+        .route("/api/playback/list", get(via_api))
+        .route("/api/playback/get", get(via_api))
+        .route("/api/playback/hls/{file}", get(via_api))
+}
+
+async fn via_api(State(app): State<Arc<App>>, request: Request) -> Response {
+    let Some(server) = app.playback.get() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the playback server is off (camrelay: playback: listen; MediaMTX: playback: yes)",
+        );
+    };
+    // Through the API's unix socket: a local client, as the API took it.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let full = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let path = request.uri().path().to_string();
+    let Some(at) = path.find("/api/playback/") else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let rest = &path[at + "/api/playback/".len()..];
+    let Some(route) = route(rest) else {
+        return error(StatusCode::NOT_FOUND, "not found (/api/playback/ serves list, get and hls/)");
+    };
+    // `/list`'s URLs: root-relative, beside this route (`/api/playback/get?...`, under a base path too).
+    let base = full.strip_suffix(rest).unwrap_or("/api/playback/").to_string();
+    respond(&server, peer, request, route, Some(base)).await
+}
+
 async fn answer(server: &Arc<Server>, peer: SocketAddr, request: Request) -> Response {
+    let route = match route(request.uri().path().trim_start_matches('/')) {
+        Some(r) => r,
+        None if request.method() == Method::OPTIONS => Route::List,
+        None => return error(StatusCode::NOT_FOUND, "not found (the playback server serves /list, /get and /hls/)"),
+    };
+    respond(server, peer, request, route, None).await
+}
+
+/// `/list`, `/get` or a part of `/get?format=hls`; `base`: where `/list`'s URLs point (`None`: this
+/// server).
+async fn respond(
+    server: &Arc<Server>,
+    peer: SocketAddr,
+    request: Request,
+    route: Route,
+    base: Option<String>,
+) -> Response {
+    let get = route != Route::List;
     let method = request.method().clone();
     if method == Method::OPTIONS {
         let mut r = StatusCode::NO_CONTENT.into_response();
@@ -406,19 +530,17 @@ async fn answer(server: &Arc<Server>, peer: SocketAddr, request: Request) -> Res
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization"));
         return r;
     }
-    let get = match request.uri().path() {
-        "/list" => false,
-        "/get" => true,
-        _ => return error(StatusCode::NOT_FOUND, "not found (the playback server serves /list and /get)"),
-    };
     if method != Method::GET && method != Method::HEAD {
         return error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed (GET)"));
     }
     let query = request.uri().query().unwrap_or("").to_string();
-    let params = match parse_params(&query, get) {
+    let mut params = match parse_params(&query, get) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    if let Route::Hls(part) = route {
+        params.hls = Some(part);
+    }
     let client = server.settings.client(peer.ip(), request.headers());
     let headers = request.headers().clone();
     if let Some(refused) = authorize(server, client, &params.path, &headers, &query).await {
@@ -441,11 +563,13 @@ async fn answer(server: &Arc<Server>, peer: SocketAddr, request: Request) -> Res
     let (idx, name) = (server.index.clone(), params.path.clone());
     let _ = tokio::task::spawn_blocking(move || idx.refresh_newest(&name)).await;
     if get {
-        serve_get(server, params).await
+        serve_get(server, params, &query).await
     } else {
-        let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-        let scheme = server.settings.scheme(peer.ip(), request.headers());
-        list(server, &params, scheme, host)
+        let base = base.unwrap_or_else(|| {
+            let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+            format!("{}://{host}/", server.settings.scheme(peer.ip(), request.headers()))
+        });
+        list(server, &params, &base)
     }
 }
 
@@ -499,7 +623,8 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn list(server: &Server, params: &Params, scheme: &str, host: &str) -> Response {
+/// `base`: what `get?...` follows in each span's URL.
+fn list(server: &Server, params: &Params, base: &str) -> Response {
     let spans = server.index.spans(&params.path, params.start, params.end);
     if spans.is_empty() {
         return error(StatusCode::NOT_FOUND, "no recordings found in this time range");
@@ -511,7 +636,7 @@ fn list(server: &Server, params: &Params, scheme: &str, host: &str) -> Response 
             let secs = seconds(s.duration);
             // Go's url.Values.Encode: keys sorted.
             let url = format!(
-                "{scheme}://{host}/get?duration={}&path={}&start={}",
+                "{base}get?duration={}&path={}&start={}",
                 query_escape(&secs.to_string()),
                 query_escape(&params.path),
                 query_escape(&start)
@@ -539,7 +664,7 @@ impl get::Sink for ChannelSink {
     }
 }
 
-async fn serve_get(server: &Server, params: Params) -> Response {
+async fn serve_get(server: &Server, params: Params, query: &str) -> Response {
     let (Some(start), Some(duration)) = (params.start, params.duration) else {
         return error(StatusCode::BAD_REQUEST, "missing 'start' or 'duration' parameter");
     };
@@ -550,7 +675,9 @@ async fn serve_get(server: &Server, params: Params) -> Response {
         );
     };
     let segments = server.index.segments_for(&params.path, start, duration);
-    let ask = get::Ask { segments, start, duration, mp4: params.mp4 };
+    let hls = params.hls;
+    let query = if params.hls.is_some() { hls_query(query) } else { String::new() };
+    let ask = get::Ask { segments, start, duration, mp4: params.mp4, hls: params.hls, query };
     let (head_tx, head_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let task = tokio::task::spawn_blocking(move || {
@@ -565,7 +692,11 @@ async fn serve_get(server: &Server, params: Params) -> Response {
             });
             let mut r = Response::new(Body::from_stream(stream));
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+            let kind = match hls {
+                Some(get::HlsPart::Playlist) => "application/vnd.apple.mpegurl",
+                _ => "video/mp4",
+            };
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
             if let Some(len) = length {
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -22,9 +22,14 @@ fn avcc(nals: &[&[u8]]) -> Bytes {
     Bytes::from(v)
 }
 
-fn video_frame(i: u32) -> Frame {
+/// The same stream at another level: another `avcC`, so segments of it do not continue those of
+/// [`H264_FMTP`] (a source that changed its video parameters).
+const H264_FMTP_LEVEL_31: &str =
+    "packetization-mode=1;profile-level-id=42C01F;sprop-parameter-sets=Z0LAH9kAoD2wEQAAAwABAAADADIPFi5I,aMuMsg==";
+
+fn video_frame(i: u32, fmtp: &str) -> Frame {
     let key = i.is_multiple_of(25);
-    let (sps, pps) = media::h264::parse_sprop_parameter_sets(H264_FMTP);
+    let (sps, pps) = media::h264::parse_sprop_parameter_sets(fmtp);
     let fill = (i % 251) as u8;
     let payload = if key {
         avcc(&[&sps[0], &pps[0], &[0x65, 0x88, fill, fill]])
@@ -41,9 +46,14 @@ fn audio_frame(j: u32) -> Frame {
 /// Records `seconds` of 25 fps H.264 (a keyframe every second) + 20 ms Opus frames into 1 s segments
 /// under `dir`, as the recorder does: the init at the head of each file, then its parts.
 fn record(dir: &Path, seconds: u32, start: SystemTime) -> Vec<Entry> {
+    record_with(dir, seconds, start, H264_FMTP)
+}
+
+/// [`record`] with the video's parameter sets from `fmtp`.
+fn record_with(dir: &Path, seconds: u32, start: SystemTime, fmtp: &str) -> Vec<Entry> {
     std::fs::create_dir_all(dir).unwrap();
     let tracks = [
-        (Kind::Video, Codec::new("H264", 90000, 0, 96).with_fmtp(H264_FMTP)),
+        (Kind::Video, Codec::new("H264", 90000, 0, 96).with_fmtp(fmtp)),
         (Kind::Audio, Codec::new("OPUS", 48000, 2, 111)),
     ];
     let policy =
@@ -60,7 +70,7 @@ fn record(dir: &Path, seconds: u32, start: SystemTime) -> Vec<Entry> {
             frames.push((1, audio_frame(j)));
             j += 1;
         }
-        frames.push((0, video_frame(i)));
+        frames.push((0, video_frame(i, fmtp)));
         for (slot, f) in frames {
             if let Some(cut) = seg.push(slot, &f) {
                 if let Some((s, mut data)) = open.take() {
@@ -183,7 +193,11 @@ fn get_cuts_at_the_asked_time_across_boundaries_with_a_keyframe_pre_roll() {
     let segments = index::segments_of(&entries, start, Duration::from_secs(3));
     assert_eq!(segments.len(), 4);
     let mut sink = VecSink::default();
-    get::serve(&Ask { segments, start, duration: Duration::from_secs(3), mp4: false }, &mut sink).unwrap();
+    get::serve(
+        &Ask { segments, start, duration: Duration::from_secs(3), mp4: false, hls: None, query: String::new() },
+        &mut sink,
+    )
+    .unwrap();
     assert_eq!(sink.length, Some(None));
     let (init, tracks) = fmp4_samples(&sink.data);
     assert!(init.tracks[0].video);
@@ -215,7 +229,11 @@ fn get_as_progressive_mp4_lays_out_moov_then_mdat() {
     let start = entries[0].start;
     let segments = index::segments_of(&entries, start, Duration::from_secs(2));
     let mut sink = VecSink::default();
-    get::serve(&Ask { segments, start, duration: Duration::from_secs(2), mp4: true }, &mut sink).unwrap();
+    get::serve(
+        &Ask { segments, start, duration: Duration::from_secs(2), mp4: true, hls: None, query: String::new() },
+        &mut sink,
+    )
+    .unwrap();
     assert_eq!(sink.length, Some(Some(sink.data.len() as u64)));
     let top = mp4::children(&sink.data);
     let kinds: Vec<&[u8; 4]> = top.iter().map(|(k, _)| k).collect();
@@ -255,14 +273,25 @@ fn a_segment_deleted_under_a_reader_ends_the_answer_cleanly() {
         })),
         ..VecSink::default()
     };
-    get::serve(&Ask { segments, start, duration: Duration::from_secs(5), mp4: false }, &mut sink).unwrap();
+    get::serve(
+        &Ask { segments, start, duration: Duration::from_secs(5), mp4: false, hls: None, query: String::new() },
+        &mut sink,
+    )
+    .unwrap();
     // The first two seconds, complete fragments, nothing after.
     let (_, tracks) = fmp4_samples(&sink.data);
     assert_eq!(tracks[0].len(), 50);
     // Deleted before /get: nothing to serve is a 404.
     let gone = index::segments_of(&entries[2..], entries[2].start, Duration::from_secs(1));
     let err = get::serve(
-        &Ask { segments: gone, start: entries[2].start, duration: Duration::from_secs(1), mp4: false },
+        &Ask {
+            segments: gone,
+            start: entries[2].start,
+            duration: Duration::from_secs(1),
+            mp4: false,
+            hls: None,
+            query: String::new(),
+        },
         &mut VecSink::default(),
     );
     assert!(matches!(err, Err(Fail::NotFound(_))), "{err:?}");
@@ -298,9 +327,20 @@ fn query_parameters_are_checked_with_clear_errors() {
     }
     assert_eq!(
         err("path=cam&start=2026-01-02T00:00:00Z&duration=1&format=mkv", true),
-        "invalid 'format' parameter: \"mkv\" (expected fmp4 or mp4)"
+        "invalid 'format' parameter: \"mkv\" (expected fmp4, mp4 or hls)"
     );
     assert!(err(&format!("path={}", "a".repeat(9000)), false).contains("longer than"));
+    // format=hls and its parts.
+    let q = "path=cam&start=2026-01-02T00:00:00Z&duration=60&format=hls";
+    assert_eq!(parse_params(q, true).unwrap().hls, Some(get::HlsPart::Playlist));
+    assert_eq!(hls_query(&format!("{q}&jwt=a\"b")), format!("{q}&jwt=a%22b"));
+    assert_eq!(route("list"), Some(Route::List));
+    assert_eq!(route("get"), Some(Route::Get));
+    assert_eq!(route("hls/init.mp4"), Some(Route::Hls(get::HlsPart::Init)));
+    assert_eq!(route("hls/12.m4s"), Some(Route::Hls(get::HlsPart::Segment(12))));
+    for bad in ["", "hls/", "hls/.m4s", "hls/-1.m4s", "hls/1.mp4", "hls/99999999999.m4s", "hls/../list", "gett"] {
+        assert_eq!(route(bad), None, "{bad}");
+    }
 }
 
 #[test]
@@ -325,4 +365,145 @@ fn proxies_origins_and_urls() {
     assert_eq!(s.allowed_origin(Some("http://evil.com")), None);
     assert_eq!(query_escape("2026-01-02T03:04:05.5Z"), "2026-01-02T03%3A04%3A05.5Z");
     assert_eq!(query_escape("cams/front"), "cams%2Ffront");
+}
+
+/// `format=hls`: a VOD playlist cut at keyframes every 2 s, whose init + media segments, fetched one
+/// by one as a player does, are the same samples as the whole `/get` with continuous decode times.
+#[test]
+fn hls_vod_playlist_and_its_segments_cover_the_span() {
+    let dir = temp("hls");
+    let entries = record(&dir, 7, t0());
+    // From 1.5 s for 5 s: pre-roll from the keyframe at 1.0 s, boundaries at 2..6 s.
+    let start = entries[1].start + Duration::from_millis(500);
+    let duration = Duration::from_secs(5);
+    let ask = |hls: Option<get::HlsPart>| Ask {
+        segments: index::segments_of(&entries, start, duration),
+        start,
+        duration,
+        mp4: false,
+        hls,
+        query: "path=cam&start=S&duration=5&format=hls".into(),
+    };
+    let mut sink = VecSink::default();
+    get::serve(&ask(Some(get::HlsPart::Playlist)), &mut sink).unwrap();
+    let text = String::from_utf8(sink.data).unwrap();
+    assert_eq!(sink.length, Some(Some(text.len() as u64)));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "#EXTM3U");
+    for tag in ["#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-TARGETDURATION:3", "#EXT-X-VERSION:7"] {
+        assert!(lines.contains(&tag), "{tag}: {text}");
+    }
+    assert_eq!(lines.last(), Some(&"#EXT-X-ENDLIST"));
+    assert!(lines.contains(&"#EXT-X-MAP:URI=\"hls/init.mp4?path=cam&start=S&duration=5&format=hls\""), "{text}");
+    let durations: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse().unwrap())
+        .collect();
+    let uris: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("hls/")).collect();
+    assert_eq!(uris.len(), durations.len());
+    assert_eq!(uris[0], "hls/0.m4s?path=cam&start=S&duration=5&format=hls");
+    // Keyframes at 1 s (the pre-roll, played at 0), 2, 3, 4, 5 and 6 s: a segment ends at the first
+    // keyframe 2 s or more after its start (0 → 2.5 → 4.5 → 5), 5 s in all.
+    let total: f64 = durations.iter().sum();
+    assert!((total - 5.0).abs() < 0.05, "{durations:?}");
+    assert!(durations[..durations.len() - 1].iter().all(|d| *d >= 2.0 - 1e-6 && *d <= 2.6), "{durations:?}");
+
+    // The init, then each segment: one file with the whole /get's samples.
+    let mut joined = VecSink::default();
+    get::serve(&ask(Some(get::HlsPart::Init)), &mut joined).unwrap();
+    for n in 0..uris.len() as u32 {
+        let mut seg = VecSink::default();
+        get::serve(&ask(Some(get::HlsPart::Segment(n))), &mut seg).unwrap();
+        let top = mp4::children(&seg.data);
+        assert_eq!(top.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![*b"moof", *b"mdat"], "segment {n}");
+        // Each starts with a keyframe.
+        let mut alone = joined.data[..joined.data.len().min(init_len(&joined.data))].to_vec();
+        alone.extend_from_slice(&seg.data);
+        assert!(fmp4_samples(&alone).1[0][0].2, "segment {n} starts with a keyframe");
+        joined.data.extend_from_slice(&seg.data);
+    }
+    let (_, hls) = fmp4_samples(&joined.data);
+    let mut whole = VecSink::default();
+    get::serve(&ask(None), &mut whole).unwrap();
+    let (_, plain) = fmp4_samples(&whole.data);
+    assert_eq!(hls, plain, "the segments hold what /get serves, at the same times");
+    let video = &hls[0];
+    assert!(video.windows(2).all(|w| w[0].0 + u64::from(w[0].1) == w[1].0), "continuous: {video:?}");
+    let past = ask(Some(get::HlsPart::Segment(uris.len() as u32)));
+    assert!(matches!(get::serve(&past, &mut VecSink::default()), Err(Fail::NotFound(_))));
+    // Files deleted under a player (retention): the segments before them still serve, those after
+    // are a 404, never a broken file.
+    for e in &entries[4..] {
+        std::fs::remove_file(&e.file).unwrap();
+    }
+    let mut first = VecSink::default();
+    get::serve(&ask(Some(get::HlsPart::Segment(0))), &mut first).unwrap();
+    assert!(!first.data.is_empty());
+    let last = ask(Some(get::HlsPart::Segment(uris.len() as u32 - 1)));
+    let err = get::serve(&last, &mut VecSink::default());
+    assert!(matches!(&err, Err(Fail::NotFound(e)) if e.contains("no media segment")), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The length of the `ftyp` + `moov` at the head of `data`.
+fn init_len(data: &[u8]) -> usize {
+    mp4::children(data).iter().take(2).map(|(_, p)| p.len() + 8).sum()
+}
+
+/// A source that changed its video parameters mid-recording starts a new segment (the recorder,
+/// tests/record_events.rs); here the playback side: the two are two spans, and neither /get nor
+/// format=hls runs across the change (one file never mixes two inits).
+#[test]
+fn a_codec_change_splits_the_span_and_get_stops_there() {
+    let dir = temp("codec-change");
+    let mut entries = record(&dir, 3, t0());
+    let end = entries.last().unwrap().end();
+    entries.extend(record_with(&dir, 3, end, H264_FMTP_LEVEL_31));
+    assert_eq!(entries.len(), 6, "{entries:?}");
+    assert!(!entries[2].continued_by(&entries[3]), "{entries:?}");
+    let spans = index::spans_of(&entries, None, None);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!((spans[0].duration.as_secs_f64() - 3.0).abs() < 0.1, "{spans:?}");
+    assert!((spans[1].duration.as_secs_f64() - 3.0).abs() < 0.1, "{spans:?}");
+    let start = entries[0].start;
+    let whole = Duration::from_secs(6);
+    let ask = |hls| Ask {
+        segments: index::segments_of(&entries, start, whole),
+        start,
+        duration: whole,
+        mp4: false,
+        hls,
+        query: "q".into(),
+    };
+    let mut sink = VecSink::default();
+    get::serve(&ask(None), &mut sink).unwrap();
+    let (_, tracks) = fmp4_samples(&sink.data);
+    assert_eq!(tracks[0].len(), 75, "the first 3 s only");
+    let mut playlist = VecSink::default();
+    get::serve(&ask(Some(get::HlsPart::Playlist)), &mut playlist).unwrap();
+    let text = String::from_utf8(playlist.data).unwrap();
+    let total: f64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    assert!((total - 3.0).abs() < 0.05, "{text}");
+    // The second span from its own start: its own init.
+    let second = entries[3].start;
+    let mut sink = VecSink::default();
+    let ask2 = Ask {
+        segments: index::segments_of(&entries, second, whole),
+        start: second,
+        duration: whole,
+        mp4: false,
+        hls: None,
+        query: String::new(),
+    };
+    get::serve(&ask2, &mut sink).unwrap();
+    let (init, tracks) = fmp4_samples(&sink.data);
+    assert_eq!(tracks[0].len(), 75);
+    assert_eq!(init.signature, entries[3].signature);
+    assert_ne!(init.signature, entries[0].signature);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -71,6 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(super::ws::routes(hls_sessions, mjpeg_state))
         .merge(super::v3::routes())
         .merge(crate::record::api::routes())
+        .merge(crate::playback::routes())
         .merge(if app.config().api.static_dir.is_empty() {
             super::ui::routes()
         } else {

@@ -140,6 +140,8 @@ mod tests {
             "index.js",
             "links.js",
             "player.js",
+            "timeline.html",
+            "timeline.js",
             "favicon.svg",
             "vendor/hls.light.min.js",
         ] {
