@@ -431,9 +431,16 @@ fn refused_media(srv: &Server, l: &Listeners, who: &Identity) {
     assert!(err.contains("401"), "{err}\n{}", ctx("RTSP"));
     let err = ffprobe(&who.rtsp("rtsps", l.rtsps, "demo"), "tcp").unwrap_err();
     assert!(err.contains("401"), "{err}\n{}", ctx("RTSPS"));
-    assert_eq!(frames(&[], &who.rtmp("rtmp", l.rtmp, "demo"), 1), 0, "{}", ctx("RTMP"));
-    assert_eq!(frames(&[], &who.rtmp("rtmps", l.rtmps, "demo"), 1), 0, "{}", ctx("RTMPS"));
-    assert_eq!(frames(&[], &who.srt(l.srt, "demo"), 1), 0, "{}", ctx("SRT"));
+    for (what, scheme, addr) in [("RTMP", "rtmp", l.rtmp), ("RTMPS", "rtmps", l.rtmps)] {
+        let (decoded, stderr) = decode_frames(&[], &who.rtmp(scheme, addr, "demo"), 1, Duration::from_secs(20));
+        assert_eq!(decoded, 0, "{}", ctx(what));
+        // ffmpeg prints the description of the server's `_error`.
+        assert!(stderr.contains("Server error: not authorized"), "{what}: {stderr}\n{}", ctx(what));
+    }
+    let (decoded, stderr) = decode_frames(&[], &who.srt(l.srt, "demo"), 1, Duration::from_secs(20));
+    assert_eq!(decoded, 0, "{}", ctx("SRT"));
+    // libsrt's caller reports the listener's rejection of the handshake.
+    assert!(stderr.contains("REJECT"), "SRT: {stderr}\n{}", ctx("SRT"));
     assert!(srv.log().contains("rtmp") && srv.log().contains("not authorized"), "RTMP refusals logged: {}", srv.log());
 }
 
