@@ -350,6 +350,7 @@ fn session_kind(protocol: &str) -> Option<Kind> {
         "webrtc" => Some(Kind::WebrtcSession),
         "rtmp" => Some(Kind::RtmpConn),
         "rtmps" => Some(Kind::RtmpsConn),
+        "srt" => Some(Kind::SrtConn),
         _ => None,
     }
 }
@@ -442,7 +443,7 @@ enum Side {
     Both,
 }
 
-const SESSION_SERIES: [SessionSeries; 7] = [
+const SESSION_SERIES: [SessionSeries; 8] = [
     SessionSeries {
         kind: Kind::RtspConn,
         count: "rtsp_conns",
@@ -507,6 +508,17 @@ const SESSION_SERIES: [SessionSeries; 7] = [
         discarded: Some("rtmps_conns_outbound_frames_discarded"),
         received: "rtmps_conns_bytes_received",
         sent: "rtmps_conns_bytes_sent",
+        rtp: None,
+    },
+    SessionSeries {
+        kind: Kind::SrtConn,
+        count: "srt_conns",
+        inbound: "srt_conns_inbound_bytes",
+        outbound: "srt_conns_outbound_bytes",
+        packets: None,
+        discarded: Some("srt_conns_outbound_frames_discarded"),
+        received: "srt_conns_bytes_received",
+        sent: "srt_conns_bytes_sent",
         rtp: None,
     },
     SessionSeries {

@@ -448,6 +448,7 @@ async fn publish(
         })
         .map_err(|e| format!("publish {path}: {e}"))?;
     let replaced = publish.replaced();
+    let _stats = StatsWatch::start(src.socket, true, publish.producer().id);
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %path, medias = ?media_list, "publisher connected");
     let mut pump = FramePump::new(&probed, publish.producer().tracks());
@@ -482,6 +483,46 @@ async fn publish(
     result
 }
 
+/// The SRT statistics of a connection (srt-protocol's, libsrt's names in its comments).
+pub type SrtStats = srt_protocol::statistics::SocketStatistics;
+
+/// The latest statistics of every open connection, by (publisher?, the hub reader's or producer's id):
+/// `/v3/srtconns` and the `srt_conns*` metrics read them. Bounded by the connection limit.
+static STATS: std::sync::Mutex<Option<std::collections::HashMap<(bool, u64), SrtStats>>> = std::sync::Mutex::new(None);
+
+/// The latest SRT statistics of the publisher (`publisher`) or reader with this id, while connected.
+pub fn stats(publisher: bool, id: u64) -> Option<SrtStats> {
+    STATS.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(&(publisher, id)).cloned()
+}
+
+/// Keeps [`STATS`] up to date for one connection (srt-protocol reports every second) until dropped.
+struct StatsWatch {
+    key: (bool, u64),
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StatsWatch {
+    fn start(socket: &mut SrtSocket, publisher: bool, id: u64) -> StatsWatch {
+        let key = (publisher, id);
+        let mut updates = socket.statistics().clone();
+        let task = tokio::spawn(async move {
+            while let Some(s) = updates.next().await {
+                STATS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Default::default).insert(key, s);
+            }
+        });
+        StatsWatch { key, task }
+    }
+}
+
+impl Drop for StatsWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(map) = STATS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            map.remove(&self.key);
+        }
+    }
+}
+
 /// Splits TS bytes into SRT messages of at most [`TS_PER_MESSAGE`] bytes (whole TS packets).
 pub fn messages(ts: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
     (0..ts.len()).step_by(TS_PER_MESSAGE).map(move |at| ts.slice(at..(at + TS_PER_MESSAGE).min(ts.len())))
@@ -493,6 +534,7 @@ async fn read(mut socket: SrtSocket, mut reader: crate::hub::Reader) -> Result<(
     let mut muxer = formats::mux::TsStream::new(&codecs).map_err(|e| format!("mpeg-ts: {e}"))?;
     tracing::info!(stream = %reader.stream_name(), "reader connected");
     let mut pending = BytesMut::new();
+    let _stats = StatsWatch::start(&mut socket, false, reader.shared.id);
     let result = loop {
         tokio::select! {
             d = reader.queue.recv() => {

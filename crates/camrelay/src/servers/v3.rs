@@ -74,10 +74,9 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v3/rtspssessions/list", get(|s, r| sessions_list(s, r, Kind::RtspsSession)))
         .route("/v3/rtspssessions/get/{id}", get(|s, p| session_get(s, p, Kind::RtspsSession)))
         .route("/v3/rtspssessions/kick/{id}", post(|s, p| session_kick(s, p, Kind::RtspsSession)))
-        // No server for these protocols yet: nothing to list.
-        .route("/v3/srtconns/list", get(empty_list))
-        .route("/v3/srtconns/get/{id}", get(|| async { not_found("connection not found") }))
-        .route("/v3/srtconns/kick/{id}", post(|| async { not_found("connection not found") }))
+        .route("/v3/srtconns/list", get(|s, r| sessions_list(s, r, Kind::SrtConn)))
+        .route("/v3/srtconns/get/{id}", get(|s, p| session_get(s, p, Kind::SrtConn)))
+        .route("/v3/srtconns/kick/{id}", post(|s, p| session_kick(s, p, Kind::SrtConn)))
         // Recordings: what the recorder wrote (record/), read from the file names.
         .route("/v3/recordings/list", get(recordings_list))
         .route("/v3/recordings/get/{*name}", get(recording_get))
@@ -155,10 +154,6 @@ fn paginate(request: &Request, items: Vec<Value>) -> Response {
     let end = start.saturating_add(per_page).min(count);
     let items: Vec<Value> = items.into_iter().skip(start).take(end - start).collect();
     Json(json!({ "pageCount": page_count, "itemCount": count, "items": items })).into_response()
-}
-
-async fn empty_list(request: Request) -> Response {
-    paginate(&request, Vec::new())
 }
 
 /// Every recording (path name → segments), listed off the runtime's workers.
@@ -957,6 +952,8 @@ pub(crate) enum Kind {
     WebrtcSession,
     RtmpConn,
     RtmpsConn,
+    /// The SRT server's callers (`servers/srt.rs`), publishers and readers.
+    SrtConn,
 }
 
 impl Kind {
@@ -967,12 +964,15 @@ impl Kind {
             Kind::WebrtcSession => "webrtc",
             Kind::RtmpConn => "rtmp",
             Kind::RtmpsConn => "rtmps",
+            Kind::SrtConn => "srt",
         }
     }
 
     fn missing(self) -> &'static str {
         match self {
-            Kind::RtspConn | Kind::RtspsConn | Kind::RtmpConn | Kind::RtmpsConn => "connection not found",
+            Kind::RtspConn | Kind::RtspsConn | Kind::RtmpConn | Kind::RtmpsConn | Kind::SrtConn => {
+                "connection not found"
+            }
             _ => "session not found",
         }
     }
@@ -1080,7 +1080,11 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 Party::Reader(r) => uuid(READER_CONN, r.id),
                 Party::Publisher(p) => uuid(PUBLISHER_CONN, p.id),
             };
-            let transport = if protocol.ends_with("+udp") { "UDP" } else { "TCP" };
+            let transport = match protocol.rsplit('+').next() {
+                Some("udp") => "UDP",
+                Some("multicast") => "UDP-multicast",
+                _ => "TCP",
+            };
             let rtp = match party {
                 Party::Reader(r) => &r.rtp,
                 Party::Publisher(p) => &p.rtp,
@@ -1109,6 +1113,7 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 "rtcpPacketsSent": rtcp_out, "rtcpPacketsInError": rtcp_in_error,
             })
         }
+        Kind::SrtConn => srt_conn_json(id, created, remote, state, &stream.name, party, dropped),
         Kind::RtmpConn | Kind::RtmpsConn => json!({
             "id": id, "created": created, "remoteAddr": remote, "state": state, "path": stream.name,
             "query": "", "user": "", "inboundBytes": inbound, "outboundBytes": outbound,
@@ -1125,6 +1130,67 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
             "rtcpPacketsReceived": 0, "rtcpPacketsSent": 0,
         }),
     }
+}
+
+/// MediaMTX's `SRTConn`: the hub's byte counts and the connection's SRT statistics (srt-protocol's,
+/// updated every second; zero before the first update).
+fn srt_conn_json(
+    id: String,
+    created: String,
+    remote: String,
+    state: &str,
+    path: &str,
+    party: &Party,
+    dropped: u64,
+) -> Value {
+    let st = match party {
+        Party::Reader(r) => crate::servers::srt::stats(false, r.id),
+        Party::Publisher(p) => crate::servers::srt::stats(true, p.id),
+    }
+    .unwrap_or_default();
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let rate = |lost: u64, total: u64| if total == 0 { 0.0 } else { lost as f64 * 100.0 / total as f64 };
+    // Two objects: one json! of all the fields exceeds the macro's recursion limit.
+    let mut conn = json!({
+        "id": id, "created": created, "remoteAddr": remote, "state": state, "path": path, "query": "",
+        "user": "",
+        "packetsSent": st.tx_data, "packetsReceived": st.rx_data, "packetsReceivedBelated": st.rx_belated_data,
+        "packetsSentUnique": st.tx_unique_data, "packetsReceivedUnique": st.rx_unique_data,
+        "packetsSendLoss": st.tx_loss_data, "packetsReceivedLoss": st.rx_loss_data,
+        "packetsRetrans": st.tx_retransmit_data, "packetsReceivedRetrans": st.rx_retransmit_data,
+        "packetsSentACK": st.tx_ack, "packetsReceivedACK": st.rx_ack,
+        "packetsSentNAK": st.tx_nak, "packetsReceivedNAK": st.rx_nak,
+        "packetsSentKM": 0, "packetsReceivedKM": 0,
+        "usSndDuration": st.tx_buffer_time.as_micros() as u64,
+        "packetsSendDrop": st.tx_dropped_data, "packetsReceivedDrop": st.rx_dropped_data,
+        "packetsReceivedUndecrypt": st.rx_decrypt_errors,
+    });
+    let more = json!({
+        "bytesSent": st.tx_bytes, "bytesReceived": st.rx_bytes, "bytesReceivedBelated": 0,
+        "bytesSentUnique": st.tx_unique_bytes, "bytesReceivedUnique": st.rx_unique_bytes,
+        "bytesReceivedLoss": st.rx_loss_bytes, "bytesRetrans": st.tx_retransmit_bytes,
+        "bytesReceivedRetrans": 0, "bytesSendDrop": st.tx_dropped_bytes, "bytesReceivedDrop": st.rx_dropped_bytes,
+        "bytesReceivedUndecrypt": st.rx_decrypt_error_bytes,
+        "usPacketsSendPeriod": st.tx_snd_period.as_micros() as f64,
+        "packetsFlowWindow": st.tx_flow_window, "packetsFlightSize": st.tx_unacknowledged_data,
+        "msRTT": st.tx_average_rtt.as_secs_f64() * 1000.0,
+        "mbpsSendRate": st.tx_bandwidth as f64, "mbpsReceiveRate": st.rx_bandwidth as f64,
+        "mbpsLinkCapacity": 0.0,
+        "bytesAvailSendBuf": st.tx_buffer_available_bytes, "bytesAvailReceiveBuf": st.rx_buffer_available_bytes,
+        "mbpsMaxBW": 0.0, "byteMSS": 1500,
+        "packetsSendBuf": st.tx_buffered_data, "bytesSendBuf": st.tx_buffered_bytes,
+        "msSendBuf": ms(st.tx_buffered_time), "msSendTsbPdDelay": 0,
+        "packetsReceiveBuf": st.rx_acknowledged_data, "bytesReceiveBuf": st.rx_acknowledged_bytes,
+        "msReceiveBuf": ms(st.rx_acknowledged_time), "msReceiveTsbPdDelay": 0,
+        "packetsReorderTolerance": 0, "packetsReceivedAvgBelatedTime": ms(st.rx_belated_time),
+        "packetsSendLossRate": rate(st.tx_loss_data, st.tx_data),
+        "packetsReceivedLossRate": rate(st.rx_loss_data, st.rx_data),
+        "outboundFramesDiscarded": dropped,
+    });
+    if let (Some(conn), Value::Object(more)) = (conn.as_object_mut(), more) {
+        conn.extend(more);
+    }
+    conn
 }
 
 async fn sessions_list(State(app): State<Arc<App>>, request: Request, kind: Kind) -> Response {
