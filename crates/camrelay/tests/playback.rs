@@ -150,6 +150,23 @@ fn lists_and_serves_recordings_across_segment_boundaries() {
     // The URL /list gives serves the span.
     let whole = get(addr, url.strip_prefix(&format!("http://{addr}")).unwrap());
     assert_eq!(whole.status, 200);
+    // The whole span as HLS: ffprobe decodes as many video frames as the span's /get holds.
+    let whole_file = dir.join("whole.mp4");
+    std::fs::write(&whole_file, &whole.body).unwrap();
+    let whole_frames = decode(&whole_file).pts.len();
+    let whole_hls = format!("http://{addr}{}&format=hls", url.strip_prefix(&format!("http://{addr}")).unwrap());
+    let out = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "warning", "-headers", &format!("Authorization: {VIEWER}\r\n")])
+            .args(["-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "json"])
+            .arg(&whole_hls),
+        Duration::from_secs(60),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let hls_frames: usize = v["streams"][0]["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    eprintln!("the whole span: {whole_frames} frames in /get, {hls_frames} through its HLS playlist");
+    assert!(whole_frames >= 150, "{whole_frames} frames in the span");
+    assert_eq!(hls_frames, whole_frames, "{v} {}", String::from_utf8_lossy(&out.stderr));
 
     // /get from the middle of segment 1 (half a second after its keyframe) for 3 s: across the
     // boundaries at 2, 3 and 4 s.
