@@ -65,9 +65,14 @@ fn quiet(sample_pct: f64, idle_pct: f64) -> bool {
 }
 
 fn consumers(srv: &Server) -> usize {
+    consumer_list(srv).len()
+}
+
+/// The stream's readers, as the API lists them.
+fn consumer_list(srv: &Server) -> Vec<serde_json::Value> {
     let body = srv.http("GET", "/api/streams?src=bench");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    v["consumers"].as_array().map_or(0, Vec::len)
+    v["consumers"].as_array().cloned().unwrap_or_default()
 }
 
 pub fn versus_report(
@@ -148,6 +153,8 @@ fn measure(
     let mut udp_drops: Vec<u64> = vec![0; args.readers.len()];
     // Per reader count and round: seconds the server stayed busy after the other protocol's viewers left.
     let mut busy_after: Vec<Vec<f64>> = vec![Vec::new(); args.readers.len()];
+    // Per reader count and round: readers the server still had 40 s after the other protocol's left.
+    let mut stale: Vec<Vec<usize>> = vec![Vec::new(); args.readers.len()];
     rt.block_on(async {
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -157,8 +164,8 @@ fn measure(
         let idle = cpu_pct(&srv, Duration::from_secs(1)).await;
         eprintln!("server idle (publisher only): {idle:.1} % of a core");
         for round in 0..args.rounds {
-            for (((n, rtsp_rows, other_rows), udp_drops), busy_after) in
-                fan.iter_mut().zip(&mut udp_drops).zip(&mut busy_after)
+            for ((((n, rtsp_rows, other_rows), udp_drops), busy_after), stale) in
+                fan.iter_mut().zip(&mut udp_drops).zip(&mut busy_after).zip(&mut stale)
             {
                 let lat = (*n <= latency_upto).then(|| times.clone());
                 // Alternate which protocol goes first, so drift in the machine's load favours neither.
@@ -179,6 +186,13 @@ fn measure(
                     let deadline = left + Duration::from_secs(40);
                     while consumers(&srv) > 0 && std::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    let left_over = consumer_list(&srv);
+                    if let Some(first) = left_over.first() {
+                        eprintln!("{} readers still there after 40 s, the first: {first}", left_over.len());
+                    }
+                    if other_turn {
+                        stale.push(left_over.len());
                     }
                     // ... and once its CPU is back at the idle level (SRT connections outlive their
                     // readers for a while), up to 60 s.
@@ -253,9 +267,14 @@ fn measure(
     println!(
         "\nSeconds from the {name} viewers' leaving until the server had no reader left and its CPU was back at the idle level (1 s samples, at most 60 s), per round:"
     );
-    for ((n, ..), busy) in fan.iter().zip(&busy_after) {
+    for (((n, ..), busy), stale) in fan.iter().zip(&busy_after).zip(&stale) {
         let rounds: Vec<String> = busy.iter().map(|s| format!("{s:.0}")).collect();
-        println!("- {n} viewers: {}", rounds.join(", "));
+        let stale: Vec<String> = stale.iter().map(|s| s.to_string()).collect();
+        println!(
+            "- {n} viewers: {} (readers still listed by the server after 40 s: {})",
+            rounds.join(", "),
+            stale.join(", ")
+        );
     }
     let mut json_latency = Vec::new();
     if latency_upto > 0 {
@@ -294,6 +313,7 @@ fn measure(
         "server": label,
         "latency_p50_p90_p99": json_latency,
         "busy_after_s": busy_after,
+        "readers_left_after_40s": stale,
         "fan_out": json_fan,
     })
 }
