@@ -2,10 +2,12 @@
 //! serves N RTSP readers. Rounds alternate without and with the scraper (which one goes first flips
 //! each round, so drift in the machine's load favours neither); figures are medians over rounds.
 
-use crate::{fan_out, http_get, percentile, publish, sorted, Args, FanOut, SendTimes, Server, Target};
+use crate::{fan_out, percentile, publish, sorted, Args, FanOut, SendTimes, Server, Target};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 /// What the scraper saw during one round.
 #[derive(Default)]
@@ -16,15 +18,53 @@ struct Scrapes {
     bytes: usize,
 }
 
-/// Scrapes `addr` every `every` until `stop`.
-async fn scrape(addr: String, every: Duration, stop: Arc<AtomicBool>) -> Scrapes {
+/// One `GET` on a kept-alive connection (as Prometheus scrapes): the body, read by its
+/// `Content-Length`; `None` (and the connection dropped) on any failure.
+async fn get_kept_alive(conn: &mut Option<BufReader<TcpStream>>, addr: &str, path: &str) -> Option<String> {
+    if conn.is_none() {
+        *conn = Some(BufReader::new(TcpStream::connect(addr).await.ok()?));
+    }
+    let c = conn.as_mut()?;
+    let exchange = async {
+        c.get_mut().write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
+        let mut length = None;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if c.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let mut body = vec![0u8; length?];
+        c.read_exact(&mut body).await.ok()?;
+        String::from_utf8(body).ok()
+    };
+    let body = tokio::time::timeout(Duration::from_secs(15), exchange).await.ok().flatten();
+    if body.is_none() {
+        *conn = None;
+    }
+    body
+}
+
+/// Scrapes `path` (`/metrics`, or a filtered `/metrics?type=paths`) of `addr` every `every` until `stop`,
+/// on one kept-alive connection.
+async fn scrape(addr: String, path: String, every: Duration, stop: Arc<AtomicBool>) -> Scrapes {
     let mut s = Scrapes::default();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut conn = None;
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         let t = Instant::now();
-        match http_get(&addr, "/metrics").await {
+        match get_kept_alive(&mut conn, &addr, &path).await {
             Some(body) if body.contains("paths{") => {
                 s.count += 1;
                 s.bytes = s.bytes.max(body.len());
@@ -60,7 +100,8 @@ pub fn report(args: &Args, srv: Server, clip: &Arc<crate::clip::Clip>, rt: &toki
                     if first == scraped_first {
                         eprintln!("round {}: {n} readers, /metrics every {} ms...", round + 1, every.as_millis());
                         let halt = Arc::new(AtomicBool::new(false));
-                        let scraper = tokio::spawn(scrape(srv.metrics.clone(), every, halt.clone()));
+                        let path = args.metrics_path.clone();
+                        let scraper = tokio::spawn(scrape(srv.metrics.clone(), path, every, halt.clone()));
                         let f = fan_out(&srv, &target, *n, args.window, None, &sent).await;
                         halt.store(true, Ordering::Relaxed);
                         let s = scraper.await.unwrap_or_default();
@@ -76,7 +117,7 @@ pub fn report(args: &Args, srv: Server, clip: &Arc<crate::clip::Clip>, rt: &toki
         let _ = publisher.await;
         rows
     });
-    println!("## /metrics scraped every {} ms under RTSP fan-out\n", every.as_millis());
+    println!("## {} scraped every {} ms under RTSP fan-out\n", args.metrics_path, every.as_millis());
     println!(
         "Server: {}; window {} s; {} alternated rounds; medians over rounds.\n",
         args.server.as_ref().map_or("target/release/camrelay".into(), |p| p.display().to_string()),

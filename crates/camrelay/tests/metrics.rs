@@ -40,7 +40,11 @@ struct Sample {
 
 /// Scrapes `/metrics` and parses it with the OpenMetrics parser (which fails on invalid text).
 fn scrape(addr: &str) -> Vec<Sample> {
-    let r = http_request(addr.parse().unwrap(), "GET", "/metrics", &[], b"");
+    scrape_at(addr, "/metrics")
+}
+
+fn scrape_at(addr: &str, path: &str) -> Vec<Sample> {
+    let r = http_request(addr.parse().unwrap(), "GET", path, &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     let mut child = Command::new(python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prom_parse.py"))
@@ -374,4 +378,24 @@ fn rtsp_sessions_report_rtp_loss_jitter_and_rtcp() {
     // Each side has only its own series.
     assert!(find(&s, "rtsp_sessions_inbound_rtp_packets_lost", &[("id", rid)]).is_empty());
     assert!(find(&s, "rtsp_sessions_outbound_rtcp_packets", &[("id", pid)]).is_empty());
+
+    // MediaMTX's filters: one group, one path, one session.
+    let names = |s: &[Sample]| s.iter().map(|x| x.name.clone()).collect::<std::collections::BTreeSet<_>>();
+    let paths_only = scrape_at(&addr, "/metrics?type=paths");
+    assert!(names(&paths_only).iter().all(|n| n.starts_with("paths")), "{:?}", names(&paths_only));
+    assert_eq!(value(&paths_only, "paths", &[("name", "cam"), ("state", "ready")]), 1.0);
+    let session = scrape_at(&addr, &format!("/metrics?rtsp_session={rid}"));
+    assert!(names(&session).iter().all(|n| n.starts_with("rtsp_sessions")), "{:?}", names(&session));
+    assert!(session.iter().all(|x| x.labels["id"] == rid), "{session:?}");
+    assert_eq!(value(&session, "rtsp_sessions_outbound_rtp_packets_reported_lost", &[]), 7.0);
+    let conns = scrape_at(&addr, "/metrics?type=rtsp_conns");
+    assert_eq!(find(&conns, "rtsp_conns", &[]).len(), 2, "{conns:?}");
+    assert!(names(&conns).iter().all(|n| n.starts_with("rtsp_conns")), "{:?}", names(&conns));
+    let other_path = scrape_at(&addr, "/metrics?path=nothing");
+    assert!(other_path.is_empty(), "{other_path:?}");
+    let cam = scrape_at(&addr, "/metrics?path=cam");
+    assert!(names(&cam).iter().all(|n| n.starts_with("paths") || n.starts_with("camrelay_")), "{:?}", names(&cam));
+    assert_eq!(value(&cam, "camrelay_stream_readers", &[("stream", "cam")]), 1.0);
+    let r = http_request(addr.parse().unwrap(), "GET", "/metrics?type=rtsp_sesions", &[], b"");
+    assert_eq!((r.status, r.text().trim()), (400, "invalid type \"rtsp_sesions\""));
 }

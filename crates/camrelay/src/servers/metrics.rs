@@ -81,7 +81,11 @@ async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"camrelay\""));
         return r;
     }
-    let mut r = render(&app).into_response();
+    let filter = match Filter::parse(request.uri().query().unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let mut r = render_filtered(&app, &filter).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -91,10 +95,128 @@ async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
 
 /// The whole scrape, in the OpenMetrics text format.
 pub fn render(app: &App) -> String {
-    let mut s = Scrape::new();
-    paths(app, &mut s);
-    process(&mut s);
+    render_filtered(app, &Filter::default())
+}
+
+fn render_filtered(app: &App, filter: &Filter) -> String {
+    let mut s = Scrape::new(filter);
+    paths(app, &mut s, filter);
+    if filter.wants(Group::Process) {
+        s.group = Group::Process;
+        process(&mut s);
+    }
     s.finish()
+}
+
+/// A group of series `/metrics?type=` names: MediaMTX's (`paths`, `rtsp_sessions`...) and camrelay's
+/// own (`camrelay`: the `camrelay_*` series; `process`).
+#[derive(Clone, Copy, PartialEq)]
+enum Group {
+    Paths,
+    HlsMuxers,
+    /// MediaMTX groups camrelay has no series of (HLS sessions, forward destinations, MoQ): valid
+    /// names that select nothing.
+    Empty,
+    Session(Kind),
+    Camrelay,
+    Process,
+}
+
+/// MediaMTX's `/metrics` filters: `type=` one group, `path=` one path's series (its `paths*` and
+/// camrelay's per-stream series), `hls_muxer=PATH`, and one connection or session by id
+/// (`rtsp_conn=`, `rtsp_session=`, `rtsps_conn=`, `rtsps_session=`, `rtmp_conn=`, `rtmps_conn=`,
+/// `webrtc_session=`, `srt_conn=`). With any of the latter, only the groups they name are written (as MediaMTX
+/// does). Narrow scrapes are how a frequent poller avoids every reader's series.
+#[derive(Default)]
+struct Filter {
+    group: Option<Group>,
+    path: Option<String>,
+    hls_muxer: Option<String>,
+    /// At most one id per session kind.
+    ids: Vec<(Kind, String)>,
+}
+
+const SESSION_FILTERS: [(&str, &str, Kind); 8] = [
+    ("rtsp_conns", "rtsp_conn", Kind::RtspConn),
+    ("rtsp_sessions", "rtsp_session", Kind::RtspSession),
+    ("rtsps_conns", "rtsps_conn", Kind::RtspsConn),
+    ("rtsps_sessions", "rtsps_session", Kind::RtspsSession),
+    ("rtmp_conns", "rtmp_conn", Kind::RtmpConn),
+    ("rtmps_conns", "rtmps_conn", Kind::RtmpsConn),
+    ("webrtc_sessions", "webrtc_session", Kind::WebrtcSession),
+    ("srt_conns", "srt_conn", Kind::SrtConn),
+];
+
+impl Filter {
+    fn parse(query: &str) -> Result<Filter, String> {
+        let mut filter = Filter::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = rtsp::url::percent_decode(&value.replace('+', " "));
+            match key {
+                "type" => {
+                    filter.group = Some(match value.as_str() {
+                        "" => continue,
+                        "paths" => Group::Paths,
+                        "hls_muxers" => Group::HlsMuxers,
+                        "hls_sessions" | "forward_dests" | "moq_sessions" => Group::Empty,
+                        "camrelay" => Group::Camrelay,
+                        "process" => Group::Process,
+                        other => match SESSION_FILTERS.iter().find(|(name, _, _)| *name == other) {
+                            Some((_, _, kind)) => Group::Session(*kind),
+                            None => return Err(format!("invalid type {other:?}")),
+                        },
+                    })
+                }
+                "path" if !value.is_empty() => filter.path = Some(value),
+                "hls_muxer" if !value.is_empty() => filter.hls_muxer = Some(value),
+                key => {
+                    if let Some((_, _, kind)) = SESSION_FILTERS.iter().find(|(_, k, _)| *k == key) {
+                        if !value.is_empty() {
+                            filter.ids.retain(|(k, _)| k != kind);
+                            filter.ids.push((*kind, value));
+                        }
+                    }
+                    // Other keys (`jwt`...) are not filters.
+                }
+            }
+        }
+        Ok(filter)
+    }
+
+    fn any_item_filter(&self) -> bool {
+        self.path.is_some() || self.hls_muxer.is_some() || !self.ids.is_empty()
+    }
+
+    /// Whether the group's series are written at all.
+    fn wants(&self, group: Group) -> bool {
+        if self.group.is_some_and(|g| g != group) {
+            return false;
+        }
+        match group {
+            Group::Paths | Group::Camrelay => !self.any_item_filter() || self.path.is_some(),
+            Group::HlsMuxers => !self.any_item_filter() || self.hls_muxer.is_some(),
+            Group::Session(kind) => !self.any_item_filter() || self.ids.iter().any(|(k, _)| *k == kind),
+            Group::Empty | Group::Process => !self.any_item_filter(),
+        }
+    }
+
+    /// Whether a stream's series (of the groups that filter by path) are written.
+    fn wants_path(&self, name: &str) -> bool {
+        self.path.as_deref().is_none_or(|p| p == name)
+    }
+
+    /// Whether one session's series are written; `ids` gives its (connection, session) ids, made only
+    /// when an id filter needs them.
+    fn wants_session(&self, kind: Kind, ids: impl FnOnce() -> (String, String)) -> bool {
+        if !self.wants(Group::Session(kind)) {
+            return false;
+        }
+        let Some((_, want)) = self.ids.iter().find(|(k, _)| *k == kind) else { return true };
+        let (conn, session) = ids();
+        let id = if matches!(kind, Kind::RtspConn | Kind::RtspsConn) { conn } else { session };
+        *want == id
+    }
 }
 
 /// A family's type: counters get `_total` on their samples.
@@ -110,11 +232,19 @@ struct Family {
     help: &'static str,
     kind: Type,
     body: String,
+    group: Group,
+    /// The scrape's filter wants this family ([`Filter::wants`]); else it is left out.
+    shown: bool,
+    /// Samples are taken now (false while the scrape walks a stream the filter leaves out).
+    active: bool,
 }
 
 impl Family {
     /// A sample: `labels` is the rendered label text (`k="v",k2="v2"`, escaped; may be empty).
     fn int(&mut self, labels: &str, value: u64) {
+        if !self.active {
+            return;
+        }
         self.head(labels, None);
         push_u64(&mut self.body, value);
         self.body.push('\n');
@@ -122,6 +252,9 @@ impl Family {
 
     /// A sample with one label more than `labels`.
     fn int_with(&mut self, labels: &str, key: &str, value: &str, v: u64) {
+        if !self.active {
+            return;
+        }
         self.head(labels, Some((key, value)));
         push_u64(&mut self.body, v);
         self.body.push('\n');
@@ -129,6 +262,9 @@ impl Family {
 
     fn float(&mut self, labels: &str, value: f64) {
         use std::fmt::Write;
+        if !self.active {
+            return;
+        }
         self.head(labels, None);
         if value.is_finite() {
             let _ = write!(self.body, "{value:?}");
@@ -168,26 +304,43 @@ impl Family {
 /// The families of one scrape, in the order they are added. Their buffers are kept for the next scrape
 /// (a scrape at 500 readers is nearly 1 MB of text: growing it from nothing each time is most of the
 /// allocating a scrape would do).
-struct Scrape {
+struct Scrape<'f> {
     families: Vec<Family>,
     spare: Vec<String>,
+    filter: &'f Filter,
+    /// The group of the families added next.
+    group: Group,
 }
 
 /// The buffers of the last scrape, by family (a concurrent scrape starts with new ones).
 static SPARE_BUFFERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-impl Scrape {
-    fn new() -> Scrape {
+impl<'f> Scrape<'f> {
+    fn new(filter: &'f Filter) -> Scrape<'f> {
         let mut spare = std::mem::take(&mut *SPARE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()));
         spare.reverse();
-        Scrape { families: Vec::with_capacity(96), spare }
+        Scrape { families: Vec::with_capacity(128), spare, filter, group: Group::Paths }
+    }
+
+    /// Takes samples of the per-path groups only for the path `name` (a `path=`/`hls_muxer=` filter).
+    fn select_path(&mut self, name: &str) {
+        let filter = self.filter;
+        for f in &mut self.families {
+            f.active = f.shown
+                && match f.group {
+                    Group::Paths | Group::Camrelay => filter.wants_path(name),
+                    Group::HlsMuxers => filter.hls_muxer.as_deref().is_none_or(|m| m == name),
+                    _ => true,
+                };
+        }
     }
 
     /// Adds a family; returns its index for [`Scrape::f`].
     fn family(&mut self, name: &'static str, help: &'static str, kind: Type) -> usize {
         let mut body = self.spare.pop().unwrap_or_default();
         body.clear();
-        self.families.push(Family { name, help, kind, body });
+        let shown = self.filter.wants(self.group);
+        self.families.push(Family { name, help, kind, body, group: self.group, shown, active: shown });
         self.families.len() - 1
     }
 
@@ -209,6 +362,10 @@ impl Scrape {
         let mut out = String::with_capacity(size + 6);
         let mut spare = Vec::with_capacity(self.families.len());
         for f in self.families {
+            if !f.shown {
+                spare.push(f.body);
+                continue;
+            }
             out.push_str("# HELP ");
             out.push_str(f.name);
             out.push(' ');
@@ -302,13 +459,7 @@ impl ReaderLabels {
     fn new(stream: &str, r: &ReaderShared, protocol: &str) -> ReaderLabels {
         let (conn_id, session_id) = v3::reader_ids(r.id);
         let session = session_kind(protocol);
-        let reader_type = match protocol.split('+').next().unwrap_or("") {
-            "rtsp" => Some("rtspSession"),
-            "rtsps" => Some("rtspsSession"),
-            "webrtc" => Some("webRTCSession"),
-            "hls" => Some("hlsMuxer"),
-            _ => None,
-        };
+        let reader_type = reader_type(protocol);
         let id = r.id.to_string();
         ReaderLabels {
             protocol: protocol.to_string(),
@@ -330,6 +481,17 @@ impl ReaderLabels {
             ]),
             seen: 0,
         }
+    }
+}
+
+/// MediaMTX's reader type (`paths_readers`' `readerType`) of a protocol.
+fn reader_type(protocol: &str) -> Option<&'static str> {
+    match protocol.split('+').next().unwrap_or("") {
+        "rtsp" => Some("rtspSession"),
+        "rtsps" => Some("rtspsSession"),
+        "webrtc" => Some("webRTCSession"),
+        "hls" => Some("hlsMuxer"),
+        _ => None,
     }
 }
 
@@ -595,7 +757,8 @@ impl SessionFamilies {
 
 /// Every series made from the streams, in one pass over them: MediaMTX's `paths*`, `hls_muxers*` and
 /// per-session series, and camrelay's per-source, per-track and per-reader series.
-fn paths(app: &App, s: &mut Scrape) {
+fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
+    s.group = Group::Paths;
     // MediaMTX's.
     let paths = s.gauge("paths", "Paths (streams); 1 per path");
     let readers = s.gauge("paths_readers", "Readers of a path by MediaMTX reader type");
@@ -604,6 +767,7 @@ fn paths(app: &App, s: &mut Scrape) {
     let in_error = s.gauge("paths_inbound_frames_in_error", "Frames of a path that could not be decoded");
     let received = s.gauge("paths_bytes_received", "Deprecated: paths_inbound_bytes");
     let sent = s.gauge("paths_bytes_sent", "Deprecated: paths_outbound_bytes");
+    s.group = Group::HlsMuxers;
     let hls = [
         s.gauge("hls_muxers", "HLS muxers; 1 per muxer"),
         s.gauge("hls_muxers_outbound_bytes", "Bytes an HLS muxer sent"),
@@ -612,21 +776,27 @@ fn paths(app: &App, s: &mut Scrape) {
     ];
     let sessions: Vec<SessionFamilies> = SESSION_SERIES
         .iter()
-        .map(|series| SessionFamilies {
-            count: s.gauge(series.count, "Connections or sessions of the protocol; 1 each"),
-            inbound: s.gauge(series.inbound, "Bytes received"),
-            outbound: s.gauge(series.outbound, "Bytes sent"),
-            packets: series.packets.map(|n| s.gauge(n, "RTP packets sent")),
-            discarded: series.discarded.map(|n| s.gauge(n, "Frames or packets dropped (slow reader)")),
-            received: s.gauge(series.received, "Deprecated: *_inbound_bytes"),
-            sent: s.gauge(series.sent, "Deprecated: *_outbound_bytes"),
-            rtp: series.rtp.map(|rtp| (rtp.map(|(name, help, _)| s.gauge(name, help)), rtp)),
+        .map(|series| {
+            s.group = Group::Session(series.kind);
+            SessionFamilies {
+                count: s.gauge(series.count, "Connections or sessions of the protocol; 1 each"),
+                inbound: s.gauge(series.inbound, "Bytes received"),
+                outbound: s.gauge(series.outbound, "Bytes sent"),
+                packets: series.packets.map(|n| s.gauge(n, "RTP packets sent")),
+                discarded: series.discarded.map(|n| s.gauge(n, "Frames or packets dropped (slow reader)")),
+                received: s.gauge(series.received, "Deprecated: *_inbound_bytes"),
+                sent: s.gauge(series.sent, "Deprecated: *_outbound_bytes"),
+                rtp: series.rtp.map(|rtp| (rtp.map(|(name, help, _)| s.gauge(name, help)), rtp)),
+            }
         })
         .collect();
     let families_of = |kind: Kind| SESSION_SERIES.iter().position(|series| series.kind == kind);
     // camrelay's.
+    s.group = Group::Camrelay;
     let info = s.gauge("camrelay_build_info", "camrelay's version; always 1");
-    s.f(info).int(&labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1);
+    if !filter.any_item_filter() {
+        s.f(info).int(&labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1);
+    }
     let source_state = s.gauge("camrelay_source_state", "A source's state (label state); always 1");
     let online = s.gauge("camrelay_source_online", "1 while a source delivers media");
     let reconnects = s.counter("camrelay_source_reconnects", "Times a pulled source came back online");
@@ -649,7 +819,14 @@ fn paths(app: &App, s: &mut Scrape) {
     let cache = cache.get_or_insert_with(ReaderCache::default);
     cache.scrape += 1;
     let mut depths = std::collections::HashMap::<u64, usize>::new();
+    let sessions_wanted = SESSION_SERIES.iter().any(|series| filter.wants(Group::Session(series.kind)));
+    // Per-reader series at all? A narrow scrape (`type=paths`) only counts readers and their bytes.
+    let reader_detail = sessions_wanted || filter.wants(Group::Camrelay) || filter.wants(Group::HlsMuxers);
     for stream in v3::public_streams(app) {
+        if filter.path.as_deref().is_some_and(|p| p != stream.name) && !sessions_wanted {
+            continue;
+        }
+        s.select_path(&stream.name);
         let producers = stream.producers();
         let stream_reader_list = stream.readers();
         let ready = producers.iter().any(|p| p.state() == ProducerState::Online && !p.tracks().is_empty());
@@ -691,25 +868,35 @@ fn paths(app: &App, s: &mut Scrape) {
                     let ticks = t.keyframe_interval.load(Relaxed) as f64;
                     s.f(gop).float(&tl, ticks / f64::from(t.codec.clock_rate.max(1)));
                 }
-                for (reader, depth) in t.queue_depths() {
-                    *depths.entry(reader).or_insert(0) += depth;
+                if reader_detail {
+                    for (reader, depth) in t.queue_depths() {
+                        *depths.entry(reader).or_insert(0) += depth;
+                    }
                 }
             }
             bytes_in += producer_in;
             if let ProducerKind::Pushed { protocol, remote_addr } = &p.kind {
                 let Some(kind) = session_kind(protocol) else { continue };
-                let (conn_id, session_id) = v3::publisher_ids(p.id);
+                let ids = || v3::publisher_ids(p.id);
+                let (want_session, want_conn) = (
+                    filter.wants_session(kind, ids),
+                    conn_kind(kind).is_some_and(|conn| filter.wants_session(conn, ids)),
+                );
+                if !want_session && !want_conn {
+                    continue;
+                }
+                let (conn_id, session_id) = ids();
                 let session_labels = labels(&[
                     ("id", &session_id),
                     ("state", "publish"),
                     ("path", &stream.name),
                     ("remoteAddr", remote_addr),
                 ]);
-                if let Some(i) = families_of(kind) {
+                if let Some(i) = families_of(kind).filter(|_| want_session) {
                     sessions[i].write(s, &session_labels, producer_in, 0, 0, 0);
                     sessions[i].write_rtp(s, &session_labels, &p.rtp, true);
                 }
-                if let Some(i) = conn_kind(kind).and_then(families_of) {
+                if let Some(i) = conn_kind(kind).and_then(families_of).filter(|_| want_conn) {
                     sessions[i].write(s, &labels(&[("id", &conn_id)]), producer_in, 0, 0, 0);
                 }
             }
@@ -719,6 +906,14 @@ fn paths(app: &App, s: &mut Scrape) {
         let mut by_type = [("hlsMuxer", 0u64), ("rtspSession", 0), ("rtspsSession", 0), ("webRTCSession", 0)];
         let mut bytes_out = 0;
         for r in &stream_reader_list {
+            if !reader_detail {
+                bytes_out += r.bytes_sent.load(Relaxed);
+                let t = reader_type(&r.protocol.lock().unwrap_or_else(|e| e.into_inner()));
+                if let Some(n) = by_type.iter_mut().find(|(name, _)| Some(*name) == t) {
+                    n.1 += 1;
+                }
+                continue;
+            }
             let l = cache.get(&stream.name, r);
             let (b, packets, dropped) =
                 (r.bytes_sent.load(Relaxed), r.packets_sent.load(Relaxed), r.dropped.load(Relaxed));
@@ -729,11 +924,12 @@ fn paths(app: &App, s: &mut Scrape) {
                 }
             }
             if let Some(kind) = l.session {
-                if let Some(i) = families_of(kind) {
+                let ids = || v3::reader_ids(r.id);
+                if let Some(i) = families_of(kind).filter(|_| filter.wants_session(kind, ids)) {
                     sessions[i].write(s, &l.session_labels, 0, b, packets, dropped);
                     sessions[i].write_rtp(s, &l.session_labels, &r.rtp, false);
                 }
-                if let Some(i) = conn_kind(kind).and_then(families_of) {
+                if let Some(i) = conn_kind(kind).filter(|c| filter.wants_session(*c, ids)).and_then(families_of) {
                     sessions[i].write(s, &l.conn_labels, 0, b, packets, dropped);
                 }
             }
@@ -844,8 +1040,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn filters_are_mediamtx_query_parameters() {
+        let f = Filter::parse("type=rtsp_sessions&jwt=x").unwrap();
+        assert!(f.wants(Group::Session(Kind::RtspSession)) && !f.wants(Group::Paths) && !f.wants(Group::Process));
+        let f = Filter::parse("path=cam%201").unwrap();
+        assert!(f.wants(Group::Paths) && f.wants(Group::Camrelay) && !f.wants(Group::Session(Kind::RtspConn)));
+        assert!(f.wants_path("cam 1") && !f.wants_path("cam"));
+        let f = Filter::parse("rtsp_conn=c1&rtsp_session=s1").unwrap();
+        let ids = || ("c1".to_string(), "s2".to_string());
+        assert!(f.wants_session(Kind::RtspConn, ids) && !f.wants_session(Kind::RtspSession, ids));
+        assert!(!f.wants_session(Kind::WebrtcSession, ids) && !f.wants(Group::Paths));
+        for empty in ["", "type=", "path=", "type=moq_sessions"] {
+            let f = Filter::parse(empty).unwrap();
+            assert_eq!(f.wants(Group::Paths), empty.is_empty() || empty.ends_with('='), "{empty}");
+        }
+        assert_eq!(Filter::parse("type=rtsp").err().as_deref(), Some("invalid type \"rtsp\""));
+    }
+
+    #[test]
     fn samples_are_written_as_openmetrics_text() {
-        let mut s = Scrape::new();
+        let filter = Filter::default();
+        let mut s = Scrape::new(&filter);
         let g = s.gauge("a_gauge", "A gauge");
         let c = s.counter("a_counter", "A counter");
         s.f(g).int("", 0);
@@ -868,7 +1083,7 @@ mod tests {
              # EOF\n"
         );
         // The buffers are kept for the next scrape, emptied.
-        let mut again = Scrape::new();
+        let mut again = Scrape::new(&filter);
         let g = again.gauge("b", "B");
         assert!(again.f(g).body.is_empty() && again.f(g).body.capacity() > 0);
         assert_eq!(again.finish(), "# HELP b B\n# TYPE b gauge\n# EOF\n");
