@@ -317,3 +317,19 @@ fn measure(
         "fan_out": json_fan,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn medians_skip_rounds_without_a_figure() {
+        assert_eq!(super::median([4.0, f64::NAN, 1.0, 9.0]), 4.0);
+        assert!(super::median([f64::NAN]).is_nan());
+    }
+
+    #[test]
+    fn the_server_is_quiet_within_one_and_a_half_points_of_idle() {
+        assert!(super::quiet(2.4, 1.0));
+        assert!(!super::quiet(2.6, 1.0));
+        assert!(super::quiet(0.0, 0.0));
+    }
+}
