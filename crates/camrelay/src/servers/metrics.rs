@@ -568,35 +568,36 @@ struct SessionSeries {
 /// reader (outbound, and the RTCP it sends us). The order is [`SessionFamilies::write_rtp`]'s.
 type RtpSeries = [(&'static str, &'static str, Side); 8];
 
-const RTSP_SESSIONS_RTP_SERIES: RtpSeries = [
-    ("rtsp_sessions_inbound_rtp_packets", "RTP packets received", Side::Publisher),
-    ("rtsp_sessions_inbound_rtp_packets_lost", "RTP packets lost (sequence gaps, RFC 3550)", Side::Publisher),
-    ("rtsp_sessions_inbound_rtp_packets_in_error", "RTP packets that could not be read", Side::Publisher),
-    (
-        "rtsp_sessions_inbound_rtp_packets_jitter",
-        "Interarrival jitter in RTP timestamp units, mean of the medias",
-        Side::Publisher,
-    ),
-    ("rtsp_sessions_inbound_rtcp_packets", "RTCP packets received", Side::Both),
-    ("rtsp_sessions_inbound_rtcp_packets_in_error", "RTCP packets that could not be read", Side::Both),
-    ("rtsp_sessions_outbound_rtp_packets_reported_lost", "RTP packets the reader reported lost", Side::Reader),
-    ("rtsp_sessions_outbound_rtcp_packets", "RTCP packets sent", Side::Reader),
-];
+/// The RTP/RTCP series of one RTSP flavour's sessions, named after its prefix.
+macro_rules! rtp_series {
+    ($prefix:literal) => {
+        [
+            (concat!($prefix, "_inbound_rtp_packets"), "RTP packets received", Side::Publisher),
+            (
+                concat!($prefix, "_inbound_rtp_packets_lost"),
+                "RTP packets lost (sequence gaps, RFC 3550)",
+                Side::Publisher,
+            ),
+            (concat!($prefix, "_inbound_rtp_packets_in_error"), "RTP packets that could not be read", Side::Publisher),
+            (
+                concat!($prefix, "_inbound_rtp_packets_jitter"),
+                "Interarrival jitter in RTP timestamp units, mean of the medias",
+                Side::Publisher,
+            ),
+            (concat!($prefix, "_inbound_rtcp_packets"), "RTCP packets received", Side::Both),
+            (concat!($prefix, "_inbound_rtcp_packets_in_error"), "RTCP packets that could not be read", Side::Both),
+            (
+                concat!($prefix, "_outbound_rtp_packets_reported_lost"),
+                "RTP packets the reader reported lost",
+                Side::Reader,
+            ),
+            (concat!($prefix, "_outbound_rtcp_packets"), "RTCP packets sent", Side::Reader),
+        ]
+    };
+}
 
-const RTSPS_SESSIONS_RTP_SERIES: RtpSeries = [
-    ("rtsps_sessions_inbound_rtp_packets", "RTP packets received", Side::Publisher),
-    ("rtsps_sessions_inbound_rtp_packets_lost", "RTP packets lost (sequence gaps, RFC 3550)", Side::Publisher),
-    ("rtsps_sessions_inbound_rtp_packets_in_error", "RTP packets that could not be read", Side::Publisher),
-    (
-        "rtsps_sessions_inbound_rtp_packets_jitter",
-        "Interarrival jitter in RTP timestamp units, mean of the medias",
-        Side::Publisher,
-    ),
-    ("rtsps_sessions_inbound_rtcp_packets", "RTCP packets received", Side::Both),
-    ("rtsps_sessions_inbound_rtcp_packets_in_error", "RTCP packets that could not be read", Side::Both),
-    ("rtsps_sessions_outbound_rtp_packets_reported_lost", "RTP packets the reader reported lost", Side::Reader),
-    ("rtsps_sessions_outbound_rtcp_packets", "RTCP packets sent", Side::Reader),
-];
+const RTSP_SESSIONS_RTP_SERIES: RtpSeries = rtp_series!("rtsp_sessions");
+const RTSPS_SESSIONS_RTP_SERIES: RtpSeries = rtp_series!("rtsps_sessions");
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
