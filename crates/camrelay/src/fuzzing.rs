@@ -248,6 +248,49 @@ pub fn query_value(s: &str) -> String {
     media::query::percent_decode(s)
 }
 
+// ------------------------------------------------------------------------------ SRT
+
+/// A datagram on the SRT listener's socket: srt-protocol's packet parser (what srt-tokio runs on every
+/// datagram: data packets, control packets, handshakes with their extensions: stream id, key
+/// material), for IPv4 and IPv6 peers. Checks: a parsed packet serializes, and its serialization
+/// parses back to the same packet.
+pub fn srt_datagram(data: &[u8]) {
+    for ipv6 in [false, true] {
+        let mut buf = data;
+        let Ok(packet) = srt_protocol::packet::Packet::parse(&mut buf, ipv6) else { continue };
+        let mut out = Vec::new();
+        packet.serialize(&mut out);
+        let again = srt_protocol::packet::Packet::parse(&mut out.as_slice(), ipv6);
+        assert_eq!(again.as_ref().ok(), Some(&packet), "a serialized packet parses back the same: {out:02x?}");
+    }
+}
+
+/// A caller's `streamid` (`servers::srt::StreamId::parse`): MediaMTX's `action:path[:user:pass][:query]`
+/// and SRT's `#!::r=...,m=...` forms. Checks: a parsed id names a non-empty path without control
+/// characters; an error never repeats a password (`s=` of the standard form, the fourth field of
+/// MediaMTX's).
+pub fn srt_stream_id(text: &str) {
+    use crate::servers::srt::StreamId;
+    match StreamId::parse(text) {
+        Ok(id) => {
+            assert!(!id.path.is_empty() && !id.path.chars().any(char::is_control), "{id:?}");
+        }
+        Err(e) => {
+            let secret = match text.strip_prefix("#!::") {
+                Some(rest) => rest.split(',').find_map(|kv| kv.strip_prefix("s=")).map(str::to_string),
+                None => text.split(':').nth(3).map(str::to_string),
+            };
+            // A password that is also elsewhere in the id, or could be a word of the message, proves nothing.
+            let telling = |s: &String| {
+                s.len() >= 6 && s.chars().any(|c| c.is_ascii_digit()) && text.matches(s.as_str()).count() == 1
+            };
+            if let Some(secret) = secret.filter(telling) {
+                assert!(!e.contains(&secret), "the error repeats the password: {e}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,3 +172,34 @@ fn ffmpeg_reads_rtsp_multicast_and_readers_share_one_group() {
     );
     assert!(setup.starts_with("RTSP/1.0 461") && setup.contains("multicast is for readers only"), "{setup}");
 }
+
+/// The RTSP client joins groups too (`#transport=multicast`, MediaMTX's `rtspTransport: multicast`): a
+/// second camrelay pulls the first's stream over multicast and ffmpeg decodes it from the second.
+#[test]
+fn camrelay_pulls_an_rtsp_source_over_multicast() {
+    if in_netns("camrelay_pulls_an_rtsp_source_over_multicast") {
+        return;
+    }
+    let (rtp_port, rtcp_port) = (free_port(), free_port());
+    let origin = Server::start(&format!(
+        "rtsp:\n  allow_any_publish: true\n  multicast_ip_range: 239.255.43.0/24\n  \
+         multicast_rtp_port: {rtp_port}\n  multicast_rtcp_port: {rtcp_port}\nstreams:\n  cam:\n"
+    ));
+    let _publisher = Publisher::start(&origin.rtsp_url("cam"), "tcp", "320x240", false);
+    assert!(origin.wait_log("publisher recording", Duration::from_secs(20)), "{}", origin.log());
+    let relay = Server::start(&format!(
+        "rtsp:\n  multicast_ip_range: \"\"\nstreams:\n  relay: {}#transport=multicast\n",
+        origin.rtsp_url("cam")
+    ));
+    let (frames, stderr) =
+        decode_frames(&["-rtsp_transport", "tcp"], &relay.rtsp_url("relay"), 50, Duration::from_secs(40));
+    assert_eq!(frames, 50, "{stderr}\nrelay log:\n{}\norigin log:\n{}", relay.log(), origin.log());
+    let probed = ffprobe(&relay.rtsp_url("relay"), "tcp").unwrap();
+    let video = probed.iter().find(|s| s.codec_type == "video").expect("a video stream");
+    assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{probed:?}");
+    // The origin sent it to a group: its reader is a multicast session.
+    let streams = origin.http("GET", "/api/streams").json();
+    let consumers = streams["cam"]["consumers"].as_array().cloned().unwrap_or_default();
+    assert!(consumers.iter().any(|c| c["protocol"] == "rtsp+multicast"), "{consumers:?}");
+    assert!(consumers.iter().any(|c| c["protocol"] == "multicast"), "{consumers:?}");
+}

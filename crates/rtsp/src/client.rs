@@ -73,6 +73,9 @@ pub struct SourceUrl {
     pub backchannel: bool,
     /// `#transport=udp`.
     pub udp: bool,
+    /// `#transport=multicast`: the server sends to a multicast group its SETUP reply names, which the
+    /// driver joins.
+    pub multicast: bool,
     /// `#transport=ws://[user:pass@]host[:port]/path` (or `wss://`): RTSP tunnelled in a WebSocket
     /// (ONVIF's RTSP over WebSocket, Axis' `rtsp-over-websocket`). Secret (credentials): never log it.
     pub websocket: Option<String>,
@@ -85,6 +88,7 @@ impl std::fmt::Debug for SourceUrl {
             .field("request_url", &self.request_url)
             .field("username", &self.username)
             .field("udp", &self.udp)
+            .field("multicast", &self.multicast)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +145,7 @@ impl SourceUrl {
             kinds: None,
             backchannel: true,
             udp: false,
+            multicast: false,
             websocket: None,
         };
         for param in fragment.split('#').filter(|p| !p.is_empty()) {
@@ -170,8 +175,9 @@ impl SourceUrl {
                     out.tls = Tls::Pinned(parse_sha256(v).ok_or_else(|| UrlError::Param(param.to_string()))?);
                 }
                 "transport" => match v.trim().to_ascii_lowercase().as_str() {
-                    "udp" => out.udp = true,
-                    "tcp" | "" => out.udp = false,
+                    "udp" => (out.udp, out.multicast) = (true, false),
+                    "multicast" => (out.udp, out.multicast) = (false, true),
+                    "tcp" | "" => (out.udp, out.multicast) = (false, false),
                     ws if ws.starts_with("ws://") || ws.starts_with("wss://") => {
                         out.udp = false;
                         out.websocket = Some(v.trim().to_string());
@@ -448,6 +454,9 @@ pub fn accepted_transport(offered: &Transport, reply: Option<&str>) -> Result<Tr
     if t.lower != offered.lower {
         return Err(format!("camera answered another transport: `{}`", printable(reply, 120)));
     }
+    if offered.multicast == Some(true) && (t.multicast != Some(true) || t.destination.is_none() || t.port.is_none()) {
+        return Err(format!("the server named no multicast group and port: `{}`", printable(reply, 120)));
+    }
     let mut out = t;
     if out.is_tcp() && out.interleaved.is_none() {
         out.interleaved = offered.interleaved;
@@ -461,6 +470,21 @@ pub fn accepted_transport(offered: &Transport, reply: Option<&str>) -> Result<Tr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multicast_transport() {
+        let u = SourceUrl::parse("rtsp://h/cam#transport=multicast").unwrap();
+        assert!(u.multicast && !u.udp);
+        let u = SourceUrl::parse("rtsp://h/cam#transport=multicast#transport=udp").unwrap();
+        assert!(!u.multicast && u.udp, "the last one wins");
+        let mut offered = Transport::new(transport::LowerTransport::Udp);
+        offered.multicast = Some(true);
+        let reply = "RTP/AVP;multicast;destination=224.1.0.1;port=8002-8003;ttl=16";
+        let t = accepted_transport(&offered, Some(reply)).unwrap();
+        assert_eq!((t.destination.as_deref(), t.port), (Some("224.1.0.1"), Some((8002, 8003))));
+        let e = accepted_transport(&offered, Some("RTP/AVP;unicast;client_port=1-2")).unwrap_err();
+        assert!(e.contains("no multicast group"), "{e}");
+    }
 
     #[test]
     fn source_url() {

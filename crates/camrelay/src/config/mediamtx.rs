@@ -383,7 +383,8 @@ fn path_default<'a>(origin: &str, key: &str, line: u64, column: u64, where_: &st
 /// A path's source in camrelay's source schemes with the path's source settings as URL parameters:
 /// `rtspTransport` (`udp`/`tcp`) as `#transport=`, `sourceFingerprint` as `#fingerprint=` (the
 /// certificate of an `rtsps://` or `rtmps://` source pinned by its SHA-256). `automatic` keeps the
-/// client's default (TCP); `multicast` is refused (the RTSP client does not join multicast groups).
+/// client's default (TCP); `multicast` as `#transport=multicast` (the client joins the group the server
+/// names).
 pub fn path_source_url(source: &str, settings: &Map<String, Value>) -> Result<String, String> {
     let mut url = source_url(source);
     let rtsp = ["rtsp://", "rtsps://", "rtspx://"].iter().any(|s| source.to_ascii_lowercase().starts_with(s));
@@ -392,9 +393,7 @@ pub fn path_source_url(source: &str, settings: &Map<String, Value>) -> Result<St
             "" | "automatic" => {}
             "udp" => url.push_str("#transport=udp"),
             "tcp" => url.push_str("#transport=tcp"),
-            "multicast" => {
-                return Err("rtspTransport \"multicast\" is not supported yet (use automatic, udp or tcp)".into())
-            }
+            "multicast" => url.push_str("#transport=multicast"),
             other => return Err(format!("invalid rtspTransport {other:?} (automatic, udp, multicast or tcp)")),
         }
     }
@@ -834,6 +833,13 @@ mod tests {
     }
 
     #[test]
+    fn rtsp_transport_multicast_joins_the_group() {
+        let c = load_text("paths:\n  cam:\n    source: rtsp://x/\n    rtspTransport: multicast\n").unwrap();
+        let cam = c.config.path_rules.iter().find(|r| r.name == "cam").unwrap();
+        assert_eq!(cam.source, "rtsp://x/#transport=multicast");
+    }
+
+    #[test]
     fn path_settings_map_onto_rules_and_source_parameters() {
         // The example of docs/mediamtx.md ("Path rules").
         let doc = include_str!("../../../../docs/mediamtx.md");
@@ -852,8 +858,6 @@ mod tests {
         assert!(live.source.is_empty() && !live.override_publisher);
         assert!(!c.rtsp.allow_any_publish);
 
-        let e = load_text("paths:\n  cam:\n    source: rtsp://x/\n    rtspTransport: multicast\n").unwrap_err();
-        assert!(e.to_string().contains("paths.cam: rtspTransport \"multicast\" is not supported yet"), "{e}");
         let e = load_text("paths:\n  cam:\n    source: rtsps://x/\n    sourceFingerprint: abc\n").unwrap_err();
         assert!(e.to_string().contains("invalid sourceFingerprint"), "{e}");
         // rtmps:// sources are pinned the same way; a plain source cannot be.

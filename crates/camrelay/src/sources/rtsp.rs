@@ -248,7 +248,7 @@ impl RtspSource {
                 &format!("the camera's medias changed since it was first described: {}", now.join("; ")),
             ));
         }
-        let mut play = Play::new(&described, tracks, client.wants_udp());
+        let mut play = Play::new(&described, tracks, client.wants_udp() || client.url().multicast);
         if client.wants_udp() {
             for _ in &described.medias {
                 let pair =
@@ -384,7 +384,7 @@ impl Play {
         client: &mut RtspClient,
         stop: &CancellationToken,
     ) -> Result<(), ClientError> {
-        let mut udp_open = client.wants_udp();
+        let mut udp_open = client.wants_udp() || client.url().multicast;
         loop {
             conn.flush(client).await;
             self.send_datagrams(client).await;
@@ -440,6 +440,9 @@ impl Play {
 
     /// UDP: where to send, and a receiver per socket.
     fn on_setup(&mut self, media: usize, transport: &rtsp::Transport, peer: IpAddr) {
+        if transport.multicast == Some(true) {
+            return self.join_group(media, transport);
+        }
         let (Some(m), Some(pair), Some(tx)) = (self.medias.get_mut(media), self.udp.get(media), &self.udp_tx) else {
             return;
         };
@@ -447,8 +450,33 @@ impl Play {
         let (sp_rtp, sp_rtcp) = transport.server_port.unwrap_or((0, 0));
         m.udp_dest = Some((SocketAddr::new(ip, sp_rtp), SocketAddr::new(ip, sp_rtcp)));
         for (sock, rtcp) in [(pair.rtp.clone(), false), (pair.rtcp.clone(), true)] {
-            self.udp_tasks.spawn(udp_receive(sock, peer, media, rtcp, tx.clone()));
+            self.udp_tasks.spawn(udp_receive(sock, Some(peer), media, rtcp, tx.clone()));
         }
+    }
+
+    /// `#transport=multicast`: joins the group the server named (its RTP and RTCP ports, bound with
+    /// address reuse as other receivers of the group may be on this host). Packets are taken from the
+    /// reply's `source=` when it names one, else from any sender: a server sends to a group from its
+    /// outgoing interface's address, which need not be the one its RTSP connection uses (on a
+    /// loopback-only host it is 0.0.0.0). A group that cannot be joined leaves the media without data:
+    /// the session's no-data timeout ends it, and it is retried.
+    fn join_group(&mut self, media: usize, transport: &rtsp::Transport) {
+        let Some(tx) = &self.udp_tx else { return };
+        let group = transport.destination.as_deref().and_then(|d| d.parse::<IpAddr>().ok());
+        let (Some(group), Some((rtp_port, rtcp_port))) = (group.filter(|g| g.is_multicast()), transport.port) else {
+            tracing::warn!(media, transport = %transport, "rtsp: the server named no multicast group");
+            return;
+        };
+        for (port, rtcp) in [(rtp_port, false), (rtcp_port, true)] {
+            match super::udp::bind_udp(SocketAddr::new(group, port), None) {
+                Ok(sock) => {
+                    let source = transport.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok());
+                    self.udp_tasks.spawn(udp_receive(Arc::new(sock), source, media, rtcp, tx.clone()));
+                }
+                Err(e) => tracing::warn!(media, "rtsp: multicast group {group}:{port}: {e}"),
+            }
+        }
+        tracing::debug!(media, %group, rtp_port, rtcp_port, "joined multicast group");
     }
 
     async fn send_datagrams(&mut self, client: &mut RtspClient) {
@@ -524,7 +552,7 @@ async fn bind_udp_pair(ip: IpAddr) -> Result<UdpPair, String> {
 
 async fn udp_receive(
     sock: Arc<UdpSocket>,
-    peer: IpAddr,
+    peer: Option<IpAddr>,
     media: usize,
     rtcp: bool,
     tx: mpsc::Sender<(usize, bool, Bytes)>,
@@ -533,7 +561,7 @@ async fn udp_receive(
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else { return };
         // Only the camera may feed this session.
-        if from.ip() != peer {
+        if peer.is_some_and(|p| from.ip() != p) {
             continue;
         }
         match tx.try_send((media, rtcp, Bytes::copy_from_slice(&buf[..n]))) {

@@ -316,7 +316,7 @@ impl Stats {
 // ---------------------------------------------------------------------------------------- sockets
 
 /// Opens the UDP socket of `addr`: bound to it (a multicast group as itself, joined on `interface`).
-fn bind_udp(addr: SocketAddr, interface: Option<&str>) -> Result<UdpSocket, String> {
+pub(crate) fn bind_udp(addr: SocketAddr, interface: Option<&str>) -> Result<UdpSocket, String> {
     use socket2::{Domain, Protocol, Socket, Type};
     let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| format!("socket: {e}"))?;

@@ -681,6 +681,10 @@ impl RtspClient {
         let uri = m.setup_url.clone();
         let ports = if self.url.udp { self.udp_ports.get(index).copied() } else { None };
         let mut offered = offer_transport(index, ports);
+        if self.url.multicast {
+            offered = Transport::new(crate::transport::LowerTransport::Udp);
+            offered.multicast = Some(true);
+        }
         if self.flow == Flow::Record {
             offered.mode = Some(TransportMode::Record);
         }
@@ -753,7 +757,7 @@ impl RtspClient {
                 self.medias.push(MediaState {
                     direction: dm.media.direction,
                     payload_type: dm.media.codecs.first().map_or(96, |c| c.payload_type),
-                    channels: (!udp).then(|| accepted.interleaved.unwrap_or((0, 1))),
+                    channels: (!udp && !self.url.multicast).then(|| accepted.interleaved.unwrap_or((0, 1))),
                     udp_rtp: udp && sp_rtp != 0,
                     udp_rtcp: udp && sp_rtcp != 0,
                     out_sequence: self.options.initial_sequence,

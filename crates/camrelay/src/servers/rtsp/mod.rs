@@ -198,6 +198,33 @@ mod tests {
     }
 
     #[test]
+    fn multicast_keys() {
+        let m = |c: &crate::config::Config| {
+            (c.rtsp.multicast.ip_range.clone(), c.rtsp.multicast.rtp_port, c.rtsp.multicast.rtcp_port)
+        };
+        assert_eq!(m(&load("{}").unwrap()), ("224.1.0.0/16".into(), 8002, 8003), "on by default");
+        let c = load(
+            r#"{"rtsp":{"multicast_ip_range":"239.255.0.0/24","multicast_rtp_port":9002,"multicast_rtcp_port":9003}}"#,
+        )
+        .unwrap();
+        assert_eq!(m(&c), ("239.255.0.0/24".into(), 9002, 9003));
+        assert_eq!(m(&load(r#"{"rtsp":{"multicast_ip_range":""}}"#).unwrap()).0, "", "\"\" turns it off");
+        let e = load(r#"{"rtsp":{"multicast_ip_range":"10.0.0.0/8"}}"#).unwrap_err();
+        assert!(e.contains("rtsp.multicast_ip_range") && e.contains("not a multicast range"), "{e}");
+        let e = load(r#"{"rtsp":{"multicast_rtp_port":70000}}"#).unwrap_err();
+        assert!(e.contains("rtsp.multicast_rtp_port") && e.contains("65535"), "{e}");
+
+        assert_eq!(m(&load_mediamtx("rtspAddress: :8554\n").unwrap()), ("224.1.0.0/16".into(), 8002, 8003));
+        let c =
+            load_mediamtx("multicastIPRange: 239.1.2.0/24\nmulticastRTPPort: 7002\nmulticastRTCPPort: 7003\n").unwrap();
+        assert_eq!(m(&c), ("239.1.2.0/24".into(), 7002, 7003));
+        let c = load_mediamtx("rtspTransports: [udp, tcp]\n").unwrap();
+        assert_eq!(m(&c).0, "", "rtspTransports without multicast turns it off");
+        let e = load_mediamtx("multicastIPRange: 224.1.0.0\n").unwrap_err();
+        assert!(e.contains("multicastIPRange") && e.contains("A.B.C.D/N"), "{e}");
+    }
+
+    #[test]
     fn mediamtx_rtsp_encryption() {
         let c = load_mediamtx("rtspAddress: :8554\n").unwrap();
         assert_eq!((c.rtsp.listen.as_str(), c.servers.rtsps.listen.as_str()), (":8554", ""), "\"no\" by default");
