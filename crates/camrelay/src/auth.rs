@@ -196,6 +196,21 @@ pub fn query_token(query: &str) -> Option<String> {
     Some(media::query::percent_decode(value.split('/').next().unwrap_or("")))
 }
 
+/// A URL query as the session lists show it (MediaMTX's `query`): the secrets it may carry
+/// (`pass=`, `jwt=`) left out, the rest as sent.
+pub fn shown_query(query: &str) -> String {
+    let secret = |pair: &&str| {
+        let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+        matches!(key, "pass" | "jwt")
+    };
+    query.split('&').filter(|p| !p.is_empty() && !secret(p)).collect::<Vec<_>>().join("&")
+}
+
+/// The user name an HTTP request authenticated as ([`Auth::shown_user`]), set on the request by the
+/// API's auth layer for the handlers that list their sessions.
+#[derive(Clone, Debug, Default)]
+pub struct AuthenticatedUser(pub String);
+
 /// One question to [`Auth::check`].
 pub struct AuthRequest<'a> {
     pub action: Action,
@@ -776,6 +791,17 @@ impl Auth {
         self.jwt.as_ref().map(|j| &j.keys)
     }
 
+    /// The user name the session lists show for an accepted request (MediaMTX's `user`): the name
+    /// sent with the credentials; empty for a token, for nothing presented, and under the JWT method
+    /// (whose password is the token). Never the password. A Digest proof names no user here: the RTSP
+    /// server keeps the name that proved it.
+    pub fn shown_user(&self, presented: &Presented) -> String {
+        match presented {
+            Presented::Credentials { user, .. } if self.jwt.is_none() => user.to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// Whether a `jwt` query parameter counts on HTTP (MediaMTX's `authJWTInHTTPQuery`).
     pub fn jwt_in_http_query(&self) -> bool {
         self.jwt.as_ref().is_some_and(|j| j.in_http_query)
@@ -1263,5 +1289,21 @@ mod tests {
         assert_eq!(ask(&a, Protocol::Http, Action::Api, Origin::LocalSocket, Some(("ha", "pw"))), Ok(()));
         // RTSP keeps its own setting.
         assert_eq!(ask(&a, Protocol::Rtsp, Action::Read, REMOTE, None), Ok(()));
+    }
+
+    #[test]
+    fn shown_user_and_query() {
+        let internal = auth("{\"logLevel\":\"info\"}");
+        let alice = Presented::Credentials { user: "alice", pass: "wonderland" };
+        assert_eq!(internal.shown_user(&alice), "alice");
+        assert_eq!(internal.shown_user(&Presented::Token("a.b.c")), "");
+        assert_eq!(internal.shown_user(&Presented::Nothing), "");
+        // Under the JWT method the password is the token and the name is the client's choice: none.
+        let jwt = auth("{\"authMethod\":\"jwt\",\"authJWTJWKS\":\"http://127.0.0.1:9/jwks\"}");
+        assert_eq!(jwt.shown_user(&alice), "");
+        assert_eq!(shown_query("user=alice&pass=wonderland&via=rtmp"), "user=alice&via=rtmp");
+        assert_eq!(shown_query("jwt=a.b.c&x=1&pass"), "x=1");
+        assert_eq!(shown_query(""), "");
+        assert_eq!(shown_query("a=1&&b=2"), "a=1&b=2");
     }
 }

@@ -457,3 +457,93 @@ srv.serve_forever()
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// MediaMTX's `user` and `query` in the /v3 session lists: an RTMP publisher (`?user=&pass=` in the
+/// stream name) and an RTSP reader (Digest, so the name comes from the proof) authenticated as the
+/// internal user `alice` are listed with her name and the query of their URLs; the password appears
+/// nowhere in the JSON (the RTMP query is shown without its `pass=`).
+#[test]
+fn session_lists_show_the_authenticated_user_and_query() {
+    let users = "rtspAuthMethods: [digest]\nauthInternalUsers:\n\
+                 - user: alice\n  pass: wonderland\n  permissions:\n  - action: publish\n  - action: read\n\
+                 - user: any\n  permissions:\n  - action: api\n";
+    let config = MEDIAMTX
+        .replace("USERS", users)
+        .replace("rtmp: false", "rtmp: true\nrtmpAddress: 127.0.0.1:0")
+        .replace("webrtc: false", "webrtc: true\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0");
+    let server = std::sync::Arc::new(Server::start(&(config + "  all_others:\n")));
+    let addr = server.rtmp_addr();
+    let _publisher = Publisher::encode(
+        "320x240",
+        false,
+        false,
+        &["-t", "60", "-f", "flv", &format!("rtmp://{addr}/live/cam?user=alice&pass=wonderland&via=rtmp")],
+    );
+    let list = |kind: &str, state: &str| {
+        let body = server.http("GET", &format!("/v3/{kind}/list")).json();
+        let item = body["items"].as_array().into_iter().flatten().find(|i| i["state"] == state).cloned();
+        item.map(|i| (i, body.to_string()))
+    };
+    let mut rtmp = None;
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || {
+            rtmp = list("rtmpconns", "publish");
+            rtmp.is_some()
+        }),
+        "no RTMP publisher listed; log:\n{}",
+        server.log()
+    );
+    let (conn, body) = rtmp.unwrap();
+    assert_eq!((conn["path"].as_str(), conn["user"].as_str()), (Some("live/cam"), Some("alice")), "{body}");
+    assert_eq!(conn["query"], "user=alice&via=rtmp", "{body}");
+    assert!(!body.contains("wonderland"), "the password in /v3/rtmpconns/list: {body}");
+
+    let url = format!("rtsp://alice:wonderland@{}/live/cam?via=rtsp", server.rtsp.unwrap());
+    let _reader = Publisher::spawn("ffmpeg", &["-v", "error", "-rtsp_transport", "tcp", "-i", &url, "-f", "null", "-"]);
+    let mut rtsp = None;
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || {
+            rtsp = list("rtspsessions", "read");
+            rtsp.is_some()
+        }),
+        "no RTSP reader listed; log:\n{}",
+        server.log()
+    );
+    let (session, body) = rtsp.unwrap();
+    assert_eq!((session["path"].as_str(), session["user"].as_str()), (Some("live/cam"), Some("alice")), "{body}");
+    assert_eq!(session["query"], "via=rtsp", "{body}");
+    assert!(!body.contains("wonderland"), "the password in /v3/rtspsessions/list: {body}");
+    // The publisher's entry is unchanged by the reader, and the reader took frames (a real reader).
+    let (conn, _) = list("rtmpconns", "publish").expect("the publisher still listed");
+    assert_eq!(conn["user"], "alice");
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || list("rtspsessions", "read").is_some_and(|(s, _)| s
+            ["outboundBytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 10_000)),
+        "the RTSP reader got no media; log:\n{}",
+        server.log()
+    );
+
+    // A WHEP reader (aiortc, HTTP Basic) decoding 100 frames is listed while it reads.
+    let whep = {
+        let server = server.clone();
+        std::thread::spawn(move || whep_with(&server, "live/cam&via=whep", 100, &["user=alice:wonderland"]))
+    };
+    let mut webrtc = None;
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            webrtc = list("webrtcsessions", "read");
+            webrtc.is_some() || whep.is_finished()
+        }) && webrtc.is_some(),
+        "no WebRTC reader listed; log:\n{}",
+        server.log()
+    );
+    let (session, body) = webrtc.unwrap();
+    assert_eq!((session["path"].as_str(), session["user"].as_str()), (Some("live/cam"), Some("alice")), "{body}");
+    assert_eq!(session["query"], "via=whep", "{body}");
+    assert!(!body.contains("wonderland"), "the password in /v3/webrtcsessions/list: {body}");
+    let report = whep.join().expect("the WHEP client");
+    assert!(report["frames"].as_u64().unwrap_or(0) >= 100, "{report}");
+}

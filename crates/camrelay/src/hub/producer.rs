@@ -324,6 +324,16 @@ pub struct Producer {
     filler: OnceLock<Arc<dyn Filler>>,
     /// RTP loss and jitter and RTCP counts of a publisher that sends RTP (RTSP).
     pub rtp: super::RtpCounters,
+    /// A publisher's user name and URL query (MediaMTX's `user` and `query` in the session lists;
+    /// never a password), set by its server after the auth module accepted it.
+    pub identity: Mutex<Identity>,
+}
+
+/// Who a publisher is, as the session lists show it.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    pub user: String,
+    pub query: String,
 }
 
 /// What fills a pulled source's tracks while the source is down (MediaMTX's `alwaysAvailable` on a
@@ -395,6 +405,7 @@ impl Producer {
             on_ready: OnceLock::new(),
             filler: OnceLock::new(),
             rtp: super::RtpCounters::default(),
+            identity: Mutex::new(Identity::default()),
         })
     }
 
@@ -412,6 +423,7 @@ impl Producer {
             on_ready: OnceLock::new(),
             filler: OnceLock::new(),
             rtp: super::RtpCounters::default(),
+            identity: Mutex::new(Identity::default()),
         })
     }
 
@@ -453,7 +465,19 @@ impl Producer {
             on_ready: OnceLock::new(),
             filler: OnceLock::new(),
             rtp: super::RtpCounters::default(),
+            identity: Mutex::new(Identity::default()),
         })
+    }
+
+    /// Records who this publisher is: the user name it authenticated as and the query of its URL.
+    pub fn set_identity(&self, user: &str, query: &str) {
+        *self.identity.lock().unwrap_or_else(|e| e.into_inner()) =
+            Identity { user: user.to_string(), query: query.to_string() };
+    }
+
+    /// The user name and query [`Producer::set_identity`] recorded.
+    pub fn identity(&self) -> Identity {
+        self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sets what is told when this (pulled) producer goes online (once; later calls are ignored).

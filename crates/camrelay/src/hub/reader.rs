@@ -59,6 +59,8 @@ pub struct ReaderShared {
     pub medias: Mutex<Vec<String>>,
     /// The query of the URL it read (`MTX_QUERY` of its hooks), where the protocol has one.
     pub query: Mutex<String>,
+    /// The user name it authenticated as (MediaMTX's `user` in the session lists; never a password).
+    pub user: Mutex<String>,
     /// RTCP both ways and the loss it reports, for readers that speak RTP (RTSP).
     pub rtp: super::RtpCounters,
 }
@@ -78,6 +80,7 @@ impl ReaderShared {
             packets_sent: AtomicU64::new(0),
             medias: Mutex::new(Vec::new()),
             query: Mutex::new(String::new()),
+            user: Mutex::new(String::new()),
             rtp: super::RtpCounters::default(),
         }
     }
@@ -88,6 +91,12 @@ impl ReaderShared {
 
     pub fn protocol(&self) -> String {
         self.protocol.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records who this reader is: the user name it authenticated as and the query of its URL.
+    pub fn set_identity(&self, user: &str, query: &str) {
+        *self.user.lock().unwrap_or_else(|e| e.into_inner()) = user.to_string();
+        *self.query.lock().unwrap_or_else(|e| e.into_inner()) = query.to_string();
     }
 
     pub fn count_sent(&self, packets: u64, bytes: u64) {

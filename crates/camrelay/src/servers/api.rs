@@ -167,7 +167,7 @@ pub async fn start_tls(app: Arc<App>) -> std::io::Result<Option<tokio::task::Joi
 
 /// `api.allow_paths`/`app.modules`, the auth module's decision (Basic credentials), and CORS for
 /// `origin: "*"`.
-async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+async fn auth_and_cors(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let cfg = &app.config().api;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let cors = !cfg.origin.is_empty();
@@ -193,7 +193,7 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         None => crate::auth::Origin::Unknown,
     };
     // What the decision needs, owned: the request is not held across the await.
-    let denied = {
+    let (denied, user) = {
         let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("").to_string());
         let authorization = authorization.as_deref();
         let uri = request.uri().clone();
@@ -233,7 +233,12 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
             id: q.get("id").unwrap_or(""),
             query: uri.query().unwrap_or(""),
         };
-        !session_op && auth.authorize(&asked, details).await.is_err()
+        if session_op {
+            (false, String::new())
+        } else {
+            let denied = auth.authorize(&asked, details).await.is_err();
+            (denied, auth.shown_user(&asked.presented))
+        }
     };
     if denied {
         if let Some(p) = peer {
@@ -243,6 +248,8 @@ async fn auth_and_cors(State(app): State<Arc<App>>, request: Request, next: Next
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"camrelay\""));
         return r;
     }
+    // Who it is, for the handlers that list their sessions (WHEP/WHIP readers and publishers).
+    request.extensions_mut().insert(crate::auth::AuthenticatedUser(user));
     let mut response = next.run(request).await;
     if cors {
         add_cors(response.headers_mut());

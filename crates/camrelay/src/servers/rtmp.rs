@@ -183,7 +183,8 @@ async fn run_conn<S: Stream>(app: &Arc<App>, mut conn: Conn<S>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.sock.shutdown()).await;
 }
 
-/// The auth module's decision on an RTMP request (credentials from `?user=&pass=`).
+/// The auth module's decision on an RTMP request (credentials from `?user=&pass=`): when allowed, the
+/// user name the session lists show.
 async fn authorize(
     app: &App,
     ip: std::net::IpAddr,
@@ -191,14 +192,15 @@ async fn authorize(
     action: Action,
     path: &str,
     creds: &Option<(String, String)>,
-) -> bool {
+) -> Option<String> {
     let presented = match creds {
         Some((user, pass)) => Presented::Credentials { user, pass },
         None => Presented::Nothing,
     };
     let asked = AuthRequest { action, path, protocol: Protocol::Rtmp, origin: Origin::Ip(ip), presented };
     let details = crate::auth::Details { protocol: scheme, ..Default::default() };
-    app.auth().authorize(&asked, details).await.is_ok()
+    let auth = app.auth();
+    auth.authorize(&asked, details).await.ok().map(|()| auth.shown_user(&asked.presented))
 }
 
 /// What a session runs over: TCP, or TLS over TCP.
@@ -332,6 +334,14 @@ impl<S: Stream> Conn<S> {
         Ok(None)
     }
 
+    /// The query the client's URL carried: the stream key's, else the app's (where ffmpeg puts it).
+    fn url_query<'a>(&'a self, key: &'a str) -> &'a str {
+        match split_query(key).1 {
+            "" => split_query(self.session.app()).1,
+            query => query,
+        }
+    }
+
     /// Stream name candidates and the credentials of `key` (and the app).
     fn names(&self, key: &str) -> (Vec<String>, Option<(String, String)>) {
         let (app_name, app_query) = split_query(self.session.app());
@@ -370,9 +380,9 @@ impl<S: Stream> Conn<S> {
         let Some(path) = existing.or(creating).cloned() else {
             return self.refuse("no stream name").await;
         };
-        if !authorize(app, self.peer.ip(), self.scheme, Action::Publish, &path, &creds).await {
+        let Some(user) = authorize(app, self.peer.ip(), self.scheme, Action::Publish, &path, &creds).await else {
             return self.refuse("not authorized").await;
-        }
+        };
         if let Err(e) = app.hub.check_publish(&path, allow_create) {
             return self.refuse(&e.to_string()).await;
         }
@@ -394,6 +404,7 @@ impl<S: Stream> Conn<S> {
                 allow_create,
             })
             .map_err(|e| format!("publish {path}: {e}"))?;
+        publish.producer().set_identity(&user, self.url_query(key));
         let replaced = publish.replaced();
         let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
         tracing::info!(stream = %path, medias = ?media_list, "publisher connected");
@@ -448,11 +459,12 @@ impl<S: Stream> Conn<S> {
         let mut found = None;
         let mut last_err = format!("stream not found: {first}");
         for name in &names {
-            if !authorize(app, self.peer.ip(), self.scheme, Action::Read, name, &creds).await {
+            let Some(user) = authorize(app, self.peer.ip(), self.scheme, Action::Read, name, &creds).await else {
                 last_err = "not authorized".into();
                 continue;
-            }
+            };
             let shared = app.hub.new_reader_shared(self.scheme, self.peer.to_string());
+            shared.set_identity(&user, self.url_query(key));
             match app.hub.subscribe(name, &filters, shared, true).await {
                 Ok(r) => {
                     found = Some(r);

@@ -329,11 +329,13 @@ async fn run_request(app: &Arc<App>, request: ConnectionRequest) -> Result<(), S
         Some((user, pass)) => Presented::Credentials { user, pass },
         None => Presented::Nothing,
     };
-    let denied = {
+    // The user name the session lists show once it is allowed.
+    let (denied, user) = {
         let asked =
             AuthRequest { action, path: &id.path, protocol: Protocol::Srt, origin: Origin::Ip(peer.ip()), presented };
         let details = crate::auth::Details { protocol: "srt", query: &id.query, ..Default::default() };
-        app.auth().authorize(&asked, details).await.err()
+        let auth = app.auth();
+        (auth.authorize(&asked, details).await.err(), auth.shown_user(&asked.presented))
     };
     if let Some(denied) = denied {
         let what = if matches!(id.mode, Mode::Publish) { "publish to" } else { "read" };
@@ -371,11 +373,12 @@ async fn run_request(app: &Arc<App>, request: ConnectionRequest) -> Result<(), S
             }
             let encrypted = key.is_some();
             let socket = request.accept(key).await.map_err(|e| handshake_failed(encrypted, e))?;
-            publish(app, socket, peer, &id, allow_create).await
+            publish(app, socket, peer, &id, &user, allow_create).await
         }
         Mode::Read => {
             let filters: Vec<MediaFilter> = media::query::parse_query_string(READ_FILTERS);
             let shared = app.hub.new_reader_shared("srt", peer.to_string());
+            shared.set_identity(&user, &id.query);
             let reader = match app.hub.subscribe(&id.path, &filters, shared, true).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -428,6 +431,7 @@ async fn publish(
     mut socket: SrtSocket,
     peer: SocketAddr,
     id: &StreamId,
+    user: &str,
     allow_create: bool,
 ) -> Result<(), String> {
     let path = &id.path;
@@ -447,6 +451,7 @@ async fn publish(
             allow_create,
         })
         .map_err(|e| format!("publish {path}: {e}"))?;
+    publish.producer().set_identity(user, &id.query);
     let replaced = publish.replaced();
     let _stats = StatsWatch::start(src.socket, true, publish.producer().id);
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();

@@ -1060,8 +1060,24 @@ fn party_stats(party: &Party) -> PartyStats {
     }
 }
 
+/// The user name a reader or publisher authenticated as and the query of its URL (secrets left out).
+fn party_identity(party: &Party) -> (String, String) {
+    let (user, query) = match party {
+        Party::Reader(r) => (
+            r.user.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            r.query.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ),
+        Party::Publisher(p) => {
+            let id = p.identity();
+            (id.user, id.query)
+        }
+    };
+    (user, crate::auth::shown_query(&query))
+}
+
 fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
     let PartyStats { created, remote, state, inbound, outbound, packets_out, dropped, protocol } = party_stats(party);
+    let (user, query) = party_identity(party);
     let id = party_id(kind, party);
     let created = rfc3339(created.unwrap_or_else(SystemTime::now));
     match kind {
@@ -1100,7 +1116,7 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 (get(&rtp.inbound_rtcp_packets), get(&rtp.inbound_rtcp_in_error), get(&rtp.outbound_rtcp_packets));
             json!({
                 "id": id, "created": created, "remoteAddr": remote, "state": state, "path": stream.name,
-                "query": "", "user": "", "transport": transport, "profile": "AVP", "conns": [conn],
+                "query": query, "user": user, "transport": transport, "profile": "AVP", "conns": [conn],
                 "inboundBytes": inbound, "inboundRTPPackets": rtp_in, "inboundRTPPacketsLost": lost,
                 "inboundRTPPacketsInError": in_error, "inboundRTPPacketsJitter": jitter,
                 "inboundRTCPPackets": rtcp_in, "inboundRTCPPacketsInError": rtcp_in_error,
@@ -1113,16 +1129,21 @@ fn party_json(kind: Kind, stream: &Stream, party: &Party) -> Value {
                 "rtcpPacketsSent": rtcp_out, "rtcpPacketsInError": rtcp_in_error,
             })
         }
-        Kind::SrtConn => srt_conn_json(id, created, remote, state, &stream.name, party, dropped),
+        Kind::SrtConn => {
+            let mut conn = srt_conn_json(id, created, remote, state, &stream.name, party, dropped);
+            conn["user"] = json!(user);
+            conn["query"] = json!(query);
+            conn
+        }
         Kind::RtmpConn | Kind::RtmpsConn => json!({
             "id": id, "created": created, "remoteAddr": remote, "state": state, "path": stream.name,
-            "query": "", "user": "", "inboundBytes": inbound, "outboundBytes": outbound,
+            "query": query, "user": user, "inboundBytes": inbound, "outboundBytes": outbound,
             "outboundFramesDiscarded": dropped, "bytesReceived": inbound, "bytesSent": outbound,
         }),
         Kind::WebrtcSession => json!({
             "id": id, "created": created, "remoteAddr": remote, "peerConnectionEstablished": true,
-            "localCandidate": "", "remoteCandidate": "", "state": state, "path": stream.name, "query": "",
-            "user": "", "inboundBytes": inbound, "inboundRTPPackets": 0, "inboundRTPPacketsLost": 0,
+            "localCandidate": "", "remoteCandidate": "", "state": state, "path": stream.name, "query": query,
+            "user": user, "inboundBytes": inbound, "inboundRTPPackets": 0, "inboundRTPPacketsLost": 0,
             "inboundRTPPacketsJitter": 0.0, "inboundRTCPPackets": 0, "outboundBytes": outbound,
             "outboundRTPPackets": packets_out, "outboundRTCPPackets": 0, "outboundFramesDiscarded": dropped,
             "bytesReceived": inbound, "bytesSent": outbound, "rtpPacketsReceived": 0,

@@ -49,9 +49,10 @@ async fn ws(
     let q = Query::from_uri(request.uri());
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let ua = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let user = request.extensions().get::<crate::auth::AuthenticatedUser>().map(|u| u.0.clone()).unwrap_or_default();
     upgrade
         .max_message_size(MAX_TEXT)
-        .on_upgrade(move |socket| session(app, shared, q, socket, peer, ua))
+        .on_upgrade(move |socket| session(app, shared, q, socket, peer, ua, user))
         .into_response()
 }
 
@@ -110,6 +111,7 @@ async fn session(
     mut socket: WebSocket,
     peer: Option<SocketAddr>,
     ua: String,
+    user: String,
 ) {
     // One request at a time: wait for the client's message, then stream until it closes.
     let request = loop {
@@ -145,7 +147,7 @@ async fn session(
                 return;
             };
             let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-            match super::webrtc::new_session(&app, &src, &sdp, peer, &ua).await {
+            match super::webrtc::new_session(&app, &src, &sdp, peer, &ua, (&user, "")).await {
                 Ok((_id, answer)) => {
                     let msg = if v2 {
                         json!({ "type": "webrtc", "value": { "type": "answer", "sdp": answer } })

@@ -77,6 +77,8 @@ struct Connection {
     /// A `?jwt=` token from an earlier request of this connection.
     token: Option<String>,
     authenticated: bool,
+    /// The user name this connection authenticated as (the session lists' `user`; never a password).
+    user: String,
     user_agent: String,
     last_activity: Instant,
     /// Since when a request (or interleaved frame) has been arriving without being complete; from the
@@ -167,6 +169,7 @@ async fn serve_on<R: AsyncRead + Unpin>(
         mode: Mode::Idle,
         nonce: format!("{:08x}{:08x}", random_u32(), random_u32()),
         token: None,
+        user: String::new(),
         user_agent: String::new(),
         last_activity: Instant::now(),
         incomplete_since: Some(Instant::now()),
@@ -434,8 +437,15 @@ impl Connection {
         // The auth module decides. Basic credentials go to it as they are (it checks hashed passwords
         // too); for Digest the proof recomputes the response with a candidate user and password.
         let (method, nonce) = (req.method.as_str(), &self.nonce);
-        let proof =
-            |user: &str, pass: &str| rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
+        // The configured user name that proved a Digest response, for the session lists.
+        let proved = std::sync::Mutex::new(String::new());
+        let proof = |user: &str, pass: &str| {
+            let ok = rtsp::auth::Authenticator::new(user, pass, REALM).verify(method, value, nonce);
+            if ok {
+                *proved.lock().unwrap_or_else(|e| e.into_inner()) = user.to_string();
+            }
+            ok
+        };
         let basic = crate::auth::basic_credentials(value);
         let presented = match &basic {
             Some((user, pass)) => crate::auth::Presented::Credentials { user, pass },
@@ -451,6 +461,12 @@ impl Connection {
         // Once a connection authenticates, later requests on it (ffmpeg resends anyway) pass.
         let details = crate::auth::Details { protocol: self.scheme, id: &self.session_id, query: &target.query };
         self.authenticated = auth.authorize(&asked, details).await.is_ok();
+        if self.authenticated {
+            self.user = match &basic {
+                Some(_) => auth.shown_user(&asked.presented),
+                None => proved.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            };
+        }
         self.authenticated
     }
 
@@ -479,7 +495,7 @@ impl Connection {
         }
         let filters = self.filters_for(&target.query);
         let shared = self.app.hub.new_reader_shared(&format!("{}+tcp", self.scheme), self.peer.to_string());
-        *shared.query.lock().unwrap_or_else(|e| e.into_inner()) = target.query.clone();
+        shared.set_identity(&self.user, &target.query);
         *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = self.user_agent.clone();
         let reader = match self.app.hub.subscribe(&target.path, &filters, shared, true).await {
             Ok(r) => r,
@@ -664,6 +680,7 @@ impl Connection {
             let producer = guard.producer().clone();
             (Some(guard), producer)
         };
+        producer.set_identity(&self.user, &target.query);
         let inputs = medias.iter().map(|_| None).collect();
         tracing::info!(stream = %target.path, medias = ?medias.iter().map(|m| m.to_string()).collect::<Vec<_>>(), "publisher announced");
         self.mode = Mode::Announced { publish, medias, inputs, producer, recording: false };

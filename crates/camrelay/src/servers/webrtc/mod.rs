@@ -183,6 +183,13 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let user = req.extensions().get::<crate::auth::AuthenticatedUser>().map(|u| u.0.clone()).unwrap_or_default();
+    // The query of the client's URL (a WHEP/WHIP URL's, which camrelay turns into `src=`/`dst=`).
+    let query = (req.uri().query().unwrap_or("").split('&'))
+        .filter(|p| !p.is_empty() && !matches!(p.split_once('=').map_or(*p, |(k, _)| k), "src" | "dst"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let identity = (user.as_str(), query.as_str());
     let json_body = is_json(req.headers());
     let bytes = match to_bytes(req.into_body(), MAX_OFFER_BYTES).await {
         Ok(b) => b,
@@ -206,12 +213,12 @@ async fn webrtc_post(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let base = app.config().api.base_path.trim_end_matches('/').to_string();
     let result = if let Some(dst) = q.get("dst").filter(|d| !d.is_empty()) {
-        new_publish_session(&app, dst, &sdp, peer).await
+        new_publish_session(&app, dst, &sdp, peer, identity).await
     } else {
         let Some(src) = q.get("src").filter(|s| !s.is_empty()) else {
             return error(StatusCode::BAD_REQUEST, "missing src= (the stream to play) or dst= (the stream to publish)");
         };
-        new_session(&app, src, &sdp, peer, &user_agent).await
+        new_session(&app, src, &sdp, peer, &user_agent, identity).await
     };
     match result {
         Ok((id, answer)) => match body {
@@ -522,6 +529,7 @@ pub(crate) async fn new_session(
     offer_sdp: &str,
     peer: SocketAddr,
     user_agent: &str,
+    (user, query): (&str, &str),
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
@@ -533,6 +541,7 @@ pub(crate) async fn new_session(
         return Err(error(StatusCode::BAD_REQUEST, "codecs not matched: the offer has no audio or video"));
     }
     let shared = app.hub.new_reader_shared("webrtc", peer.to_string());
+    shared.set_identity(user, query);
     *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = user_agent.to_string();
     let reader = match app.hub.subscribe(src, &filters, shared, true).await {
         Ok(r) => r,
@@ -660,6 +669,7 @@ async fn new_publish_session(
     dst: &str,
     offer_sdp: &str,
     peer: SocketAddr,
+    (user, query): (&str, &str),
 ) -> Result<(String, String), Response> {
     let server = server_for(app);
     let (net, offer) = listening_and_parsed(&server, offer_sdp).map_err(IntoResponse::into_response)?;
@@ -719,6 +729,7 @@ async fn new_publish_session(
         return Err(too_many_sessions(&server));
     };
     let producer = guard.producer().clone();
+    producer.set_identity(user, query);
     let incoming = producer.tracks().into_iter().zip(mids).map(|(track, mid)| Incoming::new(mid, track)).collect();
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %dst, peer = %peer, medias = ?media_list, "webrtc publisher accepted");
