@@ -45,6 +45,9 @@ fn timeline_draws_the_recorded_spans_and_plays_where_clicked() {
     let listed = v["listed"].as_array().unwrap();
     let drawn = v["drawn"].as_array().unwrap();
     assert_eq!(drawn.len(), listed.len(), "{v}");
+    // Through the API listener, /list's URLs point beside it (root-relative).
+    let url = listed[0]["url"].as_str().unwrap();
+    assert!(url.starts_with("/api/playback/get?duration=") && url.contains("&path=demo&start="), "{url}");
     assert_eq!(drawn[0]["start"], listed[0]["start"], "{v}");
     assert!(drawn[0]["duration"].as_f64().unwrap() >= 5.0, "{v}");
     assert!(drawn[0]["width"].as_f64().unwrap() >= 2.0, "{v}");
