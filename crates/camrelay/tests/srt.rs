@@ -229,8 +229,14 @@ fn credentials_in_the_stream_id_under_mediamtx_users() {
     );
     assert!(!out.status.success(), "wrong credentials published");
     assert!(srv.wait_log("may not publish to cam", Duration::from_secs(5)), "{}", srv.log());
-    let _pusher = publish(&format!("srt://{addr}?streamid=publish:cam:alice:wonderland"), false);
+    let _pusher = publish(&format!("srt://{addr}?streamid=publish:cam:alice:wonderland:via=srt"), false);
     assert!(srv.wait_log("publisher connected stream=cam", Duration::from_secs(20)), "{}", srv.log());
+    // `/v3/srtconns` names the user it authenticated as and the stream id's query, not the password.
+    let body = srv.http("GET", "/v3/srtconns/list").json();
+    let conn = &body["items"][0];
+    assert_eq!((conn["state"].as_str(), conn["path"].as_str()), (Some("publish"), Some("cam")), "{body}");
+    assert_eq!((conn["user"].as_str(), conn["query"].as_str()), (Some("alice"), Some("via=srt")), "{body}");
+    assert!(!body.to_string().contains("wonderland"), "the password in /v3/srtconns/list: {body}");
     assert!(probe_srt(&format!("srt://{addr}?streamid=read:cam")).is_err(), "read without credentials");
     let url = format!("srt://{addr}?streamid=#!::r=cam,m=request,u=alice,s=wonderland");
     assert_h264_320x240(&probe_srt(&url).unwrap_or_else(|e| panic!("{e}\n{}", srv.log())), false);
