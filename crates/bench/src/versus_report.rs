@@ -68,6 +68,26 @@ fn consumers(srv: &Server) -> usize {
     consumer_list(srv).len()
 }
 
+/// UDP sockets this process (the load client) has open, from /proc/net/udp{,6} and its descriptors.
+fn own_udp_sockets() -> usize {
+    let inodes: std::collections::HashSet<String> = ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|t| {
+            t.lines().skip(1).filter_map(|l| l.split_whitespace().nth(9).map(String::from)).collect::<Vec<_>>()
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+                .filter(|i| inodes.contains(i))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// The stream's readers, as the API lists them.
 fn consumer_list(srv: &Server) -> Vec<serde_json::Value> {
     let body = srv.http("GET", "/api/streams?src=bench");
@@ -189,7 +209,11 @@ fn measure(
                     }
                     let left_over = consumer_list(&srv);
                     if let Some(first) = left_over.first() {
-                        eprintln!("{} readers still there after 40 s, the first: {first}", left_over.len());
+                        eprintln!(
+                            "{} readers still there after 40 s ({} UDP sockets open in the load client), the first: {first}",
+                            left_over.len(),
+                            own_udp_sockets()
+                        );
                     }
                     if other_turn {
                         stale.push(left_over.len());
