@@ -632,7 +632,12 @@ impl ControlTypes {
                                             SrtControlPacket::StreamId(stream_id) => {
                                                 sid = Some(stream_id)
                                             }
-                                            _ => unimplemented!("Implement other kinds"),
+                                            // Other config extensions (congestion control,
+                                            // packet filter, group) are ignored: the caller gets
+                                            // the defaults. Was `unimplemented!()`, a panic on a
+                                            // datagram from the network (camrelay's fuzz target
+                                            // srt_packets found it).
+                                            _ => {}
                                         }
                                     }
                                 }
