@@ -3,7 +3,7 @@
 // a click plays from that time in a <video> (progressive MP4 from api/playback/get); then hls.js plays
 // the span's VOD playlist (format=hls) and seeks in it. Prints one JSON line of findings.
 // Usage (inside `unshare --net`, see ../timeline.rs): node timeline.mjs CAMRELAY_BIN SCREENSHOT_DIR
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCamrelay } from './camrelay.mjs';
@@ -126,6 +126,9 @@ try {
 if (errors.length) results.page_errors = errors;
 if (browser) await browser.close();
 server.kill('SIGTERM');
+// The recordings go with the server.
+await Promise.race([new Promise((r) => server.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]);
+rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify(results));
 
 /** Polls `f` (sync or async) until it returns something truthy; throws after `ms`. */
