@@ -340,4 +340,17 @@ mod tests {
         }
         assert!(count >= 10, "{count} seeds in {}", dir.display());
     }
+
+    /// Short SRT extensions are errors or empty, never panics (vendor/srt-protocol; the fuzz target
+    /// found a zero-length stream id; a short group extension read past its end the same way).
+    #[test]
+    fn short_srt_extensions_do_not_panic() {
+        use srt_protocol::packet::SrtControlPacket;
+        let empty: &[u8] = &[];
+        let parsed = SrtControlPacket::parse(5, &mut &empty[..]);
+        assert!(matches!(&parsed, Ok(SrtControlPacket::StreamId(s)) if s.is_empty()), "{parsed:?}");
+        assert!(SrtControlPacket::parse(6, &mut &empty[..]).is_ok());
+        assert!(SrtControlPacket::parse(8, &mut &[1u8, 2][..]).is_err());
+        assert!(SrtControlPacket::parse(8, &mut &empty[..]).is_err());
+    }
 }

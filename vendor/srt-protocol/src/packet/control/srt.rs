@@ -275,6 +275,12 @@ fn le_bytes_to_string(le_bytes: &mut impl Buf) -> Result<String, PacketParseErro
     if le_bytes.remaining() % 4 != 0 {
         return Err(PacketParseError::NotEnoughData);
     }
+    // An empty extension is an empty string. The last word is read below unchecked: with nothing left
+    // that read panicked (a zero-length stream id extension from the network; camrelay's fuzz target
+    // srt_packets found it).
+    if le_bytes.remaining() == 0 {
+        return Ok(String::new());
+    }
 
     let mut str_bytes = Vec::with_capacity(le_bytes.remaining());
 
@@ -365,6 +371,10 @@ impl SrtControlPacket {
                 )))
             }
             8 => {
+                // Four bytes are read unchecked below (a shorter extension panicked).
+                if buf.remaining() < 4 {
+                    return Err(PacketParseError::NotEnoughData);
+                }
                 let ty = buf.get_u8().into();
                 let flags = GroupFlags::from_bits_truncate(buf.get_u8());
                 let weight = buf.get_u16_le();
