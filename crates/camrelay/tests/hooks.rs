@@ -197,6 +197,12 @@ paths:
     assert_eq!(ready8.get("G1").map(String::as_str), Some("8"));
     let rtmp_conn = |e: &BTreeMap<String, String>| e.get("MTX_CONN_TYPE").map(String::as_str) == Some("rtmpConn");
     assert!(events(&dir, "connect").iter().any(rtmp_conn));
+    // An RTMP reader gives runOnRead the query of its URL, as RTSP readers do.
+    let probed = ffprobe(&format!("{rtmp_url}?tag=rtmp"), "tcp").expect("ffprobe reads live8 over RTMP");
+    assert!(probed.iter().any(|s| s.codec_name == "h264"), "{probed:?}");
+    assert!(wait_until(Duration::from_secs(10), || events(&dir, "read").iter().any(live8)), "{}", server.log());
+    let read8 = events(&dir, "read").into_iter().find(live8).unwrap();
+    assert_eq!(read8.get("MTX_QUERY").map(String::as_str), Some("tag=rtmp"), "{read8:?}");
     drop(publisher);
     assert!(wait_until(Duration::from_secs(10), || events(&dir, "notready").iter().any(live8)), "{}", server.log());
     assert!(wait_until(Duration::from_secs(10), || events(&dir, "disconnect").iter().any(rtmp_conn)));
