@@ -274,34 +274,6 @@ fn mpegts_over_a_unix_socket() {
     plays_everywhere(&srv, "cam", (320, 240));
 }
 
-/// Runs this test binary's test `name` again inside a new network namespace with loopback up and a
-/// multicast route on it (`CAMRELAY_NETNS=1` marks the inner run). False when namespaces are not
-/// permitted here.
-fn in_netns(name: &str) -> bool {
-    if std::env::var_os("CAMRELAY_NETNS").is_some() {
-        return false;
-    }
-    let probe = run_with_timeout(Command::new("unshare").args(["--net", "true"]), Duration::from_secs(10));
-    if !probe.status.success() {
-        eprintln!("SKIPPED: `unshare --net` is not permitted here ({})", String::from_utf8_lossy(&probe.stderr).trim());
-        return true;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let script = format!(
-        "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && \
-         exec '{}' --exact {name} --nocapture --test-threads=1",
-        exe.display()
-    );
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).env("CAMRELAY_NETNS", "1"),
-        Duration::from_secs(240),
-    );
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the test failed inside the network namespace");
-    true
-}
-
 /// Multicast, in a network namespace: ffmpeg sends MPEG-TS and GStreamer RTP to groups that camrelay
 /// joins on `lo` (`?interface=lo`); both play over RTSP and HLS. A path with `?source=` naming
 /// another sender takes nothing from the group and counts what it refused.

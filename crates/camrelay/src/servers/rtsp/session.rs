@@ -995,9 +995,7 @@ impl Connection {
     }
 
     fn handle_udp(&mut self, d: Datagram) {
-        let Mode::Announced { inputs, recording: true, producer, .. } = &mut self.mode else {
-            return;
-        };
+        let Mode::Announced { inputs, recording: true, producer, .. } = &mut self.mode else { return };
         if d.rtcp {
             if inputs.iter().flatten().any(|i| matches!(i.dest, Some(Dest::Udp(_, rtcp_addr)) if rtcp_addr == d.from)) {
                 count_rtcp(&d.data, &producer.rtp);
@@ -1016,9 +1014,7 @@ impl Connection {
     fn note_reported_loss(&mut self, reader: &crate::hub::ReaderShared, report: &rtp::rtcp::RtcpSummary) {
         let ssrcs: Vec<u32> = self.writer.with_media(|m| m.out.iter().map(|o| o.ssrc).collect()).unwrap_or_default();
         for block in &report.report_blocks {
-            let Some(slot) = ssrcs.iter().position(|s| *s == block.ssrc) else {
-                continue;
-            };
+            let Some(slot) = ssrcs.iter().position(|s| *s == block.ssrc) else { continue };
             if self.reported_lost.len() < ssrcs.len() {
                 self.reported_lost.resize(ssrcs.len(), 0);
             }
@@ -1082,9 +1078,7 @@ fn push_rtp(
         }
     };
     RtpCounters::add(&counters.inbound_rtp_packets, 1);
-    let Some(input) = inputs.iter_mut().flatten().nth(n) else {
-        return;
-    };
+    let Some(input) = inputs.iter_mut().flatten().nth(n) else { return };
     input.reception.on_packet(packet.sequence, packet.timestamp, reception_clock());
     let (mut lost, mut jitter, mut tracks) = (0, 0.0, 0.0);
     for i in inputs.iter().flatten() {
@@ -1094,9 +1088,7 @@ fn push_rtp(
     }
     counters.inbound_rtp_lost.store(lost, std::sync::atomic::Ordering::Relaxed);
     counters.set_jitter(jitter / tracks);
-    let Some(input) = inputs.iter_mut().flatten().nth(n) else {
-        return;
-    };
+    let Some(input) = inputs.iter_mut().flatten().nth(n) else { return };
     let mut ordered = Vec::new();
     match &mut input.reorder {
         Some(r) => r.push(packet, &mut ordered),
