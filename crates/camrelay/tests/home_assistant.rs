@@ -15,20 +15,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-fn ha_python() -> PathBuf {
-    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: ./scripts/test.sh makes it (python3.12 -m venv target/ha-venv; \
-         target/ha-venv/bin/pip install -r crates/camrelay/tests/fixtures/ha-requirements.txt)",
-        venv.display()
-    );
-    venv
-}
-
 fn run(mode: &str) -> String {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let dir = temp_dir(&format!("ha-{mode}"));

@@ -13,15 +13,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
-    assert!(venv.exists(), "{} is missing: ./scripts/test.sh makes it", venv.display());
-    venv
-}
-
 fn metrics_addr(srv: &Server) -> String {
     assert!(srv.wait_log("[metrics] listen addr=", Duration::from_secs(10)), "no metrics listener:\n{}", srv.log());
     let log = srv.log();
@@ -46,7 +37,7 @@ fn scrape(addr: &str) -> Vec<Sample> {
 fn scrape_at(addr: &str, path: &str) -> Vec<Sample> {
     let r = http_request(addr.parse().unwrap(), "GET", path, &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    let mut child = Command::new(python())
+    let mut child = Command::new(ha_python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prom_parse.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

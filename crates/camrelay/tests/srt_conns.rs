@@ -12,16 +12,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The Python with `prometheus_client` and the OpenAPI validator (`./scripts/test.sh` makes it).
-fn ha_python() -> PathBuf {
-    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
-    assert!(venv.exists(), "{} is missing: ./scripts/test.sh makes it", venv.display());
-    venv
-}
-
 fn listen_addr(srv: &Server, module: &str) -> SocketAddr {
     let needle = format!("[{module}] listen addr=");
     let find = || srv.log().lines().find_map(|l| l.split(&needle).nth(1)?.split_whitespace().next()?.parse().ok());

@@ -14,20 +14,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: ./scripts/test.sh makes it (python3.12 -m venv target/ha-venv; \
-         target/ha-venv/bin/pip install -r crates/camrelay/tests/fixtures/ha-requirements.txt)",
-        venv.display()
-    );
-    venv
-}
-
 /// The RTMP listener's address, from its log line.
 fn rtmp_addr(srv: &Server) -> std::net::SocketAddr {
     assert!(srv.wait_log("[rtmp] listen addr=", Duration::from_secs(10)), "no rtmp listener; log:\n{}", srv.log());
@@ -74,7 +60,7 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
         _rtmp_parties = Some((publisher, reader));
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(ha_python());
     cmd.arg(root.join("tests/fixtures/v3_validate.py"))
         .arg("--api")
         .arg(server.api_url(""))

@@ -707,3 +707,19 @@ pub fn in_netns(name: &str) -> bool {
     assert!(out.status.success(), "the test failed inside the network namespace");
     true
 }
+
+/// The Python 3.12 venv that `scripts/test.sh` makes (`target/ha-venv`: Home Assistant's go2rtc client,
+/// the OpenMetrics and OpenAPI checkers), or `CAMRELAY_HA_PYTHON`.
+pub fn ha_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
+        return std::path::PathBuf::from(p);
+    }
+    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ha-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: ./scripts/test.sh makes it (python3.12 -m venv target/ha-venv; \
+         target/ha-venv/bin/pip install -r crates/camrelay/tests/fixtures/ha-requirements.txt)",
+        venv.display()
+    );
+    venv
+}
