@@ -321,6 +321,49 @@ mod tests {
     /// which panicked in srt-protocol, now refused or ignored) pass the target's checks; the
     /// handshake seeds parse.
     #[test]
+    fn srt_congestion_warning_and_peer_error_do_not_panic_a_connection() {
+        // srt-protocol answered both control packets with `todo!()`: one datagram from the peer of an
+        // established connection panicked its task. Fixed in vendor/srt-protocol (connection/mod.rs).
+        use srt_protocol::connection::{Action, Connection, ConnectionSettings, DuplexConnection, Input};
+        use srt_protocol::options::{LiveBandwidthMode, PacketCount, PacketSize};
+        use srt_protocol::packet::{ControlPacket, ControlTypes, Packet, SeqNumber, SocketId, TimeStamp};
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        let remote: std::net::SocketAddr = ([127, 0, 0, 1], 2223).into();
+        let settings = ConnectionSettings {
+            remote,
+            remote_sockid: SocketId(2),
+            local_sockid: SocketId(2),
+            socket_start_time: now,
+            rtt: Duration::default(),
+            init_seq_num: SeqNumber::new_truncate(0),
+            max_packet_size: PacketSize(1316),
+            max_flow_size: PacketCount(8192),
+            send_tsbpd_latency: Duration::from_secs(1),
+            recv_tsbpd_latency: Duration::from_secs(1),
+            recv_buffer_size: PacketCount(1024),
+            send_buffer_size: PacketCount(1024),
+            cipher: None,
+            stream_id: None,
+            bandwidth: LiveBandwidthMode::Unlimited,
+            statistics_interval: Duration::from_secs(10),
+            peer_idle_timeout: Duration::from_secs(5),
+            too_late_packet_drop: true,
+        };
+        let handshake = srt_protocol::protocol::handshake::Handshake::Connector;
+        let mut connection = DuplexConnection::new(Connection { settings, handshake });
+        for control_type in [ControlTypes::CongestionWarning, ControlTypes::PeerError(4000)] {
+            let packet =
+                Packet::Control(ControlPacket { timestamp: TimeStamp::MIN, dest_sockid: SocketId(2), control_type });
+            let _ = connection.handle_input(now, Input::Packet(Ok((packet, remote))));
+        }
+        // The peer's error closes the connection as its shutdown would.
+        let closed =
+            (0..16).any(|_| connection.handle_input(now + Duration::from_secs(10), Input::Timer) == Action::Close);
+        assert!(closed);
+    }
+
+    #[test]
     fn srt_seeds_and_regressions() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/srt_packets");
         let mut count = 0;

@@ -363,9 +363,14 @@ impl DuplexConnection {
             // TODO: case UMSG_CGWARNING: // 100 - Delay Warning
             //            // One way packet delay is increasing, so decrease the sending rate
             //            ControlTypes::DelayWarning?
-            CongestionWarning => todo!(),
-            // TODO: case UMSG_PEERERROR: // 1000 - An error has happened to the peer side
-            PeerError(_) => todo!(),
+            // Was `todo!()`: any peer could panic the connection with one control packet. libsrt's
+            // own congestion control ignores it too.
+            CongestionWarning => {}
+            // UMSG_PEERERROR: the peer cannot go on (libsrt then breaks the connection). Was
+            // `todo!()`; handled as the peer closing.
+            PeerError(_) => self
+                .status
+                .handle_shutdown_packet(now, self.settings.local_sockid),
             // TODO: case UMSG_EXT: // 0x7FFF - reserved and user defined messages
             Srt(s) => self.handle_srt_control_packet(now, s),
         }
