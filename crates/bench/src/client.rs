@@ -94,6 +94,20 @@ pub struct ReaderStats {
     pub latency_us: Vec<u32>,
 }
 
+impl ReaderStats {
+    /// Adds what this reader counted since its last flush to the shared totals and starts afresh (keeping
+    /// its first-keyframe time). Readers flush a few times a second, so there is no lock per packet.
+    pub fn flush_into(&mut self, shared: &std::sync::Mutex<ReaderStats>) {
+        let mut s = shared.lock().unwrap();
+        s.bytes += self.bytes;
+        s.packets += self.packets;
+        s.video_frames += self.video_frames;
+        s.first_keyframe = s.first_keyframe.or(self.first_keyframe);
+        s.latency_us.append(&mut self.latency_us);
+        *self = ReaderStats { first_keyframe: self.first_keyframe, ..Default::default() };
+    }
+}
+
 /// True when an H.264 RTP payload starts a keyframe (IDR, or the SPS sent in front of it).
 pub fn starts_keyframe(payload: &[u8]) -> bool {
     let Some(&h) = payload.first() else { return false };

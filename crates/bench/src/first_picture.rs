@@ -268,11 +268,7 @@ pub fn report(args: &Args, bin: &PathBuf, clip: &Arc<crate::clip::Clip>, runs: u
         "idle_reader_kib": idle.0,
         "idle_stream_kib": idle.1,
     });
-    if let Some(dir) = args.json.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
-    println!("\nJSON: {}", args.json.display());
+    crate::write_json_report(&args.json, &json);
 }
 
 #[cfg(test)]

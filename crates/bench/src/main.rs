@@ -31,6 +31,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Writes a mode's JSON report (creating its directory) and says where.
+fn write_json_report(path: &std::path::Path, json: &serde_json::Value) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, serde_json::to_string_pretty(json).unwrap_or_default()).expect("write JSON report");
+    println!("\nJSON: {}", path.display());
+}
+
 struct Args {
     server: Option<PathBuf>,
     readers: Vec<usize>,
@@ -535,14 +544,7 @@ async fn read(
         // Publish counters to the coordinator a few times a second (cheap: no lock per packet).
         if received.duration_since(flush_at) > Duration::from_millis(100) {
             flush_at = received;
-            let mut s = stats.lock().unwrap();
-            s.bytes += local.bytes;
-            s.packets += local.packets;
-            s.video_frames += local.video_frames;
-            s.first_keyframe = s.first_keyframe.or(local.first_keyframe);
-            s.latency_us.append(&mut local.latency_us);
-            let first = local.first_keyframe;
-            local = ReaderStats { first_keyframe: first, ..Default::default() };
+            local.flush_into(&stats);
         }
     }
     Ok(())
@@ -1088,9 +1090,5 @@ fn main() {
         "idle_reader_kib": idle.0,
         "idle_stream_kib": idle.1,
     });
-    if let Some(dir) = args.json.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
-    println!("\nJSON: {}", args.json.display());
+    crate::write_json_report(&args.json, &json);
 }

@@ -148,14 +148,7 @@ pub async fn play(
         counted = s.bytes_received();
         if received.duration_since(flush_at) > Duration::from_millis(100) {
             flush_at = received;
-            let mut st = stats.lock().unwrap();
-            st.bytes += local.bytes;
-            st.packets += local.packets;
-            st.video_frames += local.video_frames;
-            st.first_keyframe = st.first_keyframe.or(local.first_keyframe);
-            st.latency_us.append(&mut local.latency_us);
-            let first = local.first_keyframe;
-            local = ReaderStats { first_keyframe: first, ..Default::default() };
+            local.flush_into(&stats);
         }
     }
     Ok(())

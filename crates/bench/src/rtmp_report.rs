@@ -188,9 +188,5 @@ pub fn rtmp_report(
         "peers_absent": peers_absent,
         "servers": json_servers,
     });
-    if let Some(dir) = args.json.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
-    println!("JSON: {}", args.json.display());
+    crate::write_json_report(&args.json, &json);
 }

@@ -180,14 +180,7 @@ pub async fn read(
         }
         if received.duration_since(flush_at) > Duration::from_millis(100) {
             flush_at = received;
-            let mut s = stats.lock().unwrap();
-            s.bytes += local.bytes;
-            s.packets += local.packets;
-            s.video_frames += local.video_frames;
-            s.first_keyframe = s.first_keyframe.or(local.first_keyframe);
-            s.latency_us.append(&mut local.latency_us);
-            let first = local.first_keyframe;
-            local = ReaderStats { first_keyframe: first, ..Default::default() };
+            local.flush_into(&stats);
         }
     }
     // Closing sends SRT's shutdown, so the server ends the reader at once.

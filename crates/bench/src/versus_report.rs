@@ -135,11 +135,7 @@ pub fn versus_report(
         "servers": servers,
         "peers_absent": peers_absent,
     });
-    if let Some(dir) = args.json.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json).unwrap_or_default()).expect("write JSON report");
-    println!("\nJSON: {}", args.json.display());
+    crate::write_json_report(&args.json, &json);
 }
 
 /// Alternated rounds of `versus` viewers and RTSP readers on `srv` (named `label`), printed; the JSON.

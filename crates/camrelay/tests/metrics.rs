@@ -9,8 +9,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn metrics_addr(srv: &Server) -> String {
@@ -37,22 +35,7 @@ fn scrape(addr: &str) -> Vec<Sample> {
 fn scrape_at(addr: &str, path: &str) -> Vec<Sample> {
     let r = http_request(addr.parse().unwrap(), "GET", path, &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    let mut child = Command::new(ha_python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prom_parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python");
-    child.stdin.take().unwrap().write_all(&r.body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the parser refused the scrape: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        r.text()
-    );
-    String::from_utf8_lossy(&out.stdout)
+    openmetrics_samples(&r.body)
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();

@@ -6,10 +6,9 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn listen_addr(srv: &Server, module: &str) -> SocketAddr {
@@ -23,16 +22,7 @@ fn listen_addr(srv: &Server, module: &str) -> SocketAddr {
 fn scrape(addr: SocketAddr) -> String {
     let r = http_request(addr, "GET", "/metrics", &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    let mut child = Command::new(ha_python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prom_parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python");
-    child.stdin.take().unwrap().write_all(&r.body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the parser refused the scrape: {}", String::from_utf8_lossy(&out.stderr));
+    openmetrics_samples(&r.body);
     r.text()
 }
 

@@ -710,6 +710,29 @@ pub fn in_netns(name: &str) -> bool {
 
 /// The Python 3.12 venv that `scripts/test.sh` makes (`target/ha-venv`: Home Assistant's go2rtc client,
 /// the OpenMetrics and OpenAPI checkers), or `CAMRELAY_HA_PYTHON`.
+/// Runs a `/metrics` body through prometheus_client's strict OpenMetrics parser (`fixtures/prom_parse.py`)
+/// and answers what it printed: the samples as `name{labels} value` lines. Fails the test when the parser
+/// refuses the text.
+pub fn openmetrics_samples(body: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(ha_python())
+        .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prom_parse.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused the scrape: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(body)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn ha_python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("CAMRELAY_HA_PYTHON") {
         return std::path::PathBuf::from(p);
