@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `GET path` on `api` with a fresh connection: the status and the body.
-async fn get(api: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
+pub(crate) async fn get(api: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
     let mut s = tokio::net::TcpStream::connect(api).await.map_err(|e| format!("HLS connect: {e}"))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.map_err(|e| format!("HLS send: {e}"))?;
@@ -25,7 +25,7 @@ async fn get(api: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
 }
 
 /// The media sequence number, target duration and segment URIs of a media playlist.
-fn parse_playlist(text: &str) -> (u64, f64, Vec<&str>) {
+pub(crate) fn parse_playlist(text: &str) -> (u64, f64, Vec<&str>) {
     let tag = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok());
     let sequence = tag("#EXT-X-MEDIA-SEQUENCE:").unwrap_or(0.0) as u64;
     let target = tag("#EXT-X-TARGETDURATION:").unwrap_or(1.0);

@@ -8,6 +8,7 @@ mod clip;
 mod first_picture;
 mod floor;
 mod hls_load;
+mod hls_sessions;
 mod jpeg;
 mod metrics_scrape;
 mod net;
@@ -67,6 +68,8 @@ struct Args {
     webrtc: bool,
     /// `--hls`: HLS viewers against RTSP readers instead of the default measurements.
     hls: bool,
+    /// `--hls-sessions N`: the server's memory with N HLS viewers of one stream (`hls_sessions.rs`).
+    hls_sessions: Option<usize>,
     /// `--srt`: SRT readers against RTSP readers (fan-out and publish → read latency) instead.
     srt: bool,
     /// `--srt-latency MS`: the SRT latency (TSBPD delay) of the server and the readers.
@@ -115,6 +118,7 @@ fn parse_args() -> Args {
         rtmp: false,
         webrtc: false,
         hls: false,
+        hls_sessions: None,
         srt: false,
         srt_latency: Duration::from_millis(120),
         first_picture: None,
@@ -138,6 +142,7 @@ fn parse_args() -> Args {
             "--record" => a.record = Some(value().parse().expect("--record streams")),
             "--webrtc" => a.webrtc = true,
             "--hls" => a.hls = true,
+            "--hls-sessions" => a.hls_sessions = Some(value().parse().expect("--hls-sessions count")),
             "--srt" => a.srt = true,
             "--srt-latency" => {
                 a.srt_latency = Duration::from_millis(value().parse().expect("--srt-latency milliseconds"))
@@ -166,7 +171,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--metrics-path PATH] [--rounds N]]");
+                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--hls-sessions N] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--metrics-path PATH] [--rounds N]]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -942,6 +947,10 @@ fn main() {
             versus_report::Versus::Srt
         };
         versus_report::versus_report(&args, &bin, srv, &clip, &rt, versus);
+        return;
+    }
+    if let Some(n) = args.hls_sessions {
+        hls_sessions::report(&args, srv, &clip, &rt, n);
         return;
     }
     if args.rtmp {

@@ -8,12 +8,16 @@
 //! - `GET /api/hls/playlist.m3u8?id=` media playlist (the last [`LIST_SEGMENTS`] segments),
 //!   `/api/hls/segment.ts?id=&n=`, `/api/hls/init.mp4?id=`, `/api/hls/segment.m4s?id=&n=`.
 //!
-//! A session is a hub reader (its own bounded queue, starting at the GOP cache's keyframe) drained by one
-//! task that cuts segments: at a video keyframe once at least [`VIDEO_SEGMENT`] has accumulated (audio-only
-//! streams: every [`AUDIO_SEGMENT`]), durations from the frames' timestamps in the track's clock. The task
-//! ends, dropping the reader so that an idle source can stop, when no request touched the session for
-//! [`SESSION_IDLE`], when a new session evicts it (at most [`MAX_SESSIONS`], least recently used goes), or
-//! on shutdown. Each session keeps at most [`KEEP_SEGMENTS`] segments of at most [`MAX_SEGMENT_BYTES`].
+//! Viewers share muxers: one [`Muxer`] per stream and variant (`src=`, TS or fMP4, codec filters) is one
+//! hub reader (its own bounded queue, starting at the GOP cache's keyframe) drained by one task that cuts
+//! segments: at a video keyframe once at least [`VIDEO_SEGMENT`] has accumulated (audio-only streams:
+//! every [`AUDIO_SEGMENT`]), durations from the frames' timestamps in the track's clock. A muxer keeps at
+//! most [`KEEP_SEGMENTS`] segments of at most [`MAX_SEGMENT_BYTES`]. A [`Session`] is only an id naming
+//! its muxer (a few hundred bytes), so 1,000 viewers of a stream cost one reader and one set of segments.
+//! A muxer's task ends, dropping the reader so that an idle source can stop, when no request of any of its
+//! sessions touched it for [`SESSION_IDLE`], when a new muxer evicts it (at most [`MAX_MUXERS`], least
+//! recently used goes), or on shutdown. Sessions expire [`SESSION_IDLE`] after their last request (at most
+//! [`MAX_SESSIONS`]; a new one first drops expired ones, then the least recently used).
 //!
 //! Unknown ids cost a map lookup and a 404: nothing is created or kept for them.
 
@@ -39,9 +43,12 @@ use crate::hub::{Delivery, ReaderShared};
 
 /// A session no request touched for this long ends.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30);
-/// Sessions alive at once; a new one evicts the least recently used.
-pub const MAX_SESSIONS: usize = 100;
-/// Segments a session keeps (a little more than it lists, for clients a playlist behind).
+/// Sessions alive at once (a few hundred bytes each); a new one evicts expired ones, then the least
+/// recently used.
+pub const MAX_SESSIONS: usize = 10_000;
+/// Muxers (stream × variant) alive at once; a new one stops the least recently used.
+pub const MAX_MUXERS: usize = 100;
+/// Segments a muxer keeps (a little more than it lists, for clients a playlist behind).
 pub const KEEP_SEGMENTS: usize = 8;
 /// Segments a media playlist lists.
 pub const LIST_SEGMENTS: usize = 6;
@@ -75,7 +82,7 @@ pub fn routes(sessions: Arc<Sessions>) -> Router<Arc<App>> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Sessions.
+// Muxers and sessions.
 
 struct StoredSegment {
     n: u64,
@@ -84,7 +91,7 @@ struct StoredSegment {
 }
 
 #[derive(Default)]
-struct SessionState {
+struct MuxState {
     init: Option<Bytes>,
     codecs: Option<String>,
     segments: VecDeque<StoredSegment>,
@@ -94,20 +101,29 @@ struct SessionState {
     ended: bool,
 }
 
-/// One HLS viewer: its segments, fed by its task.
-pub struct Session {
-    id: String,
+/// What a muxer is shared by: the stream as asked (`src=`), the container and the codec filters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct MuxKey {
+    src: String,
     fmp4: bool,
-    state: Mutex<SessionState>,
+    filters: String,
+}
+
+/// One hub reader and one segmenter for a stream and variant, shared by every session of that key.
+pub struct Muxer {
+    key: MuxKey,
+    fmp4: bool,
+    state: Mutex<MuxState>,
     /// Bumped on every new segment and at the end; requests wait on it.
     changed: watch::Sender<u64>,
+    /// The last request of any of its sessions.
     last_used: Mutex<Instant>,
     cancel: CancellationToken,
     reader: Arc<ReaderShared>,
 }
 
-impl Session {
-    fn state(&self) -> MutexGuard<'_, SessionState> {
+impl Muxer {
+    fn state(&self) -> MutexGuard<'_, MuxState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -147,8 +163,12 @@ impl Session {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    /// Waits (at most `limit`) until `ready` holds or the session ends; true if `ready` holds.
-    async fn wait(&self, limit: Duration, ready: impl Fn(&SessionState) -> bool) -> bool {
+    fn is_ended(&self) -> bool {
+        self.state().ended
+    }
+
+    /// Waits (at most `limit`) until `ready` holds or the muxer ends; true if `ready` holds.
+    async fn wait(&self, limit: Duration, ready: impl Fn(&MuxState) -> bool) -> bool {
         let mut rx = self.changed.subscribe();
         let until = rx.wait_for(|_| {
             let s = self.state();
@@ -158,8 +178,8 @@ impl Session {
         ready(&self.state())
     }
 
-    /// The media playlist of the segments listed now.
-    fn playlist(&self) -> String {
+    /// The media playlist of the segments listed now, with the URIs of session `id`.
+    fn playlist(&self, id: &str) -> String {
         let s = self.state();
         let file = if self.fmp4 { "segment.m4s" } else { "segment.ts" };
         let skip = s.segments.len().saturating_sub(LIST_SEGMENTS);
@@ -167,11 +187,11 @@ impl Session {
             .segments
             .iter()
             .skip(skip)
-            .map(|g| formats::hls::Segment { uri: format!("{file}?id={}&n={}", self.id, g.n), duration: g.duration })
+            .map(|g| formats::hls::Segment { uri: format!("{file}?id={id}&n={}", g.n), duration: g.duration })
             .collect();
         formats::hls::MediaPlaylist {
             media_sequence: s.segments.get(skip).map_or(s.next_n, |g| g.n),
-            map_uri: self.fmp4.then(|| format!("init.mp4?id={}", self.id)),
+            map_uri: self.fmp4.then(|| format!("init.mp4?id={id}")),
             segments: listed,
             target_duration: s.target.max(1),
             ended: s.ended,
@@ -180,20 +200,57 @@ impl Session {
     }
 }
 
-/// The live sessions of one API server.
+/// One HLS viewer: an id naming a shared [`Muxer`]. A few hundred bytes; the segments are the muxer's.
+pub struct Session {
+    id: String,
+    muxer: Arc<Muxer>,
+    last_used: Mutex<Instant>,
+}
+
+impl Session {
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.muxer.touch();
+    }
+
+    fn last_used(&self) -> Instant {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A muxer being started or running; the async lock makes concurrent first requests of a key start one.
+type MuxSlot = Arc<tokio::sync::Mutex<Option<Arc<Muxer>>>>;
+
+/// The live sessions and muxers of one API server.
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    muxers: Mutex<HashMap<MuxKey, MuxSlot>>,
     idle: Duration,
     max: usize,
+    max_muxers: usize,
 }
 
 impl Sessions {
     pub fn new(idle: Duration, max: usize) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), idle, max: max.max(1) }
+        Sessions::with_muxers(idle, max, MAX_MUXERS)
+    }
+
+    pub fn with_muxers(idle: Duration, max: usize, max_muxers: usize) -> Sessions {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            muxers: Mutex::new(HashMap::new()),
+            idle,
+            max: max.max(1),
+            max_muxers: max_muxers.max(1),
+        }
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn muxer_slots(&self) -> MutexGuard<'_, HashMap<MuxKey, MuxSlot>> {
+        self.muxers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn len(&self) -> usize {
@@ -204,7 +261,12 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Looks a session up and marks it used. Allocates nothing for an unknown id.
+    /// Muxers running or starting.
+    pub fn muxers(&self) -> usize {
+        self.muxer_slots().len()
+    }
+
+    /// Looks a session up and marks it (and its muxer) used. Allocates nothing for an unknown id.
     fn get(&self, id: &str) -> Option<Arc<Session>> {
         if id.len() != ID_LEN {
             return None;
@@ -214,62 +276,113 @@ impl Sessions {
         Some(s)
     }
 
-    /// Registers a new session, evicting the least recently used one when full.
-    fn insert(&self, fmp4: bool, reader: Arc<ReaderShared>, parent: &CancellationToken) -> Arc<Session> {
+    /// Registers a new session of `muxer`: expired sessions go first, then, when still full, the least
+    /// recently used one.
+    fn insert(&self, muxer: Arc<Muxer>) -> Arc<Session> {
         let mut map = self.map();
+        let now = Instant::now();
+        if map.len() >= self.max {
+            map.retain(|_, s| s.last_used() + self.idle > now && !s.muxer.cancel.is_cancelled());
+        }
+        while map.len() >= self.max {
+            let Some(oldest) = map.values().min_by_key(|s| s.last_used()).map(|s| s.id.clone()) else { break };
+            map.remove(&oldest);
+            tracing::debug!(session = %oldest, "hls: session evicted");
+        }
         let id = loop {
             let id = format!("{:032x}", rand::random::<u128>());
             if !map.contains_key(&id) {
                 break id;
             }
         };
-        while map.len() >= self.max {
-            let Some(oldest) = map.values().min_by_key(|s| s.last_used()).map(|s| s.id.clone()) else { break };
-            if let Some(s) = map.remove(&oldest) {
-                tracing::debug!(session = %oldest, "hls: session evicted");
-                s.cancel.cancel();
-            }
-        }
-        let session = Arc::new(Session {
-            id: id.clone(),
-            fmp4,
-            state: Mutex::new(SessionState::default()),
-            changed: watch::channel(0).0,
-            last_used: Mutex::new(Instant::now()),
-            cancel: parent.child_token(),
-            reader,
-        });
+        muxer.touch();
+        let session = Arc::new(Session { id: id.clone(), muxer, last_used: Mutex::new(now) });
         map.insert(id, session.clone());
         session
     }
 
-    fn remove(&self, session: &Arc<Session>) {
-        let mut map = self.map();
-        if map.get(&session.id).is_some_and(|s| Arc::ptr_eq(s, session)) {
-            map.remove(&session.id);
+    /// The running muxer of `key`, or a new one from `start` (called with the key's slot locked, so
+    /// that concurrent first requests start one muxer). At most `max_muxers`: the least recently used
+    /// one is stopped for a new one.
+    async fn muxer<F, Fut>(&self, key: MuxKey, start: F) -> Result<Arc<Muxer>, Response>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<Muxer>, Response>>,
+    {
+        let slot = {
+            let mut slots = self.muxer_slots();
+            if !slots.contains_key(&key) && slots.len() >= self.max_muxers {
+                let oldest = slots
+                    .iter()
+                    .filter_map(|(k, s)| s.try_lock().ok().and_then(|m| m.as_ref().map(|m| (k.clone(), m.last_used()))))
+                    .min_by_key(|(_, t)| *t)
+                    .map(|(k, _)| k);
+                if let Some(k) = oldest {
+                    if let Some(slot) = slots.remove(&k) {
+                        if let Ok(Some(m)) = slot.try_lock().as_deref() {
+                            tracing::debug!(stream = %m.key.src, "hls: muxer evicted");
+                            m.cancel.cancel();
+                        }
+                    }
+                }
+            }
+            slots.entry(key.clone()).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some(m) = guard.as_ref().filter(|m| !m.is_ended() && !m.cancel.is_cancelled()) {
+            return Ok(m.clone());
+        }
+        let result = start().await;
+        match &result {
+            Ok(m) => *guard = Some(m.clone()),
+            Err(_) => {
+                *guard = None;
+                drop(guard);
+                self.remove_slot(&key, &slot);
+            }
+        }
+        result
+    }
+
+    fn remove_slot(&self, key: &MuxKey, slot: &MuxSlot) {
+        let mut slots = self.muxer_slots();
+        if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(key);
+        }
+    }
+
+    /// Forgets an ended muxer (its sessions still answer from it until they expire).
+    fn remove_muxer(&self, muxer: &Arc<Muxer>) {
+        let mut slots = self.muxer_slots();
+        let same = slots.get(&muxer.key).is_some_and(|s| match s.try_lock() {
+            Ok(m) => m.as_ref().is_none_or(|m| Arc::ptr_eq(m, muxer)),
+            Err(_) => false,
+        });
+        if same {
+            slots.remove(&muxer.key);
         }
     }
 }
 
-/// A session's task: drains the reader's queue into segments until the session idles out, is evicted
-/// or the server shuts down. The caller drops the reader when this returns.
-async fn run_session(
+/// A muxer's task: drains the reader's queue into segments until no session touched the muxer for the
+/// idle time, it is evicted or the server shuts down. The caller drops the reader when this returns.
+async fn run_muxer(
     sessions: Arc<Sessions>,
-    session: Arc<Session>,
+    muxer: Arc<Muxer>,
     mut segmenter: Segmenter,
     queue: &mut mpsc::Receiver<Delivery>,
 ) {
     let mut live = true;
-    let idle = tokio::time::sleep_until(session.last_used() + sessions.idle);
+    let idle = tokio::time::sleep_until(muxer.last_used() + sessions.idle);
     tokio::pin!(idle);
     loop {
         tokio::select! {
             biased;
-            _ = session.cancel.cancelled() => break,
+            _ = muxer.cancel.cancelled() => break,
             _ = &mut idle => {
-                let deadline = session.last_used() + sessions.idle;
+                let deadline = muxer.last_used() + sessions.idle;
                 if deadline <= Instant::now() {
-                    tracing::debug!(session = %session.id, "hls: session idle, closed");
+                    tracing::debug!(stream = %muxer.key.src, "hls: muxer idle, closed");
                     break;
                 }
                 idle.as_mut().reset(deadline);
@@ -278,25 +391,26 @@ async fn run_session(
                 Some(d) => {
                     let seg = segmenter.push(d.slot, &d.frame);
                     if let Some(e) = segmenter.take_error() {
-                        tracing::debug!(session = %session.id, "hls: {e}");
+                        tracing::debug!(stream = %muxer.key.src, "hls: {e}");
                     }
-                    session.set_meta(segmenter.init(), segmenter.codecs());
+                    muxer.set_meta(segmenter.init(), segmenter.codecs());
                     if let Some(seg) = seg {
-                        session.add_segment(seg);
+                        muxer.add_segment(seg);
                     }
                 }
                 None => {
                     live = false;
                     if let Some(seg) = segmenter.finish() {
-                        session.add_segment(seg);
+                        muxer.add_segment(seg);
                     }
-                    session.end();
+                    muxer.end();
+                    sessions.remove_muxer(&muxer);
                 }
             },
         }
     }
-    sessions.remove(&session);
-    session.end();
+    sessions.remove_muxer(&muxer);
+    muxer.end();
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -339,29 +453,41 @@ pub async fn start_session(
 ) -> Result<String, Response> {
     let fmp4 = q.get("mp4").is_some();
     let filters = filters(q, if fmp4 { MP4_DEFAULT } else { TS_DEFAULT });
-    let protocol = if fmp4 { "hls+fmp4" } else { "hls+ts" };
-    let mut reader = subscribe(app, q, &filters, protocol, peer, ua).await?;
-    let segmenter = match Segmenter::new(&reader_codecs(&reader), fmp4) {
-        Ok(s) => s,
-        Err(e) => return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("hls: {e}"))),
+    let Some(src) = q.get("src").filter(|s| !s.is_empty()) else {
+        return Err(error(StatusCode::BAD_REQUEST, "missing src= (the stream name)"));
     };
-    let known_codecs = segmenter.codecs().map(str::to_string);
-    let session = sessions.insert(fmp4, reader.shared.clone(), &app.shutdown);
-    tracing::debug!(session = %session.id, stream = %reader.stream_name(), protocol, "hls: session started");
-    let task_sessions = sessions.clone();
-    let task_session = session.clone();
-    tokio::spawn(async move {
-        run_session(task_sessions, task_session, segmenter, &mut reader.queue).await;
-        drop(reader);
-    });
-    let codecs = match known_codecs {
-        Some(c) => c,
-        None => {
-            // Parameter sets not in the SDP: the first keyframe tells.
-            session.wait(FIRST_SEGMENT_WAIT, |s| s.codecs.is_some()).await;
-            session.state().codecs.clone().unwrap_or_default()
-        }
-    };
+    let key = MuxKey { src: src.to_string(), fmp4, filters: format!("{filters:?}") };
+    let muxer = sessions
+        .muxer(key.clone(), || async {
+            let protocol = if fmp4 { "hls+fmp4" } else { "hls+ts" };
+            let mut reader = subscribe(app, q, &filters, protocol, peer, ua).await?;
+            let segmenter = match Segmenter::new(&reader_codecs(&reader), fmp4) {
+                Ok(s) => s,
+                Err(e) => return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("hls: {e}"))),
+            };
+            let muxer = Arc::new(Muxer {
+                key,
+                fmp4,
+                state: Mutex::new(MuxState { codecs: segmenter.codecs().map(str::to_string), ..MuxState::default() }),
+                changed: watch::channel(0).0,
+                last_used: Mutex::new(Instant::now()),
+                cancel: app.shutdown.child_token(),
+                reader: reader.shared.clone(),
+            });
+            tracing::debug!(stream = %reader.stream_name(), protocol, "hls: muxer started");
+            let (task_sessions, task_muxer) = (sessions.clone(), muxer.clone());
+            tokio::spawn(async move {
+                run_muxer(task_sessions, task_muxer, segmenter, &mut reader.queue).await;
+                drop(reader);
+            });
+            Ok(muxer)
+        })
+        .await?;
+    let session = sessions.insert(muxer.clone());
+    tracing::debug!(session = %session.id, stream = %src, "hls: session started");
+    // Parameter sets not in the SDP: the first keyframe tells.
+    muxer.wait(FIRST_SEGMENT_WAIT, |s| s.codecs.is_some()).await;
+    let codecs = muxer.state().codecs.clone().unwrap_or_default();
     Ok(formats::hls::master_playlist(&[formats::hls::Variant {
         uri: format!("hls/playlist.m3u8?id={}", session.id),
         bandwidth: BANDWIDTH,
@@ -373,31 +499,35 @@ pub async fn start_session(
 async fn playlist_m3u8(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
     let q = Query::from_uri(request.uri());
     let Some(session) = sessions.get(q.get("id").unwrap_or("")) else { return not_found() };
-    session.wait(FIRST_SEGMENT_WAIT, |s| !s.segments.is_empty()).await;
-    with_type(session.playlist(), M3U8)
+    session.muxer.wait(FIRST_SEGMENT_WAIT, |s| !s.segments.is_empty()).await;
+    with_type(session.muxer.playlist(&session.id), M3U8)
 }
 
 async fn init_mp4(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
     let q = Query::from_uri(request.uri());
-    let Some(session) = sessions.get(q.get("id").unwrap_or("")).filter(|s| s.fmp4) else { return not_found() };
-    if !session.wait(FIRST_SEGMENT_WAIT, |s| s.init.is_some()).await {
+    let Some(session) = sessions.get(q.get("id").unwrap_or("")).filter(|s| s.muxer.fmp4) else {
+        return not_found();
+    };
+    let muxer = &session.muxer;
+    if !muxer.wait(FIRST_SEGMENT_WAIT, |s| s.init.is_some()).await {
         return error(StatusCode::GATEWAY_TIMEOUT, "hls: no init segment yet (no keyframe)");
     }
-    let Some(init) = session.state().init.clone() else { return not_found() };
-    session.reader.count_sent(1, init.len() as u64);
+    let Some(init) = muxer.state().init.clone() else { return not_found() };
+    muxer.reader.count_sent(1, init.len() as u64);
     with_type(init, "video/mp4")
 }
 
 fn segment(sessions: &Sessions, q: &Query, fmp4: bool) -> Response {
-    let Some(session) = sessions.get(q.get("id").unwrap_or("")).filter(|s| s.fmp4 == fmp4) else {
+    let Some(session) = sessions.get(q.get("id").unwrap_or("")).filter(|s| s.muxer.fmp4 == fmp4) else {
         return not_found();
     };
     let Some(n) = q.get("n").and_then(|n| n.parse::<u64>().ok()) else {
         return error(StatusCode::BAD_REQUEST, "hls: missing or bad n=");
     };
-    let data = session.state().segments.iter().find(|g| g.n == n).map(|g| g.data.clone());
+    let muxer = &session.muxer;
+    let data = muxer.state().segments.iter().find(|g| g.n == n).map(|g| g.data.clone());
     let Some(data) = data else { return error(StatusCode::NOT_FOUND, format!("hls: no segment {n}")) };
-    session.reader.count_sent(1, data.len() as u64);
+    muxer.reader.count_sent(1, data.len() as u64);
     with_type(data, if fmp4 { "video/iso.segment" } else { "video/mp2t" })
 }
 
@@ -423,88 +553,151 @@ mod tests {
         Frame { timestamp: ts, keyframe: true, payload: Bytes::from_static(&[0x21, 0x10, 0x04, 0x60]), rtp: Vec::new() }
     }
 
-    fn session_with_task(
-        sessions: &Arc<Sessions>,
-    ) -> (Arc<Session>, mpsc::Sender<Delivery>, tokio::task::JoinHandle<()>) {
-        let reader = Arc::new(ReaderShared::new("hls+ts", String::new()));
-        let session = sessions.insert(false, reader, &CancellationToken::new());
-        let (tx, mut rx) = mpsc::channel(4);
-        let seg = Segmenter::new(&aac_tracks(), false).unwrap();
-        let (s2, ss) = (sessions.clone(), session.clone());
-        let task = tokio::spawn(async move { run_session(s2, ss, seg, &mut rx).await });
-        (session, tx, task)
+    fn key(src: &str) -> MuxKey {
+        MuxKey { src: src.to_string(), fmp4: false, filters: String::new() }
     }
 
-    /// Expiry: the task ends by itself once nothing touched the session for `idle`, and takes the
-    /// session out of the map. (tokio's `test-util` feature is not enabled in this crate, so the idle
+    /// A muxer of `src` with its task (fed through the returned sender), registered in `sessions`.
+    async fn muxer_with_task(
+        sessions: &Arc<Sessions>,
+        src: &str,
+    ) -> (Arc<Muxer>, mpsc::Sender<Delivery>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut task = None;
+        let muxer = sessions
+            .muxer(key(src), || async {
+                let m = Arc::new(Muxer {
+                    key: key(src),
+                    fmp4: false,
+                    state: Mutex::new(MuxState::default()),
+                    changed: watch::channel(0).0,
+                    last_used: Mutex::new(Instant::now()),
+                    cancel: CancellationToken::new(),
+                    reader: Arc::new(ReaderShared::new("hls+ts", String::new())),
+                });
+                let seg = Segmenter::new(&aac_tracks(), false).unwrap();
+                let (s2, m2) = (sessions.clone(), m.clone());
+                task = Some(tokio::spawn(async move { run_muxer(s2, m2, seg, &mut rx).await }));
+                Ok(m)
+            })
+            .await
+            .unwrap_or_else(|_| panic!("muxer"));
+        (muxer, tx, task.expect("a new muxer"))
+    }
+
+    /// Expiry: the muxer's task ends by itself once no session touched it for `idle`, and takes the
+    /// muxer out of the table. (tokio's `test-util` feature is not enabled in this crate, so the idle
     /// time is shortened instead of pausing the clock; the test awaits the task, it never sleeps.)
     #[tokio::test]
-    async fn idle_session_expires() {
+    async fn idle_muxer_expires() {
         let sessions = Arc::new(Sessions::new(Duration::from_millis(200), 10));
-        let (session, tx, task) = session_with_task(&sessions);
+        let (muxer, tx, task) = muxer_with_task(&sessions, "a").await;
+        let session = sessions.insert(muxer.clone());
         assert!(sessions.get(&session.id).is_some());
+        assert_eq!(sessions.muxers(), 1);
         let started = Instant::now();
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(150));
-        assert!(sessions.get(&session.id).is_none());
-        assert!(sessions.is_empty());
-        assert!(session.state().ended);
+        assert_eq!(sessions.muxers(), 0);
+        assert!(muxer.state().ended);
         // The queue's receiver went with the task: the producer side sees it closed.
         assert!(tx.is_closed());
     }
 
     #[tokio::test]
-    async fn touched_session_lives_on() {
+    async fn touched_muxer_lives_on() {
         let sessions = Arc::new(Sessions::new(Duration::from_millis(300), 10));
-        let (session, _tx, mut task) = session_with_task(&sessions);
+        let (muxer, _tx, mut task) = muxer_with_task(&sessions, "a").await;
+        // Two viewers taking turns: each touches every 200 ms, alternately, so each alone is idle for
+        // longer than 300 ms at times, but the muxer is touched every 100 ms.
+        let (a, b) = (sessions.insert(muxer.clone()), sessions.insert(muxer.clone()));
         let started = Instant::now();
-        // Touch it every 100 ms for 900 ms (three idle periods): the task must still run.
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut turn = 0;
         while started.elapsed() < Duration::from_millis(900) {
             tokio::select! {
-                _ = tick.tick() => { assert!(sessions.get(&session.id).is_some()); }
-                _ = &mut task => panic!("session expired although touched"),
+                _ = tick.tick() => {
+                    turn += 1;
+                    let id = if turn % 2 == 0 { &a.id } else { &b.id };
+                    assert!(sessions.get(id).is_some());
+                }
+                _ = &mut task => panic!("muxer expired although touched"),
             }
         }
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
-        assert!(sessions.is_empty());
+        assert_eq!(sessions.muxers(), 0);
     }
 
     #[tokio::test]
-    async fn oldest_session_is_evicted() {
+    async fn sessions_share_one_muxer_per_key() {
+        let sessions = Arc::new(Sessions::new(Duration::from_secs(30), 10_000));
+        let (muxer, tx, _task) = muxer_with_task(&sessions, "a").await;
+        // The second request of the key gets the running muxer; `start` is not called.
+        let again = sessions.muxer(key("a"), || async { panic!("started twice") }).await.unwrap_or_else(|_| panic!());
+        assert!(Arc::ptr_eq(&muxer, &again));
+        let all: Vec<_> = (0..1000).map(|_| sessions.insert(muxer.clone())).collect();
+        assert_eq!((sessions.len(), sessions.muxers()), (1000, 1));
+        for i in 0..(10 * 48_000 / 1024) {
+            tx.send(Delivery { slot: 0, frame: Arc::new(aac_frame(i * 1024)) }).await.unwrap();
+        }
+        assert!(muxer.wait(Duration::from_secs(5), |s| s.next_n >= 4).await);
+        // Every session lists the same segments under its own id.
+        let p0 = muxer.playlist(&all[0].id);
+        let p1 = muxer.playlist(&all[999].id);
+        assert_eq!(p0.replace(&all[0].id, "ID"), p1.replace(&all[999].id, "ID"));
+        assert!(p0.contains(&format!("segment.ts?id={}&n=3\n", all[0].id)), "{p0}");
+    }
+
+    #[tokio::test]
+    async fn muxers_are_bounded_and_least_recently_used_goes() {
+        let sessions = Arc::new(Sessions::with_muxers(Duration::from_secs(30), 100, 2));
+        let (a, _ta, task_a) = muxer_with_task(&sessions, "a").await;
+        let (b, _tb, _task_b) = muxer_with_task(&sessions, "b").await;
+        *a.last_used.lock().unwrap() = Instant::now() - Duration::from_secs(5);
+        let (_c, _tc, _task_c) = muxer_with_task(&sessions, "c").await;
+        assert_eq!(sessions.muxers(), 2);
+        assert!(a.cancel.is_cancelled() && !b.cancel.is_cancelled());
+        tokio::time::timeout(Duration::from_secs(5), task_a).await.unwrap().unwrap();
+        assert!(a.state().ended);
+    }
+
+    #[tokio::test]
+    async fn sessions_are_bounded_expired_first() {
         let sessions = Arc::new(Sessions::new(Duration::from_secs(30), 3));
-        let mut all: Vec<_> = (0..3).map(|_| session_with_task(&sessions)).collect();
+        let (muxer, _tx, _task) = muxer_with_task(&sessions, "a").await;
+        let all: Vec<_> = (0..3).map(|_| sessions.insert(muxer.clone())).collect();
         // Last used: the second longest ago.
         let base = Instant::now();
         for (i, ms) in [(0, 10), (1, 0), (2, 5)] {
-            *all[i].0.last_used.lock().unwrap() = base + Duration::from_millis(ms);
+            *all[i].last_used.lock().unwrap() = base + Duration::from_millis(ms);
         }
-        let fourth = session_with_task(&sessions);
+        let fourth = sessions.insert(muxer.clone());
         assert_eq!(sessions.len(), 3);
-        assert!(sessions.get(&all[1].0.id).is_none());
-        assert!(sessions.get(&fourth.0.id).is_some());
-        let (_, _, task) = all.remove(1);
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert!(sessions.get(&all[1].id).is_none());
+        assert!(sessions.get(&fourth.id).is_some());
     }
 
     #[tokio::test]
     async fn segments_are_bounded_and_listed() {
         let sessions = Arc::new(Sessions::new(Duration::from_secs(30), 10));
-        let (session, tx, _task) = session_with_task(&sessions);
+        let (muxer, tx, _task) = muxer_with_task(&sessions, "a").await;
+        let session = sessions.insert(muxer.clone());
         // 40 s of audio → 19 full segments.
         for i in 0..(40 * 48_000 / 1024) {
             tx.send(Delivery { slot: 0, frame: Arc::new(aac_frame(i * 1024)) }).await.unwrap();
         }
-        assert!(session.wait(Duration::from_secs(5), |s| s.next_n >= 19).await);
-        assert_eq!(session.state().segments.len(), KEEP_SEGMENTS);
-        let p = session.playlist();
+        assert!(muxer.wait(Duration::from_secs(5), |s| s.next_n >= 19).await);
+        assert_eq!(muxer.state().segments.len(), KEEP_SEGMENTS);
+        let p = muxer.playlist(&session.id);
         assert_eq!(p.matches("#EXTINF:2.0").count(), LIST_SEGMENTS, "{p}");
         assert!(p.contains("#EXT-X-TARGETDURATION:2\n"), "{p}");
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:13\n"), "{p}");
         assert!(p.contains(&format!("segment.ts?id={}&n=18\n", session.id)), "{p}");
         drop(tx);
-        assert!(session.wait(Duration::from_secs(5), |s| s.ended).await);
-        assert!(session.playlist().ends_with("#EXT-X-ENDLIST\n"));
+        assert!(muxer.wait(Duration::from_secs(5), |s| s.ended).await);
+        assert!(muxer.playlist(&session.id).ends_with("#EXT-X-ENDLIST\n"));
+        // An ended muxer is not handed to new sessions.
+        assert_eq!(sessions.muxers(), 0);
     }
 
     #[test]
