@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::app::App;
 use crate::hub::producer::ProducerKind;
@@ -547,13 +547,31 @@ async fn streams_get(State(app): State<Arc<App>>, request: Request<Body>) -> Res
     let q = Query::from_uri(request.uri());
     if let Some(src) = q.get("src") {
         return match app.hub.get(src) {
-            Some(s) => Json(app_stream_json(&app, &s)).into_response(),
+            Some(s) => {
+                if q.get("probe").is_some() {
+                    probe_sources(&s).await;
+                }
+                Json(app_stream_json(&app, &s)).into_response()
+            }
             None => error(StatusCode::NOT_FOUND, format!("stream not found: {src}")),
         };
     }
     let all: serde_json::Map<String, Value> =
         app.hub.streams().iter().map(|s| (s.name.clone(), app_stream_json(&app, s))).collect();
     Json(Value::Object(all)).into_response()
+}
+
+/// How long `GET /api/streams?src=NAME&probe=1` waits for the sources to describe their medias.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `&probe=1`: asks each source that has not described its medias yet (an idle one) to do so (the
+/// same lazy describe a reader's request does; the connection is kept for the next reader), within
+/// [`PROBE_TIMEOUT`], so the answer lists every source's `medias`. The player picks its mode with them.
+async fn probe_sources(s: &Stream) {
+    let unknown: Vec<_> = s.producers().into_iter().filter(|p| p.known_medias().is_none()).collect();
+    let describe = futures_util::future::join_all(unknown.iter().map(|p| p.medias()));
+    // A source that fails or is slow shows its `last_error`/state, as without probe.
+    let _ = tokio::time::timeout(PROBE_TIMEOUT, describe).await;
 }
 
 /// Sources a client may not create over the API (they run programs) unless `api.allow_exec` is set.
