@@ -32,6 +32,76 @@ fn value_of(text: &str, name: &str, state: &str) -> Option<f64> {
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// MediaMTX's `srt_conns_*` series of the SRT statistics and the `/v3/srtconns` fields they come from.
+const SRT_SERIES: [(&str, &str); 54] = [
+    ("packetsSent", "srt_conns_packets_sent"),
+    ("packetsReceived", "srt_conns_packets_received"),
+    ("packetsSentUnique", "srt_conns_packets_sent_unique"),
+    ("packetsReceivedUnique", "srt_conns_packets_received_unique"),
+    ("packetsSendLoss", "srt_conns_packets_send_loss"),
+    ("packetsReceivedLoss", "srt_conns_packets_received_loss"),
+    ("packetsRetrans", "srt_conns_packets_retrans"),
+    ("packetsReceivedRetrans", "srt_conns_packets_received_retrans"),
+    ("packetsSentACK", "srt_conns_packets_sent_ack"),
+    ("packetsReceivedACK", "srt_conns_packets_received_ack"),
+    ("packetsSentNAK", "srt_conns_packets_sent_nak"),
+    ("packetsReceivedNAK", "srt_conns_packets_received_nak"),
+    ("packetsSentKM", "srt_conns_packets_sent_km"),
+    ("packetsReceivedKM", "srt_conns_packets_received_km"),
+    ("usSndDuration", "srt_conns_us_snd_duration"),
+    ("packetsReceivedBelated", "srt_conns_packets_received_belated"),
+    ("packetsSendDrop", "srt_conns_packets_send_drop"),
+    ("packetsReceivedDrop", "srt_conns_packets_received_drop"),
+    ("packetsReceivedUndecrypt", "srt_conns_packets_received_undecrypt"),
+    ("bytesSent", "srt_conns_bytes_sent"),
+    ("bytesReceived", "srt_conns_bytes_received"),
+    ("bytesSentUnique", "srt_conns_bytes_sent_unique"),
+    ("bytesReceivedUnique", "srt_conns_bytes_received_unique"),
+    ("bytesReceivedLoss", "srt_conns_bytes_received_loss"),
+    ("bytesRetrans", "srt_conns_bytes_retrans"),
+    ("bytesReceivedRetrans", "srt_conns_bytes_received_retrans"),
+    ("bytesReceivedBelated", "srt_conns_bytes_received_belated"),
+    ("bytesSendDrop", "srt_conns_bytes_send_drop"),
+    ("bytesReceivedDrop", "srt_conns_bytes_received_drop"),
+    ("bytesReceivedUndecrypt", "srt_conns_bytes_received_undecrypt"),
+    ("usPacketsSendPeriod", "srt_conns_us_packets_send_period"),
+    ("packetsFlowWindow", "srt_conns_packets_flow_window"),
+    ("packetsFlightSize", "srt_conns_packets_flight_size"),
+    ("msRTT", "srt_conns_ms_rtt"),
+    ("mbpsSendRate", "srt_conns_mbps_send_rate"),
+    ("mbpsReceiveRate", "srt_conns_mbps_receive_rate"),
+    ("mbpsLinkCapacity", "srt_conns_mbps_link_capacity"),
+    ("bytesAvailSendBuf", "srt_conns_bytes_avail_send_buf"),
+    ("bytesAvailReceiveBuf", "srt_conns_bytes_avail_receive_buf"),
+    ("mbpsMaxBW", "srt_conns_mbps_max_bw"),
+    ("byteMSS", "srt_conns_bytes_mss"),
+    ("packetsSendBuf", "srt_conns_packets_send_buf"),
+    ("bytesSendBuf", "srt_conns_bytes_send_buf"),
+    ("msSendBuf", "srt_conns_ms_send_buf"),
+    ("msSendTsbPdDelay", "srt_conns_ms_send_tsb_pd_delay"),
+    ("packetsReceiveBuf", "srt_conns_packets_receive_buf"),
+    ("bytesReceiveBuf", "srt_conns_bytes_receive_buf"),
+    ("msReceiveBuf", "srt_conns_ms_receive_buf"),
+    ("msReceiveTsbPdDelay", "srt_conns_ms_receive_tsb_pd_delay"),
+    ("packetsReorderTolerance", "srt_conns_packets_reorder_tolerance"),
+    ("packetsReceivedAvgBelatedTime", "srt_conns_packets_received_avg_belated_time"),
+    ("packetsSendLossRate", "srt_conns_packets_send_loss_rate"),
+    ("packetsReceivedLossRate", "srt_conns_packets_received_loss_rate"),
+    ("outboundFramesDiscarded", "srt_conns_outbound_frames_discarded"),
+];
+
+/// The fields that only grow (the scrape between two API answers lies between their values).
+const COUNTERS: [&str; 6] =
+    ["packetsSent", "packetsReceived", "bytesSent", "bytesReceived", "packetsSentACK", "packetsReceivedACK"];
+
+/// A sample's value from the parser's JSON lines (`fixtures/prom_parse.py`), by name and `state` label.
+fn parsed_value(samples: &str, name: &str, state: &str) -> Option<f64> {
+    samples
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| (v["name"] == name && v["labels"]["state"] == state).then(|| v["value"].as_f64()).flatten())
+}
+
 #[test]
 fn srtconns_list_get_kick_and_metrics_with_ffmpeg() {
     let srv = Server::start(
@@ -76,6 +146,36 @@ fn srtconns_list_get_kick_and_metrics_with_ffmpeg() {
     assert_eq!(value_of(&text, "srt_conns", "read"), Some(1.0), "{text}");
     assert!(value_of(&text, "srt_conns_inbound_bytes", "publish").unwrap_or(0.0) > 10_000.0, "{text}");
     assert!(value_of(&text, "srt_conns_outbound_bytes", "read").unwrap_or(0.0) > 10_000.0, "{text}");
+
+    // MediaMTX's SRT statistics series: all of them for both connections, with the values /v3/srtconns
+    // shows (counters read between two API answers lie between their values).
+    let conn = |state: &str| {
+        let items = srv.http("GET", "/v3/srtconns/list").json()["items"].clone();
+        items.as_array().unwrap().iter().find(|c| c["state"] == state && c["path"] == "scam").cloned().unwrap()
+    };
+    let before = (conn("publish"), conn("read"));
+    let r = http_request(metrics, "GET", "/metrics", &[], b"");
+    let samples = openmetrics_samples(&r.body);
+    let after = (conn("publish"), conn("read"));
+    let mut checked = 0;
+    for (field, series) in SRT_SERIES {
+        for (state, lo, hi) in [("publish", &before.0, &after.0), ("read", &before.1, &after.1)] {
+            let v = parsed_value(&samples, series, state)
+                .unwrap_or_else(|| panic!("no {series} for the {state} connection:\n{samples}"));
+            let (lo, hi) = (lo[field].as_f64().unwrap(), hi[field].as_f64().unwrap());
+            if COUNTERS.contains(&field) {
+                assert!(lo <= v && v <= hi, "{series} ({state}): {v}, /v3 said {lo} then {hi}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * SRT_SERIES.len());
+    assert!(parsed_value(&samples, "srt_conns_packets_received", "publish").unwrap() > 0.0, "{samples}");
+    assert!(parsed_value(&samples, "srt_conns_packets_sent", "read").unwrap() > 0.0, "{samples}");
+    assert!(parsed_value(&samples, "srt_conns_bytes_sent", "read").unwrap() > 1000.0, "{samples}");
+    assert_eq!(parsed_value(&samples, "srt_conns_bytes_mss", "read"), Some(1500.0));
+    let rtt = parsed_value(&samples, "srt_conns_ms_rtt", "read").unwrap();
+    assert!((0.0..1000.0).contains(&rtt), "loopback RTT {rtt} ms");
 
     // The validator: every answer against the schema, both kicked, then gone.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -9,8 +9,46 @@ use std::time::{Duration, Instant};
 use crate::bytestream::{Hint, StreamDemuxer, MAX_EVENTS};
 use crate::pipe::{PipeFormat, PipeParser, MAX_PIPE_FRAME};
 use crate::segment::{SegmentPolicy, Segmenter};
-use crate::ts::PmtScan;
+use crate::ts::{PmtScan, TsDemuxer};
 use crate::DemuxEvent;
+
+/// `TsDemuxer` (SRT, UDP, HLS and HTTP sources) on arbitrary bytes in two chunks split at the first
+/// byte's value. Beyond "never panics": every frame's stream was announced first, and the frames of the
+/// codecs split by the demuxer are well formed: an Opus frame is one packet with a TOC that gives its
+/// duration, an MPEG audio frame is one whole frame (its header gives its length), a KLV unit is not
+/// empty, an AAC frame fits a 13-bit ADTS length.
+pub fn ts_demux(data: &[u8]) {
+    let split = data.first().map_or(0, |&b| usize::from(b) * 3).min(data.len());
+    let mut d = TsDemuxer::new();
+    let mut announced: Vec<(usize, Codec)> = Vec::new();
+    let mut check = |d: &mut TsDemuxer| {
+        while let Some(e) = d.poll() {
+            match e {
+                DemuxEvent::Track { index, codec, .. } => announced.push((index, codec)),
+                DemuxEvent::Frame { index, frame } => {
+                    let (_, codec) = announced.iter().rev().find(|(i, _)| *i == index).expect("frame before its track");
+                    let p = &frame.payload;
+                    match codec.name.as_str() {
+                        media::codec::OPUS => assert!(media::opus::packet_samples(p).is_some(), "Opus {p:02x?}"),
+                        media::codec::MPA => {
+                            let h = media::mpa::Header::parse(p).expect("MPEG audio frame header");
+                            assert_eq!(h.frame_len, p.len());
+                        }
+                        media::codec::KLV => assert!(!p.is_empty()),
+                        media::codec::AAC => assert!(p.len() < 1 << 13),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    };
+    let _ = d.push(&data[..split]);
+    check(&mut d);
+    let _ = d.push(&data[split..]);
+    check(&mut d);
+    let _ = d.finish();
+    check(&mut d);
+}
 
 /// `StreamDemuxer` (HTTP/TCP sources, `exec:` pipes, HTTP uploads) on arbitrary bytes, with every hint,
 /// fed in chunks of varying size at advancing times. Beyond "never panics": the event queue stays

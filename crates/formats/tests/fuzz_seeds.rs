@@ -84,6 +84,41 @@ fn run(target: &str, check: fn(&[u8]), mutations: usize) {
 }
 
 #[test]
+fn ts_demux_seeds_and_mutations() {
+    run("ts_demux", formats::fuzzing::ts_demux, 3000);
+}
+
+/// The ts_demux seeds from ffmpeg give their codecs (and KLV its units, PTS or not).
+#[test]
+fn ts_demux_seeds_give_their_codecs() {
+    for (seed, want) in [
+        ("h264_opus", "OPUS"),
+        ("h264_mp2", "MPA"),
+        ("h264_mp3", "MPA"),
+        ("h264_klv_ffmpeg", "SMPTE336M"),
+        ("klv_with_pts", "SMPTE336M"),
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/ts_demux").join(seed);
+        let data = std::fs::read(&path).unwrap();
+        let mut d = formats::ts::TsDemuxer::new();
+        d.push(&data[1..]).unwrap();
+        d.finish().unwrap();
+        let mut tracks = Vec::new();
+        let mut frames = 0;
+        while let Some(e) = d.poll() {
+            match e {
+                formats::DemuxEvent::Track { index, codec, .. } => tracks.push((index, codec.name)),
+                formats::DemuxEvent::Frame { index, .. } => {
+                    frames += usize::from(tracks.iter().any(|(i, n)| *i == index && n == want));
+                }
+            }
+        }
+        assert!(tracks.iter().any(|(_, n)| n == want), "{seed}: {tracks:?}");
+        assert!(frames >= 3, "{seed}: {frames} {want} frames");
+    }
+}
+
+#[test]
 fn stream_demux_seeds_and_mutations() {
     run("stream_demux", formats::fuzzing::stream_demux, 5000);
 }

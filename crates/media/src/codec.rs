@@ -14,6 +14,10 @@ pub const OPUS: &str = "OPUS";
 pub const PCMA: &str = "PCMA";
 pub const PCMU: &str = "PCMU";
 pub const L16: &str = "L16";
+/// MPEG-1/2 audio (MP2, MP3) in RTP (RFC 2250, static payload type 14, 90 kHz clock).
+pub const MPA: &str = "MPA";
+/// KLV metadata (SMPTE 336M) in RTP (RFC 6597, 90 kHz clock); a [`Kind::Application`] media.
+pub const KLV: &str = "SMPTE336M";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

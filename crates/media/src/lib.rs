@@ -9,6 +9,8 @@ pub mod frame;
 pub mod h264;
 pub mod h265;
 pub mod jpeg;
+pub mod mpa;
+pub mod opus;
 pub mod query;
 pub mod timestamp;
 

@@ -40,6 +40,8 @@ pub fn packetizer_with(c: &Codec, mtu: usize, ssrc: u32, first_sequence: u16) ->
         codec::H265 => Some(Box::new(NalPacketizer { base, h265: true })),
         codec::AAC => Some(Box::new(AacPacketizer { base })),
         codec::JPEG => Some(Box::new(jpeg::JpegPacketizer { base })),
+        codec::MPA => Some(Box::new(MpaPacketizer { base })),
+        codec::KLV => Some(Box::new(FragmentPacketizer { base })),
         n if super::depacketize::is_packet_per_frame_audio(n) => Some(Box::new(PayloadPacketizer { base })),
         _ => None,
     }
@@ -152,6 +154,68 @@ impl Packetizer for PayloadPacketizer {
     }
 }
 
+/// MPEG-1/2 audio (RFC 2250 §3.5): a 4-byte header (zero, fragment offset), then as many whole frames
+/// as fit the packet; a frame larger than a packet goes in pieces, each with its offset in the frame.
+struct MpaPacketizer {
+    base: Base,
+}
+
+impl Packetizer for MpaPacketizer {
+    fn packetize(&mut self, frame: &Frame, out: &mut Vec<RtpPacket>) {
+        let max = self.base.max_payload - 4;
+        let data = &frame.payload;
+        // Frame boundaries (one unit when the payload is not a run of MPEG audio frames).
+        let mut units: Vec<&[u8]> = media::mpa::frames(data).map(|(_, f)| f).collect();
+        if units.iter().map(|u| u.len()).sum::<usize>() != data.len() {
+            units = vec![&data[..]];
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        let flush = |pending: &mut Vec<u8>, base: &mut Base, out: &mut Vec<RtpPacket>| {
+            if !pending.is_empty() {
+                let mut p = BytesMut::with_capacity(4 + pending.len());
+                p.put_slice(&[0, 0, 0, 0]);
+                p.put_slice(pending);
+                out.push(base.packet(false, frame.timestamp, p.freeze()));
+                pending.clear();
+            }
+        };
+        for unit in units {
+            if pending.len() + unit.len() > max {
+                flush(&mut pending, &mut self.base, out);
+            }
+            if unit.len() <= max {
+                pending.extend_from_slice(unit);
+                continue;
+            }
+            for (i, piece) in unit.chunks(max).enumerate() {
+                let mut p = BytesMut::with_capacity(4 + piece.len());
+                p.put_u16(0);
+                p.put_u16((i * max).min(usize::from(u16::MAX)) as u16);
+                p.put_slice(piece);
+                out.push(self.base.packet(false, frame.timestamp, p.freeze()));
+            }
+        }
+        flush(&mut pending, &mut self.base, out);
+    }
+}
+
+/// KLV (RFC 6597) and other formats without a header of their own: the frame in packet-sized pieces, the
+/// marker bit on the last.
+struct FragmentPacketizer {
+    base: Base,
+}
+
+impl Packetizer for FragmentPacketizer {
+    fn packetize(&mut self, frame: &Frame, out: &mut Vec<RtpPacket>) {
+        let pieces = frame.payload.len().div_ceil(self.base.max_payload);
+        for i in 0..pieces {
+            let end = ((i + 1) * self.base.max_payload).min(frame.payload.len());
+            let payload = frame.payload.slice(i * self.base.max_payload..end);
+            out.push(self.base.packet(i + 1 == pieces, frame.timestamp, payload));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +321,58 @@ mod tests {
         let mut pkts = Vec::new();
         p.packetize(&Frame { payload: Bytes::from(vec![0; 9000]), ..Default::default() }, &mut pkts);
         assert!(pkts.is_empty());
+    }
+
+    fn mp2(fill: u8) -> Vec<u8> {
+        let mut f = vec![0xff, 0xfd, 0x84, 0x00];
+        f.extend(body(380, fill));
+        f
+    }
+
+    #[test]
+    fn mpa_round_trip() {
+        let codec = Codec::new("MPA", 90000, 0, 14);
+        let two = [mp2(1), mp2(2)].concat();
+        for (mtu, payloads) in [(1400, vec![two.clone(), mp2(3)]), (200, vec![mp2(4), mp2(5)])] {
+            let frames: Vec<Frame> = payloads
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Frame {
+                    timestamp: i as u32 * 2160,
+                    keyframe: true,
+                    payload: Bytes::from(p.clone()),
+                    rtp: vec![],
+                })
+                .collect();
+            let out = round_trip(&codec, &frames, mtu);
+            assert_eq!(out.len(), frames.len(), "mtu {mtu}");
+            for (a, b) in out.iter().zip(&frames) {
+                assert_eq!((a.timestamp, &a.payload), (b.timestamp, &b.payload));
+                assert!(a.rtp.iter().all(|p| p.payload_type == 14));
+            }
+        }
+    }
+
+    #[test]
+    fn klv_round_trip() {
+        let codec = Codec::new("SMPTE336M", 90000, 0, 96);
+        let frames: Vec<Frame> = [50usize, 3000, 1388]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Frame {
+                timestamp: i as u32 * 3000,
+                keyframe: true,
+                payload: Bytes::from(body(n, i as u8)),
+                rtp: vec![],
+            })
+            .collect();
+        let out = round_trip(&codec, &frames, 1400);
+        assert_eq!(out.len(), 3);
+        for (a, b) in out.iter().zip(&frames) {
+            assert_eq!((a.timestamp, &a.payload), (b.timestamp, &b.payload));
+            assert!(a.rtp.last().unwrap().marker);
+        }
+        assert_eq!(out[1].rtp.len(), 3);
     }
 
     #[test]

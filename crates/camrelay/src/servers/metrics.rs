@@ -33,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use super::srt;
 use super::v3::{self, Kind};
 use crate::app::{App, ServerTask};
 use crate::hub::producer::ProducerKind;
@@ -707,6 +708,9 @@ struct SessionFamilies {
     received: usize,
     sent: usize,
     rtp: Option<([usize; 8], &'static RtpSeries)>,
+    /// SRT connections: one family per SRT statistic ([`srt::stats_fields`]), `received` and `sent`
+    /// among them (SRT's byte counts, as MediaMTX's `srt_conns_bytes_*`).
+    srt: Option<Vec<usize>>,
 }
 
 impl SessionFamilies {
@@ -740,6 +744,18 @@ impl SessionFamilies {
         }
     }
 
+    /// One SRT connection's statistics (zero before srt-protocol's first report), as `/v3/srtconns`.
+    fn write_srt(&self, s: &mut Scrape, labels: &str, publisher: bool, id: u64) {
+        let Some(families) = &self.srt else { return };
+        let stats = srt::stats(publisher, id).unwrap_or_default();
+        for (&family, (_, _, value)) in families.iter().zip(srt::stats_fields(&stats)) {
+            match value {
+                srt::StatValue::Int(n) => s.f(family).int(labels, n),
+                srt::StatValue::Float(f) => s.f(family).float(labels, f),
+            }
+        }
+    }
+
     /// One session's samples.
     fn write(&self, s: &mut Scrape, labels: &str, inbound: u64, outbound: u64, packets: u64, dropped: u64) {
         s.f(self.count).int(labels, 1);
@@ -751,8 +767,10 @@ impl SessionFamilies {
         if let Some(d) = self.discarded {
             s.f(d).int(labels, dropped);
         }
-        s.f(self.received).int(labels, inbound);
-        s.f(self.sent).int(labels, outbound);
+        if self.srt.is_none() {
+            s.f(self.received).int(labels, inbound);
+            s.f(self.sent).int(labels, outbound);
+        }
     }
 }
 
@@ -775,7 +793,7 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
         s.gauge("hls_muxers_outbound_frames_discarded", "Frames an HLS muxer dropped"),
         s.gauge("hls_muxers_bytes_sent", "Deprecated: hls_muxers_outbound_bytes"),
     ];
-    let sessions: Vec<SessionFamilies> = SESSION_SERIES
+    let mut sessions: Vec<SessionFamilies> = SESSION_SERIES
         .iter()
         .map(|series| {
             s.group = Group::Session(series.kind);
@@ -788,9 +806,23 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
                 received: s.gauge(series.received, "Deprecated: *_inbound_bytes"),
                 sent: s.gauge(series.sent, "Deprecated: *_outbound_bytes"),
                 rtp: series.rtp.map(|rtp| (rtp.map(|(name, help, _)| s.gauge(name, help)), rtp)),
+                srt: None,
             }
         })
         .collect();
+    if let Some(f) = sessions.iter_mut().zip(SESSION_SERIES).find(|(_, series)| series.kind == Kind::SrtConn) {
+        let (families, series) = f;
+        s.group = Group::Session(Kind::SrtConn);
+        let list = srt::stats_fields(&Default::default())
+            .into_iter()
+            .map(|(_, name, _)| match name {
+                n if n == series.received => families.received,
+                n if n == series.sent => families.sent,
+                n => s.gauge(n, "SRT statistics of the connection (as /v3/srtconns)"),
+            })
+            .collect();
+        families.srt = Some(list);
+    }
     let families_of = |kind: Kind| SESSION_SERIES.iter().position(|series| series.kind == kind);
     // camrelay's.
     s.group = Group::Camrelay;
@@ -896,6 +928,7 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
                 if let Some(i) = families_of(kind).filter(|_| want_session) {
                     sessions[i].write(s, &session_labels, producer_in, 0, 0, 0);
                     sessions[i].write_rtp(s, &session_labels, &p.rtp, true);
+                    sessions[i].write_srt(s, &session_labels, true, p.id);
                 }
                 if let Some(i) = conn_kind(kind).and_then(families_of).filter(|_| want_conn) {
                     sessions[i].write(s, &labels(&[("id", &conn_id)]), producer_in, 0, 0, 0);
@@ -929,6 +962,7 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
                 if let Some(i) = families_of(kind).filter(|_| filter.wants_session(kind, ids)) {
                     sessions[i].write(s, &l.session_labels, 0, b, packets, dropped);
                     sessions[i].write_rtp(s, &l.session_labels, &r.rtp, false);
+                    sessions[i].write_srt(s, &l.session_labels, false, r.id);
                 }
                 if let Some(i) = conn_kind(kind).filter(|c| filter.wants_session(*c, ids)).and_then(families_of) {
                     sessions[i].write(s, &l.conn_labels, 0, b, packets, dropped);

@@ -53,8 +53,16 @@ pub const TS_PER_MESSAGE: usize = 1316;
 pub const SEND_BUFFER_BYTES: u64 = 2048 * 1456;
 /// SRT's passphrase bounds (`SRTO_PASSPHRASE`).
 pub const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 10..=79;
-/// What a reader gets: what `formats::ts` muxes.
-const READ_FILTERS: &str = "video=h264,h265&audio=aac";
+/// What a reader gets: what `formats::ts` muxes (and KLV, see [`read_filters`]).
+const READ_FILTERS: &str = "video=h264,h265&audio=aac,opus,mpa";
+
+/// The reader's filters: [`READ_FILTERS`] and a KLV data stream when the path has one (a query string
+/// has no word for application medias).
+fn read_filters() -> Vec<MediaFilter> {
+    let mut filters = media::query::parse_query_string(READ_FILTERS);
+    filters.push(MediaFilter { kind: media::Kind::Application, codecs: vec![media::codec::KLV.into()], all: false });
+    filters
+}
 
 /// What a stream id asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -376,7 +384,7 @@ async fn run_request(app: &Arc<App>, request: ConnectionRequest) -> Result<(), S
             publish(app, socket, peer, &id, &user, allow_create).await
         }
         Mode::Read => {
-            let filters: Vec<MediaFilter> = media::query::parse_query_string(READ_FILTERS);
+            let filters = read_filters();
             let shared = app.hub.new_reader_shared("srt", peer.to_string());
             shared.set_identity(&user, &id.query);
             let reader = match app.hub.subscribe(&id.path, &filters, shared, true).await {
@@ -498,6 +506,87 @@ static STATS: std::sync::Mutex<Option<std::collections::HashMap<(bool, u64), Srt
 /// The latest SRT statistics of the publisher (`publisher`) or reader with this id, while connected.
 pub fn stats(publisher: bool, id: u64) -> Option<SrtStats> {
     STATS.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(&(publisher, id)).cloned()
+}
+
+/// One SRT statistic: an integer count or a measure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StatValue {
+    Int(u64),
+    Float(f64),
+}
+
+impl From<StatValue> for serde_json::Value {
+    fn from(v: StatValue) -> serde_json::Value {
+        match v {
+            StatValue::Int(n) => n.into(),
+            StatValue::Float(f) => f.into(),
+        }
+    }
+}
+
+/// MediaMTX's SRT statistics of a connection, in its order: the `/v3/srtconns` field name, the
+/// `/metrics` series name and the value. `/v3/srtconns` and `/metrics` both read this list, so they
+/// cannot disagree. Fields srt-protocol does not count (key material packets, link capacity, TSBPD
+/// delays, belated bytes, reorder tolerance) are 0; `byteMSS` is the 1500 of srt-protocol's MSS.
+pub fn stats_fields(st: &SrtStats) -> Vec<(&'static str, &'static str, StatValue)> {
+    use StatValue::{Float, Int};
+    let ms = |d: Duration| Int(d.as_millis() as u64);
+    let rate = |lost: u64, total: u64| Float(if total == 0 { 0.0 } else { lost as f64 * 100.0 / total as f64 });
+    vec![
+        ("packetsSent", "srt_conns_packets_sent", Int(st.tx_data)),
+        ("packetsReceived", "srt_conns_packets_received", Int(st.rx_data)),
+        ("packetsSentUnique", "srt_conns_packets_sent_unique", Int(st.tx_unique_data)),
+        ("packetsReceivedUnique", "srt_conns_packets_received_unique", Int(st.rx_unique_data)),
+        ("packetsSendLoss", "srt_conns_packets_send_loss", Int(st.tx_loss_data)),
+        ("packetsReceivedLoss", "srt_conns_packets_received_loss", Int(st.rx_loss_data)),
+        ("packetsRetrans", "srt_conns_packets_retrans", Int(st.tx_retransmit_data)),
+        ("packetsReceivedRetrans", "srt_conns_packets_received_retrans", Int(st.rx_retransmit_data)),
+        ("packetsSentACK", "srt_conns_packets_sent_ack", Int(st.tx_ack)),
+        ("packetsReceivedACK", "srt_conns_packets_received_ack", Int(st.rx_ack)),
+        ("packetsSentNAK", "srt_conns_packets_sent_nak", Int(st.tx_nak)),
+        ("packetsReceivedNAK", "srt_conns_packets_received_nak", Int(st.rx_nak)),
+        ("packetsSentKM", "srt_conns_packets_sent_km", Int(0)),
+        ("packetsReceivedKM", "srt_conns_packets_received_km", Int(0)),
+        ("usSndDuration", "srt_conns_us_snd_duration", Int(st.tx_buffer_time.as_micros() as u64)),
+        ("packetsReceivedBelated", "srt_conns_packets_received_belated", Int(st.rx_belated_data)),
+        ("packetsSendDrop", "srt_conns_packets_send_drop", Int(st.tx_dropped_data)),
+        ("packetsReceivedDrop", "srt_conns_packets_received_drop", Int(st.rx_dropped_data)),
+        ("packetsReceivedUndecrypt", "srt_conns_packets_received_undecrypt", Int(st.rx_decrypt_errors)),
+        ("bytesSent", "srt_conns_bytes_sent", Int(st.tx_bytes)),
+        ("bytesReceived", "srt_conns_bytes_received", Int(st.rx_bytes)),
+        ("bytesSentUnique", "srt_conns_bytes_sent_unique", Int(st.tx_unique_bytes)),
+        ("bytesReceivedUnique", "srt_conns_bytes_received_unique", Int(st.rx_unique_bytes)),
+        ("bytesReceivedLoss", "srt_conns_bytes_received_loss", Int(st.rx_loss_bytes)),
+        ("bytesRetrans", "srt_conns_bytes_retrans", Int(st.tx_retransmit_bytes)),
+        ("bytesReceivedRetrans", "srt_conns_bytes_received_retrans", Int(0)),
+        ("bytesReceivedBelated", "srt_conns_bytes_received_belated", Int(0)),
+        ("bytesSendDrop", "srt_conns_bytes_send_drop", Int(st.tx_dropped_bytes)),
+        ("bytesReceivedDrop", "srt_conns_bytes_received_drop", Int(st.rx_dropped_bytes)),
+        ("bytesReceivedUndecrypt", "srt_conns_bytes_received_undecrypt", Int(st.rx_decrypt_error_bytes)),
+        ("usPacketsSendPeriod", "srt_conns_us_packets_send_period", Float(st.tx_snd_period.as_micros() as f64)),
+        ("packetsFlowWindow", "srt_conns_packets_flow_window", Int(st.tx_flow_window)),
+        ("packetsFlightSize", "srt_conns_packets_flight_size", Int(st.tx_unacknowledged_data)),
+        ("msRTT", "srt_conns_ms_rtt", Float(st.tx_average_rtt.as_secs_f64() * 1000.0)),
+        ("mbpsSendRate", "srt_conns_mbps_send_rate", Float(st.tx_bandwidth as f64)),
+        ("mbpsReceiveRate", "srt_conns_mbps_receive_rate", Float(st.rx_bandwidth as f64)),
+        ("mbpsLinkCapacity", "srt_conns_mbps_link_capacity", Float(0.0)),
+        ("bytesAvailSendBuf", "srt_conns_bytes_avail_send_buf", Int(st.tx_buffer_available_bytes)),
+        ("bytesAvailReceiveBuf", "srt_conns_bytes_avail_receive_buf", Int(st.rx_buffer_available_bytes)),
+        ("mbpsMaxBW", "srt_conns_mbps_max_bw", Float(0.0)),
+        ("byteMSS", "srt_conns_bytes_mss", Int(1500)),
+        ("packetsSendBuf", "srt_conns_packets_send_buf", Int(st.tx_buffered_data)),
+        ("bytesSendBuf", "srt_conns_bytes_send_buf", Int(st.tx_buffered_bytes)),
+        ("msSendBuf", "srt_conns_ms_send_buf", ms(st.tx_buffered_time)),
+        ("msSendTsbPdDelay", "srt_conns_ms_send_tsb_pd_delay", Int(0)),
+        ("packetsReceiveBuf", "srt_conns_packets_receive_buf", Int(st.rx_acknowledged_data)),
+        ("bytesReceiveBuf", "srt_conns_bytes_receive_buf", Int(st.rx_acknowledged_bytes)),
+        ("msReceiveBuf", "srt_conns_ms_receive_buf", ms(st.rx_acknowledged_time)),
+        ("msReceiveTsbPdDelay", "srt_conns_ms_receive_tsb_pd_delay", Int(0)),
+        ("packetsReorderTolerance", "srt_conns_packets_reorder_tolerance", Int(0)),
+        ("packetsReceivedAvgBelatedTime", "srt_conns_packets_received_avg_belated_time", ms(st.rx_belated_time)),
+        ("packetsSendLossRate", "srt_conns_packets_send_loss_rate", rate(st.tx_loss_data, st.tx_data)),
+        ("packetsReceivedLossRate", "srt_conns_packets_received_loss_rate", rate(st.rx_loss_data, st.rx_data)),
+    ]
 }
 
 /// Keeps [`STATS`] up to date for one connection (srt-protocol reports every second) until dropped.

@@ -1169,47 +1169,16 @@ fn srt_conn_json(
         Party::Publisher(p) => crate::servers::srt::stats(true, p.id),
     }
     .unwrap_or_default();
-    let ms = |d: std::time::Duration| d.as_millis() as u64;
-    let rate = |lost: u64, total: u64| if total == 0 { 0.0 } else { lost as f64 * 100.0 / total as f64 };
-    // Two objects: one json! of all the fields exceeds the macro's recursion limit.
     let mut conn = json!({
         "id": id, "created": created, "remoteAddr": remote, "state": state, "path": path, "query": "",
         "user": "",
-        "packetsSent": st.tx_data, "packetsReceived": st.rx_data, "packetsReceivedBelated": st.rx_belated_data,
-        "packetsSentUnique": st.tx_unique_data, "packetsReceivedUnique": st.rx_unique_data,
-        "packetsSendLoss": st.tx_loss_data, "packetsReceivedLoss": st.rx_loss_data,
-        "packetsRetrans": st.tx_retransmit_data, "packetsReceivedRetrans": st.rx_retransmit_data,
-        "packetsSentACK": st.tx_ack, "packetsReceivedACK": st.rx_ack,
-        "packetsSentNAK": st.tx_nak, "packetsReceivedNAK": st.rx_nak,
-        "packetsSentKM": 0, "packetsReceivedKM": 0,
-        "usSndDuration": st.tx_buffer_time.as_micros() as u64,
-        "packetsSendDrop": st.tx_dropped_data, "packetsReceivedDrop": st.rx_dropped_data,
-        "packetsReceivedUndecrypt": st.rx_decrypt_errors,
     });
-    let more = json!({
-        "bytesSent": st.tx_bytes, "bytesReceived": st.rx_bytes, "bytesReceivedBelated": 0,
-        "bytesSentUnique": st.tx_unique_bytes, "bytesReceivedUnique": st.rx_unique_bytes,
-        "bytesReceivedLoss": st.rx_loss_bytes, "bytesRetrans": st.tx_retransmit_bytes,
-        "bytesReceivedRetrans": 0, "bytesSendDrop": st.tx_dropped_bytes, "bytesReceivedDrop": st.rx_dropped_bytes,
-        "bytesReceivedUndecrypt": st.rx_decrypt_error_bytes,
-        "usPacketsSendPeriod": st.tx_snd_period.as_micros() as f64,
-        "packetsFlowWindow": st.tx_flow_window, "packetsFlightSize": st.tx_unacknowledged_data,
-        "msRTT": st.tx_average_rtt.as_secs_f64() * 1000.0,
-        "mbpsSendRate": st.tx_bandwidth as f64, "mbpsReceiveRate": st.rx_bandwidth as f64,
-        "mbpsLinkCapacity": 0.0,
-        "bytesAvailSendBuf": st.tx_buffer_available_bytes, "bytesAvailReceiveBuf": st.rx_buffer_available_bytes,
-        "mbpsMaxBW": 0.0, "byteMSS": 1500,
-        "packetsSendBuf": st.tx_buffered_data, "bytesSendBuf": st.tx_buffered_bytes,
-        "msSendBuf": ms(st.tx_buffered_time), "msSendTsbPdDelay": 0,
-        "packetsReceiveBuf": st.rx_acknowledged_data, "bytesReceiveBuf": st.rx_acknowledged_bytes,
-        "msReceiveBuf": ms(st.rx_acknowledged_time), "msReceiveTsbPdDelay": 0,
-        "packetsReorderTolerance": 0, "packetsReceivedAvgBelatedTime": ms(st.rx_belated_time),
-        "packetsSendLossRate": rate(st.tx_loss_data, st.tx_data),
-        "packetsReceivedLossRate": rate(st.rx_loss_data, st.rx_data),
-        "outboundFramesDiscarded": dropped,
-    });
-    if let (Some(conn), Value::Object(more)) = (conn.as_object_mut(), more) {
-        conn.extend(more);
+    if let Some(conn) = conn.as_object_mut() {
+        // The same list as the srt_conns_* metrics.
+        for (key, _, value) in crate::servers::srt::stats_fields(&st) {
+            conn.insert(key.to_string(), value.into());
+        }
+        conn.insert("outboundFramesDiscarded".to_string(), dropped.into());
     }
     conn
 }

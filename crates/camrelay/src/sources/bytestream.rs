@@ -179,7 +179,7 @@ pub async fn probe<C: ChunkSource>(src: &mut C, demux: &mut StreamDemuxer) -> Re
             }
             if demux.expected_tracks() == Some(0) {
                 return Err(ProbeError::Invalid(
-                    "MPEG-TS: the program has no H.264, H.265 or AAC stream (PMT)".to_string(),
+                    "MPEG-TS: the program has no H.264, H.265, AAC, MPEG audio, Opus or KLV stream (PMT)".to_string(),
                 ));
             }
             if now >= deadline {
@@ -213,7 +213,7 @@ fn no_track(demux: &StreamDemuxer, when: &str) -> ProbeError {
             format!("not MPEG-TS: no sync byte pattern {when} (first bytes {head})")
         }
         Some(StreamFormat::MpegTs) => {
-            format!("MPEG-TS: no H.264, H.265 or AAC stream with its parameters {when}{detail}")
+            format!("MPEG-TS: no H.264, H.265, AAC, MPEG audio, Opus or KLV stream with its parameters {when}{detail}")
         }
         Some(StreamFormat::Flv) => format!("FLV: no audio or video stream with its parameters {when}{detail}"),
         Some(f @ (StreamFormat::Multipart | StreamFormat::Jpeg)) => {

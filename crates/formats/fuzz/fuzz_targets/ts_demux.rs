@@ -1,15 +1,8 @@
 #![no_main]
-//! Arbitrary bytes, fed in two chunks split at the first byte's value, must never panic the TS demuxer.
+//! Arbitrary bytes, fed in two chunks split at the first byte's value, must never panic the TS demuxer;
+//! its frames must be announced first and well formed (`formats::fuzzing::ts_demux`). Seeds in
+//! `seeds/ts_demux`: ffmpeg's H.264 with Opus, MP2, MP3 and asynchronous KLV, and a KLV stream with PTS.
 
-use formats::ts::TsDemuxer;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let split = data.first().map_or(0, |&b| usize::from(b) * 3).min(data.len());
-    let mut d = TsDemuxer::new();
-    let _ = d.push(&data[..split]);
-    while d.poll().is_some() {}
-    let _ = d.push(&data[split..]);
-    let _ = d.finish();
-    while d.poll().is_some() {}
-});
+fuzz_target!(|data: &[u8]| formats::fuzzing::ts_demux(data));

@@ -1,10 +1,10 @@
-use super::{PACKET_SIZE, STREAM_TYPE_AAC, STREAM_TYPE_H264, STREAM_TYPE_H265, SYNC_BYTE};
+use super::{EsType, PACKET_SIZE, SYNC_BYTE};
 use crate::bits::{crc32_mpeg2, rescale};
 use crate::video::{with_parameter_sets, VideoCodec, VideoConfig};
 use crate::{DemuxEvent, FormatError};
 use bytes::Bytes;
 use media::aac::{adts_frames, SAMPLES_PER_FRAME};
-use media::{codec, h264, Codec, Frame, Kind};
+use media::{codec, h264, mpa, opus, Codec, Frame, Kind};
 use std::collections::VecDeque;
 
 /// A PES packet larger than this is dropped (with an error), so a stream that never ends one cannot
@@ -15,8 +15,20 @@ pub const MAX_PES_SIZE: usize = 8 << 20;
 const MAX_STREAMS: usize = 16;
 
 enum EsKind {
-    Video { codec: VideoCodec, config: Option<VideoConfig> },
-    Aac { announced: bool },
+    Video {
+        codec: VideoCodec,
+        config: Option<VideoConfig>,
+    },
+    Aac {
+        announced: bool,
+    },
+    Mpa {
+        announced: bool,
+    },
+    /// Announced with the PMT (its channel count is there).
+    Opus,
+    /// Announced with the PMT; a PES is one KLV unit (it may come without a PTS: asynchronous KLV).
+    Klv,
 }
 
 struct Stream {
@@ -33,8 +45,8 @@ struct Stream {
 }
 
 /// MPEG-TS demuxer. Feed any chunks with [`TsDemuxer::push`], drain [`TsDemuxer::poll`] after each
-/// push. Supports H.264 (0x1b), H.265 (0x24) and AAC/ADTS (0x0f) streams of the first program;
-/// other streams are ignored.
+/// push. Supports H.264 (0x1b), H.265 (0x24), AAC/ADTS (0x0f), MPEG-1/2 audio (0x03, 0x04), Opus (0x06
+/// + "Opus") and KLV (0x15, 0x06 + "KLVA") streams of the first program; other streams are ignored.
 #[derive(Default)]
 pub struct TsDemuxer {
     buf: Vec<u8>,
@@ -42,6 +54,8 @@ pub struct TsDemuxer {
     streams: Vec<Stream>,
     events: VecDeque<DemuxEvent>,
     resyncs: u64,
+    /// The last PTS of any stream (unwrapped), for PES without one (asynchronous KLV).
+    last_pts: Option<i64>,
 }
 
 impl TsDemuxer {
@@ -207,17 +221,31 @@ impl TsDemuxer {
             let stream_type = section[pos];
             let pid = (u16::from(section[pos + 1] & 0x1f) << 8) | u16::from(section[pos + 2]);
             let es_info = usize::from(u16::from_be_bytes([section[pos + 3], section[pos + 4]]) & 0x0fff);
+            let descriptors = section.get(pos + 5..(pos + 5 + es_info).min(end)).unwrap_or_default();
             pos += 5 + es_info;
-            let kind = match stream_type {
-                STREAM_TYPE_H264 => EsKind::Video { codec: VideoCodec::H264, config: None },
-                STREAM_TYPE_H265 => EsKind::Video { codec: VideoCodec::H265, config: None },
-                STREAM_TYPE_AAC => EsKind::Aac { announced: false },
-                _ => continue,
-            };
+            let Some(es_type) = EsType::from_pmt(stream_type, descriptors) else { continue };
             if self.streams.iter().any(|s| s.pid == pid) || self.streams.len() >= MAX_STREAMS {
                 continue;
             }
             let index = self.streams.len();
+            let kind = match es_type {
+                EsType::H264 => EsKind::Video { codec: VideoCodec::H264, config: None },
+                EsType::H265 => EsKind::Video { codec: VideoCodec::H265, config: None },
+                EsType::Aac => EsKind::Aac { announced: false },
+                EsType::Mpa => EsKind::Mpa { announced: false },
+                EsType::Opus { channels } => {
+                    // RTP names Opus OPUS/48000/2 whatever the channels (RFC 7587).
+                    let fmtp = format!("sprop-stereo={}", u8::from(channels == 2));
+                    let c = Codec::new(codec::OPUS, 48000, 2, 96).with_fmtp(fmtp);
+                    self.events.push_back(DemuxEvent::Track { index, kind: Kind::Audio, codec: c });
+                    EsKind::Opus
+                }
+                EsType::Klv => {
+                    let c = Codec::new(codec::KLV, 90000, 0, 96);
+                    self.events.push_back(DemuxEvent::Track { index, kind: Kind::Application, codec: c });
+                    EsKind::Klv
+                }
+            };
             self.streams.push(Stream {
                 pid,
                 index,
@@ -237,7 +265,8 @@ impl TsDemuxer {
         }
         s.collecting = false;
         let pes = std::mem::take(&mut s.pes);
-        let bad = |d: &str| FormatError::invalid("MPEG-TS PES header", format!("PID {:#x}: {d}", s.pid));
+        let pid = s.pid;
+        let bad = move |d: &str| FormatError::invalid("MPEG-TS PES header", format!("PID {pid:#x}: {d}"));
         if pes.len() < 9 || pes[..3] != [0, 0, 1] {
             return Err(bad("no start code prefix"));
         }
@@ -246,7 +275,18 @@ impl TsDemuxer {
             return Err(bad("header longer than the packet"));
         }
         if pes[7] & 0x80 == 0 || pes[8] < 5 {
-            return Err(bad("no PTS"));
+            if !matches!(s.kind, EsKind::Klv) {
+                return Err(bad("no PTS"));
+            }
+            // Asynchronous KLV has no PTS: it goes with the stream's latest time.
+            let index = s.index;
+            let ts = self.last_pts.unwrap_or(0);
+            let payload = Bytes::copy_from_slice(&pes[header_len..]);
+            if !payload.is_empty() {
+                let frame = Frame { timestamp: ts as u32, keyframe: true, payload, rtp: Vec::new() };
+                self.events.push_back(DemuxEvent::Frame { index, frame });
+            }
+            return Ok(());
         }
         let b = &pes[9..14];
         let pts = (u64::from(b[0] >> 1 & 7) << 30)
@@ -264,6 +304,7 @@ impl TsDemuxer {
             }
         };
         s.last_pts = Some((pts, ext));
+        self.last_pts = Some(ext);
         let index = s.index;
         let data = &pes[header_len..];
         match &mut s.kind {
@@ -325,9 +366,73 @@ impl TsDemuxer {
                     self.events.push_back(DemuxEvent::Frame { index, frame });
                 }
             }
+            EsKind::Mpa { announced } => {
+                let mut ts = ext;
+                for (h, f) in mpa::frames(data) {
+                    if !*announced {
+                        *announced = true;
+                        let c = Codec::new(codec::MPA, 90000, u16::from(h.channels), 14);
+                        self.events.push_back(DemuxEvent::Track { index, kind: Kind::Audio, codec: c });
+                    }
+                    let payload = Bytes::copy_from_slice(f);
+                    let frame = Frame { timestamp: ts as u32, keyframe: true, payload, rtp: Vec::new() };
+                    self.events.push_back(DemuxEvent::Frame { index, frame });
+                    ts += i64::from(h.duration(90000));
+                }
+            }
+            EsKind::Opus => {
+                let mut ts = rescale(ext, 90000, 48000);
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let (packet, tail) = opus_access_unit(rest).map_err(bad)?;
+                    rest = tail;
+                    let Some(samples) = opus::packet_samples(packet) else { continue };
+                    let payload = Bytes::copy_from_slice(packet);
+                    let frame = Frame { timestamp: ts as u32, keyframe: true, payload, rtp: Vec::new() };
+                    self.events.push_back(DemuxEvent::Frame { index, frame });
+                    ts += i64::from(samples);
+                }
+            }
+            EsKind::Klv => {
+                if !data.is_empty() {
+                    let payload = Bytes::copy_from_slice(data);
+                    let frame = Frame { timestamp: ext as u32, keyframe: true, payload, rtp: Vec::new() };
+                    self.events.push_back(DemuxEvent::Frame { index, frame });
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Splits one Opus access unit off a PES payload: its control header (the 11-bit prefix 0x3ff, trim
+/// flags, `au_size` in 0xff-continued bytes, the optional trims and extension), then the packet.
+pub(super) fn opus_access_unit(data: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    if data.len() < 2 || data[0] != 0x7f || data[1] & 0xe0 != 0xe0 {
+        return Err("Opus control header prefix missing");
+    }
+    let flags = data[1];
+    let mut at = 2;
+    let mut size = 0usize;
+    loop {
+        let b = *data.get(at).ok_or("Opus control header cut short")?;
+        at += 1;
+        size += usize::from(b);
+        if b != 0xff {
+            break;
+        }
+    }
+    if flags & 0x10 != 0 {
+        at += 2; // start trim
+    }
+    if flags & 0x08 != 0 {
+        at += 2; // end trim
+    }
+    if flags & 0x04 != 0 {
+        at += 1 + usize::from(*data.get(at).ok_or("Opus control extension cut short")?);
+    }
+    let packet = data.get(at..at + size).ok_or("Opus access unit longer than its PES")?;
+    Ok((packet, &data[at + size..]))
 }
 
 /// The PSI section at the start of a PUSI payload, CRC-checked; `None` when it does not fit one packet

@@ -1,4 +1,7 @@
-use super::{PACKET_SIZE, STREAM_TYPE_AAC, STREAM_TYPE_H264, STREAM_TYPE_H265, SYNC_BYTE};
+use super::{
+    PACKET_SIZE, STREAM_TYPE_AAC, STREAM_TYPE_H264, STREAM_TYPE_H265, STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_PRIVATE,
+    SYNC_BYTE,
+};
 use crate::bits::{crc32_mpeg2, rescale};
 use crate::video::{with_parameter_sets, VideoCodec, VideoConfig};
 use crate::FormatError;
@@ -20,11 +23,16 @@ const PCR_DELAY: i64 = 9000;
 enum EsKind {
     Video(VideoCodec),
     Aac(AudioSpecificConfig),
+    Mpa,
+    Opus,
+    Klv,
 }
 
 struct Es {
     pid: u16,
     stream_type: u8,
+    /// The PMT's ES descriptors of this stream.
+    descriptors: Vec<u8>,
     kind: EsKind,
     clock_rate: u32,
     cc: u8,
@@ -46,19 +54,35 @@ pub struct TsMuxer {
 }
 
 impl TsMuxer {
-    /// Tracks: H264, H265 video; AAC audio (fmtp `config=`, written as ADTS).
+    /// Tracks: H264, H265 video; AAC audio (fmtp `config=`, written as ADTS); MPEG-1/2 audio (`MPA`,
+    /// stream type 0x03); Opus (0x06 with the "Opus" registration and channel descriptors, each packet
+    /// behind its control header); KLV (`SMPTE336M`, 0x06 with the "KLVA" registration: asynchronous
+    /// KLV as ffmpeg writes it, but with the frame's PTS).
     pub fn new(tracks: &[(Kind, Codec)]) -> Result<TsMuxer, FormatError> {
         let mut es = Vec::with_capacity(tracks.len());
         for (i, (kind, c)) in tracks.iter().enumerate() {
+            let mut descriptors = Vec::new();
             let (stream_type, k) = match (kind, c.name.as_str()) {
                 (Kind::Video, codec::H264) => (STREAM_TYPE_H264, EsKind::Video(VideoCodec::H264)),
                 (Kind::Video, codec::H265) => (STREAM_TYPE_H265, EsKind::Video(VideoCodec::H265)),
                 (Kind::Audio, codec::AAC) => (STREAM_TYPE_AAC, EsKind::Aac(AudioSpecificConfig::from_fmtp(&c.fmtp)?)),
+                (Kind::Audio, codec::MPA) => (STREAM_TYPE_MPEG1_AUDIO, EsKind::Mpa),
+                (Kind::Audio, codec::OPUS) => {
+                    // Stereo unless the SDP says mono (RFC 7587: the 2 of OPUS/48000/2 says nothing).
+                    let channels = if c.fmtp_param("sprop-stereo") == Some("0") { 1 } else { 2 };
+                    descriptors.extend_from_slice(&[0x05, 4, b'O', b'p', b'u', b's', 0x7f, 2, 0x80, channels]);
+                    (STREAM_TYPE_PRIVATE, EsKind::Opus)
+                }
+                (Kind::Application, codec::KLV) => {
+                    descriptors.extend_from_slice(&[0x05, 4, b'K', b'L', b'V', b'A']);
+                    (STREAM_TYPE_PRIVATE, EsKind::Klv)
+                }
                 _ => return Err(FormatError::unsupported("MPEG-TS", &format!("{kind}:{}", c.name))),
             };
             es.push(Es {
                 pid: FIRST_ES_PID + i as u16,
                 stream_type,
+                descriptors,
                 clock_rate: if c.clock_rate == 0 { 90000 } else { c.clock_rate },
                 cc: 0,
                 unwrap: Unwrapper::default(),
@@ -69,7 +93,11 @@ impl TsMuxer {
         if es.is_empty() {
             return Err(FormatError::MissingConfig("MPEG-TS: no tracks".into()));
         }
-        let pcr_index = es.iter().position(|e| matches!(e.kind, EsKind::Video(_))).unwrap_or(0);
+        let pcr_index = es
+            .iter()
+            .position(|e| matches!(e.kind, EsKind::Video(_)))
+            .or_else(|| es.iter().position(|e| !matches!(e.kind, EsKind::Klv)))
+            .unwrap_or(0);
         Ok(TsMuxer { es, pcr_index, psi_interval: DEFAULT_PSI_INTERVAL, since_psi: None, pat_cc: 0, pmt_cc: 0 })
     }
 
@@ -94,7 +122,8 @@ impl TsMuxer {
         for e in &self.es {
             pmt.push(e.stream_type);
             pmt.extend_from_slice(&(0xe000 | e.pid).to_be_bytes());
-            pmt.extend_from_slice(&[0xf0, 0x00]);
+            pmt.extend_from_slice(&(0xf000 | e.descriptors.len() as u16).to_be_bytes());
+            pmt.extend_from_slice(&e.descriptors);
         }
         let section_len = (pmt.len() - 3 + 4) as u16;
         pmt[1] = 0xb0 | (section_len >> 8) as u8;
@@ -146,6 +175,23 @@ impl TsMuxer {
                 es_data.extend_from_slice(&AdtsHeader::build(cfg, frame.payload.len())?);
                 es_data.extend_from_slice(&frame.payload);
                 (0xc0, false)
+            }
+            EsKind::Mpa | EsKind::Opus | EsKind::Klv if frame.payload.is_empty() => return Ok(Bytes::new()),
+            EsKind::Mpa => {
+                es_data.extend_from_slice(&frame.payload);
+                (0xc0, false)
+            }
+            EsKind::Opus => {
+                // Control header: prefix 0x3ff, no trims, no extension; au_size in 0xff-continued bytes.
+                es_data.extend_from_slice(&[0x7f, 0xe0]);
+                es_data.resize(es_data.len() + frame.payload.len() / 255, 0xff);
+                es_data.push((frame.payload.len() % 255) as u8);
+                es_data.extend_from_slice(&frame.payload);
+                (0xbd, false)
+            }
+            EsKind::Klv => {
+                es_data.extend_from_slice(&frame.payload);
+                (0xbd, false)
             }
         };
         let ext = e.unwrap.unwrap(frame.timestamp);

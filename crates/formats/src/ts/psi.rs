@@ -1,12 +1,13 @@
 //! A light scan of an MPEG-TS stream's first packets for the PAT and the PMT of its first program: how
-//! many streams the [`super::TsDemuxer`] will give (H.264, H.265, AAC), so that probing a stream knows
-//! how many tracks to wait for. Finds sync on its own (the stream may start mid-packet).
+//! many streams the [`super::TsDemuxer`] will give (H.264, H.265, AAC, MPEG audio, Opus, KLV), so that
+//! probing a stream knows how many tracks to wait for. Finds sync on its own (the stream may start
+//! mid-packet).
 
 /// Bytes the scan reads without finding a PMT before it gives up.
 pub const PMT_SCAN_MAX_BYTES: usize = 5 << 20;
 
 /// Finds the PMT of the first program in the first MPEG-TS packets and counts the streams the demuxer
-/// supports (H.264, H.265, AAC). Bounded: gives up after [`PMT_SCAN_MAX_BYTES`] without a PMT.
+/// supports (see [`super::TsDemuxer`]). Bounded: gives up after [`PMT_SCAN_MAX_BYTES`] without a PMT.
 #[derive(Debug, Default)]
 pub struct PmtScan {
     buf: Vec<u8>,
@@ -105,10 +106,12 @@ impl PmtScan {
             let mut i = 12 + info_len;
             let mut count = 0;
             while i + 5 <= end {
-                if matches!(sec[i], 0x1b | 0x24 | 0x0f) {
+                let es_info = (usize::from(sec[i + 3] & 0x0f) << 8) | usize::from(sec[i + 4]);
+                let descriptors = sec.get(i + 5..(i + 5 + es_info).min(end)).unwrap_or_default();
+                if super::EsType::from_pmt(sec[i], descriptors).is_some() {
                     count += 1;
                 }
-                i += 5 + ((usize::from(sec[i + 3] & 0x0f) << 8) | usize::from(sec[i + 4]));
+                i += 5 + es_info;
             }
             self.streams = Some(count);
         }
@@ -119,7 +122,8 @@ impl PmtScan {
 mod tests {
     use super::*;
 
-    /// PAT: program 1 → PMT pid 0x1000; PMT: H.264 on 0x100, AAC on 0x101, one unsupported (0x06).
+    /// PAT: program 1 → PMT pid 0x1000; PMT: H.264 on 0x100, AAC on 0x101, one unsupported (0x06
+    /// without a registration descriptor).
     fn pat_pmt() -> Vec<u8> {
         let mut ts = Vec::new();
         let mut pkt = |pid: u16, section: &[u8]| {

@@ -138,3 +138,138 @@ fn garbage_never_panics() {
 fn unsupported_codec() {
     assert!(TsMuxer::new(&[(Kind::Audio, media::Codec::new("PCMA", 8000, 1, 8))]).is_err());
 }
+
+fn mp2(fill: u8) -> Vec<u8> {
+    let mut f = vec![0xff, 0xfd, 0x84, 0x00]; // MPEG-1 Layer II, 128 kb/s, 48 kHz, stereo: 384 bytes
+    f.resize(384, fill);
+    f
+}
+
+/// H.264 + MP2 + Opus + KLV through the muxer and back: every codec announced, every payload and
+/// timestamp kept (Opus and MP2 through the 90 kHz PTS, within a tick).
+#[test]
+fn mpa_opus_klv_round_trip() {
+    let opus = media::Codec::new("OPUS", 48000, 2, 111).with_fmtp("sprop-stereo=0");
+    let tracks = [
+        (Kind::Video, h264()),
+        (Kind::Audio, media::Codec::new("MPA", 90000, 0, 14)),
+        (Kind::Audio, opus),
+        (Kind::Application, media::Codec::new("SMPTE336M", 90000, 0, 96)),
+    ];
+    let mut m = TsMuxer::new(&tracks).unwrap();
+    let mut ts = Vec::new();
+    let mut input: Vec<(usize, Frame)> = Vec::new();
+    let frame =
+        |timestamp: u32, payload: Vec<u8>| Frame { timestamp, keyframe: true, payload: payload.into(), rtp: vec![] };
+    for i in 0..6u32 {
+        let v = h264_frame(i * 3000, i == 0, i as u8 + 1);
+        ts.extend_from_slice(&m.push(0, &v).unwrap());
+        input.push((0, v));
+        // MP2: two frames in one RTP-sized unit the first time; the demuxer gives them one by one.
+        let a = if i == 0 { frame(0, [mp2(1), mp2(2)].concat()) } else { frame(2160 * (i + 1), mp2(i as u8 + 2)) };
+        ts.extend_from_slice(&m.push(1, &a).unwrap());
+        if i == 0 {
+            input.push((1, frame(0, mp2(1))));
+            input.push((1, frame(2160, mp2(2))));
+        } else {
+            input.push((1, a));
+        }
+        // Opus: 20 ms CELT packets, one of 300 bytes (au_size needs a 0xff continuation byte).
+        let len = if i == 2 { 300 } else { 40 + i as usize };
+        let mut p = vec![0xfc];
+        p.extend((0..len - 1).map(|b| b as u8 ^ i as u8));
+        let o = frame(960 * i, p);
+        ts.extend_from_slice(&m.push(2, &o).unwrap());
+        input.push((2, o));
+        let k = frame(i * 3000, [&[0x06, 0x0e, 0x2b, 0x34][..], &[i as u8; 20]].concat());
+        ts.extend_from_slice(&m.push(3, &k).unwrap());
+        input.push((3, k));
+    }
+    let mut d = TsDemuxer::new();
+    for chunk in ts.chunks(333) {
+        d.push(chunk).unwrap();
+    }
+    d.finish().unwrap();
+    let (announced, frames) = drain(&mut d);
+    let mut names: Vec<(usize, String, u16)> =
+        announced.iter().map(|(i, c)| (*i, c.name.clone(), c.channels)).collect();
+    names.sort();
+    assert_eq!(names, [(0, "H264".into(), 0), (1, "MPA".into(), 2), (2, "OPUS".into(), 2), (3, "SMPTE336M".into(), 0)]);
+    let opus = &announced.iter().find(|(i, _)| *i == 2).unwrap().1;
+    assert_eq!((opus.clock_rate, opus.fmtp.as_str()), (48000, "sprop-stereo=0"), "mono from the channel descriptor");
+    let mpa = &announced.iter().find(|(i, _)| *i == 1).unwrap().1;
+    assert_eq!((mpa.clock_rate, mpa.payload_type), (90000, 14));
+    for idx in 1..4 {
+        let a: Vec<&Frame> = input.iter().filter(|f| f.0 == idx).map(|f| &f.1).collect();
+        let b: Vec<&Frame> = frames.iter().filter(|f| f.0 == idx).map(|f| &f.1).collect();
+        assert_eq!(a.len(), b.len(), "track {idx}");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.payload, y.payload, "track {idx}");
+            let (dx, dy) = (x.timestamp.wrapping_sub(a[0].timestamp), y.timestamp.wrapping_sub(b[0].timestamp));
+            assert!(dx.abs_diff(dy) <= 1, "track {idx}: {dx} vs {dy}");
+        }
+    }
+    // The PMT scan counts the four streams.
+    let mut scan = PmtScan::new();
+    scan.push(&ts);
+    assert_eq!(scan.streams(), Some(4));
+}
+
+/// ffmpeg's asynchronous KLV: a private stream 1 PES without PTS gets the latest time of the program.
+#[test]
+fn klv_without_pts() {
+    let mut m =
+        TsMuxer::new(&[(Kind::Video, h264()), (Kind::Application, media::Codec::new("SMPTE336M", 90000, 0, 96))])
+            .unwrap();
+    let mut ts = m.push(0, &h264_frame(9000, true, 1)).unwrap().to_vec();
+    let k = m.push(1, &Frame { timestamp: 0, keyframe: true, payload: vec![7u8; 30].into(), rtp: vec![] }).unwrap();
+    let mut k = k.to_vec();
+    // Rewrite the KLV PES header: no PTS (flags 0x00, header length 0), PES length adjusted.
+    let at = k.len() - PACKET_SIZE; // the KLV PES is in the last packet
+    let p = &mut k[at..];
+    let start = p.windows(4).position(|w| w == [0, 0, 1, 0xbd]).unwrap();
+    let pes_len = u16::from_be_bytes([p[start + 4], p[start + 5]]) - 5;
+    p[start + 4..start + 6].copy_from_slice(&pes_len.to_be_bytes());
+    p[start + 7] = 0;
+    p[start + 8] = 0;
+    // Move the payload 5 bytes up (the PTS is gone); pad the tail with 0xff stuffing... simpler: rebuild.
+    let body: Vec<u8> = p[start + 14..].to_vec();
+    let mut rebuilt = p[..start + 9].to_vec();
+    rebuilt.extend_from_slice(&body);
+    // The packet got 5 bytes shorter: grow its adaptation field stuffing at the front instead.
+    let af_len = p[4] as usize;
+    let mut packet = p[..4].to_vec();
+    packet[3] |= 0x20;
+    packet.push((af_len + 5) as u8);
+    packet.extend_from_slice(&p[5..5 + af_len]);
+    packet.extend_from_slice(&[0xff; 5]);
+    packet.extend_from_slice(&rebuilt[5 + af_len..]);
+    assert_eq!(packet.len(), PACKET_SIZE);
+    k.truncate(at);
+    k.extend_from_slice(&packet);
+    ts.extend_from_slice(&k);
+    let mut d = TsDemuxer::new();
+    d.push(&ts).unwrap();
+    d.finish().unwrap();
+    let (_, frames) = drain(&mut d);
+    let klv: Vec<&Frame> = frames.iter().filter(|f| f.0 == 1).map(|f| &f.1).collect();
+    assert_eq!(klv.len(), 1);
+    assert_eq!(klv[0].payload.as_ref(), &[7u8; 30]);
+    let video = frames.iter().find(|f| f.0 == 0).unwrap();
+    assert_eq!(klv[0].timestamp, video.1.timestamp, "the video's PTS");
+}
+
+#[test]
+fn opus_control_headers() {
+    // Two access units in one PES: trims and an extension on the first.
+    let mut data = vec![0x7f, 0xe0 | 0x10 | 0x08 | 0x04, 0x02, 0x00, 0x10, 0x00, 0x20, 0x01, 0xaa, 0xfc, 0x01];
+    data.extend_from_slice(&[0x7f, 0xe0, 0xff, 0x01]);
+    data.extend(std::iter::repeat(0xfc).take(256));
+    let (a, rest) = super::demux::opus_access_unit(&data).unwrap();
+    assert_eq!(a, &[0xfc, 0x01]);
+    let (b, rest) = super::demux::opus_access_unit(rest).unwrap();
+    assert_eq!((b.len(), rest.len()), (256, 0));
+    assert!(super::demux::opus_access_unit(&[0x7f, 0xe0, 0xff]).is_err());
+    assert!(super::demux::opus_access_unit(&[0x7f, 0xe0, 0x05, 1]).is_err());
+    assert!(super::demux::opus_access_unit(&[0x12, 0x34]).is_err());
+}

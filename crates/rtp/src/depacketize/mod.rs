@@ -7,6 +7,7 @@
 
 mod aac;
 pub mod jpeg;
+mod mpa;
 mod video;
 
 use crate::RtpError;
@@ -15,6 +16,7 @@ use media::{codec, Codec, Frame, RtpPacket};
 
 pub use aac::AacDepacketizer;
 pub use jpeg::JpegDepacketizer;
+pub use mpa::MpaDepacketizer;
 pub use video::VideoDepacketizer;
 
 /// Largest frame we reassemble; beyond it the frame is dropped (the network sends us anything).
@@ -64,6 +66,7 @@ pub fn depacketizer_for(c: &Codec) -> Box<dyn Depacketizer> {
         codec::H265 => Box::new(VideoDepacketizer::h265(&c.fmtp)),
         codec::AAC => Box::new(AacDepacketizer::new(&c.fmtp)),
         codec::JPEG => Box::new(JpegDepacketizer::new()),
+        codec::MPA => Box::new(MpaDepacketizer::new()),
         n if is_packet_per_frame_audio(n) => Box::new(PacketPerFrame),
         _ => Box::new(GroupedDepacketizer::default()),
     }
