@@ -23,6 +23,9 @@ use media::aac::AudioSpecificConfig;
 use media::timestamp::Unwrapper;
 use media::{codec, h264, Codec, Frame, Kind};
 use std::collections::VecDeque;
+pub use visual::{jpeg_size, keyframe_signature, Visual, VisualCodec};
+
+mod visual;
 
 /// When fragments are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,8 +46,15 @@ pub const MAX_READY_FRAGMENTS: usize = 64;
 
 enum Config {
     Video(VideoConfig),
-    Aac { asc: Vec<u8>, config: AudioSpecificConfig },
-    Opus { channels: u16 },
+    /// AV1, VP9, MJPEG.
+    Visual(Visual),
+    Aac {
+        asc: Vec<u8>,
+        config: AudioSpecificConfig,
+    },
+    Opus {
+        channels: u16,
+    },
     Flac(FlacEncoder),
 }
 
@@ -77,11 +87,13 @@ pub struct Fmp4Muxer {
     video: Option<usize>,
     started: bool,
     init: Option<Bytes>,
+    /// See [`Fmp4Muxer::follow_changes`].
+    follow: bool,
 }
 
 impl Fmp4Muxer {
     /// A muxer for these tracks (in `trak` order, track IDs 1..). Video: H264, H265 (parameter sets from
-    /// the fmtp or the first keyframe). Audio: AAC (fmtp `config=` required), OPUS, and PCMA/PCMU/L16
+    /// the fmtp or the first keyframe), AV1, VP9 and JPEG (MJPEG; see [`visual`]). Audio: AAC (fmtp `config=` required), OPUS, and PCMA/PCMU/L16
     /// repacked to FLAC.
     pub fn new(tracks: &[(Kind, Codec)]) -> Result<Fmp4Muxer, FormatError> {
         Self::with_policy(tracks, FragmentPolicy::default())
@@ -103,6 +115,12 @@ impl Fmp4Muxer {
                         if c.clock_rate == 0 { 90000 } else { c.clock_rate },
                         VideoConfig::from_codec(c).map(Config::Video),
                     )
+                }
+                (Kind::Video, codec::AV1 | codec::VP9 | codec::JPEG) => {
+                    if video.is_none() {
+                        video = Some(i);
+                    }
+                    (if c.clock_rate == 0 { 90000 } else { c.clock_rate }, Visual::from_codec(c).map(Config::Visual))
                 }
                 (Kind::Audio, codec::AAC) => {
                     let hex = c.fmtp_param("config").ok_or_else(|| {
@@ -142,6 +160,7 @@ impl Fmp4Muxer {
             ready: VecDeque::new(),
             video,
             init: None,
+            follow: false,
         };
         m.build_init();
         Ok(m)
@@ -163,6 +182,7 @@ impl Fmp4Muxer {
             .filter_map(|t| {
                 Some(match t.config.as_ref()? {
                     Config::Video(v) => v.codec_string(),
+                    Config::Visual(v) => v.codec_string(),
                     Config::Aac { config, .. } => format!("mp4a.40.{}", config.object_type),
                     Config::Opus { .. } => "opus".to_string(),
                     Config::Flac(_) => "flac".to_string(),
@@ -172,17 +192,59 @@ impl Fmp4Muxer {
         Some(format!("video/mp4; codecs=\"{}\"", codecs.join(",")))
     }
 
+    /// Follow a picture that changes (another publisher taking the stream over with another size or
+    /// profile): a video keyframe whose parameter sets (H.264/H.265), sequence header (AV1), header
+    /// (VP9) or size (MJPEG) differ from the init segment's ends the fragment in progress, and
+    /// [`Fmp4Muxer::fragment`] then gives a new init segment (`ftyp` + `moov`) before the fragments it
+    /// describes, as MSE's SourceBuffer and progressive readers take it. Off by default: segmenters
+    /// (HLS, the recorder) start a new segment with its own init instead.
+    pub fn follow_changes(&mut self, on: bool) {
+        self.follow = on;
+    }
+
     /// Adds one frame of track `track`. Video frames before the first keyframe (and audio before video
     /// starts) are dropped, as decoders could not use them.
     pub fn push(&mut self, track: usize, frame: &Frame) -> Result<(), FormatError> {
-        let t = self.tracks.get_mut(track).ok_or(FormatError::TrackIndex(track))?;
+        let t = self.tracks.get(track).ok_or(FormatError::TrackIndex(track))?;
         if frame.payload.is_empty() {
             return Ok(());
         }
+        if self.follow && frame.keyframe && self.init.is_some() {
+            let changed = match &t.config {
+                Some(Config::Video(cur)) => VideoConfig::from_nals(cur.codec, h264::avcc_nals(&frame.payload))
+                    .filter(|new| new != cur)
+                    .map(Config::Video),
+                Some(Config::Visual(cur)) => {
+                    Visual::from_keyframe(&t.codec, &frame.payload).filter(|new| new != cur).map(Config::Visual)
+                }
+                _ => None,
+            };
+            if let Some(config) = changed {
+                self.flush();
+                self.tracks[track].config = Some(config);
+                self.build_init();
+                if let Some(init) = self.init.clone() {
+                    self.ready.push_back(init);
+                }
+            }
+        }
+        let t = &mut self.tracks[track];
         let is_video = t.kind == Kind::Video;
         let mut sync = true;
         let mut nominal = 0;
         let data = match &mut t.config {
+            None if VisualCodec::from_name(&t.codec.name).is_some() => {
+                // AV1/VP9 without the picture size yet, MJPEG before its first frame.
+                if !frame.keyframe {
+                    return Ok(());
+                }
+                let Some(v) = Visual::from_keyframe(&t.codec, &frame.payload) else {
+                    return Ok(());
+                };
+                t.config = Some(Config::Visual(v));
+                self.build_init();
+                return self.push(track, frame);
+            }
             None => {
                 // Video without parameter sets yet: learn them from a keyframe.
                 let vc = VideoCodec::from_name(&t.codec.name)
@@ -200,6 +262,10 @@ impl Fmp4Muxer {
             Some(Config::Video(_)) => {
                 sync = frame.keyframe;
                 frame.payload.clone()
+            }
+            Some(Config::Visual(v)) => {
+                sync = frame.keyframe;
+                v.sample(&frame.payload)
             }
             Some(Config::Aac { .. }) => {
                 nominal = media::aac::SAMPLES_PER_FRAME;
@@ -339,6 +405,7 @@ impl Fmp4Muxer {
             write_matrix(&mut w);
             let (width, height) = match cfg {
                 Config::Video(v) => (v.width, v.height),
+                Config::Visual(v) => (v.width, v.height),
                 _ => (0, 0),
             };
             w.u32(width << 16);
@@ -481,6 +548,22 @@ fn write_matrix(w: &mut Writer) {
     }
 }
 
+/// VisualSampleEntry fields before its child boxes.
+fn write_visual_entry_head(w: &mut Writer, width: u32, height: u32) {
+    w.zeros(6);
+    w.u16(1); // data reference index
+    w.zeros(16);
+    w.u16(width.min(0xffff) as u16);
+    w.u16(height.min(0xffff) as u16);
+    w.u32(0x0048_0000);
+    w.u32(0x0048_0000);
+    w.u32(0);
+    w.u16(1); // frame count
+    w.zeros(32); // compressor name
+    w.u16(0x0018);
+    w.u16(0xffff);
+}
+
 fn write_audio_entry_head(w: &mut Writer, channels: u16, rate: u32) {
     w.zeros(6);
     w.u16(1); // data reference index
@@ -500,21 +583,52 @@ fn write_sample_entry(w: &mut Writer, cfg: &Config, timescale: u32) {
                 VideoCodec::H265 => (b"hvc1", b"hvcC"),
             };
             let e = w.start(entry);
-            w.zeros(6);
-            w.u16(1);
-            w.zeros(16);
-            w.u16(v.width.min(0xffff) as u16);
-            w.u16(v.height.min(0xffff) as u16);
-            w.u32(0x0048_0000);
-            w.u32(0x0048_0000);
-            w.u32(0);
-            w.u16(1); // frame count
-            w.zeros(32); // compressor name
-            w.u16(0x0018);
-            w.u16(0xffff);
+            write_visual_entry_head(w, v.width, v.height);
             let c = w.start(cfg_box);
             w.bytes(&v.record());
             w.end(c);
+            w.end(e);
+        }
+        Config::Visual(v) => {
+            let entry = match v.codec {
+                VisualCodec::Av1 => b"av01",
+                VisualCodec::Vp9 => b"vp09",
+                VisualCodec::Mjpeg => b"mp4v",
+            };
+            let e = w.start(entry);
+            write_visual_entry_head(w, v.width, v.height);
+            match v.codec {
+                VisualCodec::Av1 => {
+                    let c = w.start(b"av1C");
+                    w.bytes(&v.record);
+                    w.end(c);
+                }
+                VisualCodec::Vp9 => {
+                    // The record is the full box's body, version and flags included.
+                    let c = w.start(b"vpcC");
+                    w.bytes(&v.record);
+                    w.end(c);
+                }
+                VisualCodec::Mjpeg => {
+                    // MediaMTX's form: ES_Descriptor, DecoderConfigDescriptor with objectTypeIndication
+                    // 0x6C (JPEG, ISO/IEC 10918-1) and no decoder specific info, SLConfigDescriptor.
+                    let esds = w.start_full(b"esds", 0, 0);
+                    let dcd_len = 13;
+                    let es_len = 3 + 5 + dcd_len + 5 + 1;
+                    write_descriptor_head(w, 0x03, es_len);
+                    w.u16(1); // ES_ID
+                    w.u8(0);
+                    write_descriptor_head(w, 0x04, dcd_len);
+                    w.u8(0x6c);
+                    w.u8(0x11); // visual stream, reserved bit
+                    w.u24(0);
+                    w.u32(1_000_000);
+                    w.u32(1_000_000);
+                    write_descriptor_head(w, 0x06, 1);
+                    w.u8(2);
+                    w.end(esds);
+                }
+            }
             w.end(e);
         }
         Config::Aac { asc, config } => {

@@ -44,6 +44,15 @@ impl Mp4Muxer {
         Ok(Mp4Muxer { inner, header_sent: false })
     }
 
+    /// A muxer for a live reader (MSE, `stream.mp4`) that follows a picture change: a new init segment
+    /// in the byte stream before the first fragment of the new picture
+    /// ([`crate::fmp4::Fmp4Muxer::follow_changes`]).
+    pub fn following(tracks: &[(Kind, Codec)]) -> Result<Mp4Muxer, FormatError> {
+        let mut m = Self::new(tracks)?;
+        m.inner.follow_changes(true);
+        Ok(m)
+    }
+
     /// `video/mp4; codecs="..."`, once every track's codec string is known.
     pub fn mime_type(&self) -> Option<String> {
         self.inner.mime_type()

@@ -78,7 +78,7 @@ pub fn find<'a>(data: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
         if i + 1 < path.len() {
             cur = match *name {
                 "stsd" | "dref" => &cur[8..],
-                "avc1" | "hvc1" => &cur[78..],
+                "avc1" | "hvc1" | "av01" | "vp09" | "mp4v" => &cur[78..],
                 "mp4a" | "Opus" | "fLaC" => &cur[28..],
                 _ => cur,
             };

@@ -912,9 +912,13 @@ async fn create(path: &Path) -> Result<tokio::fs::File, String> {
         .map_err(|e| io_error("creating", path, &e))
 }
 
-/// The video parameter sets (H.264/H.265 SPS) a keyframe carries in band, to notice a changed stream.
+/// The video parameter sets (H.264/H.265 SPS) a keyframe carries in band, to notice a changed stream;
+/// for AV1, VP9 and MJPEG what their sample entry holds (picture size and configuration record).
 fn parameter_sets(codec: &media::Codec, frame: &media::Frame) -> Option<Vec<bytes::Bytes>> {
     use formats::video::{VideoCodec, VideoConfig};
+    if formats::fmp4::VisualCodec::from_name(&codec.name).is_some() {
+        return formats::fmp4::keyframe_signature(codec, &frame.payload).map(|s| vec![bytes::Bytes::from(s)]);
+    }
     let vc = VideoCodec::from_name(&codec.name)?;
     VideoConfig::from_nals(vc, media::h264::avcc_nals(&frame.payload)).map(|c| c.sps)
 }
@@ -1135,9 +1139,14 @@ async fn finish_file(o: Open, ctx: &TaskCtx, session: &mut Session<'_>, duration
     Ok(())
 }
 
-/// `fmtp` without `sprop-parameter-sets` / `sprop-vps|sps|pps`.
+/// `fmtp` without `sprop-parameter-sets` / `sprop-vps|sps|pps`, nor the `config=` record of AV1 and
+/// VP9 tracks (the fMP4 muxer then takes the new configuration from the keyframe).
 fn strip_sprop(fmtp: &str) -> String {
-    fmtp.split(';').map(str::trim).filter(|p| !p.starts_with("sprop-")).collect::<Vec<_>>().join(";")
+    fmtp.split(';')
+        .map(str::trim)
+        .filter(|p| !p.starts_with("sprop-") && !p.starts_with("config="))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Deletes `name`'s segments older than `after`, oldest first, until `stop`. The file being written

@@ -152,7 +152,7 @@ async fn progressive(
 const MP4_DEFAULT: &str = "mp4";
 
 async fn stream_mp4(State(app): State<Arc<App>>, request: Request) -> Response {
-    progressive(app, request, "mp4", MP4_DEFAULT, "video/mp4", |c| Ok(Box::new(Mp4Muxer::new(c)?))).await
+    progressive(app, request, "mp4", MP4_DEFAULT, "video/mp4", |c| Ok(Box::new(Mp4Muxer::following(c)?))).await
 }
 
 async fn stream_ts(State(app): State<Arc<App>>, request: Request) -> Response {

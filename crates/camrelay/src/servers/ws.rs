@@ -218,7 +218,7 @@ async fn session(
             return;
         }
     };
-    let mut muxer = match Mp4Muxer::new(&reader_codecs(&reader)) {
+    let mut muxer = match Mp4Muxer::following(&reader_codecs(&reader)) {
         Ok(m) => m,
         Err(e) => {
             send_json(&mut socket, "error", &format!("{kind}: {e}")).await;

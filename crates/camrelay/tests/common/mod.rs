@@ -627,9 +627,15 @@ pub struct FrameCrcReader {
 
 impl FrameCrcReader {
     pub fn start(url: &str) -> FrameCrcReader {
+        Self::start_input(&["-rtsp_transport", "tcp", "-i", url])
+    }
+
+    /// The same over any input (`["-i", "http://.../api/stream.mp4?src=cam"]`, `["-i", "rtmp://..."]`).
+    pub fn start_input(input: &[&str]) -> FrameCrcReader {
         let mut child = Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-autoscale", "0"])
-            .args(["-f", "framecrc", "-"])
+            .args(["-v", "error"])
+            .args(input)
+            .args(["-map", "0:v:0", "-autoscale", "0", "-f", "framecrc", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -11,7 +11,15 @@ use media::{Codec, Frame, Kind};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
-    let video = Codec::new(if sel & 1 == 0 { "H264" } else { "H265" }, 90000, 0, 96);
+    // Bits 4-5: AV1, VP9 or JPEG instead (parsed from their keyframes by the fMP4 muxer).
+    let name = match (sel >> 4) & 3 {
+        0 if sel & 1 == 0 => "H264",
+        0 => "H265",
+        1 => "AV1",
+        2 => "VP9",
+        _ => "JPEG",
+    };
+    let video = Codec::new(name, 90000, 0, 96);
     let audio = match (sel >> 1) & 3 {
         0 => Codec::new("MPEG4-GENERIC", 44100, 2, 97).with_fmtp("config=1210"),
         1 => Codec::new("PCMA", 8000, 1, 8),

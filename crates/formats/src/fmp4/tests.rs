@@ -152,3 +152,90 @@ fn bad_track_index() {
     let mut m = Fmp4Muxer::new(&[(Kind::Video, h264())]).unwrap();
     assert_eq!(m.push(3, &h264_frame(0, true, 0)), Err(FormatError::TrackIndex(3)));
 }
+
+#[test]
+fn av1_vp9_and_mjpeg_entries() {
+    // AV1 with its av1C in the fmtp (as the FLV demuxer gives it): the init at once.
+    let av1 = Codec::new("AV1", 90000, 0, 96).with_fmtp("config=81000C000A0B000000043CFFBC02F80040");
+    let m = Fmp4Muxer::new(&[(Kind::Video, av1)]).unwrap();
+    let init = m.init_segment().expect("av1C holds the sequence header");
+    let av01 = find(&init, &["moov", "trak", "mdia", "minf", "stbl", "stsd", "av01"]).unwrap();
+    assert_eq!((u16::from_be_bytes([av01[24], av01[25]]), u16::from_be_bytes([av01[26], av01[27]])), (320, 240));
+    let av1c = find(&init, &["moov", "trak", "mdia", "minf", "stbl", "stsd", "av01", "av1C"]).unwrap();
+    assert_eq!(av1c[..4], [0x81, 0, 0x0c, 0]);
+    assert_eq!(m.mime_type().unwrap(), r#"video/mp4; codecs="av01.0.00M.08""#);
+
+    // VP9: the size comes with the first keyframe.
+    let mut m = Fmp4Muxer::new(&[(Kind::Video, Codec::new("VP9", 90000, 0, 96))]).unwrap();
+    assert!(m.init_segment().is_none());
+    let key = Frame {
+        timestamp: 0,
+        keyframe: true,
+        payload: Bytes::from(hex_bytes("824983420013F00EF60838241C184A00").unwrap()),
+        rtp: Vec::new(),
+    };
+    m.push(0, &key).unwrap();
+    let init = m.init_segment().expect("learned from the keyframe");
+    let vpcc = find(&init, &["moov", "trak", "mdia", "minf", "stbl", "stsd", "vp09", "vpcC"]).unwrap();
+    assert_eq!(vpcc, [1, 0, 0, 0, 0, 20, 0x82, 2, 2, 2, 0, 0]);
+    assert_eq!(m.mime_type().unwrap(), r#"video/mp4; codecs="vp09.00.20.08""#);
+    assert!(m.fragment().is_some());
+
+    // MJPEG: mp4v whose esds names JPEG (0x6C); every frame a sync sample.
+    let mut m = Fmp4Muxer::new(&[(Kind::Video, Codec::new("JPEG", 90000, 0, 26))]).unwrap();
+    let mut jpeg = vec![0xff, 0xd8, 0xff, 0xc0, 0, 11, 8, 0, 240, 1, 64, 1, 1, 0x11, 0, 0xff, 0xd9];
+    let frame = |ts, payload: &[u8]| Frame {
+        timestamp: ts,
+        keyframe: true,
+        payload: Bytes::copy_from_slice(payload),
+        rtp: Vec::new(),
+    };
+    m.push(0, &frame(0, &jpeg)).unwrap();
+    jpeg.push(0);
+    m.push(0, &frame(3600, &jpeg)).unwrap();
+    let init = m.init_segment().unwrap();
+    let mp4v = find(&init, &["moov", "trak", "mdia", "minf", "stbl", "stsd", "mp4v"]).unwrap();
+    assert_eq!((u16::from_be_bytes([mp4v[24], mp4v[25]]), u16::from_be_bytes([mp4v[26], mp4v[27]])), (320, 240));
+    let esds = find(&init, &["moov", "trak", "mdia", "minf", "stbl", "stsd", "mp4v", "esds"]).unwrap();
+    assert!(esds.windows(6).any(|w| w == [0x04, 0x80, 0x80, 0x80, 13, 0x6c]), "{esds:02x?}");
+    let trafs = parse_fragment(&m.fragment().unwrap());
+    assert_eq!(trafs[0].2[0].2, 0x0200_0000, "sync");
+    assert_eq!(m.mime_type().unwrap(), r#"video/mp4; codecs="mp4v.6C""#);
+}
+
+#[test]
+fn a_changed_picture_gets_a_new_init_segment_when_following() {
+    // x264's baseline SPS/PPS of a 320x240 picture: another publisher taking the 640x480 stream over.
+    let sps2 = hex_bytes("6742c00dd90141fb011000000300100000030320f142a480").unwrap();
+    let pps2 = hex_bytes("68cb83cb20").unwrap();
+    let key2 =
+        |ts| Frame { timestamp: ts, keyframe: true, payload: avcc(&[&sps2, &pps2, &[0x65, 0x88, 9]]), rtp: Vec::new() };
+    for follow in [false, true] {
+        let mut m = Fmp4Muxer::new(&[(Kind::Video, h264()), (Kind::Audio, aac())]).unwrap();
+        m.follow_changes(follow);
+        m.push(0, &h264_frame(0, true, 1)).unwrap();
+        m.push(1, &audio_frame(0, 7, 10)).unwrap();
+        m.push(0, &h264_frame(3600, false, 2)).unwrap();
+        m.push(1, &audio_frame(1024, 7, 10)).unwrap();
+        m.push(0, &key2(7200)).unwrap();
+        m.push(0, &h264_frame(10800, false, 3)).unwrap();
+        let out: Vec<Bytes> = std::iter::from_fn(|| m.fragment()).collect();
+        let kinds: Vec<[u8; 4]> = out.iter().map(|b| boxes(b)[0].kind).collect();
+        if !follow {
+            assert_eq!(kinds, [*b"moof"; 4], "segmenters keep one init");
+            continue;
+        }
+        // The audio pending before the new keyframe leaves in the fragment before the new init.
+        assert_eq!(kinds, [*b"moof", *b"moof", *b"moof", *b"ftyp", *b"moof", *b"moof"]);
+        assert_eq!(parse_fragment(&out[2]).len(), 1, "the audio gathered since the last video frame");
+        let avc1 = find(&out[3], &["moov", "trak", "mdia", "minf", "stbl", "stsd", "avc1"]).unwrap();
+        assert_eq!((u16::from_be_bytes([avc1[24], avc1[25]]), u16::from_be_bytes([avc1[26], avc1[27]])), (320, 240));
+        assert_eq!(m.init_segment().as_ref(), Some(&out[3]));
+        // Decode times go on across the new init.
+        assert_eq!(parse_fragment(&out[4])[0].1, 7200);
+        // The same parameter sets again: no new init.
+        m.push(0, &key2(14400)).unwrap();
+        assert_eq!(boxes(&m.fragment().unwrap())[0].kind, *b"moof");
+        assert!(m.fragment().is_none());
+    }
+}
