@@ -1,8 +1,9 @@
 //! Issue 16: the HLS source (`http(s)://…m3u8`). camrelay pulls the HLS output of a second camrelay
 //! (its master `stream.m3u8`, MPEG-TS segments) and a live HLS made by ffmpeg and served by lighttpd
 //! (a master playlist with two variants: the highest bandwidth by default, `#bandwidth=min` the
-//! other); ffmpeg decodes the relayed stream over RTSP and HLS at the expected sizes. Truncated and
-//! lying playlists, and fMP4 segments, fail with errors that say so.
+//! other); ffmpeg decodes the relayed stream over RTSP and HLS at the expected sizes. fMP4 segments
+//! (`#EXT-X-MAP`): the second camrelay's `&mp4` HLS and ffmpeg's `-hls_segment_type fmp4` behind
+//! lighttpd. Truncated and lying playlists fail with errors that say so.
 
 mod common;
 
@@ -47,7 +48,7 @@ fn source_error(srv: &Server, stream: &str) -> String {
 }
 
 /// camrelay B pulls camrelay A's HLS (`/api/stream.m3u8?src=cam`: a master playlist whose variant
-/// is a session's media playlist, MPEG-TS segments); its fMP4 HLS (`&mp4`) is refused by name.
+/// is a session's media playlist, MPEG-TS segments) and its fMP4 HLS (`&mp4`: init + `.m4s`).
 #[test]
 fn pulls_hls_from_a_second_camrelay() {
     let a = Server::start("streams:\n  cam: demo:clip\n");
@@ -57,8 +58,41 @@ fn pulls_hls_from_a_second_camrelay() {
     let r = whep_with(&b, "relay", 10, &[]);
     assert_eq!(r["frames"], 10, "{r}");
     assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)), "{r}");
-    let e = source_error(&b, "fmp4");
-    assert!(e.contains("fMP4 segments (#EXT-X-MAP"), "{e}");
+    plays(&b, "fmp4", (640, 360));
+    let streams = ffprobe(&b.rtsp_url("fmp4"), "tcp").unwrap();
+    assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
+}
+
+/// ffmpeg's live fMP4 HLS (`-hls_segment_type fmp4`: `init.mp4` + `.m4s`, H.264 320x240 and AAC)
+/// behind lighttpd: pulled, read over RTSP with both codecs and decoded.
+#[test]
+fn pulls_a_live_fmp4_hls_from_lighttpd() {
+    let dir = temp_dir("hls-fmp4");
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("f")).unwrap();
+    let _ffmpeg = Killed(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "120"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+            .args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_segment_type", "fmp4"])
+            .args(["-hls_flags", "delete_segments"])
+            .arg(root.join("f/index.m3u8"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let http = Lighttpd::start(&dir, &root);
+    let playlist = root.join("f/index.m3u8");
+    assert!(wait_until(Duration::from_secs(20), || std::fs::read_to_string(&playlist)
+        .is_ok_and(|t| t.contains("#EXT-X-MAP") && t.matches("#EXTINF").count() >= 3)));
+    let srv = Server::start(&format!("streams:\n  live: http://127.0.0.1:{}/f/index.m3u8\n", http.port));
+    plays(&srv, "live", (320, 240));
+    let streams = ffprobe(&srv.rtsp_url("live"), "tcp").unwrap();
+    assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
+    let v = srv.http("GET", "/api/streams?src=live").json();
+    assert!(v["producers"][0]["last_error"].as_str().unwrap_or("").is_empty(), "{v}");
 }
 
 /// lighttpd, on a free port, serving `root` (killed on drop).

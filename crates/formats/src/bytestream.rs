@@ -26,6 +26,8 @@ pub enum Hint {
     Multipart(String),
     /// Raw concatenated JPEG images.
     Jpeg,
+    /// Fragmented MP4: an init (`ftyp` + `moov`), then `moof` + `mdat` fragments (HLS fMP4 segments).
+    Fmp4,
 }
 
 /// The format a [`StreamDemuxer`] settled on.
@@ -37,6 +39,8 @@ pub enum StreamFormat {
     Jpeg,
     H264,
     H265,
+    /// Fragmented MP4 (only by [`Hint::Fmp4`]).
+    Fmp4,
 }
 
 impl StreamFormat {
@@ -48,6 +52,7 @@ impl StreamFormat {
             StreamFormat::Jpeg => "JPEG",
             StreamFormat::H264 => "H.264 Annex B",
             StreamFormat::H265 => "H.265 Annex B",
+            StreamFormat::Fmp4 => "fragmented MP4",
         }
     }
 
@@ -59,6 +64,7 @@ impl StreamFormat {
             StreamFormat::Multipart | StreamFormat::Jpeg => "mjpeg",
             StreamFormat::H264 => "h264",
             StreamFormat::H265 => "h265",
+            StreamFormat::Fmp4 => "mp4",
         }
     }
 }
@@ -83,6 +89,7 @@ enum Inner {
     Multipart(Box<MultipartParser>),
     Jpeg(Box<JpegSplitter>),
     AnnexB(Box<PipeParser>),
+    Fmp4(Box<crate::mp4::Fmp4Demuxer>),
 }
 
 /// One demuxer for every byte-stream format we take in: detection, then MPEG-TS, FLV, MJPEG (multipart
@@ -127,6 +134,7 @@ impl StreamDemuxer {
             Hint::Flv => d.set(StreamFormat::Flv, None),
             Hint::Multipart(b) => d.set(StreamFormat::Multipart, Some(&b)),
             Hint::Jpeg => d.set(StreamFormat::Jpeg, None),
+            Hint::Fmp4 => d.set(StreamFormat::Fmp4, None),
         }
         d
     }
@@ -139,6 +147,7 @@ impl StreamDemuxer {
             StreamFormat::Multipart => Inner::Multipart(Box::new(MultipartParser::new(boundary.unwrap_or("")))),
             StreamFormat::Jpeg => Inner::Jpeg(Box::default()),
             StreamFormat::H264 | StreamFormat::H265 => Inner::AnnexB(Box::default()),
+            StreamFormat::Fmp4 => Inner::Fmp4(Box::default()),
         };
     }
 
@@ -174,6 +183,7 @@ impl StreamDemuxer {
                 (n > 0).then_some(n)
             }
             Inner::Multipart(_) | Inner::Jpeg(_) | Inner::AnnexB(_) => Some(1),
+            Inner::Fmp4(demux) => demux.tracks(),
         }
     }
 
@@ -263,6 +273,12 @@ impl StreamDemuxer {
             }
             Inner::Flv(demux) => {
                 demux.push(data).map_err(|e| format!("invalid FLV: {e}"))?;
+                out.extend(std::iter::from_fn(|| demux.poll()));
+            }
+            Inner::Fmp4(demux) => {
+                if let Err(e) = demux.push(data) {
+                    soft = Some(format!("fragmented MP4: {e}"));
+                }
                 out.extend(std::iter::from_fn(|| demux.poll()));
             }
             Inner::Multipart(parser) => {

@@ -58,12 +58,13 @@ pub fn ts_demux(data: &[u8]) {
 /// Input: `[hint, chunk, data...]`.
 pub fn stream_demux(data: &[u8]) {
     let Some((&[hint, chunk], data)) = data.split_first_chunk::<2>() else { return };
-    let hint = match hint % 6 {
+    let hint = match hint % 7 {
         0 | 1 => Hint::Auto,
         2 => Hint::Ts,
         3 => Hint::Flv,
         4 => Hint::Multipart("frame".into()),
-        _ => Hint::Jpeg,
+        5 => Hint::Jpeg,
+        _ => Hint::Fmp4,
     };
     let chunk = usize::from(chunk).max(1);
     let mut d = StreamDemuxer::new(hint);

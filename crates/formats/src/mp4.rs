@@ -12,6 +12,9 @@ use media::{codec, Codec, Frame, Kind};
 use crate::video::{with_parameter_sets, VideoCodec, VideoConfig};
 use crate::FormatError;
 
+mod fragmented;
+pub use fragmented::{Fmp4Demuxer, MAX_BOX};
+
 /// Samples of one track at most (an hour of 60 fps video, or of 48 kHz AAC).
 pub const MAX_SAMPLES: usize = 216_000;
 
@@ -118,6 +121,39 @@ impl<'a> Rd<'a> {
 enum Entry {
     Video(VideoConfig, usize),
     Aac(Vec<u8>),
+}
+
+impl Entry {
+    /// The track's kind and codec (RTP names, AAC with its `config=`).
+    fn codec(&self) -> Result<(Kind, Codec), FormatError> {
+        match self {
+            Entry::Video(config, _) => Ok((Kind::Video, config.to_codec())),
+            Entry::Aac(asc) => {
+                let c = media::aac::AudioSpecificConfig::parse(asc)
+                    .map_err(|e| bad(format!("AudioSpecificConfig: {e}")))?;
+                let hex: String = asc.iter().map(|b| format!("{b:02x}")).collect();
+                let codec = Codec::new(codec::AAC, c.sample_rate, u16::from(c.channels.max(1)), 97).with_fmtp(format!(
+                    "profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={hex}"
+                ));
+                Ok((Kind::Audio, codec))
+            }
+        }
+    }
+
+    /// A sample as a frame payload: video in AVCC with 4-byte lengths (a sync sample with its parameter
+    /// sets in front), AAC as it is.
+    fn payload(&self, data: &[u8], sync: bool) -> Result<Bytes, FormatError> {
+        Ok(match self {
+            Entry::Video(config, length_size) => {
+                let avcc = to_avcc(data, *length_size)?;
+                match sync.then(|| with_parameter_sets(config, &avcc)).flatten() {
+                    Some(with) => Bytes::from(with),
+                    None => Bytes::from(avcc),
+                }
+            }
+            Entry::Aac(_) => Bytes::copy_from_slice(data),
+        })
+    }
 }
 
 fn sample_entry(stsd: &[u8]) -> Result<Option<Entry>, FormatError> {
@@ -304,18 +340,8 @@ pub fn read(file: &[u8]) -> Result<Vec<Mp4Track>, FormatError> {
         let stbl = need(need(mdia, b"minf")?, b"stbl")?;
         let Some(entry) = sample_entry(need(stbl, b"stsd")?)? else { continue };
         let (located, duration) = sample_table(stbl)?;
-        let (kind, codec, video) = match &entry {
-            Entry::Video(config, _) => (Kind::Video, config.to_codec(), Some(config)),
-            Entry::Aac(asc) => {
-                let c = media::aac::AudioSpecificConfig::parse(asc)
-                    .map_err(|e| bad(format!("AudioSpecificConfig: {e}")))?;
-                let hex: String = asc.iter().map(|b| format!("{b:02x}")).collect();
-                let codec = Codec::new(codec::AAC, c.sample_rate, u16::from(c.channels.max(1)), 97).with_fmtp(format!(
-                    "profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={hex}"
-                ));
-                (Kind::Audio, codec, None)
-            }
-        };
+        let (kind, codec) = entry.codec()?;
+        let video = matches!(entry, Entry::Video(..));
         let clock = u64::from(codec.clock_rate.max(1));
         let scale = |t: i64| -> i64 { (i128::from(t) * i128::from(clock) / i128::from(timescale)) as i64 };
         let mut frames = Vec::with_capacity(located.len());
@@ -326,19 +352,10 @@ pub fn read(file: &[u8]) -> Result<Vec<Mp4Track>, FormatError> {
                 .checked_add(s.size as usize)
                 .and_then(|end| file.get(start..end))
                 .ok_or_else(|| bad(format!("a sample at {} ({} bytes) is outside the file", s.offset, s.size)))?;
-            let payload = match &entry {
-                Entry::Video(config, length_size) => {
-                    let avcc = to_avcc(data, *length_size)?;
-                    match s.sync.then(|| with_parameter_sets(config, &avcc)).flatten() {
-                        Some(with) => Bytes::from(with),
-                        None => Bytes::from(avcc),
-                    }
-                }
-                Entry::Aac(_) => Bytes::copy_from_slice(data),
-            };
+            let payload = entry.payload(data, s.sync)?;
             let dts = scale(s.dts as i64);
             let pts = scale(s.dts as i64 + s.cts).max(0);
-            frames.push(Frame { timestamp: pts as u32, keyframe: s.sync || video.is_none(), payload, rtp: Vec::new() });
+            frames.push(Frame { timestamp: pts as u32, keyframe: s.sync || !video, payload, rtp: Vec::new() });
             decode_times.push(dts.max(0) as u64);
         }
         let duration = scale(duration as i64).max(0) as u64;

@@ -118,6 +118,31 @@ fn ts_demux_seeds_give_their_codecs() {
     }
 }
 
+/// ffmpeg's fMP4 HLS (init.mp4 + two .m4s, H.264 64x48 and AAC) through the stream demuxer's fMP4
+/// mode: both tracks, frames of both, the first video frame a keyframe.
+#[test]
+fn fmp4_hls_seed_demuxes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/stream_demux/fmp4_hint_hls");
+    let data = std::fs::read(path).unwrap();
+    let mut d = formats::bytestream::StreamDemuxer::new(formats::bytestream::Hint::Fmp4);
+    d.push(&data[2..], std::time::Instant::now()).unwrap();
+    assert_eq!(d.expected_tracks(), Some(2));
+    let (mut tracks, mut video, mut audio, mut first_key) = (Vec::new(), 0, 0, None);
+    while let Some(e) = d.poll() {
+        match e {
+            formats::DemuxEvent::Track { codec, .. } => tracks.push(codec.name),
+            formats::DemuxEvent::Frame { index: 0, frame } => {
+                video += 1;
+                first_key.get_or_insert(frame.keyframe);
+            }
+            formats::DemuxEvent::Frame { .. } => audio += 1,
+        }
+    }
+    assert_eq!(tracks, ["H264", "MPEG4-GENERIC"]);
+    assert!(video >= 15 && audio >= 30, "{video} video, {audio} audio frames");
+    assert_eq!(first_key, Some(true));
+}
+
 #[test]
 fn stream_demux_seeds_and_mutations() {
     run("stream_demux", formats::fuzzing::stream_demux, 5000);

@@ -5,13 +5,15 @@
 //! `#bandwidth=min`, or `#bandwidth=N`: the highest at most N bits/s) and its media playlist followed.
 //! A live playlist is reloaded every target duration (half of it when nothing changed, RFC 8216 §6.3.4)
 //! and its new segments fetched in order, starting two segments from its live end; an ended
-//! (`#EXT-X-ENDLIST`) playlist is played once. MPEG-TS segments go through the shared byte-stream
-//! demuxer and are pushed in real time (paced by the first track's timestamps).
+//! (`#EXT-X-ENDLIST`) playlist is played once. MPEG-TS segments, and fMP4 segments behind their
+//! `#EXT-X-MAP` init (fetched again when the playlist names another), go through the shared byte-stream
+//! demuxer (`formats::mp4::Fmp4Demuxer` for fMP4) and are pushed in real time (paced by the first
+//! track's timestamps).
 //!
 //! Bounded: playlists up to [`MAX_PLAYLIST`] bytes and [`MAX_SEGMENTS`] entries, segments up to
 //! [`MAX_SEGMENT`] bytes, one segment in memory at a time. Playlists that are not HLS, are truncated,
 //! or lie (a segment longer than the target duration allows, a media sequence that goes back) are
-//! errors naming the line; encrypted segments and fMP4 (`#EXT-X-MAP`) segments are refused by name.
+//! errors naming the line; encrypted segments are refused by name.
 
 use bytes::Bytes;
 use hyper::Method;
@@ -273,6 +275,8 @@ struct Follow {
     next: u64,
     /// Bytes of the fetched segment not yet given to the demuxer.
     queued: VecDeque<Bytes>,
+    /// The `#EXT-X-MAP` init given to the demuxer last (fMP4 segments).
+    map_loaded: Option<String>,
     /// When the playlist was last loaded, and whether it changed then.
     loaded: Instant,
     changed: bool,
@@ -305,6 +309,16 @@ impl ChunkSource for Follow {
         loop {
             if let Some(b) = self.queued.pop_front() {
                 return Ok(Some(b));
+            }
+            if self.playlist.map != self.map_loaded {
+                // fMP4: the init goes before the segments it describes.
+                if let Some(uri) = &self.playlist.map {
+                    let target = self.target.redirect(uri).map_err(|e| format!("init {uri:?}: {e}"))?;
+                    let init = get(&target, MAX_SEGMENT).await.map_err(|e| format!("init {uri:?}: {e}"))?;
+                    self.queued.push_back(init);
+                }
+                self.map_loaded = self.playlist.map.clone();
+                continue;
             }
             let next = self.playlist.segments.iter().find(|s| s.sequence >= self.next).cloned();
             if let Some(seg) = next {
@@ -348,14 +362,7 @@ async fn get(target: &http_client::Target, limit: usize) -> Result<Bytes, Source
 fn parse_media(body: &[u8]) -> Result<MediaPlaylist, SourceError> {
     let text = std::str::from_utf8(body).map_err(|_| SourceError::protocol("the playlist is not UTF-8 text"))?;
     match parse(text).map_err(SourceError::protocol)? {
-        Playlist::Media(m) => {
-            if m.map.is_some() {
-                return Err(SourceError::protocol(
-                    "fMP4 segments (#EXT-X-MAP) are not supported yet; serve MPEG-TS segments",
-                ));
-            }
-            Ok(m)
-        }
+        Playlist::Media(m) => Ok(m),
         Playlist::Master(_) => Err(SourceError::protocol("a master playlist where a media playlist was expected")),
     }
 }
@@ -407,11 +414,7 @@ impl HlsSource {
                 (target, parse_media(&body).map_err(|e| self.err(e))?)
             }
         };
-        if let Some(m) = &playlist.map {
-            return Err(self.err(SourceError::protocol(format!(
-                "fMP4 segments (#EXT-X-MAP URI {m:?}) are not supported yet; serve MPEG-TS segments"
-            ))));
-        }
+        let hint = if playlist.map.is_some() { Hint::Fmp4 } else { Hint::Ts };
         let first = playlist.segments.first().map_or(0, |s| s.sequence);
         let start = if playlist.ended { 0 } else { playlist.segments.len().saturating_sub(LIVE_START) };
         let mut follow = Follow {
@@ -419,11 +422,12 @@ impl HlsSource {
             next: first + start as u64,
             playlist,
             queued: VecDeque::new(),
+            map_loaded: None,
             loaded: Instant::now(),
             changed: true,
             label: self.label.clone(),
         };
-        let mut demux = Box::new(StreamDemuxer::new(Hint::Ts));
+        let mut demux = Box::new(StreamDemuxer::new(hint));
         let probed = probe(&mut follow, &mut demux).await.map_err(|e| self.err(e))?;
         Ok(Connected { follow, demux, probed })
     }
