@@ -19,8 +19,10 @@ fn srt_addr(srv: &Server) -> SocketAddr {
     find().unwrap()
 }
 
-/// ffmpeg encoding a 320x240 test pattern as H.264 and a tone with `audio_codec`, as MPEG-TS to `url`.
+/// ffmpeg encoding a 320x240 test pattern as H.264 and a tone with `audio_codec`, as MPEG-TS to `url`
+/// (over RTSP to an `rtsp://` URL).
 fn publish(audio_codec: &str, url: &str) -> Publisher {
+    let format = if url.starts_with("rtsp://") { "rtsp" } else { "mpegts" };
     Publisher::spawn(
         "ffmpeg",
         &[
@@ -52,7 +54,7 @@ fn publish(audio_codec: &str, url: &str) -> Publisher {
             "-t",
             "60",
             "-f",
-            "mpegts",
+            format,
             url,
         ],
     )
@@ -256,5 +258,24 @@ fn klv_passes_through_srt() {
     let first = u32::from_be_bytes(data[17..21].try_into().unwrap());
     for (i, unit) in data.chunks(unit_len).enumerate() {
         assert_eq!(unit, klv_unit(first + i as u32).as_slice(), "unit {i} (from {first})");
+    }
+}
+
+/// The other way: ffmpeg publishes MP2 (and Opus) over RTSP (MP2 as RTP payload type 14, RFC 2250); an
+/// SRT reader gets them in MPEG-TS and ffmpeg decodes 50 audio frames of each.
+#[test]
+fn rtsp_published_mp2_and_opus_read_over_srt() {
+    let srv =
+        Server::start("srt:\n  listen: 127.0.0.1:0\nrtsp:\n  allow_any_publish: true\nstreams:\n  mp2:\n  opus:\n");
+    let addr = srt_addr(&srv);
+    let _a = publish("mp2", &srv.rtsp_url("mp2"));
+    let _b = publish("libopus", &srv.rtsp_url("opus"));
+    for (name, hub, want) in [("mp2", "MPA", "mp2"), ("opus", "OPUS", "opus")] {
+        wait_medias(&srv, name, hub);
+        let url = format!("srt://{addr}?streamid=read:{name}");
+        let streams = ffprobe(&url, "tcp").unwrap_or_else(|e| panic!("ffprobe {url}: {e}\nlog:\n{}", srv.log()));
+        assert_eq!(audio_codec(&streams), Some((want.to_string(), 48000)), "{name}: {streams:?}");
+        let (n, err) = decode_audio(&[], &url, 50);
+        assert!(n >= 50, "{name}: decoded {n} audio frames over SRT: {err}\nlog:\n{}", srv.log());
     }
 }
