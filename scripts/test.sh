@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # GStreamer RTSP server (the "camera we did not write") driven from Debian's python3-gi.
 apt_packages=(ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  chromium iproute2 util-linux openssl lighttpd websockify curl python3-venv srt-tools
+  chromium iproute2 util-linux openssl lighttpd websockify curl python3-venv srt-tools libopus-dev pkg-config
   gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice)
 # Node.js and npm drive Chromium through Playwright; Debian's packages if the machine has none.
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)

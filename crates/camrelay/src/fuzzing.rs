@@ -293,6 +293,45 @@ pub fn srt_stream_id(text: &str) {
     }
 }
 
+// ------------------------------------------------------------------------------ audio transcoding
+
+/// Audio a camera sends (or a peer's microphone): `data[0]` picks the input codec (AAC with the
+/// AudioSpecificConfig in `data[1..3]`, G.711 A/µ-law or L16 at a rate and channel count from
+/// `data[1..3]`, Opus) and the target (Opus, PCMA, PCMU); the rest is cut into frames (a 2-byte length
+/// and a 1-byte timestamp step in 1/8 s before each), fed to `audio::Transcoder`. Third-party decoder
+/// panics are caught by the transcoder (counted as bad frames), so the panic hook is silenced around it.
+/// Returns the transcoder's counters and the encoded frames, or `None` for a pair it refused.
+pub fn audio_transcode(data: &[u8]) -> Option<(crate::audio::Stats, Vec<crate::audio::Encoded>)> {
+    let (&pick, rest) = data.split_first()?;
+    let (head, mut body) = rest.split_at_checked(2)?;
+    let rates = [8_000, 11_025, 16_000, 22_050, 32_000, 44_100, 48_000, 0, 96_000, 12_345];
+    let rate = rates[usize::from(head[0]) % rates.len()];
+    let channels = u16::from(head[1] % 4);
+    let input = match pick % 5 {
+        0 => media::Codec::new(media::codec::AAC, rate, channels, 97)
+            .with_fmtp(format!("config={:02x}{:02x}", head[0], head[1])),
+        1 => media::Codec::new(media::codec::PCMA, rate, channels, 8),
+        2 => media::Codec::new(media::codec::PCMU, rate, channels, 0),
+        3 => media::Codec::new(media::codec::L16, rate, channels, 96),
+        _ => media::Codec::new(media::codec::OPUS, 48_000, 2, 111),
+    };
+    let target = crate::audio::target_codec(["OPUS", "PCMA", "PCMU"][usize::from(pick / 5) % 3])?;
+    let mut t = crate::audio::Transcoder::new(&input, &target).ok()?;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut out = Vec::new();
+    let mut ts = 0u32;
+    while let Some((h, more)) = body.split_at_checked(3) {
+        let len = usize::from(u16::from_be_bytes([h[0], h[1]])).min(more.len());
+        ts = ts.wrapping_add(u32::from(h[2]) * rate.max(1) / 8);
+        let (frame, next) = more.split_at(len);
+        t.push(ts, frame, &mut out);
+        body = next;
+    }
+    std::panic::set_hook(hook);
+    Some((t.stats, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! camrelay: a camera streaming server. The binary's library: config, stream hub, sources, servers.
 
 pub mod app;
+pub mod audio;
 pub mod auth;
 pub mod config;
 pub mod dial;

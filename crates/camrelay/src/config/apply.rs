@@ -578,7 +578,7 @@ fn apply_ffmpeg(ctx: &Ctx, item: &Item, config: &mut Config) -> Result<(), Confi
 }
 
 /// `webrtc:`: `listen` (with an optional `/udp` or `/tcp`), `candidates`, `ice_servers`, `filters`,
-/// `max_sessions`.
+/// `max_sessions`, `audio_transcode`.
 fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), ConfigError> {
     let webrtc = &mut config.webrtc;
     for (key, value) in ctx.section(item, "webrtc")? {
@@ -601,6 +601,7 @@ fn apply_webrtc(ctx: &mut Ctx, item: &Item, config: &mut Config) -> Result<(), C
             "candidates" => webrtc.candidates = ctx.string_list(value, &path)?,
             "ice_servers" => webrtc.ice_servers = ice_servers(ctx, value, &path)?,
             "max_sessions" => set(&mut webrtc.max_sessions, ctx.size(value, &path, 1, "a number of sessions")?),
+            "audio_transcode" => set(&mut webrtc.audio_transcode, ctx.boolean(value, &path)?),
             "filters" => {
                 for (key, value) in ctx.section(value, &path)? {
                     let path = format!("webrtc.filters.{}", key.name);

@@ -229,6 +229,9 @@ pub struct WebrtcConfig {
     pub filters: WebrtcFilters,
     /// Most concurrent WebRTC sessions (viewers and publishers); further offers get `503`.
     pub max_sessions: usize,
+    /// Transcode audio the peer cannot take (AAC, G.711 at other rates, L16) to Opus or 8 kHz G.711,
+    /// and a microphone to the backchannel's codec (`src/audio/`); `false` sends such audio nowhere.
+    pub audio_transcode: bool,
 }
 
 impl Default for WebrtcConfig {
@@ -239,6 +242,7 @@ impl Default for WebrtcConfig {
             ice_servers: Vec::new(),
             filters: WebrtcFilters::default(),
             max_sessions: 1024,
+            audio_transcode: true,
         }
     }
 }

@@ -11,6 +11,8 @@ pub(crate) struct Incoming {
     /// Last parameter sets, put in front of keyframes that come without them.
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
+    /// Two-way audio in another codec than the track's: the peer's codec and the converter.
+    transcoder: Option<(RtcCodec, Box<crate::audio::Transcoder>)>,
 }
 
 impl Incoming {
@@ -22,16 +24,53 @@ impl Incoming {
             track,
             sps: None,
             pps: None,
+            transcoder: None,
         }
+    }
+
+    /// A medium in `from` (a microphone's Opus) converted to the track's codec (a backchannel's G.711).
+    /// A pair that cannot be converted gets nothing through.
+    pub(crate) fn transcoding(mid: Mid, track: Arc<Track>, from: &media::Codec) -> Incoming {
+        let transcoder = match (rtc_codec(&from.name), crate::audio::Transcoder::new(from, &track.codec)) {
+            (Some(codec), Ok(t)) => Some((codec, Box::new(t))),
+            (_, Err(e)) => {
+                tracing::warn!("webrtc: {} to {}: {e}", from.short_name(), track.codec.short_name());
+                None
+            }
+            _ => None,
+        };
+        let mut incoming = Incoming::new(mid, track);
+        incoming.transcoder = transcoder;
+        incoming
     }
 
     /// Whether frames of `codec` fit the track (a peer may switch to another negotiated codec).
     pub(crate) fn accepts(&self, codec: RtcCodec) -> bool {
-        rtc_codec(&self.track.codec.name) == Some(codec)
+        match &self.transcoder {
+            Some((from, _)) => *from == codec,
+            None => rtc_codec(&self.track.codec.name) == Some(codec),
+        }
     }
 
     /// One depacketized frame (`time` in the negotiated clock): converted and pushed into the track.
     pub(crate) fn push(&mut self, time: MediaTime, data: &[u8]) {
+        if let Some((_, t)) = &mut self.transcoder {
+            // Opus's clock is 48 kHz; the transcoder gives frames in the track's clock.
+            let ts = time.rebase(Frequency::FORTY_EIGHT_KHZ).numer() as u32;
+            let mut out = Vec::new();
+            t.push(ts, data, &mut out);
+            for e in out {
+                let mut frame =
+                    media::Frame { timestamp: e.timestamp, keyframe: true, payload: e.payload.into(), rtp: Vec::new() };
+                if let Some(p) = self.packetizer.as_mut() {
+                    let mut packets = Vec::new();
+                    p.packetize(&frame, &mut packets);
+                    frame.rtp = packets;
+                }
+                self.track.push(frame);
+            }
+            return;
+        }
         // str0m's media time is in the negotiated clock; the hub wants a 32-bit RTP timestamp of the track's.
         let ts = match NonZeroU32::new(self.track.codec.clock_rate) {
             Some(rate) => time.rebase(Frequency::from_nonzero(rate)).numer(),

@@ -370,12 +370,13 @@ pub(crate) fn offer_sends_audio(sdp: &str) -> bool {
 }
 
 /// Two-way audio for a playback session: the stream's backchannel track and the codec the peer's
-/// microphone must use, when the peer sends audio and offers that codec.
+/// microphone must use, when the peer sends audio and offers that codec; or Opus, transcoded to the
+/// backchannel's codec (the last element: the microphone's codec to transcode from).
 async fn microphone_target(
     app: &Arc<App>,
     src: &str,
     offer_sdp: &str,
-) -> Option<(Arc<Producer>, Arc<Track>, &'static str)> {
+) -> Option<(Arc<Producer>, Arc<Track>, &'static str, Option<media::Codec>)> {
     if !offer_sends_audio(offer_sdp) {
         return None;
     }
@@ -393,15 +394,71 @@ async fn microphone_target(
         let ours = [media::codec::OPUS, media::codec::PCMA, media::codec::PCMU].into_iter().find(|n| *n == c.name)?;
         offered_audio.iter().any(|o| *o == ours).then_some(ours)
     });
-    let Some(codec) = codec else {
-        tracing::info!(
-            "webrtc: the peer's microphone offers none of the backchannel's codecs ({})",
-            media.codecs.iter().map(|c| c.short_name()).collect::<Vec<_>>().join(", ")
-        );
-        return None;
-    };
     let track = producer.tracks().get(index).cloned()?;
-    Some((producer, track, codec))
+    if let Some(codec) = codec {
+        return Some((producer, track, codec, None));
+    }
+    // An Opus microphone into a G.711 (or L16) backchannel: decoded, resampled and encoded per session.
+    let opus = crate::audio::target_codec(media::codec::OPUS)?;
+    if app.config().webrtc.audio_transcode
+        && offered_audio.iter().any(|o| *o == media::codec::OPUS)
+        && crate::audio::Transcoder::new(&opus, &track.codec).is_ok()
+    {
+        return Some((producer, track, media::codec::OPUS, Some(opus)));
+    }
+    tracing::info!(
+        "webrtc: the peer's microphone offers none of the backchannel's codecs ({})",
+        media.codecs.iter().map(|c| c.short_name()).collect::<Vec<_>>().join(", ")
+    );
+    None
+}
+
+/// Whether an audio codec goes to a browser as it is: Opus, or G.711 at 8 kHz mono (WebRTC's PCMA/PCMU
+/// are 8 kHz; a 16 kHz PCMA camera played as 8 kHz would be half speed).
+fn sendable_audio(c: &media::Codec) -> bool {
+    match c.name.as_str() {
+        media::codec::PCMA | media::codec::PCMU => c.clock_rate == 8_000 && c.channels <= 1,
+        _ => true,
+    }
+}
+
+/// The audio codecs a transcoder can send that the offer lists, Opus first.
+pub(crate) fn transcode_targets(offered: &[(Kind, Vec<String>)]) -> Vec<&'static str> {
+    let audio: Vec<&String> = offered.iter().filter(|(k, _)| *k == Kind::Audio).flat_map(|(_, c)| c).collect();
+    [media::codec::OPUS, media::codec::PCMA, media::codec::PCMU]
+        .into_iter()
+        .filter(|t| audio.iter().any(|a| a == t))
+        .collect()
+}
+
+/// A reader of `src`'s audio from its shared transcoder to the first of `targets` that is a change
+/// (G.711 at 8 kHz passes through untouched, so PCMA is no target for a PCMA/8000 camera), when the
+/// stream has audio a transcoder reads.
+async fn transcoded_audio(
+    app: &Arc<App>,
+    src: &str,
+    targets: &[&'static str],
+    peer: SocketAddr,
+    viewer: &crate::hub::ReaderShared,
+) -> Option<Reader> {
+    let input = crate::audio::derived::source_audio(&app.hub, src).await?;
+    let target = targets.iter().find_map(|t| {
+        let codec = crate::audio::target_codec(t)?;
+        crate::audio::Transcoder::new(&input, &codec).is_ok().then_some(*t)
+    })?;
+    let shared = app.hub.new_reader_shared("webrtc", peer.to_string());
+    *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) =
+        viewer.user_agent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match crate::audio::derived::join(&app.hub, src, target, shared).await {
+        Ok(r) => {
+            tracing::info!(stream = %src, from = %input.short_name(), to = %target, "webrtc: audio transcoded");
+            Some(r)
+        }
+        Err(e) => {
+            tracing::warn!(stream = %src, "webrtc: no transcoded audio: {e}");
+            None
+        }
+    }
 }
 
 /// Adds our host candidates, answers the offer and drains str0m's output up to its first timeout
@@ -536,19 +593,37 @@ pub(crate) async fn new_session(
     if server.lock().by_id.len() >= server.max_sessions() {
         return Err(too_many_sessions(&server));
     }
-    let filters = filters_for(&offered_codecs(offer_sdp));
+    let offered = offered_codecs(offer_sdp);
+    let filters = filters_for(&offered);
     if filters.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "codecs not matched: the offer has no audio or video"));
     }
     let shared = app.hub.new_reader_shared("webrtc", peer.to_string());
     shared.set_identity(user, query);
     *shared.user_agent.lock().unwrap_or_else(|e| e.into_inner()) = user_agent.to_string();
-    let reader = match app.hub.subscribe(src, &filters, shared, true).await {
-        Ok(r) => r,
-        Err(HubError::NotFound(n)) => return Err(error(StatusCode::NOT_FOUND, format!("stream not found: {n}"))),
-        Err(e @ HubError::NotMatched(_)) => return Err(error(StatusCode::BAD_REQUEST, e.to_string())),
-        Err(e @ HubError::TooManyReaders { .. }) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(e) => return Err(error(StatusCode::NOT_FOUND, format!("stream {src}: {e}"))),
+    let refused = |e: HubError| match e {
+        HubError::NotFound(n) => error(StatusCode::NOT_FOUND, format!("stream not found: {n}")),
+        e @ HubError::NotMatched(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        e @ HubError::TooManyReaders { .. } => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        e => error(StatusCode::NOT_FOUND, format!("stream {src}: {e}")),
+    };
+    // Audio the peer cannot take as it is comes from the stream's shared transcoder (`audio::derived`).
+    let targets = transcode_targets(&offered);
+    let transcoding = app.config().webrtc.audio_transcode && !targets.is_empty();
+    let (reader, transcoded) = match app.hub.subscribe(src, &filters, shared.clone(), true).await {
+        Ok(r) if transcoding && !r.tracks.iter().any(|t| t.track.kind == Kind::Audio && sendable_audio(&t.codec)) => {
+            let audio = transcoded_audio(app, src, &targets, peer, &shared).await;
+            (Some(r), audio)
+        }
+        Ok(r) => (Some(r), None),
+        Err(e @ HubError::NotMatched(_)) if transcoding => {
+            let Some(audio) = transcoded_audio(app, src, &targets, peer, &shared).await else { return Err(refused(e)) };
+            // The other kinds the peer asked for (its video), if the stream has them.
+            let others: Vec<MediaFilter> = filters.iter().filter(|f| f.kind != Kind::Audio).cloned().collect();
+            let rest = if others.is_empty() { None } else { app.hub.subscribe(src, &others, shared, true).await.ok() };
+            (rest, Some(audio))
+        }
+        Err(e) => return Err(refused(e)),
     };
 
     let microphone = microphone_target(app, src, offer_sdp).await;
@@ -557,7 +632,7 @@ pub(crate) async fn new_session(
     // Every codec we can send is offered back, also for medias the stream has nothing for (an answer
     // without codecs is rejected by peers); H.265 only when the stream sends it.
     let mut config = rtc_config_audio_first(&creds, microphone.as_ref().map(|m| m.2));
-    if reader.tracks.iter().any(|t| t.codec.name == media::codec::H265) {
+    if reader.iter().flat_map(|r| &r.tracks).any(|t| t.codec.name == media::codec::H265) {
         config = config.enable_h265(true);
     }
     let now = Instant::now();
@@ -575,9 +650,10 @@ pub(crate) async fn new_session(
         .collect();
     let mut outgoing: Vec<Option<Outgoing>> = Vec::new();
     let mut used: Vec<Mid> = Vec::new();
-    for t in &reader.tracks {
+    // The reader's tracks, then the transcoded audio's (`Session::write` numbers them so).
+    for t in reader.iter().chain(&transcoded).flat_map(|r| &r.tracks) {
         let want_kind = if t.track.kind == Kind::Video { MediaKind::Video } else { MediaKind::Audio };
-        let want = rtc_codec(&t.codec.name);
+        let want = rtc_codec(&t.codec.name).filter(|_| t.track.kind != Kind::Audio || sendable_audio(&t.codec));
         let mut found = None;
         for (mid, kind) in &mids {
             if *kind != want_kind || used.contains(mid) {
@@ -605,8 +681,12 @@ pub(crate) async fn new_session(
         }));
     }
     if outgoing.iter().all(Option::is_none) {
-        let ours: Vec<String> =
-            reader.tracks.iter().map(|t| format!("{}:{}", t.track.kind, t.codec.short_name())).collect();
+        let ours: Vec<String> = reader
+            .iter()
+            .chain(&transcoded)
+            .flat_map(|r| &r.tracks)
+            .map(|t| format!("{}:{}", t.track.kind, t.codec.short_name()))
+            .collect();
         return Err(error(
             StatusCode::BAD_REQUEST,
             format!("codecs not matched: the answer has none of {}", ours.join(", ")),
@@ -616,13 +696,16 @@ pub(crate) async fn new_session(
     // The peer's microphone goes to the backchannel: the first audio medium it sends on.
     let mut incoming = Vec::new();
     let mut backchannel = None;
-    if let Some((producer, track, _)) = microphone {
+    if let Some((producer, track, _, from)) = microphone {
         let sending = mids.iter().find(|(mid, kind)| {
             *kind == MediaKind::Audio && rtc.media(*mid).is_some_and(|m| m.direction().is_receiving())
         });
         if let Some((mid, _)) = sending {
-            tracing::info!(stream = %src, codec = %track.codec.short_name(), "two-way audio: the peer's microphone plays into the backchannel");
-            incoming.push(Incoming::new(*mid, track));
+            tracing::info!(stream = %src, codec = %track.codec.short_name(), transcoded_from = ?from.as_ref().map(|c| c.short_name()), "two-way audio: the peer's microphone plays into the backchannel");
+            incoming.push(match from {
+                Some(from) => Incoming::transcoding(*mid, track, &from),
+                None => Incoming::new(*mid, track),
+            });
             backchannel = Some(producer);
         }
     }
@@ -649,7 +732,8 @@ pub(crate) async fn new_session(
         server: server.clone(),
         candidates,
         rtc,
-        reader: Some(reader),
+        reader,
+        transcoded,
         outgoing,
         publish: None,
         incoming,
@@ -739,6 +823,7 @@ async fn new_publish_session(
         candidates,
         rtc,
         reader: None,
+        transcoded: None,
         outgoing: Vec::new(),
         publish: Some(guard),
         incoming,

@@ -41,6 +41,9 @@ pub(super) struct Session {
     pub(super) rtc: Rtc,
     /// Playing (WHEP): the hub reader and where each of its tracks goes.
     pub(super) reader: Option<Reader>,
+    /// Playing audio the peer could not take as it was: a reader of the stream's transcoder, whose
+    /// track's place in `outgoing` follows `reader`'s.
+    pub(super) transcoded: Option<Reader>,
     pub(super) outgoing: Vec<Option<Outgoing>>,
     /// Publishing (WHIP): the publisher's place in the stream (dropping it removes the producer).
     pub(super) publish: Option<crate::hub::PublishGuard>,
@@ -96,6 +99,18 @@ impl Session {
                 // the picture starts at once instead of at the next keyframe.
                 d = next_delivery(&mut self.reader), if connected => match d {
                     Some(d) => self.write(d.slot, &d.frame),
+                    None => Step::End("stream ended"),
+                },
+                d = next_delivery(&mut self.transcoded), if connected => match d {
+                    Some(d) => {
+                        let first = self.reader.as_ref().map_or(0, |r| r.tracks.len());
+                        self.write(first + d.slot, &d.frame)
+                    }
+                    // The transcoder stopped (its source's audio ended): the video goes on.
+                    None if self.reader.is_some() => {
+                        self.transcoded = None;
+                        Step::Continue
+                    }
                     None => Step::End("stream ended"),
                 },
             };
@@ -165,7 +180,9 @@ impl Session {
         if let Err(e) = writer.write(pt, Instant::now(), time, payload) {
             tracing::debug!("webrtc write: {e}");
         } else {
-            if let Some(r) = &self.reader {
+            let first = self.reader.as_ref().map_or(0, |r| r.tracks.len());
+            let reader = if slot < first { &self.reader } else { &self.transcoded };
+            if let Some(r) = reader {
                 r.shared.count_sent(1, len);
             }
         }
