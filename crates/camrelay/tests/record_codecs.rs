@@ -3,7 +3,8 @@
 //! `record: yes` path cut into 1 s fMP4 segments. ffprobe reads every complete segment (codec name,
 //! 320x240, duration within a GOP of `recordSegmentDuration`), and the playback server's `/get` across
 //! two segment boundaries is one file ffmpeg decodes without a timestamp jump. `/api/stream.mp4` with
-//! `video=av1` / `video=vp9` (the live fMP4 output, same muxer) is read by ffprobe too. RTP has no AV1/VP9
+//! `video=av1` / `video=vp9` (the live fMP4 output, same muxer) is read by ffprobe too. H.264 with
+//! Opus, G.711 (PCMA) or LPCM (L16) over RTSP: the segments hold Opus, FLAC, FLAC, and the audio decodes. RTP has no AV1/VP9
 //! depacketizer here, so those two come over RTMP, where their configuration records (`av1C`, `vpcC`)
 //! travel too.
 
@@ -187,4 +188,52 @@ fn mjpeg_over_rtsp_is_recorded_and_played_back() {
     let _p = Publisher::encode("320x240", false, true, &["-t", "60", "-f", "rtsp", "-rtsp_transport", "tcp", &url]);
     // Every JPEG is a keyframe: segments are cut right at 1 s.
     check_recording(&server, &dir, "mjpeg", "mjpeg", 0.04);
+}
+
+/// Debian's ffmpeg publishes H.264 and a tone encoded by `audio` over RTSP into a recorded path; ffprobe
+/// reads `[h264, codec]` in every complete 1 s segment.
+fn check_audio(name: &str, audio: &[&str], codec: &str) {
+    let dir = temp_dir(&format!("record-{name}"));
+    let server = Server::start(&config(&dir, name));
+    let url = server.rtsp_url(name);
+    let mut args = vec!["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
+    args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"]);
+    args.extend(audio);
+    args.extend(["-t", "60", "-f", "rtsp", "-rtsp_transport", "tcp", &url]);
+    let _p = Publisher::spawn("ffmpeg", &args);
+    let path = dir.join(name);
+    assert!(wait_until(Duration::from_secs(40), || segments(&path).len() >= 4), "{name}\n{}", server.log());
+    let files = segments(&path);
+    for f in &files[..files.len() - 1] {
+        let out = run_with_timeout(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+                .arg(f),
+            Duration::from_secs(20),
+        );
+        let codecs: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect();
+        eprintln!("{}: {codecs:?}", f.display());
+        assert_eq!(codecs, ["h264", codec], "{}", f.display());
+        // The audio decodes: about a second of it, without a complaint.
+        let out = run_with_timeout(
+            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(f).args(["-map", "0:a", "-f", "framecrc", "-"]),
+            Duration::from_secs(20),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let frames = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+        assert!(
+            out.status.success() && stderr.trim().is_empty() && frames >= 10,
+            "{}: {frames} frames, {stderr}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn opus_g711_and_lpcm_audio_are_recorded() {
+    check_audio("opus", &["-c:a", "libopus", "-ar", "48000"], "opus");
+    // G.711 and LPCM are stored as FLAC (go2rtc's way, what MediaMTX does for G.711).
+    check_audio("pcma", &["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"], "flac");
+    check_audio("lpcm", &["-c:a", "pcm_s16be", "-ar", "16000", "-ac", "1"], "flac");
 }
