@@ -436,15 +436,21 @@ const codecName = (c) => CODEC_NAMES[c] || c;
 
 /** What the server sends in each mode: video and audio codecs (`null`: any, converted by the server). */
 const SERVER_CARRIES = {
-  // servers/webrtc: H.264/H.265 as they come; Opus and 8 kHz G.711 as they come (other audio only where
-  // the server transcodes it to Opus).
-  webrtc: { video: ['H264', 'H265'], audio: ['OPUS', 'PCMA', 'PCMU'] },
+  // servers/webrtc: H.264/H.265 as they come; Opus and 8 kHz G.711 as they come, AAC, other G.711 and
+  // LPCM transcoded to Opus by the server (`webrtc.audio_transcode`, on by default: with it off such a
+  // stream plays silent in WebRTC, as the stats overlay then shows).
+  webrtc: { video: ['H264', 'H265'], audio: ['OPUS', 'PCMA', 'PCMU', 'AAC', 'L16'] },
   // api/ws `mse`: fMP4; G.711 and LPCM as FLAC.
   mse: { video: ['H264', 'H265'], audio: ['AAC', 'OPUS', 'PCMA', 'PCMU', 'L16'] },
   // api/stream.m3u8?mp4: fMP4 with H.264/H.265 and AAC.
   hls: { video: ['H264', 'H265'], audio: ['AAC'] },
   // api/stream.mjpeg: JPEG as it comes, any other video transcoded by ffmpeg; no sound.
   mjpeg: { video: null, audio: [] },
+};
+
+/** Codecs a mode sends converted: what the browser then has to decode instead (any one of them). */
+const SERVER_CONVERTS = {
+  webrtc: { AAC: ['OPUS', 'PCMA', 'PCMU'], L16: ['OPUS', 'PCMA', 'PCMU'] },
 };
 
 /** One codec string per codec for `isTypeSupported`/`canPlayType` (the server's actual profile may differ). */
@@ -543,7 +549,8 @@ function planMode(mode, stream, decodes) {
   const pick = (kind) => {
     const have = stream[kind];
     const carried = have.filter((c) => server[kind] === null || server[kind].includes(c));
-    const played = carried.filter((c) => browser[kind] === null || browser[kind].has(c));
+    const converts = SERVER_CONVERTS[mode] || {};
+    const played = carried.filter((c) => browser[kind] === null || browser[kind].has(c) || (converts[c] || []).some((t) => browser[kind].has(t)));
     if (played.length) return { codec: played[0] };
     const list = have.map(codecName).join(', ');
     if (!carried.length) return { why: `${list} is not sent over ${LABELS[mode]}` };
