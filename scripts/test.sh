@@ -35,6 +35,8 @@ fi
 
 # aiortc: the WebRTC client/publisher of the WHEP/WHIP tests (crates/camrelay/tests/webrtc.rs).
 python3 -c 'import aiortc' 2>/dev/null || python3 -m pip install --quiet aiortc==1.16.0
+# m3u8: the strict playlist parser of the LL-HLS tests (crates/camrelay/tests/llhls.rs).
+python3 -c 'import m3u8' 2>/dev/null || python3 -m pip install --quiet m3u8==6.0.0
 
 # A modern ffmpeg for tests/rtmp_enhanced.rs: Debian's is 5.1, without Enhanced RTMP. PyPI's
 # imageio-ffmpeg 0.8.1 carries a static ffmpeg 9.0.2 (libx265, svt-av1, libvpx, libopus, openssl,

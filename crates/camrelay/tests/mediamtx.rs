@@ -52,7 +52,14 @@ fn publish_and_read_on_mediamtx_urls() {
     assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp_url, "tcp").is_ok()), "{}", server.log());
     assert!(decode_video_frames(&rtsp_url, "tcp", 10).unwrap() >= 10);
 
-    // HLS at MediaMTX's URL.
+    // HLS at MediaMTX's URL (LL-HLS, MediaMTX's default variant). ffmpeg ignores parts: it joins once the
+    // path's muxer lists a whole segment (a new muxer's first playlist may list only parts).
+    let index = server.http_at(&hls, "GET", "/mystream/index.m3u8").text();
+    let variant = index.lines().find(|l| l.starts_with("hls/")).unwrap_or_else(|| panic!("{index}")).to_string();
+    assert!(wait_until(Duration::from_secs(15), || server
+        .http_at(&hls, "GET", &format!("/mystream/{variant}"))
+        .text()
+        .contains("#EXTINF:")));
     let playlist = format!("http://{hls}/mystream/index.m3u8");
     let (decoded, stderr) = decode_frames(&[], &playlist, 10, Duration::from_secs(40));
     assert!(decoded >= 10, "HLS: {decoded} frames; {stderr}\n{}", server.log());

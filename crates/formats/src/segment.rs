@@ -44,6 +44,16 @@ enum SegMuxer {
     Mp4(Mp4Muxer),
 }
 
+/// One finished partial segment (LL-HLS `#EXT-X-PART`), from [`Segmenter::take_part`].
+#[derive(Debug, Clone)]
+pub struct CutPart {
+    pub data: Bytes,
+    /// Seconds, from the timing track's timestamps.
+    pub duration: f64,
+    /// Starts with a video keyframe (or the stream has no video): `INDEPENDENT=YES`.
+    pub independent: bool,
+}
+
 /// One finished segment.
 #[derive(Debug, Clone)]
 pub struct CutSegment {
@@ -82,6 +92,15 @@ pub struct Segmenter {
     /// Video segments dropped for growing past [`SegmentPolicy::max_bytes`] without a keyframe.
     pub dropped: u64,
     last_error: Option<String>,
+    /// Partial segments: cut before a timing frame when the part would outgrow this many ticks.
+    part_ticks: Option<i64>,
+    part_start: Option<i64>,
+    /// Index in `cur` of the part in progress's first piece.
+    part_from: usize,
+    part_independent: bool,
+    /// The timing track's last frame interval (ticks), to predict where the next frame ends.
+    last_interval: i64,
+    parts: std::collections::VecDeque<CutPart>,
 }
 
 impl Segmenter {
@@ -134,7 +153,51 @@ impl Segmenter {
             cur_bytes: 0,
             cur_start: None,
             last_ts: 0,
+            part_ticks: None,
+            part_start: None,
+            part_from: 0,
+            part_independent: false,
+            last_interval: 0,
+            parts: std::collections::VecDeque::new(),
         })
+    }
+
+    /// Also cuts partial segments (LL-HLS) of at most `part` each where the frames' spacing allows: a
+    /// part ends before the timing frame that would take it past `part` (a frame longer than `part` is
+    /// a part alone), and at every segment cut. A segment's parts, in order, are its bytes; collect
+    /// them with [`Segmenter::take_part`] after each [`Segmenter::push`] (before handling the segment
+    /// it returns, whose last part they include). Not for use with [`Segmenter::take_pending`].
+    pub fn set_parts(&mut self, part: Duration) {
+        self.part_ticks = Some(((part.as_secs_f64() * f64::from(self.clock)) as i64).max(1));
+    }
+
+    /// The next partial segment completed, oldest first.
+    pub fn take_part(&mut self) -> Option<CutPart> {
+        self.parts.pop_front()
+    }
+
+    /// Ends the part in progress at timing timestamp `ts`.
+    fn cut_part(&mut self, ts: i64) {
+        let Some(start) = self.part_start.take() else { return };
+        let from = self.part_from.min(self.cur.len());
+        self.part_from = self.cur.len();
+        let pieces = &self.cur[from..];
+        if pieces.is_empty() {
+            return;
+        }
+        let mut data = Vec::with_capacity(pieces.iter().map(Bytes::len).sum());
+        for p in pieces {
+            data.extend_from_slice(p);
+        }
+        let mut ticks = ts - start;
+        if ticks <= 0 {
+            ticks = (self.last_ts - start).max(1);
+        }
+        self.parts.push_back(CutPart {
+            data: Bytes::from(data),
+            duration: ticks as f64 / f64::from(self.clock),
+            independent: self.part_independent,
+        });
     }
 
     pub fn is_fmp4(&self) -> bool {
@@ -175,8 +238,21 @@ impl Segmenter {
                     done = self.cut(ts);
                 }
             }
+            if let (Some(limit), Some(start), None) = (self.part_ticks, self.part_start, &done) {
+                let next_end = ts - start + (ts - self.last_ts).max(0).max(self.last_interval);
+                if ts > start && next_end > limit {
+                    self.cut_part(ts);
+                }
+            }
+            if ts > self.last_ts && self.cur_start.is_some() {
+                self.last_interval = ts - self.last_ts;
+            }
             if self.cur_start.is_none() {
                 self.cur_start = Some(ts);
+            }
+            if self.part_ticks.is_some() && self.part_start.is_none() {
+                self.part_start = Some(ts);
+                self.part_independent = !self.has_video || frame.keyframe;
             }
             self.last_ts = ts;
         }
@@ -281,6 +357,10 @@ impl Segmenter {
 
     /// Ends the current segment at timing timestamp `ts` (the start of the next one).
     fn cut(&mut self, ts: i64) -> Option<CutSegment> {
+        if self.part_ticks.is_some() {
+            self.cut_part(ts);
+            self.part_from = 0;
+        }
         let start = self.cur_start.take()?;
         let parts = std::mem::take(&mut self.cur);
         let bytes = std::mem::take(&mut self.cur_bytes);
@@ -303,6 +383,8 @@ impl Segmenter {
         self.cur.clear();
         self.cur_bytes = 0;
         self.cur_start = None;
+        self.part_start = None;
+        self.part_from = 0;
     }
 }
 
@@ -461,6 +543,63 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert_eq!(a, b);
         assert_eq!(whole.init(), parts.init());
+    }
+
+    #[test]
+    fn parts_stay_within_the_target_and_add_up_to_segments() {
+        let tracks = [(Kind::Video, testutil::h264()), (Kind::Audio, testutil::aac())];
+        let mut whole = Segmenter::new(&tracks, true).unwrap();
+        let mut s = Segmenter::new(&tracks, true).unwrap();
+        s.set_parts(Duration::from_millis(200));
+        let (mut segments, mut from_parts, mut current) = (Vec::new(), Vec::new(), Vec::<u8>::new());
+        let mut parts = Vec::new();
+        // 25 fps, a keyframe every 15 frames: segments of 1.2 s, parts of 5 frames (0.2 s).
+        for i in 0..100u32 {
+            let v = testutil::h264_frame(i * 3600, i % 15 == 0, i as u8);
+            let au = testutil::audio_frame(i * 1764, 2, 10);
+            for (slot, f) in [(0, &v), (1, &au)] {
+                if let Some(c) = whole.push(slot, f) {
+                    segments.push(c.data.to_vec());
+                }
+                let cut = s.push(slot, f);
+                while let Some(p) = s.take_part() {
+                    current.extend_from_slice(&p.data);
+                    parts.push((p.duration, p.independent, cut.is_some()));
+                }
+                if let Some(c) = cut {
+                    assert!(c.data.len() >= current.len());
+                    from_parts.push(std::mem::take(&mut current));
+                }
+            }
+        }
+        assert_eq!(segments.len(), 3);
+        assert_eq!(segments, from_parts, "a segment is its parts, in order");
+        // 1.2 s segments: 6 parts of 0.2 s each (the 19th is the next segment's first); a part starting
+        // at a keyframe (every 0.6 s) is independent, the others not; the sixth ends its segment.
+        assert_eq!(parts.len(), 19, "{parts:?}");
+        for (i, (d, independent, ends)) in parts.iter().enumerate() {
+            assert!((d - 0.2).abs() < 1e-9, "part {i}: {d}");
+            assert_eq!(*independent, i % 3 == 0, "part {i}");
+            assert_eq!(*ends, i % 6 == 5, "part {i}");
+        }
+    }
+
+    #[test]
+    fn parts_of_30_fps_video_never_exceed_the_target() {
+        let tracks = [(Kind::Video, testutil::h264())];
+        let mut s = Segmenter::new(&tracks, true).unwrap();
+        s.set_parts(Duration::from_millis(200));
+        let mut durations = Vec::new();
+        for i in 0..120u32 {
+            s.push(0, &testutil::h264_frame(i * 3000, i % 30 == 0, i as u8));
+            while let Some(p) = s.take_part() {
+                durations.push(p.duration);
+            }
+        }
+        assert!(durations.len() >= 15, "{durations:?}");
+        for d in &durations {
+            assert!(*d <= 0.2 + 1e-9 && *d >= 0.85 * 0.2 - 1e-9, "{durations:?}");
+        }
     }
 
     #[test]

@@ -491,6 +491,46 @@ fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
 }
 
 /// Maps the merged MediaMTX settings onto the model the servers and the hub read.
+/// `hlsVariant`, `hlsSegmentCount`, `hlsSegmentDuration`, `hlsPartDuration`, `hlsSegmentMaxSize`.
+fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
+    let d = super::HlsSettings::default();
+    let variant = match mtx.global_str("hlsVariant").as_str() {
+        "" | "lowLatency" => super::HlsVariant::LowLatency,
+        "fmp4" => super::HlsVariant::Fmp4,
+        "mpegts" => super::HlsVariant::Mpegts,
+        other => return Err(format!("invalid hlsVariant {other:?} (mpegts, fmp4 or lowLatency)")),
+    };
+    let duration = |key: &str, default: Duration, max: Duration| {
+        let v = mtx.global_str(key);
+        if v.is_empty() {
+            return Ok(default);
+        }
+        match parse_mediamtx_duration(&v) {
+            Some(t) if !t.is_zero() && t <= max => Ok(t),
+            _ => Err(format!("invalid {key} {v:?} (more than 0, at most {}s)", max.as_secs())),
+        }
+    };
+    let count = match mtx.globals.get("hlsSegmentCount").and_then(Value::as_u64) {
+        None => d.segment_count,
+        Some(n @ 3..=100) => n as usize,
+        Some(n) => return Err(format!("invalid hlsSegmentCount {n} (3 to 100)")),
+    };
+    let max_size = match mtx.global_str("hlsSegmentMaxSize").as_str() {
+        "" => d.segment_max_size,
+        v => match super::parse_size(v) {
+            Some(n) if (1 << 16..=1 << 30).contains(&n) => n as u64,
+            _ => return Err(format!("invalid hlsSegmentMaxSize {v:?} (64K to 1G)")),
+        },
+    };
+    Ok(super::HlsSettings {
+        variant,
+        segment_count: count,
+        segment_duration: duration("hlsSegmentDuration", d.segment_duration, Duration::from_secs(60))?,
+        part_duration: duration("hlsPartDuration", d.part_duration, Duration::from_secs(5))?,
+        segment_max_size: max_size,
+    })
+}
+
 fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> {
     let Some(mtx) = config.mediamtx.clone() else { return Ok(()) };
     config.log.level = match mtx.global_str("logLevel").as_str() {
@@ -588,6 +628,8 @@ fn map_onto_model(config: &mut Config, origin: &str) -> Result<(), ConfigError> 
         })
         .unwrap_or_default();
     config.servers.hls_listen = listener(&mtx, "hls", "hlsAddress");
+    config.servers.hls =
+        hls_settings(&mtx).map_err(|message| ConfigError::Unlocated { origin: origin.to_string(), message })?;
     config.servers.webrtc_http_listen = listener(&mtx, "webrtc", "webrtcAddress");
     // `apiEncryption`, `hlsEncryption`, `webrtcEncryption`: that listener serves HTTPS instead of HTTP.
     let tls = |flag: &str, address: &str, cert: &str, key: &str| {
@@ -914,6 +956,30 @@ mod tests {
         let c = load_text("api:\n  listen: :1984\nrtsp:\n  listen: :8554\nstreams:\n  a: demo:clip\n").unwrap().config;
         assert_eq!(c.dialect, Dialect::Go2rtc);
         assert!(c.mediamtx.is_none());
+    }
+
+    #[test]
+    fn hls_keys() {
+        let c = load_text("hlsVariant: mpegts\nhlsSegmentCount: 4\nhlsSegmentDuration: 2s\nhlsPartDuration: 500ms\nhlsSegmentMaxSize: 8M\n")
+            .unwrap()
+            .config;
+        let h = &c.servers.hls;
+        assert_eq!(h.variant, crate::config::HlsVariant::Mpegts);
+        assert_eq!(
+            (h.segment_count, h.segment_duration, h.part_duration),
+            (4, Duration::from_secs(2), Duration::from_millis(500))
+        );
+        assert_eq!(h.segment_max_size, 8 << 20);
+        assert_eq!(load_text("hls: true\n").unwrap().config.servers.hls, crate::config::HlsSettings::default());
+        for (bad, says) in [
+            ("hlsVariant: ll\n", "invalid hlsVariant \"ll\""),
+            ("hlsSegmentCount: 1\n", "invalid hlsSegmentCount 1"),
+            ("hlsPartDuration: 0s\n", "invalid hlsPartDuration"),
+            ("hlsSegmentMaxSize: 1\n", "invalid hlsSegmentMaxSize"),
+        ] {
+            let e = load_text(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -140,6 +140,46 @@ pub enum Dialect {
     Mediamtx,
 }
 
+/// MediaMTX's `hlsVariant`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HlsVariant {
+    /// MPEG-TS segments (`mpegts`).
+    Mpegts,
+    /// fMP4 segments (`fmp4`).
+    Fmp4,
+    /// LL-HLS: fMP4 segments and parts (`lowLatency`, MediaMTX's default).
+    #[default]
+    LowLatency,
+}
+
+/// How HLS muxers cut (MediaMTX's `hlsVariant`, `hlsSegmentCount`, `hlsSegmentDuration`,
+/// `hlsPartDuration`, `hlsSegmentMaxSize`; their defaults without a MediaMTX file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HlsSettings {
+    /// The variant of `/PATH/index.m3u8` on MediaMTX's HLS listener.
+    pub variant: HlsVariant,
+    /// Segments listed (the muxer keeps two more for clients a playlist behind).
+    pub segment_count: usize,
+    /// Minimum segment duration (a segment ends at the first keyframe after it).
+    pub segment_duration: std::time::Duration,
+    /// LL-HLS part target duration.
+    pub part_duration: std::time::Duration,
+    /// Largest segment in bytes.
+    pub segment_max_size: u64,
+}
+
+impl Default for HlsSettings {
+    fn default() -> Self {
+        HlsSettings {
+            variant: HlsVariant::LowLatency,
+            segment_count: 7,
+            segment_duration: std::time::Duration::from_secs(1),
+            part_duration: std::time::Duration::from_millis(200),
+            segment_max_size: 50 << 20,
+        }
+    }
+}
+
 /// Listeners MediaMTX has that go2rtc's config does not name (`""` = off).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerListens {
@@ -149,6 +189,8 @@ pub struct ServerListens {
     pub webrtc_http_listen: String,
     /// MediaMTX's `hlsEncryption: true`: the HLS server over TLS instead (`hlsServerCert`/`hlsServerKey`).
     pub hls_tls: TlsListen,
+    /// MediaMTX's HLS muxer keys (`hlsVariant`, `hlsSegmentCount`...); also LL-HLS on go2rtc's URLs.
+    pub hls: HlsSettings,
     /// MediaMTX's `webrtcEncryption: true`: the WebRTC HTTP server over TLS instead.
     pub webrtc_http_tls: TlsListen,
     pub rtmp_listen: String,

@@ -52,6 +52,8 @@ pub const MAX_MUXERS: usize = 100;
 pub const KEEP_SEGMENTS: usize = 8;
 /// Segments a media playlist lists.
 pub const LIST_SEGMENTS: usize = 6;
+use formats::hls::{LiveConfig, LivePart, LivePlaylist, LiveUri};
+use formats::segment::{CutPart, SegmentPolicy};
 /// The segmenter (frames in, whole segments out) lives in `formats::segment`; re-exported here.
 pub use formats::segment::{CutSegment, Segmenter, AUDIO_SEGMENT, MAX_SEGMENT_BYTES, VIDEO_SEGMENT};
 /// How long a playlist or init request waits for a new session's first segment.
@@ -78,27 +80,54 @@ pub fn routes(sessions: Arc<Sessions>) -> Router<Arc<App>> {
         .route("/api/hls/segment.ts", get(segment_ts))
         .route("/api/hls/segment.m4s", get(segment_m4s))
         .route("/api/hls/init.mp4", get(init_mp4))
+        .route("/api/hls/part.m4s", get(part_m4s))
         .layer(Extension(sessions))
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Muxers and sessions.
 
-struct StoredSegment {
-    n: u64,
-    duration: f64,
-    data: Bytes,
-}
-
-#[derive(Default)]
 struct MuxState {
     init: Option<Bytes>,
     codecs: Option<String>,
-    segments: VecDeque<StoredSegment>,
-    next_n: u64,
-    /// Longest segment so far, rounded (RFC 8216 4.3.3.1); kept so the target duration never shrinks.
-    target: u32,
-    ended: bool,
+    /// What is listed (segments, parts, their numbering and timing).
+    playlist: LivePlaylist,
+    /// Complete segments by msn (the listed ones and two more, for clients a playlist behind).
+    segments: VecDeque<(u64, Bytes)>,
+    /// LL-HLS parts by (msn, part), of the segments whose parts are listed and the one in progress.
+    parts: VecDeque<(u64, u64, Bytes)>,
+    /// Segments kept beyond those listed.
+    keep_extra: usize,
+}
+
+impl MuxState {
+    fn new(config: LiveConfig, keep_extra: usize) -> MuxState {
+        MuxState {
+            init: None,
+            codecs: None,
+            playlist: LivePlaylist::new(config),
+            segments: VecDeque::new(),
+            parts: VecDeque::new(),
+            keep_extra,
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.playlist.is_ended()
+    }
+
+    fn segment(&self, msn: u64) -> Option<&Bytes> {
+        self.segments.iter().find(|(n, _)| *n == msn).map(|(_, b)| b)
+    }
+
+    fn part(&self, msn: u64, part: u64) -> Option<&Bytes> {
+        self.parts.iter().find(|(n, p, _)| *n == msn && *p == part).map(|(_, _, b)| b)
+    }
+}
+
+/// Unix milliseconds now (`#EXT-X-PROGRAM-DATE-TIME`).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What a muxer is shared by: the stream as asked (`src=`), the container and the codec filters.
@@ -106,6 +135,10 @@ struct MuxState {
 struct MuxKey {
     src: String,
     fmp4: bool,
+    /// LL-HLS (parts, blocking reload).
+    ll: bool,
+    /// Cut by the HLS settings (`hlsSegmentCount`...) rather than go2rtc's defaults.
+    settings: bool,
     filters: String,
 }
 
@@ -113,6 +146,7 @@ struct MuxKey {
 pub struct Muxer {
     key: MuxKey,
     fmp4: bool,
+    ll: bool,
     state: Mutex<MuxState>,
     /// Bumped on every new segment and at the end; requests wait on it.
     changed: watch::Sender<u64>,
@@ -135,17 +169,39 @@ impl Muxer {
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn add_segment(&self, seg: CutSegment) {
+    /// New parts (LL-HLS) and the segment they completed, if one.
+    fn add(&self, parts: Vec<CutPart>, seg: Option<CutSegment>) {
+        if parts.is_empty() && seg.is_none() {
+            return;
+        }
+        let now = now_ms();
         let mut s = self.state();
-        let n = s.next_n;
-        s.next_n += 1;
-        s.target = s.target.max(seg.duration.round().min(f64::from(u32::MAX)) as u32);
-        s.segments.push_back(StoredSegment { n, duration: seg.duration, data: seg.data });
-        while s.segments.len() > KEEP_SEGMENTS {
-            s.segments.pop_front();
+        for p in parts {
+            let (msn, n) = s.playlist.add_part(LivePart { duration: p.duration, independent: p.independent }, now);
+            s.parts.push_back((msn, n, p.data));
+        }
+        if let Some(seg) = seg {
+            let (msn, _) = s.playlist.add_segment(seg.duration, now);
+            s.segments.push_back((msn, seg.data));
+            let keep = s.playlist.config().segment_count + s.keep_extra;
+            while s.segments.len() > keep {
+                s.segments.pop_front();
+            }
+            let oldest = s.playlist.oldest_part_msn();
+            while s.parts.front().is_some_and(|(n, _, _)| *n < oldest) {
+                s.parts.pop_front();
+            }
         }
         drop(s);
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// The segment in progress was dropped for size: its parts go too.
+    fn abandon(&self) {
+        let mut s = self.state();
+        let next = s.playlist.next_msn();
+        s.playlist.abandon_current();
+        s.parts.retain(|(n, _, _)| *n < next);
     }
 
     fn set_meta(&self, init: Option<&Bytes>, codecs: Option<&str>) {
@@ -159,12 +215,12 @@ impl Muxer {
     }
 
     fn end(&self) {
-        self.state().ended = true;
+        self.state().playlist.end();
         self.changed.send_modify(|v| *v += 1);
     }
 
     fn is_ended(&self) -> bool {
-        self.state().ended
+        self.state().ended()
     }
 
     /// Waits (at most `limit`) until `ready` holds or the muxer ends; true if `ready` holds.
@@ -172,31 +228,21 @@ impl Muxer {
         let mut rx = self.changed.subscribe();
         let until = rx.wait_for(|_| {
             let s = self.state();
-            s.ended || ready(&s)
+            s.ended() || ready(&s)
         });
         let _ = tokio::time::timeout(limit, until).await;
         ready(&self.state())
     }
 
-    /// The media playlist of the segments listed now, with the URIs of session `id`.
-    fn playlist(&self, id: &str) -> String {
-        let s = self.state();
-        let file = if self.fmp4 { "segment.m4s" } else { "segment.ts" };
-        let skip = s.segments.len().saturating_sub(LIST_SEGMENTS);
-        let listed: Vec<formats::hls::Segment> = s
-            .segments
-            .iter()
-            .skip(skip)
-            .map(|g| formats::hls::Segment { uri: format!("{file}?id={id}&n={}", g.n), duration: g.duration })
-            .collect();
-        formats::hls::MediaPlaylist {
-            media_sequence: s.segments.get(skip).map_or(s.next_n, |g| g.n),
-            map_uri: self.fmp4.then(|| format!("init.mp4?id={id}")),
-            segments: listed,
-            target_duration: s.target.max(1),
-            ended: s.ended,
-        }
-        .render()
+    /// The media playlist listed now, with the URIs of session `id`; `skip`: a delta update.
+    fn playlist(&self, id: &str, skip: bool) -> String {
+        let ext = if self.fmp4 { "m4s" } else { "ts" };
+        let uri = |u: LiveUri| match u {
+            LiveUri::Init => format!("init.mp4?id={id}"),
+            LiveUri::Segment(n) => format!("segment.{ext}?id={id}&n={n}"),
+            LiveUri::Part(n, p) => format!("part.m4s?id={id}&n={n}&p={p}"),
+        };
+        self.state().playlist.render(&uri, skip)
     }
 }
 
@@ -389,20 +435,24 @@ async fn run_muxer(
             }
             d = queue.recv(), if live => match d {
                 Some(d) => {
+                    let dropped = segmenter.dropped;
                     let seg = segmenter.push(d.slot, &d.frame);
                     if let Some(e) = segmenter.take_error() {
                         tracing::debug!(stream = %muxer.key.src, "hls: {e}");
                     }
                     muxer.set_meta(segmenter.init(), segmenter.codecs());
-                    if let Some(seg) = seg {
-                        muxer.add_segment(seg);
+                    let parts = std::iter::from_fn(|| segmenter.take_part()).collect();
+                    muxer.add(parts, seg);
+                    if segmenter.dropped != dropped {
+                        // Its parts are listed already: they go with it.
+                        muxer.abandon();
                     }
                 }
                 None => {
                     live = false;
-                    if let Some(seg) = segmenter.finish() {
-                        muxer.add_segment(seg);
-                    }
+                    let seg = segmenter.finish();
+                    let parts = std::iter::from_fn(|| segmenter.take_part()).collect();
+                    muxer.add(parts, seg);
                     muxer.end();
                     sessions.remove_muxer(&muxer);
                 }
@@ -451,24 +501,49 @@ pub async fn start_session(
     peer: Option<SocketAddr>,
     ua: &str,
 ) -> Result<String, Response> {
-    let fmp4 = q.get("mp4").is_some();
+    let ll = q.get("ll").is_some();
+    let fmp4 = ll || q.get("mp4").is_some();
+    // `ll` and MediaMTX's URLs (`mtx`) cut by the HLS settings; go2rtc's URLs by go2rtc's defaults.
+    let settings = ll || q.get("mtx").is_some();
     let filters = filters(q, if fmp4 { MP4_DEFAULT } else { TS_DEFAULT });
     let Some(src) = q.get("src").filter(|s| !s.is_empty()) else {
         return Err(error(StatusCode::BAD_REQUEST, "missing src= (the stream name)"));
     };
-    let key = MuxKey { src: src.to_string(), fmp4, filters: format!("{filters:?}") };
+    let key = MuxKey { src: src.to_string(), fmp4, ll, settings, filters: format!("{filters:?}") };
     let muxer = sessions
         .muxer(key.clone(), || async {
-            let protocol = if fmp4 { "hls+fmp4" } else { "hls+ts" };
+            let protocol = match (ll, fmp4) {
+                (true, _) => "hls+ll",
+                (false, true) => "hls+fmp4",
+                (false, false) => "hls+ts",
+            };
             let mut reader = subscribe(app, q, &filters, protocol, peer, ua).await?;
-            let segmenter = match Segmenter::new(&reader_codecs(&reader), fmp4) {
+            let hls = app.config().servers.hls.clone();
+            let (policy, live) = if settings {
+                let policy = SegmentPolicy {
+                    video_min: hls.segment_duration,
+                    audio_len: hls.segment_duration,
+                    max_bytes: usize::try_from(hls.segment_max_size).unwrap_or(usize::MAX),
+                };
+                let part = ll.then_some(hls.part_duration.as_secs_f64());
+                (policy, LiveConfig { segment_count: hls.segment_count, fmp4, part_target: part })
+            } else {
+                (SegmentPolicy::default(), LiveConfig { segment_count: LIST_SEGMENTS, fmp4, part_target: None })
+            };
+            let mut segmenter = match Segmenter::with_policy(&reader_codecs(&reader), fmp4, policy) {
                 Ok(s) => s,
                 Err(e) => return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("hls: {e}"))),
             };
+            if ll {
+                segmenter.set_parts(hls.part_duration);
+            }
+            let mut state = MuxState::new(live, KEEP_SEGMENTS - LIST_SEGMENTS);
+            state.codecs = segmenter.codecs().map(str::to_string);
             let muxer = Arc::new(Muxer {
                 key,
                 fmp4,
-                state: Mutex::new(MuxState { codecs: segmenter.codecs().map(str::to_string), ..MuxState::default() }),
+                ll,
+                state: Mutex::new(state),
                 changed: watch::channel(0).0,
                 last_used: Mutex::new(Instant::now()),
                 cancel: app.shutdown.child_token(),
@@ -496,11 +571,61 @@ pub async fn start_session(
     }]))
 }
 
+/// A blocking playlist request's `_HLS_msn`, `_HLS_part` and `_HLS_skip` (RFC 8216bis 6.2.5).
+fn blocking_params(q: &Query) -> Result<(Option<u64>, Option<u64>, bool), String> {
+    let num = |name: &str| match q.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            v.parse::<u64>().map(Some).map_err(|_| format!("hls: bad {name}={} (a segment or part number)", short(v)))
+        }
+    };
+    let (msn, part) = (num("_HLS_msn")?, num("_HLS_part")?);
+    if part.is_some() && msn.is_none() {
+        return Err("hls: _HLS_part without _HLS_msn".into());
+    }
+    let skip = match q.get("_HLS_skip") {
+        None => false,
+        Some("YES" | "v2") => true,
+        Some(v) => return Err(format!("hls: bad _HLS_skip={} (YES or v2)", short(v))),
+    };
+    Ok((msn, part, skip))
+}
+
+/// At most 20 characters of a request's value, for an error message.
+fn short(v: &str) -> String {
+    v.chars().take(20).collect()
+}
+
 async fn playlist_m3u8(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
     let q = Query::from_uri(request.uri());
     let Some(session) = sessions.get(q.get("id").unwrap_or("")) else { return not_found() };
-    session.muxer.wait(FIRST_SEGMENT_WAIT, |s| !s.segments.is_empty()).await;
-    with_type(session.muxer.playlist(&session.id), M3U8)
+    let muxer = &session.muxer;
+    let (msn, part, skip) = match blocking_params(&q) {
+        Ok(p) if muxer.ll => p,
+        // Plain HLS: the parameters mean nothing; answer at once.
+        Ok(_) => (None, None, false),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match msn {
+        Some(msn) => {
+            let (check, limit) = {
+                let s = muxer.state();
+                (s.playlist.check_block(msn, part), s.playlist.block_limit())
+            };
+            if let Err(e) = check {
+                return error(StatusCode::BAD_REQUEST, format!("hls: {e}"));
+            }
+            if !muxer.wait(limit, |s| s.playlist.ready(msn, part)).await {
+                return error(StatusCode::SERVICE_UNAVAILABLE, format!("hls: segment {msn} not ready in {limit:?}"));
+            }
+        }
+        None => {
+            // LL-HLS: the first part will do (a player starts at the live edge with it); plain HLS: a
+            // whole segment.
+            muxer.wait(FIRST_SEGMENT_WAIT, |s| !s.playlist.is_empty()).await;
+        }
+    }
+    with_type(muxer.playlist(&session.id, skip), M3U8)
 }
 
 async fn init_mp4(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
@@ -525,10 +650,39 @@ fn segment(sessions: &Sessions, q: &Query, fmp4: bool) -> Response {
         return error(StatusCode::BAD_REQUEST, "hls: missing or bad n=");
     };
     let muxer = &session.muxer;
-    let data = muxer.state().segments.iter().find(|g| g.n == n).map(|g| g.data.clone());
+    let data = muxer.state().segment(n).cloned();
     let Some(data) = data else { return error(StatusCode::NOT_FOUND, format!("hls: no segment {n}")) };
     muxer.reader.count_sent(1, data.len() as u64);
     with_type(data, if fmp4 { "video/iso.segment" } else { "video/mp2t" })
+}
+
+/// `part.m4s?id=&n=&p=`: an LL-HLS part; the next parts (the preload hint's) are waited for.
+async fn part_m4s(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
+    let q = Query::from_uri(request.uri());
+    let Some(session) = sessions.get(q.get("id").unwrap_or("")).filter(|s| s.muxer.ll) else {
+        return not_found();
+    };
+    let num = |name: &str| q.get(name).and_then(|n| n.parse::<u64>().ok());
+    let (Some(n), Some(p)) = (num("n"), num("p")) else {
+        return error(StatusCode::BAD_REQUEST, "hls: missing or bad n= or p=");
+    };
+    let muxer = &session.muxer;
+    let (check, limit) = {
+        let s = muxer.state();
+        let upcoming = !s.playlist.ready(n, Some(p));
+        (upcoming.then(|| s.playlist.check_block(n, Some(p))), s.playlist.block_limit())
+    };
+    match check {
+        Some(Err(e)) => return error(StatusCode::NOT_FOUND, format!("hls: no part {n}.{p} ({e})")),
+        Some(Ok(())) => {
+            muxer.wait(limit, |s| s.part(n, p).is_some() || s.playlist.next_msn() > n).await;
+        }
+        None => {}
+    }
+    let data = muxer.state().part(n, p).cloned();
+    let Some(data) = data else { return error(StatusCode::NOT_FOUND, format!("hls: no part {n}.{p}")) };
+    muxer.reader.count_sent(1, data.len() as u64);
+    with_type(data, "video/iso.segment")
 }
 
 async fn segment_ts(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
@@ -554,7 +708,7 @@ mod tests {
     }
 
     fn key(src: &str) -> MuxKey {
-        MuxKey { src: src.to_string(), fmp4: false, filters: String::new() }
+        MuxKey { src: src.to_string(), fmp4: false, ll: false, settings: false, filters: String::new() }
     }
 
     /// A muxer of `src` with its task (fed through the returned sender), registered in `sessions`.
@@ -566,10 +720,12 @@ mod tests {
         let mut task = None;
         let muxer = sessions
             .muxer(key(src), || async {
+                let live = LiveConfig { segment_count: LIST_SEGMENTS, fmp4: false, part_target: None };
                 let m = Arc::new(Muxer {
                     key: key(src),
                     fmp4: false,
-                    state: Mutex::new(MuxState::default()),
+                    ll: false,
+                    state: Mutex::new(MuxState::new(live, KEEP_SEGMENTS - LIST_SEGMENTS)),
                     changed: watch::channel(0).0,
                     last_used: Mutex::new(Instant::now()),
                     cancel: CancellationToken::new(),
@@ -599,7 +755,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(150));
         assert_eq!(sessions.muxers(), 0);
-        assert!(muxer.state().ended);
+        assert!(muxer.state().ended());
         // The queue's receiver went with the task: the producer side sees it closed.
         assert!(tx.is_closed());
     }
@@ -640,10 +796,10 @@ mod tests {
         for i in 0..(10 * 48_000 / 1024) {
             tx.send(Delivery { slot: 0, frame: Arc::new(aac_frame(i * 1024)) }).await.unwrap();
         }
-        assert!(muxer.wait(Duration::from_secs(5), |s| s.next_n >= 4).await);
+        assert!(muxer.wait(Duration::from_secs(5), |s| s.playlist.next_msn() >= 4).await);
         // Every session lists the same segments under its own id.
-        let p0 = muxer.playlist(&all[0].id);
-        let p1 = muxer.playlist(&all[999].id);
+        let p0 = muxer.playlist(&all[0].id, false);
+        let p1 = muxer.playlist(&all[999].id, false);
         assert_eq!(p0.replace(&all[0].id, "ID"), p1.replace(&all[999].id, "ID"));
         assert!(p0.contains(&format!("segment.ts?id={}&n=3\n", all[0].id)), "{p0}");
     }
@@ -658,7 +814,7 @@ mod tests {
         assert_eq!(sessions.muxers(), 2);
         assert!(a.cancel.is_cancelled() && !b.cancel.is_cancelled());
         tokio::time::timeout(Duration::from_secs(5), task_a).await.unwrap().unwrap();
-        assert!(a.state().ended);
+        assert!(a.state().ended());
     }
 
     #[tokio::test]
@@ -686,16 +842,16 @@ mod tests {
         for i in 0..(40 * 48_000 / 1024) {
             tx.send(Delivery { slot: 0, frame: Arc::new(aac_frame(i * 1024)) }).await.unwrap();
         }
-        assert!(muxer.wait(Duration::from_secs(5), |s| s.next_n >= 19).await);
+        assert!(muxer.wait(Duration::from_secs(5), |s| s.playlist.next_msn() >= 19).await);
         assert_eq!(muxer.state().segments.len(), KEEP_SEGMENTS);
-        let p = muxer.playlist(&session.id);
+        let p = muxer.playlist(&session.id, false);
         assert_eq!(p.matches("#EXTINF:2.0").count(), LIST_SEGMENTS, "{p}");
         assert!(p.contains("#EXT-X-TARGETDURATION:2\n"), "{p}");
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:13\n"), "{p}");
         assert!(p.contains(&format!("segment.ts?id={}&n=18\n", session.id)), "{p}");
         drop(tx);
-        assert!(muxer.wait(Duration::from_secs(5), |s| s.ended).await);
-        assert!(muxer.playlist(&session.id).ends_with("#EXT-X-ENDLIST\n"));
+        assert!(muxer.wait(Duration::from_secs(5), |s| s.ended()).await);
+        assert!(muxer.playlist(&session.id, false).ends_with("#EXT-X-ENDLIST\n"));
         // An ended muxer is not handed to new sessions.
         assert_eq!(sessions.muxers(), 0);
     }
@@ -708,5 +864,89 @@ mod tests {
             assert!(sessions.get(&format!("x{i}")).is_none());
         }
         assert!(sessions.is_empty());
+    }
+
+    /// An LL-HLS muxer (0.2 s parts, 1 s segments, 7 listed) without a task: the test feeds it.
+    fn ll_muxer() -> Arc<Muxer> {
+        let live = LiveConfig { segment_count: 7, fmp4: true, part_target: Some(0.2) };
+        Arc::new(Muxer {
+            key: MuxKey { src: "ll".into(), fmp4: true, ll: true, settings: true, filters: String::new() },
+            fmp4: true,
+            ll: true,
+            state: Mutex::new(MuxState::new(live, 2)),
+            changed: watch::channel(0).0,
+            last_used: Mutex::new(Instant::now()),
+            cancel: CancellationToken::new(),
+            reader: Arc::new(ReaderShared::new("hls+ll", String::new())),
+        })
+    }
+
+    fn part(independent: bool) -> CutPart {
+        CutPart { data: Bytes::from_static(b"part"), duration: 0.2, independent }
+    }
+
+    /// Blocking playlist reload on the paused clock: a request for the next part is held until the
+    /// part is there (not before), one past the advance limit is refused at once, and one that never
+    /// comes is answered 503 after three target durations.
+    #[tokio::test(start_paused = true)]
+    async fn blocking_reload_waits_for_the_part() {
+        let muxer = ll_muxer();
+        for i in 0..5 {
+            muxer.add(vec![part(i == 0)], None);
+        }
+        muxer.add(vec![], Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0 }));
+        muxer.add(vec![part(true)], None);
+        // Segment 1 has part 0; a player asks for part 1.
+        let waiter = {
+            let m = muxer.clone();
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                let ok = m.wait(Duration::from_secs(3), |s| s.playlist.ready(1, Some(1))).await;
+                (ok, t0.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "answered before the part existed");
+        muxer.add(vec![part(false)], None);
+        let (ok, waited) = waiter.await.unwrap();
+        assert!(ok);
+        assert_eq!(waited, Duration::from_millis(200));
+        let text = muxer.playlist("x", false);
+        assert!(text.contains("part.m4s?id=x&n=1&p=1\""), "{text}");
+        assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part.m4s?id=x&n=1&p=2\"\n"), "{text}");
+        assert_eq!(muxer.state().part(1, 1).map(|b| b.len()), Some(4));
+        // Too far ahead: refused without waiting.
+        assert!(muxer.state().playlist.check_block(4, Some(0)).is_err());
+        // Never comes: the wait ends at the limit (the handler answers 503).
+        let t0 = Instant::now();
+        let limit = muxer.state().playlist.block_limit();
+        assert!(!muxer.wait(limit, |s| s.playlist.ready(3, Some(0))).await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn parts_of_old_segments_are_dropped() {
+        let muxer = ll_muxer();
+        for _ in 0..12 {
+            let parts = (0..5).map(|i| part(i == 0)).collect();
+            muxer.add(parts, Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0 }));
+        }
+        let s = muxer.state();
+        // 7 listed + 2 kept; parts only of the last three (within three target durations).
+        assert_eq!(s.segments.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (3..12).collect::<Vec<_>>());
+        assert_eq!(s.parts.len(), 15);
+        assert!(s.part(8, 4).is_none() && s.part(9, 0).is_some() && s.part(11, 4).is_some());
+    }
+
+    #[test]
+    fn blocking_parameters() {
+        let q = |s: &str| Query::from_uri(&format!("/x?{s}").parse().unwrap());
+        assert_eq!(blocking_params(&q("id=a")), Ok((None, None, false)));
+        assert_eq!(blocking_params(&q("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES")), Ok((Some(5), Some(2), true)));
+        assert_eq!(blocking_params(&q("_HLS_msn=5&_HLS_skip=v2")), Ok((Some(5), None, true)));
+        for bad in ["_HLS_part=1", "_HLS_msn=-1", "_HLS_msn=99999999999999999999999", "_HLS_msn=1&_HLS_skip=NO"] {
+            let e = blocking_params(&q(bad)).unwrap_err();
+            assert!(e.starts_with("hls: ") && e.len() < 80, "{bad}: {e}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! go2rtc's API (no second HLS muxer or WebRTC stack):
 //!
 //! - HLS (`hlsAddress`, default `:8888` from a MediaMTX config): `/PATH/index.m3u8` (the stream's
-//!   playlist), `/PATH/hls/...` (its media playlist and segments), `/PATH/` (a player page, hls.js).
+//!   multivariant playlist, in the `hlsVariant`: LL-HLS by default), `/PATH/hls/...` (its media playlist,
+//!   init, segments and LL-HLS parts), `/PATH/` (a player page, hls.js).
 //! - WebRTC (`webrtcAddress`, default `:8889`): `POST /PATH/whep` (read), `POST /PATH/whip` (publish),
 //!   `PATCH`/`DELETE` of the session URL the answer names, `/PATH/` (a player page, WHEP).
 //!
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 use crate::app::{App, ServerTask};
+use crate::config::HlsVariant;
 
 /// Which MediaMTX server a listener is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,9 +55,11 @@ pub async fn start_webrtc_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
 /// The listener's router: MediaMTX's URL shapes onto go2rtc's API handlers.
 fn router(app: &Arc<App>, kind: Kind) -> Router {
     let api = super::api::router(app.clone());
+    let app = app.clone();
     Router::new().fallback(move |request: Request| {
         let api = api.clone();
-        async move { handle(kind, api, request).await }
+        let variant = app.config().servers.hls.variant;
+        async move { handle(kind, variant, api, request).await }
     })
 }
 
@@ -125,7 +129,8 @@ enum Target {
 /// For the fuzz target (`camrelay::fuzzing::mediamtx_url`): the go2rtc API URI a MediaMTX URL maps
 /// to, `page:NAME` for a player page, `script` or `None` (not found).
 pub(crate) fn route_for_fuzzing(hls: bool, method: &Method, path: &str, query: Option<&str>) -> Option<String> {
-    match route(if hls { Kind::Hls } else { Kind::Webrtc }, method, path, query) {
+    let kind = if hls { Kind::Hls } else { Kind::Webrtc };
+    match route(kind, HlsVariant::LowLatency, method, path, query) {
         Target::Api(to) => Some(to),
         Target::Page(stream) => Some(format!("page:{stream}")),
         Target::HlsScript => Some("script".to_string()),
@@ -133,8 +138,17 @@ pub(crate) fn route_for_fuzzing(hls: bool, method: &Method, path: &str, query: O
     }
 }
 
+/// The go2rtc API query of MediaMTX's `hlsVariant` (`mtx`: cut by `hlsSegmentCount`...).
+fn variant_query(variant: HlsVariant) -> &'static str {
+    match variant {
+        HlsVariant::LowLatency => "mp4&ll&mtx",
+        HlsVariant::Fmp4 => "mp4&mtx",
+        HlsVariant::Mpegts => "video=h264,h265&audio=aac&mtx",
+    }
+}
+
 /// Maps a MediaMTX URL (path and query) to go2rtc's API.
-fn route(kind: Kind, method: &Method, path: &str, query: Option<&str>) -> Target {
+fn route(kind: Kind, variant: HlsVariant, method: &Method, path: &str, query: Option<&str>) -> Target {
     let extra = query.map(|q| format!("&{q}")).unwrap_or_default();
     let path = path.trim_start_matches('/');
     // The WHEP/WHIP session URLs the answers name (`/api/webrtc?id=`), and the API's HLS parts.
@@ -158,8 +172,8 @@ fn route(kind: Kind, method: &Method, path: &str, query: Option<&str>) -> Target
     let src = encode_component(stream);
     match (kind, last) {
         (Kind::Hls, "index.m3u8") => {
-            // MediaMTX's default variants are fMP4 (`lowLatency`, `fmp4`); `mpegts` is TS.
-            Target::Api(format!("/api/stream.m3u8?src={src}&mp4{extra}"))
+            // `hlsVariant`: LL-HLS (MediaMTX's default), fMP4 or MPEG-TS (H.264/H.265 and AAC).
+            Target::Api(format!("/api/stream.m3u8?src={src}&{}{extra}", variant_query(variant)))
         }
         (Kind::Hls, "hls.min.js") => Target::HlsScript,
         (Kind::Webrtc, "whep") if method == Method::POST || method == Method::OPTIONS => {
@@ -186,7 +200,7 @@ fn encode_component(s: &str) -> String {
     out
 }
 
-async fn handle(kind: Kind, api: Router, mut request: Request) -> Response {
+async fn handle(kind: Kind, variant: HlsVariant, api: Router, mut request: Request) -> Response {
     let uri = request.uri().clone();
     // `/PATH` without the slash: the page's relative URLs need it.
     if kind_page_without_slash(&uri, request.method()) {
@@ -197,7 +211,7 @@ async fn handle(kind: Kind, api: Router, mut request: Request) -> Response {
         }
         return r;
     }
-    match route(kind, request.method(), uri.path(), uri.query()) {
+    match route(kind, variant, request.method(), uri.path(), uri.query()) {
         Target::Api(to) => {
             let Ok(new_uri) = to.parse::<Uri>() else { return super::api::error(StatusCode::BAD_REQUEST, "bad path") };
             *request.uri_mut() = new_uri;
@@ -280,30 +294,53 @@ const WEBRTC_PAGE_SCRIPT: &str = r#"<script>
 mod tests {
     use super::*;
 
+    fn route_ll(kind: Kind, method: &Method, path: &str, query: Option<&str>) -> Target {
+        route(kind, HlsVariant::LowLatency, method, path, query)
+    }
+
     #[test]
     fn mediamtx_urls_map_to_go2rtc_api() {
         let get = Method::GET;
         let post = Method::POST;
-        assert_eq!(route(Kind::Hls, &get, "/cam/index.m3u8", None), Target::Api("/api/stream.m3u8?src=cam&mp4".into()));
         assert_eq!(
-            route(Kind::Hls, &get, "/live/cam 1/index.m3u8", Some("x=1")),
-            Target::Api("/api/stream.m3u8?src=live%2Fcam%201&mp4&x=1".into())
+            route_ll(Kind::Hls, &get, "/cam/index.m3u8", None),
+            Target::Api("/api/stream.m3u8?src=cam&mp4&ll&mtx".into())
         );
         assert_eq!(
-            route(Kind::Hls, &get, "/cam/hls/playlist.m3u8", Some("id=abc")),
+            route_ll(Kind::Hls, &get, "/live/cam 1/index.m3u8", Some("x=1")),
+            Target::Api("/api/stream.m3u8?src=live%2Fcam%201&mp4&ll&mtx&x=1".into())
+        );
+        assert_eq!(
+            route_ll(Kind::Hls, &get, "/cam/hls/playlist.m3u8", Some("id=abc")),
             Target::Api("/api/hls/playlist.m3u8?id=abc".into())
         );
-        assert_eq!(route(Kind::Hls, &get, "/cam/", None), Target::Page("cam".into()));
-        assert_eq!(route(Kind::Hls, &get, "/cam/hls.min.js", None), Target::HlsScript);
-        assert_eq!(route(Kind::Hls, &get, "/", None), Target::NotFound);
-        assert_eq!(route(Kind::Hls, &get, "/cam/whep", None), Target::NotFound);
-        assert_eq!(route(Kind::Webrtc, &post, "/cam/whep", None), Target::Api("/api/webrtc?src=cam".into()));
-        assert_eq!(route(Kind::Webrtc, &post, "/a/b/whip", None), Target::Api("/api/webrtc?dst=a%2Fb".into()));
         assert_eq!(
-            route(Kind::Webrtc, &Method::DELETE, "/api/webrtc", Some("id=7")),
+            route(Kind::Hls, HlsVariant::Mpegts, &get, "/cam/index.m3u8", None),
+            Target::Api("/api/stream.m3u8?src=cam&video=h264,h265&audio=aac&mtx".into())
+        );
+        assert_eq!(
+            route(Kind::Hls, HlsVariant::Fmp4, &get, "/cam/index.m3u8", None),
+            Target::Api("/api/stream.m3u8?src=cam&mp4&mtx".into())
+        );
+        assert_eq!(
+            route_ll(Kind::Hls, &get, "/cam/hls/part.m4s", Some("id=abc&n=3&p=1")),
+            Target::Api("/api/hls/part.m4s?id=abc&n=3&p=1".into())
+        );
+        assert_eq!(
+            route_ll(Kind::Hls, &get, "/cam/hls/playlist.m3u8", Some("id=abc&_HLS_msn=4&_HLS_part=2")),
+            Target::Api("/api/hls/playlist.m3u8?id=abc&_HLS_msn=4&_HLS_part=2".into())
+        );
+        assert_eq!(route_ll(Kind::Hls, &get, "/cam/", None), Target::Page("cam".into()));
+        assert_eq!(route_ll(Kind::Hls, &get, "/cam/hls.min.js", None), Target::HlsScript);
+        assert_eq!(route_ll(Kind::Hls, &get, "/", None), Target::NotFound);
+        assert_eq!(route_ll(Kind::Hls, &get, "/cam/whep", None), Target::NotFound);
+        assert_eq!(route_ll(Kind::Webrtc, &post, "/cam/whep", None), Target::Api("/api/webrtc?src=cam".into()));
+        assert_eq!(route_ll(Kind::Webrtc, &post, "/a/b/whip", None), Target::Api("/api/webrtc?dst=a%2Fb".into()));
+        assert_eq!(
+            route_ll(Kind::Webrtc, &Method::DELETE, "/api/webrtc", Some("id=7")),
             Target::Api("/api/webrtc?id=7".into())
         );
-        assert_eq!(route(Kind::Webrtc, &get, "/cam/", None), Target::Page("cam".into()));
-        assert_eq!(route(Kind::Webrtc, &get, "/cam/index.m3u8", None), Target::NotFound);
+        assert_eq!(route_ll(Kind::Webrtc, &get, "/cam/", None), Target::Page("cam".into()));
+        assert_eq!(route_ll(Kind::Webrtc, &get, "/cam/index.m3u8", None), Target::NotFound);
     }
 }

@@ -1,0 +1,264 @@
+//! LL-HLS (MediaMTX's `hlsVariant: lowLatency`, the default) on MediaMTX's URLs (`/PATH/index.m3u8`) and
+//! on go2rtc's (`/api/stream.m3u8?src=NAME&ll`): the playlists pass PyPI's `m3u8` parser in strict mode
+//! and RFC 8216bis's rules (`tests/fixtures/llhls_check.py`), parts decode, ffmpeg plays the stream,
+//! hls.js in Chromium plays it near the live edge, and bad requests get clear answers.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A MediaMTX config on loopback with free ports: the demo clip (640x360, 25 fps, 1 s GOP, AAC).
+const MEDIAMTX: &str = r#"
+logLevel: info
+api: true
+apiAddress: 127.0.0.1:0
+rtspAddress: 127.0.0.1:0
+rtpAddress: 127.0.0.1:0
+rtcpAddress: 127.0.0.1:0
+hlsAddress: 127.0.0.1:0
+webrtc: false
+rtmp: false
+srt: false
+paths:
+  demo:
+    source: demo:clip
+"#;
+
+fn listen_addr(server: &Server, module: &str) -> String {
+    let needle = format!("[{module}] listen addr=");
+    assert!(server.wait_log(&needle, Duration::from_secs(10)), "no {needle} in:\n{}", server.log());
+    server.log().lines().find_map(|l| l.split(&needle).nth(1)).unwrap_or("").trim().to_string()
+}
+
+/// `GET /demo/index.m3u8` on the HLS listener: the media playlist's path.
+fn media_path(server: &Server, hls: &str) -> String {
+    let index = server.http_at(hls, "GET", "/demo/index.m3u8");
+    assert_eq!(index.status, 200, "{}", index.text());
+    let text = index.text();
+    assert!(text.contains("#EXT-X-STREAM-INF:") && text.contains("CODECS=\"avc1."), "{text}");
+    let variant = text.lines().find(|l| !l.starts_with('#') && !l.is_empty()).expect("a variant").to_string();
+    assert!(variant.starts_with("hls/playlist.m3u8?id="), "{variant}");
+    format!("/demo/{variant}")
+}
+
+/// (msn, part) numbers of the `part.m4s?...&n=N&p=P` URIs listed.
+fn parts_listed(text: &str) -> Vec<(u64, u64, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next().map(str::to_string))
+        .map(|uri| {
+            let get = |k: &str| uri.split(&format!("&{k}=")).nth(1).and_then(|v| v.split('&').next()?.parse().ok());
+            (get("n").unwrap(), get("p").unwrap(), uri)
+        })
+        .collect()
+}
+
+#[test]
+fn llhls_playlists_pass_a_strict_parser_and_parts_decode() {
+    let server = Server::start(MEDIAMTX);
+    let hls = listen_addr(&server, "hls");
+    let t0 = Instant::now();
+    let media = media_path(&server, &hls);
+    let first = server.http_at(&hls, "GET", &media);
+    assert_eq!(first.status, 200);
+    println!("LL-HLS: index.m3u8 request to first part listed (cold source): {:?}", t0.elapsed());
+    assert!(first.text().contains("#EXT-X-PART:"), "{}", first.text());
+    // Seven segments listed (hlsSegmentCount) before a delta update can skip one.
+    assert!(
+        wait_until(Duration::from_secs(30), || server.http_at(&hls, "GET", &media).text().matches("#EXTINF:").count()
+            >= 7),
+        "{}",
+        server.http_at(&hls, "GET", &media).text()
+    );
+    let url = format!("http://{hls}{media}");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llhls_check.py");
+    let out = run_with_timeout(Command::new(python()).arg(&script).arg(&url), Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    println!("LL-HLS strict check (m3u8 6.0.0): {v}");
+    assert!(v["error"].is_null(), "{v}");
+    assert_eq!(v["part_target"].as_f64(), Some(0.2), "{v}");
+    assert!(v["parts"].as_u64().unwrap_or(0) >= 15, "{v}");
+    assert!(v["max_part"].as_f64().unwrap_or(1.0) <= 0.2 + 1e-6, "{v}");
+    assert_eq!(v["skipped"].as_u64(), Some(1), "{v}");
+    assert_eq!(v["delta_version"].as_u64(), Some(9), "{v}");
+    let held = v["blocking_held_s"].as_f64().unwrap();
+    println!("LL-HLS: a blocking reload for the hinted part was held {:.0} ms", held * 1000.0);
+    assert!(held < 1.0, "{v}");
+
+    // The parts of one complete segment, after the init segment, decode: 25 frames of 640x360 per second.
+    let text = server.http_at(&hls, "GET", &media).text();
+    let parts = parts_listed(&text);
+    let complete: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("segment.m4s?"))
+        .filter_map(|l| l.split("n=").nth(1)?.parse().ok())
+        .collect();
+    let msn = *complete.iter().rev().find(|n| parts.iter().any(|p| p.0 == **n)).expect("a complete segment with parts");
+    let base = media.rsplit_once('/').unwrap().0;
+    let map = text.lines().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")).unwrap().trim_end_matches('"');
+    let mut file = server.http_at(&hls, "GET", &format!("{base}/{map}")).body;
+    let mut from_parts = Vec::new();
+    for (_, _, uri) in parts.iter().filter(|p| p.0 == msn) {
+        let r = server.http_at(&hls, "GET", &format!("{base}/{uri}"));
+        assert_eq!(r.status, 200, "{uri}");
+        assert!(r.headers.to_ascii_lowercase().contains("content-type: video/iso.segment"));
+        assert_eq!(&r.body[4..8], b"moof", "{uri}");
+        from_parts.extend_from_slice(&r.body);
+    }
+    let segment =
+        server.http_at(&hls, "GET", &format!("{base}/segment.m4s?{}&n={msn}", media.split('?').nth(1).unwrap()));
+    assert_eq!(segment.status, 200);
+    assert_eq!(segment.body, from_parts, "segment {msn} is its parts");
+    file.extend_from_slice(&from_parts);
+    let path = server.dir.join("parts.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let out = run_with_timeout(
+        Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
+        ]),
+        Duration::from_secs(30),
+    );
+    let probed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(probed, "h264,640,360,25", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_blocking_requests_and_parts() {
+    let server = Server::start(MEDIAMTX);
+    let hls = listen_addr(&server, "hls");
+    let media = media_path(&server, &hls);
+    let text = server.http_at(&hls, "GET", &media).text();
+    // The preload hint names the segment in progress (msn) and its next part.
+    let hint = text.lines().find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"")).unwrap();
+    let hint = hint.trim_end_matches('"').to_string();
+    let msn: u64 = hint.split("&n=").nth(1).and_then(|v| v.split('&').next()?.parse().ok()).unwrap();
+    let base = media.rsplit_once('/').unwrap().0;
+    let id = media.rsplit("id=").next().unwrap().to_string();
+    for (query, status, says) in [
+        (format!("_HLS_msn={}", msn + 100), 400, "more than two segments past"),
+        (format!("_HLS_msn={msn}&_HLS_part=500"), 400, "advance part limit"),
+        ("_HLS_part=1".to_string(), 400, "_HLS_part without _HLS_msn"),
+        ("_HLS_msn=abc".to_string(), 400, "bad _HLS_msn=abc"),
+        ("_HLS_msn=99999999999999999999999999999999".to_string(), 400, "bad _HLS_msn"),
+        (format!("_HLS_msn={}&_HLS_skip=maybe", msn), 400, "bad _HLS_skip=maybe"),
+    ] {
+        let t0 = Instant::now();
+        let r = server.http_at(&hls, "GET", &format!("{media}&{query}"));
+        assert_eq!(r.status, status, "{query}: {}", r.text());
+        assert!(r.json()["error"].as_str().unwrap_or("").contains(says), "{query}: {}", r.text());
+        assert!(t0.elapsed() < Duration::from_secs(1), "{query}: answered after {:?}", t0.elapsed());
+    }
+    // Parts: unknown id, far future, bad numbers, a part of the TS variant's URL shape.
+    for (path, status) in [
+        (format!("{base}/part.m4s?id=0123456789abcdef0123456789abcdef&n=0&p=0"), 404),
+        (format!("{base}/part.m4s?id={id}&n={}&p=0", msn + 1000), 404),
+        (format!("{base}/part.m4s?id={id}&n=x&p=0"), 400),
+        (format!("{base}/part.m4s?id={id}&n=0"), 400),
+    ] {
+        let r = server.http_at(&hls, "GET", &path);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+    // The next part (the preload hint) is held until it exists, then served.
+    let t0 = Instant::now();
+    let r = server.http_at(&hls, "GET", &format!("{base}/{hint}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(&r.body[4..8], b"moof");
+    println!("LL-HLS: the preload hint's part came after {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+/// go2rtc's URL with `ll`: the same LL-HLS muxer kind, shared by every session of the stream.
+#[test]
+fn llhls_on_go2rtc_urls_and_ffmpeg_plays_it() {
+    let server = Server::start("");
+    let master = server.http("GET", "/api/stream.m3u8?src=demo&ll");
+    assert_eq!(master.status, 200, "{}", master.text());
+    let variant = master.text().lines().find(|l| l.starts_with("hls/")).unwrap().to_string();
+    let playlist = server.http("GET", &format!("/api/{variant}")).text();
+    assert!(
+        playlist.contains("#EXT-X-VERSION:9\n") && playlist.contains("#EXT-X-PART-INF:PART-TARGET=0.200\n"),
+        "{playlist}"
+    );
+    assert!(playlist.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part.m4s?id="), "{playlist}");
+    // A second viewer shares the muxer: one HLS reader of the stream.
+    assert_eq!(server.http("GET", "/api/stream.m3u8?src=demo&ll").status, 200);
+    let v = server.http("GET", "/api/streams?src=demo").json();
+    let readers = v["consumers"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|c| c["protocol"].as_str().is_some_and(|p| p.starts_with("hls"))).count());
+    assert_eq!(readers, 1, "{v}");
+
+    // ffmpeg reads LL-HLS as HLS (whole segments: it ignores parts) and decodes every frame. It joins
+    // the running muxer once that lists a whole segment (a new LL-HLS muxer's first playlist may list
+    // only parts, which ffmpeg takes for an empty playlist).
+    assert!(wait_until(Duration::from_secs(15), || server
+        .http("GET", &format!("/api/{variant}"))
+        .text()
+        .contains("#EXTINF:")));
+    let url = server.api_url("/api/stream.m3u8?src=demo&ll");
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args(["-v", "error", "-i", &url, "-t", "3", "-f", "framecrc", "-"]),
+        Duration::from_secs(40),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = |stream: &str| text.lines().filter(|l| l.starts_with(&format!("{stream},"))).count();
+    assert!(frames("0") >= 50, "video frames: {}; {}", frames("0"), String::from_utf8_lossy(&out.stderr));
+    assert!(frames("1") >= 50, "audio frames: {}", frames("1"));
+}
+
+/// hls.js (lowLatencyMode) in headless Chromium plays MediaMTX's LL-HLS URL within 1.5 s of live.
+#[test]
+fn hlsjs_plays_llhls_within_1_5_s_of_live() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in {} (scripts/test.sh does)",
+        dir.display()
+    );
+    let server = Server::start(MEDIAMTX);
+    let hls = listen_addr(&server, "hls");
+    let out = run_with_timeout(
+        Command::new("node").arg("llhls.mjs").arg(&hls).arg("demo").arg("8").current_dir(&dir),
+        Duration::from_secs(90),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
+        panic!("{e}: stdout {stdout} stderr {}\nserver:\n{}", String::from_utf8_lossy(&out.stderr), server.log())
+    });
+    println!("hls.js LL-HLS: {v}");
+    assert!(v["error"].is_null(), "{v}");
+    assert!(v["frames"].as_u64().unwrap_or(0) >= 200, "{v}");
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(360)), "{v}");
+    assert!(v["parts"].as_u64().unwrap_or(0) > 0 && v["canBlockReload"] == true, "hls.js did not see LL-HLS: {v}");
+    assert!(v["blockingReloads"].as_u64().unwrap_or(0) > 5, "{v}");
+    let latency = v["latency"]["max"].as_f64().unwrap();
+    let behind = v["behindSync"]["max"].as_f64().unwrap();
+    let wall = &v["wall"];
+    println!(
+        "hls.js LL-HLS: distance to the live edge median {:.2} s, max {latency:.2} s; behind liveSyncPosition max {behind:.2} s; \
+         wall-clock delay (server arrival → shown) median {:.2} s, max {:.2} s; first frame {:.0} ms",
+        v["latency"]["median"].as_f64().unwrap(),
+        wall["median"].as_f64().unwrap(),
+        wall["max"].as_f64().unwrap(),
+        v["firstFrameMs"].as_f64().unwrap()
+    );
+    // Within 1.5 s of live: behind hls.js's live sync position, and by the wall clock (the picture shown
+    // against the server's clock when it arrived). `hls.latency` also counts the part in progress.
+    assert!(behind <= 1.5, "hls.js more than 1.5 s behind liveSyncPosition: {v}");
+    assert!(wall["max"].as_f64().unwrap() <= 1.5, "wall-clock delay over 1.5 s: {v}");
+    assert!(latency <= 2.5, "{v}");
+}
