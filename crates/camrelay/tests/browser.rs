@@ -5,34 +5,13 @@
 
 mod common;
 
-use common::run_with_timeout;
-use std::path::PathBuf;
-use std::process::Command;
+use common::{run_browser_script, BrowserNet};
 use std::time::Duration;
 
 #[test]
 fn chromium_plays_mse_mp4_and_webrtc() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
-    // Loopback plus a veth pair with a private address: Chromium gathers WebRTC candidates only on a
-    // non-loopback interface. Both ends stay inside this namespace.
-    let script = format!(
-        "ip link set lo up && ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.1/24 dev veth0 \
-         && ip link set veth0 up && ip link set veth1 up && exec node players.mjs {}",
-        env!("CARGO_BIN_EXE_camrelay")
-    );
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
-        Duration::from_secs(90),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
+    let v =
+        run_browser_script(BrowserNet::Veth, "players.mjs", &[env!("CARGO_BIN_EXE_camrelay")], Duration::from_secs(90));
     assert!(v["error"].is_null(), "{v}");
     for mode in ["mse", "mp4", "webrtc", "webrtc_ws", "webrtc_tcp"] {
         let r = &v[mode];

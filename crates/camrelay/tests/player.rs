@@ -15,38 +15,23 @@
 
 mod common;
 
-use common::{run_with_timeout, Server};
+use common::{run_browser_script, run_with_timeout, BrowserNet, Server};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// Runs `node player.mjs` from `tests/browser` in a fresh network namespace (loopback, plus a veth pair
-/// holding 10.99.0.1: Chromium gathers WebRTC candidates only on a non-loopback interface) and returns the
-/// JSON of its last stdout line.
+/// Runs `node player.mjs` (Chromium, with a veth address for WebRTC's candidates) and returns its report.
 fn run_player_page() -> Value {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let script = format!(
-        "ip link set lo up && ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.1/24 dev veth0 \
-         && ip link set veth0 up && ip link set veth1 up && exec node player.mjs '{}' '{}'",
-        env!("CARGO_BIN_EXE_camrelay"),
-        shots.display()
-    );
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+    let shots = shots.display().to_string();
+    let v = run_browser_script(
+        BrowserNet::Veth,
+        "player.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay"), &shots],
         Duration::from_secs(240),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     eprintln!("{v:#}");
     v
 }

@@ -5,30 +5,18 @@
 
 mod common;
 
-use common::run_with_timeout;
-use std::path::PathBuf;
-use std::process::Command;
+use common::{run_browser_script, BrowserNet};
 use std::time::Duration;
 
 #[test]
 fn chromium_mse_follows_a_new_publishers_picture_size() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
-    let script = format!("ip link set lo up && exec node size_change.mjs {}", env!("CARGO_BIN_EXE_camrelay"));
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+    let v = run_browser_script(
+        BrowserNet::Loopback,
+        "size_change.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay")],
         Duration::from_secs(120),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line =
-        stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no result: {stdout}\n{stderr}"));
-    eprintln!("{line}");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    eprintln!("{v}");
     assert!(v["error"].is_null(), "{v}");
     let sizes = v["sizes"].as_array().unwrap();
     let seen: Vec<(u64, u64)> =

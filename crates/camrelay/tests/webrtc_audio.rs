@@ -6,32 +6,17 @@
 
 mod common;
 
-use common::run_with_timeout;
-use std::path::PathBuf;
-use std::process::Command;
+use common::{run_browser_script, BrowserNet};
 use std::time::Duration;
 
 #[test]
 fn chromium_decodes_transcoded_and_passed_through_audio() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
-    let script = format!(
-        "ip link set lo up && ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.1/24 dev veth0 \
-         && ip link set veth0 up && ip link set veth1 up && exec node webrtc_audio.mjs {}",
-        env!("CARGO_BIN_EXE_camrelay")
-    );
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+    let v = run_browser_script(
+        BrowserNet::Veth,
+        "webrtc_audio.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay")],
         Duration::from_secs(120),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     assert!(v["error"].is_null(), "{v}");
     for (case, codec) in [
         ("aac", "audio/opus"),

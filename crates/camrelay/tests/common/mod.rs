@@ -303,6 +303,42 @@ pub fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// The network a Chromium test script runs in.
+pub enum BrowserNet {
+    /// A namespace of its own with only loopback.
+    Loopback,
+    /// A namespace of its own with loopback and a veth pair holding 10.99.0.1: Chromium gathers WebRTC
+    /// candidates only on a non-loopback interface. Both ends stay inside the namespace.
+    Veth,
+}
+
+/// Runs `node SCRIPT ARGS...` in `tests/browser` (headless Chromium through playwright-core) in a network
+/// namespace of its own, and answers the JSON object of its last stdout line that holds one (the scripts'
+/// report). Fails the test, with the script's output, when there is none.
+pub fn run_browser_script(net: BrowserNet, script: &str, args: &[&str], timeout: Duration) -> serde_json::Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in {} (scripts/test.sh does)",
+        dir.display()
+    );
+    let setup = match net {
+        BrowserNet::Loopback => "ip link set lo up",
+        BrowserNet::Veth => {
+            "ip link set lo up && ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.1/24 dev veth0 \
+             && ip link set veth0 up && ip link set veth1 up"
+        }
+    };
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+    let command = format!("{setup} && exec node {script} {}", quoted.join(" "));
+    let out =
+        run_with_timeout(Command::new("unshare").args(["--net", "sh", "-c", &command]).current_dir(&dir), timeout);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{script}: {e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn client");
     let mut stdout = child.stdout.take().unwrap();
