@@ -6,30 +6,19 @@
 
 mod common;
 
-use common::{run_with_timeout, temp_dir};
-use std::path::PathBuf;
-use std::process::Command;
+use common::{run_browser_script, temp_dir, BrowserNet};
 use std::time::Duration;
 
 #[test]
 fn chromium_cross_site_requests_create_nothing() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
     let marker = temp_dir("csrf").join("pwned");
-    let script =
-        format!("ip link set lo up && exec node csrf.mjs {} {}", env!("CARGO_BIN_EXE_camrelay"), marker.display());
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+    let marker_path = marker.display().to_string();
+    let v = run_browser_script(
+        BrowserNet::Loopback,
+        "csrf.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay"), &marker_path],
         Duration::from_secs(90),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     assert!(v["error"].is_null(), "{v}");
     let streams: Vec<&str> = v["streams"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
     assert!(streams.contains(&"demo"), "{v}");

@@ -7,36 +7,22 @@
 
 mod common;
 
-use common::run_with_timeout;
-use serde_json::Value;
+use common::{run_browser_script, BrowserNet};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 #[test]
 fn timeline_draws_the_recorded_spans_and_plays_where_clicked() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shots = shots.canonicalize().unwrap();
-    let script = format!(
-        "ip link set lo up && exec node timeline.mjs '{}' '{}'",
-        env!("CARGO_BIN_EXE_camrelay"),
-        shots.display()
-    );
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+    let shots = shots.display().to_string();
+    let v = run_browser_script(
+        BrowserNet::Loopback,
+        "timeline.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay"), &shots],
         Duration::from_secs(150),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     eprintln!("{v:#}");
     assert!(v["error"].is_null() && v["page_errors"].is_null(), "{v}");
     assert!(v["playback_listen"].as_str().unwrap().starts_with("127.0.0.1:"), "{v}");

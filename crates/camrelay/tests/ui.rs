@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{run_with_timeout, temp_dir, Server};
+use common::{run_browser_script, temp_dir, BrowserNet, Server};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 /// Where the browser tests save their screenshots.
@@ -20,32 +19,11 @@ fn screenshot_dir() -> PathBuf {
     shots.canonicalize().unwrap()
 }
 
-/// Runs `node SCRIPT ARGS...` from `tests/browser` in a fresh network namespace (loopback, plus with
-/// `veth` a veth pair holding 10.99.0.1: Chromium gathers WebRTC candidates only on a non-loopback
-/// interface; both ends stay inside the namespace) and returns the JSON of its last stdout line.
+/// Runs `node SCRIPT ARGS...` from `tests/browser` (with `veth`, a veth address for WebRTC's candidates)
+/// and returns its report.
 fn run_browser(script: &str, args: &[&str], veth: bool, timeout: Duration) -> Value {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
-    let mut sh = String::from("ip link set lo up");
-    if veth {
-        sh.push_str(
-            " && ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.1/24 dev veth0 \
-             && ip link set veth0 up && ip link set veth1 up",
-        );
-    }
-    sh.push_str(&format!(" && exec node {script}"));
-    for a in args {
-        sh.push_str(&format!(" '{a}'"));
-    }
-    let out = run_with_timeout(Command::new("unshare").args(["--net", "sh", "-c", &sh]).current_dir(&dir), timeout);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
+    let net = if veth { BrowserNet::Veth } else { BrowserNet::Loopback };
+    let v = run_browser_script(net, script, args, timeout);
     eprintln!("{v:#}");
     v
 }

@@ -6,35 +6,24 @@
 
 mod common;
 
-use common::run_with_timeout;
-use serde_json::Value;
-use std::path::PathBuf;
+use common::{run_browser_script, run_with_timeout, BrowserNet};
 use std::process::Command;
 use std::time::Duration;
 
 #[test]
 fn player_plays_webrtc_when_the_offer_has_no_candidates() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in {} (scripts/test.sh does)",
-        dir.display()
-    );
     // Only the lack of permission to make a network namespace skips this test.
     let probe = run_with_timeout(Command::new("unshare").args(["--net", "true"]), Duration::from_secs(10));
     if !probe.status.success() {
         eprintln!("SKIPPED: `unshare --net` is not permitted here ({})", String::from_utf8_lossy(&probe.stderr).trim());
         return;
     }
-    let script = format!("ip link set lo up && exec node webrtc_loopback.mjs '{}'", env!("CARGO_BIN_EXE_camrelay"));
-    let out = run_with_timeout(
-        Command::new("unshare").args(["--net", "sh", "-c", &script]).current_dir(&dir),
+    let v = run_browser_script(
+        BrowserNet::Loopback,
+        "webrtc_loopback.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay")],
         Duration::from_secs(90),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let v: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: stdout {stdout} stderr {}", String::from_utf8_lossy(&out.stderr)));
     eprintln!("{v:#}");
     assert!(v["error"].is_null(), "{v}");
     let r = &v["loopback"];
