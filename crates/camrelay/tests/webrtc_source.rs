@@ -114,8 +114,9 @@ fn whep_from_camrelay_decodes_video() {
     let probed = ffprobe(&b.rtsp_url("cam"), "tcp").unwrap_or_else(|e| panic!("ffprobe: {e}\nB:\n{}", b.log()));
     let probe_time = started.elapsed();
     assert_eq!(video(&probed), ("h264".to_string(), 640, 360), "{probed:?}");
-    // The demo's audio is AAC, which WebRTC does not carry: A sends none and B leaves it out.
-    assert_eq!(audio(&probed), None, "{probed:?}");
+    // The demo's audio is AAC, which WebRTC does not carry: A transcodes it to Opus (`webrtc.audio_transcode`,
+    // on by default) and B passes that on.
+    assert_eq!(audio(&probed), Some(("opus".to_string(), 48000)), "{probed:?}");
     let frames = decode_video_frames(&b.rtsp_url("cam"), "tcp", 50).unwrap_or_else(|e| panic!("{e}\nB:\n{}", b.log()));
     assert_eq!(frames, 50);
     assert!(b.log().contains("webrtc source connected (ICE, DTLS)"), "{}", b.log());
