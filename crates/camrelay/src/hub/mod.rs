@@ -402,6 +402,17 @@ impl Hub {
         stream
     }
 
+    /// A derived stream's producer (MJPEG or audio transcoder) stopped for want of viewers (or shutdown):
+    /// removes the derived stream `name` too, unless a viewer came back meanwhile (its producer then runs
+    /// again). Nothing when the hub is gone.
+    pub fn remove_derived_if_unused(hub: &std::sync::Weak<Hub>, name: &str) {
+        if let Some(hub) = hub.upgrade() {
+            if let Some(derived) = hub.get(name) {
+                hub.remove_if_unused(&derived);
+            }
+        }
+    }
+
     /// Removes `stream` (a derived one whose producer stopped) if it is still the one under its name
     /// and nothing reads it; stops its producers. False when it stays.
     pub fn remove_if_unused(&self, stream: &Arc<Stream>) -> bool {

@@ -236,13 +236,7 @@ impl Source for Transcoder {
         Box::pin(async move {
             let result = self.transcode(tracks, &stop).await;
             if stop.is_cancelled() {
-                // Stopped for want of viewers (or shutdown): the derived stream goes too, unless a
-                // viewer came back meanwhile (its producer then runs again).
-                if let Some(hub) = self.hub.upgrade() {
-                    if let Some(derived) = hub.get(&derived_name(&self.stream)) {
-                        hub.remove_if_unused(&derived);
-                    }
-                }
+                Hub::remove_derived_if_unused(&self.hub, &derived_name(&self.stream));
             }
             result.map_err(SourceError::from)
         })
