@@ -436,5 +436,9 @@ mod tests {
         assert!(SrtControlPacket::parse(6, &mut &empty[..]).is_ok());
         assert!(SrtControlPacket::parse(8, &mut &[1u8, 2][..]).is_err());
         assert!(SrtControlPacket::parse(8, &mut &empty[..]).is_err());
+        // A reject (type 0) has no payload; sizing it for serialization was `unimplemented!()`.
+        let reject = SrtControlPacket::parse(0, &mut &empty[..]).unwrap();
+        assert!(matches!(reject, SrtControlPacket::Reject));
+        assert_eq!(reject.size_words(), 0);
     }
 }

@@ -100,7 +100,9 @@ impl TryFrom<Url> for SrtUri {
             | (Listener, Some(_), None, _)
             | (Caller, None, _, _)
             | (Rendezvous, None, _, _) => {
-                unimplemented!();
+                // camrelay: an error, not `unimplemented!()` (camrelay parses its own `srt://` URLs,
+                // sources/srt.rs, but nothing here may panic on a string from outside).
+                Err(SrtUriError::InvalidMode(format!("{url}: needs both a host and a port for this mode")))
             }
         }
     }

@@ -441,7 +441,9 @@ impl SrtControlPacket {
             // 1 32-bit word packed with type, flags, and weight
             Group { .. } => 1,
             Filter(filter) => ((format!("{filter}").len() + 3) / 4) as u16, // TODO: not optimial performace, but probably okay
-            _ => unimplemented!("{:?}", self),
+            // camrelay: `Reject` carries no payload (it was `unimplemented!`, reachable by
+            // re-serializing a parsed reject).
+            Reject => 0,
         }
     }
 }
