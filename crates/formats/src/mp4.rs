@@ -13,7 +13,7 @@ use crate::video::{with_parameter_sets, VideoCodec, VideoConfig};
 use crate::FormatError;
 
 mod fragmented;
-pub use fragmented::{Fmp4Demuxer, MAX_BOX};
+pub use fragmented::{traf_samples, Fmp4Demuxer, TrafSample, TrafSamples, MAX_BOX};
 
 /// Samples of one track at most (an hour of 60 fps video, or of 48 kHz AAC).
 pub const MAX_SAMPLES: usize = 216_000;

@@ -191,85 +191,19 @@ pub fn parse_moof(data: &[u8], at: u64, init: &Init) -> Vec<Sample> {
         if &kind != b"traf" {
             continue;
         }
-        let Some(tfhd) = child(traf, b"tfhd") else { continue };
-        let Some(flags) = be32(tfhd, 0).map(|v| v & 0x00ff_ffff) else { continue };
-        let Some(id) = be32(tfhd, 4) else { continue };
-        let Some((_, track)) = init.track(id) else { continue };
-        let (mut def_dur, mut def_size, mut def_flags) = track.defaults;
-        let mut pos = 8;
-        let mut base = at;
-        if flags & 0x1 != 0 {
-            let Some(b) = be64(tfhd, pos) else { continue };
-            base = b;
-            pos += 8;
-        }
-        if flags & 0x2 != 0 {
-            pos += 4;
-        }
-        if flags & 0x8 != 0 {
-            def_dur = be32(tfhd, pos).unwrap_or(def_dur);
-            pos += 4;
-        }
-        if flags & 0x10 != 0 {
-            def_size = be32(tfhd, pos).unwrap_or(def_size);
-            pos += 4;
-        }
-        if flags & 0x20 != 0 {
-            def_flags = be32(tfhd, pos).unwrap_or(def_flags);
-        }
-        let mut dts = match child(traf, b"tfdt") {
-            Some(t) if t.first() == Some(&1) => be64(t, 4).unwrap_or(0),
-            Some(t) => u64::from(be32(t, 4).unwrap_or(0)),
-            None => 0,
+        let Some(run) = formats::mp4::traf_samples(traf, |id| init.track(id).map(|(_, t)| t.defaults)) else {
+            continue;
         };
-        for (kind, trun) in children(traf) {
-            if &kind != b"trun" {
-                continue;
-            }
-            let Some(head) = be32(trun, 0) else { continue };
-            let (version, tflags) = (head >> 24, head & 0x00ff_ffff);
-            let Some(count) = be32(trun, 4) else { continue };
-            let mut p = 8;
-            let mut offset = base;
-            if tflags & 0x1 != 0 {
-                let Some(o) = be32(trun, p) else { continue };
-                offset = base.saturating_add_signed(i64::from(o as i32));
-                p += 4;
-            }
-            let mut first_flags = None;
-            if tflags & 0x4 != 0 {
-                first_flags = be32(trun, p);
-                p += 4;
-            }
-            let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|f| tflags & **f != 0).count() * 4;
-            // The count is bounded by the box's own size.
-            let count = (count as usize).min(trun.len().saturating_sub(p) / per.max(1));
-            for i in 0..count {
-                let mut q = p + i * per;
-                let mut field = |on: bool| -> Option<u32> {
-                    if !on {
-                        return None;
-                    }
-                    let v = be32(trun, q);
-                    q += 4;
-                    v
-                };
-                let duration = field(tflags & 0x100 != 0).unwrap_or(def_dur);
-                let size = field(tflags & 0x200 != 0).unwrap_or(def_size);
-                let sflags =
-                    field(tflags & 0x400 != 0).or(if i == 0 { first_flags } else { None }).unwrap_or(def_flags);
-                let cts = field(tflags & 0x800 != 0).map_or(0, |v| {
-                    if version == 0 {
-                        v.min(i32::MAX as u32) as i32
-                    } else {
-                        v as i32
-                    }
-                });
-                out.push(Sample { track: id, dts, duration, size, offset, sync: sflags & 0x0001_0000 == 0, cts });
-                dts = dts.saturating_add(u64::from(duration));
-                offset = offset.saturating_add(u64::from(size));
-            }
-        }
+        let base = run.base_data_offset.unwrap_or(at);
+        out.extend(run.samples.iter().map(|s| Sample {
+            track: run.track_id,
+            dts: s.dts,
+            duration: s.duration,
+            size: s.size,
+            offset: base.saturating_add_signed(s.offset),
+            sync: s.sync,
+            cts: s.cts.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        }));
     }
     out
 }

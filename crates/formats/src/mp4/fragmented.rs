@@ -51,6 +51,98 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// One sample of a `traf`'s runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafSample {
+    /// Decode time and duration, in the track's timescale.
+    pub dts: u64,
+    pub duration: u32,
+    pub size: u32,
+    /// From the fragment's base (the `tfhd` base-data-offset, or the start of the `moof`).
+    pub offset: i64,
+    pub sync: bool,
+    /// Composition offset (signed in version 1 `trun`s).
+    pub cts: i64,
+}
+
+/// What a track fragment (`traf`) says: its track, explicit base-data-offset and samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafSamples {
+    pub track_id: u32,
+    pub base_data_offset: Option<u64>,
+    pub samples: Vec<TrafSample>,
+}
+
+/// Parses a `traf` payload (`tfhd`, `tfdt`, `trun`s) with the `trex` defaults (duration, size, flags)
+/// `defaults` gives for its track id; `None` for an unknown track or a truncated `tfhd`. Shared by the
+/// live demuxer and the recordings reader (camrelay's `playback::mp4`); every read is bounds-checked
+/// and a run's sample count is bounded by the box's own size.
+pub fn traf_samples(traf: &[u8], defaults: impl Fn(u32) -> Option<(u32, u32, u32)>) -> Option<TrafSamples> {
+    let tfhd = child(traf, b"tfhd").ok().flatten()?;
+    let flags = be32(tfhd, 0)? & 0x00ff_ffff;
+    let track_id = be32(tfhd, 4)?;
+    let (mut dur, mut size, mut sflags) = defaults(track_id)?;
+    let mut pos = 8;
+    let mut base_data_offset = None;
+    if flags & 0x1 != 0 {
+        base_data_offset = Some(be64(tfhd, pos)?);
+        pos += 8;
+    }
+    if flags & 0x2 != 0 {
+        pos += 4;
+    }
+    for (bit, field) in [(0x8, &mut dur), (0x10, &mut size), (0x20, &mut sflags)] {
+        if flags & bit != 0 {
+            *field = be32(tfhd, pos).unwrap_or(*field);
+            pos += 4;
+        }
+    }
+    let mut dts = match child(traf, b"tfdt") {
+        Ok(Some(t)) if t.first() == Some(&1) => be64(t, 4).unwrap_or(0),
+        Ok(Some(t)) => u64::from(be32(t, 4).unwrap_or(0)),
+        _ => 0,
+    };
+    let mut samples = Vec::new();
+    for (kind, trun) in boxes(traf).unwrap_or_default() {
+        if &kind != b"trun" {
+            continue;
+        }
+        let (Some(head), Some(count)) = (be32(trun, 0), be32(trun, 4)) else { continue };
+        let (version, tflags) = (head >> 24, head & 0x00ff_ffff);
+        let mut p = 8;
+        let mut offset = 0i64;
+        if tflags & 0x1 != 0 {
+            let Some(o) = be32(trun, p) else { continue };
+            offset = i64::from(o as i32);
+            p += 4;
+        }
+        let mut first_flags = None;
+        if tflags & 0x4 != 0 {
+            first_flags = be32(trun, p);
+            p += 4;
+        }
+        let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|f| tflags & **f != 0).count() * 4;
+        let count = (count as usize).min(trun.len().saturating_sub(p) / per.max(1));
+        for i in 0..count {
+            let mut q = p + i * per;
+            let mut field = |on: bool| {
+                let v = if on { be32(trun, q) } else { None };
+                q += if on { 4 } else { 0 };
+                v
+            };
+            let duration = field(tflags & 0x100 != 0).unwrap_or(dur);
+            let size = field(tflags & 0x200 != 0).unwrap_or(size);
+            let f = field(tflags & 0x400 != 0).or(if i == 0 { first_flags } else { None }).unwrap_or(sflags);
+            let cts =
+                field(tflags & 0x800 != 0).map_or(0, |v| if version == 0 { i64::from(v) } else { i64::from(v as i32) });
+            samples.push(TrafSample { dts, duration, size, offset, sync: f & 0x0001_0000 == 0, cts });
+            dts = dts.saturating_add(u64::from(duration));
+            offset = offset.saturating_add(i64::from(size));
+        }
+    }
+    Some(TrafSamples { track_id, base_data_offset, samples })
+}
+
 impl Fmp4Demuxer {
     pub fn new() -> Fmp4Demuxer {
         Fmp4Demuxer::default()
@@ -157,70 +249,24 @@ impl Fmp4Demuxer {
     }
 
     /// The samples a `moof` describes (offsets from the start of the `moof`: `default-base-is-moof`, as
-    /// HLS fMP4 writes them).
+    /// HLS fMP4 writes them; a `base-data-offset` is ignored).
     fn moof(&self, moof: &[u8]) -> Vec<Sample> {
         let mut out = Vec::new();
         for (kind, traf) in boxes(moof).unwrap_or_default() {
             if &kind != b"traf" {
                 continue;
             }
-            let Ok(Some(tfhd)) = child(traf, b"tfhd") else { continue };
-            let (Some(flags), Some(id)) = (be32(tfhd, 0).map(|v| v & 0x00ff_ffff), be32(tfhd, 4)) else { continue };
-            let Some(track) = self.tracks.iter().position(|t| t.id == id) else { continue };
-            let (mut dur, mut size, mut sflags) = self.tracks[track].defaults;
-            let mut pos = 8 + if flags & 0x1 != 0 { 8 } else { 0 } + if flags & 0x2 != 0 { 4 } else { 0 };
-            for (bit, field) in [(0x8, &mut dur), (0x10, &mut size), (0x20, &mut sflags)] {
-                if flags & bit != 0 {
-                    *field = be32(tfhd, pos).unwrap_or(*field);
-                    pos += 4;
-                }
-            }
-            let mut dts = match child(traf, b"tfdt") {
-                Ok(Some(t)) if t.first() == Some(&1) => be64(t, 4).unwrap_or(0),
-                Ok(Some(t)) => u64::from(be32(t, 4).unwrap_or(0)),
-                _ => 0,
-            };
-            for (kind, trun) in boxes(traf).unwrap_or_default() {
-                if &kind != b"trun" {
-                    continue;
-                }
-                let (Some(head), Some(count)) = (be32(trun, 0), be32(trun, 4)) else { continue };
-                let (version, tflags) = (head >> 24, head & 0x00ff_ffff);
-                let mut p = 8;
-                let mut offset = 0u64;
-                if tflags & 0x1 != 0 {
-                    offset = u64::try_from(be32(trun, p).map_or(0, |o| o as i32)).unwrap_or(0);
-                    p += 4;
-                }
-                let mut first_flags = None;
-                if tflags & 0x4 != 0 {
-                    first_flags = be32(trun, p);
-                    p += 4;
-                }
-                let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|f| tflags & **f != 0).count() * 4;
-                let count = (count as usize).min(trun.len().saturating_sub(p) / per.max(1));
-                for i in 0..count {
-                    let mut q = p + i * per;
-                    let mut field = |on: bool| {
-                        let v = if on { be32(trun, q) } else { None };
-                        q += if on { 4 } else { 0 };
-                        v
-                    };
-                    let d = field(tflags & 0x100 != 0).unwrap_or(dur);
-                    let s = field(tflags & 0x200 != 0).unwrap_or(size);
-                    let f = field(tflags & 0x400 != 0).or(if i == 0 { first_flags } else { None }).unwrap_or(sflags);
-                    let cts = field(tflags & 0x800 != 0).map_or(0, |v| {
-                        if version == 0 {
-                            i64::from(v)
-                        } else {
-                            i64::from(v as i32)
-                        }
-                    });
-                    out.push(Sample { track, dts, cts, size: s, offset, sync: f & 0x0001_0000 == 0 });
-                    dts = dts.saturating_add(u64::from(d));
-                    offset = offset.saturating_add(u64::from(s));
-                }
-            }
+            let defaults = |id| self.tracks.iter().find(|t| t.id == id).map(|t| t.defaults);
+            let Some(run) = traf_samples(traf, defaults) else { continue };
+            let Some(track) = self.tracks.iter().position(|t| t.id == run.track_id) else { continue };
+            out.extend(run.samples.iter().map(|s| Sample {
+                track,
+                dts: s.dts,
+                cts: s.cts,
+                size: s.size,
+                offset: u64::try_from(s.offset).unwrap_or(0),
+                sync: s.sync,
+            }));
         }
         out
     }
