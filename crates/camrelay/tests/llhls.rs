@@ -202,13 +202,7 @@ fn llhls_on_go2rtc_urls_and_ffmpeg_plays_it() {
         .map_or(0, |a| a.iter().filter(|c| c["protocol"].as_str().is_some_and(|p| p.starts_with("hls"))).count());
     assert_eq!(readers, 1, "{v}");
 
-    // ffmpeg reads LL-HLS as HLS (whole segments: it ignores parts) and decodes every frame. It joins
-    // the running muxer once that lists a whole segment (a new LL-HLS muxer's first playlist may list
-    // only parts, which ffmpeg takes for an empty playlist).
-    assert!(wait_until(Duration::from_secs(15), || server
-        .http("GET", &format!("/api/{variant}"))
-        .text()
-        .contains("#EXTINF:")));
+    // ffmpeg reads LL-HLS as HLS (whole segments: it ignores parts) and decodes every frame.
     let url = server.api_url("/api/stream.m3u8?src=demo&ll");
     let out = run_with_timeout(
         Command::new("ffmpeg").args(["-v", "error", "-i", &url, "-t", "3", "-f", "framecrc", "-"]),
@@ -218,6 +212,32 @@ fn llhls_on_go2rtc_urls_and_ffmpeg_plays_it() {
     let frames = |stream: &str| text.lines().filter(|l| l.starts_with(&format!("{stream},"))).count();
     assert!(frames("0") >= 50, "video frames: {}; {}", frames("0"), String::from_utf8_lossy(&out.stderr));
     assert!(frames("1") >= 50, "audio frames: {}", frames("1"));
+}
+
+/// ffmpeg (and VLC) ignore parts: a playlist of parts only is empty to them. The first playlist of a
+/// muxer is held until it lists a whole segment, so ffmpeg pointed at a path nobody reads yet (the
+/// source starts on demand) plays at once, with no wait before.
+#[test]
+fn ffmpeg_reads_a_fresh_paths_llhls_url_at_once() {
+    let server = Server::start(MEDIAMTX);
+    let hls = listen_addr(&server, "hls");
+    let url = format!("http://{hls}/demo/index.m3u8");
+    let t0 = Instant::now();
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args(["-v", "error", "-i", &url, "-t", "2", "-f", "framecrc", "-"]),
+        Duration::from_secs(40),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = |stream: &str| text.lines().filter(|l| l.starts_with(&format!("{stream},"))).count();
+    println!(
+        "ffmpeg on a fresh LL-HLS path: {} video, {} audio frames in {:?}",
+        frames("0"),
+        frames("1"),
+        t0.elapsed()
+    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), server.log());
+    assert!(frames("0") >= 40, "video frames: {}; {}", frames("0"), String::from_utf8_lossy(&out.stderr));
+    assert!(frames("1") >= 40, "audio frames: {}", frames("1"));
 }
 
 /// hls.js (lowLatencyMode) in headless Chromium plays MediaMTX's LL-HLS URL near live, and the test

@@ -363,17 +363,6 @@ fn mediamtx_hls_and_webrtc_encryption() {
     assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "{}", srv.log());
 
     let playlist = format!("https://{hls}/mystream/index.m3u8");
-    // LL-HLS (MediaMTX's default variant): ffmpeg ignores parts, so it joins once the path's muxer lists a
-    // whole segment (a new muxer's first playlist may list only parts).
-    let get = |url: &str| {
-        let out =
-            run_with_timeout(Command::new("curl").args(["-sk", "--max-time", "10", url]), Duration::from_secs(15));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let index = get(&playlist);
-    let variant = index.lines().find(|v| v.starts_with("hls/")).unwrap_or_else(|| panic!("{index}")).to_string();
-    let media = format!("https://{hls}/mystream/{variant}");
-    assert!(wait_until(Duration::from_secs(15), || get(&media).contains("#EXTINF:")), "{}", srv.log());
     let (decoded, stderr) = decode_frames(&[], &playlist, 10, Duration::from_secs(40));
     assert!(decoded >= 10, "HLS over HTTPS: {decoded} frames; {stderr}\n{}", srv.log());
 

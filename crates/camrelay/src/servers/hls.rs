@@ -56,8 +56,12 @@ use formats::hls::{LiveConfig, LivePart, LivePlaylist, LiveUri};
 use formats::segment::{CutPart, SegmentPolicy};
 /// The segmenter (frames in, whole segments out) lives in `formats::segment`; re-exported here.
 pub use formats::segment::{CutSegment, Segmenter, AUDIO_SEGMENT, MAX_SEGMENT_BYTES, VIDEO_SEGMENT};
-/// How long a playlist or init request waits for a new session's first segment.
+/// How long a master playlist or init request waits for a new session's first keyframe.
 pub const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(10);
+/// How long a media playlist request (without `_HLS_msn`) waits for the muxer's first whole segment;
+/// then `503`. A new muxer's first segment ends at the first keyframe after `hlsSegmentDuration`, so this
+/// covers a GOP of several seconds after a cold source's start.
+pub const FIRST_PLAYLIST_WAIT: Duration = Duration::from_secs(15);
 /// go2rtc's BANDWIDTH (Safari wants one); the real rate is unknown when the master playlist is written.
 const BANDWIDTH: u64 = 192_000;
 /// Filters of a TS session whose query has none: go2rtc's legacy "H264 without audio".
@@ -620,9 +624,15 @@ async fn playlist_m3u8(Extension(sessions): Extension<Arc<Sessions>>, request: R
             }
         }
         None => {
-            // LL-HLS: the first part will do (a player starts at the live edge with it); plain HLS: a
-            // whole segment.
-            muxer.wait(FIRST_SEGMENT_WAIT, |s| !s.playlist.is_empty()).await;
+            // Held until the muxer lists a whole segment, as MediaMTX (gohlslib) holds it: a playlist of
+            // parts only is an empty playlist to players that ignore parts (ffmpeg, VLC), which stop.
+            if !muxer.wait(FIRST_PLAYLIST_WAIT, |s| s.ended() || s.playlist.next_msn() > 0).await {
+                let msg = format!(
+                    "hls: stream {:?} has no whole segment after {FIRST_PLAYLIST_WAIT:?} (no keyframe from its source?)",
+                    muxer.key.src
+                );
+                return error(StatusCode::SERVICE_UNAVAILABLE, msg);
+            }
         }
     }
     with_type(muxer.playlist(&session.id, skip), M3U8)
@@ -922,6 +932,70 @@ mod tests {
         let limit = muxer.state().playlist.block_limit();
         assert!(!muxer.wait(limit, |s| s.playlist.ready(3, Some(0))).await);
         assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    }
+
+    /// `playlist.m3u8?id=` of `session`, through the handler.
+    async fn get_playlist(sessions: &Arc<Sessions>, id: &str) -> (StatusCode, String) {
+        let request = Request::builder().uri(format!("/api/hls/playlist.m3u8?id={id}")).body(Body::empty()).unwrap();
+        let r = playlist_m3u8(Extension(sessions.clone()), request).await;
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A new LL-HLS muxer's first playlist is held until it lists a whole segment (parts alone are an
+    /// empty playlist to ffmpeg and VLC), on the paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn first_playlist_waits_for_a_whole_segment() {
+        let sessions = Arc::new(Sessions::new(SESSION_IDLE, 10));
+        let muxer = ll_muxer();
+        let session = sessions.insert(muxer.clone());
+        for i in 0..3 {
+            muxer.add(vec![part(i == 0)], None);
+        }
+        let request = {
+            let (sessions, id) = (sessions.clone(), session.id.clone());
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                let r = get_playlist(&sessions, &id).await;
+                (r, t0.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!request.is_finished(), "answered with parts only");
+        muxer.add(vec![part(false), part(false)], None);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!request.is_finished(), "answered with parts only");
+        muxer.add(vec![], Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0 }));
+        let ((status, text), waited) = request.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert_eq!(waited, Duration::from_millis(800));
+        assert!(text.contains("#EXTINF:1.00000,\nsegment.m4s?id="), "{text}");
+        // Once a segment is listed, playlists are answered at once.
+        let t0 = Instant::now();
+        assert_eq!(get_playlist(&sessions, &session.id).await.0, StatusCode::OK);
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+    }
+
+    /// A muxer that never completes a segment: the playlist request is answered 503, naming the stream,
+    /// after [`FIRST_PLAYLIST_WAIT`]; an ended one at once.
+    #[tokio::test(start_paused = true)]
+    async fn first_playlist_wait_is_bounded() {
+        let sessions = Arc::new(Sessions::new(Duration::from_secs(60), 10));
+        let muxer = ll_muxer();
+        let session = sessions.insert(muxer.clone());
+        muxer.add(vec![part(true)], None);
+        let t0 = Instant::now();
+        let (status, text) = get_playlist(&sessions, &session.id).await;
+        assert_eq!(t0.elapsed(), FIRST_PLAYLIST_WAIT);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"], "hls: stream \"ll\" has no whole segment after 15s (no keyframe from its source?)");
+        muxer.end();
+        let t0 = Instant::now();
+        let (status, text) = get_playlist(&sessions, &session.id).await;
+        assert_eq!((status, t0.elapsed()), (StatusCode::OK, Duration::ZERO));
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
     }
 
     #[test]
