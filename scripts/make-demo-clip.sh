@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the built-in demo clip (crates/camrelay/assets/demo.{h264,aac}) and the offline slate.
+# Regenerates the built-in demo clip (crates/camrelay/assets/demo.{h264,aac}) and the offline slates
+# (H.264, H.265, AV1, VP9; the AV1/VP9 ones need an ffmpeg with libaom-av1 and libvpx-vp9).
 # 8 seconds so that 25 fps video (200 frames) and 48 kHz AAC (375 frames of 1024 samples) both loop
 # on a frame boundary; one keyframe per second; a visible frame counter and clock; a beep every second.
 set -euo pipefail
@@ -24,3 +25,15 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$slate" -t 1 \
   -c:v libx265 -preset slow -g 25 -bf 0 -pix_fmt yuv420p \
   -x265-params aud=1:keyint=25:min-keyint=25:bframes=0:log-level=error -f hevc "$out/offline.h265"
 ls -l "$out"/offline.*
+
+# The AV1 and VP9 slates (crates/camrelay/assets/offline.{av1,vp9}.ivf): the same picture, one second,
+# one keyframe then 24 inter frames, every frame shown (realtime modes: no hidden or alt-ref frames), in
+# IVF (a 32-byte file header, then a 12-byte header per frame: AV1 temporal units with their sequence
+# header on the keyframe; VP9 frames). About 3 KB each.
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$slate" -t 1 \
+  -c:v libaom-av1 -usage realtime -cpu-used 4 -row-mt 0 -lag-in-frames 0 -g 25 -crf 40 -b:v 0 -pix_fmt yuv420p \
+  -f ivf "$out/offline.av1.ivf"
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$slate" -t 1 \
+  -c:v libvpx-vp9 -deadline good -cpu-used 2 -auto-alt-ref 0 -lag-in-frames 0 -g 25 -crf 40 -b:v 0 -pix_fmt yuv420p \
+  -f ivf "$out/offline.vp9.ivf"
+ls -l "$out"/offline.*.ivf

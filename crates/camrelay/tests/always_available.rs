@@ -2,6 +2,8 @@
 //! 640x360 "camera offline" picture), switches to the publisher's picture when one publishes (ffmpeg,
 //! 320x240), and back to the slate when it leaves — one ffmpeg reader, never reconnecting. Each
 //! decoded frame's size (framecrc's size column: 640x360 or 320x240 in YUV 4:2:0) says whose it is.
+//! The same with AV1 and VP9 slates: ffmpeg 9 publishes over Enhanced RTMP, and an RTMP reader (ffmpeg
+//! 9) and a `stream.mp4` reader (Debian's ffmpeg) follow slate → live → slate.
 
 mod common;
 
@@ -164,7 +166,10 @@ fn unsupported_offline_settings_are_refused_at_load() {
             "paths:\n  cam:\n    alwaysAvailable: yes\n    alwaysAvailableFile: /nonexistent.mp4\n",
             "alwaysAvailableFile /nonexistent.mp4",
         ),
-        ("paths:\n  cam:\n    alwaysAvailable: yes\n    alwaysAvailableTracks:\n    - codec: VP9\n", "VP9"),
+        (
+            "paths:\n  cam:\n    alwaysAvailable: yes\n    alwaysAvailableTracks:\n    - codec: MJPEG\n",
+            "unknown codec \"MJPEG\" (AV1, VP9, H265, H264",
+        ),
         (
             "paths:\n  cam:\n    alwaysAvailable: yes\n    alwaysAvailableTracks:\n    - codec: MPEG4Audio\n",
             "needs sampleRate",
@@ -180,4 +185,95 @@ fn unsupported_offline_settings_are_refused_at_load() {
         assert_eq!(out.status.code(), Some(2), "{yaml}: {text}");
         assert!(text.contains(expected) && text.contains("paths.cam"), "{yaml}: {text}");
     }
+}
+
+/// An `alwaysAvailable` path whose tracks are `codec` (`AV1`, `VP9`), and VP9 with Opus: readers over
+/// RTMP (Enhanced RTMP, ffmpeg 9) and fMP4 (`/api/stream.mp4`, Debian's ffmpeg) decode the 640x360
+/// slate as `codec` with no publisher, then ffmpeg 9's 320x240 publish over Enhanced RTMP, then the
+/// slate again, each reader never reconnecting.
+fn av1_vp9_slate_then_live_then_slate(codec: &str, encoder: &[&str], opus: bool) {
+    let audio = if opus { "    - codec: Opus\n      channelCount: 2\n" } else { "" };
+    let config = format!(
+        "api: yes\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
+         hls: no\nwebrtc: no\nrtmp: yes\nrtmpAddress: 127.0.0.1:0\nsrt: no\n\
+         paths:\n  cam:\n    source: publisher\n    alwaysAvailable: yes\n    alwaysAvailableTracks:\n    - codec: {codec}\n{audio}"
+    );
+    let srv = Server::start(&config);
+    let name = codec.to_ascii_lowercase();
+    let rtmp = format!("rtmp://{}/cam", srv.rtmp_addr());
+    // stream.mp4 serves H.264/H.265 + AAC unless asked for other codecs (docs/outputs.md).
+    let mp4 = srv.api_url(&format!("/api/stream.mp4?src=cam&video={name}{}", if opus { "&mp4=all" } else { "" }));
+
+    // No publisher: both outputs carry the slate in its codec.
+    for (program, url) in [(ffmpeg9(), &rtmp), (std::path::PathBuf::from("ffmpeg"), &mp4)] {
+        let streams = input_streams(&program, url);
+        assert!(streams.contains(&format!("Video: {name}")) && streams.contains("640x360"), "{url}: {streams}");
+        assert_eq!(streams.contains("Audio: opus"), opus, "{url}: {streams}");
+    }
+    let mut over_rtmp = FrameCrcReader::start_ffmpeg9(&["-i", &rtmp]);
+    let mut over_mp4 = FrameCrcReader::start_input(&["-i", &mp4]);
+    for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
+        assert!(
+            reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)),
+            "{what} reader decodes the {codec} slate\n{}",
+            srv.log()
+        );
+    }
+
+    let mut args = vec!["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
+    if opus {
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "libopus"]);
+    }
+    args.extend(encoder);
+    args.extend(["-pix_fmt", "yuv420p", "-g", "25", "-t", "60", "-f", "flv", &rtmp]);
+    let publisher = Publisher::spawn(ffmpeg9(), &args);
+    assert!(
+        srv.wait_log("publisher replaces the offline slate", Duration::from_secs(15)),
+        "the publisher's medias are the slate's: it takes its tracks over\n{}",
+        srv.log()
+    );
+    for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
+        assert!(
+            reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(20)),
+            "{what} reader gets the live {codec} picture\n{}",
+            srv.log()
+        );
+    }
+    drop(publisher);
+    assert!(srv.wait_log("the offline slate plays again", Duration::from_secs(15)), "{}", srv.log());
+    for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
+        assert!(
+            reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)),
+            "{what} reader is back on the {codec} slate\n{}",
+            srv.log()
+        );
+    }
+    assert!(!over_rtmp.exited() && !over_mp4.exited(), "the readers never reconnected");
+    let consumers = srv.http("GET", "/api/streams?src=cam").json()["consumers"].as_array().map_or(0, Vec::len);
+    assert_eq!(consumers, 2);
+}
+
+#[test]
+fn an_av1_slate_plays_until_an_enhanced_rtmp_publisher_comes_and_after_it_leaves() {
+    av1_vp9_slate_then_live_then_slate("AV1", &["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "lp=1"], false);
+}
+
+#[test]
+fn a_vp9_slate_with_opus_plays_until_an_enhanced_rtmp_publisher_comes_and_after_it_leaves() {
+    av1_vp9_slate_then_live_then_slate(
+        "VP9",
+        &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "0"],
+        true,
+    );
+}
+
+/// ffmpeg's `Stream #0:N: ...` lines for `url` (read with `program`), after decoding a few frames.
+fn input_streams(program: &std::path::Path, url: &str) -> String {
+    let out = run_with_timeout(
+        Command::new(program).args(["-hide_banner", "-i", url, "-frames:v", "5", "-f", "null", "-"]),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let inputs = stderr.split("Stream mapping").next().unwrap_or("");
+    inputs.lines().filter(|l| l.trim_start().starts_with("Stream #0:")).collect::<Vec<_>>().join("\n")
 }

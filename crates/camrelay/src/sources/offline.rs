@@ -3,16 +3,19 @@
 //! entry, in the codec the publisher will send, so that the publisher continues the same tracks when
 //! it arrives (`hub::publish`) and readers switch on its first keyframe without reconnecting:
 //!
-//! - `H264`, `H265`: a built-in one-second "camera offline" picture, 640x360, one keyframe
-//!   (`assets/offline.h26x`, made by `scripts/make-demo-clip.sh`);
+//! - `H264`, `H265`, `AV1`, `VP9`: a built-in one-second "camera offline" picture, 640x360, one
+//!   keyframe then 24 inter frames (`assets/offline.h26x` and `assets/offline.{av1,vp9}.ivf`, made by
+//!   `scripts/make-demo-clip.sh`). AV1 frames are temporal units of OBUs (the keyframe's with its
+//!   sequence header), VP9 frames as libvpx writes them, both as the Enhanced RTMP/FLV ingest passes a
+//!   live stream's frames on; their codecs carry the `av1C`/`vpcC` record (fmtp `config=`) that the
+//!   FLV and fMP4 muxers need, made from the keyframe (`formats::fmp4::Visual`);
 //! - `Opus`, `MPEG4Audio`, `G711`, `LPCM`: silence, in 20 ms frames (1024 samples for AAC).
 //!
 //! Or, with `alwaysAvailableFile`, the tracks of a file ([`Slate::from_file`]): an MP4 (read by
 //! `formats::mp4`) or MPEG-TS (`formats::bytestream`) with H.264/H.265 video and AAC audio, looped on
 //! one loop length for all tracks so they stay together; frames keep the file's timing (B-frames too).
-//!
-//! MediaMTX also generates AV1 and VP9 slates; camrelay refuses those at load with the reason.
 
+use bytes::Bytes;
 use formats::video::VideoCodec;
 use media::{codec, Codec, Direction, Kind, Media};
 use serde_json::Value;
@@ -22,6 +25,8 @@ use super::clip::{self, ClipTrack};
 
 const H264_SLATE: &[u8] = include_bytes!("../../assets/offline.h264");
 const H265_SLATE: &[u8] = include_bytes!("../../assets/offline.h265");
+const AV1_SLATE: &[u8] = include_bytes!("../../assets/offline.av1.ivf");
+const VP9_SLATE: &[u8] = include_bytes!("../../assets/offline.vp9.ivf");
 const SLATE_FPS: u32 = 25;
 /// Silent AAC-LC raw frames (one channel element of zeros): the same bytes at any sample rate.
 const AAC_SILENCE_MONO: &[u8] = &[0x01, 0x18, 0x20, 0x07];
@@ -39,6 +44,8 @@ static LPCM_SILENCE: [u8; 3840] = [0; 3840];
 pub enum OfflineTrack {
     H264,
     H265,
+    Av1,
+    Vp9,
     Opus { channels: u16 },
     Aac { sample_rate: u32, channels: u16 },
     G711 { mu_law: bool, sample_rate: u32, channels: u16 },
@@ -81,11 +88,10 @@ pub fn parse_tracks(list: &[Value]) -> Result<Vec<OfflineTrack>, String> {
                     channels: channels()?,
                 }),
                 "LPCM" => Ok(OfflineTrack::Lpcm { sample_rate: rate()?, channels: channels()? }),
-                "AV1" | "VP9" => Err(format!(
-                    "alwaysAvailableTracks[{i}]: camrelay has no {codec} offline picture yet (H264 or H265)"
-                )),
+                "AV1" => Ok(OfflineTrack::Av1),
+                "VP9" => Ok(OfflineTrack::Vp9),
                 other => Err(format!(
-                    "alwaysAvailableTracks[{i}]: unknown codec {other:?} (H264, H265, Opus, MPEG4Audio, G711, LPCM)"
+                    "alwaysAvailableTracks[{i}]: unknown codec {other:?} (AV1, VP9, H265, H264, Opus, MPEG4Audio, G711, LPCM)"
                 )),
             }
         })
@@ -312,6 +318,8 @@ fn looped(tracks: Vec<FileTrack>) -> Result<Vec<Arc<ClipTrack>>, String> {
 fn track_clip(t: &OfflineTrack) -> Result<Arc<ClipTrack>, String> {
     static H264: OnceLock<Result<Arc<ClipTrack>, String>> = OnceLock::new();
     static H265: OnceLock<Result<Arc<ClipTrack>, String>> = OnceLock::new();
+    static AV1: OnceLock<Result<Arc<ClipTrack>, String>> = OnceLock::new();
+    static VP9: OnceLock<Result<Arc<ClipTrack>, String>> = OnceLock::new();
     let picture = |cell: &OnceLock<Result<Arc<ClipTrack>, String>>, data, video| {
         cell.get_or_init(|| clip::annexb_video(data, video, SLATE_FPS).map(Arc::new)).clone()
     };
@@ -320,6 +328,8 @@ fn track_clip(t: &OfflineTrack) -> Result<Arc<ClipTrack>, String> {
     Ok(Arc::new(match *t {
         OfflineTrack::H264 => return picture(&H264, H264_SLATE, VideoCodec::H264),
         OfflineTrack::H265 => return picture(&H265, H265_SLATE, VideoCodec::H265),
+        OfflineTrack::Av1 => return AV1.get_or_init(|| ivf_video(AV1_SLATE, codec::AV1).map(Arc::new)).clone(),
+        OfflineTrack::Vp9 => return VP9.get_or_init(|| ivf_video(VP9_SLATE, codec::VP9).map(Arc::new)).clone(),
         OfflineTrack::Opus { channels } => {
             let silence = if channels == 2 { OPUS_SILENCE_STEREO } else { OPUS_SILENCE_MONO };
             let mut c = Codec::new(codec::OPUS, 48_000, 2, 111);
@@ -349,6 +359,106 @@ fn track_clip(t: &OfflineTrack) -> Result<Arc<ClipTrack>, String> {
     }))
 }
 
+/// An AV1 or VP9 (`name`) clip in IVF: a 32-byte file header (`DKIF`, version 0, the FourCC `AV01` or
+/// `VP90`, picture size, time base, frame count), then per frame a 12-byte header (size, 64-bit
+/// timestamp, little-endian) and the frame. Frames are taken as evenly spaced by the time base (the
+/// slates are: every frame shown). It must start with a keyframe (AV1: with its sequence header); the
+/// codec's configuration record comes from it.
+fn ivf_video(data: &[u8], name: &str) -> Result<ClipTrack, String> {
+    let fourcc: &[u8] = if name == codec::AV1 { b"AV01" } else { b"VP90" };
+    let header = data.get(..32).ok_or_else(|| format!("{name} clip: {} bytes, no IVF header", data.len()))?;
+    let le16 = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if &header[..4] != b"DKIF" || le16(&header[6..]) != 32 || &header[8..12] != fourcc {
+        return Err(format!("{name} clip: not an IVF file of {}", String::from_utf8_lossy(fourcc)));
+    }
+    let (rate, scale) = (le32(&header[16..]), le32(&header[20..]));
+    if rate == 0 || scale == 0 || 90_000 % rate != 0 {
+        return Err(format!("{name} clip: time base {scale}/{rate} (a whole number of 90 kHz ticks per frame)"));
+    }
+    let ticks = 90_000 / rate * scale;
+    let mut payloads = Vec::new();
+    let mut rest = &data[32..];
+    while !rest.is_empty() {
+        let size =
+            rest.get(..12).map(|h| le32(h) as usize).ok_or_else(|| format!("{name} clip: truncated frame header"))?;
+        let frame =
+            rest.get(12..12 + size).ok_or_else(|| format!("{name} clip: frame {} truncated", payloads.len()))?;
+        payloads.push(frame);
+        rest = &rest[12 + size..];
+    }
+    let first = payloads.first().ok_or_else(|| format!("{name} clip: no frames"))?;
+    let bare = Codec::new(name, 90_000, 0, 96);
+    let visual = formats::fmp4::Visual::from_keyframe(&bare, first)
+        .ok_or_else(|| format!("{name} clip: the first frame is no keyframe with the stream's configuration"))?;
+    let codec = if name == codec::AV1 {
+        formats::flv::av1_codec(&visual.record)
+    } else {
+        formats::flv::vp9_codec(&visual.record)
+    }
+    .map_err(|e| format!("{name} clip: {e}"))?;
+    let frames = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let keyframe = if name == codec::AV1 { av1_keyframe(p) } else { vp9_keyframe(p) };
+            let frame = media::Frame {
+                timestamp: i as u32 * ticks,
+                keyframe,
+                payload: Bytes::copy_from_slice(p),
+                rtp: Vec::new(),
+            };
+            clip::packetized(&codec, frame)
+        })
+        .collect::<Vec<_>>();
+    if !frames[0].keyframe {
+        return Err(format!("{name} clip: the first frame is no keyframe"));
+    }
+    Ok(ClipTrack { codec, frames, ticks, timing: None })
+}
+
+/// Whether an AV1 temporal unit (OBUs with size fields) holds a key frame: its first frame header
+/// (a frame header or frame OBU) says `show_existing_frame = 0, frame_type = KEY_FRAME` (AV1 §5.9.2;
+/// sequences with `reduced_still_picture_header` are not video).
+fn av1_keyframe(tu: &[u8]) -> bool {
+    let mut rest = tu;
+    while let Some(&h) = rest.first() {
+        let (kind, ext, has_size) = ((h >> 3) & 0x0f, usize::from(h & 0x04 != 0), h & 0x02 != 0);
+        let at = 1 + ext;
+        let (len, size_len) = if has_size {
+            let mut v = 0usize;
+            let mut n = 0;
+            loop {
+                let Some(b) = rest.get(at + n) else { return false };
+                v |= usize::from(b & 0x7f) << (7 * n);
+                n += 1;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                if n == 8 {
+                    return false;
+                }
+            }
+            (v, n)
+        } else {
+            (rest.len().saturating_sub(at), 0)
+        };
+        let start = at + size_len;
+        let Some(payload) = start.checked_add(len).and_then(|end| rest.get(start..end)) else { return false };
+        // OBU_FRAME_HEADER (3), OBU_FRAME (6): the first bits of the uncompressed header.
+        if kind == 3 || kind == 6 {
+            return payload.first().is_some_and(|b| b & 0xe0 == 0);
+        }
+        rest = &rest[start + len..];
+    }
+    false
+}
+
+/// Whether a VP9 frame is a key frame (its uncompressed header, VP9 §6.2).
+fn vp9_keyframe(frame: &[u8]) -> bool {
+    formats::fmp4::Visual::from_keyframe(&Codec::new(codec::VP9, 90_000, 0, 96), frame).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,7 +482,10 @@ mod tests {
         );
         let err = parse_tracks(&[json!({"codec": "MPEG4Audio", "channelCount": 2})]).unwrap_err();
         assert!(err.contains("needs sampleRate"), "{err}");
-        assert!(parse_tracks(&[json!({"codec": "AV1"})]).unwrap_err().contains("AV1"));
+        assert_eq!(
+            parse_tracks(&[json!({"codec": "AV1"}), json!({"codec": "VP9"})]).unwrap(),
+            [OfflineTrack::Av1, OfflineTrack::Vp9]
+        );
         assert!(parse_tracks(&[json!({"codec": "MP3"})]).unwrap_err().contains("unknown codec"));
     }
 
@@ -390,5 +503,46 @@ mod tests {
         assert_eq!((opus.codec.clock_rate, opus.ticks), (48_000, 960));
         let kinds: Vec<Kind> = slate.medias().iter().map(|m| m.kind).collect();
         assert_eq!(kinds, [Kind::Video, Kind::Video, Kind::Audio]);
+    }
+
+    #[test]
+    fn the_av1_and_vp9_pictures_load_with_their_configuration_records() {
+        let slate = Slate::new(&[OfflineTrack::Av1, OfflineTrack::Vp9]).unwrap();
+        let [av1, vp9] = &slate.clips[..] else { panic!() };
+        for (clip, name) in [(av1, codec::AV1), (vp9, codec::VP9)] {
+            assert_eq!((clip.codec.name.as_str(), clip.codec.clock_rate, clip.ticks), (name, 90_000, 3600));
+            assert_eq!(clip.frames.len(), 25, "{name}: one second at 25 fps");
+            assert!(clip.frames[0].keyframe && clip.frames[1..].iter().all(|f| !f.keyframe), "{name}: one keyframe");
+            let times: Vec<u32> = clip.frames.iter().map(|f| f.timestamp).collect();
+            assert_eq!(times, (0..25).map(|i| i * 3600).collect::<Vec<_>>());
+            let total: usize = clip.frames.iter().map(|f| f.payload.len()).sum();
+            assert!(total < 4096, "{name}: {total} bytes");
+            // What the fMP4 and FLV muxers need, as a live Enhanced RTMP stream's codec has it.
+            assert!(clip.codec.fmtp.contains("config="), "{}", clip.codec.fmtp);
+            let visual = formats::fmp4::Visual::from_keyframe(&clip.codec, &clip.frames[0].payload).unwrap();
+            assert_eq!((visual.width, visual.height), (640, 360), "{name}");
+            formats::flv::FlvMuxer::new(&[(Kind::Video, clip.codec.clone())]).unwrap();
+        }
+        // AV1: the record holds the sequence header, so fMP4 knows the picture without a frame.
+        let visual = formats::fmp4::Visual::from_codec(&av1.codec).unwrap();
+        assert_eq!((visual.width, visual.height, visual.codec_string()), (640, 360, "av01.0.01M.08".to_string()));
+        assert!(av1.codec.fmtp.starts_with("profile=0;level-idx="), "{}", av1.codec.fmtp);
+        assert!(vp9.codec.fmtp.starts_with("profile-id=0;"), "{}", vp9.codec.fmtp);
+        assert_eq!(slate.medias().iter().map(|m| m.kind).collect::<Vec<_>>(), [Kind::Video, Kind::Video]);
+    }
+
+    #[test]
+    fn bad_ivf_clips_are_errors() {
+        let err = |data: &[u8], name| ivf_video(data, name).err().unwrap_or_default();
+        assert!(err(b"DKIF", codec::AV1).contains("no IVF header"));
+        assert!(err(VP9_SLATE, codec::AV1).contains("not an IVF file of AV01"));
+        let cut = &AV1_SLATE[..AV1_SLATE.len() - 3];
+        assert!(err(cut, codec::AV1).contains("truncated"));
+        // A clip starting at its second frame starts with no keyframe.
+        let second = 32 + 12 + u32::from_le_bytes(VP9_SLATE[32..36].try_into().unwrap()) as usize;
+        let mut rest = VP9_SLATE[..32].to_vec();
+        rest.extend_from_slice(&VP9_SLATE[second..]);
+        assert!(err(&rest, codec::VP9).contains("no keyframe"));
+        assert!(!av1_keyframe(&[0x32, 0x05, 0]) && !av1_keyframe(&[]));
     }
 }

@@ -668,10 +668,22 @@ impl FrameCrcReader {
 
     /// The same over any input (`["-i", "http://.../api/stream.mp4?src=cam"]`, `["-i", "rtmp://..."]`).
     pub fn start_input(input: &[&str]) -> FrameCrcReader {
-        let mut child = Command::new("ffmpeg")
+        Self::spawn("ffmpeg", input, &["-autoscale", "0"])
+    }
+
+    /// The same with ffmpeg 9 ([`ffmpeg9`]: Enhanced RTMP/FLV with AV1 and VP9), whose boolean
+    /// options are `-noautoscale`.
+    pub fn start_ffmpeg9(input: &[&str]) -> FrameCrcReader {
+        Self::spawn(ffmpeg9(), input, &["-noautoscale"])
+    }
+
+    fn spawn(program: impl AsRef<std::ffi::OsStr>, input: &[&str], no_scaling: &[&str]) -> FrameCrcReader {
+        let mut child = Command::new(program)
             .args(["-v", "error"])
             .args(input)
-            .args(["-map", "0:v:0", "-autoscale", "0", "-f", "framecrc", "-"])
+            .args(["-map", "0:v:0"])
+            .args(no_scaling)
+            .args(["-f", "framecrc", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
