@@ -262,6 +262,21 @@ pub struct ConnectionInfo {
     pub bytes_recv: u64,
 }
 
+/// The connection a source parked, or a new one from `connect`; `None` when `stop` fires first.
+pub async fn parked_or_connect<C>(
+    parked: Option<C>,
+    stop: &CancellationToken,
+    connect: impl std::future::Future<Output = Result<C, SourceError>>,
+) -> Result<Option<C>, SourceError> {
+    match parked {
+        Some(c) => Ok(Some(c)),
+        None => tokio::select! {
+            _ = stop.cancelled() => Ok(None),
+            c = connect => c.map(Some),
+        },
+    }
+}
+
 /// `describe` of a source whose `open` parks a connection: opens, closes what it parked (nobody will
 /// run it), and gives the medias.
 pub async fn describe_by_opening<S: Source + ?Sized>(source: &S) -> Result<Vec<Media>, SourceError> {

@@ -214,12 +214,8 @@ async fn ingest(State(app): State<Arc<App>>, req: Request, endpoint: Endpoint) -
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %dst, peer = %peer, format = format.name(), medias = ?media_list, "publisher connected");
 
-    let mut pump = FramePump::new(&probed, producer.tracks());
     let ended = probed.ended;
-    for (index, frame) in probed.frames {
-        pump.push(index, frame);
-    }
-    pump.drain(&mut demux);
+    let mut pump = FramePump::start(probed, producer.tracks(), &mut demux);
     let result: Result<(), String> = if ended {
         Ok(())
     } else {

@@ -408,11 +408,7 @@ impl<S: Stream> Conn<S> {
         let replaced = publish.replaced();
         let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
         tracing::info!(stream = %path, medias = ?media_list, "publisher connected");
-        let mut pump = FramePump::new(&probed, publish.producer().tracks());
-        for (index, frame) in probed.frames {
-            pump.push(index, frame);
-        }
-        pump.drain(&mut demux);
+        let mut pump = FramePump::start(probed, publish.producer().tracks(), &mut demux);
         let mut src = MessagesAsFlv { conn: self, header_sent: true };
         let wants_keyframe = publish.producer().tracks().iter().any(|t| t.needs_keyframe());
         let keyframe_deadline = tokio::time::Instant::now() + KEYFRAME_TIMEOUT;

@@ -464,11 +464,7 @@ async fn publish(
     let _stats = StatsWatch::start(src.socket, true, publish.producer().id);
     let media_list: Vec<String> = medias.iter().map(|m| m.to_string()).collect();
     tracing::info!(stream = %path, medias = ?media_list, "publisher connected");
-    let mut pump = FramePump::new(&probed, publish.producer().tracks());
-    for (index, frame) in probed.frames {
-        pump.push(index, frame);
-    }
-    pump.drain(&mut demux);
+    let mut pump = FramePump::start(probed, publish.producer().tracks(), &mut demux);
     let wants_keyframe = publish.producer().tracks().iter().any(|t| t.needs_keyframe());
     let keyframe_deadline = tokio::time::Instant::now() + KEYFRAME_TIMEOUT;
     let result = loop {

@@ -262,6 +262,16 @@ impl FramePump {
         track.push(frame);
     }
 
+    /// A pump for `probed`'s tracks that has pushed the frames read while probing.
+    pub fn start(probed: Probed, tracks: Vec<Arc<Track>>, demux: &mut StreamDemuxer) -> FramePump {
+        let mut pump = FramePump::new(&probed, tracks);
+        for (index, frame) in probed.frames {
+            pump.push(index, frame);
+        }
+        pump.drain(demux);
+        pump
+    }
+
     /// Pushes every frame the demuxer has ready.
     pub fn drain(&mut self, demux: &mut StreamDemuxer) {
         while let Some(ev) = demux.poll() {
@@ -278,5 +288,30 @@ impl FramePump {
                 }
             }
         }
+    }
+}
+
+/// Reads `chunks` into `demux` and `pump` until `stop` (`Ok`), a read or demux error, or the end of the
+/// stream (a network error saying `ended`, after the demuxer's last frames are pushed).
+pub async fn pump_chunks<C: ChunkSource>(
+    chunks: &mut C,
+    demux: &mut StreamDemuxer,
+    pump: &mut FramePump,
+    stop: &tokio_util::sync::CancellationToken,
+    ended: &str,
+) -> Result<(), crate::hub::SourceError> {
+    use crate::hub::SourceError;
+    loop {
+        let chunk = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            c = chunks.next_chunk() => c.map_err(SourceError::network)?,
+        };
+        let Some(data) = chunk else {
+            demux.finish();
+            pump.drain(demux);
+            return Err(SourceError::network(ended));
+        };
+        demux.push(&data, Instant::now()).map_err(SourceError::protocol)?;
+        pump.drain(demux);
     }
 }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dial::Tls;
 use crate::http_client;
+use crate::hub::producer::parked_or_connect;
 use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, Track};
 use crate::secrets::mask_url;
 use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, Probed, StreamDemuxer, READ_TIMEOUT};
@@ -438,13 +439,7 @@ impl HlsSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> Result<(), SourceError> {
-        let connected = match parked {
-            Some(c) => c,
-            None => tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                c = self.connect() => c?,
-            },
-        };
+        let Some(connected) = parked_or_connect(parked, &stop, self.connect()).await? else { return Ok(()) };
         let Connected { mut follow, mut demux, probed } = connected;
         SourceError::unless_same_medias(&tracks, &probed.medias()).map_err(|e| self.err(e))?;
         let clock = probed.tracks.first().map_or(90_000, |t| t.codec.clock_rate.max(1));

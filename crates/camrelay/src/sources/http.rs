@@ -34,10 +34,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::SourceContext;
+use crate::hub::producer::parked_or_connect;
 use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceFactory, Track};
 use crate::secrets::mask_url;
 use crate::sources::bytestream::{
-    hint_from_content_type, jpeg_codec, probe, ChunkSource, FramePump, Hint, Probed, StreamDemuxer, READ_TIMEOUT,
+    hint_from_content_type, jpeg_codec, probe, pump_chunks, ChunkSource, FramePump, Hint, Probed, StreamDemuxer,
+    READ_TIMEOUT,
 };
 use crate::sources::exec::parse_query;
 
@@ -332,34 +334,12 @@ impl HttpSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> Result<(), SourceError> {
-        let opened = match parked {
-            Some(o) => o,
-            None => tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                o = self.connect() => o?,
-            },
-        };
+        let Some(opened) = parked_or_connect(parked, &stop, self.connect()).await? else { return Ok(()) };
         SourceError::unless_same_medias(&tracks, &opened.medias).map_err(|e| self.err(e))?;
         match opened.mode {
             Mode::Stream { mut body, mut demux, probed } => {
-                let mut pump = FramePump::new(&probed, tracks);
-                for (index, frame) in probed.frames {
-                    pump.push(index, frame);
-                }
-                pump.drain(&mut demux);
-                loop {
-                    let chunk = tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        c = body.next_chunk() => c.map_err(|e| self.err(SourceError::network(e)))?,
-                    };
-                    let Some(data) = chunk else {
-                        demux.finish();
-                        pump.drain(&mut demux);
-                        return Err(self.err(SourceError::network("the stream ended")));
-                    };
-                    demux.push(&data, Instant::now()).map_err(|e| self.err(SourceError::protocol(e)))?;
-                    pump.drain(&mut demux);
-                }
+                let mut pump = FramePump::start(probed, tracks, &mut demux);
+                pump_chunks(&mut body, &mut demux, &mut pump, &stop, "the stream ended").await.map_err(|e| self.err(e))
             }
             Mode::Snapshot { first, conn } => self.poll_snapshots(first, conn, tracks, stop).await,
         }

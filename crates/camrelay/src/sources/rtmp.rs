@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::{Io, Tls};
-use crate::hub::producer::ConnectionInfo;
+use crate::hub::producer::{parked_or_connect, ConnectionInfo};
 use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceErrorKind, SourceFactory, Track};
 use crate::secrets::mask_url;
 use crate::sources::bytestream::{
@@ -153,20 +153,10 @@ impl RtmpSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> Result<(), SourceError> {
-        let opened = match parked {
-            Some(o) => o,
-            None => tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                o = self.connect() => o?,
-            },
-        };
+        let Some(opened) = parked_or_connect(parked, &stop, self.connect()).await? else { return Ok(()) };
         SourceError::unless_same_medias(&tracks, &opened.medias).map_err(|e| self.err(e))?;
         let Connected { mut conn, mut demux, probed, .. } = opened;
-        let mut pump = FramePump::new(&probed, tracks);
-        for (index, frame) in probed.frames {
-            pump.push(index, frame);
-        }
-        pump.drain(&mut demux);
+        let mut pump = FramePump::start(probed, tracks, &mut demux);
         let result = loop {
             let chunk = tokio::select! {
                 _ = stop.cancelled() => break Ok(()),

@@ -21,11 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::producer::ConnectionInfo;
+use crate::hub::producer::{parked_or_connect, ConnectionInfo};
 use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceFactory, Track};
 use crate::secrets::mask_url;
 use crate::servers::srt::{key_size, passphrase, SrtChunks, SEND_BUFFER_BYTES};
-use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, Probed, StreamDemuxer};
+use crate::sources::bytestream::{probe, pump_chunks, FramePump, Hint, Probed, StreamDemuxer};
 
 /// A caller's handshake must finish within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -187,37 +187,14 @@ impl SrtSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> Result<(), SourceError> {
-        let opened = match parked {
-            Some(o) => o,
-            None => tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                o = self.connect() => o?,
-            },
-        };
+        let Some(opened) = parked_or_connect(parked, &stop, self.connect()).await? else { return Ok(()) };
         SourceError::unless_same_medias(&tracks, &opened.medias).map_err(|e| self.err(e))?;
         let Connected { mut socket, mut demux, probed, .. } = opened;
-        let mut pump = FramePump::new(&probed, tracks);
-        for (index, frame) in probed.frames {
-            pump.push(index, frame);
-        }
-        pump.drain(&mut demux);
+        let mut pump = FramePump::start(probed, tracks, &mut demux);
         let mut chunks = SrtChunks { socket: &mut socket, bytes: self.bytes.clone() };
-        let result = loop {
-            let chunk = tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
-                c = chunks.next_chunk() => c,
-            };
-            match chunk {
-                Ok(Some(data)) => {
-                    if let Err(e) = demux.push(&data, tokio::time::Instant::now()) {
-                        break Err(self.err(SourceError::protocol(e)));
-                    }
-                    pump.drain(&mut demux);
-                }
-                Ok(None) => break Err(self.err(SourceError::network("the peer closed the connection"))),
-                Err(e) => break Err(self.err(SourceError::network(e))),
-            }
-        };
+        let result = pump_chunks(&mut chunks, &mut demux, &mut pump, &stop, "the peer closed the connection")
+            .await
+            .map_err(|e| self.err(e));
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
         if let Ok(mut r) = self.remote.lock() {
             *r = None;

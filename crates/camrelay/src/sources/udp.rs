@@ -27,10 +27,12 @@ use tokio::net::{UdpSocket, UnixListener, UnixStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::producer::{ConnectionInfo, ReceiveStats};
+use crate::hub::producer::{parked_or_connect, ConnectionInfo, ReceiveStats};
 use crate::hub::{BoxFuture, Opened, Parked, Source, SourceError, SourceFactory, Track};
 use crate::secrets::mask_url;
-use crate::sources::bytestream::{probe, ChunkSource, FramePump, Hint, Probed, StreamDemuxer, READ_TIMEOUT};
+use crate::sources::bytestream::{
+    probe, pump_chunks, ChunkSource, FramePump, Hint, Probed, StreamDemuxer, READ_TIMEOUT,
+};
 use crate::sources::exec::parse_query;
 
 /// Without `?source=`, the sender that owns the source keeps it until it is silent this long.
@@ -519,33 +521,13 @@ impl UdpSource {
         tracks: Vec<Arc<Track>>,
         stop: CancellationToken,
     ) -> Result<(), SourceError> {
-        let connected = match parked {
-            Some(c) => c,
-            None => tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                c = self.connect_ts() => c?,
-            },
-        };
+        let Some(connected) = parked_or_connect(parked, &stop, self.connect_ts()).await? else { return Ok(()) };
         let Connected { mut chunks, mut demux, probed } = connected;
         SourceError::unless_same_medias(&tracks, &probed.medias()).map_err(|e| self.err(e))?;
-        let mut pump = FramePump::new(&probed, tracks);
-        for (index, frame) in probed.frames {
-            pump.push(index, frame);
-        }
-        pump.drain(&mut demux);
-        loop {
-            let chunk = tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                c = chunks.next_chunk() => c.map_err(|e| self.err(SourceError::network(e)))?,
-            };
-            let Some(data) = chunk else {
-                demux.finish();
-                pump.drain(&mut demux);
-                return Err(self.err(SourceError::network("the sender closed the connection")));
-            };
-            demux.push(&data, Instant::now()).map_err(|e| self.err(SourceError::protocol(e)))?;
-            pump.drain(&mut demux);
-        }
+        let mut pump = FramePump::start(probed, tracks, &mut demux);
+        pump_chunks(&mut chunks, &mut demux, &mut pump, &stop, "the sender closed the connection")
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn run_rtp(
