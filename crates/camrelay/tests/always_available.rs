@@ -211,6 +211,10 @@ fn av1_vp9_slate_then_live_then_slate(codec: &str, encoder: &[&str], opus: bool)
         assert_eq!(streams.contains("Audio: opus"), opus, "{url}: {streams}");
     }
     let mut over_rtmp = FrameCrcReader::start_ffmpeg9(&["-i", &rtmp]);
+    // The raw HTTP-FLV bytes of a third reader, for the sequence starts in them.
+    let raw = srv.dir.join("raw.flv");
+    let flv = srv.api_url("/api/stream.flv?src=cam");
+    let curl = Publisher::spawn("curl", &["-s", "-N", "--max-time", "90", "-o", raw.to_str().unwrap(), &flv]);
     let mut over_mp4 = FrameCrcReader::start_input(&["-i", &mp4]);
     for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
         assert!(
@@ -250,7 +254,34 @@ fn av1_vp9_slate_then_live_then_slate(codec: &str, encoder: &[&str], opus: bool)
     }
     assert!(!over_rtmp.exited() && !over_mp4.exited(), "the readers never reconnected");
     let consumers = srv.http("GET", "/api/streams?src=cam").json()["consumers"].as_array().map_or(0, Vec::len);
-    assert_eq!(consumers, 2);
+    assert_eq!(consumers, 3);
+    // FLV readers get a new AV1 sequence start (av1C) at each switch; VP9's vpcC holds no picture size.
+    drop(curl);
+    let starts = sequence_starts(&std::fs::read(&raw).unwrap());
+    let expected: &[(u32, u32)] = if codec == "AV1" { &[(640, 360), (320, 240), (640, 360)] } else { &[(0, 0)] };
+    assert_eq!(starts, expected, "{codec} sequence starts in the HTTP-FLV stream");
+}
+
+/// The video sequence starts (Enhanced FLV `SequenceStart` of `av01`/`vp09`) in an FLV stream, as
+/// their records' picture sizes (`(0, 0)` for VP9, whose `vpcC` has none).
+fn sequence_starts(flv: &[u8]) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut at = 13; // file header and the first previous-tag size
+    while let Some(head) = flv.get(at..at + 11) {
+        let size = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
+        let Some(body) = flv.get(at + 11..at + 11 + size) else { break };
+        if head[0] == 9 && body.len() > 5 && body[0] == 0x90 {
+            out.push(match &body[1..5] {
+                b"av01" => formats::flv::av1_codec(&body[5..])
+                    .ok()
+                    .and_then(|c| formats::fmp4::Visual::from_codec(&c))
+                    .map_or((1, 1), |v| (v.width, v.height)),
+                _ => (0, 0),
+            });
+        }
+        at += 11 + size + 4;
+    }
+    out
 }
 
 #[test]

@@ -196,6 +196,14 @@ impl FlvMuxer {
                 }
             }
         }
+        if let MuxTrack::ExVideo { fourcc: [b'a', b'v', b'0', b'1'], record, sent_header } = t {
+            if frame.keyframe {
+                if let Some(new) = av1_new_record(record, &frame.payload) {
+                    *record = new;
+                    *sent_header = false;
+                }
+            }
+        }
         self.sequence_header(track, ms, &mut out);
         let (t, _, _) = &self.tracks[track];
         let mut body = Vec::with_capacity(frame.payload.len() + 8);
@@ -567,6 +575,19 @@ fn is_opus(s: &DemuxTrack) -> bool {
 
 fn is_g711(s: &DemuxTrack) -> bool {
     matches!(s, DemuxTrack::G711)
+}
+
+/// The `av1C` of an AV1 keyframe whose sequence header describes another picture (size, profile,
+/// level, tier, bit depth, chroma) than `record`, the one readers have: a publisher with another
+/// picture took the stream over (an `alwaysAvailable` slate, a replaced publisher). VP9 needs no new
+/// `vpcC`: it holds no picture size, which every VP9 keyframe header carries.
+fn av1_new_record(record: &[u8], keyframe: &[u8]) -> Option<Vec<u8>> {
+    let bare = Codec::new(codec::AV1, 90000, 0, 96);
+    let new = crate::fmp4::Visual::from_keyframe(&bare, keyframe)?;
+    let old = crate::fmp4::Visual::from_codec(&bare.with_fmtp(format!("config={}", hex(record))));
+    let same =
+        old.is_some_and(|o| (o.width, o.height, o.record.get(1..3)) == (new.width, new.height, new.record.get(1..3)));
+    (!same).then_some(new.record)
 }
 
 fn hex(data: &[u8]) -> String {

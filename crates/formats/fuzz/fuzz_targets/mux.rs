@@ -19,7 +19,16 @@ fuzz_target!(|data: &[u8]| {
         2 => "VP9",
         _ => "JPEG",
     };
-    let video = Codec::new(name, 90000, 0, 96);
+    let mut video = Codec::new(name, 90000, 0, 96);
+    // Bit 0 for AV1/VP9: with their configuration record (as from Enhanced RTMP), which the FLV muxer
+    // needs; its keyframes' other sequence headers then give new sequence starts.
+    if sel & 1 == 1 {
+        match name {
+            "AV1" => video = video.with_fmtp("config=81000C000A0B000000043CFFBC02F80040"),
+            "VP9" => video = video.with_fmtp("config=010000000114870202000000"),
+            _ => {}
+        }
+    }
     let audio = match (sel >> 1) & 3 {
         0 => Codec::new("MPEG4-GENERIC", 44100, 2, 97).with_fmtp("config=1210"),
         1 => Codec::new("PCMA", 8000, 1, 8),

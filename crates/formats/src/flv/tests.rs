@@ -302,3 +302,37 @@ fn bad_enhanced_records_name_the_problem() {
     let (tracks, frames) = drain(&mut d);
     assert!(tracks.is_empty() && frames.is_empty());
 }
+
+/// A keyframe whose AV1 sequence header describes another picture than the track's `av1C` (a
+/// publisher taking over an `alwaysAvailable` slate's track) gets an `av01` sequence start with its
+/// own `av1C` first; the same sequence header again, and inter frames, do not.
+#[test]
+fn av1_sequence_start_follows_a_new_sequence_header() {
+    let rec320 = hexb("81000C000A0B000000043CFFBC02F80040"); // 320x240 (libsvtav1)
+    let seq640 = hexb("0a0b0000000cc4ff6736be4010"); // 640x360 (libaom-av1, the offline slate)
+    let tu = |seq: &[u8]| {
+        let mut t = vec![0x12, 0x00];
+        t.extend_from_slice(seq);
+        t.extend_from_slice(&[0x32, 0x02, 0x10, 0x00]);
+        t
+    };
+    let frame =
+        |keyframe: bool, payload: Vec<u8>| Frame { timestamp: 0, keyframe, payload: payload.into(), rtp: vec![] };
+    let mut m = FlvMuxer::new(&[(Kind::Video, av1_codec(&rec320).unwrap())]).unwrap();
+    assert!(m.header().windows(5).any(|w| w == b"\x90av01"));
+    let same = m.push(0, &frame(true, tu(&rec320[4..]))).unwrap();
+    assert!(!same.windows(5).any(|w| w == b"\x90av01"), "the same sequence header: no sequence start");
+    let other = m.push(0, &frame(true, tu(&seq640))).unwrap();
+    let size = u32::from_be_bytes([0, other[1], other[2], other[3]]) as usize;
+    assert_eq!(&other[11..16], b"\x90av01", "a sequence start before the new picture's keyframe");
+    let record = &other[16..11 + size];
+    let v = crate::fmp4::Visual::from_codec(&av1_codec(record).unwrap()).unwrap();
+    assert_eq!((v.width, v.height), (640, 360));
+    assert_eq!(&other[11 + size + 4 + 11..][..5], b"\x91av01", "then the keyframe");
+    assert!(!m.push(0, &frame(false, vec![0x32, 0x02, 0x30, 0x00])).unwrap().windows(5).any(|w| w == b"\x90av01"));
+    assert!(!m.push(0, &frame(true, tu(&seq640))).unwrap().windows(5).any(|w| w == b"\x90av01"));
+    let back = m.push(0, &frame(true, tu(&rec320[4..]))).unwrap();
+    let size = u32::from_be_bytes([0, back[1], back[2], back[3]]) as usize;
+    let v = crate::fmp4::Visual::from_codec(&av1_codec(&back[16..11 + size]).unwrap()).unwrap();
+    assert_eq!((v.width, v.height), (320, 240), "and back");
+}
