@@ -8,10 +8,12 @@
 mod common;
 
 use common::*;
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// lighttpd types for a live HLS playlist and its segments.
+const LIVE_HLS_MIME: &str =
+    "mimetype.assign = (\".m3u8\" => \"application/vnd.apple.mpegurl\", \".ts\" => \"video/mp2t\")\n";
 
 fn video_size(url: &str) -> Result<(u64, u64), String> {
     let streams = ffprobe(url, "tcp")?;
@@ -83,7 +85,7 @@ fn pulls_a_live_fmp4_hls_from_lighttpd() {
             .spawn()
             .expect("ffmpeg"),
     );
-    let http = Lighttpd::start(&dir, &root);
+    let http = Lighttpd::start(&dir, &root, LIVE_HLS_MIME);
     let playlist = root.join("f/index.m3u8");
     assert!(wait_until(Duration::from_secs(20), || std::fs::read_to_string(&playlist)
         .is_ok_and(|t| t.contains("#EXT-X-MAP") && t.matches("#EXTINF").count() >= 3)));
@@ -93,47 +95,6 @@ fn pulls_a_live_fmp4_hls_from_lighttpd() {
     assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
     let v = srv.http("GET", "/api/streams?src=live").json();
     assert!(v["producers"][0]["last_error"].as_str().unwrap_or("").is_empty(), "{v}");
-}
-
-/// lighttpd, on a free port, serving `root` (killed on drop).
-struct Lighttpd {
-    child: Child,
-    port: u16,
-}
-
-impl Lighttpd {
-    fn start(dir: &Path, root: &Path) -> Lighttpd {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let conf = format!(
-            "server.document-root = \"{root}\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\n\
-             server.errorlog = \"{dir}/lighttpd.log\"\n\
-             mimetype.assign = (\".m3u8\" => \"application/vnd.apple.mpegurl\", \".ts\" => \"video/mp2t\")\n",
-            root = root.display(),
-            dir = dir.display()
-        );
-        let conf_path = dir.join("lighttpd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("lighttpd")
-            .arg("-D")
-            .arg("-f")
-            .arg(&conf_path)
-            .spawn()
-            .expect("lighttpd (apt package lighttpd)");
-        let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
-        assert!(
-            up,
-            "lighttpd did not start: {}",
-            std::fs::read_to_string(dir.join("lighttpd.log")).unwrap_or_default()
-        );
-        Lighttpd { child, port }
-    }
-}
-
-impl Drop for Lighttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Killed(Child);
@@ -178,7 +139,7 @@ fn pulls_a_live_hls_from_lighttpd() {
             && root.join("v1/index.m3u8").exists()),
         "ffmpeg made no HLS"
     );
-    let http = Lighttpd::start(&dir, &root);
+    let http = Lighttpd::start(&dir, &root, LIVE_HLS_MIME);
     let base = format!("http://127.0.0.1:{}", http.port);
     let srv = Server::start(&format!(
         "streams:\n  hi: {base}/master.m3u8\n  lo: {base}/master.m3u8#bandwidth=min\n  \

@@ -288,55 +288,23 @@ fn jpeg_snapshot_url_is_polled_into_a_track() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// lighttpd (a server we did not write), run in the foreground on a free port, killed on drop.
-struct Lighttpd {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Lighttpd {
-    /// Serves `root` behind HTTP Digest auth (realm `camera`, one user).
-    fn start_digest(dir: &Path, root: &Path, user: &str, password: &str) -> Lighttpd {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let ha1 = Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf '%s' '{user}:camera:{password}' | md5sum | cut -d' ' -f1"))
-            .output()
-            .unwrap();
-        let ha1 = String::from_utf8_lossy(&ha1.stdout).trim().to_string();
-        std::fs::write(dir.join("htdigest"), format!("{user}:camera:{ha1}\n")).unwrap();
-        let conf = format!(
-            "server.document-root = \"{root}\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\n\
-             server.errorlog = \"{dir}/lighttpd.log\"\nserver.modules = (\"mod_auth\", \"mod_authn_file\")\n\
-             mimetype.assign = (\".jpg\" => \"image/jpeg\", \".ts\" => \"video/mp2t\")\n\
-             auth.backend = \"htdigest\"\nauth.backend.htdigest.userfile = \"{dir}/htdigest\"\n\
-             auth.require = (\"/\" => (\"method\" => \"digest\", \"realm\" => \"camera\", \"require\" => \"valid-user\"))\n",
-            root = root.display(),
-            dir = dir.display()
-        );
-        let conf_path = dir.join("lighttpd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("lighttpd")
-            .arg("-D")
-            .arg("-f")
-            .arg(&conf_path)
-            .spawn()
-            .expect("lighttpd (apt package lighttpd)");
-        let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
-        assert!(
-            up,
-            "lighttpd did not start: {}",
-            std::fs::read_to_string(dir.join("lighttpd.log")).unwrap_or_default()
-        );
-        Lighttpd { child, port }
-    }
-}
-
-impl Drop for Lighttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Serves `root` with lighttpd behind HTTP Digest auth (realm `camera`, one user).
+fn lighttpd_digest(dir: &Path, root: &Path, user: &str, password: &str) -> Lighttpd {
+    let ha1 = Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf '%s' '{user}:camera:{password}' | md5sum | cut -d' ' -f1"))
+        .output()
+        .unwrap();
+    let ha1 = String::from_utf8_lossy(&ha1.stdout).trim().to_string();
+    std::fs::write(dir.join("htdigest"), format!("{user}:camera:{ha1}\n")).unwrap();
+    let conf = format!(
+        "server.modules = (\"mod_auth\", \"mod_authn_file\")\n\
+         mimetype.assign = (\".jpg\" => \"image/jpeg\", \".ts\" => \"video/mp2t\")\n\
+         auth.backend = \"htdigest\"\nauth.backend.htdigest.userfile = \"{dir}/htdigest\"\n\
+         auth.require = (\"/\" => (\"method\" => \"digest\", \"realm\" => \"camera\", \"require\" => \"valid-user\"))\n",
+        dir = dir.display()
+    );
+    Lighttpd::start(dir, root, &conf)
 }
 
 /// Cameras' snapshot and stream URLs behind HTTP Digest (lighttpd's mod_auth): the source answers the
@@ -349,7 +317,7 @@ fn http_digest_auth_against_lighttpd() {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("snap.jpg"), &media.jpeg).unwrap();
     std::fs::write(root.join("clip.ts"), &media.ts).unwrap();
-    let web = Lighttpd::start_digest(&dir, &root, "admin", "s3cret");
+    let web = lighttpd_digest(&dir, &root, "admin", "s3cret");
     let p = web.port;
     let srv = Server::start(&format!(
         "streams:\n  snap: http://admin:s3cret@127.0.0.1:{p}/snap.jpg\n  ts: http://admin:s3cret@127.0.0.1:{p}/clip.ts\n  bad: http://admin:wrong@127.0.0.1:{p}/snap.jpg\n"

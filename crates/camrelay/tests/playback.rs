@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -36,26 +36,6 @@ fn playback_addr(server: &Server) -> std::net::SocketAddr {
 
 fn get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
     http_request(addr, "GET", path, &[("Authorization", VIEWER)], b"")
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// `2026-12-05_02-53-40-000123.mp4` → `2026-12-05T02:53:40.000123Z`.
-fn start_of(file: &Path) -> String {
-    let b = file.file_stem().unwrap().to_str().unwrap().to_string();
-    format!("{}T{}:{}:{}.{}Z", &b[..10], &b[11..13], &b[14..16], &b[17..19], &b[20..26])
-}
-
-/// `t` (RFC 3339) plus `ms` milliseconds, as the server writes times.
-fn plus_ms(t: &str, ms: u64) -> String {
-    let at = camrelay::record::template::parse_rfc3339(t).expect("an RFC 3339 time");
-    camrelay::servers::v3::rfc3339(at + Duration::from_millis(ms))
 }
 
 struct Decoded {
@@ -112,9 +92,9 @@ fn lists_and_serves_recordings_across_segment_boundaries() {
     let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", true);
     let cam = dir.join("cam");
     // Seven files: the first six are complete 1 s segments (25 fps, a keyframe every second).
-    let recorded = wait_until(Duration::from_secs(40), || segments(&cam).len() >= 7);
-    assert!(recorded, "segments: {:?}\n{}", segments(&cam), server.log());
-    let files = segments(&cam);
+    let recorded = wait_until(Duration::from_secs(40), || segments(&cam, "mp4").len() >= 7);
+    assert!(recorded, "segments: {:?}\n{}", segments(&cam, "mp4"), server.log());
+    let files = segments(&cam, "mp4");
 
     // /list: one span, MediaMTX's fields.
     let listed = get(addr, "/list?path=cam");

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,15 +17,6 @@ fn mediamtx(paths: &str) -> String {
         "logLevel: info\napi: true\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
          hls: false\nwebrtc: false\nrtmp: false\nsrt: false\npaths:\n{paths}"
     )
-}
-
-/// The segment files under `dir`, by name (the names sort by start time).
-fn segments(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 struct Probed {
@@ -310,7 +301,9 @@ fn mpegts_segments_and_a_clean_stop_finishes_the_last_one() {
         if i + 1 < files.len() {
             assert!((1.9..=3.1).contains(&p.duration), "{}: {} s", f.display(), p.duration);
         } else {
-            assert!(p.duration >= 0.8, "the stop lost the last part: {}: {} s", f.display(), p.duration);
+            // Without the stop's flush the last file has no frames at all (its part is 10 s); 1.2 s were
+            // sent, less when the machine is loaded (0.52 s under a parallel build).
+            assert!(p.duration >= 0.3, "the stop lost the last part: {}: {} s", f.display(), p.duration);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

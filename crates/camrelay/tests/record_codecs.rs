@@ -11,7 +11,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,26 +37,6 @@ fn playback_addr(server: &Server) -> std::net::SocketAddr {
     };
     assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no playback listener:\n{}", server.log());
     find().unwrap()
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// `2026-12-05_02-53-40-000123.mp4` → `2026-12-05T02:53:40.000123Z`.
-fn start_of(file: &Path) -> String {
-    let b = file.file_stem().unwrap().to_str().unwrap().to_string();
-    format!("{}T{}:{}:{}.{}Z", &b[..10], &b[11..13], &b[14..16], &b[17..19], &b[20..26])
-}
-
-/// `t` (RFC 3339) plus `ms` milliseconds, as the server writes times.
-fn plus_ms(t: &str, ms: u64) -> String {
-    let at = camrelay::record::template::parse_rfc3339(t).expect("an RFC 3339 time");
-    camrelay::servers::v3::rfc3339(at + Duration::from_millis(ms))
 }
 
 /// ffprobe's codec name, width, height and duration (end minus start: segments continue the
@@ -103,9 +83,9 @@ fn decode(file: &Path) -> (Vec<f64>, usize, String) {
 fn check_recording(server: &Server, dir: &Path, name: &str, codec: &str, gop: f64) {
     let addr = playback_addr(server);
     let path = dir.join(name);
-    let recorded = wait_until(Duration::from_secs(60), || segments(&path).len() >= 5);
-    assert!(recorded, "{name}: segments {:?}\n{}", segments(&path), server.log());
-    let files = segments(&path);
+    let recorded = wait_until(Duration::from_secs(60), || segments(&path, "mp4").len() >= 5);
+    assert!(recorded, "{name}: segments {:?}\n{}", segments(&path, "mp4"), server.log());
+    let files = segments(&path, "mp4");
     for f in &files[..files.len() - 1] {
         let (c, w, h, duration) = probe(f);
         eprintln!("{}: {c} {w}x{h} {duration:.3} s", f.display());
@@ -203,8 +183,8 @@ fn check_audio(name: &str, audio: &[&str], codec: &str) {
     args.extend(["-t", "60", "-f", "rtsp", "-rtsp_transport", "tcp", &url]);
     let _p = Publisher::spawn("ffmpeg", &args);
     let path = dir.join(name);
-    assert!(wait_until(Duration::from_secs(40), || segments(&path).len() >= 4), "{name}\n{}", server.log());
-    let files = segments(&path);
+    assert!(wait_until(Duration::from_secs(40), || segments(&path, "mp4").len() >= 4), "{name}\n{}", server.log());
+    let files = segments(&path, "mp4");
     for f in &files[..files.len() - 1] {
         let out = run_with_timeout(
             Command::new("ffprobe")

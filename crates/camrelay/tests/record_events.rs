@@ -9,15 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-/// The segment files under `dir`, by name (the names sort by start time).
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
 #[derive(Debug)]
 struct Probed {
     /// `codec WxH` of the video stream(s), codec names of the others.
@@ -101,8 +92,8 @@ fn go2rtc_record_section_and_pre_recorded_events() {
 
     // Continuous: 2 s segments ffprobe reads.
     let cam = dir.join("cam");
-    assert!(wait_until(Duration::from_secs(30), || segments(&cam).len() >= 3), "{}", server.log());
-    for f in &segments(&cam)[..2] {
+    assert!(wait_until(Duration::from_secs(30), || segments(&cam, "mp4").len() >= 3), "{}", server.log());
+    for f in &segments(&cam, "mp4")[..2] {
         let p = probe(f);
         assert_eq!(p.streams, ["h264 320x240", "aac"], "{}", f.display());
         assert!((1.9..=3.1).contains(&p.duration), "{}: {p:?}", f.display());
@@ -110,7 +101,7 @@ fn go2rtc_record_section_and_pre_recorded_events() {
     }
     // Events only: nothing written for door before a request.
     assert!(server.wait_log("pre-record started", Duration::from_secs(5)), "{}", server.log());
-    assert!(segments(&dir.join("door")).is_empty());
+    assert!(segments(&dir.join("door"), "mp4").is_empty());
 
     // Auth: the control API's user.
     assert_eq!(server.http("POST", "/api/record?src=door").status, 401);
@@ -240,10 +231,10 @@ fn a_source_changing_codec_starts_a_new_segment() {
         let p = publish(size, codec);
         // Written for a while (the segment is 60 s: only a change starts another file).
         let grew = wait_until(Duration::from_secs(30), || {
-            segments(&cam).last().and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.len() > 50_000)
-                && segments(&cam).len() > steps.len()
+            segments(&cam, "mp4").last().and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.len() > 50_000)
+                && segments(&cam, "mp4").len() > steps.len()
         });
-        assert!(grew, "{size}: {:?}\n{}", segments(&cam), server.log());
+        assert!(grew, "{size}: {:?}\n{}", segments(&cam, "mp4"), server.log());
         std::thread::sleep(Duration::from_secs(3));
         drop(p);
         steps.push((size, before));
@@ -251,7 +242,7 @@ fn a_source_changing_codec_starts_a_new_segment() {
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let files = segments(&cam);
+    let files = segments(&cam, "mp4");
     assert_eq!(files.len(), 3, "{files:?}\n{}", server.log());
     assert!(server.log().contains("the video parameters changed: new segment"), "{}", server.log());
     let expected = [["h264 320x240"], ["h264 160x120"], ["hevc 160x120"]];

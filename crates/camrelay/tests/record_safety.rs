@@ -17,14 +17,6 @@ fn mediamtx(paths: &str) -> String {
     )
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "mp4")).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
 /// (codecs, seconds, decoded video frames, what ffmpeg complained about while decoding all of it).
 fn decode(file: &Path) -> (Vec<String>, f64, usize, String) {
     let out = run_with_timeout(
@@ -75,12 +67,12 @@ fn a_segment_torn_by_kill_9_is_recovered_at_the_next_start() {
     let mut server = Server::start(&config);
     let publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", true);
     let grew = wait_until(Duration::from_secs(30), || {
-        segments(&cam).first().and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.len() > 150_000)
+        segments(&cam, "mp4").first().and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.len() > 150_000)
     });
-    assert!(grew, "{:?}\n{}", segments(&cam), server.log());
+    assert!(grew, "{:?}\n{}", segments(&cam, "mp4"), server.log());
     server.kill();
     drop(publisher);
-    let file = segments(&cam).pop().unwrap();
+    let file = segments(&cam, "mp4").pop().unwrap();
     let data = std::fs::read(&file).unwrap();
     let list = boxes(&data);
     let kinds: Vec<&str> = list.iter().map(|(k, _, _)| k.as_str()).collect();
@@ -108,7 +100,7 @@ fn a_segment_torn_by_kill_9_is_recovered_at_the_next_start() {
     assert!(frames.abs_diff((duration * 25.0).round() as usize) <= 8, "{frames} frames in {duration} s");
     // And it records again, into a new segment.
     let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", true);
-    assert!(wait_until(Duration::from_secs(30), || segments(&cam).len() >= 2), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || segments(&cam, "mp4").len() >= 2), "{}", server.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -139,8 +131,8 @@ fn a_full_disk_is_an_error_then_recording_resumes() {
     let other = dir.join("other");
     let _p1 = Publisher::start(&server.rtsp_url("full"), "tcp", "320x240", true);
     let _p2 = Publisher::start(&server.rtsp_url("other"), "tcp", "160x120", false);
-    assert!(wait_until(Duration::from_secs(30), || segments(&full).len() >= 2), "{}", server.log());
-    assert!(segments(&mnt).is_empty() && !mnt.join("full").exists(), "the tmpfs is not the server's alone");
+    assert!(wait_until(Duration::from_secs(30), || segments(&full, "mp4").len() >= 2), "{}", server.log());
+    assert!(segments(&mnt, "mp4").is_empty() && !mnt.join("full").exists(), "the tmpfs is not the server's alone");
 
     // Fill it, leaving a few kB.
     let filler = inside.join("filler");
@@ -155,26 +147,26 @@ fn a_full_disk_is_an_error_then_recording_resumes() {
     let error = state["recording"]["error"].as_str().unwrap_or_default().to_string();
     assert!(error.starts_with("disk full: "), "{state}");
     // Not a crash: the other path records on, the full one still plays, the segments written are readable.
-    let before = segments(&other).len();
-    assert!(wait_until(Duration::from_secs(10), || segments(&other).len() >= before + 2), "{}", server.log());
+    let before = segments(&other, "mp4").len();
+    assert!(wait_until(Duration::from_secs(10), || segments(&other, "mp4").len() >= before + 2), "{}", server.log());
     assert!(ffprobe(&server.rtsp_url("full"), "tcp").is_ok_and(|s| s.iter().any(|s| s.codec_name == "h264")));
-    for f in segments(&full) {
+    for f in segments(&full, "mp4") {
         let (codecs, duration, _, errors) = decode(&f);
         assert_eq!(codecs, ["h264", "aac"], "{}", f.display());
         assert!(errors.is_empty() && duration > 0.0, "{}: {errors}", f.display());
     }
     // Retried every 5 s, without a trail of empty files.
-    let files_when_full = segments(&full).len();
+    let files_when_full = segments(&full, "mp4").len();
     std::thread::sleep(Duration::from_secs(6));
-    assert!(segments(&full).len() <= files_when_full + 1, "{:?}", segments(&full));
+    assert!(segments(&full, "mp4").len() <= files_when_full + 1, "{:?}", segments(&full, "mp4"));
 
     // Space returns: recording resumes and the error goes.
     std::fs::remove_file(&filler).unwrap();
-    let n = segments(&full).len();
-    assert!(wait_until(Duration::from_secs(30), || segments(&full).len() >= n + 2), "{}", server.log());
+    let n = segments(&full, "mp4").len();
+    assert!(wait_until(Duration::from_secs(30), || segments(&full, "mp4").len() >= n + 2), "{}", server.log());
     let state = server.http("GET", "/api/streams?src=full").json();
     assert!(state["recording"].get("error").is_none(), "{state}");
-    let newest = segments(&full);
+    let newest = segments(&full, "mp4");
     let (codecs, _, _, errors) = decode(&newest[newest.len() - 2]);
     assert_eq!(codecs, ["h264", "aac"]);
     assert!(errors.is_empty(), "{errors}");

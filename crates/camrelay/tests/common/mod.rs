@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -799,4 +799,68 @@ pub fn ha_python() -> std::path::PathBuf {
         venv.display()
     );
     venv
+}
+
+// ------------------------------------------------------------------------------------- recordings
+
+/// The recorded segment files with extension `ext` under `dir`, by name (the names sort by start time).
+pub fn segments(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A segment's start from its default name: `2026-12-05_02-53-40-000123.mp4` → `2026-12-05T02:53:40.000123Z`.
+pub fn start_of(file: &Path) -> String {
+    let b = file.file_stem().unwrap().to_str().unwrap().to_string();
+    format!("{}T{}:{}:{}.{}Z", &b[..10], &b[11..13], &b[14..16], &b[17..19], &b[20..26])
+}
+
+/// `t` (RFC 3339) plus `ms` milliseconds, as the server writes times.
+pub fn plus_ms(t: &str, ms: u64) -> String {
+    let at = camrelay::record::template::parse_rfc3339(t).expect("an RFC 3339 time");
+    camrelay::servers::v3::rfc3339(at + Duration::from_millis(ms))
+}
+
+/// lighttpd (a web server we did not write) on a free loopback port, serving `root`, with `extra`
+/// config lines (modules, MIME types, auth); killed on drop.
+pub struct Lighttpd {
+    child: Child,
+    pub port: u16,
+}
+
+impl Lighttpd {
+    pub fn start(dir: &Path, root: &Path, extra: &str) -> Lighttpd {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let conf = format!(
+            "server.document-root = \"{root}\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\n\
+             server.errorlog = \"{dir}/lighttpd.log\"\n{extra}",
+            root = root.display(),
+            dir = dir.display()
+        );
+        let conf_path = dir.join("lighttpd.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("lighttpd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&conf_path)
+            .spawn()
+            .expect("lighttpd (apt package lighttpd)");
+        let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(
+            up,
+            "lighttpd did not start: {}",
+            std::fs::read_to_string(dir.join("lighttpd.log")).unwrap_or_default()
+        );
+        Lighttpd { child, port }
+    }
+}
+
+impl Drop for Lighttpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
