@@ -308,3 +308,59 @@ fn input_streams(program: &std::path::Path, url: &str) -> String {
     let inputs = stderr.split("Stream mapping").next().unwrap_or("");
     inputs.lines().filter(|l| l.trim_start().starts_with("Stream #0:")).collect::<Vec<_>>().join("\n")
 }
+
+/// A path with an `rtmp://` source (`cam` pulls `live/up` of the same server) and an AV1 slate: while
+/// `live/up` has no publisher the source is down and an RTMP reader of `cam` decodes the AV1 slate;
+/// ffmpeg 9 publishes AV1 to `live/up`, the source comes up and the same reader decodes its 320x240
+/// pictures; it stops, the source goes down and the reader is back on the slate.
+#[test]
+fn an_rtmp_source_of_av1_plays_the_av1_slate_while_it_is_down() {
+    let port = free_port();
+    let config = format!(
+        "api: yes\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
+         hls: no\nwebrtc: no\nrtmp: yes\nrtmpAddress: 127.0.0.1:{port}\nsrt: no\n\
+         paths:\n  live/up:\n    source: publisher\n\
+         \x20 cam:\n    source: rtmp://127.0.0.1:{port}/live/up\n    alwaysAvailable: yes\n    alwaysAvailableTracks:\n    - codec: AV1\n"
+    );
+    let srv = Server::start(&config);
+    let rtmp = |path: &str| format!("rtmp://127.0.0.1:{port}/{path}");
+    let mut reader = FrameCrcReader::start_ffmpeg9(&["-i", &rtmp("cam")]);
+    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)), "the AV1 slate\n{}", srv.log());
+
+    let args = [
+        "-v",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-c:v",
+        "libsvtav1",
+        "-preset",
+        "12",
+        "-svtav1-params",
+        "lp=1",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "25",
+        "-t",
+        "60",
+        "-f",
+        "flv",
+    ];
+    let up = rtmp("live/up");
+    let publisher = Publisher::spawn(ffmpeg9(), &[&args[..], &[up.as_str()]].concat());
+    assert!(
+        reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(30)),
+        "the source's AV1 picture once it is up, same reader\n{}",
+        srv.log()
+    );
+    drop(publisher);
+    let slate_again =
+        wait_until(Duration::from_secs(40), || srv.log().matches("source down: the offline slate plays").count() >= 2);
+    assert!(slate_again, "{}", srv.log());
+    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)), "the AV1 slate again, same reader");
+    assert!(!reader.exited(), "the reader never reconnected");
+}
