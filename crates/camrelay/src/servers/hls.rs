@@ -523,7 +523,7 @@ pub async fn start_session(
             };
             let mut reader = subscribe(app, q, &filters, protocol, peer, ua).await?;
             let hls = app.config().servers.hls.clone();
-            let (policy, live) = if settings {
+            let (policy, mut live) = if settings {
                 let policy = SegmentPolicy {
                     video_min: hls.segment_duration,
                     audio_len: hls.segment_duration,
@@ -534,7 +534,13 @@ pub async fn start_session(
             } else {
                 (SegmentPolicy::default(), LiveConfig { segment_count: LIST_SEGMENTS, fmp4, part_target: None })
             };
-            let mut segmenter = match Segmenter::with_policy(&reader_codecs(&reader), fmp4, policy) {
+            // MPEG-TS has no stream type HLS players read for G.711 or LPCM: a TS session whose filters
+            // matched such audio gets fMP4 segments (the audio as FLAC) rather than a 415.
+            let codecs = reader_codecs(&reader);
+            let fmp4 = fmp4
+                || (formats::mux::TsStream::new(&codecs).is_err() && formats::fmp4::Fmp4Muxer::new(&codecs).is_ok());
+            live.fmp4 = fmp4;
+            let mut segmenter = match Segmenter::with_policy(&codecs, fmp4, policy) {
                 Ok(s) => s,
                 Err(e) => return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("hls: {e}"))),
             };

@@ -138,11 +138,13 @@ pub(crate) fn route_for_fuzzing(hls: bool, method: &Method, path: &str, query: O
     }
 }
 
-/// The go2rtc API query of MediaMTX's `hlsVariant` (`mtx`: cut by `hlsSegmentCount`...).
+/// The go2rtc API query of MediaMTX's `hlsVariant` (`mtx`: cut by `hlsSegmentCount`...). The fMP4
+/// variants take G.711 and LPCM cameras' audio too, repacked as FLAC (`mp4=flac`): MediaMTX leaves it
+/// out, so a G.711 camera played silent in its HLS; hls.js and ffmpeg play FLAC in fMP4.
 fn variant_query(variant: HlsVariant) -> &'static str {
     match variant {
-        HlsVariant::LowLatency => "mp4&ll&mtx",
-        HlsVariant::Fmp4 => "mp4&mtx",
+        HlsVariant::LowLatency => "mp4=flac&ll&mtx",
+        HlsVariant::Fmp4 => "mp4=flac&mtx",
         HlsVariant::Mpegts => "video=h264,h265&audio=aac&mtx",
     }
 }
@@ -304,11 +306,11 @@ mod tests {
         let post = Method::POST;
         assert_eq!(
             route_ll(Kind::Hls, &get, "/cam/index.m3u8", None),
-            Target::Api("/api/stream.m3u8?src=cam&mp4&ll&mtx".into())
+            Target::Api("/api/stream.m3u8?src=cam&mp4=flac&ll&mtx".into())
         );
         assert_eq!(
             route_ll(Kind::Hls, &get, "/live/cam 1/index.m3u8", Some("x=1")),
-            Target::Api("/api/stream.m3u8?src=live%2Fcam%201&mp4&ll&mtx&x=1".into())
+            Target::Api("/api/stream.m3u8?src=live%2Fcam%201&mp4=flac&ll&mtx&x=1".into())
         );
         assert_eq!(
             route_ll(Kind::Hls, &get, "/cam/hls/playlist.m3u8", Some("id=abc")),
@@ -320,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             route(Kind::Hls, HlsVariant::Fmp4, &get, "/cam/index.m3u8", None),
-            Target::Api("/api/stream.m3u8?src=cam&mp4&mtx".into())
+            Target::Api("/api/stream.m3u8?src=cam&mp4=flac&mtx".into())
         );
         assert_eq!(
             route_ll(Kind::Hls, &get, "/cam/hls/part.m4s", Some("id=abc&n=3&p=1")),
