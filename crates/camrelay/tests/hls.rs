@@ -273,3 +273,89 @@ fn bad_ids_and_requests() {
     // The session still serves.
     assert_eq!(srv.http("GET", &media).status, 200);
 }
+
+/// Decoded yuv420p frame sizes: 320x240 and 640x480.
+const SMALL: u64 = 320 * 240 * 3 / 2;
+const LARGE: u64 = 640 * 480 * 3 / 2;
+
+/// Issue 19, continuity: a publisher replaced within `publisher_grace` by one with another picture size.
+/// The stream's HLS muxers (MPEG-TS, fMP4, LL-HLS) start a new segment at its first keyframe, marked
+/// `#EXT-X-DISCONTINUITY`, fMP4 with a new init segment (`#EXT-X-MAP` of generation 1, 640x480), TS
+/// with the new SPS in band; ffmpeg readers that joined before decode 320x240, then 640x480, from the
+/// same URL without reconnecting (`-autoscale 0`: frames at their decoded size).
+#[test]
+fn hls_readers_follow_a_new_publishers_picture_size() {
+    let srv = Server::start("hub:\n  publisher_grace: 10s\nstreams:\n  cam:\n");
+    let url = srv.rtsp_url("cam");
+    let first = Publisher::start(&url, "tcp", "320x240", true);
+    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
+    let api = srv.api.unwrap();
+    let variants = ["", "&mp4", "&ll"];
+    let readers: Vec<FrameCrcReader> = variants
+        .iter()
+        .map(|v| FrameCrcReader::start_input(&["-i", &format!("http://{api}/api/stream.m3u8?src=cam{v}")]))
+        .collect();
+    for (r, v) in readers.iter().zip(variants) {
+        assert!(r.frames_of(SMALL, 25, Duration::from_secs(30)), "HLS{v} decodes 320x240\n{}", srv.log());
+    }
+    // A session of our own on the LL-HLS muxer, to read its playlists.
+    let master = srv.http("GET", "/api/stream.m3u8?src=cam&ll").text();
+    let media = format!("/api/{}", master.lines().find(|l| l.starts_with("hls/")).unwrap());
+
+    drop(first);
+    assert!(srv.wait_log("publisher left: its readers wait", Duration::from_secs(10)), "{}", srv.log());
+    let _second = Publisher::start(&url, "tcp", "640x480", true);
+    assert!(srv.wait_log("publisher came back: its readers go on", Duration::from_secs(15)), "{}", srv.log());
+    for (r, v) in readers.iter().zip(variants) {
+        assert!(r.frames_of(LARGE, 25, Duration::from_secs(30)), "HLS{v} decodes 640x480\n{}", srv.log());
+    }
+    for (mut r, v) in readers.into_iter().zip(variants) {
+        assert!(!r.exited(), "HLS{v}: the same ffmpeg reads on");
+    }
+    let text = srv.http("GET", &media).text();
+    println!("LL-HLS playlist after the switch:\n{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init.mp4?id="), "{text}");
+    let map = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .map(|u| u.trim_end_matches('"').to_string())
+        .unwrap();
+    assert!(map.ends_with("&g=1"), "{map}");
+    let init = srv.http("GET", &format!("/api/hls/{map}"));
+    assert_eq!(init.status, 200);
+    let avc1 = init.body.windows(4).position(|w| w == b"avc1").expect("an avc1 sample entry");
+    let at = |i: usize| u16::from_be_bytes([init.body[avc1 + i], init.body[avc1 + i + 1]]);
+    assert_eq!((at(28), at(30)), (640, 480), "the new init segment's picture size");
+    let v = srv.http("GET", "/api/streams?src=cam").json();
+    let hls =
+        v["consumers"].as_array().unwrap().iter().filter(|c| c["protocol"].as_str().unwrap_or("").starts_with("hls"));
+    assert_eq!(hls.count(), 3, "one HLS reader per variant throughout: {v}");
+}
+
+/// hls.js in headless Chromium (`tests/browser/hls_size_change.mjs`, its own network namespace) plays
+/// the LL-HLS and the MPEG-TS variant of a 320x240 publisher, which is replaced by a 640x480 one within
+/// `hub.publisher_grace`: both players show 320x240, then 640x480 (`videoWidth`), with no fatal error.
+#[test]
+fn hlsjs_follows_a_new_publishers_picture_size() {
+    let v = run_browser_script(
+        BrowserNet::Loopback,
+        "hls_size_change.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay")],
+        Duration::from_secs(150),
+    );
+    println!("hls.js across a picture-size change: {v}");
+    assert!(v["error"].is_null(), "{v}");
+    for player in ["&ll", "ts"] {
+        let p = &v["players"][player];
+        let sizes: Vec<(u64, u64)> = p["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(sizes, [(320, 240), (640, 480)], "{player}: {v}");
+        let errors = p["errors"].as_array().unwrap();
+        assert!(errors.iter().all(|e| !e.as_str().unwrap().contains("fatal")), "{player}: {v}");
+    }
+}

@@ -216,7 +216,8 @@ pub fn pmt_scan(data: &[u8]) {
 /// The HLS/fMP4 `Segmenter` on frames with arbitrary payloads, timestamps and flags (payloads and
 /// timestamps come from the network). Beyond "never panics": every segment is non-empty with a positive
 /// finite duration, TS segments are whole 188-byte packets, and no segment exceeds the size bound by
-/// more than about one frame's output.
+/// more than about one frame's output; following picture changes (selector bit 0x40), parts (0x80) and
+/// segments carry generations that never go back nor pass the segmenter's.
 ///
 /// Input: `[selector, records...]`, a record being `[flags, ts(4), len(2), payload...]`.
 pub fn segment(data: &[u8]) {
@@ -239,6 +240,13 @@ pub fn segment(data: &[u8]) {
     let policy =
         SegmentPolicy { video_min: Duration::from_millis(100), audio_len: Duration::from_millis(200), max_bytes };
     let Ok(mut s) = Segmenter::with_policy(&tracks, fmp4, policy) else { return };
+    if sel & 0x40 != 0 {
+        s.follow_changes();
+    }
+    if sel & 0x80 != 0 {
+        s.set_parts(Duration::from_millis(40));
+    }
+    let (mut part_generation, mut segment_generation) = (0, 0);
     let mut segments = Vec::new();
     let mut largest = 0;
     while r.len() >= 7 {
@@ -250,7 +258,15 @@ pub fn segment(data: &[u8]) {
         largest = largest.max(len);
         let slot = usize::from(flags & 1) % tracks.len();
         let frame = Frame { timestamp, keyframe: flags & 2 != 0, payload, rtp: Vec::new() };
-        if let Some(seg) = s.push(slot, &frame) {
+        let cut = s.push(slot, &frame);
+        while let Some(p) = s.take_part() {
+            assert!(!p.data.is_empty() && p.duration.is_finite() && p.duration > 0.0);
+            assert!(p.generation >= part_generation && p.generation <= s.generation());
+            part_generation = p.generation;
+        }
+        if let Some(seg) = cut {
+            assert!(seg.generation >= segment_generation && seg.generation <= s.generation());
+            segment_generation = seg.generation;
             segments.push(seg);
         }
         let _ = s.take_error();

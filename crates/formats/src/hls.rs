@@ -80,8 +80,8 @@ pub fn master_playlist(variants: &[Variant]) -> String {
 /// The parts of a live playlist a server names ([`LivePlaylist::render`] asks for their URIs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveUri {
-    /// The fMP4 init segment (`#EXT-X-MAP`).
-    Init,
+    /// The fMP4 init segment (`#EXT-X-MAP`) of a generation (see [`LivePlaylist::set_generation`]).
+    Init(u64),
     /// Media segment `msn`.
     Segment(u64),
     /// Partial segment `part` (from 0) of media segment `msn`.
@@ -115,6 +115,10 @@ struct LiveSegment {
     /// Wall clock of its start, Unix milliseconds (`#EXT-X-PROGRAM-DATE-TIME`).
     start_ms: i64,
     parts: Vec<LivePart>,
+    /// Its init segment's generation.
+    generation: u64,
+    /// Of another generation than the segment before (`#EXT-X-DISCONTINUITY`).
+    discontinuity: bool,
 }
 
 /// Why a blocking playlist request (`_HLS_msn`/`_HLS_part`) is refused (400 Bad Request).
@@ -146,6 +150,12 @@ pub struct LivePlaylist {
     /// Where the next segment starts on the wall clock (continues the previous one's end).
     next_start_ms: Option<i64>,
     ended: bool,
+    /// The generation of the segments to come ([`LivePlaylist::set_generation`]).
+    generation: u64,
+    /// The generation of the last segment started.
+    last_generation: Option<u64>,
+    /// `#EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that left the list.
+    discontinuity_sequence: u64,
 }
 
 impl LivePlaylist {
@@ -164,7 +174,25 @@ impl LivePlaylist {
             part_target: config.part_target.unwrap_or(0.0),
             next_start_ms: None,
             ended: false,
+            generation: 0,
+            last_generation: None,
+            discontinuity_sequence: 0,
         }
+    }
+
+    /// The segments started from now on belong to init segment generation `generation` (a new picture:
+    /// another size or codec parameters). A segment of another generation than the one before is listed
+    /// after `#EXT-X-DISCONTINUITY` and, fMP4, an `#EXT-X-MAP` of its generation
+    /// ([`LiveUri::Init`]); when it leaves the list, `#EXT-X-DISCONTINUITY-SEQUENCE` counts it.
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
+    }
+
+    fn new_segment(&mut self, start_ms: i64) -> LiveSegment {
+        let generation = self.generation;
+        let discontinuity = self.last_generation.is_some_and(|g| g != generation);
+        self.last_generation = Some(generation);
+        LiveSegment { msn: self.next_msn, duration: 0.0, start_ms, parts: Vec::new(), generation, discontinuity }
     }
 
     pub fn config(&self) -> &LiveConfig {
@@ -179,7 +207,7 @@ impl LivePlaylist {
     pub fn add_part(&mut self, part: LivePart, now_ms: i64) -> (u64, u64) {
         if self.current.is_none() {
             let start_ms = self.start(now_ms, part.duration);
-            self.current = Some(LiveSegment { msn: self.next_msn, duration: 0.0, start_ms, parts: Vec::new() });
+            self.current = Some(self.new_segment(start_ms));
         }
         self.part_target = self.part_target.max((part.duration * 1000.0).ceil() / 1000.0);
         let cur = self.current.as_mut().expect("just set");
@@ -194,7 +222,7 @@ impl LivePlaylist {
             Some(s) => s,
             None => {
                 let start_ms = self.start(now_ms, duration);
-                LiveSegment { msn: self.next_msn, duration: 0.0, start_ms, parts: Vec::new() }
+                self.new_segment(start_ms)
             }
         };
         seg.duration = duration;
@@ -205,14 +233,19 @@ impl LivePlaylist {
         self.segments.push_back(seg);
         let mut gone = None;
         while self.segments.len() > self.config.segment_count {
-            gone = self.segments.pop_front().map(|s| s.msn);
+            if let Some(s) = self.segments.pop_front() {
+                self.discontinuity_sequence += u64::from(s.discontinuity);
+                gone = Some(s.msn);
+            }
         }
         (msn, gone)
     }
 
     /// The segment in progress was abandoned (dropped for size): its parts leave the list.
     pub fn abandon_current(&mut self) {
-        self.current = None;
+        if self.current.take().is_some() {
+            self.last_generation = self.segments.back().map(|g| g.generation);
+        }
     }
 
     /// The stream ended (`#EXT-X-ENDLIST`).
@@ -339,15 +372,20 @@ impl LivePlaylist {
         }
         let first = self.segments.front().map_or(self.next_msn, |g| g.msn);
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{first}");
-        if self.config.fmp4 {
-            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", uri(LiveUri::Init));
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.discontinuity_sequence);
         }
-        // Skipped: the oldest segments while the rest still spans CAN-SKIP-UNTIL.
+        // The init segment in effect: the first segment's (then a new one after each discontinuity).
+        let mut map = self.segments.front().or(self.current.as_ref()).map_or(self.generation, |g| g.generation);
+        if self.config.fmp4 {
+            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", uri(LiveUri::Init(map)));
+        }
+        // Skipped: the oldest segments while the rest still spans CAN-SKIP-UNTIL, up to a discontinuity.
         let mut skipped = 0;
         if ll && skip {
             let mut rest: f64 = self.segments.iter().map(|g| g.duration).sum();
-            for g in &self.segments {
-                if rest - g.duration < self.skip_until() {
+            for (i, g) in self.segments.iter().enumerate() {
+                if rest - g.duration < self.skip_until() || (i > 0 && g.discontinuity) {
                     break;
                 }
                 rest -= g.duration;
@@ -366,7 +404,8 @@ impl LivePlaylist {
             if i < skipped {
                 continue;
             }
-            if i == skipped {
+            let new_picture = self.write_discontinuity(&mut s, g, &mut map, uri);
+            if i == skipped || new_picture {
                 let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339_ms(g.start_ms));
             }
             if ll && near_edge {
@@ -376,7 +415,8 @@ impl LivePlaylist {
             let _ = writeln!(s, "{}", uri(LiveUri::Segment(g.msn)));
         }
         if let Some(c) = self.current.as_ref().filter(|_| ll) {
-            if self.segments.is_empty() {
+            let new_picture = self.write_discontinuity(&mut s, c, &mut map, uri);
+            if self.segments.is_empty() || new_picture {
                 let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339_ms(c.start_ms));
             }
             self.write_parts(&mut s, c, uri);
@@ -388,6 +428,26 @@ impl LivePlaylist {
             let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", uri(LiveUri::Part(msn, part)));
         }
         s
+    }
+
+    /// `#EXT-X-DISCONTINUITY` before a segment of another generation than the one before it, and the
+    /// `#EXT-X-MAP` of its generation when the init in effect (`map`) is another. True if a
+    /// discontinuity was written.
+    fn write_discontinuity(
+        &self,
+        s: &mut String,
+        g: &LiveSegment,
+        map: &mut u64,
+        uri: &dyn Fn(LiveUri) -> String,
+    ) -> bool {
+        if g.discontinuity {
+            let _ = writeln!(s, "#EXT-X-DISCONTINUITY");
+        }
+        if self.config.fmp4 && g.generation != *map {
+            *map = g.generation;
+            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", uri(LiveUri::Init(g.generation)));
+        }
+        g.discontinuity
     }
 
     fn write_parts(&self, s: &mut String, g: &LiveSegment, uri: &dyn Fn(LiveUri) -> String) {
@@ -473,7 +533,8 @@ mod tests {
 
     fn uri(u: LiveUri) -> String {
         match u {
-            LiveUri::Init => "init.mp4".into(),
+            LiveUri::Init(0) => "init.mp4".into(),
+            LiveUri::Init(g) => format!("init{g}.mp4"),
             LiveUri::Segment(n) => format!("seg{n}.m4s"),
             LiveUri::Part(n, p) => format!("part{n}.{p}.m4s"),
         }
@@ -578,6 +639,75 @@ mod tests {
         assert!(p.check_block(3, Some(17)).is_ok());
         assert!(p.check_block(3, Some(18)).is_err());
         assert_eq!(p.block_limit(), std::time::Duration::from_secs(3));
+    }
+
+    /// A new picture (generation 1) from segment 3 on: `#EXT-X-DISCONTINUITY`, the new `#EXT-X-MAP`
+    /// and a date before it and before the parts of the segment in progress of generation 2; once they
+    /// leave the list, `#EXT-X-DISCONTINUITY-SEQUENCE` counts them.
+    #[test]
+    fn a_new_generation_is_a_discontinuity_with_its_own_map() {
+        let mut p = ll();
+        let mut now = 1_000_000;
+        let mut feed = |p: &mut LivePlaylist, gen: u64, segments: usize, parts: usize| {
+            p.set_generation(gen);
+            for s in 0..=segments {
+                let n = if s == segments { parts } else { 5 };
+                for i in 0..n {
+                    now += 200;
+                    p.add_part(LivePart { duration: 0.2, independent: i == 0 }, now);
+                }
+                if s < segments {
+                    p.add_segment(1.0, now);
+                }
+            }
+        };
+        feed(&mut p, 0, 3, 0);
+        feed(&mut p, 1, 2, 0);
+        feed(&mut p, 2, 0, 2);
+        let text = p.render(&uri, false);
+        assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "{text}");
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n"), "{text}");
+        assert!(
+            text.contains("seg2.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "seg4.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:\
+                 1970-01-01T00:16:45.000Z\n#EXT-X-PART:DURATION=0.20000,URI=\"part5.0.m4s\",INDEPENDENT=YES\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 2, "{text}");
+        // Segments 0..=3 slide out (7 listed): the discontinuity before 3 is counted, the map is 1's.
+        feed(&mut p, 2, 6, 0);
+        let text = p.render(&uri, false);
+        assert!(
+            text.contains("#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI=\"init1.mp4\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(text.contains("seg4.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"\n"), "{text}");
+        // A delta update skips up to a discontinuity, not past it.
+        let delta = p.render(&uri, true);
+        assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n#EXT-X-DISCONTINUITY\n"), "{delta}");
+        // MPEG-TS: the tag, no map.
+        let mut ts = LivePlaylist::new(LiveConfig { segment_count: 3, fmp4: false, part_target: None });
+        ts.add_segment(1.0, 0);
+        ts.set_generation(1);
+        ts.add_segment(1.0, 1000);
+        let text = ts.render(&uri, false);
+        assert!(text.contains("seg0.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:"), "{text}");
+        assert!(!text.contains("MAP"), "{text}");
+        // An abandoned first segment of a generation leaves the next one its discontinuity.
+        let mut ab = ll();
+        ab.add_part(LivePart { duration: 0.2, independent: true }, 0);
+        ab.add_segment(0.2, 200);
+        ab.set_generation(1);
+        ab.add_part(LivePart { duration: 0.2, independent: true }, 400);
+        ab.abandon_current();
+        ab.add_part(LivePart { duration: 0.2, independent: true }, 600);
+        assert!(ab.render(&uri, false).contains("#EXT-X-DISCONTINUITY\n"));
     }
 
     #[test]

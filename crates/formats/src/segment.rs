@@ -6,6 +6,11 @@
 //! at least [`SegmentPolicy::video_min`] has accumulated (audio-only: every
 //! [`SegmentPolicy::audio_len`]). A segment growing past [`SegmentPolicy::max_bytes`] is cut
 //! (audio-only) or dropped until the next keyframe (video: cutting would start the next one mid-GOP).
+//!
+//! With [`Segmenter::follow_changes`] (HLS) a video keyframe that brings another picture (size, profile:
+//! a publisher replaced by one with other settings) ends the segment in progress, and the segments and
+//! parts from that keyframe on belong to a new [`Segmenter::generation`]: fMP4 with a new init segment,
+//! MPEG-TS with the new parameter sets in band; the playlist marks the boundary `#EXT-X-DISCONTINUITY`.
 
 use bytes::Bytes;
 use media::timestamp::Unwrapper;
@@ -52,6 +57,8 @@ pub struct CutPart {
     pub duration: f64,
     /// Starts with a video keyframe (or the stream has no video): `INDEPENDENT=YES`.
     pub independent: bool,
+    /// The [`Segmenter::generation`] it belongs to (its init segment).
+    pub generation: u64,
 }
 
 /// One finished segment.
@@ -60,6 +67,8 @@ pub struct CutSegment {
     pub data: Bytes,
     /// Seconds, from the timing track's timestamps.
     pub duration: f64,
+    /// The [`Segmenter::generation`] it belongs to (its init segment).
+    pub generation: u64,
 }
 
 /// Cuts a reader's frames into HLS segments.
@@ -101,6 +110,16 @@ pub struct Segmenter {
     /// The timing track's last frame interval (ticks), to predict where the next frame ends.
     last_interval: i64,
     parts: std::collections::VecDeque<CutPart>,
+    /// The reader's tracks, to start a new muxer when the picture changes.
+    tracks: Vec<(Kind, Codec)>,
+    /// See [`Segmenter::follow_changes`].
+    follow: bool,
+    /// MPEG-TS: the parameter sets in use ([`picture_signature`]).
+    picture: Option<Vec<Bytes>>,
+    /// Bumped at each picture change.
+    generation: u64,
+    /// The generation of the segment in progress (cut parts and segments carry it).
+    cur_generation: u64,
 }
 
 impl Segmenter {
@@ -159,7 +178,57 @@ impl Segmenter {
             part_independent: false,
             last_interval: 0,
             parts: std::collections::VecDeque::new(),
+            picture: tracks
+                .get(timing)
+                .filter(|_| video.is_some())
+                .and_then(|(_, c)| crate::video::VideoConfig::from_codec(c))
+                .map(|c| [c.vps, c.sps].concat()),
+            tracks: tracks.to_vec(),
+            follow: false,
+            generation: 0,
+            cur_generation: 0,
         })
+    }
+
+    /// Follow a picture that changes: a video keyframe that brings another picture (H.264/H.265: other
+    /// parameter sets; AV1/VP9/MJPEG: another sample entry) starts a new segment there, of a new
+    /// [`Segmenter::generation`]: fMP4 with its own init segment ([`Segmenter::init`] from that push
+    /// on; the timeline goes on), MPEG-TS with the new parameter sets in band. Parts and segments carry
+    /// their generation; the server lists `#EXT-X-DISCONTINUITY` (and a new `#EXT-X-MAP`) where it
+    /// changes. Call before the first [`Segmenter::push`].
+    pub fn follow_changes(&mut self) {
+        self.follow = true;
+        if let SegMuxer::Mp4(_) = self.mux {
+            // The tracks were accepted by `new`: `following` accepts them too.
+            if let Ok(m) = Mp4Muxer::following(&self.tracks) {
+                self.mux = SegMuxer::Mp4(m);
+            }
+        }
+    }
+
+    /// The generation of the init segment [`Segmenter::init`] gives: 0, then one more at each picture
+    /// change (see [`Segmenter::follow_changes`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// MPEG-TS: a keyframe of the timing (video) track with other parameter sets than the last ones
+    /// ends the segment in progress at `ts`; the next is of a new generation.
+    fn ts_picture_change(&mut self, frame: &Frame, ts: i64) -> Option<CutSegment> {
+        let codec = &self.tracks.get(self.timing)?.1;
+        let sig = picture_signature(codec, &frame.payload)?;
+        let before = self.picture.replace(sig.clone());
+        if before.is_none() || before == Some(sig) {
+            return None;
+        }
+        let done = self.cut(ts);
+        self.new_generation();
+        done
+    }
+
+    fn new_generation(&mut self) {
+        self.generation += 1;
+        self.cur_generation = self.generation;
     }
 
     /// Also cuts partial segments (LL-HLS) of at most `part` each where the frames' spacing allows: a
@@ -197,6 +266,7 @@ impl Segmenter {
             data: Bytes::from(data),
             duration: ticks as f64 / f64::from(self.clock),
             independent: self.part_independent,
+            generation: self.cur_generation,
         });
     }
 
@@ -232,7 +302,10 @@ impl Segmenter {
         let mut done = None;
         if timing {
             let ts = self.unwrap.unwrap(frame.timestamp);
-            if let Some(start) = self.cur_start {
+            if self.follow && self.has_video && frame.keyframe && !self.is_fmp4() {
+                done = self.ts_picture_change(frame, ts);
+            }
+            if let (Some(start), None) = (self.cur_start, &done) {
                 let elapsed = ts - start;
                 if boundary && (elapsed >= self.min_ticks || elapsed < 0 || self.cur_bytes >= self.max_bytes / 2) {
                     done = self.cut(ts);
@@ -257,6 +330,7 @@ impl Segmenter {
             self.last_ts = ts;
         }
         let starts_segment = self.cur_bytes == 0;
+        let mut new_init = None;
         let out = match &mut self.mux {
             SegMuxer::Ts(m) => {
                 let mut out = Vec::with_capacity(2);
@@ -278,8 +352,13 @@ impl Segmenter {
                 match m.push(slot, frame) {
                     Ok(mut out) => {
                         // `Mp4Muxer` sends the init segment first, once, when it becomes known.
-                        if !had_init && out.first().is_some_and(|b| b.get(4..8) == Some(b"ftyp")) {
+                        if !had_init && out.first().is_some_and(|b| is_ftyp(b)) {
                             self.init = Some(out.remove(0));
+                            self.codecs = m.mime_type().and_then(|t| codecs_of_mime(&t));
+                        } else if let Some(i) = out.iter().position(|b| is_ftyp(b)) {
+                            // Following a picture change (`follow_changes`): a new init segment in front
+                            // of the keyframe. What came before it is audio, valid under both.
+                            new_init = Some(out.remove(i));
                             self.codecs = m.mime_type().and_then(|t| codecs_of_mime(&t));
                         }
                         out
@@ -292,6 +371,20 @@ impl Segmenter {
                 }
             }
         };
+        if let Some(init) = new_init {
+            // The segment in progress ends before this keyframe (unless it ended there already).
+            if done.is_none() {
+                let ts = if timing { self.last_ts } else { self.last_ts.saturating_add(1) };
+                done = self.cut(ts);
+                self.cur_start = Some(ts);
+                if self.part_ticks.is_some() {
+                    self.part_start = Some(ts);
+                    self.part_independent = true;
+                }
+            }
+            self.init = Some(init);
+            self.new_generation();
+        }
         for b in out.into_iter().filter(|b| !b.is_empty()) {
             self.cur_bytes += b.len();
             self.cur.push(b);
@@ -376,7 +469,11 @@ impl Segmenter {
         for p in &parts {
             data.extend_from_slice(p);
         }
-        Some(CutSegment { data: Bytes::from(data), duration: ticks as f64 / f64::from(self.clock) })
+        Some(CutSegment {
+            data: Bytes::from(data),
+            duration: ticks as f64 / f64::from(self.clock),
+            generation: self.cur_generation,
+        })
     }
 
     fn discard(&mut self) {
@@ -386,6 +483,17 @@ impl Segmenter {
         self.part_start = None;
         self.part_from = 0;
     }
+}
+
+fn is_ftyp(b: &[u8]) -> bool {
+    b.get(4..8) == Some(b"ftyp")
+}
+
+/// The parameter sets of an H.264/H.265 keyframe (as the TS muxer and the recorder compare them);
+/// `None`: no keyframe with parameter sets.
+fn picture_signature(codec: &Codec, payload: &[u8]) -> Option<Vec<Bytes>> {
+    let vc = crate::video::VideoCodec::from_name(&codec.name)?;
+    crate::video::VideoConfig::from_nals(vc, media::h264::avcc_nals(payload)).map(|c| [c.vps, c.sps].concat())
 }
 
 /// `video/mp4; codecs="avc1.64001F,flac"` → `avc1.64001F,fLaC` (Safari plays FLAC but rejects the
@@ -599,6 +707,85 @@ mod tests {
         assert!(durations.len() >= 15, "{durations:?}");
         for d in &durations {
             assert!(*d <= 0.2 + 1e-9 && *d >= 0.85 * 0.2 - 1e-9, "{durations:?}");
+        }
+    }
+
+    /// A publisher with another picture takes over: the segment in progress ends at its first keyframe,
+    /// the next one (and its parts) is generation 1 with its own init segment (fMP4) or the new SPS in
+    /// band (TS), and the timeline goes on.
+    #[test]
+    fn a_new_picture_starts_a_segment_of_a_new_generation() {
+        // x264's baseline SPS/PPS of a 320x240 picture (testutil's is 640x480... another size).
+        let hex = |h: &str| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect();
+        let sps2: Vec<u8> = hex("6742c00dd90141fb011000000300100000030320f142a480");
+        let pps2: Vec<u8> = hex("68cb83cb20");
+        let frame2 = |ts: u32, key: bool| {
+            let payload = if key {
+                testutil::avcc(&[&sps2, &pps2, &[0x65, 0x88, 9]])
+            } else {
+                testutil::avcc(&[&[0x41, 0x9a, 9]])
+            };
+            Frame { timestamp: ts, keyframe: key, payload, rtp: Vec::new() }
+        };
+        let tracks = [(Kind::Video, testutil::h264()), (Kind::Audio, testutil::aac())];
+        for fmp4 in [true, false] {
+            let mut s = Segmenter::new(&tracks, fmp4).unwrap();
+            s.follow_changes();
+            if fmp4 {
+                s.set_parts(Duration::from_millis(200));
+            }
+            let first_init = std::cell::RefCell::new(None);
+            let (mut cuts, mut parts) = (Vec::new(), Vec::new());
+            let mut feed = |s: &mut Segmenter, i: u32, v: Frame| {
+                let mut out = s.push(0, &v).into_iter().collect::<Vec<_>>();
+                out.extend(s.push(1, &testutil::audio_frame(i * 1764, 2, 10)));
+                if first_init.borrow().is_none() {
+                    *first_init.borrow_mut() = s.init().cloned();
+                }
+                parts.extend(std::iter::from_fn(|| s.take_part()).map(|p| (p.generation, p.independent)));
+                cuts.extend(out.into_iter().map(|c| (c.generation, (c.duration * 1000.0).round() as u32, c.data)));
+            };
+            // 25 fps, a keyframe every 15 frames; the new publisher's first keyframe at frame 40.
+            for i in 0..40u32 {
+                feed(&mut s, i, testutil::h264_frame(i * 3600, i % 15 == 0, i as u8));
+            }
+            assert_eq!(s.generation(), 0);
+            for i in 40..80u32 {
+                feed(&mut s, i, frame2(i * 3600, (i - 40) % 15 == 0));
+            }
+            assert_eq!(s.generation(), 1, "fmp4 {fmp4}");
+            // Segments at 1.2 s (frame 30), then the change at 1.6 s (frame 40), then 1.2 s (frame 70).
+            let got: Vec<(u64, u32)> = cuts.iter().map(|c| (c.0, c.1)).collect();
+            assert_eq!(got, [(0, 1200), (0, 400), (1, 1200)], "fmp4 {fmp4}");
+            let last = s.finish().unwrap();
+            assert_eq!(last.generation, 1);
+            if fmp4 {
+                let (old, new) = (first_init.borrow().clone().unwrap(), s.init().cloned().unwrap());
+                let size = |init: &Bytes| {
+                    let avc1 = testutil::find(init, &["moov", "trak", "mdia", "minf", "stbl", "stsd", "avc1"]).unwrap();
+                    (u16::from_be_bytes([avc1[24], avc1[25]]), u16::from_be_bytes([avc1[26], avc1[27]]))
+                };
+                assert_ne!(size(&old), (320, 240));
+                assert_eq!(size(&new), (320, 240));
+                // Segments are fragments only; the first of generation 1 starts with the keyframe's moof
+                // and decode times go on (frame 40 at 144000).
+                for c in &cuts {
+                    assert!(testutil::boxes(&c.2).iter().all(|b| &b.kind == b"moof" || &b.kind == b"mdat"));
+                }
+                // (After the audio that was pending at the change: valid under both init segments.)
+                let mut tfdt = b"tfdt\x01\0\0\0".to_vec();
+                tfdt.extend_from_slice(&144_000u64.to_be_bytes());
+                assert!(cuts[2].2.windows(tfdt.len()).any(|w| w == &tfdt[..]));
+                // Parts: generation 0 until the change, the first of generation 1 independent.
+                let first_new = parts.iter().position(|p| p.0 == 1).unwrap();
+                assert!(parts[first_new].1 && parts[..first_new].iter().all(|p| p.0 == 0), "{parts:?}");
+                assert!(parts[first_new..].iter().all(|p| p.0 == 1), "{parts:?}");
+            } else {
+                // TS: the new segment starts with PAT, and carries the new SPS in band.
+                assert_eq!(&cuts[2].2[1..3], &[0x40, 0x00]);
+                assert!(cuts[2].2.windows(sps2.len()).any(|w| w == &sps2[..]));
+                assert!(!cuts[1].2.windows(sps2.len()).any(|w| w == &sps2[..]));
+            }
         }
     }
 

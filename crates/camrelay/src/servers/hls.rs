@@ -52,6 +52,8 @@ pub const MAX_MUXERS: usize = 100;
 pub const KEEP_SEGMENTS: usize = 8;
 /// Segments a media playlist lists.
 pub const LIST_SEGMENTS: usize = 6;
+/// Init segments a muxer keeps (one per picture change still listed, at most).
+pub const KEEP_INITS: usize = 4;
 use formats::hls::{LiveConfig, LivePart, LivePlaylist, LiveUri};
 use formats::segment::{CutPart, SegmentPolicy};
 /// The segmenter (frames in, whole segments out) lives in `formats::segment`; re-exported here.
@@ -92,7 +94,8 @@ pub fn routes(sessions: Arc<Sessions>) -> Router<Arc<App>> {
 // Muxers and sessions.
 
 struct MuxState {
-    init: Option<Bytes>,
+    /// fMP4 init segments by generation (a new one at each picture change), the last [`KEEP_INITS`].
+    inits: VecDeque<(u64, Bytes)>,
     codecs: Option<String>,
     /// What is listed (segments, parts, their numbering and timing).
     playlist: LivePlaylist,
@@ -107,7 +110,7 @@ struct MuxState {
 impl MuxState {
     fn new(config: LiveConfig, keep_extra: usize) -> MuxState {
         MuxState {
-            init: None,
+            inits: VecDeque::new(),
             codecs: None,
             playlist: LivePlaylist::new(config),
             segments: VecDeque::new(),
@@ -122,6 +125,10 @@ impl MuxState {
 
     fn segment(&self, msn: u64) -> Option<&Bytes> {
         self.segments.iter().find(|(n, _)| *n == msn).map(|(_, b)| b)
+    }
+
+    fn init(&self, generation: u64) -> Option<&Bytes> {
+        self.inits.iter().find(|(g, _)| *g == generation).map(|(_, b)| b)
     }
 
     fn part(&self, msn: u64, part: u64) -> Option<&Bytes> {
@@ -181,10 +188,12 @@ impl Muxer {
         let now = now_ms();
         let mut s = self.state();
         for p in parts {
+            s.playlist.set_generation(p.generation);
             let (msn, n) = s.playlist.add_part(LivePart { duration: p.duration, independent: p.independent }, now);
             s.parts.push_back((msn, n, p.data));
         }
         if let Some(seg) = seg {
+            s.playlist.set_generation(seg.generation);
             let (msn, _) = s.playlist.add_segment(seg.duration, now);
             s.segments.push_back((msn, seg.data));
             let keep = s.playlist.config().segment_count + s.keep_extra;
@@ -208,10 +217,14 @@ impl Muxer {
         s.parts.retain(|(n, _, _)| *n < next);
     }
 
-    fn set_meta(&self, init: Option<&Bytes>, codecs: Option<&str>) {
+    /// The segmenter's init segment of `generation` and codecs, once known.
+    fn set_meta(&self, init: Option<&Bytes>, codecs: Option<&str>, generation: u64) {
         let mut s = self.state();
-        if s.init.is_none() {
-            s.init = init.cloned();
+        if let Some(init) = init.filter(|_| s.init(generation).is_none()) {
+            s.inits.push_back((generation, init.clone()));
+            while s.inits.len() > KEEP_INITS {
+                s.inits.pop_front();
+            }
         }
         if s.codecs.is_none() {
             s.codecs = codecs.map(str::to_string);
@@ -242,7 +255,8 @@ impl Muxer {
     fn playlist(&self, id: &str, skip: bool) -> String {
         let ext = if self.fmp4 { "m4s" } else { "ts" };
         let uri = |u: LiveUri| match u {
-            LiveUri::Init => format!("init.mp4?id={id}"),
+            LiveUri::Init(0) => format!("init.mp4?id={id}"),
+            LiveUri::Init(g) => format!("init.mp4?id={id}&g={g}"),
             LiveUri::Segment(n) => format!("segment.{ext}?id={id}&n={n}"),
             LiveUri::Part(n, p) => format!("part.m4s?id={id}&n={n}&p={p}"),
         };
@@ -444,7 +458,7 @@ async fn run_muxer(
                     if let Some(e) = segmenter.take_error() {
                         tracing::debug!(stream = %muxer.key.src, "hls: {e}");
                     }
-                    muxer.set_meta(segmenter.init(), segmenter.codecs());
+                    muxer.set_meta(segmenter.init(), segmenter.codecs(), segmenter.generation());
                     let parts = std::iter::from_fn(|| segmenter.take_part()).collect();
                     muxer.add(parts, seg);
                     if segmenter.dropped != dropped {
@@ -547,6 +561,9 @@ pub async fn start_session(
             if ll {
                 segmenter.set_parts(hls.part_duration);
             }
+            // A publisher replaced by one with another picture: a new segment, init segment and
+            // `#EXT-X-DISCONTINUITY` from its first keyframe.
+            segmenter.follow_changes();
             let mut state = MuxState::new(live, KEEP_SEGMENTS - LIST_SEGMENTS);
             state.codecs = segmenter.codecs().map(str::to_string);
             let muxer = Arc::new(Muxer {
@@ -650,10 +667,15 @@ async fn init_mp4(Extension(sessions): Extension<Arc<Sessions>>, request: Reques
         return not_found();
     };
     let muxer = &session.muxer;
-    if !muxer.wait(FIRST_SEGMENT_WAIT, |s| s.init.is_some()).await {
+    // `g=`: the generation of a picture change's init segment (`#EXT-X-MAP` after a discontinuity).
+    let Some(generation) = q.get("g").map_or(Some(0), |g| g.parse::<u64>().ok()) else {
+        return error(StatusCode::BAD_REQUEST, "hls: bad g= (an init segment generation)");
+    };
+    if generation == 0 && !muxer.wait(FIRST_SEGMENT_WAIT, |s| !s.inits.is_empty()).await {
         return error(StatusCode::GATEWAY_TIMEOUT, "hls: no init segment yet (no keyframe)");
     }
-    let Some(init) = muxer.state().init.clone() else { return not_found() };
+    let init = muxer.state().init(generation).cloned();
+    let Some(init) = init else { return error(StatusCode::NOT_FOUND, format!("hls: no init segment {generation}")) };
     muxer.reader.count_sent(1, init.len() as u64);
     with_type(init, "video/mp4")
 }
@@ -898,7 +920,7 @@ mod tests {
     }
 
     fn part(independent: bool) -> CutPart {
-        CutPart { data: Bytes::from_static(b"part"), duration: 0.2, independent }
+        CutPart { data: Bytes::from_static(b"part"), duration: 0.2, independent, generation: 0 }
     }
 
     /// Blocking playlist reload on the paused clock: a request for the next part is held until the
@@ -910,7 +932,7 @@ mod tests {
         for i in 0..5 {
             muxer.add(vec![part(i == 0)], None);
         }
-        muxer.add(vec![], Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0 }));
+        muxer.add(vec![], Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0, generation: 0 }));
         muxer.add(vec![part(true)], None);
         // Segment 1 has part 0; a player asks for part 1.
         let waiter = {
@@ -972,7 +994,7 @@ mod tests {
         muxer.add(vec![part(false), part(false)], None);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(!request.is_finished(), "answered with parts only");
-        muxer.add(vec![], Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0 }));
+        muxer.add(vec![], Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0, generation: 0 }));
         let ((status, text), waited) = request.await.unwrap();
         assert_eq!(status, StatusCode::OK, "{text}");
         assert_eq!(waited, Duration::from_millis(800));
@@ -1009,7 +1031,7 @@ mod tests {
         let muxer = ll_muxer();
         for _ in 0..12 {
             let parts = (0..5).map(|i| part(i == 0)).collect();
-            muxer.add(parts, Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0 }));
+            muxer.add(parts, Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0, generation: 0 }));
         }
         let s = muxer.state();
         // 7 listed + 2 kept; parts only of the last three (within three target durations).
