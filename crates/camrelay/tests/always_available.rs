@@ -364,3 +364,58 @@ fn an_rtmp_source_of_av1_plays_the_av1_slate_while_it_is_down() {
     assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)), "the AV1 slate again, same reader");
     assert!(!reader.exited(), "the reader never reconnected");
 }
+
+/// `alwaysAvailableFile` with an AV1 (libaom-av1) and a VP9 (libvpx-vp9) MP4 of 480x272: an ffmpeg 9
+/// RTMP reader decodes the looped file in its codec, then ffmpeg 9's 320x240 publish of the same codec
+/// over Enhanced RTMP, then the file again, never reconnecting.
+#[test]
+fn the_slate_can_be_an_av1_or_vp9_mp4_file() {
+    const FILE_FRAME: u64 = 480 * 272 * 3 / 2;
+    let dir = temp_dir("slate-av1-vp9");
+    let cases: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "AV1",
+            &["-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-row-mt", "0"],
+            &["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "lp=1"],
+        ),
+        (
+            "VP9",
+            &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"],
+            &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "0"],
+        ),
+    ];
+    for (codec, file_encoder, live_encoder) in cases {
+        let file = dir.join(format!("slate-{codec}.mp4"));
+        let out = run_with_timeout(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=480x272:rate=25", "-t", "2"])
+                .args(file_encoder)
+                .args(["-g", "25", "-pix_fmt", "yuv420p", "-f", "mp4"])
+                .arg(&file),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+        let config = format!(
+            "api: yes\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
+             hls: no\nwebrtc: no\nrtmp: yes\nrtmpAddress: 127.0.0.1:0\nsrt: no\n\
+             paths:\n  cam:\n    source: publisher\n    alwaysAvailable: yes\n    alwaysAvailableFile: {}\n",
+            file.display()
+        );
+        let srv = Server::start(&config);
+        let rtmp = format!("rtmp://{}/cam", srv.rtmp_addr());
+        let streams = input_streams(&ffmpeg9(), &rtmp);
+        let name = codec.to_ascii_lowercase();
+        assert!(streams.contains(&format!("Video: {name}")) && streams.contains("480x272"), "{codec}: {streams}");
+        let mut reader = FrameCrcReader::start_ffmpeg9(&["-i", &rtmp]);
+        // 2 s of file at 25 fps: 75 frames in a row of its size means it looped, and the reader went on.
+        assert!(reader.frames_of(FILE_FRAME, 75, Duration::from_secs(20)), "{codec}: the looped file\n{}", srv.log());
+        let mut args = vec!["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
+        args.extend(live_encoder);
+        args.extend(["-pix_fmt", "yuv420p", "-g", "25", "-t", "60", "-f", "flv", &rtmp]);
+        let publisher = Publisher::spawn(ffmpeg9(), &args);
+        assert!(reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(20)), "{codec}: then live\n{}", srv.log());
+        drop(publisher);
+        assert!(reader.frames_of(FILE_FRAME, 25, Duration::from_secs(20)), "{codec}: then the file again");
+        assert!(!reader.exited(), "{codec}: the reader never reconnected");
+    }
+}

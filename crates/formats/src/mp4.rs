@@ -1,6 +1,6 @@
-//! Progressive (non-fragmented) MP4 files, read whole: the samples of their H.264, H.265 and AAC tracks
-//! as [`media::Frame`]s, from the sample tables of `moov` (`stts`, `ctts`, `stsc`, `stsz`, `stco`/`co64`,
-//! `stss`) and the sample descriptions (`avcC`, `hvcC`, `esds`). What `ffmpeg -i x -c copy out.mp4`
+//! Progressive (non-fragmented) MP4 files, read whole: the samples of their H.264, H.265, AV1, VP9 and
+//! AAC tracks as [`media::Frame`]s, from the sample tables of `moov` (`stts`, `ctts`, `stsc`, `stsz`,
+//! `stco`/`co64`, `stss`) and the sample descriptions (`avcC`, `hvcC`, `av1C`, `vpcC`, `esds`). What `ffmpeg -i x -c copy out.mp4`
 //! writes, with `moov` before or after `mdat`. Edit lists are ignored (the first sample plays first).
 //!
 //! For files the server is given (MediaMTX's `alwaysAvailableFile`), not network input; still, every
@@ -24,7 +24,8 @@ pub struct Mp4Track {
     pub kind: Kind,
     pub codec: Codec,
     /// In decode order; timestamps (presentation) in the codec's clock, from 0 for the first sample's
-    /// decode time. Video keyframes carry their parameter sets in front (AVCC, 4-byte lengths).
+    /// decode time. Video keyframes carry their parameter sets in front (AVCC, 4-byte lengths; AV1: the
+    /// sequence header OBU when the sample has none).
     pub frames: Vec<Frame>,
     /// Decode times of `frames`, in the codec's clock from 0.
     pub decode_times: Vec<u64>,
@@ -120,6 +121,9 @@ impl<'a> Rd<'a> {
 /// The sample description of a track we read.
 enum Entry {
     Video(VideoConfig, usize),
+    /// AV1 (`av01` + `av1C`) and VP9 (`vp09` + `vpcC`): the codec with its record as the fmtp's
+    /// `config=`, as Enhanced RTMP/FLV gives it.
+    Visual(Codec),
     Aac(Vec<u8>),
 }
 
@@ -128,6 +132,7 @@ impl Entry {
     fn codec(&self) -> Result<(Kind, Codec), FormatError> {
         match self {
             Entry::Video(config, _) => Ok((Kind::Video, config.to_codec())),
+            Entry::Visual(c) => Ok((Kind::Video, c.clone())),
             Entry::Aac(asc) => {
                 let c = media::aac::AudioSpecificConfig::parse(asc)
                     .map_err(|e| bad(format!("AudioSpecificConfig: {e}")))?;
@@ -151,7 +156,8 @@ impl Entry {
                     None => Bytes::from(avcc),
                 }
             }
-            Entry::Aac(_) => Bytes::copy_from_slice(data),
+            Entry::Visual(c) if sync && c.name == codec::AV1 => av1_with_sequence_header(c, data),
+            Entry::Visual(_) | Entry::Aac(_) => Bytes::copy_from_slice(data),
         })
     }
 }
@@ -169,6 +175,15 @@ fn sample_entry(stsd: &[u8]) -> Result<Option<Entry>, FormatError> {
     match kind {
         b"avc1" | b"avc3" => video(VideoCodec::H264, b"avcC"),
         b"hvc1" | b"hev1" => video(VideoCodec::H265, b"hvcC"),
+        b"av01" => {
+            let rest = body.get(78..).ok_or_else(|| bad("truncated visual sample entry"))?;
+            Ok(Some(Entry::Visual(crate::flv::av1_codec(need(rest, b"av1C")?)?)))
+        }
+        b"vp09" => {
+            // vpcC is a full box: version 1 and flags, then the record, as FLV carries it.
+            let rest = body.get(78..).ok_or_else(|| bad("truncated visual sample entry"))?;
+            Ok(Some(Entry::Visual(crate::flv::vp9_codec(need(rest, b"vpcC")?)?)))
+        }
         b"mp4a" => {
             // AudioSampleEntry: 28 bytes before its child boxes.
             let rest = body.get(28..).ok_or_else(|| bad("truncated audio sample entry"))?;
@@ -322,7 +337,7 @@ fn sample_table(stbl: &[u8]) -> Result<(Vec<Located>, u64), FormatError> {
     Ok((out, t))
 }
 
-/// The H.264, H.265 and AAC tracks of a whole MP4 file (others are skipped). An error names what is
+/// The H.264, H.265, AV1, VP9 and AAC tracks of a whole MP4 file (others are skipped). An error names what is
 /// wrong: no `moov`, a table that does not fit, a sample outside the file, no track we can read.
 pub fn read(file: &[u8]) -> Result<Vec<Mp4Track>, FormatError> {
     let top = boxes(file)?;
@@ -341,7 +356,7 @@ pub fn read(file: &[u8]) -> Result<Vec<Mp4Track>, FormatError> {
         let Some(entry) = sample_entry(need(stbl, b"stsd")?)? else { continue };
         let (located, duration) = sample_table(stbl)?;
         let (kind, codec) = entry.codec()?;
-        let video = matches!(entry, Entry::Video(..));
+        let video = matches!(entry, Entry::Video(..) | Entry::Visual(..));
         let clock = u64::from(codec.clock_rate.max(1));
         let scale = |t: i64| -> i64 { (i128::from(t) * i128::from(clock) / i128::from(timescale)) as i64 };
         let mut frames = Vec::with_capacity(located.len());
@@ -362,9 +377,46 @@ pub fn read(file: &[u8]) -> Result<Vec<Mp4Track>, FormatError> {
         tracks.push(Mp4Track { kind, codec, frames, decode_times, duration });
     }
     if tracks.is_empty() {
-        return Err(bad("no H.264, H.265 or AAC track"));
+        return Err(bad("no H.264, H.265, AV1, VP9 or AAC track"));
     }
     Ok(tracks)
+}
+
+/// An AV1 sync sample with the sequence header OBU of the track's `av1C` (fmtp `config=`) in front when
+/// it has none (MP4 may keep it in `av1C` only; readers switching to this stream need it in band).
+fn av1_with_sequence_header(c: &Codec, sample: &[u8]) -> Bytes {
+    const OBU_SEQUENCE_HEADER: u8 = 1;
+    let mut rest = sample;
+    while let Some(&h) = rest.first() {
+        if (h >> 3) & 0x0f == OBU_SEQUENCE_HEADER {
+            return Bytes::copy_from_slice(sample);
+        }
+        // Only OBUs with their size field can be walked; one without runs to the end.
+        let at = 1 + usize::from(h & 0x04 != 0);
+        let Some((len, n)) = (h & 0x02 != 0).then(|| leb128(rest.get(at..)?)).flatten() else { break };
+        let Some(next) = (at + n).checked_add(len).and_then(|end| rest.get(end..)) else { break };
+        rest = next;
+    }
+    let config = c.fmtp_param("config").map(unhex).unwrap_or_default();
+    let mut out = config.get(4..).unwrap_or_default().to_vec();
+    out.extend_from_slice(sample);
+    Bytes::from(out)
+}
+
+/// An unsigned LEB128 value (at most 8 bytes) and its length.
+fn leb128(data: &[u8]) -> Option<(usize, usize)> {
+    let mut v: u64 = 0;
+    for (i, b) in data.iter().take(8).enumerate() {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((usize::try_from(v).ok()?, i + 1));
+        }
+    }
+    None
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
 /// Samples with `length_size`-byte NAL lengths as 4-byte ones.
@@ -439,6 +491,70 @@ mod tests {
         assert_eq!(payloads, [&b"one"[..], b"two!", b"three"]);
         assert_eq!(t.frames.iter().map(|f| f.timestamp).collect::<Vec<_>>(), [0, 1024, 2048]);
         assert_eq!((t.decode_times.clone(), t.duration), (vec![0, 1024, 2048], 3072));
+    }
+
+    /// An MP4 with one `entry` (`av01`, `vp09`) video track whose sample entry holds `record` (a box),
+    /// timescale 12800 (ffmpeg's for 25 fps), the first sample the only sync sample.
+    fn visual_file(entry: &[u8; 4], record: Vec<u8>, samples: &[&[u8]]) -> Vec<u8> {
+        let ftyp = bx(b"ftyp", b"isom\0\0\x02\0isom");
+        let mdat = bx(b"mdat", &samples.concat());
+        let data_at = (ftyp.len() + 8) as u32;
+        let mut sample_entry = vec![0u8; 78];
+        sample_entry.extend(record);
+        let mut stsd = vec![0, 0, 0, 0, 0, 0, 0, 1];
+        stsd.extend(bx(entry, &sample_entry));
+        let n = samples.len() as u32;
+        let sizes: Vec<u32> = [0, n].into_iter().chain(samples.iter().map(|s| s.len() as u32)).collect();
+        let stbl = [
+            bx(b"stsd", &stsd),
+            full(b"stts", &[1, n, 512]),
+            full(b"stsz", &sizes),
+            full(b"stss", &[1, 1]),
+            full(b"stsc", &[1, 1, n, 1]),
+            full(b"stco", &[1, data_at]),
+        ]
+        .concat();
+        let mdhd = full(b"mdhd", &[0, 0, 12800, 512 * n, 0]);
+        let minf = bx(b"minf", &bx(b"stbl", &stbl));
+        let trak = bx(b"trak", &bx(b"mdia", &[mdhd, minf].concat()));
+        [ftyp, mdat, bx(b"moov", &trak)].concat()
+    }
+
+    #[test]
+    fn av1_and_vp9_tracks_carry_their_records() {
+        // libsvtav1's 320x240 av1C; its keyframe as MP4 stores it (no temporal delimiter; here without
+        // the sequence header, which the reader puts in front), an inter frame.
+        let av1c =
+            [0x81, 0x00, 0x0c, 0x00, 0x0a, 0x0b, 0x00, 0x00, 0x00, 0x04, 0x3c, 0xff, 0xbc, 0x02, 0xf8, 0x00, 0x40];
+        let key: &[u8] = &[0x32, 0x02, 0x10, 0x00];
+        let inter: &[u8] = &[0x32, 0x02, 0x30, 0x00];
+        let tracks = read(&visual_file(b"av01", bx(b"av1C", &av1c), &[key, inter])).unwrap();
+        let [t] = &tracks[..] else { panic!("{tracks:?}") };
+        assert_eq!((t.kind, t.codec.name.as_str(), t.codec.clock_rate), (Kind::Video, codec::AV1, 90000));
+        assert!(t.codec.fmtp.ends_with("config=81000C000A0B000000043CFFBC02F80040"), "{}", t.codec.fmtp);
+        assert_eq!(t.frames[0].payload[..], [&av1c[4..], key].concat()[..], "the sequence header in front");
+        assert_eq!(&t.frames[1].payload[..], inter);
+        assert!(t.frames[0].keyframe && !t.frames[1].keyframe);
+        assert_eq!((t.frames[1].timestamp, t.duration), (3600, 7200));
+        let v = crate::fmp4::Visual::from_keyframe(&t.codec, &t.frames[0].payload).unwrap();
+        assert_eq!((v.width, v.height), (320, 240));
+        // A keyframe that has its sequence header keeps it, once.
+        let with_seq = [&[0x12, 0x00][..], &av1c[4..], key].concat();
+        let tracks = read(&visual_file(b"av01", bx(b"av1C", &av1c), &[&with_seq])).unwrap();
+        assert_eq!(&tracks[0].frames[0].payload[..], &with_seq[..]);
+
+        // libvpx-vp9: vpcC version 1 (a full box), samples as they are.
+        let vpcc = [1, 0, 0, 0, 0, 20, 0x82, 2, 2, 2, 0, 0];
+        let tracks = read(&visual_file(b"vp09", bx(b"vpcC", &vpcc), &[b"\x82\x49\x83\x42", b"\x86"])).unwrap();
+        let t = &tracks[0];
+        assert_eq!(
+            (t.codec.name.as_str(), t.codec.fmtp.as_str()),
+            (codec::VP9, "profile-id=0;config=010000000014820202020000")
+        );
+        assert_eq!(&t.frames[0].payload[..], b"\x82\x49\x83\x42");
+        // A record that is not one is an error naming it.
+        let err = read(&visual_file(b"av01", bx(b"av1C", &[1, 2]), &[key])).unwrap_err().to_string();
+        assert!(err.contains("av1C"), "{err}");
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! - `Opus`, `MPEG4Audio`, `G711`, `LPCM`: silence, in 20 ms frames (1024 samples for AAC).
 //!
 //! Or, with `alwaysAvailableFile`, the tracks of a file ([`Slate::from_file`]): an MP4 (read by
-//! `formats::mp4`) or MPEG-TS (`formats::bytestream`) with H.264/H.265 video and AAC audio, looped on
-//! one loop length for all tracks so they stay together; frames keep the file's timing (B-frames too).
+//! `formats::mp4`: H.264, H.265, AV1, VP9 video and AAC audio) or MPEG-TS (`formats::bytestream`:
+//! H.264/H.265 and AAC), looped on one loop length for all tracks so they stay together; frames keep
+//! the file's timing (B-frames too).
 
 use bytes::Bytes;
 use formats::video::VideoCodec;
@@ -128,8 +129,8 @@ impl Slate {
         Ok(Slate { spec: tracks.to_vec(), clips, file: None })
     }
 
-    /// MediaMTX's `alwaysAvailableFile`: the H.264, H.265 and AAC tracks of an MP4 or MPEG-TS file. The
-    /// error says what is wrong with the file.
+    /// MediaMTX's `alwaysAvailableFile`: the H.264, H.265, AV1, VP9 (MP4) and AAC tracks of an MP4 or
+    /// MPEG-TS file. The error says what is wrong with the file.
     pub fn from_file(path: &std::path::Path) -> Result<Slate, String> {
         let name = path.display();
         let size = std::fs::metadata(path).map_err(|e| format!("alwaysAvailableFile {name}: {e}"))?.len();
@@ -151,6 +152,8 @@ impl Slate {
             .iter()
             .map(|c| match c.codec.name.as_str() {
                 codec::H265 => OfflineTrack::H265,
+                codec::AV1 => OfflineTrack::Av1,
+                codec::VP9 => OfflineTrack::Vp9,
                 codec::AAC => OfflineTrack::Aac { sample_rate: c.codec.clock_rate, channels: c.codec.channels },
                 _ => OfflineTrack::H264,
             })
@@ -260,6 +263,11 @@ fn file_tracks_ts(data: &[u8]) -> Result<Vec<FileTrack>, String> {
     Ok(out)
 }
 
+/// The video codecs a slate file may have.
+fn is_video(c: &Codec) -> bool {
+    matches!(c.name.as_str(), codec::H264 | codec::H265 | codec::AV1 | codec::VP9)
+}
+
 /// A track's 32-bit timestamps as 64-bit ones (they may wrap in a long file).
 fn unwrap_timestamps(frames: &[media::Frame]) -> Vec<u64> {
     let mut u = media::timestamp::Unwrapper::default();
@@ -272,7 +280,7 @@ fn looped(tracks: Vec<FileTrack>) -> Result<Vec<Arc<ClipTrack>>, String> {
     let mut tracks: Vec<FileTrack> = tracks
         .into_iter()
         .map(|mut t| {
-            if VideoCodec::from_name(&t.codec.name).is_some() {
+            if is_video(&t.codec) {
                 let first = t.frames.iter().position(|f| f.keyframe).unwrap_or(t.frames.len());
                 t.frames.drain(..first);
                 t.decode_times.drain(..first);
@@ -282,7 +290,7 @@ fn looped(tracks: Vec<FileTrack>) -> Result<Vec<Arc<ClipTrack>>, String> {
         .filter(|t| !t.frames.is_empty())
         .collect();
     if tracks.is_empty() {
-        return Err("no H.264, H.265 or AAC frames (video must have a keyframe)".into());
+        return Err("no H.264, H.265, AV1, VP9 or AAC frames (video must have a keyframe)".into());
     }
     let secs = |t: &FileTrack, v: u64| v as f64 / f64::from(t.codec.clock_rate.max(1));
     let origin = tracks.iter().map(|t| secs(t, t.decode_times[0])).fold(f64::INFINITY, f64::min);
@@ -303,7 +311,7 @@ fn looped(tracks: Vec<FileTrack>) -> Result<Vec<Arc<ClipTrack>>, String> {
                 })
                 .collect::<Vec<_>>();
             let decode_times = t.decode_times.iter().map(|d| d.saturating_sub(zero)).collect();
-            let ticks = if VideoCodec::from_name(&t.codec.name).is_some() { 3000 } else { 1024 };
+            let ticks = if is_video(&t.codec) { 3000 } else { 1024 };
             Arc::new(ClipTrack {
                 codec: t.codec.clone(),
                 frames,
