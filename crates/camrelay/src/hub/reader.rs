@@ -63,6 +63,9 @@ pub struct ReaderShared {
     pub user: Mutex<String>,
     /// RTCP both ways and the loss it reports, for readers that speak RTP (RTSP).
     pub rtp: super::RtpCounters,
+    /// Times `protocol` was changed ([`ReaderShared::set_protocol`]): the metrics scrape keeps what it
+    /// rendered from the protocol until this moves, without locking `protocol` at every scrape.
+    pub protocol_changes: AtomicU64,
 }
 
 impl ReaderShared {
@@ -82,11 +85,13 @@ impl ReaderShared {
             query: Mutex::new(String::new()),
             user: Mutex::new(String::new()),
             rtp: super::RtpCounters::default(),
+            protocol_changes: AtomicU64::new(0),
         }
     }
 
     pub fn set_protocol(&self, protocol: &str) {
         *self.protocol.lock().unwrap_or_else(|e| e.into_inner()) = protocol.to_string();
+        self.protocol_changes.fetch_add(1, Ordering::Release);
     }
 
     pub fn protocol(&self) -> String {

@@ -29,6 +29,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -86,7 +87,7 @@ async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    let mut r = render_filtered(&app, &filter).into_response();
+    let mut r = Response::new(axum::body::Body::from(render_filtered(&app, &filter).text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -96,10 +97,10 @@ async fn scrape(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
 
 /// The whole scrape, in the OpenMetrics text format.
 pub fn render(app: &App) -> String {
-    render_filtered(app, &Filter::default())
+    render_filtered(app, &Filter::default()).into_string()
 }
 
-fn render_filtered(app: &App, filter: &Filter) -> String {
+fn render_filtered(app: &App, filter: &Filter) -> Rendered {
     let mut s = Scrape::new(filter);
     paths(app, &mut s, filter);
     if filter.wants(Group::Process) {
@@ -227,12 +228,12 @@ enum Type {
     Counter,
 }
 
-/// One metric family: its HELP/TYPE lines and its samples' lines, written as they are found.
+/// One metric family: its HELP/TYPE lines, then its samples' lines, written as they are found.
 struct Family {
     name: &'static str,
-    help: &'static str,
     kind: Type,
-    body: String,
+    /// The family's text (HELP and TYPE first); empty (and unallocated) when not shown.
+    body: BytesMut,
     group: Group,
     /// The scrape's filter wants this family ([`Filter::wants`]); else it is left out.
     shown: bool,
@@ -248,7 +249,7 @@ impl Family {
         }
         self.head(labels, None);
         push_u64(&mut self.body, value);
-        self.body.push('\n');
+        self.body.put_u8(b'\n');
     }
 
     /// A sample with one label more than `labels`.
@@ -258,69 +259,87 @@ impl Family {
         }
         self.head(labels, Some((key, value)));
         push_u64(&mut self.body, v);
-        self.body.push('\n');
+        self.body.put_u8(b'\n');
     }
 
     fn float(&mut self, labels: &str, value: f64) {
-        use std::fmt::Write;
         if !self.active {
             return;
         }
         self.head(labels, None);
-        if value.is_finite() {
-            let _ = write!(self.body, "{value:?}");
-        } else if value.is_nan() {
-            self.body.push_str("NaN");
-        } else {
-            self.body.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-        }
-        self.body.push('\n');
+        push_f64(&mut self.body, value);
+        self.body.put_u8(b'\n');
     }
 
     /// `name{labels} ` (with `_total` for counters).
     fn head(&mut self, labels: &str, extra: Option<(&str, &str)>) {
         let b = &mut self.body;
-        b.push_str(self.name);
+        b.extend_from_slice(self.name.as_bytes());
         if self.kind == Type::Counter {
-            b.push_str("_total");
+            b.extend_from_slice(b"_total");
         }
         if !labels.is_empty() || extra.is_some() {
-            b.push('{');
-            b.push_str(labels);
+            b.put_u8(b'{');
+            b.extend_from_slice(labels.as_bytes());
             if let Some((k, v)) = extra {
                 if !labels.is_empty() {
-                    b.push(',');
+                    b.put_u8(b',');
                 }
-                b.push_str(k);
-                b.push_str("=\"");
-                escape_into(b, v);
-                b.push('"');
+                b.extend_from_slice(k.as_bytes());
+                b.extend_from_slice(b"=\"");
+                if v.contains(['\\', '"', '\n']) {
+                    let mut escaped = String::new();
+                    escape_into(&mut escaped, v);
+                    b.extend_from_slice(escaped.as_bytes());
+                } else {
+                    b.extend_from_slice(v.as_bytes());
+                }
+                b.put_u8(b'"');
             }
-            b.push('}');
+            b.put_u8(b'}');
         }
-        b.push(' ');
+        b.put_u8(b' ');
     }
 }
 
-/// The families of one scrape, in the order they are added. Their buffers are kept for the next scrape
-/// (a scrape at 500 readers is nearly 1 MB of text: growing it from nothing each time is most of the
-/// allocating a scrape would do).
+/// The families of one scrape, in the order they are added. Each shown family's buffer is kept for the
+/// next scrape ([`SPARE_BUFFERS`]), with the size it reached, as is the buffer they are joined in
+/// ([`SPARE_TEXT`]): a scrape allocates nothing once the previous one had the same size.
 struct Scrape<'f> {
     families: Vec<Family>,
-    spare: Vec<String>,
+    /// The last scrape's buffers by family index, with the length of the text each held.
+    spare: Vec<Option<(BytesMut, usize)>>,
     filter: &'f Filter,
     /// The group of the families added next.
     group: Group,
 }
 
-/// The buffers of the last scrape, by family (a concurrent scrape starts with new ones).
-static SPARE_BUFFERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// The buffers of the last scrape, by family index (a concurrent scrape starts with new ones). Families
+/// are added in the same order by every scrape, whatever the filter.
+#[allow(clippy::type_complexity)]
+static SPARE_BUFFERS: std::sync::Mutex<Vec<Option<(BytesMut, usize)>>> = std::sync::Mutex::new(Vec::new());
+
+/// The buffer the last scrape's text was sent from, and its length: the next scrape writes into the same
+/// memory once that response has gone (a concurrent scrape takes a new one).
+static SPARE_TEXT: std::sync::Mutex<Option<(BytesMut, usize)>> = std::sync::Mutex::new(None);
+
+/// A scrape's text, sent as one `Bytes` (one `writev` with the head: several body chunks cost hyper
+/// more per chunk than copying them into one buffer does).
+pub struct Rendered {
+    text: Bytes,
+}
+
+impl Rendered {
+    /// The text as one string (tests; the server sends the bytes as they are).
+    pub fn into_string(self) -> String {
+        String::from_utf8(self.text.to_vec()).unwrap_or_default()
+    }
+}
 
 impl<'f> Scrape<'f> {
     fn new(filter: &'f Filter) -> Scrape<'f> {
-        let mut spare = std::mem::take(&mut *SPARE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()));
-        spare.reverse();
-        Scrape { families: Vec::with_capacity(128), spare, filter, group: Group::Paths }
+        let spare = std::mem::take(&mut *SPARE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()));
+        Scrape { families: Vec::with_capacity(spare.len().max(128)), spare, filter, group: Group::Paths }
     }
 
     /// Takes samples of the per-path groups only for the path `name` (a `path=`/`hls_muxer=` filter).
@@ -336,13 +355,26 @@ impl<'f> Scrape<'f> {
         }
     }
 
-    /// Adds a family; returns its index for [`Scrape::f`].
+    /// Adds a family; returns its index for [`Scrape::f`]. A family the filter leaves out gets no buffer.
     fn family(&mut self, name: &'static str, help: &'static str, kind: Type) -> usize {
-        let mut body = self.spare.pop().unwrap_or_default();
-        body.clear();
+        let i = self.families.len();
         let shown = self.filter.wants(self.group);
-        self.families.push(Family { name, help, kind, body, group: self.group, shown, active: shown });
-        self.families.len() - 1
+        let mut body = BytesMut::new();
+        if shown {
+            let (mut spare, last) = self.spare.get_mut(i).and_then(Option::take).unwrap_or_default();
+            spare.clear();
+            spare.reserve(last.max(64 + name.len() * 2 + help.len()));
+            body = spare;
+            body.extend_from_slice(b"# HELP ");
+            body.extend_from_slice(name.as_bytes());
+            body.put_u8(b' ');
+            body.extend_from_slice(help.as_bytes());
+            body.extend_from_slice(b"\n# TYPE ");
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(if kind == Type::Counter { b" counter\n" } else { b" gauge\n" });
+        }
+        self.families.push(Family { name, kind, body, group: self.group, shown, active: shown });
+        i
     }
 
     fn gauge(&mut self, name: &'static str, help: &'static str) -> usize {
@@ -357,34 +389,33 @@ impl<'f> Scrape<'f> {
         &mut self.families[i]
     }
 
-    /// The text: each family's HELP and TYPE, its samples, then `# EOF`.
-    fn finish(self) -> String {
-        let size: usize = self.families.iter().map(|f| f.body.len() + 2 * f.name.len() + f.help.len() + 24).sum();
-        let mut out = String::with_capacity(size + 6);
+    /// The text: each shown family (HELP, TYPE, samples), then `# EOF`.
+    fn finish(self) -> Rendered {
+        let size: usize = self.families.iter().map(|f| f.body.len()).sum::<usize>() + 6;
+        let (mut out, _) = SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+        // Takes back the memory the last scrape's text was sent from, if that response has gone.
+        out.reserve(size);
         let mut spare = Vec::with_capacity(self.families.len());
-        for f in self.families {
+        for mut f in self.families {
             if !f.shown {
-                spare.push(f.body);
+                spare.push(None);
                 continue;
             }
-            out.push_str("# HELP ");
-            out.push_str(f.name);
-            out.push(' ');
-            out.push_str(f.help);
-            out.push_str("\n# TYPE ");
-            out.push_str(f.name);
-            out.push_str(if f.kind == Type::Counter { " counter\n" } else { " gauge\n" });
-            out.push_str(&f.body);
-            spare.push(f.body);
+            out.extend_from_slice(&f.body);
+            let len = f.body.len();
+            f.body.clear();
+            spare.push(Some((f.body, len)));
         }
-        out.push_str("# EOF\n");
+        out.extend_from_slice(b"# EOF\n");
+        let text = out.split().freeze();
+        *SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some((out, text.len()));
         *SPARE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner()) = spare;
-        out
+        Rendered { text }
     }
 }
 
 /// Appends `v` in decimal.
-fn push_u64(out: &mut String, mut v: u64) {
+fn push_u64(out: &mut BytesMut, mut v: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -395,8 +426,28 @@ fn push_u64(out: &mut String, mut v: u64) {
             break;
         }
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `v` as the text format writes floats (`3.0`, `0.25`, `NaN`, `+Inf`); whole numbers (most
+/// figures: 0 jitter, seconds) without going through `fmt`.
+fn push_f64(out: &mut BytesMut, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        if v < 0.0 || (v == 0.0 && v.is_sign_negative()) {
+            out.put_u8(b'-');
+        }
+        push_u64(out, v.abs() as u64);
+        out.extend_from_slice(b".0");
+    } else {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = write!(s, "{v:?}");
+        out.extend_from_slice(s.as_bytes());
+    }
 }
 
 /// Appends a label value escaped as the text format wants (`\\`, `\"`, `\n`).
@@ -438,8 +489,8 @@ fn add_labels(out: &mut String, pairs: &[(&str, &str)]) {
 /// What the scrape writes for one reader, rendered once per reader (and again if its protocol
 /// changes): the label texts of its series.
 struct ReaderLabels {
-    /// The protocol these were made for (`rtsp+tcp`...).
-    protocol: String,
+    /// The reader's `protocol_changes` when these were made.
+    protocol_changes: u64,
     /// MediaMTX's session kind of the reader, if it has one.
     session: Option<Kind>,
     /// MediaMTX's reader type (`rtspSession`...), for `paths_readers`.
@@ -463,7 +514,7 @@ impl ReaderLabels {
         let reader_type = reader_type(protocol);
         let id = r.id.to_string();
         ReaderLabels {
-            protocol: protocol.to_string(),
+            protocol_changes: 0,
             session,
             reader_type,
             conn_labels: labels(&[("id", &conn_id)]),
@@ -528,20 +579,25 @@ struct ReaderCache {
 }
 
 impl ReaderCache {
-    /// The labels of `r`, reading `stream`: made on first sight or when its protocol changed.
+    /// The labels of `r`, reading `stream`: made on first sight or when its protocol changed (the
+    /// reader's `protocol` is locked only then, not at every scrape).
     fn get(&mut self, stream: &str, r: &ReaderShared) -> &ReaderLabels {
         let scrape = self.scrape;
-        let protocol = r.protocol.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = self.by_id.entry(r.id);
-        let labels = match entry {
+        // Read before the protocol: a change after this is seen at the next scrape.
+        let changes = r.protocol_changes.load(std::sync::atomic::Ordering::Acquire);
+        let make = || {
+            let protocol = r.protocol.lock().unwrap_or_else(|e| e.into_inner());
+            ReaderLabels { protocol_changes: changes, ..ReaderLabels::new(stream, r, &protocol) }
+        };
+        let labels = match self.by_id.entry(r.id) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 let l = e.into_mut();
-                if l.protocol != *protocol {
-                    *l = ReaderLabels::new(stream, r, &protocol);
+                if l.protocol_changes != changes {
+                    *l = make();
                 }
                 l
             }
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(ReaderLabels::new(stream, r, &protocol)),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(make()),
         };
         labels.seen = scrape;
         labels
@@ -861,13 +917,11 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
         }
         s.select_path(&stream.name);
         let producers = stream.producers();
-        let stream_reader_list = stream.readers();
         let ready = producers.iter().any(|p| p.state() == ProducerState::Online && !p.tracks().is_empty());
         let state = if ready { "ready" } else { "notReady" };
         let path_labels = labels(&[("name", &stream.name), ("state", state)]);
         let stream_labels = labels(&[("stream", &stream.name)]);
         s.f(paths).int(&path_labels, 1);
-        s.f(stream_readers).int(&stream_labels, stream_reader_list.len() as u64);
 
         // Sources, their tracks, and publishers' sessions.
         depths.clear();
@@ -936,53 +990,52 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
             }
         }
 
-        // Readers.
-        let mut by_type = [("hlsMuxer", 0u64), ("rtspSession", 0), ("rtspsSession", 0), ("webRTCSession", 0)];
-        let mut bytes_out = 0;
-        for r in &stream_reader_list {
-            if !reader_detail {
-                bytes_out += r.bytes_sent.load(Relaxed);
-                let t = reader_type(&r.protocol.lock().unwrap_or_else(|e| e.into_inner()));
-                if let Some(n) = by_type.iter_mut().find(|(name, _)| Some(*name) == t) {
-                    n.1 += 1;
+        // Readers, read under their list's lock (no copy of the list; one stream at a time).
+        let (reader_count, bytes_out, by_type) = stream.with_readers(|list| {
+            let mut by_type = [("hlsMuxer", 0u64), ("rtspSession", 0), ("rtspsSession", 0), ("webRTCSession", 0)];
+            let mut bytes_out = 0;
+            for r in list {
+                let l = cache.get(&stream.name, r);
+                let b = r.bytes_sent.load(Relaxed);
+                bytes_out += b;
+                if let Some(t) = l.reader_type {
+                    if let Some(n) = by_type.iter_mut().find(|(name, _)| *name == t) {
+                        n.1 += 1;
+                    }
                 }
-                continue;
-            }
-            let l = cache.get(&stream.name, r);
-            let (b, packets, dropped) =
-                (r.bytes_sent.load(Relaxed), r.packets_sent.load(Relaxed), r.dropped.load(Relaxed));
-            bytes_out += b;
-            if let Some(t) = l.reader_type {
-                if let Some(n) = by_type.iter_mut().find(|(name, _)| *name == t) {
-                    n.1 += 1;
+                if !reader_detail {
+                    continue;
+                }
+                let (packets, dropped) = (r.packets_sent.load(Relaxed), r.dropped.load(Relaxed));
+                if let Some(kind) = l.session {
+                    let ids = || v3::reader_ids(r.id);
+                    if let Some(i) = families_of(kind).filter(|_| filter.wants_session(kind, ids)) {
+                        sessions[i].write(s, &l.session_labels, 0, b, packets, dropped);
+                        sessions[i].write_rtp(s, &l.session_labels, &r.rtp, false);
+                        sessions[i].write_srt(s, &l.session_labels, false, r.id);
+                    }
+                    if let Some(i) = conn_kind(kind).filter(|c| filter.wants_session(*c, ids)).and_then(families_of) {
+                        sessions[i].write(s, &l.conn_labels, 0, b, packets, dropped);
+                    }
+                }
+                if l.reader_type == Some("hlsMuxer") {
+                    s.f(hls[0]).int(&l.hls_labels, 1);
+                    s.f(hls[1]).int(&l.hls_labels, b);
+                    s.f(hls[2]).int(&l.hls_labels, dropped);
+                    s.f(hls[3]).int(&l.hls_labels, b);
+                }
+                let rl = &l.reader_labels;
+                s.f(reader_bytes).int(rl, b);
+                s.f(reader_packets).int(rl, packets);
+                s.f(reader_dropped).int(rl, dropped);
+                s.f(resyncs).int(rl, r.resyncs.load(Relaxed));
+                if let Some(depth) = depths.get(&r.id) {
+                    s.f(queued).int(rl, *depth as u64);
                 }
             }
-            if let Some(kind) = l.session {
-                let ids = || v3::reader_ids(r.id);
-                if let Some(i) = families_of(kind).filter(|_| filter.wants_session(kind, ids)) {
-                    sessions[i].write(s, &l.session_labels, 0, b, packets, dropped);
-                    sessions[i].write_rtp(s, &l.session_labels, &r.rtp, false);
-                    sessions[i].write_srt(s, &l.session_labels, false, r.id);
-                }
-                if let Some(i) = conn_kind(kind).filter(|c| filter.wants_session(*c, ids)).and_then(families_of) {
-                    sessions[i].write(s, &l.conn_labels, 0, b, packets, dropped);
-                }
-            }
-            if l.reader_type == Some("hlsMuxer") {
-                s.f(hls[0]).int(&l.hls_labels, 1);
-                s.f(hls[1]).int(&l.hls_labels, b);
-                s.f(hls[2]).int(&l.hls_labels, dropped);
-                s.f(hls[3]).int(&l.hls_labels, b);
-            }
-            let rl = &l.reader_labels;
-            s.f(reader_bytes).int(rl, b);
-            s.f(reader_packets).int(rl, packets);
-            s.f(reader_dropped).int(rl, dropped);
-            s.f(resyncs).int(rl, r.resyncs.load(Relaxed));
-            if let Some(depth) = depths.get(&r.id) {
-                s.f(queued).int(rl, *depth as u64);
-            }
-        }
+            (list.len(), bytes_out, by_type)
+        });
+        s.f(stream_readers).int(&stream_labels, reader_count as u64);
         if by_type.iter().all(|(_, n)| *n == 0) {
             s.f(readers).int_with(&path_labels, "readerType", "", 0);
         }
@@ -1001,11 +1054,12 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
     cache.by_id.retain(|_, l| l.seen == scrape);
 }
 
-/// The process series Prometheus' own clients export, from `/proc/self`.
+/// The process series Prometheus' own clients export: CPU time from `getrusage` at every scrape, the
+/// rest from `/proc/self/stat` read at most once a second ([`proc_stat`]).
 fn process(s: &mut Scrape) {
-    let Some(p) = ProcStat::read() else { return };
+    let Some(p) = proc_stat() else { return };
     let cpu = s.counter("process_cpu_seconds", "User and system CPU time spent in seconds");
-    s.f(cpu).float("", p.cpu_seconds);
+    s.f(cpu).float("", cpu_seconds().unwrap_or(p.cpu_seconds));
     let rss = s.gauge("process_resident_memory_bytes", "Resident memory size in bytes");
     s.f(rss).int("", p.rss_bytes);
     let vsize = s.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes");
@@ -1033,7 +1087,36 @@ fn open_fds() -> usize {
     }
 }
 
+/// User and system CPU time of the whole process (every thread, live or gone), in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the pointer it is given, which points at one.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: initialized (zeroed, then written by the successful call).
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
+/// `/proc/self/stat`, read at most once a second: opening and reading it costs the kernel a path
+/// lookup and a walk over the threads, more than the rest of a narrow scrape.
+fn proc_stat() -> Option<ProcStat> {
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, ProcStat)>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match &*last {
+        Some((at, p)) if at.elapsed() < std::time::Duration::from_secs(1) => Some(p.clone()),
+        _ => {
+            let p = ProcStat::read()?;
+            *last = Some((std::time::Instant::now(), p.clone()));
+            Some(p)
+        }
+    }
+}
+
 /// What `/proc/self/stat` says of this process.
+#[derive(Clone)]
 struct ProcStat {
     cpu_seconds: f64,
     rss_bytes: u64,
@@ -1107,7 +1190,7 @@ mod tests {
         s.f(c).float("", f64::NAN);
         s.f(c).float("", f64::INFINITY);
         assert_eq!(
-            s.finish(),
+            s.finish().into_string(),
             "# HELP a_gauge A gauge\n# TYPE a_gauge gauge\n\
              a_gauge 0\n\
              a_gauge{name=\"cam \\\"1\\\"\\\\\\n\"} 18446744073709551615\n\
@@ -1120,8 +1203,67 @@ mod tests {
         // The buffers are kept for the next scrape, emptied.
         let mut again = Scrape::new(&filter);
         let g = again.gauge("b", "B");
-        assert!(again.f(g).body.is_empty() && again.f(g).body.capacity() > 0);
-        assert_eq!(again.finish(), "# HELP b B\n# TYPE b gauge\n# EOF\n");
+        assert!(again.f(g).body.starts_with(b"# HELP b B\n") && again.f(g).body.capacity() >= 100);
+        assert_eq!(again.finish().into_string(), "# HELP b B\n# TYPE b gauge\n# EOF\n");
+    }
+
+    /// One scrape of fixed counters, as `paths` writes them: per-reader label text from the cache.
+    fn scrape_of(readers: &[Arc<ReaderShared>], cache: &mut ReaderCache, filter: &Filter) -> Rendered {
+        let mut s = Scrape::new(filter);
+        let bytes = s.counter("camrelay_reader_sent_bytes", "Bytes sent to a reader");
+        s.group = Group::Session(Kind::RtspSession);
+        let jitter = s.gauge("rtsp_sessions_inbound_rtp_packets_jitter", "Jitter");
+        cache.scrape += 1;
+        for r in readers {
+            let l = cache.get("cam", r);
+            s.f(bytes).int(&l.reader_labels, r.bytes_sent.load(Relaxed));
+            s.f(jitter).float(&l.session_labels, r.bytes_sent.load(Relaxed) as f64 / 8.0);
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn rendering_twice_gives_the_same_text_for_the_same_counters() {
+        let readers: Vec<Arc<ReaderShared>> = (0..50)
+            .map(|i| {
+                let r = Arc::new(ReaderShared::new("rtsp+tcp", format!("127.0.0.1:{}", 40000 + i)));
+                r.count_sent(i, i * 1361 + 7);
+                r
+            })
+            .collect();
+        let filter = Filter::default();
+        let mut cache = ReaderCache::default();
+        let first = scrape_of(&readers, &mut cache, &filter);
+        // The second scrape runs while the first's text is still held (a response being sent): new memory;
+        // the third after the second's was dropped: in the memory the second used.
+        let second = scrape_of(&readers, &mut cache, &filter);
+        let second_memory = second.text.as_ptr();
+        assert_ne!(second_memory, first.text.as_ptr());
+        let (first, second) = (first.into_string(), second.into_string());
+        let third = scrape_of(&readers, &mut cache, &filter);
+        assert_eq!(third.text.as_ptr(), second_memory, "the last scrape's buffer is written again");
+        let third = third.into_string();
+        assert_eq!(first, second);
+        assert_eq!(first, third);
+        assert_eq!(first.matches("camrelay_reader_sent_bytes_total{").count(), 50);
+        assert!(first.contains("protocol=\"rtsp+tcp\",remote_addr=\"127.0.0.1:40003\"} 4090\n"), "{first}");
+        assert!(first.contains("remoteAddr=\"127.0.0.1:40003\"} 511.25\n"), "{first}");
+        assert!(first.ends_with("# EOF\n"));
+        // A changed protocol is seen (its label text made again); the counters' text follows them.
+        readers[3].set_protocol("rtsp+udp");
+        readers[3].count_sent(1, 1);
+        let fourth = scrape_of(&readers, &mut cache, &filter).into_string();
+        assert!(fourth.contains("protocol=\"rtsp+udp\",remote_addr=\"127.0.0.1:40003\"} 4091\n"), "{fourth}");
+        assert_eq!(fourth.lines().count(), first.lines().count());
+    }
+
+    #[test]
+    fn floats_are_written_as_rust_debug_writes_them() {
+        for v in [0.0, -0.0, 1.0, 3.0, -7.0, 0.25, 1e-7, 123456.5, 1e14, 1e15, 1e300, f64::MAX] {
+            let mut b = BytesMut::new();
+            push_f64(&mut b, v);
+            assert_eq!(std::str::from_utf8(&b).unwrap(), format!("{v:?}"), "{v}");
+        }
     }
 
     #[test]
