@@ -356,17 +356,66 @@ pub(crate) fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
     sections.concat()
 }
 
-/// Whether an offer's peer sends audio (an audio m-line that is `sendrecv` or `sendonly`: a microphone).
-pub(crate) fn offer_sends_audio(sdp: &str) -> bool {
-    let mut in_audio = false;
-    for line in sdp.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            in_audio = m.starts_with("audio");
-        } else if in_audio && (line == "a=sendrecv" || line == "a=sendonly") {
-            return true;
+/// `sdp` (an answer) with the first m-section's `a=candidate:` lines repeated in every other m-section
+/// that has none. str0m lists them once (BUNDLE needs no more), but aiortc 1.16 takes a bundled
+/// transport's candidates from the last m-section that uses it: with two audio m-lines (a `recvonly`
+/// one for the camera's sound and a `sendonly` microphone) it found none there and never connected.
+pub(crate) fn candidates_in_every_section(sdp: &str) -> String {
+    let mut sections: Vec<String> = vec![String::new()];
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            sections.push(String::new());
+        }
+        if let Some(last) = sections.last_mut() {
+            last.push_str(line);
         }
     }
-    false
+    let Some(first) = sections.get(1) else { return sdp.to_string() };
+    let candidates: String = first.split_inclusive('\n').filter(|l| l.starts_with("a=candidate:")).collect();
+    if candidates.is_empty() {
+        return sdp.to_string();
+    }
+    for section in sections.iter_mut().skip(2) {
+        if !section.split_inclusive('\n').any(|l| l.starts_with("a=candidate:")) {
+            if !section.ends_with('\n') {
+                section.push_str("\r\n");
+            }
+            section.push_str(&candidates);
+        }
+    }
+    sections.concat()
+}
+
+/// Whether an offer's peer sends audio (an audio m-line that is `sendrecv` or `sendonly`: a microphone).
+pub(crate) fn offer_sends_audio(sdp: &str) -> bool {
+    microphone_codecs(sdp).is_some()
+}
+
+/// The codecs (upper case) of the first audio m-line an offer's peer sends on (`sendrecv` or
+/// `sendonly`: its microphone, which the session hears), or `None` when it sends no audio. The other
+/// audio m-lines do not count: go2rtc's web UI offers a `recvonly` one for the camera's sound (any
+/// codec) next to the microphone's `sendonly` one, and the microphone is encoded with a codec of its own.
+pub(crate) fn microphone_codecs(sdp: &str) -> Option<Vec<String>> {
+    let mut section: Option<(bool, Vec<String>)> = None;
+    for line in sdp.lines().map(str::trim).chain(["m=end"]) {
+        if let Some(m) = line.strip_prefix("m=") {
+            if let Some((true, codecs)) = section.take() {
+                return Some(codecs);
+            }
+            section = m.starts_with("audio ").then(|| (false, Vec::new()));
+        } else if let Some((sends, codecs)) = &mut section {
+            if line == "a=sendrecv" || line == "a=sendonly" {
+                *sends = true;
+            } else if let Some(map) = line.strip_prefix("a=rtpmap:") {
+                let name = map.split_whitespace().nth(1).and_then(|e| e.split('/').next()).unwrap_or("");
+                let name = name.to_ascii_uppercase();
+                if !name.is_empty() && !codecs.contains(&name) {
+                    codecs.push(name);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Two-way audio for a playback session: the stream's backchannel track and the codec the peer's
@@ -377,9 +426,7 @@ async fn microphone_target(
     src: &str,
     offer_sdp: &str,
 ) -> Option<(Arc<Producer>, Arc<Track>, &'static str, Option<media::Codec>)> {
-    if !offer_sends_audio(offer_sdp) {
-        return None;
-    }
+    let offered_audio = microphone_codecs(offer_sdp)?;
     let stream = app.hub.get(src)?;
     let (producer, index, media) = match stream.backchannel(src).await {
         Ok(b) => b,
@@ -388,8 +435,6 @@ async fn microphone_target(
             return None;
         }
     };
-    let offered = offered_codecs(offer_sdp);
-    let offered_audio: Vec<&String> = offered.iter().filter(|(k, _)| *k == Kind::Audio).flat_map(|(_, c)| c).collect();
     let codec = media.codecs.iter().find_map(|c| {
         let ours = [media::codec::OPUS, media::codec::PCMA, media::codec::PCMU].into_iter().find(|n| *n == c.name)?;
         offered_audio.iter().any(|o| *o == ours).then_some(ours)
@@ -656,7 +701,9 @@ pub(crate) async fn new_session(
         let want = rtc_codec(&t.codec.name).filter(|_| t.track.kind != Kind::Audio || sendable_audio(&t.codec));
         let mut found = None;
         for (mid, kind) in &mids {
-            if *kind != want_kind || used.contains(mid) {
+            // Not on an m-line the peer only sends on (a `sendonly` microphone next to a `recvonly` audio).
+            let sending = rtc.media(*mid).is_some_and(|m| m.direction().is_sending());
+            if *kind != want_kind || used.contains(mid) || !sending {
                 continue;
             }
             let Some(writer) = rtc.writer(*mid) else { continue };
@@ -744,7 +791,7 @@ pub(crate) async fn new_session(
     };
     let span = tracing::info_span!("webrtc", id = %id, stream = %src, peer = %peer);
     tokio::spawn(tracing::Instrument::instrument(session.run(), span));
-    Ok((id, not_receiving(&answer.to_sdp_string(), &unheard)))
+    Ok((id, not_receiving(&candidates_in_every_section(&answer.to_sdp_string()), &unheard)))
 }
 
 /// WHIP: the peer publishes into stream `dst` (which must exist unless `rtsp.allow_any_publish`).
@@ -834,7 +881,7 @@ async fn new_publish_session(
     };
     let span = tracing::info_span!("webrtc", id = %id, dst = %dst, peer = %peer);
     tokio::spawn(tracing::Instrument::instrument(session.run(), span));
-    Ok((id, answer.to_sdp_string()))
+    Ok((id, candidates_in_every_section(&answer.to_sdp_string())))
 }
 
 #[cfg(test)]
@@ -904,6 +951,42 @@ mod tests {
              m=audio 9 x 8\r\na=mid:2\r\na=inactive\r\n"
         );
         assert_eq!(not_receiving(answer, &[]), answer);
+    }
+
+    #[test]
+    fn candidates_are_repeated_in_every_m_section() {
+        let c = "a=candidate:1 1 udp 2130706175 127.0.0.1 8555 typ host\r\n";
+        let answer =
+            format!("v=0\r\nm=video 9 x 96\r\n{c}a=mid:0\r\nm=audio 9 x 0\r\na=mid:1\r\nm=audio 9 x 0\r\na=mid:2");
+        assert_eq!(
+            candidates_in_every_section(&answer),
+            format!(
+                "v=0\r\nm=video 9 x 96\r\n{c}a=mid:0\r\nm=audio 9 x 0\r\na=mid:1\r\n{c}m=audio 9 x 0\r\na=mid:2\r\n{c}"
+            )
+        );
+        // Nothing to repeat, or nothing missing: unchanged.
+        let none = "v=0\r\nm=video 9 x 96\r\na=mid:0\r\nm=audio 9 x 0\r\na=mid:1\r\n";
+        assert_eq!(candidates_in_every_section(none), none);
+        let both = format!("v=0\r\nm=video 9 x 96\r\n{c}m=audio 9 x 0\r\n{c}");
+        assert_eq!(candidates_in_every_section(&both), both);
+    }
+
+    #[test]
+    fn the_microphone_codecs_are_its_own_m_lines() {
+        // go2rtc's web UI: the camera's sound on a recvonly m-line (any codec), the microphone sendonly.
+        let split = "v=0\r\nm=video 9 x 96\r\na=rtpmap:96 H264/90000\r\na=recvonly\r\n\
+                     m=audio 9 x 111 0 8\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n\
+                     a=rtpmap:8 PCMA/8000\r\na=recvonly\r\nm=audio 9 x 111\r\na=sendonly\r\n\
+                     a=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(microphone_codecs(split), Some(vec!["OPUS".to_string()]));
+        let sendrecv =
+            "v=0\r\nm=audio 9 x 8 111\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(microphone_codecs(sendrecv), Some(vec!["PCMA".to_string(), "OPUS".to_string()]));
+        assert!(offer_sends_audio(sendrecv) && offer_sends_audio(split));
+        let listening = "v=0\r\nm=audio 9 x 8\r\na=rtpmap:8 PCMA/8000\r\na=recvonly\r\n\
+                         m=video 9 x 96\r\na=sendonly\r\na=rtpmap:96 H264/90000\r\n";
+        assert_eq!(microphone_codecs(listening), None);
+        assert!(!offer_sends_audio(listening));
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! Two-way audio over WebRTC into a camera we did not write (issue 20): GStreamer's RTSP server with an
+//! ONVIF backchannel (`tests/fixtures/gst_camera.py --backchannel`, PCMA or PCMU at 8 kHz) is the
+//! camera, and camrelay pulls it as `rtsp://`. A WebRTC microphone sends a 440 Hz tone to camrelay's
+//! `/api/webrtc?src=cam`: aiortc (`tests/fixtures/two_way_client.py`) offering only Opus, so camrelay
+//! transcodes it in-process to the camera's G.711; or offering G.711 too, so it passes through.
+//! The camera decodes what it receives with GStreamer's alawdec/mulawdec and writes the samples to a
+//! file; the test checks that they are the tone (its pitch, from a DFT and from zero crossings), at
+//! 8 kHz (a wrong rate moves the pitch), about as long as what was sent, without holes.
+//! Chromium's fake microphone, through the player page and through a getUserMedia page, is in
+//! `chromium_*` below (`tests/browser/two_way.mjs`).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TONE_HZ: f64 = 440.0;
+const TONE_SECONDS: f64 = 4.0;
+/// The client's tone: a quarter of full scale, so an RMS of 8192 / √2 (5793).
+const TONE_RMS: f64 = 8192.0 / std::f64::consts::SQRT_2;
+/// What aiortc's Opus encoder makes of it: it upmixes the mono tone to stereo at -3 dB a channel
+/// (libswresample's default) before libopus, so its own decoder gets an RMS of 4096 back.
+const AIORTC_OPUS_RMS: f64 = TONE_RMS / std::f64::consts::SQRT_2;
+
+/// What the camera heard: the decoded 8 kHz samples, measured.
+#[derive(Debug)]
+struct Heard {
+    /// Everything the camera received.
+    total_seconds: f64,
+    /// From the first to the last loud sample.
+    tone_seconds: f64,
+    /// The strongest frequency (a DFT of the middle second, 0.1 Hz steps).
+    peak_hz: f64,
+    /// Half the zero crossings a second over the tone.
+    crossing_hz: f64,
+    rms: f64,
+    /// 20 ms blocks inside the tone far quieter than the rest (lost or concealed audio).
+    quiet_blocks: usize,
+    blocks: usize,
+}
+
+fn read_pcm(path: &Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]]))).collect()
+}
+
+/// The magnitude of `x` at `hz` (sampled at 8 kHz), by Goertzel's recurrence.
+fn magnitude(x: &[f64], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in x {
+        let s = v + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2).sqrt()
+}
+
+/// The strongest frequency of `x` between 50 Hz and 3950 Hz: 5 Hz steps, then 0.1 Hz around the best.
+fn peak_frequency(x: &[f64]) -> f64 {
+    let best = |from: f64, to: f64, step: f64| {
+        let mut f = from;
+        let (mut best_f, mut best_m) = (from, -1.0);
+        while f <= to {
+            let m = magnitude(x, f);
+            if m > best_m {
+                (best_f, best_m) = (f, m);
+            }
+            f += step;
+        }
+        best_f
+    };
+    let coarse = best(50.0, 3950.0, 5.0);
+    best(coarse - 5.0, coarse + 5.0, 0.1)
+}
+
+fn analyse(pcm: &[f64]) -> Heard {
+    let loud = |v: &f64| v.abs() > 1000.0;
+    let first = pcm.iter().position(loud).unwrap_or(0);
+    let last = pcm.iter().rposition(loud).unwrap_or(0);
+    let tone = &pcm[first..=last.max(first)];
+    let rms = (tone.iter().map(|v| v * v).sum::<f64>() / tone.len().max(1) as f64).sqrt();
+    let middle = tone.len() / 2;
+    let window = &tone[middle.saturating_sub(4000)..(middle + 4000).min(tone.len())];
+    let crossings = tone.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+    let blocks: Vec<f64> =
+        tone.chunks(160).map(|b| (b.iter().map(|v| v * v).sum::<f64>() / b.len() as f64).sqrt()).collect();
+    Heard {
+        total_seconds: pcm.len() as f64 / 8000.0,
+        tone_seconds: tone.len() as f64 / 8000.0,
+        peak_hz: peak_frequency(window),
+        crossing_hz: crossings as f64 / 2.0 / (tone.len().max(1) as f64 / 8000.0),
+        rms,
+        quiet_blocks: blocks.iter().filter(|b| **b < rms / 4.0).count(),
+        blocks: blocks.len(),
+    }
+}
+
+/// CPU seconds (user + system) the process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime and stime are the 12th and 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+    fields.iter().sum::<u64>() as f64 / 100.0
+}
+
+/// A GStreamer ONVIF camera with a `codec` backchannel and camrelay pulling it as `cam`; the camera
+/// writes the G.711 bytes it receives to `raw` and GStreamer's decoding of them to `pcm`.
+struct Setup {
+    server: Server,
+    _camera: GstCamera,
+    dir: PathBuf,
+    raw: PathBuf,
+    pcm: PathBuf,
+}
+
+fn setup(codec: &str) -> Setup {
+    let dir = temp_dir(&format!("two-way-{codec}"));
+    let (raw, pcm) = (dir.join(format!("received.{codec}")), dir.join("received.s16le"));
+    let port = free_port();
+    let camera = GstCamera::start(
+        port,
+        &[
+            "--backchannel",
+            raw.to_str().unwrap(),
+            "--backchannel-codec",
+            codec,
+            "--backchannel-pcm",
+            pcm.to_str().unwrap(),
+        ],
+    );
+    let server =
+        Server::start(&format!("webrtc:\n  listen: 127.0.0.1:0\nstreams:\n  cam: rtsp://127.0.0.1:{port}/test\n"));
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    Setup { server, _camera: camera, dir, raw, pcm }
+}
+
+/// Waits until the camera's file holds at least `seconds` of 8 kHz samples and stops growing.
+fn wait_received(s: &Setup, seconds: f64) -> Vec<f64> {
+    let size = || std::fs::metadata(&s.pcm).map(|m| m.len()).unwrap_or(0);
+    let want = (seconds * 16000.0) as u64;
+    assert!(
+        wait_until(Duration::from_secs(20), || size() >= want),
+        "the camera received {:.2} s of audio, want {seconds:.2} s; log:\n{}",
+        size() as f64 / 16000.0,
+        s.server.log()
+    );
+    // The session is over (the client closed): the file stops growing once the last packets are in.
+    let mut last = size();
+    let settled = wait_until(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = size();
+        std::mem::replace(&mut last, now) == now
+    });
+    assert!(settled, "the camera kept receiving audio after the microphone stopped");
+    read_pcm(&s.pcm)
+}
+
+/// Runs the aiortc microphone on `cam`; returns its report.
+fn aiortc_microphone(server: &Server, flags: &[&str]) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/two_way_client.py");
+    let url = server.api_url("/api/webrtc?src=cam");
+    let out = run_with_timeout(
+        Command::new(python()).arg(script).arg(&url).arg(TONE_SECONDS.to_string()).arg(TONE_HZ.to_string()).args(flags),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'aiortc'"),
+        "aiortc is missing: run `{} -m pip install aiortc`",
+        python()
+    );
+    assert!(out.status.success(), "two_way_client failed: {stderr}\nserver log:\n{}", server.log());
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("client output {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The checks every aiortc case makes on what the camera heard.
+fn assert_tone(case: &str, s: &Setup, sent: f64, level: f64, cpu: f64, wall: f64) {
+    let pcm = wait_received(s, sent * 0.9);
+    let raw = std::fs::metadata(&s.raw).map(|m| m.len()).unwrap_or(0);
+    let h = analyse(&pcm);
+    eprintln!(
+        "{case}: sent {sent:.2} s of {TONE_HZ} Hz; the camera received {:.2} s ({raw} G.711 bytes), tone {:.2} s, \
+         peak {:.1} Hz (DFT), {:.1} Hz (zero crossings), RMS {:.0} (sent {level:.0}), {} of {} 20 ms blocks quiet; \
+         camrelay used {:.2} CPU s in {:.2} s ({:.1} % of a core, video and RTSP included)",
+        h.total_seconds,
+        h.tone_seconds,
+        h.peak_hz,
+        h.crossing_hz,
+        h.rms,
+        h.quiet_blocks,
+        h.blocks,
+        cpu,
+        wall,
+        100.0 * cpu / wall
+    );
+    // G.711 is one byte a sample: GStreamer decoded every byte the camera got into one 8 kHz sample.
+    assert_eq!(raw, pcm.len() as u64, "{case}: {raw} G.711 bytes, {} samples", pcm.len());
+    assert!((h.total_seconds - sent).abs() <= 0.3, "{case}: sent {sent} s, the camera received {h:?}");
+    assert!((h.tone_seconds - sent).abs() <= 0.3, "{case}: sent {sent} s, the camera received {h:?}");
+    assert!((h.peak_hz - TONE_HZ).abs() <= 2.0, "{case}: not the {TONE_HZ} Hz tone: {h:?}");
+    assert!((h.crossing_hz - TONE_HZ).abs() <= 5.0, "{case}: not the {TONE_HZ} Hz tone: {h:?}");
+    assert!(h.rms > level * 0.8 && h.rms < level * 1.2, "{case}: level {h:?}, sent RMS {level:.0}");
+    assert!(h.quiet_blocks * 50 <= h.blocks, "{case}: holes in the audio: {h:?}");
+}
+
+/// `flags` for the client; `codec` is the camera's backchannel; `mic` the codec the client must send with.
+fn aiortc_case(case: &str, codec: &str, flags: &[&str], mic: &str, transcoded: bool) {
+    let s = setup(codec);
+    let (cpu0, t0) = (cpu_seconds(s.server.pid()), Instant::now());
+    let report = aiortc_microphone(&s.server, flags);
+    let (cpu, wall) = (cpu_seconds(s.server.pid()) - cpu0, t0.elapsed().as_secs_f64());
+    eprintln!("{case}: client {report}");
+    assert_eq!(report["mic_codec"], mic, "{case}: {report}");
+    assert!(report["video_frames"].as_u64().unwrap_or(0) >= 25, "{case}: the same session plays video: {report}");
+    let sent = report["sent_seconds"].as_f64().unwrap_or(0.0);
+    assert!((sent - TONE_SECONDS).abs() < 0.05, "{report}");
+    let log = s.server.log();
+    let line = log.lines().find(|l| l.contains("two-way audio: the peer's microphone plays into the backchannel"));
+    let line = line.unwrap_or_else(|| panic!("{case}: no two-way audio; log:\n{log}"));
+    let upper = codec.to_ascii_uppercase();
+    assert!(line.contains(&format!("codec={upper}")), "{case}: {line}");
+    assert_eq!(line.contains("transcoded_from=Some(\"OPUS\")"), transcoded, "{case}: {line}");
+    if flags.contains(&"split") || flags.contains(&"mic-first") {
+        // The camera's own sound plays on the recvonly m-line meanwhile, not on the microphone's.
+        assert!(report["audio_seconds"].as_f64().unwrap_or(0.0) >= 2.0, "{case}: the camera's sound: {report}");
+        assert_eq!(report["answer_audio"].as_array().map(Vec::len), Some(2), "{case}: {report}");
+    }
+    let level = if transcoded { AIORTC_OPUS_RMS } else { TONE_RMS };
+    assert_tone(case, &s, sent, level, cpu, wall);
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+/// An Opus-only microphone on one `sendrecv` audio m-line (a browser's usual offer with the codec
+/// choice narrowed): camrelay answers Opus and transcodes it to the camera's PCMA.
+#[test]
+fn aiortc_opus_microphone_is_transcoded_for_a_pcma_camera() {
+    aiortc_case("opus->pcma sendrecv", "pcma", &["opus"], "audio/opus", true);
+}
+
+/// go2rtc's web UI's offer shape: a `recvonly` audio m-line for the camera's sound and a `sendonly` one
+/// for the microphone, Opus only, into a PCMU camera.
+#[test]
+fn aiortc_opus_microphone_on_its_own_m_line_is_transcoded_for_a_pcmu_camera() {
+    aiortc_case("opus->pcmu recvonly+sendonly", "pcmu", &["opus", "split"], "audio/opus", true);
+}
+
+/// The same with the microphone's m-line before the one for the camera's sound: the camera's audio
+/// goes out on the `recvonly` one, never on the microphone's.
+#[test]
+fn aiortc_opus_microphone_listed_first_is_transcoded_for_a_pcmu_camera() {
+    aiortc_case("opus->pcmu sendonly+recvonly", "pcmu", &["opus", "mic-first"], "audio/opus", true);
+}
+
+/// A microphone that offers G.711 too: the answer puts the camera's codec first and the client's own
+/// PCMA encoder is heard as it is (no transcoding).
+#[test]
+fn aiortc_g711_microphone_passes_through_to_a_pcma_camera() {
+    aiortc_case("pcma passthrough", "pcma", &[], "audio/PCMA", false);
+}
