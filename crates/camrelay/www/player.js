@@ -390,7 +390,8 @@ function loadHlsJs() {
 
 async function playHls(failed) {
   const video = newVideo();
-  const url = `api/stream.m3u8?${q}&mp4`;
+  // `mp4=flac`: a G.711/LPCM camera's audio as FLAC, where this browser plays it (else AAC only).
+  const url = `api/stream.m3u8?${q}&${browserDecodes().hls.audio.has('PCMA') ? 'mp4=flac' : 'mp4'}`;
   const Hls = (window.MediaSource || window.ManagedMediaSource) ? await loadHlsJs() : null;
   alive(failed);
   if (Hls && Hls.isSupported()) {
@@ -442,8 +443,8 @@ const SERVER_CARRIES = {
   webrtc: { video: ['H264', 'H265'], audio: ['OPUS', 'PCMA', 'PCMU', 'AAC', 'L16'] },
   // api/ws `mse`: fMP4; G.711 and LPCM as FLAC.
   mse: { video: ['H264', 'H265'], audio: ['AAC', 'OPUS', 'PCMA', 'PCMU', 'L16'] },
-  // api/stream.m3u8?mp4: fMP4 with H.264/H.265 and AAC.
-  hls: { video: ['H264', 'H265'], audio: ['AAC'] },
+  // api/stream.m3u8?mp4=flac: fMP4 with H.264/H.265 and AAC; G.711 and LPCM as FLAC.
+  hls: { video: ['H264', 'H265'], audio: ['AAC', 'PCMA', 'PCMU', 'L16'] },
   // api/stream.mjpeg: JPEG as it comes, any other video transcoded by ffmpeg; no sound.
   mjpeg: { video: null, audio: [] },
 };
@@ -498,13 +499,14 @@ function browserDecodes() {
   const hls = { video: new Set(), audio: new Set(), why: '' };
   if (MS) {
     mse.video.forEach((c) => hls.video.add(c));
-    if (mse.audio.has('AAC')) hls.audio.add('AAC');
+    ['AAC', 'PCMA', 'PCMU', 'L16'].forEach((c) => { if (mse.audio.has(c)) hls.audio.add(c); });
   } else {
     const v = document.createElement('video');
     if (!v.canPlayType('application/vnd.apple.mpegurl')) hls.why = 'this browser plays no HLS';
     for (const [name, list] of Object.entries({ H264: MSE_PROBES.H264, H265: MSE_PROBES.H265, AAC: MSE_PROBES.AAC })) {
       if (list.some((c) => v.canPlayType(`video/mp4; codecs="${c}"`))) (name === 'AAC' ? hls.audio : hls.video).add(name);
     }
+    if (v.canPlayType('audio/mp4; codecs="flac"')) ['PCMA', 'PCMU', 'L16'].forEach((c) => hls.audio.add(c));
   }
   out.hls = hls;
   // MJPEG: an <img> decodes JPEG everywhere.

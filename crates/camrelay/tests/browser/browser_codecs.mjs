@@ -7,7 +7,8 @@
 // Modes: `mse` (go2rtc's WebSocket `mse` with the codecs this browser plays), `mp4` (<video src> of
 // `/api/stream.mp4?mp4=flac`), `hls_fmp4` (hls.js, `/api/stream.m3u8?mp4=flac`), `hls_ts` (hls.js,
 // `/api/stream.m3u8?video=h264&audio=aac,pcma,pcmu`), `llhls` (hls.js in low-latency mode on MediaMTX's
-// `/PATH/index.m3u8`, the default lowLatency variant).
+// `/PATH/index.m3u8`, the default lowLatency variant), `ui_mse` and `ui_hls` (the web UI's player page,
+// `stream.html?mode=mse|hls`).
 // Usage (inside `unshare --net`, see ../browser_codecs.rs): node browser_codecs.mjs CAMRELAY_BIN
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -75,8 +76,21 @@ const browser = await chromium.launch({
 async function play(page, mode, url) {
   return page.evaluate(async ({ mode, url, tone }) => {
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-    document.body.innerHTML = '<video autoplay playsinline></video>';
-    const video = document.querySelector('video');
+    let video;
+    if (mode.startsWith('ui_')) {
+      // The web UI's player (stream.html) made the <video>: wait for its first picture, then unmute it
+      // (as its Unmute button does).
+      const t = performance.now();
+      while (performance.now() - t < 20000) {
+        video = document.querySelector('video');
+        if (video && video.getVideoPlaybackQuality().totalVideoFrames > 0) break;
+        await sleep(50);
+      }
+      if (!video) return { error: `no <video>: ${document.body.innerText.slice(0, 300)}` };
+    } else {
+      document.body.innerHTML = '<video autoplay playsinline></video>';
+      video = document.querySelector('video');
+    }
     video.muted = false;
     const errors = [];
     const ctx = new AudioContext();
@@ -88,7 +102,7 @@ async function play(page, mode, url) {
     ctx.createMediaElementSource(video).connect(analyser);
     analyser.connect(silent).connect(ctx.destination);
     let mime = null;
-    let container = mode === 'mse' || mode === 'mp4' ? 'fmp4' : null;
+    let container = mode === 'llhls' || mode.startsWith('hls') ? null : 'fmp4';
     let hls = null;
     if (mode === 'mse') {
       // go2rtc's video-rtc.js: the codecs MSE takes, in its order.
@@ -118,6 +132,8 @@ async function play(page, mode, url) {
       window.__ws = ws;
     } else if (mode === 'mp4') {
       video.src = url;
+    } else if (mode.startsWith('ui_')) {
+      mime = `${document.getElementById('mode').textContent}: ${document.getElementById('detail').textContent}`;
     } else {
       hls = new Hls(mode === 'llhls' ? { lowLatencyMode: true } : { liveSyncDurationCount: 1 });
       hls.on(Hls.Events.ERROR, (_, d) => errors.push(`${d.details}${d.fatal ? ' (fatal)' : ''}`));
@@ -133,7 +149,7 @@ async function play(page, mode, url) {
     // Stay near the live edge (progressive MP4 and MSE buffer what comes).
     const chase = setInterval(() => {
       const r = video.buffered;
-      if (!hls && r.length && r.end(r.length - 1) - video.currentTime > 1.5) video.currentTime = r.end(r.length - 1) - 0.3;
+      if (!hls && !mode.startsWith('ui_') && r.length && r.end(r.length - 1) - video.currentTime > 1.5) video.currentTime = r.end(r.length - 1) - 0.3;
     }, 250);
     const t0 = performance.now();
     while (video.getVideoPlaybackQuality().totalVideoFrames < 50 && performance.now() - t0 < 25000) await sleep(50);
@@ -211,6 +227,9 @@ const modes = {
   mp4: (s) => ({ origin: `http://${api}/`, url: `/api/stream.mp4?src=${s}&mp4=flac`, ff: `http://${api}/api/stream.mp4?src=${s}&mp4=flac` }),
   hls_fmp4: (s) => ({ origin: `http://${api}/`, script: `http://${api}/vendor/hls.light.min.js`, url: `/api/stream.m3u8?src=${s}&mp4=flac`, ff: `http://${api}/api/stream.m3u8?src=${s}&mp4=flac` }),
   hls_ts: (s) => ({ origin: `http://${api}/`, script: `http://${api}/vendor/hls.light.min.js`, url: `/api/stream.m3u8?src=${s}&video=h264&audio=aac,pcma,pcmu`, ff: `http://${api}/api/stream.m3u8?src=${s}&video=h264&audio=aac,pcma,pcmu` }),
+  // The web UI's player page in its MSE and HLS modes.
+  ui_mse: (s) => ({ origin: `http://${api}/stream.html?src=${s}&mode=mse`, url: '' }),
+  ui_hls: (s) => ({ origin: `http://${api}/stream.html?src=${s}&mode=hls`, url: '' }),
   llhls: (s) => ({ origin: `http://${HLS}/${s}/hls.min.js`, script: `http://${HLS}/${s}/hls.min.js`, url: `/${s}/index.m3u8`, ff: `http://${HLS}/${s}/index.m3u8` }),
 };
 
