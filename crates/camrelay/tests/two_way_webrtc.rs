@@ -6,8 +6,8 @@
 //! The camera decodes what it receives with GStreamer's alawdec/mulawdec and writes the samples to a
 //! file; the test checks that they are the tone (its pitch, from a DFT and from zero crossings), at
 //! 8 kHz (a wrong rate moves the pitch), about as long as what was sent, without holes.
-//! Chromium's fake microphone, through the player page and through a getUserMedia page, is in
-//! `chromium_*` below (`tests/browser/two_way.mjs`).
+//! Chromium's fake microphone, through the player page and through a getUserMedia page with go2rtc's
+//! web UI offer, is `chromium_fake_microphone_reaches_pcma_and_pcmu_cameras` (`tests/browser/two_way.mjs`).
 
 mod common;
 
@@ -262,4 +262,105 @@ fn aiortc_opus_microphone_listed_first_is_transcoded_for_a_pcmu_camera() {
 #[test]
 fn aiortc_g711_microphone_passes_through_to_a_pcma_camera() {
     aiortc_case("pcma passthrough", "pcma", &[], "audio/PCMA", false);
+}
+
+/// `[0.50, 0.51]`: seconds to print.
+fn list(v: &[f64]) -> String {
+    format!("[{}]", v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", "))
+}
+
+/// Beeps of Chromium's fake microphone in what a camera heard: their onsets (s) and lengths (s), from
+/// 10 ms blocks louder than an RMS of 1000.
+fn beeps(pcm: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let loud: Vec<bool> =
+        pcm.chunks(80).map(|b| (b.iter().map(|v| v * v).sum::<f64>() / b.len() as f64).sqrt() > 1000.0).collect();
+    let (mut onsets, mut lengths) = (Vec::new(), Vec::new());
+    let mut run = 0usize;
+    for (i, l) in loud.iter().chain([&false]).enumerate() {
+        if *l {
+            if run == 0 {
+                onsets.push(i as f64 * 0.01);
+            }
+            run += 1;
+        } else if run > 0 {
+            lengths.push(run as f64 * 0.01);
+            run = 0;
+        }
+    }
+    (onsets, lengths)
+}
+
+/// Chromium's fake microphone (`--use-fake-device-for-media-stream`: a short beep every half second)
+/// into two GStreamer ONVIF cameras through camrelay, inside a network namespace
+/// (`tests/browser/two_way.mjs`): the player page's microphone button on the PCMA camera (Chromium
+/// offers Opus, PCMA, PCMU...: the answer puts PCMA first and Chromium encodes PCMA itself), and
+/// go2rtc's web UI offer (video and audio `recvonly`, the microphone `sendonly` offering only Opus)
+/// on the PCMU camera, transcoded by camrelay. Each camera's decoded audio must be the beeps, periodic,
+/// as long as Chromium sent, and the transcoded beep as high as the passed-through one.
+#[test]
+fn chromium_fake_microphone_reaches_pcma_and_pcmu_cameras() {
+    let dir = temp_dir("two-way-chromium");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gst_camera.py");
+    let v = run_browser_script(
+        BrowserNet::Veth,
+        "two_way.mjs",
+        &[env!("CARGO_BIN_EXE_camrelay"), script, dir.to_str().unwrap(), "4"],
+        Duration::from_secs(150),
+    );
+    assert!(v["error"].is_null(), "{v}");
+    let mut pitch = Vec::new();
+    for (case, camera, mic_codec, transcoded) in
+        [("player", "pcma", "audio/PCMA", false), ("opus", "pcmu", "audio/opus", true)]
+    {
+        let r = &v[case];
+        eprintln!("chromium {case}: {r}");
+        assert_eq!(r["connection"], "connected", "{case}: {r}");
+        assert_eq!(r["mic"]["codec"], mic_codec, "{case}: {r}");
+        assert_eq!(r["settled"], true, "{case}: the camera kept receiving after the page closed: {r}");
+        assert!(r["video_frames"].as_u64().unwrap_or(0) > 50, "{case}: the same session plays video: {r}");
+        assert!(r["camera_audio"]["samples"].as_u64().unwrap_or(0) > 16_000, "{case}: the camera's sound: {r}");
+        let line = format!("codec={}", camera.to_ascii_uppercase());
+        let logged = v["log"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).find(|l| l.contains(&line));
+        let logged = logged.unwrap_or_else(|| panic!("{case}: no two-way audio into {camera}: {}", v["log"]));
+        assert_eq!(logged.contains("transcoded_from=Some(\"OPUS\")"), transcoded, "{case}: {logged}");
+
+        let pcm = read_pcm(&dir.join(format!("{camera}.s16le")));
+        let raw = std::fs::metadata(dir.join(format!("{camera}.g711"))).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(raw, pcm.len() as u64, "{case}: one G.711 byte a sample");
+        // Chromium sends 20 ms packets: what it counted sending is what the camera should have.
+        let sent = r["mic"]["packets"].as_f64().unwrap_or(0.0) * 0.02;
+        let received = pcm.len() as f64 / 8000.0;
+        let (onsets, lengths) = beeps(&pcm);
+        let intervals: Vec<f64> = onsets.windows(2).map(|w| w[1] - w[0]).collect();
+        let loud: Vec<f64> = pcm.iter().copied().filter(|v| v.abs() > 1000.0).collect();
+        let rms = (loud.iter().map(|v| v * v).sum::<f64>() / loud.len().max(1) as f64).sqrt();
+        let middle = pcm.len() / 2;
+        let peak = peak_frequency(&pcm[middle.saturating_sub(4000)..(middle + 4000).min(pcm.len())]);
+        eprintln!(
+            "chromium {case} -> {camera}: Chromium sent {sent:.2} s ({mic_codec}), the camera received {received:.2} s \
+             ({raw} G.711 bytes); {} beeps {} s apart, {} s long; peak {peak:.1} Hz; RMS of the beeps {rms:.0}",
+            onsets.len(),
+            list(&intervals),
+            list(&lengths)
+        );
+        assert!(sent >= 3.5, "{case}: Chromium sent {sent} s: {r}");
+        assert!(
+            (received - sent).abs() <= 0.3,
+            "{case}: Chromium sent {sent:.2} s, the camera received {received:.2} s"
+        );
+        // The fake microphone beeps every half second: one beep for each, evenly spaced, short.
+        assert!(onsets.len() + 1 >= (received / 0.5) as usize, "{case}: {} beeps in {received:.2} s", onsets.len());
+        assert!(intervals.iter().all(|i| (i - 0.5).abs() <= 0.05), "{case}: beeps not periodic: {intervals:?}");
+        assert!(lengths.iter().all(|l| *l <= 0.15), "{case}: not beeps: {lengths:?}");
+        assert!(rms > 3000.0, "{case}: beeps too quiet: RMS {rms:.0}");
+        pitch.push(peak);
+    }
+    // The beep through camrelay's Opus → PCMU transcoder has the pitch it has passed through as PCMA.
+    assert!(
+        (pitch[0] - pitch[1]).abs() <= 10.0,
+        "pitch: passed through {:.1} Hz, transcoded {:.1} Hz",
+        pitch[0],
+        pitch[1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
