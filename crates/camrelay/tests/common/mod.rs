@@ -695,10 +695,16 @@ impl FrameCrcReader {
 
     /// The next decoded frame's size in bytes (framecrc's `stream, dts, pts, duration, size, crc`).
     fn next_size(&self, until: Instant) -> Option<u64> {
+        self.next_frame(until).map(|(size, _)| size)
+    }
+
+    /// The next decoded frame's size in bytes and the checksum of its pixels (`0x7ce72296`).
+    pub fn next_frame(&self, until: Instant) -> Option<(u64, String)> {
         loop {
             let line = self.lines.recv_timeout(until.saturating_duration_since(Instant::now())).ok()?;
-            if let Some(size) = line.split(',').nth(4).and_then(|s| s.trim().parse().ok()) {
-                return Some(size);
+            let mut fields = line.split(',').skip(4).map(str::trim);
+            if let (Some(Ok(size)), Some(crc)) = (fields.next().map(str::parse), fields.next()) {
+                return Some((size, crc.to_string()));
             }
         }
     }
