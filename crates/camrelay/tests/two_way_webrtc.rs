@@ -5,7 +5,8 @@
 //! transcodes it in-process to the camera's G.711; or offering G.711 too, so it passes through.
 //! The camera decodes what it receives with GStreamer's alawdec/mulawdec and writes the samples to a
 //! file; the test checks that they are the tone (its pitch, from a DFT and from zero crossings), at
-//! 8 kHz (a wrong rate moves the pitch), about as long as what was sent, without holes.
+//! the camera's rate (8 kHz, or 16 kHz for one camera: a wrong rate moves the pitch), about as long as
+//! what was sent, without holes.
 //! Chromium's fake microphone, through the player page and through a getUserMedia page with go2rtc's
 //! web UI offer, is `chromium_fake_microphone_reaches_pcma_and_pcmu_cameras` (`tests/browser/two_way.mjs`).
 
@@ -46,9 +47,9 @@ fn read_pcm(path: &Path) -> Vec<f64> {
     bytes.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]]))).collect()
 }
 
-/// The magnitude of `x` at `hz` (sampled at 8 kHz), by Goertzel's recurrence.
-fn magnitude(x: &[f64], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+/// The magnitude of `x` (sampled at `rate`) at `hz`, by Goertzel's recurrence.
+fn magnitude(x: &[f64], hz: f64, rate: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / rate;
     let coeff = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0, 0.0);
     for v in x {
@@ -59,13 +60,14 @@ fn magnitude(x: &[f64], hz: f64) -> f64 {
     (s1 * s1 + s2 * s2 - coeff * s1 * s2).sqrt()
 }
 
-/// The strongest frequency of `x` between 50 Hz and 3950 Hz: 5 Hz steps, then 0.1 Hz around the best.
-fn peak_frequency(x: &[f64]) -> f64 {
+/// The strongest frequency of `x` (sampled at `rate`) between 50 Hz and 3950 Hz: 5 Hz steps, then
+/// 0.1 Hz around the best.
+fn peak_frequency(x: &[f64], rate: f64) -> f64 {
     let best = |from: f64, to: f64, step: f64| {
         let mut f = from;
         let (mut best_f, mut best_m) = (from, -1.0);
         while f <= to {
-            let m = magnitude(x, f);
+            let m = magnitude(x, f, rate);
             if m > best_m {
                 (best_f, best_m) = (f, m);
             }
@@ -77,22 +79,26 @@ fn peak_frequency(x: &[f64]) -> f64 {
     best(coarse - 5.0, coarse + 5.0, 0.1)
 }
 
-fn analyse(pcm: &[f64]) -> Heard {
+/// What a camera heard at `rate` samples a second.
+fn analyse(pcm: &[f64], rate: f64) -> Heard {
     let loud = |v: &f64| v.abs() > 1000.0;
     let first = pcm.iter().position(loud).unwrap_or(0);
     let last = pcm.iter().rposition(loud).unwrap_or(0);
     let tone = &pcm[first..=last.max(first)];
     let rms = (tone.iter().map(|v| v * v).sum::<f64>() / tone.len().max(1) as f64).sqrt();
     let middle = tone.len() / 2;
-    let window = &tone[middle.saturating_sub(4000)..(middle + 4000).min(tone.len())];
+    let half = (rate / 2.0) as usize;
+    let window = &tone[middle.saturating_sub(half)..(middle + half).min(tone.len())];
     let crossings = tone.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
-    let blocks: Vec<f64> =
-        tone.chunks(160).map(|b| (b.iter().map(|v| v * v).sum::<f64>() / b.len() as f64).sqrt()).collect();
+    let blocks: Vec<f64> = tone
+        .chunks((rate / 50.0) as usize)
+        .map(|b| (b.iter().map(|v| v * v).sum::<f64>() / b.len() as f64).sqrt())
+        .collect();
     Heard {
-        total_seconds: pcm.len() as f64 / 8000.0,
-        tone_seconds: tone.len() as f64 / 8000.0,
-        peak_hz: peak_frequency(window),
-        crossing_hz: crossings as f64 / 2.0 / (tone.len().max(1) as f64 / 8000.0),
+        total_seconds: pcm.len() as f64 / rate,
+        tone_seconds: tone.len() as f64 / rate,
+        peak_hz: peak_frequency(window, rate),
+        crossing_hz: crossings as f64 / 2.0 / (tone.len().max(1) as f64 / rate),
         rms,
         quiet_blocks: blocks.iter().filter(|b| **b < rms / 4.0).count(),
         blocks: blocks.len(),
@@ -108,17 +114,18 @@ fn cpu_seconds(pid: u32) -> f64 {
     fields.iter().sum::<u64>() as f64 / 100.0
 }
 
-/// A GStreamer ONVIF camera with a `codec` backchannel and camrelay pulling it as `cam`; the camera
-/// writes the G.711 bytes it receives to `raw` and GStreamer's decoding of them to `pcm`.
+/// A GStreamer ONVIF camera with a `codec` backchannel at `rate` Hz and camrelay pulling it as `cam`;
+/// the camera writes the G.711 bytes it receives to `raw` and GStreamer's decoding of them to `pcm`.
 struct Setup {
     server: Server,
     _camera: GstCamera,
     dir: PathBuf,
     raw: PathBuf,
     pcm: PathBuf,
+    rate: f64,
 }
 
-fn setup(codec: &str) -> Setup {
+fn setup(codec: &str, rate: u32) -> Setup {
     let dir = temp_dir(&format!("two-way-{codec}"));
     let (raw, pcm) = (dir.join(format!("received.{codec}")), dir.join("received.s16le"));
     let port = free_port();
@@ -129,6 +136,8 @@ fn setup(codec: &str) -> Setup {
             raw.to_str().unwrap(),
             "--backchannel-codec",
             codec,
+            "--backchannel-rate",
+            &rate.to_string(),
             "--backchannel-pcm",
             pcm.to_str().unwrap(),
         ],
@@ -136,17 +145,18 @@ fn setup(codec: &str) -> Setup {
     let server =
         Server::start(&format!("webrtc:\n  listen: 127.0.0.1:0\nstreams:\n  cam: rtsp://127.0.0.1:{port}/test\n"));
     assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
-    Setup { server, _camera: camera, dir, raw, pcm }
+    Setup { server, _camera: camera, dir, raw, pcm, rate: f64::from(rate) }
 }
 
-/// Waits until the camera's file holds at least `seconds` of 8 kHz samples and stops growing.
+/// Waits until the camera's file holds at least `seconds` of samples and stops growing.
 fn wait_received(s: &Setup, seconds: f64) -> Vec<f64> {
     let size = || std::fs::metadata(&s.pcm).map(|m| m.len()).unwrap_or(0);
-    let want = (seconds * 16000.0) as u64;
+    let bytes_per_second = s.rate * 2.0;
+    let want = (seconds * bytes_per_second) as u64;
     assert!(
         wait_until(Duration::from_secs(20), || size() >= want),
         "the camera received {:.2} s of audio, want {seconds:.2} s; log:\n{}",
-        size() as f64 / 16000.0,
+        size() as f64 / bytes_per_second,
         s.server.log()
     );
     // The session is over (the client closed): the file stops growing once the last packets are in.
@@ -183,11 +193,12 @@ fn aiortc_microphone(server: &Server, flags: &[&str]) -> serde_json::Value {
 fn assert_tone(case: &str, s: &Setup, sent: f64, level: f64, cpu: f64, wall: f64) {
     let pcm = wait_received(s, sent * 0.9);
     let raw = std::fs::metadata(&s.raw).map(|m| m.len()).unwrap_or(0);
-    let h = analyse(&pcm);
+    let h = analyse(&pcm, s.rate);
     eprintln!(
-        "{case}: sent {sent:.2} s of {TONE_HZ} Hz; the camera received {:.2} s ({raw} G.711 bytes), tone {:.2} s, \
+        "{case}: sent {sent:.2} s of {TONE_HZ} Hz; the camera received {} Hz audio, {:.2} s ({raw} G.711 bytes), tone {:.2} s, \
          peak {:.1} Hz (DFT), {:.1} Hz (zero crossings), RMS {:.0} (sent {level:.0}), {} of {} 20 ms blocks quiet; \
          camrelay used {:.2} CPU s in {:.2} s ({:.1} % of a core, video and RTSP included)",
+        s.rate,
         h.total_seconds,
         h.tone_seconds,
         h.peak_hz,
@@ -210,8 +221,8 @@ fn assert_tone(case: &str, s: &Setup, sent: f64, level: f64, cpu: f64, wall: f64
 }
 
 /// `flags` for the client; `codec` is the camera's backchannel; `mic` the codec the client must send with.
-fn aiortc_case(case: &str, codec: &str, flags: &[&str], mic: &str, transcoded: bool) {
-    let s = setup(codec);
+fn aiortc_case(case: &str, (codec, rate): (&str, u32), flags: &[&str], mic: &str, transcoded: bool) {
+    let s = setup(codec, rate);
     let (cpu0, t0) = (cpu_seconds(s.server.pid()), Instant::now());
     let report = aiortc_microphone(&s.server, flags);
     let (cpu, wall) = (cpu_seconds(s.server.pid()) - cpu0, t0.elapsed().as_secs_f64());
@@ -240,28 +251,35 @@ fn aiortc_case(case: &str, codec: &str, flags: &[&str], mic: &str, transcoded: b
 /// choice narrowed): camrelay answers Opus and transcodes it to the camera's PCMA.
 #[test]
 fn aiortc_opus_microphone_is_transcoded_for_a_pcma_camera() {
-    aiortc_case("opus->pcma sendrecv", "pcma", &["opus"], "audio/opus", true);
+    aiortc_case("opus->pcma sendrecv", ("pcma", 8000), &["opus"], "audio/opus", true);
 }
 
 /// go2rtc's web UI's offer shape: a `recvonly` audio m-line for the camera's sound and a `sendonly` one
 /// for the microphone, Opus only, into a PCMU camera.
 #[test]
 fn aiortc_opus_microphone_on_its_own_m_line_is_transcoded_for_a_pcmu_camera() {
-    aiortc_case("opus->pcmu recvonly+sendonly", "pcmu", &["opus", "split"], "audio/opus", true);
+    aiortc_case("opus->pcmu recvonly+sendonly", ("pcmu", 8000), &["opus", "split"], "audio/opus", true);
 }
 
 /// The same with the microphone's m-line before the one for the camera's sound: the camera's audio
 /// goes out on the `recvonly` one, never on the microphone's.
 #[test]
 fn aiortc_opus_microphone_listed_first_is_transcoded_for_a_pcmu_camera() {
-    aiortc_case("opus->pcmu sendonly+recvonly", "pcmu", &["opus", "mic-first"], "audio/opus", true);
+    aiortc_case("opus->pcmu sendonly+recvonly", ("pcmu", 8000), &["opus", "mic-first"], "audio/opus", true);
+}
+
+/// A camera whose backchannel is PCMA at 16 kHz (a dynamic payload type): libopus decodes the
+/// microphone straight to 16 kHz, and the camera hears the tone at its own rate.
+#[test]
+fn aiortc_opus_microphone_is_transcoded_for_a_16_khz_pcma_camera() {
+    aiortc_case("opus->pcma/16000 sendrecv", ("pcma", 16000), &["opus"], "audio/opus", true);
 }
 
 /// A microphone that offers G.711 too: the answer puts the camera's codec first and the client's own
 /// PCMA encoder is heard as it is (no transcoding).
 #[test]
 fn aiortc_g711_microphone_passes_through_to_a_pcma_camera() {
-    aiortc_case("pcma passthrough", "pcma", &[], "audio/PCMA", false);
+    aiortc_case("pcma passthrough", ("pcma", 8000), &[], "audio/PCMA", false);
 }
 
 /// `[0.50, 0.51]`: seconds to print.
@@ -335,7 +353,7 @@ fn chromium_fake_microphone_reaches_pcma_and_pcmu_cameras() {
         let loud: Vec<f64> = pcm.iter().copied().filter(|v| v.abs() > 1000.0).collect();
         let rms = (loud.iter().map(|v| v * v).sum::<f64>() / loud.len().max(1) as f64).sqrt();
         let middle = pcm.len() / 2;
-        let peak = peak_frequency(&pcm[middle.saturating_sub(4000)..(middle + 4000).min(pcm.len())]);
+        let peak = peak_frequency(&pcm[middle.saturating_sub(4000)..(middle + 4000).min(pcm.len())], 8000.0);
         eprintln!(
             "chromium {case} -> {camera}: Chromium sent {sent:.2} s ({mic_codec}), the camera received {received:.2} s \
              ({raw} G.711 bytes); {} beeps {} s apart, {} s long; peak {peak:.1} Hz; RMS of the beeps {rms:.0}",
