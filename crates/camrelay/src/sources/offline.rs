@@ -384,7 +384,10 @@ fn ivf_video(data: &[u8], name: &str) -> Result<ClipTrack, String> {
     if rate == 0 || scale == 0 || 90_000 % rate != 0 {
         return Err(format!("{name} clip: time base {scale}/{rate} (a whole number of 90 kHz ticks per frame)"));
     }
-    let ticks = 90_000 / rate * scale;
+    let ticks = (90_000 / rate)
+        .checked_mul(scale)
+        .filter(|t| *t <= 90_000)
+        .ok_or_else(|| format!("{name} clip: time base {scale}/{rate} (a frame lasts at most a second)"))?;
     let mut payloads = Vec::new();
     let mut rest = &data[32..];
     while !rest.is_empty() {
@@ -411,7 +414,7 @@ fn ivf_video(data: &[u8], name: &str) -> Result<ClipTrack, String> {
         .map(|(i, p)| {
             let keyframe = if name == codec::AV1 { av1_keyframe(p) } else { vp9_keyframe(p) };
             let frame = media::Frame {
-                timestamp: i as u32 * ticks,
+                timestamp: (i as u32).wrapping_mul(ticks),
                 keyframe,
                 payload: Bytes::copy_from_slice(p),
                 rtp: Vec::new(),
@@ -546,6 +549,9 @@ mod tests {
         assert!(err(VP9_SLATE, codec::AV1).contains("not an IVF file of AV01"));
         let cut = &AV1_SLATE[..AV1_SLATE.len() - 3];
         assert!(err(cut, codec::AV1).contains("truncated"));
+        let mut slow = AV1_SLATE.to_vec();
+        slow[20..24].copy_from_slice(&u32::MAX.to_le_bytes()); // time base u32::MAX/25
+        assert!(err(&slow, codec::AV1).contains("at most a second"));
         // A clip starting at its second frame starts with no keyframe.
         let second = 32 + 12 + u32::from_le_bytes(VP9_SLATE[32..36].try_into().unwrap()) as usize;
         let mut rest = VP9_SLATE[..32].to_vec();
