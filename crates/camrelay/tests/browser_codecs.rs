@@ -6,8 +6,10 @@
 //! web UI's player page (`stream.html?mode=mse`, `mode=hls`), and shows video frames of the right size,
 //! audio bytes decoded (`webkitAudioDecodedByteCount`) and the tone itself (a WebAudio AnalyserNode on
 //! the media element: the loudest frequency is 440 Hz). G.711 reaches MSE and HLS as FLAC in fMP4.
-//! ffprobe and ffmpeg read the same HTTP URLs and decode their audio. H.265: this Chromium's MSE has no
-//! H.265 decoder (`MediaSource.isTypeSupported` is false), which the test prints. The browser side is
+//! ffprobe and ffmpeg read the same HTTP URLs and decode their audio. H.265 + AAC: the server answers a
+//! browser listing `hvc1` with `hvc1.*,mp4a.40.2` and streams it, ffmpeg decodes it from `stream.mp4`;
+//! this Chromium's MSE has no H.265 decoder (`MediaSource.isTypeSupported` is false), which the test
+//! prints (where it has one, the stream is played and checked as the others). The browser side is
 //! `tests/browser/browser_codecs.mjs`; it runs in a fresh network namespace with only loopback.
 
 mod common;
@@ -35,7 +37,7 @@ fn chromium_plays_every_camera_audio_codec_over_mse_and_hls() {
     println!(
         "H.265 over MSE: {}",
         if h265 {
-            "this Chromium's MSE takes hvc1/hev1 (not played by this test)"
+            "this Chromium's MSE takes hvc1/hev1: H.265+AAC played over MSE below"
         } else {
             "this Chromium decodes no H.265 (MediaSource.isTypeSupported(hvc1/hev1) is false): H.265+AAC not played"
         }
@@ -100,6 +102,35 @@ fn chromium_plays_every_camera_audio_codec_over_mse_and_hls() {
                     failures.push(format!("{mode} {combo}: ffmpeg decoded no 50 audio frames: {ff}"));
                 }
             }
+        }
+    }
+    // H.265 + AAC: the server answers a browser listing hvc1 with H.265 and AAC in fMP4 and streams it;
+    // ffmpeg decodes `stream.mp4`; Chromium plays it only where its MSE takes the type.
+    let h = &v["h265"];
+    println!(
+        "H.265+AAC: MSE answer {}, {} bytes in 3 s, playable here: {}; ffmpeg {}",
+        h["mime"], h["bytes"], h["supported"], h["ffmpeg"]
+    );
+    let mime = h["mime"].as_str().unwrap_or("");
+    if !(mime.starts_with("video/mp4; codecs=\"hvc1.")
+        && mime.ends_with(",mp4a.40.2\"")
+        && h["bytes"].as_u64() > Some(10_000))
+    {
+        failures.push(format!("h265: MSE answer: {h}"));
+    }
+    let ff = &h["ffmpeg"];
+    if ff["video"] != "hevc 320x240" || ff["audio"] != "aac 44100" || ff["audioFrames"].as_u64() < Some(50) {
+        failures.push(format!("h265: ffmpeg on stream.mp4: {ff}"));
+    }
+    if h["supported"] == true {
+        let r = &h["mse"];
+        println!("H.265+AAC over MSE: {r}");
+        let ok = r["frames"].as_u64() >= Some(50)
+            && r["width"] == 320
+            && r["audioBytesWhileListening"].as_u64() > Some(5_000)
+            && (r["toneHz"].as_f64().unwrap_or(0.0) - 440.0).abs() < 12.0;
+        if !ok {
+            failures.push(format!("h265 mse: {r}"));
         }
     }
     assert!(failures.is_empty(), "{}\nlog: {}", failures.join("\n"), v["log"]);

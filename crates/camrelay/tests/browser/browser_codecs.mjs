@@ -9,6 +9,8 @@
 // `/api/stream.m3u8?video=h264&audio=aac,pcma,pcmu`), `llhls` (hls.js in low-latency mode on MediaMTX's
 // `/PATH/index.m3u8`, the default lowLatency variant), `ui_mse` and `ui_hls` (the web UI's player page,
 // `stream.html?mode=mse|hls`).
+// H.265 + AAC: the server's MSE answer and ffprobe's view of `stream.mp4`, played where Chromium's MSE
+// takes H.265 (`MediaSource.isTypeSupported`).
 // Usage (inside `unshare --net`, see ../browser_codecs.rs): node browser_codecs.mjs CAMRELAY_BIN
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -50,6 +52,11 @@ const publishers = Object.entries(combos).map(([name, audio]) => spawn('ffmpeg',
   '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-f', 'lavfi', '-i', `sine=frequency=${TONE}:sample_rate=48000`,
   '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '25', '-pix_fmt', 'yuv420p', ...audio,
   '-t', '600', '-f', 'rtsp', '-rtsp_transport', 'tcp', `rtsp://${RTSP}/${name}`], { stdio: 'ignore' }));
+// H.265 + AAC: played where this Chromium's MSE takes H.265; the server's side is checked anyway.
+publishers.push(spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
+  '-f', 'lavfi', '-i', `sine=frequency=${TONE}:sample_rate=48000`, '-c:v', 'libx265', '-preset', 'ultrafast', '-tune', 'zerolatency',
+  '-x265-params', 'keyint=25:log-level=error', '-pix_fmt', 'yuv420p', ...combos.aac, '-t', '600', '-f', 'rtsp', '-rtsp_transport', 'tcp',
+  `rtsp://${RTSP}/h265`], { stdio: 'ignore' }));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Runs `cmd args` (at most `ms`), resolves with its stdout and stderr.
@@ -240,7 +247,7 @@ try {
   for (;;) {
     const list = await (await fetch(`http://${api}/v3/paths/list`)).json().catch(() => ({}));
     const ready = (list.items || []).filter((p) => p.ready).map((p) => p.name);
-    if (Object.keys(combos).every((c) => ready.includes(c))) break;
+    if ([...Object.keys(combos), 'h265'].every((c) => ready.includes(c))) break;
     if (Date.now() - t0 > 30000) throw new Error(`publishers not ready after 30 s: ${JSON.stringify(ready)}`);
     await sleep(200);
   }
@@ -273,6 +280,26 @@ try {
       result.ffmpeg[mode] ??= {};
       result.ffmpeg[mode][combo] = await ffcheck(t.ff);
     }
+  }
+  // H.265 + AAC over MSE: the server's answer to a browser listing hvc1 (its MIME type, bytes sent) and
+  // whether this Chromium takes that type; played like the others where it does.
+  if (!only || only.includes('h265')) {
+    const page = await browser.newPage();
+    await page.goto(`http://${api}/`);
+    result.h265 = await page.evaluate(async (url) => {
+      const ws = new WebSocket(url);
+      ws.binaryType = 'arraybuffer';
+      let mime = null;
+      let bytes = 0;
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'mse', value: 'hvc1.1.6.L153.B0,hev1.1.6.L153.B0,mp4a.40.2,flac,opus' }));
+      ws.onmessage = (ev) => { if (typeof ev.data === 'string') mime = JSON.parse(ev.data).value; else bytes += ev.data.byteLength; };
+      await new Promise((r) => setTimeout(r, 3000));
+      ws.close();
+      return { mime, bytes, supported: !!mime && MediaSource.isTypeSupported(mime) };
+    }, `ws://${api}/api/ws?src=h265`);
+    if (result.h265.supported) result.h265.mse = await play(page, 'mse', `ws://${api}/api/ws?src=h265`);
+    await page.close();
+    result.h265.ffmpeg = await ffcheck(`http://${api}/api/stream.mp4?src=h265`);
   }
 } catch (e) {
   result.error = String(e && e.stack || e);
