@@ -195,12 +195,25 @@ impl Muxer {
         if let Some(seg) = seg {
             s.playlist.set_generation(seg.generation);
             let (msn, _) = s.playlist.add_segment(seg.duration, now);
+            // A segment is its parts, in order: its parts become slices of it (no second copy), so
+            // they stay served as long as the segment is kept, listed as parts or not. A player a
+            // playlist or two behind (hls.js under CPU load) asks for parts that have just left the
+            // list; dropping them then answered 404 (`fragLoadError`) and stalled it.
+            let mut at = 0;
+            let whole = s.parts.iter().filter(|(n, _, _)| *n == msn).map(|(_, _, b)| b.len()).sum::<usize>();
+            if whole == seg.data.len() {
+                for (_, _, b) in s.parts.iter_mut().filter(|(n, _, _)| *n == msn) {
+                    let len = b.len();
+                    *b = seg.data.slice(at..at + len);
+                    at += len;
+                }
+            }
             s.segments.push_back((msn, seg.data));
             let keep = s.playlist.config().segment_count + s.keep_extra;
             while s.segments.len() > keep {
                 s.segments.pop_front();
             }
-            let oldest = s.playlist.oldest_part_msn();
+            let oldest = s.segments.front().map_or(msn, |(n, _)| *n);
             while s.parts.front().is_some_and(|(n, _, _)| *n < oldest) {
                 s.parts.pop_front();
             }
@@ -1026,18 +1039,27 @@ mod tests {
         assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
     }
 
+    /// Parts stay served while their segment is kept (as slices of it: no second copy), also after
+    /// they leave the playlist; they go with their segment.
     #[test]
-    fn parts_of_old_segments_are_dropped() {
+    fn parts_live_as_long_as_their_segment() {
         let muxer = ll_muxer();
-        for _ in 0..12 {
-            let parts = (0..5).map(|i| part(i == 0)).collect();
-            muxer.add(parts, Some(CutSegment { data: Bytes::from_static(b"seg"), duration: 1.0, generation: 0 }));
+        for k in 0..12u8 {
+            let parts = (0..5u8).map(|i| CutPart { data: Bytes::from(vec![k, i]), ..part(i == 0) }).collect();
+            let seg = Bytes::from((0..5u8).flat_map(|i| [k, i]).collect::<Vec<_>>());
+            muxer.add(parts, Some(CutSegment { data: seg, duration: 1.0, generation: 0 }));
         }
         let s = muxer.state();
-        // 7 listed + 2 kept; parts only of the last three (within three target durations).
+        // 7 listed + 2 kept, and their parts (only the last three segments' are listed).
         assert_eq!(s.segments.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (3..12).collect::<Vec<_>>());
-        assert_eq!(s.parts.len(), 15);
-        assert!(s.part(8, 4).is_none() && s.part(9, 0).is_some() && s.part(11, 4).is_some());
+        assert_eq!(s.parts.len(), 45);
+        assert!(s.part(2, 4).is_none() && s.part(3, 0).is_some() && s.part(11, 4).is_some());
+        assert_eq!(s.part(3, 2).map(|b| b.to_vec()), Some(vec![3, 2]));
+        // A slice of the segment's bytes.
+        let (seg, part) = (s.segment(4).unwrap(), s.part(4, 1).unwrap());
+        assert_eq!(part.as_ptr(), seg[2..].as_ptr());
+        drop(s);
+        assert!(!muxer.playlist("x", false).contains("n=3&p=0"), "not listed");
     }
 
     #[test]

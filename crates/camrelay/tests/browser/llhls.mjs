@@ -28,14 +28,29 @@ try {
     const hls = new Hls({ lowLatencyMode: true });
     const errors = [];
     hls.on(Hls.Events.ERROR, (_, d) => errors.push(`${d.details}${d.fatal ? ' (fatal)' : ''}`));
+    // Which request failed, with what status, and where the live edge was then (for stalls under load).
+    const failures = [];
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      if (d.type !== Hls.ErrorTypes.NETWORK_ERROR) return;
+      const url = d.part?.url || d.frag?.url || d.context?.url || d.url || '';
+      const details = hls.levels[hls.currentLevel >= 0 ? hls.currentLevel : 0]?.details;
+      failures.push({
+        details: d.details,
+        url: url.replace(/^.*\//, '').replace(/id=[0-9a-f]+&?/, ''),
+        status: d.response?.code ?? d.networkDetails?.status ?? null,
+        text: d.response?.text ?? null,
+        atMs: Math.round(performance.now() - t0),
+        edge: details ? `${details.endSN}.${details.partList?.length ?? 0}` : null,
+      });
+    });
     let blocking = 0;
     hls.on(Hls.Events.LEVEL_LOADING, (_, d) => {
       if (/_HLS_msn=/.test(d.url) || d.deliveryDirectives?.msn !== undefined) blocking += 1;
     });
+    const t0 = performance.now();
     hls.loadSource(`/${path}/index.m3u8`);
     hls.attachMedia(video);
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-    const t0 = performance.now();
     while (video.currentTime <= 0 && performance.now() - t0 < 20000) await sleep(50);
     if (video.currentTime <= 0) {
       return { error: `not playing after 20 s; hls.js errors: ${errors.join(', ')}` };
@@ -77,6 +92,7 @@ try {
       blockingReloads: blocking,
       stalls: errors.filter((e) => e.startsWith('bufferStalledError')).length,
       errors,
+      failures,
     };
   }, { path, seconds: Number(seconds) });
 } catch (e) {
