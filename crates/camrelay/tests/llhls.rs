@@ -289,3 +289,21 @@ fn hlsjs_plays_llhls_near_live_and_reports_its_delay() {
     assert!(wall["max"].as_f64().unwrap() <= 6.0, "wall-clock delay over 6 s: {v}");
     assert!(latency <= 6.0, "{v}");
 }
+
+/// `hlsMuxerCloseAfter`: a muxer no viewer asked anything of for that long stops, and its reader leaves
+/// the path (`/v3/hlsmuxers/list` empties); the default (60 s) would keep it for a minute.
+#[test]
+fn muxer_closes_after_hls_muxer_close_after() {
+    let server = Server::start(&format!("{MEDIAMTX}hlsMuxerCloseAfter: 3s\n"));
+    let hls = listen_addr(&server, "hls");
+    let media = media_path(&server, &hls);
+    // The request touches the muxer when it comes in (it is answered once a whole segment is listed).
+    let last = Instant::now();
+    assert_eq!(server.http_at(&hls, "GET", &media).status, 200);
+    let muxers = || server.http("GET", "/v3/hlsmuxers/list").json()["itemCount"].as_u64();
+    assert_eq!(muxers(), Some(1), "{}", server.http("GET", "/v3/hlsmuxers/list").text());
+    assert!(wait_until(Duration::from_secs(20), || muxers() == Some(0)), "muxer still there\n{}", server.log());
+    let closed = last.elapsed();
+    println!("hlsMuxerCloseAfter 3s: the muxer closed {closed:?} after the last request");
+    assert!(closed >= Duration::from_secs(3), "closed after {closed:?}");
+}

@@ -491,9 +491,19 @@ fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
 }
 
 /// Maps the merged MediaMTX settings onto the model the servers and the hub read.
-/// `hlsVariant`, `hlsSegmentCount`, `hlsSegmentDuration`, `hlsPartDuration`, `hlsSegmentMaxSize`.
+/// `hlsVariant`, `hlsSegmentCount`, `hlsSegmentDuration`, `hlsPartDuration`, `hlsSegmentMaxSize`,
+/// `hlsMuxerCloseAfter`; `hlsAlwaysRemux: yes` and an `hlsDirectory` are refused (not supported).
 fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
     let d = super::HlsSettings::default();
+    let always_remux = mtx.global_str("hlsAlwaysRemux").to_ascii_lowercase();
+    if mtx.global_bool("hlsAlwaysRemux") || matches!(always_remux.as_str(), "yes" | "true" | "on") {
+        return Err("hlsAlwaysRemux: yes is not supported: HLS muxers start with a path's first HLS viewer \
+                    (set hlsAlwaysRemux: no)"
+            .into());
+    }
+    if !mtx.global_str("hlsDirectory").is_empty() {
+        return Err("hlsDirectory is not supported: HLS segments stay in memory (set hlsDirectory: '')".into());
+    }
     let variant = match mtx.global_str("hlsVariant").as_str() {
         "" | "lowLatency" => super::HlsVariant::LowLatency,
         "fmp4" => super::HlsVariant::Fmp4,
@@ -528,6 +538,7 @@ fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
         segment_duration: duration("hlsSegmentDuration", d.segment_duration, Duration::from_secs(60))?,
         part_duration: duration("hlsPartDuration", d.part_duration, Duration::from_secs(5))?,
         segment_max_size: max_size,
+        muxer_close_after: duration("hlsMuxerCloseAfter", d.muxer_close_after, Duration::from_secs(86_400))?,
     })
 }
 
@@ -970,12 +981,18 @@ mod tests {
             (4, Duration::from_secs(2), Duration::from_millis(500))
         );
         assert_eq!(h.segment_max_size, 8 << 20);
+        assert_eq!(h.muxer_close_after, Duration::from_secs(60));
+        let h = load_text("hlsMuxerCloseAfter: 5s\nhlsAlwaysRemux: no\nhlsDirectory: ''\n").unwrap().config.servers.hls;
+        assert_eq!(h.muxer_close_after, Duration::from_secs(5));
         assert_eq!(load_text("hls: true\n").unwrap().config.servers.hls, crate::config::HlsSettings::default());
         for (bad, says) in [
             ("hlsVariant: ll\n", "invalid hlsVariant \"ll\""),
             ("hlsSegmentCount: 1\n", "invalid hlsSegmentCount 1"),
             ("hlsPartDuration: 0s\n", "invalid hlsPartDuration"),
             ("hlsSegmentMaxSize: 1\n", "invalid hlsSegmentMaxSize"),
+            ("hlsMuxerCloseAfter: 0s\n", "invalid hlsMuxerCloseAfter \"0s\""),
+            ("hlsAlwaysRemux: yes\n", "hlsAlwaysRemux: yes is not supported"),
+            ("hlsDirectory: /tmp/hls\n", "hlsDirectory is not supported"),
         ] {
             let e = load_text(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -166,6 +166,8 @@ pub struct HlsSettings {
     pub part_duration: std::time::Duration,
     /// Largest segment in bytes.
     pub segment_max_size: u64,
+    /// `hlsMuxerCloseAfter`: a muxer no viewer asked anything of for this long stops.
+    pub muxer_close_after: std::time::Duration,
 }
 
 impl Default for HlsSettings {
@@ -176,6 +178,7 @@ impl Default for HlsSettings {
             segment_duration: std::time::Duration::from_secs(1),
             part_duration: std::time::Duration::from_millis(200),
             segment_max_size: 50 << 20,
+            muxer_close_after: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -163,6 +163,9 @@ pub struct Muxer {
     changed: watch::Sender<u64>,
     /// The last request of any of its sessions.
     last_used: Mutex<Instant>,
+    /// It stops once no session touched it for this long (`hlsMuxerCloseAfter`; go2rtc's URLs: the
+    /// session idle time).
+    close_after: Duration,
     cancel: CancellationToken,
     reader: Arc<ReaderShared>,
 }
@@ -450,14 +453,14 @@ async fn run_muxer(
     queue: &mut mpsc::Receiver<Delivery>,
 ) {
     let mut live = true;
-    let idle = tokio::time::sleep_until(muxer.last_used() + sessions.idle);
+    let idle = tokio::time::sleep_until(muxer.last_used() + muxer.close_after);
     tokio::pin!(idle);
     loop {
         tokio::select! {
             biased;
             _ = muxer.cancel.cancelled() => break,
             _ = &mut idle => {
-                let deadline = muxer.last_used() + sessions.idle;
+                let deadline = muxer.last_used() + muxer.close_after;
                 if deadline <= Instant::now() {
                     tracing::debug!(stream = %muxer.key.src, "hls: muxer idle, closed");
                     break;
@@ -586,6 +589,7 @@ pub async fn start_session(
                 state: Mutex::new(state),
                 changed: watch::channel(0).0,
                 last_used: Mutex::new(Instant::now()),
+                close_after: if settings { hls.muxer_close_after } else { sessions.idle },
                 cancel: app.shutdown.child_token(),
                 reader: reader.shared.clone(),
             });
@@ -767,6 +771,15 @@ mod tests {
         sessions: &Arc<Sessions>,
         src: &str,
     ) -> (Arc<Muxer>, mpsc::Sender<Delivery>, tokio::task::JoinHandle<()>) {
+        muxer_closing_after(sessions, src, sessions.idle).await
+    }
+
+    /// [`muxer_with_task`] with another close time (`hlsMuxerCloseAfter`).
+    async fn muxer_closing_after(
+        sessions: &Arc<Sessions>,
+        src: &str,
+        close_after: Duration,
+    ) -> (Arc<Muxer>, mpsc::Sender<Delivery>, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel(4);
         let mut task = None;
         let muxer = sessions
@@ -779,6 +792,7 @@ mod tests {
                     state: Mutex::new(MuxState::new(live, KEEP_SEGMENTS - LIST_SEGMENTS)),
                     changed: watch::channel(0).0,
                     last_used: Mutex::new(Instant::now()),
+                    close_after,
                     cancel: CancellationToken::new(),
                     reader: Arc::new(ReaderShared::new("hls+ts", String::new())),
                 });
@@ -809,6 +823,24 @@ mod tests {
         assert!(muxer.state().ended());
         // The queue's receiver went with the task: the producer side sees it closed.
         assert!(tx.is_closed());
+    }
+
+    /// `hlsMuxerCloseAfter` on the paused clock: a muxer closes that long after the last request of any
+    /// of its sessions, not after the sessions' idle time.
+    #[tokio::test(start_paused = true)]
+    async fn muxer_closes_after_its_close_time() {
+        let sessions = Arc::new(Sessions::new(Duration::from_secs(30), 10));
+        let (muxer, _tx, task) = muxer_closing_after(&sessions, "a", Duration::from_secs(5)).await;
+        let session = sessions.insert(muxer.clone());
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(sessions.get(&session.id).is_some(), "a request at 3 s");
+        tokio::time::sleep(Duration::from_millis(4900)).await;
+        assert!(!task.is_finished(), "closed before 5 s after the last request");
+        task.await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::from_secs(8));
+        assert!(muxer.state().ended());
+        assert_eq!(sessions.muxers(), 0);
     }
 
     #[tokio::test]
@@ -927,6 +959,7 @@ mod tests {
             state: Mutex::new(MuxState::new(live, 2)),
             changed: watch::channel(0).0,
             last_used: Mutex::new(Instant::now()),
+            close_after: SESSION_IDLE,
             cancel: CancellationToken::new(),
             reader: Arc::new(ReaderShared::new("hls+ll", String::new())),
         })
