@@ -104,6 +104,15 @@ fn chromium_plays_every_camera_audio_codec_over_mse_and_hls() {
             }
         }
     }
+    // go2rtc's URL with `&ll`: LL-HLS with the same audio as MediaMTX's URL (ffmpeg).
+    for (combo, ff_codec, ff_rate) in COMBOS {
+        let ff = &v["ffmpeg"]["ll_api"][combo];
+        println!("ll_api    {combo:<8} ffmpeg {}, {}", ff["audio"], ff["audioFrames"]);
+        let want = format!("{ff_codec} {ff_rate}");
+        if ff["audio"].as_str() != Some(want.as_str()) || ff["audioFrames"].as_u64() < Some(50) {
+            failures.push(format!("ll_api {combo}: ffmpeg on /api/stream.m3u8?src={combo}&ll (want {want}): {ff}"));
+        }
+    }
     // H.265 + AAC: the server answers a browser listing hvc1 with H.265 and AAC in fMP4 and streams it;
     // ffmpeg decodes `stream.mp4`; Chromium plays it only where its MSE takes the type.
     let h = &v["h265"];

@@ -539,7 +539,13 @@ pub async fn start_session(
     let fmp4 = ll || q.get("mp4").is_some();
     // `ll` and MediaMTX's URLs (`mtx`) cut by the HLS settings; go2rtc's URLs by go2rtc's defaults.
     let settings = ll || q.get("mtx").is_some();
-    let filters = filters(q, if fmp4 { MP4_DEFAULT } else { TS_DEFAULT });
+    // `ll` (camrelay's own, as MediaMTX's LL-HLS URL) carries G.711/LPCM audio too, as FLAC.
+    let default = match (ll, fmp4) {
+        (true, _) => "mp4=flac",
+        (false, true) => MP4_DEFAULT,
+        (false, false) => TS_DEFAULT,
+    };
+    let filters = filters(q, default);
     let Some(src) = q.get("src").filter(|s| !s.is_empty()) else {
         return Err(error(StatusCode::BAD_REQUEST, "missing src= (the stream name)"));
     };

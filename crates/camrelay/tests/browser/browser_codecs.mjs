@@ -237,6 +237,8 @@ const modes = {
   // The web UI's player page in its MSE and HLS modes.
   ui_mse: (s) => ({ origin: `http://${api}/stream.html?src=${s}&mode=mse`, url: '' }),
   ui_hls: (s) => ({ origin: `http://${api}/stream.html?src=${s}&mode=hls`, url: '' }),
+  // go2rtc's URL with camrelay's `ll`: LL-HLS as MediaMTX's URL (ffmpeg only: hls.js plays the same muxer).
+  ll_api: (s) => ({ ff: `http://${api}/api/stream.m3u8?src=${s}&ll` }),
   llhls: (s) => ({ origin: `http://${HLS}/${s}/hls.min.js`, script: `http://${HLS}/${s}/hls.min.js`, url: `/${s}/index.m3u8`, ff: `http://${HLS}/${s}/index.m3u8` }),
 };
 
@@ -259,7 +261,7 @@ try {
   for (const [mode, target] of Object.entries(modes)) {
     if (only && !only.includes(mode)) continue;
     // The combinations of a mode play at the same time, one page each.
-    const runs = Object.keys(combos).map(async (combo) => {
+    const runs = !target('').origin ? [] : Object.keys(combos).map(async (combo) => {
       const t = target(combo);
       const page = await browser.newPage();
       try {
@@ -272,7 +274,7 @@ try {
         await page.close();
       }
     });
-    result.results[mode] = Object.fromEntries(await Promise.all(runs));
+    if (runs.length) result.results[mode] = Object.fromEntries(await Promise.all(runs));
     // ffmpeg reads the same URLs (one at a time: 2 cores).
     for (const combo of Object.keys(combos)) {
       const t = target(combo);
