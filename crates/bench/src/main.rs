@@ -171,7 +171,7 @@ fn parse_args() -> Args {
                 }
             }
             "-h" | "--help" => {
-                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--hls-sessions N] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--metrics-path PATH] [--rounds N]]");
+                println!("camrelay-bench [--server BIN|floor] [--record N [--rounds N]] [--readers 1,10,50,200,500,1000] [--window SECS] [--joins N] [--jpeg-starts N] [--only jpeg] [--json FILE] [--net loopback|veth] [--webrtc|--hls|--srt [--srt-latency MS] [--rounds N]] [--hls-sessions N] [--first-picture N] [--rtmp [--rounds N] [--peer go2rtc|mediamtx=PATH]...] [--metrics-scrape MS [--metrics-path PATH] [--rounds N]] | --http-floor BYTES [COUNT]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -869,6 +869,12 @@ fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--floor-server") {
         floor::serve(argv.get(2).map(String::as_str).unwrap_or("127.0.0.1"));
+    }
+    let number = |i: usize, default: usize| argv.get(i).map_or(default, |v| v.parse().expect("a number"));
+    match argv.get(1).map(String::as_str) {
+        Some("--http-floor-server") => metrics_scrape::floor_server(number(2, 1 << 20)),
+        Some("--http-floor") => return metrics_scrape::floor(number(2, 1 << 20), number(3, 5000)),
+        _ => {}
     }
     let args = parse_args();
     raise_open_file_limit();

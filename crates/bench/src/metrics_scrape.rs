@@ -150,3 +150,95 @@ pub fn report(args: &Args, srv: Server, clip: &Arc<crate::clip::Clip>, rt: &toki
     }
     drop(srv);
 }
+
+/// `--http-floor-server BYTES` (a child of `--http-floor`): answers every `GET` of a kept-alive
+/// connection with a prepared response of BYTES of text, in one `write_all`: a scrape's sending alone,
+/// with nothing rendered or parsed beyond the request's head. Prints its address, then serves until
+/// killed.
+pub fn floor_server(bytes: usize) -> ! {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    println!("{}", listener.local_addr().expect("local address"));
+    let _ = std::io::stdout().flush();
+    let line = b"rtsp_sessions_outbound_bytes{id=\"00000000-0000-0000-0000-000000000000\",state=\"read\"} 1234567\n";
+    let mut response =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {bytes}\r\n\r\n").into_bytes();
+    let body: Vec<u8> = line.iter().copied().cycle().take(bytes).collect();
+    response.extend_from_slice(&body);
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let mut reader = std::io::BufReader::new(conn.try_clone().expect("clone socket"));
+        let mut writer = conn;
+        let mut head = String::new();
+        'requests: loop {
+            loop {
+                head.clear();
+                match reader.read_line(&mut head) {
+                    Ok(0) | Err(_) => break 'requests,
+                    Ok(_) if head == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            if writer.write_all(&response).is_err() {
+                break;
+            }
+        }
+    }
+    std::process::exit(0)
+}
+
+/// `--http-floor BYTES [COUNT]`: the server CPU that only sending a BYTES response over loopback costs
+/// (the floor under any `/metrics` of that size): COUNT back-to-back `GET`s on one kept-alive connection
+/// to [`floor_server`], its CPU per response, and what that is at one scrape every 100 ms.
+pub fn floor(bytes: usize, count: usize) {
+    use std::io::{BufRead, Read, Write};
+    let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(["--http-floor-server", &bytes.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the floor server");
+    let mut addr = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut addr).expect("its address");
+    let conn = std::net::TcpStream::connect(addr.trim()).expect("connect to the floor server");
+    let mut reader = std::io::BufReader::new(conn.try_clone().expect("clone socket"));
+    let mut writer = conn;
+    let mut body = vec![0u8; bytes];
+    let mut get = || {
+        writer.write_all(b"GET /metrics HTTP/1.1\r\nHost: floor\r\n\r\n").expect("request");
+        let mut line = String::new();
+        let mut length = 0;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("response head");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                length = v.trim().parse().expect("length");
+            }
+        }
+        assert_eq!(length, bytes);
+        reader.read_exact(&mut body).expect("body");
+    };
+    for _ in 0..count.min(100) {
+        get();
+    }
+    let pid = child.id();
+    let (cpu0, t0) = (crate::procstat::cpu_seconds(pid), Instant::now());
+    for _ in 0..count {
+        get();
+    }
+    let (cpu, wall) = (crate::procstat::cpu_seconds(pid) - cpu0, t0.elapsed().as_secs_f64());
+    let _ = child.kill();
+    let _ = child.wait();
+    let per = cpu / count as f64;
+    println!("## Sending a {bytes}-byte response over loopback, nothing rendered\n");
+    println!("| body bytes | responses | server CPU per response | wall per response | at one every 100 ms |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {bytes} | {count} | {:.1} µs | {:.1} µs | {:.3} % of a core |",
+        per * 1e6,
+        wall / count as f64 * 1e6,
+        per * 10.0 * 100.0
+    );
+}
