@@ -28,6 +28,8 @@ pub struct App {
     pub logs: OnceLock<Arc<crate::logging::LogBuffer>>,
     /// WebRTC sessions and the socket's routing table (servers/webrtc.rs).
     pub webrtc: Arc<servers::webrtc::Server>,
+    /// HLS sessions and muxers, one table for every listener that serves HLS (servers/hls.rs).
+    pub hls: Arc<servers::hls::Sessions>,
     /// Streams kept running without viewers (`preload:`, `/api/preload`).
     pub preloads: crate::hub::preload::Preloads,
     /// MediaMTX's recorders (`record: yes` paths; record/).
@@ -213,6 +215,7 @@ impl App {
             publishers,
             logs: OnceLock::new(),
             webrtc: Arc::default(),
+            hls: servers::hls::new_sessions(),
             preloads: Default::default(),
             recorders: Default::default(),
             pushes: Default::default(),

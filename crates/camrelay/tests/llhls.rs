@@ -307,3 +307,27 @@ fn muxer_closes_after_hls_muxer_close_after() {
     println!("hlsMuxerCloseAfter 3s: the muxer closed {closed:?} after the last request");
     assert!(closed >= Duration::from_secs(3), "closed after {closed:?}");
 }
+
+/// MediaMTX's `hlsAlwaysRemux: yes`: a ready path's muxer runs before any viewer asks and stays while
+/// the path is ready, past `hlsMuxerCloseAfter`; the first playlist request finds segments already cut.
+#[test]
+fn always_remux_muxes_ready_paths_before_any_viewer() {
+    let server = Server::start(&format!("{MEDIAMTX}hlsAlwaysRemux: yes\nhlsMuxerCloseAfter: 1s\n"));
+    let hls = listen_addr(&server, "hls");
+    let list = || server.http("GET", "/v3/hlsmuxers/list").json();
+    let started = wait_until(Duration::from_secs(20), || list()["itemCount"].as_u64() == Some(1));
+    assert!(started, "no muxer without a viewer: {}\n{}", list(), server.log());
+    assert_eq!(list()["items"][0]["path"], "demo", "{}", list());
+    // Kept while the path is ready: three close times without a request, it is still there.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(list()["itemCount"].as_u64(), Some(1), "the muxer closed: {}\n{}", list(), server.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The first viewer's playlist lists the segments cut meanwhile (a muxer started by it lists one).
+    let media = media_path(&server, &hls);
+    let playlist = server.http_at(&hls, "GET", &media).text();
+    let segments = playlist.lines().filter(|l| l.starts_with("#EXTINF:")).count();
+    println!("hlsAlwaysRemux: the first request's playlist lists {segments} segments");
+    assert!(segments >= 2, "{playlist}");
+}

@@ -492,15 +492,11 @@ fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
 
 /// Maps the merged MediaMTX settings onto the model the servers and the hub read.
 /// `hlsVariant`, `hlsSegmentCount`, `hlsSegmentDuration`, `hlsPartDuration`, `hlsSegmentMaxSize`,
-/// `hlsMuxerCloseAfter`; `hlsAlwaysRemux: yes` and an `hlsDirectory` are refused (not supported).
+/// `hlsMuxerCloseAfter`, `hlsAlwaysRemux`; an `hlsDirectory` is refused (not supported).
 fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
     let d = super::HlsSettings::default();
     let always_remux = mtx.global_str("hlsAlwaysRemux").to_ascii_lowercase();
-    if mtx.global_bool("hlsAlwaysRemux") || matches!(always_remux.as_str(), "yes" | "true" | "on") {
-        return Err("hlsAlwaysRemux: yes is not supported: HLS muxers start with a path's first HLS viewer \
-                    (set hlsAlwaysRemux: no)"
-            .into());
-    }
+    let always_remux = mtx.global_bool("hlsAlwaysRemux") || matches!(always_remux.as_str(), "yes" | "true" | "on");
     if !mtx.global_str("hlsDirectory").is_empty() {
         return Err("hlsDirectory is not supported: HLS segments stay in memory (set hlsDirectory: '')".into());
     }
@@ -539,6 +535,7 @@ fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
         part_duration: duration("hlsPartDuration", d.part_duration, Duration::from_secs(5))?,
         segment_max_size: max_size,
         muxer_close_after: duration("hlsMuxerCloseAfter", d.muxer_close_after, Duration::from_secs(86_400))?,
+        always_remux,
     })
 }
 
@@ -983,7 +980,8 @@ mod tests {
         assert_eq!(h.segment_max_size, 8 << 20);
         assert_eq!(h.muxer_close_after, Duration::from_secs(60));
         let h = load_text("hlsMuxerCloseAfter: 5s\nhlsAlwaysRemux: no\nhlsDirectory: ''\n").unwrap().config.servers.hls;
-        assert_eq!(h.muxer_close_after, Duration::from_secs(5));
+        assert_eq!((h.muxer_close_after, h.always_remux), (Duration::from_secs(5), false));
+        assert!(load_text("hlsAlwaysRemux: yes\n").unwrap().config.servers.hls.always_remux);
         assert_eq!(load_text("hls: true\n").unwrap().config.servers.hls, crate::config::HlsSettings::default());
         for (bad, says) in [
             ("hlsVariant: ll\n", "invalid hlsVariant \"ll\""),
@@ -991,7 +989,6 @@ mod tests {
             ("hlsPartDuration: 0s\n", "invalid hlsPartDuration"),
             ("hlsSegmentMaxSize: 1\n", "invalid hlsSegmentMaxSize"),
             ("hlsMuxerCloseAfter: 0s\n", "invalid hlsMuxerCloseAfter \"0s\""),
-            ("hlsAlwaysRemux: yes\n", "hlsAlwaysRemux: yes is not supported"),
             ("hlsDirectory: /tmp/hls\n", "hlsDirectory is not supported"),
         ] {
             let e = load_text(bad).unwrap_err().to_string();

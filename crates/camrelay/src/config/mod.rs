@@ -168,6 +168,8 @@ pub struct HlsSettings {
     pub segment_max_size: u64,
     /// `hlsMuxerCloseAfter`: a muxer no viewer asked anything of for this long stops.
     pub muxer_close_after: std::time::Duration,
+    /// `hlsAlwaysRemux`: every ready path has its muxer running, not only once a viewer asks.
+    pub always_remux: bool,
 }
 
 impl Default for HlsSettings {
@@ -179,6 +181,7 @@ impl Default for HlsSettings {
             part_duration: std::time::Duration::from_millis(200),
             segment_max_size: 50 << 20,
             muxer_close_after: std::time::Duration::from_secs(60),
+            always_remux: false,
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 pub fn router(app: Arc<App>) -> Router {
     // State the HTTP outputs share with the WebSocket API.
-    let hls_sessions = super::hls::new_sessions();
+    let hls_sessions = app.hls.clone();
     let mjpeg_state = Arc::new(super::mjpeg::MjpegState::default());
     let api = Router::new()
         .route("/api", get(api_info))

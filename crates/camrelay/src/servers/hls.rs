@@ -308,6 +308,8 @@ pub struct Sessions {
     idle: Duration,
     max: usize,
     max_muxers: usize,
+    /// Whether the `hlsAlwaysRemux` task runs ([`spawn_always_remux`]).
+    always_remux_started: std::sync::atomic::AtomicBool,
 }
 
 impl Sessions {
@@ -322,6 +324,7 @@ impl Sessions {
             idle,
             max: max.max(1),
             max_muxers: max_muxers.max(1),
+            always_remux_started: Default::default(),
         }
     }
 
@@ -535,6 +538,75 @@ pub async fn start_session(
     peer: Option<SocketAddr>,
     ua: &str,
 ) -> Result<String, Response> {
+    let muxer = shared_muxer(app, sessions, q, peer, ua).await?;
+    let session = sessions.insert(muxer.clone());
+    tracing::debug!(session = %session.id, stream = %muxer.key.src, "hls: session started");
+    // Parameter sets not in the SDP: the first keyframe tells.
+    muxer.wait(FIRST_SEGMENT_WAIT, |s| s.codecs.is_some()).await;
+    let codecs = muxer.state().codecs.clone().unwrap_or_default();
+    Ok(formats::hls::master_playlist(&[formats::hls::Variant {
+        uri: format!("hls/playlist.m3u8?id={}", session.id),
+        bandwidth: BANDWIDTH,
+        codecs,
+        resolution: None,
+    }]))
+}
+
+/// How often `hlsAlwaysRemux` looks for paths that became ready.
+const ALWAYS_REMUX_CHECK: Duration = Duration::from_secs(1);
+
+/// MediaMTX's `hlsAlwaysRemux`: every ready path gets the muxer of MediaMTX's HLS URL (`query`, the
+/// `hlsVariant`'s) before any viewer asks, and keeps it while the path stays ready; a path that stops
+/// being ready lets its muxer close after `hlsMuxerCloseAfter`. Started once per server (both HLS
+/// listeners ask); a reload that turns the key off stops keeping muxers.
+pub fn spawn_always_remux(app: Arc<App>, query: &'static str) {
+    if app.hls.always_remux_started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ALWAYS_REMUX_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if !app.config().servers.hls.always_remux {
+                continue;
+            }
+            for stream in app.hub.streams() {
+                let ready = stream.producers().iter().any(|p| {
+                    p.state() == crate::hub::ProducerState::Online
+                        && !p.tracks().is_empty()
+                        && !matches!(&p.kind, crate::hub::producer::ProducerKind::Pushed { protocol, .. }
+                            if protocol == crate::hub::offline::SLATE_PROTOCOL)
+                });
+                if !ready {
+                    continue;
+                }
+                let mut pairs = vec![("src".to_string(), stream.name.clone())];
+                pairs.extend(query.split('&').map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (k.to_string(), v.to_string())
+                }));
+                match shared_muxer(&app, &app.hls, &Query(pairs), None, "hlsAlwaysRemux").await {
+                    Ok(muxer) => muxer.touch(),
+                    Err(e) => tracing::debug!(stream = %stream.name, status = %e.status(), "hlsAlwaysRemux: no muxer"),
+                }
+            }
+        }
+    });
+}
+
+/// The muxer of `src=` and the request's variant and filters, shared by every session that asks the
+/// same: started (a hub reader and its segmenter) by the first.
+async fn shared_muxer(
+    app: &Arc<App>,
+    sessions: &Arc<Sessions>,
+    q: &Query,
+    peer: Option<SocketAddr>,
+    ua: &str,
+) -> Result<Arc<Muxer>, Response> {
     let ll = q.get("ll").is_some();
     let fmp4 = ll || q.get("mp4").is_some();
     // `ll` and MediaMTX's URLs (`mtx`) cut by the HLS settings; go2rtc's URLs by go2rtc's defaults.
@@ -550,7 +622,7 @@ pub async fn start_session(
         return Err(error(StatusCode::BAD_REQUEST, "missing src= (the stream name)"));
     };
     let key = MuxKey { src: src.to_string(), fmp4, ll, settings, filters: format!("{filters:?}") };
-    let muxer = sessions
+    sessions
         .muxer(key.clone(), || async {
             let protocol = match (ll, fmp4) {
                 (true, _) => "hls+ll",
@@ -607,18 +679,7 @@ pub async fn start_session(
             });
             Ok(muxer)
         })
-        .await?;
-    let session = sessions.insert(muxer.clone());
-    tracing::debug!(session = %session.id, stream = %src, "hls: session started");
-    // Parameter sets not in the SDP: the first keyframe tells.
-    muxer.wait(FIRST_SEGMENT_WAIT, |s| s.codecs.is_some()).await;
-    let codecs = muxer.state().codecs.clone().unwrap_or_default();
-    Ok(formats::hls::master_playlist(&[formats::hls::Variant {
-        uri: format!("hls/playlist.m3u8?id={}", session.id),
-        bandwidth: BANDWIDTH,
-        codecs,
-        resolution: None,
-    }]))
+        .await
 }
 
 /// A blocking playlist request's `_HLS_msn`, `_HLS_part` and `_HLS_skip` (RFC 8216bis 6.2.5).

@@ -31,6 +31,7 @@ enum Kind {
 
 pub async fn start_hls(app: Arc<App>) -> std::io::Result<ServerTask> {
     let listen = app.config().servers.hls_listen.clone();
+    always_remux(&app, &listen);
     start(app, Kind::Hls, "hls", &listen).await
 }
 
@@ -42,6 +43,7 @@ pub async fn start_webrtc(app: Arc<App>) -> std::io::Result<ServerTask> {
 /// MediaMTX's `hlsEncryption: true`: the HLS listener serves HTTPS (`hlsServerCert`/`hlsServerKey`).
 pub async fn start_hls_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
     let settings = app.config().servers.hls_tls.clone();
+    always_remux(&app, &settings.listen);
     start_tls(app, Kind::Hls, "hls", settings, ("hlsServerCert", "hlsServerKey")).await
 }
 
@@ -50,6 +52,14 @@ pub async fn start_hls_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
 pub async fn start_webrtc_tls(app: Arc<App>) -> std::io::Result<ServerTask> {
     let settings = app.config().servers.webrtc_http_tls.clone();
     start_tls(app, Kind::Webrtc, "webrtc http", settings, ("webrtcServerCert", "webrtcServerKey")).await
+}
+
+/// `hlsAlwaysRemux: yes` with an HLS listener: muxers for every ready path (servers/hls.rs).
+fn always_remux(app: &Arc<App>, listen: &str) {
+    let hls = &app.config().servers.hls;
+    if hls.always_remux && !listen.is_empty() {
+        super::hls::spawn_always_remux(app.clone(), variant_query(hls.variant));
+    }
 }
 
 /// The listener's router: MediaMTX's URL shapes onto go2rtc's API handlers.
