@@ -3,7 +3,8 @@
 //! over RTSP — through go2rtc's WebSocket `mse`, `<video src=/api/stream.mp4?mp4=flac>`, hls.js on
 //! `/api/stream.m3u8?mp4=flac` (fMP4) and `?video=h264&audio=aac,pcma,pcmu` (MPEG-TS; G.711 gets fMP4
 //! segments), hls.js in low-latency mode on MediaMTX's `/PATH/index.m3u8` (lowLatency variant) and the
-//! web UI's player page (`stream.html?mode=mse`, `mode=hls`), and shows video frames of the right size,
+//! web UI's player page (`stream.html?mode=mse`, `mode=hls`) and go2rtc's WebSocket `hls` message with
+//! the browser's codecs (its player's way on iPhones), and shows video frames of the right size,
 //! audio bytes decoded (`webkitAudioDecodedByteCount`) and the tone itself (a WebAudio AnalyserNode on
 //! the media element: the loudest frequency is 440 Hz). G.711 reaches MSE and HLS as FLAC in fMP4.
 //! ffprobe and ffmpeg read the same HTTP URLs and decode their audio. H.265 + AAC: the server answers a
@@ -17,7 +18,7 @@ mod common;
 use common::{run_browser_script, BrowserNet};
 use std::time::Duration;
 
-const MODES: [&str; 7] = ["mse", "mp4", "hls_fmp4", "hls_ts", "llhls", "ui_mse", "ui_hls"];
+const MODES: [&str; 8] = ["mse", "mp4", "hls_fmp4", "hls_ts", "llhls", "ws_hls", "ui_mse", "ui_hls"];
 /// Combination, the audio codec ffprobe reports, its rate.
 const COMBOS: [(&str, &str, &str); 4] =
     [("aac", "aac", "44100"), ("pcma", "flac", "8000"), ("pcmu", "flac", "8000"), ("pcma16k", "flac", "16000")];
@@ -86,11 +87,15 @@ fn chromium_plays_every_camera_audio_codec_over_mse_and_hls() {
             // The analyser's bins are 48000/8192 ≈ 5.9 Hz wide; ffmpeg's sine is at -18 dBFS (RMS ≈ 0.09).
             check((tone - 440.0).abs() < 12.0, "the 440 Hz tone");
             check(rms > 0.03, "audio level");
+            if mode == "ws_hls" {
+                // go2rtc's WebSocket `hls` with the browser's codecs: fMP4 (AAC, or FLAC: `flac` listed).
+                check(container == "fmp4", "segment container");
+            }
             if mode == "hls_ts" {
                 // MPEG-TS carries AAC; G.711 goes in fMP4 segments (as FLAC) on the same URL.
                 check(container == if combo == "aac" { "ts" } else { "fmp4" }, "segment container");
             }
-            if !matches!(mode, "mse" | "ui_mse" | "ui_hls") {
+            if !matches!(mode, "mse" | "ws_hls" | "ui_mse" | "ui_hls") {
                 let want = format!("{ff_codec} {ff_rate}");
                 if ff["audio"].as_str() != Some(want.as_str()) {
                     failures.push(format!("{mode} {combo}: ffprobe audio {} (want {want}): {ff}", ff["audio"]));

@@ -2,7 +2,8 @@
 //! - `mse` / `mp4` (value: the codecs the browser plays): the server answers with the MIME type it chose,
 //!   then the init segment and fragments as binary messages;
 //! - `mjpeg`: JPEG images as binary messages;
-//! - `hls`: the answer's value is a master playlist (URIs relative to `/api/`);
+//! - `hls`: the answer's value is a master playlist (URIs relative to `/api/`); a value listing the
+//!   browser's codecs (as for `mse`) gets fMP4 segments with its audio (`mp4=flac` when it lists `flac`);
 //! - `webrtc/offer` (value: SDP) → `webrtc/answer`, and go2rtc's newer `webrtc` (value:
 //!   `{"type":"offer","sdp":...}`) → `webrtc` (value: `{"type":"answer","sdp":...}`). The server is
 //!   ICE-lite and puts its candidates in the answer, so `webrtc/candidate` messages are accepted and
@@ -90,6 +91,19 @@ pub fn filters_from_mse_codecs(list: &str) -> Vec<MediaFilter> {
     out
 }
 
+/// The query of an `hls` message. As go2rtc, a value listing what the browser plays (the `mse` codec
+/// list) asks for fMP4 segments: `mp4=flac` (AAC, and G.711/LPCM as FLAC) when it lists `flac`, else
+/// `mp4` (AAC). The URL's own codec filters, when it has any, stay as they are.
+fn hls_query(mut q: Query, codecs: &str) -> Query {
+    let has_filters = q.0.iter().any(|(k, _)| matches!(k.as_str(), "video" | "audio" | "mp4"));
+    if has_filters || filters_from_mse_codecs(codecs).is_empty() {
+        return q;
+    }
+    let flac = codecs.split(',').any(|c| c.trim() == "flac");
+    q.0.push(("mp4".into(), if flac { "flac".into() } else { String::new() }));
+    q
+}
+
 async fn send_json(socket: &mut WebSocket, kind: &str, value: &str) -> bool {
     let text = json!({ "type": kind, "value": value }).to_string();
     socket.send(Message::Text(text.into())).await.is_ok()
@@ -131,6 +145,7 @@ async fn session(
     match kind.as_str() {
         "mse" | "mp4" => {}
         "hls" => {
+            let q = hls_query(q, &value);
             match super::hls::start_session(&app, &shared.hls, &q, peer, &ua).await {
                 Ok(playlist) => send_json(&mut socket, "hls", &playlist).await,
                 Err(resp) => send_json(&mut socket, "error", &error_text(resp).await).await,
@@ -273,5 +288,16 @@ mod tests {
         assert_eq!(f[0].codecs, vec!["H264", "H265"]);
         assert_eq!(f[1].codecs, vec!["MPEG4-GENERIC", "PCMA", "PCMU", "L16", "OPUS"]);
         assert!(filters_from_mse_codecs("vp8,vp9").is_empty());
+    }
+
+    #[test]
+    fn hls_messages_with_codecs_ask_for_fmp4() {
+        let q = |s: &str| Query(media::query::query_pairs(s).collect());
+        let get = |q: Query, k: &str| q.get(k).map(str::to_string);
+        assert_eq!(get(hls_query(q("src=cam"), "avc1.640029,mp4a.40.2,flac,opus"), "mp4").as_deref(), Some("flac"));
+        assert_eq!(get(hls_query(q("src=cam"), "avc1.640029,mp4a.40.2"), "mp4").as_deref(), Some(""));
+        // No codec list, or the URL's own filters: unchanged.
+        assert_eq!(get(hls_query(q("src=cam"), ""), "mp4"), None);
+        assert_eq!(get(hls_query(q("src=cam&video=h264"), "avc1.640029,flac"), "mp4"), None);
     }
 }

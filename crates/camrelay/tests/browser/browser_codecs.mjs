@@ -8,7 +8,8 @@
 // `/api/stream.mp4?mp4=flac`), `hls_fmp4` (hls.js, `/api/stream.m3u8?mp4=flac`), `hls_ts` (hls.js,
 // `/api/stream.m3u8?video=h264&audio=aac,pcma,pcmu`), `llhls` (hls.js in low-latency mode on MediaMTX's
 // `/PATH/index.m3u8`, the default lowLatency variant), `ui_mse` and `ui_hls` (the web UI's player page,
-// `stream.html?mode=mse|hls`).
+// `stream.html?mode=mse|hls`), `ws_hls` (go2rtc's WebSocket `hls` message with the browser's codecs,
+// as its player asks on iPhones; the answered playlist played by hls.js).
 // H.265 + AAC: the server's MSE answer and ffprobe's view of `stream.mp4`, played where Chromium's MSE
 // takes H.265 (`MediaSource.isTypeSupported`).
 // Usage (inside `unshare --net`, see ../browser_codecs.rs): node browser_codecs.mjs CAMRELAY_BIN
@@ -109,7 +110,7 @@ async function play(page, mode, url) {
     ctx.createMediaElementSource(video).connect(analyser);
     analyser.connect(silent).connect(ctx.destination);
     let mime = null;
-    let container = mode === 'llhls' || mode.startsWith('hls') ? null : 'fmp4';
+    let container = mode === 'llhls' || mode === 'ws_hls' || mode.startsWith('hls') ? null : 'fmp4';
     let hls = null;
     if (mode === 'mse') {
       // go2rtc's video-rtc.js: the codecs MSE takes, in its order.
@@ -139,6 +140,25 @@ async function play(page, mode, url) {
       window.__ws = ws;
     } else if (mode === 'mp4') {
       video.src = url;
+    } else if (mode === 'ws_hls') {
+      // go2rtc's player on a browser without MSE (iPhone) asks the WebSocket for `hls` with its codecs
+      // and plays the master playlist it answers; here hls.js plays its variant (URIs relative to /api/).
+      const master = await new Promise((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'hls', value: 'avc1.640029,avc1.64002A,hvc1.1.6.L153.B0,mp4a.40.2,mp4a.40.5,flac' }));
+        ws.onmessage = (ev) => { const m = JSON.parse(ev.data); ws.close(); if (m.type === 'hls') resolve(m.value); else reject(new Error(m.value)); };
+        ws.onerror = () => reject(new Error('WebSocket error'));
+      });
+      const variant = master.split('\n').find((l) => l && !l.startsWith('#'));
+      mime = (master.match(/CODECS="([^"]*)"/) || [])[1] || null;
+      hls = new Hls({ liveSyncDurationCount: 1 });
+      hls.on(Hls.Events.ERROR, (_, d) => errors.push(`${d.details}${d.fatal ? ' (fatal)' : ''}`));
+      hls.on(Hls.Events.LEVEL_LOADED, (_, d) => {
+        const f = d.details.fragments[0];
+        if (f) container = /\.ts\b/.test(f.relurl || f.url) ? 'ts' : 'fmp4';
+      });
+      hls.loadSource(`/api/${variant}`);
+      hls.attachMedia(video);
     } else if (mode.startsWith('ui_')) {
       mime = `${document.getElementById('mode').textContent}: ${document.getElementById('detail').textContent}`;
     } else {
@@ -237,6 +257,7 @@ const modes = {
   // The web UI's player page in its MSE and HLS modes.
   ui_mse: (s) => ({ origin: `http://${api}/stream.html?src=${s}&mode=mse`, url: '' }),
   ui_hls: (s) => ({ origin: `http://${api}/stream.html?src=${s}&mode=hls`, url: '' }),
+  ws_hls: (s) => ({ origin: `http://${api}/`, script: `http://${api}/vendor/hls.light.min.js`, url: `ws://${api}/api/ws?src=${s}` }),
   // go2rtc's URL with camrelay's `ll`: LL-HLS as MediaMTX's URL (ffmpeg only: hls.js plays the same muxer).
   ll_api: (s) => ({ ff: `http://${api}/api/stream.m3u8?src=${s}&ll` }),
   llhls: (s) => ({ origin: `http://${HLS}/${s}/hls.min.js`, script: `http://${HLS}/${s}/hls.min.js`, url: `/${s}/index.m3u8`, ff: `http://${HLS}/${s}/index.m3u8` }),
