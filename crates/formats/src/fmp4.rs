@@ -25,7 +25,7 @@ use media::{codec, h264, Codec, Frame, Kind};
 use std::collections::VecDeque;
 pub use visual::{jpeg_size, keyframe_signature, Visual, VisualCodec};
 
-mod visual;
+pub(crate) mod visual;
 
 /// When fragments are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

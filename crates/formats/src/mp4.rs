@@ -393,7 +393,9 @@ fn av1_with_sequence_header(c: &Codec, sample: &[u8]) -> Bytes {
         }
         // Only OBUs with their size field can be walked; one without runs to the end.
         let at = 1 + usize::from(h & 0x04 != 0);
-        let Some((len, n)) = (h & 0x02 != 0).then(|| leb128(rest.get(at..)?)).flatten() else { break };
+        let Some((len, n)) = (h & 0x02 != 0).then(|| crate::fmp4::visual::leb128(rest.get(at..)?)).flatten() else {
+            break;
+        };
         let Some(next) = (at + n).checked_add(len).and_then(|end| rest.get(end..)) else { break };
         rest = next;
     }
@@ -401,18 +403,6 @@ fn av1_with_sequence_header(c: &Codec, sample: &[u8]) -> Bytes {
     let mut out = config.get(4..).unwrap_or_default().to_vec();
     out.extend_from_slice(sample);
     Bytes::from(out)
-}
-
-/// An unsigned LEB128 value (at most 8 bytes) and its length.
-fn leb128(data: &[u8]) -> Option<(usize, usize)> {
-    let mut v: u64 = 0;
-    for (i, b) in data.iter().take(8).enumerate() {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((usize::try_from(v).ok()?, i + 1));
-        }
-    }
-    None
 }
 
 fn unhex(s: &str) -> Vec<u8> {

@@ -186,7 +186,7 @@ fn obus(data: &[u8]) -> impl Iterator<Item = Obu<'_>> {
 }
 
 /// An unsigned LEB128 value (at most 8 bytes, as AV1 allows) and its length.
-fn leb128(data: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn leb128(data: &[u8]) -> Option<(usize, usize)> {
     let mut v: u64 = 0;
     for (i, b) in data.iter().take(8).enumerate() {
         v |= u64::from(b & 0x7f) << (7 * i);

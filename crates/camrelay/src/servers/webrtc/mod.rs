@@ -328,13 +328,8 @@ fn rtc_config_audio_first(creds: &IceCreds, first: Option<&str>) -> str0m::RtcCo
     config
 }
 
-/// `sdp` (an answer) with the medias `mids` made send-only (`sendrecv` → `sendonly`, `recvonly` →
-/// `inactive`).
-pub(crate) fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
-    if mids.is_empty() {
-        return sdp.to_string();
-    }
-    // Split into the session part and one block per m-section, each ending with its line break.
+/// `sdp` split into its session part and one block per m-section, each ending with its line break.
+fn sdp_sections(sdp: &str) -> Vec<String> {
     let mut sections: Vec<String> = vec![String::new()];
     for line in sdp.split_inclusive('\n') {
         if line.starts_with("m=") {
@@ -344,6 +339,16 @@ pub(crate) fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
             last.push_str(line);
         }
     }
+    sections
+}
+
+/// `sdp` (an answer) with the medias `mids` made send-only (`sendrecv` → `sendonly`, `recvonly` →
+/// `inactive`).
+pub(crate) fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
+    if mids.is_empty() {
+        return sdp.to_string();
+    }
+    let mut sections = sdp_sections(sdp);
     for section in sections.iter_mut().skip(1) {
         let is_target = section
             .lines()
@@ -361,15 +366,7 @@ pub(crate) fn not_receiving(sdp: &str, mids: &[Mid]) -> String {
 /// transport's candidates from the last m-section that uses it: with two audio m-lines (a `recvonly`
 /// one for the camera's sound and a `sendonly` microphone) it found none there and never connected.
 pub(crate) fn candidates_in_every_section(sdp: &str) -> String {
-    let mut sections: Vec<String> = vec![String::new()];
-    for line in sdp.split_inclusive('\n') {
-        if line.starts_with("m=") {
-            sections.push(String::new());
-        }
-        if let Some(last) = sections.last_mut() {
-            last.push_str(line);
-        }
-    }
+    let mut sections = sdp_sections(sdp);
     let Some(first) = sections.get(1) else { return sdp.to_string() };
     let candidates: String = first.split_inclusive('\n').filter(|l| l.starts_with("a=candidate:")).collect();
     if candidates.is_empty() {
