@@ -28,7 +28,14 @@ pub struct Track {
     /// Wall clock of the first frame and its timestamp, for RTCP sender reports (NTP ↔ RTP mapping).
     /// Outside the lock: a direct sink reads it while the track is locked in [`Track::push`].
     clock_ref: OnceLock<(SystemTime, u32)>,
+    /// Two-way audio into a backchannel track: who speaks and when it last sent ([`Track::take_floor`]).
+    floor: Mutex<Option<(u64, Instant)>>,
+    /// Frames of other talkers refused while one held the floor.
+    pub floor_refused: AtomicU64,
 }
+
+/// How long a backchannel's talker keeps the floor after its last frame.
+pub const FLOOR_HOLD: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct TrackInner {
     subscribers: Vec<Subscriber>,
@@ -113,6 +120,24 @@ impl FrameCache {
 }
 
 impl Track {
+    /// Two-way audio: whether `talker` (a microphone) may push into this backchannel track at `now`.
+    /// One microphone speaks at a time, as on a walkie-talkie: the first holds the floor while it keeps
+    /// sending (frames less than [`FLOOR_HOLD`] apart) and another gets it once that one is quiet;
+    /// two at once would interleave into noise at the camera. Refusals are counted.
+    pub fn take_floor(&self, talker: u64, now: Instant) -> bool {
+        let mut floor = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+        match *floor {
+            Some((holder, last)) if holder != talker && now.saturating_duration_since(last) < FLOOR_HOLD => {
+                self.floor_refused.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            _ => {
+                *floor = Some((talker, now));
+                true
+            }
+        }
+    }
+
     pub fn new(kind: Kind, codec: Codec, gop_cache_bytes: usize) -> Track {
         // Video caches from its last keyframe (for MJPEG, where every frame is one: the last frame);
         // audio only needs to cover the span of one GOP: a fraction of the video budget.
@@ -137,6 +162,8 @@ impl Track {
             keyframes: AtomicU64::new(0),
             keyframe_interval: AtomicU64::new(0),
             clock_ref: OnceLock::new(),
+            floor: Mutex::new(None),
+            floor_refused: AtomicU64::new(0),
         }
     }
 
@@ -475,6 +502,20 @@ pub fn same_medias(tracks: &[Arc<Track>], medias: &[media::Media]) -> bool {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn one_talker_holds_the_backchannel_until_quiet() {
+        let t = Track::new(Kind::Audio, Codec::new(media::codec::PCMA, 8000, 1, 8), 0);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        assert!(t.take_floor(1, at(0)));
+        assert!(!t.take_floor(2, at(20)), "the first microphone speaks");
+        assert!(t.take_floor(1, at(400)));
+        assert!(!t.take_floor(2, at(899)), "still within the hold after 1's last frame");
+        assert!(t.take_floor(2, at(900)), "1 was quiet for the hold: 2 speaks");
+        assert!(!t.take_floor(1, at(920)));
+        assert_eq!(t.floor_refused.load(Ordering::Relaxed), 3);
+    }
 
     fn frame(ts: u32, key: bool, size: usize) -> Frame {
         Frame { timestamp: ts, keyframe: key, payload: Bytes::from(vec![0u8; size]), rtp: Vec::new() }

@@ -13,7 +13,12 @@ pub(crate) struct Incoming {
     pps: Option<Vec<u8>>,
     /// Two-way audio in another codec than the track's: the peer's codec and the converter.
     transcoder: Option<(RtcCodec, Box<crate::audio::Transcoder>)>,
+    /// A microphone into a camera's backchannel: its talker id for [`Track::take_floor`].
+    talker: Option<u64>,
 }
+
+/// Talker ids of microphones (unique in the process).
+static TALKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Incoming {
     pub(crate) fn new(mid: Mid, track: Arc<Track>) -> Incoming {
@@ -25,7 +30,15 @@ impl Incoming {
             sps: None,
             pps: None,
             transcoder: None,
+            talker: None,
         }
+    }
+
+    /// A peer's microphone into a backchannel track: it speaks only while it holds the track's floor
+    /// (one microphone at a time).
+    pub(crate) fn microphone(mut self) -> Incoming {
+        self.talker = Some(TALKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self
     }
 
     /// A medium in `from` (a microphone's Opus) converted to the track's codec (a backchannel's G.711).
@@ -54,6 +67,11 @@ impl Incoming {
 
     /// One depacketized frame (`time` in the negotiated clock): converted and pushed into the track.
     pub(crate) fn push(&mut self, time: MediaTime, data: &[u8]) {
+        if let Some(talker) = self.talker {
+            if !self.track.take_floor(talker, std::time::Instant::now()) {
+                return;
+            }
+        }
         if let Some((_, t)) = &mut self.transcoder {
             // Opus's clock is 48 kHz; the transcoder gives frames in the track's clock.
             let ts = time.rebase(Frequency::FORTY_EIGHT_KHZ).numer() as u32;

@@ -746,10 +746,13 @@ pub(crate) async fn new_session(
         });
         if let Some((mid, _)) = sending {
             tracing::info!(stream = %src, codec = %track.codec.short_name(), transcoded_from = ?from.as_ref().map(|c| c.short_name()), "two-way audio: the peer's microphone plays into the backchannel");
-            incoming.push(match from {
-                Some(from) => Incoming::transcoding(*mid, track, &from),
-                None => Incoming::new(*mid, track),
-            });
+            incoming.push(
+                match from {
+                    Some(from) => Incoming::transcoding(*mid, track, &from),
+                    None => Incoming::new(*mid, track),
+                }
+                .microphone(),
+            );
             backchannel = Some(producer);
         }
     }
