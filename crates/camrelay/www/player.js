@@ -395,7 +395,9 @@ async function playHls(failed) {
   const Hls = (window.MediaSource || window.ManagedMediaSource) ? await loadHlsJs() : null;
   alive(failed);
   if (Hls && Hls.isSupported()) {
-    const hls = new Hls({ liveSyncDurationCount: 2, maxBufferLength: 10, backBufferLength: 10 });
+    // maxLiveSyncPlaybackRate: after a stall, play up to 1.5x until back at the live edge (hls.js
+    // otherwise stays as far behind as the stall left it).
+    const hls = new Hls({ liveSyncDurationCount: 2, maxBufferLength: 10, backBufferLength: 10, maxLiveSyncPlaybackRate: 1.5 });
     failed.cleanup = () => hls.destroy();
     failed.info = { hls };
     hls.on(Hls.Events.ERROR, (_, data) => {

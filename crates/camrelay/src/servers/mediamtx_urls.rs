@@ -274,7 +274,9 @@ const src = 'index.m3u8' + location.search;
 // hls.js wherever MSE works (Chromium now claims native HLS too, but its native player is not what
 // this stream is tested with); the browser's own player only where there is no MSE (iOS Safari).
 if (window.Hls && Hls.isSupported()) {
-  const hls = new Hls({ liveSyncDurationCount: 1 });
+  // After a stall (a loaded machine, a slow network) play up to 1.5x until back at the live edge:
+  // hls.js otherwise stays as far behind as the stall left it.
+  const hls = new Hls({ liveSyncDurationCount: 1, maxLiveSyncPlaybackRate: 1.5 });
   hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) document.getElementById('error').textContent = d.details; });
   hls.loadSource(src);
   hls.attachMedia(video);

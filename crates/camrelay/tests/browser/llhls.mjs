@@ -25,7 +25,8 @@ try {
     video.muted = true;
     video.autoplay = true;
     document.body.appendChild(video);
-    const hls = new Hls({ lowLatencyMode: true });
+    // As MediaMTX's player page (/PATH/) and the web UI configure it: catch up after a stall.
+    const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
     const errors = [];
     hls.on(Hls.Events.ERROR, (_, d) => errors.push(`${d.details}${d.fatal ? ' (fatal)' : ''}`));
     // Which request failed, with what status, and where the live edge was then (for stalls under load).
