@@ -17,8 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const bin = process.argv[2];
 const only = process.argv[3] ? process.argv[3].split(',') : null; // modes to run (all by default)
@@ -73,11 +72,7 @@ function run(cmd, args, ms) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 
 // Runs in the page (same origin as the media): starts `mode` on `url` in an unmuted <video> whose sound
 // goes through an AnalyserNode, waits for 50 frames (25 s at most), then listens for 3 s.

@@ -1,6 +1,7 @@
 // Starts the camrelay binary for the browser tests and waits for its API address.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
 
 /**
  * Runs `bin args...` (RUST_LOG=info) and resolves with `{ api, log, server }` once the log says
@@ -20,4 +21,13 @@ export async function startCamrelay(bin, args, options = {}) {
     });
   });
   return { api, log, server };
+}
+
+/** Chromium's flags for every browser test: headless-friendly, no network of its own, autoplay. */
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
+
+/** Debian's Chromium with [`CHROMIUM_ARGS`] and a test's `extra` flags (fake devices, mDNS off...). */
+export function launchChromium(extra = []) {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extra] });
 }

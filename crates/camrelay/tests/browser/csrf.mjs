@@ -7,8 +7,7 @@ import { createServer } from 'node:http';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const [bin, marker] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'camrelay-csrf-'));
@@ -47,10 +46,7 @@ await new Promise((r) => attacker.listen(0, '127.0.0.2', r));
 const attackerUrl = `http://127.0.0.2:${attacker.address().port}/`;
 
 const out = { error: null };
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-});
+const browser = await launchChromium();
 try {
   const tab = await browser.newPage();
   await tab.goto(attackerUrl);

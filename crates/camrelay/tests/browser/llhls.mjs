@@ -1,3 +1,4 @@
+import { launchChromium } from './camrelay.mjs';
 // Plays an LL-HLS stream with hls.js (the copy camrelay serves, 1.7.4 light, lowLatencyMode) in headless
 // Chromium and prints one JSON line: frames decoded, whether hls.js saw LL-HLS (parts, blocking reload),
 // and over the last SECONDS of play the distance to the live edge (`hls.latency`, and
@@ -5,14 +6,9 @@
 // `hls.playingDate`, the EXT-X-PROGRAM-DATE-TIME the server stamped when the frames arrived): the
 // glass-to-glass delay without the camera and the screen.
 // Usage: node llhls.mjs HLS_ADDR PATH SECONDS
-import { chromium } from 'playwright-core';
 
 const [hls, path, seconds] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 
 let result;
 try {

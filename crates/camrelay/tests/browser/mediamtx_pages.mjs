@@ -1,16 +1,11 @@
+import { launchChromium } from './camrelay.mjs';
 // Opens MediaMTX's player pages that camrelay serves when loaded from a mediamtx.yml: the HLS page
 // (http://HLS/PATH/, hls.js) and the WebRTC page (http://WEBRTC/PATH/, WHEP), and prints one JSON line:
 // decoded frames and size per page. Usage (inside `unshare --net`, see ../mediamtx.rs):
 //   node mediamtx_pages.mjs HLS_ADDR WEBRTC_ADDR PATH
-import { chromium } from 'playwright-core';
 
 const [hls, webrtc, path] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const browser = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns']);
 
 // Resolves once the page's <video> decoded `frames` frames.
 async function frames(page, frames) {

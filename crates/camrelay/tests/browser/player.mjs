@@ -8,8 +8,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const [bin, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -21,13 +20,7 @@ writeFileSync(file, 'streams:\n  demo: demo:clip\n  hevc: ffmpeg:demo#video=h265
 const { api, log, server } = await startCamrelay(bin, ['-c', base, '-c', file], { cwd: dir });
 const root = `http://${api}/`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-});
+const browser = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
 
 /** The page's state after it settled (playing or error): mode, picture, time advancing, stats, reasons. */
 async function settle(page, url) {

@@ -1,8 +1,7 @@
 // Plays a camrelay stream in headless Chromium through MSE (WebSocket `mse`) and through a plain
 // <video src=stream.mp4>, and prints one JSON line per mode: decoded frames, size, time to first frame.
 // Usage (inside `unshare --net`, see ../browser.rs): node players.mjs CAMRELAY_BIN
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const bin = process.argv[2];
 // WebRTC announces the namespace's veth address (browser.rs sets it up): Chromium gathers no candidates
@@ -18,13 +17,8 @@ async function startServer(listen) {
 }
 const api = await startServer('0.0.0.0:0');
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    // Real host candidates (not mDNS names) inside the test's private namespace.
-    '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+// Real host candidates (not mDNS names) inside the test's private namespace.
+const browser = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns']);
 
 // Runs in the page: resolves once `frames` frames decoded (or rejects after a timeout).
 async function measure(page, frames) {

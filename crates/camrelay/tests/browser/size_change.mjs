@@ -4,8 +4,7 @@
 // size. Prints one JSON line: the sizes seen, frames decoded, WebSocket reconnects (none).
 // Usage (inside `unshare --net`, see ../size_change.rs): node size_change.mjs CAMRELAY_BIN
 import { spawn } from 'node:child_process';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const bin = process.argv[2];
 const RTSP = 'rtsp://127.0.0.1:18554/cam'; // a fixed port: the test's own network namespace
@@ -14,10 +13,7 @@ const { api, log, server } = await startCamrelay(bin, ['-c', config]);
 const publish = (size) => spawn('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=25`,
   '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '25', '-pix_fmt', 'yuv420p',
   '-t', '60', '-f', 'rtsp', '-rtsp_transport', 'tcp', RTSP], { stdio: 'ignore' });
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 let publisher = publish('320x240');
 const result = { sizes: [] };
 try {

@@ -12,8 +12,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const [bin, gstCamera, out, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg || 4);
@@ -65,14 +64,8 @@ const config = JSON.stringify({
 const { api, log, server } = await startCamrelay(bin, ['-c', config]);
 const root = `http://${api}/`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    // A microphone that beeps, allowed without a prompt.
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-});
+// A microphone that beeps, allowed without a prompt.
+const browser = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
 
 /** The outbound audio's getStats of `pc` (in the page): codec, packets, bytes, and the answer's audio lines. */
 const statsOf = (page, expr) => page.evaluate(async (expr) => {

@@ -6,8 +6,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const [bin, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -18,11 +17,7 @@ const base = '{"api":{"listen":"127.0.0.1:0"},"rtsp":{"listen":"127.0.0.1:8554",
 const { api, server } = await startCamrelay(bin, ['-c', base, '-c', file], { cwd: dir });
 const root = `http://${api}/`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 
 // Waits until the player shows a picture, then measures how many frames decode over 1.5 s.
 async function playerResult(page) {

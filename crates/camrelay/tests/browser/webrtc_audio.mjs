@@ -3,8 +3,7 @@
 // getStats (codec, packets, samples, concealed samples, audio energy) and the video frames decoded,
 // plus /api/streams while two pages play the AAC stream (one shared transcoder).
 // Usage (inside `unshare --net`, see ../webrtc_audio.rs): node webrtc_audio.mjs CAMRELAY_BIN
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const bin = process.argv[2];
 // ffmpeg publishes each camera over RTSP into camrelay (exec: with {output}).
@@ -22,12 +21,7 @@ const config = JSON.stringify({
 });
 const { api, log, server } = await startCamrelay(bin, ['-c', config]);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const browser = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns']);
 
 // Runs in the page: WHEP with recvonly video and audio (audio codecs limited to `only` when given),
 // then waits `ms` and returns the stats.

@@ -10,8 +10,7 @@ import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCamrelay } from './camrelay.mjs';
-import { chromium } from 'playwright-core';
+import { startCamrelay, launchChromium } from './camrelay.mjs';
 
 const [what, bin, shots, out] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -32,15 +31,9 @@ writeFileSync(file, yaml);
 const { api, log, server } = await startCamrelay(bin, ['-c', base, '-c', file], { cwd: dir });
 const root = `http://${api}/`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
-    // Real host candidates (not mDNS names) inside the test's private namespace.
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    // A microphone that beeps, allowed without a prompt.
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-});
+// Real host candidates (not mDNS names) inside the test's private namespace.
+// A microphone that beeps, allowed without a prompt.
+const browser = await launchChromium(['--disable-features=WebRtcHideLocalIpsWithMdns', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
 
 const size = () => { try { return statSync(out).size; } catch (_) { return 0; } };
 
