@@ -203,15 +203,9 @@ fn llhls_on_go2rtc_urls_and_ffmpeg_plays_it() {
     assert_eq!(readers, 1, "{v}");
 
     // ffmpeg reads LL-HLS as HLS (whole segments: it ignores parts) and decodes every frame.
-    let url = server.api_url("/api/stream.m3u8?src=demo&ll");
-    let out = run_with_timeout(
-        Command::new("ffmpeg").args(["-v", "error", "-i", &url, "-t", "3", "-f", "framecrc", "-"]),
-        Duration::from_secs(40),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let frames = |stream: &str| text.lines().filter(|l| l.starts_with(&format!("{stream},"))).count();
-    assert!(frames("0") >= 50, "video frames: {}; {}", frames("0"), String::from_utf8_lossy(&out.stderr));
-    assert!(frames("1") >= 50, "audio frames: {}", frames("1"));
+    let d = decode_av(&server.api_url("/api/stream.m3u8?src=demo&ll"), 3);
+    assert!(d.video >= 50, "video frames: {}; {}", d.video, d.stderr);
+    assert!(d.audio >= 50, "audio frames: {}", d.audio);
 }
 
 /// ffmpeg (and VLC) ignore parts: a playlist of parts only is empty to them. The first playlist of a
@@ -223,21 +217,11 @@ fn ffmpeg_reads_a_fresh_paths_llhls_url_at_once() {
     let hls = listen_addr(&server, "hls");
     let url = format!("http://{hls}/demo/index.m3u8");
     let t0 = Instant::now();
-    let out = run_with_timeout(
-        Command::new("ffmpeg").args(["-v", "error", "-i", &url, "-t", "2", "-f", "framecrc", "-"]),
-        Duration::from_secs(40),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let frames = |stream: &str| text.lines().filter(|l| l.starts_with(&format!("{stream},"))).count();
-    println!(
-        "ffmpeg on a fresh LL-HLS path: {} video, {} audio frames in {:?}",
-        frames("0"),
-        frames("1"),
-        t0.elapsed()
-    );
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), server.log());
-    assert!(frames("0") >= 40, "video frames: {}; {}", frames("0"), String::from_utf8_lossy(&out.stderr));
-    assert!(frames("1") >= 40, "audio frames: {}", frames("1"));
+    let d = decode_av(&url, 2);
+    println!("ffmpeg on a fresh LL-HLS path: {} video, {} audio frames in {:?}", d.video, d.audio, t0.elapsed());
+    assert!(d.success, "{}\n{}", d.stderr, server.log());
+    assert!(d.video >= 40, "video frames: {}; {}", d.video, d.stderr);
+    assert!(d.audio >= 40, "audio frames: {}", d.audio);
 }
 
 /// hls.js (lowLatencyMode) in headless Chromium plays MediaMTX's LL-HLS URL near live, and the test

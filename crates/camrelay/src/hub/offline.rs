@@ -58,6 +58,13 @@ impl super::producer::Filler for SlateFiller {
 pub const SLATE_URL: &str = "offline:slate";
 pub const SLATE_PROTOCOL: &str = "offline";
 
+impl Producer {
+    /// Whether this is an `alwaysAvailable` path's offline slate (available, not ready).
+    pub fn is_offline_slate(&self) -> bool {
+        matches!(&self.kind, super::producer::ProducerKind::Pushed { protocol, .. } if protocol == SLATE_PROTOCOL)
+    }
+}
+
 /// A stream's offline state: the tracks readers read, and who feeds them now.
 pub(super) struct Offline {
     slate: Arc<Slate>,

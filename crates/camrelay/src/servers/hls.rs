@@ -576,10 +576,7 @@ pub fn spawn_always_remux(app: Arc<App>, query: &'static str) {
             }
             for stream in app.hub.streams() {
                 let ready = stream.producers().iter().any(|p| {
-                    p.state() == crate::hub::ProducerState::Online
-                        && !p.tracks().is_empty()
-                        && !matches!(&p.kind, crate::hub::producer::ProducerKind::Pushed { protocol, .. }
-                            if protocol == crate::hub::offline::SLATE_PROTOCOL)
+                    p.state() == crate::hub::ProducerState::Online && !p.tracks().is_empty() && !p.is_offline_slate()
                 });
                 if !ready {
                     continue;

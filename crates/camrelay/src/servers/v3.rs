@@ -871,10 +871,10 @@ fn conf_name(app: &App, stream: &Stream) -> String {
 fn path_json(app: &App, stream: &Stream) -> Value {
     let producers = stream.producers();
     // An `alwaysAvailable` path's offline slate makes it available, not online (as in MediaMTX).
-    let is_slate = |p: &Producer| protocol_of(p) == crate::hub::offline::SLATE_PROTOCOL;
-    let slate = producers.iter().find(|p| is_slate(p));
-    let online =
-        producers.iter().find(|p| p.state() == ProducerState::Online && !p.tracks().is_empty() && !is_slate(p));
+    let slate = producers.iter().find(|p| p.is_offline_slate());
+    let online = producers
+        .iter()
+        .find(|p| p.state() == ProducerState::Online && !p.tracks().is_empty() && !p.is_offline_slate());
     let available = online.or(slate);
     let source = online.or_else(|| producers.iter().find(|p| !p.is_pushed())).map(|p| {
         let id = if p.is_pushed() { uuid(PUBLISHER, p.id) } else { String::new() };

@@ -31,3 +31,18 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
 export function launchChromium(extra = []) {
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extra] });
 }
+
+/**
+ * The picture-size-change tests' rig: camrelay with an RTSP listener on 18554 (a fixed port: the test's
+ * own network namespace) and a `publisher_grace`, and `publish(size)`, an ffmpeg publishing a
+ * `size` test picture (H.264, 1 s GOP) to `cam` for 60 s (kill it to replace it).
+ */
+export async function startSizeChangeRig(bin) {
+  const rtsp = 'rtsp://127.0.0.1:18554/cam';
+  const config = '{"api":{"listen":"127.0.0.1:0","origin":"*"},"rtsp":{"listen":"127.0.0.1:18554","rtp_listen":"","rtcp_listen":""},"hub":{"publisher_grace":"10s"},"streams":{"cam":null}}';
+  const started = await startCamrelay(bin, ['-c', config]);
+  const publish = (size) => spawn('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=25`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '25', '-pix_fmt', 'yuv420p',
+    '-t', '60', '-f', 'rtsp', '-rtsp_transport', 'tcp', rtsp], { stdio: 'ignore' });
+  return { ...started, publish };
+}

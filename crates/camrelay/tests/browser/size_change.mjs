@@ -3,16 +3,10 @@
 // `hub.publisher_grace`, and the same SourceBuffer (a new init segment in the stream) shows the new
 // size. Prints one JSON line: the sizes seen, frames decoded, WebSocket reconnects (none).
 // Usage (inside `unshare --net`, see ../size_change.rs): node size_change.mjs CAMRELAY_BIN
-import { spawn } from 'node:child_process';
-import { startCamrelay, launchChromium } from './camrelay.mjs';
+import { launchChromium, startSizeChangeRig } from './camrelay.mjs';
 
 const bin = process.argv[2];
-const RTSP = 'rtsp://127.0.0.1:18554/cam'; // a fixed port: the test's own network namespace
-const config = '{"api":{"listen":"127.0.0.1:0","origin":"*"},"rtsp":{"listen":"127.0.0.1:18554","rtp_listen":"","rtcp_listen":""},"hub":{"publisher_grace":"10s"},"streams":{"cam":null}}';
-const { api, log, server } = await startCamrelay(bin, ['-c', config]);
-const publish = (size) => spawn('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=25`,
-  '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '25', '-pix_fmt', 'yuv420p',
-  '-t', '60', '-f', 'rtsp', '-rtsp_transport', 'tcp', RTSP], { stdio: 'ignore' });
+const { api, log, server, publish } = await startSizeChangeRig(bin);
 const browser = await launchChromium();
 let publisher = publish('320x240');
 const result = { sizes: [] };

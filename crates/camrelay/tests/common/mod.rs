@@ -429,6 +429,31 @@ pub fn decode_frames(input: &[&str], url: &str, frames: u32, timeout: Duration) 
     (n, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// What ffmpeg decoded of `seconds` of `url`'s first video and audio streams (framecrc lines of
+/// stream 0 and 1), whether it exited cleanly, and what it said on stderr.
+pub struct DecodedAv {
+    pub video: usize,
+    pub audio: usize,
+    pub success: bool,
+    pub stderr: String,
+}
+
+/// Decodes `seconds` of `url` with ffmpeg (video and audio, every frame): see [`DecodedAv`].
+pub fn decode_av(url: &str, seconds: u32) -> DecodedAv {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args(["-v", "error", "-i", url, "-t", &seconds.to_string(), "-f", "framecrc", "-"]),
+        Duration::from_secs(40),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = |stream: &str| text.lines().filter(|l| l.starts_with(&format!("{stream},"))).count();
+    DecodedAv {
+        video: frames("0"),
+        audio: frames("1"),
+        success: out.status.success(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Decodes `frames` video frames from an RTSP URL with ffmpeg and returns how many decoded.
 pub fn decode_video_frames(url: &str, transport: &str, frames: u32) -> Result<usize, String> {
     let (n, stderr) = decode_frames(&["-rtsp_transport", transport], url, frames, Duration::from_secs(30));
