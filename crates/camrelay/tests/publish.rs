@@ -294,6 +294,14 @@ fn rtmps_push_pinned_unverified_and_refused() {
          - rtmps://{tls}/live/strict\n"
     ));
     for name in ["pinned", "novrfy"] {
+        // The stream has no producer until the push's TLS handshake and publish are done: a reader before
+        // that gets 404, so wait for the publisher to arrive.
+        let publishing = || {
+            dest.http("GET", &format!("/api/streams?src={name}")).json()["producers"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["protocol"] == "rtmps"))
+        };
+        assert!(wait_until(Duration::from_secs(15), publishing), "{name} not published\nlog:\n{}", src.log());
         let n = decode_video_frames(&dest.rtsp_url(name), "tcp", 30)
             .unwrap_or_else(|e| panic!("{name}: {e}\nlog:\n{}", src.log()));
         assert!(n >= 30, "{name}: decoded {n}");
