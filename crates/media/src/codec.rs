@@ -5,7 +5,7 @@ use std::fmt;
 /// SDP encoding names, upper case, as they appear in `a=rtpmap`.
 pub const H264: &str = "H264";
 pub const H265: &str = "H265";
-/// AV1 and VP9 (from Enhanced RTMP/FLV; no RTP payload format here yet).
+/// AV1 (AOM's RTP payload format) and VP9 (RFC 9628): `a=rtpmap:PT AV1/90000`, `VP9/90000`.
 pub const AV1: &str = "AV1";
 pub const VP9: &str = "VP9";
 pub const JPEG: &str = "JPEG";

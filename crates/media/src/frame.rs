@@ -19,6 +19,9 @@ pub struct RtpPacket {
 /// Payload formats (what every muxer can rely on):
 /// - H.264 / H.265: NAL units each prefixed by a 4-byte big-endian length (AVCC style); keyframes carry
 ///   their parameter sets (SPS/PPS, and VPS for H.265) in front, so every keyframe decodes alone.
+/// - AV1: one temporal unit, OBUs with size fields, no temporal delimiter; a keyframe starts with its
+///   sequence header.
+/// - VP9: one frame, or a superframe with its index, as libvpx writes them.
 /// - AAC: one raw access unit (no ADTS header).
 /// - Opus, G.711, L16: one RTP payload.
 /// - JPEG: one complete JPEG image (RTP/JPEG is rebuilt into one by the depacketizer).

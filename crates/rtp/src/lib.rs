@@ -6,11 +6,13 @@
 
 pub mod depacketize;
 mod error;
+pub mod obu;
 pub mod packet;
 pub mod packetize;
 pub mod reorder;
 pub mod rtcp;
 pub mod stats;
+pub mod vp9;
 
 pub use depacketize::{depacketizer_for, Depacketizer};
 pub use error::RtpError;

@@ -6,7 +6,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use media::{codec, h264, Codec, Frame, RtpPacket};
 use std::hash::{BuildHasher, Hasher};
 
+mod av1;
 pub mod jpeg;
+mod vp9;
 
 pub trait Packetizer: Send {
     /// Appends the packets of `frame` to `out`.
@@ -38,6 +40,8 @@ pub fn packetizer_with(c: &Codec, mtu: usize, ssrc: u32, first_sequence: u16) ->
     match c.name.to_ascii_uppercase().as_str() {
         codec::H264 => Some(Box::new(NalPacketizer { base, h265: false })),
         codec::H265 => Some(Box::new(NalPacketizer { base, h265: true })),
+        codec::AV1 => Some(Box::new(av1::Av1Packetizer { base })),
+        codec::VP9 => Some(Box::new(vp9::Vp9Packetizer { picture_id: (ssrc as u16) & 0x7fff, base })),
         codec::AAC => Some(Box::new(AacPacketizer { base })),
         codec::JPEG => Some(Box::new(jpeg::JpegPacketizer { base })),
         codec::MPA => Some(Box::new(MpaPacketizer { base })),

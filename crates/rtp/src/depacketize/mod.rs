@@ -6,18 +6,22 @@
 //! the next frame. The only exception is a frame over the size limits: it is dropped with its packets.
 
 mod aac;
+mod av1;
 pub mod jpeg;
 mod mpa;
 mod video;
+mod vp9;
 
 use crate::RtpError;
 use bytes::{BufMut, BytesMut};
 use media::{codec, Codec, Frame, RtpPacket};
 
 pub use aac::AacDepacketizer;
+pub use av1::Av1Depacketizer;
 pub use jpeg::JpegDepacketizer;
 pub use mpa::MpaDepacketizer;
 pub use video::VideoDepacketizer;
+pub use vp9::Vp9Depacketizer;
 
 /// Largest frame we reassemble; beyond it the frame is dropped (the network sends us anything).
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
@@ -64,6 +68,8 @@ pub fn depacketizer_for(c: &Codec) -> Box<dyn Depacketizer> {
     match name.as_str() {
         codec::H264 => Box::new(VideoDepacketizer::h264(&c.fmtp)),
         codec::H265 => Box::new(VideoDepacketizer::h265(&c.fmtp)),
+        codec::AV1 => Box::new(Av1Depacketizer::new()),
+        codec::VP9 => Box::new(Vp9Depacketizer::new()),
         codec::AAC => Box::new(AacDepacketizer::new(&c.fmtp)),
         codec::JPEG => Box::new(JpegDepacketizer::new()),
         codec::MPA => Box::new(MpaDepacketizer::new()),
@@ -204,6 +210,8 @@ pub(crate) mod tests {
         let codecs = [
             Codec::new(codec::H264, 90000, 0, 96),
             Codec::new(codec::H265, 90000, 0, 96),
+            Codec::new(codec::AV1, 90000, 0, 96),
+            Codec::new(codec::VP9, 90000, 0, 96),
             Codec::new(codec::AAC, 48000, 2, 97).with_fmtp("sizelength=13;indexlength=3;indexdeltalength=3"),
             Codec::new(codec::JPEG, 90000, 0, 26),
             Codec::new(codec::PCMA, 8000, 1, 8),
@@ -232,6 +240,9 @@ pub(crate) mod tests {
             let last = match c.name.as_str() {
                 codec::H264 => vec![0x41, 1],
                 codec::H265 => vec![2, 1, 1],
+                // W=1: one frame OBU; B and E.
+                codec::AV1 => vec![0x10, 0x30, 0x80],
+                codec::VP9 => vec![0x0c, 0x86, 0],
                 codec::AAC => vec![0, 16, 0, 8, 1],
                 // A whole one-packet image: offset 0, type 1, Q 50, 8x8.
                 codec::JPEG => vec![0, 0, 0, 0, 1, 50, 1, 1, 0],
