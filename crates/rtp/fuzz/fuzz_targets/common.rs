@@ -31,7 +31,19 @@ pub fn run(codec: &Codec, data: &[u8]) {
     d.flush(&mut out);
     let kept: usize = out.iter().map(|f| f.rtp.len()).sum();
     assert!(kept <= packets);
-    if !codec.is_intra_only() {
+    if codec.name == "AV1" {
+        // Temporal units of OBUs with size fields, whole, no temporal delimiters.
+        for f in &out {
+            let mut it = rtp::obu::obus(&f.payload);
+            for o in it.by_ref() {
+                assert!(o.header & 0x02 != 0, "OBU without size field");
+                assert!(!o.is_dropped_in_rtp(), "temporal delimiter or tile list kept");
+            }
+            assert!(!it.truncated(), "depacketizer produced malformed OBUs");
+        }
+    } else if codec.name == "VP9" {
+        assert!(out.iter().all(|f| !f.payload.is_empty()), "empty VP9 frame");
+    } else if !codec.is_intra_only() {
         for f in &out {
             let mut it = media::h264::avcc_nals(&f.payload);
             for _ in it.by_ref() {}
