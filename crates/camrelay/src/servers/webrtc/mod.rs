@@ -93,7 +93,7 @@ pub(crate) fn filters_for(offered: &[(Kind, Vec<String>)]) -> Vec<MediaFilter> {
             continue;
         }
         let ours: &[&str] = match kind {
-            Kind::Video => &[media::codec::H264, media::codec::H265],
+            Kind::Video => &[media::codec::H264, media::codec::H265, media::codec::AV1, media::codec::VP9],
             _ => &[media::codec::OPUS, media::codec::PCMA, media::codec::PCMU],
         };
         let mut codecs: Vec<String> =
@@ -162,6 +162,8 @@ fn rtc_codec(name: &str) -> Option<RtcCodec> {
     Some(match name {
         media::codec::H264 => RtcCodec::H264,
         media::codec::H265 => RtcCodec::H265,
+        media::codec::AV1 => RtcCodec::Av1,
+        media::codec::VP9 => RtcCodec::Vp9,
         media::codec::OPUS => RtcCodec::Opus,
         media::codec::PCMA => RtcCodec::PCMA,
         media::codec::PCMU => RtcCodec::PCMU,
@@ -672,10 +674,17 @@ pub(crate) async fn new_session(
 
     let creds = IceCreds::new();
     // Every codec we can send is offered back, also for medias the stream has nothing for (an answer
-    // without codecs is rejected by peers); H.265 only when the stream sends it.
+    // without codecs is rejected by peers); H.265, AV1 and VP9 only when the stream sends them.
     let mut config = rtc_config_audio_first(&creds, microphone.as_ref().map(|m| m.2));
-    if reader.iter().flat_map(|r| &r.tracks).any(|t| t.codec.name == media::codec::H265) {
+    let sends = |name: &str| reader.iter().flat_map(|r| &r.tracks).any(|t| t.codec.name == name);
+    if sends(media::codec::H265) {
         config = config.enable_h265(true);
+    }
+    if sends(media::codec::AV1) {
+        config = config.enable_av1(true);
+    }
+    if sends(media::codec::VP9) {
+        config = config.enable_vp9(true);
     }
     let now = Instant::now();
     let mut rtc = config.build(now);
@@ -704,9 +713,12 @@ pub(crate) async fn new_session(
                 continue;
             }
             let Some(writer) = rtc.writer(*mid) else { continue };
+            // VP9: the payload type of the stream's profile (str0m offers profiles 0 and 2).
+            let vp9_profile = t.codec.fmtp_param("profile-id").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
             let candidates: Vec<(Pt, Frequency, Option<u8>, Option<u32>)> = writer
                 .payload_params()
                 .filter(|p| Some(p.spec().codec) == want)
+                .filter(|p| p.spec().codec != RtcCodec::Vp9 || p.spec().format.profile_id.unwrap_or(0) == vp9_profile)
                 .map(|p| {
                     (p.pt(), p.spec().clock_rate, p.spec().format.packetization_mode, p.spec().format.profile_level_id)
                 })
@@ -721,7 +733,9 @@ pub(crate) async fn new_session(
             used.push(mid);
             let video = t.track.kind == Kind::Video;
             let freq = NonZeroU32::new(t.codec.clock_rate).map(Frequency::from_nonzero).unwrap_or(freq);
-            Outgoing { mid, pt, annexb: video, needs_keyframe: video, freq, clock: Default::default() }
+            // str0m packetizes H.264/H.265 from Annex B, AV1 from sized OBUs and VP9 from frames as they are.
+            let annexb = matches!(t.codec.name.as_str(), media::codec::H264 | media::codec::H265);
+            Outgoing { mid, pt, annexb, needs_keyframe: video, freq, clock: Default::default() }
         }));
     }
     if outgoing.iter().all(Option::is_none) {
@@ -901,6 +915,10 @@ mod tests {
         let vp8 =
             filters_for(&offered_codecs("m=video 9 x 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n"));
         assert_eq!(vp8[0].codecs, vec!["VP8"]);
+        // Chromium's offer: AV1 and VP9 after H.264/H.265, in our order.
+        let chromium = "m=video 9 x 96 45 98 102\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:45 AV1/90000\r\n\
+                        a=rtpmap:98 VP9/90000\r\na=rtpmap:102 H264/90000\r\n";
+        assert_eq!(filters_for(&offered_codecs(chromium))[0].codecs, vec!["H264", "AV1", "VP9"]);
     }
 
     #[test]
