@@ -29,7 +29,7 @@ paths:
 
 fn listen_addr(server: &Server, module: &str) -> String {
     let needle = format!("[{module}] listen addr=");
-    assert!(server.wait_log(&needle, Duration::from_secs(10)), "no {needle} in:\n{}", server.log());
+    assert!(server.wait_log(&needle, Duration::from_secs(30)), "no {needle} in:\n{}", server.log());
     server.log().lines().find_map(|l| l.split(&needle).nth(1)).unwrap_or("").trim().to_string()
 }
 
@@ -160,7 +160,10 @@ fn bad_blocking_requests_and_parts() {
         let r = server.http_at(&hls, "GET", &format!("{media}&{query}"));
         assert_eq!(r.status, status, "{query}: {}", r.text());
         assert!(r.json()["error"].as_str().unwrap_or("").contains(says), "{query}: {}", r.text());
-        assert!(t0.elapsed() < Duration::from_secs(1), "{query}: answered after {:?}", t0.elapsed());
+        // Refused at once, not held like a valid blocking request (the 400 says so; the bound is loose
+        // for a loaded machine).
+        println!("LL-HLS: {query} refused after {:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(10), "{query}: answered after {:?}", t0.elapsed());
     }
     // Parts: unknown id, far future, bad numbers, a part of the TS variant's URL shape.
     for (path, status) in [
@@ -178,7 +181,7 @@ fn bad_blocking_requests_and_parts() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(&r.body[4..8], b"moof");
     println!("LL-HLS: the preload hint's part came after {:?}", t0.elapsed());
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(t0.elapsed() < Duration::from_secs(10), "the preload hint's part came after {:?}", t0.elapsed());
 }
 
 /// go2rtc's URL with `ll`: the same LL-HLS muxer kind, shared by every session of the stream.
@@ -286,7 +289,7 @@ fn muxer_closes_after_hls_muxer_close_after() {
     assert_eq!(server.http_at(&hls, "GET", &media).status, 200);
     let muxers = || server.http("GET", "/v3/hlsmuxers/list").json()["itemCount"].as_u64();
     assert_eq!(muxers(), Some(1), "{}", server.http("GET", "/v3/hlsmuxers/list").text());
-    assert!(wait_until(Duration::from_secs(20), || muxers() == Some(0)), "muxer still there\n{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || muxers() == Some(0)), "muxer still there\n{}", server.log());
     let closed = last.elapsed();
     println!("hlsMuxerCloseAfter 3s: the muxer closed {closed:?} after the last request");
     assert!(closed >= Duration::from_secs(3), "closed after {closed:?}");
@@ -299,15 +302,34 @@ fn always_remux_muxes_ready_paths_before_any_viewer() {
     let server = Server::start(&format!("{MEDIAMTX}hlsAlwaysRemux: yes\nhlsMuxerCloseAfter: 1s\n"));
     let hls = listen_addr(&server, "hls");
     let list = || server.http("GET", "/v3/hlsmuxers/list").json();
-    let started = wait_until(Duration::from_secs(20), || list()["itemCount"].as_u64() == Some(1));
+    let started = wait_until(Duration::from_secs(30), || list()["itemCount"].as_u64() == Some(1));
     assert!(started, "no muxer without a viewer: {}\n{}", list(), server.log());
     assert_eq!(list()["items"][0]["path"], "demo", "{}", list());
+    // The muxer is listed once it reads the path; the demo source may start producing later on a loaded
+    // machine (CI: one segment listed after the 3 s below), so count its video frames from here.
+    let video_frames = || {
+        let streams = server.http("GET", "/api/streams?src=demo").json();
+        let receivers = streams["producers"][0]["receivers"].as_array().cloned().unwrap_or_default();
+        receivers
+            .iter()
+            .filter(|r| r["codec"]["codec_type"] == "video")
+            .map(|r| r["frames"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let frames_at_start = video_frames();
     // Kept while the path is ready: three close times without a request, it is still there.
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         assert_eq!(list()["itemCount"].as_u64(), Some(1), "the muxer closed: {}\n{}", list(), server.log());
         std::thread::sleep(Duration::from_millis(200));
     }
+    // 3 s of the demo's 25 fps through the muxer: at least two whole 1 s segments cut without a viewer.
+    assert!(
+        wait_until(Duration::from_secs(30), || video_frames() >= frames_at_start + 75),
+        "the demo source produced {} video frames since the muxer started\n{}",
+        video_frames().saturating_sub(frames_at_start),
+        server.log()
+    );
     // The first viewer's playlist lists the segments cut meanwhile (a muxer started by it lists one).
     let media = media_path(&server, &hls);
     let playlist = server.http_at(&hls, "GET", &media).text();

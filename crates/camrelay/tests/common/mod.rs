@@ -96,7 +96,7 @@ impl Server {
             }
         });
         let (mut api, mut rtsp) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while api.is_none() || rtsp.is_none() {
             let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
                 panic!("server did not start; log:\n{}", log.lock().unwrap());
@@ -116,7 +116,7 @@ impl Server {
 
     /// The address of the plain RTMP listener (`rtmp: listen` / `rtmpAddress`), from its log line.
     pub fn rtmp_addr(&self) -> SocketAddr {
-        let found = wait_until(Duration::from_secs(10), || {
+        let found = wait_until(Duration::from_secs(30), || {
             self.log().lines().any(|l| l.contains("[rtmp] listen addr=") && !l.contains("tls"))
         });
         assert!(found, "no rtmp listener; log:\n{}", self.log());
@@ -175,7 +175,7 @@ impl Server {
     /// Sends SIGTERM and waits for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         unsafe_kill(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code();
@@ -230,7 +230,8 @@ impl HttpResponse {
 /// A minimal HTTP/1.1 client (Connection: close), enough to check status codes, headers and bodies.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Longer than the server's own waits (an HLS playlist is held up to 15 s for its first segment).
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
@@ -390,7 +391,7 @@ pub fn ffprobe(url: &str, transport: &str) -> Result<Vec<ProbedStream>, String> 
             "json",
             url,
         ]),
-        Duration::from_secs(20),
+        Duration::from_secs(30),
     );
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
@@ -588,7 +589,7 @@ pub fn tls_addr(srv: &Server, module: &str) -> SocketAddr {
             rest.trim().strip_suffix(" tls")?.parse().ok()
         })
     };
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} TLS listener; log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || find().is_some()), "no {module} TLS listener; log:\n{}", srv.log());
     find().unwrap()
 }
 
@@ -611,7 +612,7 @@ impl GstCamera {
             .expect("start /usr/bin/python3");
         let rx = lines_of(child.stdout.take().unwrap());
         let cam = GstCamera { child };
-        match rx.recv_timeout(Duration::from_secs(20)) {
+        match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(l) if l == "READY" => cam,
             other => panic!(
                 "gst_camera.py did not start ({other:?}); needs apt packages python3-gi gir1.2-gst-rtsp-server-1.0 \
@@ -738,6 +739,13 @@ impl FrameCrcReader {
     pub fn frames_within(&self, window: Duration) -> usize {
         let until = Instant::now() + window;
         std::iter::from_fn(|| self.next_size(until)).count()
+    }
+
+    /// Frames decoded until `n` came or `timeout` passed, whichever is first: waits for a count
+    /// without making the count depend on how fast a loaded machine starts the reader.
+    pub fn frames_up_to(&self, n: usize, timeout: Duration) -> usize {
+        let until = Instant::now() + timeout;
+        std::iter::from_fn(|| self.next_size(until)).take(n).count()
     }
 
     /// Whether `n` frames of `size` bytes come in a row within `timeout`.
@@ -879,7 +887,7 @@ impl Lighttpd {
             .arg(&conf_path)
             .spawn()
             .expect("lighttpd (apt package lighttpd)");
-        let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let up = wait_until(Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).is_ok());
         assert!(
             up,
             "lighttpd did not start: {}",
