@@ -73,17 +73,32 @@ fn assert_decodes(url: &str, pre: &[&str], name: &str) {
     println!("{url}: {n} frames decoded: {streams}");
 }
 
-/// Enhanced RTMP in, RTSP out: ffmpeg reads AV1 and VP9 over RTSP/TCP (the payload formats of
-/// `rtp::packetize`) and decodes 30 frames at 320x240. The DESCRIBE answer names them.
+/// Enhanced RTMP in, RTSP out: ffmpeg 9 reads AV1 and VP9 over RTSP/TCP (the payload formats of
+/// `rtp::packetize`) and decodes 30 frames at 320x240; VP9 also Debian's ffmpeg and GStreamer.
 #[test]
 fn enhanced_rtmp_publish_reads_back_over_rtsp() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  av1:\n  vp9:\n");
     let addr = srv.rtmp_addr();
+    let mut pushers = Vec::new();
     for (name, video, codec) in [("av1", AV1, "AV1"), ("vp9", VP9, "VP9")] {
-        let _pusher = publish9(video, &["-f", "flv", &format!("rtmp://{addr}/live/{name}")]);
+        pushers.push(publish9(video, &["-f", "flv", &format!("rtmp://{addr}/live/{name}")]));
         assert_eq!(medias(&srv, name), [format!("video, recvonly, {codec}")]);
         assert_decodes(&srv.rtsp_url(name), &["-rtsp_transport", "tcp"], name);
     }
+    // VP9 also with Debian's ffmpeg 5.1 (it has no AV1 depacketizer) and GStreamer's rtpvp9depay, whose
+    // caps come from the scalability structure's picture size; 30 frames decoded at 320x240 each.
+    let n = decode_video_frames(&srv.rtsp_url("vp9"), "tcp", 30).expect("ffmpeg 5.1 reads VP9 over RTSP");
+    assert!(n >= 30, "ffmpeg 5.1 decoded {n} VP9 frames");
+    let pipeline = format!(
+        "rtspsrc location={} protocols=tcp ! rtpvp9depay ! vp9dec ! video/x-raw,width=320,height=240 \
+         ! fakesink num-buffers=30",
+        srv.rtsp_url("vp9")
+    );
+    let out = run_with_timeout(
+        Command::new("sh").args(["-c", &format!("exec gst-launch-1.0 -q {pipeline}")]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "gstreamer: {}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), srv.log());
 }
 
 /// A camrelay serving AV1/VP9 over RTSP is the `rtsp://` source of a second one: the second one
