@@ -161,8 +161,8 @@ fn play_with_fourcc_list(addr: SocketAddr, name: &str, fourccs: &[&str], audio_w
     (audio, video)
 }
 
-/// AV1 (SVT-AV1) and VP9 (libvpx) with Opus: no RTP packetizer carries AV1 or VP9 here yet, so they
-/// are read back over RTMP and HTTP-FLV (`/api/stream.flv`) with ffmpeg 9, which decodes them.
+/// AV1 (SVT-AV1) and VP9 (libvpx) with Opus, read back over RTMP and HTTP-FLV (`/api/stream.flv`) with
+/// ffmpeg 9, which decodes them (over RTSP and WebRTC: `tests/rtp_av1_vp9.rs`).
 #[test]
 fn av1_and_vp9_publish_read_back_over_rtmp_and_http_flv() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  av1:\n  vp9:\n");
