@@ -157,5 +157,11 @@ fn chromium_plays_av1_and_vp9_over_webrtc() {
         assert_eq!(r["codec"], mime, "{name}: {r}\nlog: {}", v["log"]);
         assert!(r["frames"].as_u64().unwrap_or(0) >= 30, "{name}: {r}\nlog: {}", v["log"]);
         assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(320), Some(240)), "{name}: {r}");
+        // The web UI's player (automatic mode) picks WebRTC and plays.
+        let ui = &v[format!("{name}_ui")];
+        println!("{name} in the web UI: {ui}");
+        assert_eq!((ui["state"].as_str(), ui["mode"].as_str()), (Some("playing"), Some("webrtc")), "{name}: {ui}");
+        assert!(ui["frames"].as_u64().unwrap_or(0) >= 30, "{name}: {ui}");
+        assert_eq!((ui["width"].as_u64(), ui["height"].as_u64()), (Some(320), Some(240)), "{name}: {ui}");
     }
 }

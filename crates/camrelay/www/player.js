@@ -439,10 +439,10 @@ const codecName = (c) => CODEC_NAMES[c] || c;
 
 /** What the server sends in each mode: video and audio codecs (`null`: any, converted by the server). */
 const SERVER_CARRIES = {
-  // servers/webrtc: H.264/H.265 as they come; Opus and 8 kHz G.711 as they come, AAC, other G.711 and
+  // servers/webrtc: H.264/H.265/AV1/VP9 as they come; Opus and 8 kHz G.711 as they come, AAC, other G.711 and
   // LPCM transcoded to Opus by the server (`webrtc.audio_transcode`, on by default: with it off such a
   // stream plays silent in WebRTC, as the stats overlay then shows).
-  webrtc: { video: ['H264', 'H265'], audio: ['OPUS', 'PCMA', 'PCMU', 'AAC', 'L16'] },
+  webrtc: { video: ['H264', 'H265', 'AV1', 'VP9'], audio: ['OPUS', 'PCMA', 'PCMU', 'AAC', 'L16'] },
   // api/ws `mse`: fMP4; G.711 and LPCM as FLAC.
   mse: { video: ['H264', 'H265'], audio: ['AAC', 'OPUS', 'PCMA', 'PCMU', 'L16'] },
   // api/stream.m3u8?mp4=flac: fMP4 with H.264/H.265 and AAC; G.711 and LPCM as FLAC.

@@ -71,6 +71,27 @@ try {
     await page.setContent('<video autoplay playsinline muted></video>');
     result[name] = await play(page, `http://${api}/api/webrtc?src=${name}`);
     await page.close();
+    // The web UI's player in its automatic mode: it must pick WebRTC for AV1/VP9 and show 30 frames.
+    const ui = await browser.newPage();
+    await ui.goto(`http://${api}/stream.html?src=${name}`);
+    const deadline2 = Date.now() + 30000;
+    let state = {};
+    while (Date.now() < deadline2) {
+      state = await ui.evaluate(() => {
+        const box = document.getElementById('player');
+        const video = box && box.querySelector('video');
+        return {
+          state: box && box.dataset.state, mode: box && box.dataset.mode, skipped: box && box.dataset.skipped,
+          error: (document.getElementById('error') || {}).textContent,
+          frames: video ? video.getVideoPlaybackQuality().totalVideoFrames : 0,
+          width: video ? video.videoWidth : 0, height: video ? video.videoHeight : 0,
+        };
+      });
+      if (state.state === 'playing' && state.frames >= 30) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    result[`${name}_ui`] = state;
+    await ui.close();
   }
 } catch (e) {
   result.error = String(e && e.stack || e);
