@@ -230,8 +230,8 @@ enum Type {
 
 /// One metric family: its HELP/TYPE lines, then its samples' lines, written as they are found.
 struct Family {
-    name: &'static str,
-    kind: Type,
+    /// `name{` (`name_total{` for counters): each sample's line starts with it, in one copy.
+    open: String,
     /// The family's text (HELP and TYPE first); empty (and unallocated) when not shown.
     body: BytesMut,
     group: Group,
@@ -248,8 +248,7 @@ impl Family {
             return;
         }
         self.head(labels, None);
-        push_u64(&mut self.body, value);
-        self.body.put_u8(b'\n');
+        push_u64_line(&mut self.body, value);
     }
 
     /// A sample with one label more than `labels`.
@@ -258,8 +257,7 @@ impl Family {
             return;
         }
         self.head(labels, Some((key, value)));
-        push_u64(&mut self.body, v);
-        self.body.put_u8(b'\n');
+        push_u64_line(&mut self.body, v);
     }
 
     fn float(&mut self, labels: &str, value: f64) {
@@ -274,12 +272,12 @@ impl Family {
     /// `name{labels} ` (with `_total` for counters).
     fn head(&mut self, labels: &str, extra: Option<(&str, &str)>) {
         let b = &mut self.body;
-        b.extend_from_slice(self.name.as_bytes());
-        if self.kind == Type::Counter {
-            b.extend_from_slice(b"_total");
-        }
-        if !labels.is_empty() || extra.is_some() {
-            b.put_u8(b'{');
+        if labels.is_empty() && extra.is_none() {
+            b.extend_from_slice(&self.open.as_bytes()[..self.open.len() - 1]);
+            b.put_u8(b' ');
+        } else {
+            b.reserve(self.open.len() + labels.len() + 24);
+            b.extend_from_slice(self.open.as_bytes());
             b.extend_from_slice(labels.as_bytes());
             if let Some((k, v)) = extra {
                 if !labels.is_empty() {
@@ -296,9 +294,8 @@ impl Family {
                 }
                 b.put_u8(b'"');
             }
-            b.put_u8(b'}');
+            b.extend_from_slice(b"} ");
         }
-        b.put_u8(b' ');
     }
 }
 
@@ -373,7 +370,8 @@ impl<'f> Scrape<'f> {
             body.extend_from_slice(name.as_bytes());
             body.extend_from_slice(if kind == Type::Counter { b" counter\n" } else { b" gauge\n" });
         }
-        self.families.push(Family { name, kind, body, group: self.group, shown, active: shown });
+        let open = format!("{name}{}{{", if kind == Type::Counter { "_total" } else { "" });
+        self.families.push(Family { open, body, group: self.group, shown, active: shown });
         i
     }
 
@@ -415,18 +413,30 @@ impl<'f> Scrape<'f> {
 }
 
 /// Appends `v` in decimal.
-fn push_u64(out: &mut BytesMut, mut v: u64) {
+fn push_u64(out: &mut BytesMut, v: u64) {
     let mut digits = [0u8; 20];
+    let i = decimal(&mut digits, v);
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `v` in decimal and a newline, in one copy.
+fn push_u64_line(out: &mut BytesMut, v: u64) {
+    let mut digits = [b'\n'; 21];
+    let i = decimal(&mut digits[..20], v);
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Writes `v`'s digits at the end of `digits`; returns where they start.
+fn decimal(digits: &mut [u8], mut v: u64) -> usize {
     let mut i = digits.len();
     loop {
         i -= 1;
         digits[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
-            break;
+            return i;
         }
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Appends `v` as the text format writes floats (`3.0`, `0.25`, `NaN`, `+Inf`); whole numbers (most
@@ -572,9 +582,13 @@ fn session_kind(protocol: &str) -> Option<Kind> {
 /// Rendered labels of every reader the last scrapes saw, by reader id (ids are unique in the process).
 static READER_LABELS: std::sync::Mutex<Option<ReaderCache>> = std::sync::Mutex::new(None);
 
+/// Reader ids are unique and sequential: used as their own hash (SipHash of 500 ids took a fifth of a
+/// scrape's rendering).
+type ById<V> = std::collections::HashMap<u64, V, nohash_hasher::BuildNoHashHasher<u64>>;
+
 #[derive(Default)]
 struct ReaderCache {
-    by_id: std::collections::HashMap<u64, ReaderLabels>,
+    by_id: ById<ReaderLabels>,
     scrape: u64,
 }
 
@@ -907,7 +921,7 @@ fn paths(app: &App, s: &mut Scrape, filter: &Filter) {
     let mut cache = READER_LABELS.lock().unwrap_or_else(|e| e.into_inner());
     let cache = cache.get_or_insert_with(ReaderCache::default);
     cache.scrape += 1;
-    let mut depths = std::collections::HashMap::<u64, usize>::new();
+    let mut depths = ById::<usize>::default();
     let sessions_wanted = SESSION_SERIES.iter().any(|series| filter.wants(Group::Session(series.kind)));
     // Per-reader series at all? A narrow scrape (`type=paths`) only counts readers and their bytes.
     let reader_detail = sessions_wanted || filter.wants(Group::Camrelay) || filter.wants(Group::HlsMuxers);
