@@ -576,3 +576,128 @@ fn api_docs_and_routers_agree() {
     assert!(undocumented.is_empty(), "routes named nowhere in docs/:\n{}", undocumented.join("\n"));
     assert!(missing.is_empty(), "paths in the docs that no router serves:\n{}", missing.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Shell examples run as written.
+
+/// Where a `&` in a shell line is inside a word outside quotes (`ffplay http://h/x?a=1&b=2` runs
+/// `ffplay http://h/x?a=1` in the background): the byte offset, if any. `&&`, `&>`, `>&` and a `&`
+/// that ends a command are fine; a comment ends the check.
+fn unquoted_ampersand(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut quote = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            b'\'' | b'"' => quote = Some(c),
+            b'#' if i == 0 || bytes[i - 1] == b' ' => return None,
+            b'&' => {
+                let prev = if i > 0 { bytes[i - 1] } else { b' ' };
+                let next = bytes.get(i + 1).copied().unwrap_or(b' ');
+                if !matches!(prev, b'&' | b'>' | b' ') && !matches!(next, b'&' | b'>' | b' ' | b';' | b')') {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn shell_examples_quote_their_urls() {
+    assert_eq!(unquoted_ampersand("ffplay http://h/x?src=cam&ll"), Some(25));
+    for fine in ["ffplay 'http://h/x?a=1&b=2'", "a && b", "ffmpeg -i x - &", "cmd 2>&1 | tail", "x # a&b", "(a &)"] {
+        assert_eq!(unquoted_ampersand(fine), None, "{fine}");
+    }
+    let mut blocks = 0;
+    let mut failures = Vec::new();
+    for (file, text) in markdown_files() {
+        for block in fenced_blocks(&file, &text) {
+            if !matches!(block.lang.as_str(), "sh" | "bash" | "shell") {
+                continue;
+            }
+            blocks += 1;
+            for (n, line) in block.text.lines().enumerate() {
+                if let Some(at) = unquoted_ampersand(line) {
+                    failures.push(format!(
+                        "{}:{}: `&` at column {} outside quotes: {line}",
+                        file,
+                        block.line + 1 + n,
+                        at + 1
+                    ));
+                }
+            }
+        }
+    }
+    println!("sh blocks: {blocks}");
+    assert!(blocks > 50, "only {blocks} sh blocks found");
+    assert!(failures.is_empty(), "shell examples that do not run as written:\n{}", failures.join("\n"));
+}
+
+/// The words of a shell line (single and double quotes grouped, no escapes), up to a comment.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, '#') if word.is_none() => break,
+            (None, ' ' | '\t') => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[test]
+fn command_line_config_examples_load() {
+    // `camrelay -c '{...}'` and `camrelay -c key.path=value` as the docs write them (file arguments
+    // name files the reader has, not this test).
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (file, text) in markdown_files() {
+        for block in fenced_blocks(&file, &text).iter().filter(|b| b.lang == "sh") {
+            for (n, line) in block.text.lines().enumerate() {
+                let words = shell_words(line);
+                if words.first().map(String::as_str) != Some("camrelay") {
+                    continue;
+                }
+                let args: Vec<String> = words
+                    .windows(2)
+                    .filter(|w| w[0] == "-c")
+                    .map(|w| w[1].clone())
+                    .filter(|a| a.starts_with('{') || a.split('/').next().is_some_and(|head| head.contains('=')))
+                    .collect();
+                for arg in args {
+                    checked += 1;
+                    let dir = std::env::temp_dir().join(format!("camrelay-docs-cli-{}-{checked}", std::process::id()));
+                    std::fs::create_dir_all(&dir).unwrap();
+                    match camrelay::config::load(std::slice::from_ref(&arg), &dir, &|_| None) {
+                        Ok(l) if l.warnings.is_empty() => {}
+                        Ok(l) => {
+                            failures.push(format!("{file}:{}: {arg}: {}", block.line + 1 + n, l.warnings.join("; ")))
+                        }
+                        Err(e) => failures.push(format!("{file}:{}: {arg}: {e}", block.line + 1 + n)),
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+    }
+    println!("camrelay -c examples: {checked}");
+    assert!(checked >= 2, "the -c examples of docs/configuration.md were not found");
+    assert!(failures.is_empty(), "-c examples that do not load:\n{}", failures.join("\n"));
+}
