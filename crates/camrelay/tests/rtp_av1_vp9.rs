@@ -73,7 +73,7 @@ fn assert_decodes(url: &str, pre: &[&str], name: &str) {
     println!("{url}: {n} frames decoded: {streams}");
 }
 
-/// Enhanced RTMP in, RTSP out: ffmpeg 9 reads AV1 and VP9 over RTSP/TCP (the payload formats of
+/// Enhanced RTMP in, RTSP out: ffmpeg 9 reads AV1 and VP9 over RTSP/TCP and UDP (the payload formats of
 /// `rtp::packetize`) and decodes 30 frames at 320x240; VP9 also Debian's ffmpeg and GStreamer.
 #[test]
 fn enhanced_rtmp_publish_reads_back_over_rtsp() {
@@ -84,6 +84,7 @@ fn enhanced_rtmp_publish_reads_back_over_rtsp() {
         pushers.push(publish9(video, &["-f", "flv", &format!("rtmp://{addr}/live/{name}")]));
         assert_eq!(medias(&srv, name), [format!("video, recvonly, {codec}")]);
         assert_decodes(&srv.rtsp_url(name), &["-rtsp_transport", "tcp"], name);
+        assert_decodes(&srv.rtsp_url(name), &["-rtsp_transport", "udp"], name);
     }
     // VP9 also with Debian's ffmpeg 5.1 (it has no AV1 depacketizer) and GStreamer's rtpvp9depay, whose
     // caps come from the scalability structure's picture size; 30 frames decoded at 320x240 each.
