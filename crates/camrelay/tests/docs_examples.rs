@@ -475,32 +475,57 @@ fn normalize_route(path: &str) -> String {
     placeholder.replace_all(path, "{}").into_owned()
 }
 
-/// Every `.route("/...")` path of the library's HTTP routers, with the file that registers it.
-fn router_paths() -> Vec<(String, String)> {
+/// Every `.route("/...", get(..).post(..))` of the library's HTTP routers: path, methods (upper case),
+/// the file that registers it.
+fn router_paths() -> Vec<(String, Vec<String>, String)> {
     let route = regex::Regex::new(r#"\.route\(\s*"(/[^"]*)""#).unwrap();
+    let method = regex::Regex::new(r"\b(get|post|put|patch|delete|options)\(").unwrap();
     // The `/v3` catch-alls answer MediaMTX's 404 for unknown paths; `/` and `/{*path}` are the web UI
     // or `api.static_dir` (docs/ui.md).
     let not_endpoints = ["/", "/{*path}", "/v3", "/v3/{*rest}"];
     let mut out = Vec::new();
     for (file, text) in library_source() {
         for c in route.captures_iter(&text) {
-            if !not_endpoints.contains(&&c[1]) {
-                out.push((c[1].to_string(), file.clone()));
+            if not_endpoints.contains(&&c[1]) {
+                continue;
             }
+            // The handlers: up to the next route or the end of the statement.
+            let rest = &text[c.get(0).unwrap().end()..];
+            let rest = &rest[..rest.find(".route(").unwrap_or(rest.len())];
+            let rest = &rest[..rest.find(';').unwrap_or(rest.len())];
+            let methods = method.captures_iter(rest).map(|m| m[1].to_ascii_uppercase()).collect();
+            out.push((c[1].to_string(), methods, file.clone()));
         }
     }
     out
 }
 
-/// Every `/api/...` and `/v3/...` path named in `text`: `…/get/{id}` after `/v3/x/list` on the same line
-/// is `/v3/x/get/{id}`, and `stream.ts|flv|mjpeg` is three paths.
-fn doc_paths(text: &str) -> Vec<String> {
-    static PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let path = PATH.get_or_init(|| regex::Regex::new(r"(?:/(?:api|v3|metrics)|…)(?:/[A-Za-z0-9_.{}|*-]+)*").unwrap());
+/// Every `/api/...`, `/v3/...` and `/metrics` path named in `text`, with the HTTP method written before
+/// it on its line (`GET`, `` `PATCH` and `DELETE /api/webrtc` ``, `curl -X PUT`; a `curl` line without
+/// `-X` is a GET; "" when none). `…/get/{id}` after `/v3/x/list` on the same line is `/v3/x/get/{id}`
+/// (with the method last written), and `stream.ts|flv|mjpeg` is three paths.
+fn doc_method_paths(text: &str) -> Vec<(String, String)> {
+    static TOKEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let token = TOKEN.get_or_init(|| {
+        regex::Regex::new(r"\b(GET|POST|PUT|PATCH|DELETE|OPTIONS)\b|(?:/(?:api|v3|metrics)|…)(?:/[A-Za-z0-9_.{}|*-]+)*")
+            .unwrap()
+    });
     let mut out = Vec::new();
     for line in text.lines() {
         let mut last_full = String::new();
-        for m in path.find_iter(line) {
+        let mut methods: Vec<String> = Vec::new();
+        let mut after_path = true;
+        for m in token.find_iter(line) {
+            if m.as_str().chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
+                // `PATCH` and `DELETE /x`: methods written together share the path after them.
+                if after_path {
+                    methods.clear();
+                }
+                methods.push(m.as_str().to_string());
+                after_path = false;
+                continue;
+            }
+            after_path = true;
             let mut p = m.as_str().trim_end_matches(['.', '/']).to_string();
             if let Some(rest) = p.strip_prefix('…') {
                 let Some(cut) = last_full.rfind('/') else { continue };
@@ -516,55 +541,77 @@ fn doc_paths(text: &str) -> Vec<String> {
             let mut alternatives = last.split('|');
             let first = alternatives.next().unwrap_or_default().to_string();
             let stem = first.rsplit_once('.').map(|(s, _)| s.to_string());
-            out.push(format!("{dir}/{first}"));
+            let mut paths = vec![format!("{dir}/{first}")];
             for alt in alternatives {
                 match &stem {
-                    Some(stem) if !alt.contains('.') => out.push(format!("{dir}/{stem}.{alt}")),
-                    _ => out.push(format!("{dir}/{alt}")),
+                    Some(stem) if !alt.contains('.') => paths.push(format!("{dir}/{stem}.{alt}")),
+                    _ => paths.push(format!("{dir}/{alt}")),
+                }
+            }
+            let line_methods = match (methods.is_empty(), line.contains("curl ")) {
+                (true, true) => vec!["GET".to_string()],
+                (true, false) => vec![String::new()],
+                _ => methods.clone(),
+            };
+            for path in paths {
+                for method in &line_methods {
+                    out.push((method.clone(), normalize_route(&path)));
                 }
             }
         }
     }
-    out.into_iter().map(|p| normalize_route(&p)).collect()
+    out
+}
+
+/// The paths of [`doc_method_paths`].
+fn doc_paths(text: &str) -> Vec<String> {
+    doc_method_paths(text).into_iter().map(|(_, p)| p).collect()
 }
 
 #[test]
 fn api_docs_and_routers_agree() {
     let routes = router_paths();
     assert!(routes.len() > 60, "only {} routes found: is the extraction broken?", routes.len());
-    let documented: std::collections::BTreeSet<String> = doc_paths(&user_docs()).into_iter().collect();
-    let undocumented: Vec<String> = routes
-        .iter()
-        .filter(|(p, _)| !documented.contains(&normalize_route(p)))
-        .map(|(p, f)| format!("{p} ({f})"))
-        .collect();
+    // Every route and method is named in the docs with that method.
+    let documented: std::collections::BTreeSet<(String, String)> = doc_method_paths(&user_docs()).into_iter().collect();
+    let mut pairs = 0;
+    let mut undocumented = Vec::new();
+    for (path, methods, file) in &routes {
+        assert!(!methods.is_empty(), "no methods found for route {path} ({file})");
+        for method in methods {
+            pairs += 1;
+            if !documented.contains(&(method.clone(), normalize_route(path))) {
+                undocumented.push(format!("{method} {path} ({file})"));
+            }
+        }
+    }
     // A path of the docs is served when a route is it (`/v3/paths/get/door` is `/v3/paths/get/{*name}`),
     // or when it names a family of routes in prose (`/v3/srtconns`).
     let patterns: Vec<regex::Regex> = routes
         .iter()
-        .map(|(p, _)| {
-            let pattern = regex::Regex::new(r"\{(\*?)[^}]*\}")
-                .unwrap()
-                .replace_all(&regex::escape(p).replace(r"\{", "{").replace(r"\}", "}"), |c: &regex::Captures| {
-                    if c[1].is_empty() {
-                        "[^/]+".to_string()
-                    } else {
-                        ".+".to_string()
-                    }
-                })
-                .into_owned();
+        .map(|(p, _, _)| {
+            let escaped = regex::escape(p).replace(r"\{", "{").replace(r"\}", "}");
+            let pattern = regex::Regex::new(r"\{(\*?)[^}]*\}").unwrap().replace_all(&escaped, |c: &regex::Captures| {
+                if c[1].is_empty() {
+                    "[^/]+".to_string()
+                } else {
+                    ".+".to_string()
+                }
+            });
             regex::Regex::new(&format!("^{pattern}$")).unwrap()
         })
         .collect();
     let served = |p: &str| {
-        routes.iter().zip(&patterns).any(|((route, _), pattern)| {
+        routes.iter().zip(&patterns).any(|((route, _, _), pattern)| {
             normalize_route(route) == p || pattern.is_match(p) || route.starts_with(&format!("{p}/"))
         })
     };
     let mut missing = Vec::new();
+    let mut named = 0;
     for (file, text) in markdown_files() {
         for (n, line) in text.lines().enumerate() {
             for p in doc_paths(line) {
+                named += 1;
                 // A URL of another go2rtc (`webrtc:http://cam/api/webrtc`) counts too: its paths are ours.
                 if !served(&p) && p != "/api" && p != "/v3" {
                     missing.push(format!("{file}:{}: {p}", n + 1));
@@ -572,8 +619,11 @@ fn api_docs_and_routers_agree() {
             }
         }
     }
-    println!("routes: {} registered, all named in docs/; {} paths named in docs/", routes.len(), documented.len());
-    assert!(undocumented.is_empty(), "routes named nowhere in docs/:\n{}", undocumented.join("\n"));
+    println!(
+        "routes: {} paths, {pairs} (method, path) pairs registered, each named in docs/ with its method; {named} paths named in the docs",
+        routes.len()
+    );
+    assert!(undocumented.is_empty(), "routes named nowhere in docs/ with their method:\n{}", undocumented.join("\n"));
     assert!(missing.is_empty(), "paths in the docs that no router serves:\n{}", missing.join("\n"));
 }
 
