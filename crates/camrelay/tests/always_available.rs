@@ -29,19 +29,19 @@ fn the_slate_plays_until_a_publisher_comes_and_after_it_leaves() {
     let video = probed.iter().find(|s| s.codec_type == "video").expect("video");
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 640, 360), "{probed:?}");
     let mut reader = FrameCrcReader::start(&url);
-    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(10)), "the reader decodes the slate");
+    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(30)), "the reader decodes the slate");
 
     let publisher = Publisher::start(&url, "tcp", "320x240", false);
     assert!(
-        reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(15)),
+        reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(30)),
         "the same reader gets the live picture\n{}",
         srv.log()
     );
     assert!(!reader.exited());
 
     drop(publisher);
-    assert!(srv.wait_log("the offline slate plays again", Duration::from_secs(10)), "{}", srv.log());
-    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(10)), "back to the slate, same reader");
+    assert!(srv.wait_log("the offline slate plays again", Duration::from_secs(30)), "{}", srv.log());
+    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(30)), "back to the slate, same reader");
     assert!(!reader.exited(), "the reader never reconnected");
     let consumers = srv.http("GET", "/api/streams?src=cam").json()["consumers"].as_array().map_or(0, Vec::len);
     assert_eq!(consumers, 1);
@@ -79,11 +79,11 @@ fn the_slate_can_be_an_mp4_file_and_a_publisher_takes_over() {
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 480, 272), "{probed:?}");
     let mut reader = FrameCrcReader::start(&url);
     // 2 s of file at 25 fps: 75 frames in a row of its size means it looped, and the reader went on.
-    assert!(reader.frames_of(FILE_FRAME, 75, Duration::from_secs(15)), "the reader decodes the looped file");
+    assert!(reader.frames_of(FILE_FRAME, 75, Duration::from_secs(30)), "the reader decodes the looped file");
     let publisher = Publisher::start(&url, "tcp", "320x240", false);
-    assert!(reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(15)), "then the live picture\n{}", srv.log());
+    assert!(reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(30)), "then the live picture\n{}", srv.log());
     drop(publisher);
-    assert!(reader.frames_of(FILE_FRAME, 25, Duration::from_secs(15)), "then the file again");
+    assert!(reader.frames_of(FILE_FRAME, 25, Duration::from_secs(30)), "then the file again");
     assert!(!reader.exited(), "the reader never reconnected");
 }
 
@@ -104,7 +104,7 @@ fn the_slate_can_be_an_mpegts_file_with_audio() {
     let audio = probed.iter().find(|s| s.codec_type == "audio").expect("audio");
     assert_eq!(audio.codec_name, "aac", "{probed:?}");
     let reader = FrameCrcReader::start(&url);
-    assert!(reader.frames_of(352 * 288 * 3 / 2, 75, Duration::from_secs(15)), "the reader decodes the looped file");
+    assert!(reader.frames_of(352 * 288 * 3 / 2, 75, Duration::from_secs(30)), "the reader decodes the looped file");
     // A file that is not a video is refused at load, naming the file.
     let bad = dir.join("bad.mp4");
     std::fs::write(&bad, b"not a video at all").unwrap();
@@ -140,14 +140,14 @@ fn a_path_with_a_source_plays_the_slate_while_its_source_is_down() {
     assert_eq!((video.width, video.height), (640, 360), "{probed:?}");
     let mut reader = FrameCrcReader::start(&url);
     assert!(
-        reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)),
+        reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(30)),
         "the slate while the source is down\n{}",
         srv.log()
     );
 
     let publisher = Publisher::start(&srv.rtsp_url("up"), "tcp", "320x240", false);
     assert!(
-        reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(20)),
+        reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(30)),
         "the source's picture once it is up, same reader\n{}",
         srv.log()
     );
@@ -156,7 +156,7 @@ fn a_path_with_a_source_plays_the_slate_while_its_source_is_down() {
     let slate_again =
         wait_until(Duration::from_secs(40), || srv.log().matches("source down: the offline slate plays").count() >= 2);
     assert!(slate_again, "{}", srv.log());
-    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(15)), "the slate again, same reader");
+    assert!(reader.frames_of(SLATE_FRAME, 25, Duration::from_secs(30)), "the slate again, same reader");
     assert!(!reader.exited(), "the reader never reconnected");
 }
 
@@ -220,7 +220,7 @@ fn av1_vp9_slate_then_live_then_slate(codec: &str, encoder: &[&str], opus: bool)
     let mut over_mp4 = FrameCrcReader::start_input(&["-i", &mp4]);
     let slate = slate_pictures(&name);
     for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
-        if let Err(e) = slate_frames(reader, &slate, 25, Duration::from_secs(15)) {
+        if let Err(e) = slate_frames(reader, &slate, 25, Duration::from_secs(30)) {
             panic!("{what} reader, {codec} slate: {e}\n{}", srv.log());
         }
     }
@@ -233,21 +233,21 @@ fn av1_vp9_slate_then_live_then_slate(codec: &str, encoder: &[&str], opus: bool)
     args.extend(["-pix_fmt", "yuv420p", "-g", "25", "-t", "60", "-f", "flv", &rtmp]);
     let publisher = Publisher::spawn(ffmpeg9(), &args);
     assert!(
-        srv.wait_log("publisher replaces the offline slate", Duration::from_secs(15)),
+        srv.wait_log("publisher replaces the offline slate", Duration::from_secs(30)),
         "the publisher's medias are the slate's: it takes its tracks over\n{}",
         srv.log()
     );
     for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
         assert!(
-            reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(20)),
+            reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(30)),
             "{what} reader gets the live {codec} picture\n{}",
             srv.log()
         );
     }
     drop(publisher);
-    assert!(srv.wait_log("the offline slate plays again", Duration::from_secs(15)), "{}", srv.log());
+    assert!(srv.wait_log("the offline slate plays again", Duration::from_secs(30)), "{}", srv.log());
     for (reader, what) in [(&over_rtmp, "RTMP"), (&over_mp4, "stream.mp4")] {
-        if let Err(e) = slate_frames(reader, &slate, 25, Duration::from_secs(15)) {
+        if let Err(e) = slate_frames(reader, &slate, 25, Duration::from_secs(30)) {
             panic!("{what} reader, back to the {codec} slate: {e}\n{}", srv.log());
         }
     }
@@ -369,7 +369,7 @@ fn an_rtmp_source_of_av1_plays_the_av1_slate_while_it_is_down() {
     let rtmp = |path: &str| format!("rtmp://127.0.0.1:{port}/{path}");
     let mut reader = FrameCrcReader::start_ffmpeg9(&["-i", &rtmp("cam")]);
     let slate = slate_pictures("av1");
-    if let Err(e) = slate_frames(&reader, &slate, 25, Duration::from_secs(15)) {
+    if let Err(e) = slate_frames(&reader, &slate, 25, Duration::from_secs(30)) {
         panic!("the AV1 slate: {e}\n{}", srv.log());
     }
 
@@ -407,7 +407,7 @@ fn an_rtmp_source_of_av1_plays_the_av1_slate_while_it_is_down() {
     let slate_again =
         wait_until(Duration::from_secs(40), || srv.log().matches("source down: the offline slate plays").count() >= 2);
     assert!(slate_again, "{}", srv.log());
-    if let Err(e) = slate_frames(&reader, &slate, 25, Duration::from_secs(15)) {
+    if let Err(e) = slate_frames(&reader, &slate, 25, Duration::from_secs(30)) {
         panic!("the AV1 slate again, same reader: {e}\n{}", srv.log());
     }
     assert!(!reader.exited(), "the reader never reconnected");
@@ -456,14 +456,14 @@ fn the_slate_can_be_an_av1_or_vp9_mp4_file() {
         assert!(streams.contains(&format!("Video: {name}")) && streams.contains("480x272"), "{codec}: {streams}");
         let mut reader = FrameCrcReader::start_ffmpeg9(&["-i", &rtmp]);
         // 2 s of file at 25 fps: 75 frames in a row of its size means it looped, and the reader went on.
-        assert!(reader.frames_of(FILE_FRAME, 75, Duration::from_secs(20)), "{codec}: the looped file\n{}", srv.log());
+        assert!(reader.frames_of(FILE_FRAME, 75, Duration::from_secs(30)), "{codec}: the looped file\n{}", srv.log());
         let mut args = vec!["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
         args.extend(live_encoder);
         args.extend(["-pix_fmt", "yuv420p", "-g", "25", "-t", "60", "-f", "flv", &rtmp]);
         let publisher = Publisher::spawn(ffmpeg9(), &args);
-        assert!(reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(20)), "{codec}: then live\n{}", srv.log());
+        assert!(reader.frames_of(LIVE_FRAME, 25, Duration::from_secs(30)), "{codec}: then live\n{}", srv.log());
         drop(publisher);
-        assert!(reader.frames_of(FILE_FRAME, 25, Duration::from_secs(20)), "{codec}: then the file again");
+        assert!(reader.frames_of(FILE_FRAME, 25, Duration::from_secs(30)), "{codec}: then the file again");
         assert!(!reader.exited(), "{codec}: the reader never reconnected");
     }
 }

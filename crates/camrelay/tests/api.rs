@@ -32,7 +32,7 @@ fn consumers_are_listed_while_reading() {
     let srv = Server::start("");
     let url = srv.rtsp_url("demo");
     let reader = std::thread::spawn(move || decode_video_frames(&url, "tcp", 75));
-    let seen = wait_until(Duration::from_secs(15), || {
+    let seen = wait_until(Duration::from_secs(30), || {
         let s = srv.http("GET", "/api/streams?src=demo").json();
         s["consumers"]
             .as_array()
@@ -177,7 +177,7 @@ fn invalid_config_fails_with_file_line_and_column() {
 #[test]
 fn unknown_keys_warn_and_inline_overrides_apply() {
     let srv = Server::start_with_args("api:\n  lisen: nope\n", &["-c", "rtsp.default_query=audio"]);
-    assert!(srv.wait_log("api.lisen", Duration::from_secs(5)), "{}", srv.log());
+    assert!(srv.wait_log("api.lisen", Duration::from_secs(30)), "{}", srv.log());
     let streams = ffprobe(&srv.rtsp_url("demo"), "tcp").unwrap();
     assert_eq!(streams.iter().map(|s| s.codec_type.as_str()).collect::<Vec<_>>(), ["audio"]);
 }
@@ -197,9 +197,9 @@ fn on_demand_source_starts_with_a_reader_and_stops_after_linger() {
     assert_eq!(state(), "idle", "nothing runs before a reader comes");
     let url = srv.rtsp_url("demo");
     let reader = std::thread::spawn(move || decode_video_frames(&url, "tcp", 50));
-    assert!(wait_until(Duration::from_secs(10), || state() == "online"));
+    assert!(wait_until(Duration::from_secs(30), || state() == "online"));
     assert_eq!(reader.join().unwrap().unwrap(), 50);
-    assert!(wait_until(Duration::from_secs(5), || state() == "idle"), "stopped after the linger: {}", state());
+    assert!(wait_until(Duration::from_secs(30), || state() == "idle"), "stopped after the linger: {}", state());
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn exec_allow_paths_limits_the_programs() {
 fn log_lines_use_go2rtc_format_and_output_can_be_stderr() {
     let srv = Server::start("");
     // `HH:MM:SS.mmm INF [api] listen addr=127.0.0.1:PORT` on stdout.
-    assert!(srv.wait_log("[api] listen addr=", Duration::from_secs(5)));
+    assert!(srv.wait_log("[api] listen addr=", Duration::from_secs(30)));
     let line = srv.log().lines().find(|l| l.contains("[api] listen addr=")).unwrap_or("").to_string();
     let parts: Vec<&str> = line.splitn(3, ' ').collect();
     assert_eq!(parts.len(), 3, "{line}");

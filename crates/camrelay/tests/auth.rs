@@ -156,7 +156,7 @@ fn jwt_with_a_jwks_server() {
         jwks.addr
     );
     let server = Server::start(&MEDIAMTX.replace("USERS", &users));
-    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(30)), "{}", server.log());
     let rtsp = server.rtsp.unwrap();
     let api = server.api.unwrap();
     let read_demo = serde_json::json!([{"action": "read", "path": "demo"}, {"action": "api", "path": ""}]);
@@ -295,7 +295,7 @@ fn failed_logins_are_rate_limited_per_address() {
         assert_eq!(rtsp_describe_from("127.0.0.2", &url, "viewer:guess"), "401");
     }
     assert_eq!(rtsp_describe_from("127.0.0.2", &url, "viewer:secret"), "401", "{}", server.log());
-    assert!(server.wait_log("failed logins within 60 s", std::time::Duration::from_secs(5)), "{}", server.log());
+    assert!(server.wait_log("failed logins within 60 s", std::time::Duration::from_secs(30)), "{}", server.log());
     assert_eq!(server.log().matches("failed logins within 60 s").count(), 1, "logged once");
     assert_eq!(rtsp_describe_from("127.0.0.1", &url, "viewer:secret"), "200");
     // The limit is per address, across protocols: the API (curl) refuses 127.0.0.2's right password.
@@ -376,7 +376,7 @@ fn jwt_over_rtmp() {
     let users = format!("authMethod: jwt\nauthJWTJWKS: http://{}/jwks\n", jwks.addr);
     let config = MEDIAMTX.replace("USERS", &users).replace("rtmp: false", "rtmp: true\nrtmpAddress: 127.0.0.1:0");
     let server = Server::start(&(config + "  ~^live/:\n"));
-    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(30)), "{}", server.log());
     let addr = server.rtmp_addr();
     let publish = |token: &str| {
         Publisher::encode(
@@ -388,7 +388,7 @@ fn jwt_over_rtmp() {
     };
     let reader = key.token(serde_json::json!([{"action": "read"}]), 300);
     let refused = publish(&reader);
-    assert!(server.wait_log("not authorized", std::time::Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("not authorized", std::time::Duration::from_secs(30)), "{}", server.log());
     drop(refused);
     let _publisher = publish(&key.token(serde_json::json!([{"action": "publish", "path": "live/cam"}]), 300));
     let url = format!("rtsp://{}/live/cam?jwt={reader}", server.rtsp.unwrap());
@@ -440,14 +440,14 @@ srv.serve_forever()
     let bearer = format!("Authorization: Bearer {token}");
 
     let server = Server::start(&MEDIAMTX.replace("USERS", &users(&hex(&cert))));
-    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("auth: JWK set fetched", std::time::Duration::from_secs(30)), "{}", server.log());
     let list = format!("http://{}/v3/paths/list", server.api.unwrap());
     assert_eq!(curl_status(&["-H", &bearer, &list]), "200");
     assert_eq!(curl_status(&[&list]), "401");
 
     let pinned_elsewhere = Server::start(&MEDIAMTX.replace("USERS", &users(&hex(&other))));
     assert!(
-        pinned_elsewhere.wait_log("auth: JWK set:", std::time::Duration::from_secs(10)),
+        pinned_elsewhere.wait_log("auth: JWK set:", std::time::Duration::from_secs(30)),
         "{}",
         pinned_elsewhere.log()
     );

@@ -86,7 +86,7 @@ fn listen_addr(srv: &Server, module: &str) -> SocketAddr {
     let find = || {
         srv.log().lines().find_map(|l| l.split(&prefix).nth(1)?.split_whitespace().next()?.parse::<SocketAddr>().ok())
     };
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} listener; log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || find().is_some()), "no {module} listener; log:\n{}", srv.log());
     find().unwrap()
 }
 
@@ -173,7 +173,7 @@ fn http_callback_decides_every_protocol() {
         &["-t", "60", "-f", "flv", &format!("rtmp://{rtmp}/live/cam?user=alice&pass=secret")],
     );
     let cam = format!("rtsp://alice:secret@{rtsp}/live/cam");
-    assert!(wait_until(Duration::from_secs(20), || ffprobe(&cam, "tcp").is_ok()), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&cam, "tcp").is_ok()), "log:\n{}", srv.log());
     let published = auth.asked("publish", "live/cam");
     assert!(published.iter().any(|v| v["protocol"] == "rtmp" && v["user"] == "alice"), "{published:?}");
     assert!(published.iter().any(|v| v["password"] == "wrong"), "{published:?}");
@@ -229,9 +229,11 @@ fn an_auth_server_that_is_slow_or_gone_refuses() {
     let started = Instant::now();
     assert_eq!(curl_status(&["-u", "alice:secret", &format!("http://{api}/v3/paths/list")]), "401");
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(9), "{took:?}");
+    // The 5 s limit, not a hang until curl gives up (20 s); loose above for a loaded machine.
+    println!("an auth server that never answers: 401 after {took:?}");
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(15), "{took:?}");
     // The request's own timeout or the decision's (both 5 s) may fire first: either names the 5 s.
-    assert!(srv.wait_log("within 5 s", Duration::from_secs(5)), "log:\n{}", srv.log());
+    assert!(srv.wait_log("within 5 s", Duration::from_secs(30)), "log:\n{}", srv.log());
     assert!(!held.lock().unwrap().is_empty());
 
     // One that is gone: refused at once.
@@ -242,6 +244,6 @@ fn an_auth_server_that_is_slow_or_gone_refuses() {
     let rtsp = srv.rtsp.unwrap();
     let err = ffprobe(&format!("rtsp://alice:secret@{rtsp}/demo"), "tcp").unwrap_err();
     assert!(err.contains("401"), "{err}");
-    assert!(srv.wait_log("could not be asked", Duration::from_secs(5)), "log:\n{}", srv.log());
+    assert!(srv.wait_log("could not be asked", Duration::from_secs(30)), "log:\n{}", srv.log());
     assert!(!srv.log().contains("secret"), "{}", srv.log());
 }

@@ -122,7 +122,7 @@ fn listen_addr(srv: &Server, module: &str, tls: bool) -> SocketAddr {
             addr.parse::<SocketAddr>().ok()
         })
     };
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} listener; log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || find().is_some()), "no {module} listener; log:\n{}", srv.log());
     find().unwrap()
 }
 
@@ -386,7 +386,7 @@ fn allowed(srv: &Server, l: &Listeners, who: &Identity) -> String {
     // Metrics, with an RTSPS reader on: MediaMTX's rtsps_* series and /v3/rtspssessions show it.
     let reader = FrameCrcReader::start(&who.rtsp("rtsps", l.rtsps, "demo"));
     let mut seen = (String::new(), String::new());
-    let listed = wait_until(Duration::from_secs(20), || {
+    let listed = wait_until(Duration::from_secs(30), || {
         let (status, body) = curl(&who.curl(), &format!("http://{}/metrics", l.metrics), &[]);
         let (_, sessions) = curl(&who.curl(), &format!("http://{}/v3/rtspssessions/list", l.api), &[]);
         let session = body.lines().any(|l| {
@@ -542,7 +542,7 @@ fn jwt() {
     let jwt = Jwt::start();
     let start = || {
         let srv = server(&format!("authMethod: jwt\nauthJWTJWKS: http://{}/jwks\n", jwt.jwks), &cert, &key);
-        assert!(srv.wait_log("auth: JWK set fetched", Duration::from_secs(10)), "{}", srv.log());
+        assert!(srv.wait_log("auth: JWK set fetched", Duration::from_secs(30)), "{}", srv.log());
         srv
     };
     let all = serde_json::json!([{"action": "read"}, {"action": "publish"}, {"action": "api"},

@@ -101,6 +101,6 @@ streams:
     let r = http_request(server.api.unwrap(), "GET", "/api/streams", &[("Origin", "http://frigate:5000")], b"");
     assert!(r.headers.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{}", r.headers);
 
-    assert!(server.wait_log("hardware", Duration::from_secs(5)), "no hardware fallback line:\n{}", server.log());
+    assert!(server.wait_log("hardware", Duration::from_secs(30)), "no hardware fallback line:\n{}", server.log());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -152,7 +152,7 @@ fn ts_playlists_segments_and_ffprobe() {
     let first_seq = p.sequence.unwrap();
     let mut last = first_seq;
     assert!(
-        wait_until(Duration::from_secs(20), || {
+        wait_until(Duration::from_secs(30), || {
             let p = parse(&srv.http("GET", &media).text());
             last = p.sequence.unwrap_or(0);
             assert!(p.segments.len() <= 6, "{p:?}");
@@ -282,7 +282,7 @@ fn hls_readers_follow_a_new_publishers_picture_size() {
     let srv = Server::start("hub:\n  publisher_grace: 10s\nstreams:\n  cam:\n");
     let url = srv.rtsp_url("cam");
     let first = Publisher::start(&url, "tcp", "320x240", true);
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
     let api = srv.api.unwrap();
     let variants = ["", "&mp4", "&ll"];
     let readers: Vec<FrameCrcReader> = variants
@@ -297,9 +297,9 @@ fn hls_readers_follow_a_new_publishers_picture_size() {
     let media = format!("/api/{}", master.lines().find(|l| l.starts_with("hls/")).unwrap());
 
     drop(first);
-    assert!(srv.wait_log("publisher left: its readers wait", Duration::from_secs(10)), "{}", srv.log());
+    assert!(srv.wait_log("publisher left: its readers wait", Duration::from_secs(30)), "{}", srv.log());
     let _second = Publisher::start(&url, "tcp", "640x480", true);
-    assert!(srv.wait_log("publisher came back: its readers go on", Duration::from_secs(15)), "{}", srv.log());
+    assert!(srv.wait_log("publisher came back: its readers go on", Duration::from_secs(30)), "{}", srv.log());
     for (r, v) in readers.iter().zip(variants) {
         assert!(r.frames_of(LARGE, 25, Duration::from_secs(30)), "HLS{v} decodes 640x480\n{}", srv.log());
     }

@@ -41,7 +41,7 @@ fn plays(srv: &Server, stream: &str, size: (u64, u64)) {
 fn source_error(srv: &Server, stream: &str) -> String {
     let _ = video_size(&srv.rtsp_url(stream));
     let mut error = String::new();
-    wait_until(Duration::from_secs(20), || {
+    wait_until(Duration::from_secs(30), || {
         let v = srv.http("GET", &format!("/api/streams?src={stream}")).json();
         error = v["producers"][0]["last_error"].as_str().unwrap_or("").to_string();
         !error.is_empty()
@@ -87,7 +87,7 @@ fn pulls_a_live_fmp4_hls_from_lighttpd() {
     );
     let http = Lighttpd::start(&dir, &root, LIVE_HLS_MIME);
     let playlist = root.join("f/index.m3u8");
-    assert!(wait_until(Duration::from_secs(20), || std::fs::read_to_string(&playlist)
+    assert!(wait_until(Duration::from_secs(30), || std::fs::read_to_string(&playlist)
         .is_ok_and(|t| t.contains("#EXT-X-MAP") && t.matches("#EXTINF").count() >= 3)));
     let srv = Server::start(&format!("streams:\n  live: http://127.0.0.1:{}/f/index.m3u8\n", http.port));
     plays(&srv, "live", (320, 240));

@@ -127,11 +127,11 @@ paths:
     let port = server.rtsp.unwrap().port().to_string();
 
     // runOnInit at start; the one that exits is started again (runOnInitRestart) 5 s later.
-    assert!(wait_until(Duration::from_secs(10), || !events(&dir, "keep").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "keep").is_empty()), "{}", server.log());
     let keep = &events(&dir, "keep")[0];
     assert_eq!(keep.get("MTX_PATH").map(String::as_str), Some("keep"));
     assert_eq!(keep.get("RTSP_PORT"), Some(&port));
-    assert!(wait_until(Duration::from_secs(15), || events(&dir, "init").len() >= 2), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || events(&dir, "init").len() >= 2), "{}", server.log());
     // A pulled source (connected at start: sourceOnDemand is false) is ready once online.
     let pulled = events(&dir, "pulled");
     assert_eq!(pulled.len(), 1, "{pulled:?}");
@@ -142,7 +142,7 @@ paths:
     // A publisher: connect, ready (with the regular expression's group), then read/unread by ffprobe.
     let live = server.rtsp_url("live7");
     let publisher = Publisher::start(&live, "tcp", "320x240", false);
-    assert!(wait_until(Duration::from_secs(15), || !events(&dir, "ready").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "ready").is_empty()), "{}", server.log());
     let ready = &events(&dir, "ready")[0];
     assert_eq!(ready.get("MTX_PATH").map(String::as_str), Some("live7"));
     assert_eq!(ready.get("G1").map(String::as_str), Some("7"));
@@ -157,7 +157,7 @@ paths:
 
     let probed = ffprobe(&format!("{live}?video=h264"), "tcp").expect("ffprobe reads the published path");
     assert_eq!(probed[0].codec_name, "h264");
-    assert!(wait_until(Duration::from_secs(10), || !events(&dir, "unread").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "unread").is_empty()), "{}", server.log());
     let read = &events(&dir, "read")[0];
     assert_eq!(read.get("MTX_PATH").map(String::as_str), Some("live7"));
     assert_eq!(read.get("G1").map(String::as_str), Some("7"));
@@ -166,23 +166,23 @@ paths:
     assert!(read.get("MTX_READER_ID").is_some_and(|id| is_uuid(id)), "{read:?}");
     assert_eq!(events(&dir, "unread")[0].get("MTX_READER_ID"), read.get("MTX_READER_ID"));
     // The publisher's and ffprobe's connections ended or will: disconnect with the same variables.
-    assert!(wait_until(Duration::from_secs(10), || !events(&dir, "disconnect").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "disconnect").is_empty()), "{}", server.log());
     assert!(events(&dir, "disconnect").iter().all(|d| d.get("MTX_CONN_TYPE").map(String::as_str) == Some("rtspConn")));
 
     // runOnRead lasted as long as the reader: its `sleep` is gone with it. runOnReady's is still there.
     let lasting = format!("sleep {marker}");
     // keep (runOnInit) + ready; read's ended.
     assert!(
-        wait_until(Duration::from_secs(10), || processes_with(&lasting).len() == 2),
+        wait_until(Duration::from_secs(30), || processes_with(&lasting).len() == 2),
         "{:?}",
         processes_with(&lasting)
     );
     drop(publisher);
-    assert!(wait_until(Duration::from_secs(10), || !events(&dir, "notready").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "notready").is_empty()), "{}", server.log());
     let notready = &events(&dir, "notready")[0];
     assert_eq!(notready.get("MTX_SOURCE_ID"), ready.get("MTX_SOURCE_ID"));
     assert!(
-        wait_until(Duration::from_secs(10), || processes_with(&lasting).len() == 1),
+        wait_until(Duration::from_secs(30), || processes_with(&lasting).len() == 1),
         "runOnReady's command outlived the publisher"
     );
 
@@ -191,7 +191,7 @@ paths:
     let rtmp_url = format!("rtmp://{rtmp}/live8");
     let publisher = Publisher::encode("320x240", false, false, &["-t", "60", "-f", "flv", &rtmp_url]);
     let live8 = |e: &BTreeMap<String, String>| e.get("MTX_PATH").map(String::as_str) == Some("live8");
-    assert!(wait_until(Duration::from_secs(15), || events(&dir, "ready").iter().any(live8)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || events(&dir, "ready").iter().any(live8)), "{}", server.log());
     let ready8 = events(&dir, "ready").into_iter().find(live8).unwrap();
     assert_eq!(ready8.get("MTX_SOURCE_TYPE").map(String::as_str), Some("rtmpConn"));
     assert_eq!(ready8.get("G1").map(String::as_str), Some("8"));
@@ -200,13 +200,13 @@ paths:
     // An RTMP reader gives runOnRead the query of its URL, as RTSP readers do.
     let probed = ffprobe(&format!("{rtmp_url}?tag=rtmp"), "tcp").expect("ffprobe reads live8 over RTMP");
     assert!(probed.iter().any(|s| s.codec_name == "h264"), "{probed:?}");
-    assert!(wait_until(Duration::from_secs(10), || events(&dir, "read").iter().any(live8)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || events(&dir, "read").iter().any(live8)), "{}", server.log());
     let read8 = events(&dir, "read").into_iter().find(live8).unwrap();
     assert_eq!(read8.get("MTX_QUERY").map(String::as_str), Some("tag=rtmp"), "{read8:?}");
     drop(publisher);
-    assert!(wait_until(Duration::from_secs(10), || events(&dir, "notready").iter().any(live8)), "{}", server.log());
-    assert!(wait_until(Duration::from_secs(10), || events(&dir, "disconnect").iter().any(rtmp_conn)));
-    assert!(wait_until(Duration::from_secs(10), || processes_with(&lasting).len() == 1));
+    assert!(wait_until(Duration::from_secs(30), || events(&dir, "notready").iter().any(live8)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || events(&dir, "disconnect").iter().any(rtmp_conn)));
+    assert!(wait_until(Duration::from_secs(30), || processes_with(&lasting).len() == 1));
 
     // runOnDemand: the first reader starts ffmpeg, which publishes into the path; ffprobe sees it.
     let ondemand = server.rtsp_url("ondemand");
@@ -219,8 +219,8 @@ paths:
     assert_eq!(processes_with(&ffmpeg_marker).len(), 1, "one on-demand command for both readers");
     // No reader left: after runOnDemandCloseAfter (2 s) the command is stopped and reaped, and
     // runOnUnDemand runs.
-    assert!(wait_until(Duration::from_secs(15), || processes_with(&ffmpeg_marker).is_empty()), "{}", server.log());
-    assert!(wait_until(Duration::from_secs(10), || !events(&dir, "undemand").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || processes_with(&ffmpeg_marker).is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "undemand").is_empty()), "{}", server.log());
     assert_eq!(events(&dir, "undemand")[0].get("MTX_PATH").map(String::as_str), Some("ondemand"));
     let server_pid = processes_with(&format!("{}/camrelay.yaml", server.dir.display()))[0];
     assert!(zombies_of(server_pid).is_empty(), "zombies: {:?}", zombies_of(server_pid));
@@ -231,17 +231,17 @@ paths:
     let file = server.dir.join("camrelay.yaml");
     let yaml = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, yaml.replace(&sh("keep", true), &sh("kept", true))).unwrap();
-    assert!(wait_until(Duration::from_secs(15), || !events(&dir, "kept").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "kept").is_empty()), "{}", server.log());
     let replaced = || {
         let now = processes_with(&lasting);
         now.len() == 1 && now[0] != before[0]
     };
-    assert!(wait_until(Duration::from_secs(10), replaced), "{:?} (was {before:?})", processes_with(&lasting));
+    assert!(wait_until(Duration::from_secs(30), replaced), "{:?} (was {before:?})", processes_with(&lasting));
 
     // Server exit: every hook command (keep's `sleep`, init's restarts) is stopped.
     assert_eq!(server.terminate(), Some(0), "{}", server.log());
     assert!(
-        wait_until(Duration::from_secs(5), || processes_with(&lasting).is_empty()),
+        wait_until(Duration::from_secs(30), || processes_with(&lasting).is_empty()),
         "hook commands outlived the server"
     );
     assert!(processes_with(&script.display().to_string()).is_empty());
@@ -285,7 +285,7 @@ fn mediamtx_log_file_with_structured_lines() {
         .unwrap();
     let stdout = lines_of(child.stdout.take().unwrap());
     let listening =
-        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("listen"));
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log).unwrap_or_default().contains("listen"));
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -120,7 +120,7 @@ fn http_client_that_never_reads_drops_frames_without_slowing_others() {
     use std::io::Write;
     let srv = Server::start("hub:\n  reader_queue: 16\nstreams:\n  noise:\n");
     let _publisher = NoisePublisher::start(&srv.rtsp_url("noise"));
-    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(30)), "{}", srv.log());
     let mut stalled = std::net::TcpStream::connect(srv.api.unwrap()).unwrap();
     stalled.write_all(b"GET /api/stream.mp4?src=noise HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let dropped = || {

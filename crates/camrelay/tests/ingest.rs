@@ -36,7 +36,7 @@ fn publish_and_play(path: &str, format: &str, protocol: &str) {
     let srv = Server::start(CONFIG);
     let _pusher = push(&srv.api_url(&format!("{path}?dst=cam")), format, true);
     assert!(
-        wait_until(Duration::from_secs(15), || pushed(&srv, "cam", protocol).is_some()),
+        wait_until(Duration::from_secs(30), || pushed(&srv, "cam", protocol).is_some()),
         "no {protocol} producer; log:\n{}",
         srv.log()
     );
@@ -73,7 +73,7 @@ fn mjpeg_upload_feeds_the_stream() {
     let srv = Server::start(CONFIG);
     let _pusher = push(&srv.api_url("/api/stream.mjpeg?dst=cam"), "mpjpeg", false);
     assert!(
-        wait_until(Duration::from_secs(15), || pushed(&srv, "cam", "http+mjpeg").is_some()),
+        wait_until(Duration::from_secs(30), || pushed(&srv, "cam", "http+mjpeg").is_some()),
         "no http+mjpeg producer; log:\n{}",
         srv.log()
     );
@@ -81,7 +81,7 @@ fn mjpeg_upload_feeds_the_stream() {
     assert_eq!(p["receivers"][0]["codec"]["codec_name"], "jpeg", "{p}");
     let first = frames_of(&p);
     assert!(
-        wait_until(Duration::from_secs(10), || pushed(&srv, "cam", "http+mjpeg")
+        wait_until(Duration::from_secs(30), || pushed(&srv, "cam", "http+mjpeg")
             .is_some_and(|p| frames_of(&p) > first + 10)),
         "JPEG frame count did not rise"
     );

@@ -31,7 +31,7 @@ paths:
 
 fn listen_addr(server: &Server, module: &str) -> String {
     let needle = format!("[{module}] listen addr=");
-    assert!(server.wait_log(&needle, Duration::from_secs(10)), "no {needle} in:\n{}", server.log());
+    assert!(server.wait_log(&needle, Duration::from_secs(30)), "no {needle} in:\n{}", server.log());
     server.log().lines().find_map(|l| l.split(&needle).nth(1)).unwrap_or("").trim().to_string()
 }
 
@@ -49,14 +49,14 @@ fn publish_and_read_on_mediamtx_urls() {
     // Publish to a path no entry names: `all_others` takes publishers.
     let _publisher = Publisher::start(&server.rtsp_url("mystream"), "tcp", "320x240", true);
     let rtsp_url = server.rtsp_url("mystream");
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp_url, "tcp").is_ok()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&rtsp_url, "tcp").is_ok()), "{}", server.log());
     assert!(decode_video_frames(&rtsp_url, "tcp", 10).unwrap() >= 10);
 
     // HLS at MediaMTX's URL (LL-HLS, MediaMTX's default variant). ffmpeg ignores parts: it joins once the
     // path's muxer lists a whole segment (a new muxer's first playlist may list only parts).
     let index = server.http_at(&hls, "GET", "/mystream/index.m3u8").text();
     let variant = index.lines().find(|l| l.starts_with("hls/")).unwrap_or_else(|| panic!("{index}")).to_string();
-    assert!(wait_until(Duration::from_secs(15), || server
+    assert!(wait_until(Duration::from_secs(30), || server
         .http_at(&hls, "GET", &format!("/mystream/{variant}"))
         .text()
         .contains("#EXTINF:")));
@@ -164,7 +164,7 @@ paths:"#,
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
     let _publisher = Publisher::start(&format!("rtsp://pub:secret@{rtsp}/cam1"), "tcp", "320x240", false);
     let url = format!("rtsp://{rtsp}/cam1");
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&url, "tcp").is_ok()), "{}", server.log());
     // The publisher's user may not publish elsewhere.
     let elsewhere = run_with_timeout(
         Command::new("ffmpeg")
@@ -263,19 +263,19 @@ fn regex_path_pulls_its_source_with_groups_and_rules_decide_publishing() {
     // Made for the reader, gone once no reader used it for sourceOnDemandCloseAfter.
     let name = format!("cam{port}");
     assert!(
-        wait_until(Duration::from_secs(10), || !stream_names(&server).contains(&name)),
+        wait_until(Duration::from_secs(30), || !stream_names(&server).contains(&name)),
         "{:?}\n{}",
         stream_names(&server),
         server.log()
     );
     // A group naming no camera: the reader gets an error, nothing stays behind.
     assert!(ffprobe(&server.rtsp_url("cam1"), "tcp").is_err());
-    assert!(wait_until(Duration::from_secs(15), || !stream_names(&server).contains(&"cam1".to_string())));
+    assert!(wait_until(Duration::from_secs(30), || !stream_names(&server).contains(&"cam1".to_string())));
 
     let rtsp = server.rtsp.unwrap();
     let mut publisher = ffmpeg_publish(&format!("rtsp://{rtsp}/live_one"), "320x240", 30);
     let live = server.rtsp_url("live_one");
-    assert!(wait_until(Duration::from_secs(15), || video_width(&live) == Some(320)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || video_width(&live) == Some(320)), "{}", server.log());
     let e = refused_publish(&format!("rtsp://{rtsp}/other"));
     assert!(e.contains("404"), "{e}");
     let e = refused_publish(&format!("rtsp://{rtsp}/cam{port}"));
@@ -296,7 +296,7 @@ fn max_readers_refuses_readers_beyond_the_limit() {
         let v = server.http("GET", "/api/streams?src=cam").json();
         v["consumers"].as_array().map_or(0, |c| c.iter().filter(|c| c["protocol"] != "preload").count())
     };
-    assert!(wait_until(Duration::from_secs(15), || consumers() == 1), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || consumers() == 1), "{}", server.log());
     let out = run_with_timeout(
         Command::new("ffprobe").args(["-v", "error", "-rtsp_transport", "tcp", &url]),
         Duration::from_secs(20),
@@ -307,7 +307,7 @@ fn max_readers_refuses_readers_beyond_the_limit() {
     assert_eq!(http.status, 503, "{}", http.text());
     assert!(http.text().contains("too many readers"), "{}", http.text());
     assert!(first.join().unwrap().status.success());
-    assert!(wait_until(Duration::from_secs(10), || consumers() == 0));
+    assert!(wait_until(Duration::from_secs(30), || consumers() == 0));
     assert!(decode_video_frames(&url, "tcp", 10).expect("a reader after the first left") >= 10);
 }
 
@@ -326,13 +326,15 @@ fn on_demand_start_timeout_and_close_after_per_path() {
     )));
     let t = std::time::Instant::now();
     assert!(ffprobe(&server.rtsp_url("dead"), "tcp").is_err());
-    assert!(t.elapsed() < Duration::from_secs(6), "the reader waited {:?} (start timeout 1s)", t.elapsed());
+    // The path's 1 s, not the default 10 s (loose for a loaded machine: ffprobe starts too).
+    println!("sourceOnDemandStartTimeout 1s: ffprobe failed after {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(9), "the reader waited {:?} (start timeout 1s)", t.elapsed());
 
     for path in ["quick", "slow"] {
         assert!(decode_video_frames(&server.rtsp_url(path), "tcp", 10).expect(path) >= 10);
     }
     let state = |p: &str| producer_of(&server, p)["state"].as_str().unwrap_or("").to_string();
-    assert!(wait_until(Duration::from_secs(8), || state("quick") == "idle"), "quick: {}", state("quick"));
+    assert!(wait_until(Duration::from_secs(30), || state("quick") == "idle"), "quick: {}", state("quick"));
     assert_eq!(state("slow"), "online", "the 60 s linger keeps it");
 }
 
@@ -363,7 +365,7 @@ fn override_publisher_replaces_or_refuses() {
 
     let mut first = ffmpeg_publish(&format!("rtsp://{rtsp}/keep"), "320x240", 60);
     let keep = server.rtsp_url("keep");
-    assert!(wait_until(Duration::from_secs(15), || video_width(&keep) == Some(320)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || video_width(&keep) == Some(320)), "{}", server.log());
     let e = refused_publish(&format!("rtsp://{rtsp}/keep"));
     assert!(e.contains("400"), "{e}");
     assert_eq!(video_width(&keep), Some(320));
@@ -372,11 +374,11 @@ fn override_publisher_replaces_or_refuses() {
 
     let mut old = ffmpeg_publish(&format!("rtsp://{rtsp}/over"), "320x240", 60);
     let over = server.rtsp_url("over");
-    assert!(wait_until(Duration::from_secs(15), || video_width(&over) == Some(320)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || video_width(&over) == Some(320)), "{}", server.log());
     let mut new = ffmpeg_publish(&format!("rtsp://{rtsp}/over"), "640x480", 60);
-    assert!(wait_until(Duration::from_secs(15), || video_width(&over) == Some(640)), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || video_width(&over) == Some(640)), "{}", server.log());
     assert!(
-        wait_until(Duration::from_secs(15), || old.try_wait().ok().flatten().is_some()),
+        wait_until(Duration::from_secs(30), || old.try_wait().ok().flatten().is_some()),
         "the replaced publisher's connection stays open"
     );
     assert!(decode_video_frames(&over, "tcp", 10).expect("the new publisher") >= 10);
@@ -460,7 +462,7 @@ fn fallback_sends_rtsp_readers_elsewhere_while_nothing_is_published() {
     assert!(server.log().contains("reader sent to the fallback"), "{}", server.log());
     // Published: the path's own stream.
     let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", false);
-    let own = wait_until(Duration::from_secs(15), || {
+    let own = wait_until(Duration::from_secs(30), || {
         ffprobe(&server.rtsp_url("cam"), "tcp")
             .is_ok_and(|s| s.iter().any(|s| s.codec_type == "video" && (s.width, s.height) == (320, 240)))
     });

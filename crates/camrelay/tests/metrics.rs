@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 fn metrics_addr(srv: &Server) -> String {
-    assert!(srv.wait_log("[metrics] listen addr=", Duration::from_secs(10)), "no metrics listener:\n{}", srv.log());
+    assert!(srv.wait_log("[metrics] listen addr=", Duration::from_secs(30)), "no metrics listener:\n{}", srv.log());
     let log = srv.log();
     let line = log.lines().find(|l| l.contains("[metrics] listen addr=")).unwrap();
     line.split("[metrics] listen addr=").nth(1).unwrap().trim().to_string()
@@ -99,14 +99,14 @@ fn metrics_follow_the_traffic_and_parse_as_openmetrics() {
 
     let _publisher = Publisher::start(&srv.rtsp_url("cam"), "tcp", "320x240", true);
     assert!(
-        wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()),
         "cam not readable:\n{}",
         srv.log()
     );
     let _rtsp_reader = rtsp_reader_for(&srv.rtsp_url("cam"), 30);
     // A reader the test counts bytes of: 200 kB of MPEG-TS over HTTP.
     let (sock, read) = read_http_body(srv.api.unwrap(), "/api/stream.ts?src=cam", 200_000);
-    let reading = wait_until(Duration::from_secs(15), || {
+    let reading = wait_until(Duration::from_secs(30), || {
         let s = scrape(&addr);
         !find(&s, "rtsp_sessions", &[("state", "read"), ("path", "cam")]).is_empty()
     });
@@ -155,7 +155,7 @@ fn metrics_follow_the_traffic_and_parse_as_openmetrics() {
     );
     assert_eq!(value(&s, "camrelay_stream_readers", &source), 2.0);
     drop(sock);
-    let gone = wait_until(Duration::from_secs(10), || {
+    let gone = wait_until(Duration::from_secs(30), || {
         find(&scrape(&addr), "camrelay_stream_readers", &source).first().is_some_and(|x| x.value == 1.0)
     });
     assert!(gone, "the closed HTTP reader is still counted");
@@ -188,7 +188,7 @@ fn mediamtx_metrics_need_the_metrics_permission() {
     let text = ok.text();
     assert!(text.contains("paths{name=\"cam\",state=\"notReady\"} 1"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
-    assert!(srv.wait_log("unauthorized scrape", Duration::from_secs(5)), "{}", srv.log());
+    assert!(srv.wait_log("unauthorized scrape", Duration::from_secs(30)), "{}", srv.log());
 }
 
 /// Sends one RTSP request and reads its reply (head and Content-Length body), byte by byte so nothing
@@ -315,7 +315,7 @@ fn rtsp_sessions_report_rtp_loss_jitter_and_rtcp() {
     rr.extend_from_slice(&[5, 0, 0, 7, 0, 0, 0, 160, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
     reader.write_all(&interleaved(1, &rr)).unwrap();
 
-    let settled = wait_until(Duration::from_secs(10), || {
+    let settled = wait_until(Duration::from_secs(30), || {
         let p = rtsp_session(&srv, "publish");
         let r = rtsp_session(&srv, "read");
         p.is_some_and(|p| p["inboundRTPPackets"] == 55 && p["inboundRTCPPacketsInError"] == 1)

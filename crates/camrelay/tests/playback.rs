@@ -30,7 +30,7 @@ fn playback_addr(server: &Server) -> std::net::SocketAddr {
     let find = || {
         server.log().lines().find_map(|l| l.split("[playback] listen addr=").nth(1).and_then(|a| a.trim().parse().ok()))
     };
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no playback listener:\n{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || find().is_some()), "no playback listener:\n{}", server.log());
     find().unwrap()
 }
 

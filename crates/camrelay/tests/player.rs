@@ -141,7 +141,7 @@ fn player_plays_every_mode_and_explains_auto() {
 fn webrtc_h265_reaches_a_gstreamer_viewer() {
     let server =
         Server::start("webrtc:\n  listen: 127.0.0.1:0\nstreams:\n  demo: demo:clip\n  hevc: ffmpeg:demo#video=h265\n");
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "log:\n{}", server.log());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gst_webrtc_h265.py");
     let url = format!("http://{}/api/webrtc?src=hevc", server.api.unwrap());
     let out = run_with_timeout(

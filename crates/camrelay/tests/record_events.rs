@@ -100,7 +100,7 @@ fn go2rtc_record_section_and_pre_recorded_events() {
         assert!(p.errors.is_empty(), "{}: {}", f.display(), p.errors);
     }
     // Events only: nothing written for door before a request.
-    assert!(server.wait_log("pre-record started", Duration::from_secs(5)), "{}", server.log());
+    assert!(server.wait_log("pre-record started", Duration::from_secs(30)), "{}", server.log());
     assert!(segments(&dir.join("door"), "mp4").is_empty());
 
     // Auth: the control API's user.

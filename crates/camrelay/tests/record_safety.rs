@@ -89,7 +89,7 @@ fn a_segment_torn_by_kill_9_is_recovered_at_the_next_start() {
 
     // The next start cuts the torn fragment off before recording again.
     let server = Server::start(&config);
-    assert!(server.wait_log("recovered an interrupted segment", Duration::from_secs(20)), "{}", server.log());
+    assert!(server.wait_log("recovered an interrupted segment", Duration::from_secs(30)), "{}", server.log());
     let line = server.log().lines().find(|l| l.contains("recovered an interrupted segment")).unwrap().to_string();
     assert!(line.contains(&file.display().to_string()), "{line}");
     assert_eq!(std::fs::metadata(&file).unwrap().len(), valid, "{line}");
@@ -140,7 +140,7 @@ fn a_full_disk_is_an_error_then_recording_resumes() {
         .args(["if=/dev/zero", &format!("of={}", filler.display()), "bs=64k"])
         .stderr(std::process::Stdio::null())
         .status();
-    assert!(server.wait_log("disk full", Duration::from_secs(20)), "{}", server.log());
+    assert!(server.wait_log("disk full", Duration::from_secs(30)), "{}", server.log());
     let line = server.log().lines().find(|l| l.contains("disk full")).unwrap().to_string();
     assert!(line.contains("No space left on device") && line.contains("full") && line.contains("retrying"), "{line}");
     let state = server.http("GET", "/api/streams?src=full").json();
@@ -148,7 +148,7 @@ fn a_full_disk_is_an_error_then_recording_resumes() {
     assert!(error.starts_with("disk full: "), "{state}");
     // Not a crash: the other path records on, the full one still plays, the segments written are readable.
     let before = segments(&other, "mp4").len();
-    assert!(wait_until(Duration::from_secs(10), || segments(&other, "mp4").len() >= before + 2), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || segments(&other, "mp4").len() >= before + 2), "{}", server.log());
     assert!(ffprobe(&server.rtsp_url("full"), "tcp").is_ok_and(|s| s.iter().any(|s| s.codec_name == "h264")));
     for f in segments(&full, "mp4") {
         let (codecs, duration, _, errors) = decode(&f);

@@ -48,7 +48,7 @@ fn rtmp_medias(srv: &Server, name: &str) -> Vec<String> {
         Some(p["medias"].as_array()?.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect::<Vec<_>>())
     };
     assert!(
-        wait_until(Duration::from_secs(20), || get().is_some()),
+        wait_until(Duration::from_secs(30), || get().is_some()),
         "no rtmp publisher on {name}; log:\n{}",
         srv.log()
     );

@@ -57,7 +57,7 @@ fn a_thousand_idle_connections_are_bounded_and_time_out_while_ffmpeg_works() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
     let addr = srv.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{addr}/live/cam"));
-    assert!(wait_until(Duration::from_secs(15), || has_rtmp_producer(&srv, "cam")), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || has_rtmp_producer(&srv, "cam")), "log:\n{}", srv.log());
     let rss_before = srv.rss_kib();
 
     // 1000 connections from another loopback address: half say nothing, half send C0 and part of C1.
@@ -108,7 +108,7 @@ fn a_thousand_idle_connections_are_bounded_and_time_out_while_ffmpeg_works() {
         started.elapsed()
     );
     assert!(
-        srv.wait_log("handshake and connect not done within 10s", Duration::from_secs(5)),
+        srv.wait_log("handshake and connect not done within 10s", Duration::from_secs(30)),
         "no log line naming the handshake timeout; log:\n{}",
         srv.log()
     );
@@ -170,7 +170,7 @@ fn broken_chunk_streams_end_with_a_named_reason_while_ffmpeg_works() {
     let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
     let addr = srv.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{addr}/live/cam"));
-    assert!(wait_until(Duration::from_secs(15), || has_rtmp_producer(&srv, "cam")), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || has_rtmp_producer(&srv, "cam")), "log:\n{}", srv.log());
 
     type Attack = (&'static str, fn(&mut RawClient), &'static str);
     let attacks: [Attack; 6] = [
@@ -213,7 +213,7 @@ fn broken_chunk_streams_end_with_a_named_reason_while_ffmpeg_works() {
         let mut c = RawClient::connect(addr);
         attack(&mut c);
         assert!(closed_within(&c.sock, Duration::from_secs(5)), "{name}: the connection stayed open");
-        assert!(srv.wait_log(want, Duration::from_secs(5)), "{name}: no log line with {want:?}; log:\n{}", srv.log());
+        assert!(srv.wait_log(want, Duration::from_secs(30)), "{name}: no log line with {want:?}; log:\n{}", srv.log());
     }
     // The publisher was never disturbed; a player reads it.
     assert!(has_rtmp_producer(&srv, "cam"));
@@ -233,7 +233,7 @@ fn publisher_without_keyframes_is_ended_and_readers_end() {
         false,
         &["-t", "120", "-bsf:v", "noise=drop=key", "-f", "flv", &format!("rtmp://{addr}/live/nokey")],
     );
-    assert!(wait_until(Duration::from_secs(15), || has_rtmp_producer(&srv, "nokey")), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || has_rtmp_producer(&srv, "nokey")), "log:\n{}", srv.log());
     let rss_before = srv.rss_kib();
     let published = Instant::now();
     // A reader that asks for frames gets none and ends when the publish is ended.
@@ -271,7 +271,7 @@ fn publisher_without_keyframes_is_ended_and_readers_end() {
     );
     let ended_after = published.elapsed();
     assert!(ended_after >= Duration::from_secs(8), "ended too early: {ended_after:?}");
-    assert!(wait_until(Duration::from_secs(5), || !has_rtmp_producer(&srv, "nokey")), "the producer stayed");
+    assert!(wait_until(Duration::from_secs(30), || !has_rtmp_producer(&srv, "nokey")), "the producer stayed");
     let (out, took) = reader.join().unwrap();
     let frames = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
     assert_eq!(frames, 0, "a reader decoded frames of a stream without keyframes");

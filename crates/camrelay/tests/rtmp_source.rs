@@ -66,7 +66,7 @@ fn pulls_from_a_second_camrelay_that_ffmpeg_publishes_into() {
     let up = upstream.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{up}/live/cam"));
     assert!(
-        wait_until(Duration::from_secs(15), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
         "upstream not publishing; log:\n{}",
         upstream.log()
     );
@@ -74,7 +74,7 @@ fn pulls_from_a_second_camrelay_that_ffmpeg_publishes_into() {
     let srv = Server::start(&format!("streams:\n  relay: rtmp://user:secret@{up}/live/cam\n"));
     let _keep = rtsp_reader_for(&srv.rtsp_url("relay"), 30);
     assert!(
-        wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("relay"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&srv.rtsp_url("relay"), "tcp").is_ok()),
         "relay not readable; log:\n{}",
         srv.log()
     );
@@ -101,7 +101,7 @@ fn pulls_from_ffmpeg_listen_rtmp_server() {
     // ffmpeg's server serves one player: a long reader keeps the one connection in use.
     let _keep = rtsp_reader_for(&srv.rtsp_url("cam"), 40);
     assert!(
-        wait_until(Duration::from_secs(20), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&srv.rtsp_url("cam"), "tcp").is_ok()),
         "not readable; log:\n{}",
         srv.log()
     );
@@ -114,11 +114,11 @@ fn reconnects_when_the_server_comes_back() {
     let server = ffmpeg_rtmp_server(port);
     let srv = Server::start(&format!("streams:\n  cam: rtmp://127.0.0.1:{port}/live/x\n"));
     let _keep = rtsp_reader_for(&srv.rtsp_url("cam"), 60);
-    assert!(wait_until(Duration::from_secs(20), || video_frames(&srv, "cam") > 25), "no frames; log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || video_frames(&srv, "cam") > 25), "no frames; log:\n{}", srv.log());
     // The server goes away: the source fails (network) and retries while the reader wants it.
     drop(server);
     assert!(
-        wait_until(Duration::from_secs(15), || producer(&srv, "cam")
+        wait_until(Duration::from_secs(30), || producer(&srv, "cam")
             .is_some_and(|p| p["last_error_kind"] == "network")),
         "no network error; {:?}\nlog:\n{}",
         producer(&srv, "cam"),
@@ -128,7 +128,7 @@ fn reconnects_when_the_server_comes_back() {
     // It comes back on the same port: frames flow again into the same tracks.
     let _server = ffmpeg_rtmp_server(port);
     assert!(
-        wait_until(Duration::from_secs(20), || video_frames(&srv, "cam") > before + 25),
+        wait_until(Duration::from_secs(30), || video_frames(&srv, "cam") > before + 25),
         "no frames after the restart ({before} before); {:?}\nlog:\n{}",
         producer(&srv, "cam"),
         srv.log()
@@ -173,7 +173,7 @@ fn bad_upstreams_are_typed_errors_and_others_keep_working() {
     let up = upstream.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{up}/live/cam?user=pub&pass=secret"));
     assert!(
-        wait_until(Duration::from_secs(15), || upstream.log().contains("publisher connected")),
+        wait_until(Duration::from_secs(30), || upstream.log().contains("publisher connected")),
         "upstream not publishing; log:\n{}",
         upstream.log()
     );
@@ -206,7 +206,7 @@ fn bad_upstreams_are_typed_errors_and_others_keep_working() {
         ("missing", "other", "stream not found"),
     ] {
         assert!(
-            wait_until(Duration::from_secs(20), || producer(&srv, name).is_some_and(
+            wait_until(Duration::from_secs(30), || producer(&srv, name).is_some_and(
                 |p| p["last_error_kind"] == kind && p["last_error"].as_str().is_some_and(|e| e.contains(needle))
             )),
             "{name}: expected a {kind} error with {needle:?}: {:?}\nlog:\n{}",
@@ -231,7 +231,7 @@ fn mediamtx_path_source_rtmp() {
     let up = upstream.rtmp_addr();
     let _pusher = publish(&format!("rtmp://{up}/live/cam"));
     assert!(
-        wait_until(Duration::from_secs(15), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
         "upstream not publishing; log:\n{}",
         upstream.log()
     );
@@ -241,7 +241,7 @@ fn mediamtx_path_source_rtmp() {
          paths:\n  relay:\n    source: rtmp://{up}/live/cam\n"
     ));
     let url = srv.rtsp_url("relay");
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&url, "tcp").is_ok()), "log:\n{}", srv.log());
     let streams = ffprobe(&url, "tcp").unwrap();
     let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240), "{streams:?}");
@@ -261,7 +261,7 @@ fn pulls_rtmps_from_an_rtmps_listener() {
     let tls = tls_addr(&upstream, "rtmp");
     let _pusher = publish(&format!("rtmp://{}/live/cam", upstream.rtmp_addr()));
     assert!(
-        wait_until(Duration::from_secs(15), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
         "upstream not publishing; log:\n{}",
         upstream.log()
     );
@@ -271,7 +271,7 @@ fn pulls_rtmps_from_an_rtmps_listener() {
          strict: rtmps://{tls}/live/cam\n"
     ));
     assert!(
-        wait_until(Duration::from_secs(15), || ffprobe(&srv.rtsp_url("pinned"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&srv.rtsp_url("pinned"), "tcp").is_ok()),
         "pinned not readable; log:\n{}",
         srv.log()
     );
@@ -330,14 +330,14 @@ fn pulls_h265_as_enhanced_rtmp() {
         ],
     );
     assert!(
-        wait_until(Duration::from_secs(20), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
+        wait_until(Duration::from_secs(30), || ffprobe(&upstream.rtsp_url("cam"), "tcp").is_ok()),
         "upstream not publishing; log:\n{}",
         upstream.log()
     );
     let srv = Server::start(&format!("streams:\n  relay: {url}\n"));
     let _keep = rtsp_reader_for(&srv.rtsp_url("relay"), 30);
     let rtsp = srv.rtsp_url("relay");
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
     let streams = ffprobe(&rtsp, "tcp").unwrap();
     let video = streams.iter().find(|s| s.codec_type == "video").expect("video stream");
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("hevc", 320, 240), "{streams:?}");

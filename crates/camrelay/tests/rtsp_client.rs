@@ -138,7 +138,7 @@ impl FakeCamera {
     }
 
     async fn wait_for(&self, method: &str, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while self.methods().iter().filter(|m| *m == method).count() < n {
             assert!(Instant::now() < deadline, "no {method} came; requests: {:?}", self.methods());
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -167,7 +167,7 @@ async fn play_session(cam: &FakeCamera, url: &str) -> Vec<media::Media> {
     let run = tokio::spawn(src.clone().run_opened(parked, tracks, stop.clone()));
     cam.wait_for("PLAY", 1).await;
     stop.cancel();
-    let r = tokio::time::timeout(Duration::from_secs(5), run).await.expect("run stops").unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(30), run).await.expect("run stops").unwrap();
     assert!(r.is_ok(), "{r:?}");
     cam.wait_for("TEARDOWN", 1).await;
     medias
@@ -445,7 +445,7 @@ async fn frames_in_and_backchannel_out() {
     let run = tokio::spawn(src.clone().run_opened(parked, tracks.clone(), stop.clone()));
     let mut stamps = Vec::new();
     for _ in 0..5 {
-        let f = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await.expect("frame").unwrap();
+        let f = tokio::time::timeout(Duration::from_secs(30), reader.recv()).await.expect("frame").unwrap();
         assert_eq!(f.payload.len(), 160);
         stamps.push(f.timestamp);
     }
@@ -465,7 +465,7 @@ async fn frames_in_and_backchannel_out() {
             payload: Bytes::from_static(&[0x7f; 80]),
         }],
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while cam.seen.lock().unwrap().interleaved.iter().filter(|(ch, _)| *ch == 2).count() < 2 {
         assert!(Instant::now() < deadline, "no backchannel RTP");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -518,7 +518,8 @@ async fn errors_name_the_step() {
     let e = source(&format!("{}#timeout=1", cam.url("x"))).describe().await.unwrap_err();
     assert!(e.contains("OPTIONS: no response within 1s"), "{e}");
     assert_eq!(e.kind(), SourceErrorKind::Network, "{e}");
-    assert!(t.elapsed() < Duration::from_secs(4));
+    println!("a camera that never answers (#timeout=1): the error after {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
 
 #[tokio::test]
@@ -534,7 +535,7 @@ async fn camera_that_stops_sending_is_an_error() {
     let src = source(&format!("{}#timeout=1", cam.url("x")));
     let Opened { medias, parked } = src.open().await.unwrap();
     let run = src.clone().run_opened(parked, tracks_for(&medias), CancellationToken::new());
-    let r = tokio::time::timeout(Duration::from_secs(5), run).await.expect("run returns");
+    let r = tokio::time::timeout(Duration::from_secs(30), run).await.expect("run returns");
     let e = r.unwrap_err();
     assert!(e.contains("PLAY: no data from camera for 1s"), "{e}");
     assert_eq!(e.kind(), SourceErrorKind::Network, "{e}");
@@ -582,7 +583,7 @@ fn gstreamer_camera_tcp_udp_and_auth() {
     assert!(decode_video_frames(&server.rtsp_url("cam_udp"), "tcp", 30).expect("decode over UDP source") >= 30);
     // Wrong password: the API shows a masked 401.
     assert!(ffprobe(&server.rtsp_url("bad"), "tcp").is_err());
-    let p = wait_producer(&server, "bad", Duration::from_secs(10), |p| p["last_error"].is_string());
+    let p = wait_producer(&server, "bad", Duration::from_secs(30), |p| p["last_error"].is_string());
     let e = p["last_error"].as_str().unwrap();
     assert!(e.contains("401") && e.contains("admin:***@") && !e.contains("badpass"), "{e}");
     assert_eq!(p["last_error_kind"], "auth", "{p}");
@@ -597,7 +598,7 @@ fn gstreamer_onvif_backchannel_is_offered() {
     let server = Server::start(&format!("streams:\n  cam: rtsp://127.0.0.1:{port}/test\n"));
     let probed = ffprobe(&server.rtsp_url("cam"), "tcp").unwrap_or_else(|e| panic!("ffprobe: {e}\n{}", server.log()));
     assert!(probed.iter().any(|s| s.codec_type == "video"), "{probed:?}");
-    let p = wait_producer(&server, "cam", Duration::from_secs(10), |p| p["medias"].is_array());
+    let p = wait_producer(&server, "cam", Duration::from_secs(30), |p| p["medias"].is_array());
     let medias: Vec<&str> = p["medias"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
     assert!(medias.contains(&"audio, sendonly, PCMU"), "{medias:?}");
     assert!(medias.contains(&"video, recvonly, H264"), "{medias:?}");
@@ -615,7 +616,7 @@ fn gstreamer_onvif_backchannel_is_offered() {
     assert_eq!(r.status, 200, "{}", r.text());
     let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     assert!(
-        wait_until(Duration::from_secs(20), || size() >= 4000),
+        wait_until(Duration::from_secs(30), || size() >= 4000),
         "camera received {} bytes\n{}",
         size(),
         server.log()
@@ -632,7 +633,7 @@ fn cold_start_with_the_camera_down_at_first() {
     let server = Server::start(&format!("streams:\n  cam: rtsp://127.0.0.1:{port}/test\n"));
     let url = server.rtsp_url("cam");
     let reader = std::thread::spawn(move || decode_video_frames(&url, "tcp", 25));
-    let p = wait_producer(&server, "cam", Duration::from_secs(10), |p| p["state"] == "retrying");
+    let p = wait_producer(&server, "cam", Duration::from_secs(30), |p| p["state"] == "retrying");
     assert!(p["last_error"].as_str().unwrap_or("").contains("refused"), "{p}");
     let _cam = GstCamera::start(port, &["--audio", "none"]);
     assert_eq!(reader.join().unwrap().expect("reader played after the camera came up"), 25);
@@ -709,7 +710,7 @@ fn camera_restart_resumes_the_same_reader() {
             }
         }
     });
-    assert!(wait_until(Duration::from_secs(20), || *frames.lock().unwrap() >= 25), "reader got no frames");
+    assert!(wait_until(Duration::from_secs(30), || *frames.lock().unwrap() >= 25), "reader got no frames");
     drop(cam);
     let p = wait_producer(&server, "cam", Duration::from_secs(15), |p| p["state"] == "retrying");
     assert!(p["last_error"].is_string(), "{p}");
@@ -755,7 +756,7 @@ fn gstreamer_camera_over_tls() {
     assert!(decode_video_frames(&server.rtsp_url("cam"), "tcp", 30).expect("decode") >= 30);
 
     assert!(ffprobe(&server.rtsp_url("strict"), "tcp").is_err());
-    let p = wait_producer(&server, "strict", Duration::from_secs(10), |p| p["last_error"].is_string());
+    let p = wait_producer(&server, "strict", Duration::from_secs(30), |p| p["last_error"].is_string());
     let e = p["last_error"].as_str().unwrap().to_ascii_lowercase();
     eprintln!("rtsps error: {e}");
     assert!(e.contains("certificate"), "{e}");
@@ -777,7 +778,7 @@ fn gstreamer_camera_through_a_websocket_tunnel() {
         .spawn()
         .expect("websockify (apt package websockify)");
     let proxy_log = lines_of(proxy.stderr.take().unwrap());
-    assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_ok()));
+    assert!(wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", ws_port)).is_ok()));
     let server =
         Server::start(&format!("streams:\n  cam: rtsp://127.0.0.1:{port}/test#transport=ws://127.0.0.1:{ws_port}/\n"));
     let probed = ffprobe(&server.rtsp_url("cam"), "tcp").unwrap_or_else(|e| panic!("ffprobe: {e}\n{}", server.log()));

@@ -72,7 +72,7 @@ fn ffmpeg_reads_rtsp_multicast_and_readers_share_one_group() {
          multicast_rtp_port: {rtp_port}\n  multicast_rtcp_port: {rtcp_port}\nstreams:\n  cam:\n"
     ));
     let _publisher = Publisher::start(&srv.rtsp_url("cam"), "tcp", "320x240", true);
-    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(30)), "{}", srv.log());
 
     // The SETUP reply names the group, its ports and the TTL.
     let mut conn = RtspConn::new(srv.rtsp.unwrap());
@@ -157,7 +157,7 @@ fn camrelay_pulls_an_rtsp_source_over_multicast() {
          multicast_rtp_port: {rtp_port}\n  multicast_rtcp_port: {rtcp_port}\nstreams:\n  cam:\n"
     ));
     let _publisher = Publisher::start(&origin.rtsp_url("cam"), "tcp", "320x240", false);
-    assert!(origin.wait_log("publisher recording", Duration::from_secs(20)), "{}", origin.log());
+    assert!(origin.wait_log("publisher recording", Duration::from_secs(30)), "{}", origin.log());
     let relay = Server::start(&format!(
         "rtsp:\n  multicast_ip_range: \"\"\nstreams:\n  relay: {}#transport=multicast\n",
         origin.rtsp_url("cam")

@@ -56,7 +56,7 @@ fn default_query_applies_when_url_has_none() {
 fn publish_and_read(transport_in: &str, transport_out: &str) {
     let srv = Server::start(PUSH_STREAM);
     let _publisher = Publisher::start(&srv.rtsp_url("cam"), transport_in, "320x240", true);
-    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "no publisher:\n{}", srv.log());
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(30)), "no publisher:\n{}", srv.log());
     let streams = ffprobe(&srv.rtsp_url("cam"), transport_out).unwrap();
     let video = streams.iter().find(|s| s.codec_type == "video").unwrap();
     assert_eq!((video.codec_name.as_str(), video.width, video.height), ("h264", 320, 240));
@@ -100,11 +100,11 @@ fn publish_to_unknown_stream_is_refused_unless_allowed() {
         Duration::from_secs(20),
     );
     assert!(!out.status.success());
-    assert!(srv.wait_log("stream not found: nope", Duration::from_secs(5)), "{}", srv.log());
+    assert!(srv.wait_log("stream not found: nope", Duration::from_secs(30)), "{}", srv.log());
 
     let srv = Server::start("rtsp:\n  allow_any_publish: true\n");
     let _p = Publisher::start(&srv.rtsp_url("anything"), "tcp", "160x120", false);
-    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)));
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(30)));
     assert_eq!(decode_video_frames(&srv.rtsp_url("anything"), "tcp", 10).unwrap(), 10);
 }
 
@@ -116,15 +116,15 @@ fn a_stream_created_by_a_publisher_is_removed_when_it_disconnects() {
     let listed = |name: &str| srv.http("GET", "/api/streams").json().get(name).is_some();
     let publisher = Publisher::start(&srv.rtsp_url("created"), "tcp", "160x120", false);
     let configured = Publisher::start(&srv.rtsp_url("cam"), "tcp", "160x120", false);
-    assert!(wait_until(Duration::from_secs(20), || listed("created")), "{}", srv.log());
-    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || listed("created")), "{}", srv.log());
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(30)), "{}", srv.log());
     assert_eq!(decode_video_frames(&srv.rtsp_url("created"), "tcp", 5).unwrap(), 5);
     drop(publisher);
-    assert!(wait_until(Duration::from_secs(10), || !listed("created")), "still listed:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || !listed("created")), "still listed:\n{}", srv.log());
     // The log line is read from the server's stdout by another thread: await it.
-    assert!(srv.wait_log("stream removed: its publisher created it", Duration::from_secs(5)), "{}", srv.log());
+    assert!(srv.wait_log("stream removed: its publisher created it", Duration::from_secs(30)), "{}", srv.log());
     drop(configured);
-    assert!(wait_until(Duration::from_secs(10), || {
+    assert!(wait_until(Duration::from_secs(30), || {
         srv.http("GET", "/api/streams?src=cam").json()["producers"].is_null()
     }));
     assert!(listed("cam"), "a configured stream stays");
@@ -295,7 +295,7 @@ fn bad_requests_get_clear_errors_and_other_readers_go_on() {
 fn stalled_reader_drops_frames_without_slowing_others() {
     let srv = Server::start("hub:\n  reader_queue: 16\nstreams:\n  noise:\n");
     let _publisher = NoisePublisher::start(&srv.rtsp_url("noise"));
-    assert!(srv.wait_log("publisher recording", Duration::from_secs(20)), "{}", srv.log());
+    assert!(srv.wait_log("publisher recording", Duration::from_secs(30)), "{}", srv.log());
     let url = srv.rtsp_url("noise");
     let mut stalled = TcpStream::connect(srv.rtsp.unwrap()).unwrap();
     stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -325,6 +325,7 @@ fn stalled_reader_drops_frames_without_slowing_others() {
     // Meanwhile a normal reader still gets every frame (decoded) in real time.
     let started = std::time::Instant::now();
     assert_eq!(decode_video_frames(&url, "tcp", 75).unwrap(), 75);
+    println!("75 frames (3 s) beside a stalled reader took {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(12), "normal reader took {:?}", started.elapsed());
     drop(stalled);
 }
@@ -417,7 +418,7 @@ fn codecs_are_forwarded_rtsp_to_rtsp() {
         let query = if *kind == "video" { "video=all" } else { "audio=all" };
         let mut found = None;
         // The publisher may still be connecting: wait for its stream to appear.
-        wait_until(Duration::from_secs(20), || srv.http("GET", &format!("/api/streams?src={name}")).status == 200);
+        wait_until(Duration::from_secs(30), || srv.http("GET", &format!("/api/streams?src={name}")).status == 200);
         for _ in 0..3 {
             if let Ok(streams) = ffprobe(&srv.rtsp_url(&format!("{name}?{query}")), "tcp") {
                 found = streams.into_iter().find(|s| s.codec_type == *kind);

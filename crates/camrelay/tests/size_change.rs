@@ -18,7 +18,7 @@ fn mp4_and_rtmp_readers_follow_a_new_publishers_picture_size() {
     let srv = Server::start("hub:\n  publisher_grace: 10s\nrtmp:\n  listen: 127.0.0.1:0\nstreams:\n  cam:\n");
     let url = srv.rtsp_url("cam");
     let first = Publisher::start(&url, "tcp", "320x240", false);
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&url, "tcp").is_ok()), "{}", srv.log());
     let mp4_url = format!("http://{}/api/stream.mp4?src=cam", srv.api.unwrap());
     let rtmp_url = format!("rtmp://{}/cam", srv.rtmp_addr());
     let mut mp4 = FrameCrcReader::start_input(&["-i", &mp4_url]);
@@ -26,15 +26,15 @@ fn mp4_and_rtmp_readers_follow_a_new_publishers_picture_size() {
     // The raw bytes of another stream.mp4 reader, for the init segments in them.
     let raw = srv.dir.join("raw.mp4");
     let curl = Publisher::spawn("curl", &["-s", "-N", "--max-time", "60", "-o", raw.to_str().unwrap(), &mp4_url]);
-    assert!(mp4.frames_of(SMALL, 25, Duration::from_secs(20)), "stream.mp4 decodes 320x240\n{}", srv.log());
-    assert!(rtmp.frames_of(SMALL, 25, Duration::from_secs(20)), "RTMP decodes 320x240\n{}", srv.log());
+    assert!(mp4.frames_of(SMALL, 25, Duration::from_secs(30)), "stream.mp4 decodes 320x240\n{}", srv.log());
+    assert!(rtmp.frames_of(SMALL, 25, Duration::from_secs(30)), "RTMP decodes 320x240\n{}", srv.log());
 
     drop(first);
-    assert!(srv.wait_log("publisher left: its readers wait", Duration::from_secs(10)), "{}", srv.log());
+    assert!(srv.wait_log("publisher left: its readers wait", Duration::from_secs(30)), "{}", srv.log());
     let _second = Publisher::start(&url, "tcp", "640x480", false);
-    assert!(srv.wait_log("publisher came back: its readers go on", Duration::from_secs(15)), "{}", srv.log());
-    assert!(mp4.frames_of(LARGE, 25, Duration::from_secs(20)), "stream.mp4 decodes 640x480\n{}", srv.log());
-    assert!(rtmp.frames_of(LARGE, 25, Duration::from_secs(20)), "RTMP decodes 640x480\n{}", srv.log());
+    assert!(srv.wait_log("publisher came back: its readers go on", Duration::from_secs(30)), "{}", srv.log());
+    assert!(mp4.frames_of(LARGE, 25, Duration::from_secs(30)), "stream.mp4 decodes 640x480\n{}", srv.log());
+    assert!(rtmp.frames_of(LARGE, 25, Duration::from_secs(30)), "RTMP decodes 640x480\n{}", srv.log());
     assert!(!mp4.exited() && !rtmp.exited(), "no reconnect: the same ffmpeg processes read on");
     // What MSE needs: a second init segment (ftyp + moov) in the same byte stream, for 640x480.
     drop(curl);

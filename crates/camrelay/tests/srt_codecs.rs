@@ -15,7 +15,7 @@ fn srt_addr(srv: &Server) -> SocketAddr {
     let find = || {
         srv.log().lines().find_map(|l| l.split("[srt] listen addr=").nth(1)?.split_whitespace().next()?.parse().ok())
     };
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no srt listener; log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || find().is_some()), "no srt listener; log:\n{}", srv.log());
     find().unwrap()
 }
 
@@ -72,7 +72,7 @@ fn medias(srv: &Server, name: &str) -> Option<String> {
 
 fn wait_medias(srv: &Server, name: &str, want: &str) -> String {
     assert!(
-        wait_until(Duration::from_secs(20), || medias(srv, name).is_some_and(|m| m.contains(want))),
+        wait_until(Duration::from_secs(30), || medias(srv, name).is_some_and(|m| m.contains(want))),
         "no {want} media on {name}: {:?}; log:\n{}",
         medias(srv, name),
         srv.log()

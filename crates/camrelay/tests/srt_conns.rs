@@ -14,7 +14,7 @@ use std::time::Duration;
 fn listen_addr(srv: &Server, module: &str) -> SocketAddr {
     let needle = format!("[{module}] listen addr=");
     let find = || srv.log().lines().find_map(|l| l.split(&needle).nth(1)?.split_whitespace().next()?.parse().ok());
-    assert!(wait_until(Duration::from_secs(10), || find().is_some()), "no {module} listener:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || find().is_some()), "no {module} listener:\n{}", srv.log());
     find().unwrap()
 }
 
@@ -117,7 +117,7 @@ fn srtconns_list_get_kick_and_metrics_with_ffmpeg() {
     );
     let url = format!("srt://{srt}?streamid=read:scam");
     assert!(
-        wait_until(Duration::from_secs(20), || srv.http("GET", "/v3/paths/get/scam").json()["ready"] == true),
+        wait_until(Duration::from_secs(30), || srv.http("GET", "/v3/paths/get/scam").json()["ready"] == true),
         "scam never became ready over SRT:\n{}",
         srv.log()
     );
@@ -128,7 +128,7 @@ fn srtconns_list_get_kick_and_metrics_with_ffmpeg() {
         )
     });
     // Both listed, and the SRT statistics have arrived (srt-protocol reports every second).
-    let listed = wait_until(Duration::from_secs(20), || {
+    let listed = wait_until(Duration::from_secs(30), || {
         let items = srv.http("GET", "/v3/srtconns/list").json()["items"].clone();
         let items = items.as_array().cloned().unwrap_or_default();
         let counted = |state: &str, field: &str| {

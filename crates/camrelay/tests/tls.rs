@@ -64,7 +64,7 @@ fn ffmpeg_publishes_over_rtmps_and_reads_back_over_rtmps_and_rtsp() {
 
     let _pusher = publish(&format!("rtmps://{addr}/live/cam"));
     assert!(
-        wait_until(Duration::from_secs(15), || producer(&srv, "cam", "rtmps").is_some()),
+        wait_until(Duration::from_secs(30), || producer(&srv, "cam", "rtmps").is_some()),
         "no rtmps producer; log:\n{}",
         srv.log()
     );
@@ -90,7 +90,7 @@ fn ffmpeg_publishes_over_rtmps_and_reads_back_over_rtmps_and_rtsp() {
     // A plain RTMP client on the RTMPS port is refused (the reason logged) ...
     assert!(ffprobe(&format!("rtmp://{addr}/live/cam"), "tcp").is_err(), "plain RTMP played from the RTMPS port");
     assert!(
-        srv.wait_log("plain RTMP on the RTMPS port", Duration::from_secs(5)),
+        srv.wait_log("plain RTMP on the RTMPS port", Duration::from_secs(30)),
         "refusal not logged; log:\n{}",
         srv.log()
     );
@@ -149,7 +149,7 @@ fn https_api_serves_json_and_a_certificate_replaced_on_disk() {
     std::fs::copy(&key2, &key).unwrap();
     std::fs::copy(&cert2, &cert).unwrap();
     assert!(
-        wait_until(Duration::from_secs(10), || served_fingerprint(addr) == second),
+        wait_until(Duration::from_secs(30), || served_fingerprint(addr) == second),
         "still serving the old certificate; log:\n{}",
         srv.log()
     );
@@ -159,7 +159,7 @@ fn https_api_serves_json_and_a_certificate_replaced_on_disk() {
     // A broken renewal keeps the working certificate in service.
     std::fs::write(&cert, "not a certificate\n").unwrap();
     assert!(
-        srv.wait_log("still serving the previous one", Duration::from_secs(10)),
+        srv.wait_log("still serving the previous one", Duration::from_secs(30)),
         "broken renewal not reported; log:\n{}",
         srv.log()
     );
@@ -254,7 +254,7 @@ fn mediamtx_rtmp_encryption_strict_has_only_rtmps() {
     assert_eq!(plain, 0, "strict: a plain RTMP listener; log:\n{}", srv.log());
     let _pusher = publish(&format!("rtmps://{addr}/live/cam"));
     let rtsp = srv.rtsp_url("live/cam");
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&rtsp, "tcp").is_ok()), "log:\n{}", srv.log());
     assert_320x240_h264_aac(&ffprobe(&rtsp, "tcp").unwrap());
     let streams = ffprobe(&format!("rtmps://{addr}/live/cam"), "tcp").expect("ffprobe rtmps");
     assert_320x240_h264_aac(&streams);
@@ -360,7 +360,7 @@ fn mediamtx_hls_and_webrtc_encryption() {
 
     let _publisher = Publisher::start(&srv.rtsp_url("mystream"), "tcp", "320x240", true);
     let rtsp = srv.rtsp_url("mystream");
-    assert!(wait_until(Duration::from_secs(15), || ffprobe(&rtsp, "tcp").is_ok()), "{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || ffprobe(&rtsp, "tcp").is_ok()), "{}", srv.log());
 
     let playlist = format!("https://{hls}/mystream/index.m3u8");
     let (decoded, stderr) = decode_frames(&[], &playlist, 10, Duration::from_secs(40));

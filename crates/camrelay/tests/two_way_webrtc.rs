@@ -144,7 +144,7 @@ fn setup(codec: &str, rate: u32) -> Setup {
     );
     let server =
         Server::start(&format!("webrtc:\n  listen: 127.0.0.1:0\nstreams:\n  cam: rtsp://127.0.0.1:{port}/test\n"));
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "{}", server.log());
     Setup { server, _camera: camera, dir, raw, pcm, rate: f64::from(rate) }
 }
 
@@ -154,14 +154,14 @@ fn wait_received(s: &Setup, seconds: f64) -> Vec<f64> {
     let bytes_per_second = s.rate * 2.0;
     let want = (seconds * bytes_per_second) as u64;
     assert!(
-        wait_until(Duration::from_secs(20), || size() >= want),
+        wait_until(Duration::from_secs(30), || size() >= want),
         "the camera received {:.2} s of audio, want {seconds:.2} s; log:\n{}",
         size() as f64 / bytes_per_second,
         s.server.log()
     );
     // The session is over (the client closed): the file stops growing once the last packets are in.
     let mut last = size();
-    let settled = wait_until(Duration::from_secs(10), || {
+    let settled = wait_until(Duration::from_secs(30), || {
         std::thread::sleep(Duration::from_millis(300));
         let now = size();
         std::mem::replace(&mut last, now) == now

@@ -164,7 +164,7 @@ fn mpegts_over_udp_from_ffmpeg_and_gstreamer() {
 
     // A second sender floods the port: refused, the stream plays on.
     let flood = Flood::start(&format!("127.0.0.1:{p1}"));
-    assert!(wait_until(Duration::from_secs(10), || flood.sent.load(Ordering::Relaxed) > 2000));
+    assert!(wait_until(Duration::from_secs(30), || flood.sent.load(Ordering::Relaxed) > 2000));
     decoded(&srv, &["-rtsp_transport", "tcp"], &srv.rtsp_url("ff"), 50);
     let p = producer(&srv, "ff");
     let r = &p["receive"];
@@ -269,7 +269,7 @@ fn mpegts_over_a_unix_socket() {
     let dir = temp_dir("udp-unix");
     let sock = dir.join("in.sock");
     let srv = Server::start(&mediamtx(&format!("  cam:\n    source: unix+mpegts://{}\n", sock.display())));
-    assert!(wait_until(Duration::from_secs(10), || sock.exists()), "no socket\n{}", srv.log());
+    assert!(wait_until(Duration::from_secs(30), || sock.exists()), "no socket\n{}", srv.log());
     let _ff = ffmpeg_send("mpegts", &format!("unix:{}", sock.display()), true);
     plays_everywhere(&srv, "cam", (320, 240));
 }

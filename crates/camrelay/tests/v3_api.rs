@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// The RTMP listener's address, from its log line.
 fn rtmp_addr(srv: &Server) -> std::net::SocketAddr {
-    assert!(srv.wait_log("[rtmp] listen addr=", Duration::from_secs(10)), "no rtmp listener; log:\n{}", srv.log());
+    assert!(srv.wait_log("[rtmp] listen addr=", Duration::from_secs(30)), "no rtmp listener; log:\n{}", srv.log());
     let log = srv.log();
     let line = log.lines().find(|l| l.contains("[rtmp] listen addr=")).unwrap();
     line.split("[rtmp] listen addr=").nth(1).unwrap().trim().parse().unwrap()
@@ -26,13 +26,13 @@ fn rtmp_addr(srv: &Server) -> std::net::SocketAddr {
 /// `rtmp`, also publishes `live/rcam` over RTMP and reads it over RTMP, for the `rtmpconns` operations.
 fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>) -> String {
     let _publisher = Publisher::start(&server.rtsp_url("cam"), "tcp", "320x240", true);
-    let ready = wait_until(Duration::from_secs(15), || {
+    let ready = wait_until(Duration::from_secs(30), || {
         let r = server.http("GET", "/v3/paths/get/cam");
         r.status == 200 && r.json()["ready"] == true
     });
     assert!(ready, "cam never became ready:\n{}", server.log());
     let _reader = rtsp_reader_for(&server.rtsp_url("cam"), 30);
-    let reading = wait_until(Duration::from_secs(15), || {
+    let reading = wait_until(Duration::from_secs(30), || {
         let r = server.http("GET", "/v3/rtspsessions/list");
         r.json()["items"].as_array().is_some_and(|items| items.iter().any(|s| s["state"] == "read"))
     });
@@ -41,7 +41,7 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
     if let Some(addr) = rtmp {
         let url = format!("rtmp://{addr}/live/rcam");
         let publisher = Publisher::encode("320x240", true, false, &["-t", "60", "-f", "flv", &url]);
-        let ready = wait_until(Duration::from_secs(15), || {
+        let ready = wait_until(Duration::from_secs(30), || {
             server.http("GET", "/v3/paths/get/live/rcam").json()["ready"] == true
         });
         assert!(ready, "live/rcam never became ready over RTMP:\n{}", server.log());
@@ -51,7 +51,7 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
                 Duration::from_secs(35),
             )
         });
-        let both = wait_until(Duration::from_secs(15), || {
+        let both = wait_until(Duration::from_secs(30), || {
             let items = server.http("GET", "/v3/rtmpconns/list").json()["items"].clone();
             let states: Vec<_> = items.as_array().into_iter().flatten().filter_map(|c| c["state"].as_str()).collect();
             states.contains(&"read") && states.contains(&"publish")
@@ -72,7 +72,7 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
     if mediamtx {
         // `cam` records (`record: yes`): its segments are listed, and one deleted.
         cmd.args(["--mediamtx", "--recorded", "cam"]);
-        let recorded = wait_until(Duration::from_secs(15), || {
+        let recorded = wait_until(Duration::from_secs(30), || {
             server.http("GET", "/v3/recordings/get/cam").json()["segments"].as_array().is_some_and(|s| !s.is_empty())
         });
         assert!(recorded, "cam records no segment:\n{}", server.log());
@@ -97,7 +97,7 @@ fn validate(server: &Server, mediamtx: bool, rtmp: Option<std::net::SocketAddr>)
     }
     if rtmp.is_some() {
         assert!(stdout.contains("kicked rtmp conns: 2"), "{stdout}");
-        assert!(server.wait_log("publisher kicked", Duration::from_secs(5)), "{}", server.log());
+        assert!(server.wait_log("publisher kicked", Duration::from_secs(30)), "{}", server.log());
     }
     stdout
 }

@@ -13,7 +13,7 @@ const CONFIG: &str = "webrtc:\n  listen: 127.0.0.1:0\n  max_sessions: 256\n";
 
 fn start() -> Server {
     let server = Server::start(CONFIG);
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "log:\n{}", server.log());
     server
 }
 
@@ -47,7 +47,7 @@ fn whep_aiortc_decodes_opus_audio() {
     let server = Server::start(
         "streams:\n  cam:\n    - demo:clip\n    - ffmpeg:cam#audio=opus\nwebrtc:\n  listen: 127.0.0.1:0\n",
     );
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "{}", server.log());
     let report = whep_with(&server, "cam", 25, &["audio"]);
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{report}");
     assert_eq!((report["audio_frames"].as_u64(), report["sample_rate"].as_u64()), (Some(25), Some(48000)), "{report}");
@@ -134,7 +134,7 @@ fn whep_session_is_created_and_deleted() {
     );
     assert_eq!(patch.status, 204);
     assert_eq!(server.http("DELETE", &location).status, 200);
-    assert!(server.wait_log("webrtc session ended: closed", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("webrtc session ended: closed", Duration::from_secs(30)), "{}", server.log());
     assert_eq!(server.http("DELETE", &location).status, 404);
     assert_eq!(server.http("PATCH", &location).status, 404);
 }
@@ -143,7 +143,7 @@ fn whep_session_is_created_and_deleted() {
 fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
     use std::process::Stdio;
     let server = Server::start("streams:\n  cam:\nwebrtc:\n  listen: 127.0.0.1:0\n");
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "{}", server.log());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whip_publisher.py");
     let mut child = Command::new(python())
         .arg(script)
@@ -154,7 +154,7 @@ fn whip_aiortc_publishes_and_rtsp_reads_it_back() {
         .spawn()
         .expect("start python");
     let rx = common::lines_of(child.stdout.take().unwrap());
-    let connected = rx.recv_timeout(Duration::from_secs(30)).is_ok_and(|l| l == "connected");
+    let connected = rx.recv_timeout(Duration::from_secs(45)).is_ok_and(|l| l == "connected");
     if !connected {
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
@@ -187,14 +187,14 @@ fn microphone_plays_into_the_backchannel() {
         "{CONFIG}streams:\n  cam:\n    - demo:clip\n    - 'exec:sh -c \"cat > {}\"#backchannel=1'\n",
         out.display()
     ));
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "log:\n{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "log:\n{}", server.log());
     let report = whep_with(&server, "cam", 10, &["mic"]);
     assert_eq!(report["width"], 640, "{report}");
     assert_eq!(report["mic_codec"], "audio/PCMA", "the answer put the backchannel's codec first: {report}");
     // The client sent 3 s of tone: 8000 A-law bytes a second.
     let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     assert!(
-        wait_until(Duration::from_secs(10), || size() >= 16000),
+        wait_until(Duration::from_secs(30), || size() >= 16000),
         "backchannel got {} bytes; log:\n{}",
         size(),
         server.log()
@@ -250,7 +250,7 @@ fn stun_candidates_ice_server_links_and_tcp_candidates() {
     let server = Server::start(&format!(
         "webrtc:\n  listen: 127.0.0.1:0\n  candidates: [stun:8555, localhost:9100]\n  ice_servers:\n    - urls: [stun:127.0.0.1:{stun_port}]\n    - urls: turn:192.0.2.1:3478\n      username: u\n      credential: secretpw\n"
     ));
-    assert!(server.wait_log("webrtc candidates:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("webrtc candidates:", Duration::from_secs(30)), "{}", server.log());
     assert_eq!(stun.join().unwrap(), 2, "a lost STUN request is sent again");
     assert!(server.log().contains("203.0.113.7:8555/udp"), "{}", server.log());
 
@@ -332,7 +332,7 @@ fn half_open_sessions_are_bounded_and_reaped() {
 #[test]
 fn h265_is_answered_when_offered() {
     let server = Server::start(&format!("{CONFIG}streams:\n  demo: demo:clip\n  hevc: ffmpeg:demo#video=h265\n"));
-    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "{}", server.log());
+    assert!(server.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "{}", server.log());
     let r = post_sdp(&server, "/api/webrtc?src=hevc", &VP8_OFFER.replace("VP8/90000", "H265/90000"));
     assert_eq!(r.status, 201, "{}\n{}", r.text(), server.log());
     assert!(r.text().contains("H265/90000"), "{}", r.text());

@@ -20,7 +20,7 @@ fn python() -> String {
 /// Server A: the remote WebRTC server, with `yaml`'s streams.
 fn remote(yaml: &str) -> Server {
     let a = Server::start(yaml);
-    assert!(a.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(10)), "A:\n{}", a.log());
+    assert!(a.wait_log("[webrtc] listen addr=127.0.0.1:", Duration::from_secs(30)), "A:\n{}", a.log());
     a
 }
 
@@ -28,7 +28,7 @@ fn remote(yaml: &str) -> Server {
 fn relay(streams: &str) -> Server {
     let b = Server::start(&format!("streams:\n{streams}hub:\n  linger: 1s\n"));
     // Logged once every listener is bound: the socket count is stable from here.
-    assert!(b.wait_log("webrtc candidates:", Duration::from_secs(10)), "B:\n{}", b.log());
+    assert!(b.wait_log("webrtc candidates:", Duration::from_secs(30)), "B:\n{}", b.log());
     b
 }
 
@@ -90,7 +90,7 @@ fn sockets(server: &Server) -> usize {
 /// consumer on A any more, B's source idle, and B holds no more sockets than before it had readers
 /// (`idle_sockets`): the source's UDP socket and signalling connections are gone.
 fn assert_session_closed_on(a: &Server, b: &Server, a_stream: &str, idle_sockets: usize) {
-    let closed = wait_until(Duration::from_secs(10), || {
+    let closed = wait_until(Duration::from_secs(30), || {
         webrtc_consumers(a, a_stream) == 0 && producer(b, "cam")["state"] == "idle" && sockets(b) <= idle_sockets
     });
     assert!(
@@ -212,7 +212,7 @@ fn whep_from_aiortc_decodes_its_size() {
     assert_eq!(frames, 25);
     eprintln!("WHEP from aiortc: ffprobe answered in {} ms, {frames} frames decoded", probe_time.as_millis());
     report_times("WHEP from aiortc", &b);
-    let deleted = wait_until(Duration::from_secs(10), || {
+    let deleted = wait_until(Duration::from_secs(30), || {
         let s = remote.stats();
         s["sessions"] == 0
             && s["deleted"] == s["created"]
@@ -237,7 +237,7 @@ fn silent_remote_is_reported_and_retried() {
         .spawn()
         .expect("ffmpeg");
     let frames = |b: &Server| producer(b, "cam")["receivers"][0]["frames"].as_u64().unwrap_or(0);
-    assert!(wait_until(Duration::from_secs(20), || frames(&b) > 25), "no frames: {}\n{}", stream(&b, "cam"), b.log());
+    assert!(wait_until(Duration::from_secs(30), || frames(&b) > 25), "no frames: {}\n{}", stream(&b, "cam"), b.log());
     remote.signal("STOP");
     let frozen = Instant::now();
     let reported = wait_until(Duration::from_secs(30), || {
@@ -248,7 +248,7 @@ fn silent_remote_is_reported_and_retried() {
     remote.signal("CONT");
     let before = frames(&b);
     let back =
-        wait_until(Duration::from_secs(20), || producer(&b, "cam")["state"] == "online" && frames(&b) > before + 25);
+        wait_until(Duration::from_secs(30), || producer(&b, "cam")["state"] == "online" && frames(&b) > before + 25);
     let _ = reader.kill();
     let _ = reader.wait();
     assert!(back, "source did not come back: {}\n{}", stream(&b, "cam"), b.log());

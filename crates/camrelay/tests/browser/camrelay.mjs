@@ -12,7 +12,7 @@ export async function startCamrelay(bin, args, options = {}) {
   const server = spawn(bin, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   const log = [];
   const api = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('camrelay did not start')), 20000);
+    const timer = setTimeout(() => reject(new Error('camrelay did not start')), 30000);
     createInterface({ input: server.stderr }).on('line', (line) => log.push(line));
     createInterface({ input: server.stdout }).on('line', (line) => {
       log.push(line);
@@ -35,7 +35,9 @@ export function launchChromium(extra = []) {
 /**
  * The picture-size-change tests' rig: camrelay with an RTSP listener on 18554 (a fixed port: the test's
  * own network namespace) and a `publisher_grace`, and `publish(size)`, an ffmpeg publishing a
- * `size` test picture (H.264, 1 s GOP) to `cam` for 60 s (kill it to replace it).
+ * `size` test picture (H.264, 1 s GOP) to `cam` for 60 s (kill it to replace it), and `published()`,
+ * which resolves once `cam` has a producer with medias: a reader that comes before the publisher's
+ * ANNOUNCE finds none ("codecs not matched", seen under load).
  */
 export async function startSizeChangeRig(bin) {
   const rtsp = 'rtsp://127.0.0.1:18554/cam';
@@ -44,5 +46,15 @@ export async function startSizeChangeRig(bin) {
   const publish = (size) => spawn('ffmpeg', ['-v', 'error', '-re', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=25`,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '25', '-pix_fmt', 'yuv420p',
     '-t', '60', '-f', 'rtsp', '-rtsp_transport', 'tcp', rtsp], { stdio: 'ignore' });
-  return { ...started, publish };
+  const published = async () => {
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      const r = await fetch(`http://${started.api}/api/streams?src=cam`).catch(() => null);
+      const stream = r && r.ok ? await r.json() : null;
+      if ((stream?.producers || []).some((p) => Array.isArray(p.medias) && p.medias.length > 0)) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error('cam: no publisher within 30 s');
+  };
+  return { ...started, publish, published };
 }

@@ -8,12 +8,13 @@
 import { launchChromium, startSizeChangeRig } from './camrelay.mjs';
 
 const bin = process.argv[2];
-const { api, log, server, publish } = await startSizeChangeRig(bin);
+const { api, log, server, publish, published } = await startSizeChangeRig(bin);
 const browser = await launchChromium();
 let publisher = publish('320x240');
 const variants = ['&ll', ''];
 const result = { players: {} };
 try {
+  await published();
   const page = await browser.newPage();
   await page.goto(`http://${api}/vendor/hls.light.min.js`);
   await page.addScriptTag({ url: `http://${api}/vendor/hls.light.min.js` });

@@ -12,7 +12,7 @@ async function frames(page, frames) {
   return page.evaluate(async (frames) => {
     const video = document.querySelector('video');
     return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timeout: ${video.getVideoPlaybackQuality().totalVideoFrames} frames; page says: ${document.getElementById('error').textContent}`)), 25000);
+      const timer = setTimeout(() => reject(new Error(`timeout: ${video.getVideoPlaybackQuality().totalVideoFrames} frames; page says: ${document.getElementById('error').textContent}`)), 30000);
       const tick = () => {
         const q = video.getVideoPlaybackQuality();
         if (q.totalVideoFrames >= frames) {

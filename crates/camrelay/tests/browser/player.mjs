@@ -98,10 +98,10 @@ try {
   await page.click('#stats-toggle');
   // Fullscreen: the player box (video and its controls) fills the screen; again leaves.
   await page.click('#fullscreen');
-  await page.waitForFunction(() => document.fullscreenElement, null, { timeout: 5000 }).catch(() => {});
+  await page.waitForFunction(() => document.fullscreenElement, null, { timeout: 30000 }).catch(() => {});
   results.fullscreen = await page.evaluate(() => ({ element: document.fullscreenElement && document.fullscreenElement.id, text: document.getElementById('fullscreen').textContent }));
   await page.click('#fullscreen');
-  await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5000 }).catch(() => {});
+  await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 30000 }).catch(() => {});
   results.fullscreen_after = await page.evaluate(() => !!document.fullscreenElement);
 
   // The microphone button on a WebRTC session that sends nothing: a new session whose offer sends the

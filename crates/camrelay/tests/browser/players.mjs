@@ -26,7 +26,7 @@ async function measure(page, frames) {
     const video = document.querySelector('video');
     return await new Promise((resolve, reject) => {
       let first = null;
-      const timer = setTimeout(() => reject(new Error(`timeout: ${video.getVideoPlaybackQuality().totalVideoFrames} frames, error ${video.error && video.error.message}`)), 20000);
+      const timer = setTimeout(() => reject(new Error(`timeout: ${video.getVideoPlaybackQuality().totalVideoFrames} frames, error ${video.error && video.error.message}`)), 30000);
       const tick = () => {
         const q = video.getVideoPlaybackQuality();
         // __t0 is set when the request starts (for MSE, once the MediaSource opened).
@@ -152,7 +152,7 @@ try {
       const sock = new WebSocket(`${base}&t=${type}`);
       sock.binaryType = 'arraybuffer';
       const state = { jpegs: 0, text: null };
-      const timer = setTimeout(() => { sock.close(); reject(new Error(`${type}: timeout ${JSON.stringify(state)}`)); }, 20000);
+      const timer = setTimeout(() => { sock.close(); reject(new Error(`${type}: timeout ${JSON.stringify(state)}`)); }, 30000);
       sock.onopen = () => sock.send(JSON.stringify({ type }));
       sock.onmessage = (ev) => {
         if (typeof ev.data === 'string') state.text = JSON.parse(ev.data);

@@ -6,11 +6,12 @@
 import { launchChromium, startSizeChangeRig } from './camrelay.mjs';
 
 const bin = process.argv[2];
-const { api, log, server, publish } = await startSizeChangeRig(bin);
+const { api, log, server, publish, published } = await startSizeChangeRig(bin);
 const browser = await launchChromium();
 let publisher = publish('320x240');
 const result = { sizes: [] };
 try {
+  await published();
   const page = await browser.newPage();
   await page.setContent('<video muted autoplay playsinline></video>');
   await page.evaluate((url) => {

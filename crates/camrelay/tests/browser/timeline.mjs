@@ -45,7 +45,7 @@ try {
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   await page.goto(`${root}timeline.html?src=demo`);
   // The spans drawn, as listed.
-  await page.waitForSelector('#spans .span', { timeout: 15000 });
+  await page.waitForSelector('#spans .span', { timeout: 30000 });
   results.drawn = await page.evaluate(() => [...document.querySelectorAll('#spans .span')].map((s) => {
     const r = s.getBoundingClientRect();
     return { start: s.dataset.start, duration: Number(s.dataset.duration), width: r.width, left: r.left };
@@ -60,7 +60,7 @@ try {
   await page.waitForFunction(() => {
     const v = document.getElementById('video');
     return v.currentTime > 0.5 && v.videoWidth > 0;
-  }, null, { timeout: 20000 });
+  }, null, { timeout: 30000 });
   results.video = await page.evaluate(async () => {
     const v = document.getElementById('video');
     const t0 = v.currentTime;

@@ -55,7 +55,7 @@ try {
   results.thumb_width = await page.waitForFunction(() => {
     const img = document.querySelector('.card[data-name=demo] .thumb img');
     return img && img.complete && img.naturalWidth > 0 && img.naturalWidth;
-  }, null, { timeout: 20000 }).then((h) => h.jsonValue()).catch(() => 0);
+  }, null, { timeout: 30000 }).then((h) => h.jsonValue()).catch(() => 0);
   results.title = await page.title();
 
   // A bad source shows the server's error text.
@@ -69,7 +69,7 @@ try {
   await page.fill('#add-name', 'added');
   await page.fill('#add-src', 'demo:clip');
   await page.click('#add-submit');
-  await page.waitForSelector('.card[data-name=added]', { timeout: 10000 });
+  await page.waitForSelector('.card[data-name=added]', { timeout: 30000 });
   results.added = await page.evaluate(() => document.querySelector('.card[data-name=added] .sources code').textContent);
   results.add_error_after = await page.textContent('#add-error');
   await page.waitForTimeout(500);
@@ -85,7 +85,7 @@ try {
   await player.screenshot({ path: join(shots, 'stream-desktop.png') });
   // Forced WebRTC: reported, not asserted (the WebRTC server is new; see the test's report).
   await player.goto(`${root}stream.html?src=added&mode=webrtc`);
-  await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 20000 });
+  await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 30000 });
   results.webrtc = await player.evaluate(() => ({ state: document.getElementById('player').dataset.state, error: document.getElementById('error').textContent }));
   // No ice_servers in the config: the peer connection gets none (the page contacts no STUN server).
   results.ice_default = await player.evaluate(() => window.camrelay && window.camrelay.pc.getConfiguration().iceServers);
@@ -102,7 +102,7 @@ try {
     return route.fulfill({ status: 204, headers: { Link: link } });
   });
   await player.goto(`${root}stream.html?src=added&mode=webrtc`);
-  await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 20000 });
+  await player.waitForSelector('#player[data-state=playing], #player[data-state=error]', { timeout: 30000 });
   results.ice_from_options = await player.evaluate(() => window.camrelay && window.camrelay.pc.getConfiguration().iceServers);
   results.ice_options_asked = optionsAsked;
   await player.unroute('**/api/webrtc?*');
@@ -175,8 +175,8 @@ try {
   await page.fill(`${form} textarea`, `  ${small}  \n\n`);
   await page.screenshot({ path: join(shots, 'index-edit-desktop.png'), fullPage: true });
   await page.click(`${form} button[type=submit]`);
-  await page.waitForSelector(form, { state: 'detached', timeout: 10000 });
-  await page.waitForFunction((u) => [...document.querySelectorAll('.card[data-name=added] .sources code')].map((e) => e.textContent).join('\n') === u, small, { timeout: 10000 });
+  await page.waitForSelector(form, { state: 'detached', timeout: 30000 });
+  await page.waitForFunction((u) => [...document.querySelectorAll('.card[data-name=added] .sources code')].map((e) => e.textContent).join('\n') === u, small, { timeout: 30000 });
   results.edited_card = await page.$$eval('.card[data-name=added] .sources code', (c) => c.map((e) => e.textContent));
   results.edited_api = ((await (await fetch(`${root}api/streams?src=added`)).json()).producers || []).map((p) => p.url);
   results.edited_config = await (await fetch(`${root}api/config`)).text();
@@ -202,7 +202,7 @@ try {
 
   // Delete (the confirm dialog is accepted above): the card goes away.
   await page.click('.card[data-name=added] button.danger');
-  await page.waitForSelector('.card[data-name=added]', { state: 'detached', timeout: 10000 });
+  await page.waitForSelector('.card[data-name=added]', { state: 'detached', timeout: 30000 });
   results.deleted = true;
   results.streams_after = Object.keys(await (await fetch(`${root}api/streams`)).json());
 } catch (e) {

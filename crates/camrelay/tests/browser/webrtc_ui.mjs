@@ -104,7 +104,7 @@ try {
     results.bytes_after_off = size() - atOff;
     // And on again, without a new session: sending resumes.
     await page.click('#mic');
-    await page.waitForSelector('#mic[aria-pressed=true]', { timeout: 10000 });
+    await page.waitForSelector('#mic[aria-pressed=true]', { timeout: 30000 });
     const atOn = size();
     results.resumed_bytes = (await until(() => size() - atOn >= 8000 && size() - atOn, 15000)) || size() - atOn;
     results.on_again = await playerState(page);
@@ -125,7 +125,7 @@ try {
     // ...and the toggle starts a new session that sends.
     const atToggle = size();
     await page.click('#mic');
-    await page.waitForSelector('#player[data-mic=sending], #player[data-mic=refused], #player[data-mic=error]', { timeout: 20000 });
+    await page.waitForSelector('#player[data-mic=sending], #player[data-mic=refused], #player[data-mic=error]', { timeout: 30000 });
     results.toggled_bytes = (await until(() => size() - atToggle >= 8000 && size() - atToggle, 15000)) || size() - atToggle;
     results.toggled = await playerState(page);
     results.toggled_url = page.url();
