@@ -337,3 +337,38 @@ fn always_remux_muxes_ready_paths_before_any_viewer() {
     println!("hlsAlwaysRemux: the first request's playlist lists {segments} segments");
     assert!(segments >= 2, "{playlist}");
 }
+
+/// MediaMTX's `hlsDirectory`: the muxer keeps its complete segments as files under the directory
+/// (`DIR/PATH/VARIANT-ID/segN.m4s`, fMP4 that ffmpeg reads), ffmpeg plays the LL-HLS URL as usual, and
+/// the muxer's files go when it closes (`hlsMuxerCloseAfter`).
+#[test]
+fn hls_directory_holds_the_segments_while_the_muxer_runs() {
+    let root = temp_dir("hls-directory");
+    let server = Server::start(&format!("hlsDirectory: {}\nhlsMuxerCloseAfter: 2s\n{MEDIAMTX}", root.display()));
+    let hls = listen_addr(&server, "hls");
+    let url = format!("http://{hls}/demo/index.m3u8");
+    let segment_files = || -> Vec<PathBuf> {
+        let Ok(muxers) = std::fs::read_dir(root.join("demo")) else { return vec![] };
+        muxers
+            .flatten()
+            .flat_map(|m| std::fs::read_dir(m.path()).into_iter().flatten().flatten().map(|f| f.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+            .collect()
+    };
+    let player = std::thread::spawn(move || decode_av(&url, 3));
+    assert!(wait_until(Duration::from_secs(30), || segment_files().len() >= 2), "no segment files\n{}", server.log());
+    let files = segment_files();
+    let first = std::fs::read(&files[0]).unwrap();
+    assert!(first.windows(4).any(|w| w == b"moof"), "{}: not an fMP4 segment", files[0].display());
+    let muxer_dir = files[0].parent().unwrap().to_path_buf();
+    assert!(muxer_dir.file_name().unwrap().to_string_lossy().starts_with("ll-"), "{}", muxer_dir.display());
+    let d = player.join().unwrap();
+    println!("ffmpeg over hlsDirectory: {} video, {} audio frames; {} segment files", d.video, d.audio, files.len());
+    assert!(d.success, "{}\n{}", d.stderr, server.log());
+    assert!(d.video >= 40 && d.audio >= 40, "video {} audio {}: {}", d.video, d.audio, d.stderr);
+    assert!(
+        wait_until(Duration::from_secs(30), || !muxer_dir.exists()),
+        "the closed muxer's directory is still there: {:?}",
+        segment_files()
+    );
+}

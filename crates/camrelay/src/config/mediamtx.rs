@@ -492,14 +492,12 @@ fn listener(mtx: &MediamtxConfig, enabled: &str, address: &str) -> String {
 
 /// Maps the merged MediaMTX settings onto the model the servers and the hub read.
 /// `hlsVariant`, `hlsSegmentCount`, `hlsSegmentDuration`, `hlsPartDuration`, `hlsSegmentMaxSize`,
-/// `hlsMuxerCloseAfter`, `hlsAlwaysRemux`; an `hlsDirectory` is refused (not supported).
+/// `hlsMuxerCloseAfter`, `hlsAlwaysRemux`, `hlsDirectory`.
 fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
     let d = super::HlsSettings::default();
     let always_remux = mtx.global_str("hlsAlwaysRemux").to_ascii_lowercase();
     let always_remux = mtx.global_bool("hlsAlwaysRemux") || matches!(always_remux.as_str(), "yes" | "true" | "on");
-    if !mtx.global_str("hlsDirectory").is_empty() {
-        return Err("hlsDirectory is not supported: HLS segments stay in memory (set hlsDirectory: '')".into());
-    }
+    let directory = Some(mtx.global_str("hlsDirectory")).filter(|d| !d.is_empty()).map(std::path::PathBuf::from);
     let variant = match mtx.global_str("hlsVariant").as_str() {
         "" | "lowLatency" => super::HlsVariant::LowLatency,
         "fmp4" => super::HlsVariant::Fmp4,
@@ -536,6 +534,7 @@ fn hls_settings(mtx: &MediamtxConfig) -> Result<super::HlsSettings, String> {
         segment_max_size: max_size,
         muxer_close_after: duration("hlsMuxerCloseAfter", d.muxer_close_after, Duration::from_secs(86_400))?,
         always_remux,
+        directory,
     })
 }
 
@@ -980,7 +979,9 @@ mod tests {
         assert_eq!(h.segment_max_size, 8 << 20);
         assert_eq!(h.muxer_close_after, Duration::from_secs(60));
         let h = load_text("hlsMuxerCloseAfter: 5s\nhlsAlwaysRemux: no\nhlsDirectory: ''\n").unwrap().config.servers.hls;
-        assert_eq!((h.muxer_close_after, h.always_remux), (Duration::from_secs(5), false));
+        assert_eq!((h.muxer_close_after, h.always_remux, h.directory), (Duration::from_secs(5), false, None));
+        let h = load_text("hlsDirectory: /var/lib/hls\n").unwrap().config.servers.hls;
+        assert_eq!(h.directory, Some(std::path::PathBuf::from("/var/lib/hls")));
         assert!(load_text("hlsAlwaysRemux: yes\n").unwrap().config.servers.hls.always_remux);
         assert_eq!(load_text("hls: true\n").unwrap().config.servers.hls, crate::config::HlsSettings::default());
         for (bad, says) in [
@@ -989,7 +990,6 @@ mod tests {
             ("hlsPartDuration: 0s\n", "invalid hlsPartDuration"),
             ("hlsSegmentMaxSize: 1\n", "invalid hlsSegmentMaxSize"),
             ("hlsMuxerCloseAfter: 0s\n", "invalid hlsMuxerCloseAfter \"0s\""),
-            ("hlsDirectory: /tmp/hls\n", "hlsDirectory is not supported"),
         ] {
             let e = load_text(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -170,6 +170,8 @@ pub struct HlsSettings {
     pub muxer_close_after: std::time::Duration,
     /// `hlsAlwaysRemux`: every ready path has its muxer running, not only once a viewer asks.
     pub always_remux: bool,
+    /// `hlsDirectory`: muxers keep their complete segments as files under it instead of in memory.
+    pub directory: Option<std::path::PathBuf>,
 }
 
 impl Default for HlsSettings {
@@ -182,6 +184,7 @@ impl Default for HlsSettings {
             segment_max_size: 50 << 20,
             muxer_close_after: std::time::Duration::from_secs(60),
             always_remux: false,
+            directory: None,
         }
     }
 }

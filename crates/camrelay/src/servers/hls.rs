@@ -100,9 +100,9 @@ struct MuxState {
     /// What is listed (segments, parts, their numbering and timing).
     playlist: LivePlaylist,
     /// Complete segments by msn (the listed ones and two more, for clients a playlist behind).
-    segments: VecDeque<(u64, Bytes)>,
+    segments: VecDeque<(u64, Stored)>,
     /// LL-HLS parts by (msn, part), of the segments whose parts are listed and the one in progress.
-    parts: VecDeque<(u64, u64, Bytes)>,
+    parts: VecDeque<(u64, u64, Stored)>,
     /// Segments kept beyond those listed.
     keep_extra: usize,
 }
@@ -123,7 +123,7 @@ impl MuxState {
         self.playlist.is_ended()
     }
 
-    fn segment(&self, msn: u64) -> Option<&Bytes> {
+    fn segment(&self, msn: u64) -> Option<&Stored> {
         self.segments.iter().find(|(n, _)| *n == msn).map(|(_, b)| b)
     }
 
@@ -131,8 +131,92 @@ impl MuxState {
         self.inits.iter().find(|(g, _)| *g == generation).map(|(_, b)| b)
     }
 
-    fn part(&self, msn: u64, part: u64) -> Option<&Bytes> {
+    fn part(&self, msn: u64, part: u64) -> Option<&Stored> {
         self.parts.iter().find(|(n, p, _)| *n == msn && *p == part).map(|(_, _, b)| b)
+    }
+}
+
+/// Where a kept segment's or part's bytes are: in memory, or (MediaMTX's `hlsDirectory`) a range of a
+/// segment's file (a part is a range of its segment's file).
+#[derive(Clone)]
+enum Stored {
+    Memory(Bytes),
+    File { file: Arc<SegmentFile>, offset: u64, len: usize },
+}
+
+impl Stored {
+    fn len(&self) -> usize {
+        match self {
+            Stored::Memory(b) => b.len(),
+            Stored::File { len, .. } => *len,
+        }
+    }
+
+    /// The bytes (a file's range is read on a blocking thread; the file stays while it is read).
+    async fn read(self) -> std::io::Result<Bytes> {
+        let (file, offset, len) = match self {
+            Stored::Memory(b) => return Ok(b),
+            Stored::File { file, offset, len } => (file, offset, len),
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
+            let mut f = std::fs::File::open(&file.path)?;
+            f.seek(std::io::SeekFrom::Start(offset))?;
+            let mut buf = vec![0; len];
+            f.read_exact(&mut buf)?;
+            Ok(Bytes::from(buf))
+        });
+        read.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// A segment written to a muxer's [`SegmentDir`]; the file goes when the last reference does (the
+/// muxer dropped the segment and no request is reading it).
+struct SegmentFile {
+    path: std::path::PathBuf,
+}
+
+impl Drop for SegmentFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// MediaMTX's `hlsDirectory`: one muxer's directory (`DIR/STREAM/VARIANT-ID/`), where its complete
+/// segments are kept as files instead of in memory. Removed with the muxer.
+struct SegmentDir {
+    path: std::path::PathBuf,
+    next: std::sync::atomic::AtomicU64,
+    ext: &'static str,
+}
+
+impl SegmentDir {
+    /// The directory of a muxer of `stream` under `root`; each name of the stream's path a directory
+    /// (`.`, `..` and empty names as `_`, so nothing lands outside `root`).
+    fn create(root: &std::path::Path, stream: &str, variant: &str, fmp4: bool) -> std::io::Result<SegmentDir> {
+        let mut path = root.to_path_buf();
+        for name in stream.split('/') {
+            let safe: String =
+                name.chars().map(|c| if c.is_alphanumeric() || "-_.~".contains(c) { c } else { '_' }).collect();
+            path.push(if matches!(safe.as_str(), "" | "." | "..") { "_".to_string() } else { safe });
+        }
+        path.push(format!("{variant}-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&path)?;
+        Ok(SegmentDir { path, next: 0.into(), ext: if fmp4 { "m4s" } else { "ts" } })
+    }
+
+    /// Writes a complete segment to a new file of the directory.
+    fn write(&self, data: &[u8]) -> std::io::Result<Arc<SegmentFile>> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.path.join(format!("seg{n}.{}", self.ext));
+        std::fs::write(&path, data)?;
+        Ok(Arc::new(SegmentFile { path }))
+    }
+}
+
+impl Drop for SegmentDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -168,6 +252,9 @@ pub struct Muxer {
     close_after: Duration,
     cancel: CancellationToken,
     reader: Arc<ReaderShared>,
+    /// `hlsDirectory`: complete segments are kept in files here, not in memory; taken (and the files
+    /// removed) when the muxer stops.
+    dir: Mutex<Option<Arc<SegmentDir>>>,
 }
 
 impl Muxer {
@@ -189,11 +276,23 @@ impl Muxer {
             return;
         }
         let now = now_ms();
+        // `hlsDirectory`: the segment goes to its file before the lock is taken; kept in memory if
+        // that fails (a full disk), which the log says.
+        let dir = self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let file = match (dir, &seg) {
+            (Some(dir), Some(seg)) => dir
+                .write(&seg.data)
+                .inspect_err(
+                    |e| tracing::warn!(stream = %self.key.src, "hls: hlsDirectory {}: {e}", dir.path.display()),
+                )
+                .ok(),
+            _ => None,
+        };
         let mut s = self.state();
         for p in parts {
             s.playlist.set_generation(p.generation);
             let (msn, n) = s.playlist.add_part(LivePart { duration: p.duration, independent: p.independent }, now);
-            s.parts.push_back((msn, n, p.data));
+            s.parts.push_back((msn, n, Stored::Memory(p.data)));
         }
         if let Some(seg) = seg {
             s.playlist.set_generation(seg.generation);
@@ -202,16 +301,22 @@ impl Muxer {
             // they stay served as long as the segment is kept, listed as parts or not. A player a
             // playlist or two behind (hls.js under CPU load) asks for parts that have just left the
             // list; dropping them then answered 404 (`fragLoadError`) and stalled it.
+            // In `hlsDirectory`, they become ranges of its file.
             let mut at = 0;
             let whole = s.parts.iter().filter(|(n, _, _)| *n == msn).map(|(_, _, b)| b.len()).sum::<usize>();
             if whole == seg.data.len() {
                 for (_, _, b) in s.parts.iter_mut().filter(|(n, _, _)| *n == msn) {
                     let len = b.len();
-                    *b = seg.data.slice(at..at + len);
+                    *b = match &file {
+                        Some(file) => Stored::File { file: file.clone(), offset: at as u64, len },
+                        None => Stored::Memory(seg.data.slice(at..at + len)),
+                    };
                     at += len;
                 }
             }
-            s.segments.push_back((msn, seg.data));
+            let len = seg.data.len();
+            let stored = file.map_or(Stored::Memory(seg.data), |file| Stored::File { file, offset: 0, len });
+            s.segments.push_back((msn, stored));
             let keep = s.playlist.config().segment_count + s.keep_extra;
             while s.segments.len() > keep {
                 s.segments.pop_front();
@@ -250,6 +355,16 @@ impl Muxer {
     fn end(&self) {
         self.state().playlist.end();
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// A stopped muxer's `hlsDirectory` files go (its sessions may live on a while, ended).
+    fn remove_files(&self) {
+        if self.dir.lock().unwrap_or_else(|e| e.into_inner()).take().is_none() {
+            return;
+        }
+        let mut s = self.state();
+        s.segments.retain(|(_, b)| matches!(b, Stored::Memory(_)));
+        s.parts.retain(|(_, _, b)| matches!(b, Stored::Memory(_)));
     }
 
     fn is_ended(&self) -> bool {
@@ -498,6 +613,7 @@ async fn run_muxer(
     }
     sessions.remove_muxer(&muxer);
     muxer.end();
+    muxer.remove_files();
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -657,6 +773,13 @@ async fn shared_muxer(
             segmenter.follow_changes();
             let mut state = MuxState::new(live, KEEP_SEGMENTS - LIST_SEGMENTS);
             state.codecs = segmenter.codecs().map(str::to_string);
+            let variant = protocol.trim_start_matches("hls+");
+            let dir = hls.directory.as_deref().and_then(|root| {
+                let dir = SegmentDir::create(root, src, variant, fmp4);
+                let warn =
+                    |e: &std::io::Error| tracing::warn!(stream = src, "hls: hlsDirectory {}: {e}", root.display());
+                dir.inspect_err(warn).ok()
+            });
             let muxer = Arc::new(Muxer {
                 key,
                 fmp4,
@@ -667,6 +790,7 @@ async fn shared_muxer(
                 close_after: if settings { hls.muxer_close_after } else { sessions.idle },
                 cancel: app.shutdown.child_token(),
                 reader: reader.shared.clone(),
+                dir: Mutex::new(dir.map(Arc::new)),
             });
             tracing::debug!(stream = %reader.stream_name(), protocol, "hls: muxer started");
             let (task_sessions, task_muxer) = (sessions.clone(), muxer.clone());
@@ -761,7 +885,7 @@ async fn init_mp4(Extension(sessions): Extension<Arc<Sessions>>, request: Reques
     with_type(init, "video/mp4")
 }
 
-fn segment(sessions: &Sessions, q: &Query, fmp4: bool) -> Response {
+async fn segment(sessions: &Sessions, q: &Query, fmp4: bool) -> Response {
     let Some(session) = sessions.get(q.get("id").unwrap_or("")).filter(|s| s.muxer.fmp4 == fmp4) else {
         return not_found();
     };
@@ -771,6 +895,10 @@ fn segment(sessions: &Sessions, q: &Query, fmp4: bool) -> Response {
     let muxer = &session.muxer;
     let data = muxer.state().segment(n).cloned();
     let Some(data) = data else { return error(StatusCode::NOT_FOUND, format!("hls: no segment {n}")) };
+    let data = match data.read().await {
+        Ok(data) => data,
+        Err(e) => return error(StatusCode::NOT_FOUND, format!("hls: segment {n}: {e}")),
+    };
     muxer.reader.count_sent(1, data.len() as u64);
     with_type(data, if fmp4 { "video/iso.segment" } else { "video/mp2t" })
 }
@@ -800,16 +928,20 @@ async fn part_m4s(Extension(sessions): Extension<Arc<Sessions>>, request: Reques
     }
     let data = muxer.state().part(n, p).cloned();
     let Some(data) = data else { return error(StatusCode::NOT_FOUND, format!("hls: no part {n}.{p}")) };
+    let data = match data.read().await {
+        Ok(data) => data,
+        Err(e) => return error(StatusCode::NOT_FOUND, format!("hls: part {n}.{p}: {e}")),
+    };
     muxer.reader.count_sent(1, data.len() as u64);
     with_type(data, "video/iso.segment")
 }
 
 async fn segment_ts(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
-    segment(&sessions, &Query::from_uri(request.uri()), false)
+    segment(&sessions, &Query::from_uri(request.uri()), false).await
 }
 
 async fn segment_m4s(Extension(sessions): Extension<Arc<Sessions>>, request: Request) -> Response {
-    segment(&sessions, &Query::from_uri(request.uri()), true)
+    segment(&sessions, &Query::from_uri(request.uri()), true).await
 }
 
 #[cfg(test)]
@@ -859,6 +991,7 @@ mod tests {
                     close_after,
                     cancel: CancellationToken::new(),
                     reader: Arc::new(ReaderShared::new("hls+ts", String::new())),
+                    dir: Mutex::new(None),
                 });
                 let seg = Segmenter::new(&aac_tracks(), false).unwrap();
                 let (s2, m2) = (sessions.clone(), m.clone());
@@ -1026,6 +1159,7 @@ mod tests {
             close_after: SESSION_IDLE,
             cancel: CancellationToken::new(),
             reader: Arc::new(ReaderShared::new("hls+ll", String::new())),
+            dir: Mutex::new(None),
         })
     }
 
@@ -1151,12 +1285,58 @@ mod tests {
         assert_eq!(s.segments.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (3..12).collect::<Vec<_>>());
         assert_eq!(s.parts.len(), 45);
         assert!(s.part(2, 4).is_none() && s.part(3, 0).is_some() && s.part(11, 4).is_some());
-        assert_eq!(s.part(3, 2).map(|b| b.to_vec()), Some(vec![3, 2]));
+        assert_eq!(s.part(3, 2).map(|b| in_memory(b).to_vec()), Some(vec![3, 2]));
         // A slice of the segment's bytes.
-        let (seg, part) = (s.segment(4).unwrap(), s.part(4, 1).unwrap());
+        let (seg, part) = (in_memory(s.segment(4).unwrap()), in_memory(s.part(4, 1).unwrap()));
         assert_eq!(part.as_ptr(), seg[2..].as_ptr());
         drop(s);
         assert!(!muxer.playlist("x", false).contains("n=3&p=0"), "not listed");
+    }
+
+    fn in_memory(s: &Stored) -> &Bytes {
+        match s {
+            Stored::Memory(b) => b,
+            Stored::File { .. } => panic!("in a file"),
+        }
+    }
+
+    /// `hlsDirectory`: complete segments are files of the muxer's own directory (under the stream's
+    /// name, nothing outside the root), their parts ranges of them; a file goes with its segment, the
+    /// directory with the muxer.
+    #[tokio::test]
+    async fn hls_directory_keeps_segments_in_files() {
+        let root = std::env::temp_dir().join(format!("camrelay-hlsdir-{}", std::process::id()));
+        let dir = SegmentDir::create(&root, "../cams/front", "ll", true).unwrap();
+        let dir_path = dir.path.clone();
+        assert!(dir_path.starts_with(root.join("_").join("cams").join("front")), "{}", dir_path.display());
+        let muxer = Arc::new(Muxer { dir: Mutex::new(Some(Arc::new(dir))), ..Arc::into_inner(ll_muxer()).unwrap() });
+        for k in 0..12u8 {
+            let parts = (0..5u8).map(|i| CutPart { data: Bytes::from(vec![k, i, i]), ..part(i == 0) }).collect();
+            let seg = Bytes::from((0..5u8).flat_map(|i| [k, i, i]).collect::<Vec<_>>());
+            muxer.add(parts, Some(CutSegment { data: seg, duration: 1.0, generation: 0 }));
+        }
+        // The part in progress stays in memory until its segment is complete.
+        muxer.add(vec![CutPart { data: Bytes::from_static(b"now"), ..part(true) }], None);
+        let (seg, part_4_1, live) = {
+            let s = muxer.state();
+            (s.segment(4).cloned().unwrap(), s.part(4, 1).cloned().unwrap(), s.part(12, 0).cloned().unwrap())
+        };
+        assert!(matches!(seg, Stored::File { .. }) && matches!(part_4_1, Stored::File { offset: 3, len: 3, .. }));
+        assert_eq!(seg.read().await.unwrap(), Bytes::from_static(&[4, 0, 0, 4, 1, 1, 4, 2, 2, 4, 3, 3, 4, 4, 4]));
+        assert_eq!(part_4_1.read().await.unwrap(), Bytes::from_static(&[4, 1, 1]));
+        assert_eq!(in_memory(&live).as_ref(), b"now");
+        // 7 listed + 2 kept: 9 files; the 3 older ones are gone.
+        let mut files: Vec<String> = std::fs::read_dir(&dir_path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 9, "{files:?}");
+        assert!(!files.contains(&"seg2.m4s".to_string()) && files.contains(&"seg11.m4s".to_string()), "{files:?}");
+        muxer.remove_files();
+        assert!(!dir_path.exists(), "the stopped muxer's directory goes");
+        assert!(muxer.state().segment(11).is_none() && muxer.state().part(12, 0).is_some());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
