@@ -65,6 +65,24 @@ fn pulls_hls_from_a_second_camrelay() {
     assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
 }
 
+/// camrelay B pulls MediaMTX's LL-HLS URL of camrelay A in MediaMTX's dialect (`/PATH/index.m3u8`: a
+/// multivariant playlist, a low-latency media playlist with parts and preload hints, fMP4 segments with
+/// `init.mp4`), as it would pull a MediaMTX server's HLS: the whole segments are read, parts ignored.
+#[test]
+fn pulls_mediamtx_llhls_from_a_second_camrelay() {
+    let a = Server::start(
+        "api: true\napiAddress: 127.0.0.1:0\nrtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\n\
+         webrtc: false\nrtmp: false\nsrt: false\npaths:\n  demo:\n    source: demo:clip\n",
+    );
+    let needle = "[hls] listen addr=";
+    assert!(a.wait_log(needle, Duration::from_secs(30)), "no {needle} in:\n{}", a.log());
+    let hls = a.log().lines().find_map(|l| l.split(needle).nth(1)).unwrap_or("").trim().to_string();
+    let b = Server::start(&format!("streams:\n  mtx: http://{hls}/demo/index.m3u8\n"));
+    plays(&b, "mtx", (640, 360));
+    let streams = ffprobe(&b.rtsp_url("mtx"), "tcp").unwrap();
+    assert!(streams.iter().any(|s| s.codec_type == "audio" && s.codec_name == "aac"), "{streams:?}");
+}
+
 /// ffmpeg's live fMP4 HLS (`-hls_segment_type fmp4`: `init.mp4` + `.m4s`, H.264 320x240 and AAC)
 /// behind lighttpd: pulled, read over RTSP with both codecs and decoded.
 #[test]
