@@ -124,11 +124,13 @@ fn rtsp_source_pulls_av1_and_vp9() {
 }
 
 /// ffmpeg publishes AV1 and VP9 with RTSP ANNOUNCE/RECORD (its own RTP packetizers): camrelay takes the
-/// SDP's `AV1/90000` / `VP9/90000` and depacketizes; RTSP and fMP4 readers decode (fMP4 takes the
-/// sequence header from the first keyframe: ffmpeg's SDP has no `config=`, which FLV would need).
+/// SDP's `AV1/90000` / `VP9/90000` and depacketizes; RTSP, fMP4, HTTP-FLV and Enhanced RTMP readers
+/// decode. ffmpeg's SDP has no `config=`: fMP4's `av1C`/`vpcC` and FLV's sequence start are built from
+/// the first keyframe (AV1: its sequence header OBU; VP9: its uncompressed header).
 #[test]
 fn rtsp_announce_of_av1_and_vp9() {
-    let srv = Server::start("streams:\n  av1:\n  vp9:\n");
+    let srv = Server::start("rtmp:\n  listen: 127.0.0.1:0\nstreams:\n  av1:\n  vp9:\n");
+    let rtmp = srv.rtmp_addr();
     for (name, video, codec) in [("av1", AV1, "AV1"), ("vp9", VP9, "VP9")] {
         let url = srv.rtsp_url(name);
         // ffmpeg calls its AV1 and VP9 RTP packetizers experimental.
@@ -136,6 +138,8 @@ fn rtsp_announce_of_av1_and_vp9() {
         assert_eq!(medias(&srv, name), [format!("video, recvonly, {codec}")]);
         assert_decodes(&url, &["-rtsp_transport", "tcp"], name);
         assert_decodes(&srv.api_url(&format!("/api/stream.mp4?src={name}&video={name}")), &[], name);
+        assert_decodes(&srv.api_url(&format!("/api/stream.flv?src={name}")), &[], name);
+        assert_decodes(&format!("rtmp://{rtmp}/live/{name}"), &[], name);
     }
 }
 

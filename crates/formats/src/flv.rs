@@ -31,10 +31,12 @@ enum MuxTrack {
         config: Option<VideoConfig>,
         sent_header: bool,
     },
-    /// AV1 (`av01`) and VP9 (`vp09`): Enhanced FLV with the record from the fmtp's `config=`.
+    /// AV1 (`av01`) and VP9 (`vp09`): Enhanced FLV with the record from the fmtp's `config=`, or,
+    /// when the SDP had none (RTSP cameras, ffmpeg's ANNOUNCE), built from the first keyframe: frames
+    /// before it are dropped, as a reader cannot decode them without the record.
     ExVideo {
         fourcc: [u8; 4],
-        record: Vec<u8>,
+        record: Option<Vec<u8>>,
         sent_header: bool,
     },
     Aac {
@@ -64,7 +66,8 @@ pub struct FlvMuxer {
 
 impl FlvMuxer {
     /// Tracks: H264 (classic tags); H265, AV1, VP9 (Enhanced FLV, `hvc1`/`av01`/`vp09`; AV1 and VP9
-    /// need their record as the fmtp's `config=`, which [`FlvDemuxer`] gives); AAC (fmtp `config=`),
+    /// take their record from the fmtp's `config=`, which [`FlvDemuxer`] gives, else from the first
+    /// keyframe: the AV1 sequence header OBU, the VP9 uncompressed header); AAC (fmtp `config=`),
     /// PCMA/PCMU (8 kHz mono) audio, and OPUS (Enhanced FLV, `Opus`).
     pub fn new(tracks: &[(Kind, Codec)]) -> Result<FlvMuxer, FormatError> {
         let mut out = Vec::new();
@@ -78,12 +81,17 @@ impl FlvMuxer {
                 }
                 (Kind::Video, codec::AV1 | codec::VP9) => {
                     has_video = true;
-                    let record = c.fmtp_param("config").and_then(unhex).ok_or_else(|| {
-                        FormatError::MissingConfig(format!(
-                            "{} without its configuration record (fmtp config=)",
-                            c.name
-                        ))
-                    })?;
+                    let record = c
+                        .fmtp_param("config")
+                        .map(|hex| {
+                            unhex(hex).ok_or_else(|| {
+                                FormatError::invalid(
+                                    "configuration record (fmtp config=)",
+                                    format!("{} not hex", c.name),
+                                )
+                            })
+                        })
+                        .transpose()?;
                     let fourcc = if c.name == codec::AV1 { *b"av01" } else { *b"vp09" };
                     MuxTrack::ExVideo { fourcc, record, sent_header: false }
                 }
@@ -158,7 +166,7 @@ impl FlvMuxer {
                 body.extend_from_slice(&cfg.record());
                 write_tag(out, TAG_VIDEO, ts, &body);
             }
-            MuxTrack::ExVideo { fourcc, record, sent_header } if !*sent_header => {
+            MuxTrack::ExVideo { fourcc, record: Some(record), sent_header } if !*sent_header => {
                 *sent_header = true;
                 let mut body = ex::video_header(true, ex::SEQUENCE_START, fourcc).to_vec();
                 body.extend_from_slice(record);
@@ -196,10 +204,15 @@ impl FlvMuxer {
                 }
             }
         }
-        if let MuxTrack::ExVideo { fourcc: [b'a', b'v', b'0', b'1'], record, sent_header } = t {
+        if let MuxTrack::ExVideo { fourcc, record, sent_header } = t {
             if frame.keyframe {
-                if let Some(new) = av1_new_record(record, &frame.payload) {
-                    *record = new;
+                let new = match record {
+                    None => record_from_keyframe(fourcc, &frame.payload),
+                    Some(r) if fourcc == b"av01" => av1_new_record(r, &frame.payload),
+                    Some(_) => None,
+                };
+                if let Some(new) = new {
+                    *record = Some(new);
                     *sent_header = false;
                 }
             }
@@ -208,7 +221,7 @@ impl FlvMuxer {
         let (t, _, _) = &self.tracks[track];
         let mut body = Vec::with_capacity(frame.payload.len() + 8);
         let tag_type = match t {
-            MuxTrack::Video { config: None, .. } => return Ok(Bytes::new()),
+            MuxTrack::Video { config: None, .. } | MuxTrack::ExVideo { record: None, .. } => return Ok(Bytes::new()),
             MuxTrack::Video { codec: VideoCodec::H264, .. } => {
                 body.extend_from_slice(&[if frame.keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0]);
                 TAG_VIDEO
@@ -575,6 +588,14 @@ fn is_opus(s: &DemuxTrack) -> bool {
 
 fn is_g711(s: &DemuxTrack) -> bool {
     matches!(s, DemuxTrack::G711)
+}
+
+/// The `av1C` (from the sequence header OBU) or `vpcC` (from the uncompressed header: profile, bit
+/// depth, chroma subsampling, range, and the level from the picture size) of a keyframe, as the fMP4
+/// muxer builds them; `None` when the frame does not have what it needs.
+fn record_from_keyframe(fourcc: &[u8; 4], keyframe: &[u8]) -> Option<Vec<u8>> {
+    let name = if fourcc == b"av01" { codec::AV1 } else { codec::VP9 };
+    crate::fmp4::Visual::from_keyframe(&Codec::new(name, 90000, 0, 96), keyframe).map(|v| v.record)
 }
 
 /// The `av1C` of an AV1 keyframe whose sequence header describes another picture (size, profile,

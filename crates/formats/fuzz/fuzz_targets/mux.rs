@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
         _ => "JPEG",
     };
     let mut video = Codec::new(name, 90000, 0, 96);
-    // Bit 0 for AV1/VP9: with their configuration record (as from Enhanced RTMP), which the FLV muxer
-    // needs; its keyframes' other sequence headers then give new sequence starts.
+    // Bit 0 for AV1/VP9: with their configuration record (as from Enhanced RTMP); its keyframes' other
+    // sequence headers then give new sequence starts. Without it (as from RTSP), the FLV muxer builds
+    // the record from the first keyframe.
     if sel & 1 == 1 {
         match name {
             "AV1" => video = video.with_fmtp("config=81000C000A0B000000043CFFBC02F80040"),

@@ -243,8 +243,59 @@ fn round_trip_av1_vp9_opus() {
         assert_eq!(video_frames[2].timestamp, 80 * 90);
         assert_eq!(frames.iter().filter(|f| f.0 == 1).count(), 4);
     }
-    let e = FlvMuxer::new(&[(Kind::Video, Codec::new("AV1", 90000, 0, 96))]).err().unwrap();
+    let e = FlvMuxer::new(&[(Kind::Video, Codec::new("AV1", 90000, 0, 96).with_fmtp("config=8"))]).err().unwrap();
     assert!(e.to_string().contains("configuration record"), "{e}");
+}
+
+/// AV1 and VP9 without `config=` (an RTSP SDP): frames before the first keyframe are dropped, the
+/// sequence start comes with it and holds the record ffmpeg 9's FLV muxer writes for the same stream
+/// (`-c:v libsvtav1` / `libvpx-vp9`, 320x240 yuv420p testsrc) and our fMP4 muxer's `av1C`/`vpcC`; the
+/// demuxer reads it back at 320x240.
+#[test]
+fn av1_vp9_records_from_the_first_keyframe() {
+    // ffmpeg's av1C is libsvtav1's global header; its keyframes carry the sequence header with other
+    // bits in the last bytes (decoder model/operating point fields), so compare the av1C fields.
+    let av1c_ffmpeg = hexb("81000c000a0b0200000521e7fde017c002");
+    let mut av1_key = hexb("12000a0b0200000521e7fde257c802"); // temporal delimiter + sequence header
+    av1_key.extend_from_slice(&[0x32, 0x02, 0x10, 0x00]); // a frame OBU
+    let vpcc_ffmpeg = hexb("010000000014820202020000");
+    let vp9_key = hexb("824983420013f00ef60638241c184a0009405062feff7fe8");
+    let frame = |keyframe: bool, payload: &[u8]| Frame {
+        timestamp: 0,
+        keyframe,
+        payload: payload.to_vec().into(),
+        rtp: vec![],
+    };
+    for (name, key, ffmpeg, fourcc) in [("AV1", av1_key, av1c_ffmpeg, b"av01"), ("VP9", vp9_key, vpcc_ffmpeg, b"vp09")]
+    {
+        let bare = Codec::new(name, 90000, 0, 96);
+        let mut m = FlvMuxer::new(&[(Kind::Video, bare.clone())]).unwrap();
+        let header = m.header();
+        assert!(!header.windows(4).any(|w| w == fourcc), "{name}: no sequence start before a keyframe");
+        assert!(m.push(0, &frame(false, &key[..4])).unwrap().is_empty(), "{name}: an inter frame first is dropped");
+        let tags = m.push(0, &frame(true, &key)).unwrap();
+        let size = u32::from_be_bytes([0, tags[1], tags[2], tags[3]]) as usize;
+        assert_eq!(&tags[11..16], [&[0x90][..], fourcc].concat(), "{name}: a sequence start first");
+        let record = &tags[16..11 + size];
+        assert_eq!(&tags[11 + size + 4 + 11..][..5], [&[0x91][..], fourcc].concat(), "{name}: then the keyframe");
+        let fmp4 = crate::fmp4::Visual::from_keyframe(&bare, &key).unwrap();
+        assert_eq!(record, fmp4.record, "{name}: the fMP4 muxer's record");
+        if name == "AV1" {
+            assert_eq!(record[..4], ffmpeg[..4], "{name}: ffmpeg's av1C fields");
+            assert_eq!(record[4..], key[2..key.len() - 4], "{name}: the keyframe's sequence header");
+        } else {
+            assert_eq!(record, ffmpeg, "{name}: ffmpeg's vpcC");
+        }
+        let inter = m.push(0, &frame(false, &key[..4])).unwrap();
+        assert_eq!(&inter[11..16], [&[0xa1][..], fourcc].concat(), "{name}: inter frames follow, no new record");
+        let mut data = header.to_vec();
+        data.extend_from_slice(&tags);
+        let mut d = FlvDemuxer::new();
+        d.push(&data).unwrap();
+        let (tracks, frames) = drain(&mut d);
+        let v = crate::fmp4::Visual::from_keyframe(&tracks[0].1, &frames[0].1.payload).unwrap();
+        assert_eq!((tracks[0].1.name.as_str(), v.width, v.height), (name, 320, 240));
+    }
 }
 
 /// H.265 as classic codec id 12 (Chinese cameras, old OBS builds) and as `avc1` via FourCC.
