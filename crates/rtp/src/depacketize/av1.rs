@@ -5,7 +5,7 @@
 //! Out come temporal units in the frame format (OBUs with size fields, no temporal delimiters). A key
 //! frame without its sequence header gets the latest one in front, so every keyframe decodes alone.
 
-use super::{Depacketizer, MAX_FRAME_BYTES, MAX_FRAME_PACKETS};
+use super::{push_reassembled, Depacketizer, FrameUnit, Reassembler};
 use crate::obu::{self, Obu};
 use crate::RtpError;
 use bytes::{Bytes, BytesMut};
@@ -18,16 +18,12 @@ pub struct Av1Depacketizer {
     /// The temporal unit being built: its OBUs, each with a size field.
     obus: Vec<Bytes>,
     size: usize,
-    packets: Vec<RtpPacket>,
-    timestamp: u32,
-    started: bool,
     /// An OBU element split across packets (`Y` then `Z`), as received.
     fragment: Option<BytesMut>,
     /// The latest sequence header OBU (with its size field).
     sequence_header: Option<Bytes>,
-    last_seq: Option<u16>,
-    /// Timestamp of an oversized temporal unit whose remaining packets are dropped.
-    discard: Option<u32>,
+    /// The frame being built: its timestamp, packets, loss and size bookkeeping.
+    unit: FrameUnit,
 }
 
 fn bad(reason: &'static str) -> RtpError {
@@ -105,9 +101,9 @@ impl Av1Depacketizer {
     }
 
     fn reset_tu(&mut self) {
-        self.started = false;
+        self.unit.started = false;
         self.obus.clear();
-        self.packets.clear();
+        self.unit.packets.clear();
         self.size = 0;
         self.fragment = None;
     }
@@ -115,7 +111,7 @@ impl Av1Depacketizer {
     /// Ends the temporal unit. One without picture data (a sequence header sent ahead, or nothing left
     /// after a loss) is kept, packets included, and joins the next one.
     fn flush_tu(&mut self, out: &mut Vec<Frame>) {
-        self.started = false;
+        self.unit.started = false;
         let parsed = || self.obus.iter().filter_map(|b| obu::parse_obu(b).map(|(o, _)| o));
         if !parsed().any(|o| obu::is_picture_data(o.kind())) {
             return;
@@ -138,11 +134,11 @@ impl Av1Depacketizer {
         self.obus.clear();
         self.size = 0;
         out.push(Frame {
-            timestamp: self.timestamp,
+            timestamp: self.unit.timestamp,
             // A decoder starts at a key frame only with a sequence header.
             keyframe: key && self.sequence_header.is_some(),
             payload: payload.freeze(),
-            rtp: std::mem::take(&mut self.packets),
+            rtp: std::mem::take(&mut self.unit.packets),
         });
     }
 }
@@ -151,51 +147,43 @@ fn is_sequence_header(o: &Obu) -> bool {
     o.kind() == obu::OBU_SEQUENCE_HEADER
 }
 
+impl Reassembler for Av1Depacketizer {
+    fn unit(&mut self) -> &mut FrameUnit {
+        &mut self.unit
+    }
+
+    fn drop_fragment(&mut self) -> bool {
+        self.fragment.take().is_some()
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.size + self.fragment.as_ref().map_or(0, |b| b.len())
+    }
+
+    fn add_payload(&mut self, payload: Bytes) -> Result<(), RtpError> {
+        self.depacketize(&payload)
+    }
+
+    fn end_frame(&mut self, out: &mut Vec<Frame>) {
+        self.flush_tu(out)
+    }
+
+    fn reset_frame(&mut self) {
+        self.reset_tu()
+    }
+
+    fn lost(&self) -> RtpError {
+        lost()
+    }
+
+    fn codec_name(&self) -> &'static str {
+        CODEC
+    }
+}
+
 impl Depacketizer for Av1Depacketizer {
     fn push(&mut self, pkt: RtpPacket, out: &mut Vec<Frame>) -> Result<(), RtpError> {
-        let mut result = Ok(());
-        let gap = self.last_seq.is_some_and(|s| pkt.sequence != s.wrapping_add(1));
-        self.last_seq = Some(pkt.sequence);
-        if self.started && pkt.timestamp != self.timestamp {
-            if self.fragment.take().is_some() {
-                result = Err(lost());
-            }
-            self.flush_tu(out);
-        }
-        if let Some(ts) = self.discard {
-            if ts == pkt.timestamp {
-                if pkt.marker {
-                    self.discard = None;
-                }
-                return result;
-            }
-            self.discard = None;
-        }
-        // A gap inside a fragmented OBU corrupts it: drop it.
-        if gap && self.fragment.take().is_some() {
-            result = Err(lost());
-        }
-        self.timestamp = pkt.timestamp;
-        self.started = true;
-        let marker = pkt.marker;
-        let payload = pkt.payload.clone();
-        self.packets.push(pkt);
-        if let Err(e) = self.depacketize(&payload) {
-            result = Err(e);
-        }
-        let pending = self.size + self.fragment.as_ref().map_or(0, |b| b.len());
-        if pending > MAX_FRAME_BYTES || self.packets.len() > MAX_FRAME_PACKETS {
-            self.reset_tu();
-            self.discard = (!marker).then_some(self.timestamp);
-            return Err(RtpError::FrameTooLarge { codec: CODEC, limit: MAX_FRAME_BYTES });
-        }
-        if marker {
-            if self.fragment.take().is_some() {
-                result = Err(lost());
-            }
-            self.flush_tu(out);
-        }
-        result
+        push_reassembled(self, pkt, out)
     }
 
     fn flush(&mut self, out: &mut Vec<Frame>) {

@@ -13,7 +13,7 @@ mod video;
 mod vp9;
 
 use crate::RtpError;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use media::{codec, Codec, Frame, RtpPacket};
 
 pub use aac::AacDepacketizer;
@@ -36,6 +36,92 @@ pub trait Depacketizer: Send {
 
     /// End of stream: emits a frame still waiting for its end (video without a marker bit).
     fn flush(&mut self, _out: &mut Vec<Frame>) {}
+}
+
+/// What every depacketizer of frames that span packets and units that may be fragmented across them
+/// (H.264/H.265, AV1, VP9) keeps besides the frame's data: its timestamp and the packets that carried
+/// it, the last sequence number (a gap inside a fragment loses it), and the timestamp of an oversized
+/// frame whose remaining packets are dropped.
+#[derive(Default)]
+pub(crate) struct FrameUnit {
+    pub timestamp: u32,
+    /// A packet of the frame was taken.
+    pub started: bool,
+    pub packets: Vec<RtpPacket>,
+    last_seq: Option<u16>,
+    discard: Option<u32>,
+}
+
+/// The codec-specific half of such a depacketizer; [`push_reassembled`] is the other.
+pub(crate) trait Reassembler {
+    fn unit(&mut self) -> &mut FrameUnit;
+    /// Drops a unit being reassembled from fragments; true if there was one (it is lost).
+    fn drop_fragment(&mut self) -> bool;
+    /// Bytes of the frame so far, a fragment being reassembled included.
+    fn pending_bytes(&self) -> usize;
+    /// Adds one packet's payload to the frame.
+    fn add_payload(&mut self, payload: Bytes) -> Result<(), RtpError>;
+    /// Ends the frame: appended to `out` if it is one.
+    fn end_frame(&mut self, out: &mut Vec<Frame>);
+    /// Forgets the frame so far, its packets included.
+    fn reset_frame(&mut self);
+    fn lost(&self) -> RtpError;
+    fn codec_name(&self) -> &'static str;
+}
+
+/// [`Depacketizer::push`] of a [`Reassembler`]: a new timestamp or the marker bit ends a frame; a
+/// sequence gap or a frame ending inside a fragment loses that fragment (an error, the rest is kept);
+/// a frame over [`MAX_FRAME_BYTES`]/[`MAX_FRAME_PACKETS`] is dropped with its remaining packets.
+pub(crate) fn push_reassembled<R: Reassembler>(
+    r: &mut R,
+    pkt: RtpPacket,
+    out: &mut Vec<Frame>,
+) -> Result<(), RtpError> {
+    let mut result = Ok(());
+    let u = r.unit();
+    let gap = u.last_seq.is_some_and(|s| pkt.sequence != s.wrapping_add(1));
+    u.last_seq = Some(pkt.sequence);
+    if u.started && pkt.timestamp != u.timestamp {
+        if r.drop_fragment() {
+            result = Err(r.lost());
+        }
+        r.end_frame(out);
+    }
+    let u = r.unit();
+    if let Some(ts) = u.discard {
+        if ts == pkt.timestamp {
+            if pkt.marker {
+                u.discard = None;
+            }
+            return result;
+        }
+        u.discard = None;
+    }
+    if gap && r.drop_fragment() {
+        result = Err(r.lost());
+    }
+    let u = r.unit();
+    u.timestamp = pkt.timestamp;
+    u.started = true;
+    let marker = pkt.marker;
+    let payload = pkt.payload.clone();
+    u.packets.push(pkt);
+    if let Err(e) = r.add_payload(payload) {
+        result = Err(e);
+    }
+    if r.pending_bytes() > MAX_FRAME_BYTES || r.unit().packets.len() > MAX_FRAME_PACKETS {
+        r.reset_frame();
+        let u = r.unit();
+        u.discard = (!marker).then_some(u.timestamp);
+        return Err(RtpError::FrameTooLarge { codec: r.codec_name(), limit: MAX_FRAME_BYTES });
+    }
+    if marker {
+        if r.drop_fragment() {
+            result = Err(r.lost());
+        }
+        r.end_frame(out);
+    }
+    result
 }
 
 /// Codecs whose every RTP packet is one frame.

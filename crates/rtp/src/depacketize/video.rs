@@ -1,7 +1,7 @@
 //! H.264 (RFC 6184: single NAL, STAP-A, FU-A) and H.265 (RFC 7798: single NAL, AP, FU) depacketizing into
 //! access units of 4-byte length-prefixed NAL units.
 
-use super::{Depacketizer, MAX_FRAME_BYTES, MAX_FRAME_PACKETS};
+use super::{push_reassembled, Depacketizer, FrameUnit, Reassembler};
 use crate::RtpError;
 use bytes::{BufMut, Bytes, BytesMut};
 use media::{h264, h265, Frame, RtpPacket};
@@ -78,17 +78,12 @@ pub struct VideoDepacketizer {
     vps: Vec<Bytes>,
     sps: Vec<Bytes>,
     pps: Vec<Bytes>,
-    /// The access unit being built.
-    timestamp: u32,
-    started: bool,
     nals: Vec<Bytes>,
     size: usize,
-    packets: Vec<RtpPacket>,
     /// A fragmented NAL unit being reassembled (header rebuilt in front).
     fu: Option<BytesMut>,
-    last_seq: Option<u16>,
-    /// Timestamp of an oversized access unit whose remaining packets are dropped.
-    discard: Option<u32>,
+    /// The frame being built: its timestamp, packets, loss and size bookkeeping.
+    unit: FrameUnit,
 }
 
 impl VideoDepacketizer {
@@ -99,14 +94,10 @@ impl VideoDepacketizer {
             vps: Vec::new(),
             sps: Vec::new(),
             pps: Vec::new(),
-            timestamp: 0,
-            started: false,
             nals: Vec::new(),
             size: 0,
-            packets: Vec::new(),
             fu: None,
-            last_seq: None,
-            discard: None,
+            unit: FrameUnit::default(),
         }
     }
 
@@ -268,9 +259,9 @@ impl VideoDepacketizer {
     }
 
     fn reset_au(&mut self) {
-        self.started = false;
+        self.unit.started = false;
         self.nals.clear();
-        self.packets.clear();
+        self.unit.packets.clear();
         self.size = 0;
         self.fu = None;
     }
@@ -278,7 +269,7 @@ impl VideoDepacketizer {
     /// Ends the access unit. One without picture data (parameter sets or SEI sent ahead, or nothing left
     /// after a loss) is kept, packets included, and joins the next one.
     fn flush_au(&mut self, out: &mut Vec<Frame>) {
-        self.started = false;
+        self.unit.started = false;
         let codec = self.codec;
         let mut keyframe = false;
         let mut has_vcl = false;
@@ -331,10 +322,10 @@ impl VideoDepacketizer {
         self.nals.clear();
         self.size = 0;
         out.push(Frame {
-            timestamp: self.timestamp,
+            timestamp: self.unit.timestamp,
             keyframe,
             payload: payload.freeze(),
-            rtp: std::mem::take(&mut self.packets),
+            rtp: std::mem::take(&mut self.unit.packets),
         });
     }
 }
@@ -345,51 +336,43 @@ fn put_nal(out: &mut BytesMut, nal: &[u8]) {
     out.put_slice(nal);
 }
 
+impl Reassembler for VideoDepacketizer {
+    fn unit(&mut self) -> &mut FrameUnit {
+        &mut self.unit
+    }
+
+    fn drop_fragment(&mut self) -> bool {
+        self.fu.take().is_some()
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.size + self.fu.as_ref().map_or(0, |b| b.len())
+    }
+
+    fn add_payload(&mut self, payload: Bytes) -> Result<(), RtpError> {
+        self.depacketize(payload)
+    }
+
+    fn end_frame(&mut self, out: &mut Vec<Frame>) {
+        self.flush_au(out)
+    }
+
+    fn reset_frame(&mut self) {
+        self.reset_au()
+    }
+
+    fn lost(&self) -> RtpError {
+        VideoDepacketizer::lost(self)
+    }
+
+    fn codec_name(&self) -> &'static str {
+        self.codec.name()
+    }
+}
+
 impl Depacketizer for VideoDepacketizer {
     fn push(&mut self, pkt: RtpPacket, out: &mut Vec<Frame>) -> Result<(), RtpError> {
-        let mut result = Ok(());
-        let gap = self.last_seq.is_some_and(|s| pkt.sequence != s.wrapping_add(1));
-        self.last_seq = Some(pkt.sequence);
-        if self.started && pkt.timestamp != self.timestamp {
-            if self.fu.take().is_some() {
-                result = Err(self.lost());
-            }
-            self.flush_au(out);
-        }
-        if let Some(ts) = self.discard {
-            if ts == pkt.timestamp {
-                if pkt.marker {
-                    self.discard = None;
-                }
-                return result;
-            }
-            self.discard = None;
-        }
-        // A gap inside a fragmented NAL unit corrupts it: drop it, resync at the next start.
-        if gap && self.fu.take().is_some() {
-            result = Err(self.lost());
-        }
-        self.timestamp = pkt.timestamp;
-        self.started = true;
-        let marker = pkt.marker;
-        let payload = pkt.payload.clone();
-        self.packets.push(pkt);
-        if let Err(e) = self.depacketize(payload) {
-            result = Err(e);
-        }
-        let pending = self.size + self.fu.as_ref().map_or(0, |b| b.len());
-        if pending > MAX_FRAME_BYTES || self.packets.len() > MAX_FRAME_PACKETS {
-            self.reset_au();
-            self.discard = (!marker).then_some(self.timestamp);
-            return Err(RtpError::FrameTooLarge { codec: self.codec.name(), limit: MAX_FRAME_BYTES });
-        }
-        if marker {
-            if self.fu.take().is_some() {
-                result = Err(self.lost());
-            }
-            self.flush_au(out);
-        }
-        result
+        push_reassembled(self, pkt, out)
     }
 
     fn flush(&mut self, out: &mut Vec<Frame>) {

@@ -5,7 +5,7 @@
 //! Out comes one frame per picture: its VP9 frame, or its layer frames as one superframe (with an index,
 //! VP9 Annex B), as libvpx writes them.
 
-use super::{Depacketizer, MAX_FRAME_BYTES, MAX_FRAME_PACKETS};
+use super::{push_reassembled, Depacketizer, FrameUnit, Reassembler};
 use crate::vp9;
 use crate::RtpError;
 use bytes::Bytes;
@@ -22,11 +22,8 @@ pub struct Vp9Depacketizer {
     /// The frame being reassembled (after `B`, until `E`).
     partial: Option<Vec<u8>>,
     size: usize,
-    packets: Vec<RtpPacket>,
-    timestamp: u32,
-    started: bool,
-    last_seq: Option<u16>,
-    discard: Option<u32>,
+    /// The frame being built: its timestamp, packets, loss and size bookkeeping.
+    unit: FrameUnit,
 }
 
 fn bad(reason: &'static str) -> RtpError {
@@ -128,16 +125,16 @@ impl Vp9Depacketizer {
     }
 
     fn reset_picture(&mut self) {
-        self.started = false;
+        self.unit.started = false;
         self.frames.clear();
         self.partial = None;
-        self.packets.clear();
+        self.unit.packets.clear();
         self.size = 0;
     }
 
     /// Ends the picture. One with no whole frame (lost start or end) keeps its packets for the next.
     fn flush_picture(&mut self, out: &mut Vec<Frame>) {
-        self.started = false;
+        self.unit.started = false;
         self.size = 0;
         let frames = std::mem::take(&mut self.frames);
         let Some(first) = frames.first() else { return };
@@ -151,57 +148,51 @@ impl Vp9Depacketizer {
             v
         };
         out.push(Frame {
-            timestamp: self.timestamp,
+            timestamp: self.unit.timestamp,
             keyframe,
             payload: Bytes::from(payload),
-            rtp: std::mem::take(&mut self.packets),
+            rtp: std::mem::take(&mut self.unit.packets),
         });
+    }
+}
+
+impl Reassembler for Vp9Depacketizer {
+    fn unit(&mut self) -> &mut FrameUnit {
+        &mut self.unit
+    }
+
+    fn drop_fragment(&mut self) -> bool {
+        self.partial.take().is_some()
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.size + self.partial.as_ref().map_or(0, |b| b.len())
+    }
+
+    fn add_payload(&mut self, payload: Bytes) -> Result<(), RtpError> {
+        self.depacketize(&payload)
+    }
+
+    fn end_frame(&mut self, out: &mut Vec<Frame>) {
+        self.flush_picture(out)
+    }
+
+    fn reset_frame(&mut self) {
+        self.reset_picture()
+    }
+
+    fn lost(&self) -> RtpError {
+        lost()
+    }
+
+    fn codec_name(&self) -> &'static str {
+        CODEC
     }
 }
 
 impl Depacketizer for Vp9Depacketizer {
     fn push(&mut self, pkt: RtpPacket, out: &mut Vec<Frame>) -> Result<(), RtpError> {
-        let mut result = Ok(());
-        let gap = self.last_seq.is_some_and(|s| pkt.sequence != s.wrapping_add(1));
-        self.last_seq = Some(pkt.sequence);
-        if self.started && pkt.timestamp != self.timestamp {
-            if self.partial.take().is_some() {
-                result = Err(lost());
-            }
-            self.flush_picture(out);
-        }
-        if let Some(ts) = self.discard {
-            if ts == pkt.timestamp {
-                if pkt.marker {
-                    self.discard = None;
-                }
-                return result;
-            }
-            self.discard = None;
-        }
-        if gap && self.partial.take().is_some() {
-            result = Err(lost());
-        }
-        self.timestamp = pkt.timestamp;
-        self.started = true;
-        let marker = pkt.marker;
-        let payload = pkt.payload.clone();
-        self.packets.push(pkt);
-        if let Err(e) = self.depacketize(&payload) {
-            result = Err(e);
-        }
-        if self.size > MAX_FRAME_BYTES || self.packets.len() > MAX_FRAME_PACKETS {
-            self.reset_picture();
-            self.discard = (!marker).then_some(self.timestamp);
-            return Err(RtpError::FrameTooLarge { codec: CODEC, limit: MAX_FRAME_BYTES });
-        }
-        if marker {
-            if self.partial.take().is_some() {
-                result = Err(lost());
-            }
-            self.flush_picture(out);
-        }
-        result
+        push_reassembled(self, pkt, out)
     }
 
     fn flush(&mut self, out: &mut Vec<Frame>) {
