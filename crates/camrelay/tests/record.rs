@@ -194,7 +194,8 @@ fn unwritable_record_path_is_logged_while_others_record_and_old_segments_go() {
         server.log()
     );
     assert!(!segments(&good, "mp4").is_empty());
-    assert!(server.log().contains("segment deleted (recordDeleteAfter)"));
+    // Logged once the file is gone: wait for the line.
+    assert!(server.wait_log("segment deleted (recordDeleteAfter)", Duration::from_secs(30)), "{}", server.log());
     // Still retrying, still no crash.
     assert!(server.http("GET", "/v3/paths/list").status == 200);
     let _ = std::fs::remove_dir_all(&dir);

@@ -153,7 +153,7 @@ fn https_api_serves_json_and_a_certificate_replaced_on_disk() {
         "still serving the old certificate; log:\n{}",
         srv.log()
     );
-    assert!(srv.log().contains("TLS certificate changed on disk, reloaded"), "log:\n{}", srv.log());
+    assert!(srv.wait_log("TLS certificate changed on disk, reloaded", Duration::from_secs(30)), "log:\n{}", srv.log());
     assert!(curl("/api/streams").get("cam").is_some());
 
     // A broken renewal keeps the working certificate in service.

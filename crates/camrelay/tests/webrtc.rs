@@ -323,7 +323,8 @@ fn half_open_sessions_are_bounded_and_reaped() {
         readers(),
         server.log().lines().rev().take(5).collect::<Vec<_>>().join("\n")
     );
-    assert!(server.log().contains("webrtc session ended: ICE timeout"));
+    // The session logs its end after its reader left: wait for the line.
+    assert!(server.wait_log("webrtc session ended: ICE timeout", Duration::from_secs(30)), "{}", server.log());
     assert_eq!(post_sdp(&server, "/api/webrtc?src=demo", &offer).status, 201, "room again");
 }
 
