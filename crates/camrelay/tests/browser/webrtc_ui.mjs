@@ -88,7 +88,12 @@ try {
     // A second of PCMA is 8000 bytes: wait for three.
     results.bytes_at_start = size();
     results.bytes = await until(() => size() >= 24000 && size(), 20000) || size();
-    results.after = await playerState(page);
+    // Video goes on while the microphone sends: more than 10 frames later (a loaded machine takes longer).
+    const framesPlaying = results.playing.frames || 0;
+    results.after = await until(async () => {
+      const s = await playerState(page);
+      return s.frames > framesPlaying + 10 && s;
+    }, 20000) || await playerState(page);
     await page.screenshot({ path: join(shots, 'stream-mic-desktop.png') });
     // The toggle stops sending (the sender keeps no track); the backchannel file stops growing.
     await page.click('#mic');
