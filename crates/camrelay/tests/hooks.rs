@@ -149,8 +149,9 @@ paths:
     assert_eq!(ready.get("RTSP_PORT"), Some(&port));
     assert_eq!(ready.get("MTX_SOURCE_TYPE").map(String::as_str), Some("rtspSession"));
     assert!(ready.get("MTX_SOURCE_ID").is_some_and(|id| is_uuid(id)), "{ready:?}");
+    // Each hook is a process of its own: runOnConnect's line may land after runOnReady's.
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "connect").is_empty()), "{}", server.log());
     let connect = events(&dir, "connect");
-    assert!(!connect.is_empty());
     assert_eq!(connect[0].get("MTX_CONN_TYPE").map(String::as_str), Some("rtspConn"));
     assert!(connect[0].get("MTX_CONN_ID").is_some_and(|id| is_uuid(id)), "{connect:?}");
     assert_eq!(connect[0].get("RTSP_PORT"), Some(&port));
@@ -158,6 +159,7 @@ paths:
     let probed = ffprobe(&format!("{live}?video=h264"), "tcp").expect("ffprobe reads the published path");
     assert_eq!(probed[0].codec_name, "h264");
     assert!(wait_until(Duration::from_secs(30), || !events(&dir, "unread").is_empty()), "{}", server.log());
+    assert!(wait_until(Duration::from_secs(30), || !events(&dir, "read").is_empty()), "{}", server.log());
     let read = &events(&dir, "read")[0];
     assert_eq!(read.get("MTX_PATH").map(String::as_str), Some("live7"));
     assert_eq!(read.get("G1").map(String::as_str), Some("7"));
@@ -196,7 +198,7 @@ paths:
     assert_eq!(ready8.get("MTX_SOURCE_TYPE").map(String::as_str), Some("rtmpConn"));
     assert_eq!(ready8.get("G1").map(String::as_str), Some("8"));
     let rtmp_conn = |e: &BTreeMap<String, String>| e.get("MTX_CONN_TYPE").map(String::as_str) == Some("rtmpConn");
-    assert!(events(&dir, "connect").iter().any(rtmp_conn));
+    assert!(wait_until(Duration::from_secs(30), || events(&dir, "connect").iter().any(rtmp_conn)), "{}", server.log());
     // An RTMP reader gives runOnRead the query of its URL, as RTSP readers do.
     let probed = ffprobe(&format!("{rtmp_url}?tag=rtmp"), "tcp").expect("ffprobe reads live8 over RTMP");
     assert!(probed.iter().any(|s| s.codec_name == "h264"), "{probed:?}");
